@@ -1,0 +1,68 @@
+import { compileValidator } from "@nbfleet/shared";
+/**
+ * The agent's settings: one schema, the defaults in one place, stored as DIR/agent.json.
+ * CLI flags override the file; the result is checked before anything acts on it.
+ */
+import { type Static, Type } from "@sinclair/typebox";
+
+export const RestartPolicy = Type.Object(
+  {
+    initialBackoffMs: Type.Integer({ minimum: 10, maximum: 600_000 }),
+    maxBackoffMs: Type.Integer({ minimum: 10, maximum: 3_600_000 }),
+    /** Running this long without a crash resets the backoff. */
+    stableMs: Type.Integer({ minimum: 10, maximum: 86_400_000 }),
+    /** This many crashes inside crashWindowMs → `failed`. */
+    maxCrashes: Type.Integer({ minimum: 1, maximum: 1000 }),
+    crashWindowMs: Type.Integer({ minimum: 100, maximum: 86_400_000 }),
+  },
+  { additionalProperties: false },
+);
+export type RestartPolicy = Static<typeof RestartPolicy>;
+
+export const AgentSettings = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    ip: Type.String({ minLength: 1, maxLength: 253 }),
+    notebookDir: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()]),
+    baseUrl: Type.String({ minLength: 1, maxLength: 1024, pattern: "^/" }),
+    /** The unprivileged user the server runs as when the agent is root. */
+    runAs: Type.String({ minLength: 1, maxLength: 32, pattern: "^[a-z_][a-z0-9_-]*\\$?$" }),
+    allowRoot: Type.Boolean(),
+    /** Extra names and addresses for the self-signed certificate (localhost is always in). */
+    hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 }),
+    ips: Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 32 }),
+    restart: RestartPolicy,
+    stopGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
+    logMaxBytes: Type.Integer({ minimum: 4096, maximum: 1_073_741_824 }),
+    reportIntervalSec: Type.Integer({ minimum: 1, maximum: 3600 }),
+    deepCheckIntervalSec: Type.Integer({ minimum: 0, maximum: 86_400 }),
+  },
+  { additionalProperties: false },
+);
+export type AgentSettings = Static<typeof AgentSettings>;
+
+export const DEFAULT_SETTINGS: AgentSettings = {
+  port: 9999,
+  ip: "0.0.0.0",
+  notebookDir: null,
+  baseUrl: "/",
+  runAs: "nbfleet",
+  allowRoot: false,
+  hostnames: [],
+  ips: [],
+  restart: {
+    initialBackoffMs: 1000,
+    maxBackoffMs: 60_000,
+    stableMs: 60_000,
+    maxCrashes: 5,
+    crashWindowMs: 300_000,
+  },
+  stopGraceMs: 10_000,
+  logMaxBytes: 10 * 1024 * 1024,
+  reportIntervalSec: 15,
+  deepCheckIntervalSec: 300,
+};
+
+export const settingsValidator = compileValidator(AgentSettings, "agent settings");
+export const PartialSettings = Type.Partial(AgentSettings);
+export const partialSettingsValidator = compileValidator(PartialSettings, "agent settings file");

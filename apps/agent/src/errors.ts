@@ -1,0 +1,39 @@
+/**
+ * The agent's error catalogue: every failure a person may see has a stable code, a message
+ * they can act on, and the value that was wrong. Codes are also sent to the controller in
+ * command results.
+ */
+export const AgentErrorCodes = {
+  NBF_INVALID_INPUT: "a flag, config file or command parameter is invalid",
+  NBF_INSTALL_NEEDS_ROOT: "packages are missing and installing them needs root",
+  NBF_INSTALL_LOCKED: "the package manager lock stayed held",
+  NBF_INSTALL_FAILED: "an install command failed",
+  NBF_JUPYTER_NOT_FOUND: "no Jupyter notebook server is installed",
+  NBF_PORT_IN_USE: "the notebook port is taken by another process",
+  NBF_RUN_AS_ROOT_REFUSED: "the notebook would run as root without --allow-root",
+  NBF_USER_SETUP_FAILED: "the unprivileged notebook user could not be prepared",
+  NBF_CERT_INVALID: "a certificate or key is unreadable, mismatched or expired",
+  NBF_PASSWORD_INVALID: "a password or password hash is unusable",
+  NBF_NOTEBOOK_START_FAILED: "the notebook server did not become ready",
+  NBF_NOTEBOOK_FAILED: "the notebook server crashed too often and was given up",
+  NBF_AGENT_NOT_RUNNING: "no agent is running for this data directory",
+  NBF_AGENT_ALREADY_RUNNING: "an agent already runs for this data directory",
+  NBF_COMMAND_UNKNOWN: "the command is not known to this agent",
+  NBF_COMMAND_EXPIRED: "the command's deadline passed before it could start",
+} as const;
+export type AgentErrorCode = keyof typeof AgentErrorCodes;
+
+export class AgentError extends Error {
+  constructor(
+    readonly code: AgentErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "AgentError";
+  }
+}
+
+export function errorCode(error: unknown): AgentErrorCode | "NBF_INTERNAL" {
+  return error instanceof AgentError ? error.code : "NBF_INTERNAL";
+}

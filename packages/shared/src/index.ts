@@ -1,0 +1,4 @@
+export * from "./health.js";
+export * from "./protocol.js";
+export * from "./validate.js";
+export * from "./version.js";

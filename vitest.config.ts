@@ -1,0 +1,25 @@
+import { defineConfig } from "vitest/config";
+
+// Unit tests sit beside the code; slow end-to-end tests (real Jupyter, real processes) live in test/e2e.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["{apps,packages}/*/src/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["{apps,packages}/*/test/e2e/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
