@@ -13,6 +13,7 @@ export const AgentErrorCodes = {
   NBF_RUN_AS_ROOT_REFUSED: "the notebook would run as root without --allow-root",
   NBF_USER_SETUP_FAILED: "the unprivileged notebook user could not be prepared",
   NBF_CERT_INVALID: "a certificate or key is unreadable, mismatched or expired",
+  NBF_TLS_UNREACHABLE: "a TLS endpoint did not complete a handshake",
   NBF_PASSWORD_INVALID: "a password or password hash is unusable",
   NBF_NOTEBOOK_START_FAILED: "the notebook server did not become ready",
   NBF_NOTEBOOK_FAILED: "the notebook server crashed too often and was given up",
