@@ -1,0 +1,58 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { defaultSettings, loadSettings, parseListen } from "./settings.js";
+
+const home = mkdtempSync(join(tmpdir(), "nbf-config-"));
+
+describe("controller settings", () => {
+  it("has the documented defaults", () => {
+    const settings = loadSettings({ env: {}, home });
+    expect(settings.dataDir).toBe(join(home, ".nbfleet"));
+    expect(settings.listen).toBe("127.0.0.1:7070");
+    expect(settings.adminToken).toBeNull();
+    expect(settings.commandTtlSec).toBe(600);
+    expect(settings).toEqual({ ...defaultSettings(home), dataDir: join(home, ".nbfleet") });
+  });
+
+  it("takes flags over environment over file", () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-data-"));
+    writeFileSync(
+      join(dataDir, "config.json"),
+      JSON.stringify({ listen: "127.0.0.1:1", reportIntervalSec: 7 }),
+    );
+    const fromFile = loadSettings({ env: { NBFLEET_DATA_DIR: dataDir }, home });
+    expect(fromFile.listen).toBe("127.0.0.1:1");
+    expect(fromFile.reportIntervalSec).toBe(7);
+    const fromEnv = loadSettings({ env: { NBFLEET_DATA_DIR: dataDir, NBFLEET_LISTEN: "0.0.0.0:2" }, home });
+    expect(fromEnv.listen).toBe("0.0.0.0:2");
+    const fromFlags = loadSettings({
+      env: { NBFLEET_DATA_DIR: dataDir, NBFLEET_LISTEN: "0.0.0.0:2" },
+      flags: { listen: "127.0.0.1:3", pingIntervalSec: undefined },
+      home,
+    });
+    expect(fromFlags.listen).toBe("127.0.0.1:3");
+    expect(fromFlags.pingIntervalSec).toBe(15);
+  });
+
+  it("parses numbers from the environment and names a bad variable's setting", () => {
+    expect(loadSettings({ env: { NBFLEET_COMMAND_TTL_SEC: "0.5" }, home }).commandTtlSec).toBe(0.5);
+    expect(() => loadSettings({ env: { NBFLEET_COMMAND_TTL_SEC: "soon" }, home })).toThrow(
+      /NBF|commandTtlSec/,
+    );
+    expect(() => loadSettings({ env: { NBFLEET_LISTEN: "nowhere" }, home })).toThrow(/listen/);
+    expect(() => loadSettings({ env: { NBFLEET_ADMIN_TOKEN: "short" }, home })).toThrow(/adminToken/);
+  });
+
+  it("refuses unknown keys in a settings file", () => {
+    const file = join(home, "bad.json");
+    writeFileSync(file, JSON.stringify({ lisen: "127.0.0.1:1" }));
+    expect(() => loadSettings({ env: {}, configFile: file, home })).toThrow(/bad\.json/);
+  });
+
+  it("splits listen addresses", () => {
+    expect(parseListen("127.0.0.1:7070")).toEqual({ host: "127.0.0.1", port: 7070 });
+    expect(parseListen("[::1]:0")).toEqual({ host: "::1", port: 0 });
+  });
+});

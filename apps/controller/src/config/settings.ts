@@ -1,0 +1,169 @@
+/**
+ * The controller's settings: one schema, the defaults and the environment variable names in one
+ * place. Sources, strongest first: flags (what the CLI parsed), environment, a JSON file
+ * (`--config` / NBFLEET_CONFIG, else `<dataDir>/config.json` when it exists), defaults.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { compileValidator } from "@nbfleet/shared";
+import { type Static, Type } from "@sinclair/typebox";
+import { NbfError } from "../errors.js";
+
+const Seconds = (minimum: number, maximum: number) => Type.Number({ minimum, maximum });
+
+export const ControllerSettings = Type.Object(
+  {
+    /** Where the SQLite file, the admin token and provider state live. */
+    dataDir: Type.String({ minLength: 1 }),
+    /** host:port the HTTP API and agent gateway listen on (port 0 picks a free one). */
+    listen: Type.String({ pattern: "^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$" }),
+    /** The URL agents and browsers use to reach this controller; derived from `listen` when null. */
+    publicUrl: Type.Union([Type.String({ pattern: "^https?://" }), Type.Null()]),
+    /** Taken as the first admin token instead of generating one. */
+    adminToken: Type.Union([Type.String({ minLength: 16, maxLength: 256 }), Type.Null()]),
+    /** How long a command waits for an offline agent before it expires. */
+    commandTtlSec: Seconds(0.05, 7 * 86_400),
+    /** How long an acknowledged command may run before it is timed out. */
+    commandTimeoutSec: Seconds(0.05, 86_400),
+    /** Steady interval between an agent's state reports (sent to it in the welcome). */
+    reportIntervalSec: Type.Integer({ minimum: 1, maximum: 3600 }),
+    /** Ping interval; an agent that misses two pings is disconnected. */
+    pingIntervalSec: Seconds(0.05, 3600),
+    /** An agent must send its hello within this time after connecting. */
+    helloTimeoutSec: Seconds(0.05, 600),
+    /** Largest WebSocket message accepted from an agent. */
+    maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    /** Largest HTTP request body accepted by the API. */
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    /** Latest-state writes are batched: flushed after this many ms or this many items. */
+    stateFlushMs: Type.Integer({ minimum: 1, maximum: 60_000 }),
+    stateFlushMaxItems: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    /** How often queued/acked commands are checked for expiry and timeout. */
+    commandSweepMs: Type.Integer({ minimum: 10, maximum: 60_000 }),
+    logLevel: Type.Union(
+      ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ControllerSettings = Static<typeof ControllerSettings>;
+
+export function defaultSettings(home = homedir()): ControllerSettings {
+  return {
+    dataDir: join(home, ".nbfleet"),
+    listen: "127.0.0.1:7070",
+    publicUrl: null,
+    adminToken: null,
+    commandTtlSec: 600,
+    commandTimeoutSec: 300,
+    reportIntervalSec: 15,
+    pingIntervalSec: 15,
+    helloTimeoutSec: 10,
+    maxMessageBytes: 1024 * 1024,
+    bodyLimitBytes: 256 * 1024,
+    stateFlushMs: 250,
+    stateFlushMaxItems: 500,
+    commandSweepMs: 1000,
+    logLevel: "info",
+  };
+}
+
+/** Environment variable → setting. Numbers are parsed; an empty variable counts as unset. */
+export const ENV_VARS: Record<string, keyof ControllerSettings> = {
+  NBFLEET_DATA_DIR: "dataDir",
+  NBFLEET_LISTEN: "listen",
+  NBFLEET_PUBLIC_URL: "publicUrl",
+  NBFLEET_ADMIN_TOKEN: "adminToken",
+  NBFLEET_COMMAND_TTL_SEC: "commandTtlSec",
+  NBFLEET_COMMAND_TIMEOUT_SEC: "commandTimeoutSec",
+  NBFLEET_REPORT_INTERVAL_SEC: "reportIntervalSec",
+  NBFLEET_PING_INTERVAL_SEC: "pingIntervalSec",
+  NBFLEET_LOG_LEVEL: "logLevel",
+};
+
+const NUMERIC = new Set<keyof ControllerSettings>([
+  "commandTtlSec",
+  "commandTimeoutSec",
+  "reportIntervalSec",
+  "pingIntervalSec",
+  "helloTimeoutSec",
+  "maxMessageBytes",
+  "bodyLimitBytes",
+  "stateFlushMs",
+  "stateFlushMaxItems",
+  "commandSweepMs",
+]);
+
+const fullValidator = compileValidator(ControllerSettings, "controller settings");
+const partialValidator = compileValidator(Type.Partial(ControllerSettings), "controller settings");
+
+export interface LoadOptions {
+  /** Values the CLI parsed from flags; undefined entries are ignored. */
+  flags?: Partial<ControllerSettings>;
+  env?: Record<string, string | undefined>;
+  /** A JSON settings file; when absent, `<dataDir>/config.json` is read if it exists. */
+  configFile?: string;
+  home?: string;
+}
+
+export function loadSettings(options: LoadOptions = {}): ControllerSettings {
+  const env = options.env ?? process.env;
+  const flags = dropUndefined(options.flags ?? {});
+  const fromEnv = envSettings(env);
+  const defaults = defaultSettings(options.home);
+  const dataDir = resolve(flags.dataDir ?? fromEnv.dataDir ?? defaults.dataDir);
+  const configFile = options.configFile ?? env.NBFLEET_CONFIG ?? join(dataDir, "config.json");
+  const explicitFile = options.configFile !== undefined || Boolean(env.NBFLEET_CONFIG);
+  const fromFile = readSettingsFile(configFile, explicitFile);
+  const merged = { ...defaults, ...fromFile, ...fromEnv, ...flags, dataDir };
+  check(fullValidator, merged, "flags, environment and file combined");
+  return merged;
+}
+
+function envSettings(env: Record<string, string | undefined>): Partial<ControllerSettings> {
+  const out: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    out[key] = NUMERIC.has(key) && /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw;
+  }
+  check(partialValidator, out, "environment");
+  return out as Partial<ControllerSettings>;
+}
+
+function readSettingsFile(path: string, mustExist: boolean): Partial<ControllerSettings> {
+  if (!existsSync(path)) {
+    if (mustExist)
+      throw new NbfError("NBF_CONFIG_INVALID", { source: path, problems: "the file does not exist" });
+    return {};
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new NbfError("NBF_CONFIG_INVALID", { source: path, problems: (error as Error).message });
+  }
+  check(partialValidator, parsed, path);
+  return parsed as Partial<ControllerSettings>;
+}
+
+function check(
+  validator: { is(v: unknown): boolean; problems(v: unknown): string[] },
+  value: unknown,
+  source: string,
+): void {
+  if (!validator.is(value)) {
+    throw new NbfError("NBF_CONFIG_INVALID", { source, problems: validator.problems(value).join("; ") });
+  }
+}
+
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** `listen` split for `app.listen`; brackets around IPv6 hosts removed. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const at = listen.lastIndexOf(":");
+  return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };
+}

@@ -1,0 +1,83 @@
+/**
+ * The controller's one error catalogue: every error a caller can see has a stable code
+ * `NBF_<AREA>_<PROBLEM>`, an HTTP status and a message template whose `{placeholders}` are
+ * filled from the error's details. The README's "Error codes" section lists the same codes
+ * (a test keeps them in step).
+ */
+
+export const ERRORS = {
+  NBF_AUTH_REQUIRED: {
+    status: 401,
+    message: "a bearer token is required: send 'Authorization: Bearer <token>'",
+  },
+  NBF_AUTH_INVALID: { status: 401, message: "the bearer token is unknown or was revoked" },
+  NBF_AUTH_AGENT_CREDENTIAL: {
+    status: 403,
+    message: "an agent credential cannot call the operator API; use an operator token (nbf_…)",
+  },
+  NBF_FORBIDDEN: { status: 403, message: "role {role} may not {action}; it needs role {needed}" },
+  NBF_INVALID_BODY: { status: 400, message: "invalid request body: {problems}" },
+  NBF_INVALID_QUERY: { status: 400, message: "invalid query string: {problems}" },
+  NBF_INVALID_PARAMS: { status: 400, message: "invalid path parameter: {problems}" },
+  NBF_INVALID_JSON: { status: 400, message: "the request body is not valid JSON: {reason}" },
+  NBF_BODY_TOO_LARGE: { status: 413, message: "the request body is larger than the limit of {limit} bytes" },
+  NBF_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: "content type {contentType} is not supported; send JSON",
+  },
+  NBF_ROUTE_NOT_FOUND: { status: 404, message: "no route {method} {url}" },
+  NBF_VM_NOT_FOUND: { status: 404, message: "no VM named {name}" },
+  NBF_VM_EXISTS: { status: 409, message: "a VM named {name} already exists" },
+  NBF_VM_BUSY: { status: 409, message: "VM {name} is {state}; {action} is not possible now" },
+  NBF_PROVIDER_UNKNOWN: {
+    status: 400,
+    message: "provider {provider} is not configured; this controller runs provider {available}",
+  },
+  NBF_PROVIDER_FAILED: { status: 502, message: "provider {provider} failed to {action} VM {name}: {reason}" },
+  NBF_AGENT_OFFLINE: {
+    status: 409,
+    message: "the agent of VM {name} is not connected (last seen {lastSeenAt}); omit ifOffline=fail to queue",
+  },
+  NBF_COMMAND_NOT_FOUND: { status: 404, message: "no command with id {id}" },
+  NBF_TOKEN_NOT_FOUND: { status: 404, message: "no token with id {id}" },
+  NBF_TOKEN_LAST_ADMIN: {
+    status: 409,
+    message: "token {id} is the last admin token; create another admin first",
+  },
+  NBF_CURSOR_INVALID: { status: 400, message: "cursor {cursor} is not one this API returned" },
+  NBF_CONFIG_INVALID: { status: 500, message: "invalid controller configuration ({source}): {problems}" },
+  NBF_INTERNAL: { status: 500, message: "internal error: {reason}" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
+
+export type ErrorDetails = Record<string, unknown>;
+
+export class NbfError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly details: ErrorDetails = {},
+  ) {
+    super(formatMessage(ERRORS[code].message, details));
+    this.name = "NbfError";
+    this.status = ERRORS[code].status;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; details: ErrorDetails } } {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export function formatMessage(template: string, details: ErrorDetails): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
+    const value = details[key];
+    if (value === undefined) return whole;
+    return typeof value === "string" ? value : JSON.stringify(value);
+  });
+}
+
+export function isNbfError(error: unknown): error is NbfError {
+  return error instanceof NbfError;
+}

@@ -1,0 +1,219 @@
+/**
+ * Commands and their persisted lifecycle:
+ * queued → sent → acked → succeeded | failed | timed_out, and queued|sent → expired.
+ * Every transition is a conditional update, so a late or repeated message cannot move a
+ * command backwards or finish it twice.
+ */
+import type { CommandError, CommandName } from "@nbfleet/shared";
+import type { Kysely, Selectable } from "kysely";
+import { fromJson, toJson } from "./json.js";
+import type { CommandsTable, Database } from "./schema.js";
+
+export const COMMAND_STATES = [
+  "queued",
+  "sent",
+  "acked",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "expired",
+] as const;
+export type CommandState = (typeof COMMAND_STATES)[number];
+export const TERMINAL_STATES: readonly CommandState[] = ["succeeded", "failed", "timed_out", "expired"];
+const UNACKED: CommandState[] = ["queued", "sent"];
+
+export interface CommandRecord {
+  id: string;
+  vmName: string;
+  name: CommandName;
+  params: Record<string, unknown>;
+  state: CommandState;
+  createdAt: string;
+  sentAt: string | null;
+  ackedAt: string | null;
+  finishedAt: string | null;
+  expiresAt: string;
+  timeoutMs: number;
+  timeoutAt: string | null;
+  attempts: number;
+  result: unknown;
+  error: CommandError | null;
+  operationId: string | null;
+}
+
+export interface NewCommand {
+  id: string;
+  vmName: string;
+  name: CommandName;
+  params: Record<string, unknown>;
+  createdAt: string;
+  expiresAt: string;
+  timeoutMs: number;
+  operationId: string | null;
+}
+
+export class CommandsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(command: NewCommand): Promise<CommandRecord> {
+    const row: CommandsTable = {
+      id: command.id,
+      vm_name: command.vmName,
+      name: command.name,
+      params: toJson(command.params),
+      state: "queued",
+      created_at: command.createdAt,
+      sent_at: null,
+      acked_at: null,
+      finished_at: null,
+      expires_at: command.expiresAt,
+      timeout_ms: command.timeoutMs,
+      timeout_at: null,
+      attempts: 0,
+      result: null,
+      error_code: null,
+      error_message: null,
+      operation_id: command.operationId,
+    };
+    await this.db.insertInto("commands").values(row).execute();
+    return toRecord(row);
+  }
+
+  async get(id: string): Promise<CommandRecord | undefined> {
+    const row = await this.db.selectFrom("commands").selectAll().where("id", "=", id).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async listForVm(vmName: string, limit: number): Promise<CommandRecord[]> {
+    const rows = await this.db
+      .selectFrom("commands")
+      .selectAll()
+      .where("vm_name", "=", vmName)
+      .orderBy("id", "desc")
+      .limit(limit)
+      .execute();
+    return rows.map(toRecord);
+  }
+
+  /** Not yet acknowledged and not expired: what a (re)connecting agent must be sent. */
+  async deliverable(vmName: string, now: string): Promise<CommandRecord[]> {
+    const rows = await this.db
+      .selectFrom("commands")
+      .selectAll()
+      .where("vm_name", "=", vmName)
+      .where("state", "in", UNACKED)
+      .where("expires_at", ">", now)
+      .orderBy("id")
+      .execute();
+    return rows.map(toRecord);
+  }
+
+  async markSent(id: string, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable("commands")
+      .set((eb) => ({
+        state: "sent",
+        sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
+        attempts: eb("attempts", "+", 1),
+      }))
+      .where("id", "=", id)
+      .where("state", "in", UNACKED)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Only the VM the command belongs to can acknowledge it. */
+  async markAcked(id: string, vmName: string, now: string, timeoutAt: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable("commands")
+      .set({ state: "acked", acked_at: now, timeout_at: timeoutAt })
+      .where("id", "=", id)
+      .where("vm_name", "=", vmName)
+      .where("state", "in", UNACKED)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Finishes a command unless it already finished; the first result wins. */
+  async finish(
+    id: string,
+    vmName: string,
+    outcome: { state: "succeeded" | "failed"; result?: unknown; error?: CommandError },
+    now: string,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable("commands")
+      .set({
+        state: outcome.state,
+        finished_at: now,
+        result: outcome.result === undefined ? null : toJson(outcome.result),
+        error_code: outcome.error?.code ?? null,
+        error_message: outcome.error?.message ?? null,
+      })
+      .where("id", "=", id)
+      .where("vm_name", "=", vmName)
+      .where("state", "not in", TERMINAL_STATES as CommandState[])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Moves unacknowledged commands past their expiry to `expired`; returns them. */
+  async expireDue(now: string): Promise<CommandRecord[]> {
+    return this.sweep("expired", { from: UNACKED, dueColumn: "expires_at", now });
+  }
+
+  /** Moves acknowledged commands past their timeout to `timed_out`; returns them. */
+  async timeoutDue(now: string): Promise<CommandRecord[]> {
+    return this.sweep("timed_out", { from: ["acked"], dueColumn: "timeout_at", now });
+  }
+
+  /** A deleted VM's unfinished commands can never be delivered. */
+  async expireAllForVm(vmName: string, now: string): Promise<CommandRecord[]> {
+    return this.sweep("expired", { from: ["queued", "sent", "acked"], vmName, now });
+  }
+
+  private async sweep(
+    to: "expired" | "timed_out",
+    how: { from: CommandState[]; dueColumn?: "expires_at" | "timeout_at"; vmName?: string; now: string },
+  ): Promise<CommandRecord[]> {
+    return this.db.transaction().execute(async (trx) => {
+      let select = trx.selectFrom("commands").selectAll().where("state", "in", how.from);
+      if (how.dueColumn) select = select.where(how.dueColumn, "<=", how.now);
+      if (how.vmName !== undefined) select = select.where("vm_name", "=", how.vmName);
+      const rows = await select.limit(1000).execute();
+      if (rows.length === 0) return [];
+      await trx
+        .updateTable("commands")
+        .set({ state: to, finished_at: how.now })
+        .where(
+          "id",
+          "in",
+          rows.map((r) => r.id),
+        )
+        .where("state", "in", how.from)
+        .execute();
+      return rows.map((row) => toRecord({ ...row, state: to, finished_at: how.now }));
+    });
+  }
+}
+
+function toRecord(row: Selectable<CommandsTable>): CommandRecord {
+  return {
+    id: row.id,
+    vmName: row.vm_name,
+    name: row.name as CommandName,
+    params: fromJson<Record<string, unknown>>(row.params, {}),
+    state: row.state as CommandState,
+    createdAt: row.created_at,
+    sentAt: row.sent_at,
+    ackedAt: row.acked_at,
+    finishedAt: row.finished_at,
+    expiresAt: row.expires_at,
+    timeoutMs: Number(row.timeout_ms),
+    timeoutAt: row.timeout_at,
+    attempts: Number(row.attempts),
+    result: fromJson<unknown>(row.result, null),
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? "" } : null,
+    operationId: row.operation_id,
+  };
+}

@@ -1,0 +1,57 @@
+/** The event log: what agents reported and what the controller did, ordered by id. */
+import type { Kysely } from "kysely";
+import { fromJson } from "./json.js";
+import type { Database, EventsTable } from "./schema.js";
+
+export type EventLevel = "info" | "warn" | "error";
+
+export interface FleetEvent {
+  id: string;
+  at: string;
+  vmName: string | null;
+  source: "agent" | "controller";
+  kind: string;
+  level: EventLevel;
+  message: string;
+  data: Record<string, unknown> | null;
+}
+
+export function toEventRow(event: FleetEvent): EventsTable {
+  return {
+    id: event.id,
+    at: event.at,
+    vm_name: event.vmName,
+    source: event.source,
+    kind: event.kind,
+    level: event.level,
+    message: event.message,
+    data: event.data === null ? null : JSON.stringify(event.data),
+  };
+}
+
+export class EventsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insertMany(rows: EventsTable[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db.insertInto("events").values(rows).execute();
+  }
+
+  /** Events after `after` (an event id), oldest first. */
+  async list(filter: { after?: string; vmName?: string; limit: number }): Promise<FleetEvent[]> {
+    let query = this.db.selectFrom("events").selectAll();
+    if (filter.after !== undefined) query = query.where("id", ">", filter.after);
+    if (filter.vmName !== undefined) query = query.where("vm_name", "=", filter.vmName);
+    const rows = await query.orderBy("id").limit(filter.limit).execute();
+    return rows.map((row) => ({
+      id: row.id,
+      at: row.at,
+      vmName: row.vm_name,
+      source: row.source as FleetEvent["source"],
+      kind: row.kind,
+      level: row.level as EventLevel,
+      message: row.message,
+      data: fromJson<Record<string, unknown> | null>(row.data, null),
+    }));
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Schema migrations, in code so they ship with the controller. Only Kysely's schema builder
+ * with portable column types (text, integer), so the same list runs on PostgreSQL.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import { NbfError } from "../errors.js";
+
+const migrations: Record<string, Migration> = {
+  "0001_initial": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("vms")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("provider", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("labels", "text", (c) => c.notNull())
+        .addColumn("password_hash", "text")
+        .addColumn("notebook_url", "text")
+        .addColumn("provider_data", "text")
+        .addColumn("error", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("vms_state").on("vms").columns(["state", "name"]).execute();
+
+      await db.schema
+        .createTable("vm_labels")
+        .addColumn("vm_name", "text", (c) => c.notNull())
+        .addColumn("key", "text", (c) => c.notNull())
+        .addColumn("value", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("vm_labels_pk", ["vm_name", "key"])
+        .execute();
+      await db.schema
+        .createIndex("vm_labels_kv")
+        .on("vm_labels")
+        .columns(["key", "value", "vm_name"])
+        .execute();
+
+      await db.schema
+        .createTable("vm_status")
+        .addColumn("vm_name", "text", (c) => c.primaryKey())
+        .addColumn("agent_status", "text", (c) => c.notNull())
+        .addColumn("last_seen_at", "text")
+        .addColumn("connected_at", "text")
+        .addColumn("agent_info", "text")
+        .addColumn("notebook", "text")
+        .addColumn("health", "text", (c) => c.notNull())
+        .addColumn("health_report", "text")
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("vm_status_health")
+        .on("vm_status")
+        .columns(["health", "vm_name"])
+        .execute();
+
+      await db.schema
+        .createTable("tokens")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("role", "text", (c) => c.notNull())
+        .addColumn("hash", "text", (c) => c.notNull().unique())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable("agent_secrets")
+        .addColumn("hash", "text", (c) => c.primaryKey())
+        .addColumn("vm_name", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("agent_secrets_vm")
+        .on("agent_secrets")
+        .columns(["vm_name", "kind"])
+        .execute();
+
+      await db.schema
+        .createTable("commands")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("vm_name", "text", (c) => c.notNull())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("params", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("sent_at", "text")
+        .addColumn("acked_at", "text")
+        .addColumn("finished_at", "text")
+        .addColumn("expires_at", "text", (c) => c.notNull())
+        .addColumn("timeout_ms", "integer", (c) => c.notNull())
+        .addColumn("timeout_at", "text")
+        .addColumn("attempts", "integer", (c) => c.notNull())
+        .addColumn("result", "text")
+        .addColumn("error_code", "text")
+        .addColumn("error_message", "text")
+        .addColumn("operation_id", "text")
+        .execute();
+      await db.schema.createIndex("commands_vm").on("commands").columns(["vm_name", "state"]).execute();
+      await db.schema
+        .createIndex("commands_expiry")
+        .on("commands")
+        .columns(["state", "expires_at"])
+        .execute();
+      await db.schema
+        .createIndex("commands_timeout")
+        .on("commands")
+        .columns(["state", "timeout_at"])
+        .execute();
+      await db.schema.createIndex("commands_operation").on("commands").columns(["operation_id"]).execute();
+
+      await db.schema
+        .createTable("events")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("at", "text", (c) => c.notNull())
+        .addColumn("vm_name", "text")
+        .addColumn("source", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("level", "text", (c) => c.notNull())
+        .addColumn("message", "text", (c) => c.notNull())
+        .addColumn("data", "text")
+        .execute();
+      await db.schema.createIndex("events_vm").on("events").columns(["vm_name", "id"]).execute();
+
+      await db.schema
+        .createTable("operations")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("selector", "text", (c) => c.notNull())
+        .addColumn("params", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("max_concurrency", "integer", (c) => c.notNull())
+        .addColumn("max_errors", "integer", (c) => c.notNull())
+        .addColumn("summary", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addColumn("finished_at", "text")
+        .execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new NbfError("NBF_INTERNAL", { reason: `migration ${failed} failed: ${(error as Error).message}` });
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

@@ -1,0 +1,117 @@
+/**
+ * Table shapes as Kysely sees them. Timestamps are ISO-8601 UTC strings (they sort as text on
+ * every dialect); structured values are JSON text. Nothing here is SQLite-specific.
+ */
+
+export interface VmsTable {
+  name: string;
+  provider: string;
+  state: string;
+  /** JSON object of labels; vm_labels holds the same pairs for filtering. */
+  labels: string;
+  password_hash: string | null;
+  /** The notebook URL the provider knows before the agent reports one. */
+  notebook_url: string | null;
+  /** JSON the provider keeps about its machine (paths, resource ids, ...). */
+  provider_data: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VmLabelsTable {
+  vm_name: string;
+  key: string;
+  value: string;
+}
+
+/** Latest state of a VM's agent link and health, written in batches (write-behind). */
+export interface VmStatusTable {
+  vm_name: string;
+  agent_status: string;
+  last_seen_at: string | null;
+  connected_at: string | null;
+  /** JSON: the hello's `agent` block (version, hostname, os, arch). */
+  agent_info: string | null;
+  /** JSON NotebookStatus as last reported. */
+  notebook: string | null;
+  /** Effective health: the agent's overall status while connected, `unknown` otherwise. */
+  health: string;
+  /** JSON HealthReport as last reported. */
+  health_report: string | null;
+  updated_at: string;
+}
+
+export interface TokensTable {
+  id: string;
+  name: string;
+  role: string;
+  /** SHA-256 hex of the token; the token itself is never stored. */
+  hash: string;
+  created_at: string;
+}
+
+export interface AgentSecretsTable {
+  hash: string;
+  vm_name: string;
+  kind: string;
+  created_at: string;
+}
+
+export interface CommandsTable {
+  id: string;
+  vm_name: string;
+  name: string;
+  params: string;
+  state: string;
+  created_at: string;
+  sent_at: string | null;
+  acked_at: string | null;
+  finished_at: string | null;
+  /** A command not acknowledged by then expires. */
+  expires_at: string;
+  timeout_ms: number;
+  /** Set at ack: a command without a result by then times out. */
+  timeout_at: string | null;
+  attempts: number;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  operation_id: string | null;
+}
+
+export interface EventsTable {
+  id: string;
+  at: string;
+  vm_name: string | null;
+  source: string;
+  kind: string;
+  level: string;
+  message: string;
+  data: string | null;
+}
+
+export interface OperationsTable {
+  id: string;
+  kind: string;
+  selector: string;
+  params: string;
+  state: string;
+  max_concurrency: number;
+  max_errors: number;
+  summary: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface Database {
+  vms: VmsTable;
+  vm_labels: VmLabelsTable;
+  vm_status: VmStatusTable;
+  tokens: TokensTable;
+  agent_secrets: AgentSecretsTable;
+  commands: CommandsTable;
+  events: EventsTable;
+  operations: OperationsTable;
+}

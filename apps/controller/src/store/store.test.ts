@@ -1,0 +1,133 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { newId } from "./ids.js";
+import { type Store, openStore } from "./store.js";
+import { neverConnectedStatus } from "./vms-repo.js";
+
+const stores: Store[] = [];
+async function freshStore(dataDir = mkdtempSync(join(tmpdir(), "nbf-store-"))): Promise<Store> {
+  const store = await openStore({ dataDir, flushMs: 10_000, flushMaxItems: 1000 });
+  stores.push(store);
+  return store;
+}
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+
+describe("store", () => {
+  it("filters VMs by label, state and health and pages by name", async () => {
+    const store = await freshStore();
+    for (let i = 0; i < 25; i++) {
+      await store.vms.insert({
+        name: `vm-${String(i).padStart(2, "0")}`,
+        provider: "test",
+        state: i % 5 === 0 ? "stopped" : "running",
+        labels: { team: i % 2 === 0 ? "a" : "b", tier: "x" },
+        passwordHash: null,
+      });
+    }
+    const teamA = await store.vms.list({ labels: { team: "a", tier: "x" }, limit: 100 });
+    expect(teamA.map((v) => v.name)).toHaveLength(13);
+    expect(teamA.every((v) => v.labels.team === "a")).toBe(true);
+    const stopped = await store.vms.list({ state: "stopped", limit: 100 });
+    expect(stopped.map((v) => v.name)).toEqual(["vm-00", "vm-05", "vm-10", "vm-15", "vm-20"]);
+    const page1 = await store.vms.list({ limit: 10 });
+    const page2 = await store.vms.list({ limit: 10, after: page1.at(-1)!.name });
+    expect(page2[0]!.name).toBe("vm-10");
+    store.writer.putStatus({
+      ...neverConnectedStatus("vm-03", new Date().toISOString()),
+      health: "unhealthy",
+    });
+    expect(await store.vms.list({ health: "unhealthy", limit: 100 })).toHaveLength(0);
+    await store.writer.flush();
+    expect((await store.vms.list({ health: "unhealthy", limit: 100 })).map((v) => v.name)).toEqual(["vm-03"]);
+    expect(await store.vms.countByHealth()).toEqual({ unknown: 24, unhealthy: 1 });
+  });
+
+  it("refuses a duplicate VM name", async () => {
+    const store = await freshStore();
+    const vm = { name: "dup", provider: "test", state: "running" as const, labels: {}, passwordHash: null };
+    await store.vms.insert(vm);
+    await expect(store.vms.insert(vm)).rejects.toMatchObject({ code: "NBF_VM_EXISTS" });
+  });
+
+  it("coalesces status writes per VM and writes them on flush", async () => {
+    const store = await freshStore();
+    await store.vms.insert({ name: "a", provider: "test", state: "running", labels: {}, passwordHash: null });
+    const now = new Date().toISOString();
+    for (let i = 0; i < 50; i++) {
+      store.writer.putStatus({
+        ...neverConnectedStatus("a", now),
+        agent_status: "connected",
+        last_seen_at: `${i}`,
+      });
+    }
+    expect(store.writer.pending).toBe(1);
+    await store.writer.flush();
+    expect((await store.vms.require("a")).status.lastSeenAt).toBe("49");
+  });
+
+  it("spends a bootstrap token exactly once", async () => {
+    const store = await freshStore();
+    await store.agentSecrets.issueBootstrap("vm1", "boot-hash");
+    expect(await store.agentSecrets.find("boot-hash")).toEqual({ vmName: "vm1", kind: "bootstrap" });
+    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-hash")).toBe("vm1");
+    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-2")).toBeUndefined();
+    expect(await store.agentSecrets.find("boot-hash")).toBeUndefined();
+    expect(await store.agentSecrets.find("cred-hash")).toEqual({ vmName: "vm1", kind: "credential" });
+  });
+
+  it("moves commands only forward and finishes them once", async () => {
+    const store = await freshStore();
+    const t = (s: number) => new Date(Date.UTC(2030, 0, 1, 0, 0, s)).toISOString();
+    const base = {
+      vmName: "vm1",
+      name: "notebook.restart" as const,
+      params: {},
+      timeoutMs: 1000,
+      operationId: null,
+    };
+    const a = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: t(0), expiresAt: t(10) });
+    const b = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: t(0), expiresAt: t(5) });
+    expect((await store.commands.deliverable("vm1", t(1))).map((c) => c.id)).toEqual([a.id, b.id]);
+    expect(await store.commands.markSent(a.id, t(1))).toBe(true);
+    expect(await store.commands.markAcked(a.id, "other-vm", t(2), t(3))).toBe(false);
+    expect(await store.commands.markAcked(a.id, "vm1", t(2), t(3))).toBe(true);
+    expect(await store.commands.markSent(a.id, t(2))).toBe(false);
+    expect(await store.commands.finish(a.id, "vm1", { state: "succeeded", result: { pid: 2 } }, t(2))).toBe(
+      true,
+    );
+    expect(await store.commands.finish(a.id, "vm1", { state: "failed" }, t(2))).toBe(false);
+    expect(await store.commands.get(a.id)).toMatchObject({
+      state: "succeeded",
+      result: { pid: 2 },
+      attempts: 1,
+    });
+    expect((await store.commands.expireDue(t(4))).length).toBe(0);
+    expect((await store.commands.expireDue(t(6))).map((c) => c.id)).toEqual([b.id]);
+    expect((await store.commands.get(b.id))?.state).toBe("expired");
+  });
+
+  it("keeps data across a reopen of the same data dir", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "nbf-store-"));
+    const first = await freshStore(dataDir);
+    await first.vms.insert({
+      name: "kept",
+      provider: "test",
+      state: "running",
+      labels: { a: "b" },
+      passwordHash: null,
+    });
+    await first.close();
+    const second = await freshStore(dataDir);
+    expect((await second.vms.require("kept")).labels).toEqual({ a: "b" });
+  });
+
+  it("makes ids that sort by creation", () => {
+    const ids = Array.from({ length: 2000 }, () => newId("evt"));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});

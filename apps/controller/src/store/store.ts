@@ -1,0 +1,59 @@
+/**
+ * The controller's store: one Kysely database, migrated at open, its repositories and the
+ * write-behind buffer for latest-state writes. `close()` flushes and then closes the database.
+ */
+import type { Kysely } from "kysely";
+import { AgentSecretsRepo } from "./agent-secrets-repo.js";
+import { CommandsRepo } from "./commands-repo.js";
+import { openSqlite } from "./db.js";
+import { EventsRepo } from "./events-repo.js";
+import { migrateToLatest } from "./migrations.js";
+import { OperationsRepo } from "./operations-repo.js";
+import type { Database } from "./schema.js";
+import { TokensRepo } from "./tokens-repo.js";
+import { VmsRepo } from "./vms-repo.js";
+import { WriteBehind } from "./write-behind.js";
+
+export interface Store {
+  db: Kysely<Database>;
+  vms: VmsRepo;
+  tokens: TokensRepo;
+  agentSecrets: AgentSecretsRepo;
+  commands: CommandsRepo;
+  events: EventsRepo;
+  operations: OperationsRepo;
+  writer: WriteBehind;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  dataDir: string;
+  flushMs: number;
+  flushMaxItems: number;
+  onError?: (error: unknown) => void;
+}
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const db = openSqlite(options.dataDir);
+  await migrateToLatest(db as Kysely<unknown>);
+  const writer = new WriteBehind(db, {
+    flushMs: options.flushMs,
+    maxItems: options.flushMaxItems,
+    onError: options.onError,
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    db,
+    vms: new VmsRepo(db),
+    tokens: new TokensRepo(db),
+    agentSecrets: new AgentSecretsRepo(db),
+    commands: new CommandsRepo(db),
+    events: new EventsRepo(db),
+    operations: new OperationsRepo(db),
+    writer,
+    close() {
+      closed ??= writer.close().then(() => db.destroy());
+      return closed;
+    },
+  };
+}

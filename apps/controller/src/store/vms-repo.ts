@@ -1,0 +1,300 @@
+/** VMs, their labels and their latest agent/health status (one row each, joined on read). */
+import type { AgentLinkStatus, HealthReport, NotebookStatus, OverallHealth } from "@nbfleet/shared";
+import type { Kysely, Selectable } from "kysely";
+import { NbfError } from "../errors.js";
+import { isUniqueViolation } from "./db.js";
+import { fromJson, toJson } from "./json.js";
+import type { Database, VmStatusTable, VmsTable } from "./schema.js";
+
+export const VM_STATES = [
+  "provisioning",
+  "running",
+  "starting",
+  "stopping",
+  "stopped",
+  "restarting",
+  "deleting",
+  "failed",
+] as const;
+export type VmState = (typeof VM_STATES)[number];
+
+export interface AgentInfo {
+  version: string;
+  hostname: string;
+  os: string;
+  arch: string;
+}
+
+export interface VmStatus {
+  agentStatus: AgentLinkStatus;
+  lastSeenAt: string | null;
+  connectedAt: string | null;
+  agentInfo: AgentInfo | null;
+  notebook: NotebookStatus | null;
+  health: OverallHealth;
+  healthReport: HealthReport | null;
+}
+
+export interface VmRecord {
+  name: string;
+  provider: string;
+  state: VmState;
+  labels: Record<string, string>;
+  passwordHash: string | null;
+  notebookUrl: string | null;
+  providerData: unknown;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  status: VmStatus;
+}
+
+export interface NewVm {
+  name: string;
+  provider: string;
+  state: VmState;
+  labels: Record<string, string>;
+  passwordHash: string | null;
+}
+
+export interface VmFilter {
+  labels?: Record<string, string>;
+  state?: VmState;
+  health?: OverallHealth;
+  /** Names strictly after this one (cursor pagination, ordered by name). */
+  after?: string;
+  limit: number;
+}
+
+/** A status row as the gateway writes it: always whole, so it can be upserted blindly. */
+export type StatusRow = VmStatusTable;
+
+export function neverConnectedStatus(vmName: string, now: string): StatusRow {
+  return {
+    vm_name: vmName,
+    agent_status: "never_connected",
+    last_seen_at: null,
+    connected_at: null,
+    agent_info: null,
+    notebook: null,
+    health: "unknown",
+    health_report: null,
+    updated_at: now,
+  };
+}
+
+type Joined = Selectable<VmsTable> & {
+  agent_status: string | null;
+  last_seen_at: string | null;
+  connected_at: string | null;
+  agent_info: string | null;
+  notebook: string | null;
+  health: string | null;
+  health_report: string | null;
+};
+
+export class VmsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(vm: NewVm, now = new Date().toISOString()): Promise<void> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        const existing = await trx
+          .selectFrom("vms")
+          .select("name")
+          .where("name", "=", vm.name)
+          .executeTakeFirst();
+        if (existing) throw new NbfError("NBF_VM_EXISTS", { name: vm.name });
+        await trx
+          .insertInto("vms")
+          .values({
+            name: vm.name,
+            provider: vm.provider,
+            state: vm.state,
+            labels: toJson(vm.labels),
+            password_hash: vm.passwordHash,
+            notebook_url: null,
+            provider_data: null,
+            error: null,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        const labels = Object.entries(vm.labels);
+        if (labels.length > 0) {
+          await trx
+            .insertInto("vm_labels")
+            .values(labels.map(([key, value]) => ({ vm_name: vm.name, key, value })))
+            .execute();
+        }
+        const status = neverConnectedStatus(vm.name, now);
+        await trx
+          .insertInto("vm_status")
+          .values(status)
+          .onConflict((oc) => oc.column("vm_name").doUpdateSet(status))
+          .execute();
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new NbfError("NBF_VM_EXISTS", { name: vm.name });
+      throw error;
+    }
+  }
+
+  private base() {
+    return this.db
+      .selectFrom("vms")
+      .leftJoin("vm_status", "vm_status.vm_name", "vms.name")
+      .selectAll("vms")
+      .select([
+        "vm_status.agent_status",
+        "vm_status.last_seen_at",
+        "vm_status.connected_at",
+        "vm_status.agent_info",
+        "vm_status.notebook",
+        "vm_status.health",
+        "vm_status.health_report",
+      ]);
+  }
+
+  async get(name: string): Promise<VmRecord | undefined> {
+    const row = await this.base().where("vms.name", "=", name).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async require(name: string): Promise<VmRecord> {
+    const vm = await this.get(name);
+    if (!vm) throw new NbfError("NBF_VM_NOT_FOUND", { name });
+    return vm;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const row = await this.db.selectFrom("vms").select("name").where("name", "=", name).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async list(filter: VmFilter): Promise<VmRecord[]> {
+    let query = this.base();
+    if (filter.state) query = query.where("vms.state", "=", filter.state);
+    if (filter.health) query = query.where("vm_status.health", "=", filter.health);
+    if (filter.after !== undefined) query = query.where("vms.name", ">", filter.after);
+    for (const [key, value] of Object.entries(filter.labels ?? {})) {
+      query = query.where("vms.name", "in", (eb) =>
+        eb
+          .selectFrom("vm_labels")
+          .select("vm_labels.vm_name")
+          .where("key", "=", key)
+          .where("value", "=", value),
+      );
+    }
+    const rows = await query.orderBy("vms.name").limit(filter.limit).execute();
+    return rows.map(toRecord);
+  }
+
+  /** Names only, for the gateway and bulk work; ordered. */
+  async names(): Promise<string[]> {
+    const rows = await this.db.selectFrom("vms").select("name").orderBy("name").execute();
+    return rows.map((r) => r.name);
+  }
+
+  async update(
+    name: string,
+    patch: { state?: VmState; error?: string | null; notebookUrl?: string | null; providerData?: unknown },
+    now = new Date().toISOString(),
+  ): Promise<void> {
+    const values: Partial<VmsTable> = { updated_at: now };
+    if (patch.state !== undefined) values.state = patch.state;
+    if (patch.error !== undefined) values.error = patch.error;
+    if (patch.notebookUrl !== undefined) values.notebook_url = patch.notebookUrl;
+    if (patch.providerData !== undefined) values.provider_data = toJson(patch.providerData);
+    await this.db.updateTable("vms").set(values).where("name", "=", name).execute();
+  }
+
+  async setPasswordHash(name: string, hash: string, now = new Date().toISOString()): Promise<void> {
+    await this.db
+      .updateTable("vms")
+      .set({ password_hash: hash, updated_at: now })
+      .where("name", "=", name)
+      .execute();
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("vm_labels").where("vm_name", "=", name).execute();
+      await trx.deleteFrom("vm_status").where("vm_name", "=", name).execute();
+      await trx.deleteFrom("agent_secrets").where("vm_name", "=", name).execute();
+      await trx.deleteFrom("vms").where("name", "=", name).execute();
+    });
+  }
+
+  /** Latest-state upsert of many status rows in one statement per chunk. */
+  async upsertStatuses(rows: StatusRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db
+      .insertInto("vm_status")
+      .values(rows)
+      .onConflict((oc) =>
+        oc.column("vm_name").doUpdateSet((eb) => ({
+          agent_status: eb.ref("excluded.agent_status"),
+          last_seen_at: eb.ref("excluded.last_seen_at"),
+          connected_at: eb.ref("excluded.connected_at"),
+          agent_info: eb.ref("excluded.agent_info"),
+          notebook: eb.ref("excluded.notebook"),
+          health: eb.ref("excluded.health"),
+          health_report: eb.ref("excluded.health_report"),
+          updated_at: eb.ref("excluded.updated_at"),
+        })),
+      )
+      .execute();
+  }
+
+  /**
+   * At start-up no agent is connected to this process: whatever the last run left as
+   * `connected` becomes `disconnected` with unknown health.
+   */
+  async markAllDisconnected(now = new Date().toISOString()): Promise<number> {
+    const result = await this.db
+      .updateTable("vm_status")
+      .set({ agent_status: "disconnected", health: "unknown", updated_at: now })
+      .where("agent_status", "=", "connected")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async countByHealth(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom("vms")
+      .leftJoin("vm_status", "vm_status.vm_name", "vms.name")
+      .select(["vm_status.health"])
+      .select((eb) => eb.fn.countAll<number>().as("count"))
+      .groupBy("vm_status.health")
+      .execute();
+    const out: Record<string, number> = {};
+    for (const row of rows)
+      out[row.health ?? "unknown"] = (out[row.health ?? "unknown"] ?? 0) + Number(row.count);
+    return out;
+  }
+}
+
+function toRecord(row: Joined): VmRecord {
+  return {
+    name: row.name,
+    provider: row.provider,
+    state: row.state as VmState,
+    labels: fromJson<Record<string, string>>(row.labels, {}),
+    passwordHash: row.password_hash,
+    notebookUrl: row.notebook_url,
+    providerData: fromJson<unknown>(row.provider_data, null),
+    error: row.error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    status: {
+      agentStatus: (row.agent_status ?? "never_connected") as AgentLinkStatus,
+      lastSeenAt: row.last_seen_at,
+      connectedAt: row.connected_at,
+      agentInfo: fromJson<AgentInfo | null>(row.agent_info, null),
+      notebook: fromJson<NotebookStatus | null>(row.notebook, null),
+      health: (row.health ?? "unknown") as OverallHealth,
+      healthReport: fromJson<HealthReport | null>(row.health_report, null),
+    },
+  };
+}
