@@ -77,7 +77,15 @@ function commandVariant<N extends CommandName>(name: N) {
   });
 }
 
-export const CommandMessage = Type.Union(COMMAND_NAMES.map((name) => commandVariant(name)));
+export const CommandMessage = Type.Union([
+  commandVariant("notebook.start"),
+  commandVariant("notebook.stop"),
+  commandVariant("notebook.restart"),
+  commandVariant("password.set"),
+  commandVariant("certificate.rotate"),
+  commandVariant("logs.tail"),
+  commandVariant("diagnose"),
+]);
 export type CommandMessage = Static<typeof CommandMessage>;
 
 export const CommandError = Type.Object({

@@ -1,0 +1,463 @@
+/**
+ * One agent for one data directory: brings the notebook server up (install → user → password →
+ * certificate → profile → supervisor), keeps its health current, and executes commands from the
+ * local control socket and, later, the controller.
+ *
+ *   install ─┐
+ *   run-as ──┼─▶ profile (config + token) ─▶ supervisor.adoptOrStart ─▶ health loop
+ *   password ┤
+ *   cert ────┘
+ */
+import { chmod, mkdir, readFile } from "node:fs/promises";
+import os from "node:os";
+import {
+  type AgentEvent,
+  type AgentState,
+  type CertificateInfo,
+  type CommandMessage,
+  type HealthCheck,
+  type HealthReport,
+  type NotebookStatus,
+  foldHealth,
+} from "@nbfleet/shared";
+import { loadSettings, saveSettings } from "./config/load.js";
+import { type DataPaths, dataPaths } from "./config/paths.js";
+import type { AgentSettings } from "./config/settings.js";
+import type { AgentCore, CommandOutcome } from "./core.js";
+import { AgentError, errorCode } from "./errors.js";
+import { EventLog } from "./events/event-log.js";
+import { probeApi } from "./health/http.js";
+import { runChecks } from "./health/run-checks.js";
+import type { CheckTarget } from "./health/target.js";
+import { type InstallRecord, ensureInstalled } from "./install/run.js";
+import { hashForServer, validateHash } from "./password/hash.js";
+import { type RunAsUser, resolveRunAs } from "./profile/user.js";
+import { ensureAgentToken, writeProfile } from "./profile/write.js";
+import { tailLines } from "./supervisor/log-file.js";
+import { Supervisor } from "./supervisor/supervisor.js";
+import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
+import { writeFileAtomic } from "./util/atomic-write.js";
+
+export interface AgentOptions {
+  dataDir: string;
+  overrides?: Partial<AgentSettings>;
+  /** A ready hash (`argon2:` / `sha1:`), stored as given after a format check. */
+  passwordHash?: string;
+  /** Plaintext from stdin: hashed as soon as the Jupyter version is known, then dropped. */
+  password?: string;
+  isRoot?: boolean;
+}
+
+type Listener = Parameters<AgentCore["subscribe"]>[0];
+
+const CERT_CHECK_EVERY_MS = 60_000;
+const REMEMBERED_COMMANDS = 1000;
+
+export class Agent implements AgentCore {
+  private supervisor: Supervisor | null = null;
+  private install: InstallRecord | null = null;
+  private owner: RunAsUser | null = null;
+  private token = "";
+  private checks: HealthCheck[] = [];
+  private kernelCheck: HealthCheck | undefined;
+  private health: HealthReport;
+  private readonly listeners = new Set<Listener>();
+  private readonly outcomes = new Map<string, Promise<CommandOutcome>>();
+  private timers: NodeJS.Timeout[] = [];
+  private lastCertCheck = 0;
+  private lastDeepCheck = 0;
+  private refreshing: Promise<void> | null = null;
+  private lastSignature = "";
+  private certificate: CertificateInfo | null = null;
+  private pendingPassword: string | null = null;
+  readonly events: EventLog;
+
+  private constructor(
+    readonly paths: DataPaths,
+    readonly settings: AgentSettings,
+    private readonly isRoot: boolean,
+  ) {
+    this.events = new EventLog(paths.eventsFile);
+    this.health = foldHealth([], "stopped");
+  }
+
+  static async open(options: AgentOptions): Promise<Agent> {
+    const paths = dataPaths(options.dataDir);
+    const settings = await loadSettings(paths, options.overrides);
+    await prepareDirectories(paths);
+    await saveSettings(paths, settings);
+    const agent = new Agent(paths, settings, options.isRoot ?? process.getuid?.() === 0);
+    if (options.passwordHash) await agent.storePasswordHash(options.passwordHash);
+    agent.pendingPassword = options.password ?? null;
+    return agent;
+  }
+
+  /** Everything `nbfleet-agent up` does before it sits and supervises. */
+  async up(progress: (message: string) => void = () => {}): Promise<"adopted" | "started"> {
+    progress("checking the Jupyter installation");
+    const installed = await ensureInstalled({ paths: this.paths, isRoot: this.isRoot, onProgress: progress });
+    if (installed.action === "dry-run") throw new Error("unreachable: up never asks for a dry run");
+    this.install = installed.record;
+    this.owner = await resolveRunAs({
+      isRoot: this.isRoot,
+      runAs: this.settings.runAs,
+      allowRoot: this.settings.allowRoot,
+    });
+    if (this.pendingPassword !== null) {
+      await this.storePasswordHash(await hashForServer(this.pendingPassword, this.install));
+      this.pendingPassword = null;
+    }
+    await this.readPasswordHash(); // fails early and clearly when none was ever given
+    progress("checking the certificate");
+    await this.refreshCertificate();
+    this.token = await ensureAgentToken(this.paths, this.owner);
+    await this.writeProfile();
+    this.supervisor = await this.createSupervisor();
+    progress("starting the notebook server");
+    const how = await this.supervisor.adoptOrStart();
+    await this.refresh({ deep: false });
+    this.startLoops();
+    return how;
+  }
+
+  state(): AgentState {
+    return { notebook: this.notebookStatus(), health: this.health };
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  execute(command: CommandMessage, progress: (message: string) => void): Promise<CommandOutcome> {
+    const known = this.outcomes.get(command.id);
+    if (known) return known;
+    const outcome = this.run(command, progress).then(
+      (data): CommandOutcome => ({ ok: true, ...(data === undefined ? {} : { data }) }),
+      (error): CommandOutcome => ({
+        ok: false,
+        error: { code: errorCode(error), message: error instanceof Error ? error.message : String(error) },
+      }),
+    );
+    this.outcomes.set(command.id, outcome);
+    if (this.outcomes.size > REMEMBERED_COMMANDS) this.outcomes.delete(this.outcomes.keys().next().value!);
+    return outcome;
+  }
+
+  /** Stops the loops; the notebook server keeps running for the next agent to re-adopt. */
+  close(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    this.supervisor?.detach();
+  }
+
+  /** Stops the loops and the notebook server. */
+  async shutdown(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.supervisor?.stop();
+    this.supervisor?.detach();
+  }
+
+  private async run(command: CommandMessage, progress: (message: string) => void): Promise<unknown> {
+    if (command.deadline !== undefined && Date.now() > command.deadline) {
+      throw new AgentError("NBF_COMMAND_EXPIRED", `command ${command.id} expired before it could start`);
+    }
+    const supervisor = this.requireSupervisor();
+    switch (command.name) {
+      case "notebook.start":
+        await supervisor.start();
+        break;
+      case "notebook.stop":
+        await supervisor.stop();
+        break;
+      case "notebook.restart":
+        progress("restarting the notebook server");
+        await supervisor.restart();
+        break;
+      case "password.set":
+        await this.storePasswordHash(command.params.hash);
+        await this.writeProfile();
+        progress("password stored; restarting the notebook server to load it");
+        await this.restartIfRunning();
+        break;
+      case "certificate.rotate": {
+        const result = await rotateCertificate(this.paths, {
+          hostnames: [...this.settings.hostnames, ...(command.params.hostnames ?? [])],
+          ips: [...this.settings.ips, ...(command.params.ips ?? [])],
+          ...(this.owner ? { owner: this.owner } : {}),
+        });
+        this.rememberCertificate(result);
+        this.recordEvent("info", "certificate.rotated", `new certificate ${result.fingerprintSha256}`);
+        progress("certificate rotated; restarting the notebook server to serve it");
+        await this.restartIfRunning();
+        break;
+      }
+      case "logs.tail": {
+        const file = command.params.source === "agent" ? this.paths.agentLog : this.paths.notebookLog;
+        return { lines: await tailLines(file, command.params.lines) };
+      }
+      case "diagnose":
+        await this.refresh({ deep: true });
+        return this.state();
+    }
+    await this.refresh({ deep: false });
+    return this.state();
+  }
+
+  private async restartIfRunning(): Promise<void> {
+    const supervisor = this.requireSupervisor();
+    const state = supervisor.snapshot().state;
+    if (state === "stopped") return;
+    await supervisor.restart();
+  }
+
+  private requireSupervisor(): Supervisor {
+    if (!this.supervisor)
+      throw new AgentError("NBF_AGENT_NOT_RUNNING", "the agent has not brought the notebook up yet");
+    return this.supervisor;
+  }
+
+  private async createSupervisor(): Promise<Supervisor> {
+    const { settings, paths } = this;
+    return new Supervisor({
+      ip: settings.ip,
+      port: settings.port,
+      pidFile: paths.pidFile,
+      logFile: paths.notebookLog,
+      logMaxBytes: settings.logMaxBytes,
+      restart: settings.restart,
+      stopGraceMs: settings.stopGraceMs,
+      restarts: await this.readRestarts(),
+      probe: async () => (await probeApi(this.checkTarget(), 2000)).ok,
+      launchSpec: async () => ({
+        argv: this.install!.launch,
+        cwd: this.notebookDir(),
+        owner: this.owner,
+        env: {
+          PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+          LANG: process.env.LANG ?? "C.UTF-8",
+          HOME: this.owner?.home ?? os.homedir(),
+          USER: this.owner?.user ?? os.userInfo().username,
+          JUPYTER_CONFIG_DIR: paths.configDir,
+          JUPYTER_RUNTIME_DIR: paths.runtimeDir,
+          JUPYTER_DATA_DIR: paths.jupyterDataDir,
+          PYTHONUNBUFFERED: "1",
+        },
+      }),
+      onEvent: (event) => this.recordEvent(event.level, event.kind, event.message, event.data),
+      onChange: () => this.scheduleRefresh(),
+      onRestartsChanged: (restarts) => void this.saveRestarts(restarts),
+    });
+  }
+
+  private startLoops(): void {
+    const every = (ms: number, work: () => Promise<void>) => {
+      const timer = setInterval(() => void work().catch(() => undefined), ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.settings.reportIntervalSec * 1000, async () => {
+      const deepDue =
+        this.settings.deepCheckIntervalSec > 0 &&
+        Date.now() - this.lastDeepCheck >= this.settings.deepCheckIntervalSec * 1000;
+      await this.refresh({ deep: deepDue });
+    });
+  }
+
+  private scheduleRefresh(): void {
+    setTimeout(() => void this.refresh({ deep: false }).catch(() => undefined), 50).unref();
+    this.notify();
+  }
+
+  /** Re-runs the checks; overlapping calls share one run. */
+  refresh(options: { deep: boolean }): Promise<void> {
+    if (this.refreshing && !options.deep) return this.refreshing;
+    const run = (async () => {
+      await this.refreshing?.catch(() => undefined);
+      if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
+      const snapshot = this.supervisor?.snapshot();
+      const target = this.checkTarget();
+      this.checks = await runChecks(target, {
+        deep: options.deep,
+        ...(this.kernelCheck ? { previousKernelCheck: this.kernelCheck } : {}),
+      });
+      if (options.deep) {
+        this.lastDeepCheck = Date.now();
+        this.kernelCheck = this.checks.find((c) => c.name === "kernel");
+      }
+      this.health = foldHealth(this.checks, snapshot?.state ?? "stopped");
+      this.notify();
+    })();
+    this.refreshing = run.finally(() => {
+      if (this.refreshing === guarded) this.refreshing = null;
+    });
+    const guarded = this.refreshing;
+    return run;
+  }
+
+  private notify(): void {
+    const state = this.state();
+    const signature = JSON.stringify([
+      state.notebook,
+      state.health.status,
+      state.health.checks.map((c) => c.status),
+    ]);
+    if (signature === this.lastSignature) return;
+    this.lastSignature = signature;
+    for (const listener of this.listeners) listener.onState(state);
+  }
+
+  private async refreshCertificate(restartOnChange = false): Promise<void> {
+    this.lastCertCheck = Date.now();
+    const result = await ensureCertificate(this.paths, {
+      hostnames: this.settings.hostnames,
+      ips: this.settings.ips,
+      ...(this.owner ? { owner: this.owner } : {}),
+    });
+    this.rememberCertificate(result.info);
+    if (result.action === "kept") return;
+    const level = result.action === "regenerated" ? "warn" : "info";
+    this.recordEvent(
+      level,
+      `certificate.${result.action}`,
+      `certificate ${result.action}${result.reason ? `: ${result.reason}` : ""}`,
+      {
+        fingerprintSha256: result.info.fingerprintSha256,
+        notAfter: result.info.notAfter,
+      },
+    );
+    if (restartOnChange && this.supervisor) await this.restartIfRunning();
+  }
+
+  private rememberCertificate(info: CertificateInfo): void {
+    const { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned } = info;
+    this.certificate = { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned };
+  }
+
+  private notebookStatus(): NotebookStatus {
+    const snapshot = this.supervisor?.snapshot();
+    return {
+      state: snapshot?.state ?? (this.install ? "stopped" : "not_installed"),
+      pid: snapshot?.pid ?? null,
+      port: this.settings.port,
+      url: this.publicUrl(),
+      restarts: snapshot?.restarts ?? 0,
+      startedAt: snapshot?.startedAt ?? null,
+      generation: this.install?.generation ?? null,
+      version: this.install?.version ?? null,
+      certificate: this.certificate,
+      lastError: snapshot?.lastError ?? null,
+    };
+  }
+
+  private checkTarget(): CheckTarget {
+    return {
+      host: loopbackFor(this.settings.ip),
+      port: this.settings.port,
+      baseUrl: this.settings.baseUrl,
+      token: this.token,
+      pid: this.supervisor?.snapshot().pid ?? null,
+      certFile: this.paths.certFile,
+      diskPath: this.notebookDir(),
+    };
+  }
+
+  publicUrl(): string {
+    const host =
+      this.settings.hostnames[0] ?? (isWildcard(this.settings.ip) ? "localhost" : this.settings.ip);
+    const shown = host.includes(":") ? `[${host}]` : host;
+    return `https://${shown}:${this.settings.port}${this.settings.baseUrl}`;
+  }
+
+  private notebookDir(): string {
+    return this.settings.notebookDir ?? this.paths.defaultNotebookDir;
+  }
+
+  private async writeProfile(): Promise<void> {
+    await writeProfile(
+      this.paths,
+      this.install!.generation,
+      {
+        ip: this.settings.ip,
+        port: this.settings.port,
+        notebookDir: this.notebookDir(),
+        baseUrl: this.settings.baseUrl,
+        certFile: this.paths.certFile,
+        keyFile: this.paths.keyFile,
+        passwordHash: await this.readPasswordHash(),
+        agentToken: this.token,
+        allowRoot: this.owner === null && this.isRoot,
+      },
+      this.owner,
+    );
+  }
+
+  private async storePasswordHash(hash: string): Promise<void> {
+    validateHash(hash);
+    await writeFileAtomic(`${this.paths.stateDir}/password-hash`, `${hash}\n`, { mode: 0o600 });
+  }
+
+  private async readPasswordHash(): Promise<string> {
+    try {
+      const hash = (await readFile(`${this.paths.stateDir}/password-hash`, "utf8")).trim();
+      validateHash(hash);
+      return hash;
+    } catch (error) {
+      if (error instanceof AgentError) throw error;
+      throw new AgentError(
+        "NBF_PASSWORD_INVALID",
+        "no notebook password is set for this data directory; give one with --password-stdin or --password-hash",
+      );
+    }
+  }
+
+  private async readRestarts(): Promise<number> {
+    try {
+      const { restarts } = JSON.parse(await readFile(this.paths.restartsFile, "utf8")) as {
+        restarts?: unknown;
+      };
+      return typeof restarts === "number" && Number.isInteger(restarts) && restarts >= 0 ? restarts : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  private async saveRestarts(restarts: number): Promise<void> {
+    await writeFileAtomic(this.paths.restartsFile, `${JSON.stringify({ restarts })}\n`, { mode: 0o600 });
+  }
+
+  private recordEvent(
+    level: AgentEvent["level"],
+    kind: string,
+    message: string,
+    data?: Record<string, unknown>,
+  ): void {
+    const event: AgentEvent = {
+      at: new Date().toISOString(),
+      level,
+      kind,
+      message,
+      ...(data ? { data } : {}),
+    };
+    void this.events.append(event);
+    for (const listener of this.listeners) listener.onEvent(event);
+  }
+}
+
+async function prepareDirectories(paths: DataPaths): Promise<void> {
+  await mkdir(paths.dataDir, { recursive: true });
+  // Others (the notebook's own user) must traverse the data dir to reach their profile and logs.
+  await chmod(paths.dataDir, 0o711);
+  for (const dir of [paths.stateDir, paths.runDir]) await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(paths.logsDir, { recursive: true, mode: 0o755 });
+}
+
+function isWildcard(ip: string): boolean {
+  return ip === "0.0.0.0" || ip === "::" || ip === "*" || ip === "";
+}
+
+function loopbackFor(ip: string): string {
+  if (isWildcard(ip)) return ip === "::" ? "::1" : "127.0.0.1";
+  return ip;
+}

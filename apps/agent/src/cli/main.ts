@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import { AGENT_VERSION } from "@nbfleet/shared";
+/**
+ * `nbfleet-agent`: the guest agent, usable on its own on one machine.
+ * Exit codes: 0 ok, 1 error, 2 bad usage, 3 `status` found the notebook not healthy.
+ */
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { AgentError } from "../errors.js";
+import { registerCommands } from "./commands.js";
+
+const program = new Command("nbfleet-agent")
+  .description("Installs Jupyter, owns the nbserver profile, supervises and checks the notebook server.")
+  .version(AGENT_VERSION)
+  .showHelpAfterError()
+  .exitOverride();
+
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = exitCodeFor(error);
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
+    return 2;
+  }
+  if (error instanceof InvalidArgumentError) return 2;
+  const code = error instanceof AgentError ? error.code : "NBF_INTERNAL";
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`nbfleet-agent: ${message} [${code}]`);
+  return code === "NBF_INVALID_INPUT" ? 2 : 1;
+}

@@ -1,0 +1,25 @@
+/** Flag parsers whose errors name the flag, the allowed values and what was given. */
+import { InvalidArgumentError } from "commander";
+
+export function integerIn(flag: string, min: number, max: number) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max}, got '${raw}'`);
+    }
+    return value;
+  };
+}
+
+export function oneOf<T extends string>(flag: string, allowed: readonly T[]) {
+  return (raw: string): T => {
+    if (!(allowed as readonly string[]).includes(raw)) {
+      throw new InvalidArgumentError(`${flag} must be one of ${allowed.join(", ")}, got '${raw}'`);
+    }
+    return raw as T;
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

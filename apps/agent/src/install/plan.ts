@@ -1,0 +1,124 @@
+/**
+ * What installing Jupyter means on each platform, as data: a list of exact commands. The same
+ * plan is printed by `--dry-run`, quoted in "run this as root" errors and executed by run.ts.
+ */
+import path from "node:path";
+import type { InstallPlatform } from "./os-release.js";
+
+export interface InstallStep {
+  description: string;
+  argv: string[];
+  /** Set for commands that must run with this environment (shown in the printed plan too). */
+  env?: Record<string, string>;
+  needsRoot: boolean;
+}
+
+export interface InstallPlan {
+  platform: InstallPlatform;
+  steps: InstallStep[];
+}
+
+export const APT_PACKAGES = ["jupyter-notebook", "python3-matplotlib", "python3-numpy", "python3-ipykernel"];
+export const ZYPPER_PACKAGES = [
+  "python3-notebook",
+  "python3-matplotlib",
+  "python3-numpy",
+  "python3-ipykernel",
+];
+export const PIP_PACKAGES = ["notebook", "matplotlib", "numpy", "ipykernel"];
+
+const INSTALL_WHAT = "install the Jupyter notebook server, matplotlib, NumPy and ipykernel";
+
+export function planInstall(platform: InstallPlatform, options: { venvDir: string }): InstallPlan {
+  switch (platform) {
+    case "debian":
+      return {
+        platform,
+        steps: [
+          { description: "refresh the package lists", argv: ["apt-get", "update"], needsRoot: true },
+          {
+            description: INSTALL_WHAT,
+            argv: ["apt-get", "install", "-y", "--no-install-recommends", ...APT_PACKAGES],
+            env: { DEBIAN_FRONTEND: "noninteractive" },
+            needsRoot: true,
+          },
+        ],
+      };
+    case "opensuse":
+      return {
+        platform,
+        steps: [
+          {
+            description: INSTALL_WHAT,
+            argv: ["zypper", "--non-interactive", "install", ...ZYPPER_PACKAGES],
+            needsRoot: true,
+          },
+        ],
+      };
+    case "pip":
+      return {
+        platform,
+        steps: [
+          {
+            description: `create a Python virtual environment in ${options.venvDir}`,
+            argv: ["python3", "-m", "venv", options.venvDir],
+            needsRoot: false,
+          },
+          {
+            description: `${INSTALL_WHAT} into it`,
+            argv: [path.posix.join(options.venvDir, "bin", "pip"), "install", ...PIP_PACKAGES],
+            needsRoot: false,
+          },
+        ],
+      };
+    case "windows":
+      return {
+        platform,
+        steps: [
+          {
+            description: `create a Python virtual environment in ${options.venvDir}`,
+            argv: ["py", "-3", "-m", "venv", options.venvDir],
+            needsRoot: false,
+          },
+          {
+            description: `${INSTALL_WHAT} into it`,
+            argv: [path.win32.join(options.venvDir, "Scripts", "pip.exe"), "install", ...PIP_PACKAGES],
+            needsRoot: false,
+          },
+        ],
+      };
+  }
+}
+
+const POSIX_SAFE = /^[A-Za-z0-9_\-+=.,/:@%^]+$/;
+const WINDOWS_SAFE = /^[A-Za-z0-9_\-+=.,/:@\\]+$/;
+
+/** One argument as a POSIX shell (or, for Windows plans, PowerShell/cmd) would need it typed. */
+export function shellQuote(arg: string, platform: InstallPlatform = "debian"): string {
+  if (platform === "windows") {
+    return WINDOWS_SAFE.test(arg) ? arg : `"${arg.replace(/"/g, '\\"')}"`;
+  }
+  if (POSIX_SAFE.test(arg)) return arg;
+  return `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+/** The exact command line of a step, environment assignments first. */
+export function formatCommand(step: InstallStep, platform: InstallPlatform = "debian"): string {
+  const env = Object.entries(step.env ?? {}).map(([key, value]) => `${key}=${shellQuote(value, platform)}`);
+  return [...env, ...step.argv.map((arg) => shellQuote(arg, platform))].join(" ");
+}
+
+export function planNeedsRoot(plan: InstallPlan): boolean {
+  return plan.steps.some((step) => step.needsRoot);
+}
+
+/** The text `--dry-run` prints: each step's purpose and its exact command line. */
+export function formatPlan(plan: InstallPlan): string {
+  const root = planNeedsRoot(plan) ? " (as root)" : "";
+  const lines = [`Install plan for ${plan.platform}${root}:`];
+  plan.steps.forEach((step, index) => {
+    lines.push(`  ${index + 1}. ${step.description}`);
+    lines.push(`     ${formatCommand(step, plan.platform)}`);
+  });
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,62 @@
+/**
+ * The notebook writes straight into its log file (it must outlive the agent, so no pipe to the
+ * agent). The agent caps the size copytruncate-style: the file is opened O_APPEND by the
+ * server, so after a truncate its next write lands at the new end.
+ */
+import { type FileHandle, copyFile, open, stat, truncate } from "node:fs/promises";
+
+export async function openAppend(
+  file: string,
+  owner?: { uid: number; gid: number } | null,
+): Promise<FileHandle> {
+  const handle = await open(file, "a", 0o640);
+  if (owner) await handle.chown(owner.uid, owner.gid);
+  return handle;
+}
+
+/** Keeps at most ~maxBytes in the live file, the previous part in `<file>.1`. */
+export async function capLogFile(file: string, maxBytes: number): Promise<boolean> {
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
+  if (size <= maxBytes) return false;
+  await copyFile(file, `${file}.1`);
+  await truncate(file, 0);
+  return true;
+}
+
+/** The last `lines` lines of the log, reaching into the previous part when needed. */
+export async function tailLines(file: string, lines: number): Promise<string[]> {
+  const current = await readTail(file, lines);
+  if (current.length >= lines) return current.slice(-lines);
+  const previous = await readTail(`${file}.1`, lines - current.length);
+  return [...previous, ...current].slice(-lines);
+}
+
+async function readTail(file: string, lines: number): Promise<string[]> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, "r");
+  } catch {
+    return [];
+  }
+  try {
+    const { size } = await handle.stat();
+    const chunk = 64 * 1024;
+    let position = size;
+    let text = "";
+    while (position > 0 && text.split("\n").length <= lines + 1) {
+      const length = Math.min(chunk, position);
+      position -= length;
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, position);
+      text = buffer.toString("utf8") + text;
+    }
+    const all = text.split("\n");
+    if (all.at(-1) === "") all.pop();
+    return all.slice(-lines);
+  } finally {
+    await handle.close();
+  }
+}
