@@ -3,13 +3,13 @@
  * recorded; otherwise the platform's plan runs (waiting out a busy package manager), Jupyter is
  * detected again and the result recorded in DIR/state/install.json.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { ValidationError, compileValidator } from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { DataPaths } from "../config/paths.js";
 import { AgentError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 import { type CommandRunner, spawnRunner } from "./command-runner.js";
 import { type JupyterInstallation, detectJupyter } from "./detect.js";
 import { type InstallPlatform, detectPlatform, readOsRelease } from "./os-release.js";
@@ -217,14 +217,7 @@ async function recordInstallation(
     installedAt: unchanged && !ranPlan ? previous.installedAt : now().toISOString(),
   };
   await mkdir(path.dirname(paths.installRecord), { recursive: true });
-  const temp = `${paths.installRecord}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644, flag: "wx" });
-    await rename(temp, paths.installRecord);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(paths.installRecord, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
   return record;
 }
 

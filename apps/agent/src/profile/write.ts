@@ -5,16 +5,14 @@
  * runs as another user, that user owns all of it.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, chown, lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { DataPaths } from "../config/paths.js";
 import type { JupyterGeneration } from "../install/detect.js";
+import { type FileOwner, writeFileAtomic } from "../util/atomic-write.js";
 import { type ConfigOptions, configFileName, renderConfig } from "./config.js";
 
-export interface FileOwner {
-  uid: number;
-  gid: number;
-}
+export type { FileOwner };
 
 /** The config options; without agentToken, the token file's (created when missing) is used. */
 export type ProfileOptions = Omit<ConfigOptions, "agentToken"> & { agentToken?: string };
@@ -25,24 +23,6 @@ export interface WrittenProfile {
 }
 
 const TOKEN_PATTERN = /^[0-9a-f]{64}$/;
-
-/** Temp file + rename: Jupyter never reads half a config, and the mode is right from the start. */
-async function replaceFile(
-  file: string,
-  content: string,
-  owner: FileOwner | null | undefined,
-): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    await writeFile(temp, content, { mode: 0o600, flag: "wx" });
-    await chmod(temp, 0o600);
-    if (owner) await chown(temp, owner.uid, owner.gid);
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-}
 
 /** The environment that makes Jupyter use this profile and nothing under the user's home. */
 export function profileEnv(paths: DataPaths): Record<string, string> {
@@ -69,7 +49,7 @@ export async function ensureAgentToken(paths: DataPaths, owner?: FileOwner | nul
   }
   if (token === null) {
     token = randomBytes(32).toString("hex");
-    await replaceFile(paths.agentTokenFile, `${token}\n`, owner);
+    await writeFileAtomic(paths.agentTokenFile, `${token}\n`, { mode: 0o600, owner });
   } else {
     await chmod(paths.agentTokenFile, 0o600);
     if (owner) await chown(paths.agentTokenFile, owner.uid, owner.gid);
@@ -102,7 +82,7 @@ export async function writeProfile(
   const agentToken = opts.agentToken ?? (await ensureAgentToken(paths, owner));
   const configFile = configFilePath(paths, generation);
   const source = renderConfig(generation, { ...opts, agentToken });
-  await replaceFile(configFile, source, owner);
+  await writeFileAtomic(configFile, source, { mode: 0o600, owner });
 
   // A config of the other generation would be read too (notebook 7 reads both names).
   const stale = configFilePath(paths, generation === "notebook6" ? "server2" : "notebook6");
