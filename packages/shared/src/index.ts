@@ -2,3 +2,4 @@ export * from "./health.js";
 export * from "./protocol.js";
 export * from "./validate.js";
 export * from "./version.js";
+export * from "./api.js";

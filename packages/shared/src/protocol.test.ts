@@ -54,3 +54,36 @@ describe("protocol", () => {
     expect(protocolMajor("one")).toBeUndefined();
   });
 });
+
+describe("date-time fields", () => {
+  const state = {
+    notebook: {
+      state: "running",
+      pid: 42,
+      port: 9999,
+      url: "https://127.0.0.1:9999/",
+      restarts: 0,
+      startedAt: "2026-11-27T15:22:22.042Z",
+      generation: "notebook6",
+      version: "6.4.12",
+      certificate: null,
+      lastError: null,
+    },
+    health: { status: "healthy", reasons: [], checks: [], observedAt: "2026-11-27T15:22:22Z" },
+  };
+  const hello = {
+    v: PROTOCOL_VERSION,
+    id: "h1",
+    type: "hello",
+    agent: { version: "0.1.0", hostname: "h", os: "linux", arch: "x64" },
+    capabilities: [],
+    state,
+  };
+  it("accepts ISO timestamps", () => {
+    expect(agentMessages.problems(hello)).toEqual([]);
+  });
+  it("refuses a timestamp that is not one and names the field", () => {
+    const bad = { ...hello, state: { ...state, notebook: { ...state.notebook, startedAt: "yesterday" } } };
+    expect(agentMessages.is(bad)).toBe(false);
+  });
+});

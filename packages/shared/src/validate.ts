@@ -1,7 +1,13 @@
 /** Schema checks that name the field that was wrong and what was allowed. */
-import type { Static, TSchema } from "@sinclair/typebox";
+import { FormatRegistry, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
+
+// TypeBox's compiler fails every value of a format it does not know; the schemas use date-time.
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+if (!FormatRegistry.Has("date-time")) {
+  FormatRegistry.Set("date-time", (value) => DATE_TIME.test(value) && !Number.isNaN(Date.parse(value)));
+}
 
 export class ValidationError extends Error {
   readonly code = "NBF_INVALID_INPUT";

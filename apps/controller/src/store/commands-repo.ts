@@ -4,21 +4,12 @@
  * Every transition is a conditional update, so a late or repeated message cannot move a
  * command backwards or finish it twice.
  */
-import type { CommandError, CommandName } from "@nbfleet/shared";
+import { COMMAND_STATES, type CommandError, type CommandName, type CommandState } from "@nbfleet/shared";
 import type { Kysely, Selectable } from "kysely";
 import { fromJson, toJson } from "./json.js";
 import type { CommandsTable, Database } from "./schema.js";
 
-export const COMMAND_STATES = [
-  "queued",
-  "sent",
-  "acked",
-  "succeeded",
-  "failed",
-  "timed_out",
-  "expired",
-] as const;
-export type CommandState = (typeof COMMAND_STATES)[number];
+export { COMMAND_STATES, type CommandState };
 export const TERMINAL_STATES: readonly CommandState[] = ["succeeded", "failed", "timed_out", "expired"];
 const UNACKED: CommandState[] = ["queued", "sent"];
 

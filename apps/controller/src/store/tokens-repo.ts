@@ -2,8 +2,9 @@
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
 
-export const ROLES = ["viewer", "operator", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Role } from "@nbfleet/shared";
+
+export { ROLES, type Role };
 
 export interface TokenRecord {
   id: string;

@@ -1,22 +1,19 @@
 /** VMs, their labels and their latest agent/health status (one row each, joined on read). */
-import type { AgentLinkStatus, HealthReport, NotebookStatus, OverallHealth } from "@nbfleet/shared";
+import {
+  type AgentLinkStatus,
+  type HealthReport,
+  type NotebookStatus,
+  type OverallHealth,
+  VM_STATES,
+  type VmState,
+} from "@nbfleet/shared";
 import type { Kysely, Selectable } from "kysely";
 import { NbfError } from "../errors.js";
 import { isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
 import type { Database, VmStatusTable, VmsTable } from "./schema.js";
 
-export const VM_STATES = [
-  "provisioning",
-  "running",
-  "starting",
-  "stopping",
-  "stopped",
-  "restarting",
-  "deleting",
-  "failed",
-] as const;
-export type VmState = (typeof VM_STATES)[number];
+export { VM_STATES, type VmState };
 
 export interface AgentInfo {
   version: string;

@@ -1,0 +1,88 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+/**
+ * Notebook routes: start/stop/restart and password, each a command to the VM's agent
+ * (202 with the command; when the agent is offline the command waits until it expires).
+ */
+import { CommandView } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+import type { NotebookCommand } from "../../fleet/vm-service.js";
+import { CommandOptions, Errors, NameParams } from "../schemas.js";
+import { toCommandView } from "../views.js";
+
+const ACTIONS = ["start", "stop", "restart"] as const;
+
+const CommandBody = Type.Union([Type.Object(CommandOptions, { additionalProperties: false }), Type.Null()]);
+const PasswordBody = Type.Union([
+  Type.Object(
+    {
+      password: Type.Optional(
+        Type.String({
+          minLength: 8,
+          maxLength: 1024,
+          description: "the new password; generated when absent",
+        }),
+      ),
+      ...CommandOptions,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Null(),
+]);
+const PasswordResult = Type.Object({
+  command: CommandView,
+  password: Type.Union([Type.String(), Type.Null()], {
+    description: "the generated password, shown only here; null when you gave one",
+  }),
+});
+
+export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { vms } = app.nbfleet;
+
+  for (const action of ACTIONS) {
+    app.post(
+      `/v1/vms/:name/notebook/${action}`,
+      {
+        config: { role: "operator" },
+        schema: {
+          tags: ["notebook"],
+          summary: `${action[0]!.toUpperCase()}${action.slice(1)} the notebook server (a command to the agent)`,
+          params: NameParams,
+          body: CommandBody,
+          response: { 202: CommandView, ...Errors },
+        },
+      },
+      async (request, reply) => {
+        const { command, delivered } = await vms.notebookCommand(
+          request.params.name,
+          `notebook.${action}` as NotebookCommand,
+          request.body ?? {},
+        );
+        reply.status(202);
+        return toCommandView(command, delivered);
+      },
+    );
+  }
+
+  app.post(
+    "/v1/vms/:name/notebook/password",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["notebook"],
+        summary: "Set the notebook password (only its argon2 hash reaches the agent)",
+        params: NameParams,
+        body: PasswordBody,
+        response: { 202: PasswordResult, ...Errors },
+      },
+    },
+    async (request, reply) => {
+      const { password, ...options } = request.body ?? {};
+      const result = await vms.setPassword(request.params.name, password, options);
+      reply.status(202);
+      return {
+        command: toCommandView(result.command.command, result.command.delivered),
+        password: result.password,
+      };
+    },
+  );
+};

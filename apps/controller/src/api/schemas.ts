@@ -1,0 +1,43 @@
+/** TypeBox pieces several route plugins share (one schema = validation + types + OpenAPI). */
+import { ApiError } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+
+/** DNS-label-like, so a name is safe as a host name, a directory and a resource name. */
+export const VmName = Type.String({
+  pattern: "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$",
+  description: "lowercase letters, digits and '-', starting with a letter, at most 63 characters",
+});
+
+export const LabelKey = Type.String({ pattern: "^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$" });
+export const Labels = Type.Record(LabelKey, Type.String({ maxLength: 256 }), { maxProperties: 64 });
+
+export const NameParams = Type.Object({ name: VmName });
+
+/** Options every command-creating route takes. */
+export const CommandOptions = {
+  ttlSec: Type.Optional(
+    Type.Number({ minimum: 0.05, maximum: 7 * 86_400, description: "how long to wait for an offline agent" }),
+  ),
+  timeoutSec: Type.Optional(
+    Type.Number({
+      minimum: 0.05,
+      maximum: 86_400,
+      description: "how long the agent may take once it acknowledged",
+    }),
+  ),
+  ifOffline: Type.Optional(
+    Type.Union([Type.Literal("queue"), Type.Literal("fail")], {
+      description: "queue (default) waits for an offline agent; fail answers NBF_AGENT_OFFLINE",
+    }),
+  ),
+};
+
+export const Errors = {
+  400: ApiError,
+  401: ApiError,
+  403: ApiError,
+  404: ApiError,
+  409: ApiError,
+  413: ApiError,
+  502: ApiError,
+};

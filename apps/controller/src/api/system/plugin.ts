@@ -1,0 +1,87 @@
+import type {} from "@fastify/swagger";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+/** Unauthenticated operational routes: `/healthz`, `/metrics` (Prometheus), `/docs` (OpenAPI). */
+import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+import { sql } from "kysely";
+
+const Healthz = Type.Object({
+  status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
+  version: Type.String(),
+  protocol: Type.String(),
+  provider: Type.String(),
+  agentsConnected: Type.Integer(),
+  uptimeSec: Type.Number(),
+  store: Type.Union([Type.Literal("ok"), Type.Literal("error")]),
+});
+
+export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { store, gateway, metrics, provider, startedAt } = app.nbfleet;
+
+  app.get(
+    "/healthz",
+    {
+      config: { role: "public" },
+      logLevel: "warn",
+      schema: {
+        tags: ["system"],
+        summary: "Liveness of the controller",
+        response: { 200: Healthz, 503: Healthz },
+      },
+    },
+    async (_request, reply) => {
+      let storeOk = true;
+      try {
+        await sql`select 1`.execute(store.db);
+      } catch {
+        storeOk = false;
+      }
+      reply.status(storeOk ? 200 : 503);
+      return {
+        status: storeOk ? ("ok" as const) : ("degraded" as const),
+        version: AGENT_VERSION,
+        protocol: PROTOCOL_VERSION,
+        provider: provider.name,
+        agentsConnected: gateway.connectedCount,
+        uptimeSec: Math.round((Date.now() - startedAt.getTime()) / 1000),
+        store: storeOk ? ("ok" as const) : ("error" as const),
+      };
+    },
+  );
+
+  app.get(
+    "/metrics",
+    {
+      config: { role: "public" },
+      logLevel: "warn",
+      schema: { tags: ["system"], summary: "Prometheus metrics" },
+    },
+    async (_request, reply) => {
+      await store.writer.flush();
+      reply.header("content-type", metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+
+  app.get("/docs/json", { config: { role: "public" }, schema: { hide: true } }, async () => app.swagger());
+
+  app.get("/docs", { config: { role: "public" }, schema: { hide: true } }, async (_request, reply) => {
+    const spec = app.swagger() as { paths?: Record<string, Record<string, { summary?: string }>> };
+    const rows = Object.entries(spec.paths ?? {})
+      .flatMap(([path, methods]) =>
+        Object.entries(methods).map(
+          ([method, op]) =>
+            `<tr><td>${method.toUpperCase()}</td><td>${escapeHtml(path)}</td><td>${escapeHtml(op.summary ?? "")}</td></tr>`,
+        ),
+      )
+      .join("\n");
+    reply.type("text/html; charset=utf-8");
+    return `<!doctype html><title>nbfleet API</title><h1>nbfleet API</h1>
+<p>OpenAPI 3 document: <a href="/docs/json">/docs/json</a>. Send <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<table>${rows}</table>`;
+  });
+};
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,91 @@
+/** Store records → the API's JSON shapes (VmView, CommandView of packages/shared). */
+import type { CommandView, VmView } from "@nbfleet/shared";
+import type { LiveAgent } from "../gateway/gateway.js";
+import type { CommandRecord } from "../store/commands-repo.js";
+import type { VmRecord } from "../store/vms-repo.js";
+
+/** `live` is the gateway's view of the agent: the link state there beats the stored one. */
+export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
+  const { status } = vm;
+  const connected = live !== undefined;
+  const agentStatus = connected
+    ? "connected"
+    : status.agentStatus === "connected"
+      ? "disconnected"
+      : status.agentStatus;
+  const notebook = status.notebook;
+  const report = status.healthReport;
+  const lastSeenAt = live?.lastSeenAt ?? status.lastSeenAt;
+  const reasons = connected
+    ? (report?.reasons ?? [])
+    : [
+        agentStatus === "never_connected"
+          ? "the agent has not connected yet"
+          : `the agent is disconnected (last seen ${lastSeenAt ?? "never"})`,
+      ];
+  return {
+    name: vm.name,
+    provider: vm.provider,
+    state: vm.state,
+    labels: vm.labels,
+    error: vm.error,
+    createdAt: vm.createdAt,
+    updatedAt: vm.updatedAt,
+    agent: {
+      status: agentStatus,
+      lastSeenAt,
+      connectedAt: live?.connectedAt ?? status.connectedAt,
+      version: status.agentInfo?.version ?? null,
+      hostname: status.agentInfo?.hostname ?? null,
+    },
+    notebook: {
+      state: notebook?.state ?? null,
+      url: notebook?.url ?? vm.notebookUrl,
+      pid: notebook?.pid ?? null,
+      port: notebook?.port ?? null,
+      restarts: notebook?.restarts ?? 0,
+      startedAt: notebook?.startedAt ?? null,
+      generation: notebook?.generation ?? null,
+      version: notebook?.version ?? null,
+      lastError: notebook?.lastError ?? null,
+      certificate: notebook?.certificate ?? null,
+    },
+    health: {
+      status: connected ? (report?.status ?? "unknown") : "unknown",
+      reasons,
+      checks: report?.checks ?? [],
+      observedAt: report?.observedAt ?? null,
+    },
+  };
+}
+
+export function toCommandView(command: CommandRecord, agentConnected: boolean): CommandView {
+  return {
+    id: command.id,
+    vmName: command.vmName,
+    name: command.name,
+    params: command.params,
+    state: command.state,
+    createdAt: command.createdAt,
+    sentAt: command.sentAt,
+    ackedAt: command.ackedAt,
+    finishedAt: command.finishedAt,
+    expiresAt: command.expiresAt,
+    timeoutSec: command.timeoutMs / 1000,
+    attempts: command.attempts,
+    result: command.result,
+    error: command.error,
+    operationId: command.operationId,
+    agentConnected,
+    note: noteFor(command, agentConnected),
+  };
+}
+
+function noteFor(command: CommandRecord, agentConnected: boolean): string | null {
+  if ((command.state === "queued" || command.state === "sent") && !agentConnected) {
+    return `the agent of ${command.vmName} is offline: the command is queued and is delivered when it reconnects, or expires at ${command.expiresAt}`;
+  }
+  if (command.state === "expired") return `the agent did not take the command before ${command.expiresAt}`;
+  if (command.state === "timed_out") return `the agent gave no result within ${command.timeoutMs / 1000} s`;
+  return null;
+}

@@ -1,0 +1,201 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+/** VM routes: create, list (labels/state/health filters, cursor pages), show, delete, machine actions. */
+import { CommandView, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+import { NbfError } from "../../errors.js";
+import type { MachineAction } from "../../fleet/vm-service.js";
+import { Errors, Labels, NameParams, VmName } from "../schemas.js";
+import { toCommandView, toVmView } from "../views.js";
+
+const CreateVmBody = Type.Object(
+  {
+    name: VmName,
+    labels: Type.Optional(Labels),
+    password: Type.Optional(
+      Type.String({
+        minLength: 8,
+        maxLength: 1024,
+        description: "the notebook password; generated when absent",
+      }),
+    ),
+    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+const CreatedVm = Type.Object({
+  vm: VmView,
+  password: Type.Union([Type.String(), Type.Null()], {
+    description: "the generated notebook password, shown only here; null when you gave one",
+  }),
+  passwordCommand: CommandView,
+});
+
+const ListQuery = Type.Object(
+  {
+    label: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[^=]+=.*$" }), {
+        description: "key=value, repeatable (all must match)",
+      }),
+    ),
+    state: Type.Optional(VmState),
+    health: Type.Optional(OverallHealth),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+const MACHINE_ACTIONS: MachineAction[] = ["start", "stop", "restart"];
+
+export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { store, vms, gateway, commands } = app.nbfleet;
+
+  app.post(
+    "/v1/vms",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["vms"],
+        summary: "Create a VM",
+        body: CreateVmBody,
+        response: { 201: CreatedVm, ...Errors },
+      },
+    },
+    async (request, reply) => {
+      const created = await vms.create(request.body);
+      reply.status(201);
+      return {
+        vm: toVmView(created.vm, gateway.live(created.vm.name)),
+        password: created.password,
+        passwordCommand: toCommandView(created.passwordCommand.command, created.passwordCommand.delivered),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/vms",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["vms"],
+        summary: "List VMs",
+        querystring: ListQuery,
+        response: { 200: VmList, ...Errors },
+      },
+    },
+    async (request) => {
+      const { label, state, health, limit = 100, cursor } = request.query;
+      const labels: Record<string, string> = {};
+      for (const pair of label ?? []) {
+        const at = pair.indexOf("=");
+        labels[pair.slice(0, at)] = pair.slice(at + 1);
+      }
+      await store.writer.flush();
+      const rows = await store.vms.list({
+        labels,
+        state,
+        health,
+        after: decodeCursor(cursor),
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      return {
+        items: page.map((vm) => toVmView(vm, gateway.live(vm.name))),
+        nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.name) : null,
+      };
+    },
+  );
+
+  app.get(
+    "/v1/vms/:name",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["vms"],
+        summary: "Show a VM",
+        params: NameParams,
+        response: { 200: VmView, ...Errors },
+      },
+    },
+    async (request) => {
+      await store.writer.flush();
+      const vm = await store.vms.require(request.params.name);
+      return toVmView(vm, gateway.live(vm.name));
+    },
+  );
+
+  app.delete(
+    "/v1/vms/:name",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["vms"],
+        summary: "Delete a VM and everything it left",
+        params: NameParams,
+        response: { 204: Type.Null(), ...Errors },
+      },
+    },
+    async (request, reply) => {
+      await vms.delete(request.params.name);
+      return reply.status(204).send(null);
+    },
+  );
+
+  for (const action of MACHINE_ACTIONS) {
+    app.post(
+      `/v1/vms/:name/${action}`,
+      {
+        config: { role: "operator" },
+        schema: {
+          tags: ["vms"],
+          summary: `${action[0]!.toUpperCase()}${action.slice(1)} the machine`,
+          params: NameParams,
+          response: { 200: VmView, ...Errors },
+        },
+      },
+      async (request) => {
+        const vm = await vms.machineAction(request.params.name, action);
+        return toVmView(vm, gateway.live(vm.name));
+      },
+    );
+  }
+
+  app.get(
+    "/v1/vms/:name/commands",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["commands"],
+        summary: "The VM's latest commands, newest first",
+        params: NameParams,
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+        }),
+        response: { 200: Type.Object({ items: Type.Array(CommandView) }), ...Errors },
+      },
+    },
+    async (request) => {
+      await store.vms.require(request.params.name);
+      const items = await commands.listForVm(request.params.name, request.query.limit ?? 50);
+      const connected = gateway.isConnected(request.params.name);
+      return { items: items.map((c) => toCommandView(c, connected)) };
+    },
+  );
+};
+
+function encodeCursor(name: string): string {
+  return Buffer.from(JSON.stringify({ after: name })).toString("base64url");
+}
+
+function decodeCursor(cursor: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const after = (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { after?: unknown })
+      .after;
+    if (typeof after === "string") return after;
+  } catch {
+    // falls through to the error below
+  }
+  throw new NbfError("NBF_CURSOR_INVALID", { cursor });
+}

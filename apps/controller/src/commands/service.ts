@@ -1,0 +1,257 @@
+/**
+ * Commands to agents, persisted with their lifecycle (queued → sent → acked → succeeded |
+ * failed | timed_out, or queued|sent → expired). A command is sent at once when its agent is
+ * connected, otherwise when the agent (re)connects, until its TTL runs out; an acknowledged
+ * command without a result past its timeout is timed out. Repeated acks and results are
+ * ignored (the first result wins), and only the VM a command belongs to can answer it.
+ */
+import {
+  type CommandError,
+  CommandMessage,
+  type CommandName,
+  PROTOCOL_VERSION,
+  type ResultMessage,
+  compileValidator,
+} from "@nbfleet/shared";
+import { NbfError } from "../errors.js";
+import type { EventBus } from "../events/bus.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { type CommandRecord, TERMINAL_STATES } from "../store/commands-repo.js";
+import { newId } from "../store/ids.js";
+import type { Store } from "../store/store.js";
+
+const commandValidator = compileValidator(CommandMessage, "command");
+
+/** How commands reach agents; the gateway implements it. */
+export interface CommandLink {
+  isConnected(vmName: string): boolean;
+  send(vmName: string, message: CommandMessage): boolean;
+}
+
+export interface EnqueueRequest {
+  vmName: string;
+  name: CommandName;
+  params?: Record<string, unknown>;
+  ttlSec?: number;
+  timeoutSec?: number;
+  operationId?: string | null;
+  /** `fail` refuses with NBF_AGENT_OFFLINE instead of queueing for an offline agent. */
+  ifOffline?: "queue" | "fail";
+}
+
+export interface EnqueueResult {
+  command: CommandRecord;
+  /** Whether the agent was connected and the command went out at once. */
+  delivered: boolean;
+}
+
+export interface CommandServiceOptions {
+  store: Store;
+  bus: EventBus;
+  metrics: Metrics;
+  ttlSec: number;
+  timeoutSec: number;
+  sweepMs: number;
+  onError: (error: unknown) => void;
+}
+
+export function isTerminal(command: CommandRecord): boolean {
+  return TERMINAL_STATES.includes(command.state);
+}
+
+export class CommandService {
+  private link: CommandLink | undefined;
+  private readonly waiters = new Map<string, Set<(command: CommandRecord) => void>>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
+
+  constructor(private readonly options: CommandServiceOptions) {}
+
+  attach(link: CommandLink): void {
+    this.link = link;
+  }
+
+  start(): void {
+    this.sweeper ??= setInterval(() => void this.sweep(), this.options.sweepMs);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    const { store } = this.options;
+    const connected = this.link?.isConnected(request.vmName) ?? false;
+    if (!connected && request.ifOffline === "fail") {
+      const vm = await store.vms.require(request.vmName);
+      throw new NbfError("NBF_AGENT_OFFLINE", { name: vm.name, lastSeenAt: vm.status.lastSeenAt ?? "never" });
+    }
+    const now = new Date();
+    const id = newId("cmd");
+    const params = request.params ?? {};
+    const message = { v: PROTOCOL_VERSION, id, type: "command", name: request.name, params };
+    if (!commandValidator.is(message)) {
+      throw new NbfError("NBF_INVALID_BODY", { problems: commandValidator.problems(message).join("; ") });
+    }
+    const ttlMs = (request.ttlSec ?? this.options.ttlSec) * 1000;
+    const command = await store.commands.insert({
+      id,
+      vmName: request.vmName,
+      name: request.name,
+      params,
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+      timeoutMs: Math.round((request.timeoutSec ?? this.options.timeoutSec) * 1000),
+      operationId: request.operationId ?? null,
+    });
+    this.options.bus.emit({
+      vmName: request.vmName,
+      kind: "command.queued",
+      message: `${request.name} queued as ${id}${connected ? "" : " (agent offline)"}`,
+      data: { commandId: id, name: request.name },
+    });
+    const delivered = connected ? await this.deliver(command) : false;
+    return { command: (await store.commands.get(id)) ?? command, delivered };
+  }
+
+  listForVm(vmName: string, limit: number): Promise<CommandRecord[]> {
+    return this.options.store.commands.listForVm(vmName, limit);
+  }
+
+  get(id: string): Promise<CommandRecord | undefined> {
+    return this.options.store.commands.get(id);
+  }
+
+  /** Resolves with the command once it is finished, or as it is after `timeoutMs`. */
+  async waitFor(id: string, timeoutMs: number): Promise<CommandRecord | undefined> {
+    const current = await this.get(id);
+    if (!current || isTerminal(current) || timeoutMs <= 0) return current;
+    return new Promise((resolve) => {
+      const waiters = this.waiters.get(id) ?? new Set();
+      this.waiters.set(id, waiters);
+      const done = (command: CommandRecord) => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) this.waiters.delete(id);
+        resolve(command);
+      };
+      const timer = setTimeout(async () => {
+        waiters.delete(done);
+        if (waiters.size === 0) this.waiters.delete(id);
+        resolve(await this.get(id));
+      }, timeoutMs);
+      waiters.add(done);
+    });
+  }
+
+  /** The agent of `vmName` is connected and welcomed: send what waits for it. */
+  async onAgentReady(vmName: string): Promise<void> {
+    const pending = await this.options.store.commands.deliverable(vmName, new Date().toISOString());
+    for (const command of pending) await this.deliver(command);
+  }
+
+  async onAck(vmName: string, commandId: string): Promise<void> {
+    const command = await this.options.store.commands.get(commandId);
+    if (!command || command.vmName !== vmName) return;
+    const now = Date.now();
+    await this.options.store.commands.markAcked(
+      commandId,
+      vmName,
+      new Date(now).toISOString(),
+      new Date(now + command.timeoutMs).toISOString(),
+    );
+  }
+
+  onProgress(vmName: string, commandId: string, message: string): void {
+    this.options.bus.emit({
+      vmName,
+      source: "agent",
+      kind: "command.progress",
+      message,
+      data: { commandId },
+    });
+  }
+
+  async onResult(vmName: string, result: ResultMessage): Promise<void> {
+    const { store, metrics } = this.options;
+    const outcome = result.ok
+      ? { state: "succeeded" as const, result: result.data }
+      : {
+          state: "failed" as const,
+          result: result.data,
+          error:
+            result.error ??
+            ({ code: "NBF_AGENT_ERROR", message: "the agent gave no reason" } as CommandError),
+        };
+    const now = new Date();
+    const finished = await store.commands.finish(result.commandId, vmName, outcome, now.toISOString());
+    if (!finished) return;
+    const command = await store.commands.get(result.commandId);
+    if (!command) return;
+    metrics.commandDuration.observe(
+      { command: command.name, outcome: command.state },
+      (now.getTime() - Date.parse(command.createdAt)) / 1000,
+    );
+    this.finished(command);
+  }
+
+  /** A deleted VM's commands end as expired. */
+  async dropForVm(vmName: string): Promise<void> {
+    const dropped = await this.options.store.commands.expireAllForVm(vmName, new Date().toISOString());
+    for (const command of dropped) this.finished(command);
+  }
+
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const now = new Date().toISOString();
+      const { commands } = this.options.store;
+      for (const command of await commands.expireDue(now)) this.finished(command);
+      for (const command of await commands.timeoutDue(now)) {
+        this.options.metrics.commandDuration.observe(
+          { command: command.name, outcome: "timed_out" },
+          (Date.parse(now) - Date.parse(command.createdAt)) / 1000,
+        );
+        this.finished(command);
+      }
+    } catch (error) {
+      this.options.onError(error);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async deliver(command: CommandRecord): Promise<boolean> {
+    const link = this.link;
+    if (!link?.isConnected(command.vmName)) return false;
+    // Persisted as sent before it goes out: a lost frame is resent on reconnect, never forgotten.
+    if (!(await this.options.store.commands.markSent(command.id, new Date().toISOString()))) return false;
+    const message = {
+      v: PROTOCOL_VERSION,
+      id: command.id,
+      type: "command",
+      name: command.name,
+      params: command.params,
+      deadline: Date.parse(command.expiresAt),
+    } as CommandMessage;
+    return link.send(command.vmName, message);
+  }
+
+  private finished(command: CommandRecord): void {
+    const level = command.state === "succeeded" ? "info" : command.state === "failed" ? "error" : "warn";
+    this.options.bus.emit({
+      vmName: command.vmName,
+      kind: `command.${command.state}`,
+      level,
+      message: `${command.name} ${command.id} ${command.state.replace("_", " ")}${
+        command.error ? `: ${command.error.code} ${command.error.message}` : ""
+      }`,
+      data: { commandId: command.id, name: command.name, state: command.state },
+    });
+    const waiters = this.waiters.get(command.id);
+    if (waiters) for (const resolve of [...waiters]) resolve(command);
+  }
+}

@@ -1,0 +1,32 @@
+/** Everything a route plugin may use, built once by buildServer and decorated as `app.nbfleet`. */
+import type { AdminToken } from "./auth/admin-token.js";
+import type { CommandService } from "./commands/service.js";
+import type { ControllerSettings } from "./config/settings.js";
+import type { EventBus } from "./events/bus.js";
+import type { VmService } from "./fleet/vm-service.js";
+import type { AgentGateway } from "./gateway/gateway.js";
+import type { Metrics } from "./metrics/metrics.js";
+import type { Provider } from "./providers/types.js";
+import type { Store } from "./store/store.js";
+
+export interface ControllerContext {
+  settings: ControllerSettings;
+  store: Store;
+  bus: EventBus;
+  commands: CommandService;
+  gateway: AgentGateway;
+  vms: VmService;
+  metrics: Metrics;
+  provider: Provider;
+  /** The first admin token (plaintext when this start knows it), for the CLI to print once. */
+  adminToken: AdminToken;
+  /** The URL agents use to reach this controller: `publicUrl`, else the listening address. */
+  controllerUrl(): string;
+  startedAt: Date;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    nbfleet: ControllerContext;
+  }
+}

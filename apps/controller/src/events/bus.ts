@@ -1,0 +1,61 @@
+import { type EventLevel, type FleetEvent, toEventRow } from "../store/events-repo.js";
+/**
+ * The in-process event bus: every fleet event (from agents or from the controller itself) is
+ * stored through the write-behind buffer and handed to live subscribers (the SSE stream).
+ */
+import { newId } from "../store/ids.js";
+import type { WriteBehind } from "../store/write-behind.js";
+
+export type { FleetEvent };
+
+export interface NewEvent {
+  vmName: string | null;
+  source?: FleetEvent["source"];
+  kind: string;
+  level?: EventLevel;
+  message: string;
+  data?: Record<string, unknown> | null;
+  at?: string;
+}
+
+export type EventListener = (event: FleetEvent) => void;
+
+export class EventBus {
+  private readonly listeners = new Set<EventListener>();
+
+  constructor(
+    private readonly writer: WriteBehind,
+    private readonly onListenerError: (error: unknown) => void = () => {},
+  ) {}
+
+  emit(input: NewEvent): FleetEvent {
+    const event: FleetEvent = {
+      id: newId("evt"),
+      at: input.at ?? new Date().toISOString(),
+      vmName: input.vmName,
+      source: input.source ?? "controller",
+      kind: input.kind,
+      level: input.level ?? "info",
+      message: input.message,
+      data: input.data ?? null,
+    };
+    this.writer.appendEvent(toEventRow(event));
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.onListenerError(error);
+      }
+    }
+    return event;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+}

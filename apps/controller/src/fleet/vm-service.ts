@@ -1,0 +1,192 @@
+/**
+ * What can be done to a VM, for the API today and the CLI / bulk operations next: create
+ * (password, bootstrap token, provider), machine start/stop/restart, delete (nothing left
+ * behind: provider, agent link, secrets, pending commands) and notebook commands.
+ */
+import type { CommandName, VmState } from "@nbfleet/shared";
+import type { FastifyBaseLogger } from "fastify";
+import { hashSecret, newBootstrapToken } from "../auth/secrets.js";
+import type { CommandService, EnqueueResult } from "../commands/service.js";
+import { NbfError } from "../errors.js";
+import type { EventBus } from "../events/bus.js";
+import type { AgentGateway } from "../gateway/gateway.js";
+import type { Provider, ProviderVm } from "../providers/types.js";
+import type { Store } from "../store/store.js";
+import type { VmRecord } from "../store/vms-repo.js";
+import { generatePassword, hashNotebookPassword } from "./password.js";
+
+/** The password.set of a new VM waits at least this long for an agent that is still installing. */
+const CREATE_PASSWORD_TTL_SEC = 3600;
+
+export interface VmServiceOptions {
+  store: Store;
+  bus: EventBus;
+  commands: CommandService;
+  gateway: AgentGateway;
+  provider: Provider;
+  controllerUrl: () => string;
+  commandTtlSec: number;
+  log: FastifyBaseLogger;
+}
+
+export interface CreateVmInput {
+  name: string;
+  labels?: Record<string, string>;
+  /** Taken as the notebook password; generated when absent. */
+  password?: string;
+  /** Must name this controller's provider when given. */
+  provider?: string;
+}
+
+export interface CreatedVm {
+  vm: VmRecord;
+  /** The generated plaintext password, shown once; null when the caller gave one. */
+  password: string | null;
+  passwordCommand: EnqueueResult;
+}
+
+export type MachineAction = "start" | "stop" | "restart";
+export type NotebookCommand = Extract<CommandName, "notebook.start" | "notebook.stop" | "notebook.restart">;
+
+const TRANSITION: Record<MachineAction, { during: VmState; after: VmState }> = {
+  start: { during: "starting", after: "running" },
+  stop: { during: "stopping", after: "stopped" },
+  restart: { during: "restarting", after: "running" },
+};
+const BUSY_STATES: VmState[] = ["provisioning", "deleting"];
+
+export class VmService {
+  constructor(private readonly options: VmServiceOptions) {}
+
+  async create(input: CreateVmInput): Promise<CreatedVm> {
+    const { store, bus, commands, provider } = this.options;
+    if (input.provider !== undefined && input.provider !== provider.name) {
+      throw new NbfError("NBF_PROVIDER_UNKNOWN", { provider: input.provider, available: provider.name });
+    }
+    const labels = input.labels ?? {};
+    const plain = input.password ?? generatePassword();
+    const passwordHash = await hashNotebookPassword(plain);
+    await store.vms.insert({
+      name: input.name,
+      provider: provider.name,
+      state: "provisioning",
+      labels,
+      passwordHash,
+    });
+    const bootstrapToken = newBootstrapToken();
+    await store.agentSecrets.issueBootstrap(input.name, hashSecret(bootstrapToken));
+    const passwordCommand = await commands.enqueue({
+      vmName: input.name,
+      name: "password.set",
+      params: { hash: passwordHash },
+      ttlSec: Math.max(this.options.commandTtlSec, CREATE_PASSWORD_TTL_SEC),
+    });
+    bus.emit({
+      vmName: input.name,
+      kind: "vm.created",
+      message: `VM ${input.name} created on ${provider.name}`,
+    });
+    try {
+      const result = await provider.create(
+        { name: input.name, labels, providerData: null },
+        { bootstrapToken, controllerUrl: this.options.controllerUrl(), passwordHash },
+      );
+      await store.vms.update(input.name, {
+        state: "running",
+        notebookUrl: result?.notebookUrl ?? null,
+        ...(result?.providerData !== undefined ? { providerData: result.providerData } : {}),
+      });
+    } catch (error) {
+      await this.providerFailed(input.name, "create", error);
+    }
+    return {
+      vm: await store.vms.require(input.name),
+      password: input.password === undefined ? plain : null,
+      passwordCommand,
+    };
+  }
+
+  async machineAction(name: string, action: MachineAction): Promise<VmRecord> {
+    const { store, provider, bus } = this.options;
+    const vm = await store.vms.require(name);
+    if (BUSY_STATES.includes(vm.state)) throw new NbfError("NBF_VM_BUSY", { name, state: vm.state, action });
+    const { during, after } = TRANSITION[action];
+    await store.vms.update(name, { state: during, error: null });
+    try {
+      await provider[action](providerVm(vm));
+    } catch (error) {
+      await this.providerFailed(name, action, error);
+    }
+    await store.vms.update(name, { state: after });
+    bus.emit({
+      vmName: name,
+      kind: `vm.${action}`,
+      message: `VM ${name} ${action === "stop" ? "stopped" : `${action}ed`}`,
+    });
+    return store.vms.require(name);
+  }
+
+  async delete(name: string): Promise<void> {
+    const { store, provider, gateway, commands, bus } = this.options;
+    const vm = await store.vms.require(name);
+    if (vm.state === "deleting")
+      throw new NbfError("NBF_VM_BUSY", { name, state: vm.state, action: "delete" });
+    await store.vms.update(name, { state: "deleting" });
+    try {
+      await provider.delete(providerVm(vm));
+    } catch (error) {
+      await this.providerFailed(name, "delete", error);
+    }
+    gateway.retire(name, "VM deleted");
+    store.writer.forget(name);
+    await commands.dropForVm(name);
+    await store.vms.delete(name);
+    bus.emit({ vmName: name, kind: "vm.deleted", message: `VM ${name} deleted` });
+  }
+
+  async notebookCommand(
+    name: string,
+    command: NotebookCommand,
+    options: { ttlSec?: number; timeoutSec?: number; ifOffline?: "queue" | "fail" } = {},
+  ): Promise<EnqueueResult> {
+    await this.options.store.vms.require(name);
+    return this.options.commands.enqueue({ vmName: name, name: command, ...options });
+  }
+
+  /** Stores the new hash and sends it; returns the generated plaintext (null when given). */
+  async setPassword(
+    name: string,
+    password: string | undefined,
+    options: { ttlSec?: number; timeoutSec?: number; ifOffline?: "queue" | "fail" } = {},
+  ): Promise<{ command: EnqueueResult; password: string | null }> {
+    const { store, commands } = this.options;
+    await store.vms.require(name);
+    const plain = password ?? generatePassword();
+    const hash = await hashNotebookPassword(plain);
+    const command = await commands.enqueue({
+      vmName: name,
+      name: "password.set",
+      params: { hash },
+      ...options,
+    });
+    await store.vms.setPasswordHash(name, hash);
+    return { command, password: password === undefined ? plain : null };
+  }
+
+  private async providerFailed(name: string, action: string, error: unknown): Promise<never> {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.options.log.error({ err: error, vm: name, action }, "provider failed");
+    await this.options.store.vms.update(name, { state: "failed", error: `${action}: ${reason}` });
+    this.options.bus.emit({
+      vmName: name,
+      kind: "vm.failed",
+      level: "error",
+      message: `provider ${this.options.provider.name} failed to ${action} VM ${name}: ${reason}`,
+    });
+    throw new NbfError("NBF_PROVIDER_FAILED", { provider: this.options.provider.name, action, name, reason });
+  }
+}
+
+function providerVm(vm: VmRecord): ProviderVm {
+  return { name: vm.name, labels: vm.labels, providerData: vm.providerData };
+}

@@ -1,0 +1,382 @@
+import type {} from "@fastify/websocket";
+/**
+ * The agent gateway: `GET /v1/agent/connect` (WebSocket). An agent authenticates with
+ * `Authorization: Bearer <credential or bootstrap token>`, sends a hello with its whole state,
+ * and is welcomed with its VM name, the report interval and (when it came with a bootstrap
+ * token) its new credential. From then on it reports state and events and answers commands.
+ * A second connection for the same VM replaces the first. Liveness is ping/pong on one shared
+ * ticker: an agent that misses two pings is disconnected.
+ */
+import {
+  type AgentMessage,
+  CloseCode,
+  type CommandMessage,
+  type HelloMessage,
+  PROTOCOL_VERSION,
+  type WelcomeMessage,
+} from "@nbfleet/shared";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type WebSocket from "ws";
+import { bearer, hashSecret, newAgentCredential, secretKind } from "../auth/secrets.js";
+import type { CommandLink, CommandService } from "../commands/service.js";
+import type { EventBus } from "../events/bus.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { newId } from "../store/ids.js";
+import type { Store } from "../store/store.js";
+import type { StatusRow } from "../store/vms-repo.js";
+import { parseAgentFrame } from "./messages.js";
+import { AgentSession } from "./session.js";
+
+export const AGENT_CONNECT_PATH = "/v1/agent/connect";
+const CLOSE_GOING_AWAY = 1001;
+const CLOSE_TRY_LATER = 1013;
+/** Handshakes (connected, not yet welcomed) allowed at once; more are told to come back later. */
+const MAX_PENDING_HANDSHAKES = 4096;
+const MAX_EARLY_FRAMES = 8;
+/** Messages of one connection queued for handling; a flood beyond this is a policy violation. */
+const MAX_IN_FLIGHT = 1024;
+
+export interface GatewayOptions {
+  store: Store;
+  bus: EventBus;
+  commands: CommandService;
+  metrics: Metrics;
+  log: FastifyBaseLogger;
+  reportIntervalSec: number;
+  pingIntervalMs: number;
+  helloTimeoutMs: number;
+}
+
+export interface LiveAgent {
+  connectedAt: string;
+  lastSeenAt: string;
+}
+
+/** Whom a connection speaks for; `bootstrapHash` when it came with a one-time bootstrap token. */
+type Identity = { vmName: string; bootstrapHash: string | null };
+
+export class AgentGateway implements CommandLink {
+  private readonly sessions = new Map<string, AgentSession>();
+  private pendingHandshakes = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  private closing = false;
+
+  constructor(private readonly options: GatewayOptions) {}
+
+  register(app: FastifyInstance): void {
+    app.get(
+      AGENT_CONNECT_PATH,
+      { websocket: true, config: { role: "agent" }, logLevel: "warn" },
+      (socket: WebSocket, request) => this.accept(socket, request.headers.authorization),
+    );
+  }
+
+  start(): void {
+    this.ticker ??= setInterval(() => this.tick(), this.options.pingIntervalMs);
+    this.ticker.unref();
+  }
+
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  isConnected(vmName: string): boolean {
+    return this.sessions.get(vmName)?.open ?? false;
+  }
+
+  live(vmName: string): LiveAgent | undefined {
+    const session = this.sessions.get(vmName);
+    if (!session?.open) return undefined;
+    return { connectedAt: session.connectedAt, lastSeenAt: new Date(session.lastSeenMs).toISOString() };
+  }
+
+  send(vmName: string, message: CommandMessage): boolean {
+    return this.sessions.get(vmName)?.send(message) ?? false;
+  }
+
+  /** Ends a VM's connection without recording a disconnect (the VM is being deleted). */
+  retire(vmName: string, reason: string): void {
+    const session = this.sessions.get(vmName);
+    if (!session) return;
+    session.retired = true;
+    this.sessions.delete(vmName);
+    session.close(CloseCode.unauthorized, reason);
+  }
+
+  /** Closes every connection (agents will reconnect to the next controller) and writes their status. */
+  close(): void {
+    this.closing = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    for (const session of [...this.sessions.values()]) {
+      this.sessions.delete(session.vmName!);
+      this.writeStatus(session, "disconnected");
+      session.retired = true;
+      session.close(CLOSE_GOING_AWAY, "controller shutting down");
+    }
+  }
+
+  private accept(ws: WebSocket, authorization: string | undefined): void {
+    const session = new AgentSession(ws);
+    const { metrics, log } = this.options;
+    if (this.closing) {
+      session.close(CLOSE_GOING_AWAY, "controller shutting down");
+      return;
+    }
+    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      session.close(CLOSE_TRY_LATER, "too many agents connecting at once; retry with backoff");
+      return;
+    }
+    this.pendingHandshakes++;
+    let handshaking = true;
+    const endHandshake = () => {
+      if (handshaking) this.pendingHandshakes--;
+      handshaking = false;
+      clearTimeout(helloTimer);
+    };
+    const helloTimer = setTimeout(
+      () => session.close(CloseCode.policyViolation, "no hello within the hello timeout"),
+      this.options.helloTimeoutMs,
+    );
+    let identity: Identity | null = null;
+    let failed = false;
+    // Messages of one connection are handled strictly in order (an ack before its result, the
+    // welcome before the first report), behind authentication; `inFlight` bounds that queue.
+    let inFlight = 0;
+    const fail = (code: number, reason: string) => {
+      failed = true;
+      log.debug({ vm: session.vmName, code, reason }, "closing agent connection");
+      session.close(code, reason);
+    };
+    let chain: Promise<void> = this.identify(authorization).then(
+      (result) => {
+        if (typeof result === "string") fail(CloseCode.unauthorized, result);
+        else identity = result;
+      },
+      (error) => {
+        log.error({ err: error }, "agent authentication failed");
+        fail(1011, "internal error during authentication");
+      },
+    );
+
+    const process = async (message: AgentMessage): Promise<void> => {
+      if (failed || identity === null) return;
+      if (session.vmName === null) {
+        if (message.type !== "hello")
+          return fail(CloseCode.policyViolation, "the first message must be a hello");
+        return this.welcome(session, identity, message, endHandshake);
+      }
+      if (message.type === "hello")
+        return fail(CloseCode.policyViolation, "hello sent twice on one connection");
+      return this.handle(session, message);
+    };
+
+    ws.on("message", (data, isBinary) => {
+      if (failed) return;
+      session.lastSeenMs = Date.now();
+      session.answeredPing = true;
+      session.missedPings = 0;
+      const parsed = parseAgentFrame(data as Buffer, isBinary);
+      if (!parsed.ok) return fail(parsed.code, parsed.reason);
+      metrics.agentMessages.inc({ type: parsed.message.type });
+      const limit = session.vmName === null ? MAX_EARLY_FRAMES : MAX_IN_FLIGHT;
+      if (inFlight >= limit)
+        return fail(CloseCode.policyViolation, "too many messages without waiting for answers");
+      inFlight++;
+      chain = chain
+        .then(() => process(parsed.message))
+        .catch((error) => {
+          log.error({ err: error, vm: session.vmName }, "agent message failed");
+          if (session.vmName === null) fail(1011, "internal error during the handshake");
+        })
+        .finally(() => {
+          inFlight--;
+        });
+    });
+    ws.on("pong", () => {
+      session.lastSeenMs = Date.now();
+      session.answeredPing = true;
+      session.missedPings = 0;
+    });
+    ws.on("close", (code) => {
+      endHandshake();
+      metrics.agentCloses.inc({ code: String(code) });
+      this.onClose(session, code);
+    });
+  }
+
+  /** Who the bearer secret speaks for, or why it is refused. */
+  private async identify(authorization: string | undefined): Promise<Identity | string> {
+    const secret = bearer(authorization);
+    if (!secret) return "missing 'Authorization: Bearer <agent credential or bootstrap token>'";
+    const kind = secretKind(secret);
+    if (kind === "operator") return "operator tokens cannot connect as an agent";
+    const found = await this.options.store.agentSecrets.find(hashSecret(secret));
+    if (!found || found.kind !== (kind === "agent" ? "credential" : "bootstrap")) {
+      return kind === "agent"
+        ? "unknown or revoked agent credential"
+        : "unknown or already used bootstrap token";
+    }
+    return { vmName: found.vmName, bootstrapHash: kind === "bootstrap" ? hashSecret(secret) : null };
+  }
+
+  private async welcome(
+    session: AgentSession,
+    identity: Identity,
+    hello: HelloMessage,
+    endHandshake: () => void,
+  ): Promise<void> {
+    const { store, bus, commands } = this.options;
+    let credential: string | undefined;
+    if (identity.bootstrapHash !== null) {
+      credential = newAgentCredential();
+      // The bootstrap token is spent here, after the hello proved the agent speaks our protocol.
+      const vmName = await store.agentSecrets.exchangeBootstrap(
+        identity.bootstrapHash,
+        hashSecret(credential),
+      );
+      if (vmName === undefined) return session.close(CloseCode.unauthorized, "bootstrap token already used");
+    }
+    if (!session.open) return;
+    if (!(await store.vms.exists(identity.vmName))) {
+      return session.close(CloseCode.unauthorized, `VM ${identity.vmName} no longer exists`);
+    }
+    endHandshake();
+    const previous = this.sessions.get(identity.vmName);
+    if (previous) {
+      previous.retired = true;
+      previous.close(CloseCode.replaced, "replaced by a newer connection of the same VM");
+    }
+    session.vmName = identity.vmName;
+    session.connectedAt = new Date().toISOString();
+    session.agentInfo = JSON.stringify(hello.agent);
+    this.sessions.set(identity.vmName, session);
+    const welcome: WelcomeMessage = {
+      v: PROTOCOL_VERSION,
+      id: newId("msg"),
+      type: "welcome",
+      vmName: identity.vmName,
+      reportIntervalSec: this.options.reportIntervalSec,
+      ...(credential ? { credential } : {}),
+    };
+    session.send(welcome);
+    bus.emit({
+      vmName: identity.vmName,
+      kind: "agent.connected",
+      message: `agent ${hello.agent.version} on ${hello.agent.hostname} connected${credential ? " (bootstrap)" : ""}`,
+      data: { agent: hello.agent, capabilities: hello.capabilities },
+    });
+    this.applyState(session, hello.state, true);
+    await commands.onAgentReady(identity.vmName);
+  }
+
+  private async handle(session: AgentSession, message: AgentMessage): Promise<void> {
+    const vmName = session.vmName!;
+    switch (message.type) {
+      case "state":
+        return this.applyState(session, message.state, false);
+      case "event":
+        this.options.bus.emit({
+          vmName,
+          source: "agent",
+          kind: message.event.kind,
+          level: message.event.level,
+          message: message.event.message,
+          data: message.event.data ?? null,
+          at: message.event.at,
+        });
+        return;
+      case "ack":
+        return this.options.commands.onAck(vmName, message.commandId);
+      case "progress":
+        return this.options.commands.onProgress(vmName, message.commandId, message.message);
+      case "result":
+        return this.options.commands.onResult(vmName, message);
+      default:
+        return;
+    }
+  }
+
+  private applyState(session: AgentSession, state: HelloMessage["state"], first: boolean): void {
+    const vmName = session.vmName!;
+    // A report still queued when its connection closed must not mark the VM connected again.
+    if (this.sessions.get(vmName) !== session) return;
+    const { bus } = this.options;
+    const previousHealth = first ? null : session.health;
+    const previousNotebook = session.notebookState;
+    session.notebook = JSON.stringify(state.notebook);
+    session.healthReport = JSON.stringify(state.health);
+    session.health = state.health.status;
+    session.notebookState = state.notebook.state;
+    if (previousNotebook !== null && previousNotebook !== state.notebook.state) {
+      bus.emit({
+        vmName,
+        kind: "notebook.state",
+        message: `notebook ${previousNotebook} → ${state.notebook.state}`,
+        data: { from: previousNotebook, to: state.notebook.state, pid: state.notebook.pid },
+      });
+    }
+    if (previousHealth !== state.health.status) {
+      bus.emit({
+        vmName,
+        kind: "vm.health",
+        level:
+          state.health.status === "healthy" ? "info" : state.health.status === "degraded" ? "warn" : "error",
+        message: `health ${previousHealth ?? "unknown"} → ${state.health.status}${
+          state.health.reasons.length ? `: ${state.health.reasons.join("; ")}` : ""
+        }`,
+        data: { from: previousHealth ?? "unknown", to: state.health.status },
+      });
+    }
+    this.writeStatus(session, "connected");
+  }
+
+  private onClose(session: AgentSession, code: number): void {
+    const vmName = session.vmName;
+    if (vmName === null || session.retired || this.sessions.get(vmName) !== session) return;
+    this.sessions.delete(vmName);
+    this.writeStatus(session, "disconnected");
+    this.options.bus.emit({
+      vmName,
+      kind: "agent.disconnected",
+      level: "warn",
+      message: `agent disconnected (close code ${code})`,
+      data: { code },
+    });
+  }
+
+  private writeStatus(session: AgentSession, status: "connected" | "disconnected"): void {
+    const now = Date.now();
+    session.lastPersistedMs = now;
+    const row: StatusRow = {
+      vm_name: session.vmName!,
+      agent_status: status,
+      last_seen_at: new Date(session.lastSeenMs).toISOString(),
+      connected_at: session.connectedAt,
+      agent_info: session.agentInfo,
+      notebook: session.notebook,
+      health: status === "connected" ? session.health : "unknown",
+      health_report: session.healthReport,
+      updated_at: new Date(now).toISOString(),
+    };
+    this.options.store.writer.putStatus(row);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const persistEvery = this.options.pingIntervalMs * 2;
+    for (const session of this.sessions.values()) {
+      if (!session.answeredPing) {
+        session.missedPings++;
+        if (session.missedPings >= 2) {
+          session.ws.terminate();
+          continue;
+        }
+      }
+      session.answeredPing = false;
+      session.ws.ping();
+      // lastSeenAt reaches the store at least this often even when the agent only answers pings.
+      if (now - session.lastPersistedMs >= persistEvery) this.writeStatus(session, "connected");
+    }
+  }
+}

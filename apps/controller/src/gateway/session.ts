@@ -1,0 +1,82 @@
+/**
+ * One agent connection: its identity once welcomed, what it last reported (kept as JSON text,
+ * which is what gets stored, to stay small at 10,000 connections), liveness, and a send queue
+ * that stops writing into a socket that is not draining.
+ */
+import type { NotebookState, OverallHealth } from "@nbfleet/shared";
+import WebSocket from "ws";
+
+const HIGH_WATER_BYTES = 256 * 1024;
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** Close code for a peer that does not read what it is sent ("try again later"). */
+export const CLOSE_SLOW_CONSUMER = 1013;
+
+export class AgentSession {
+  vmName: string | null = null;
+  /** Set when this session must not write its disconnect (replaced, or its VM deleted). */
+  retired = false;
+  answeredPing = true;
+  missedPings = 0;
+  lastSeenMs = Date.now();
+  lastPersistedMs = 0;
+  connectedAt = "";
+  agentInfo: string | null = null;
+  notebook: string | null = null;
+  healthReport: string | null = null;
+  health: OverallHealth = "unknown";
+  notebookState: NotebookState | null = null;
+  private queue: string[] | null = null;
+  private queuedBytes = 0;
+  private drainScheduled = false;
+
+  constructor(readonly ws: WebSocket) {}
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Queues a message; false when the socket is gone or the peer is too slow (then closed). */
+  send(message: unknown): boolean {
+    if (!this.open) return false;
+    const data = JSON.stringify(message);
+    if (this.queue === null && this.ws.bufferedAmount < HIGH_WATER_BYTES) {
+      this.ws.send(data);
+      return true;
+    }
+    this.queue ??= [];
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      this.close(CLOSE_SLOW_CONSUMER, "send queue overflow: the agent is not reading");
+      return false;
+    }
+    this.drain();
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.CLOSED || this.ws.readyState === WebSocket.CLOSING) return;
+    // A close reason is at most 123 bytes on the wire.
+    this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+  }
+
+  private drain(): void {
+    while (this.queue && this.queue.length > 0 && this.ws.bufferedAmount < HIGH_WATER_BYTES) {
+      if (!this.open) return;
+      const data = this.queue.shift()!;
+      this.queuedBytes -= data.length;
+      this.ws.send(data);
+    }
+    if (this.queue && this.queue.length === 0) {
+      this.queue = null;
+      return;
+    }
+    if (this.queue && !this.drainScheduled) {
+      this.drainScheduled = true;
+      setTimeout(() => {
+        this.drainScheduled = false;
+        this.drain();
+      }, 10).unref();
+    }
+  }
+}

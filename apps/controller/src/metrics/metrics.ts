@@ -1,0 +1,67 @@
+/**
+ * Prometheus metrics of one controller (its own registry, so several controllers can live in
+ * one process in tests). Gauges read their value when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface MetricSources {
+  agentsConnected(): number;
+  vmsByHealth(): Promise<Record<string, number>>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly commandDuration: Histogram<"command" | "outcome">;
+  readonly agentCloses: Counter<"code">;
+  readonly agentMessages: Counter<"type">;
+  private sources: MetricSources | undefined;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "nbfleet_process_" });
+    const self = this;
+    new Gauge({
+      name: "nbfleet_agents_connected",
+      help: "Agents with an open WebSocket to this controller",
+      registers: [this.registry],
+      collect() {
+        this.set(self.sources?.agentsConnected() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "nbfleet_vms",
+      help: "VMs by effective health (unknown when the agent is not connected)",
+      labelNames: ["health"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const counts = (await self.sources?.vmsByHealth()) ?? {};
+        for (const health of ["healthy", "degraded", "unhealthy", "unknown"]) {
+          this.set({ health }, counts[health] ?? 0);
+        }
+      },
+    });
+    this.commandDuration = new Histogram({
+      name: "nbfleet_command_duration_seconds",
+      help: "Time from a command's creation to its result",
+      labelNames: ["command", "outcome"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    this.agentCloses = new Counter({
+      name: "nbfleet_agent_connections_closed_total",
+      help: "Agent WebSocket connections closed, by close code",
+      labelNames: ["code"],
+      registers: [this.registry],
+    });
+    this.agentMessages = new Counter({
+      name: "nbfleet_agent_messages_total",
+      help: "Messages received from agents, by type",
+      labelNames: ["type"],
+      registers: [this.registry],
+    });
+  }
+
+  attach(sources: MetricSources): void {
+    this.sources = sources;
+  }
+}

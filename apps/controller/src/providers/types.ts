@@ -1,0 +1,47 @@
+/**
+ * What the controller needs from a place that runs machines (local sandboxes, Azure, ...).
+ * A provider makes the machine and starts the agent inside it with the bootstrap token; from
+ * then on the controller talks to the agent, not to the provider. Errors thrown here reach the
+ * operator as NBF_PROVIDER_FAILED with the error's message.
+ */
+
+export interface ProviderVm {
+  name: string;
+  labels: Record<string, string>;
+  /** What this provider returned from `create` (paths, resource ids, ...); null before. */
+  providerData: unknown;
+}
+
+export interface ProvisionContext {
+  /** One-time token (`nbfb_…`) the agent presents on its first connect. */
+  bootstrapToken: string;
+  /** Base URL of this controller as agents reach it, e.g. `http://127.0.0.1:7070`. */
+  controllerUrl: string;
+  /**
+   * The notebook password hash (Jupyter `argon2:` format). It is also queued as a
+   * `password.set` command; a provider may hand it to the agent earlier so the notebook never
+   * starts without it.
+   */
+  passwordHash: string;
+}
+
+export interface ProvisionResult {
+  /** The notebook URL when the provider knows it before the agent reports (e.g. a public IP). */
+  notebookUrl?: string | null;
+  /** Kept with the VM and handed back in `ProviderVm.providerData`. */
+  providerData?: unknown;
+}
+
+export interface Provider {
+  /** Stored with each VM and shown as `provider` in the API, e.g. `local` or `azure`. */
+  readonly name: string;
+  /** Makes the machine and starts its agent; resolves once that is under way. */
+  create(vm: ProviderVm, context: ProvisionContext): Promise<ProvisionResult | undefined>;
+  start(vm: ProviderVm): Promise<void>;
+  stop(vm: ProviderVm): Promise<void>;
+  restart(vm: ProviderVm): Promise<void>;
+  /** Removes the machine and everything it left behind; deleting a missing machine succeeds. */
+  delete(vm: ProviderVm): Promise<void>;
+  /** Called when the controller shuts down; agents in machines are expected to survive it. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,190 @@
+/**
+ * buildServer: the controller as one fastify app — store (migrated), first admin token,
+ * agent gateway, commands, event bus, metrics and the API plugins — wired to a Provider.
+ * `app.close()` closes agent links, stops timers and flushes the store before closing it.
+ *
+ * Start-up order (each needs the ones above it):
+ *   store ─┬─ admin token
+ *          ├─ event bus ── commands ── gateway ── VM service ── routes
+ *          └─ metrics ─────┘
+ */
+import fastifySwagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import fastifyWebsocket from "@fastify/websocket";
+import { AGENT_VERSION } from "@nbfleet/shared";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { commandsPlugin } from "./api/commands/plugin.js";
+import { installErrorHandler } from "./api/error-handler.js";
+import { eventsPlugin } from "./api/events/plugin.js";
+import { notebookPlugin } from "./api/notebook/plugin.js";
+import { systemPlugin } from "./api/system/plugin.js";
+import { tokensPlugin } from "./api/tokens/plugin.js";
+import { vmsPlugin } from "./api/vms/plugin.js";
+import { ensureAdminToken } from "./auth/admin-token.js";
+import { installAuth } from "./auth/hook.js";
+import { CommandService } from "./commands/service.js";
+import { type ControllerSettings, parseListen } from "./config/settings.js";
+import type { ControllerContext } from "./context.js";
+import { EventBus } from "./events/bus.js";
+import { VmService } from "./fleet/vm-service.js";
+import { AgentGateway } from "./gateway/gateway.js";
+import { Metrics } from "./metrics/metrics.js";
+import type { Provider } from "./providers/types.js";
+import { openStore } from "./store/store.js";
+
+/** Log fields that may hold secrets; pino replaces them with "[redacted]". */
+export const REDACT_PATHS = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  "headers.authorization",
+  "authorization",
+  "password",
+  "token",
+  "credential",
+  "bootstrapToken",
+  "passwordHash",
+  "*.password",
+  "*.token",
+  "*.credential",
+  "*.bootstrapToken",
+  "*.passwordHash",
+  "*.authorization",
+];
+
+export interface BuildOptions {
+  provider: Provider;
+  /** A ready logger (e.g. pretty for a TTY); otherwise JSON logs at `settings.logLevel`. */
+  logger?: FastifyBaseLogger;
+}
+
+export type NbfleetApp = FastifyInstance;
+
+export async function buildServer(settings: ControllerSettings, options: BuildOptions): Promise<NbfleetApp> {
+  const app = Fastify({
+    ...(options.logger
+      ? { loggerInstance: options.logger }
+      : { logger: { level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } } }),
+    bodyLimit: settings.bodyLimitBytes,
+    // Long-lived responses (event streams) must not hold up a shutdown.
+    forceCloseConnections: true,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const store = await openStore({
+    dataDir: settings.dataDir,
+    flushMs: settings.stateFlushMs,
+    flushMaxItems: settings.stateFlushMaxItems,
+    onError: (error) => app.log.error({ err: error }, "store write-behind flush failed"),
+  });
+  try {
+    await store.vms.markAllDisconnected();
+    const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
+    const metrics = new Metrics();
+    const bus = new EventBus(store.writer, (error) => app.log.error({ err: error }, "event listener failed"));
+    const commands = new CommandService({
+      store,
+      bus,
+      metrics,
+      ttlSec: settings.commandTtlSec,
+      timeoutSec: settings.commandTimeoutSec,
+      sweepMs: settings.commandSweepMs,
+      onError: (error) => app.log.error({ err: error }, "command sweep failed"),
+    });
+    const gateway = new AgentGateway({
+      store,
+      bus,
+      commands,
+      metrics,
+      log: app.log,
+      reportIntervalSec: settings.reportIntervalSec,
+      pingIntervalMs: settings.pingIntervalSec * 1000,
+      helloTimeoutMs: settings.helloTimeoutSec * 1000,
+    });
+    commands.attach(gateway);
+    metrics.attach({
+      agentsConnected: () => gateway.connectedCount,
+      vmsByHealth: () => store.vms.countByHealth(),
+    });
+    const controllerUrl = () => settings.publicUrl ?? listeningUrl(app, settings.listen);
+    const vms = new VmService({
+      store,
+      bus,
+      commands,
+      gateway,
+      provider: options.provider,
+      controllerUrl,
+      commandTtlSec: settings.commandTtlSec,
+      log: app.log,
+    });
+    const context: ControllerContext = {
+      settings,
+      store,
+      bus,
+      commands,
+      gateway,
+      vms,
+      metrics,
+      provider: options.provider,
+      adminToken,
+      controllerUrl,
+      startedAt: new Date(),
+    };
+    app.decorate("nbfleet", context);
+
+    installAuth(app, store.tokens);
+    installErrorHandler(app, settings.bodyLimitBytes);
+    await app.register(fastifySwagger, {
+      openapi: {
+        info: { title: "nbfleet controller API", version: AGENT_VERSION },
+        components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+        security: [{ bearer: [] }],
+      },
+    });
+    await app.register(fastifyWebsocket, {
+      options: { maxPayload: settings.maxMessageBytes, perMessageDeflate: false, clientTracking: false },
+      errorHandler: (error, socket) => {
+        app.log.debug({ err: error }, "agent socket error");
+        socket.terminate();
+      },
+      preClose: (done) => {
+        gateway.close();
+        done();
+      },
+    });
+    gateway.register(app);
+    await app.register(vmsPlugin);
+    await app.register(notebookPlugin);
+    await app.register(commandsPlugin);
+    await app.register(tokensPlugin);
+    await app.register(eventsPlugin);
+    await app.register(systemPlugin);
+
+    app.addHook("onClose", async () => {
+      commands.stop();
+      await options.provider.close?.();
+      await store.close();
+    });
+    gateway.start();
+    commands.start();
+    return app;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Listens on `settings.listen`; resolves with the URL. */
+export async function listen(app: NbfleetApp): Promise<string> {
+  const { host, port } = parseListen(app.nbfleet.settings.listen);
+  await app.listen({ host, port });
+  return listeningUrl(app, app.nbfleet.settings.listen);
+}
+
+function listeningUrl(app: FastifyInstance, fallback: string): string {
+  const address = app.server.address();
+  if (address === null || typeof address === "string") return `http://${fallback}`;
+  const host = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;
+  return `http://${address.family === "IPv6" && host.includes(":") ? `[${host}]` : host}:${address.port}`;
+}

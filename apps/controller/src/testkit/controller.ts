@@ -1,0 +1,45 @@
+/**
+ * Starts a real controller for tests: a fresh data dir (or a given one, to test restarts),
+ * listening on 127.0.0.1 with a free port, quiet logs, fast timers.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ControllerSettings, defaultSettings } from "../config/settings.js";
+import type { Provider } from "../providers/types.js";
+import { type NbfleetApp, buildServer, listen } from "../server.js";
+import { SimProvider } from "./sim-provider.js";
+
+export interface TestController {
+  app: NbfleetApp;
+  url: string;
+  adminToken: string;
+  dataDir: string;
+  provider: Provider;
+  close(): Promise<void>;
+}
+
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), "nbf-controller-"));
+}
+
+export async function startTestController(
+  options: { settings?: Partial<ControllerSettings>; provider?: Provider; listen?: boolean } = {},
+): Promise<TestController> {
+  const dataDir = options.settings?.dataDir ?? tempDataDir();
+  const settings: ControllerSettings = {
+    ...defaultSettings(),
+    listen: "127.0.0.1:0",
+    logLevel: "silent",
+    stateFlushMs: 20,
+    commandSweepMs: 50,
+    ...options.settings,
+    dataDir,
+  };
+  const provider = options.provider ?? new SimProvider();
+  const app = await buildServer(settings, { provider });
+  const url = options.listen === false ? "" : await listen(app);
+  const adminToken = app.nbfleet.adminToken.token;
+  if (!adminToken) throw new Error("test controller has no known admin token");
+  return { app, url, adminToken, dataDir, provider, close: () => app.close() };
+}

@@ -1,0 +1,146 @@
+/**
+ * The controller's HTTP API shapes (what `GET /v1/vms` and friends return), shared so the CLI,
+ * the benchmark and outside tests read the same definitions the server validates against.
+ */
+import { type Static, Type } from "@sinclair/typebox";
+import {
+  AgentLinkStatus,
+  CertificateInfo,
+  HealthCheck,
+  JupyterGeneration,
+  NotebookState,
+  OverallHealth,
+} from "./health.js";
+import { CommandError } from "./protocol.js";
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const Timestamp = Type.String({ format: "date-time" });
+
+export const VM_STATES = [
+  "provisioning",
+  "running",
+  "starting",
+  "stopping",
+  "stopped",
+  "restarting",
+  "deleting",
+  "failed",
+] as const;
+export const VmState = Type.Union(VM_STATES.map((s) => Type.Literal(s)));
+export type VmState = Static<typeof VmState>;
+
+export const VmView = Type.Object({
+  name: Type.String(),
+  provider: Type.String(),
+  /** The machine's state as the provider left it. */
+  state: VmState,
+  labels: Type.Record(Type.String(), Type.String()),
+  error: Nullable(Type.String()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  agent: Type.Object({
+    status: AgentLinkStatus,
+    lastSeenAt: Nullable(Timestamp),
+    connectedAt: Nullable(Timestamp),
+    version: Nullable(Type.String()),
+    hostname: Nullable(Type.String()),
+  }),
+  notebook: Type.Object({
+    /** Null until the agent has reported. */
+    state: Nullable(NotebookState),
+    url: Nullable(Type.String()),
+    pid: Nullable(Type.Integer()),
+    port: Nullable(Type.Integer()),
+    restarts: Type.Integer(),
+    startedAt: Nullable(Timestamp),
+    generation: Nullable(JupyterGeneration),
+    version: Nullable(Type.String()),
+    lastError: Nullable(Type.String()),
+    certificate: Nullable(CertificateInfo),
+  }),
+  health: Type.Object({
+    /** `unknown` whenever the agent is not connected. */
+    status: OverallHealth,
+    reasons: Type.Array(Type.String()),
+    checks: Type.Array(HealthCheck),
+    observedAt: Nullable(Timestamp),
+  }),
+});
+export type VmView = Static<typeof VmView>;
+
+export const VmList = Type.Object({
+  items: Type.Array(VmView),
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: Nullable(Type.String()),
+});
+export type VmList = Static<typeof VmList>;
+
+export const COMMAND_STATES = [
+  "queued",
+  "sent",
+  "acked",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "expired",
+] as const;
+export const CommandState = Type.Union(COMMAND_STATES.map((s) => Type.Literal(s)));
+export type CommandState = Static<typeof CommandState>;
+
+export const CommandView = Type.Object({
+  id: Type.String(),
+  vmName: Type.String(),
+  name: Type.String(),
+  params: Type.Record(Type.String(), Type.Unknown()),
+  state: CommandState,
+  createdAt: Timestamp,
+  sentAt: Nullable(Timestamp),
+  ackedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+  /** Not acknowledged by then → expired. */
+  expiresAt: Timestamp,
+  timeoutSec: Type.Number(),
+  attempts: Type.Integer(),
+  result: Type.Unknown(),
+  error: Nullable(CommandError),
+  operationId: Nullable(Type.String()),
+  /** Whether the VM's agent is connected right now. */
+  agentConnected: Type.Boolean(),
+  /** A sentence for people, e.g. that the command waits for an offline agent until expiresAt. */
+  note: Nullable(Type.String()),
+});
+export type CommandView = Static<typeof CommandView>;
+
+export const FleetEventView = Type.Object({
+  id: Type.String(),
+  at: Timestamp,
+  vmName: Nullable(Type.String()),
+  source: Type.Union([Type.Literal("agent"), Type.Literal("controller")]),
+  kind: Type.String(),
+  level: Type.Union([Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")]),
+  message: Type.String(),
+  data: Nullable(Type.Record(Type.String(), Type.Unknown())),
+});
+export type FleetEventView = Static<typeof FleetEventView>;
+
+export const ROLES = ["viewer", "operator", "admin"] as const;
+export const Role = Type.Union(ROLES.map((r) => Type.Literal(r)));
+export type Role = Static<typeof Role>;
+
+export const TokenView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: Role,
+  createdAt: Timestamp,
+});
+export type TokenView = Static<typeof TokenView>;
+
+export const ApiError = Type.Object({
+  error: Type.Object({
+    code: Type.String({ pattern: "^NBF_[A-Z0-9_]+$" }),
+    message: Type.String(),
+    details: Type.Record(Type.String(), Type.Unknown()),
+  }),
+});
+export type ApiError = Static<typeof ApiError>;
