@@ -31,7 +31,7 @@ import { runChecks } from "./health/run-checks.js";
 import type { CheckTarget } from "./health/target.js";
 import { type InstallRecord, ensureInstalled } from "./install/run.js";
 import { hashForServer, validateHash } from "./password/hash.js";
-import { type RunAsUser, resolveRunAs } from "./profile/user.js";
+import { type RunAsUser, assertTraversable, resolveRunAs } from "./profile/user.js";
 import { ensureAgentToken, writeProfile } from "./profile/write.js";
 import { tailLines } from "./supervisor/log-file.js";
 import { Supervisor } from "./supervisor/supervisor.js";
@@ -112,6 +112,10 @@ export class Agent implements AgentCore {
     await this.refreshCertificate();
     this.token = await ensureAgentToken(this.paths, this.owner);
     await this.writeProfile();
+    if (this.owner) {
+      for (const dir of [this.paths.configDir, this.notebookDir(), this.paths.logsDir])
+        await assertTraversable(dir, this.owner);
+    }
     this.supervisor = await this.createSupervisor();
     progress("starting the notebook server");
     const how = await this.supervisor.adoptOrStart();

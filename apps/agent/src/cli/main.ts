@@ -21,6 +21,8 @@ try {
 } catch (error) {
   process.exitCode = exitCodeFor(error);
 }
+// A finished command leaves nothing worth waiting for (a paused stdin would keep the process up).
+process.exit();
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {

@@ -171,29 +171,22 @@ describe("nbfleet-agent up, when things go wrong", () => {
     const dataDir = await makeDataDir();
     const port = await freePort();
     const restart = {
-      initialBackoffMs: 300,
-      maxBackoffMs: 1000,
+      initialBackoffMs: 500,
+      maxBackoffMs: 2000,
       stableMs: 60_000,
       maxCrashes: 3,
       crashWindowMs: 120_000,
     };
     await writeFile(dataPaths(dataDir).settingsFile, JSON.stringify({ restart }));
-    await up(dataDir, port, { password: PASSWORD });
-    const seen = new Set<string>();
-    for (let crash = 0; crash < 3; crash++) {
-      const running = await waitFor("a running server to kill", async () => {
+    const agent = await up(dataDir, port, { password: PASSWORD });
+    let pid = agent.summary.pid;
+    for (let crash = 1; crash <= 3; crash++) {
+      process.kill(pid, "SIGKILL");
+      if (crash === 3) break;
+      pid = (await waitFor("the restarted server", async () => {
         const s = await status(dataDir);
-        seen.add(s.notebook.state);
-        return s.notebook.state === "running" && s.notebook.pid;
-      });
-      process.kill(running as number, "SIGKILL");
-      if (crash < 2) {
-        await waitFor("backoff", async () => {
-          const s = await status(dataDir);
-          seen.add(s.notebook.state);
-          return s.notebook.state === "backoff" || s.notebook.state === "starting";
-        });
-      }
+        return s.notebook.state === "running" && s.notebook.pid !== pid && s.notebook.pid;
+      })) as number;
     }
     const failed = await waitFor("failed", async () => {
       const s = await status(dataDir);
@@ -202,7 +195,14 @@ describe("nbfleet-agent up, when things go wrong", () => {
     expect(failed.health.status).toBe("unhealthy");
     expect(failed.notebook.lastError).toMatch(/3 crashes/);
     expect(failed.notebook.lastError).toMatch(/Last log lines/);
-    expect([...seen]).toContain("backoff");
+    const events = await agentJson<Array<{ kind: string; message: string }>>([
+      "events",
+      "--data-dir",
+      dataDir,
+    ]);
+    const crashes = events.filter((e) => e.kind === "notebook.crashed");
+    expect(crashes.map((e) => /restarting in (\d+) ms/.exec(e.message)?.[1])).toEqual(["500", "1000"]);
+    expect(events.at(-1)?.kind).toBe("notebook.failed");
   });
 
   it("refuses a port that is taken, naming it, and never drifts to another port", async () => {
@@ -228,8 +228,9 @@ describe("nbfleet-agent up, when things go wrong", () => {
   it("serves a notebook directory whose name holds quotes, backslashes and a newline without running it as code", async () => {
     const dataDir = await makeDataDir();
     const port = await freePort();
-    const canary = path.join(dataDir, "pwned");
-    const notebookDir = path.join(dataDir, `nb'; import os; os.system('touch ${canary}') #\\\n"x`);
+    // The server's working directory is the notebook directory, so a relative canary lands there.
+    const notebookDir = path.join(dataDir, `nb'; import os; os.system('touch pwned') #\\\n"x`);
+    const canary = path.join(notebookDir, "pwned");
     const agent = await up(dataDir, port, { password: PASSWORD, args: ["--notebook-dir", notebookDir] });
     await writeFile(path.join(notebookDir, "marker.txt"), "here");
     const token = (await readFile(dataPaths(dataDir).agentTokenFile, "utf8")).trim();

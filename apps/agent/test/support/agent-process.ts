@@ -117,7 +117,7 @@ export async function agentJson<T = Record<string, unknown>>(args: string[], inp
 }
 
 export async function stopAgent(agent: RunningAgent, signal: NodeJS.Signals = "SIGINT"): Promise<void> {
-  if (agent.process.exitCode !== null) return;
+  if (agent.process.exitCode !== null || agent.process.signalCode !== null) return;
   const exited = new Promise((resolve) => agent.process.once("exit", resolve));
   agent.process.kill(signal);
   await exited;
