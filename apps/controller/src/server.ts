@@ -19,6 +19,7 @@ import { eventsPlugin } from "./api/events/plugin.js";
 import { notebookPlugin } from "./api/notebook/plugin.js";
 import { systemPlugin } from "./api/system/plugin.js";
 import { tokensPlugin } from "./api/tokens/plugin.js";
+import { installValidator } from "./api/validator.js";
 import { vmsPlugin } from "./api/vms/plugin.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
 import { installAuth } from "./auth/hook.js";
@@ -135,6 +136,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
 
     installAuth(app, store.tokens);
     installErrorHandler(app, settings.bodyLimitBytes);
+    installValidator(app);
     await app.register(fastifySwagger, {
       openapi: {
         info: { title: "nbfleet controller API", version: AGENT_VERSION },
