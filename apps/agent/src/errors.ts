@@ -15,6 +15,7 @@ export const AgentErrorCodes = {
   NBF_CERT_INVALID: "a certificate or key is unreadable, mismatched or expired",
   NBF_TLS_UNREACHABLE: "a TLS endpoint did not complete a handshake",
   NBF_PASSWORD_INVALID: "a password or password hash is unusable",
+  NBF_ARGON2_UNAVAILABLE: "the native argon2 module is missing for this platform",
   NBF_NOTEBOOK_START_FAILED: "the notebook server did not become ready",
   NBF_NOTEBOOK_FAILED: "the notebook server crashed too often and was given up",
   NBF_AGENT_NOT_RUNNING: "no agent is running for this data directory",

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { JupyterGeneration } from "@nbfleet/shared";
-import { type Algorithm, hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
+import type { Algorithm } from "@node-rs/argon2";
 import { AgentError } from "../errors.js";
 
 export const MAX_PASSWORD_LENGTH = 1024;
@@ -15,6 +15,26 @@ export const MAX_PASSWORD_LENGTH = 1024;
 const ARGON2ID = 2 as Algorithm;
 const ARGON2_OPTIONS = { algorithm: ARGON2ID, memoryCost: 10240, timeCost: 10, parallelism: 8 };
 const SHA1_SALT_BYTES = 6;
+
+type Argon2 = typeof import("@node-rs/argon2");
+let argon2: Promise<Argon2> | undefined;
+
+/**
+ * Loaded on first use: the native module is prebuilt per platform and only hashing or checking
+ * a plaintext needs it, so an agent artifact without it still runs with ready hashes.
+ */
+function loadArgon2(): Promise<Argon2> {
+  argon2 ??= import("@node-rs/argon2").catch((error: unknown) => {
+    argon2 = undefined;
+    const platform = `${process.platform}-${process.arch}`;
+    throw new AgentError(
+      "NBF_ARGON2_UNAVAILABLE",
+      `the native argon2 module (@node-rs/argon2) cannot be loaded on ${platform}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}; give a ready hash instead (--password-hash) or install @node-rs/argon2 next to the agent`,
+      { platform },
+    );
+  });
+  return argon2;
+}
 
 const ARGON2_HASH = /^argon2:\$argon2(id|i)\$(v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 const SHA1_HASH = /^sha1:([0-9a-fA-F]{1,64}):([0-9a-f]{40})$/;
@@ -37,7 +57,8 @@ function checkPlain(plain: string): void {
 
 export async function hashPassword(plain: string): Promise<string> {
   checkPlain(plain);
-  return `argon2:${await argon2Hash(plain, ARGON2_OPTIONS)}`;
+  const { hash } = await loadArgon2();
+  return `argon2:${await hash(plain, ARGON2_OPTIONS)}`;
 }
 
 /** What notebook's `passwd(p, algorithm="sha1")` makes: sha1 over passphrase + salt. */
@@ -85,7 +106,8 @@ export function validateHash(hash: string): PasswordAlgorithm {
 
 export async function verifyPassword(plain: string, hash: string): Promise<boolean> {
   if (validateHash(hash) === "argon2") {
-    return argon2Verify(hash.slice("argon2:".length), plain);
+    const { verify } = await loadArgon2();
+    return verify(hash.slice("argon2:".length), plain);
   }
   const [, salt, digest] = SHA1_HASH.exec(hash)!;
   return timingSafeEqual(Buffer.from(sha1Hex(plain, salt!)), Buffer.from(digest!));
