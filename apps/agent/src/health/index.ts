@@ -11,7 +11,6 @@ export {
   probeApi,
   requestApi,
 } from "./http.js";
-export { fetchServedCertificate } from "./served-certificate.js";
 export { checkProcess } from "./process-check.js";
 export { checkHttps } from "./https-check.js";
 export { checkAuth } from "./auth-check.js";

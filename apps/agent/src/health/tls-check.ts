@@ -6,9 +6,10 @@
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { CheckStatus, HealthCheck } from "@nbfleet/shared";
+import { formatFingerprint } from "../tls/fingerprint.js";
+import { type ServedCertificate, fetchServedCertificate } from "../tls/served.js";
 import { NETWORK_CHECK_TIMEOUT_MS } from "./http.js";
 import { checkResult, describeError } from "./result.js";
-import { fetchServedCertificate } from "./served-certificate.js";
 import type { CheckTarget } from "./target.js";
 
 export const CERT_WARN_DAYS = 30;
@@ -19,9 +20,9 @@ export async function checkTls(
   now = new Date(),
   timeoutMs = NETWORK_CHECK_TIMEOUT_MS,
 ): Promise<HealthCheck> {
-  let served: X509Certificate;
+  let served: ServedCertificate;
   try {
-    served = await fetchServedCertificate(target.host, target.port, timeoutMs);
+    served = await fetchServedCertificate(target.host, target.port, undefined, { timeoutMs });
   } catch (error) {
     const message = describeError(error);
     // Notebook 6 (Tornado) loads certfile and keyfile on every connection; when they do not
@@ -29,11 +30,11 @@ export async function checkTls(
     const hint = message.includes("no TLS handshake") ? ` (does ${target.certFile} match its key?)` : "";
     return checkResult("tls", "fail", `${message}${hint}`, now);
   }
-  const notBefore = new Date(served.validFrom);
-  const notAfter = new Date(served.validTo);
+  const notBefore = new Date(served.notBefore);
+  const notAfter = new Date(served.notAfter);
   const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
   const data: Record<string, unknown> = {
-    fingerprintSha256: served.fingerprint256,
+    fingerprintSha256: served.fingerprintSha256,
     notAfter: notAfter.toISOString(),
     daysLeft,
   };
@@ -52,8 +53,8 @@ export async function checkTls(
 
   try {
     const onDisk = new X509Certificate(await readFile(target.certFile));
-    if (onDisk.fingerprint256 !== served.fingerprint256) {
-      data.fileFingerprintSha256 = onDisk.fingerprint256;
+    if (formatFingerprint(onDisk.fingerprint256) !== served.fingerprintSha256) {
+      data.fileFingerprintSha256 = formatFingerprint(onDisk.fingerprint256);
       findings.push({
         status: "warn",
         message: `the served certificate differs from ${target.certFile}: restart needed to serve the new certificate`,

@@ -9,7 +9,9 @@ import { access, open, realpath } from "node:fs/promises";
 import path from "node:path";
 import { type CommandRunner, spawnRunner } from "./command-runner.js";
 
-export type JupyterGeneration = "notebook6" | "server2";
+import type { JupyterGeneration } from "@nbfleet/shared";
+
+export type { JupyterGeneration };
 
 export interface JupyterInstallation {
   generation: JupyterGeneration;

@@ -8,6 +8,7 @@ import { type KeyObject, type X509Certificate, randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { AgentError } from "../errors.js";
+import type { FileOwner } from "../util/atomic-write.js";
 import { generateSelfSigned } from "./generate.js";
 import {
   type CertificateDetails,
@@ -27,11 +28,6 @@ const CERT_MODE = 0o644;
 export interface CertificatePaths {
   certFile: string;
   keyFile: string;
-}
-
-export interface FileOwner {
-  uid: number;
-  gid: number;
 }
 
 export interface EnsureOptions {

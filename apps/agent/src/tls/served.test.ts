@@ -27,6 +27,7 @@ describe("fetchServedCertificate", () => {
     const info = inspectCertificate(pair.certPem);
     expect(await fetchServedCertificate("127.0.0.1", port)).toEqual({
       fingerprintSha256: info.fingerprintSha256,
+      notBefore: info.notBefore,
       notAfter: info.notAfter,
     });
     expect((await fetchServedCertificate("localhost", port, "nb.example.org")).fingerprintSha256).toBe(
@@ -62,7 +63,7 @@ describe("fetchServedCertificate", () => {
       expect(error).toBeInstanceOf(AgentError);
       expect(error.code).toBe("NBF_TLS_UNREACHABLE");
       expect(error.message).toBe(
-        `no TLS certificate from 127.0.0.1:${silentPort}: no TLS handshake within 300 ms`,
+        `no TLS certificate from 127.0.0.1:${silentPort}: connected, but no TLS handshake within 300 ms`,
       );
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {

@@ -10,6 +10,7 @@ import { formatFingerprint } from "./fingerprint.js";
 
 export interface ServedCertificate {
   fingerprintSha256: string;
+  notBefore: string;
   notAfter: string;
 }
 
@@ -39,7 +40,19 @@ export async function fetchServedCertificate(
         }),
       );
     };
-    socket.setTimeout(timeoutMs, () => fail(`no TLS handshake within ${timeoutMs} ms`));
+    let connected = false;
+    socket.once("connect", () => {
+      connected = true;
+    });
+    // Tornado re-reads cert and key per connection; when they do not match it leaves the
+    // connection hanging after the TCP handshake, which is worth telling apart.
+    socket.setTimeout(timeoutMs, () =>
+      fail(
+        connected
+          ? `connected, but no TLS handshake within ${timeoutMs} ms`
+          : `no answer within ${timeoutMs} ms`,
+      ),
+    );
     socket.once("error", (error) => fail(error.message, (error as NodeJS.ErrnoException).code));
     socket.once("secureConnect", () => {
       const cert = socket.getPeerX509Certificate();
@@ -50,6 +63,7 @@ export async function fetchServedCertificate(
       }
       resolve({
         fingerprintSha256: formatFingerprint(cert.fingerprint256),
+        notBefore: new Date(cert.validFrom).toISOString(),
         notAfter: new Date(cert.validTo).toISOString(),
       });
     });
