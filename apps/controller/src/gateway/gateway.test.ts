@@ -1,0 +1,231 @@
+import { randomBytes } from "node:crypto";
+import { AGENT_VERSION, CloseCode, PROTOCOL_VERSION, type WelcomeMessage } from "@nbfleet/shared";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { type TestController, startTestController } from "../testkit/controller.js";
+import { call, eventually } from "../testkit/http.js";
+import { SimAgent, simState } from "../testkit/sim-agent.js";
+import { SimProvider } from "../testkit/sim-provider.js";
+import { AGENT_CONNECT_PATH } from "./gateway.js";
+
+let controller: TestController;
+afterEach(async () => {
+  await controller?.close();
+});
+
+interface Raw {
+  ws: WebSocket;
+  messages: unknown[];
+  closed: Promise<{ code: number; reason: string }>;
+  opened: Promise<void>;
+}
+
+function openRaw(token: string | null, options: WebSocket.ClientOptions = {}): Raw {
+  const ws = new WebSocket(controller.url.replace("http", "ws") + AGENT_CONNECT_PATH, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    ...options,
+  });
+  const messages: unknown[] = [];
+  ws.on("message", (data) => messages.push(JSON.parse(String(data))));
+  ws.on("error", () => {});
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  const opened = new Promise<void>((resolve) => ws.on("open", () => resolve()));
+  return { ws, messages, closed, opened };
+}
+
+function hello(overrides: Record<string, unknown> = {}) {
+  return JSON.stringify({
+    v: PROTOCOL_VERSION,
+    id: `h-${Math.random()}`,
+    type: "hello",
+    agent: { version: AGENT_VERSION, hostname: "raw", os: "linux", arch: "x64" },
+    capabilities: [],
+    state: simState({
+      state: "running",
+      pid: 7,
+      port: 9999,
+      restarts: 0,
+      startedAt: new Date().toISOString(),
+    }),
+    ...overrides,
+  });
+}
+
+async function vmWithAgent(provider: SimProvider, name: string): Promise<SimAgent> {
+  const res = await call(controller.app, "POST", "/v1/vms", { token: controller.adminToken, body: { name } });
+  expect(res.statusCode).toBe(201);
+  return provider.connected(name);
+}
+
+const vm = async (name: string) =>
+  (await call(controller.app, "GET", `/v1/vms/${name}`, { token: controller.adminToken })).json();
+
+describe("agent gateway", () => {
+  it("exchanges a bootstrap token for a credential once and welcomes the credential after", async () => {
+    const provider = new SimProvider({ reconnect: undefined });
+    controller = await startTestController({ provider });
+    const agent = await vmWithAgent(provider, "boot");
+    const firstWelcome = agent.received[0]!.message as WelcomeMessage;
+    expect(firstWelcome).toMatchObject({ type: "welcome", vmName: "boot", reportIntervalSec: 15 });
+    expect(firstWelcome.credential).toMatch(/^nbfa_/);
+    agent.close();
+    await eventually(
+      () => vm("boot"),
+      (v) => v.agent.status === "disconnected" && v.health.status === "unknown",
+    );
+    const again = await agent.connect();
+    expect(again.vmName).toBe("boot");
+    expect(again.credential).toBeUndefined();
+    await eventually(
+      () => vm("boot"),
+      (v) => v.agent.status === "connected" && v.health.status === "healthy",
+    );
+    // The bootstrap token died with the exchange.
+    const reuse = openRaw(agent.options.token);
+    await reuse.opened;
+    reuse.ws.send(hello());
+    expect((await reuse.closed).code).toBe(CloseCode.unauthorized);
+  });
+
+  it("marks an agent that stops answering pings disconnected with unknown health", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider, settings: { pingIntervalSec: 0.1 } });
+    const agent = await vmWithAgent(provider, "quiet");
+    const credential = agent.credential!;
+    agent.terminate();
+    await eventually(
+      () => vm("quiet"),
+      (v) => v.agent.status === "disconnected",
+    );
+    // A peer that keeps its socket open but never answers pings is cut off after two misses.
+    const mute = openRaw(credential, { autoPong: false });
+    await mute.opened;
+    mute.ws.send(hello());
+    await eventually(
+      () => vm("quiet"),
+      (v) => v.agent.status === "connected" && v.health.status === "healthy",
+    );
+    const started = Date.now();
+    const { code } = await mute.closed;
+    expect(code).toBe(1006);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const after = await eventually(
+      () => vm("quiet"),
+      (v) => v.agent.status === "disconnected",
+    );
+    expect(after.health.status).toBe("unknown");
+    expect(after.health.reasons[0]).toContain("disconnected");
+    expect(after.agent.lastSeenAt).not.toBeNull();
+  });
+
+  it("refuses another protocol major with a reason, and replaces an older connection of the same VM", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider });
+    const agent = await vmWithAgent(provider, "proto");
+    const future = openRaw(agent.credential);
+    await future.opened;
+    future.ws.send(hello({ v: "2.0" }));
+    const refused = await future.closed;
+    expect(refused.code).toBe(CloseCode.protocolVersion);
+    expect(refused.reason).toContain("2.0");
+    expect(agent.connected).toBe(true);
+
+    const second = new SimAgent({ url: controller.url, token: agent.credential! });
+    await second.connect();
+    await agent.waitFor(() => agent.closes.length > 0, 5000, "replacement close");
+    expect(agent.closes[0]!.code).toBe(CloseCode.replaced);
+    await eventually(
+      () => vm("proto"),
+      (v) => v.agent.status === "connected",
+    );
+    second.close();
+  });
+
+  it("closes connections that send garbage with a policy code while a good agent stays healthy", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider, settings: { maxMessageBytes: 16 * 1024 } });
+    const { app, adminToken: token } = controller;
+    const good = await vmWithAgent(provider, "good");
+    const abusers: SimAgent[] = [];
+    for (let i = 0; i < 10; i++) abusers.push(await vmWithAgent(provider, `abuser-${i}`));
+    for (const abuser of abusers) abuser.close();
+
+    const validState = JSON.parse(hello()).state;
+    const frames: Array<() => string | Buffer> = [
+      () => randomBytes(1 + Math.floor(Math.random() * 200)),
+      () => randomBytes(64).toString("latin1"),
+      () => "[1,2,3]",
+      () => "null",
+      () => '"just a string"',
+      () => "{".repeat(5000),
+      () => "[".repeat(100_000),
+      () => JSON.stringify({ v: "1.0", id: "x", type: "gossip" }),
+      () => JSON.stringify({ v: 1, id: "x", type: "state", state: validState }),
+      () => JSON.stringify({ v: "1.0", id: "x", type: "state", state: { ...validState, health: "fine" } }),
+      () => JSON.stringify({ v: "1.0", id: "x", type: "ack" }),
+      () => JSON.stringify({ v: "1.0", id: "x", type: "result", commandId: "c", ok: "yes" }),
+      () =>
+        JSON.stringify({
+          v: "1.0",
+          id: "x",
+          type: "event",
+          event: { kind: "k", level: "panic", message: "m", at: "now" },
+        }),
+      // A second hello after the first; before any hello, a valid report that is not a hello.
+      () => hello(),
+      () => "x".repeat(20 * 1024),
+      () => JSON.stringify({ v: "9.0", id: "x", type: "state", state: validState }),
+    ];
+    const policyCodes = new Set<number>([
+      CloseCode.policyViolation,
+      CloseCode.messageTooBig,
+      CloseCode.invalidMessage,
+      CloseCode.protocolVersion,
+    ]);
+    const seen = new Map<number, number>();
+    const rounds = 300;
+    // One connection per abuser VM at a time, so none replaces another.
+    const batch = abusers.length;
+    for (let start = 0; start < rounds; start += batch) {
+      await Promise.all(
+        Array.from({ length: batch }, async (_, j) => {
+          const n = start + j;
+          const abuser = abusers[n % abusers.length]!;
+          const raw = openRaw(abuser.credential);
+          await raw.opened;
+          // Half the connections misbehave after a proper hello, half before it.
+          if (n % 2 === 0) {
+            raw.ws.send(hello());
+            await Promise.race([new Promise((resolve) => raw.ws.once("message", resolve)), raw.closed]);
+          }
+          const frame = frames[n % frames.length]!();
+          const skippedHello = n % 2 === 1 && typeof frame === "string" && frame.includes('"type":"hello"');
+          raw.ws.send(
+            skippedHello ? JSON.stringify({ v: "1.0", id: "s", type: "state", state: validState }) : frame,
+          );
+          const { code } = await raw.closed;
+          seen.set(code, (seen.get(code) ?? 0) + 1);
+          if (!policyCodes.has(code)) {
+            throw new Error(`frame ${n % frames.length} closed with ${code}`);
+          }
+        }),
+      );
+    }
+    expect([...seen.values()].reduce((a, b) => a + b, 0)).toBe(rounds);
+    expect(seen.get(CloseCode.invalidMessage)).toBeGreaterThan(0);
+    expect(seen.get(CloseCode.policyViolation)).toBeGreaterThan(0);
+    expect(seen.get(CloseCode.messageTooBig)).toBeGreaterThan(0);
+
+    // The good agent never noticed.
+    expect(good.connected).toBe(true);
+    expect(good.closes).toEqual([]);
+    expect((await vm("good")).health.status).toBe("healthy");
+    const restart = (await call(app, "POST", "/v1/vms/good/notebook/restart", { token })).json();
+    const done = (await call(app, "GET", `/v1/commands/${restart.id}?wait=5`, { token })).json();
+    expect(done.state).toBe("succeeded");
+    const healthz = await call(app, "GET", "/healthz");
+    expect(healthz.json()).toMatchObject({ status: "ok" });
+  });
+});
