@@ -21,7 +21,7 @@ import {
   startAgent,
   stopAgent,
   waitFor,
-} from "../support/agent-process.js";
+} from "../../src/testkit/agent-process.js";
 
 interface Status {
   agent: string;

@@ -1,0 +1,8 @@
+/** What other packages (the controller's local provider, the benchmarks) use of the agent. */
+export { Agent, type AgentOptions } from "./agent.js";
+export { type DataPaths, dataPaths } from "./config/paths.js";
+export { fetchEvents, fetchState, isAgentRunning, sendCommand } from "./control/client.js";
+export type { AgentCore, CommandOutcome } from "./core.js";
+export { probeApi } from "./health/http.js";
+export { resolveRunAs } from "./profile/user.js";
+export { profileEnv } from "./profile/write.js";
