@@ -322,7 +322,7 @@ export class SimAgent {
       this.sendMessage({ type: "result", commandId: command.id, ...outcome });
     };
     const delay = this.options.commandDelayMs ?? 0;
-    if (delay > 0) setTimeout(finish, delay);
+    if (delay > 0) setTimeout(finish, delay).unref();
     else finish();
   }
 

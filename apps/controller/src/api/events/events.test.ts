@@ -1,0 +1,109 @@
+import { request } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import type { FleetEvent } from "../../events/bus.js";
+import { type TestController, startTestController } from "../../testkit/controller.js";
+import { call, eventually } from "../../testkit/http.js";
+import { SimProvider } from "../../testkit/sim-provider.js";
+
+let controller: TestController;
+afterEach(async () => {
+  await controller?.close();
+});
+
+/** Reads an SSE stream until `until` holds for the events seen; returns them. */
+function readEvents(
+  path: string,
+  token: string,
+  until: (events: FleetEvent[]) => boolean,
+  headers: Record<string, string> = {},
+): Promise<{ events: FleetEvent[]; status: number; contentType: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${controller.url}${path}`,
+      { headers: { authorization: `Bearer ${token}`, ...headers } },
+      (res) => {
+        const events: FleetEvent[] = [];
+        let buffer = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffer += chunk;
+          let end = buffer.indexOf("\n\n");
+          while (end >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = block.split("\n").find((line) => line.startsWith("data: "));
+            if (data) events.push(JSON.parse(data.slice(6)));
+            end = buffer.indexOf("\n\n");
+          }
+          if (until(events)) {
+            req.destroy();
+            resolve({
+              events,
+              status: res.statusCode ?? 0,
+              contentType: String(res.headers["content-type"]),
+            });
+          }
+        });
+        res.on("end", () => reject(new Error(`stream ended early with ${events.length} events`)));
+      },
+    );
+    req.on("error", (error) => {
+      if (!req.destroyed) reject(error);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error("no matching events within 10 s")));
+    req.end();
+  });
+}
+
+describe("events (SSE)", () => {
+  it("streams live events and replays stored ones after Last-Event-ID", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider });
+    const { app, adminToken: token } = controller;
+    const live = readEvents("/v1/events?vm=ev", token, (events) =>
+      events.some((e) => e.kind === "command.succeeded" && e.data?.name === "notebook.restart"),
+    );
+    await eventually(
+      async () => app.nbfleet.bus.subscriberCount,
+      (n) => n === 1,
+    );
+    await call(app, "POST", "/v1/vms", { token, body: { name: "ev" } });
+    await call(app, "POST", "/v1/vms", { token, body: { name: "other" } });
+    const agent = await provider.connected("ev");
+    agent.sendMessage({
+      type: "event",
+      event: {
+        at: new Date().toISOString(),
+        kind: "notebook.log",
+        level: "warn",
+        message: "disk is filling up",
+      },
+    });
+    await call(app, "POST", "/v1/vms/ev/notebook/restart", { token });
+    const { events, status, contentType } = await live;
+    expect(status).toBe(200);
+    expect(contentType).toContain("text/event-stream");
+    const kinds = events.map((e) => e.kind);
+    expect(kinds).toEqual(
+      expect.arrayContaining(["vm.created", "agent.connected", "notebook.log", "command.queued"]),
+    );
+    expect(events.every((e) => e.vmName === "ev")).toBe(true);
+    expect(events.find((e) => e.kind === "notebook.log")).toMatchObject({ source: "agent", level: "warn" });
+
+    const first = events[0]!;
+    const replay = await readEvents(
+      "/v1/events?vm=ev&kind=command.",
+      token,
+      (seen) => seen.some((e) => e.kind === "command.succeeded"),
+      { "last-event-id": first.id },
+    );
+    expect(replay.events.every((e) => e.kind.startsWith("command.") && e.id > first.id)).toBe(true);
+    const ids = replay.events.map((e) => e.id);
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it("needs a viewer token", async () => {
+    controller = await startTestController({ listen: false });
+    expect((await call(controller.app, "GET", "/v1/events")).statusCode).toBe(401);
+  });
+});
