@@ -180,6 +180,8 @@ export class Agent implements AgentCore {
         await supervisor.restart();
         break;
       case "password.set":
+        // The controller queues the hash it also gave the bootstrap: the same hash again is a no-op.
+        if ((await this.readPasswordHash().catch(() => null)) === command.params.hash) break;
         await this.storePasswordHash(command.params.hash);
         await this.writeProfile();
         progress("password stored; restarting the notebook server to load it");

@@ -25,15 +25,16 @@ describe("checkProcess", () => {
   });
 
   it("fails for a zombie", async () => {
-    // sh starts `true` in the background and becomes `sleep`, which never reaps it.
-    const parent = spawn("sh", ["-c", "true & echo $!; exec sleep 30"], {
+    // sh starts a short sleep in the background and becomes `sleep 30`, which never reaps it;
+    // the child outlives the exec, so sh itself cannot reap it first.
+    const parent = spawn("sh", ["-c", "sleep 0.3 & echo $!; exec sleep 30"], {
       stdio: ["ignore", "pipe", "ignore"],
     });
     try {
       const [chunk] = (await once(parent.stdout!, "data")) as [Buffer];
       const zombie = Number(chunk.toString().trim());
       let check = await checkProcess({ pid: zombie });
-      for (let i = 0; i < 50 && check.status === "pass"; i++) {
+      for (let i = 0; i < 150 && check.status === "pass"; i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
         check = await checkProcess({ pid: zombie });
       }
