@@ -30,6 +30,7 @@ import { probeApi } from "./health/http.js";
 import { runChecks } from "./health/run-checks.js";
 import type { CheckTarget } from "./health/target.js";
 import { type InstallRecord, ensureInstalled } from "./install/run.js";
+import { type AgentLogger, createAgentLogger } from "./log/logger.js";
 import { hashForServer, validateHash } from "./password/hash.js";
 import { type RunAsUser, assertTraversable, resolveRunAs } from "./profile/user.js";
 import { ensureAgentToken, writeProfile } from "./profile/write.js";
@@ -71,6 +72,8 @@ export class Agent implements AgentCore {
   private certificate: CertificateInfo | null = null;
   private pendingPassword: string | null = null;
   readonly events: EventLog;
+  readonly log: AgentLogger;
+  private readonly closeLog: () => void;
 
   private constructor(
     readonly paths: DataPaths,
@@ -79,6 +82,9 @@ export class Agent implements AgentCore {
   ) {
     this.events = new EventLog(paths.eventsFile);
     this.health = foldHealth([], "stopped");
+    const logger = createAgentLogger(paths.agentLog, settings.logMaxBytes);
+    this.log = logger.log;
+    this.closeLog = logger.close;
   }
 
   static async open(options: AgentOptions): Promise<Agent> {
@@ -153,6 +159,7 @@ export class Agent implements AgentCore {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.supervisor?.detach();
+    this.closeLog();
   }
 
   /** Stops the loops and the notebook server. */
@@ -161,9 +168,11 @@ export class Agent implements AgentCore {
     this.timers = [];
     await this.supervisor?.stop();
     this.supervisor?.detach();
+    this.closeLog();
   }
 
   private async run(command: CommandMessage, progress: (message: string) => void): Promise<unknown> {
+    this.log.info({ commandId: command.id, command: command.name }, "command received");
     if (command.deadline !== undefined && Date.now() > command.deadline) {
       throw new AgentError("NBF_COMMAND_EXPIRED", `command ${command.id} expired before it could start`);
     }
@@ -446,6 +455,7 @@ export class Agent implements AgentCore {
       message,
       ...(data ? { data } : {}),
     };
+    this.log[level]({ kind, ...data }, message);
     void this.events.append(event);
     for (const listener of this.listeners) listener.onEvent(event);
   }

@@ -98,6 +98,9 @@ describe("nbfleet-agent up", () => {
     ];
     for (const file of files) expect(await readFile(file, "utf8")).not.toContain(PASSWORD);
     expect(stdout).not.toContain(PASSWORD);
+    const agentLog = await agentCli(["logs", "--data-dir", dataDir, "--source", "agent", "-n", "1000"]);
+    expect(agentLog.stdout).toContain('"kind":"notebook.started"');
+    expect(agentLog.stdout).not.toContain(PASSWORD);
   });
 
   it("proves the kernel works: the deep check runs a cell and gets a PNG plot back", async () => {
