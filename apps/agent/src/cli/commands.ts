@@ -3,6 +3,7 @@ import { open, readFile, stat } from "node:fs/promises";
 import type { AgentState, CommandName, CommandParamsOf } from "@nbfleet/shared";
 import type { Command } from "commander";
 import { Agent } from "../agent.js";
+import { loadSettings } from "../config/load.js";
 import { dataPaths } from "../config/paths.js";
 import type { AgentSettings } from "../config/settings.js";
 import { fetchEvents, fetchState, isAgentRunning, sendCommand } from "../control/client.js";
@@ -10,6 +11,10 @@ import { serveControlSocket } from "../control/server.js";
 import { AgentError } from "../errors.js";
 import { formatPlan } from "../install/plan.js";
 import { ensureInstalled } from "../install/run.js";
+import { readCredential } from "../link/credential.js";
+import { runLink, timingFromSettings } from "../link/link.js";
+import { stderrLinkLog, teeLinkLog } from "../link/log.js";
+import { setupLink } from "../link/setup.js";
 import { hashForServer, validateHash } from "../password/hash.js";
 import { readPassword } from "../password/stdin.js";
 import { tailLines } from "../supervisor/log-file.js";
@@ -52,11 +57,37 @@ export function registerCommands(program: Command): void {
     .option("--password-hash <hash>", "use a ready Jupyter hash (argon2:… or sha1:…)")
     .option("--cert-file <file>", "use an operator-provided certificate (with --key-file)")
     .option("--key-file <file>", "the private key of --cert-file")
+    .option(
+      "--controller <url>",
+      "the controller to connect to (https://… or wss://…; http:// only for a local one); remembered in DIR (env NBFLEET_CONTROLLER_URL)",
+    )
+    .option(
+      "--bootstrap-token-file <file>",
+      "file holding the one-time bootstrap token, exchanged for a credential kept in DIR/state (env NBFLEET_BOOTSTRAP_TOKEN)",
+    )
+    .option("--controller-ca <file>", "trust only this CA (PEM) for the controller's certificate; remembered")
+    .option(
+      "--controller-fingerprint <sha256>",
+      "pin the controller's certificate by its SHA-256 fingerprint; remembered",
+    )
     .option("--json", "print the start-up summary as one JSON line")
     .action(async (opts) => {
       const overrides = settingsFromFlags(opts);
-      if (await isAgentRunning(dataPaths(opts.dataDir).controlSocket)) {
+      const paths = dataPaths(opts.dataDir);
+      if (await isAgentRunning(paths.controlSocket)) {
         throw new AgentError("NBF_AGENT_ALREADY_RUNNING", `an agent already runs for ${opts.dataDir}`);
+      }
+      const link = await setupLink(paths, (await loadSettings(paths)).link, opts);
+      overrides.link = link.settings;
+      if (
+        link.settings.controllerUrl &&
+        !link.bootstrapToken &&
+        !(await readCredential(paths.controllerCredential))
+      ) {
+        throw new AgentError(
+          "NBF_INVALID_INPUT",
+          `no controller credential at ${paths.controllerCredential}; give the one-time bootstrap token with --bootstrap-token-file or NBFLEET_BOOTSTRAP_TOKEN`,
+        );
       }
       const password = opts.passwordStdin ? await readPassword(process.stdin) : undefined;
       if (opts.passwordHash) validateHash(opts.passwordHash);
@@ -93,6 +124,7 @@ export function registerCommands(program: Command): void {
         fingerprintSha256: state.notebook.certificate?.fingerprintSha256 ?? null,
         health: state.health.status,
         dataDir: agent.paths.dataDir,
+        controller: agent.settings.link.controllerUrl,
       };
       if (opts.json) console.log(JSON.stringify(summary));
       else {
@@ -100,6 +132,7 @@ export function registerCommands(program: Command): void {
         console.log(`  URL:         ${summary.url}`);
         console.log(`  Certificate: SHA-256 ${summary.fingerprintSha256}`);
         console.log(`  Health:      ${summary.health}`);
+        if (summary.controller) console.log(`  Controller:  ${summary.controller}`);
         console.log(
           "Supervising. Ctrl-C stops the notebook server; SIGTERM leaves it running for the next agent.",
         );
@@ -109,8 +142,31 @@ export function registerCommands(program: Command): void {
         onEvent: (event) =>
           console.error(`${event.at} ${event.level} ${event.kind}: ${event.message.split("\n")[0]}`),
       });
+      const stopLink = new AbortController();
+      const linkSettings = agent.settings.link;
+      const linkDone = linkSettings.controllerUrl
+        ? runLink({
+            url: linkSettings.controllerUrl,
+            credentialFile: agent.paths.controllerCredential,
+            ...(link.bootstrapToken ? { bootstrapToken: link.bootstrapToken } : {}),
+            tls: {
+              ...(linkSettings.caFile ? { caFile: linkSettings.caFile } : {}),
+              ...(linkSettings.fingerprintSha256
+                ? { fingerprintSha256: linkSettings.fingerprintSha256 }
+                : {}),
+            },
+            core: agent,
+            log: teeLinkLog(stderrLinkLog(), agent.log.child({ component: "link" })),
+            signal: stopLink.signal,
+            timing: timingFromSettings(linkSettings),
+          }).catch((error) =>
+            console.error(`nbfleet-agent: controller link stopped: ${(error as Error).message}`),
+          )
+        : Promise.resolve();
       await new Promise<void>((resolve) => {
         const finish = async (stopNotebook: boolean) => {
+          stopLink.abort();
+          await linkDone;
           server.close();
           if (stopNotebook) await agent.shutdown();
           else agent.close();

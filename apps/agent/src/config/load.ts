@@ -20,6 +20,7 @@ export async function loadSettings(
     ...stored,
     ...overrides,
     restart: { ...DEFAULT_SETTINGS.restart, ...stored.restart, ...overrides.restart },
+    link: { ...DEFAULT_SETTINGS.link, ...stored.link, ...overrides.link },
   };
   try {
     return settingsValidator.check(merged);

@@ -7,6 +7,8 @@
  *   DIR/state/notebook.pid.json    pid + process start time + port, for re-adoption
  *   DIR/state/events.jsonl         the event log (capped)
  *   DIR/state/restarts.json        restart counter, survives agent restarts
+ *   DIR/state/controller-credential  the agent's credential for its controller (0600)
+ *   DIR/state/controller-ca.pem    the CA trusted for the controller's certificate, when one was given
  *   DIR/profile/nbserver/          JUPYTER_CONFIG_DIR: config, cert.pem, key.pem (0600), agent-token (0600)
  *   DIR/profile/runtime/           JUPYTER_RUNTIME_DIR
  *   DIR/profile/data/              JUPYTER_DATA_DIR
@@ -25,6 +27,8 @@ export interface DataPaths {
   pidFile: string;
   eventsFile: string;
   restartsFile: string;
+  controllerCredential: string;
+  controllerCa: string;
   profileDir: string;
   configDir: string;
   runtimeDir: string;
@@ -57,6 +61,8 @@ export function dataPaths(dataDir: string): DataPaths {
     pidFile: path.join(stateDir, "notebook.pid.json"),
     eventsFile: path.join(stateDir, "events.jsonl"),
     restartsFile: path.join(stateDir, "restarts.json"),
+    controllerCredential: path.join(stateDir, "controller-credential"),
+    controllerCa: path.join(stateDir, "controller-ca.pem"),
     profileDir,
     configDir,
     runtimeDir: path.join(profileDir, "runtime"),

@@ -19,6 +19,37 @@ export const RestartPolicy = Type.Object(
 );
 export type RestartPolicy = Static<typeof RestartPolicy>;
 
+const FINGERPRINT_SHA256 = "^([0-9A-F]{2}:){31}[0-9A-F]{2}$";
+
+/**
+ * How the agent reaches its controller. A null URL means the agent runs standalone. The TLS
+ * pins belong to the URL they were given with.
+ */
+export const LinkSettings = Type.Object(
+  {
+    /** Base URL (http(s):// or ws(s)://); `/v1/agent/connect` is appended. */
+    controllerUrl: Type.Union([
+      Type.String({ minLength: 1, maxLength: 2048, pattern: "^(https?|wss?)://" }),
+      Type.Null(),
+    ]),
+    /** A CA certificate (PEM) that alone is trusted for the controller; kept in DIR/state. */
+    caFile: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()]),
+    /** SHA-256 of the controller's own certificate, uppercase colon hex: pinned. */
+    fingerprintSha256: Type.Union([Type.String({ pattern: FINGERPRINT_SHA256 }), Type.Null()]),
+    /** Reconnect backoff with full jitter: the first ceiling, growing by 2× up to maxBackoffMs. */
+    initialBackoffMs: Type.Integer({ minimum: 1, maximum: 60_000 }),
+    maxBackoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+    /** The ceiling after a refusal only an operator can fix (credential, protocol version, TLS). */
+    slowBackoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+    /** A connection that lived this long resets the backoff. */
+    stableMs: Type.Integer({ minimum: 1, maximum: 86_400_000 }),
+    /** The controller's ping interval as assumed here: 3× without a word means it is gone. */
+    pingIntervalSec: Type.Number({ minimum: 0.01, maximum: 3600 }),
+  },
+  { additionalProperties: false },
+);
+export type LinkSettings = Static<typeof LinkSettings>;
+
 export const AgentSettings = Type.Object(
   {
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -36,6 +67,7 @@ export const AgentSettings = Type.Object(
     logMaxBytes: Type.Integer({ minimum: 4096, maximum: 1_073_741_824 }),
     reportIntervalSec: Type.Integer({ minimum: 1, maximum: 3600 }),
     deepCheckIntervalSec: Type.Integer({ minimum: 0, maximum: 86_400 }),
+    link: LinkSettings,
   },
   { additionalProperties: false },
 );
@@ -61,6 +93,16 @@ export const DEFAULT_SETTINGS: AgentSettings = {
   logMaxBytes: 10 * 1024 * 1024,
   reportIntervalSec: 15,
   deepCheckIntervalSec: 300,
+  link: {
+    controllerUrl: null,
+    caFile: null,
+    fingerprintSha256: null,
+    initialBackoffMs: 100,
+    maxBackoffMs: 10_000,
+    slowBackoffMs: 60_000,
+    stableMs: 30_000,
+    pingIntervalSec: 30,
+  },
 };
 
 export const settingsValidator = compileValidator(AgentSettings, "agent settings");

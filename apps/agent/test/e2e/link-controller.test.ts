@@ -56,7 +56,8 @@ async function untilConnected(name: string): Promise<VmView> {
   for (;;) {
     const { body } = await api<VmView>("GET", `/v1/vms/${name}`);
     if (body.agent.status === "connected" && body.notebook.state !== null) return body;
-    if (Date.now() > deadline) throw new Error(`VM ${name} never showed its agent connected: ${JSON.stringify(body)}`);
+    if (Date.now() > deadline)
+      throw new Error(`VM ${name} never showed its agent connected: ${JSON.stringify(body)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -68,7 +69,10 @@ describe("agent link ↔ real controller", () => {
     dir = await mkdtemp(path.join(tmpdir(), "nbf-link-e2e-"));
     const credentialFile = path.join(dir, "state", "controller-credential");
 
-    const created = await api<{ vm: VmView }>("POST", "/v1/vms", { name: "linked", password: "a-long-password" });
+    const created = await api<{ vm: VmView }>("POST", "/v1/vms", {
+      name: "linked",
+      password: "a-long-password",
+    });
     expect(created.status).toBe(201);
     const context = provider.contexts.get("linked")!;
     expect(context.bootstrapToken).toMatch(/^nbfb_/);
@@ -105,7 +109,12 @@ describe("agent link ↔ real controller", () => {
     // A new agent process on the same data dir: the credential alone gets it back in.
     await first.stop();
     links.splice(0);
-    const again = startLink({ url: context.controllerUrl, core, credentialFile, timing: { pingIntervalMs: 1000 } });
+    const again = startLink({
+      url: context.controllerUrl,
+      core,
+      credentialFile,
+      timing: { pingIntervalMs: 1000 },
+    });
     links.push(again);
     await again.waitForStatus((s) => s.state === "connected", "connected with the stored credential");
     expect(again.link.vmName).toBe("linked");

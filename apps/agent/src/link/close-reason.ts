@@ -1,0 +1,87 @@
+/**
+ * What a closed connection means for the next dial: the close codes of the protocol turned
+ * into a line a person can act on and a retry pace. Refusals only an operator can fix
+ * (credential, protocol version, another agent on the same VM) are retried slowly.
+ */
+import { CloseCode, PROTOCOL_VERSION } from "@nbfleet/shared";
+import type { LinkLogLevel } from "./log.js";
+
+/** `normal`: backoff up to maxBackoffMs; `patient`: backoff up to slowBackoffMs; `slow`: about slowBackoffMs. */
+export type RetryPace = "normal" | "patient" | "slow";
+
+export interface CloseVerdict {
+  level: LinkLogLevel;
+  message: string;
+  pace: RetryPace;
+}
+
+export interface CloseContext {
+  code: number;
+  reason: string;
+  /** The secret this connection presented. */
+  presented: "credential" | "bootstrap";
+  credentialFile: string;
+  welcomed: boolean;
+}
+
+export function judgeClose(context: CloseContext): CloseVerdict {
+  const { code, reason } = context;
+  const why = reason ? `: ${reason}` : "";
+  switch (code) {
+    case CloseCode.unauthorized:
+      return {
+        level: "error",
+        pace: "patient",
+        message:
+          context.presented === "bootstrap"
+            ? `the controller refused the bootstrap token${why}. A bootstrap token works once; ` +
+              "give a fresh one (--bootstrap-token-file or NBFLEET_BOOTSTRAP_TOKEN) or restore the " +
+              `credential at ${context.credentialFile}. Retrying with backoff`
+            : `the controller refused this agent's credential from ${context.credentialFile}${why}. ` +
+              "The VM may have been deleted or its credential revoked. Retrying with backoff",
+      };
+    case CloseCode.protocolVersion: {
+      const theirs = /speaks (\d+\.\d+)/.exec(reason)?.[1] ?? "another version";
+      return {
+        level: "error",
+        pace: "slow",
+        message:
+          `the controller refused protocol ${PROTOCOL_VERSION} of this agent; it speaks ${theirs}${why}. ` +
+          "Upgrade the agent or the controller so their major versions match. Retrying slowly",
+      };
+    }
+    case CloseCode.replaced:
+      return {
+        level: "warn",
+        pace: "slow",
+        message: `another connection for this VM replaced this one${why}. Is a second agent running with the same credential? Retrying slowly`,
+      };
+    case CloseCode.invalidMessage:
+    case CloseCode.policyViolation:
+    case CloseCode.messageTooBig:
+      return {
+        level: "error",
+        pace: "normal",
+        message: `the controller closed the link over a message it refused (code ${code})${why}`,
+      };
+    case 1000:
+    case 1001:
+      return {
+        level: "info",
+        pace: "normal",
+        message: `the controller closed the link (code ${code})${why}; dialing again`,
+      };
+    case 1013:
+      return { level: "info", pace: "normal", message: `the controller asked to come back later${why}` };
+    case 1006:
+      return {
+        level: "warn",
+        pace: "normal",
+        message: context.welcomed
+          ? "the connection to the controller was lost"
+          : "the controller could not be reached",
+      };
+    default:
+      return { level: "warn", pace: "normal", message: `the link closed with code ${code}${why}` };
+  }
+}

@@ -1,0 +1,132 @@
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FakeController } from "../testkit/fake-controller.js";
+import { FakeCore } from "../testkit/fake-core.js";
+import { type LinkHarness, startLink } from "../testkit/link-harness.js";
+import { type TestCa, makeTestCa } from "../testkit/test-ca.js";
+import { formatFingerprint } from "../tls/fingerprint.js";
+import { type CertificatePair, generateSelfSigned } from "../tls/generate.js";
+
+const TOKEN = "nbfb_secret-bootstrap-token-for-tls-tests";
+
+let fake: FakeController | undefined;
+let harness: LinkHarness | undefined;
+let dir: string;
+let selfSigned: CertificatePair;
+let other: CertificatePair;
+let ca: TestCa;
+
+const fingerprint = (pair: CertificatePair) =>
+  formatFingerprint(new X509Certificate(pair.certPem).fingerprint256);
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "nbf-link-tls-"));
+  [selfSigned, other, ca] = await Promise.all([generateSelfSigned(), generateSelfSigned(), makeTestCa()]);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  await harness?.stop();
+  harness = undefined;
+  await fake?.close();
+  fake = undefined;
+});
+
+/** The link dialed, refused the certificate, and sent nothing. */
+async function expectRefused(h: LinkHarness, f: FakeController, why: RegExp) {
+  await f.waitFor(() => f.dials >= 1, "a dial");
+  const line = await h.log.waitFor(/refusing the controller/);
+  expect(line.level).toBe("error");
+  expect(line.message).toMatch(why);
+  expect(line.message).toContain("nothing was sent");
+  expect(f.connections).toEqual([]);
+  expect(f.messages).toEqual([]);
+  expect(h.log.text()).not.toContain(TOKEN);
+  expect(h.link.status.state).not.toBe("connected");
+}
+
+describe("ControllerLink over TLS", () => {
+  it("connects to a self-signed controller whose certificate matches the pinned fingerprint", async () => {
+    fake = await FakeController.start({ tls: selfSigned });
+    expect(fake.url).toMatch(/^https:/);
+    harness = startLink({
+      url: fake.url,
+      core: new FakeCore(),
+      bootstrapToken: TOKEN,
+      tls: { fingerprintSha256: fingerprint(selfSigned).toLowerCase() },
+    });
+    const welcomed = await fake.waitForWelcomed(1);
+    expect(welcomed.bearer).toBe(TOKEN);
+    expect(fake.messagesOf("hello")).toHaveLength(1);
+  });
+
+  it("never sends its hello or token to a controller whose certificate does not match the pin", async () => {
+    fake = await FakeController.start({ tls: other });
+    harness = startLink({
+      url: fake.url,
+      core: new FakeCore(),
+      bootstrapToken: TOKEN,
+      tls: { fingerprintSha256: fingerprint(selfSigned) },
+    });
+    await expectRefused(
+      harness,
+      fake,
+      new RegExp(`SHA-256 ${fingerprint(other)}, but ${fingerprint(selfSigned)} is pinned`),
+    );
+    const wait = await harness.waitForStatus((s) => s.state === "waiting", "waiting");
+    expect(wait).toMatchObject({ pace: "patient" });
+  });
+
+  it("trusts a controller certificate issued by the given CA file", async () => {
+    const caFile = path.join(dir, "ca.pem");
+    await writeFile(caFile, ca.caPem);
+    fake = await FakeController.start({ tls: await ca.issueServer() });
+    harness = startLink({ url: fake.url, core: new FakeCore(), bootstrapToken: TOKEN, tls: { caFile } });
+    await fake.waitForWelcomed(1);
+  });
+
+  it("refuses a certificate the CA file did not issue", async () => {
+    const caFile = path.join(dir, "ca-2.pem");
+    await writeFile(caFile, ca.caPem);
+    fake = await FakeController.start({ tls: selfSigned });
+    harness = startLink({ url: fake.url, core: new FakeCore(), bootstrapToken: TOKEN, tls: { caFile } });
+    await expectRefused(harness, fake, /not trusted by the given CA file/);
+  });
+
+  it("refuses a self-signed controller without a CA file or pin (the default trust store)", async () => {
+    fake = await FakeController.start({ tls: selfSigned });
+    harness = startLink({ url: fake.url, core: new FakeCore(), bootstrapToken: TOKEN });
+    await expectRefused(harness, fake, /not trusted by the system trust store/);
+  });
+
+  it("checks both the CA and the pin when both are given", async () => {
+    const caFile = path.join(dir, "ca-3.pem");
+    await writeFile(caFile, ca.caPem);
+    const issued = await ca.issueServer();
+    fake = await FakeController.start({ tls: issued });
+    harness = startLink({
+      url: fake.url,
+      core: new FakeCore(),
+      bootstrapToken: TOKEN,
+      tls: { caFile, fingerprintSha256: fingerprint(other) },
+    });
+    await expectRefused(harness, fake, /is pinned/);
+  });
+
+  it("refuses TLS pins for a plain ws:// controller", () => {
+    expect(() =>
+      startLink({
+        url: "http://127.0.0.1:1",
+        core: new FakeCore(),
+        bootstrapToken: TOKEN,
+        tls: { fingerprintSha256: fingerprint(selfSigned) },
+      }),
+    ).toThrow(/needs a TLS URL/);
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * Frames from the controller, checked against the shared schemas before anything acts on
+ * them. A command the agent cannot run (unknown name, bad params) is still answered — with a
+ * failed result naming the problem — as long as it carries an id to answer to.
+ */
+import {
+  COMMAND_NAMES,
+  CommandMessage,
+  PROTOCOL_MAJOR,
+  PROTOCOL_VERSION,
+  WelcomeMessage,
+  compileValidator,
+  protocolMajor,
+} from "@nbfleet/shared";
+
+const welcomeValidator = compileValidator(WelcomeMessage, "welcome message");
+const commandValidator = compileValidator(CommandMessage, "command message");
+const MAX_ID = 128;
+
+export type ControllerFrame =
+  | { kind: "welcome"; message: WelcomeMessage }
+  | { kind: "command"; message: CommandMessage }
+  | {
+      kind: "unrunnable";
+      commandId: string;
+      code: "NBF_COMMAND_UNKNOWN" | "NBF_INVALID_INPUT";
+      problem: string;
+    }
+  | { kind: "version"; version: string }
+  | { kind: "invalid"; problem: string };
+
+export function parseControllerFrame(
+  data: Buffer | ArrayBuffer | Buffer[],
+  isBinary: boolean,
+): ControllerFrame {
+  if (isBinary) return { kind: "invalid", problem: "a binary frame (the protocol is JSON text)" };
+  const text = Buffer.isBuffer(data)
+    ? data.toString("utf8")
+    : Array.isArray(data)
+      ? Buffer.concat(data).toString("utf8")
+      : Buffer.from(data).toString("utf8");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { kind: "invalid", problem: `not JSON: ${JSON.stringify(text.slice(0, 60))}` };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { kind: "invalid", problem: "not a JSON object" };
+  }
+  const { v, type, id, name } = value as Record<string, unknown>;
+  const major = typeof v === "string" ? protocolMajor(v) : undefined;
+  if (major === undefined) return { kind: "invalid", problem: `v: expected "MAJOR.MINOR", got ${clip(v)}` };
+  if (major !== PROTOCOL_MAJOR) return { kind: "version", version: String(v) };
+  if (type === "welcome") {
+    return welcomeValidator.is(value)
+      ? { kind: "welcome", message: value }
+      : { kind: "invalid", problem: welcomeValidator.problems(value, 2).join("; ") };
+  }
+  if (type === "command") {
+    if (commandValidator.is(value)) return { kind: "command", message: value };
+    if (typeof id !== "string" || id.length === 0 || id.length > MAX_ID) {
+      return { kind: "invalid", problem: `a command without a usable id: ${clip(id)}` };
+    }
+    const known = typeof name === "string" && (COMMAND_NAMES as string[]).includes(name);
+    return known
+      ? {
+          kind: "unrunnable",
+          commandId: id,
+          code: "NBF_INVALID_INPUT",
+          problem: `${String(name)}: ${commandValidator.problems(value, 3).join("; ")}`,
+        }
+      : {
+          kind: "unrunnable",
+          commandId: id,
+          code: "NBF_COMMAND_UNKNOWN",
+          problem: `this agent (protocol ${PROTOCOL_VERSION}) does not know the command ${clip(name)}`,
+        };
+  }
+  return { kind: "invalid", problem: `type: unknown message type ${clip(type)}` };
+}
+
+function clip(value: unknown): string {
+  return (JSON.stringify(value) ?? "undefined").slice(0, 60);
+}
