@@ -95,7 +95,8 @@ async function bareStart(paths: ReturnType<typeof dataPaths>, port: number): Pro
 
 async function waitHealthy(socket: string): Promise<void> {
   for (;;) {
-    if ((await fetchState(socket)).health.status === "healthy") return;
+    const state = await fetchState(socket);
+    if (state.notebook.state === "running" && state.health.checks.every((c) => c.status !== "fail")) return;
     await sleep(200);
   }
 }

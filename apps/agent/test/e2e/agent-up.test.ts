@@ -39,6 +39,18 @@ interface Status {
 }
 
 const PASSWORD = "correct horse battery staple";
+
+/**
+ * Healthy, except that a busy test machine may make `resources` warn about CPU load: that says
+ * nothing about the notebook server, and the tests must not depend on the host's load.
+ */
+function healthy(s: Status): boolean {
+  return (
+    s.health.checks.every(
+      (c) => c.status === "pass" || (c.name === "resources" && c.status === "warn" && /load/.test(c.message)),
+    ) && s.notebook.state === "running"
+  );
+}
 const status = (dataDir: string) => agentJson<Status>(["status", "--data-dir", dataDir]);
 const started: RunningAgent[] = [];
 
@@ -71,19 +83,20 @@ describe("nbfleet-agent up", () => {
   it("serves a healthy, password-protected notebook over TLS and reports its certificate truly", async () => {
     expect(agent.summary.how).toBe("started");
     expect(agent.summary.url).toBe(`https://127.0.0.1:${port}/`);
-    const healthy = await waitFor("healthy", async () => {
+    const first = await waitFor("healthy", async () => {
       const s = await status(dataDir);
-      return s.health.status === "healthy" && s;
+      return healthy(s) && s;
     });
-    expect(healthy.agent).toBe("running");
-    expect(healthy.notebook.state).toBe("running");
-    expect(healthy.health.checks.map((c) => c.name)).toEqual(
+    expect(first.agent).toBe("running");
+    expect(first.notebook.state).toBe("running");
+    expect(["healthy", "degraded"]).toContain(first.health.status);
+    expect(first.health.checks.map((c) => c.name)).toEqual(
       expect.arrayContaining(["process", "https", "auth", "tls", "resources", "activity"]),
     );
     expect(await login(port, PASSWORD)).toBe(302);
     expect(await login(port, "not the password")).toBe(401);
     expect(await servedFingerprint(port)).toBe(agent.summary.fingerprintSha256);
-    expect(healthy.notebook.certificate?.fingerprintSha256).toBe(agent.summary.fingerprintSha256);
+    expect(first.notebook.certificate?.fingerprintSha256).toBe(agent.summary.fingerprintSha256);
   });
 
   it("runs the server as the unprivileged nbfleet user, never root", async () => {
@@ -116,9 +129,7 @@ describe("nbfleet-agent up", () => {
     process.kill(oldPid, "SIGKILL");
     const after = await waitFor("a new healthy server", async () => {
       const s = await status(dataDir);
-      return (
-        s.notebook.state === "running" && s.notebook.pid !== oldPid && s.health.status === "healthy" && s
-      );
+      return s.notebook.pid !== oldPid && healthy(s) && s;
     });
     expect(after.notebook.restarts).toBe(before.notebook.restarts + 1);
     const events = await agentJson<Array<{ kind: string }>>(["events", "--data-dir", dataDir]);
@@ -128,10 +139,7 @@ describe("nbfleet-agent up", () => {
   it("changes the password on the live server", async () => {
     const result = await agentCli(["password", "--data-dir", dataDir, "--stdin"], "a new passphrase\n");
     expect(result.code, result.stderr).toBe(0);
-    await waitFor(
-      "healthy after the password change",
-      async () => (await status(dataDir)).health.status === "healthy",
-    );
+    await waitFor("healthy after the password change", async () => healthy(await status(dataDir)));
     expect(await login(port, "a new passphrase")).toBe(302);
     expect(await login(port, PASSWORD)).toBe(401);
   });
@@ -142,7 +150,7 @@ describe("nbfleet-agent up", () => {
     expect(result.code, result.stderr).toBe(0);
     const s = await waitFor("healthy after rotation", async () => {
       const current = await status(dataDir);
-      return current.health.status === "healthy" && current;
+      return healthy(current) && current;
     });
     const served = await servedFingerprint(port);
     expect(served).not.toBe(before);
@@ -163,7 +171,7 @@ describe("nbfleet-agent up", () => {
     expect(agent.summary.pid).toBe(pid);
     const s = await waitFor("healthy after adoption", async () => {
       const current = await status(dataDir);
-      return current.health.status === "healthy" && current;
+      return healthy(current) && current;
     });
     expect(s.notebook.pid).toBe(pid);
   });
