@@ -33,6 +33,8 @@ const CLOSE_TRY_LATER = 1013;
 /** Handshakes (connected, not yet welcomed) allowed at once; more are told to come back later. */
 const MAX_PENDING_HANDSHAKES = 4096;
 const MAX_EARLY_FRAMES = 8;
+/** The ping ticker visits one of this many buckets of sessions per tick. */
+const PING_BUCKETS = 50;
 /** Messages of one connection queued for handling; a flood beyond this is a policy violation. */
 const MAX_IN_FLIGHT = 1024;
 
@@ -59,9 +61,15 @@ export class AgentGateway implements CommandLink {
   private readonly sessions = new Map<string, AgentSession>();
   private pendingHandshakes = 0;
   private ticker: NodeJS.Timeout | undefined;
+  private tickCount = 0;
+  private nextBucket = 0;
+  /** An unchanged state is stored at most this often (the API reads live link state from memory). */
+  private readonly persistEveryMs: number;
   private closing = false;
 
-  constructor(private readonly options: GatewayOptions) {}
+  constructor(private readonly options: GatewayOptions) {
+    this.persistEveryMs = Math.max(options.pingIntervalMs * 2, options.reportIntervalSec * 4000);
+  }
 
   register(app: FastifyInstance): void {
     app.get(
@@ -72,7 +80,7 @@ export class AgentGateway implements CommandLink {
   }
 
   start(): void {
-    this.ticker ??= setInterval(() => this.tick(), this.options.pingIntervalMs);
+    this.ticker ??= setInterval(() => this.tick(), this.options.pingIntervalMs / PING_BUCKETS);
     this.ticker.unref();
   }
 
@@ -248,6 +256,7 @@ export class AgentGateway implements CommandLink {
       previous.close(CloseCode.replaced, "replaced by a newer connection of the same VM");
     }
     session.vmName = identity.vmName;
+    session.bucket = this.nextBucket++ % PING_BUCKETS;
     session.connectedAt = new Date().toISOString();
     session.agentInfo = JSON.stringify(hello.agent);
     this.sessions.set(identity.vmName, session);
@@ -304,7 +313,14 @@ export class AgentGateway implements CommandLink {
     const { bus } = this.options;
     const previousHealth = first ? null : session.health;
     const previousNotebook = session.notebookState;
-    session.notebook = JSON.stringify(state.notebook);
+    const notebook = JSON.stringify(state.notebook);
+    // What matters for the store, without the timestamps every report renews.
+    const gist = `${notebook}|${state.health.status}|${state.health.reasons.join(";")}|${state.health.checks
+      .map((c) => `${c.name}:${c.status}:${c.message}`)
+      .join(";")}`;
+    const changed = first || gist !== session.gist;
+    session.gist = gist;
+    session.notebook = notebook;
     session.healthReport = JSON.stringify(state.health);
     session.health = state.health.status;
     session.notebookState = state.notebook.state;
@@ -328,7 +344,8 @@ export class AgentGateway implements CommandLink {
         data: { from: previousHealth ?? "unknown", to: state.health.status },
       });
     }
-    this.writeStatus(session, "connected");
+    if (changed || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
+      this.writeStatus(session, "connected");
   }
 
   private onClose(session: AgentSession, code: number): void {
@@ -362,10 +379,15 @@ export class AgentGateway implements CommandLink {
     this.options.store.writer.putStatus(row);
   }
 
+  /**
+   * Each session is visited once per ping interval, but the fleet is split into buckets
+   * visited one per tick, so 10,000 pings (and their status writes) never land at once.
+   */
   private tick(): void {
     const now = Date.now();
-    const persistEvery = this.options.pingIntervalMs * 2;
+    const bucket = this.tickCount++ % PING_BUCKETS;
     for (const session of this.sessions.values()) {
+      if (session.bucket !== bucket) continue;
       if (!session.answeredPing) {
         session.missedPings++;
         if (session.missedPings >= 2) {
@@ -375,8 +397,8 @@ export class AgentGateway implements CommandLink {
       }
       session.answeredPing = false;
       session.ws.ping();
-      // lastSeenAt reaches the store at least this often even when the agent only answers pings.
-      if (now - session.lastPersistedMs >= persistEvery) this.writeStatus(session, "connected");
+      // lastSeenAt reaches the store at least this often even when nothing else changes.
+      if (now - session.lastPersistedMs >= this.persistEveryMs) this.writeStatus(session, "connected");
     }
   }
 }

@@ -19,6 +19,10 @@ export class AgentSession {
   missedPings = 0;
   lastSeenMs = Date.now();
   lastPersistedMs = 0;
+  /** Which ping bucket the session is in (see AgentGateway.tick). */
+  bucket = 0;
+  /** The last report without its timestamps, to store only what changed. */
+  gist = "";
   connectedAt = "";
   agentInfo: string | null = null;
   notebook: string | null = null;

@@ -25,6 +25,21 @@ export class AgentSecretsRepo {
     });
   }
 
+  /** Sets a VM's credential directly (seeding fleets for tests and benchmarks). */
+  async issueCredential(vmName: string, hash: string, now = new Date().toISOString()): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom("agent_secrets")
+        .where("vm_name", "=", vmName)
+        .where("kind", "=", "credential")
+        .execute();
+      await trx
+        .insertInto("agent_secrets")
+        .values({ hash, vm_name: vmName, kind: "credential", created_at: now })
+        .execute();
+    });
+  }
+
   async find(hash: string): Promise<{ vmName: string; kind: AgentSecretKind } | undefined> {
     const row = await this.db
       .selectFrom("agent_secrets")

@@ -4,6 +4,18 @@
  */
 import { randomBytes } from "node:crypto";
 
+const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
+// One random draw per 4 KiB of ids instead of one per id.
+let pool = randomBytes(4096);
+let poolAt = 0;
+function nextRandomByte(): number {
+  if (poolAt >= pool.length) {
+    pool = randomBytes(4096);
+    poolAt = 0;
+  }
+  return pool[poolAt++]!;
+}
+
 let lastMs = 0;
 let seq = 0;
 
@@ -19,6 +31,7 @@ export function newId(prefix: string): string {
       seq = 0;
     }
   }
-  const random = randomBytes(8).toString("base64url").replace(/[-_]/g, "0").slice(0, 10).toLowerCase();
+  let random = "";
+  for (let i = 0; i < 10; i++) random += ALPHABET[nextRandomByte() % 36];
   return `${prefix}_${lastMs.toString(36).padStart(9, "0")}${seq.toString(36).padStart(3, "0")}${random}`;
 }

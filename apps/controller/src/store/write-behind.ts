@@ -1,14 +1,17 @@
 /**
  * Batches the high-rate writes (agent status/health rows, events) instead of one write per
  * agent message: status rows coalesce per VM (only the latest is written), events append;
- * everything pending is written in one transaction after `flushMs` or once `maxItems` are
+ * everything pending is written (in short transactions) after `flushMs` or once `maxItems` are
  * waiting, and on close. Readers that need their own writes call `flush()` first.
  */
 import type { Kysely } from "kysely";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
 
-const CHUNK = 400;
+/** Rows per statement: small enough that building and preparing the SQL stays cheap. */
+const CHUNK = 100;
+/** Rows per transaction: each blocks the event loop (better-sqlite3 is synchronous) for a few ms only. */
+const ROWS_PER_TRANSACTION = 200;
 
 export interface WriteBehindOptions {
   flushMs: number;
@@ -22,6 +25,8 @@ export class WriteBehind {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
   private closed = false;
+  /** A flush is waiting in `running` and will take whatever is pending when it starts. */
+  private queued = false;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -47,13 +52,29 @@ export class WriteBehind {
     this.statuses.delete(vmName);
   }
 
-  /** Writes everything pending now; resolves when it (and any flush before it) is stored. */
+  /**
+   * Writes everything pending now, a few hundred rows per transaction with the event loop
+   * free in between; resolves when it (and any flush before it) is stored.
+   */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    this.running = this.running.then(() => this.write()).catch((error) => this.options.onError?.(error));
+    if (this.queued) return this.running;
+    this.queued = true;
+    this.running = this.running
+      .then(async () => {
+        this.queued = false;
+        while (this.pending > 0) {
+          await this.writeSome();
+          if (this.pending > 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      })
+      .catch((error) => {
+        this.queued = false;
+        this.options.onError?.(error);
+      });
     return this.running;
   }
 
@@ -76,16 +97,19 @@ export class WriteBehind {
     }
   }
 
-  private async write(): Promise<void> {
-    if (this.pending === 0) return;
-    const statuses = [...this.statuses.values()];
-    const events = this.events;
-    this.statuses = new Map();
-    this.events = [];
+  private async writeSome(): Promise<void> {
+    const budget = ROWS_PER_TRANSACTION;
+    const statuses: StatusRow[] = [];
+    for (const [name, row] of this.statuses) {
+      if (statuses.length >= budget) break;
+      statuses.push(row);
+      this.statuses.delete(name);
+    }
+    const events = this.events.splice(0, Math.max(0, budget - statuses.length));
+    if (statuses.length === 0 && events.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < statuses.length; i += CHUNK) {
-        await new VmsRepo(trx).upsertStatuses(statuses.slice(i, i + CHUNK));
-      }
+      const vms = new VmsRepo(trx);
+      for (let i = 0; i < statuses.length; i += CHUNK) await vms.upsertStatuses(statuses.slice(i, i + CHUNK));
       for (let i = 0; i < events.length; i += CHUNK) {
         await trx
           .insertInto("events")

@@ -1,0 +1,89 @@
+/**
+ * Many simulated agents at once, for bulk tests and the benchmark: VMs seeded straight into
+ * the store with credentials (no provider, no password hashing), then agents connected with
+ * bounded concurrency. All agents share one ticker.
+ */
+import { hashSecret, newAgentCredential } from "../auth/secrets.js";
+import type { NbfleetApp } from "../server.js";
+import { SimAgent, type SimAgentOptions, SimTicker } from "./sim-agent.js";
+
+export interface SeededVm {
+  name: string;
+  credential: string;
+}
+
+/** Creates `count` VMs named `<prefix>-<n>` (zero-padded) with agent credentials. */
+export async function seedVms(
+  app: NbfleetApp,
+  options: { count: number; prefix?: string; labels?: (index: number) => Record<string, string> },
+): Promise<SeededVm[]> {
+  const { store } = app.nbfleet;
+  const prefix = options.prefix ?? "sim";
+  const width = String(options.count - 1).length;
+  const out: SeededVm[] = [];
+  for (let i = 0; i < options.count; i++) {
+    const name = `${prefix}-${String(i).padStart(width, "0")}`;
+    const credential = newAgentCredential();
+    await store.vms.insert({
+      name,
+      provider: app.nbfleet.provider.name,
+      state: "running",
+      labels: options.labels?.(i) ?? {},
+      passwordHash: null,
+    });
+    await store.agentSecrets.issueCredential(name, hashSecret(credential));
+    out.push({ name, credential });
+  }
+  return out;
+}
+
+export class SimFleet {
+  readonly agents: SimAgent[] = [];
+  readonly ticker: SimTicker;
+
+  constructor(
+    readonly url: string,
+    vms: SeededVm[],
+    options: Omit<Partial<SimAgentOptions>, "url" | "token" | "ticker"> & { tickMs?: number } = {},
+  ) {
+    this.ticker = new SimTicker(options.tickMs ?? 250);
+    for (const vm of vms) {
+      this.agents.push(
+        new SimAgent({
+          record: false,
+          ...options,
+          url,
+          token: vm.credential,
+          hostname: vm.name,
+          ticker: this.ticker,
+        }),
+      );
+    }
+  }
+
+  /** Connects every agent, at most `concurrency` handshakes at a time; resolves with the time taken. */
+  async connectAll(concurrency = 200): Promise<number> {
+    const started = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < this.agents.length) {
+        const agent = this.agents[next++]!;
+        await agent.connect();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, this.agents.length) }, worker));
+    return performance.now() - started;
+  }
+
+  get connectedCount(): number {
+    return this.agents.filter((a) => a.connected).length;
+  }
+
+  byName(name: string): SimAgent | undefined {
+    return this.agents.find((a) => a.hostname === name);
+  }
+
+  close(): void {
+    for (const agent of this.agents) agent.close();
+  }
+}
