@@ -31,7 +31,10 @@ import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
 import { Metrics } from "./metrics/metrics.js";
 import type { Provider } from "./providers/types.js";
+import { pruneHistory } from "./store/retention.js";
 import { openStore } from "./store/store.js";
+
+const PRUNE_EVERY_MS = 3_600_000;
 
 /** Log fields that may hold secrets; pino replaces them with "[redacted]". */
 export const REDACT_PATHS = [
@@ -163,7 +166,15 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     await app.register(eventsPlugin);
     await app.register(systemPlugin);
 
+    const pruner = setInterval(() => {
+      const cutoff = new Date(Date.now() - settings.historyRetentionDays * 86_400_000);
+      pruneHistory(store.db, cutoff).catch((error) =>
+        app.log.error({ err: error }, "pruning history failed"),
+      );
+    }, PRUNE_EVERY_MS);
+    pruner.unref();
     app.addHook("onClose", async () => {
+      clearInterval(pruner);
       commands.stop();
       await options.provider.close?.();
       await store.close();

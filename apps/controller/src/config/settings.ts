@@ -41,6 +41,8 @@ export const ControllerSettings = Type.Object(
     stateFlushMaxItems: Type.Integer({ minimum: 1, maximum: 100_000 }),
     /** How often queued/acked commands are checked for expiry and timeout. */
     commandSweepMs: Type.Integer({ minimum: 10, maximum: 60_000 }),
+    /** Events and finished commands older than this are deleted (checked hourly). */
+    historyRetentionDays: Type.Number({ minimum: 0.001, maximum: 3650 }),
     logLevel: Type.Union(
       ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     ),
@@ -65,6 +67,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     stateFlushMs: 250,
     stateFlushMaxItems: 500,
     commandSweepMs: 1000,
+    historyRetentionDays: 14,
     logLevel: "info",
   };
 }
@@ -79,6 +82,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_COMMAND_TIMEOUT_SEC: "commandTimeoutSec",
   NBFLEET_REPORT_INTERVAL_SEC: "reportIntervalSec",
   NBFLEET_PING_INTERVAL_SEC: "pingIntervalSec",
+  NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
   NBFLEET_LOG_LEVEL: "logLevel",
 };
 
@@ -93,6 +97,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "stateFlushMs",
   "stateFlushMaxItems",
   "commandSweepMs",
+  "historyRetentionDays",
 ]);
 
 const fullValidator = compileValidator(ControllerSettings, "controller settings");

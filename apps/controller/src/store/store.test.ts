@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { newId } from "./ids.js";
+import { pruneHistory } from "./retention.js";
 import { type Store, openStore } from "./store.js";
 import { neverConnectedStatus } from "./vms-repo.js";
 
@@ -129,5 +130,49 @@ describe("store", () => {
     const ids = Array.from({ length: 2000 }, () => newId("evt"));
     expect([...ids].sort()).toEqual(ids);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe("history retention", () => {
+  it("deletes old events and old finished commands, keeps the rest", async () => {
+    const store = await freshStore();
+    const old = "2020-01-01T00:00:00.000Z";
+    const now = new Date().toISOString();
+    await store.events.insertMany([
+      {
+        id: newId("evt"),
+        at: old,
+        vm_name: "a",
+        source: "controller",
+        kind: "k",
+        level: "info",
+        message: "old",
+        data: null,
+      },
+      {
+        id: newId("evt"),
+        at: now,
+        vm_name: "a",
+        source: "controller",
+        kind: "k",
+        level: "info",
+        message: "new",
+        data: null,
+      },
+    ]);
+    const base = { vmName: "a", name: "diagnose" as const, params: {}, timeoutMs: 1000, operationId: null };
+    const done = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: old, expiresAt: old });
+    const pending = await store.commands.insert({
+      ...base,
+      id: newId("cmd"),
+      createdAt: old,
+      expiresAt: "2999-01-01T00:00:00.000Z",
+    });
+    await store.commands.expireDue("2020-01-02T00:00:00.000Z");
+    const result = await pruneHistory(store.db, new Date(Date.now() - 86_400_000));
+    expect(result).toEqual({ events: 1, commands: 1 });
+    expect((await store.events.list({ limit: 10 })).map((e) => e.message)).toEqual(["new"]);
+    expect(await store.commands.get(done.id)).toBeUndefined();
+    expect((await store.commands.get(pending.id))?.state).toBe("queued");
   });
 });
