@@ -33,8 +33,10 @@ const CLOSE_TRY_LATER = 1013;
 /** Handshakes (connected, not yet welcomed) allowed at once; more are told to come back later. */
 const MAX_PENDING_HANDSHAKES = 4096;
 const MAX_EARLY_FRAMES = 8;
-/** The ping ticker visits one of this many buckets of sessions per tick. */
+/** The ping ticker visits one of (at most) this many buckets of sessions per tick... */
 const PING_BUCKETS = 50;
+/** ...and ticks no more often than this. */
+const MIN_TICK_MS = 10;
 /** Messages of one connection queued for handling; a flood beyond this is a policy violation. */
 const MAX_IN_FLIGHT = 1024;
 
@@ -65,10 +67,12 @@ export class AgentGateway implements CommandLink {
   private nextBucket = 0;
   /** An unchanged state is stored at most this often (the API reads live link state from memory). */
   private readonly persistEveryMs: number;
+  private readonly buckets: number;
   private closing = false;
 
   constructor(private readonly options: GatewayOptions) {
     this.persistEveryMs = Math.max(options.pingIntervalMs * 2, options.reportIntervalSec * 4000);
+    this.buckets = Math.max(1, Math.min(PING_BUCKETS, Math.floor(options.pingIntervalMs / MIN_TICK_MS)));
   }
 
   register(app: FastifyInstance): void {
@@ -80,7 +84,7 @@ export class AgentGateway implements CommandLink {
   }
 
   start(): void {
-    this.ticker ??= setInterval(() => this.tick(), this.options.pingIntervalMs / PING_BUCKETS);
+    this.ticker ??= setInterval(() => this.tick(), this.options.pingIntervalMs / this.buckets);
     this.ticker.unref();
   }
 
@@ -256,7 +260,7 @@ export class AgentGateway implements CommandLink {
       previous.close(CloseCode.replaced, "replaced by a newer connection of the same VM");
     }
     session.vmName = identity.vmName;
-    session.bucket = this.nextBucket++ % PING_BUCKETS;
+    session.bucket = this.nextBucket++ % this.buckets;
     session.connectedAt = new Date().toISOString();
     session.agentInfo = JSON.stringify(hello.agent);
     this.sessions.set(identity.vmName, session);
@@ -385,7 +389,7 @@ export class AgentGateway implements CommandLink {
    */
   private tick(): void {
     const now = Date.now();
-    const bucket = this.tickCount++ % PING_BUCKETS;
+    const bucket = this.tickCount++ % this.buckets;
     for (const session of this.sessions.values()) {
       if (session.bucket !== bucket) continue;
       if (!session.answeredPing) {
