@@ -1,0 +1,28 @@
+export {
+  AZURE_CUSTOM_DATA_MAX_BYTES,
+  CLOUD_BOOTSTRAP_PATH,
+  CLOUD_DEFAULTS,
+  type CloudInitOptions,
+  customDataBase64,
+  renderCloudInit,
+} from "./cloud-init.js";
+export {
+  DEFAULT_NODE_DIST_URL,
+  type LinuxGuestLayout,
+  linuxAgentArgv,
+  linuxGuestLayout,
+  renderLinuxBootstrap,
+} from "./linux.js";
+export {
+  type LinuxBootstrapOptions,
+  LinuxBootstrapOptionsSchema,
+  type WindowsBootstrapOptions,
+  WindowsBootstrapOptionsSchema,
+} from "./options.js";
+export { powershellQuote, shellQuote, shellWord } from "./quote.js";
+export {
+  WINDOWS_DEFAULTS,
+  renderWindowsBootstrap,
+  windowsAgentArgv,
+  windowsCommandLineArg,
+} from "./windows.js";

@@ -1,0 +1,393 @@
+import { execFile, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import {
+  appendFile,
+  chmod,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { dataPaths } from "@nbfleet/agent";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
+import { linuxAgentArgv, linuxGuestLayout, renderLinuxBootstrap } from "./linux.js";
+import type { LinuxBootstrapOptions } from "./options.js";
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runScript(script: string, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("sh", [script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Running and not a zombie (an orphan's exit is reaped by whatever pid 1 is, maybe never). */
+function isAlive(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+    return state !== undefined && state !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const started: number[] = [];
+const cleanup: string[] = [];
+let artifact: AgentArtifact;
+let server: http.Server;
+let baseUrl: string;
+const requests: Array<{ url: string; userAgent: string }> = [];
+
+beforeAll(async () => {
+  const outDir = await mkdtemp(path.join(tmpdir(), "nbfleet-bootstrap-artifact-"));
+  cleanup.push(outDir);
+  artifact = await buildAgentArtifact({ outDir });
+  const bytes = await readFile(artifact.file);
+  server = http.createServer((req, res) => {
+    requests.push({ url: req.url ?? "", userAgent: req.headers["user-agent"] ?? "" });
+    if (req.url !== "/v1/agent/artifact") {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/gzip", "content-length": bytes.length }).end(bytes);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  for (const pid of started) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  await new Promise((resolve) => server.close(resolve));
+  await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function sandbox(name: string, overrides: Partial<LinuxBootstrapOptions> = {}) {
+  const root = await mkdtemp(path.join(tmpdir(), `nbfleet-sandbox-${name}-`));
+  cleanup.push(root);
+  const dataDir = overrides.dataDir ?? path.join(root, "agent");
+  const options: LinuxBootstrapOptions = {
+    mode: "sandbox",
+    controllerUrl: baseUrl,
+    artifactUrl: `${baseUrl}/v1/agent/artifact`,
+    artifactSha256: artifact.sha256,
+    bootstrapToken: "bootstrap-token-0123456789",
+    dataDir,
+    installDir: path.join(root, "install"),
+    notebookPort: 9999,
+    bindIp: "127.0.0.1",
+    node: process.execPath,
+    // A long-running agent command that needs neither Jupyter nor a controller: it copies
+    // notebook.log to its own stdout, which the bootstrap sends to the agent log.
+    agentArgs: ["logs", "--data-dir", dataDir, "--source", "notebook", "--follow"],
+    ...overrides,
+  };
+  const script = path.join(root, "bootstrap.sh");
+  await writeFile(script, renderLinuxBootstrap(options));
+  return { root, options, script, layout: linuxGuestLayout(options.installDir), paths: dataPaths(dataDir) };
+}
+
+async function startedPid(pidFile: string): Promise<number> {
+  const pid = Number((await readFile(pidFile, "utf8")).trim());
+  started.push(pid);
+  return pid;
+}
+
+/** The agent really runs: a line written to notebook.log shows up on its console. */
+async function proveAgentRuns(
+  paths: ReturnType<typeof dataPaths>,
+  layout: ReturnType<typeof linuxGuestLayout>,
+  marker: string,
+) {
+  await mkdir(paths.logsDir, { recursive: true });
+  await appendFile(paths.notebookLog, `${marker}\n`);
+  await waitFor(`"${marker}" in ${layout.consoleLog}`, async () =>
+    (await readFile(layout.consoleLog, "utf8")).includes(marker) ? true : undefined,
+  );
+}
+
+describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", () => {
+  it("downloads, verifies, unpacks and starts the agent detached; a re-run changes nothing", async () => {
+    const { script, layout, paths, options } = await sandbox("happy");
+    const first = await runScript(script);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`nbfleet-bootstrap: checksum ok: sha256 ${artifact.sha256}`);
+    expect(first.stdout).toContain("nbfleet-bootstrap: done");
+
+    const pid = await startedPid(layout.pidFile);
+    expect(isAlive(pid)).toBe(true);
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
+    expect(cmdline).toEqual([layout.node, layout.bundle, ...options.agentArgs!]);
+    // setsid: the agent leads its own session, so the caller's end does not take it along.
+    const stat_ = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+    expect(Number(stat_[3])).toBe(pid);
+    await proveAgentRuns(paths, layout, "first-start-marker");
+
+    expect(await readlink(layout.current)).toBe(`versions/${artifact.sha256}`);
+    expect(await readlink(layout.node)).toBe(process.execPath);
+    expect(await readFile(layout.tokenFile, "utf8")).toBe("bootstrap-token-0123456789\n");
+    expect((await stat(layout.tokenFile)).mode & 0o777).toBe(0o600);
+
+    const downloads = requests.length;
+    const second = await runScript(script);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain(`the agent is already running (pid ${pid}); nothing changed`);
+    expect(requests.length).toBe(downloads);
+    expect(Number((await readFile(layout.pidFile, "utf8")).trim())).toBe(pid);
+  });
+
+  it("restarts the agent when a setting changed on re-run", async () => {
+    const { script, layout, options, paths } = await sandbox("rerun");
+    expect((await runScript(script)).code).toBe(0);
+    const oldPid = await startedPid(layout.pidFile);
+    await writeFile(script, renderLinuxBootstrap({ ...options, bootstrapToken: "a-new-token-987654321" }));
+    const again = await runScript(script);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`stopping the running agent (pid ${oldPid})`);
+    const newPid = await startedPid(layout.pidFile);
+    expect(newPid).not.toBe(oldPid);
+    expect(isAlive(oldPid)).toBe(false);
+    expect(await readFile(layout.tokenFile, "utf8")).toBe("a-new-token-987654321\n");
+    await proveAgentRuns(paths, layout, "after-restart-marker");
+  });
+
+  it("refuses an artifact whose checksum differs, naming both, and starts nothing", async () => {
+    const wrong = "0".repeat(64);
+    const { script, layout } = await sandbox("mismatch", { artifactSha256: wrong });
+    const result = await runScript(script);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`expected sha256 ${wrong}`);
+    expect(result.stderr).toContain(`got sha256 ${artifact.sha256}`);
+    expect(result.stderr).toContain("refusing to install it");
+    expect(existsSync(layout.pidFile)).toBe(false);
+    expect(existsSync(layout.current)).toBe(false);
+    expect(existsSync(layout.launcher)).toBe(false);
+    expect(existsSync(path.join(layout.versionsDir, wrong))).toBe(false);
+  });
+
+  it("cannot be made to run code by quotes, $(), backticks or newlines in values", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "nbfleet-inject-"));
+    cleanup.push(root);
+    const canary = path.join(root, "canary");
+    const payloads = [
+      `'$(touch ${canary})'`,
+      `"\`touch ${canary}\`"`,
+      `\n touch ${canary} \n`,
+      `'; touch ${canary}; '`,
+    ];
+    const dataDir = path.join(root, `data ${payloads.join(" ")} end`);
+    const token = `x'";$(touch\${IFS}${canary})\`touch\${IFS}${canary}\`'`;
+    const { script, layout, paths } = await sandbox("inject", {
+      dataDir,
+      installDir: path.join(root, `install ${payloads[0]}${payloads[2]}`),
+      bootstrapToken: token,
+    });
+    const result = await runScript(script);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    await startedPid(layout.pidFile);
+    expect(existsSync(canary)).toBe(false);
+    // The values arrived intact: the token file holds the token, the agent used the odd data dir.
+    expect(await readFile(layout.tokenFile, "utf8")).toBe(`${token}\n`);
+    await proveAgentRuns(paths, layout, "odd-paths-marker");
+    expect(existsSync(canary)).toBe(false);
+  });
+
+  it("falls back to wget, then to Node's fetch, when curl is missing", async () => {
+    const tools = [
+      ...["sh", "tar", "gzip", "sha256sum", "cut", "mkdir", "rm", "mv", "ln", "cat", "chmod", "readlink"],
+      ...["mktemp", "grep", "head", "tail", "tr", "sleep", "setsid", "nohup", "ps", "uname"],
+    ];
+    const bin = await mkdtemp(path.join(tmpdir(), "nbfleet-bin-"));
+    cleanup.push(bin);
+    const where = (tool: string) => ["/usr/bin", "/bin"].map((dir) => path.join(dir, tool)).find(existsSync);
+    for (const tool of tools) await symlink(where(tool)!, path.join(bin, tool));
+    const env = { ...process.env, PATH: bin };
+
+    await symlink(where("wget")!, path.join(bin, "wget"));
+    const viaWget = await sandbox("wget");
+    expect((await runScript(viaWget.script, env)).code).toBe(0);
+    await startedPid(viaWget.layout.pidFile);
+    expect(requests.at(-1)?.userAgent).toMatch(/^Wget/);
+
+    await rm(path.join(bin, "wget"));
+    const viaNode = await sandbox("node-fetch");
+    const result = await runScript(viaNode.script, env);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    await startedPid(viaNode.layout.pidFile);
+    expect(requests.at(-1)?.userAgent).toBe("node");
+    await proveAgentRuns(viaNode.paths, viaNode.layout, "node-fetch-marker");
+  });
+
+  it("stops with a clear message when Node.js is older than 20", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "nbfleet-oldnode-"));
+    cleanup.push(root);
+    const fakeNode = path.join(root, "node");
+    await writeFile(fakeNode, `#!/bin/sh\nif [ "$1" = --version ]; then echo v18.19.1; else printf 18; fi\n`);
+    await chmod(fakeNode, 0o755);
+    const { script, layout } = await sandbox("oldnode", { node: fakeNode });
+    const result = await runScript(script);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      `Node.js >= 20 is required to run the agent; found v18.19.1 for '${fakeNode}'`,
+    );
+    expect(existsSync(layout.pidFile)).toBe(false);
+  });
+});
+
+describe("renderLinuxBootstrap in systemd mode (systemctl and nft stubbed on PATH)", () => {
+  it("installs the unit and the port redirect, enables and starts them; a re-run only starts", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "nbfleet-systemd-"));
+    cleanup.push(root);
+    const bin = path.join(root, "bin");
+    const calls = path.join(root, "calls");
+    await mkdir(bin);
+    for (const tool of ["systemctl", "nft"]) {
+      await writeFile(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> '${calls}'\n`);
+      await chmod(path.join(bin, tool), 0o755);
+    }
+    const unitDir = path.join(root, "units");
+    await mkdir(unitDir);
+    const options: LinuxBootstrapOptions = {
+      mode: "systemd",
+      controllerUrl: baseUrl,
+      artifactUrl: `${baseUrl}/v1/agent/artifact`,
+      artifactSha256: artifact.sha256,
+      bootstrapToken: "bootstrap-token-systemd-1",
+      dataDir: path.join(root, "var/agent"),
+      installDir: path.join(root, "opt/nbfleet"),
+      notebookPort: 9999,
+      publicPort: 8443,
+      bindIp: "0.0.0.0",
+      runAs: "azureuser",
+      systemdUnitDir: unitDir,
+    };
+    const script = path.join(root, "bootstrap.sh");
+    await writeFile(script, renderLinuxBootstrap(options));
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+
+    const first = await runScript(script, env);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const layout = linuxGuestLayout(options.installDir);
+    const unit = await readFile(path.join(unitDir, "nbfleet-agent.service"), "utf8");
+    expect(unit).toContain(`ExecStart=/bin/sh ${layout.launcher}\n`);
+    expect(unit).toMatch(/^Restart=always$/m);
+    expect(unit).toMatch(/^KillMode=process$/m);
+    // systemd's own parser: unknown keys or a bad ExecStart make this exit non-zero.
+    await promisify(execFile)("systemd-analyze", ["verify", path.join(unitDir, "nbfleet-agent.service")]);
+    const rules = await readFile(path.join(options.installDir, "port-redirect.nft"), "utf8");
+    expect(rules).toContain("tcp dport 8443 redirect to :9999");
+    const redirect = await readFile(path.join(unitDir, "nbfleet-port-redirect.service"), "utf8");
+    expect(redirect).toContain(`ExecStart=nft -f ${path.join(options.installDir, "port-redirect.nft")}`);
+    const launcher = await readFile(layout.launcher, "utf8");
+    expect(launcher).toContain(`--controller ${baseUrl} --bootstrap-token-file ${layout.tokenFile}`);
+    expect(launcher).toContain("--run-as azureuser");
+    expect((await readFile(calls, "utf8")).trim().split("\n")).toEqual([
+      "systemctl daemon-reload",
+      "systemctl enable nbfleet-port-redirect.service",
+      "systemctl restart nbfleet-port-redirect.service",
+      "systemctl daemon-reload",
+      "systemctl enable nbfleet-agent.service",
+      "systemctl restart nbfleet-agent.service",
+    ]);
+
+    await writeFile(calls, "");
+    const second = await runScript(script, env);
+    expect(second.code).toBe(0);
+    expect((await readFile(calls, "utf8")).trim().split("\n")).toContain(
+      "systemctl start nbfleet-agent.service",
+    );
+    expect(await readFile(calls, "utf8")).not.toContain("restart nbfleet-agent.service");
+  });
+});
+
+describe("linuxAgentArgv", () => {
+  const base: LinuxBootstrapOptions = {
+    mode: "systemd",
+    controllerUrl: "https://controller.example:7443",
+    artifactUrl: "https://controller.example:7443/v1/agent/artifact",
+    artifactSha256: "a".repeat(64),
+    bootstrapToken: "token-123456",
+    dataDir: "/var/lib/nbfleet/agent",
+    installDir: "/opt/nbfleet",
+    notebookPort: 9999,
+    bindIp: "0.0.0.0",
+  };
+
+  it("starts `up` against the controller with the token file and the trust anchor", () => {
+    expect(
+      linuxAgentArgv({
+        ...base,
+        controllerFingerprint: "ab".repeat(32),
+        allowRoot: true,
+        hostnames: ["a.b"],
+      }),
+    ).toEqual([
+      "/opt/nbfleet/current/nbfleet-agent.mjs",
+      ...["up", "--data-dir", "/var/lib/nbfleet/agent", "--port", "9999", "--ip", "0.0.0.0"],
+      ...["--controller", "https://controller.example:7443"],
+      ...["--bootstrap-token-file", "/opt/nbfleet/bootstrap-token"],
+      ...["--controller-fingerprint", "ab".repeat(32), "--allow-root", "--hostname", "a.b"],
+    ]);
+    const withCa = linuxAgentArgv({ ...base, controllerCaPem: "-----BEGIN CERTIFICATE-----\nx\n" });
+    expect(withCa.join(" ")).toContain("--controller-ca /opt/nbfleet/controller-ca.pem");
+  });
+
+  it("refuses bad settings before rendering, naming the field", () => {
+    expect(() => renderLinuxBootstrap({ ...base, artifactSha256: "XYZ" })).toThrow(/artifactSha256/);
+    expect(() => renderLinuxBootstrap({ ...base, controllerUrl: "file:///etc/passwd" })).toThrow(
+      /controllerUrl/,
+    );
+    expect(() => renderLinuxBootstrap({ ...base, bootstrapToken: "has space 1234" })).toThrow(
+      /bootstrapToken/,
+    );
+    expect(() => renderLinuxBootstrap({ ...base, installDir: "/opt/nb fleet" })).toThrow(/installDir/);
+    expect(() => renderLinuxBootstrap({ ...base, runAs: "nb", allowRoot: true })).toThrow(
+      /runAs and allowRoot/,
+    );
+    expect(() =>
+      renderLinuxBootstrap({
+        ...base,
+        controllerCaPem: "-----BEGIN CERTIFICATE-----",
+        controllerFingerprint: "ab".repeat(32),
+      }),
+    ).toThrow(/at most one/);
+    expect(() => renderLinuxBootstrap({ ...base, mode: "sandbox", publicPort: 443 })).toThrow(/publicPort/);
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * Renders the Linux guest bootstrap: `linux-bootstrap.sh` (the logic, a real file beside this
+ * one) with the settings inserted at the top as single-quoted assignments. The local provider
+ * runs it with `sh` in sandbox mode; cloud-init runs the same script in systemd mode.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { type LinuxBootstrapOptions, checkLinuxOptions } from "./options.js";
+import { shellQuote, shellWord } from "./quote.js";
+
+export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
+const SETTINGS_MARKER = "# nbfleet:settings";
+
+/** Where the bootstrap puts things inside `installDir` on a Linux guest. */
+export interface LinuxGuestLayout {
+  installDir: string;
+  /** `versions/<sha256>/`: one unpacked artifact each; `current` links to the one in use. */
+  versionsDir: string;
+  current: string;
+  bundle: string;
+  /** A link to the Node.js the agent runs with. */
+  node: string;
+  /** `sh run-agent.sh` execs the agent with its arguments (what the service and sandbox start). */
+  launcher: string;
+  /** The one-time bootstrap token, mode 0600. */
+  tokenFile: string;
+  /** The controller's CA (PEM) when one was given. */
+  caFile: string;
+  /** Sandbox mode: the detached agent's pid. */
+  pidFile: string;
+  /**
+   * Sandbox mode: the agent's stdout and stderr (start-up lines, a crash's stack trace); the
+   * previous start's is kept as `agent-console.log.1`. The agent's own log is
+   * `dataPaths(dataDir).agentLog`; under systemd the console goes to the journal.
+   */
+  consoleLog: string;
+}
+
+export function linuxGuestLayout(installDir: string): LinuxGuestLayout {
+  const join = (...parts: string[]) => path.posix.join(installDir, ...parts);
+  return {
+    installDir,
+    versionsDir: join("versions"),
+    current: join("current"),
+    bundle: join("current", "nbfleet-agent.mjs"),
+    node: join("bin", "node"),
+    launcher: join("run-agent.sh"),
+    tokenFile: join("bootstrap-token"),
+    caFile: join("controller-ca.pem"),
+    pidFile: join("agent.pid"),
+    consoleLog: join("agent-console.log"),
+  };
+}
+
+/** The agent's arguments after `node`: the bundle, then `up …` (or `agentArgs` when given). */
+export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
+  const layout = linuxGuestLayout(options.installDir);
+  if (options.agentArgs) return [layout.bundle, ...options.agentArgs];
+  return [
+    layout.bundle,
+    "up",
+    "--data-dir",
+    options.dataDir,
+    "--port",
+    String(options.notebookPort),
+    "--ip",
+    options.bindIp,
+    "--controller",
+    options.controllerUrl,
+    "--bootstrap-token-file",
+    layout.tokenFile,
+    ...(options.controllerCaPem !== undefined ? ["--controller-ca", layout.caFile] : []),
+    ...(options.controllerFingerprint !== undefined
+      ? ["--controller-fingerprint", options.controllerFingerprint]
+      : []),
+    ...(options.passwordHash !== undefined ? ["--password-hash", options.passwordHash] : []),
+    ...(options.allowRoot ? ["--allow-root"] : []),
+    ...(options.runAs ? ["--run-as", options.runAs] : []),
+    ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
+  ];
+}
+
+/** The POSIX `sh` bootstrap for these settings (checked first: a bad value throws, naming it). */
+export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
+  const options = checkLinuxOptions(input);
+  const layout = linuxGuestLayout(options.installDir);
+  const unitDir = options.systemdUnitDir ?? "/etc/systemd/system";
+  const systemd = options.mode === "systemd";
+  const publicPort = systemd && options.publicPort !== undefined ? String(options.publicPort) : "";
+
+  const settings: Array<[string, string]> = [
+    ["NBF_MODE", options.mode],
+    ["NBF_CONTROLLER_URL", options.controllerUrl],
+    ["NBF_ARTIFACT_URL", options.artifactUrl],
+    ["NBF_ARTIFACT_SHA256", options.artifactSha256],
+    ["NBF_BOOTSTRAP_TOKEN", options.bootstrapToken],
+    ["NBF_DATA_DIR", options.dataDir],
+    ["NBF_INSTALL_DIR", options.installDir],
+    ["NBF_CONSOLE_LOG", layout.consoleLog],
+    ["NBF_NOTEBOOK_PORT", String(options.notebookPort)],
+    ["NBF_BIND_IP", options.bindIp],
+    ["NBF_RUN_AS", options.runAs ?? ""],
+    ["NBF_ALLOW_ROOT", options.allowRoot ? "1" : "0"],
+    ["NBF_CONTROLLER_CA_PEM", options.controllerCaPem?.trimEnd() ?? ""],
+    ["NBF_CONTROLLER_FINGERPRINT", options.controllerFingerprint ?? ""],
+    ["NBF_PUBLIC_PORT", publicPort],
+    ["NBF_NODE", options.node ?? "node"],
+    ["NBF_INSTALL_NODE", (options.installNode ?? systemd) ? "1" : "0"],
+    ["NBF_NODE_DIST_URL", options.nodeDistUrl === null ? "" : (options.nodeDistUrl ?? DEFAULT_NODE_DIST_URL)],
+    ["NBF_SYSTEMD_UNIT_DIR", unitDir],
+    ["NBF_LAUNCHER", renderLauncher(options)],
+    ["NBF_AGENT_UNIT", systemd ? renderAgentUnit(layout) : ""],
+    ["NBF_NFT_RULES", publicPort ? renderNftRules(Number(publicPort), options.notebookPort) : ""],
+    [
+      "NBF_REDIRECT_UNIT",
+      publicPort ? renderRedirectUnit(layout, Number(publicPort), options.notebookPort) : "",
+    ],
+  ];
+  const block = settings.map(([name, value]) => `${name}=${shellQuote(value)}`).join("\n");
+  const template = bootstrapTemplate();
+  if (!template.includes(SETTINGS_MARKER))
+    throw new Error(`linux-bootstrap.sh lost its ${SETTINGS_MARKER} line`);
+  return template.replace(SETTINGS_MARKER, () => block);
+}
+
+function renderLauncher(options: LinuxBootstrapOptions): string {
+  const layout = linuxGuestLayout(options.installDir);
+  const argv = [layout.node, ...linuxAgentArgv(options)].map(shellWord);
+  return [
+    "#!/bin/sh",
+    "# nbfleet agent launcher, rewritten by the nbfleet bootstrap on every run; do not edit.",
+    "cd /",
+    `exec ${argv.join(" ")}`,
+  ].join("\n");
+}
+
+// Paths here passed checkLinuxOptions' systemd-safe character set, so they need no unit quoting.
+function renderAgentUnit(layout: LinuxGuestLayout): string {
+  return `[Unit]
+Description=nbfleet agent: supervises the Jupyter notebook server and reports to the controller
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/bin/sh ${layout.launcher}
+Restart=always
+RestartSec=5
+# Stopping or upgrading the agent signals the agent alone: the notebook server it supervises
+# keeps running and the next agent re-adopts it.
+KillMode=process
+# Console output goes to the journal; the agent's own log is DIR/logs/agent.log.
+
+[Install]
+WantedBy=multi-user.target`;
+}
+
+function renderNftRules(publicPort: number, notebookPort: number): string {
+  return `#!/usr/sbin/nft -f
+# nbfleet: the public port reaches the notebook's private port. Written by the bootstrap; do not edit.
+# Declaring then deleting the table makes reloading this file idempotent.
+table inet nbfleet_redirect
+delete table inet nbfleet_redirect
+table inet nbfleet_redirect {
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    tcp dport ${publicPort} redirect to :${notebookPort}
+  }
+}`;
+}
+
+function renderRedirectUnit(layout: LinuxGuestLayout, publicPort: number, notebookPort: number): string {
+  return `[Unit]
+Description=nbfleet: redirect public port ${publicPort} to the notebook port ${notebookPort}
+After=network-pre.target nftables.service
+Before=nbfleet-agent.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=nft -f ${path.posix.join(layout.installDir, "port-redirect.nft")}
+ExecStop=nft delete table inet nbfleet_redirect
+
+[Install]
+WantedBy=multi-user.target`;
+}
+
+let template: string | undefined;
+function bootstrapTemplate(): string {
+  template ??= readFileSync(new URL("./linux-bootstrap.sh", import.meta.url), "utf8");
+  return template;
+}

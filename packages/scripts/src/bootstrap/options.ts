@@ -1,0 +1,131 @@
+/**
+ * The settings a guest bootstrap carries, as TypeBox schemas: one place that says what each
+ * value may be, checked before anything is rendered (shared's `ValidationError` names the field).
+ */
+import { ValidationError, compileValidator } from "@nbfleet/shared";
+import { type Static, Type } from "@sinclair/typebox";
+
+const HttpUrl = Type.String({ pattern: "^https?://[^\\s]+$", maxLength: 2048 });
+const Sha256Hex = Type.String({ pattern: "^[0-9a-f]{64}$" });
+// Visible ASCII only: the token is also written to files and sent in HTTP headers by the agent.
+const BootstrapToken = Type.String({ pattern: "^[\\x21-\\x7e]+$", minLength: 8, maxLength: 1024 });
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const BindIp = Type.String({ pattern: "^[0-9A-Fa-f:.]+$", maxLength: 64 });
+const UserName = Type.String({ pattern: "^[a-z_][a-z0-9_-]*\\$?$", maxLength: 32 });
+const Hostname = Type.String({ pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", maxLength: 253 });
+const CaPem = Type.String({ pattern: "-----BEGIN CERTIFICATE-----", maxLength: 32768 });
+// A ready Jupyter hash (the agent checks it fully); the plaintext never reaches a guest.
+const PasswordHash = Type.String({
+  pattern: "^(argon2:\\$argon2(id|i)\\$|sha1:)[\\x21-\\x7e]+$",
+  maxLength: 512,
+});
+const Fingerprint = Type.String({ pattern: "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$" });
+
+/** What both the Linux and the Windows bootstrap need to install and start the agent. */
+const GuestFields = {
+  controllerUrl: HttpUrl,
+  artifactUrl: HttpUrl,
+  artifactSha256: Sha256Hex,
+  bootstrapToken: BootstrapToken,
+  notebookPort: Port,
+  bindIp: BindIp,
+  allowRoot: Type.Optional(Type.Boolean()),
+  controllerCaPem: Type.Optional(CaPem),
+  controllerFingerprint: Type.Optional(Fingerprint),
+  /** systemd/Windows: the public port redirected to `notebookPort` (443 on Azure). */
+  publicPort: Type.Optional(Port),
+  /** The notebook password as a ready Jupyter hash (`--password-hash`); else the controller sets it later. */
+  passwordHash: Type.Optional(PasswordHash),
+  /** Extra DNS names for the notebook's certificate (`--hostname`). */
+  hostnames: Type.Optional(Type.Array(Hostname, { maxItems: 16 })),
+  /** Replaces the agent's arguments (after the bundle path) — for diagnostics and tests. */
+  agentArgs: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
+};
+
+const AbsolutePosixPath = Type.String({ pattern: "^/", maxLength: 1024 });
+
+export const LinuxBootstrapOptionsSchema = Type.Object(
+  {
+    ...GuestFields,
+    /** `sandbox`: start the agent detached (local provider); `systemd`: install it as a service (cloud). */
+    mode: Type.Union([Type.Literal("sandbox"), Type.Literal("systemd")]),
+    /** The agent's data directory (`--data-dir`). */
+    dataDir: AbsolutePosixPath,
+    /** Where the artifact is unpacked and the launcher, token and pidfile live. */
+    installDir: AbsolutePosixPath,
+    runAs: Type.Optional(UserName),
+    /** The Node.js to run the agent with: a command on PATH or an absolute path (default `node`). */
+    node: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    /** Install Node.js when it is missing or older than 20 (default: only in systemd mode). */
+    installNode: Type.Optional(Type.Boolean()),
+    /**
+     * Where official Node.js builds come from when the distribution's is older than 20 (Ubuntu
+     * 24.04 ships 18): a nodejs.org-style directory with SHASUMS256.txt. `null` = distro only.
+     * Default `https://nodejs.org/dist/latest-v20.x`.
+     */
+    nodeDistUrl: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
+    /** systemd mode: where unit files go (default /etc/systemd/system). */
+    systemdUnitDir: Type.Optional(AbsolutePosixPath),
+  },
+  { additionalProperties: false },
+);
+export type LinuxBootstrapOptions = Static<typeof LinuxBootstrapOptionsSchema>;
+
+const WindowsPath = Type.String({ pattern: '^[A-Za-z]:\\\\[^\\x00-\\x1f"*?<>|]*$', maxLength: 240 });
+
+export const WindowsBootstrapOptionsSchema = Type.Object(
+  {
+    ...GuestFields,
+    /** Default `C:\ProgramData\nbfleet\agent`. */
+    dataDir: Type.Optional(WindowsPath),
+    /** Default `C:\Program Files\nbfleet`. */
+    installDir: Type.Optional(WindowsPath),
+    /** Python installed when none is found (python.org's Windows installer). Default 3.12.10. */
+    pythonVersion: Type.Optional(Type.String({ pattern: "^3\\.\\d+\\.\\d+$" })),
+    /** Official Node.js builds (SHASUMS256.txt + MSI). Default `https://nodejs.org/dist/latest-v20.x`. */
+    nodeDistUrl: Type.Optional(HttpUrl),
+  },
+  { additionalProperties: false },
+);
+export type WindowsBootstrapOptions = Static<typeof WindowsBootstrapOptionsSchema>;
+
+const linuxValidator = compileValidator(LinuxBootstrapOptionsSchema, "Linux bootstrap settings");
+const windowsValidator = compileValidator(WindowsBootstrapOptionsSchema, "Windows bootstrap settings");
+
+// systemd unit lines have their own quoting (`%` specifiers, `$` expansion, spaces): paths
+// written there are kept to characters that need none.
+const UNIT_SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
+
+export function checkLinuxOptions(value: unknown): LinuxBootstrapOptions {
+  const options = linuxValidator.check(value);
+  const problems = commonProblems(options);
+  if (options.runAs && options.allowRoot) problems.push("runAs and allowRoot: give at most one");
+  if (options.mode === "sandbox" && options.publicPort !== undefined) {
+    problems.push("publicPort: only systemd mode redirects a public port");
+  }
+  if (options.mode === "systemd") {
+    for (const field of ["dataDir", "installDir", "systemdUnitDir"] as const) {
+      const value = options[field];
+      if (value !== undefined && !UNIT_SAFE_PATH.test(value)) {
+        problems.push(
+          `${field}: in systemd mode only letters, digits and . _ / + - are allowed, got ${JSON.stringify(value)}`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) throw new ValidationError("Linux bootstrap settings", problems);
+  return options;
+}
+
+export function checkWindowsOptions(value: unknown): WindowsBootstrapOptions {
+  const options = windowsValidator.check(value);
+  const problems = commonProblems(options);
+  if (problems.length > 0) throw new ValidationError("Windows bootstrap settings", problems);
+  return options;
+}
+
+function commonProblems(options: { controllerCaPem?: string; controllerFingerprint?: string }): string[] {
+  return options.controllerCaPem !== undefined && options.controllerFingerprint !== undefined
+    ? ["controllerCaPem and controllerFingerprint: give at most one"]
+    : [];
+}

@@ -1,0 +1,21 @@
+/**
+ * The error catalogue of @nbfleet/scripts: building the agent artifact and rendering guest
+ * bootstraps. Invalid bootstrap settings throw shared's `ValidationError` (NBF_INVALID_INPUT),
+ * which names the field.
+ */
+export const ScriptsErrorCodes = {
+  NBF_ARTIFACT_BUILD_FAILED: "the agent artifact could not be bundled or packed",
+  NBF_CUSTOM_DATA_TOO_LARGE: "the cloud-init user-data exceeds Azure's customData limit",
+} as const;
+export type ScriptsErrorCode = keyof typeof ScriptsErrorCodes;
+
+export class ScriptsError extends Error {
+  constructor(
+    readonly code: ScriptsErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "ScriptsError";
+  }
+}
