@@ -121,6 +121,25 @@ describe("commands", () => {
     expect((await command(queued.id, 5)).state).toBe("succeeded");
   });
 
+  it("resends a command that was sent but never acknowledged when the agent reconnects", async () => {
+    let deaf = true;
+    const provider = new SimProvider({ ignore: (c) => deaf && c.name === "notebook.restart" });
+    const { agent, token } = await setup(provider);
+    const sent = (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
+    await agent.waitFor(() => agent.commands().some((c) => c.id === sent.id), 5000, "the first delivery");
+    expect((await command(sent.id)).state).toBe("sent");
+    agent.close();
+    await eventually(
+      async () => (await call(controller.app, "GET", "/v1/vms/nb", { token })).json(),
+      (v) => v.agent.status === "disconnected",
+    );
+    deaf = false;
+    await agent.connect();
+    const done = await command(sent.id, 5);
+    expect(done).toMatchObject({ state: "succeeded", attempts: 2 });
+    expect(agent.commands().filter((c) => c.id === sent.id)).toHaveLength(2);
+  });
+
   it("expires a queued command after its TTL and times out one the agent never finishes", async () => {
     const provider = new SimProvider({ commandDelayMs: 60_000 });
     const { agent, token } = await setup(provider);

@@ -38,6 +38,8 @@ export interface SimAgentOptions {
   commandDelayMs?: number;
   /** Returns an error to fail a command with, or undefined to succeed. */
   fail?: (command: CommandMessage) => CommandError | undefined;
+  /** Commands for which this returns true are recorded but neither acknowledged nor run. */
+  ignore?: (command: CommandMessage) => boolean;
   /** Keep every received message (default true; switch off for thousands of agents). */
   record?: boolean;
   /** Reconnect after an unexpected close, with full-jitter backoff (default off). */
@@ -308,6 +310,7 @@ export class SimAgent {
   }
 
   private onCommand(command: CommandMessage): void {
+    if (this.options.ignore?.(command)) return;
     this.sendMessage({ type: "ack", commandId: command.id });
     const known = this.outcomes.get(command.id);
     if (known) {
