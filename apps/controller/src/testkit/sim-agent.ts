@@ -19,8 +19,9 @@ import {
   foldHealth,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { AGENT_CONNECT_PATH } from "../gateway/gateway.js";
 
-export const AGENT_CONNECT_PATH = "/v1/agent/connect";
+export { AGENT_CONNECT_PATH };
 
 export interface Received {
   at: number;
