@@ -4,11 +4,14 @@
  * - restart latency: an agent restart of the notebook until healthy again, as a ratio to a bare
  *   `jupyter notebook` start until `/api` answers, both measured here in the same run.
  */
-import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { dataPaths, fetchState, probeApi, profileEnv, resolveRunAs, sendCommand } from "@nbfleet/agent";
 import { freePort, makeDataDir, startAgent, stopAgent } from "@nbfleet/agent/testkit/agent-process";
+import { AGENT_BUNDLE_FILE, buildAgentArtifact } from "@nbfleet/scripts";
 import { median } from "./machine.js";
 import { cpuSeconds, rssBytes } from "./proc-usage.js";
 
@@ -63,7 +66,7 @@ export async function runAgentBench(options: {
       bareStartMs,
       agentRestartMs,
       restartRatio: median(agentRestartMs) / median(bareStartMs),
-      runtime: "agent from source under tsx",
+      runtime: "bundled agent artifact, plain node",
     };
   } finally {
     await stopAgent(agent, "SIGINT");
@@ -91,6 +94,13 @@ async function bareStart(paths: ReturnType<typeof dataPaths>, port: number): Pro
     process.kill(-child.pid!, "SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));
   }
+}
+
+async function unpackedArtifact(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "nbf-bench-artifact-"));
+  const artifact = await buildAgentArtifact({ outDir: path.join(dir, "out") });
+  await promisify(execFile)("tar", ["-xzf", artifact.file, "-C", dir]);
+  return path.join(dir, AGENT_BUNDLE_FILE);
 }
 
 async function waitHealthy(socket: string): Promise<void> {

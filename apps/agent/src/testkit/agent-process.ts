@@ -46,8 +46,12 @@ export interface RunningAgent {
   stderr: () => string;
 }
 
-function spawnAgent(args: string[]): ChildProcess {
-  return spawn(process.execPath, ["--import", tsxLoader, agentMain, ...args], {
+/** How to run the agent: from source under tsx by default, or e.g. `[node, bundle.mjs]`. */
+export type AgentLauncher = string[];
+const SOURCE_LAUNCHER: AgentLauncher = [process.execPath, "--import", tsxLoader, agentMain];
+
+function spawnAgent(args: string[], launcher: AgentLauncher = SOURCE_LAUNCHER): ChildProcess {
+  return spawn(launcher[0]!, [...launcher.slice(1), ...args], {
     cwd: repoRoot,
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
@@ -58,11 +62,11 @@ function spawnAgent(args: string[]): ChildProcess {
 export function startAgent(
   dataDir: string,
   port: number,
-  options: { password?: string; args?: string[] } = {},
+  options: { password?: string; args?: string[]; launcher?: AgentLauncher } = {},
 ) {
   const args = ["up", "--data-dir", dataDir, "--port", String(port), "--ip", "127.0.0.1", "--json"];
   if (options.password !== undefined) args.push("--password-stdin");
-  const child = spawnAgent([...args, ...(options.args ?? [])]);
+  const child = spawnAgent([...args, ...(options.args ?? [])], options.launcher);
   if (options.password !== undefined) child.stdin!.end(`${options.password}\n`);
   else child.stdin!.end();
   let stdout = "";

@@ -11,7 +11,6 @@
 import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
 import { AgentError } from "../errors.js";
 import { subjectNames } from "./subject-names.js";
-import { x509 } from "./x509-library.js";
 
 export const MANAGED_ORGANIZATION = "nbfleet";
 const MAX_DAYS = 3650;
@@ -53,6 +52,8 @@ export async function generateSelfSigned(options: GenerateOptions = {}): Promise
   ])) as webcrypto.CryptoKeyPair;
   const start = Math.floor(now.getTime() / 1000) * 1000;
 
+  // Loaded on first use: the library is large and only certificate making needs it.
+  const { x509 } = await import("./x509-library.js");
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: [{ CN: [commonName] }, { O: [MANAGED_ORGANIZATION] }],

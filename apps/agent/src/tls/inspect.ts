@@ -10,7 +10,6 @@ import { AgentError } from "../errors.js";
 import { formatFingerprint } from "./fingerprint.js";
 import { MANAGED_ORGANIZATION } from "./generate.js";
 import { canonicalIp } from "./subject-names.js";
-import { x509 } from "./x509-library.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -141,14 +140,22 @@ export function describeCertificate(cert: X509Certificate, now: Date = new Date(
   };
 }
 
+/**
+ * SANs from node's own rendering ("DNS:a, IP Address:1.2.3.4"), whose values are JSON-quoted
+ * when they hold separators; this keeps the X.509 library off the hot path (it is only needed
+ * to build certificates).
+ */
 function subjectAltNames(cert: X509Certificate): string[] {
-  const extension = new x509.X509Certificate(cert.raw).getExtension(x509.SubjectAlternativeNameExtension);
-  return (extension?.names.items ?? []).map(({ type, value }) => {
-    if (type === "dns") return `DNS:${value.toLowerCase()}`;
-    if (type === "ip") return `IP:${canonicalIp(value) ?? value}`;
-    if (type === "url") return `URI:${value}`;
-    return `${type}:${value}`;
-  });
+  const names: string[] = [];
+  const entry = /(DNS|IP Address|URI|email|othername|DirName):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
+  for (const match of (cert.subjectAltName ?? "").matchAll(entry)) {
+    const [, type, raw = ""] = match;
+    const value = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+    if (type === "DNS") names.push(`DNS:${value.toLowerCase()}`);
+    else if (type === "IP Address") names.push(`IP:${canonicalIp(value) ?? value}`);
+    else names.push(`${type}:${value}`);
+  }
+  return names;
 }
 
 function reason(error: unknown): string {
