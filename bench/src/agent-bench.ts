@@ -11,7 +11,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths, fetchState, probeApi, profileEnv, resolveRunAs, sendCommand } from "@nbfleet/agent";
 import { freePort, makeDataDir, startAgent, stopAgent } from "@nbfleet/agent/testkit/agent-process";
-import { AGENT_BUNDLE_FILE, buildAgentArtifact } from "@nbfleet/scripts";
+import { AGENT_BUNDLE_FILE, AGENT_NODE_FLAGS, buildAgentArtifact } from "@nbfleet/scripts";
 import { median } from "./machine.js";
 import { cpuSeconds, rssBytes } from "./proc-usage.js";
 
@@ -66,7 +66,7 @@ export async function runAgentBench(options: {
       bareStartMs,
       agentRestartMs,
       restartRatio: median(agentRestartMs) / median(bareStartMs),
-      runtime: "bundled agent artifact, plain node",
+      runtime: `bundled agent artifact, node ${AGENT_NODE_FLAGS.join(" ")}`,
     };
   } finally {
     await stopAgent(agent, "SIGINT");

@@ -7,6 +7,7 @@ export {
   renderCloudInit,
 } from "./cloud-init.js";
 export {
+  AGENT_NODE_FLAGS,
   DEFAULT_NODE_DIST_URL,
   type LinuxGuestLayout,
   linuxAgentArgv,

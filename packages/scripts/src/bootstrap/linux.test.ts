@@ -20,7 +20,7 @@ import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
-import { linuxAgentArgv, linuxGuestLayout, renderLinuxBootstrap } from "./linux.js";
+import { AGENT_NODE_FLAGS, linuxAgentArgv, linuxGuestLayout, renderLinuxBootstrap } from "./linux.js";
 import type { LinuxBootstrapOptions } from "./options.js";
 
 interface RunResult {
@@ -151,7 +151,7 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
     const pid = await startedPid(layout.pidFile);
     expect(isAlive(pid)).toBe(true);
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
-    expect(cmdline).toEqual([layout.node, layout.bundle, ...options.agentArgs!]);
+    expect(cmdline).toEqual([layout.node, ...AGENT_NODE_FLAGS, layout.bundle, ...options.agentArgs!]);
     // setsid: the agent leads its own session, so the caller's end does not take it along.
     const stat_ = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
     expect(Number(stat_[3])).toBe(pid);
