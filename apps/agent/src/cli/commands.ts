@@ -156,7 +156,7 @@ export function registerCommands(program: Command): void {
                 : {}),
             },
             core: agent,
-            log: teeLinkLog(stderrLinkLog(), agent.log.child({ component: "link" })),
+            log: teeLinkLog(stderrLinkLog(), agent.log.child({ module: "link" })),
             signal: stopLink.signal,
             timing: timingFromSettings(linkSettings),
           }).catch((error) =>

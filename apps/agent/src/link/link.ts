@@ -187,10 +187,8 @@ export class ControllerLink {
   /** Dials, and dials again, until the signal aborts; resolves once the last connection is closed. */
   async run(): Promise<void> {
     if (this.running) throw new Error("the controller link is already running");
-    this.running = true;
     const { core, signal, log } = this.options;
     if ((await this.storedCredential()) === null && !this.options.bootstrapToken) {
-      this.running = false;
       throw new AgentError(
         "NBF_INVALID_INPUT",
         `no controller credential at ${this.options.credentialFile} and no bootstrap token; ` +
@@ -198,6 +196,7 @@ export class ControllerLink {
         { file: this.options.credentialFile },
       );
     }
+    this.running = true;
     if (this.target.protocol === "ws:" && !isLoopback(this.target)) {
       log.warn(
         `the controller at ${this.target.origin} is reached without TLS: the credential travels in clear text`,
@@ -438,7 +437,7 @@ export class ControllerLink {
     connection.welcomedAt = Date.now();
     this.current = connection;
     this.vmNameValue = welcome.vmName;
-    if (this.lastSaid) this.say("info", "", true);
+    this.flushRepeats();
     log.info(`connected to ${this.target.origin} as VM ${welcome.vmName}`);
     this.setStatus({ state: "connected", vmName: welcome.vmName });
     this.flushBuffered();
@@ -573,23 +572,23 @@ export class ControllerLink {
   }
 
   /** Logs, folding a failure repeated every few hundred ms into one line a minute. */
-  private say(level: LinkLogLevel, message: string, flush = false): void {
-    const now = Date.now();
+  private say(level: LinkLogLevel, message: string): void {
     const last = this.lastSaid;
-    if (flush) {
-      if (last && last.repeats > 0)
-        this.options.log.info(`(the last message repeated ${last.repeats} more times)`);
-      this.lastSaid = null;
-      return;
-    }
+    const now = Date.now();
     if (last && last.key === message && now - last.at < REPEAT_WINDOW_MS) {
       last.repeats++;
       return;
     }
-    if (last && last.repeats > 0)
-      this.options.log.info(`(the last message repeated ${last.repeats} more times)`);
+    this.flushRepeats();
     this.lastSaid = { key: message, at: now, repeats: 0 };
     this.options.log[level](message);
+  }
+
+  private flushRepeats(): void {
+    if (this.lastSaid && this.lastSaid.repeats > 0) {
+      this.options.log.info(`(the last message repeated ${this.lastSaid.repeats} more times)`);
+    }
+    this.lastSaid = null;
   }
 }
 
