@@ -13,6 +13,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import fastifyWebsocket from "@fastify/websocket";
 import { AGENT_VERSION } from "@nbfleet/shared";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { type ArtifactInfo, agentArtifactPlugin } from "./api/agent-artifact/plugin.js";
 import { commandsPlugin } from "./api/commands/plugin.js";
 import { installErrorHandler } from "./api/error-handler.js";
 import { eventsPlugin } from "./api/events/plugin.js";
@@ -57,6 +58,8 @@ export const REDACT_PATHS = [
 
 export interface BuildOptions {
   provider: Provider;
+  /** The agent artifact to serve to guests at /v1/agent/artifact (real providers need it). */
+  artifact?: ArtifactInfo;
   /** A ready logger (e.g. pretty for a TTY); otherwise JSON logs at `settings.logLevel`. */
   logger?: FastifyBaseLogger;
 }
@@ -165,6 +168,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     await app.register(tokensPlugin);
     await app.register(eventsPlugin);
     await app.register(systemPlugin);
+    if (options.artifact) await app.register(agentArtifactPlugin, { artifact: options.artifact });
 
     const pruner = setInterval(() => {
       const cutoff = new Date(Date.now() - settings.historyRetentionDays * 86_400_000);

@@ -1,0 +1,170 @@
+/**
+ * `nbfleet server` runs the controller; `nbfleet up` (= `pnpm start`) runs it and, when the fleet
+ * is empty, creates the `demo` machine, waits until its notebook serves, and prints the API URL,
+ * the admin token, the notebook URL and its one-time password.
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { buildAgentArtifact } from "@nbfleet/scripts";
+import type { VmView } from "@nbfleet/shared";
+import type { Command } from "commander";
+import pino from "pino";
+import { toVmView } from "../../api/views.js";
+import { type ControllerSettings, loadSettings } from "../../config/settings.js";
+import { LocalProvider } from "../../providers/local/local-provider.js";
+import { sandboxRoot } from "../../providers/local/sandbox-root.js";
+import { type NbfleetApp, REDACT_PATHS, buildServer, listen } from "../../server.js";
+import type { GlobalOptions } from "../context.js";
+import { printJson, vmDetails } from "../output.js";
+import { spinner } from "../wait.js";
+
+const DEMO = "demo";
+
+interface ServerFlags {
+  listen?: string;
+  dataDir?: string;
+  publicUrl?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+export function registerServer(program: Command, globals: () => GlobalOptions): void {
+  const serverOptions = (cmd: Command) =>
+    cmd
+      .option("--listen <host:port>", "address to listen on (default $NBFLEET_LISTEN or 127.0.0.1:7070)")
+      .option("--data-dir <dir>", "state, sandboxes and logs (default $NBFLEET_DATA_DIR or ~/.nbfleet)")
+      .option("--public-url <url>", "the URL agents dial (default: the listening address)")
+      .option("--config <file>", "a JSON settings file (default <data-dir>/config.json when present)")
+      .option("--log-level <level>", "fatal, error, warn, info, debug or trace");
+
+  serverOptions(program.command("server"))
+    .description("run the controller in the foreground (JSON logs on stdout)")
+    .action(async (flags: ServerFlags) => {
+      const settings = settingsFrom(flags);
+      const app = await start(settings, false);
+      const url = await listen(app);
+      const token = app.nbfleet.adminToken;
+      app.log.info({ url, adminTokenFile: token.file }, "controller listening");
+      if (token.created && token.token) {
+        console.error(`admin token (shown once, also in ${token.file}): ${token.token}`);
+      }
+      await untilSignal(app);
+    });
+
+  serverOptions(program.command("up"))
+    .description("run the controller and a demo notebook machine when the fleet is empty")
+    .action(async (flags: ServerFlags) => {
+      const json = Boolean(globals().json);
+      const settings = settingsFrom(flags);
+      const app = await start(settings, true);
+      const url = await listen(app);
+      const token = app.nbfleet.adminToken;
+      const { vms, store } = app.nbfleet;
+      const existing = await store.vms.list({ limit: 1 });
+      let password: string | null = null;
+      if (existing.length === 0) {
+        const spin = spinner(`creating the ${DEMO} notebook machine`, json);
+        try {
+          password = (await vms.create({ name: DEMO })).password;
+          await waitServing(app, DEMO, (text) => {
+            if (spin) spin.text = text;
+          });
+        } finally {
+          spin?.stop();
+        }
+      }
+      const demo = (await store.vms.get(DEMO)) ? view(app, DEMO) : null;
+      const summary = {
+        apiUrl: url,
+        docsUrl: `${url}/docs`,
+        adminToken: token.created ? token.token : null,
+        adminTokenFile: token.file,
+        demo: demo ? { url: (await demo).notebook.url, password, vm: await demo } : null,
+      };
+      if (json) printJson(summary);
+      else await printSummary(summary, demo ? await demo : null, password);
+      await untilSignal(app);
+    });
+}
+
+function settingsFrom(flags: ServerFlags): ControllerSettings {
+  return loadSettings({
+    flags: {
+      ...(flags.listen ? { listen: flags.listen } : {}),
+      ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
+      ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
+    },
+    ...(flags.config ? { configFile: flags.config } : {}),
+  });
+}
+
+async function start(settings: ControllerSettings, quietConsole: boolean): Promise<NbfleetApp> {
+  await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+  const artifact = await buildAgentArtifact({ outDir: path.join(settings.dataDir, "artifact") });
+  const provider = new LocalProvider({ root: await sandboxRoot(settings.dataDir), artifact });
+  // `up` is for a person at a terminal: the JSON log goes to a file, the terminal gets a summary.
+  const logger = quietConsole
+    ? pino(
+        { level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } },
+        pino.destination({ dest: path.join(settings.dataDir, "controller.log"), mkdir: true, append: true }),
+      )
+    : undefined;
+  return buildServer(settings, { provider, artifact, ...(logger ? { logger } : {}) });
+}
+
+async function view(app: NbfleetApp, name: string): Promise<VmView> {
+  const vm = await app.nbfleet.store.vms.require(name);
+  return toVmView(vm, app.nbfleet.gateway.live(name));
+}
+
+async function waitServing(app: NbfleetApp, name: string, progress: (text: string) => void): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    await app.nbfleet.store.writer.flush();
+    const vm = await view(app, name);
+    progress(`${name}: agent ${vm.agent.status}, notebook ${vm.notebook.state ?? "-"}, ${vm.health.status}`);
+    if (
+      vm.notebook.state === "running" &&
+      (vm.health.status === "healthy" || vm.health.status === "degraded")
+    )
+      return;
+    if (vm.state === "failed") throw new Error(`${name} failed: ${vm.error}`);
+    if (Date.now() > deadline)
+      throw new Error(`${name} did not serve within 5 minutes; see nbfleet vm show ${name}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+async function printSummary(
+  summary: { apiUrl: string; docsUrl: string; adminToken: string | null; adminTokenFile: string },
+  demo: VmView | null,
+  password: string | null,
+): Promise<void> {
+  console.log(`nbfleet controller: ${summary.apiUrl}  (API docs ${summary.docsUrl})`);
+  console.log(
+    summary.adminToken
+      ? `admin token:        ${summary.adminToken}   (shown once; also in ${summary.adminTokenFile})`
+      : `admin token:        in ${summary.adminTokenFile}`,
+  );
+  if (demo) {
+    console.log(`\n${vmDetails(demo)}`);
+    console.log(
+      password
+        ? `\nnotebook password:  ${password}   (shown once; only its hash is kept)`
+        : `\nthe ${DEMO} password was shown when it was created; 'pnpm nbfleet notebook password ${DEMO}' sets a new one`,
+    );
+  }
+  console.log(
+    "\nTry: pnpm nbfleet vm ls · pnpm nbfleet vm create nb1 · pnpm nbfleet events -f   (Ctrl-C stops the controller; machines keep running)",
+  );
+}
+
+async function untilSignal(app: NbfleetApp): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = () => void app.close().then(resolve, resolve);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  process.exit(0);
+}

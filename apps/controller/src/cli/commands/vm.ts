@@ -1,0 +1,124 @@
+/** `nbfleet vm create|ls|show|rm|start|stop|restart`. */
+import type { CommandView, VmList, VmView } from "@nbfleet/shared";
+import type { Command } from "commander";
+import { CliError, ExitCode } from "../client.js";
+import { type GlobalOptions, clientFrom } from "../context.js";
+import { printJson, vmDetails, vmTable } from "../output.js";
+import { collect, integerIn, labelPair } from "../parse.js";
+import { readSecretLine } from "../secret-input.js";
+import { isServing, waitForVm } from "../wait.js";
+
+interface CreatedVm {
+  vm: VmView;
+  password: string | null;
+  passwordCommand: CommandView;
+}
+
+export function registerVm(program: Command, globals: () => GlobalOptions): void {
+  const vm = program.command("vm").description("notebook machines");
+
+  vm.command("create <name>")
+    .description("create a machine; prints its notebook URL and one-time password")
+    .option("-l, --label <key=value>", "a label (repeatable)", collect)
+    .option("--provider <name>", "provider (default: the controller's)")
+    .option("--password-stdin", "take the notebook password from stdin instead of generating one")
+    .option("--no-wait", "return at once instead of waiting until the notebook serves")
+    .option("--timeout <sec>", "how long --wait waits", integerIn("--timeout", 1, 86_400), 600)
+    .action(async (name: string, opts) => {
+      const g = globals();
+      const client = await clientFrom(g);
+      const labels = Object.fromEntries(((opts.label as string[] | undefined) ?? []).map(labelPair));
+      const password = opts.passwordStdin ? await readSecretLine(process.stdin) : undefined;
+      const created = await client.post<CreatedVm>("/v1/vms", {
+        name,
+        ...(Object.keys(labels).length ? { labels } : {}),
+        ...(opts.provider ? { provider: opts.provider } : {}),
+        ...(password ? { password } : {}),
+      });
+      const final = opts.wait
+        ? await waitForVm(client, name, "serving", isServing, opts.timeout, Boolean(g.json))
+        : created.vm;
+      if (g.json) return printJson({ vm: final, password: created.password });
+      console.log(vmDetails(final));
+      if (created.password)
+        console.log(`\npassword:    ${created.password}   (shown once; only its hash is kept)`);
+    });
+
+  vm.command("ls")
+    .description("list machines with health at a glance")
+    .option("-l, --label <key=value>", "only machines with this label (repeatable)", collect)
+    .option("--state <state>", "only machines in this state")
+    .option("--health <status>", "only healthy|degraded|unhealthy|unknown machines")
+    .action(async (opts) => {
+      const g = globals();
+      const client = await clientFrom(g);
+      const items: VmView[] = [];
+      let cursor: string | null = null;
+      do {
+        const query = new URLSearchParams();
+        for (const label of (opts.label as string[] | undefined) ?? []) query.append("label", label);
+        if (opts.state) query.set("state", opts.state);
+        if (opts.health) query.set("health", opts.health);
+        query.set("limit", "1000");
+        if (cursor) query.set("cursor", cursor);
+        const page: VmList = await client.get<VmList>(`/v1/vms?${query}`);
+        items.push(...page.items);
+        cursor = page.nextCursor;
+      } while (cursor);
+      if (g.json) return printJson(items);
+      console.log(items.length ? vmTable(items) : "no machines");
+    });
+
+  vm.command("show <name>")
+    .description("one machine in detail, with every health check")
+    .action(async (name: string) => {
+      const g = globals();
+      const found = await (await clientFrom(g)).get<VmView>(`/v1/vms/${encodeURIComponent(name)}`);
+      if (g.json) return printJson(found);
+      console.log(vmDetails(found));
+    });
+
+  vm.command("rm <name>")
+    .description("delete a machine and everything it left behind")
+    .option("-y, --yes", "do not ask (required when stdin is not a terminal)")
+    .action(async (name: string, opts) => {
+      const g = globals();
+      if (!opts.yes) {
+        throw new CliError(
+          "NBF_CONFIRMATION_REQUIRED",
+          `deleting ${name} cannot be undone; pass --yes`,
+          ExitCode.usage,
+        );
+      }
+      await (await clientFrom(g)).delete(`/v1/vms/${encodeURIComponent(name)}`);
+      if (g.json) return printJson({ deleted: name });
+      console.log(`deleted ${name}`);
+    });
+
+  for (const action of ["start", "stop", "restart"] as const) {
+    vm.command(`${action} <name>`)
+      .description(`${action} the machine`)
+      .option("--no-wait", "return at once")
+      .option("--timeout <sec>", "how long to wait", integerIn("--timeout", 1, 86_400), 600)
+      .action(async (name: string, opts) => {
+        const g = globals();
+        const client = await clientFrom(g);
+        let result = await client.post<VmView>(`/v1/vms/${encodeURIComponent(name)}/${action}`);
+        if (opts.wait) {
+          result =
+            action === "stop"
+              ? await waitForVm(
+                  client,
+                  name,
+                  "stopped",
+                  (v) => v.state === "stopped",
+                  opts.timeout,
+                  Boolean(g.json),
+                )
+              : await waitForVm(client, name, "serving", isServing, opts.timeout, Boolean(g.json));
+        }
+        if (g.json) return printJson(result);
+        console.log(vmDetails(result));
+      });
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The embedded default provider: a machine is a sandbox directory plus its process tree.
+ * It boots the way a cloud VM does — by running the Linux bootstrap script from
+ * packages/scripts, which downloads the agent artifact from this controller, checks its
+ * sha256 and starts the agent detached with its bootstrap token — so agents are separate
+ * processes that outlive a controller restart and reconnect on their own.
+ *
+ *   <root>/<vm>/bootstrap.sh   the script as rendered for this machine (0700: it holds the token)
+ *   <root>/<vm>/install/       the agent installation (bundle, launcher, agent.pid, console log)
+ *   <root>/<vm>/agent/         the agent's data dir (profile, notebooks, logs, state)
+ */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import { linuxGuestLayout, renderLinuxBootstrap } from "@nbfleet/scripts";
+import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
+import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
+import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
+
+const run = promisify(execFile);
+const STOP_GRACE_MS = 30_000;
+
+export interface LocalProviderOptions {
+  /** Where sandboxes live (see sandboxRoot). */
+  root: string;
+  artifact: ArtifactInfo;
+  /** The notebook's user when the controller runs as root (default: the agent's default, `nbfleet`). */
+  runAs?: string;
+}
+
+interface SandboxData {
+  dir: string;
+  port: number;
+}
+
+export class LocalProvider implements Provider {
+  readonly name = "local";
+
+  constructor(private readonly options: LocalProviderOptions) {}
+
+  async create(vm: ProviderVm, context: ProvisionContext): Promise<ProvisionResult> {
+    const dir = path.join(this.options.root, vm.name);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const port = await freeLoopbackPort();
+    const script = renderLinuxBootstrap({
+      mode: "sandbox",
+      controllerUrl: context.controllerUrl,
+      artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
+      artifactSha256: this.options.artifact.sha256,
+      bootstrapToken: context.bootstrapToken,
+      dataDir: path.join(dir, "agent"),
+      installDir: path.join(dir, "install"),
+      notebookPort: port,
+      bindIp: "127.0.0.1",
+      passwordHash: context.passwordHash,
+      node: process.execPath,
+      nodeDistUrl: null,
+      ...(this.options.runAs ? { runAs: this.options.runAs } : {}),
+    });
+    await writeFile(path.join(dir, "bootstrap.sh"), script, { mode: 0o700 });
+    await this.boot(dir);
+    const data: SandboxData = { dir, port };
+    return { notebookUrl: `https://127.0.0.1:${port}/`, providerData: data };
+  }
+
+  /** Runs the machine's bootstrap again: idempotent, it starts the agent if it is not running. */
+  async start(vm: ProviderVm): Promise<void> {
+    await this.boot(sandbox(vm).dir);
+  }
+
+  /** Stops the agent with SIGINT, which stops its notebook server too. */
+  async stop(vm: ProviderVm): Promise<void> {
+    const { dir } = sandbox(vm);
+    const pid = await readPid(linuxGuestLayout(path.join(dir, "install")).pidFile);
+    if (pid !== null) await stopProcess(pid, "SIGINT");
+    // An agent killed earlier may have left its notebook server behind: it goes with the machine.
+    const notebook = await readNotebookPid(dir);
+    if (notebook !== null) await stopProcess(notebook, "SIGTERM", true);
+  }
+
+  async restart(vm: ProviderVm): Promise<void> {
+    await this.stop(vm);
+    await this.start(vm);
+  }
+
+  async delete(vm: ProviderVm): Promise<void> {
+    if (!vm.providerData) return;
+    await this.stop(vm);
+    await rm(sandbox(vm).dir, { recursive: true, force: true });
+  }
+
+  private async boot(dir: string): Promise<void> {
+    try {
+      await run("sh", [path.join(dir, "bootstrap.sh")], { timeout: 120_000, maxBuffer: 4 * 1024 * 1024 });
+    } catch (error) {
+      const { stderr, stdout } = error as { stderr?: string; stdout?: string };
+      const tail = `${stdout ?? ""}${stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
+      throw new Error(`the sandbox bootstrap failed: ${tail || (error as Error).message}`);
+    }
+  }
+}
+
+function sandbox(vm: ProviderVm): SandboxData {
+  const data = vm.providerData as Partial<SandboxData> | null;
+  if (!data?.dir || typeof data.port !== "number") {
+    throw new Error(`VM ${vm.name} has no sandbox recorded (was it created by the local provider?)`);
+  }
+  return data as SandboxData;
+}
+
+async function readPid(file: string): Promise<number | null> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  const pid = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 1 ? pid : null;
+}
+
+async function readNotebookPid(dir: string): Promise<number | null> {
+  const text = await readFile(path.join(dir, "agent", "state", "notebook.pid.json"), "utf8").catch(() => "");
+  try {
+    const pid = (JSON.parse(text) as { pid?: unknown }).pid;
+    return typeof pid === "number" && pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Signals a process (or its whole group) and waits for it to go, SIGKILL after the grace. */
+async function stopProcess(pid: number, signal: NodeJS.Signals, group = false): Promise<void> {
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(group ? -pid : pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+  if (!alive(pid)) return;
+  send(signal);
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (alive(pid)) send("SIGKILL");
+  while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie answers kill(0); it is gone for our purposes.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
