@@ -126,6 +126,13 @@ async function startedPid(pidFile: string): Promise<number> {
   return pid;
 }
 
+/** The first child process of `parent`, from /proc. */
+async function childOf(parent: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${parent}/task/${parent}/children`, "utf8").catch(() => "");
+  const first = text.trim().split(/\s+/)[0];
+  return first ? Number(first) : undefined;
+}
+
 /** The agent really runs: a line written to notebook.log shows up on its console. */
 async function proveAgentRuns(
   paths: ReturnType<typeof dataPaths>,
@@ -150,12 +157,25 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
 
     const pid = await startedPid(layout.pidFile);
     expect(isAlive(pid)).toBe(true);
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
+    // The pidfile names the launcher's respawn loop; the agent is its child.
+    const loop = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
+    expect(loop).toEqual(["sh", layout.launcher]);
+    const agentPid = await waitFor("the agent under the launcher", async () => childOf(pid));
+    const cmdline = (await readFile(`/proc/${agentPid}/cmdline`, "utf8")).split("\0").filter(Boolean);
     expect(cmdline).toEqual([layout.node, ...AGENT_NODE_FLAGS, layout.bundle, ...options.agentArgs!]);
-    // setsid: the agent leads its own session, so the caller's end does not take it along.
+    // setsid: the launcher leads its own session, so the caller's end does not take it along.
     const stat_ = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
     expect(Number(stat_[3])).toBe(pid);
     await proveAgentRuns(paths, layout, "first-start-marker");
+
+    // Like systemd's Restart=always: a killed agent is started again by the loop.
+    process.kill(agentPid, "SIGKILL");
+    const respawned = await waitFor("a respawned agent", async () => {
+      const child = await childOf(pid);
+      return child !== undefined && child !== agentPid ? child : undefined;
+    });
+    expect(isAlive(respawned)).toBe(true);
+    await proveAgentRuns(paths, layout, "after-respawn-marker");
 
     expect(await readlink(layout.current)).toBe(`versions/${artifact.sha256}`);
     expect(await readlink(layout.node)).toBe(process.execPath);

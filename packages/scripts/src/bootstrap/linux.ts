@@ -131,12 +131,31 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
 
 function renderLauncher(options: LinuxBootstrapOptions): string {
   const layout = linuxGuestLayout(options.installDir);
-  const argv = [layout.node, ...AGENT_NODE_FLAGS, ...linuxAgentArgv(options)].map(shellWord);
-  return [
+  const argv = [layout.node, ...AGENT_NODE_FLAGS, ...linuxAgentArgv(options)].map(shellWord).join(" ");
+  const header = [
     "#!/bin/sh",
     "# nbfleet agent launcher, rewritten by the nbfleet bootstrap on every run; do not edit.",
     "cd /",
-    `exec ${argv.join(" ")}`,
+  ];
+  if (options.mode === "systemd") return [...header, `exec ${argv}`].join("\n");
+  // A sandbox has no service manager: this loop is its Restart=always. SIGINT (stop the
+  // notebook too) and SIGTERM (leave it for the next agent) are passed on, and end the loop.
+  return [
+    ...header,
+    "child=''",
+    "stopping=0",
+    `trap 'stopping=1; [ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT`,
+    `trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM`,
+    "while :; do",
+    `  ${argv} &`,
+    "  child=$!",
+    "  status=0",
+    '  wait "$child" || status=$?',
+    '  while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done',
+    '  [ "$stopping" = 1 ] && exit 0',
+    '  echo "nbfleet-launcher: the agent exited (status $status); starting it again in 1 s" >&2',
+    "  sleep 1",
+    "done",
   ].join("\n");
 }
 
