@@ -265,13 +265,22 @@ start_sandbox_agent() {
   fi
   if [ -f "$NBF_CONSOLE_LOG" ]; then mv -f "$NBF_CONSOLE_LOG" "$NBF_CONSOLE_LOG.1"; fi
   say "starting the agent detached; its console output goes to $NBF_CONSOLE_LOG"
-  if command -v setsid >/dev/null 2>&1; then
-    setsid nohup sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null &
+  rm -f "$pidfile"
+  # `setsid -f` rather than `&`: a shell started as an asynchronous list ignores SIGINT for good,
+  # and the launcher must be able to pass SIGINT (stop the notebook too) on to the agent.
+  # The launcher writes its own pid.
+  if command -v setsid >/dev/null 2>&1 && setsid --help 2>&1 | grep -q -- '--fork'; then
+    setsid -f sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null
   else
     nohup sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null &
   fi
-  pid=$!
-  printf '%s\n' "$pid" >"$pidfile"
+  waited=0
+  while [ ! -s "$pidfile" ] && [ "$waited" -lt 50 ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  pid=$(cat "$pidfile" 2>/dev/null) || pid=''
+  [ -n "$pid" ] || fail "the agent launcher did not start; see $NBF_CONSOLE_LOG"
   sleep 1
   if ! kill -0 "$pid" 2>/dev/null; then
     tail -n 20 "$NBF_CONSOLE_LOG" >&2 || true

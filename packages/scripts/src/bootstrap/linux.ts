@@ -142,6 +142,7 @@ function renderLauncher(options: LinuxBootstrapOptions): string {
   // notebook too) and SIGTERM (leave it for the next agent) are passed on, and end the loop.
   return [
     ...header,
+    `echo $$ > ${shellWord(layout.pidFile)}`,
     "child=''",
     "stopping=0",
     `trap 'stopping=1; [ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT`,
