@@ -185,7 +185,7 @@ describe("agent gateway", () => {
       CloseCode.protocolVersion,
     ]);
     const seen = new Map<number, number>();
-    const rounds = 300;
+    const rounds = 2000;
     // One connection per abuser VM at a time, so none replaces another.
     const batch = abusers.length;
     for (let start = 0; start < rounds; start += batch) {
