@@ -153,6 +153,16 @@ export class VmService {
     return this.options.commands.enqueue({ vmName: name, name: command, ...options });
   }
 
+  /** A new self-signed certificate made on the guest (the private key never travels). */
+  async rotateCertificate(
+    name: string,
+    params: { hostnames?: string[]; ips?: string[] },
+    options: { ttlSec?: number; timeoutSec?: number; ifOffline?: "queue" | "fail" } = {},
+  ): Promise<EnqueueResult> {
+    await this.options.store.vms.require(name);
+    return this.options.commands.enqueue({ vmName: name, name: "certificate.rotate", params, ...options });
+  }
+
   /** Stores the new hash and sends it; returns the generated plaintext (null when given). */
   async setPassword(
     name: string,

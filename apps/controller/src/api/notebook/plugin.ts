@@ -28,6 +28,17 @@ const PasswordBody = Type.Union([
   ),
   Type.Null(),
 ]);
+const CertificateBody = Type.Union([
+  Type.Object(
+    {
+      hostnames: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 })),
+      ips: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 32 })),
+      ...CommandOptions,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Null(),
+]);
 const PasswordResult = Type.Object({
   command: CommandView,
   password: Type.Union([Type.String(), Type.Null()], {
@@ -83,6 +94,30 @@ export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
         command: toCommandView(result.command.command, result.command.delivered),
         password: result.password,
       };
+    },
+  );
+
+  app.post(
+    "/v1/vms/:name/notebook/certificate",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["notebook"],
+        summary: "Rotate the notebook's certificate (made on the guest; the key never travels)",
+        params: NameParams,
+        body: CertificateBody,
+        response: { 202: CommandView, ...Errors },
+      },
+    },
+    async (request, reply) => {
+      const { hostnames, ips, ...options } = request.body ?? {};
+      const { command, delivered } = await vms.rotateCertificate(
+        request.params.name,
+        { ...(hostnames ? { hostnames } : {}), ...(ips ? { ips } : {}) },
+        options,
+      );
+      reply.status(202);
+      return toCommandView(command, delivered);
     },
   );
 };

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { ExitCode } from "../client.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
 import { commandLine, printJson } from "../output.js";
-import { integerIn } from "../parse.js";
+import { collect, integerIn } from "../parse.js";
 import { readSecretLine } from "../secret-input.js";
 import { waitForCommand } from "../wait.js";
 
@@ -30,6 +30,8 @@ export function registerNotebook(program: Command, globals: () => GlobalOptions)
       });
   }
 
+  registerCertificate(notebook, globals);
+
   notebook
     .command("password <name>")
     .description("set a new notebook password: generated and shown once, or from stdin")
@@ -53,6 +55,29 @@ export function registerNotebook(program: Command, globals: () => GlobalOptions)
         if (result.password) console.log(`password: ${result.password}   (shown once)`);
       }
       failOn(final);
+    });
+}
+
+export function registerCertificate(notebook: Command, globals: () => GlobalOptions): void {
+  notebook
+    .command("certificate <name>")
+    .description("rotate the notebook's self-signed certificate (made on the machine; the key never travels)")
+    .option("--hostname <name>", "an extra DNS name for the certificate (repeatable)", collect)
+    .option("--cert-ip <addr>", "an extra IP address for the certificate (repeatable)", collect)
+    .option("--no-wait", "return once the command is queued")
+    .option("--timeout <sec>", "how long to wait", integerIn("--timeout", 1, 86_400), 120)
+    .action(async (name: string, opts) => {
+      const g = globals();
+      const client = await clientFrom(g);
+      const queued = await client.post<CommandView>(
+        `/v1/vms/${encodeURIComponent(name)}/notebook/certificate`,
+        {
+          ...(opts.hostname ? { hostnames: opts.hostname } : {}),
+          ...(opts.certIp ? { ips: opts.certIp } : {}),
+        },
+      );
+      const final = opts.wait ? await waitForCommand(client, queued, opts.timeout, Boolean(g.json)) : queued;
+      report(final, Boolean(g.json));
     });
 }
 
