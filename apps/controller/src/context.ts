@@ -6,6 +6,8 @@ import type { EventBus } from "./events/bus.js";
 import type { VmService } from "./fleet/vm-service.js";
 import type { AgentGateway } from "./gateway/gateway.js";
 import type { Metrics } from "./metrics/metrics.js";
+import type { OperationsEngine } from "./operations/engine.js";
+import type { IdlePolicyService } from "./operations/idle-policy.js";
 import type { Provider } from "./providers/types.js";
 import type { Store } from "./store/store.js";
 
@@ -16,6 +18,9 @@ export interface ControllerContext {
   commands: CommandService;
   gateway: AgentGateway;
   vms: VmService;
+  /** Bulk operations (POST /v1/operations) and their resume after a restart. */
+  operations: OperationsEngine;
+  idlePolicy: IdlePolicyService;
   metrics: Metrics;
   provider: Provider;
   /** The first admin token (plaintext when this start knows it), for the CLI to print once. */

@@ -44,6 +44,18 @@ export const ERRORS = {
     status: 409,
     message: "token {id} is the last admin token; create another admin first",
   },
+  NBF_OPERATION_NOT_FOUND: { status: 404, message: "no operation with id {id}" },
+  NBF_OPERATION_NO_TARGETS: {
+    status: 400,
+    message: "the selector {selector} matches no VM; check names, labels and health with nbfleet vm ls",
+  },
+  NBF_OPERATION_FINISHED: { status: 409, message: "operation {id} is already {state}; nothing to cancel" },
+  NBF_OPERATION_INVALID: { status: 400, message: "invalid operation: {problem}" },
+  NBF_SELECTOR_INVALID: {
+    status: 400,
+    message:
+      "invalid label expression {expression}: {problem} (use key=value, key!=value, key or !key, comma-separated)",
+  },
   NBF_CURSOR_INVALID: { status: 400, message: "cursor {cursor} is not one this API returned" },
   NBF_CONFIG_INVALID: { status: 500, message: "invalid controller configuration ({source}): {problems}" },
   NBF_INTERNAL: { status: 500, message: "internal error: {reason}" },

@@ -5,8 +5,8 @@
  *
  * Start-up order (each needs the ones above it):
  *   store ─┬─ admin token
- *          ├─ event bus ── commands ── gateway ── VM service ── routes
- *          └─ metrics ─────┘
+ *          ├─ event bus ── commands ── gateway ── VM service ─┬─ operations, idle policy
+ *          └─ metrics ─────┘                                  └─ routes
  */
 import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -18,6 +18,8 @@ import { commandsPlugin } from "./api/commands/plugin.js";
 import { installErrorHandler } from "./api/error-handler.js";
 import { eventsPlugin } from "./api/events/plugin.js";
 import { notebookPlugin } from "./api/notebook/plugin.js";
+import { operationsPlugin } from "./api/operations/plugin.js";
+import { policiesPlugin } from "./api/policies/plugin.js";
 import { systemPlugin } from "./api/system/plugin.js";
 import { tokensPlugin } from "./api/tokens/plugin.js";
 import { installValidator } from "./api/validator.js";
@@ -31,6 +33,8 @@ import { EventBus } from "./events/bus.js";
 import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
 import { Metrics } from "./metrics/metrics.js";
+import { OperationsEngine } from "./operations/engine.js";
+import { IdlePolicyService } from "./operations/idle-policy.js";
 import type { Provider } from "./providers/types.js";
 import { pruneHistory } from "./store/retention.js";
 import { openStore } from "./store/store.js";
@@ -125,6 +129,17 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       commandTtlSec: settings.commandTtlSec,
       log: app.log,
     });
+    const operations = new OperationsEngine({
+      store,
+      bus,
+      commands,
+      gateway,
+      vms,
+      log: app.log,
+      commandTtlSec: settings.commandTtlSec,
+      commandTimeoutSec: settings.commandTimeoutSec,
+    });
+    const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log: app.log });
     const context: ControllerContext = {
       settings,
       store,
@@ -132,6 +147,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       commands,
       gateway,
       vms,
+      operations,
+      idlePolicy,
       metrics,
       provider: options.provider,
       adminToken,
@@ -168,6 +185,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     await app.register(tokensPlugin);
     await app.register(eventsPlugin);
     await app.register(systemPlugin);
+    await app.register(operationsPlugin);
+    await app.register(policiesPlugin);
     if (options.artifact) await app.register(agentArtifactPlugin, { artifact: options.artifact });
 
     const pruner = setInterval(() => {
@@ -179,12 +198,16 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     pruner.unref();
     app.addHook("onClose", async () => {
       clearInterval(pruner);
+      idlePolicy.close();
+      await operations.close();
       commands.stop();
       await options.provider.close?.();
       await store.close();
     });
     gateway.start();
     commands.start();
+    await idlePolicy.start();
+    await operations.start();
     return app;
   } catch (error) {
     await store.close();

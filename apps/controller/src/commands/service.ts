@@ -29,6 +29,8 @@ export interface CommandLink {
 }
 
 export interface EnqueueRequest {
+  /** A caller-chosen id (e.g. derived from a bulk operation's target, so a retry finds it); generated when absent. */
+  id?: string;
   vmName: string;
   name: CommandName;
   params?: Record<string, unknown>;
@@ -55,6 +57,17 @@ export interface CommandServiceOptions {
   onError: (error: unknown) => void;
 }
 
+function toMessage(command: CommandRecord): CommandMessage {
+  return {
+    v: PROTOCOL_VERSION,
+    id: command.id,
+    type: "command",
+    name: command.name,
+    params: command.params,
+    deadline: Date.parse(command.expiresAt),
+  } as CommandMessage;
+}
+
 export function isTerminal(command: CommandRecord): boolean {
   return TERMINAL_STATES.includes(command.state);
 }
@@ -64,6 +77,9 @@ export class CommandService {
   private readonly waiters = new Map<string, Set<(command: CommandRecord) => void>>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Commands acknowledged before this process started, already sent again once. */
+  private readonly redelivered = new Set<string>();
+  private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: CommandServiceOptions) {}
 
@@ -89,7 +105,7 @@ export class CommandService {
       throw new NbfError("NBF_AGENT_OFFLINE", { name: vm.name, lastSeenAt: vm.status.lastSeenAt ?? "never" });
     }
     const now = new Date();
-    const id = newId("cmd");
+    const id = request.id ?? newId("cmd");
     const params = request.params ?? {};
     const message = { v: PROTOCOL_VERSION, id, type: "command", name: request.name, params };
     if (!commandValidator.is(message)) {
@@ -148,8 +164,17 @@ export class CommandService {
 
   /** The agent of `vmName` is connected and welcomed: send what waits for it. */
   async onAgentReady(vmName: string): Promise<void> {
-    const pending = await this.options.store.commands.deliverable(vmName, new Date().toISOString());
+    const { commands } = this.options.store;
+    const pending = await commands.deliverable(vmName, new Date().toISOString());
     for (const command of pending) await this.deliver(command);
+    // A result the agent sent while the previous controller process was dying is lost: such a
+    // command is sent once more. The agent de-duplicates by id and answers with the outcome it
+    // remembers (or the run still in progress), so nothing is done twice.
+    for (const command of await commands.ackedBefore(vmName, this.startedAt)) {
+      if (this.redelivered.has(command.id)) continue;
+      this.redelivered.add(command.id);
+      this.link?.send(vmName, toMessage(command));
+    }
   }
 
   async onAck(vmName: string, commandId: string): Promise<void> {
@@ -229,15 +254,7 @@ export class CommandService {
     if (!link?.isConnected(command.vmName)) return false;
     // Persisted as sent before it goes out: a lost frame is resent on reconnect, never forgotten.
     if (!(await this.options.store.commands.markSent(command.id, new Date().toISOString()))) return false;
-    const message = {
-      v: PROTOCOL_VERSION,
-      id: command.id,
-      type: "command",
-      name: command.name,
-      params: command.params,
-      deadline: Date.parse(command.expiresAt),
-    } as CommandMessage;
-    return link.send(command.vmName, message);
+    return link.send(command.vmName, toMessage(command));
   }
 
   private finished(command: CommandRecord): void {

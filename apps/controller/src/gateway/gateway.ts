@@ -9,6 +9,7 @@ import type {} from "@fastify/websocket";
  */
 import {
   type AgentMessage,
+  type AgentState,
   CloseCode,
   type CommandMessage,
   type HelloMessage,
@@ -59,8 +60,12 @@ export interface LiveAgent {
 /** Whom a connection speaks for; `bootstrapHash` when it came with a one-time bootstrap token. */
 type Identity = { vmName: string; bootstrapHash: string | null };
 
+/** Called with every state an agent reports (hello included), in arrival order. */
+export type StateListener = (vmName: string, state: AgentState) => void;
+
 export class AgentGateway implements CommandLink {
   private readonly sessions = new Map<string, AgentSession>();
+  private readonly stateListeners = new Set<StateListener>();
   private pendingHandshakes = 0;
   private ticker: NodeJS.Timeout | undefined;
   private tickCount = 0;
@@ -100,6 +105,12 @@ export class AgentGateway implements CommandLink {
     const session = this.sessions.get(vmName);
     if (!session?.open) return undefined;
     return { connectedAt: session.connectedAt, lastSeenAt: new Date(session.lastSeenMs).toISOString() };
+  }
+
+  /** Subscribes to agents' state reports (health gates, the idle policy); returns the unsubscribe. */
+  onState(listener: StateListener): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
   }
 
   send(vmName: string, message: CommandMessage): boolean {
@@ -350,6 +361,13 @@ export class AgentGateway implements CommandLink {
     }
     if (changed || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
       this.writeStatus(session, "connected");
+    for (const listener of this.stateListeners) {
+      try {
+        listener(vmName, state);
+      } catch (error) {
+        this.options.log.error({ err: error, vm: vmName }, "state listener failed");
+      }
+    }
   }
 
   private onClose(session: AgentSession, code: number): void {

@@ -99,6 +99,19 @@ export class CommandsRepo {
     return rows.map(toRecord);
   }
 
+  /** Acknowledged before `before` and still without a result (a controller restart may have lost it). */
+  async ackedBefore(vmName: string, before: string): Promise<CommandRecord[]> {
+    const rows = await this.db
+      .selectFrom("commands")
+      .selectAll()
+      .where("vm_name", "=", vmName)
+      .where("state", "=", "acked")
+      .where("acked_at", "<", before)
+      .orderBy("id")
+      .execute();
+    return rows.map(toRecord);
+  }
+
   async markSent(id: string, now: string): Promise<boolean> {
     const result = await this.db
       .updateTable("commands")

@@ -138,6 +138,42 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0002_operation_targets": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("operations").addColumn("reason", "text").execute();
+      await db.schema.alterTable("operations").addColumn("cancel_requested_at", "text").execute();
+      await db.schema.alterTable("operations").addColumn("created_by", "text").execute();
+      await db.schema.createIndex("operations_state").on("operations").columns(["state", "id"]).execute();
+
+      await db.schema
+        .createTable("operation_targets")
+        .addColumn("operation_id", "text", (c) => c.notNull())
+        .addColumn("seq", "integer", (c) => c.notNull())
+        .addColumn("vm_name", "text", (c) => c.notNull())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("command_id", "text")
+        .addColumn("params", "text")
+        .addColumn("started_at", "text")
+        .addColumn("finished_at", "text")
+        .addColumn("error_code", "text")
+        .addColumn("error_message", "text")
+        .addPrimaryKeyConstraint("operation_targets_pk", ["operation_id", "seq"])
+        .execute();
+      await db.schema
+        .createIndex("operation_targets_state")
+        .on("operation_targets")
+        .columns(["operation_id", "state", "seq"])
+        .execute();
+
+      await db.schema
+        .createTable("policies")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addColumn("updated_by", "text")
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

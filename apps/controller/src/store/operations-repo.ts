@@ -18,12 +18,21 @@ export interface OperationRecord {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** Why it ended as it did; null while running or when everything succeeded. */
+  reason: string | null;
+  cancelRequestedAt: string | null;
+  createdBy: string | null;
 }
+
+export type NewOperation = Omit<
+  OperationRecord,
+  "updatedAt" | "finishedAt" | "summary" | "reason" | "cancelRequestedAt"
+>;
 
 export class OperationsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(op: Omit<OperationRecord, "updatedAt" | "finishedAt" | "summary">): Promise<OperationRecord> {
+  async insert(op: NewOperation): Promise<OperationRecord> {
     const row: OperationsTable = {
       id: op.id,
       kind: op.kind,
@@ -36,6 +45,9 @@ export class OperationsRepo {
       created_at: op.createdAt,
       updated_at: op.createdAt,
       finished_at: null,
+      reason: null,
+      cancel_requested_at: null,
+      created_by: op.createdBy,
     };
     await this.db.insertInto("operations").values(row).execute();
     return toRecord(row);
@@ -48,24 +60,51 @@ export class OperationsRepo {
 
   async update(
     id: string,
-    patch: { state?: OperationState; summary?: unknown; finishedAt?: string | null },
+    patch: { state?: OperationState; summary?: unknown; finishedAt?: string | null; reason?: string | null },
     now = new Date().toISOString(),
   ): Promise<void> {
     const values: Partial<OperationsTable> = { updated_at: now };
     if (patch.state !== undefined) values.state = patch.state;
     if (patch.summary !== undefined) values.summary = toJson(patch.summary);
     if (patch.finishedAt !== undefined) values.finished_at = patch.finishedAt;
+    if (patch.reason !== undefined) values.reason = patch.reason;
     await this.db.updateTable("operations").set(values).where("id", "=", id).execute();
   }
 
-  async list(limit: number): Promise<OperationRecord[]> {
+  /** Newest first; `before` is an operation id (cursor pagination). */
+  async list(
+    limit: number,
+    filter: { state?: OperationState; before?: string } = {},
+  ): Promise<OperationRecord[]> {
+    let query = this.db.selectFrom("operations").selectAll();
+    if (filter.state) query = query.where("state", "=", filter.state);
+    if (filter.before !== undefined) query = query.where("id", "<", filter.before);
+    const rows = await query.orderBy("id", "desc").limit(limit).execute();
+    return rows.map(toRecord);
+  }
+
+  async listByState(states: OperationState[]): Promise<OperationRecord[]> {
     const rows = await this.db
       .selectFrom("operations")
       .selectAll()
-      .orderBy("id", "desc")
-      .limit(limit)
+      .where("state", "in", states)
+      .orderBy("id")
       .execute();
     return rows.map(toRecord);
+  }
+
+  /** Marks a cancel request (once); false when the operation is already finished or unknown. */
+  async requestCancel(id: string, now = new Date().toISOString()): Promise<boolean> {
+    const result = await this.db
+      .updateTable("operations")
+      .set((eb) => ({
+        cancel_requested_at: eb.fn.coalesce("cancel_requested_at", eb.val(now)),
+        updated_at: now,
+      }))
+      .where("id", "=", id)
+      .where("state", "in", ["pending", "running"])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 }
 
@@ -82,5 +121,8 @@ function toRecord(row: Selectable<OperationsTable>): OperationRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     finishedAt: row.finished_at,
+    reason: row.reason ?? null,
+    cancelRequestedAt: row.cancel_requested_at ?? null,
+    createdBy: row.created_by ?? null,
   };
 }

@@ -103,6 +103,35 @@ export interface OperationsTable {
   created_at: string;
   updated_at: string;
   finished_at: string | null;
+  /** Why the operation ended as it did (error budget, cancel, ...). */
+  reason: string | null;
+  cancel_requested_at: string | null;
+  /** Name of the token that created it. */
+  created_by: string | null;
+}
+
+/** One VM of a bulk operation; `seq` is its place in the rollout order. */
+export interface OperationTargetsTable {
+  operation_id: string;
+  seq: number;
+  vm_name: string;
+  state: string;
+  /** Derived from the operation and seq, so a resumed operation finds the command it sent. */
+  command_id: string | null;
+  /** JSON the target's action needs (e.g. the new password's hash; never a plaintext). */
+  params: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** Named JSON policies set through the API (e.g. `idle`). */
+export interface PoliciesTable {
+  name: string;
+  value: string;
+  updated_at: string;
+  updated_by: string | null;
 }
 
 export interface Database {
@@ -114,4 +143,6 @@ export interface Database {
   commands: CommandsTable;
   events: EventsTable;
   operations: OperationsTable;
+  operation_targets: OperationTargetsTable;
+  policies: PoliciesTable;
 }

@@ -160,6 +160,15 @@ export class SimAgent {
   private startedAt: string | null = new Date().toISOString();
   private nextReportAt = Number.POSITIVE_INFINITY;
   private readonly outcomes = new Map<string, { ok: boolean; error?: CommandError; data?: unknown }>();
+  private readonly running = new Set<string>();
+  private readonly undelivered = new Map<
+    string,
+    { commandId: string; ok: boolean; data?: unknown; error?: CommandError }
+  >();
+  /** Every command this agent ran (a repeated id is answered, not run, so it is not here twice). */
+  readonly executed: Array<{ at: number; command: CommandMessage }> = [];
+  /** Checks added to every state report (e.g. an `activity` or `kernel` check). */
+  extraChecks: HealthCheck[] = [];
   private readonly waiters = new Set<() => void>();
   private stopped = false;
   private attempt = 0;
@@ -182,13 +191,15 @@ export class SimAgent {
   }
 
   state(): AgentState {
-    return simState({
+    const state = simState({
       state: this.notebookState,
       pid: this.pidNow,
       port: this.port,
       restarts: this.restarts,
       startedAt: this.startedAt,
     });
+    if (this.extraChecks.length > 0) state.health.checks.push(...this.extraChecks);
+    return state;
   }
 
   /** Connects (with the credential once it has one) and resolves with the welcome. */
@@ -214,6 +225,8 @@ export class SimAgent {
           this.reportIntervalMs = message.reportIntervalSec * 1000;
           this.nextReportAt = Date.now() + Math.random() * this.reportIntervalMs;
           this.ticker.add(this);
+          for (const result of this.undelivered.values()) this.sendMessage({ type: "result", ...result });
+          this.undelivered.clear();
           resolve(message);
         } else if (message.type === "command") {
           this.onCommand(message);
@@ -313,21 +326,33 @@ export class SimAgent {
   private onCommand(command: CommandMessage): void {
     if (this.options.ignore?.(command)) return;
     this.sendMessage({ type: "ack", commandId: command.id });
+    // Like the real agent: a command id seen before is never run again; a finished one is
+    // answered from memory, a running one answers when it finishes.
     const known = this.outcomes.get(command.id);
     if (known) {
-      this.sendMessage({ type: "result", commandId: command.id, ...known });
+      this.sendResult({ commandId: command.id, ...known });
       return;
     }
+    if (this.running.has(command.id)) return;
+    this.running.add(command.id);
     const finish = () => {
+      this.running.delete(command.id);
       const error = this.options.fail?.(command);
       const outcome = error ? { ok: false, error } : { ok: true, data: this.apply(command) };
       this.outcomes.set(command.id, outcome);
+      this.executed.push({ at: Date.now(), command });
       if (outcome.ok) this.report();
-      this.sendMessage({ type: "result", commandId: command.id, ...outcome });
+      this.sendResult({ commandId: command.id, ...outcome });
     };
     const delay = this.options.commandDelayMs ?? 0;
     if (delay > 0) setTimeout(finish, delay).unref();
     else finish();
+  }
+
+  /** Sends a result, or keeps it for the next connection (like the real agent) when there is none. */
+  private sendResult(result: { commandId: string; ok: boolean; data?: unknown; error?: CommandError }): void {
+    if (this.connected) this.sendMessage({ type: "result", ...result });
+    else this.undelivered.set(result.commandId, result);
   }
 
   private apply(command: CommandMessage): unknown {

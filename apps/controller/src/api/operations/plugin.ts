@@ -1,0 +1,202 @@
+/**
+ * Bulk operations: `POST /v1/operations` (create and start), `GET /v1/operations` (newest
+ * first, cursor pages), `GET /v1/operations/{id}` (with a page of targets), `POST
+ * /v1/operations/{id}/cancel`. Progress is streamed as `operation.*` events on `GET /v1/events`.
+ */
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import { NbfError } from "../../errors.js";
+import type { OperationSpec } from "../../operations/engine.js";
+import type { Selector } from "../../operations/selector.js";
+import { TARGET_STATES, type TargetRecord, type TargetState } from "../../store/operation-targets-repo.js";
+import { OPERATION_STATES, type OperationRecord } from "../../store/operations-repo.js";
+import { Errors } from "../schemas.js";
+import {
+  CreateOperationBody,
+  CreatedOperation,
+  OperationDetail,
+  OperationList,
+  type OperationView,
+  type TargetView,
+} from "./schemas.js";
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { operations } = app.nbfleet;
+
+  app.post(
+    "/v1/operations",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["operations"],
+        summary: "Run an action over many VMs (concurrency, error budget, rolling health gate)",
+        body: CreateOperationBody,
+        response: { 201: CreatedOperation, ...Errors },
+      },
+    },
+    async (request, reply) => {
+      const created = await operations.create(request.body, request.principal?.name ?? null);
+      reply.status(201);
+      // The answer may carry new passwords: never cached anywhere.
+      if (created.passwords) reply.header("cache-control", "no-store");
+      return {
+        operation: toView(created.operation, await operations.counts(created.operation.id)),
+        passwords: created.passwords,
+      };
+    },
+  );
+
+  app.get(
+    "/v1/operations",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["operations"],
+        summary: "List operations, newest first",
+        querystring: Type.Object(
+          {
+            state: Type.Optional(Type.Union(OPERATION_STATES.map((s) => Type.Literal(s)))),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+            cursor: Type.Optional(Type.String({ maxLength: 512 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: OperationList, ...Errors },
+      },
+    },
+    async (request) => {
+      const { state, limit = 50, cursor } = request.query;
+      const before = cursor === undefined ? undefined : decodeCursor<string>(cursor, "string");
+      const rows = await app.nbfleet.store.operations.list(limit + 1, { state, before });
+      const page = rows.slice(0, limit);
+      const items = await Promise.all(
+        page.map(async (op) =>
+          toView(op, op.state === "running" ? await operations.counts(op.id) : summary(op)),
+        ),
+      );
+      return { items, nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null };
+    },
+  );
+
+  app.get(
+    "/v1/operations/:id",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["operations"],
+        summary: "Show an operation with a page of its targets (in rollout order)",
+        params: IdParams,
+        querystring: Type.Object(
+          {
+            targetsLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 100 })),
+            targetsCursor: Type.Optional(Type.String({ maxLength: 512 })),
+            targetState: Type.Optional(Type.Union(TARGET_STATES.map((s) => Type.Literal(s)))),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: OperationDetail, ...Errors },
+      },
+    },
+    async (request) => {
+      const { targetsLimit = 100, targetsCursor, targetState } = request.query;
+      const operation = await operations.require(request.params.id);
+      const counts = await operations.counts(operation.id);
+      const afterSeq =
+        targetsCursor === undefined ? undefined : decodeCursor<number>(targetsCursor, "number");
+      const rows =
+        targetsLimit === 0
+          ? []
+          : await operations.targets.list(operation.id, {
+              afterSeq,
+              state: targetState,
+              limit: targetsLimit + 1,
+            });
+      const page = rows.slice(0, targetsLimit);
+      return {
+        ...toView(operation, counts),
+        targets: {
+          items: page.map(toTargetView),
+          nextCursor: rows.length > targetsLimit ? encodeCursor(page.at(-1)!.seq) : null,
+        },
+      };
+    },
+  );
+
+  app.post(
+    "/v1/operations/:id/cancel",
+    {
+      config: { role: "operator" },
+      schema: {
+        tags: ["operations"],
+        summary: "Cancel: no new target starts; pending targets become cancelled, running ones finish",
+        params: IdParams,
+        body: Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]),
+        response: { 200: OperationDetail, ...Errors },
+      },
+    },
+    async (request) => {
+      const operation = await operations.cancel(request.params.id);
+      return {
+        ...toView(operation, await operations.counts(operation.id)),
+        targets: { items: [], nextCursor: null },
+      };
+    },
+  );
+};
+
+export function toView(op: OperationRecord, counts: Record<TargetState, number>): OperationView {
+  const spec = op.params as OperationSpec;
+  return {
+    id: op.id,
+    action: op.kind as OperationView["action"],
+    state: op.state,
+    selector: op.selector as Selector,
+    total: spec.total,
+    counts,
+    maxConcurrency: op.maxConcurrency,
+    maxErrors: op.maxErrors,
+    requested: { maxConcurrency: spec.maxConcurrency, maxErrors: spec.maxErrors },
+    rolling: spec.rolling,
+    reason: op.reason,
+    createdBy: op.createdBy,
+    createdAt: op.createdAt,
+    updatedAt: op.updatedAt,
+    finishedAt: op.finishedAt,
+    cancelRequestedAt: op.cancelRequestedAt,
+  };
+}
+
+function summary(op: OperationRecord): Record<TargetState, number> {
+  const stored = (op.summary ?? {}) as Partial<Record<TargetState, number>>;
+  return Object.fromEntries(TARGET_STATES.map((s) => [s, stored[s] ?? 0])) as Record<TargetState, number>;
+}
+
+function toTargetView(target: TargetRecord): TargetView {
+  return {
+    seq: target.seq,
+    vmName: target.vmName,
+    state: target.state,
+    commandId: target.commandId,
+    startedAt: target.startedAt,
+    finishedAt: target.finishedAt,
+    error: target.error,
+  };
+}
+
+function encodeCursor(after: string | number): string {
+  return Buffer.from(JSON.stringify({ after })).toString("base64url");
+}
+
+function decodeCursor<T extends string | number>(cursor: string, type: "string" | "number"): T {
+  try {
+    const after = (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { after?: unknown })
+      .after;
+    if ((type === "string" && typeof after === "string") || (type === "number" && typeof after === "number"))
+      return after as T;
+  } catch {
+    // falls through to the error below
+  }
+  throw new NbfError("NBF_CURSOR_INVALID", { cursor });
+}

@@ -1,0 +1,155 @@
+/** TypeBox shapes of the operations API (request bodies and views), shared with the CLI. */
+import { OverallHealth } from "@nbfleet/shared";
+import { type Static, Type } from "@sinclair/typebox";
+import { OPERATION_ACTIONS } from "../../operations/actions.js";
+import { TARGET_STATES } from "../../store/operation-targets-repo.js";
+import { OPERATION_STATES } from "../../store/operations-repo.js";
+import { VmName } from "../schemas.js";
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const Timestamp = Type.String({ format: "date-time" });
+const Percent = Type.String({
+  pattern: "^\\d+(\\.\\d+)?%$",
+  description: 'a share of the targets, e.g. "10%"',
+});
+
+export const OperationAction = Type.Union(OPERATION_ACTIONS.map((a) => Type.Literal(a)));
+
+export const SelectorSchema = Type.Object(
+  {
+    names: Type.Optional(Type.Array(VmName, { minItems: 1, maxItems: 100_000, uniqueItems: true })),
+    labels: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: "label expression: key=value, key!=value, key, !key, comma-separated (all must hold)",
+      }),
+    ),
+    health: Type.Optional(Type.Array(OverallHealth, { minItems: 1, uniqueItems: true })),
+    all: Type.Optional(
+      Type.Boolean({ description: "select the whole fleet (needed when nothing else is given)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateOperationBody = Type.Object(
+  {
+    action: OperationAction,
+    selector: SelectorSchema,
+    maxConcurrency: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1 }), Percent], {
+        description: 'targets at once: a count or a share (default "10%", at least 1)',
+      }),
+    ),
+    maxErrors: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Percent], {
+        description: "failures tolerated (default 0); one more and no new target starts. A share rounds down",
+      }),
+    ),
+    rolling: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean(),
+          healthTimeoutSec: Type.Optional(
+            Type.Number({ minimum: 0.1, maximum: 86_400, description: "per target (default 300)" }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    params: Type.Optional(
+      Type.Object(
+        {
+          hostnames: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 }),
+          ),
+          ips: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 32 })),
+        },
+        { additionalProperties: false, description: "notebook.certificate only" },
+      ),
+    ),
+    commandTtlSec: Type.Optional(
+      Type.Number({
+        minimum: 0.05,
+        maximum: 7 * 86_400,
+        description: "how long a command waits for an offline agent",
+      }),
+    ),
+    commandTimeoutSec: Type.Optional(Type.Number({ minimum: 0.05, maximum: 86_400 })),
+    ifOffline: Type.Optional(
+      Type.Union([Type.Literal("queue"), Type.Literal("fail")], {
+        description:
+          "queue (default): wait for an offline agent until the TTL; fail: the target fails at once",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateOperationBody = Static<typeof CreateOperationBody>;
+
+export const TargetCounts = Type.Object(
+  Object.fromEntries(TARGET_STATES.map((s) => [s, Type.Integer()])) as Record<
+    (typeof TARGET_STATES)[number],
+    ReturnType<typeof Type.Integer>
+  >,
+);
+
+export const OperationView = Type.Object({
+  id: Type.String(),
+  action: OperationAction,
+  state: Type.Union(OPERATION_STATES.map((s) => Type.Literal(s))),
+  selector: SelectorSchema,
+  total: Type.Integer(),
+  counts: TargetCounts,
+  maxConcurrency: Type.Integer({ description: "resolved count" }),
+  maxErrors: Type.Integer({ description: "resolved count" }),
+  requested: Type.Object({
+    maxConcurrency: Type.Union([Type.Integer(), Type.String()]),
+    maxErrors: Type.Union([Type.Integer(), Type.String()]),
+  }),
+  rolling: Type.Object({ enabled: Type.Boolean(), healthTimeoutSec: Type.Number() }),
+  reason: Nullable(Type.String()),
+  createdBy: Nullable(Type.String()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Nullable(Timestamp),
+  cancelRequestedAt: Nullable(Timestamp),
+});
+export type OperationView = Static<typeof OperationView>;
+
+export const TargetView = Type.Object({
+  seq: Type.Integer(),
+  vmName: Type.String(),
+  state: Type.Union(TARGET_STATES.map((s) => Type.Literal(s))),
+  commandId: Nullable(Type.String()),
+  startedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+  error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+export type TargetView = Static<typeof TargetView>;
+
+export const OperationDetail = Type.Composite([
+  OperationView,
+  Type.Object({
+    targets: Type.Object({ items: Type.Array(TargetView), nextCursor: Nullable(Type.String()) }),
+  }),
+]);
+export type OperationDetail = Static<typeof OperationDetail>;
+
+export const CreatedOperation = Type.Object({
+  operation: OperationView,
+  passwords: Nullable(
+    Type.Record(Type.String(), Type.String(), {
+      description: "notebook.password only: each target's new password, shown only in this answer",
+    }),
+  ),
+});
+export type CreatedOperation = Static<typeof CreatedOperation>;
+
+export const OperationList = Type.Object({
+  items: Type.Array(OperationView),
+  nextCursor: Nullable(Type.String()),
+});
+export type OperationList = Static<typeof OperationList>;

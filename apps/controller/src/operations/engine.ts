@@ -1,0 +1,389 @@
+/**
+ * Bulk operations: create (selector → targets, persisted before anything runs), run (one
+ * OperationRunner each), cancel, and resume after a controller restart. Progress goes out as
+ * events (`operation.created`, `operation.progress` at most every PROGRESS_MS,
+ * `operation.target_failed`, `operation.finished`), so `GET /v1/events` streams it.
+ *
+ * Password rotation: a new password is generated per target and only its argon2 hash is
+ * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
+ */
+import { COMMAND_STATES, type CommandState } from "@nbfleet/shared";
+import type { FastifyBaseLogger } from "fastify";
+import type { CommandService } from "../commands/service.js";
+import { NbfError } from "../errors.js";
+import type { EventBus } from "../events/bus.js";
+import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
+import type { VmService } from "../fleet/vm-service.js";
+import type { AgentGateway } from "../gateway/gateway.js";
+import { newId } from "../store/ids.js";
+import {
+  type NewTarget,
+  OperationTargetsRepo,
+  type TargetRecord,
+  type TargetState,
+} from "../store/operation-targets-repo.js";
+import type { OperationRecord, OperationState } from "../store/operations-repo.js";
+import type { Store } from "../store/store.js";
+import { type OperationAction, allowsRolling, commandOf } from "./actions.js";
+import type { TargetPlan } from "./execute-target.js";
+import { HealthWatch } from "./health-watch.js";
+import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
+import { OperationRunner, type StopReason } from "./runner.js";
+import { type Selector, describeSelector, resolveSelector } from "./selector.js";
+
+const PROGRESS_MS = 500;
+/** Password hashes made at once (argon2 runs on the libuv pool). */
+const HASH_PARALLELISM = 4;
+const TERMINAL: ReadonlySet<string> = new Set(
+  COMMAND_STATES.filter((s) => !["queued", "sent", "acked"].includes(s)),
+);
+
+export interface CreateOperationInput {
+  action: OperationAction;
+  selector: Selector;
+  maxConcurrency?: Limit;
+  maxErrors?: Limit;
+  rolling?: { enabled: boolean; healthTimeoutSec?: number };
+  /** certificate.rotate only: extra names and addresses for the new certificate. */
+  params?: { hostnames?: string[]; ips?: string[] };
+  commandTtlSec?: number;
+  commandTimeoutSec?: number;
+  ifOffline?: "queue" | "fail";
+}
+
+/** What the operation was asked for, stored as the operation's params. */
+export interface OperationSpec {
+  maxConcurrency: Limit;
+  maxErrors: Limit;
+  rolling: { enabled: boolean; healthTimeoutSec: number };
+  commandParams: Record<string, unknown>;
+  commandTtlSec: number;
+  commandTimeoutSec: number;
+  ifOffline: "queue" | "fail";
+  total: number;
+}
+
+export interface OperationsEngineOptions {
+  store: Store;
+  bus: EventBus;
+  commands: CommandService;
+  gateway: AgentGateway;
+  vms: VmService;
+  log: FastifyBaseLogger;
+  commandTtlSec: number;
+  commandTimeoutSec: number;
+}
+
+export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
+
+export class OperationsEngine {
+  readonly targets: OperationTargetsRepo;
+  private readonly runners = new Map<string, { runner: OperationRunner; done: Promise<void> }>();
+  private readonly commandWatchers = new Map<string, (state: CommandState | null) => void>();
+  private readonly progressTimers = new Map<string, NodeJS.Timeout>();
+  private readonly health: HealthWatch;
+  private unsubscribe: (() => void) | undefined;
+  private closing = false;
+
+  constructor(private readonly options: OperationsEngineOptions) {
+    this.targets = new OperationTargetsRepo(options.store.db);
+    this.health = new HealthWatch(options.gateway);
+  }
+
+  /** Listens for command results and resumes the operations a previous process left running. */
+  async start(): Promise<void> {
+    this.unsubscribe ??= this.options.bus.subscribe((event) => {
+      if (!event.kind.startsWith("command.")) return;
+      const state = event.data?.state;
+      const id = event.data?.commandId;
+      if (typeof id !== "string" || typeof state !== "string" || !TERMINAL.has(state)) return;
+      this.commandWatchers.get(id)?.(state as CommandState);
+    });
+    for (const operation of await this.options.store.operations.listByState(["pending", "running"])) {
+      this.options.bus.emit({
+        vmName: null,
+        kind: "operation.resumed",
+        message: `operation ${operation.id} (${operation.kind}) resumed after a controller restart`,
+        data: { operationId: operation.id },
+      });
+      await this.launch(operation);
+    }
+  }
+
+  async create(
+    input: CreateOperationInput,
+    createdBy: string | null,
+  ): Promise<{ operation: OperationRecord; passwords: Record<string, string> | null }> {
+    const { store, bus } = this.options;
+    const rolling = {
+      enabled: input.rolling?.enabled ?? false,
+      healthTimeoutSec: input.rolling?.healthTimeoutSec ?? DEFAULTS.healthTimeoutSec,
+    };
+    if (rolling.enabled && !allowsRolling(input.action)) {
+      throw new NbfError("NBF_OPERATION_INVALID", {
+        problem: `${input.action} leaves the notebook down, so a rolling health gate can never pass; omit rolling`,
+      });
+    }
+    if (input.params && input.action !== "notebook.certificate") {
+      throw new NbfError("NBF_OPERATION_INVALID", {
+        problem: `params are only for notebook.certificate, not ${input.action}`,
+      });
+    }
+    const names = await resolveSelector(store, input.selector);
+    if (names.length === 0)
+      throw new NbfError("NBF_OPERATION_NO_TARGETS", { selector: describeSelector(input.selector) });
+    const spec: OperationSpec = {
+      maxConcurrency: input.maxConcurrency ?? DEFAULTS.maxConcurrency,
+      maxErrors: input.maxErrors ?? DEFAULTS.maxErrors,
+      rolling,
+      commandParams: input.params ?? {},
+      commandTtlSec: input.commandTtlSec ?? this.options.commandTtlSec,
+      commandTimeoutSec: input.commandTimeoutSec ?? this.options.commandTimeoutSec,
+      ifOffline: input.ifOffline ?? "queue",
+      total: names.length,
+    };
+    const maxConcurrency = resolveConcurrency(spec.maxConcurrency, names.length);
+    const maxErrors = resolveMaxErrors(spec.maxErrors, names.length);
+
+    const id = newId("op");
+    const passwords = input.action === "notebook.password" ? await newPasswords(names) : null;
+    const rows: NewTarget[] = names.map((vmName, seq) => ({
+      operationId: id,
+      seq,
+      vmName,
+      params: passwords ? { hash: passwords.hashes.get(vmName)! } : null,
+    }));
+    const now = new Date().toISOString();
+    await store.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto("operations")
+        .values({
+          id,
+          kind: input.action,
+          selector: JSON.stringify(input.selector),
+          params: JSON.stringify(spec),
+          state: "running",
+          max_concurrency: maxConcurrency,
+          max_errors: maxErrors,
+          summary: JSON.stringify(countsOf({ pending: names.length })),
+          created_at: now,
+          updated_at: now,
+          finished_at: null,
+          reason: null,
+          cancel_requested_at: null,
+          created_by: createdBy,
+        })
+        .execute();
+      await new OperationTargetsRepo(trx).insertMany(rows);
+    });
+    const operation = (await store.operations.get(id))!;
+    bus.emit({
+      vmName: null,
+      kind: "operation.created",
+      message: `operation ${id}: ${input.action} on ${names.length} VM(s) (${describeSelector(input.selector)}), ${maxConcurrency} at a time, up to ${maxErrors} error(s)${rolling.enabled ? ", rolling" : ""}`,
+      data: {
+        operationId: id,
+        action: input.action,
+        total: names.length,
+        maxConcurrency,
+        maxErrors,
+        createdBy,
+      },
+    });
+    await this.launch(operation);
+    return { operation, passwords: passwords ? Object.fromEntries(passwords.plain) : null };
+  }
+
+  async require(id: string): Promise<OperationRecord> {
+    const operation = await this.options.store.operations.get(id);
+    if (!operation) throw new NbfError("NBF_OPERATION_NOT_FOUND", { id });
+    return operation;
+  }
+
+  counts(id: string): Promise<Record<TargetState, number>> {
+    return this.targets.counts(id);
+  }
+
+  /** Stops starting targets; pending ones become `cancelled`, running ones finish. */
+  async cancel(id: string): Promise<OperationRecord> {
+    const operation = await this.require(id);
+    if (!(await this.options.store.operations.requestCancel(id))) {
+      throw new NbfError("NBF_OPERATION_FINISHED", { id, state: operation.state });
+    }
+    const active = this.runners.get(id);
+    if (active) {
+      active.runner.cancel();
+      if (active.runner.stopReason === "cancel") await active.runner.closePending();
+    }
+    this.options.bus.emit({
+      vmName: null,
+      kind: "operation.cancel_requested",
+      level: "warn",
+      message: `operation ${id}: cancel requested; no new target starts, running ones finish`,
+      data: { operationId: id },
+    });
+    return this.require(id);
+  }
+
+  /** Stops every runner without finishing its targets: they resume at the next start. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.unsubscribe?.();
+    for (const { runner } of this.runners.values()) runner.shutdown();
+    for (const settle of [...this.commandWatchers.values()]) settle(null);
+    this.health.close();
+    const all = Promise.all([...this.runners.values()].map((r) => r.done));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    for (const timer of this.progressTimers.values()) clearTimeout(timer);
+  }
+
+  /** The runner of an operation in this process, if it runs here. */
+  runner(id: string): OperationRunner | undefined {
+    return this.runners.get(id)?.runner;
+  }
+
+  private async launch(operation: OperationRecord): Promise<void> {
+    if (this.runners.has(operation.id) || this.closing) return;
+    const spec = operation.params as OperationSpec;
+    const plan: TargetPlan & { maxConcurrency: number; maxErrors: number } = {
+      operationId: operation.id,
+      action: operation.kind as OperationAction,
+      commandParams: spec.commandParams ?? {},
+      commandTtlSec: spec.commandTtlSec,
+      commandTimeoutSec: spec.commandTimeoutSec,
+      ifOffline: spec.ifOffline ?? "queue",
+      rolling: spec.rolling,
+      maxConcurrency: operation.maxConcurrency,
+      maxErrors: operation.maxErrors,
+    };
+    if (!commandOf(plan.action) && !plan.action.startsWith("vm.")) {
+      throw new NbfError("NBF_INTERNAL", {
+        reason: `operation ${operation.id} has unknown action ${plan.action}`,
+      });
+    }
+    const runner = new OperationRunner(
+      operation,
+      plan,
+      this.targets,
+      {
+        store: this.options.store,
+        commands: this.options.commands,
+        vms: this.options.vms,
+        health: this.health,
+        watchCommand: (commandId) => this.watchCommand(commandId),
+      },
+      {
+        progress: (r) => this.scheduleProgress(r),
+        targetFailed: (r, target, error) => this.targetFailed(r, target, error),
+        log: (error, message) => this.options.log.error({ err: error }, message),
+      },
+      await this.targets.counts(operation.id),
+    );
+    const done = runner
+      .run()
+      .then((stop) => this.finish(runner, stop))
+      .catch((error) => this.options.log.error({ err: error, operation: operation.id }, "operation failed"))
+      .finally(() => this.runners.delete(operation.id));
+    this.runners.set(operation.id, { runner, done });
+  }
+
+  private watchCommand(commandId: string): { promise: Promise<CommandState | null>; cancel(): void } {
+    let settle: (state: CommandState | null) => void = () => {};
+    const promise = new Promise<CommandState | null>((resolve) => {
+      settle = (state) => {
+        if (this.commandWatchers.get(commandId) === settle) this.commandWatchers.delete(commandId);
+        resolve(state);
+      };
+      this.commandWatchers.set(commandId, settle);
+    });
+    return { promise, cancel: () => settle(null) };
+  }
+
+  private async finish(runner: OperationRunner, stop: StopReason | null): Promise<void> {
+    if (stop === "shutdown" || this.closing) return;
+    const { store, bus } = this.options;
+    const { operation } = runner;
+    const skipped = await runner.closePending();
+    const counts = await this.targets.counts(operation.id);
+    const cancelled = stop === "cancel";
+    const state: OperationState = cancelled ? "cancelled" : counts.failed > 0 ? "failed" : "succeeded";
+    const reason = cancelled
+      ? `cancelled: ${counts.cancelled} target(s) not started`
+      : stop === "errors"
+        ? `error budget exceeded: ${counts.failed} failure(s) > maxErrors ${operation.maxErrors}; ${skipped} target(s) skipped`
+        : counts.failed > 0
+          ? `${counts.failed} target(s) failed (within maxErrors ${operation.maxErrors})`
+          : null;
+    const now = new Date().toISOString();
+    const timer = this.progressTimers.get(operation.id);
+    if (timer) clearTimeout(timer);
+    this.progressTimers.delete(operation.id);
+    await store.operations.update(operation.id, { state, summary: counts, finishedAt: now, reason }, now);
+    bus.emit({
+      vmName: null,
+      kind: "operation.finished",
+      level: state === "succeeded" ? "info" : state === "cancelled" ? "warn" : "error",
+      message: `operation ${operation.id} (${operation.kind}) ${state}: ${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.skipped} skipped, ${counts.cancelled} cancelled${reason ? ` — ${reason}` : ""}`,
+      data: { operationId: operation.id, state, counts, reason },
+    });
+  }
+
+  private targetFailed(
+    runner: OperationRunner,
+    target: TargetRecord,
+    error: { code: string; message: string },
+  ): void {
+    this.options.bus.emit({
+      vmName: target.vmName,
+      kind: "operation.target_failed",
+      level: "error",
+      message: `operation ${runner.operation.id} (${runner.operation.kind}) failed on ${target.vmName}: ${error.code} ${error.message}`,
+      data: { operationId: runner.operation.id, seq: target.seq, error },
+    });
+  }
+
+  /** At most one progress event (and summary write) per PROGRESS_MS per operation. */
+  private scheduleProgress(runner: OperationRunner): void {
+    const id = runner.operation.id;
+    if (this.progressTimers.has(id) || this.closing) return;
+    const timer = setTimeout(() => {
+      this.progressTimers.delete(id);
+      if (this.closing || !this.runners.has(id)) return;
+      const counts = { ...runner.counts };
+      this.options.bus.emit({
+        vmName: null,
+        kind: "operation.progress",
+        message: `operation ${id}: ${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.running} running, ${counts.pending} pending`,
+        data: { operationId: id, counts, budgetExceededAt: runner.budgetExceededAt },
+      });
+      this.options.store.operations
+        .update(id, { summary: counts })
+        .catch((error) => this.options.log.error({ err: error }, "writing operation progress failed"));
+    }, PROGRESS_MS);
+    timer.unref();
+    this.progressTimers.set(id, timer);
+  }
+}
+
+function countsOf(partial: Partial<Record<TargetState, number>>): Record<TargetState, number> {
+  return { pending: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...partial };
+}
+
+async function newPasswords(
+  names: string[],
+): Promise<{ plain: Map<string, string>; hashes: Map<string, string> }> {
+  const plain = new Map<string, string>();
+  const hashes = new Map<string, string>();
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++]!;
+      const password = generatePassword();
+      plain.set(name, password);
+      hashes.set(name, await hashNotebookPassword(password));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASH_PARALLELISM, names.length) }, worker));
+  // In name order, as the targets are.
+  return { plain: new Map(names.map((n) => [n, plain.get(n)!])), hashes };
+}

@@ -1,0 +1,167 @@
+/**
+ * Doing an operation's action to one target, once. A notebook action is a command with an id
+ * derived from the operation and the target: when an operation is resumed after a controller
+ * restart, a target that already has its command is resolved from that command's persisted
+ * state (waiting for it if it is still under way), never sent a second one. A machine action
+ * is a provider call; its resume is decided from the VM's stored state (see `resumeMachine`).
+ */
+import type { CommandState } from "@nbfleet/shared";
+import { type CommandService, isTerminal } from "../commands/service.js";
+import { isNbfError } from "../errors.js";
+import type { VmService } from "../fleet/vm-service.js";
+import type { CommandRecord } from "../store/commands-repo.js";
+import { isUniqueViolation } from "../store/db.js";
+import type { TargetRecord } from "../store/operation-targets-repo.js";
+import type { Store } from "../store/store.js";
+import {
+  MACHINE_TRANSITION,
+  type MachineOperationAction,
+  type OperationAction,
+  commandIdFor,
+  commandOf,
+  isMachineAction,
+  targetError,
+} from "./actions.js";
+import type { HealthWatch } from "./health-watch.js";
+
+export interface TargetPlan {
+  operationId: string;
+  action: OperationAction;
+  commandParams: Record<string, unknown>;
+  commandTtlSec: number;
+  commandTimeoutSec: number;
+  ifOffline: "queue" | "fail";
+  rolling: { enabled: boolean; healthTimeoutSec: number };
+}
+
+export interface TargetDeps {
+  store: Store;
+  commands: CommandService;
+  vms: VmService;
+  health: HealthWatch;
+  /**
+   * Registers for the command's final state before anything can finish it; resolves null when
+   * the controller shuts down first.
+   */
+  watchCommand(commandId: string): { promise: Promise<CommandState | null>; cancel(): void };
+}
+
+export type TargetOutcome = { ok: true } | { ok: false; error: { code: string; message: string } };
+
+export async function executeTarget(
+  deps: TargetDeps,
+  plan: TargetPlan,
+  target: TargetRecord,
+  resumed: boolean,
+): Promise<TargetOutcome> {
+  const outcome = isMachineAction(plan.action)
+    ? await machineTarget(deps, plan.action, target, resumed)
+    : await commandTarget(deps, plan, target, resumed);
+  if (!outcome.ok || !plan.rolling.enabled) return outcome;
+  const gate = deps.health.waitServing(target.vmName, plan.rolling.healthTimeoutSec * 1000);
+  if (await gate.promise) return outcome;
+  return {
+    ok: false,
+    error: targetError("NBF_TARGET_UNHEALTHY", `no serving report within ${plan.rolling.healthTimeoutSec} s`),
+  };
+}
+
+async function commandTarget(
+  deps: TargetDeps,
+  plan: TargetPlan,
+  target: TargetRecord,
+  resumed: boolean,
+): Promise<TargetOutcome> {
+  const { store, commands } = deps;
+  const id = commandIdFor(plan.operationId, target.seq);
+  const watch = deps.watchCommand(id);
+  try {
+    let command: CommandRecord | undefined = resumed ? await commands.get(id) : undefined;
+    if (!command) {
+      if (!(await store.vms.exists(target.vmName)))
+        return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+      try {
+        command = (
+          await commands.enqueue({
+            id,
+            vmName: target.vmName,
+            name: commandOf(plan.action)!,
+            params: { ...plan.commandParams, ...(target.params ?? {}) },
+            ttlSec: plan.commandTtlSec,
+            timeoutSec: plan.commandTimeoutSec,
+            operationId: plan.operationId,
+            ifOffline: plan.ifOffline,
+          })
+        ).command;
+      } catch (error) {
+        // Another attempt of this very target got there first: follow that command.
+        if (isUniqueViolation(error)) command = await commands.get(id);
+        else if (isNbfError(error)) return { ok: false, error: { code: error.code, message: error.message } };
+        else throw error;
+      }
+      if (!command) throw new Error(`command ${id} vanished right after it was queued`);
+    }
+    const state = isTerminal(command) ? command.state : await watch.promise;
+    if (state === null)
+      return { ok: false, error: { code: "NBF_INTERNAL", message: "controller shutting down" } };
+    if (state === "succeeded") {
+      if (plan.action === "notebook.password" && typeof target.params?.hash === "string")
+        await store.vms.setPasswordHash(target.vmName, target.params.hash);
+      return { ok: true };
+    }
+    if (state === "expired") return { ok: false, error: targetError("NBF_TARGET_COMMAND_EXPIRED") };
+    if (state === "timed_out") return { ok: false, error: targetError("NBF_TARGET_COMMAND_TIMED_OUT") };
+    const finished = await commands.get(id);
+    return {
+      ok: false,
+      error: finished?.error ?? { code: "NBF_AGENT_ERROR", message: `command ${id} ${state}` },
+    };
+  } finally {
+    watch.cancel();
+  }
+}
+
+async function machineTarget(
+  deps: TargetDeps,
+  action: MachineOperationAction,
+  target: TargetRecord,
+  resumed: boolean,
+): Promise<TargetOutcome> {
+  if (resumed) {
+    const decided = await resumeMachine(deps, action, target);
+    if (decided) return decided;
+  }
+  if (!(await deps.store.vms.exists(target.vmName)))
+    return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+  try {
+    await deps.vms.machineAction(target.vmName, action.slice(3) as "start" | "stop" | "restart");
+    return { ok: true };
+  } catch (error) {
+    if (isNbfError(error)) return { ok: false, error: { code: error.code, message: error.message } };
+    throw error;
+  }
+}
+
+/**
+ * A machine target found `running` after a restart. The VM row says how far the provider call
+ * got: untouched since the target started → run it; in its final state since then → done;
+ * `failed` since then → failed; still in the in-between state → the call was cut off. Start
+ * and stop are run again (they converge, so running them again does not do anything twice);
+ * an interrupted restart is reported, never repeated.
+ */
+async function resumeMachine(
+  deps: TargetDeps,
+  action: MachineOperationAction,
+  target: TargetRecord,
+): Promise<TargetOutcome | null> {
+  const vm = await deps.store.vms.get(target.vmName);
+  if (!vm) return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+  if (target.startedAt === null || vm.updatedAt < target.startedAt) return null;
+  const { during, after } = MACHINE_TRANSITION[action];
+  if (vm.state === after) return { ok: true };
+  if (vm.state === "failed")
+    return { ok: false, error: { code: "NBF_PROVIDER_FAILED", message: vm.error ?? "the provider failed" } };
+  if (vm.state === during && action === "vm.restart")
+    return { ok: false, error: targetError("NBF_TARGET_INTERRUPTED", `VM ${vm.name} was left ${vm.state}`) };
+  return null;
+}

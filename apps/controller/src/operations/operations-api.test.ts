@@ -1,0 +1,144 @@
+import { verify } from "@node-rs/argon2";
+import { afterEach, describe, expect, it } from "vitest";
+import { type TestController, startTestController } from "../testkit/controller.js";
+import { call, eventually } from "../testkit/http.js";
+import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
+
+let controller: TestController | undefined;
+let fleet: SimFleet | undefined;
+afterEach(async () => {
+  fleet?.close();
+  fleet = undefined;
+  await controller?.close();
+  controller = undefined;
+});
+
+async function fleetOf(
+  count: number,
+  options: { labels?: (i: number) => Record<string, string>; delayMs?: number } = {},
+) {
+  controller = await startTestController({ settings: { reportIntervalSec: 1 } });
+  const vms = await seedVms(controller.app, { count, labels: options.labels });
+  fleet = new SimFleet(controller.url, vms, { record: true, commandDelayMs: options.delayMs ?? 0 });
+  await fleet.connectAll();
+  return { app: controller.app, token: controller.adminToken, vms };
+}
+
+async function finished(app: TestController["app"], token: string, id: string) {
+  return eventually(
+    async () => (await call(app, "GET", `/v1/operations/${id}?targetsLimit=1000`, { token })).json(),
+    (op) => op.state !== "running",
+    30_000,
+    50,
+  );
+}
+
+describe("operations API", () => {
+  it("restarts the notebooks a label expression selects, with per-target status and events", async () => {
+    const { app, token } = await fleetOf(12, {
+      labels: (i) => ({ team: i % 2 === 0 ? "a" : "b", ...(i % 3 === 0 ? { env: "prod" } : {}) }),
+    });
+    const events: string[] = [];
+    app.nbfleet.bus.subscribe((e) => events.push(e.kind));
+    const res = await call(app, "POST", "/v1/operations", {
+      token,
+      body: { action: "notebook.restart", selector: { labels: "team=a,env!=prod" }, maxConcurrency: 2 },
+    });
+    expect(res.statusCode).toBe(201);
+    const created = res.json();
+    expect(created.passwords).toBeNull();
+    expect(created.operation).toMatchObject({
+      action: "notebook.restart",
+      total: 4,
+      maxConcurrency: 2,
+      maxErrors: 0,
+    });
+    const done = await finished(app, token, created.operation.id);
+    expect(done.state).toBe("succeeded");
+    expect(done.counts).toMatchObject({ succeeded: 4, failed: 0, pending: 0, running: 0 });
+    // team=a and not env=prod: 2, 4, 8, 10
+    expect(done.targets.items.map((t: { vmName: string }) => t.vmName)).toEqual([
+      "sim-02",
+      "sim-04",
+      "sim-08",
+      "sim-10",
+    ]);
+    for (const target of done.targets.items) {
+      expect(target.state).toBe("succeeded");
+      const agent = fleet!.byName(target.vmName)!;
+      expect(agent.executed.map((e) => e.command.id)).toEqual([target.commandId]);
+    }
+    expect(fleet!.byName("sim-00")!.executed).toHaveLength(0);
+    expect(events).toContain("operation.created");
+    await eventually(
+      async () => events,
+      (e) => e.includes("operation.finished"),
+    );
+    const list = (await call(app, "GET", "/v1/operations", { token })).json();
+    expect(list.items.map((o: { id: string }) => o.id)).toEqual([created.operation.id]);
+  });
+
+  it("rotates passwords: each target gets its own, shown once, and only the hash reaches the agent", async () => {
+    const { app, token } = await fleetOf(3);
+    const res = await call(app, "POST", "/v1/operations", {
+      token,
+      body: { action: "notebook.password", selector: { all: true }, maxConcurrency: 3 },
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.headers["cache-control"]).toBe("no-store");
+    const { operation, passwords } = res.json();
+    expect(Object.keys(passwords)).toEqual(["sim-0", "sim-1", "sim-2"]);
+    expect(new Set(Object.values(passwords)).size).toBe(3);
+    const done = await finished(app, token, operation.id);
+    expect(done.state).toBe("succeeded");
+    for (const [name, password] of Object.entries<string>(passwords)) {
+      const agent = fleet!.byName(name)!;
+      expect(agent.passwordHashes).toHaveLength(1);
+      const hash = agent.passwordHashes[0]!;
+      expect(hash.startsWith("argon2:$argon2id$")).toBe(true);
+      expect(await verify(hash.slice("argon2:".length), password)).toBe(true);
+      expect((await app.nbfleet.store.vms.require(name)).passwordHash).toBe(hash);
+      expect(JSON.stringify(agent.received)).not.toContain(password);
+    }
+    const again = (await call(app, "GET", `/v1/operations/${operation.id}`, { token })).body;
+    for (const password of Object.values<string>(passwords)) expect(again).not.toContain(password);
+  });
+
+  it("refuses what cannot run, with the reason", async () => {
+    const { app, token } = await fleetOf(2);
+    const post = (body: unknown) => call(app, "POST", "/v1/operations", { token, body });
+    const empty = await post({ action: "notebook.restart", selector: {} });
+    expect(empty.json().error.code).toBe("NBF_OPERATION_INVALID");
+    const none = await post({ action: "notebook.restart", selector: { labels: "team=nobody" } });
+    expect(none.statusCode).toBe(400);
+    expect(none.json().error.code).toBe("NBF_OPERATION_NO_TARGETS");
+    const bad = await post({ action: "notebook.restart", selector: { labels: "team=a,,x" } });
+    expect(bad.json().error.code).toBe("NBF_SELECTOR_INVALID");
+    const rolling = await post({
+      action: "notebook.stop",
+      selector: { all: true },
+      rolling: { enabled: true },
+    });
+    expect(rolling.json().error).toMatchObject({ code: "NBF_OPERATION_INVALID" });
+    expect(rolling.json().error.message).toContain("rolling");
+    const missing = await post({ action: "notebook.restart", selector: { names: ["sim-0", "ghost"] } });
+    expect(missing.statusCode).toBe(404);
+    const percent = await post({
+      action: "notebook.restart",
+      selector: { all: true },
+      maxConcurrency: "150%",
+    });
+    expect(percent.json().error.code).toBe("NBF_OPERATION_INVALID");
+    const unknown = await call(app, "GET", "/v1/operations/op_nope", { token });
+    expect(unknown.statusCode).toBe(404);
+    const viewer = (
+      await call(app, "POST", "/v1/tokens", { token, body: { name: "v", role: "viewer" } })
+    ).json();
+    const forbidden = await call(app, "POST", "/v1/operations", {
+      token: viewer.token,
+      body: { action: "notebook.restart", selector: { all: true } },
+    });
+    expect(forbidden.statusCode).toBe(403);
+    expect(await app.nbfleet.store.operations.list(10)).toHaveLength(0);
+  });
+});

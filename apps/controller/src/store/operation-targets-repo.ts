@@ -1,0 +1,166 @@
+/**
+ * The targets of bulk operations, one row per VM, with their own lifecycle:
+ * pending → running → succeeded | failed, and pending → skipped | cancelled.
+ * Transitions are conditional updates, so a resumed operation can never move a target twice.
+ */
+import type { Kysely, Selectable } from "kysely";
+import { fromJson, toJson } from "./json.js";
+import type { Database, OperationTargetsTable } from "./schema.js";
+
+export const TARGET_STATES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"] as const;
+export type TargetState = (typeof TARGET_STATES)[number];
+export type FinalTargetState = Exclude<TargetState, "pending" | "running">;
+
+export interface TargetRecord {
+  operationId: string;
+  seq: number;
+  vmName: string;
+  state: TargetState;
+  commandId: string | null;
+  params: Record<string, unknown> | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface NewTarget {
+  operationId: string;
+  seq: number;
+  vmName: string;
+  params: Record<string, unknown> | null;
+}
+
+/** Rows per INSERT statement (SQLite allows 32,766 bound values; 11 columns each). */
+const INSERT_CHUNK = 500;
+
+export class OperationTargetsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Inserts all targets (inside the caller's transaction when `db` is one). */
+  async insertMany(targets: NewTarget[]): Promise<void> {
+    for (let i = 0; i < targets.length; i += INSERT_CHUNK) {
+      await this.db
+        .insertInto("operation_targets")
+        .values(
+          targets.slice(i, i + INSERT_CHUNK).map((t) => ({
+            operation_id: t.operationId,
+            seq: t.seq,
+            vm_name: t.vmName,
+            state: "pending",
+            command_id: null,
+            params: t.params === null ? null : toJson(t.params),
+            started_at: null,
+            finished_at: null,
+            error_code: null,
+            error_message: null,
+          })),
+        )
+        .execute();
+    }
+  }
+
+  async list(
+    operationId: string,
+    options: { afterSeq?: number; state?: TargetState; limit: number },
+  ): Promise<TargetRecord[]> {
+    let query = this.db.selectFrom("operation_targets").selectAll().where("operation_id", "=", operationId);
+    if (options.state) query = query.where("state", "=", options.state);
+    if (options.afterSeq !== undefined) query = query.where("seq", ">", options.afterSeq);
+    const rows = await query.orderBy("seq").limit(options.limit).execute();
+    return rows.map(toRecord);
+  }
+
+  async counts(operationId: string): Promise<Record<TargetState, number>> {
+    const rows = await this.db
+      .selectFrom("operation_targets")
+      .select(["state"])
+      .select((eb) => eb.fn.countAll<number>().as("count"))
+      .where("operation_id", "=", operationId)
+      .groupBy("state")
+      .execute();
+    const out = Object.fromEntries(TARGET_STATES.map((s) => [s, 0])) as Record<TargetState, number>;
+    for (const row of rows) out[row.state as TargetState] = Number(row.count);
+    return out;
+  }
+
+  /** pending → running with the command id it will use; false when it was not pending. */
+  async markRunning(
+    operationId: string,
+    seq: number,
+    commandId: string | null,
+    now: string,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable("operation_targets")
+      .set({ state: "running", command_id: commandId, started_at: now })
+      .where("operation_id", "=", operationId)
+      .where("seq", "=", seq)
+      .where("state", "=", "pending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** running → a final state; false when it was not running (already finished). */
+  async finish(
+    operationId: string,
+    seq: number,
+    state: "succeeded" | "failed",
+    error: { code: string; message: string } | null,
+    now: string,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable("operation_targets")
+      .set({
+        state,
+        finished_at: now,
+        error_code: error?.code ?? null,
+        error_message: error?.message ?? null,
+      })
+      .where("operation_id", "=", operationId)
+      .where("seq", "=", seq)
+      .where("state", "=", "running")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Every pending target → skipped or cancelled, with the reason; returns how many. */
+  async closePending(
+    operationId: string,
+    state: "skipped" | "cancelled",
+    reason: { code: string; message: string },
+    now: string,
+  ): Promise<number> {
+    const result = await this.db
+      .updateTable("operation_targets")
+      .set({ state, finished_at: now, error_code: reason.code, error_message: reason.message })
+      .where("operation_id", "=", operationId)
+      .where("state", "=", "pending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** One pending target → skipped (its VM is gone). */
+  async skip(operationId: string, seq: number, reason: { code: string; message: string }, now: string) {
+    await this.db
+      .updateTable("operation_targets")
+      .set({ state: "skipped", finished_at: now, error_code: reason.code, error_message: reason.message })
+      .where("operation_id", "=", operationId)
+      .where("seq", "=", seq)
+      .where("state", "in", ["pending", "running"])
+      .execute();
+  }
+}
+
+function toRecord(row: Selectable<OperationTargetsTable>): TargetRecord {
+  return {
+    operationId: row.operation_id,
+    seq: Number(row.seq),
+    vmName: row.vm_name,
+    state: row.state as TargetState,
+    commandId: row.command_id,
+    params: fromJson<Record<string, unknown> | null>(row.params, null),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? "" } : null,
+  };
+}
