@@ -7,6 +7,7 @@ import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
 import type { Database } from "./schema.js";
+import { withStatementCache } from "./statement-cache.js";
 
 export const DB_FILE = "nbfleet.sqlite";
 
@@ -17,7 +18,7 @@ export function openSqlite(dataDir: string): Kysely<Database> {
   sqlite.pragma("busy_timeout = 5000");
   // WAL + NORMAL stays consistent after a crash and loses at most the last transactions on power loss.
   sqlite.pragma("synchronous = NORMAL");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
 }
 
 /** True for a primary-key / unique violation on SQLite or PostgreSQL. */
