@@ -47,6 +47,41 @@ describe("store", () => {
     expect(await store.vms.countByHealth()).toEqual({ unknown: 24, unhealthy: 1 });
   });
 
+  it("pages VMs of one health in name order, whatever order their status was written in", async () => {
+    const store = await freshStore();
+    const now = new Date().toISOString();
+    for (let i = 0; i < 30; i++) {
+      await store.vms.insert({
+        name: `vm-${String(i).padStart(2, "0")}`,
+        provider: "test",
+        state: i % 2 === 0 ? "running" : "stopped",
+        labels: { ring: String(i % 3) },
+        passwordHash: null,
+      });
+    }
+    for (const i of [29, 3, 17, 0, 12, 24, 6, 21, 9]) {
+      const name = `vm-${String(i).padStart(2, "0")}`;
+      store.writer.putStatus({ ...neverConnectedStatus(name, now), health: "unhealthy" });
+    }
+    await store.writer.flush();
+    const names: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.vms.list({ health: "unhealthy", limit: 4, after });
+      names.push(...page.map((v) => v.name));
+      if (page.length < 4) break;
+      after = page.at(-1)!.name;
+    }
+    expect(names).toEqual(["vm-00", "vm-03", "vm-06", "vm-09", "vm-12", "vm-17", "vm-21", "vm-24", "vm-29"]);
+    const mixed = await store.vms.list({
+      health: "unhealthy",
+      state: "stopped",
+      labels: { ring: "0" },
+      limit: 10,
+    });
+    expect(mixed.map((v) => v.name)).toEqual(["vm-03", "vm-09", "vm-21"]);
+  });
+
   it("refuses a duplicate VM name", async () => {
     const store = await freshStore();
     const vm = { name: "dup", provider: "test", state: "running" as const, labels: {}, passwordHash: null };

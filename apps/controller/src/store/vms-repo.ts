@@ -170,10 +170,14 @@ export class VmsRepo {
   }
 
   async list(filter: VmFilter): Promise<VmRecord[]> {
+    // Filtered by health, the (health, vm_name) index hands out rows in name order already:
+    // ordering by that column (equal to vms.name in the join) reads one page instead of
+    // sorting every VM in that health.
+    const order = filter.health ? "vm_status.vm_name" : "vms.name";
     let query = this.base();
     if (filter.state) query = query.where("vms.state", "=", filter.state);
     if (filter.health) query = query.where("vm_status.health", "=", filter.health);
-    if (filter.after !== undefined) query = query.where("vms.name", ">", filter.after);
+    if (filter.after !== undefined) query = query.where(order, ">", filter.after);
     for (const [key, value] of Object.entries(filter.labels ?? {})) {
       query = query.where("vms.name", "in", (eb) =>
         eb
@@ -183,7 +187,7 @@ export class VmsRepo {
           .where("value", "=", value),
       );
     }
-    const rows = await query.orderBy("vms.name").limit(filter.limit).execute();
+    const rows = await query.orderBy(order).limit(filter.limit).execute();
     return rows.map(toRecord);
   }
 
