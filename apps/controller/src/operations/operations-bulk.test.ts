@@ -59,7 +59,7 @@ async function allTargets(app: TestController["app"], token: string, id: string)
   const out: Target[] = [];
   let cursor: string | null = null;
   do {
-    const page = (
+    const page: { targets: { items: Target[]; nextCursor: string | null } } = (
       await call(
         app,
         "GET",

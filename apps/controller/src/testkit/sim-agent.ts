@@ -167,8 +167,8 @@ export class SimAgent {
   >();
   /** Every command this agent ran (a repeated id is answered, not run, so it is not here twice). */
   readonly executed: Array<{ at: number; command: CommandMessage }> = [];
-  /** Checks added to every state report (e.g. an `activity` or `kernel` check). */
-  extraChecks: HealthCheck[] = [];
+  /** Checks added to every state report (e.g. an `activity` or `kernel` check), made per report. */
+  extraChecks: ((now: Date) => HealthCheck[]) | null = null;
   private readonly waiters = new Set<() => void>();
   private stopped = false;
   private attempt = 0;
@@ -198,7 +198,7 @@ export class SimAgent {
       restarts: this.restarts,
       startedAt: this.startedAt,
     });
-    if (this.extraChecks.length > 0) state.health.checks.push(...this.extraChecks);
+    if (this.extraChecks) state.health.checks.push(...this.extraChecks(new Date()));
     return state;
   }
 
