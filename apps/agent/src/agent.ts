@@ -34,7 +34,9 @@ import { type AgentLogger, createAgentLogger } from "./log/logger.js";
 import { hashForServer, validateHash } from "./password/hash.js";
 import { type RunAsUser, assertTraversable, resolveRunAs } from "./profile/user.js";
 import { ensureAgentToken, writeProfile } from "./profile/write.js";
+import type { TerminalTarget } from "./pty/shell.js";
 import { tailLines } from "./supervisor/log-file.js";
+import { redactLine } from "./supervisor/log-redact.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
@@ -210,7 +212,7 @@ export class Agent implements AgentCore {
       }
       case "logs.tail": {
         const file = command.params.source === "agent" ? this.paths.agentLog : this.paths.notebookLog;
-        return { lines: await tailLines(file, command.params.lines) };
+        return { lines: (await tailLines(file, command.params.lines)).map((line) => this.redactLog(line)) };
       }
       case "diagnose":
         await this.refresh({ deep: true });
@@ -376,6 +378,16 @@ export class Agent implements AgentCore {
       certFile: this.paths.certFile,
       diskPath: this.notebookDir(),
     };
+  }
+
+  /** Terminal sessions run as the notebook's user (known once `up` resolved it), in its home. */
+  terminalTarget(): TerminalTarget {
+    return { user: this.owner };
+  }
+
+  /** A log line as it may leave the guest: without the agent-only token. */
+  redactLog(line: string): string {
+    return redactLine(line, this.token ? [this.token] : []);
   }
 
   publicUrl(): string {

@@ -22,6 +22,9 @@ export const AgentErrorCodes = {
   NBF_AGENT_ALREADY_RUNNING: "an agent already runs for this data directory",
   NBF_COMMAND_UNKNOWN: "the command is not known to this agent",
   NBF_COMMAND_EXPIRED: "the command's deadline passed before it could start",
+  NBF_PTY_UNAVAILABLE: "the native node-pty module is missing for this platform",
+  NBF_PTY_SPAWN_FAILED: "the shell or command of a terminal session could not be started",
+  NBF_STREAM_LIMIT: "too many terminal sessions or log streams are open on this agent",
 } as const;
 export type AgentErrorCode = keyof typeof AgentErrorCodes;
 

@@ -6,3 +6,6 @@ export type { AgentCore, CommandOutcome } from "./core.js";
 export { probeApi } from "./health/http.js";
 export { resolveRunAs } from "./profile/user.js";
 export { profileEnv } from "./profile/write.js";
+export { AgentStreams, type AgentStreamsOptions } from "./streams/agent-streams.js";
+export type { LinkStreams, StreamOut } from "./link/streams.js";
+export type { TerminalTarget } from "./pty/shell.js";

@@ -3,3 +3,4 @@ export * from "./protocol.js";
 export * from "./validate.js";
 export * from "./version.js";
 export * from "./api.js";
+export * from "./terminal.js";

@@ -127,6 +127,163 @@ export const ResultMessage = Type.Object({
   error: Type.Optional(CommandError),
 });
 
+// ---- streams: terminals and log follows ----------------------------------------------
+//
+// Unlike commands, streams are not persisted and not resent: they live and die with the one
+// connection that carries them (the agent ends every stream when its connection closes). Bytes
+// travel base64-encoded in the same JSON text frames as everything else, so both ends keep one
+// parser and check every frame against these schemas; the 4/3 size is immaterial for a terminal
+// and chunks are capped at PTY_CHUNK_BYTES.
+
+/** Largest raw byte chunk in one pty.input or pty.output message. */
+export const PTY_CHUNK_BYTES = 64 * 1024;
+/** Largest number of lines, and of characters per line, in one logs.data message. */
+export const LOG_BATCH_LINES = 500;
+export const LOG_LINE_MAX_CHARS = 16 * 1024;
+/** Capabilities (sent in the hello) of an agent that serves these streams. */
+export const CAPABILITY_PTY = "pty";
+export const CAPABILITY_LOGS_FOLLOW = "logs.follow";
+
+const StreamId = Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" });
+const Base64 = Type.String({
+  pattern: "^[A-Za-z0-9+/]*={0,2}$",
+  maxLength: Math.ceil(PTY_CHUNK_BYTES / 3) * 4,
+});
+const TerminalCols = Type.Integer({ minimum: 1, maximum: 1000 });
+const TerminalRows = Type.Integer({ minimum: 1, maximum: 1000 });
+export const LogSource = Type.Union([Type.Literal("notebook"), Type.Literal("agent")]);
+export type LogSource = Static<typeof LogSource>;
+
+/**
+ * Starts a process on the guest as the notebook's user: with `tty` in a pseudo-terminal (a
+ * login shell, or `command` run by it), without `tty` with pipes (stdout and stderr apart).
+ */
+export const PtyOpenMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.open"),
+  session: StreamId,
+  tty: Type.Boolean(),
+  cols: TerminalCols,
+  rows: TerminalRows,
+  /** Run by the user's shell with `-c`; a login shell when absent. */
+  command: Type.Optional(Type.String({ minLength: 1, maxLength: 16 * 1024 })),
+});
+/** Bytes for the process's input; `eof` closes it after them (pipes only; a tty takes ^D). */
+export const PtyInputMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.input"),
+  session: StreamId,
+  data: Base64,
+  eof: Type.Optional(Type.Boolean()),
+});
+export const PtyResizeMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.resize"),
+  session: StreamId,
+  cols: TerminalCols,
+  rows: TerminalRows,
+});
+/** Stop reading the process's output while the reader downstream is slow, and read again. */
+export const PtyFlowMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.flow"),
+  session: StreamId,
+  paused: Type.Boolean(),
+});
+/** Ends the process (SIGHUP, SIGKILL after a grace); a pty.exit follows. */
+export const PtyCloseMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.close"),
+  session: StreamId,
+});
+/** The last `lines` lines of a log, then (with `follow`) every new line until logs.close. */
+export const LogsOpenMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("logs.open"),
+  stream: StreamId,
+  source: LogSource,
+  lines: Type.Integer({ minimum: 0, maximum: 10_000 }),
+  follow: Type.Boolean(),
+});
+export const LogsCloseMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("logs.close"),
+  stream: StreamId,
+});
+
+export const PtyOpenedMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.opened"),
+  session: StreamId,
+  pid: Type.Integer({ minimum: 1 }),
+});
+export const PtyOutputMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.output"),
+  session: StreamId,
+  data: Base64,
+  /** `stderr` only for sessions without a tty. */
+  stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
+});
+/** The session is over: the process exited (code or signal), or it never started (`error`). */
+export const PtyExitMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.exit"),
+  session: StreamId,
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String({ maxLength: 32 }), Type.Null()]),
+  error: Type.Optional(CommandError),
+});
+/** Lines of a log, oldest first; the first logs.data of a stream confirms it is open. */
+export const LogsDataMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("logs.data"),
+  stream: StreamId,
+  lines: Type.Array(Type.String({ maxLength: LOG_LINE_MAX_CHARS }), { maxItems: LOG_BATCH_LINES }),
+});
+/** The stream is over: all lines sent (no follow), or it failed (`error`). */
+export const LogsEndMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("logs.end"),
+  stream: StreamId,
+  error: Type.Optional(CommandError),
+});
+
+export const ControllerStreamMessage = Type.Union([
+  PtyOpenMessage,
+  PtyInputMessage,
+  PtyResizeMessage,
+  PtyFlowMessage,
+  PtyCloseMessage,
+  LogsOpenMessage,
+  LogsCloseMessage,
+]);
+export type ControllerStreamMessage = Static<typeof ControllerStreamMessage>;
+export const AgentStreamMessage = Type.Union([
+  PtyOpenedMessage,
+  PtyOutputMessage,
+  PtyExitMessage,
+  LogsDataMessage,
+  LogsEndMessage,
+]);
+export type AgentStreamMessage = Static<typeof AgentStreamMessage>;
+export const CONTROLLER_STREAM_TYPES = [
+  "pty.open",
+  "pty.input",
+  "pty.resize",
+  "pty.flow",
+  "pty.close",
+  "logs.open",
+  "logs.close",
+] as const satisfies ReadonlyArray<ControllerStreamMessage["type"]>;
+export const AGENT_STREAM_TYPES = [
+  "pty.opened",
+  "pty.output",
+  "pty.exit",
+  "logs.data",
+  "logs.end",
+] as const satisfies ReadonlyArray<AgentStreamMessage["type"]>;
+
 export const AgentMessage = Type.Union([
   HelloMessage,
   StateMessage,
@@ -134,6 +291,11 @@ export const AgentMessage = Type.Union([
   AckMessage,
   ProgressMessage,
   ResultMessage,
+  PtyOpenedMessage,
+  PtyOutputMessage,
+  PtyExitMessage,
+  LogsDataMessage,
+  LogsEndMessage,
 ]);
 export type AgentMessage = Static<typeof AgentMessage>;
 export type HelloMessage = Static<typeof HelloMessage>;
@@ -153,7 +315,11 @@ export const WelcomeMessage = Type.Object({
 });
 export type WelcomeMessage = Static<typeof WelcomeMessage>;
 
-export const ControllerMessage = Type.Union([WelcomeMessage, CommandMessage]);
+export const ControllerMessage = Type.Union([
+  WelcomeMessage,
+  CommandMessage,
+  ...ControllerStreamMessage.anyOf,
+]);
 export type ControllerMessage = Static<typeof ControllerMessage>;
 
 /** WebSocket close codes the controller uses (4000–4999 are application-defined). */

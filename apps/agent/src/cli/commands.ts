@@ -17,6 +17,7 @@ import { stderrLinkLog, teeLinkLog } from "../link/log.js";
 import { setupLink } from "../link/setup.js";
 import { hashForServer, validateHash } from "../password/hash.js";
 import { readPassword } from "../password/stdin.js";
+import { AgentStreams } from "../streams/agent-streams.js";
 import { tailLines } from "../supervisor/log-file.js";
 import { installCertificate } from "../tls/ensure.js";
 import { inspectOffline } from "./offline-status.js";
@@ -156,6 +157,11 @@ export function registerCommands(program: Command): void {
                 : {}),
             },
             core: agent,
+            streams: new AgentStreams({
+              target: () => agent.terminalTarget(),
+              logFile: (source) => (source === "agent" ? agent.paths.agentLog : agent.paths.notebookLog),
+              redact: (line) => agent.redactLog(line),
+            }),
             log: teeLinkLog(stderrLinkLog(), agent.log.child({ module: "link" })),
             signal: stopLink.signal,
             timing: timingFromSettings(linkSettings),

@@ -21,6 +21,7 @@ import {
   CloseCode,
   type CommandError,
   type CommandMessage,
+  type ControllerStreamMessage,
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
@@ -36,6 +37,7 @@ import { readCredential, storeCredential } from "./credential.js";
 import { TlsRefusedError, type TlsTrust, connectUrl, isLoopback, verifiedTlsConnection } from "./dial.js";
 import type { LinkLog, LinkLogLevel } from "./log.js";
 import { type ControllerFrame, parseControllerFrame } from "./messages.js";
+import type { LinkStreams } from "./streams.js";
 
 export interface LinkTiming {
   initialBackoffMs: number;
@@ -96,8 +98,10 @@ export interface LinkOptions {
   core: AgentCore;
   log: LinkLog;
   signal: AbortSignal;
-  /** Command names sent in the hello; all the protocol knows by default. */
+  /** Command names sent in the hello; all the protocol knows by default (plus the streams'). */
   capabilities?: string[];
+  /** Serves terminal sessions and log streams; without it they are refused. */
+  streams?: LinkStreams;
   timing?: Partial<LinkTiming>;
   hostname?: string;
   /** For tests: the jitter source. */
@@ -319,7 +323,10 @@ export class ControllerLink {
             os: process.platform,
             arch: process.arch,
           },
-          capabilities: this.options.capabilities ?? COMMAND_NAMES,
+          capabilities: this.options.capabilities ?? [
+            ...COMMAND_NAMES,
+            ...(this.options.streams?.capabilities ?? []),
+          ],
           state: this.options.core.state(),
         });
       });
@@ -344,6 +351,7 @@ export class ControllerLink {
           clearTimeout(this.stateTimer);
           this.stateTimer = undefined;
         }
+        if (connection.welcomed) this.options.streams?.disconnected();
         const reason = reasonBuffer.toString();
         if (code === CloseCode.unauthorized && connection.presented === "credential") {
           this.refusedCredential = connection.secret;
@@ -384,6 +392,8 @@ export class ControllerLink {
         return this.onWelcome(connection, frame.message);
       case "command":
         return this.onCommand(connection, frame.message);
+      case "stream":
+        return this.onStream(connection, frame.message);
       case "unrunnable":
         this.sendOn(connection.ws, { type: "ack", commandId: frame.commandId });
         log.warn(`refused command ${frame.commandId}: ${frame.problem}`);
@@ -460,6 +470,28 @@ export class ControllerLink {
         }),
       )
       .then((outcome) => this.deliverResult({ commandId: command.id, ...outcome }));
+  }
+
+  private onStream(connection: Connection, message: ControllerStreamMessage): void {
+    if (!connection.welcomed) return;
+    const { ws } = connection;
+    const out = {
+      send: (body: Record<string, unknown>) => this.sendOn(ws, body),
+      backlog: () => ws.bufferedAmount,
+    };
+    if (this.options.streams) {
+      this.options.streams.handle(message, out);
+      return;
+    }
+    const error = {
+      code: "NBF_COMMAND_UNKNOWN",
+      message: "this agent serves no terminal sessions or log streams",
+    };
+    if (message.type === "pty.open") {
+      out.send({ type: "pty.exit", session: message.session, exitCode: null, signal: null, error });
+    } else if (message.type === "logs.open") {
+      out.send({ type: "logs.end", stream: message.stream, error });
+    }
   }
 
   // ---- what goes out -------------------------------------------------------------------

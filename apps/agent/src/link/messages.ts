@@ -5,7 +5,9 @@
  */
 import {
   COMMAND_NAMES,
+  CONTROLLER_STREAM_TYPES,
   CommandMessage,
+  ControllerStreamMessage,
   PROTOCOL_MAJOR,
   PROTOCOL_VERSION,
   WelcomeMessage,
@@ -15,11 +17,13 @@ import {
 
 const welcomeValidator = compileValidator(WelcomeMessage, "welcome message");
 const commandValidator = compileValidator(CommandMessage, "command message");
+const streamValidator = compileValidator(ControllerStreamMessage, "stream message");
 const MAX_ID = 128;
 
 export type ControllerFrame =
   | { kind: "welcome"; message: WelcomeMessage }
   | { kind: "command"; message: CommandMessage }
+  | { kind: "stream"; message: ControllerStreamMessage }
   | {
       kind: "unrunnable";
       commandId: string;
@@ -76,6 +80,11 @@ export function parseControllerFrame(
           code: "NBF_COMMAND_UNKNOWN",
           problem: `this agent (protocol ${PROTOCOL_VERSION}) does not know the command ${clip(name)}`,
         };
+  }
+  if ((CONTROLLER_STREAM_TYPES as readonly unknown[]).includes(type)) {
+    return streamValidator.is(value)
+      ? { kind: "stream", message: value }
+      : { kind: "invalid", problem: `${String(type)}: ${streamValidator.problems(value, 2).join("; ")}` };
   }
   return { kind: "invalid", problem: `type: unknown message type ${clip(type)}` };
 }

@@ -4,7 +4,8 @@
  * frame with its schemas. It records what agents said, with timestamps and the connection
  * they came on, so tests wait on that record instead of sleeping. It can exchange a bootstrap
  * token for a credential, send commands and await their results, answer a hello by closing
- * with a given code, stay silent, and drop connections.
+ * with a given code, stay silent, and drop connections. It opens terminal sessions and log
+ * streams the way the controller does (`pty.*`, `logs.*`) and gathers what comes back.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import http from "node:http";
@@ -20,9 +21,14 @@ import {
   type CommandParamsOf,
   EventMessage,
   HelloMessage,
+  LogsDataMessage,
+  LogsEndMessage,
   PROTOCOL_MAJOR,
   PROTOCOL_VERSION,
   ProgressMessage,
+  PtyExitMessage,
+  PtyOpenedMessage,
+  PtyOutputMessage,
   ResultMessage,
   StateMessage,
   type WelcomeMessage,
@@ -41,6 +47,11 @@ const validators = {
   ack: compileValidator(AckMessage, "ack message"),
   progress: compileValidator(ProgressMessage, "progress message"),
   result: compileValidator(ResultMessage, "result message"),
+  "pty.opened": compileValidator(PtyOpenedMessage, "pty.opened message"),
+  "pty.output": compileValidator(PtyOutputMessage, "pty.output message"),
+  "pty.exit": compileValidator(PtyExitMessage, "pty.exit message"),
+  "logs.data": compileValidator(LogsDataMessage, "logs.data message"),
+  "logs.end": compileValidator(LogsEndMessage, "logs.end message"),
 } as const;
 
 export interface FakeControllerOptions {
@@ -207,6 +218,72 @@ export class FakeController {
       from,
       ...(timeoutMs ? { timeoutMs } : {}),
     });
+  }
+
+  /** Sends a stream message (pty.*, logs.*) with a fresh envelope on the current connection. */
+  sendStream(body: Record<string, unknown> & { type: string }): void {
+    this.send({ v: PROTOCOL_VERSION, id: `msg-${randomUUID()}`, ...body });
+  }
+
+  /** Opens a terminal session; returns its id. */
+  openPty(
+    options: { session?: string; tty?: boolean; cols?: number; rows?: number; command?: string } = {},
+  ): string {
+    const session = options.session ?? `trm-${randomUUID()}`;
+    this.sendStream({
+      type: "pty.open",
+      session,
+      tty: options.tty ?? true,
+      cols: options.cols ?? 80,
+      rows: options.rows ?? 24,
+      ...(options.command !== undefined ? { command: options.command } : {}),
+    });
+    return session;
+  }
+
+  ptyInput(session: string, data: string | Buffer, eof = false): void {
+    this.sendStream({
+      type: "pty.input",
+      session,
+      data: Buffer.from(data).toString("base64"),
+      ...(eof ? { eof: true } : {}),
+    });
+  }
+
+  /** Everything a session printed so far (one stream, or both interleaved). */
+  ptyOutput(session: string, stream?: "stdout" | "stderr"): string {
+    return Buffer.concat(
+      this.messagesOf("pty.output")
+        .filter((r) => r.message.session === session && (stream === undefined || r.message.stream === stream))
+        .map((r) => Buffer.from(r.message.data, "base64")),
+    ).toString("utf8");
+  }
+
+  /** Resolves once the session's output (from character `from` on) matches. */
+  waitForPtyOutput(
+    session: string,
+    match: RegExp,
+    options: { from?: number; timeoutMs?: number } = {},
+  ): Promise<string> {
+    return this.waitFor(
+      () => {
+        const text = this.ptyOutput(session).slice(options.from ?? 0);
+        return match.test(text) ? text : undefined;
+      },
+      `terminal output matching ${match}`,
+      options.timeoutMs,
+    );
+  }
+
+  waitForPtyExit(session: string, timeoutMs?: number): Promise<AgentRecord<MessageOf<"pty.exit">>> {
+    return this.waitForMessage("pty.exit", (m) => m.session === session, timeoutMs ? { timeoutMs } : {});
+  }
+
+  /** Every line a log stream delivered so far. */
+  logLines(stream: string): string[] {
+    return this.messagesOf("logs.data")
+      .filter((r) => r.message.stream === stream)
+      .flatMap((r) => r.message.lines);
   }
 
   closeCurrent(code: number, reason = ""): void {

@@ -96,6 +96,24 @@ describe("buildAgentArtifact", () => {
     expect(bundleText).toContain('import("@node-rs/argon2")');
   });
 
+  it("ships node-pty's runtime files only, and the bundle's lazy import runs a command in a pty", async () => {
+    const manifest = JSON.parse(await readFile(path.join(unpacked, "manifest.json"), "utf8"));
+    const names = manifest.native.map((n: { name: string }) => n.name);
+    expect(names).toContain("node-pty");
+    expect(names).not.toContain("node-addon-api");
+    const ptyDir = path.join(unpacked, "node_modules", "node-pty");
+    expect((await readdir(ptyDir)).sort()).toEqual(["LICENSE", "build", "lib", "package.json"]);
+    expect(await readdir(path.join(ptyDir, "build", "Release"))).toContain("pty.node");
+    const script = `import("node-pty").then((m) => {
+      const p = (m.default ?? m).spawn("/bin/sh", ["-c", "stty size"], { cols: 77, rows: 11, encoding: null });
+      let out = ""; p.onData((d) => { out += d; }); p.onExit(() => console.log(out.trim()));
+    })`;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: unpacked });
+    expect(stdout.trim()).toBe("11 77");
+    const bundleText = await readFile(path.join(unpacked, "nbfleet-agent.mjs"), "utf8");
+    expect(bundleText).toContain('import("node-pty")');
+  });
+
   it("is a cache hit when no input changed, and rebuilds when the artifact was altered", async () => {
     const before = await stat(artifact.file);
     const again = await buildAgentArtifact({ outDir });

@@ -20,14 +20,14 @@ import {
   sha256File,
   writeBuildRecord,
 } from "./cache.js";
-import { NATIVE_PACKAGES, type NativePackage, findNativePackages } from "./native.js";
+import { NATIVE_PACKAGES, NATIVE_RUNTIME_FILES, type NativePackage, findNativePackages } from "./native.js";
 import { packDirectory } from "./pack.js";
 
 export const ARTIFACT_FILE = "nbfleet-agent.tar.gz";
 export const AGENT_BUNDLE_FILE = "nbfleet-agent.mjs";
 const BUILD_RECORD_FILE = "nbfleet-agent.build.json";
 /** Bump when the bundle or the tarball layout changes in a way the inputs do not show. */
-const RECIPE = 1;
+const RECIPE = 2;
 const NODE_TARGET = "node20";
 
 // CJS dependencies bundled into ESM still call `require` for Node built-ins.
@@ -177,8 +177,12 @@ async function stageNatives(natives: NativePackage[], staging: string): Promise<
     await cp(native.dir, path.join(staging, "node_modules", native.name), {
       recursive: true,
       dereference: true,
-      filter: (source) => {
+      filter: async (source) => {
         if (path.basename(source) === "node_modules") return false;
+        const wanted = NATIVE_RUNTIME_FILES[native.name];
+        if (wanted && !(await stat(source)).isDirectory()) {
+          if (!wanted(path.relative(native.dir, source).split(path.sep).join("/"))) return false;
+        }
         copied.push(source);
         return true;
       },

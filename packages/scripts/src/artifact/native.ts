@@ -8,7 +8,25 @@ import { createRequire } from "node:module";
 import path from "node:path";
 
 /** Imported by the agent only where needed (`await import(...)`), so the agent runs without them. */
-export const NATIVE_PACKAGES = ["@node-rs/argon2"] as const;
+export const NATIVE_PACKAGES = ["@node-rs/argon2", "node-pty"] as const;
+
+/**
+ * For packages that build from source, the files the agent needs at run time (paths relative to
+ * the package); sources, build intermediates, tests and other platforms' prebuilt binaries stay
+ * out (node-pty's install is 60 MB, this is 300 KB). Packages not listed are shipped whole.
+ */
+export const NATIVE_RUNTIME_FILES: Record<string, (file: string) => boolean> = {
+  "node-pty": (file) =>
+    file === "package.json" ||
+    file === "LICENSE" ||
+    (file.startsWith("lib/") && file.endsWith(".js") && !file.endsWith(".test.js")) ||
+    file === "build/Release/pty.node" ||
+    file === "build/Release/spawn-helper" ||
+    file.startsWith(`prebuilds/${process.platform}-${process.arch}/`),
+};
+
+/** Dependencies needed only to compile a native package (headers), never at run time. */
+const BUILD_ONLY_DEPENDENCIES = new Set(["node-addon-api"]);
 
 export interface NativePackage {
   name: string;
@@ -38,7 +56,9 @@ export async function findNativePackages(fromDir: string): Promise<NativePackage
     const pkg = JSON.parse(await readFile(manifest, "utf8")) as PackageJson;
     found.set(name, { name, version: pkg.version, dir: path.dirname(manifest) });
     const next = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})];
-    for (const dependency of next) await visit(dependency, manifest);
+    for (const dependency of next) {
+      if (!BUILD_ONLY_DEPENDENCIES.has(dependency)) await visit(dependency, manifest);
+    }
   };
   for (const name of NATIVE_PACKAGES) await visit(name, path.join(fromDir, "package.json"));
   return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
