@@ -111,6 +111,12 @@ export function simChecks(ok: boolean, now = new Date()): HealthCheck[] {
   ];
 }
 
+/**
+ * When the simulated certificate was made: a real certificate's validity stays put between
+ * reports (only a rotation changes it), so a report repeats the same dates.
+ */
+const CERTIFICATE_ISSUED_MS = Date.now();
+
 /** A whole AgentState as a healthy (or stopped) simulated notebook would report it. */
 export function simState(input: {
   state: NotebookState;
@@ -134,8 +140,8 @@ export function simState(input: {
       version: "6.4.12",
       certificate: {
         fingerprintSha256: "AA:BB:CC:DD",
-        notBefore: new Date(now.getTime() - 86_400_000).toISOString(),
-        notAfter: new Date(now.getTime() + 364 * 86_400_000).toISOString(),
+        notBefore: new Date(CERTIFICATE_ISSUED_MS - 86_400_000).toISOString(),
+        notAfter: new Date(CERTIFICATE_ISSUED_MS + 364 * 86_400_000).toISOString(),
         subjectAltNames: ["DNS:localhost", "IP:127.0.0.1"],
         selfSigned: true,
       },
