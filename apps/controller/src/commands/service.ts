@@ -21,6 +21,8 @@ import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 
 const commandValidator = compileValidator(CommandMessage, "command");
+/** How long a reconnected agent has to deliver its buffered results before commands are resent. */
+const REDELIVER_GRACE_MS = 2000;
 
 /** How commands reach agents; the gateway implements it. */
 export interface CommandLink {
@@ -167,13 +169,24 @@ export class CommandService {
     const { commands } = this.options.store;
     const pending = await commands.deliverable(vmName, new Date().toISOString());
     for (const command of pending) await this.deliver(command);
-    // A result the agent sent while the previous controller process was dying is lost: such a
-    // command is sent once more. The agent de-duplicates by id and answers with the outcome it
-    // remembers (or the run still in progress), so nothing is done twice.
-    for (const command of await commands.ackedBefore(vmName, this.startedAt)) {
-      if (this.redelivered.has(command.id)) continue;
-      this.redelivered.add(command.id);
-      this.link?.send(vmName, toMessage(command));
+    // A result the agent sent while the previous controller process was dying is lost. The
+    // agent sends the results it could not deliver right after its welcome; a command still
+    // without one after REDELIVER_GRACE_MS is sent once more. The agent de-duplicates by id and
+    // answers with the outcome it remembers (or the run in progress), so nothing runs twice.
+    if (!(await commands.hasAckedBefore(vmName, this.startedAt))) return;
+    setTimeout(() => void this.redeliver(vmName), REDELIVER_GRACE_MS).unref();
+  }
+
+  private async redeliver(vmName: string): Promise<void> {
+    try {
+      if (!this.link?.isConnected(vmName)) return;
+      for (const command of await this.options.store.commands.ackedBefore(vmName, this.startedAt)) {
+        if (this.redelivered.has(command.id)) continue;
+        this.redelivered.add(command.id);
+        this.link.send(vmName, toMessage(command));
+      }
+    } catch (error) {
+      this.options.onError(error);
     }
   }
 

@@ -99,6 +99,18 @@ export class CommandsRepo {
     return rows.map(toRecord);
   }
 
+  async hasAckedBefore(vmName: string, before: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom("commands")
+      .select("id")
+      .where("vm_name", "=", vmName)
+      .where("state", "=", "acked")
+      .where("acked_at", "<", before)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** Acknowledged before `before` and still without a result (a controller restart may have lost it). */
   async ackedBefore(vmName: string, before: string): Promise<CommandRecord[]> {
     const rows = await this.db

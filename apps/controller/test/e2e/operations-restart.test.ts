@@ -1,0 +1,135 @@
+/**
+ * A bulk operation survives its controller being killed: `nbfleet server` (its own process)
+ * runs a notebook restart over 1,000 simulated agents (another process, which outlives the
+ * controller and reconnects), is killed with SIGKILL mid-operation, is started again on the
+ * same data dir, and finishes the rest. Each agent's own record shows it ran the command once.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { defaultSettings } from "../../src/config/settings.js";
+import { buildServer } from "../../src/server.js";
+import {
+  type ControllerProcess,
+  api,
+  freePort,
+  makeControllerDataDir,
+  startControllerProcess,
+  stopControllerProcess,
+} from "../../src/testkit/controller-process.js";
+import type { FleetRecord, FleetReply, StartMessage } from "../../src/testkit/sim-fleet-process.js";
+import { type SeededVm, seedVms } from "../../src/testkit/sim-fleet.js";
+import { SimProvider } from "../../src/testkit/sim-provider.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "../../../..");
+const TOKEN = "nbf_e2e-operations-restart-0123456789";
+const TARGETS = 1000;
+
+let controller: ControllerProcess | undefined;
+let fleet: ChildProcess | undefined;
+
+afterAll(async () => {
+  fleet?.send({ type: "close" });
+  if (controller) await stopControllerProcess(controller);
+});
+
+async function seed(dataDir: string, count: number): Promise<SeededVm[]> {
+  const app = await buildServer(
+    { ...defaultSettings(), dataDir, listen: "127.0.0.1:0", adminToken: TOKEN, logLevel: "silent" },
+    { provider: new SimProvider() },
+  );
+  try {
+    return await seedVms(app, { count });
+  } finally {
+    await app.close();
+  }
+}
+
+function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) => Promise<FleetReply> } {
+  const child = fork(path.join(REPO, "apps/controller/src/testkit/sim-fleet-process.ts"), [], {
+    execArgv: ["--import", path.join(REPO, "node_modules/tsx/dist/loader.mjs")],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting: Array<{ type: string; resolve: (m: FleetReply) => void }> = [];
+  child.on("message", (message: FleetReply) => {
+    if (message.type === "error") throw new Error(`sim fleet: ${message.message}`);
+    const at = waiting.findIndex((w) => w.type === message.type);
+    if (at >= 0) waiting.splice(at, 1)[0]!.resolve(message);
+  });
+  return { child, next: (type) => new Promise((resolve) => waiting.push({ type, resolve })) };
+}
+
+interface OperationView {
+  id: string;
+  state: string;
+  counts: Record<string, number>;
+}
+
+describe("a bulk operation across a controller crash", () => {
+  it("finishes after SIGKILL and restart with no target done twice", async () => {
+    const dataDir = await makeControllerDataDir();
+    const port = await freePort();
+    const vms = await seed(dataDir, TARGETS);
+    await writeFile(path.join(dataDir, "credentials.json"), JSON.stringify(vms), { mode: 0o600 });
+    const env = { NBFLEET_REPORT_INTERVAL_SEC: "5" };
+    controller = await startControllerProcess(dataDir, port, TOKEN, env);
+
+    const sim = startFleet();
+    fleet = sim.child;
+    const connected = sim.next("connected");
+    sim.child.send({ type: "start", url: controller.url, vms, delayMs: 100 } satisfies StartMessage);
+    expect((await connected).type).toBe("connected");
+
+    const call = api(controller);
+    const created = await call<{ operation: OperationView }>("POST", "/v1/operations", {
+      action: "notebook.restart",
+      selector: { all: true },
+      maxConcurrency: 50,
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.operation.id;
+    let atKill: OperationView;
+    for (;;) {
+      atKill = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
+      if (atKill.counts.succeeded! >= 300) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await stopControllerProcess(controller, "SIGKILL");
+    expect(atKill.state).toBe("running");
+    expect(atKill.counts.succeeded!).toBeLessThan(TARGETS);
+
+    controller = await startControllerProcess(dataDir, port, TOKEN, env);
+    const after = api(controller);
+    const deadline = Date.now() + 150_000;
+    let done: OperationView;
+    for (;;) {
+      done = (await after<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
+      if (done.state !== "running" || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(done.state).toBe("succeeded");
+    expect(done.counts).toMatchObject({ succeeded: TARGETS, failed: 0, running: 0, pending: 0 });
+
+    const records = sim.next("records");
+    sim.child.send({ type: "records" });
+    const fromAgents = ((await records) as { records: FleetRecord[] }).records;
+    expect(fromAgents).toHaveLength(TARGETS);
+    let redelivered = 0;
+    for (const record of fromAgents) {
+      // One command id per target (never a second command), run exactly once.
+      expect(new Set(record.received.map((r) => r.id)).size).toBe(1);
+      expect(record.executed).toHaveLength(1);
+      expect(record.executed[0]!.name).toBe("notebook.restart");
+      redelivered += record.received.length - 1;
+    }
+    // A command whose ack or result the killed controller never stored is sent again with the
+    // same id after the reconnect (the protocol's rule); the agent answers it from memory or
+    // from its run in progress instead of running it again.
+    console.log(
+      `killed at ${atKill.counts.succeeded} succeeded / ${atKill.counts.running} running; same-id redeliveries after restart: ${redelivered}`,
+    );
+  }, 240_000);
+});
