@@ -69,7 +69,8 @@ export class Agent implements AgentCore {
   private timers: NodeJS.Timeout[] = [];
   private lastCertCheck = 0;
   private lastDeepCheck = 0;
-  private refreshing: Promise<void> | null = null;
+  private refreshChain: Promise<void> = Promise.resolve();
+  private pendingRefresh: Promise<void> | null = null;
   private lastSignature = "";
   private certificate: CertificateInfo | null = null;
   private pendingPassword: string | null = null;
@@ -287,30 +288,33 @@ export class Agent implements AgentCore {
     this.notify();
   }
 
-  /** Re-runs the checks; overlapping calls share one run. */
+  /**
+   * Re-runs the checks. Runs never overlap; a request joins a run that has not started yet (so
+   * it sees the state as of the request) instead of one already under way.
+   */
   refresh(options: { deep: boolean }): Promise<void> {
-    if (this.refreshing && !options.deep) return this.refreshing;
-    const run = (async () => {
-      await this.refreshing?.catch(() => undefined);
-      if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
-      const snapshot = this.supervisor?.snapshot();
-      const target = this.checkTarget();
-      this.checks = await runChecks(target, {
-        deep: options.deep,
-        ...(this.kernelCheck ? { previousKernelCheck: this.kernelCheck } : {}),
-      });
-      if (options.deep) {
-        this.lastDeepCheck = Date.now();
-        this.kernelCheck = this.checks.find((c) => c.name === "kernel");
-      }
-      this.health = foldHealth(this.checks, snapshot?.state ?? "stopped");
-      this.notify();
-    })();
-    this.refreshing = run.finally(() => {
-      if (this.refreshing === guarded) this.refreshing = null;
+    if (this.pendingRefresh && !options.deep) return this.pendingRefresh;
+    const run: Promise<void> = this.refreshChain.then(() => {
+      if (this.pendingRefresh === run) this.pendingRefresh = null;
+      return this.checkNow(options.deep);
     });
-    const guarded = this.refreshing;
+    this.pendingRefresh = run;
+    this.refreshChain = run.catch(() => undefined);
     return run;
+  }
+
+  private async checkNow(deep: boolean): Promise<void> {
+    if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
+    this.checks = await runChecks(this.checkTarget(), {
+      deep,
+      ...(this.kernelCheck ? { previousKernelCheck: this.kernelCheck } : {}),
+    });
+    if (deep) {
+      this.lastDeepCheck = Date.now();
+      this.kernelCheck = this.checks.find((c) => c.name === "kernel");
+    }
+    this.health = foldHealth(this.checks, this.supervisor?.snapshot().state ?? "stopped");
+    this.notify();
   }
 
   private notify(): void {
