@@ -1,0 +1,55 @@
+/** Reading the bootstrap settings back out of the cloud-init customData that @nbfleet/scripts renders. */
+import { customDataBase64, renderCloudInit } from "@nbfleet/scripts";
+import { describe, expect, it } from "vitest";
+import { CustomDataError, bootstrapScript, bootstrapSettings } from "./custom-data.js";
+
+const CA = "-----BEGIN CERTIFICATE-----\nMIIB'quote\"$(not run)`x`\n-----END CERTIFICATE-----";
+const base = {
+  controllerUrl: "https://controller.example:7443",
+  artifactUrl: "https://controller.example:7443/v1/agent/artifact",
+  artifactSha256: "a".repeat(64),
+  bootstrapToken: "nbfb_token-with-'quote'",
+  passwordHash: "argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA",
+  runAs: "azureuser",
+  hostnames: ["vm1-abc.westeurope.cloudapp.azure.com"],
+};
+
+describe("customData → bootstrap settings", () => {
+  it("reads every setting the cloud-config's bootstrap carries, quoting included", async () => {
+    const customData = customDataBase64(renderCloudInit({ ...base, controllerCaPem: CA }));
+    const settings = await bootstrapSettings(bootstrapScript(customData));
+    expect(settings).toEqual({
+      controllerUrl: base.controllerUrl,
+      artifactUrl: base.artifactUrl,
+      artifactSha256: base.artifactSha256,
+      bootstrapToken: base.bootstrapToken,
+      controllerCaPem: CA,
+      controllerFingerprint: null,
+      passwordHash: base.passwordHash,
+      runAs: "azureuser",
+      allowRoot: false,
+      notebookPort: 9999,
+    });
+  });
+
+  it("reads a pinned fingerprint", async () => {
+    const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
+    const settings = await bootstrapSettings(
+      bootstrapScript(customDataBase64(renderCloudInit({ ...base, controllerFingerprint: fingerprint }))),
+    );
+    expect(settings.controllerFingerprint).toBe(fingerprint);
+    expect(settings.controllerCaPem).toBeNull();
+  });
+
+  it("refuses customData that is not an nbfleet cloud-config", async () => {
+    expect(() => bootstrapScript(Buffer.from("#!/bin/sh\necho hi\n").toString("base64"))).toThrow(
+      CustomDataError,
+    );
+    const other = Buffer.from(
+      "#cloud-config\nwrite_files: [{path: /x.sh, content: 'echo'}]\nruncmd: [[sh, /x.sh]]\n",
+    );
+    const script = bootstrapScript(other.toString("base64"));
+    expect(script).toBe("echo");
+    await expect(bootstrapSettings(script)).rejects.toThrow(/not an nbfleet bootstrap/);
+  });
+});

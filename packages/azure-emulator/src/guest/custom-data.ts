@@ -1,0 +1,119 @@
+/**
+ * Reads what a Linux VM's customData tells the machine to do: the cloud-config written by
+ * @nbfleet/scripts (`renderCloudInit`) holds the nbfleet bootstrap script in `write_files` and
+ * runs it from `runcmd`. The script's settings are the `NBF_*=` assignments at its top; `sh`
+ * itself evaluates them (and the agent's launcher line), so quoting is read exactly as a guest
+ * would read it.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+
+const run = promisify(execFile);
+
+export interface BootstrapSettings {
+  controllerUrl: string;
+  artifactUrl: string;
+  artifactSha256: string;
+  bootstrapToken: string;
+  controllerCaPem: string | null;
+  controllerFingerprint: string | null;
+  passwordHash: string | null;
+  runAs: string | null;
+  allowRoot: boolean;
+  /** The port the notebook listens on inside a real VM (9999 on Azure). */
+  notebookPort: number;
+}
+
+export class CustomDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CustomDataError";
+  }
+}
+
+/** The bootstrap script a cloud-config customData runs (`runcmd: [[sh, PATH]]` + `write_files`). */
+export function bootstrapScript(customDataBase64: string): string {
+  const text = Buffer.from(customDataBase64, "base64").toString("utf8");
+  if (!text.startsWith("#cloud-config")) {
+    throw new CustomDataError("the customData is not a cloud-config (it does not start with #cloud-config)");
+  }
+  let config: unknown;
+  try {
+    config = parse(text);
+  } catch (error) {
+    throw new CustomDataError(`the customData is not valid YAML: ${(error as Error).message}`);
+  }
+  const files = ((config as { write_files?: unknown }).write_files ?? []) as Array<{
+    path?: unknown;
+    content?: unknown;
+  }>;
+  const commands = ((config as { runcmd?: unknown }).runcmd ?? []) as unknown[];
+  for (const command of commands) {
+    const argv = Array.isArray(command) ? command.map(String) : String(command).split(/\s+/);
+    if (argv.length !== 2 || argv[0] !== "sh") continue;
+    const file = files.find((f) => f.path === argv[1]);
+    if (typeof file?.content === "string") return file.content;
+  }
+  throw new CustomDataError(
+    "the cloud-config runs no script it writes (expected runcmd [sh, <path>] and that path in write_files)",
+  );
+}
+
+const START = /^NBF_MODE=/m;
+const END = /^NBF_CHANGED=0$/m;
+
+/** The settings of an nbfleet bootstrap script (systemd mode, as cloud-init would run it). */
+export async function bootstrapSettings(script: string): Promise<BootstrapSettings> {
+  const start = script.search(START);
+  const end = script.search(END);
+  if (start < 0 || end < start) {
+    throw new CustomDataError(
+      "the script is not an nbfleet bootstrap (no NBF_MODE= … NBF_CHANGED=0 settings block)",
+    );
+  }
+  const names = [
+    "NBF_CONTROLLER_URL",
+    "NBF_ARTIFACT_URL",
+    "NBF_ARTIFACT_SHA256",
+    "NBF_BOOTSTRAP_TOKEN",
+    "NBF_CONTROLLER_CA_PEM",
+    "NBF_CONTROLLER_FINGERPRINT",
+    "NBF_RUN_AS",
+    "NBF_ALLOW_ROOT",
+    "NBF_NOTEBOOK_PORT",
+    "NBF_LAUNCHER",
+  ];
+  const block = script.slice(start, end);
+  const values = await shellValues(`${block}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`);
+  const get = (name: string) => values[names.indexOf(name)] ?? "";
+  const launcherArgs = await launcherArgv(get("NBF_LAUNCHER"));
+  const flag = (name: string) => {
+    const at = launcherArgs.indexOf(name);
+    return at >= 0 ? (launcherArgs[at + 1] ?? null) : null;
+  };
+  return {
+    controllerUrl: get("NBF_CONTROLLER_URL"),
+    artifactUrl: get("NBF_ARTIFACT_URL"),
+    artifactSha256: get("NBF_ARTIFACT_SHA256"),
+    bootstrapToken: get("NBF_BOOTSTRAP_TOKEN"),
+    controllerCaPem: get("NBF_CONTROLLER_CA_PEM") || null,
+    controllerFingerprint: get("NBF_CONTROLLER_FINGERPRINT") || null,
+    passwordHash: flag("--password-hash"),
+    runAs: get("NBF_RUN_AS") || null,
+    allowRoot: get("NBF_ALLOW_ROOT") === "1",
+    notebookPort: Number(get("NBF_NOTEBOOK_PORT")),
+  };
+}
+
+/** The words after `exec` in the launcher, as sh splits them. */
+async function launcherArgv(launcher: string): Promise<string[]> {
+  const line = launcher.split("\n").find((l) => l.startsWith("exec "));
+  if (!line) throw new CustomDataError("the bootstrap's agent launcher has no exec line");
+  return shellValues(`set -- ${line.slice("exec ".length)}\nprintf '%s\\0' "$@"`);
+}
+
+async function shellValues(script: string): Promise<string[]> {
+  const { stdout } = await run("sh", ["-c", script], { maxBuffer: 1024 * 1024, timeout: 10_000 });
+  return stdout.split("\0").slice(0, -1);
+}
