@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `nbfleet`: the controller (`up`, `server`) and its client (`vm`, `notebook`, `events`, `token`).
+ * `nbfleet`: the controller (`up`, `server`) and its client (`vm`, `notebook`, `events`, `token`,
+ * `op`, `policy`).
  * Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 timed out waiting.
  */
 import { AGENT_VERSION } from "@nbfleet/shared";
@@ -8,6 +9,8 @@ import { Command, CommanderError } from "commander";
 import { CliError, ExitCode } from "./client.js";
 import { registerEvents } from "./commands/events.js";
 import { registerNotebook } from "./commands/notebook.js";
+import { registerOp } from "./commands/op.js";
+import { registerPolicy } from "./commands/policy.js";
 import { registerServer } from "./commands/server.js";
 import { registerToken } from "./commands/token.js";
 import { registerVm } from "./commands/vm.js";
@@ -28,6 +31,8 @@ registerVm(program, globals);
 registerNotebook(program, globals);
 registerEvents(program, globals);
 registerToken(program, globals);
+registerOp(program, globals);
+registerPolicy(program, globals);
 
 try {
   await program.parseAsync(process.argv);
