@@ -104,6 +104,54 @@ describe("operations API", () => {
     for (const password of Object.values<string>(passwords)) expect(again).not.toContain(password);
   });
 
+  it("rolls in batches: the next batch starts only once the last one is serving again", async () => {
+    const { app, token } = await fleetOf(6, { delayMs: 50 });
+    // sim-3's notebook comes back from its restart failed: the gate holds and the budget stops the rollout.
+    const broken = fleet!.byName("sim-3")!;
+    broken.options.fail = () => {
+      setTimeout(() => broken.setNotebook("failed"), 5);
+      return undefined;
+    };
+    const res = await call(app, "POST", "/v1/operations", {
+      token,
+      body: {
+        action: "notebook.restart",
+        selector: { all: true },
+        maxConcurrency: 2,
+        rolling: { enabled: true, healthTimeoutSec: 2.5 },
+      },
+    });
+    const done = await finished(app, token, res.json().operation.id);
+    const t = done.targets.items as Array<{
+      vmName: string;
+      state: string;
+      commandId: string;
+      startedAt: string;
+      finishedAt: string;
+      error: { code: string } | null;
+    }>;
+    expect(t.map((x) => x.state)).toEqual([
+      "succeeded",
+      "succeeded",
+      "succeeded",
+      "failed",
+      "skipped",
+      "skipped",
+    ]);
+    expect(t[3]!.error?.code).toBe("NBF_TARGET_UNHEALTHY");
+    expect(done.reason).toContain("error budget exceeded");
+    // Batch 2 started after both of batch 1 were serving again.
+    const batch1End = [t[0]!.finishedAt, t[1]!.finishedAt].sort()[1]!;
+    expect(t[2]!.startedAt >= batch1End && t[3]!.startedAt >= batch1End).toBe(true);
+    // Serving "again" means a report after the restart's result, not the one before it.
+    for (const target of t.slice(0, 3)) {
+      const command = await app.nbfleet.store.commands.get(target.commandId);
+      expect(command!.state).toBe("succeeded");
+      expect(target.finishedAt >= command!.finishedAt!).toBe(true);
+    }
+    expect(fleet!.byName("sim-4")!.executed).toHaveLength(0);
+  }, 30_000);
+
   it("refuses what cannot run, with the reason", async () => {
     const { app, token } = await fleetOf(2);
     const post = (body: unknown) => call(app, "POST", "/v1/operations", { token, body });
