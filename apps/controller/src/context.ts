@@ -5,11 +5,13 @@ import type { ControllerSettings } from "./config/settings.js";
 import type { EventBus } from "./events/bus.js";
 import type { VmService } from "./fleet/vm-service.js";
 import type { AgentGateway } from "./gateway/gateway.js";
+import type { LogStreamService } from "./logs/log-streams.js";
 import type { Metrics } from "./metrics/metrics.js";
 import type { OperationsEngine } from "./operations/engine.js";
 import type { IdlePolicyService } from "./operations/idle-policy.js";
 import type { Provider } from "./providers/types.js";
 import type { Store } from "./store/store.js";
+import type { TerminalService } from "./terminal/terminal-service.js";
 
 export interface ControllerContext {
   settings: ControllerSettings;
@@ -21,6 +23,10 @@ export interface ControllerContext {
   /** Bulk operations (POST /v1/operations) and their resume after a restart. */
   operations: OperationsEngine;
   idlePolicy: IdlePolicyService;
+  /** Terminal sessions (GET /v1/vms/{name}/shell) and their audit log. */
+  terminals: TerminalService;
+  /** Log tails and follows (GET /v1/vms/{name}/logs). */
+  logs: LogStreamService;
   metrics: Metrics;
   provider: Provider;
   /** The first admin token (plaintext when this start knows it), for the CLI to print once. */

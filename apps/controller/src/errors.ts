@@ -38,6 +38,40 @@ export const ERRORS = {
     status: 409,
     message: "the agent of VM {name} is not connected (last seen {lastSeenAt}); omit ifOffline=fail to queue",
   },
+  NBF_WEBSOCKET_REQUIRED: {
+    status: 426,
+    message: "GET {url} is a WebSocket endpoint; connect with a WebSocket client (Upgrade: websocket)",
+  },
+  NBF_AGENT_NOT_CONNECTED: {
+    status: 409,
+    message: "the agent of VM {name} is not connected (last seen {lastSeenAt}); {what} needs a live agent",
+  },
+  NBF_AGENT_UNSUPPORTED: {
+    status: 409,
+    message: "the agent of VM {name} does not offer {capability} (it offers: {offered}); upgrade the agent",
+  },
+  NBF_AGENT_NO_ANSWER: {
+    status: 504,
+    message: "the agent of VM {name} did not answer {what} within {seconds} s",
+  },
+  NBF_TERMINAL_LIMIT: {
+    status: 409,
+    message:
+      "VM {name} already has {count} terminal sessions (limit {limit}); end one, or reattach with ?session=<id>",
+  },
+  NBF_TERMINAL_SESSION_NOT_FOUND: {
+    status: 404,
+    message:
+      "no live terminal session {session} on VM {name} for this token (it ended, or another token opened it)",
+  },
+  NBF_TERMINAL_OPEN_FAILED: {
+    status: 502,
+    message: "the agent of VM {name} could not start the {what}: {reason}",
+  },
+  NBF_LOGS_FAILED: {
+    status: 502,
+    message: "the agent of VM {name} could not read the {source} log: {reason}",
+  },
   NBF_COMMAND_NOT_FOUND: { status: 404, message: "no command with id {id}" },
   NBF_TOKEN_NOT_FOUND: { status: 404, message: "no token with id {id}" },
   NBF_TOKEN_LAST_ADMIN: {

@@ -5,8 +5,9 @@
  *
  * Start-up order (each needs the ones above it):
  *   store ─┬─ admin token
- *          ├─ event bus ── commands ── gateway ── VM service ─┬─ operations, idle policy
- *          └─ metrics ─────┘                                  └─ routes
+ *          ├─ event bus ── commands ── gateway ─┬─ VM service ─┬─ operations, idle policy
+ *          └─ metrics ─────┘                    │              └─ routes
+ *                                               └─ terminals, log streams
  */
 import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -17,10 +18,12 @@ import { type ArtifactInfo, agentArtifactPlugin } from "./api/agent-artifact/plu
 import { commandsPlugin } from "./api/commands/plugin.js";
 import { installErrorHandler } from "./api/error-handler.js";
 import { eventsPlugin } from "./api/events/plugin.js";
+import { logsPlugin } from "./api/logs/plugin.js";
 import { notebookPlugin } from "./api/notebook/plugin.js";
 import { operationsPlugin } from "./api/operations/plugin.js";
 import { policiesPlugin } from "./api/policies/plugin.js";
 import { systemPlugin } from "./api/system/plugin.js";
+import { terminalPlugin } from "./api/terminal/plugin.js";
 import { tokensPlugin } from "./api/tokens/plugin.js";
 import { installValidator } from "./api/validator.js";
 import { vmsPlugin } from "./api/vms/plugin.js";
@@ -32,12 +35,14 @@ import type { ControllerContext } from "./context.js";
 import { EventBus } from "./events/bus.js";
 import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
+import { LogStreamService } from "./logs/log-streams.js";
 import { Metrics } from "./metrics/metrics.js";
 import { OperationsEngine } from "./operations/engine.js";
 import { IdlePolicyService } from "./operations/idle-policy.js";
 import type { Provider } from "./providers/types.js";
 import { pruneHistory } from "./store/retention.js";
 import { openStore } from "./store/store.js";
+import { TerminalService } from "./terminal/terminal-service.js";
 
 const PRUNE_EVERY_MS = 3_600_000;
 
@@ -140,6 +145,16 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       commandTimeoutSec: settings.commandTimeoutSec,
     });
     const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log: app.log });
+    const terminals = new TerminalService({
+      store,
+      bus,
+      gateway,
+      log: app.log,
+      idleTimeoutMs: settings.terminalIdleTimeoutSec * 1000,
+      detachedTimeoutMs: settings.terminalDetachedTimeoutSec * 1000,
+      maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
+    });
+    const logs = new LogStreamService({ store, gateway });
     const context: ControllerContext = {
       settings,
       store,
@@ -149,6 +164,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       vms,
       operations,
       idlePolicy,
+      terminals,
+      logs,
       metrics,
       provider: options.provider,
       adminToken,
@@ -174,8 +191,13 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
         socket.terminate();
       },
       preClose: (done) => {
-        gateway.close();
-        done();
+        // Terminals first: their clients hear why, and their audit rows are written before
+        // the store closes.
+        logs.close();
+        void terminals.close().finally(() => {
+          gateway.close();
+          done();
+        });
       },
     });
     gateway.register(app);
@@ -187,6 +209,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     await app.register(systemPlugin);
     await app.register(operationsPlugin);
     await app.register(policiesPlugin);
+    await app.register(terminalPlugin);
+    await app.register(logsPlugin);
     if (options.artifact) await app.register(agentArtifactPlugin, { artifact: options.artifact });
 
     const pruner = setInterval(() => {
@@ -207,6 +231,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     gateway.start();
     commands.start();
     await idlePolicy.start();
+    await terminals.start();
     await operations.start();
     return app;
   } catch (error) {

@@ -43,6 +43,12 @@ export const ControllerSettings = Type.Object(
     commandSweepMs: Type.Integer({ minimum: 10, maximum: 60_000 }),
     /** Events and finished commands older than this are deleted (checked hourly). */
     historyRetentionDays: Type.Number({ minimum: 0.001, maximum: 3650 }),
+    /** A terminal session with no input and no output for this long is ended. */
+    terminalIdleTimeoutSec: Seconds(0.05, 7 * 86_400),
+    /** A terminal session no client is attached to is ended after this long (reattach before). */
+    terminalDetachedTimeoutSec: Seconds(0.05, 86_400),
+    /** Live terminal sessions (attached or not) per VM. */
+    terminalMaxSessionsPerVm: Type.Integer({ minimum: 1, maximum: 64 }),
     logLevel: Type.Union(
       ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     ),
@@ -68,6 +74,9 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     stateFlushMaxItems: 500,
     commandSweepMs: 1000,
     historyRetentionDays: 14,
+    terminalIdleTimeoutSec: 1800,
+    terminalDetachedTimeoutSec: 300,
+    terminalMaxSessionsPerVm: 4,
     logLevel: "info",
   };
 }
@@ -83,6 +92,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_REPORT_INTERVAL_SEC: "reportIntervalSec",
   NBFLEET_PING_INTERVAL_SEC: "pingIntervalSec",
   NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
+  NBFLEET_TERMINAL_IDLE_TIMEOUT_SEC: "terminalIdleTimeoutSec",
   NBFLEET_LOG_LEVEL: "logLevel",
 };
 
@@ -98,6 +108,9 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "stateFlushMaxItems",
   "commandSweepMs",
   "historyRetentionDays",
+  "terminalIdleTimeoutSec",
+  "terminalDetachedTimeoutSec",
+  "terminalMaxSessionsPerVm",
 ]);
 
 const fullValidator = compileValidator(ControllerSettings, "controller settings");

@@ -10,8 +10,10 @@ import type {} from "@fastify/websocket";
 import {
   type AgentMessage,
   type AgentState,
+  type AgentStreamMessage,
   CloseCode,
   type CommandMessage,
+  type ControllerStreamMessage,
   type HelloMessage,
   PROTOCOL_VERSION,
   type WelcomeMessage,
@@ -63,9 +65,19 @@ type Identity = { vmName: string; bootstrapHash: string | null };
 /** Called with every state an agent reports (hello included), in arrival order. */
 export type StateListener = (vmName: string, state: AgentState) => void;
 
+/**
+ * Terminal sessions and log streams: the agent's stream messages, in arrival order, and the end
+ * of the connection that carried them (its streams end with it, on both sides).
+ */
+export interface StreamSink {
+  onAgentMessage(vmName: string, message: AgentStreamMessage): void;
+  onAgentGone(vmName: string, reason: string): void;
+}
+
 export class AgentGateway implements CommandLink {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly stateListeners = new Set<StateListener>();
+  private readonly streamSinks = new Set<StreamSink>();
   private pendingHandshakes = 0;
   private ticker: NodeJS.Timeout | undefined;
   private tickCount = 0;
@@ -117,6 +129,23 @@ export class AgentGateway implements CommandLink {
     return this.sessions.get(vmName)?.send(message) ?? false;
   }
 
+  /** Receives stream messages and connection ends; returns the unsubscribe. */
+  onStreams(sink: StreamSink): () => void {
+    this.streamSinks.add(sink);
+    return () => this.streamSinks.delete(sink);
+  }
+
+  /** Sends a stream message on the VM's current connection; false when there is none. */
+  sendStream(vmName: string, message: ControllerStreamMessage): boolean {
+    return this.sessions.get(vmName)?.send(message) ?? false;
+  }
+
+  /** What the connected agent said it can do in its hello; undefined when it is not connected. */
+  capabilities(vmName: string): readonly string[] | undefined {
+    const session = this.sessions.get(vmName);
+    return session?.open ? session.capabilities : undefined;
+  }
+
   /** Ends a VM's connection without recording a disconnect (the VM is being deleted). */
   retire(vmName: string, reason: string): void {
     const session = this.sessions.get(vmName);
@@ -124,6 +153,7 @@ export class AgentGateway implements CommandLink {
     session.retired = true;
     this.sessions.delete(vmName);
     session.close(CloseCode.unauthorized, reason);
+    this.streamsEnded(vmName, reason);
   }
 
   /** Closes every connection (agents will reconnect to the next controller) and writes their status. */
@@ -136,6 +166,7 @@ export class AgentGateway implements CommandLink {
       this.writeStatus(session, "disconnected");
       session.retired = true;
       session.close(CLOSE_GOING_AWAY, "controller shutting down");
+      this.streamsEnded(session.vmName!, "the controller is shutting down");
     }
   }
 
@@ -269,11 +300,13 @@ export class AgentGateway implements CommandLink {
     if (previous) {
       previous.retired = true;
       previous.close(CloseCode.replaced, "replaced by a newer connection of the same VM");
+      this.streamsEnded(identity.vmName, "the agent connected again (the old connection was replaced)");
     }
     session.vmName = identity.vmName;
     session.bucket = this.nextBucket++ % this.buckets;
     session.connectedAt = new Date().toISOString();
     session.agentInfo = JSON.stringify(hello.agent);
+    session.capabilities = hello.capabilities;
     this.sessions.set(identity.vmName, session);
     const welcome: WelcomeMessage = {
       v: PROTOCOL_VERSION,
@@ -316,6 +349,13 @@ export class AgentGateway implements CommandLink {
         return this.options.commands.onProgress(vmName, message.commandId, message.message);
       case "result":
         return this.options.commands.onResult(vmName, message);
+      case "pty.opened":
+      case "pty.output":
+      case "pty.exit":
+      case "logs.data":
+      case "logs.end":
+        for (const sink of this.streamSinks) sink.onAgentMessage(vmName, message);
+        return;
       default:
         return;
     }
@@ -375,6 +415,7 @@ export class AgentGateway implements CommandLink {
     if (vmName === null || session.retired || this.sessions.get(vmName) !== session) return;
     this.sessions.delete(vmName);
     this.writeStatus(session, "disconnected");
+    this.streamsEnded(vmName, `the agent disconnected (close code ${code})`);
     this.options.bus.emit({
       vmName,
       kind: "agent.disconnected",
@@ -382,6 +423,16 @@ export class AgentGateway implements CommandLink {
       message: `agent disconnected (close code ${code})`,
       data: { code },
     });
+  }
+
+  private streamsEnded(vmName: string, reason: string): void {
+    for (const sink of this.streamSinks) {
+      try {
+        sink.onAgentGone(vmName, reason);
+      } catch (error) {
+        this.options.log.error({ err: error, vm: vmName }, "stream sink failed");
+      }
+    }
   }
 
   private writeStatus(session: AgentSession, status: "connected" | "disconnected"): void {

@@ -8,9 +8,14 @@ import {
   CloseCode,
   EventMessage,
   HelloMessage,
+  LogsDataMessage,
+  LogsEndMessage,
   PROTOCOL_MAJOR,
   PROTOCOL_VERSION,
   ProgressMessage,
+  PtyExitMessage,
+  PtyOpenedMessage,
+  PtyOutputMessage,
   ResultMessage,
   StateMessage,
   compileValidator,
@@ -24,6 +29,11 @@ const validators = {
   ack: compileValidator(AckMessage, "ack message"),
   progress: compileValidator(ProgressMessage, "progress message"),
   result: compileValidator(ResultMessage, "result message"),
+  "pty.opened": compileValidator(PtyOpenedMessage, "pty.opened message"),
+  "pty.output": compileValidator(PtyOutputMessage, "pty.output message"),
+  "pty.exit": compileValidator(PtyExitMessage, "pty.exit message"),
+  "logs.data": compileValidator(LogsDataMessage, "logs.data message"),
+  "logs.end": compileValidator(LogsEndMessage, "logs.end message"),
 } as const;
 
 export type Parsed = { ok: true; message: AgentMessage } | { ok: false; code: number; reason: string };

@@ -25,6 +25,8 @@ export class AgentSession {
   gist = "";
   connectedAt = "";
   agentInfo: string | null = null;
+  /** From the hello: the commands and streams the agent serves. */
+  capabilities: readonly string[] = [];
   notebook: string | null = null;
   healthReport: string | null = null;
   health: OverallHealth = "unknown";

@@ -174,6 +174,34 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0003_terminal_sessions": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("terminal_sessions")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("vm_name", "text", (c) => c.notNull())
+        .addColumn("token_id", "text", (c) => c.notNull())
+        .addColumn("token_name", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("command", "text")
+        .addColumn("tty", "integer", (c) => c.notNull())
+        .addColumn("opened_at", "text", (c) => c.notNull())
+        .addColumn("closed_at", "text")
+        .addColumn("duration_ms", "integer")
+        .addColumn("exit_code", "integer")
+        .addColumn("signal", "text")
+        .addColumn("end_reason", "text")
+        .addColumn("bytes_in", "integer", (c) => c.notNull())
+        .addColumn("bytes_out", "integer", (c) => c.notNull())
+        .addColumn("attaches", "integer", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("terminal_sessions_vm")
+        .on("terminal_sessions")
+        .columns(["vm_name", "id"])
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -134,6 +134,27 @@ export interface PoliciesTable {
   updated_by: string | null;
 }
 
+/** The terminal audit log: one row per session (shell or exec), written at open and at end. */
+export interface TerminalSessionsTable {
+  id: string;
+  vm_name: string;
+  token_id: string;
+  /** The token's name when the session opened (kept if the token is deleted later). */
+  token_name: string;
+  kind: string;
+  command: string | null;
+  tty: number;
+  opened_at: string;
+  closed_at: string | null;
+  duration_ms: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  end_reason: string | null;
+  bytes_in: number;
+  bytes_out: number;
+  attaches: number;
+}
+
 export interface Database {
   vms: VmsTable;
   vm_labels: VmLabelsTable;
@@ -145,4 +166,5 @@ export interface Database {
   operations: OperationsTable;
   operation_targets: OperationTargetsTable;
   policies: PoliciesTable;
+  terminal_sessions: TerminalSessionsTable;
 }

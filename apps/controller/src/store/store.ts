@@ -10,6 +10,7 @@ import { EventsRepo } from "./events-repo.js";
 import { migrateToLatest } from "./migrations.js";
 import { OperationsRepo } from "./operations-repo.js";
 import type { Database } from "./schema.js";
+import { TerminalSessionsRepo } from "./terminal-sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { VmsRepo } from "./vms-repo.js";
 import { WriteBehind } from "./write-behind.js";
@@ -22,6 +23,7 @@ export interface Store {
   commands: CommandsRepo;
   events: EventsRepo;
   operations: OperationsRepo;
+  terminalSessions: TerminalSessionsRepo;
   writer: WriteBehind;
   close(): Promise<void>;
 }
@@ -50,6 +52,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     commands: new CommandsRepo(db),
     events: new EventsRepo(db),
     operations: new OperationsRepo(db),
+    terminalSessions: new TerminalSessionsRepo(db),
     writer,
     close() {
       closed ??= writer.close().then(() => db.destroy());

@@ -1,0 +1,173 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+/**
+ * `GET /v1/vms/{name}/logs?lines=N&follow=1&source=notebook|agent&format=text|ndjson`: the last
+ * lines of the notebook server's (or the agent's) log, as plain text or NDJSON (`{"line": …}`
+ * per line; `Accept: application/x-ndjson` picks it too). With `follow=1` the response stays
+ * open and new lines keep coming — across notebook restarts and log capping, which the agent
+ * handles — until the client goes away or the agent's connection ends; then, in NDJSON, a last
+ * `{"end": {"code", "message"}}` record says why.
+ */
+import { type CommandError, LogSource } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+import { NbfError } from "../../errors.js";
+import type { LogStream } from "../../logs/log-streams.js";
+import { Errors, NameParams } from "../schemas.js";
+
+const Flag = Type.Union([Type.Literal("1"), Type.Literal("0"), Type.Literal("true"), Type.Literal("false")]);
+const LogsQuery = Type.Object(
+  {
+    lines: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, default: 100 })),
+    follow: Type.Optional(Flag),
+    source: Type.Optional(LogSource),
+    format: Type.Optional(Type.Union([Type.Literal("text"), Type.Literal("ndjson")])),
+  },
+  { additionalProperties: false },
+);
+
+/** How long the agent may take to answer the open, and to send a whole tail. */
+const FIRST_ANSWER_MS = 10_000;
+const WHOLE_TAIL_MS = 30_000;
+/** A follower that stops reading is cut off beyond this many unsent bytes. */
+const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
+
+export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { logs } = app.nbfleet;
+
+  app.get(
+    "/v1/vms/:name/logs",
+    {
+      config: { role: "viewer" },
+      schema: {
+        tags: ["vms"],
+        summary: "The notebook's (or the agent's) log: the last lines, and with follow=1 every new one",
+        params: NameParams,
+        querystring: LogsQuery,
+        response: {
+          200: Type.String({
+            description: "lines as text/plain, or NDJSON records {line} and at most one {end}",
+          }),
+          ...Errors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      const { lines = 100, source = "notebook" } = request.query;
+      const follow = request.query.follow === "1" || request.query.follow === "true";
+      const ndjson =
+        request.query.format === "ndjson" ||
+        (request.query.format === undefined && /application\/(x-)?ndjson/.test(request.headers.accept ?? ""));
+      const format = (batch: string[]) =>
+        ndjson
+          ? batch.map((line) => `${JSON.stringify({ line })}\n`).join("")
+          : batch.map((line) => `${line}\n`).join("");
+
+      // Lines are buffered until the response is committed, then written as they come.
+      const pending: string[] = [];
+      let write: ((batch: string[]) => void) | null = null;
+      let finish: ((error?: CommandError) => void) | null = null;
+      let answered!: () => void;
+      const firstAnswer = new Promise<void>((resolve) => {
+        answered = resolve;
+      });
+      let ended: { error?: CommandError } | null = null;
+      let endedNow!: () => void;
+      const endPromise = new Promise<void>((resolve) => {
+        endedNow = resolve;
+      });
+      const stream: LogStream = await logs.open(
+        { vmName: name, source, lines, follow },
+        {
+          lines: (batch) => {
+            if (write) write(batch);
+            else pending.push(...batch);
+            answered();
+          },
+          end: (error) => {
+            ended = error ? { error } : {};
+            if (finish) finish(error);
+            answered();
+            endedNow();
+          },
+        },
+      );
+
+      if (!(await within(firstAnswer, FIRST_ANSWER_MS))) {
+        stream.close();
+        throw new NbfError("NBF_AGENT_NO_ANSWER", {
+          name,
+          what: "a log request",
+          seconds: FIRST_ANSWER_MS / 1000,
+        });
+      }
+      const failedEarly = (ended as { error?: CommandError } | null)?.error;
+      if (failedEarly && pending.length === 0) throw refusal(name, source, failedEarly);
+      const contentType = ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8";
+
+      if (!follow) {
+        if (!(await within(endPromise, WHOLE_TAIL_MS))) {
+          stream.close();
+          throw new NbfError("NBF_AGENT_NO_ANSWER", {
+            name,
+            what: "a log tail",
+            seconds: WHOLE_TAIL_MS / 1000,
+          });
+        }
+        const error = (ended as { error?: CommandError } | null)?.error;
+        if (error) throw refusal(name, source, error);
+        return reply.type(contentType).send(format(pending));
+      }
+
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        "content-type": contentType,
+        "cache-control": "no-cache, no-transform",
+        "x-accel-buffering": "no",
+      });
+      // The client learns at once that the follow started, even before the first new line.
+      raw.flushHeaders();
+      const closeResponse = (error?: CommandError) => {
+        if (raw.writableEnded) return;
+        if (error && ndjson)
+          raw.write(`${JSON.stringify({ end: { code: error.code, message: error.message } })}\n`);
+        raw.end();
+      };
+      write = (batch) => {
+        if (raw.writableEnded || batch.length === 0) return;
+        raw.write(format(batch));
+        if (raw.writableLength > MAX_UNSENT_BYTES) {
+          stream.close();
+          raw.destroy();
+        }
+      };
+      finish = closeResponse;
+      raw.on("close", () => stream.close());
+      write(pending.splice(0));
+      if (ended) closeResponse((ended as { error?: CommandError }).error);
+    },
+  );
+};
+
+function refusal(name: string, source: string, error: CommandError): NbfError {
+  if (error.code === "NBF_AGENT_NOT_CONNECTED") {
+    return new NbfError("NBF_AGENT_NOT_CONNECTED", {
+      name,
+      lastSeenAt: "just now",
+      what: "reading its logs",
+    });
+  }
+  return new NbfError("NBF_LOGS_FAILED", { name, source, reason: `${error.message} [${error.code}]` });
+}
+
+async function within(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

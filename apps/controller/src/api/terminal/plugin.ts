@@ -1,0 +1,110 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+/**
+ * Terminal routes (admin only, every session audited):
+ * - `GET /v1/vms/{name}/shell` upgrades to a WebSocket on a login shell as the notebook's user
+ *   (or, with `command`, one command; `tty=0` runs it on pipes with stdout and stderr apart).
+ *   `session=<id>` attaches again to a live session of the same token and replays its last
+ *   64 KiB of output. The process is started before the upgrade, so every refusal (role, VM,
+ *   agent offline, session cap, the agent failing to start it) is an ordinary HTTP error.
+ * - `GET /v1/terminal-sessions`: the audit log, newest first.
+ */
+import type {} from "@fastify/websocket";
+import { TerminalSessionView } from "@nbfleet/shared";
+import { Type } from "@sinclair/typebox";
+import type { FastifyRequest } from "fastify";
+import type WebSocket from "ws";
+import { NbfError } from "../../errors.js";
+import type { TerminalSession } from "../../terminal/terminal-session.js";
+import { Errors, NameParams, VmName } from "../schemas.js";
+
+const Flag = Type.Union([Type.Literal("1"), Type.Literal("0"), Type.Literal("true"), Type.Literal("false")]);
+
+const ShellQuery = Type.Object(
+  {
+    cols: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 80 })),
+    rows: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 24 })),
+    session: Type.Optional(
+      Type.String({ pattern: "^trm_[a-z0-9]{22}$", description: "attach again to this live session" }),
+    ),
+    command: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 8192,
+        description: "run this with the user's shell (-c) instead",
+      }),
+    ),
+    tty: Type.Optional(Flag),
+  },
+  { additionalProperties: false },
+);
+
+const ListQuery = Type.Object(
+  {
+    vm: Type.Optional(VmName),
+    before: Type.Optional(Type.String({ maxLength: 64, description: "a session id from the previous page" })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  },
+  { additionalProperties: false },
+);
+
+export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { terminals } = app.nbfleet;
+  const ready = new WeakMap<
+    FastifyRequest,
+    { session: TerminalSession; size: { cols: number; rows: number } }
+  >();
+
+  // An upgrade refused with an HTTP error (role, VM, agent...) leaves a socket nobody owns: the
+  // auth hook runs before @fastify/websocket marks the request, so its own cleanup is skipped.
+  app.addHook("onResponse", async (request, reply) => {
+    if (request.headers.upgrade?.toLowerCase() === "websocket" && reply.statusCode >= 400) {
+      request.raw.socket?.destroy();
+    }
+  });
+
+  app.get(
+    "/v1/vms/:name/shell",
+    {
+      websocket: true,
+      config: { role: "admin" },
+      schema: { params: NameParams, querystring: ShellQuery },
+      preHandler: async (request) => {
+        const { name } = request.params;
+        if (!request.ws) throw new NbfError("NBF_WEBSOCKET_REQUIRED", { url: `/v1/vms/${name}/shell` });
+        const { cols = 80, rows = 24, session: sessionId, command, tty } = request.query;
+        const size = { cols, rows };
+        const session = sessionId
+          ? terminals.find(sessionId, name, request.principal!)
+          : await terminals.open({
+              vmName: name,
+              principal: request.principal!,
+              command: command ?? null,
+              tty: tty === undefined ? command === undefined : tty === "1" || tty === "true",
+              ...size,
+            });
+        ready.set(request, { session, size });
+      },
+    },
+    (socket: WebSocket, request) => {
+      const { session, size } = ready.get(request)!;
+      terminals.attach(session, socket, size);
+    },
+  );
+
+  app.get(
+    "/v1/terminal-sessions",
+    {
+      config: { role: "admin" },
+      schema: {
+        tags: ["terminal"],
+        summary: "The terminal audit log: every shell and exec session, newest first",
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(TerminalSessionView) }), ...Errors },
+      },
+    },
+    async (request) => {
+      const { vm, before, limit = 50 } = request.query;
+      return { items: await terminals.list({ vmName: vm, before, limit }) };
+    },
+  );
+};

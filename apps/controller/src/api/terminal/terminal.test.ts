@@ -1,0 +1,274 @@
+/**
+ * Terminal sessions end to end through the real controller and a real agent link with a real
+ * node-pty (the agent's core is a fake: no Jupyter needed for a shell).
+ */
+import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CliError } from "../../cli/client.js";
+import { TerminalConnection } from "../../cli/terminal-client.js";
+import { type Fleet, RecordedTerminal, startFleet } from "../../terminal/test-support.js";
+import { call, eventually } from "../../testkit/http.js";
+
+let fleet: Fleet | undefined;
+afterEach(async () => {
+  await fleet?.close();
+  fleet = undefined;
+});
+
+function shell(f: Fleet, vm: string, extra: Record<string, unknown> = {}, token = f.controller.adminToken) {
+  return RecordedTerminal.open({ baseUrl: f.controller.url, token, vm, ...extra });
+}
+
+async function audit(f: Fleet, session: string): Promise<TerminalSessionView> {
+  return eventually(
+    async () => {
+      const res = await call(f.controller.app, "GET", "/v1/terminal-sessions?vm=box", {
+        token: f.controller.adminToken,
+      });
+      return (res.json() as { items: TerminalSessionView[] }).items.find((s) => s.id === session)!;
+    },
+    (row) => row?.closedAt !== null && row?.closedAt !== undefined,
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("GET /v1/vms/{name}/shell", () => {
+  it("round-trips keystrokes through controller and agent, then reports the exit and audits it", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const t = await shell(fleet, "box", { cols: 100, rows: 30 });
+    expect(t.connection.session).toMatchObject({ type: "session", vm: "box", tty: true, reattached: false });
+    t.connection.input("echo hi-$((40+2)) term=$TERM\r");
+    await t.waitText(/hi-42 term=xterm-256color/);
+    t.connection.input("exit 7\r");
+    expect(await t.waitFrame("exit")).toEqual({ type: "exit", exitCode: 7, signal: null });
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.exited);
+
+    const row = await audit(fleet, t.session);
+    expect(row).toMatchObject({
+      vmName: "box",
+      kind: "shell",
+      tty: true,
+      exitCode: 7,
+      endReason: "exited",
+      attaches: 1,
+      command: null,
+    });
+    expect(row.tokenName).toBeTruthy();
+    expect(row.durationMs).toBeGreaterThan(0);
+    expect(row.bytesIn).toBeGreaterThan(10);
+    expect(row.bytesOut).toBeGreaterThan(10);
+    await fleet.controller.app.nbfleet.store.writer.flush();
+    const events = await fleet.controller.app.nbfleet.store.events.list({ vmName: "box", limit: 100 });
+    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(["terminal.opened", "terminal.closed"]));
+  });
+
+  it("resizes: `stty size` shows the new size", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const t = await shell(fleet, "box", { cols: 80, rows: 24 });
+    t.connection.input("stty size\r");
+    await t.waitText(/\D24 80\r\n/);
+    const from = t.text().length;
+    t.connection.resize(150, 50);
+    t.connection.input("stty size\r");
+    await t.waitText(/\D50 150\r\n/, { from });
+  });
+
+  it("Ctrl-C interrupts a running command and the prompt comes back at once", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const t = await shell(fleet, "box");
+    t.connection.input("sleep 30; echo slept-through\r");
+    await t.waitText(/sleep 30/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const sent = Date.now();
+    t.connection.input("\x03");
+    t.connection.input("echo after-$((3*3))\r");
+    await t.waitText(/after-9/, { timeoutMs: 3000 });
+    expect(Date.now() - sent).toBeLessThan(2000);
+    expect(t.text()).not.toMatch(/\nslept-through/);
+  });
+
+  it("lets a dropped client attach again and replays the output it missed; only its own token may", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const first = await shell(fleet, "box");
+    first.connection.input("echo before-$((1+1))\r");
+    await first.waitText(/before-2/);
+    first.connection.drop();
+    await first.waitClosed();
+    // Output produced while nobody is attached is kept too.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const otherAdmin = await fleet.token("admin", "someone-else");
+    const stranger = await shell(fleet, "box", { session: first.session }, otherAdmin).catch(
+      (e: CliError) => e,
+    );
+    expect(stranger).toMatchObject({ code: "NBF_TERMINAL_SESSION_NOT_FOUND" });
+
+    const again = await shell(fleet, "box", { session: first.session, cols: 90, rows: 20 });
+    expect(again.connection.session).toMatchObject({ session: first.session, reattached: true });
+    expect(again.connection.session.replayedBytes).toBeGreaterThan(0);
+    await again.waitText(/before-2/);
+    const from = again.text().length;
+    again.connection.input("echo again-$((2+2)); stty size\r");
+    await again.waitText(/again-4[\s\S]*20 90/, { from });
+    again.connection.input("exit\r");
+    await again.waitFrame("exit");
+    const row = await audit(fleet, first.session);
+    expect(row.attaches).toBe(2);
+  });
+
+  it("tells the client clearly when the agent vanishes mid-session, and the shell is gone", async () => {
+    fleet = await startFleet();
+    const agent = await fleet.addVm("box");
+    const t = await shell(fleet, "box");
+    t.connection.input("echo pid=$$\r");
+    const pid = Number(/pid=(\d+)/.exec(await t.waitText(/pid=\d+/))![1]);
+    expect(alive(pid)).toBe(true);
+    await agent.link.stop();
+    const error = await t.waitFrame("error");
+    expect(error.code).toBe("NBF_AGENT_NOT_CONNECTED");
+    expect(error.message).toMatch(/agent disconnected.*terminal session ended/);
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.agentGone);
+    expect((await audit(fleet, t.session)).endReason).toBe("agent_gone");
+    const deadline = Date.now() + 5000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(alive(pid)).toBe(false);
+  });
+
+  it("refuses viewer and operator tokens before the upgrade, and plain HTTP", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    for (const role of ["viewer", "operator"] as const) {
+      const token = await fleet.token(role);
+      const refused = await shell(fleet, "box", {}, token).catch((e: CliError) => e);
+      expect(refused).toMatchObject({ code: "NBF_FORBIDDEN" });
+      expect((refused as CliError).message).toMatch(new RegExp(`role ${role} may not .*needs role admin`));
+    }
+    const plain = await call(fleet.controller.app, "GET", "/v1/vms/box/shell", {
+      token: fleet.controller.adminToken,
+    });
+    expect(plain.statusCode).toBe(426);
+    expect(plain.json().error.code).toBe("NBF_WEBSOCKET_REQUIRED");
+    const list = await call(fleet.controller.app, "GET", "/v1/terminal-sessions", {
+      token: await fleet.token("viewer", "v2"),
+    });
+    expect(list.statusCode).toBe(403);
+    expect(fleet.controller.app.nbfleet.terminals.liveCount("box")).toBe(0);
+  });
+
+  it("says why before the upgrade: unknown VM, agent offline, agent without terminals, session cap", async () => {
+    fleet = await startFleet({ terminalMaxSessionsPerVm: 2 });
+    await fleet.addVm("box");
+    await expect(shell(fleet, "ghost")).rejects.toMatchObject({ code: "NBF_VM_NOT_FOUND", exitCode: 3 });
+    await fleet.addVm("old", null);
+    await expect(shell(fleet, "old")).rejects.toMatchObject({ code: "NBF_AGENT_UNSUPPORTED" });
+    await fleet.agents.get("old")!.link.stop();
+    await eventually(
+      async () => fleet!.controller.app.nbfleet.gateway.isConnected("old"),
+      (connected) => !connected,
+    );
+    await expect(shell(fleet, "old")).rejects.toMatchObject({ code: "NBF_AGENT_NOT_CONNECTED" });
+
+    const one = await shell(fleet, "box");
+    const two = await shell(fleet, "box");
+    const third = await shell(fleet, "box").catch((e: CliError) => e);
+    expect(third).toMatchObject({ code: "NBF_TERMINAL_LIMIT" });
+    expect((third as CliError).message).toMatch(/already has 2 terminal sessions \(limit 2\)/);
+    one.connection.end();
+    await one.waitFrame("exit");
+    const four = await shell(fleet, "box");
+    expect(four.session).not.toBe(two.session);
+  });
+
+  it("ends an idle session, and one nobody attached to again, killing the process", async () => {
+    fleet = await startFleet({ terminalIdleTimeoutSec: 1.5, terminalDetachedTimeoutSec: 0.4 });
+    await fleet.addVm("box");
+    const idle = await shell(fleet, "box");
+    const error = await idle.waitFrame("error", 5000);
+    expect(error).toMatchObject({ code: "NBF_TERMINAL_IDLE" });
+    expect((await idle.waitClosed()).code).toBe(TerminalCloseCode.idle);
+    expect((await audit(fleet, idle.session)).endReason).toBe("idle");
+
+    const left = await shell(fleet, "box");
+    left.connection.input("echo pid=$$\r");
+    const pid = Number(/pid=(\d+)/.exec(await left.waitText(/pid=\d+/))![1]);
+    left.connection.detach();
+    expect((await audit(fleet, left.session)).endReason).toBe("detached");
+    const deadline = Date.now() + 5000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(alive(pid)).toBe(false);
+  });
+
+  it("runs a command without a tty: stdout and stderr apart, stdin to eof, exit codes 0, 3 and 127", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const run = async (command: string, stdin?: string) => {
+      const t = await shell(fleet!, "box", { command });
+      expect(t.connection.session.tty).toBe(false);
+      if (stdin !== undefined) t.connection.input(stdin);
+      t.connection.eof();
+      const exit = await t.waitFrame("exit");
+      await t.waitClosed();
+      return { exit, stdout: t.text("stdout"), stderr: t.text("stderr"), session: t.session };
+    };
+    const ok = await run("echo to-out; echo to-err >&2");
+    expect(ok).toMatchObject({ exit: { exitCode: 0 }, stdout: "to-out\n", stderr: "to-err\n" });
+    expect((await run("exit 3")).exit.exitCode).toBe(3);
+    const missing = await run("no-such-command-nbfleet");
+    expect(missing.exit.exitCode).toBe(127);
+    expect(missing.stderr).toMatch(/not found/);
+    expect((await run("tr a-z A-Z", "from stdin\n")).stdout).toBe("FROM STDIN\n");
+    const row = await audit(fleet, ok.session);
+    expect(row).toMatchObject({
+      kind: "exec",
+      tty: false,
+      command: "echo to-out; echo to-err >&2",
+      exitCode: 0,
+    });
+  });
+
+  it("ends live sessions when the controller shuts down, closing their audit rows", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const t = await shell(fleet, "box");
+    const { store } = fleet.controller.app.nbfleet;
+    const closing = fleet.controller.app.close();
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.goingAway);
+    expect(t.frames.at(-1)).toMatchObject({ type: "error", code: "NBF_CONTROLLER_STOPPING" });
+    await closing;
+    // The store is closed now; the row was written before it closed (checked through a new controller).
+    void store;
+    const again = await (await import("../../testkit/controller.js")).startTestController({
+      settings: { dataDir: fleet.controller.dataDir },
+    });
+    try {
+      const row = await again.app.nbfleet.store.terminalSessions.get(t.session);
+      expect(row).toMatchObject({ endReason: "controller_stopped" });
+      expect(row?.durationMs).not.toBeNull();
+    } finally {
+      await again.close();
+    }
+    fleet.controller.close = async () => {};
+  });
+});
+
+describe("TerminalConnection", () => {
+  it("turns an unreachable controller into a clear error", async () => {
+    const error = await TerminalConnection.open(
+      { baseUrl: "http://127.0.0.1:1", token: "nbf_x", vm: "box" },
+      { output: () => {}, closed: () => {} },
+    ).catch((e: CliError) => e);
+    expect(error).toMatchObject({ code: "NBF_CONTROLLER_UNREACHABLE" });
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * For terminal and log tests: a real controller and a real agent link to it — the agent's own
+ * ControllerLink and AgentStreams (real node-pty, real log files) around a fake core, so no
+ * Jupyter is needed — plus a recording terminal client that tests wait on.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TerminalServerFrame, VmView } from "@nbfleet/shared";
+import { AgentStreams, type AgentStreamsOptions } from "../../../agent/src/streams/agent-streams.js";
+import { FakeCore } from "../../../agent/src/testkit/fake-core.js";
+import { type LinkHarness, startLink } from "../../../agent/src/testkit/link-harness.js";
+import { Waiters } from "../../../agent/src/testkit/waiters.js";
+import { TerminalConnection, type TerminalOpenOptions } from "../cli/terminal-client.js";
+import type { ControllerSettings } from "../config/settings.js";
+import type { Provider, ProviderVm, ProvisionContext } from "../providers/types.js";
+import { type TestController, startTestController } from "../testkit/controller.js";
+import { call, eventually } from "../testkit/http.js";
+
+/** Machines that are this test: `create` hands the bootstrap context over. */
+export class HandOverProvider implements Provider {
+  readonly name = "hand-over";
+  readonly contexts = new Map<string, ProvisionContext>();
+  async create(vm: ProviderVm, context: ProvisionContext) {
+    this.contexts.set(vm.name, context);
+    return { notebookUrl: null };
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async restart(): Promise<void> {}
+  async delete(): Promise<void> {}
+}
+
+export interface Fleet {
+  controller: TestController;
+  provider: HandOverProvider;
+  logDir: string;
+  agents: Map<string, { link: LinkHarness; streams: AgentStreams }>;
+  /** Creates a VM and connects a real agent link for it. */
+  addVm(
+    name: string,
+    streams?: Partial<AgentStreamsOptions> | null,
+  ): Promise<{ link: LinkHarness; streams: AgentStreams }>;
+  /** A token of the given role (admin tokens other than the first too). */
+  token(role: "viewer" | "operator" | "admin", name?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startFleet(settings: Partial<ControllerSettings> = {}): Promise<Fleet> {
+  const provider = new HandOverProvider();
+  const controller = await startTestController({ provider, settings: { pingIntervalSec: 1, ...settings } });
+  const logDir = await mkdtemp(path.join(tmpdir(), "nbf-terminal-logs-"));
+  const agents = new Map<string, { link: LinkHarness; streams: AgentStreams }>();
+  const fleet: Fleet = {
+    controller,
+    provider,
+    logDir,
+    agents,
+    async addVm(name, streamOptions = {}) {
+      const created = await call(controller.app, "POST", "/v1/vms", {
+        token: controller.adminToken,
+        body: { name, password: "a-long-password" },
+      });
+      if (created.statusCode !== 201) throw new Error(`creating ${name}: ${created.body}`);
+      const context = provider.contexts.get(name)!;
+      const streams = new AgentStreams({
+        target: () => ({ user: null }),
+        logFile: (source) => path.join(logDir, `${name}-${source}.log`),
+        logPollMs: 20,
+        killGraceMs: 300,
+        ...streamOptions,
+      });
+      const link = startLink({
+        url: context.controllerUrl,
+        core: new FakeCore(),
+        bootstrapToken: context.bootstrapToken,
+        ...(streamOptions === null ? {} : { streams }),
+        timing: { pingIntervalMs: 1000 },
+      });
+      await eventually(
+        async () =>
+          (
+            await call(controller.app, "GET", `/v1/vms/${name}`, { token: controller.adminToken })
+          ).json() as VmView,
+        (vm) => vm.agent.status === "connected",
+      );
+      const agent = { link, streams };
+      agents.set(name, agent);
+      return agent;
+    },
+    async token(role, name = `${role}-token`) {
+      const res = await call(controller.app, "POST", "/v1/tokens", {
+        token: controller.adminToken,
+        body: { name, role },
+      });
+      return (res.json() as { token: string }).token;
+    },
+    async close() {
+      for (const { link, streams } of agents.values()) {
+        await link.stop();
+        streams.disconnected();
+      }
+      await controller.close();
+      await rm(logDir, { recursive: true, force: true });
+    },
+  };
+  return fleet;
+}
+
+/** A terminal client that records everything it is sent. */
+export class RecordedTerminal {
+  readonly frames: TerminalServerFrame[] = [];
+  readonly chunks: Array<{ channel: "stdout" | "stderr"; data: Buffer }> = [];
+  closed: { code: number; reason: string } | null = null;
+  connection!: TerminalConnection;
+  private readonly waiters = new Waiters();
+
+  static async open(options: TerminalOpenOptions): Promise<RecordedTerminal> {
+    const recorded = new RecordedTerminal();
+    recorded.connection = await TerminalConnection.open(options, {
+      output: (channel, data) => {
+        recorded.chunks.push({ channel, data });
+        recorded.waiters.notify();
+      },
+      control: (frame) => {
+        recorded.frames.push(frame);
+        recorded.waiters.notify();
+      },
+      closed: (code, reason) => {
+        recorded.closed = { code, reason };
+        recorded.waiters.notify();
+      },
+    });
+    return recorded;
+  }
+
+  get session(): string {
+    return this.connection.session.session;
+  }
+
+  text(channel?: "stdout" | "stderr"): string {
+    return Buffer.concat(
+      this.chunks.filter((c) => !channel || c.channel === channel).map((c) => c.data),
+    ).toString("utf8");
+  }
+
+  /** Resolves once the output from character `from` on matches. */
+  waitText(match: RegExp, options: { from?: number; timeoutMs?: number } = {}): Promise<string> {
+    return this.waiters.until(
+      () => {
+        const text = this.text().slice(options.from ?? 0);
+        return match.test(text) ? text : undefined;
+      },
+      `terminal output matching ${match}`,
+      options.timeoutMs,
+    );
+  }
+
+  waitClosed(timeoutMs?: number): Promise<{ code: number; reason: string }> {
+    return this.waiters.until(() => this.closed, "the terminal to close", timeoutMs);
+  }
+
+  waitFrame<T extends TerminalServerFrame["type"]>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<TerminalServerFrame, { type: T }>> {
+    return this.waiters.until(
+      () => this.frames.find((f): f is Extract<TerminalServerFrame, { type: T }> => f.type === type),
+      `a ${type} frame`,
+      timeoutMs,
+    );
+  }
+}
