@@ -1,14 +1,19 @@
 /**
  * `pnpm bench`: runs the benchmarks, prints a Markdown table (pasted into the README) and
- * writes the raw figures to bench/results/latest.json.
+ * writes the raw figures to bench/results/latest.json. With --only, the other part's figures
+ * are kept from the previous latest.json (their rows say when they were measured).
  *
- *   pnpm bench [--only agent] [--idle 60] [--rounds 5]
+ *   pnpm bench [--only agent|controller]
+ *     agent:      [--idle 60] [--rounds 5]
+ *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
+ *                 [--queries 200] [--cpu-prof DIR]
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { runAgentBench } from "./src/agent-bench.js";
+import { type AgentBenchResult, runAgentBench } from "./src/agent-bench.js";
+import { type ControllerBenchResult, runControllerBench } from "./src/controller-bench.js";
 import { describeMachine, median, quantile } from "./src/machine.js";
 
 const { values } = parseArgs({
@@ -16,37 +21,141 @@ const { values } = parseArgs({
     only: { type: "string" },
     idle: { type: "string", default: "60" },
     rounds: { type: "string", default: "5" },
+    agents: { type: "string", default: "10000" },
+    steady: { type: "string", default: "60" },
+    commands: { type: "string", default: "1000" },
+    concurrency: { type: "string", default: "1,50" },
+    queries: { type: "string", default: "200" },
+    "cpu-prof": { type: "string" },
   },
 });
+if (values.only && values.only !== "agent" && values.only !== "controller")
+  throw new Error(`--only must be agent or controller, not ${values.only}`);
 
-const rows: string[][] = [];
-const raw: Record<string, unknown> = { machine: describeMachine(), at: new Date().toISOString() };
-const fmt = (n: number, digits = 1) => n.toFixed(digits);
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
+const at = new Date().toISOString();
+const machine = describeMachine();
+type Part<T> = T & { at?: string };
+interface Raw {
+  machine: string;
+  at: string;
+  agent?: Part<AgentBenchResult>;
+  controller?: Part<ControllerBenchResult>;
+}
+const previous = JSON.parse(
+  await readFile(path.join(dir, "latest.json"), "utf8").catch(() => "{}"),
+) as Partial<Raw>;
+const raw: Raw = { machine, at };
+const stamp = <T extends object>(part: Part<T> | undefined, fallbackAt: string | undefined) =>
+  part ? { ...part, at: part.at ?? fallbackAt } : undefined;
 
 if (!values.only || values.only === "agent") {
-  const result = await runAgentBench({ idleWindowSec: Number(values.idle), rounds: Number(values.rounds) });
-  raw.agent = result;
-  rows.push(
-    ["agent idle RSS (max over window)", `${fmt(result.agentRssMB)} MB`, "≤ 60 MB", result.runtime],
-    ["agent idle CPU", `${fmt(result.agentCpuPercent, 2)} %`, "≤ 1 %", `${result.idleWindowSec} s window`],
-    [
-      "notebook restart until healthy / bare start until /api",
-      `${fmt(result.restartRatio, 2)}× (${fmt(median(result.agentRestartMs), 0)} ms / ${fmt(median(result.bareStartMs), 0)} ms)`,
-      "≤ 1.3×",
-      `medians of ${result.agentRestartMs.length}; p90 restart ${fmt(quantile(result.agentRestartMs, 0.9), 0)} ms`,
-    ],
-  );
+  raw.agent = {
+    ...(await runAgentBench({ idleWindowSec: Number(values.idle), rounds: Number(values.rounds) })),
+    at,
+  };
+} else {
+  raw.agent = stamp(previous.agent, previous.at);
 }
 
+if (!values.only || values.only === "controller") {
+  raw.controller = {
+    ...(await runControllerBench({
+      agents: Number(values.agents),
+      steadySec: Number(values.steady),
+      commands: Number(values.commands),
+      concurrency: values.concurrency.split(",").map(Number),
+      queries: Number(values.queries),
+      unhealthyEvery: 20,
+      reportIntervalSec: 15,
+      ...(values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {}),
+    })),
+    at,
+  };
+} else {
+  raw.controller = stamp(previous.controller, previous.at);
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+const count = (n: number) => n.toLocaleString("en-US");
+const earlier = (part: { at?: string }) => (part.at && part.at !== at ? ` (measured ${part.at})` : "");
+
+function agentRows(r: Part<AgentBenchResult>): string[][] {
+  return [
+    ["agent idle RSS (max over window)", `${fmt(r.agentRssMB)} MB`, "≤ 60 MB", `${r.runtime}${earlier(r)}`],
+    ["agent idle CPU", `${fmt(r.agentCpuPercent, 2)} %`, "≤ 1 %", `${r.idleWindowSec} s window`],
+    [
+      "notebook restart until healthy / bare start until /api",
+      `${fmt(r.restartRatio, 2)}× (${fmt(median(r.agentRestartMs), 0)} ms / ${fmt(median(r.bareStartMs), 0)} ms)`,
+      "≤ 1.3×",
+      `medians of ${r.agentRestartMs.length}; p90 restart ${fmt(quantile(r.agentRestartMs, 0.9), 0)} ms`,
+    ],
+  ];
+}
+
+function controllerRows(r: Part<ControllerBenchResult>): string[][] {
+  const n = count(r.agents);
+  const ms = (l: { p50: number; p99: number }) => `${fmt(l.p50)} / ${fmt(l.p99)} ms`;
+  const load = (phase: string) => r.loadAverage[phase]?.map((v) => fmt(v, 2)).join(" ") ?? "?";
+  const wait = (phase: string) => `${fmt(r.cpuWaitPercent[phase] ?? Number.NaN, 0)} %`;
+  return [
+    [
+      "agents held by one controller",
+      `${count(r.heldAtEnd)} / ${n}`,
+      `all ${n}`,
+      `simulated agents in a process of their own; fewest during the ${r.steadyWindowSec} s window ${count(r.minHeldDuringSteady)}, dropped ${r.droppedByFleetCount}${earlier(r)}`,
+    ],
+    [
+      `time until all ${n} connected`,
+      `${fmt(r.connectMs / 1000)} s`,
+      "—",
+      `200 handshakes at a time, ${r.connectRetries} retries; seeding ${n} VMs into the store took ${fmt(r.seedMs / 1000)} s`,
+    ],
+    [
+      "controller RSS per agent",
+      `${fmt(r.rssPerAgentKB)} KB`,
+      "≤ 50 KB",
+      `(${fmt(r.rssIdleMB)} MB with the fleet − ${fmt(r.rssBaselineMB)} MB with ${n} VMs and no agent) / ${n}`,
+    ],
+    [
+      "controller CPU with the fleet idle",
+      `${fmt(r.cpuPercentSteady)} % of a core`,
+      "—",
+      `${r.steadyWindowSec} s; state reports and pings every ${r.reportIntervalSec} s; the sim fleet used ${fmt(r.fleetCpuPercentSteady)} %`,
+    ],
+    ...r.commands.map((c) => [
+      `notebook restart round trip p50 / p99, ${c.concurrency} in flight`,
+      ms(c.roundTripMs),
+      "p99 ≤ 50 ms",
+      `${c.count} commands over the fleet, POST until the long poll answers succeeded (${c.succeeded} did), ${fmt(c.throughputPerSec, 0)}/s; createdAt→finishedAt in the store ${ms(c.storeCreatedToFinishedMs)}; the controller waited for a CPU ${wait(`commands ×${c.concurrency}`)} of the time`,
+    ]),
+    [
+      "GET /v1/vms?health=unhealthy p50 / p99",
+      ms(r.query),
+      "p99 ≤ 50 ms",
+      `${r.query.count} requests one after another, a page of ${r.query.itemsPerPage} of ${r.unhealthyVms} unhealthy among ${n} VMs; the controller waited for a CPU ${wait("queries")} of the time`,
+    ],
+    [
+      "machine load average (1/5/15 min)",
+      load("after steady window"),
+      "—",
+      `other work shares this machine; before connecting ${load("before connect")}, after the last commands ${load(`after commands ×${r.commands.at(-1)?.concurrency}`)}`,
+    ],
+  ];
+}
+
+const rows = [
+  ...(raw.agent ? agentRows(raw.agent) : []),
+  ...(raw.controller ? controllerRows(raw.controller) : []),
+];
 const table = [
-  `Machine: ${raw.machine}`,
+  `Machine: ${machine}`,
   "",
   "| figure | measured | goal | notes |",
   "|---|---|---|---|",
   ...rows.map((r) => `| ${r.join(" | ")} |`),
 ].join("\n");
 console.log(table);
-const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 await mkdir(dir, { recursive: true });
 await writeFile(path.join(dir, "latest.json"), `${JSON.stringify(raw, null, 2)}\n`);
 await writeFile(path.join(dir, "latest.md"), `${table}\n`);

@@ -15,6 +15,15 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
+/**
+ * Seconds the process's main thread (a Node event loop) spent runnable but waiting for a CPU:
+ * how much of its latency other processes on the machine caused.
+ */
+export async function runQueueWaitSeconds(pid: number): Promise<number> {
+  const schedstat = await readFile(`/proc/${pid}/schedstat`, "utf8");
+  return Number(schedstat.split(" ")[1]) / 1e9;
+}
+
 /** Pids whose parent chain leads to `root` (the process itself included). */
 export async function processTree(root: number): Promise<number[]> {
   const parents = new Map<number, number>();

@@ -1,0 +1,352 @@
+/**
+ * Issue 3's figures: one controller (its own process) holding N simulated agents (another
+ * process) that report every 15 s, measured from here (a third process):
+ * - time until the controller counts all N connected;
+ * - controller RSS per agent: (RSS idle with the fleet − RSS idle before it) / N;
+ * - controller CPU over a steady window;
+ * - `GET /v1/vms?health=unhealthy` latency over N VMs (every 20th agent reports a failed notebook);
+ * - notebook-restart round trips spread over the fleet (the simulated agent answers at once).
+ * Everything is on 127.0.0.1; the children are ended whatever happens.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os, { tmpdir } from "node:os";
+import path from "node:path";
+import { buildServer, loadSettings } from "@nbfleet/controller";
+import { seedVms } from "@nbfleet/controller/testkit/sim-fleet";
+import { SimProvider } from "@nbfleet/controller/testkit/sim-provider";
+import { BenchChild } from "./bench-child.js";
+import { JsonClient } from "./http-client.js";
+import { median, quantile } from "./machine.js";
+import { cpuSeconds, rssBytes, runQueueWaitSeconds } from "./proc-usage.js";
+
+export interface ControllerBenchOptions {
+  agents: number;
+  /** Seconds of the steady window (CPU, RSS, connections held). */
+  steadySec: number;
+  /** Restart commands per round. */
+  commands: number;
+  /** One round of commands per entry, with that many in flight at once. */
+  concurrency: number[];
+  queries: number;
+  /** Every n-th agent reports an unhealthy notebook (0: none). */
+  unhealthyEvery: number;
+  reportIntervalSec: number;
+  /** Write a V8 CPU profile of the controller here (node --cpu-prof). */
+  profileDir?: string;
+}
+
+export interface Latencies {
+  p50: number;
+  p99: number;
+  max: number;
+  count: number;
+}
+
+export interface ControllerBenchResult {
+  agents: number;
+  reportIntervalSec: number;
+  seedMs: number;
+  connectMs: number;
+  fleetConnectMs: number;
+  connectRetries: number;
+  heldAfterSteady: number;
+  heldAtEnd: number;
+  minHeldDuringSteady: number;
+  droppedByFleetCount: number;
+  rssBaselineMB: number;
+  rssIdleMB: number;
+  rssPerAgentKB: number;
+  rssAfterCommandsMB: number;
+  steadyWindowSec: number;
+  cpuPercentSteady: number;
+  fleetCpuPercentSteady: number;
+  unhealthyVms: number;
+  query: Latencies & { path: string; itemsPerPage: number };
+  commands: CommandRound[];
+  /** How late the controller's event loop ran, per phase (p50/p99/max in ms). */
+  loopDelayMs: Record<string, { p50: number; p99: number; max: number }>;
+  /** Share of each phase the controller's event loop was runnable but waited for a CPU (other processes). */
+  cpuWaitPercent: Record<string, number>;
+  /** Garbage-collection pauses of the controller, per phase. */
+  gc: Record<string, { minorMs: number; majorMs: number; maxMs: number; count: number }>;
+  loadAverage: Record<string, [number, number, number]>;
+}
+
+export interface CommandRound {
+  count: number;
+  concurrency: number;
+  succeeded: number;
+  roundTripMs: Latencies;
+  postMs: Latencies;
+  storeCreatedToFinishedMs: Latencies;
+  throughputPerSec: number;
+  cpuPercent: number;
+}
+
+interface CommandView {
+  id: string;
+  state: string;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+const CONNECT_TIMEOUT_MS = 600_000;
+const QUERY_PATH = "/v1/vms?health=unhealthy";
+
+export async function runControllerBench(options: ControllerBenchOptions): Promise<ControllerBenchResult> {
+  const loadAverage: ControllerBenchResult["loadAverage"] = {};
+  const noteLoad = (phase: string) => {
+    loadAverage[phase] = os.loadavg().map((n) => Math.round(n * 100) / 100) as [number, number, number];
+  };
+  noteLoad("start");
+  const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-controller-"));
+  const adminToken = `nbf_${randomBytes(32).toString("base64url")}`;
+  const children: BenchChild[] = [];
+  let client: JsonClient | undefined;
+  try {
+    const seedStarted = performance.now();
+    const credentialsFile = path.join(dataDir, "bench-credentials.json");
+    await seed(dataDir, adminToken, options.agents, credentialsFile);
+    const seedMs = performance.now() - seedStarted;
+
+    const controller = new BenchChild("controller", "controller-process.ts", [], {
+      env: {
+        NBFLEET_DATA_DIR: dataDir,
+        NBFLEET_LISTEN: "127.0.0.1:0",
+        NBFLEET_ADMIN_TOKEN: adminToken,
+        NBFLEET_REPORT_INTERVAL_SEC: String(options.reportIntervalSec),
+        NBFLEET_LOG_LEVEL: "error",
+      },
+      nodeFlags: options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
+    });
+    children.push(controller);
+    const ready = await controller.next("ready", 60_000);
+    const url = String(ready.url);
+    client = new JsonClient(url, adminToken);
+    const api = client;
+    const connected = async () =>
+      (await api.expect<{ agentsConnected: number }>(200, "GET", "/healthz")).agentsConnected;
+
+    // Baseline: the controller with N VMs in its store and no agent, settled.
+    await sleep(3000);
+    const rssBaseline = await rssBytes(controller.pid);
+    noteLoad("before connect");
+
+    // Per phase: how late the controller's loop ran, its GC pauses, how long it waited for a CPU.
+    const loopDelayMs: ControllerBenchResult["loopDelayMs"] = {};
+    const gc: ControllerBenchResult["gc"] = {};
+    const cpuWaitPercent: ControllerBenchResult["cpuWaitPercent"] = {};
+    let waitMark = { wait: await runQueueWaitSeconds(controller.pid), at: performance.now() };
+    const loopDelay = async (phase: string) => {
+      const now = { wait: await runQueueWaitSeconds(controller.pid), at: performance.now() };
+      cpuWaitPercent[phase] = ((now.wait - waitMark.wait) / ((now.at - waitMark.at) / 1000)) * 100;
+      waitMark = now;
+      controller.send("loop");
+      const loop = await controller.next("loop", 30_000);
+      loopDelayMs[phase] = { p50: Number(loop.p50), p99: Number(loop.p99), max: Number(loop.max) };
+      gc[phase] = {
+        minorMs: Number(loop.gcMinorMs),
+        majorMs: Number(loop.gcMajorMs),
+        maxMs: Number(loop.gcMaxMs),
+        count: Number(loop.gcCount),
+      };
+    };
+    await loopDelay("baseline");
+    const fleet = new BenchChild("sim fleet", "sim-fleet-process.ts", [
+      url,
+      credentialsFile,
+      "200",
+      String(options.unhealthyEvery),
+    ]);
+    children.push(fleet);
+    const connectStarted = performance.now();
+    for (;;) {
+      if ((await connected()) >= options.agents) break;
+      if (performance.now() - connectStarted > CONNECT_TIMEOUT_MS)
+        throw new Error(
+          `only ${await connected()} of ${options.agents} agents connected after ${CONNECT_TIMEOUT_MS} ms`,
+        );
+      await sleep(100);
+    }
+    const connectMs = performance.now() - connectStarted;
+    const fleetConnected = await fleet.next("connected", 60_000);
+    noteLoad("connected");
+
+    const expectedUnhealthy = Number((await fleet.next("unhealthy", 60_000)).agents);
+    await waitFor(
+      async () => {
+        const page = await api.expect<{ items: unknown[] }>(200, "GET", `${QUERY_PATH}&limit=1000`);
+        return page.items.length === expectedUnhealthy;
+      },
+      60_000,
+      `${expectedUnhealthy} unhealthy VMs listed`,
+    );
+
+    await loopDelay("connect");
+    // One report interval to settle after the connection burst, then the steady window:
+    // state reports and pings every reportIntervalSec, nothing else.
+    await sleep(options.reportIntervalSec * 1000);
+    await loopDelay("settle");
+    const steadyStarted = performance.now();
+    const cpuBefore = await cpuSeconds(controller.pid);
+    const fleetCpuBefore = await cpuSeconds(fleet.pid);
+    const rssSamples: number[] = [];
+    let minHeld = options.agents;
+    while (performance.now() - steadyStarted < options.steadySec * 1000) {
+      rssSamples.push(await rssBytes(controller.pid));
+      if (rssSamples.length % 5 === 0) minHeld = Math.min(minHeld, await connected());
+      await sleep(1000);
+    }
+    const steadyElapsed = (performance.now() - steadyStarted) / 1000;
+    const cpuPercentSteady = (((await cpuSeconds(controller.pid)) - cpuBefore) / steadyElapsed) * 100;
+    const fleetCpuPercentSteady = (((await cpuSeconds(fleet.pid)) - fleetCpuBefore) / steadyElapsed) * 100;
+    const heldAfterSteady = await connected();
+    minHeld = Math.min(minHeld, heldAfterSteady);
+    // Idle with the fleet: the median of the window's samples (the heap breathes with each GC).
+    const rssIdle = median(rssSamples);
+    noteLoad("after steady window");
+    await loopDelay("steady");
+
+    const queryMs: number[] = [];
+    let itemsPerPage = 0;
+    for (let i = 0; i < options.queries; i++) {
+      const started = performance.now();
+      const page = await api.expect<{ items: unknown[] }>(200, "GET", QUERY_PATH);
+      queryMs.push(performance.now() - started);
+      itemsPerPage = page.items.length;
+    }
+    noteLoad("after queries");
+    await loopDelay("queries");
+
+    const commands: CommandRound[] = [];
+    for (const concurrency of options.concurrency) {
+      commands.push(await restartCommands(api, options, concurrency, controller.pid));
+      noteLoad(`after commands ×${concurrency}`);
+      await loopDelay(`commands ×${concurrency}`);
+    }
+    const rssAfterCommands = await rssBytes(controller.pid);
+    const heldAtEnd = await connected();
+    fleet.send("stats");
+    const fleetStats = await fleet.next("stats", 30_000);
+
+    return {
+      agents: options.agents,
+      reportIntervalSec: options.reportIntervalSec,
+      seedMs,
+      connectMs,
+      fleetConnectMs: Number(fleetConnected.ms),
+      connectRetries: Number(fleetConnected.retries),
+      heldAfterSteady,
+      heldAtEnd,
+      minHeldDuringSteady: minHeld,
+      droppedByFleetCount: Number(fleetStats.dropped),
+      rssBaselineMB: rssBaseline / 2 ** 20,
+      rssIdleMB: rssIdle / 2 ** 20,
+      rssPerAgentKB: (rssIdle - rssBaseline) / options.agents / 1024,
+      rssAfterCommandsMB: rssAfterCommands / 2 ** 20,
+      steadyWindowSec: Math.round(steadyElapsed),
+      cpuPercentSteady,
+      fleetCpuPercentSteady,
+      unhealthyVms: expectedUnhealthy,
+      query: { ...latencies(queryMs), path: QUERY_PATH, itemsPerPage },
+      commands,
+      loopDelayMs,
+      cpuWaitPercent,
+      gc,
+      loadAverage,
+    };
+  } finally {
+    client?.close();
+    await Promise.all(children.reverse().map((child) => child.stop()));
+    if (!options.profileDir) await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** N VMs with agent credentials straight into the store (the testkit's seeding), then closed. */
+async function seed(dataDir: string, adminToken: string, count: number, credentialsFile: string) {
+  const settings = loadSettings({
+    env: {},
+    flags: { dataDir, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
+  });
+  const app = await buildServer(settings, { provider: new SimProvider() });
+  try {
+    const vms = await seedVms(app, { count, labels: (i) => ({ ring: String(i % 4) }) });
+    await writeFile(credentialsFile, JSON.stringify(vms), { mode: 0o600 });
+  } finally {
+    await app.close();
+  }
+}
+
+/**
+ * `count` notebook restarts over the healthy agents, spread evenly, `concurrency` in flight.
+ * Round trip = POST until the long poll answers `succeeded` over already open keep-alive
+ * connections; the store's createdAt→finishedAt is the controller's own part of it.
+ */
+async function restartCommands(
+  api: JsonClient,
+  options: ControllerBenchOptions,
+  concurrency: number,
+  controllerPid: number,
+): Promise<CommandRound> {
+  const healthy = Array.from({ length: options.agents }, (_, i) => i).filter(
+    (i) => options.unhealthyEvery <= 0 || i % options.unhealthyEvery !== 0,
+  );
+  const targets = Array.from(
+    { length: options.commands },
+    (_, k) => healthy[Math.floor((k * healthy.length) / options.commands) % healthy.length]!,
+  );
+  const width = String(options.agents - 1).length;
+  const roundTrip: number[] = [];
+  const post: number[] = [];
+  const store: number[] = [];
+  let succeeded = 0;
+  let next = 0;
+  await api.warm(concurrency);
+  const cpuBefore = await cpuSeconds(controllerPid);
+  const started = performance.now();
+  const worker = async () => {
+    while (next < targets.length) {
+      const name = `sim-${String(targets[next++]).padStart(width, "0")}`;
+      const t0 = performance.now();
+      const sent = await api.expect<CommandView>(202, "POST", `/v1/vms/${name}/notebook/restart`);
+      const t1 = performance.now();
+      const done = await api.expect<CommandView>(200, "GET", `/v1/commands/${sent.id}?wait=10`);
+      roundTrip.push(performance.now() - t0);
+      post.push(t1 - t0);
+      if (done.state === "succeeded") succeeded++;
+      if (done.finishedAt) store.push(Date.parse(done.finishedAt) - Date.parse(done.createdAt));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    count: targets.length,
+    concurrency,
+    succeeded,
+    roundTripMs: latencies(roundTrip),
+    postMs: latencies(post),
+    storeCreatedToFinishedMs: latencies(store),
+    throughputPerSec: targets.length / elapsed,
+    cpuPercent: (((await cpuSeconds(controllerPid)) - cpuBefore) / elapsed) * 100,
+  };
+}
+
+function latencies(values: number[]): Latencies {
+  return {
+    p50: quantile(values, 0.5),
+    p99: quantile(values, 0.99),
+    max: Math.max(...values),
+    count: values.length,
+  };
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
