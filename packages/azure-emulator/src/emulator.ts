@@ -165,6 +165,12 @@ export class Emulator {
         new ArmError(500, "InternalServerError", `The emulator failed: ${(error as Error).message}`),
       );
     });
+    if (response.status === 401) {
+      // As Azure does: a HEAD answer has no body, so the reason travels in the challenge too.
+      const reason = (response.body as { error?: { message?: string } } | undefined)?.error?.message ?? "";
+      response.headers["WWW-Authenticate"] =
+        `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="${reason.replace(/"/g, "'")}"`;
+    }
     const status = String(response.status);
     this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
     if (response.status === 429) this.stats.throttled += 1;
@@ -268,7 +274,10 @@ export class Emulator {
           resourceGroup: path.resourceGroup,
           type: handler.type,
         });
-        return ok({ value: items.map((r) => this.render(r, ctx.request.url.searchParams.get("$expand"))) });
+        // `statusOnly=true` (VMs across a subscription) answers with each VM's instance view.
+        const params = ctx.request.url.searchParams;
+        const expand = params.get("statusOnly") === "true" ? "instanceView" : params.get("$expand");
+        return ok({ value: items.map((r) => this.render(r, expand)) });
       }
       case "operation":
         return this.operation(ctx, path);

@@ -4,6 +4,7 @@
  * then on the controller talks to the agent, not to the provider. Errors thrown here reach the
  * operator as NBF_PROVIDER_FAILED with the error's message.
  */
+import type { VmState } from "@nbfleet/shared";
 
 export interface ProviderVm {
   name: string;
@@ -44,4 +45,17 @@ export interface Provider {
   delete(vm: ProviderVm): Promise<void>;
   /** Called when the controller shuts down; agents in machines are expected to survive it. */
   close?(): Promise<void>;
+  /** Why this provider cannot make a machine of this name (null = fine); asked before anything is stored. */
+  checkName?(name: string): string | null;
+  /** What the place holds compared with the machines the controller knows (run periodically). */
+  reconcile?(known: ProviderVm[]): Promise<ReconcileReport>;
+}
+
+export interface ReconcileReport {
+  /** Known machines the provider no longer has (deleted outside nbfleet). */
+  missing: string[];
+  /** The machine state the provider reports, by VM name. */
+  states: Record<string, VmState>;
+  /** Resources of this fleet that belong to no known machine. */
+  orphans: Array<{ id: string; type: string; name: string; vm: string | null }>;
 }

@@ -2,21 +2,17 @@
  * Where guest sandboxes live: `<dataDir>/guests`. A notebook runs as an unprivileged user who
  * must reach its sandbox; when the emulator is root and its data dir sits where others cannot
  * enter (root's home is 0700), guests go under /var/lib/nbfleet/emulator-guests/<id> instead.
+ * Only the path is decided here; the first boot creates it (0755).
  */
 import { createHash } from "node:crypto";
-import { mkdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 
 export async function guestRoot(dataDir: string, isRoot = process.getuid?.() === 0): Promise<string> {
   const inside = path.join(path.resolve(dataDir), "guests");
-  if (!isRoot || (await othersCanTraverse(path.resolve(dataDir)))) {
-    await mkdir(inside, { recursive: true, mode: 0o755 });
-    return inside;
-  }
+  if (!isRoot || (await othersCanTraverse(path.resolve(dataDir)))) return inside;
   const id = createHash("sha256").update(path.resolve(dataDir)).digest("hex").slice(0, 12);
-  const outside = path.join("/var/lib/nbfleet/emulator-guests", id);
-  await mkdir(outside, { recursive: true, mode: 0o755 });
-  return outside;
+  return path.join("/var/lib/nbfleet/emulator-guests", id);
 }
 
 async function othersCanTraverse(dir: string): Promise<boolean> {

@@ -1,0 +1,446 @@
+import { customDataBase64, renderCloudInit, renderWindowsBootstrap } from "@nbfleet/scripts";
+/**
+ * Provider `azure`: each machine is an Azure VM made through the real Azure SDK
+ * (@azure/arm-resources, -network, -compute), booted by cloud-init user-data (Linux) or a
+ * CustomScriptExtension running the PowerShell bootstrap (Windows) from @nbfleet/scripts.
+ *
+ *   fleet (once):  resource group ─ NSG (public notebook port only) ─ VNet/subnet
+ *   per machine:   public IP (Standard, static, DNS label) ─ NIC ─ VM (+ extension on Windows)
+ *
+ * Names are checked against Azure's rules and customData against its 64 KB limit before any
+ * call. Provisioning concurrency is bounded (default 10 in flight); 429 and 5xx are retried by
+ * the SDK honouring Retry-After. A create that fails part-way deletes what it made, so no NIC,
+ * IP or disk is left behind; the error carries Azure's code and message.
+ */
+import type { VmState } from "@nbfleet/shared";
+import pLimit, { type LimitFunction } from "p-limit";
+import { ARTIFACT_PATH, type ArtifactInfo } from "../../api/agent-artifact/plugin.js";
+import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
+import {
+  type AzureClients,
+  type CallCounters,
+  DEFAULT_RETRY,
+  type RetrySettings,
+  makeClients,
+} from "./clients.js";
+import { type CredentialChoice, credentialProblem } from "./credential.js";
+import { describeAzureFailure, isAuthFailure, isNotFound } from "./failures.js";
+import { FLEET_TAG, FleetNetwork, type TeardownReport, VM_TAG } from "./fleet-network.js";
+import { type GuestOs, type VmResourceNames, azureNameProblem, fleetId, vmResourceNames } from "./names.js";
+import { powerStateOf, vmStateFromInstanceView } from "./power-state.js";
+import { type ImageName, nicBody, osOfImage, publicIpBody, vmBody, windowsExtensionBody } from "./vm-spec.js";
+
+export interface AzureProviderOptions {
+  subscriptionId: string;
+  /** Azure region, e.g. `westeurope`. */
+  location: string;
+  resourceGroup: string;
+  /** Value of the `nbfleet-fleet` tag; default: the resource group's name. */
+  fleet?: string;
+  artifact: ArtifactInfo;
+  credential: CredentialChoice;
+  /** Resource Manager endpoint (the emulator's); Azure's public cloud when null. */
+  endpoint?: string | null;
+  /** CA (PEM) trusted for `endpoint`. */
+  caPem?: string | null;
+  vmSize?: string;
+  image?: ImageName;
+  adminUsername?: string;
+  /** OpenSSH public key for the admin user (Linux); none = no usable login. */
+  sshPublicKey?: string | null;
+  /** Who may reach the notebook port (default `*`). */
+  notebookSourceRanges?: string[];
+  /** Who may reach SSH; null (default) = no SSH rule at all. */
+  sshSourceRanges?: string[] | null;
+  publicPort?: number;
+  notebookPort?: number;
+  /** Machines created, started, stopped or deleted at the same time (default 10). */
+  maxConcurrency?: number;
+  /** How guests verify this controller's TLS certificate: its CA (PEM) or its SHA-256 fingerprint. */
+  controllerTrust?: { caPem?: string; fingerprint?: string };
+  retry?: Partial<RetrySettings>;
+  /** LRO poll interval when Azure sends no Retry-After (SDK default 2 s). */
+  pollIntervalMs?: number;
+  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}
+
+export interface AzureProviderData {
+  resourceGroup: string;
+  location: string;
+  os: GuestOs;
+  fqdn: string;
+  vmId: string | null;
+  names: VmResourceNames;
+}
+
+const DEFAULTS = {
+  vmSize: "Standard_B2s",
+  image: "ubuntu-24.04" as ImageName,
+  adminUsername: "nbfleet",
+  publicPort: 443,
+  notebookPort: 9999,
+  maxConcurrency: 10,
+};
+
+export class AzureProvider implements Provider {
+  readonly name = "azure";
+  /** HTTP attempts made so far (each retry counts): attempts, writes, 429s, 5xx. */
+  readonly counters: CallCounters = { attempts: 0, writes: 0, throttled: 0, serverErrors: 0 };
+  readonly fleet: string;
+  private readonly fleetId: string;
+  private readonly network: FleetNetwork;
+  private readonly limit: LimitFunction;
+  private clientSet: AzureClients | null = null;
+
+  constructor(private readonly options: AzureProviderOptions) {
+    this.fleet = options.fleet ?? options.resourceGroup;
+    this.fleetId = fleetId(options.subscriptionId, options.resourceGroup);
+    this.limit = pLimit(options.maxConcurrency ?? DEFAULTS.maxConcurrency);
+    this.network = new FleetNetwork(() => this.clients, {
+      resourceGroup: options.resourceGroup,
+      location: options.location,
+      fleet: this.fleet,
+      publicPort: options.publicPort ?? DEFAULTS.publicPort,
+      notebookSourceRanges: options.notebookSourceRanges ?? ["*"],
+      sshSourceRanges: options.sshSourceRanges ?? null,
+      addressSpace: "10.42.0.0/16",
+      subnetPrefix: "10.42.0.0/20",
+    });
+  }
+
+  private get clients(): AzureClients {
+    this.clientSet ??= makeClients({
+      subscriptionId: this.options.subscriptionId,
+      credential: this.options.credential.credential,
+      endpoint: this.options.endpoint ?? null,
+      caPem: this.options.caPem ?? null,
+      retry: { ...DEFAULT_RETRY, ...this.options.retry },
+      counters: this.counters,
+    });
+    return this.clientSet;
+  }
+
+  private get os(): GuestOs {
+    return osOfImage(this.options.image ?? DEFAULTS.image);
+  }
+
+  /** Why Azure would refuse a machine of this name (null = fine); checked before any call. */
+  checkName(name: string): string | null {
+    return azureNameProblem(name, this.os, this.fleetId);
+  }
+
+  /** Machines in flight (create/start/stop/restart/delete) and waiting for a slot. */
+  get inFlight(): { active: number; pending: number } {
+    return { active: this.limit.activeCount, pending: this.limit.pendingCount };
+  }
+
+  async create(vm: ProviderVm, context: ProvisionContext): Promise<ProvisionResult> {
+    const problem = this.checkName(vm.name);
+    if (problem) {
+      throw new AzureProviderError(
+        "check the name",
+        `Azure would refuse the name ${JSON.stringify(vm.name)}: ${problem}`,
+      );
+    }
+    const names = vmResourceNames(vm.name, this.fleetId);
+    const { location } = this.options;
+    const fqdn = `${names.dnsLabel}.${location.toLowerCase().replace(/\s+/g, "")}.cloudapp.azure.com`;
+    // Rendered (and checked against Azure's 64 KB customData limit) before any Azure call.
+    const customData = customDataBase64(this.userData(context, fqdn));
+    return this.limit(() =>
+      this.guard("create", async () => {
+        const subnetId = await this.network.ensure();
+        const data = await this.provision(vm, names, fqdn, subnetId, customData);
+        const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
+        return {
+          notebookUrl: `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`,
+          providerData: data,
+        };
+      }),
+    );
+  }
+
+  private async provision(
+    vm: ProviderVm,
+    names: VmResourceNames,
+    fqdn: string,
+    subnetId: string,
+    customData: string,
+  ): Promise<AzureProviderData> {
+    const { network, compute } = this.clients;
+    const { resourceGroup: rg, location } = this.options;
+    const tags = { ...this.network.tags, [VM_TAG]: vm.name };
+    const attempted = new Set<"ip" | "nic" | "vm">();
+    const poll = this.pollOptions();
+    try {
+      attempted.add("ip");
+      const ip = await network.publicIPAddresses.beginCreateOrUpdateAndWait(
+        rg,
+        names.publicIp,
+        publicIpBody(location, names, tags),
+        poll,
+      );
+      attempted.add("nic");
+      const nic = await network.networkInterfaces.beginCreateOrUpdateAndWait(
+        rg,
+        names.nic,
+        nicBody(location, subnetId, ip.id!, tags),
+        poll,
+      );
+      attempted.add("vm");
+      const created = await compute.virtualMachines.beginCreateOrUpdateAndWait(
+        rg,
+        names.vm,
+        vmBody({
+          location,
+          names,
+          tags,
+          vmSize: this.options.vmSize ?? DEFAULTS.vmSize,
+          image: this.options.image ?? DEFAULTS.image,
+          adminUsername: this.options.adminUsername ?? DEFAULTS.adminUsername,
+          sshPublicKey: this.options.sshPublicKey ?? null,
+          customDataBase64: customData,
+          nicId: nic.id!,
+        }),
+        poll,
+      );
+      if (this.os === "windows") {
+        await compute.virtualMachineExtensions.beginCreateOrUpdateAndWait(
+          rg,
+          names.vm,
+          names.extension,
+          windowsExtensionBody(location, tags),
+          poll,
+        );
+      }
+      return { resourceGroup: rg, location, os: this.os, fqdn, vmId: created.id ?? null, names };
+    } catch (error) {
+      const cleanup = await this.removeAll(names, attempted).then(
+        () => "what it had made was deleted",
+        (cleanupError) =>
+          `cleaning up also failed (${this.describe(cleanupError)}); look for resources tagged ${VM_TAG}=${vm.name}`,
+      );
+      this.options.log?.warn({ vm: vm.name, err: error }, "azure create failed; cleaned up");
+      throw new AzureProviderError("create", `${this.describe(error)}; ${cleanup}`, error);
+    }
+  }
+
+  async start(vm: ProviderVm): Promise<void> {
+    const data = providerData(vm);
+    await this.limit(() =>
+      this.guard("start", () =>
+        this.clients.compute.virtualMachines.beginStartAndWait(
+          data.resourceGroup,
+          data.names.vm,
+          this.pollOptions(),
+        ),
+      ),
+    );
+  }
+
+  /** Stop = deallocate: the VM keeps its disk and IP but is no longer billed for compute. */
+  async stop(vm: ProviderVm): Promise<void> {
+    const data = providerData(vm);
+    await this.limit(() =>
+      this.guard("stop", () =>
+        this.clients.compute.virtualMachines.beginDeallocateAndWait(
+          data.resourceGroup,
+          data.names.vm,
+          this.pollOptions(),
+        ),
+      ),
+    );
+  }
+
+  /** Restarts a running VM; a deallocated one is started instead (Azure refuses to restart it). */
+  async restart(vm: ProviderVm): Promise<void> {
+    const data = providerData(vm);
+    const { compute } = this.clients;
+    await this.limit(() =>
+      this.guard("restart", async () => {
+        const view = await compute.virtualMachines.instanceView(data.resourceGroup, data.names.vm);
+        const power = powerStateOf(view.statuses);
+        if (power === "running" || power === "starting") {
+          await compute.virtualMachines.beginRestartAndWait(
+            data.resourceGroup,
+            data.names.vm,
+            this.pollOptions(),
+          );
+        } else {
+          await compute.virtualMachines.beginStartAndWait(
+            data.resourceGroup,
+            data.names.vm,
+            this.pollOptions(),
+          );
+        }
+      }),
+    );
+  }
+
+  /** Deletes the VM (its OS disk, NIC and IP go with it) and anything of it still left. */
+  async delete(vm: ProviderVm): Promise<void> {
+    const names = isAzureData(vm.providerData)
+      ? vm.providerData.names
+      : vmResourceNames(vm.name, this.fleetId);
+    if (!vm.providerData && this.checkName(vm.name) !== null) return;
+    await this.limit(() => this.guard("delete", () => this.removeAll(names, new Set(["ip", "nic", "vm"]))));
+  }
+
+  /** The machine's state as Azure reports it. */
+  async state(vm: ProviderVm): Promise<VmState> {
+    const data = providerData(vm);
+    return this.guard("read", async () => {
+      const view = await this.clients.compute.virtualMachines.instanceView(data.resourceGroup, data.names.vm);
+      return vmStateFromInstanceView(view.statuses);
+    });
+  }
+
+  /**
+   * Compares what nbfleet knows with what Azure holds for this fleet (three reads): known
+   * machines Azure no longer has, each machine's power state, and fleet-tagged resources (and
+   * unattached `-osdisk` disks) that belong to no known machine.
+   */
+  async reconcile(known: ProviderVm[]): Promise<ReconcileReport> {
+    const { compute, resources } = this.clients;
+    const rg = this.options.resourceGroup.toLowerCase();
+    return this.guard("reconcile", async () => {
+      const exists = await resources.resourceGroups.checkExistence(this.options.resourceGroup);
+      const inAzure = new Map<string, VmState>();
+      const orphans: ReconcileReport["orphans"] = [];
+      const knownNames = new Set(known.map((vm) => vm.name.toLowerCase()));
+      if (exists.body) {
+        for await (const vm of compute.virtualMachines.listAll({ statusOnly: "true" })) {
+          if (!vm.id?.toLowerCase().includes(`/resourcegroups/${rg}/`) || vm.tags?.[FLEET_TAG] !== this.fleet)
+            continue;
+          inAzure.set(vm.name!.toLowerCase(), vmStateFromInstanceView(vm.instanceView?.statuses));
+        }
+        const filter = `tagName eq '${FLEET_TAG}' and tagValue eq '${this.fleet.replace(/'/g, "''")}'`;
+        for await (const r of resources.resources.listByResourceGroup(this.options.resourceGroup, {
+          filter,
+        })) {
+          const owner = r.tags?.[VM_TAG];
+          if (owner !== undefined && !knownNames.has(owner.toLowerCase())) {
+            orphans.push({ id: r.id!, type: r.type!, name: r.name!, vm: owner });
+          }
+        }
+        const disks = { filter: "resourceType eq 'Microsoft.Compute/disks'" };
+        for await (const disk of resources.resources.listByResourceGroup(this.options.resourceGroup, disks)) {
+          const vmName = disk.name?.replace(/-osdisk$/, "");
+          if (disk.name?.endsWith("-osdisk") && !disk.managedBy && !knownNames.has(vmName!.toLowerCase())) {
+            orphans.push({ id: disk.id!, type: disk.type!, name: disk.name, vm: vmName ?? null });
+          }
+        }
+      }
+      const states: Record<string, VmState> = {};
+      const missing: string[] = [];
+      for (const vm of known) {
+        const state = inAzure.get(vm.name.toLowerCase());
+        if (state) states[vm.name] = state;
+        else if (vm.providerData) missing.push(vm.name);
+      }
+      return { missing, states, orphans };
+    });
+  }
+
+  /** Deletes the fleet's shared network and, when nothing else is in it, its resource group. */
+  teardownFleet(): Promise<TeardownReport> {
+    return this.guard("tear down the fleet", () => this.network.teardown());
+  }
+
+  async close(): Promise<void> {
+    this.limit.clearQueue();
+  }
+
+  private userData(context: ProvisionContext, fqdn: string): string {
+    const trust = this.options.controllerTrust ?? {};
+    const common = {
+      controllerUrl: context.controllerUrl,
+      artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
+      artifactSha256: this.options.artifact.sha256,
+      bootstrapToken: context.bootstrapToken,
+      passwordHash: context.passwordHash,
+      notebookPort: this.options.notebookPort ?? DEFAULTS.notebookPort,
+      publicPort: this.options.publicPort ?? DEFAULTS.publicPort,
+      bindIp: "0.0.0.0",
+      hostnames: [fqdn],
+      ...(trust.caPem ? { controllerCaPem: trust.caPem } : {}),
+      ...(trust.fingerprint ? { controllerFingerprint: trust.fingerprint } : {}),
+    };
+    if (this.os === "windows") return renderWindowsBootstrap(common);
+    // The notebook runs as the VM's admin user, never as root.
+    return renderCloudInit({ ...common, runAs: this.options.adminUsername ?? DEFAULTS.adminUsername });
+  }
+
+  /** Deletes the VM (cascading to disk, NIC, IP), then whatever of the rest still exists. */
+  private async removeAll(names: VmResourceNames, attempted: Set<"ip" | "nic" | "vm">): Promise<void> {
+    const { network, compute } = this.clients;
+    const rg = this.options.resourceGroup;
+    const poll = this.pollOptions();
+    const gone = (error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    };
+    if (attempted.has("vm")) await compute.virtualMachines.beginDeleteAndWait(rg, names.vm, poll).catch(gone);
+    // Reads before deletes: most of these went with the VM, and a read costs no write quota.
+    const still = async (get: () => Promise<unknown>) =>
+      get().then(
+        () => true,
+        (error) => {
+          gone(error);
+          return false;
+        },
+      );
+    if (attempted.has("vm") && (await still(() => compute.disks.get(rg, names.osDisk)))) {
+      await compute.disks.beginDeleteAndWait(rg, names.osDisk, poll).catch(gone);
+    }
+    if (attempted.has("nic") && (await still(() => network.networkInterfaces.get(rg, names.nic)))) {
+      await network.networkInterfaces.beginDeleteAndWait(rg, names.nic, poll).catch(gone);
+    }
+    if (attempted.has("ip") && (await still(() => network.publicIPAddresses.get(rg, names.publicIp)))) {
+      await network.publicIPAddresses.beginDeleteAndWait(rg, names.publicIp, poll).catch(gone);
+    }
+  }
+
+  private pollOptions(): { updateIntervalInMs?: number } {
+    return this.options.pollIntervalMs ? { updateIntervalInMs: this.options.pollIntervalMs } : {};
+  }
+
+  private describe(error: unknown): string {
+    return isAuthFailure(error)
+      ? credentialProblem(error, this.options.credential, this.options.subscriptionId)
+      : describeAzureFailure(error);
+  }
+
+  /** Runs Azure work; any failure leaves as an AzureProviderError with Azure's code and message. */
+  private async guard<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof AzureProviderError) throw error;
+      throw new AzureProviderError(what, this.describe(error), error);
+    }
+  }
+}
+
+/** A failed Azure step: the message says what Azure answered (and, for a create, what was cleaned up). */
+export class AzureProviderError extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+    readonly azureError?: unknown,
+  ) {
+    super(message);
+    this.name = "AzureProviderError";
+  }
+}
+
+function isAzureData(value: unknown): value is AzureProviderData {
+  const data = value as Partial<AzureProviderData> | null;
+  return typeof data?.resourceGroup === "string" && typeof data.names?.vm === "string";
+}
+
+function providerData(vm: ProviderVm): AzureProviderData {
+  if (!isAzureData(vm.providerData)) {
+    throw new Error(`VM ${vm.name} has no Azure resources recorded (was it created by the azure provider?)`);
+  }
+  return vm.providerData;
+}

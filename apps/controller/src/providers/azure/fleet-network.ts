@@ -1,0 +1,171 @@
+/**
+ * What a fleet shares, created once and reused: the resource group, one network security group
+ * that admits only the public notebook port (and SSH only when asked for) from the configured
+ * source ranges, and one virtual network with one subnet behind that NSG. `ensure()` reads
+ * first and writes only what is missing or different, so a running fleet costs no writes here.
+ */
+import type { NetworkSecurityGroup, SecurityRule } from "@azure/arm-network";
+import type { AzureClients } from "./clients.js";
+import { isNotFound } from "./failures.js";
+
+export const FLEET_TAG = "nbfleet-fleet";
+export const VM_TAG = "nbfleet-vm";
+
+export interface FleetNetworkSettings {
+  resourceGroup: string;
+  location: string;
+  fleet: string;
+  publicPort: number;
+  /** Sources allowed to reach the notebook port (`*`, `Internet`, CIDRs). */
+  notebookSourceRanges: string[];
+  /** Sources allowed to reach SSH (22); null = no SSH rule. */
+  sshSourceRanges: string[] | null;
+  addressSpace: string;
+  subnetPrefix: string;
+}
+
+export interface FleetNetworkNames {
+  nsg: string;
+  vnet: string;
+  subnet: string;
+}
+
+export interface TeardownReport {
+  deleted: string[];
+  /** The resource group stays when it holds anything nbfleet did not make. */
+  resourceGroupDeleted: boolean;
+  keptBecause: string | null;
+}
+
+export class FleetNetwork {
+  readonly names: FleetNetworkNames;
+  private ready: Promise<string> | null = null;
+
+  constructor(
+    private readonly clients: () => AzureClients,
+    private readonly settings: FleetNetworkSettings,
+  ) {
+    this.names = { nsg: `${settings.fleet}-nsg`, vnet: `${settings.fleet}-vnet`, subnet: "notebooks" };
+  }
+
+  get tags(): Record<string, string> {
+    return { [FLEET_TAG]: this.settings.fleet };
+  }
+
+  /** The subnet id new NICs go into; creates what is missing (once per provider, retried after a failure). */
+  ensure(): Promise<string> {
+    this.ready ??= this.create().catch((error) => {
+      this.ready = null;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  private async create(): Promise<string> {
+    const { resources, network } = this.clients();
+    const { resourceGroup: rg, location } = this.settings;
+    const exists = await resources.resourceGroups.checkExistence(rg);
+    if (!exists.body) await resources.resourceGroups.createOrUpdate(rg, { location, tags: this.tags });
+
+    const wanted = this.securityRules();
+    const nsg = await network.networkSecurityGroups.get(rg, this.names.nsg).catch(notFoundAsUndefined);
+    const nsgId = sameRules(nsg, wanted)
+      ? nsg!.id!
+      : (
+          await network.networkSecurityGroups.beginCreateOrUpdateAndWait(rg, this.names.nsg, {
+            location,
+            tags: this.tags,
+            securityRules: wanted,
+          })
+        ).id!;
+
+    const vnet = await network.virtualNetworks.get(rg, this.names.vnet).catch(notFoundAsUndefined);
+    const subnet = vnet?.subnets?.find((s) => s.name === this.names.subnet);
+    if (subnet?.id && subnet.networkSecurityGroup?.id?.toLowerCase() === nsgId.toLowerCase())
+      return subnet.id;
+    const created = await network.virtualNetworks.beginCreateOrUpdateAndWait(rg, this.names.vnet, {
+      location,
+      tags: this.tags,
+      addressSpace: { addressPrefixes: [this.settings.addressSpace] },
+      subnets: [
+        {
+          name: this.names.subnet,
+          addressPrefix: this.settings.subnetPrefix,
+          networkSecurityGroup: { id: nsgId },
+        },
+      ],
+    });
+    const id = created.subnets?.find((s) => s.name === this.names.subnet)?.id;
+    if (!id)
+      throw new Error(`Azure created virtual network ${this.names.vnet} without subnet ${this.names.subnet}`);
+    return id;
+  }
+
+  private securityRules(): SecurityRule[] {
+    const rule = (name: string, priority: number, port: number, sources: string[]): SecurityRule => ({
+      name,
+      priority,
+      direction: "Inbound",
+      access: "Allow",
+      protocol: "Tcp",
+      sourcePortRange: "*",
+      destinationAddressPrefix: "*",
+      destinationPortRange: String(port),
+      ...(sources.length === 1 ? { sourceAddressPrefix: sources[0] } : { sourceAddressPrefixes: sources }),
+    });
+    return [
+      rule("nbfleet-notebook", 100, this.settings.publicPort, this.settings.notebookSourceRanges),
+      ...(this.settings.sshSourceRanges ? [rule("nbfleet-ssh", 110, 22, this.settings.sshSourceRanges)] : []),
+    ];
+  }
+
+  /**
+   * Removes the shared network, then the resource group when nothing else is left in it.
+   * Machines must be deleted first (their NICs hold the subnet).
+   */
+  async teardown(): Promise<TeardownReport> {
+    const { resources, network } = this.clients();
+    const rg = this.settings.resourceGroup;
+    this.ready = null;
+    const exists = await resources.resourceGroups.checkExistence(rg);
+    if (!exists.body)
+      return { deleted: [], resourceGroupDeleted: false, keptBecause: `resource group ${rg} does not exist` };
+    await network.virtualNetworks.beginDeleteAndWait(rg, this.names.vnet);
+    await network.networkSecurityGroups.beginDeleteAndWait(rg, this.names.nsg);
+    const deleted = [this.names.vnet, this.names.nsg];
+    const left: string[] = [];
+    for await (const resource of resources.resources.listByResourceGroup(rg))
+      left.push(`${resource.type}/${resource.name}`);
+    if (left.length > 0) {
+      return {
+        deleted,
+        resourceGroupDeleted: false,
+        keptBecause: `resource group ${rg} still holds ${left.join(", ")}`,
+      };
+    }
+    await resources.resourceGroups.beginDeleteAndWait(rg);
+    return { deleted: [...deleted, rg], resourceGroupDeleted: true, keptBecause: null };
+  }
+}
+
+function notFoundAsUndefined(error: unknown): undefined {
+  if (isNotFound(error)) return undefined;
+  throw error;
+}
+
+function sameRules(nsg: NetworkSecurityGroup | undefined, wanted: SecurityRule[]): boolean {
+  if (!nsg?.id) return false;
+  const key = (r: SecurityRule) =>
+    JSON.stringify([
+      r.name,
+      r.priority,
+      r.direction,
+      r.access,
+      r.protocol,
+      r.destinationPortRange,
+      r.sourceAddressPrefix ?? null,
+      r.sourceAddressPrefixes?.length ? r.sourceAddressPrefixes : null,
+    ]);
+  const have = (nsg.securityRules ?? []).map(key).sort();
+  return JSON.stringify(have) === JSON.stringify(wanted.map(key).sort());
+}
