@@ -16,7 +16,7 @@ import {
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { type CommandRecord, TERMINAL_STATES } from "../store/commands-repo.js";
+import { type CommandRecord, CommandsRepo, TERMINAL_STATES } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 
@@ -132,6 +132,78 @@ export class CommandService {
     });
     const delivered = connected ? await this.deliver(command) : false;
     return { command: (await store.commands.get(id)) ?? command, delivered };
+  }
+
+  /**
+   * Queues many commands in one transaction (bulk operations): commands for connected agents
+   * are stored as `sent` and go out right after the commit, the others wait for their agent.
+   * Each request succeeds or fails on its own (a bad request or an offline agent with
+   * `ifOffline: "fail"`); an id that exists already fails as a unique violation for the caller.
+   */
+  async enqueueMany(
+    requests: EnqueueRequest[],
+  ): Promise<Array<{ ok: true; value: EnqueueResult } | { ok: false; error: unknown }>> {
+    const { store, bus } = this.options;
+    const now = new Date();
+    const at = now.toISOString();
+    const out: Array<{ ok: true; value: EnqueueResult } | { ok: false; error: unknown }> = [];
+    const rows: Array<Parameters<Store["commands"]["insertMany"]>[0][number]> = [];
+    const slots: number[] = [];
+    for (const request of requests) {
+      const connected = this.link?.isConnected(request.vmName) ?? false;
+      const id = request.id ?? newId("cmd");
+      const params = request.params ?? {};
+      const message = { v: PROTOCOL_VERSION, id, type: "command", name: request.name, params };
+      if (!connected && request.ifOffline === "fail") {
+        out.push({
+          ok: false,
+          error: new NbfError("NBF_AGENT_OFFLINE", { name: request.vmName, lastSeenAt: "unknown" }),
+        });
+        continue;
+      }
+      if (!commandValidator.is(message)) {
+        out.push({
+          ok: false,
+          error: new NbfError("NBF_INVALID_BODY", {
+            problems: commandValidator.problems(message).join("; "),
+          }),
+        });
+        continue;
+      }
+      slots.push(out.length);
+      out.push({ ok: false, error: null });
+      rows.push({
+        id,
+        vmName: request.vmName,
+        name: request.name,
+        params,
+        createdAt: at,
+        expiresAt: new Date(now.getTime() + (request.ttlSec ?? this.options.ttlSec) * 1000).toISOString(),
+        timeoutMs: Math.round((request.timeoutSec ?? this.options.timeoutSec) * 1000),
+        operationId: request.operationId ?? null,
+        sentAt: connected ? at : null,
+      });
+    }
+    if (rows.length === 0) return out;
+    let records: CommandRecord[];
+    try {
+      records = await store.db.transaction().execute((trx) => new CommandsRepo(trx).insertMany(rows));
+    } catch (error) {
+      for (const slot of slots) out[slot] = { ok: false, error };
+      return out;
+    }
+    records.forEach((command, i) => {
+      const delivered =
+        command.state === "sent" && (this.link?.send(command.vmName, toMessage(command)) ?? false);
+      bus.emit({
+        vmName: command.vmName,
+        kind: "command.queued",
+        message: `${command.name} queued as ${command.id}${command.state === "sent" ? "" : " (agent offline)"}`,
+        data: { commandId: command.id, name: command.name },
+      });
+      out[slots[i]!] = { ok: true, value: { command, delivered } };
+    });
+    return out;
   }
 
   listForVm(vmName: string, limit: number): Promise<CommandRecord[]> {

@@ -51,7 +51,12 @@ export const MACHINE_TRANSITION: Record<MachineOperationAction, { during: VmStat
  * resumed operation finds the command it may already have sent instead of sending another.
  */
 export function commandIdFor(operationId: string, seq: number): string {
-  return `cmd_${operationId.replace(/^op_/, "")}_${seq.toString(36)}`;
+  return `${commandIdPrefix(operationId)}${seq}`;
+}
+
+/** What every command id of the operation starts with (the seq follows, in decimal). */
+export function commandIdPrefix(operationId: string): string {
+  return `cmd_${operationId.replace(/^op_/, "")}_`;
 }
 
 /** Codes a target ends with (stored with the target, shown in `GET /v1/operations/{id}`). */

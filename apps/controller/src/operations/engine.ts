@@ -200,8 +200,10 @@ export class OperationsEngine {
     return operation;
   }
 
+  /** Target counts: the running operation's own tally (no query), else the stored ones. */
   counts(id: string): Promise<Record<TargetState, number>> {
-    return this.targets.counts(id);
+    const runner = this.runners.get(id)?.runner;
+    return runner ? Promise.resolve({ ...runner.counts }) : this.targets.counts(id);
   }
 
   /** Stops starting targets; pending ones become `cancelled`, running ones finish. */

@@ -43,20 +43,38 @@ export interface TargetDeps {
    * Registers for the command's final state before anything can finish it; resolves null when
    * the controller shuts down first.
    */
-  watchCommand(commandId: string): { promise: Promise<CommandState | null>; cancel(): void };
+  watchCommand(commandId: string): CommandWatch;
 }
 
-export type TargetOutcome = { ok: true } | { ok: false; error: { code: string; message: string } };
+export interface CommandWatch {
+  promise: Promise<CommandState | null>;
+  cancel(): void;
+}
+
+/** `skip`: the target did not apply (its VM is gone); it does not count as an error. */
+export type TargetOutcome =
+  | { ok: true }
+  | { ok: false; skip?: true; error: { code: string; message: string } };
+
+/**
+ * How the target got here: `resumed` (left running by an earlier process), or freshly started,
+ * with its command already stored and watched by the runner's batch start.
+ */
+export interface TargetMode {
+  resumed: boolean;
+  command?: CommandRecord;
+  watch?: CommandWatch;
+}
 
 export async function executeTarget(
   deps: TargetDeps,
   plan: TargetPlan,
   target: TargetRecord,
-  resumed: boolean,
+  mode: TargetMode,
 ): Promise<TargetOutcome> {
   const outcome = isMachineAction(plan.action)
-    ? await machineTarget(deps, plan.action, target, resumed)
-    : await commandTarget(deps, plan, target, resumed);
+    ? await machineTarget(deps, plan.action, target, mode.resumed)
+    : await commandTarget(deps, plan, target, mode);
   if (!outcome.ok || !plan.rolling.enabled) return outcome;
   const gate = deps.health.waitServing(target.vmName, plan.rolling.healthTimeoutSec * 1000);
   if (await gate.promise) return outcome;
@@ -70,16 +88,16 @@ async function commandTarget(
   deps: TargetDeps,
   plan: TargetPlan,
   target: TargetRecord,
-  resumed: boolean,
+  mode: TargetMode,
 ): Promise<TargetOutcome> {
   const { store, commands } = deps;
   const id = commandIdFor(plan.operationId, target.seq);
-  const watch = deps.watchCommand(id);
+  const watch = mode.watch ?? deps.watchCommand(id);
   try {
-    let command: CommandRecord | undefined = resumed ? await commands.get(id) : undefined;
+    let command = mode.command ?? (mode.resumed ? await commands.get(id) : undefined);
     if (!command) {
       if (!(await store.vms.exists(target.vmName)))
-        return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+        return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
       try {
         command = (
           await commands.enqueue({
@@ -132,7 +150,7 @@ async function machineTarget(
     if (decided) return decided;
   }
   if (!(await deps.store.vms.exists(target.vmName)))
-    return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+    return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
   try {
     await deps.vms.machineAction(target.vmName, action.slice(3) as "start" | "stop" | "restart");
     return { ok: true };
@@ -155,7 +173,7 @@ async function resumeMachine(
   target: TargetRecord,
 ): Promise<TargetOutcome | null> {
   const vm = await deps.store.vms.get(target.vmName);
-  if (!vm) return { ok: false, error: targetError("NBF_TARGET_VM_GONE") };
+  if (!vm) return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
   if (target.startedAt === null || vm.updatedAt < target.startedAt) return null;
   const { during, after } = MACHINE_TRANSITION[action];
   if (vm.state === after) return { ok: true };

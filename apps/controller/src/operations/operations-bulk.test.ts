@@ -119,7 +119,8 @@ describe("bulk operations over 1,000 simulated agents", () => {
 
   it("counts failures of targets still running when the budget broke, and starts nothing after", async () => {
     const failing = new Set([100, 101, 102, 103, 104]);
-    const { app, token, agents } = await bulkFleet(1000, (i) => (failing.has(i) ? 400 : 10));
+    // The failing five are slow and end 50 ms apart: #102 breaks the budget while #103 and #104 still run.
+    const { app, token, agents } = await bulkFleet(1000, (i) => (failing.has(i) ? 300 + (i - 100) * 50 : 10));
     for (const i of failing) failWith(agents[i]!);
     const { op, targets } = await runToEnd(app, token, {
       action: "notebook.restart",

@@ -1,4 +1,3 @@
-import type { OperationTargetsRepo, TargetRecord, TargetState } from "../store/operation-targets-repo.js";
 /**
  * Runs one operation to its end: starts targets in rollout order, never more than
  * `maxConcurrency` at once, and stops starting new ones once failures exceed `maxErrors` or a
@@ -7,13 +6,30 @@ import type { OperationTargetsRepo, TargetRecord, TargetState } from "../store/o
  * `maxConcurrency` and the next batch starts only when every target of the previous one is
  * serving again (or failed the gate).
  *
+ * Targets that start together are started with one write: marked running (with their derived
+ * command ids) in one statement, their commands stored in one transaction, and sent after the
+ * commit. Their ends are written in one transaction per event-loop turn. At 10,000 targets
+ * this keeps the store from committing six times per target.
+ *
  * Resuming after a restart: targets left `running` are finished first (each resolved from its
  * own command, see execute-target), then pending ones continue. Every state change is a
  * conditional update, so nothing is started or finished twice.
  */
+import type { CommandRecord } from "../store/commands-repo.js";
+import {
+  OperationTargetsRepo,
+  type TargetRecord,
+  type TargetState,
+} from "../store/operation-targets-repo.js";
 import type { OperationRecord } from "../store/operations-repo.js";
-import { commandIdFor, isMachineAction, targetError } from "./actions.js";
-import { type TargetDeps, type TargetOutcome, type TargetPlan, executeTarget } from "./execute-target.js";
+import { commandIdFor, commandIdPrefix, commandOf, isMachineAction, targetError } from "./actions.js";
+import {
+  type CommandWatch,
+  type TargetDeps,
+  type TargetOutcome,
+  type TargetPlan,
+  executeTarget,
+} from "./execute-target.js";
 
 const PAGE = 1000;
 
@@ -27,6 +43,19 @@ export interface RunnerHooks {
   log(error: unknown, message: string): void;
 }
 
+/** What starting a target produced: its stored command (and the watch on it), or why not. */
+type Started =
+  | { kind: "command"; command: CommandRecord; watch: CommandWatch }
+  | { kind: "machine" }
+  | { kind: "ended"; outcome: TargetOutcome };
+
+type Ending = {
+  seq: number;
+  state: "succeeded" | "failed" | "skipped";
+  error: { code: string; message: string } | null;
+  at: string;
+};
+
 export class OperationRunner {
   readonly counts: Record<TargetState, number>;
   private readonly inFlight = new Map<number, Promise<void>>();
@@ -34,6 +63,8 @@ export class OperationRunner {
   private wake: (() => void) | null = null;
   /** A change happened while the loop was not waiting for one. */
   private signalled = false;
+  private endings: Ending[] = [];
+  private endingsWritten: Promise<void> | null = null;
   /** When the failure that exceeded the error budget was counted. */
   budgetExceededAt: string | null = null;
 
@@ -73,7 +104,7 @@ export class OperationRunner {
   /** Runs until every target is final (or the controller closes); returns why it stopped early. */
   async run(): Promise<StopReason | null> {
     const leftRunning = await this.targets.list(this.operation.id, { state: "running", limit: 1_000_000 });
-    for (const target of leftRunning) this.launch(target, true);
+    for (const target of leftRunning) this.track(target, this.runTarget(target, Promise.resolve(null)));
     if (this.plan.rolling.enabled) await this.drain();
     let cursor = -1;
     let buffer: TargetRecord[] = [];
@@ -97,10 +128,7 @@ export class OperationRunner {
           if (!next) break;
           batch.push(next);
         }
-        for (const target of batch) {
-          if (this.stop !== null) break;
-          this.launch(target, false);
-        }
+        if (this.stop === null && batch.length > 0) this.launch(batch);
         if (this.plan.rolling.enabled) {
           if (batch.length === 0) break;
           await this.drain();
@@ -109,38 +137,128 @@ export class OperationRunner {
       }
       if (this.stop !== null || (this.inFlight.size === 0 && exhausted && buffer.length === 0)) break;
       await this.nextChange();
+      // Targets that end in the same turn free their slots together: start their successors together.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await this.drain();
     return this.stop;
   }
 
-  private launch(target: TargetRecord, resumed: boolean): void {
-    const run = this.runTarget(target, resumed)
-      .catch((error) =>
-        this.hooks.log(error, `operation ${this.operation.id} target ${target.vmName} failed`),
-      )
-      .finally(() => {
-        this.inFlight.delete(target.seq);
-        this.signal();
-      });
-    this.inFlight.set(target.seq, run);
+  /** Starts fresh targets together; each slot is taken now, before anything is awaited. */
+  private launch(batch: TargetRecord[]): void {
+    const started = this.start(batch);
+    for (const target of batch) {
+      this.track(
+        target,
+        started.then((all) => this.runTarget(target, Promise.resolve(all.get(target.seq) ?? "not-started"))),
+      );
+    }
   }
 
-  private async runTarget(given: TargetRecord, resumed: boolean): Promise<void> {
-    let target = given;
-    if (!resumed) {
-      const commandId = isMachineAction(this.plan.action)
-        ? null
-        : commandIdFor(this.operation.id, target.seq);
-      const startedAt = new Date().toISOString();
-      // Persisted before anything is sent: a crash from here on finds the target running.
-      if (!(await this.targets.markRunning(this.operation.id, target.seq, commandId, startedAt))) return;
-      target = { ...target, state: "running", commandId, startedAt };
-      this.move("pending", "running");
+  private track(target: TargetRecord, run: Promise<void>): void {
+    this.inFlight.set(
+      target.seq,
+      run
+        .catch((error) =>
+          this.hooks.log(error, `operation ${this.operation.id}: target ${target.vmName} failed`),
+        )
+        .finally(() => {
+          this.inFlight.delete(target.seq);
+          this.signal();
+        }),
+    );
+  }
+
+  /**
+   * Marks the batch running (persisted before anything is sent: a crash from here on finds the
+   * targets running and resolves them from their commands) and queues their commands.
+   */
+  private async start(batch: TargetRecord[]): Promise<Map<number, Started>> {
+    const { store, commands } = this.deps;
+    const out = new Map<number, Started>();
+    const now = new Date().toISOString();
+    const machine = isMachineAction(this.plan.action);
+    const running = await this.targets.markRunningMany(
+      this.operation.id,
+      batch.map((t) => t.seq),
+      machine ? null : commandIdPrefix(this.operation.id),
+      now,
+    );
+    const mine = batch.filter((t) => running.has(t.seq));
+    for (const _ of mine) this.move("pending", "running");
+    if (machine) {
+      for (const target of mine) out.set(target.seq, { kind: "machine" });
+      return out;
     }
+    const existing = new Set(
+      (
+        await store.db
+          .selectFrom("vms")
+          .select("name")
+          .where(
+            "name",
+            "in",
+            mine.map((t) => t.vmName),
+          )
+          .execute()
+      ).map((r) => r.name),
+    );
+    const sendable: TargetRecord[] = [];
+    for (const target of mine) {
+      if (existing.has(target.vmName)) sendable.push(target);
+      else
+        out.set(target.seq, {
+          kind: "ended",
+          outcome: { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") },
+        });
+    }
+    // Watching first: a result cannot arrive before its watcher exists.
+    const watches = new Map(
+      sendable.map((t) => [t.seq, this.deps.watchCommand(commandIdFor(this.operation.id, t.seq))]),
+    );
+    const queued = await commands.enqueueMany(
+      sendable.map((target) => ({
+        id: commandIdFor(this.operation.id, target.seq),
+        vmName: target.vmName,
+        name: commandOf(this.plan.action)!,
+        params: { ...this.plan.commandParams, ...(target.params ?? {}) },
+        ttlSec: this.plan.commandTtlSec,
+        timeoutSec: this.plan.commandTimeoutSec,
+        operationId: this.operation.id,
+        ifOffline: this.plan.ifOffline,
+      })),
+    );
+    sendable.forEach((target, i) => {
+      const result = queued[i]!;
+      const watch = watches.get(target.seq)!;
+      if (result.ok) out.set(target.seq, { kind: "command", command: result.value.command, watch });
+      else {
+        watch.cancel();
+        // A command with this id exists (a resumed start): follow it instead.
+        out.set(target.seq, { kind: "ended", outcome: { ok: false, error: describe(result.error) } });
+      }
+    });
+    return out;
+  }
+
+  /** One target from start (or resume, when `started` resolves null) to its recorded end. */
+  private async runTarget(
+    target: TargetRecord,
+    started: Promise<Started | "not-started" | null>,
+  ): Promise<void> {
+    const how = await started;
+    if (how === "not-started") return;
     let outcome: TargetOutcome;
     try {
-      outcome = await executeTarget(this.deps, this.plan, target, resumed);
+      outcome =
+        how === null
+          ? await executeTarget(this.deps, this.plan, target, { resumed: true })
+          : how.kind === "ended"
+            ? how.outcome
+            : await executeTarget(this.deps, this.plan, target, {
+                resumed: false,
+                ...(how.kind === "command" ? { command: how.command, watch: how.watch } : {}),
+              });
     } catch (error) {
       this.hooks.log(error, `operation ${this.operation.id}: target ${target.vmName} threw`);
       outcome = {
@@ -149,25 +267,31 @@ export class OperationRunner {
       };
     }
     if (this.stop === "shutdown") return;
-    const now = new Date().toISOString();
-    // Counted before the write, in the same tick the outcome is known: once the budget is
+    const at = new Date().toISOString();
+    // Counted in the same turn the outcome is known, before any write: once the budget is
     // exceeded, the scheduling loop cannot start another target.
-    if (!outcome.ok) {
-      this.move("running", "failed");
-      if (this.counts.failed > this.plan.maxErrors && this.budgetExceededAt === null) {
-        this.budgetExceededAt = now;
-        if (this.stop === null) this.stop = "errors";
-      }
-    } else this.move("running", "succeeded");
-    const finished = await this.targets.finish(
-      this.operation.id,
-      target.seq,
-      outcome.ok ? "succeeded" : "failed",
-      outcome.ok ? null : outcome.error,
-      now,
-    );
-    if (!finished) return;
-    if (!outcome.ok) this.hooks.targetFailed(this, target, outcome.error);
+    const state = outcome.ok ? "succeeded" : outcome.skip ? "skipped" : "failed";
+    this.move("running", state);
+    if (state === "failed" && this.counts.failed > this.plan.maxErrors && this.budgetExceededAt === null) {
+      this.budgetExceededAt = at;
+      if (this.stop === null) this.stop = "errors";
+    }
+    await this.end({ seq: target.seq, state, error: outcome.ok ? null : outcome.error, at });
+    if (!outcome.ok && !outcome.skip) this.hooks.targetFailed(this, target, outcome.error);
+  }
+
+  /** Records an end; the ends of one event-loop turn are written in one transaction. */
+  private end(ending: Ending): Promise<void> {
+    this.endings.push(ending);
+    this.endingsWritten ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const endings = this.endings;
+      this.endings = [];
+      this.endingsWritten = null;
+      await this.deps.store.db
+        .transaction()
+        .execute((trx) => new OperationTargetsRepo(trx).finishMany(this.operation.id, endings));
+    });
+    return this.endingsWritten;
   }
 
   /** Closes the targets that will never start; returns how many. */
@@ -217,4 +341,12 @@ export class OperationRunner {
   private async drain(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
   }
+}
+
+function describe(error: unknown): { code: string; message: string } {
+  const code = (error as { code?: unknown })?.code;
+  return {
+    code: typeof code === "string" && code.startsWith("NBF_") ? code : "NBF_INTERNAL",
+    message: error instanceof Error ? error.message : String(error),
+  };
 }

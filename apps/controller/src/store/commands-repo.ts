@@ -70,6 +70,40 @@ export class CommandsRepo {
     return toRecord(row);
   }
 
+  /**
+   * Inserts many commands in one statement per chunk (the caller's transaction makes it one
+   * commit); a command with `sentAt` is stored as already `sent` (its agent is connected and it
+   * goes out right after the commit).
+   */
+  async insertMany(commands: Array<NewCommand & { sentAt: string | null }>): Promise<CommandRecord[]> {
+    const rows: CommandsTable[] = commands.map((command) => ({
+      id: command.id,
+      vm_name: command.vmName,
+      name: command.name,
+      params: toJson(command.params),
+      state: command.sentAt ? "sent" : "queued",
+      created_at: command.createdAt,
+      sent_at: command.sentAt,
+      acked_at: null,
+      finished_at: null,
+      expires_at: command.expiresAt,
+      timeout_ms: command.timeoutMs,
+      timeout_at: null,
+      attempts: command.sentAt ? 1 : 0,
+      result: null,
+      error_code: null,
+      error_message: null,
+      operation_id: command.operationId,
+    }));
+    for (let i = 0; i < rows.length; i += 500) {
+      await this.db
+        .insertInto("commands")
+        .values(rows.slice(i, i + 500))
+        .execute();
+    }
+    return rows.map(toRecord);
+  }
+
   async get(id: string): Promise<CommandRecord | undefined> {
     const row = await this.db.selectFrom("commands").selectAll().where("id", "=", id).executeTakeFirst();
     return row ? toRecord(row) : undefined;

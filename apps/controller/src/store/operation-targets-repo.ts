@@ -3,7 +3,7 @@
  * pending → running → succeeded | failed, and pending → skipped | cancelled.
  * Transitions are conditional updates, so a resumed operation can never move a target twice.
  */
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import { fromJson, toJson } from "./json.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
 
@@ -100,11 +100,53 @@ export class OperationTargetsRepo {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /**
+   * pending → running for many targets in one statement; each target's command id is
+   * `commandIdPrefix` followed by its seq (see operations/actions commandIdFor), or null.
+   * Returns the seqs that were pending and are now running.
+   */
+  async markRunningMany(
+    operationId: string,
+    seqs: number[],
+    commandIdPrefix: string | null,
+    now: string,
+  ): Promise<Set<number>> {
+    if (seqs.length === 0) return new Set();
+    const rows = await this.db
+      .updateTable("operation_targets")
+      .set({
+        state: "running",
+        started_at: now,
+        command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
+      })
+      .where("operation_id", "=", operationId)
+      .where("seq", "in", seqs)
+      .where("state", "=", "pending")
+      .returning("seq")
+      .execute();
+    return new Set(rows.map((r) => Number(r.seq)));
+  }
+
+  /** running → a final state for many targets (the caller's transaction makes it one commit). */
+  async finishMany(
+    operationId: string,
+    outcomes: Array<{
+      seq: number;
+      state: "succeeded" | "failed" | "skipped";
+      error: { code: string; message: string } | null;
+      at: string;
+    }>,
+  ): Promise<void> {
+    for (const outcome of outcomes) {
+      await this.finish(operationId, outcome.seq, outcome.state, outcome.error, outcome.at);
+    }
+  }
+
   /** running → a final state; false when it was not running (already finished). */
   async finish(
     operationId: string,
     seq: number,
-    state: "succeeded" | "failed",
+    state: "succeeded" | "failed" | "skipped",
     error: { code: string; message: string } | null,
     now: string,
   ): Promise<boolean> {
