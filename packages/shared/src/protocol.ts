@@ -168,7 +168,7 @@ export const PtyOpenMessage = Type.Object({
   /** Run by the user's shell with `-c`; a login shell when absent. */
   command: Type.Optional(Type.String({ minLength: 1, maxLength: 16 * 1024 })),
 });
-/** Bytes for the process's input; `eof` closes it after them (pipes only; a tty takes ^D). */
+/** Bytes for the process's input; `eof` then closes it (pipes) or types ^D (a tty). */
 export const PtyInputMessage = Type.Object({
   ...Envelope,
   type: Type.Literal("pty.input"),

@@ -19,7 +19,7 @@ const Rows = Type.Integer({ minimum: 1, maximum: 1000 });
 /** Client → controller text frames. */
 export const TerminalClientFrame = Type.Union([
   Type.Object({ type: Type.Literal("resize"), cols: Cols, rows: Rows }, { additionalProperties: false }),
-  /** Closes the process's stdin (sessions without a tty). */
+  /** Closes the process's stdin (without a tty), or types ^D (with one). */
   Type.Object({ type: Type.Literal("eof") }, { additionalProperties: false }),
   /** Ends the session (the process is killed); closing the socket only detaches. */
   Type.Object({ type: Type.Literal("close") }, { additionalProperties: false }),

@@ -24,7 +24,7 @@ export interface ProcessEvents {
 export interface ProcessSession {
   readonly pid: number;
   write(data: Buffer): void;
-  /** Closes stdin (pipes); a tty has no end of input besides ^D, which is just a byte. */
+  /** Closes stdin (pipes), or types ^D (a tty). */
   endInput(): void;
   resize(cols: number, rows: number): void;
   setPaused(paused: boolean): void;
@@ -66,7 +66,8 @@ export async function spawnTty(
   return {
     pid: child.pid,
     write: (data) => child.write(data),
-    endInput: () => {},
+    // A terminal's end of input is ^D (EOF at the start of a line, in canonical mode).
+    endInput: () => child.write("\x04"),
     resize: (cols, rows) => {
       if (!exited) child.resize(cols, rows);
     },

@@ -25,6 +25,11 @@ export interface ClientOptions {
 export class ApiClient {
   constructor(private readonly options: ClientOptions) {}
 
+  /** The bearer token (for the terminal's WebSocket, which fetch cannot open). */
+  get token(): string | undefined {
+    return this.options.token;
+  }
+
   get baseUrl(): string {
     return this.options.url.replace(/\/+$/, "");
   }

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 /**
  * `nbfleet`: the controller (`up`, `server`) and its client (`vm`, `notebook`, `events`, `token`,
- * `op`, `policy`).
+ * `op`, `policy`, `shell`, `exec`, `logs`).
  * Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 timed out waiting.
  */
 import { AGENT_VERSION } from "@nbfleet/shared";
 import { Command, CommanderError } from "commander";
 import { CliError, ExitCode } from "./client.js";
 import { registerEvents } from "./commands/events.js";
+import { registerLogs } from "./commands/logs.js";
 import { registerNotebook } from "./commands/notebook.js";
 import { registerOp } from "./commands/op.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerServer } from "./commands/server.js";
+import { registerShell } from "./commands/shell.js";
 import { registerToken } from "./commands/token.js";
 import { registerVm } from "./commands/vm.js";
 import type { GlobalOptions } from "./context.js";
@@ -33,6 +35,8 @@ registerEvents(program, globals);
 registerToken(program, globals);
 registerOp(program, globals);
 registerPolicy(program, globals);
+registerShell(program, globals);
+registerLogs(program, globals);
 
 try {
   await program.parseAsync(process.argv);

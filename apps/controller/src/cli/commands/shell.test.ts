@@ -1,0 +1,246 @@
+/**
+ * `nbfleet exec`, `nbfleet shell` and `nbfleet logs` as processes, against a real controller and
+ * a real agent link (real node-pty on the agent side). `shell` runs inside a real pseudo-terminal
+ * of its own, so raw mode, window resizes and restoring the terminal are the real thing.
+ */
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadNodePty } from "../../../../agent/src/pty/node-pty.js";
+import { Waiters } from "../../../../agent/src/testkit/waiters.js";
+import { type Fleet, startFleet } from "../../terminal/test-support.js";
+import { eventually } from "../../testkit/http.js";
+import { commandLine } from "./shell.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
+const cliMain = path.join(repoRoot, "apps/controller/src/cli/main.ts");
+const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
+
+let fleet: Fleet | undefined;
+afterEach(async () => {
+  await fleet?.close();
+  fleet = undefined;
+});
+
+function cliEnv(f: Fleet, token = f.controller.adminToken): NodeJS.ProcessEnv {
+  return { ...process.env, NBFLEET_URL: f.controller.url, NBFLEET_TOKEN: token, NBFLEET_DATA_DIR: f.logDir };
+}
+
+function cli(
+  f: Fleet,
+  args: string[],
+  options: { stdin?: string; token?: string; onStdout?: (text: string) => void } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", tsxLoader, cliMain, ...args], {
+      env: cliEnv(f, options.token),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c;
+      options.onStdout?.(stdout);
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c;
+    });
+    child.stdin.end(options.stdin ?? "");
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The CLI in a pseudo-terminal of its own, then `stty -a` of that terminal once it exits. */
+async function cliInPty(f: Fleet, args: string[]) {
+  const pty = await loadNodePty();
+  const quoted = [process.execPath, "--import", tsxLoader, cliMain, ...args].map((a) => `'${a}'`).join(" ");
+  const term = pty.spawn("/bin/sh", ["-c", `${quoted}; echo "cli-exit=$?"; stty -a`], {
+    cols: 100,
+    rows: 30,
+    env: cliEnv(f) as Record<string, string>,
+    encoding: null,
+  });
+  const waiters = new Waiters();
+  let output = "";
+  let exited = false;
+  term.onData((data: string | Buffer) => {
+    output += data.toString();
+    waiters.notify();
+  });
+  term.onExit(() => {
+    exited = true;
+    waiters.notify();
+  });
+  return {
+    term,
+    output: () => output,
+    until: (match: RegExp, from = 0, timeoutMs = 15_000) =>
+      waiters.until(() => match.exec(output.slice(from)), `the CLI's terminal to show ${match}`, timeoutMs),
+    exited: () => waiters.until(() => exited, "the CLI's terminal to end", 15_000),
+  };
+}
+
+const CLI_TIMEOUT = 120_000;
+
+describe("nbfleet exec", () => {
+  it(
+    "exits with the remote exit code and keeps stdout and stderr apart",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const ok = await cli(fleet, ["exec", "box", "--", "echo out; echo err >&2"]);
+      expect(ok).toEqual({ code: 0, stdout: "out\n", stderr: "err\n" });
+      expect((await cli(fleet, ["exec", "box", "--", "sh", "-c", "exit 3"])).code).toBe(3);
+      const missing = await cli(fleet, ["exec", "box", "--", "no-such-command-nbfleet"]);
+      expect(missing.code).toBe(127);
+      expect(missing.stderr).toMatch(/not found/);
+      const piped = await cli(fleet, ["exec", "box", "--", "tr", "a-z", "A-Z"], { stdin: "shout this\n" });
+      expect(piped).toMatchObject({ code: 0, stdout: "SHOUT THIS\n" });
+      const killed = await cli(fleet, ["exec", "box", "--", "kill -TERM $$"]);
+      expect(killed.code).toBe(128 + 15);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "fails before the command with the API's reason and the CLI's exit codes",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const viewer = await cli(fleet, ["exec", "box", "--", "true"], { token: await fleet.token("viewer") });
+      expect(viewer.code).toBe(1);
+      expect(viewer.stderr).toMatch(/role viewer may not .* needs role admin \[NBF_FORBIDDEN\]/);
+      const ghost = await cli(fleet, ["exec", "ghost", "--", "true"]);
+      expect(ghost.code).toBe(3);
+      expect(ghost.stderr).toMatch(/no VM named ghost \[NBF_VM_NOT_FOUND\]/);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it("quotes several words so each stays one argument; one word is a command line as it is", () => {
+    expect(commandLine(["sh", "-c", "exit 3"])).toBe("sh -c 'exit 3'");
+    expect(commandLine(["echo", "it's"])).toBe("echo 'it'\\''s'");
+    expect(commandLine(["ls | wc -l"])).toBe("ls | wc -l");
+  });
+});
+
+describe("nbfleet shell", () => {
+  it(
+    "runs in raw mode, follows window resizes, passes Ctrl-C on, and restores the terminal at exit",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const t = await cliInPty(fleet, ["shell", "box"]);
+      t.term.write("stty size\r");
+      await t.until(/\D30 100\r+\n/);
+      let from = t.output().length;
+      t.term.resize(120, 40);
+      // SIGWINCH reaches the CLI, which tells the remote side.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      t.term.write("stty size\r");
+      await t.until(/\D40 120\r+\n/, from);
+      from = t.output().length;
+      t.term.write("sleep 30; echo slept-through\r");
+      await t.until(/sleep 30/, from);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      t.term.write("\x03");
+      t.term.write("echo still-$((5+5))\r");
+      await t.until(/still-10/, from, 5000);
+      t.term.write("exit 3\r");
+      await t.until(/cli-exit=3/);
+      await t.exited();
+      const stty = t.output().slice(t.output().indexOf("cli-exit=3"));
+      // Canonical mode and echo are back: the CLI left raw mode.
+      expect(stty).toMatch(/(^|\s)icanon(\s|$)/m);
+      expect(stty).toMatch(/(^|\s)echo(\s|$)/m);
+      expect(t.output()).not.toMatch(/\nslept-through/);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "restores the terminal and says why when the agent vanishes; exit 255",
+    async () => {
+      fleet = await startFleet();
+      const agent = await fleet.addVm("box");
+      const t = await cliInPty(fleet, ["shell", "box"]);
+      t.term.write("echo ready-$((1+1))\r");
+      await t.until(/ready-2/);
+      await agent.link.stop();
+      await t.until(/cli-exit=255/);
+      await t.exited();
+      expect(t.output()).toMatch(/agent disconnected.*terminal session ended.*\[NBF_AGENT_NOT_CONNECTED\]/);
+      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "on SIGTERM detaches (the session lives on), restores the terminal, and --session attaches again",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const t = await cliInPty(fleet, ["shell", "box"]);
+      t.term.write("echo first-$((2*4))\r");
+      await t.until(/first-8/);
+      const { terminals } = fleet.controller.app.nbfleet;
+      const [session] = (await terminals.list({ vmName: "box", limit: 1 })).map((s) => s.id);
+      const cliPid = Number(
+        (
+          await new Promise<string>((resolve) =>
+            spawn("pgrep", ["-f", "-n", `${cliMain} shell box`]).stdout.on("data", (d: Buffer) =>
+              resolve(d.toString()),
+            ),
+          )
+        ).trim(),
+      );
+      process.kill(cliPid, "SIGTERM");
+      await t.until(/cli-exit=143/);
+      await t.exited();
+      expect(t.output()).toContain(`attach again with: nbfleet shell box --session ${session}`);
+      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+      await eventually(
+        async () =>
+          terminals.find(session!, "box", (await fleet!.controller.app.nbfleet.store.tokens.list())[0]!)
+            .attached,
+        (attached) => !attached,
+      );
+
+      const again = await cliInPty(fleet, ["shell", "box", "--session", session!]);
+      // The replay brings back what the first client saw.
+      await again.until(/first-8/);
+      again.term.write("exit\r");
+      await again.until(/cli-exit=0/);
+    },
+    CLI_TIMEOUT,
+  );
+});
+
+describe("nbfleet logs", () => {
+  it(
+    "prints the last lines, and with -f ends with the reason when the agent goes",
+    async () => {
+      fleet = await startFleet();
+      const agent = await fleet.addVm("box");
+      await writeFile(path.join(fleet.logDir, "box-notebook.log"), "one\ntwo\nthree\n");
+      const tail = await cli(fleet, ["logs", "box", "-n", "2"], { token: await fleet.token("viewer") });
+      expect(tail).toEqual({ code: 0, stdout: "two\nthree\n", stderr: "" });
+      let printed!: () => void;
+      const tailPrinted = new Promise<void>((resolve) => {
+        printed = resolve;
+      });
+      const following = cli(fleet, ["logs", "box", "-f", "-n", "1"], {
+        onStdout: (text) => text.includes("three") && printed(),
+      });
+      await tailPrinted;
+      await agent.link.stop();
+      const followed = await following;
+      expect(followed.code).toBe(1);
+      expect(followed.stdout).toBe("three\n");
+      expect(followed.stderr).toMatch(/agent disconnected.*\[NBF_AGENT_NOT_CONNECTED\]/);
+    },
+    CLI_TIMEOUT,
+  );
+});
