@@ -3,10 +3,11 @@
  * writes the raw figures to bench/results/latest.json. With --only, the other part's figures
  * are kept from the previous latest.json (their rows say when they were measured).
  *
- *   pnpm bench [--only agent|controller]
+ *   pnpm bench [--only agent|controller|terminal]
  *     agent:      [--idle 60] [--rounds 5]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]
+ *     terminal:   [--keystrokes 1000]
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -15,6 +16,7 @@ import { parseArgs } from "node:util";
 import { type AgentBenchResult, runAgentBench } from "./src/agent-bench.js";
 import { type ControllerBenchResult, runControllerBench } from "./src/controller-bench.js";
 import { describeMachine, median, quantile } from "./src/machine.js";
+import { type TerminalBenchResult, runTerminalBench } from "./src/terminal-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -27,10 +29,11 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,50" },
     queries: { type: "string", default: "200" },
     "cpu-prof": { type: "string" },
+    keystrokes: { type: "string", default: "1000" },
   },
 });
-if (values.only && values.only !== "agent" && values.only !== "controller")
-  throw new Error(`--only must be agent or controller, not ${values.only}`);
+if (values.only && !["agent", "controller", "terminal"].includes(values.only))
+  throw new Error(`--only must be agent, controller or terminal, not ${values.only}`);
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 const at = new Date().toISOString();
@@ -41,6 +44,7 @@ interface Raw {
   at: string;
   agent?: Part<AgentBenchResult>;
   controller?: Part<ControllerBenchResult>;
+  terminal?: Part<TerminalBenchResult>;
 }
 const previous = JSON.parse(
   await readFile(path.join(dir, "latest.json"), "utf8").catch(() => "{}"),
@@ -74,6 +78,12 @@ if (!values.only || values.only === "controller") {
   };
 } else {
   raw.controller = stamp(previous.controller, previous.at);
+}
+
+if (!values.only || values.only === "terminal") {
+  raw.terminal = { ...(await runTerminalBench({ keystrokes: Number(values.keystrokes) })), at };
+} else {
+  raw.terminal = stamp(previous.terminal, previous.at);
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
@@ -144,9 +154,21 @@ function controllerRows(r: Part<ControllerBenchResult>): string[][] {
   ];
 }
 
+function terminalRows(r: Part<TerminalBenchResult>): string[][] {
+  return [
+    [
+      "terminal keystroke echo through the controller p50 / p99",
+      `${fmt(r.p50Ms)} / ${fmt(r.p99Ms)} ms`,
+      "p99 ≤ 20 ms",
+      `${count(r.keystrokes)} keys typed one at a time into a login shell on loopback (client → controller → agent in its own process → node-pty → readline and back), after ${r.warmup} untimed; max ${fmt(r.maxMs)} ms; load average ${r.loadAverage?.map((v) => fmt(v, 2)).join(" → ") ?? "?"}${earlier(r)}`,
+    ],
+  ];
+}
+
 const rows = [
   ...(raw.agent ? agentRows(raw.agent) : []),
   ...(raw.controller ? controllerRows(raw.controller) : []),
+  ...(raw.terminal ? terminalRows(raw.terminal) : []),
 ];
 const table = [
   `Machine: ${machine}`,

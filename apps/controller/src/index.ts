@@ -2,3 +2,4 @@
 export { loadSettings, type ControllerSettings } from "./config/settings.js";
 export { type NbfleetApp, buildServer, listen } from "./server.js";
 export type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "./providers/types.js";
+export { TerminalConnection, type TerminalOpenOptions } from "./cli/terminal-client.js";
