@@ -3,6 +3,7 @@ import type { AdminToken } from "./auth/admin-token.js";
 import type { CommandService } from "./commands/service.js";
 import type { ControllerSettings } from "./config/settings.js";
 import type { EventBus } from "./events/bus.js";
+import type { Reconciler } from "./fleet/reconciler.js";
 import type { VmService } from "./fleet/vm-service.js";
 import type { AgentGateway } from "./gateway/gateway.js";
 import type { LogStreamService } from "./logs/log-streams.js";
@@ -29,6 +30,8 @@ export interface ControllerContext {
   logs: LogStreamService;
   metrics: Metrics;
   provider: Provider;
+  /** The periodic provider reconcile (`runOnce()` for a pass now). */
+  reconciler: Reconciler;
   /** The first admin token (plaintext when this start knows it), for the CLI to print once. */
   adminToken: AdminToken;
   /** The URL agents use to reach this controller: `publicUrl`, else the listening address. */

@@ -34,6 +34,10 @@ export const ERRORS = {
     message: "provider {provider} is not configured; this controller runs provider {available}",
   },
   NBF_PROVIDER_FAILED: { status: 502, message: "provider {provider} failed to {action} VM {name}: {reason}" },
+  NBF_PROVIDER_NAME_INVALID: {
+    status: 400,
+    message: "provider {provider} cannot make a machine named {name}: {reason}",
+  },
   NBF_AGENT_OFFLINE: {
     status: 409,
     message: "the agent of VM {name} is not connected (last seen {lastSeenAt}); omit ifOffline=fail to queue",

@@ -33,6 +33,7 @@ import { CommandService } from "./commands/service.js";
 import { type ControllerSettings, parseListen } from "./config/settings.js";
 import type { ControllerContext } from "./context.js";
 import { EventBus } from "./events/bus.js";
+import { Reconciler } from "./fleet/reconciler.js";
 import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
 import { LogStreamService } from "./logs/log-streams.js";
@@ -43,6 +44,7 @@ import type { Provider } from "./providers/types.js";
 import { pruneHistory } from "./store/retention.js";
 import { openStore } from "./store/store.js";
 import { TerminalService } from "./terminal/terminal-service.js";
+import { readTlsFiles } from "./tls/files.js";
 
 const PRUNE_EVERY_MS = 3_600_000;
 
@@ -76,7 +78,10 @@ export interface BuildOptions {
 export type NbfleetApp = FastifyInstance;
 
 export async function buildServer(settings: ControllerSettings, options: BuildOptions): Promise<NbfleetApp> {
+  // With a certificate and key the API and the agent gateway are served over HTTPS (wss).
+  const tls = readTlsFiles(settings);
   const app = Fastify({
+    ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem } } : {}),
     ...(options.logger
       ? { loggerInstance: options.logger }
       : { logger: { level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } } }),
@@ -134,6 +139,13 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       commandTtlSec: settings.commandTtlSec,
       log: app.log,
     });
+    const reconciler = new Reconciler({
+      store,
+      bus,
+      provider: options.provider,
+      intervalMs: settings.reconcileIntervalSec * 1000,
+      log: app.log,
+    });
     const operations = new OperationsEngine({
       store,
       bus,
@@ -168,6 +180,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       logs,
       metrics,
       provider: options.provider,
+      reconciler,
       adminToken,
       controllerUrl,
       startedAt: new Date(),
@@ -222,6 +235,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     pruner.unref();
     app.addHook("onClose", async () => {
       clearInterval(pruner);
+      await reconciler.stop();
       idlePolicy.close();
       await operations.close();
       commands.stop();
@@ -233,6 +247,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     await idlePolicy.start();
     await terminals.start();
     await operations.start();
+    reconciler.start();
     return app;
   } catch (error) {
     await store.close();
@@ -248,8 +263,9 @@ export async function listen(app: NbfleetApp): Promise<string> {
 }
 
 function listeningUrl(app: FastifyInstance, fallback: string): string {
+  const scheme = app.nbfleet?.settings.tlsCert ? "https" : "http";
   const address = app.server.address();
-  if (address === null || typeof address === "string") return `http://${fallback}`;
+  if (address === null || typeof address === "string") return `${scheme}://${fallback}`;
   const host = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;
-  return `http://${address.family === "IPv6" && host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  return `${scheme}://${address.family === "IPv6" && host.includes(":") ? `[${host}]` : host}:${address.port}`;
 }

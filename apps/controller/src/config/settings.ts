@@ -49,6 +49,36 @@ export const ControllerSettings = Type.Object(
     terminalDetachedTimeoutSec: Seconds(0.05, 86_400),
     /** Live terminal sessions (attached or not) per VM. */
     terminalMaxSessionsPerVm: Type.Integer({ minimum: 1, maximum: 64 }),
+    /** Where machines run: `local` sandboxes or `azure` VMs (see the README's "Provider azure"). */
+    provider: Type.Union([Type.Literal("local"), Type.Literal("azure")]),
+    /** How often the provider is asked what it holds (machines gone, power states, orphans); 0 = never. */
+    reconcileIntervalSec: Type.Number({ minimum: 0, maximum: 86_400 }),
+    /** PEM files: with both, the controller serves HTTPS and guests verify it (CA or fingerprint in their bootstrap). */
+    tlsCert: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    /** The CA (PEM) guests trust for the controller; without it they pin the certificate's SHA-256. */
+    tlsCa: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    azureSubscriptionId: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    azureLocation: Type.String({ pattern: "^[a-z0-9]+$" }),
+    azureResourceGroup: Type.String({ pattern: "^[-\\w._()]{1,90}$" }),
+    /** A Resource Manager endpoint other than Azure's (the emulator); a static test credential is used then. */
+    azureEndpoint: Type.Union([Type.String({ pattern: "^https://" }), Type.Null()]),
+    /** PEM CA trusted for `azureEndpoint`. */
+    azureCaFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    azureVmSize: Type.String({ pattern: "^[A-Za-z0-9_]+$" }),
+    azureImage: Type.Union([
+      Type.Literal("ubuntu-24.04"),
+      Type.Literal("ubuntu-22.04"),
+      Type.Literal("windows-2022"),
+    ]),
+    azureAdminUsername: Type.String({ pattern: "^[a-z_][a-z0-9_-]{0,31}$" }),
+    /** An OpenSSH public key file for the VMs' admin user; none = no usable SSH login. */
+    azureSshPublicKeyFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    /** Comma-separated sources allowed to reach the notebook port (`*`, `Internet`, CIDRs). */
+    azureNotebookSources: Type.String({ minLength: 1 }),
+    /** Comma-separated sources allowed to reach SSH (22); null = no SSH rule. */
+    azureSshSources: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    azureMaxConcurrency: Type.Integer({ minimum: 1, maximum: 100 }),
     logLevel: Type.Union(
       ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     ),
@@ -77,6 +107,23 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     terminalIdleTimeoutSec: 1800,
     terminalDetachedTimeoutSec: 300,
     terminalMaxSessionsPerVm: 4,
+    provider: "local",
+    reconcileIntervalSec: 300,
+    tlsCert: null,
+    tlsKey: null,
+    tlsCa: null,
+    azureSubscriptionId: null,
+    azureLocation: "westeurope",
+    azureResourceGroup: "nbfleet",
+    azureEndpoint: null,
+    azureCaFile: null,
+    azureVmSize: "Standard_B2s",
+    azureImage: "ubuntu-24.04",
+    azureAdminUsername: "nbfleet",
+    azureSshPublicKeyFile: null,
+    azureNotebookSources: "*",
+    azureSshSources: null,
+    azureMaxConcurrency: 10,
     logLevel: "info",
   };
 }
@@ -93,6 +140,21 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_PING_INTERVAL_SEC: "pingIntervalSec",
   NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
   NBFLEET_TERMINAL_IDLE_TIMEOUT_SEC: "terminalIdleTimeoutSec",
+  NBFLEET_PROVIDER: "provider",
+  NBFLEET_RECONCILE_INTERVAL_SEC: "reconcileIntervalSec",
+  NBFLEET_TLS_CERT: "tlsCert",
+  NBFLEET_TLS_KEY: "tlsKey",
+  NBFLEET_TLS_CA: "tlsCa",
+  AZURE_SUBSCRIPTION_ID: "azureSubscriptionId",
+  NBFLEET_AZURE_LOCATION: "azureLocation",
+  NBFLEET_AZURE_RESOURCE_GROUP: "azureResourceGroup",
+  NBFLEET_AZURE_ENDPOINT: "azureEndpoint",
+  NBFLEET_AZURE_CA_FILE: "azureCaFile",
+  NBFLEET_AZURE_VM_SIZE: "azureVmSize",
+  NBFLEET_AZURE_IMAGE: "azureImage",
+  NBFLEET_AZURE_SSH_PUBLIC_KEY_FILE: "azureSshPublicKeyFile",
+  NBFLEET_AZURE_NOTEBOOK_SOURCES: "azureNotebookSources",
+  NBFLEET_AZURE_SSH_SOURCES: "azureSshSources",
   NBFLEET_LOG_LEVEL: "logLevel",
 };
 
@@ -111,6 +173,8 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "terminalIdleTimeoutSec",
   "terminalDetachedTimeoutSec",
   "terminalMaxSessionsPerVm",
+  "reconcileIntervalSec",
+  "azureMaxConcurrency",
 ]);
 
 const fullValidator = compileValidator(ControllerSettings, "controller settings");

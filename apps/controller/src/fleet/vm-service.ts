@@ -63,6 +63,14 @@ export class VmService {
     if (input.provider !== undefined && input.provider !== provider.name) {
       throw new NbfError("NBF_PROVIDER_UNKNOWN", { provider: input.provider, available: provider.name });
     }
+    const problem = provider.checkName?.(input.name) ?? null;
+    if (problem) {
+      throw new NbfError("NBF_PROVIDER_NAME_INVALID", {
+        provider: provider.name,
+        name: input.name,
+        reason: problem,
+      });
+    }
     const labels = input.labels ?? {};
     const plain = input.password ?? generatePassword();
     const passwordHash = await hashNotebookPassword(plain);

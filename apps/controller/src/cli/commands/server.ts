@@ -11,9 +11,9 @@ import type { Command } from "commander";
 import pino from "pino";
 import { toVmView } from "../../api/views.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
-import { LocalProvider } from "../../providers/local/local-provider.js";
-import { sandboxRoot } from "../../providers/local/sandbox-root.js";
+import { providerFromSettings } from "../../providers/from-settings.js";
 import { type NbfleetApp, REDACT_PATHS, buildServer, listen } from "../../server.js";
+import { guestTrust, readTlsFiles } from "../../tls/files.js";
 import type { GlobalOptions } from "../context.js";
 import { printJson, vmDetails } from "../output.js";
 import { spinner } from "../wait.js";
@@ -26,6 +26,10 @@ interface ServerFlags {
   publicUrl?: string;
   config?: string;
   logLevel?: string;
+  provider?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 export function registerServer(program: Command, globals: () => GlobalOptions): void {
@@ -35,7 +39,17 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option("--data-dir <dir>", "state, sandboxes and logs (default $NBFLEET_DATA_DIR or ~/.nbfleet)")
       .option("--public-url <url>", "the URL agents dial (default: the listening address)")
       .option("--config <file>", "a JSON settings file (default <data-dir>/config.json when present)")
-      .option("--log-level <level>", "fatal, error, warn, info, debug or trace");
+      .option("--log-level <level>", "fatal, error, warn, info, debug or trace")
+      .option("--provider <name>", "where machines run: local (default) or azure ($NBFLEET_PROVIDER)")
+      .option(
+        "--tls-cert <file>",
+        "serve HTTPS with this PEM certificate (chain); guests verify it ($NBFLEET_TLS_CERT)",
+      )
+      .option("--tls-key <file>", "the PEM private key of --tls-cert ($NBFLEET_TLS_KEY)")
+      .option(
+        "--tls-ca <file>",
+        "the CA guests trust for --tls-cert; default: they pin its SHA-256 ($NBFLEET_TLS_CA)",
+      );
 
   serverOptions(program.command("server"))
     .description("run the controller in the foreground (JSON logs on stdout)")
@@ -94,6 +108,10 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
       ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
+      ...(flags.provider ? { provider: flags.provider as ControllerSettings["provider"] } : {}),
+      ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+      ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+      ...(flags.tlsCa ? { tlsCa: flags.tlsCa } : {}),
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
@@ -102,7 +120,10 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
 async function start(settings: ControllerSettings, quietConsole: boolean): Promise<NbfleetApp> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const artifact = await buildAgentArtifact({ outDir: path.join(settings.dataDir, "artifact") });
-  const provider = new LocalProvider({ root: await sandboxRoot(settings.dataDir), artifact });
+  const provider = await providerFromSettings(settings, {
+    artifact,
+    trust: guestTrust(readTlsFiles(settings)),
+  });
   // `up` is for a person at a terminal: the JSON log goes to a file, the terminal gets a summary.
   const logger = quietConsole
     ? pino(

@@ -29,6 +29,8 @@ export interface LocalProviderOptions {
   artifact: ArtifactInfo;
   /** The notebook's user when the controller runs as root (default: the agent's default, `nbfleet`). */
   runAs?: string;
+  /** How agents verify a controller on TLS: its CA, or its certificate's SHA-256 fingerprint. */
+  controllerTrust?: { caPem?: string; fingerprint?: string };
 }
 
 interface SandboxData {
@@ -60,6 +62,10 @@ export class LocalProvider implements Provider {
       node: process.execPath,
       nodeDistUrl: null,
       ...(this.options.runAs ? { runAs: this.options.runAs } : {}),
+      ...(this.options.controllerTrust?.caPem ? { controllerCaPem: this.options.controllerTrust.caPem } : {}),
+      ...(this.options.controllerTrust?.fingerprint
+        ? { controllerFingerprint: this.options.controllerTrust.fingerprint }
+        : {}),
     });
     await writeFile(path.join(dir, "bootstrap.sh"), script, { mode: 0o700 });
     await this.boot(dir);

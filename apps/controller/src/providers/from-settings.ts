@@ -1,0 +1,77 @@
+/**
+ * The provider the settings ask for (`provider`: `local` or `azure`), built with everything it
+ * needs: the agent artifact, what guests trust for this controller's TLS, and for Azure the
+ * subscription, region, resource group, credential and (offline) the emulator's endpoint and CA.
+ */
+import { readFileSync } from "node:fs";
+import type { ArtifactInfo } from "../api/agent-artifact/plugin.js";
+import type { ControllerSettings } from "../config/settings.js";
+import { NbfError } from "../errors.js";
+import type { GuestTrust } from "../tls/files.js";
+import { AzureProvider } from "./azure/azure-provider.js";
+import { chooseCredential } from "./azure/credential.js";
+import { LocalProvider } from "./local/local-provider.js";
+import { sandboxRoot } from "./local/sandbox-root.js";
+import type { Provider } from "./types.js";
+
+export interface ProviderNeeds {
+  artifact: ArtifactInfo;
+  trust?: GuestTrust;
+  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}
+
+export async function providerFromSettings(
+  settings: ControllerSettings,
+  needs: ProviderNeeds,
+): Promise<Provider> {
+  if (settings.provider === "local") {
+    return new LocalProvider({
+      root: await sandboxRoot(settings.dataDir),
+      artifact: needs.artifact,
+      ...(needs.trust ? { controllerTrust: needs.trust } : {}),
+    });
+  }
+  if (!settings.azureSubscriptionId) {
+    throw invalid("provider azure needs a subscription: set AZURE_SUBSCRIPTION_ID (azureSubscriptionId)");
+  }
+  if (settings.azureCaFile && !settings.azureEndpoint) {
+    throw invalid("NBFLEET_AZURE_CA_FILE is only for an emulator endpoint: set NBFLEET_AZURE_ENDPOINT too");
+  }
+  const list = (value: string) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter(Boolean);
+  return new AzureProvider({
+    subscriptionId: settings.azureSubscriptionId,
+    location: settings.azureLocation,
+    resourceGroup: settings.azureResourceGroup,
+    artifact: needs.artifact,
+    credential: chooseCredential({ endpoint: settings.azureEndpoint }),
+    endpoint: settings.azureEndpoint,
+    caPem: settings.azureCaFile ? readSetting(settings.azureCaFile, "NBFLEET_AZURE_CA_FILE") : null,
+    vmSize: settings.azureVmSize,
+    image: settings.azureImage,
+    adminUsername: settings.azureAdminUsername,
+    sshPublicKey: settings.azureSshPublicKeyFile
+      ? readSetting(settings.azureSshPublicKeyFile, "NBFLEET_AZURE_SSH_PUBLIC_KEY_FILE").trim()
+      : null,
+    notebookSourceRanges: list(settings.azureNotebookSources),
+    sshSourceRanges: settings.azureSshSources ? list(settings.azureSshSources) : null,
+    maxConcurrency: settings.azureMaxConcurrency,
+    ...(needs.trust ? { controllerTrust: needs.trust } : {}),
+    ...(needs.log ? { log: needs.log } : {}),
+  });
+}
+
+function readSetting(file: string, name: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw invalid(`${name} ${file} cannot be read: ${(error as Error).message}`);
+  }
+}
+
+function invalid(problems: string): NbfError {
+  return new NbfError("NBF_CONFIG_INVALID", { source: "provider settings", problems });
+}

@@ -1,0 +1,81 @@
+/** The controller on TLS: its files checked, HTTPS served, and what guests are told to trust. */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { startTestController } from "../testkit/controller.js";
+import { guestTrust, readTlsFiles } from "./files.js";
+
+const dir = mkdtempSync(join(tmpdir(), "nbf-controller-tls-"));
+
+/** A self-signed P-256 certificate for the loopback names, made by openssl. */
+function selfSigned(name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}-key.pem`);
+  execFileSync("openssl", [
+    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+    ...["-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+    ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+  ]);
+  return { cert, key };
+}
+
+const a = selfSigned("a");
+const b = selfSigned("b");
+
+describe("controller TLS files", () => {
+  it("reads a matching pair; guests pin its SHA-256 unless a CA is given", () => {
+    const tls = readTlsFiles({ tlsCert: a.cert, tlsKey: a.key, tlsCa: null })!;
+    const openssl = execFileSync("openssl", ["x509", "-in", a.cert, "-noout", "-fingerprint", "-sha256"], {
+      encoding: "utf8",
+    });
+    expect(openssl.trim()).toBe(`sha256 Fingerprint=${tls.fingerprintSha256}`);
+    expect(guestTrust(tls)).toEqual({ fingerprint: tls.fingerprintSha256 });
+    const withCa = readTlsFiles({ tlsCert: a.cert, tlsKey: a.key, tlsCa: a.cert })!;
+    expect(guestTrust(withCa)).toEqual({ caPem: readFileSync(a.cert, "utf8") });
+    expect(readTlsFiles({ tlsCert: null, tlsKey: null, tlsCa: null })).toBeNull();
+    expect(guestTrust(null)).toBeUndefined();
+  });
+
+  it("refuses half a pair, a key of another certificate and unreadable files", () => {
+    expect(() => readTlsFiles({ tlsCert: a.cert, tlsKey: null, tlsCa: null })).toThrow(
+      /give both --tls-cert and --tls-key/,
+    );
+    expect(() => readTlsFiles({ tlsCert: a.cert, tlsKey: b.key, tlsCa: null })).toThrow(
+      /does not belong to the certificate/,
+    );
+    expect(() => readTlsFiles({ tlsCert: join(dir, "missing.pem"), tlsKey: a.key, tlsCa: null })).toThrow(
+      /--tls-cert .*missing\.pem cannot be read/,
+    );
+    expect(() => readTlsFiles({ tlsCert: a.key, tlsKey: a.key, tlsCa: null })).toThrow(
+      /is not a PEM certificate/,
+    );
+  });
+
+  it("serves the API over HTTPS with that certificate", async () => {
+    const c = await startTestController({ settings: { tlsCert: a.cert, tlsKey: a.key } });
+    try {
+      expect(c.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      expect(c.app.nbfleet.controllerUrl()).toBe(c.url);
+      const status = await new Promise<number>((resolve, reject) => {
+        https
+          .get(`${c.url}/healthz`, { ca: readFileSync(a.cert) }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on("error", reject);
+      });
+      expect(status).toBe(200);
+      // Another certificate is not trusted for it.
+      await expect(
+        new Promise((resolve, reject) =>
+          https.get(`${c.url}/healthz`, { ca: readFileSync(b.cert) }, resolve).on("error", reject),
+        ),
+      ).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+    } finally {
+      await c.close();
+    }
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * The controller's own TLS: certificate and key files (`--tls-cert`/`--tls-key`), checked to
+ * parse and to belong together, and what guests are told to trust so their agents verify this
+ * controller — its CA when one is given (`--tls-ca`), else the SHA-256 fingerprint of the
+ * certificate, which agents pin.
+ */
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { ControllerSettings } from "../config/settings.js";
+import { NbfError } from "../errors.js";
+
+export interface ControllerTls {
+  certPem: string;
+  keyPem: string;
+  caPem: string | null;
+  /** Uppercase colon hex, as agents take it (`--controller-fingerprint`). */
+  fingerprintSha256: string;
+}
+
+export interface GuestTrust {
+  caPem?: string;
+  fingerprint?: string;
+}
+
+type TlsSettings = Pick<ControllerSettings, "tlsCert" | "tlsKey" | "tlsCa">;
+
+export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
+  if (!settings.tlsCert && !settings.tlsKey) return null;
+  if (!settings.tlsCert || !settings.tlsKey) {
+    throw invalid("give both --tls-cert and --tls-key (NBFLEET_TLS_CERT, NBFLEET_TLS_KEY), or neither");
+  }
+  const certPem = read(settings.tlsCert, "--tls-cert");
+  const keyPem = read(settings.tlsKey, "--tls-key");
+  const caPem = settings.tlsCa ? read(settings.tlsCa, "--tls-ca") : null;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (error) {
+    throw invalid(`${settings.tlsCert} is not a PEM certificate: ${(error as Error).message}`);
+  }
+  try {
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) {
+      throw invalid(
+        `the key in ${settings.tlsKey} does not belong to the certificate in ${settings.tlsCert}`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof NbfError) throw error;
+    throw invalid(`${settings.tlsKey} is not a PEM private key: ${(error as Error).message}`);
+  }
+  if (caPem !== null) {
+    try {
+      new X509Certificate(caPem);
+    } catch (error) {
+      throw invalid(`${settings.tlsCa} is not a PEM certificate: ${(error as Error).message}`);
+    }
+  }
+  return { certPem, keyPem, caPem, fingerprintSha256: cert.fingerprint256.toUpperCase() };
+}
+
+/** What a guest's bootstrap carries so its agent verifies this controller; undefined without TLS. */
+export function guestTrust(tls: ControllerTls | null): GuestTrust | undefined {
+  if (!tls) return undefined;
+  return tls.caPem ? { caPem: tls.caPem } : { fingerprint: tls.fingerprintSha256 };
+}
+
+function read(file: string, flag: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw invalid(`${flag} ${file} cannot be read: ${(error as Error).message}`);
+  }
+}
+
+function invalid(problems: string): NbfError {
+  return new NbfError("NBF_CONFIG_INVALID", { source: "TLS settings", problems });
+}

@@ -1,0 +1,167 @@
+/**
+ * Guests verify a controller on TLS: the controller serves HTTPS with its own certificate
+ * (`tlsCert`/`tlsKey`), the bootstrap each VM receives carries the certificate's SHA-256, and
+ * the real agent booted from that customData (through the emulator) connects — or, with a
+ * fingerprint that does not match, refuses the controller and sends it nothing.
+ */
+import { execFileSync } from "node:child_process";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { dataPaths } from "@nbfleet/agent";
+import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
+import { type AgentArtifact, buildAgentArtifact, linuxGuestLayout } from "@nbfleet/scripts";
+import type { VmView } from "@nbfleet/shared";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultSettings } from "../../src/config/settings.js";
+import { type NbfleetApp, buildServer, listen } from "../../src/server.js";
+import { FAST_DURATIONS, emulatorProvider } from "../../src/testkit/azure.js";
+import { guestTrust, readTlsFiles } from "../../src/tls/files.js";
+
+let root: string;
+let emu: RunningEmulator;
+let artifact: AgentArtifact;
+let cert: string;
+let key: string;
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 180_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function tlsController(
+  name: string,
+  trust: { fingerprint: string },
+): Promise<{ app: NbfleetApp; url: string }> {
+  const provider = emulatorProvider(emu, { resourceGroup: name, artifact, controllerTrust: trust });
+  const app = await buildServer(
+    {
+      ...defaultSettings(),
+      dataDir: path.join(root, name),
+      listen: "127.0.0.1:0",
+      logLevel: "silent",
+      stateFlushMs: 20,
+      tlsCert: cert,
+      tlsKey: key,
+    },
+    { provider, artifact },
+  );
+  return { app, url: await listen(app) };
+}
+
+async function view(app: NbfleetApp, name: string): Promise<VmView> {
+  const response = await app.inject({
+    method: "GET",
+    url: `/v1/vms/${name}`,
+    headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+  });
+  return response.json() as VmView;
+}
+
+function guestDir(vm: string): string {
+  const found = emu.emulator.inventory().resources.find((r) => r.name === vm)?.guest?.dir;
+  if (!found) throw new Error(`no guest for ${vm}`);
+  return found;
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), "nbf-azure-tls-"));
+  await chmod(root, 0o755);
+  cert = path.join(root, "controller.pem");
+  key = path.join(root, "controller-key.pem");
+  execFileSync("openssl", [
+    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+    ...["-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+    ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+  ]);
+  artifact = await buildAgentArtifact({ outDir: path.join(root, "artifact") });
+  emu = await startEmulator({
+    dataDir: path.join(root, "emulator"),
+    guests: "sandbox",
+    durations: FAST_DURATIONS,
+  });
+});
+
+afterAll(async () => {
+  await emu?.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("a controller on TLS, verified by its guests", () => {
+  it("an agent whose bootstrap pins the controller's certificate connects over wss", async () => {
+    const trust = guestTrust(readTlsFiles({ tlsCert: cert, tlsKey: key, tlsCa: null }))!;
+    const { app, url } = await tlsController("pinned", { fingerprint: trust.fingerprint! });
+    try {
+      expect(url).toMatch(/^https:\/\//);
+      const created = await app.inject({
+        method: "POST",
+        url: "/v1/vms",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+        payload: { name: "pinok" },
+      });
+      expect(created.statusCode).toBe(201);
+      await waitFor(
+        "pinok's agent connected",
+        async () => (await view(app, "pinok")).agent.status === "connected",
+      );
+      const script = await readFile(path.join(guestDir("pinok"), "bootstrap.sh"), "utf8");
+      expect(script).toContain(`NBF_CONTROLLER_FINGERPRINT='${trust.fingerprint}'`);
+      expect(script).toContain(`NBF_CONTROLLER_URL='${url}'`);
+      await app.inject({
+        method: "DELETE",
+        url: "/v1/vms/pinok",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("an agent given a fingerprint that does not match refuses the controller", async () => {
+    const wrong = Array.from({ length: 32 }, () => "AB").join(":");
+    const { app } = await tlsController("mismatch", { fingerprint: wrong });
+    try {
+      await app.inject({
+        method: "POST",
+        url: "/v1/vms",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+        payload: { name: "pinbad" },
+      });
+      const dir = await waitFor("pinbad's guest booted", async () => {
+        const guest = emu.emulator.inventory().resources.find((r) => r.name === "pinbad")?.guest;
+        return guest?.state === "running" && guest.dir;
+      });
+      const logs = [
+        dataPaths(path.join(dir!, "agent")).agentLog,
+        linuxGuestLayout(path.join(dir!, "install")).consoleLog,
+      ];
+      const refusal = await waitFor("the agent to refuse the controller", async () => {
+        const text = (await Promise.all(logs.map((file) => readFile(file, "utf8").catch(() => "")))).join(
+          "\n",
+        );
+        return /refusing the controller at 127\.0\.0\.1:\d+: its certificate has SHA-256 [0-9A-F:]+, but (AB:){31}AB is pinned; nothing was sent to it/.exec(
+          text,
+        );
+      });
+      expect(refusal).not.toBeNull();
+      const vm = await view(app, "pinbad");
+      expect(vm.agent.status).toBe("never_connected");
+      await app.inject({
+        method: "DELETE",
+        url: "/v1/vms/pinbad",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});
