@@ -19,10 +19,14 @@ import type { Metrics } from "../metrics/metrics.js";
 import { type CommandRecord, CommandsRepo, TERMINAL_STATES } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
+import { TurnBatch } from "./turn-batch.js";
 
 const commandValidator = compileValidator(CommandMessage, "command");
+
+type Outcome = { state: "succeeded" | "failed"; result?: unknown; error?: CommandError };
 /** How long a reconnected agent has to deliver its buffered results before commands are resent. */
 const REDELIVER_GRACE_MS = 2000;
+const MAX_REMEMBERED_TIMEOUTS = 100_000;
 
 /** How commands reach agents; the gateway implements it. */
 export interface CommandLink {
@@ -79,6 +83,16 @@ export class CommandService {
   private readonly waiters = new Map<string, Set<(command: CommandRecord) => void>>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Acks and results arrive by the thousand during bulk operations: each turn's go in one commit. */
+  private readonly acks = new TurnBatch((items: Array<{ vmName: string; commandId: string; at: number }>) =>
+    this.storeAcks(items),
+  );
+  private readonly results = new TurnBatch(
+    (items: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>) =>
+      this.storeResults(items),
+  );
+  /** Timeouts of commands sent and not yet acknowledged (bounded: a sweep forgets the old ones). */
+  private readonly sentTimeouts = new Map<string, number>();
   /** Commands acknowledged before this process started, already sent again once. */
   private readonly redelivered = new Set<string>();
   private readonly startedAt = new Date().toISOString();
@@ -193,8 +207,7 @@ export class CommandService {
       return out;
     }
     records.forEach((command, i) => {
-      const delivered =
-        command.state === "sent" && (this.link?.send(command.vmName, toMessage(command)) ?? false);
+      const delivered = command.state === "sent" && this.sendRemembering(command);
       bus.emit({
         vmName: command.vmName,
         kind: "command.queued",
@@ -262,16 +275,8 @@ export class CommandService {
     }
   }
 
-  async onAck(vmName: string, commandId: string): Promise<void> {
-    const command = await this.options.store.commands.get(commandId);
-    if (!command || command.vmName !== vmName) return;
-    const now = Date.now();
-    await this.options.store.commands.markAcked(
-      commandId,
-      vmName,
-      new Date(now).toISOString(),
-      new Date(now + command.timeoutMs).toISOString(),
-    );
+  onAck(vmName: string, commandId: string): Promise<void> {
+    return this.acks.add({ vmName, commandId, at: Date.now() });
   }
 
   onProgress(vmName: string, commandId: string, message: string): void {
@@ -285,7 +290,6 @@ export class CommandService {
   }
 
   async onResult(vmName: string, result: ResultMessage): Promise<void> {
-    const { store, metrics } = this.options;
     const outcome = result.ok
       ? { state: "succeeded" as const, result: result.data }
       : {
@@ -295,16 +299,53 @@ export class CommandService {
             result.error ??
             ({ code: "NBF_AGENT_ERROR", message: "the agent gave no reason" } as CommandError),
         };
-    const now = new Date();
-    const finished = await store.commands.finish(result.commandId, vmName, outcome, now.toISOString());
-    if (!finished) return;
-    const command = await store.commands.get(result.commandId);
+    const command = await this.results.add({ vmName, commandId: result.commandId, outcome, at: new Date() });
     if (!command) return;
-    metrics.commandDuration.observe(
+    this.options.metrics.commandDuration.observe(
       { command: command.name, outcome: command.state },
-      (now.getTime() - Date.parse(command.createdAt)) / 1000,
+      (Date.now() - Date.parse(command.createdAt)) / 1000,
     );
     this.finished(command);
+  }
+
+  /** The acks of one turn in one transaction (only the VM a command belongs to can ack it). */
+  private async storeAcks(
+    acks: Array<{ vmName: string; commandId: string; at: number }>,
+  ): Promise<undefined[]> {
+    await this.options.store.db.transaction().execute(async (trx) => {
+      const repo = new CommandsRepo(trx);
+      for (const ack of acks) {
+        // Commands this process sent: their timeout is known without reading them back.
+        let timeoutMs = this.sentTimeouts.get(ack.commandId);
+        this.sentTimeouts.delete(ack.commandId);
+        if (timeoutMs === undefined) {
+          const command = await repo.get(ack.commandId);
+          if (!command || command.vmName !== ack.vmName) continue;
+          timeoutMs = command.timeoutMs;
+        }
+        // markAcked itself checks that the command belongs to the VM that acknowledges it.
+        await repo.markAcked(
+          ack.commandId,
+          ack.vmName,
+          new Date(ack.at).toISOString(),
+          new Date(ack.at + timeoutMs).toISOString(),
+        );
+      }
+    });
+    return acks.map(() => undefined);
+  }
+
+  /** The results of one turn in one transaction; answers each with its finished command (or none). */
+  private async storeResults(
+    results: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>,
+  ): Promise<Array<CommandRecord | undefined>> {
+    return this.options.store.db.transaction().execute(async (trx) => {
+      const repo = new CommandsRepo(trx);
+      const out: Array<CommandRecord | undefined> = [];
+      for (const r of results)
+        out.push(await repo.finishReturning(r.commandId, r.vmName, r.outcome, r.at.toISOString()));
+      return out;
+    });
   }
 
   /** A deleted VM's commands end as expired. */
@@ -339,7 +380,14 @@ export class CommandService {
     if (!link?.isConnected(command.vmName)) return false;
     // Persisted as sent before it goes out: a lost frame is resent on reconnect, never forgotten.
     if (!(await this.options.store.commands.markSent(command.id, new Date().toISOString()))) return false;
-    return link.send(command.vmName, toMessage(command));
+    return this.sendRemembering(command);
+  }
+
+  private sendRemembering(command: CommandRecord): boolean {
+    // A command whose ack never comes stays here until the map is cleared; acks then read the store.
+    if (this.sentTimeouts.size >= MAX_REMEMBERED_TIMEOUTS) this.sentTimeouts.clear();
+    this.sentTimeouts.set(command.id, command.timeoutMs);
+    return this.link?.send(command.vmName, toMessage(command)) ?? false;
   }
 
   private finished(command: CommandRecord): void {

@@ -207,6 +207,30 @@ export class CommandsRepo {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /** Like `finish`, answering with the finished command (undefined when it had finished already). */
+  async finishReturning(
+    id: string,
+    vmName: string,
+    outcome: { state: "succeeded" | "failed"; result?: unknown; error?: CommandError },
+    now: string,
+  ): Promise<CommandRecord | undefined> {
+    const row = await this.db
+      .updateTable("commands")
+      .set({
+        state: outcome.state,
+        finished_at: now,
+        result: outcome.result === undefined ? null : toJson(outcome.result),
+        error_code: outcome.error?.code ?? null,
+        error_message: outcome.error?.message ?? null,
+      })
+      .where("id", "=", id)
+      .where("vm_name", "=", vmName)
+      .where("state", "not in", TERMINAL_STATES as CommandState[])
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
   /** Moves unacknowledged commands past their expiry to `expired`; returns them. */
   async expireDue(now: string): Promise<CommandRecord[]> {
     return this.sweep("expired", { from: UNACKED, dueColumn: "expires_at", now });

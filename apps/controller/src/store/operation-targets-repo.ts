@@ -127,7 +127,10 @@ export class OperationTargetsRepo {
     return new Set(rows.map((r) => Number(r.seq)));
   }
 
-  /** running → a final state for many targets (the caller's transaction makes it one commit). */
+  /**
+   * running → a final state for many targets (the caller's transaction makes it one commit);
+   * successes of the same instant go in one statement.
+   */
   async finishMany(
     operationId: string,
     outcomes: Array<{
@@ -137,8 +140,24 @@ export class OperationTargetsRepo {
       at: string;
     }>,
   ): Promise<void> {
+    const plain = new Map<string, number[]>();
     for (const outcome of outcomes) {
-      await this.finish(operationId, outcome.seq, outcome.state, outcome.error, outcome.at);
+      if (outcome.state === "succeeded" && outcome.error === null) {
+        const seqs = plain.get(outcome.at) ?? [];
+        seqs.push(outcome.seq);
+        plain.set(outcome.at, seqs);
+      } else await this.finish(operationId, outcome.seq, outcome.state, outcome.error, outcome.at);
+    }
+    for (const [at, seqs] of plain) {
+      for (let i = 0; i < seqs.length; i += INSERT_CHUNK) {
+        await this.db
+          .updateTable("operation_targets")
+          .set({ state: "succeeded", finished_at: at, error_code: null, error_message: null })
+          .where("operation_id", "=", operationId)
+          .where("seq", "in", seqs.slice(i, i + INSERT_CHUNK))
+          .where("state", "=", "running")
+          .execute();
+      }
     }
   }
 
