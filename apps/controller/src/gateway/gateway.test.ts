@@ -5,13 +5,19 @@ import WebSocket from "ws";
 import { type TestController, startTestController } from "../testkit/controller.js";
 import { call, eventually } from "../testkit/http.js";
 import { SimAgent, simState } from "../testkit/sim-agent.js";
+import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
 import { SimProvider } from "../testkit/sim-provider.js";
 import { AGENT_CONNECT_PATH } from "./gateway.js";
 
 let controller: TestController;
+let fleet: SimFleet | undefined;
 afterEach(async () => {
+  fleet?.close();
+  fleet = undefined;
   await controller?.close();
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Raw {
   ws: WebSocket;
@@ -118,6 +124,36 @@ describe("agent gateway", () => {
     expect(after.health.status).toBe("unknown");
     expect(after.health.reasons[0]).toContain("disconnected");
     expect(after.agent.lastSeenAt).not.toBeNull();
+  });
+
+  it("pings every connection once per interval, spread over it, and stops pinging a replaced one", async () => {
+    controller = await startTestController({ settings: { pingIntervalSec: 0.4 } });
+    const vms = await seedVms(controller.app, { count: 40 });
+    fleet = new SimFleet(controller.url, vms);
+    await fleet.connectAll();
+    const pings = new Map<SimAgent, number[]>();
+    const count = (agent: SimAgent) => {
+      const times: number[] = [];
+      pings.set(agent, times);
+      agent.ws!.on("ping", () => times.push(Date.now()));
+    };
+    fleet.agents.forEach(count);
+    await sleep(1000);
+    for (const times of pings.values()) expect(times.length).toBeGreaterThanOrEqual(1);
+    // 40 buckets, one per 10 ms tick: the first pings of the fleet arrive over the interval, not at once.
+    const firsts = [...pings.values()].map((times) => times[0]!);
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(200);
+
+    const old = fleet.agents[0]!;
+    const successor = new SimAgent({ url: controller.url, token: old.credential ?? vms[0]!.credential });
+    await successor.connect();
+    await old.waitFor(() => old.closes.length > 0, 5000, "replacement close");
+    count(successor);
+    const oldPings = pings.get(old)!.length;
+    await sleep(1000);
+    expect(pings.get(successor)!.length).toBeGreaterThanOrEqual(1);
+    expect(pings.get(old)!.length).toBe(oldPings);
+    successor.close();
   });
 
   it("refuses another protocol major with a reason, and replaces an older connection of the same VM", async () => {
