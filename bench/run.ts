@@ -8,12 +8,14 @@
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]
  *     terminal:   [--keystrokes 1000]
+ *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000]
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type AgentBenchResult, runAgentBench } from "./src/agent-bench.js";
+import { type AzureBenchResult, runAzureBench } from "./src/azure-bench.js";
 import { type ControllerBenchResult, runControllerBench } from "./src/controller-bench.js";
 import { describeMachine, median, quantile } from "./src/machine.js";
 import { type TerminalBenchResult, runTerminalBench } from "./src/terminal-bench.js";
@@ -30,10 +32,13 @@ const { values } = parseArgs({
     queries: { type: "string", default: "200" },
     "cpu-prof": { type: "string" },
     keystrokes: { type: "string", default: "1000" },
+    "azure-vms": { type: "string", default: "50" },
+    "azure-429": { type: "string", default: "0.2" },
+    "azure-retry-after-ms": { type: "string", default: "1000" },
   },
 });
-if (values.only && !["agent", "controller", "terminal"].includes(values.only))
-  throw new Error(`--only must be agent, controller or terminal, not ${values.only}`);
+if (values.only && !["agent", "controller", "terminal", "azure"].includes(values.only))
+  throw new Error(`--only must be agent, controller, terminal or azure, not ${values.only}`);
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 const at = new Date().toISOString();
@@ -45,6 +50,7 @@ interface Raw {
   agent?: Part<AgentBenchResult>;
   controller?: Part<ControllerBenchResult>;
   terminal?: Part<TerminalBenchResult>;
+  azure?: Part<AzureBenchResult>;
 }
 const previous = JSON.parse(
   await readFile(path.join(dir, "latest.json"), "utf8").catch(() => "{}"),
@@ -89,6 +95,19 @@ if (!values.only || values.only === "terminal") {
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const count = (n: number) => n.toLocaleString("en-US");
 const earlier = (part: { at?: string }) => (part.at && part.at !== at ? ` (measured ${part.at})` : "");
+
+if (!values.only || values.only === "azure") {
+  raw.azure = {
+    ...(await runAzureBench({
+      vms: Number(values["azure-vms"]),
+      throttleRate: Number(values["azure-429"]),
+      retryAfterMs: Number(values["azure-retry-after-ms"]),
+    })),
+    at,
+  };
+} else {
+  raw.azure = stamp(previous.azure, previous.at);
+}
 
 function agentRows(r: Part<AgentBenchResult>): string[][] {
   return [
@@ -165,10 +184,36 @@ function terminalRows(r: Part<TerminalBenchResult>): string[][] {
   ];
 }
 
+function azureRows(r: Part<AzureBenchResult>): string[][] {
+  const { baseline: b, throttled: t } = r;
+  const pct = Math.round(r.throttleRate * 100);
+  return [
+    [
+      `Azure (emulator): ${r.vms} VMs created at once, ${pct} % of writes answered 429`,
+      `${fmt(t.totalMs / 1000)} s = ${fmt(r.timeRatio, 2)}× the run without 429s (${fmt(b.totalMs / 1000)} s)`,
+      "≤ 1.5×",
+      `real Azure SDK over HTTPS, ${r.maxConcurrency} in flight (${t.maxInFlight} seen), Retry-After ${r.retryAfterMs} ms, emulated operations ${r.durations.network} ms network / ${r.durations.compute} ms VM; ${t.failed} failed${earlier(r)}`,
+    ],
+    [
+      "Resource Manager writes per VM after the shared network exists",
+      `${fmt(t.writesPerVm, 2)} (${fmt(b.writesPerVm, 2)} without 429s)`,
+      "≤ 8",
+      `every attempt counted: ${t.writes} writes of which ${t.injected429} answered 429 (and ${t.bucket429} by the subscription's buckets); ${t.attempts} HTTP attempts with polls`,
+    ],
+    [
+      "orphaned resources after the throttled run",
+      `${t.orphans} (left after deleting every VM: ${t.leftAfterDelete})`,
+      "0",
+      `without 429s: ${b.orphans} orphans, ${b.leftAfterDelete} left after delete`,
+    ],
+  ];
+}
+
 const rows = [
   ...(raw.agent ? agentRows(raw.agent) : []),
   ...(raw.controller ? controllerRows(raw.controller) : []),
   ...(raw.terminal ? terminalRows(raw.terminal) : []),
+  ...(raw.azure ? azureRows(raw.azure) : []),
 ];
 const table = [
   `Machine: ${machine}`,

@@ -129,6 +129,11 @@ export class AzureProvider implements Provider {
     return azureNameProblem(name, this.os, this.fleetId);
   }
 
+  /** Makes the fleet's resource group, NSG and VNet if missing; returns the subnet id. */
+  ensureFleet(): Promise<string> {
+    return this.guard("prepare the fleet network", () => this.network.ensure());
+  }
+
   /** Machines in flight (create/start/stop/restart/delete) and waiting for a slot. */
   get inFlight(): { active: number; pending: number } {
     return { active: this.limit.activeCount, pending: this.limit.pendingCount };
