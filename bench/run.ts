@@ -3,11 +3,12 @@
  * writes the raw figures to bench/results/latest.json. With --only, the other part's figures
  * are kept from the previous latest.json (their rows say when they were measured).
  *
- *   pnpm bench [--only agent|controller|terminal]
+ *   pnpm bench [--only agent|controller|terminal|operations]
  *     agent:      [--idle 60] [--rounds 5]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]
  *     terminal:   [--keystrokes 1000]
+ *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000]
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -18,6 +19,7 @@ import { type AgentBenchResult, runAgentBench } from "./src/agent-bench.js";
 import { type AzureBenchResult, runAzureBench } from "./src/azure-bench.js";
 import { type ControllerBenchResult, runControllerBench } from "./src/controller-bench.js";
 import { describeMachine, median, quantile } from "./src/machine.js";
+import { type OperationsBenchResult, runOperationsBench } from "./src/operations-bench.js";
 import { type TerminalBenchResult, runTerminalBench } from "./src/terminal-bench.js";
 
 const { values } = parseArgs({
@@ -32,13 +34,16 @@ const { values } = parseArgs({
     queries: { type: "string", default: "200" },
     "cpu-prof": { type: "string" },
     keystrokes: { type: "string", default: "1000" },
+    "ops-agents": { type: "string", default: "10000" },
+    "ops-concurrency": { type: "string", default: "500" },
+    "ops-delay-ms": { type: "string", default: "200" },
     "azure-vms": { type: "string", default: "50" },
     "azure-429": { type: "string", default: "0.2" },
     "azure-retry-after-ms": { type: "string", default: "1000" },
   },
 });
-if (values.only && !["agent", "controller", "terminal", "azure"].includes(values.only))
-  throw new Error(`--only must be agent, controller, terminal or azure, not ${values.only}`);
+if (values.only && !["agent", "controller", "terminal", "azure", "operations"].includes(values.only))
+  throw new Error(`--only must be agent, controller, terminal, azure or operations, not ${values.only}`);
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "results");
 const at = new Date().toISOString();
@@ -50,6 +55,7 @@ interface Raw {
   agent?: Part<AgentBenchResult>;
   controller?: Part<ControllerBenchResult>;
   terminal?: Part<TerminalBenchResult>;
+  operations?: Part<OperationsBenchResult>;
   azure?: Part<AzureBenchResult>;
 }
 const previous = JSON.parse(
@@ -90,6 +96,19 @@ if (!values.only || values.only === "terminal") {
   raw.terminal = { ...(await runTerminalBench({ keystrokes: Number(values.keystrokes) })), at };
 } else {
   raw.terminal = stamp(previous.terminal, previous.at);
+}
+
+if (!values.only || values.only === "operations") {
+  raw.operations = {
+    ...(await runOperationsBench({
+      agents: Number(values["ops-agents"]),
+      concurrency: Number(values["ops-concurrency"]),
+      delayMs: Number(values["ops-delay-ms"]),
+    })),
+    at,
+  };
+} else {
+  raw.operations = stamp(previous.operations, previous.at);
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
@@ -209,10 +228,22 @@ function azureRows(r: Part<AzureBenchResult>): string[][] {
   ];
 }
 
+function operationsRows(r: Part<OperationsBenchResult>): string[][] {
+  return [
+    [
+      `bulk notebook restart over ${count(r.agents)} agents, ${r.concurrency} at a time, ${r.delayMs} ms each: total / ideal`,
+      `${fmt(r.ratio, 2)}× (${fmt(r.totalMs / 1000, 2)} s / ${fmt(r.idealMs / 1000, 2)} s)`,
+      "≤ 1.2×",
+      `POST /v1/operations until it reads finished (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
+    ],
+  ];
+}
+
 const rows = [
   ...(raw.agent ? agentRows(raw.agent) : []),
   ...(raw.controller ? controllerRows(raw.controller) : []),
   ...(raw.terminal ? terminalRows(raw.terminal) : []),
+  ...(raw.operations ? operationsRows(raw.operations) : []),
   ...(raw.azure ? azureRows(raw.azure) : []),
 ];
 const table = [

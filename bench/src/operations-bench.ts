@@ -1,0 +1,223 @@
+/**
+ * Issue 5's first figure: a bulk notebook restart over N simulated agents, `concurrency` at a
+ * time, each simulated restart taking `delayMs`. Total time is compared with the ideal
+ * N ÷ concurrency × delayMs. The controller (`nbfleet server`) and the simulated fleet each run
+ * in a process of their own; this process only drives the API and reads the agents' records,
+ * from which it also takes the peak number of restarts running at once (it must equal the
+ * concurrency, never more).
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildServer, loadSettings } from "@nbfleet/controller";
+import {
+  type ControllerProcess,
+  api,
+  freePort,
+  makeControllerDataDir,
+  startControllerProcess,
+  stopControllerProcess,
+} from "@nbfleet/controller/testkit/controller-process";
+import { type SeededVm, seedVms } from "@nbfleet/controller/testkit/sim-fleet";
+import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/controller/testkit/sim-fleet-process";
+import { SimProvider } from "@nbfleet/controller/testkit/sim-provider";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const FLEET_SCRIPT = path.join(REPO, "apps/controller/src/testkit/sim-fleet-process.ts");
+const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
+const POLL_MS = 50;
+
+export interface OperationsBenchOptions {
+  agents: number;
+  concurrency: number;
+  delayMs: number;
+}
+
+export interface OperationsBenchResult {
+  agents: number;
+  concurrency: number;
+  delayMs: number;
+  idealMs: number;
+  /** POST until a poll (every POLL_MS) sees the operation finished. */
+  totalMs: number;
+  /** The operation's own createdAt → finishedAt on the controller's clock. */
+  serverMs: number;
+  ratio: number;
+  succeeded: number;
+  /** Most restarts running at once on the agents (their own timestamps). */
+  peakConcurrency: number;
+  seedMs: number;
+  connectMs: number;
+  /** CPU time the controller and the fleet used during the operation, per target. */
+  controllerCpuMsPerTarget: number;
+  fleetCpuMsPerTarget: number;
+  /** Time the controller's main thread waited for a CPU during the operation (other processes' doing). */
+  controllerRunQueueWaitMs: number;
+  loadAverage1m: number;
+}
+
+export async function runOperationsBench(options: OperationsBenchOptions): Promise<OperationsBenchResult> {
+  const dataDir = await makeControllerDataDir();
+  const token = `nbf_${randomBytes(24).toString("base64url")}`;
+  let controller: ControllerProcess | undefined;
+  let fleet: ChildProcess | undefined;
+  try {
+    const seedStarted = performance.now();
+    const vms = await seed(dataDir, token, options.agents);
+    const seedMs = performance.now() - seedStarted;
+
+    controller = await startControllerProcess(dataDir, await freePort(), token, {
+      NBFLEET_REPORT_INTERVAL_SEC: "30",
+      NBFLEET_LOG_LEVEL: "error",
+    });
+    const sim = startFleet();
+    fleet = sim.child;
+    const connected = sim.next("connected");
+    sim.child.send({
+      type: "start",
+      url: controller.url,
+      vms,
+      delayMs: options.delayMs,
+      record: true,
+    } satisfies StartMessage);
+    const connectMs = Number(((await connected) as { ms: number }).ms);
+    const call = api(controller);
+    await waitUntil(
+      async () => {
+        const health = (await call<{ agentsConnected: number }>("GET", "/healthz")).body;
+        return health.agentsConnected >= options.agents;
+      },
+      120_000,
+      "every agent connected",
+    );
+
+    const fleetPid = sim.child.pid!;
+    const controllerPid = controller.process.pid!;
+    const before = await usage(controllerPid, fleetPid);
+    const started = performance.now();
+    const created = await call<{ operation: { id: string } }>("POST", "/v1/operations", {
+      action: "notebook.restart",
+      selector: { all: true },
+      maxConcurrency: options.concurrency,
+    });
+    if (created.status !== 201)
+      throw new Error(`POST /v1/operations: ${created.status} ${JSON.stringify(created.body)}`);
+    const id = created.body.operation.id;
+    let op: OperationView;
+    for (;;) {
+      op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
+      if (op.state !== "running") break;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    const totalMs = performance.now() - started;
+    const after = await usage(controllerPid, fleetPid);
+    const records = sim.next("records");
+    sim.child.send({ type: "records" });
+    const peakConcurrency = peak(((await records) as { records: FleetRecord[] }).records);
+    const idealMs = (options.agents / options.concurrency) * options.delayMs;
+    return {
+      ...options,
+      idealMs,
+      totalMs,
+      serverMs: Date.parse(op.finishedAt!) - Date.parse(op.createdAt),
+      ratio: totalMs / idealMs,
+      succeeded: op.counts.succeeded,
+      peakConcurrency,
+      seedMs,
+      connectMs,
+      controllerCpuMsPerTarget: ((after.controllerCpu - before.controllerCpu) * 1000) / options.agents,
+      fleetCpuMsPerTarget: ((after.fleetCpu - before.fleetCpu) * 1000) / options.agents,
+      controllerRunQueueWaitMs: (after.controllerWait - before.controllerWait) * 1000,
+      loadAverage1m: os.loadavg()[0]!,
+    };
+  } finally {
+    fleet?.send({ type: "close" });
+    if (controller) await stopControllerProcess(controller);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+interface OperationView {
+  state: string;
+  createdAt: string;
+  finishedAt: string | null;
+  counts: { succeeded: number };
+}
+
+async function seed(dataDir: string, adminToken: string, count: number): Promise<SeededVm[]> {
+  const settings = loadSettings({
+    env: {},
+    flags: { dataDir, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
+  });
+  const app = await buildServer(settings, { provider: new SimProvider() });
+  try {
+    return await seedVms(app, { count });
+  } finally {
+    await app.close();
+  }
+}
+
+function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) => Promise<FleetReply> } {
+  const child = fork(FLEET_SCRIPT, [], {
+    execArgv: ["--import", TSX],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const waiting: Array<{ type: string; resolve: (m: FleetReply) => void; reject: (e: Error) => void }> = [];
+  child.on("message", (message: FleetReply) => {
+    if (message.type === "error") {
+      for (const w of waiting.splice(0)) w.reject(new Error(`sim fleet: ${message.message}`));
+      return;
+    }
+    const at = waiting.findIndex((w) => w.type === message.type);
+    if (at >= 0) waiting.splice(at, 1)[0]!.resolve(message);
+  });
+  return {
+    child,
+    next: (type) => new Promise((resolve, reject) => waiting.push({ type, resolve, reject })),
+  };
+}
+
+/** Most commands between "received" and "result sent" at the same moment, on the agents' clocks. */
+function peak(records: FleetRecord[]): number {
+  const edges: Array<[number, number]> = [];
+  for (const record of records) {
+    const first = record.received[0];
+    const ran = record.executed[0];
+    if (first && ran) edges.push([first.at, 1], [ran.at, -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let running = 0;
+  let most = 0;
+  for (const [, delta] of edges) {
+    running += delta;
+    most = Math.max(most, running);
+  }
+  return most;
+}
+
+/** CPU seconds (user + system) from /proc/PID/stat; run-queue wait from /proc/PID/schedstat. */
+async function usage(controllerPid: number, fleetPid: number) {
+  const cpu = async (pid: number) => {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  const wait = async (pid: number) =>
+    Number((await readFile(`/proc/${pid}/schedstat`, "utf8")).split(" ")[1]) / 1e9;
+  return {
+    controllerCpu: await cpu(controllerPid),
+    fleetCpu: await cpu(fleetPid),
+    controllerWait: await wait(controllerPid),
+  };
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
