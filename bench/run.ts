@@ -223,7 +223,7 @@ function azureRows(r: Part<AzureBenchResult>): string[][] {
       "orphaned resources after the throttled run",
       `${t.orphans} (left after deleting every VM: ${t.leftAfterDelete})`,
       "0",
-      `without 429s: ${b.orphans} orphans, ${b.leftAfterDelete} left after delete`,
+      `without 429s: ${b.orphans} orphans, ${b.leftAfterDelete} left after delete; deletes that failed: ${t.deleteFailed} and ${b.deleteFailed}`,
     ],
   ];
 }

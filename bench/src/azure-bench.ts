@@ -29,6 +29,7 @@ export interface AzureRun {
   orphans: number;
   /** Resources other than the shared NSG and VNet left after deleting every VM. */
   leftAfterDelete: number;
+  deleteFailed: number;
   maxInFlight: number;
 }
 
@@ -101,7 +102,7 @@ async function runOnce(options: AzureBenchOptions, throttleRate: number): Promis
     });
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     const report = await provider.reconcile(created);
-    await Promise.all(created.map((vm) => provider.delete(vm)));
+    const deletes = await Promise.allSettled(created.map((vm) => provider.delete(vm)));
     const shared = new Set(["Microsoft.Network/networkSecurityGroups", "Microsoft.Network/virtualNetworks"]);
     const left = emu.emulator.inventory().resources.filter((r) => !shared.has(r.type));
     return {
@@ -117,6 +118,7 @@ async function runOnce(options: AzureBenchOptions, throttleRate: number): Promis
       firstFailure: failures[0] ? String((failures[0].reason as Error)?.message ?? failures[0].reason) : null,
       orphans: report.orphans.length,
       leftAfterDelete: left.length,
+      deleteFailed: deletes.filter((d) => d.status === "rejected").length,
       maxInFlight,
     };
   } finally {

@@ -224,10 +224,15 @@ export class Emulator {
       const kind = write ? "writes" : "reads";
       const taken = this.throttle.take(path.subscription, kind);
       if ("retryAfterMs" in taken) {
+        // As Azure answers an empty bucket: whole seconds, at least one, no millisecond header,
+        // so throttled callers come back once tokens have refilled instead of racing for each one.
+        const seconds = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
         return throttled(
-          taken.retryAfterMs,
+          seconds * 1000,
           "SubscriptionRequestsThrottled",
-          `Number of ${kind === "writes" ? "write" : "read"} requests for subscription '${path.subscription}' exceeded the limit. Please try again after ${Math.ceil(taken.retryAfterMs / 1000)} seconds.`,
+          `Number of ${kind === "writes" ? "write" : "read"} requests for subscription '${path.subscription}' exceeded the limit. Please try again after ${seconds} seconds.`,
+          429,
+          false,
         );
       }
       headers[`x-ms-ratelimit-remaining-subscription-${kind}`] = String(taken.remaining);
@@ -825,14 +830,20 @@ function armError(error: ArmError): EmulatorResponse {
   return { status: error.status, headers: {}, body: error.body() };
 }
 
-function throttled(retryAfterMs: number, code: string, message: string, status = 429): EmulatorResponse {
+function throttled(
+  retryAfterMs: number,
+  code: string,
+  message: string,
+  status = 429,
+  msHeader = true,
+): EmulatorResponse {
   return {
     status,
-    // Retry-After is whole seconds as Azure sends it; x-ms-retry-after-ms (which the Azure SDK
-    // reads first) lets the emulator ask for less than a second.
+    // Retry-After is whole seconds as Azure sends it; for injected faults x-ms-retry-after-ms
+    // (which the Azure SDK reads first) lets the emulator ask for less than a second.
     headers: {
       "Retry-After": String(Math.ceil(retryAfterMs / 1000)),
-      "x-ms-retry-after-ms": String(retryAfterMs),
+      ...(msHeader ? { "x-ms-retry-after-ms": String(retryAfterMs) } : {}),
     },
     body: { error: { code, message } },
   };
