@@ -156,6 +156,7 @@ export class CommandService {
    */
   async enqueueMany(
     requests: EnqueueRequest[],
+    options: { announce?: boolean } = {},
   ): Promise<Array<{ ok: true; value: EnqueueResult } | { ok: false; error: unknown }>> {
     const { store, bus } = this.options;
     const now = new Date();
@@ -208,12 +209,14 @@ export class CommandService {
     }
     records.forEach((command, i) => {
       const delivered = command.state === "sent" && this.sendRemembering(command);
-      bus.emit({
-        vmName: command.vmName,
-        kind: "command.queued",
-        message: `${command.name} queued as ${command.id}${command.state === "sent" ? "" : " (agent offline)"}`,
-        data: { commandId: command.id, name: command.name },
-      });
+      // A bulk operation announces its targets itself (operation.created); each command's end is still an event.
+      if (options.announce !== false)
+        bus.emit({
+          vmName: command.vmName,
+          kind: "command.queued",
+          message: `${command.name} queued as ${command.id}${command.state === "sent" ? "" : " (agent offline)"}`,
+          data: { commandId: command.id, name: command.name },
+        });
       out[slots[i]!] = { ok: true, value: { command, delivered } };
     });
     return out;

@@ -227,6 +227,7 @@ export class OperationRunner {
         operationId: this.operation.id,
         ifOffline: this.plan.ifOffline,
       })),
+      { announce: false },
     );
     sendable.forEach((target, i) => {
       const result = queued[i]!;
