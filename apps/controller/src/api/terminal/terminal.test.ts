@@ -238,6 +238,29 @@ describe("GET /v1/vms/{name}/shell", () => {
     });
   });
 
+  it("stops reading the process while the client does not read, and loses nothing", async () => {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const total = 30_000_000;
+    const t = await shell(fleet, "box", { command: `head -c ${total} /dev/zero | tr '\\0' x` });
+    t.connection.eof();
+    const [owner] = await fleet.controller.app.nbfleet.store.tokens.list();
+    const session = fleet.controller.app.nbfleet.terminals.find(t.session, "box", owner!);
+    const socket = (t.connection as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws
+      ._socket;
+    socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const stalled = session.bytesOut;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The process is held back (pty.flow) instead of its output piling up in the controller.
+    expect(session.bytesOut).toBe(stalled);
+    expect(stalled).toBeLessThan(total / 2);
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+    socket.resume();
+    expect((await t.waitFrame("exit", 60_000)).exitCode).toBe(0);
+    expect(t.chunks.reduce((sum, c) => sum + c.data.length, 0)).toBe(total);
+  });
+
   it("ends live sessions when the controller shuts down, closing their audit rows", async () => {
     fleet = await startFleet();
     await fleet.addVm("box");
