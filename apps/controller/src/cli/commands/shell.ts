@@ -133,7 +133,8 @@ async function runSession(globals: GlobalOptions, request: SessionRequest): Prom
     }
     const why = outcome.error
       ? `${outcome.error.message} [${outcome.error.code}]`
-      : `the connection to the controller ended (${close.code}${close.reason ? ` ${close.reason}` : ""})`;
+      : `the connection to the controller ended (${close.code}${close.reason ? ` ${close.reason}` : ""}); ` +
+        `the session may still run on the machine: nbfleet shell ${request.vm} --session ${session}`;
     local.restore();
     process.stderr.write(`\r\nnbfleet: ${why}\n`);
     return 255;
