@@ -40,7 +40,9 @@ export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
     },
     notebook: {
       state: notebook?.state ?? null,
-      url: notebook?.url ?? vm.notebookUrl,
+      // The provider knows the public address (on Azure, 443 in front of the private 9999);
+      // the agent only knows what it listens on.
+      url: vm.notebookUrl ?? notebook?.url ?? null,
       pid: notebook?.pid ?? null,
       port: notebook?.port ?? null,
       restarts: notebook?.restarts ?? 0,
