@@ -28,7 +28,6 @@ import { SimProvider } from "@nbfleet/controller/testkit/sim-provider";
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FLEET_SCRIPT = path.join(REPO, "apps/controller/src/testkit/sim-fleet-process.ts");
 const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
-const POLL_MS = 50;
 
 export interface OperationsBenchOptions {
   agents: number;
@@ -41,7 +40,7 @@ export interface OperationsBenchResult {
   concurrency: number;
   delayMs: number;
   idealMs: number;
-  /** POST until a poll (every POLL_MS) sees the operation finished. */
+  /** POST until the `operation.finished` event arrives on `GET /v1/events` (no polling load). */
   totalMs: number;
   /** The operation's own createdAt → finishedAt on the controller's clock. */
   serverMs: number;
@@ -97,6 +96,7 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
     const fleetPid = sim.child.pid!;
     const controllerPid = controller.process.pid!;
     const before = await usage(controllerPid, fleetPid);
+    const finishedEvents = await openEvents(controller, "operation.finished");
     const started = performance.now();
     const created = await call<{ operation: { id: string } }>("POST", "/v1/operations", {
       action: "notebook.restart",
@@ -106,13 +106,10 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
     if (created.status !== 201)
       throw new Error(`POST /v1/operations: ${created.status} ${JSON.stringify(created.body)}`);
     const id = created.body.operation.id;
-    let op: OperationView;
-    for (;;) {
-      op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
-      if (op.state !== "running") break;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    }
+    await finishedEvents.until((data) => data.operationId === id);
     const totalMs = performance.now() - started;
+    finishedEvents.close();
+    const op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
     const after = await usage(controllerPid, fleetPid);
     const records = sim.next("records");
     sim.child.send({ type: "records" });
@@ -177,6 +174,35 @@ function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) =
   return {
     child,
     next: (type) => new Promise((resolve, reject) => waiting.push({ type, resolve, reject })),
+  };
+}
+
+/** An SSE stream of the controller's events of one kind; `until` resolves at the first match. */
+async function openEvents(controller: ControllerProcess, kind: string) {
+  const abort = new AbortController();
+  const response = await fetch(`${controller.url}/v1/events?kind=${encodeURIComponent(kind)}`, {
+    headers: { authorization: `Bearer ${controller.token}`, accept: "text/event-stream" },
+    signal: abort.signal,
+  });
+  if (!response.ok || !response.body) throw new Error(`GET /v1/events: ${response.status}`);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    async until(match: (data: Record<string, unknown>) => boolean): Promise<void> {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the event stream ended before the operation finished");
+        buffer += value;
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const line = frame.split("\n").find((l) => l.startsWith("data: "));
+          if (line && match((JSON.parse(line.slice(6)) as { data: Record<string, unknown> }).data ?? {}))
+            return;
+        }
+      }
+    },
+    close: () => abort.abort(),
   };
 }
 
