@@ -90,7 +90,14 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const pid of started) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  // The launcher leads its own session and process group: the group takes the agent with it.
+  for (const pid of started) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      if (isAlive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }
   await new Promise((resolve) => server.close(resolve));
   await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
 });
