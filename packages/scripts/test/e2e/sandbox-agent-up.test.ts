@@ -84,8 +84,23 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (agentPid !== undefined) {
+    // SIGINT stops agent and notebook; the launcher's process group goes with SIGKILL if it lingers.
+    const pid = agentPid;
+    const running = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
     try {
-      process.kill(agentPid, "SIGINT");
+      process.kill(pid, "SIGINT");
+    } catch {}
+    const deadline = Date.now() + 20_000;
+    while (running() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    try {
+      process.kill(-pid, "SIGKILL");
     } catch {}
   }
   await new Promise((resolve) => server.close(resolve));
