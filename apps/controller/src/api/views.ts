@@ -40,9 +40,7 @@ export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
     },
     notebook: {
       state: notebook?.state ?? null,
-      // The provider knows the public address (on Azure, 443 in front of the private 9999);
-      // the agent only knows what it listens on.
-      url: vm.notebookUrl ?? notebook?.url ?? null,
+      url: notebook?.url ?? vm.notebookUrl,
       pid: notebook?.pid ?? null,
       port: notebook?.port ?? null,
       restarts: notebook?.restarts ?? 0,
