@@ -20,9 +20,9 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import { linuxGuestLayout, renderLinuxBootstrap } from "@nbfleet/scripts";
+import { readPidFile, stopProcess } from "@nbfleet/scripts";
 import { bootstrapScript, bootstrapSettings } from "./custom-data.js";
 import type { GuestStatus, GuestVm, Guests } from "./guests.js";
-import { readPidFile, stopProcess } from "./processes.js";
 
 const run = promisify(execFile);
 const BOOT_TIMEOUT_MS = 180_000;

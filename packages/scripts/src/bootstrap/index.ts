@@ -27,3 +27,4 @@ export {
   windowsAgentArgv,
   windowsCommandLineArg,
 } from "./windows.js";
+export { alive as processAlive, readPidFile, stopProcess } from "./sandbox-processes.js";

@@ -10,18 +10,16 @@
  *   <root>/<vm>/agent/         the agent's data dir (profile, notebooks, logs, state)
  */
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { linuxGuestLayout, renderLinuxBootstrap } from "@nbfleet/scripts";
+import { linuxGuestLayout, readPidFile, renderLinuxBootstrap, stopProcess } from "@nbfleet/scripts";
 import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
 import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
 
 const run = promisify(execFile);
-const STOP_GRACE_MS = 30_000;
 
 export interface LocalProviderOptions {
   /** Where sandboxes live (see sandboxRoot). */
@@ -81,10 +79,10 @@ export class LocalProvider implements Provider {
   /** Stops the agent with SIGINT, which stops its notebook server too. */
   async stop(vm: ProviderVm): Promise<void> {
     const { dir } = sandbox(vm);
-    const pid = await readPid(linuxGuestLayout(path.join(dir, "install")).pidFile);
+    const pid = await readPidFile(linuxGuestLayout(path.join(dir, "install")).pidFile);
     if (pid !== null) await stopProcess(pid, "SIGINT");
     // An agent killed earlier may have left its notebook server behind: it goes with the machine.
-    const notebook = await readNotebookPid(dir);
+    const notebook = await readPidFile(path.join(dir, "agent", "state", "notebook.pid.json"));
     if (notebook !== null) await stopProcess(notebook, "SIGTERM", true);
   }
 
@@ -116,54 +114,6 @@ function sandbox(vm: ProviderVm): SandboxData {
     throw new Error(`VM ${vm.name} has no sandbox recorded (was it created by the local provider?)`);
   }
   return data as SandboxData;
-}
-
-async function readPid(file: string): Promise<number | null> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 1 ? pid : null;
-}
-
-async function readNotebookPid(dir: string): Promise<number | null> {
-  const text = await readFile(path.join(dir, "agent", "state", "notebook.pid.json"), "utf8").catch(() => "");
-  try {
-    const pid = (JSON.parse(text) as { pid?: unknown }).pid;
-    return typeof pid === "number" && pid > 1 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Signals a process (or its whole group) and waits for it to go, SIGKILL after the grace. */
-async function stopProcess(pid: number, signal: NodeJS.Signals, group = false): Promise<void> {
-  const send = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(group ? -pid : pid, sig);
-    } catch {
-      // already gone
-    }
-  };
-  if (!alive(pid)) return;
-  send(signal);
-  const deadline = Date.now() + STOP_GRACE_MS;
-  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  if (alive(pid)) send("SIGKILL");
-  while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 50));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie answers kill(0); it is gone for our purposes.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 function freeLoopbackPort(): Promise<number> {

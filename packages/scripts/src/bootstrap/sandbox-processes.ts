@@ -1,4 +1,4 @@
-/** Stopping a guest's processes: signal, wait, SIGKILL after a grace; zombies count as gone. */
+/** Stopping a sandbox guest's processes (launcher, agent, notebook): signal, wait, SIGKILL after a grace; zombies count as gone. */
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 
