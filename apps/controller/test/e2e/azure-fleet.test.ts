@@ -11,6 +11,7 @@ import { chmod } from "node:fs/promises";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { buildAgentArtifact } from "@nbfleet/scripts";
 import type { CommandView, VmView } from "@nbfleet/shared";
@@ -44,24 +45,9 @@ async function api<T>(method: string, route: string, body?: unknown): Promise<{ 
 
 const vm = async (name: string) => (await api<VmView>("GET", `/v1/vms/${name}`)).body;
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 300_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+/** Machines boot real agents and Jupyter: allow them longer than the test kit's default. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 300_000) =>
+  waitUntil(what, probe, timeoutMs);
 
 /** Serving, every check passing — except that a busy test host may make `resources` warn about load. */
 function serving(view: VmView): boolean {

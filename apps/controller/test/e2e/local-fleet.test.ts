@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, TokenView, VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -22,24 +23,9 @@ let controller: ControllerProcess;
 let dataDir: string;
 let port: number;
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+/** Machines boot real agents and Jupyter: allow them longer than the test kit's default. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000) =>
+  waitUntil(what, probe, timeoutMs);
 
 const vm = async (name: string) => (await api(controller)<VmView>("GET", `/v1/vms/${name}`)).body;
 
