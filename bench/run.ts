@@ -6,7 +6,7 @@
  *   pnpm bench [--only agent|controller|terminal|operations]
  *     agent:      [--idle 60] [--rounds 5]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
- *                 [--queries 200] [--cpu-prof DIR]
+ *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
  *     terminal:   [--keystrokes 1000]
  *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000]
@@ -104,6 +104,7 @@ if (!values.only || values.only === "operations") {
       agents: Number(values["ops-agents"]),
       concurrency: Number(values["ops-concurrency"]),
       delayMs: Number(values["ops-delay-ms"]),
+      ...(values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {}),
     })),
     at,
   };

@@ -33,6 +33,8 @@ export interface OperationsBenchOptions {
   agents: number;
   concurrency: number;
   delayMs: number;
+  /** Write a V8 CPU profile of the controller here (node --cpu-prof). */
+  profileDir?: string;
 }
 
 export interface OperationsBenchResult {
@@ -68,10 +70,16 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
     const vms = await seed(dataDir, token, options.agents);
     const seedMs = performance.now() - seedStarted;
 
-    controller = await startControllerProcess(dataDir, await freePort(), token, {
-      NBFLEET_REPORT_INTERVAL_SEC: "30",
-      NBFLEET_LOG_LEVEL: "error",
-    });
+    controller = await startControllerProcess(
+      dataDir,
+      await freePort(),
+      token,
+      {
+        NBFLEET_REPORT_INTERVAL_SEC: "30",
+        NBFLEET_LOG_LEVEL: "error",
+      },
+      options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
+    );
     const sim = startFleet();
     fleet = sim.child;
     const connected = sim.next("connected");

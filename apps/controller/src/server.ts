@@ -238,7 +238,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       await reconciler.stop();
       idlePolicy.close();
       await operations.close();
-      commands.stop();
+      await commands.stop();
       await options.provider.close?.();
       await store.close();
     });

@@ -27,6 +27,13 @@ type Outcome = { state: "succeeded" | "failed"; result?: unknown; error?: Comman
 /** How long a reconnected agent has to deliver its buffered results before commands are resent. */
 const REDELIVER_GRACE_MS = 2000;
 const MAX_REMEMBERED_TIMEOUTS = 100_000;
+const ACK_HOLD_MS = 1000;
+
+interface HeldAck {
+  commandId: string;
+  vmName: string;
+  at: number;
+}
 
 /** How commands reach agents; the gateway implements it. */
 export interface CommandLink {
@@ -83,10 +90,14 @@ export class CommandService {
   private readonly waiters = new Map<string, Set<(command: CommandRecord) => void>>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
-  /** Acks and results arrive by the thousand during bulk operations: each turn's go in one commit. */
-  private readonly acks = new TurnBatch((items: Array<{ vmName: string; commandId: string; at: number }>) =>
-    this.storeAcks(items),
-  );
+  /**
+   * Acks wait here up to ACK_HOLD_MS and are then written together; a result that comes first
+   * carries its ack time into the one write that finishes the command. A crash before the write
+   * loses nothing: the command is still `sent` and is delivered again, the agent de-duplicating.
+   */
+  private readonly heldAcks = new Map<string, HeldAck>();
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** Results arrive by the thousand during bulk operations: each turn's go in one commit. */
   private readonly results = new TurnBatch(
     (items: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>) =>
       this.storeResults(items),
@@ -108,9 +119,11 @@ export class CommandService {
     this.sweeper.unref();
   }
 
-  stop(): void {
+  /** Stops sweeping and writes the acks still held. */
+  async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    await this.writeHeldAcks();
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
@@ -278,8 +291,24 @@ export class CommandService {
     }
   }
 
-  onAck(vmName: string, commandId: string): Promise<void> {
-    return this.acks.add({ vmName, commandId, at: Date.now() });
+  onAck(vmName: string, commandId: string): void {
+    this.heldAcks.set(commandId, { commandId, vmName, at: Date.now() });
+    this.ackTimer ??= setTimeout(() => void this.writeHeldAcks(), ACK_HOLD_MS);
+  }
+
+  private async writeHeldAcks(): Promise<void> {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const acks = [...this.heldAcks.values()];
+    if (acks.length === 0) return;
+    try {
+      await this.storeAcks(acks);
+    } catch (error) {
+      this.options.onError(error);
+    } finally {
+      for (const ack of acks)
+        if (this.heldAcks.get(ack.commandId) === ack) this.heldAcks.delete(ack.commandId);
+    }
   }
 
   onProgress(vmName: string, commandId: string, message: string): void {
@@ -312,9 +341,7 @@ export class CommandService {
   }
 
   /** The acks of one turn in one transaction (only the VM a command belongs to can ack it). */
-  private async storeAcks(
-    acks: Array<{ vmName: string; commandId: string; at: number }>,
-  ): Promise<undefined[]> {
+  private async storeAcks(acks: HeldAck[]): Promise<void> {
     await this.options.store.db.transaction().execute(async (trx) => {
       const repo = new CommandsRepo(trx);
       for (const ack of acks) {
@@ -335,7 +362,6 @@ export class CommandService {
         );
       }
     });
-    return acks.map(() => undefined);
   }
 
   /** The results of one turn in one transaction; answers each with its finished command (or none). */
@@ -345,8 +371,13 @@ export class CommandService {
     return this.options.store.db.transaction().execute(async (trx) => {
       const repo = new CommandsRepo(trx);
       const out: Array<CommandRecord | undefined> = [];
-      for (const r of results)
-        out.push(await repo.finishReturning(r.commandId, r.vmName, r.outcome, r.at.toISOString()));
+      for (const r of results) {
+        const ack = this.heldAcks.get(r.commandId);
+        const ackedAt = ack?.vmName === r.vmName ? new Date(ack.at).toISOString() : null;
+        if (ackedAt) this.heldAcks.delete(r.commandId);
+        this.sentTimeouts.delete(r.commandId);
+        out.push(await repo.finishReturning(r.commandId, r.vmName, r.outcome, r.at.toISOString(), ackedAt));
+      }
       return out;
     });
   }

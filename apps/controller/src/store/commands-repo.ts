@@ -6,6 +6,7 @@
  */
 import { COMMAND_STATES, type CommandError, type CommandName, type CommandState } from "@nbfleet/shared";
 import { type Kysely, type Selectable, sql } from "kysely";
+import { powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import type { CommandsTable, Database } from "./schema.js";
 
@@ -95,12 +96,8 @@ export class CommandsRepo {
       error_message: null,
       operation_id: command.operationId,
     }));
-    for (let i = 0; i < rows.length; i += 500) {
-      await this.db
-        .insertInto("commands")
-        .values(rows.slice(i, i + 500))
-        .execute();
-    }
+    for (const chunk of powerOfTwoChunks(rows, 256))
+      await this.db.insertInto("commands").values(chunk).execute();
     return rows.map(toRecord);
   }
 
@@ -204,16 +201,20 @@ export class CommandsRepo {
     return Number(result.numUpdatedRows) > 0;
   }
 
-  /** Like `finish`, answering with the finished command (undefined when it had finished already). */
+  /**
+   * Like `finish`, answering with the finished command (undefined when it had finished already);
+   * `ackedAt` is an acknowledgement not written yet, stored with the result.
+   */
   async finishReturning(
     id: string,
     vmName: string,
     outcome: { state: "succeeded" | "failed"; result?: unknown; error?: CommandError },
     now: string,
+    ackedAt: string | null = null,
   ): Promise<CommandRecord | undefined> {
     // Written as SQL for the same reason as markAcked: once per command, thousands a second.
     const result = await sql<Selectable<CommandsTable>>`update commands set state = ${outcome.state},
-      finished_at = ${now}, result = ${outcome.result === undefined ? null : toJson(outcome.result)},
+      finished_at = ${now}, acked_at = coalesce(acked_at, ${ackedAt}), result = ${outcome.result === undefined ? null : toJson(outcome.result)},
       error_code = ${outcome.error?.code ?? null}, error_message = ${outcome.error?.message ?? null}
       where id = ${id} and vm_name = ${vmName}
       and state not in (${states(TERMINAL_STATES)}) returning *`.execute(this.db);

@@ -6,19 +6,32 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
+import { startCheckpointer } from "./checkpointer.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./statement-cache.js";
 
 export const DB_FILE = "nbfleet.sqlite";
 
-export function openSqlite(dataDir: string): Kysely<Database> {
+export interface OpenDatabase {
+  db: Kysely<Database>;
+  close(): Promise<void>;
+}
+
+export function openSqlite(dataDir: string): OpenDatabase {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const sqlite = new SqliteDatabase(join(dataDir, DB_FILE));
+  const file = join(dataDir, DB_FILE);
+  const sqlite = new SqliteDatabase(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("busy_timeout = 5000");
   // WAL + NORMAL stays consistent after a crash and loses at most the last transactions on power loss.
   sqlite.pragma("synchronous = NORMAL");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const checkpointer = startCheckpointer(sqlite, file);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  return {
+    db,
+    // The worker's connection goes first: the last connection to close folds the WAL in.
+    close: () => checkpointer.close().then(() => db.destroy()),
+  };
 }
 
 /** True for a primary-key / unique violation on SQLite or PostgreSQL. */

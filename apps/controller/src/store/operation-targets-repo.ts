@@ -4,6 +4,7 @@
  * Transitions are conditional updates, so a resumed operation can never move a target twice.
  */
 import { type Kysely, type Selectable, sql } from "kysely";
+import { padToPowerOfTwo } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
 
@@ -32,6 +33,8 @@ export interface NewTarget {
 
 /** Rows per INSERT statement (SQLite allows 32,766 bound values; 11 columns each). */
 const INSERT_CHUNK = 500;
+/** Values per `in (…)` list, padded to a power of two (see chunks.ts). */
+const CHUNK = 512;
 
 export class OperationTargetsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -120,7 +123,7 @@ export class OperationTargetsRepo {
         command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
       })
       .where("operation_id", "=", operationId)
-      .where("seq", "in", seqs)
+      .where("seq", "in", padToPowerOfTwo(seqs))
       .where("state", "=", "pending")
       .returning("seq")
       .execute();
@@ -149,12 +152,12 @@ export class OperationTargetsRepo {
       } else await this.finish(operationId, outcome.seq, outcome.state, outcome.error, outcome.at);
     }
     for (const [at, seqs] of plain) {
-      for (let i = 0; i < seqs.length; i += INSERT_CHUNK) {
+      for (let i = 0; i < seqs.length; i += CHUNK) {
         await this.db
           .updateTable("operation_targets")
           .set({ state: "succeeded", finished_at: at, error_code: null, error_message: null })
           .where("operation_id", "=", operationId)
-          .where("seq", "in", seqs.slice(i, i + INSERT_CHUNK))
+          .where("seq", "in", padToPowerOfTwo(seqs.slice(i, i + CHUNK)))
           .where("state", "=", "running")
           .execute();
       }

@@ -36,7 +36,8 @@ export interface StoreOptions {
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  const db = openSqlite(options.dataDir);
+  const database = openSqlite(options.dataDir);
+  const { db } = database;
   await migrateToLatest(db as Kysely<unknown>);
   const writer = new WriteBehind(db, {
     flushMs: options.flushMs,
@@ -55,7 +56,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     terminalSessions: new TerminalSessionsRepo(db),
     writer,
     close() {
-      closed ??= writer.close().then(() => db.destroy());
+      closed ??= writer.close().then(() => database.close());
       return closed;
     },
   };

@@ -5,11 +5,12 @@
  * waiting, and on close. Readers that need their own writes call `flush()` first.
  */
 import type { Kysely } from "kysely";
+import { powerOfTwoChunks } from "./chunks.js";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
 
-/** Rows per statement: small enough that building and preparing the SQL stays cheap. */
-const CHUNK = 100;
+/** Rows per statement at most: small enough that building the SQL stays cheap. */
+const CHUNK = 128;
 /** Rows per transaction: each blocks the event loop (better-sqlite3 is synchronous) for a few ms only. */
 const ROWS_PER_TRANSACTION = 200;
 
@@ -109,13 +110,9 @@ export class WriteBehind {
     if (statuses.length === 0 && events.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
       const vms = new VmsRepo(trx);
-      for (let i = 0; i < statuses.length; i += CHUNK) await vms.upsertStatuses(statuses.slice(i, i + CHUNK));
-      for (let i = 0; i < events.length; i += CHUNK) {
-        await trx
-          .insertInto("events")
-          .values(events.slice(i, i + CHUNK))
-          .execute();
-      }
+      for (const chunk of powerOfTwoChunks(statuses, CHUNK)) await vms.upsertStatuses(chunk);
+      for (const chunk of powerOfTwoChunks(events, CHUNK))
+        await trx.insertInto("events").values(chunk).execute();
     });
   }
 }

@@ -44,10 +44,21 @@ export async function startControllerProcess(
   port: number,
   token: string,
   env: NodeJS.ProcessEnv = {},
+  nodeFlags: string[] = [],
 ): Promise<ControllerProcess> {
   const child = spawn(
     process.execPath,
-    ["--import", tsxLoader, cliMain, "server", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir],
+    [
+      ...nodeFlags,
+      "--import",
+      tsxLoader,
+      cliMain,
+      "server",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--data-dir",
+      dataDir,
+    ],
     {
       cwd: repoRoot,
       stdio: ["ignore", "pipe", "pipe"],

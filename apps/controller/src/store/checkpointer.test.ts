@@ -1,0 +1,33 @@
+import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { DB_FILE, openSqlite } from "./db.js";
+
+describe("WAL checkpoints in a worker thread", () => {
+  it("copies committed pages into the database file without a commit doing it, and folds the WAL in on close", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nbf-ckpt-"));
+    const file = join(dir, DB_FILE);
+    const { db, close } = openSqlite(dir);
+    await sql`create table blobs (id integer primary key, body text not null)`.execute(db);
+    // The main connection leaves checkpoints to the worker (it would only step in past 64 MB).
+    const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(rows[0]!.wal_autocheckpoint).toBe(16_384);
+    const sizeBefore = statSync(file).size;
+    // About 4 MB: far below the main connection's own checkpoint threshold (64 MB).
+    await db.transaction().execute(async (trx) => {
+      for (let i = 0; i < 1000; i++)
+        await sql`insert into blobs (body) values (${"x".repeat(4000)})`.execute(trx);
+    });
+    expect(statSync(`${file}-wal`).size).toBeGreaterThan(4_000_000);
+    await waitFor(
+      "the worker's checkpoint to grow the database file",
+      async () => statSync(file).size > sizeBefore + 4_000_000,
+      10_000,
+    );
+    await close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+  });
+});
