@@ -145,7 +145,8 @@ async function bundleAgent(agentDir: string, outfile: string): Promise<Record<st
       platform: "node",
       format: "esm",
       target: NODE_TARGET,
-      external: [...NATIVE_PACKAGES],
+      // ws's optional native speed-ups stay out: ws runs without them, and the agent's traffic is light.
+      external: [...NATIVE_PACKAGES, "bufferutil", "utf-8-validate"],
       banner: { js: REQUIRE_SHIM },
       metafile: true,
       logLevel: "silent",
