@@ -31,7 +31,9 @@ export async function runAgentBench(options: {
 }): Promise<AgentBenchResult> {
   const dataDir = await makeDataDir("nbf-bench-agent-");
   const port = await freePort();
-  const agent = await startAgent(dataDir, port, { password: "bench-password" });
+  // The runtime a guest gets: the bundle from the artifact, under the bootstrap's node flags.
+  const launcher = [process.execPath, ...AGENT_NODE_FLAGS, await unpackedArtifact()];
+  const agent = await startAgent(dataDir, port, { password: "bench-password", launcher });
   const paths = dataPaths(dataDir);
   try {
     await waitHealthy(paths.controlSocket);

@@ -1,37 +1,20 @@
 #!/usr/bin/env node
-import { AGENT_VERSION } from "@nbfleet/shared";
 /**
- * `nbfleet-agent`: the guest agent, usable on its own on one machine.
- * Exit codes: 0 ok, 1 error, 2 bad usage, 3 `status` found the notebook not healthy.
+ * `nbfleet-agent`: the guest agent, usable on its own on one machine (see ./program.ts).
+ * With a hidden first argument the same entry makes one certificate and exits: the long-lived
+ * agent starts itself again that way, so it never loads the X.509 library.
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { AgentError } from "../errors.js";
-import { registerCommands } from "./commands.js";
+import {
+  CERTIFICATE_CHILD_ARG,
+  currentAgentCommand,
+  runCertificateChild,
+  setAgentCommand,
+} from "../tls/certificate-child.js";
 
-const program = new Command("nbfleet-agent")
-  .description("Installs Jupyter, owns the nbserver profile, supervises and checks the notebook server.")
-  .version(AGENT_VERSION)
-  .showHelpAfterError()
-  .exitOverride();
-
-registerCommands(program);
-
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  process.exitCode = exitCodeFor(error);
-}
-// A finished command leaves nothing worth waiting for (a paused stdin would keep the process up).
-process.exit();
-
-function exitCodeFor(error: unknown): number {
-  if (error instanceof CommanderError) {
-    if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
-    return 2;
-  }
-  if (error instanceof InvalidArgumentError) return 2;
-  const code = error instanceof AgentError ? error.code : "NBF_INTERNAL";
-  const message = error instanceof Error ? error.message : String(error);
-  console.error(`nbfleet-agent: ${message} [${code}]`);
-  return code === "NBF_INVALID_INPUT" ? 2 : 1;
+if (process.argv[2] === CERTIFICATE_CHILD_ARG) {
+  await runCertificateChild();
+} else {
+  setAgentCommand(currentAgentCommand());
+  const { main } = await import("./program.js");
+  await main(process.argv);
 }

@@ -9,7 +9,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AgentError } from "../errors.js";
 import type { FileOwner } from "../util/atomic-write.js";
-import { generateSelfSigned } from "./generate.js";
+import { generateInChild } from "./certificate-child.js";
 import {
   type CertificateDetails,
   checkPair,
@@ -153,7 +153,7 @@ async function renew(paths: CertificatePaths, options: EnsureOptions, why: strin
 
 async function writeSelfSigned(paths: CertificatePaths, options: EnsureOptions): Promise<CertificateDetails> {
   const now = options.now ?? new Date();
-  const pair = await generateSelfSigned({
+  const pair = await generateInChild({
     hostnames: options.hostnames,
     ips: options.ips,
     days: options.days,
