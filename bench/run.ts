@@ -235,7 +235,7 @@ function operationsRows(r: Part<OperationsBenchResult>): string[][] {
       `bulk notebook restart over ${count(r.agents)} agents, ${r.concurrency} at a time, ${r.delayMs} ms each: total / ideal`,
       `${fmt(r.ratio, 2)}× (${fmt(r.totalMs / 1000, 2)} s / ${fmt(r.idealMs / 1000, 2)} s)`,
       "≤ 1.2×",
-      `POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
+      `POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; first command on an agent ${r.firstCommandMs === undefined ? "?" : fmt(r.firstCommandMs, 0)} ms after the POST, end seen ${r.lastResultToEndMs === undefined ? "?" : fmt(r.lastResultToEndMs, 0)} ms after the last result; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
     ],
   ];
 }

@@ -50,6 +50,9 @@ export interface OperationsBenchResult {
   succeeded: number;
   /** Most restarts running at once on the agents (their own timestamps). */
   peakConcurrency: number;
+  /** POST until the first agent received its command, and the last result until the end was seen. */
+  firstCommandMs: number;
+  lastResultToEndMs: number;
   seedMs: number;
   connectMs: number;
   /** CPU time the controller and the fleet used during the operation, per target. */
@@ -106,6 +109,7 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
     const before = await usage(controllerPid, fleetPid);
     const finishedEvents = await openEvents(controller, "operation.finished");
     const started = performance.now();
+    const startedAtMs = Date.now();
     const created = await call<{ operation: { id: string } }>("POST", "/v1/operations", {
       action: "notebook.restart",
       selector: { all: true },
@@ -116,12 +120,16 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
     const id = created.body.operation.id;
     await finishedEvents.until((data) => data.operationId === id);
     const totalMs = performance.now() - started;
+    const endedAtMs = Date.now();
     finishedEvents.close();
     const op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
     const after = await usage(controllerPid, fleetPid);
     const records = sim.next("records");
     sim.child.send({ type: "records" });
-    const peakConcurrency = peak(((await records) as { records: FleetRecord[] }).records);
+    const fleetRecords = ((await records) as { records: FleetRecord[] }).records;
+    const peakConcurrency = peak(fleetRecords);
+    const received = fleetRecords.flatMap((r) => r.received.map((e) => e.at));
+    const executed = fleetRecords.flatMap((r) => r.executed.map((e) => e.at));
     const idealMs = (options.agents / options.concurrency) * options.delayMs;
     return {
       ...options,
@@ -131,6 +139,8 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
       ratio: totalMs / idealMs,
       succeeded: op.counts.succeeded,
       peakConcurrency,
+      firstCommandMs: Math.min(...received) - startedAtMs,
+      lastResultToEndMs: endedAtMs - Math.max(...executed),
       seedMs,
       connectMs,
       controllerCpuMsPerTarget: ((after.controllerCpu - before.controllerCpu) * 1000) / options.agents,
@@ -178,6 +188,9 @@ function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) =
     }
     const at = waiting.findIndex((w) => w.type === message.type);
     if (at >= 0) waiting.splice(at, 1)[0]!.resolve(message);
+  });
+  child.on("exit", (code, signal) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`the sim fleet exited (${signal ?? code})`));
   });
   return {
     child,

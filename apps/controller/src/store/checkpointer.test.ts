@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
@@ -29,5 +31,18 @@ describe("WAL checkpoints in a worker thread", () => {
     );
     await close();
     expect(existsSync(`${file}-wal`)).toBe(false);
+  });
+
+  it("lets a process that closes its database go on: closing never leaves an await hanging", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nbf-ckpt-"));
+    const db = fileURLToPath(new URL("./db.ts", import.meta.url));
+    const tsx = fileURLToPath(import.meta.resolve("tsx"));
+    const script = `const { openSqlite } = await import(${JSON.stringify(db)});
+      await openSqlite(${JSON.stringify(dir)}).close();
+      console.log("closed and went on");`;
+    const out = execFileSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    expect(out).toContain("closed and went on");
   });
 });

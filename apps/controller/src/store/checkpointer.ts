@@ -38,6 +38,8 @@ export function startCheckpointer(main: BetterSqlite3.Database, file: string, ev
       closed ??= new Promise<void>((resolve) => {
         if (worker.threadId === -1) return resolve();
         worker.once("exit", () => resolve());
+        // Held while it closes: an unreferenced worker would let the process end mid-close.
+        worker.ref();
         worker.postMessage("close");
       });
       return closed;
