@@ -7,6 +7,13 @@ import type { MachineAction } from "../../fleet/vm-service.js";
 import { Errors, Labels, NameParams, VmName } from "../schemas.js";
 import { toCommandView, toVmView } from "../views.js";
 
+/**
+ * VM views are built field by field (toVmView), so the list and show routes skip the schema
+ * serializer: with the views' nullable fields it validates every field with ajv to choose a
+ * branch, and a page of 100 VMs took 1.8 ms that way against 0.7 ms with JSON.stringify.
+ */
+const plainJson = () => (data: unknown) => JSON.stringify(data);
+
 const CreateVmBody = Type.Object(
   {
     name: VmName,
@@ -77,6 +84,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     "/v1/vms",
     {
       config: { role: "viewer" },
+      serializerCompiler: plainJson,
       schema: {
         tags: ["vms"],
         summary: "List VMs",
@@ -111,6 +119,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     "/v1/vms/:name",
     {
       config: { role: "viewer" },
+      serializerCompiler: plainJson,
       schema: {
         tags: ["vms"],
         summary: "Show a VM",
