@@ -19,7 +19,8 @@ export async function assertPortFree(ip: string, port: number): Promise<void> {
   );
 }
 
-function canListen(ip: string, port: number): Promise<boolean> {
+/** True when nothing holds the port: a listener on it could be opened (and was closed again). */
+export function canListen(ip: string, port: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", (error: NodeJS.ErrnoException) => {

@@ -17,7 +17,7 @@ import { AgentError } from "../errors.js";
 import { CrashPolicy } from "./crash-policy.js";
 import { capLogFile, openAppend, tailLines } from "./log-file.js";
 import { type PidRecord, readPidRecord, removePidRecord, writePidRecord } from "./pidfile.js";
-import { assertPortFree } from "./port.js";
+import { assertPortFree, canListen } from "./port.js";
 import { isRunning, readProcStat } from "./proc.js";
 
 export interface LaunchSpec {
@@ -55,7 +55,10 @@ export interface SupervisorSnapshot {
   lastError: string | null;
 }
 
-const POLL_MS = 100;
+/** Readiness polls: a refused connection costs well under a millisecond, a late answer costs a restart. */
+const POLL_MS = 25;
+/** How often a stopping server is looked at when it is not our child (an exit event tells us otherwise). */
+const EXIT_POLL_MS = 25;
 const EXIT_WATCH_MS = 500;
 const LOG_CAP_EVERY_MS = 5000;
 
@@ -306,7 +309,7 @@ export class Supervisor {
       return;
     }
     this.setState("stopping");
-    await this.terminate(record.pid);
+    await this.terminate(record.pid, record.port);
     this.record = null;
     this.child = null;
     await removePidRecord(this.options.pidFile);
@@ -314,16 +317,40 @@ export class Supervisor {
     this.emit("info", "notebook.stopped", `notebook server stopped (pid ${record.pid})`, { pid: record.pid });
   }
 
-  /** SIGTERM to the server's process group, SIGKILL after the grace period. */
-  private async terminate(pid: number): Promise<void> {
+  /**
+   * SIGTERM to the server's process group, SIGKILL after the grace period. With `port`, stopped
+   * also means the port is free again: a kernel the server was still starting can hold its
+   * listening socket for a moment after the server itself exited.
+   */
+  private async terminate(pid: number, port?: number): Promise<void> {
     const startTime = (await readProcStat(pid))?.startTime;
+    // Our own child says when it is gone; a re-adopted server is polled through /proc.
+    const child = this.child?.pid === pid && this.child.exitCode === null && this.child.signalCode === null;
+    const exited = child ? new Promise<void>((resolve) => this.child!.once("exit", () => resolve())) : null;
+    const gone = async (ms: number) => {
+      if (!(await isRunning(pid, startTime))) return true;
+      await (exited ? Promise.race([exited, sleep(ms)]) : sleep(ms));
+      return !(await isRunning(pid, startTime));
+    };
+    const portFree = async () =>
+      port === undefined || (await canListen(this.options.ip, port).catch(() => true));
     signalGroup(pid, "SIGTERM");
     const deadline = Date.now() + this.options.stopGraceMs;
-    while (Date.now() < deadline && (await isRunning(pid, startTime))) await sleep(25);
-    if (await isRunning(pid, startTime)) {
+    let exitedInTime = false;
+    while (Date.now() < deadline && !exitedInTime) exitedInTime = await gone(EXIT_POLL_MS);
+    if (!exitedInTime) {
       signalGroup(pid, "SIGKILL");
-      while (await isRunning(pid, startTime)) await sleep(25);
+      while (!(await gone(EXIT_POLL_MS)));
     }
+    while (Date.now() < deadline && !(await portFree())) await sleep(EXIT_POLL_MS);
+    if (await portFree()) return;
+    // What is left of the group (the leader is gone, so never its pid alone); launch names any other holder.
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // no such group
+    }
+    for (let i = 0; i < 20 && !(await portFree()); i++) await sleep(EXIT_POLL_MS);
   }
 
   private cancelBackoff(): void {
