@@ -1,7 +1,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CompiledQuery } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
 import { pruneHistory } from "./retention.js";
 import { type Store, openStore } from "./store.js";
@@ -144,6 +146,24 @@ describe("store", () => {
     expect((await store.commands.expireDue(t(4))).length).toBe(0);
     expect((await store.commands.expireDue(t(6))).map((c) => c.id)).toEqual([b.id]);
     expect((await store.commands.get(b.id))?.state).toBe("expired");
+  });
+
+  it("sweeps through the indexes of live commands only", async () => {
+    const store = await freshStore();
+    const now = new Date().toISOString();
+    const plan = async (query: ReturnType<typeof sweepSelect>) => {
+      const { sql: text, parameters } = query.compile();
+      const result = await store.db.executeQuery<{ detail: string }>(
+        CompiledQuery.raw(`explain query plan ${text}`, [...parameters]),
+      );
+      return result.rows.map((r) => r.detail).join("; ");
+    };
+    expect(
+      await plan(sweepSelect(store.db, { from: ["queued", "sent"], dueColumn: "expires_at", now })),
+    ).toContain("commands_expiry_live");
+    expect(await plan(sweepSelect(store.db, { from: ["acked"], dueColumn: "timeout_at", now }))).toContain(
+      "commands_timeout_live",
+    );
   });
 
   it("keeps data across a reopen of the same data dir", async () => {
