@@ -8,6 +8,7 @@ import { COMMAND_STATES, type CommandError, type CommandName, type CommandState 
 import { type Kysely, type Selectable, sql } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
+import { insertRows, queryShapes } from "./query-shapes.js";
 import type { CommandsTable, Database } from "./schema.js";
 
 export { COMMAND_STATES, type CommandState };
@@ -43,6 +44,26 @@ export interface NewCommand {
   timeoutMs: number;
   operationId: string | null;
 }
+
+const COMMAND_COLUMNS = [
+  "id",
+  "vm_name",
+  "name",
+  "params",
+  "state",
+  "created_at",
+  "sent_at",
+  "acked_at",
+  "finished_at",
+  "expires_at",
+  "timeout_ms",
+  "timeout_at",
+  "attempts",
+  "result",
+  "error_code",
+  "error_message",
+  "operation_id",
+] as const satisfies ReadonlyArray<keyof CommandsTable>;
 
 export class CommandsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -97,7 +118,7 @@ export class CommandsRepo {
       operation_id: command.operationId,
     }));
     for (const chunk of powerOfTwoChunks(rows, 256))
-      await this.db.insertInto("commands").values(chunk).execute();
+      await insertRows(this.db, "commands", COMMAND_COLUMNS, chunk);
     return rows.map(toRecord);
   }
 
@@ -212,12 +233,28 @@ export class CommandsRepo {
     now: string,
     ackedAt: string | null = null,
   ): Promise<CommandRecord | undefined> {
-    // Written as SQL for the same reason as markAcked: once per command, thousands a second.
-    const result = await sql<Selectable<CommandsTable>>`update commands set state = ${outcome.state},
-      finished_at = ${now}, acked_at = coalesce(acked_at, ${ackedAt}), result = ${outcome.result === undefined ? null : toJson(outcome.result)},
-      error_code = ${outcome.error?.code ?? null}, error_message = ${outcome.error?.message ?? null}
-      where id = ${id} and vm_name = ${vmName}
-      and state not in (${states(TERMINAL_STATES)}) returning *`.execute(this.db);
+    // Compiled once (see query-shapes): it runs once per command, thousands a second.
+    const p = [
+      outcome.state,
+      now,
+      ackedAt,
+      outcome.result === undefined ? null : toJson(outcome.result),
+      outcome.error?.code ?? null,
+      outcome.error?.message ?? null,
+      id,
+      vmName,
+    ];
+    const result = await queryShapes.run(
+      this.db,
+      "finish command",
+      () =>
+        sql<Selectable<CommandsTable>>`update commands set state = ${p[0]}, finished_at = ${p[1]},
+          acked_at = coalesce(acked_at, ${p[2]}), result = ${p[3]}, error_code = ${p[4]}, error_message = ${p[5]}
+          where id = ${p[6]} and vm_name = ${p[7]} and state not in (${states(TERMINAL_STATES)}) returning *`.compile(
+          this.db,
+        ),
+      () => p,
+    );
     const row = result.rows[0];
     return row ? toRecord(row) : undefined;
   }

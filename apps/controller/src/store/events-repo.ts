@@ -1,6 +1,7 @@
 /** The event log: what agents reported and what the controller did, ordered by id. */
 import type { Kysely } from "kysely";
 import { fromJson } from "./json.js";
+import { insertRows } from "./query-shapes.js";
 import type { Database, EventsTable } from "./schema.js";
 
 export type EventLevel = "info" | "warn" | "error";
@@ -29,12 +30,22 @@ export function toEventRow(event: FleetEvent): EventsTable {
   };
 }
 
+const EVENT_COLUMNS = [
+  "id",
+  "at",
+  "vm_name",
+  "source",
+  "kind",
+  "level",
+  "message",
+  "data",
+] as const satisfies ReadonlyArray<keyof EventsTable>;
+
 export class EventsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insertMany(rows: EventsTable[]): Promise<void> {
-    if (rows.length === 0) return;
-    await this.db.insertInto("events").values(rows).execute();
+    await insertRows(this.db, "events", EVENT_COLUMNS, rows);
   }
 
   /** Events after `after` (an event id), oldest first. */

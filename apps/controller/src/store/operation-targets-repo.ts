@@ -6,6 +6,7 @@
 import { type Kysely, type Selectable, sql } from "kysely";
 import { padToPowerOfTwo } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
+import { queryShapes } from "./query-shapes.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
 
 export const TARGET_STATES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"] as const;
@@ -115,18 +116,25 @@ export class OperationTargetsRepo {
     now: string,
   ): Promise<Set<number>> {
     if (seqs.length === 0) return new Set();
-    const rows = await this.db
-      .updateTable("operation_targets")
-      .set({
-        state: "running",
-        started_at: now,
-        command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
-      })
-      .where("operation_id", "=", operationId)
-      .where("seq", "in", padToPowerOfTwo(seqs))
-      .where("state", "=", "pending")
-      .returning("seq")
-      .execute();
+    const padded = padToPowerOfTwo(seqs);
+    const { rows } = await queryShapes.run(
+      this.db,
+      `targets running ×${padded.length} ${commandIdPrefix === null ? "without" : "with"} commands`,
+      () =>
+        this.db
+          .updateTable("operation_targets")
+          .set({
+            state: "running",
+            started_at: now,
+            command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
+          })
+          .where("operation_id", "=", operationId)
+          .where("seq", "in", padded)
+          .where("state", "=", "pending")
+          .returning("seq")
+          .compile(),
+      () => ["running", now, commandIdPrefix, operationId, ...padded, "pending"],
+    );
     return new Set(rows.map((r) => Number(r.seq)));
   }
 
@@ -153,13 +161,20 @@ export class OperationTargetsRepo {
     }
     for (const [at, seqs] of plain) {
       for (let i = 0; i < seqs.length; i += CHUNK) {
-        await this.db
-          .updateTable("operation_targets")
-          .set({ state: "succeeded", finished_at: at, error_code: null, error_message: null })
-          .where("operation_id", "=", operationId)
-          .where("seq", "in", padToPowerOfTwo(seqs.slice(i, i + CHUNK)))
-          .where("state", "=", "running")
-          .execute();
+        const padded = padToPowerOfTwo(seqs.slice(i, i + CHUNK));
+        await queryShapes.run(
+          this.db,
+          `targets succeeded ×${padded.length}`,
+          () =>
+            this.db
+              .updateTable("operation_targets")
+              .set({ state: "succeeded", finished_at: at, error_code: null, error_message: null })
+              .where("operation_id", "=", operationId)
+              .where("seq", "in", padded)
+              .where("state", "=", "running")
+              .compile(),
+          () => ["succeeded", at, null, null, operationId, ...padded, "running"],
+        );
       }
     }
   }

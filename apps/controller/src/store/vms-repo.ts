@@ -11,6 +11,7 @@ import type { Kysely, Selectable } from "kysely";
 import { NbfError } from "../errors.js";
 import { isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
+import { queryShapes } from "./query-shapes.js";
 import type { Database, VmStatusTable, VmsTable } from "./schema.js";
 
 export { VM_STATES, type VmState };
@@ -79,6 +80,19 @@ export function neverConnectedStatus(vmName: string, now: string): StatusRow {
     updated_at: now,
   };
 }
+
+/** vm_status's columns in the order multi-row upserts list them. */
+const STATUS_COLUMNS = [
+  "vm_name",
+  "agent_status",
+  "last_seen_at",
+  "connected_at",
+  "agent_info",
+  "notebook",
+  "health",
+  "health_report",
+  "updated_at",
+] as const satisfies ReadonlyArray<keyof StatusRow>;
 
 type Joined = Selectable<VmsTable> & {
   agent_status: string | null;
@@ -230,7 +244,18 @@ export class VmsRepo {
   /** Latest-state upsert of many status rows in one statement per chunk. */
   async upsertStatuses(rows: StatusRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db
+    const ordered = () =>
+      rows.map((row) => Object.fromEntries(STATUS_COLUMNS.map((c) => [c, row[c]])) as unknown as StatusRow);
+    await queryShapes.run(
+      this.db,
+      `vm_status upsert ×${rows.length}`,
+      () => this.upsertStatusesQuery(ordered()).compile(),
+      () => rows.flatMap((row) => STATUS_COLUMNS.map((c) => row[c])),
+    );
+  }
+
+  private upsertStatusesQuery(rows: StatusRow[]) {
+    return this.db
       .insertInto("vm_status")
       .values(rows)
       .onConflict((oc) =>
@@ -244,8 +269,7 @@ export class VmsRepo {
           health_report: eb.ref("excluded.health_report"),
           updated_at: eb.ref("excluded.updated_at"),
         })),
-      )
-      .execute();
+      );
   }
 
   /**

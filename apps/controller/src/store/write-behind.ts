@@ -6,6 +6,7 @@
  */
 import type { Kysely } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
+import { EventsRepo } from "./events-repo.js";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
 
@@ -111,8 +112,8 @@ export class WriteBehind {
     await this.db.transaction().execute(async (trx) => {
       const vms = new VmsRepo(trx);
       for (const chunk of powerOfTwoChunks(statuses, CHUNK)) await vms.upsertStatuses(chunk);
-      for (const chunk of powerOfTwoChunks(events, CHUNK))
-        await trx.insertInto("events").values(chunk).execute();
+      const log = new EventsRepo(trx);
+      for (const chunk of powerOfTwoChunks(events, CHUNK)) await log.insertMany(chunk);
     });
   }
 }
