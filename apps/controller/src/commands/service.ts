@@ -127,38 +127,15 @@ export class CommandService {
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
-    const { store } = this.options;
     const connected = this.link?.isConnected(request.vmName) ?? false;
     if (!connected && request.ifOffline === "fail") {
-      const vm = await store.vms.require(request.vmName);
+      const vm = await this.options.store.vms.require(request.vmName);
       throw new NbfError("NBF_AGENT_OFFLINE", { name: vm.name, lastSeenAt: vm.status.lastSeenAt ?? "never" });
     }
-    const now = new Date();
-    const id = request.id ?? newId("cmd");
-    const params = request.params ?? {};
-    const message = { v: PROTOCOL_VERSION, id, type: "command", name: request.name, params };
-    if (!commandValidator.is(message)) {
-      throw new NbfError("NBF_INVALID_BODY", { problems: commandValidator.problems(message).join("; ") });
-    }
-    const ttlMs = (request.ttlSec ?? this.options.ttlSec) * 1000;
-    const command = await store.commands.insert({
-      id,
-      vmName: request.vmName,
-      name: request.name,
-      params,
-      createdAt: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
-      timeoutMs: Math.round((request.timeoutSec ?? this.options.timeoutSec) * 1000),
-      operationId: request.operationId ?? null,
-    });
-    this.options.bus.emit({
-      vmName: request.vmName,
-      kind: "command.queued",
-      message: `${request.name} queued as ${id}${connected ? "" : " (agent offline)"}`,
-      data: { commandId: id, name: request.name },
-    });
-    const delivered = connected ? await this.deliver(command) : false;
-    return { command: (await store.commands.get(id)) ?? command, delivered };
+    // One path for one command and for thousands: stored as `sent` when its agent is connected.
+    const [outcome] = await this.enqueueMany([request]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.value;
   }
 
   /**
