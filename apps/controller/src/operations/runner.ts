@@ -65,6 +65,8 @@ export class OperationRunner {
   private signalled = false;
   private endings: Ending[] = [];
   private endingsWritten: Promise<void> | null = null;
+  /** Ends being written; a slot is free before its end is stored. */
+  private readonly writes = new Set<Promise<void>>();
   /** When the failure that exceeded the error budget was counted. */
   budgetExceededAt: string | null = null;
 
@@ -190,19 +192,7 @@ export class OperationRunner {
       for (const target of mine) out.set(target.seq, { kind: "machine" });
       return out;
     }
-    const existing = new Set(
-      (
-        await store.db
-          .selectFrom("vms")
-          .select("name")
-          .where(
-            "name",
-            "in",
-            mine.map((t) => t.vmName),
-          )
-          .execute()
-      ).map((r) => r.name),
-    );
+    const existing = await store.vms.existing(mine.map((t) => t.vmName));
     const sendable: TargetRecord[] = [];
     for (const target of mine) {
       if (existing.has(target.vmName)) sendable.push(target);
@@ -277,8 +267,18 @@ export class OperationRunner {
       this.budgetExceededAt = at;
       if (this.stop === null) this.stop = "errors";
     }
-    await this.end({ seq: target.seq, state, error: outcome.ok ? null : outcome.error, at });
-    if (!outcome.ok && !outcome.skip) this.hooks.targetFailed(this, target, outcome.error);
+    // The slot is free once the outcome is known: the agent is done, and a crash before the end
+    // is written resumes this target from its finished command. The operation itself ends only
+    // after every end is written (drain).
+    const written = this.end({ seq: target.seq, state, error: outcome.ok ? null : outcome.error, at }).then(
+      () => {
+        if (!outcome.ok && !outcome.skip) this.hooks.targetFailed(this, target, outcome.error);
+      },
+      (error) =>
+        this.hooks.log(error, `operation ${this.operation.id}: recording ${target.vmName}'s end failed`),
+    );
+    this.writes.add(written);
+    void written.finally(() => this.writes.delete(written));
   }
 
   /** Records an end; the ends of one event-loop turn are written in one transaction. */
@@ -341,6 +341,7 @@ export class OperationRunner {
 
   private async drain(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 }
 

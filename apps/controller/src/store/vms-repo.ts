@@ -9,6 +9,7 @@ import {
 } from "@nbfleet/shared";
 import type { Kysely, Selectable } from "kysely";
 import { NbfError } from "../errors.js";
+import { padToPowerOfTwo } from "./chunks.js";
 import { isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
 import { queryShapes } from "./query-shapes.js";
@@ -203,6 +204,20 @@ export class VmsRepo {
     }
     const rows = await query.orderBy(order).limit(filter.limit).execute();
     return rows.map(toRecord);
+  }
+
+  /** Which of `names` exist (one statement per 512, in-lists padded so their shapes repeat). */
+  async existing(names: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < names.length; i += 512) {
+      const rows = await this.db
+        .selectFrom("vms")
+        .select("name")
+        .where("name", "in", padToPowerOfTwo(names.slice(i, i + 512)))
+        .execute();
+      for (const row of rows) found.add(row.name);
+    }
+    return found;
   }
 
   /** Names only, for the gateway and bulk work; ordered. */
