@@ -13,8 +13,8 @@ export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
     : status.agentStatus === "connected"
       ? "disconnected"
       : status.agentStatus;
-  const notebook = status.notebook;
-  const report = status.healthReport;
+  const notebook = live?.notebook ?? status.notebook;
+  const report = live?.healthReport ?? status.healthReport;
   const lastSeenAt = live?.lastSeenAt ?? status.lastSeenAt;
   const reasons = connected
     ? (report?.reasons ?? [])

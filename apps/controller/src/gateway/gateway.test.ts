@@ -126,6 +126,40 @@ describe("agent gateway", () => {
     expect(after.agent.lastSeenAt).not.toBeNull();
   });
 
+  it("serves a report at once, stores a health change at once and other changes at the next ping round", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider, settings: { pingIntervalSec: 3 } });
+    const agent = await vmWithAgent(provider, "busy");
+    const { store } = controller.app.nbfleet;
+    const stored = async () => {
+      await store.writer.flush();
+      return (await store.vms.require("busy")).status;
+    };
+    const before = await eventually(stored, (s) => s.notebook?.pid !== undefined);
+    const restart = (
+      await call(controller.app, "POST", "/v1/vms/busy/notebook/restart", { token: controller.adminToken })
+    ).json();
+    const done = (
+      await call(controller.app, "GET", `/v1/commands/${restart.id}?wait=5`, { token: controller.adminToken })
+    ).json();
+    expect(done.state).toBe("succeeded");
+    // The agent's report after the restart: a new pid, still healthy.
+    const live = await eventually(
+      () => vm("busy"),
+      (v) => v.notebook.pid !== before.notebook!.pid,
+    );
+    expect(live.health.status).toBe("healthy");
+    expect((await stored()).notebook!.pid).toBe(before.notebook!.pid);
+    await eventually(stored, (s) => s.notebook!.pid === live.notebook.pid, 10_000);
+
+    agent.setNotebook("stopped");
+    const down = await eventually(
+      () => vm("busy"),
+      (v) => v.health.status !== "healthy",
+    );
+    expect((await stored()).health).toBe(down.health.status);
+  });
+
   it("pings every connection once per interval, spread over it, and stops pinging a replaced one", async () => {
     controller = await startTestController({ settings: { pingIntervalSec: 0.4 } });
     const vms = await seedVms(controller.app, { count: 40 });

@@ -14,7 +14,9 @@ import {
   CloseCode,
   type CommandMessage,
   type ControllerStreamMessage,
+  type HealthReport,
   type HelloMessage,
+  type NotebookStatus,
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
@@ -61,6 +63,9 @@ export interface GatewayOptions {
 export interface LiveAgent {
   connectedAt: string;
   lastSeenAt: string;
+  /** What the agent last reported: newer than the store's copy, which is written behind. */
+  notebook: NotebookStatus | null;
+  healthReport: HealthReport | null;
 }
 
 /** Whom a connection speaks for; `bootstrapHash` when it came with a one-time bootstrap token. */
@@ -123,7 +128,12 @@ export class AgentGateway implements CommandLink {
   live(vmName: string): LiveAgent | undefined {
     const session = this.sessions.get(vmName);
     if (!session?.open) return undefined;
-    return { connectedAt: session.connectedAt, lastSeenAt: new Date(session.lastSeenMs).toISOString() };
+    return {
+      connectedAt: session.connectedAt,
+      lastSeenAt: new Date(session.lastSeenMs).toISOString(),
+      notebook: session.notebook,
+      healthReport: session.healthReport,
+    };
   }
 
   /** Subscribes to agents' state reports (health gates, the idle policy); returns the unsubscribe. */
@@ -381,10 +391,10 @@ export class AgentGateway implements CommandLink {
     const gist = `${notebook}|${state.health.status}|${state.health.reasons.join(";")}|${state.health.checks
       .map((c) => `${c.name}:${c.status}:${c.message}`)
       .join(";")}`;
-    const changed = first || gist !== session.gist;
+    const detailsChanged = gist !== session.gist;
     session.gist = gist;
-    session.notebook = notebook;
-    session.healthReport = JSON.stringify(state.health);
+    session.notebook = state.notebook;
+    session.healthReport = state.health;
     session.health = state.health.status;
     session.notebookState = state.notebook.state;
     if (previousNotebook !== null && previousNotebook !== state.notebook.state) {
@@ -407,8 +417,17 @@ export class AgentGateway implements CommandLink {
         data: { from: previousHealth ?? "unknown", to: state.health.status },
       });
     }
-    if (changed || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
+    // The store is queried by health status: a change of it is written now. Other changes
+    // (notebook pid and restarts, check messages) are served live from this session and written
+    // at the session's next ping round, so a burst of reports (a restart sends several; a bulk
+    // operation, thousands) costs one write per VM.
+    if (
+      first ||
+      previousHealth !== state.health.status ||
+      Date.now() - session.lastPersistedMs >= this.persistEveryMs
+    )
       this.writeStatus(session, "connected");
+    else if (detailsChanged) session.detailsDirty = true;
     for (const listener of this.stateListeners) {
       try {
         listener(vmName, state);
@@ -447,15 +466,16 @@ export class AgentGateway implements CommandLink {
   private writeStatus(session: AgentSession, status: "connected" | "disconnected"): void {
     const now = Date.now();
     session.lastPersistedMs = now;
+    session.detailsDirty = false;
     const row: StatusRow = {
       vm_name: session.vmName!,
       agent_status: status,
       last_seen_at: new Date(session.lastSeenMs).toISOString(),
       connected_at: session.connectedAt,
       agent_info: session.agentInfo,
-      notebook: session.notebook,
+      notebook: session.notebook && JSON.stringify(session.notebook),
       health: status === "connected" ? session.health : "unknown",
-      health_report: session.healthReport,
+      health_report: session.healthReport && JSON.stringify(session.healthReport),
       updated_at: new Date(now).toISOString(),
     };
     this.options.store.writer.putStatus(row);
@@ -484,7 +504,8 @@ export class AgentGateway implements CommandLink {
       session.answeredPing = false;
       session.ws.ping();
       // lastSeenAt reaches the store at least this often even when nothing else changes.
-      if (now - session.lastPersistedMs >= this.persistEveryMs) this.writeStatus(session, "connected");
+      if (session.detailsDirty || now - session.lastPersistedMs >= this.persistEveryMs)
+        this.writeStatus(session, "connected");
     }
   }
 }

@@ -1,9 +1,9 @@
 /**
- * One agent connection: its identity once welcomed, what it last reported (kept as JSON text,
- * which is what gets stored, to stay small at 10,000 connections), liveness, and a send queue
- * that stops writing into a socket that is not draining.
+ * One agent connection: its identity once welcomed, what it last reported (the live state the
+ * API serves for a connected VM), liveness, and a send queue that stops writing into a socket
+ * that is not draining.
  */
-import type { NotebookState, OverallHealth } from "@nbfleet/shared";
+import type { HealthReport, NotebookState, NotebookStatus, OverallHealth } from "@nbfleet/shared";
 import WebSocket from "ws";
 
 const HIGH_WATER_BYTES = 256 * 1024;
@@ -27,9 +27,11 @@ export class AgentSession {
   agentInfo: string | null = null;
   /** From the hello: the commands and streams the agent serves. */
   capabilities: readonly string[] = [];
-  notebook: string | null = null;
-  healthReport: string | null = null;
+  notebook: NotebookStatus | null = null;
+  healthReport: HealthReport | null = null;
   health: OverallHealth = "unknown";
+  /** The report changed in ways the store is not queried by (see AgentGateway.applyState). */
+  detailsDirty = false;
   notebookState: NotebookState | null = null;
   private queue: string[] | null = null;
   private queuedBytes = 0;
