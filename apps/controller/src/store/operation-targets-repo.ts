@@ -4,9 +4,9 @@
  * Transitions are conditional updates, so a resumed operation can never move a target twice.
  */
 import { type Kysely, type Selectable, sql } from "kysely";
-import { padToPowerOfTwo } from "./chunks.js";
+import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
-import { queryShapes } from "./query-shapes.js";
+import { insertRows, queryShapes } from "./query-shapes.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
 
 export const TARGET_STATES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"] as const;
@@ -32,8 +32,20 @@ export interface NewTarget {
   params: Record<string, unknown> | null;
 }
 
-/** Rows per INSERT statement (SQLite allows 32,766 bound values; 11 columns each). */
-const INSERT_CHUNK = 500;
+/** Rows per INSERT statement (SQLite allows 32,766 bound values; 10 columns each). */
+const INSERT_CHUNK = 512;
+const TARGET_COLUMNS = [
+  "operation_id",
+  "seq",
+  "vm_name",
+  "state",
+  "command_id",
+  "params",
+  "started_at",
+  "finished_at",
+  "error_code",
+  "error_message",
+] as const satisfies ReadonlyArray<keyof OperationTargetsTable>;
 /** Values per `in (…)` list, padded to a power of two (see chunks.ts). */
 const CHUNK = 512;
 
@@ -42,25 +54,20 @@ export class OperationTargetsRepo {
 
   /** Inserts all targets (inside the caller's transaction when `db` is one). */
   async insertMany(targets: NewTarget[]): Promise<void> {
-    for (let i = 0; i < targets.length; i += INSERT_CHUNK) {
-      await this.db
-        .insertInto("operation_targets")
-        .values(
-          targets.slice(i, i + INSERT_CHUNK).map((t) => ({
-            operation_id: t.operationId,
-            seq: t.seq,
-            vm_name: t.vmName,
-            state: "pending",
-            command_id: null,
-            params: t.params === null ? null : toJson(t.params),
-            started_at: null,
-            finished_at: null,
-            error_code: null,
-            error_message: null,
-          })),
-        )
-        .execute();
-    }
+    const rows: OperationTargetsTable[] = targets.map((t) => ({
+      operation_id: t.operationId,
+      seq: t.seq,
+      vm_name: t.vmName,
+      state: "pending",
+      command_id: null,
+      params: t.params === null ? null : toJson(t.params),
+      started_at: null,
+      finished_at: null,
+      error_code: null,
+      error_message: null,
+    }));
+    for (const chunk of powerOfTwoChunks(rows, INSERT_CHUNK))
+      await insertRows(this.db, "operation_targets", TARGET_COLUMNS, chunk);
   }
 
   async list(
