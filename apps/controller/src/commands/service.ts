@@ -212,6 +212,10 @@ export class CommandService {
     return out;
   }
 
+  isConnected(vmName: string): boolean {
+    return this.link?.isConnected(vmName) ?? false;
+  }
+
   listForVm(vmName: string, limit: number): Promise<CommandRecord[]> {
     return this.options.store.commands.listForVm(vmName, limit);
   }

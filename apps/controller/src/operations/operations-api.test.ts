@@ -152,6 +152,29 @@ describe("operations API", () => {
     expect(fleet!.byName("sim-4")!.executed).toHaveLength(0);
   }, 30_000);
 
+  it("skips a target whose VM was deleted before its turn, and sends to the others", async () => {
+    const { app, token, vms } = await fleetOf(3, { delayMs: 300 });
+    const created = (
+      await call(app, "POST", "/v1/operations", {
+        token,
+        body: { action: "notebook.restart", selector: { all: true }, maxConcurrency: 1 },
+      })
+    ).json();
+    const last = vms.at(-1)!.name;
+    expect((await call(app, "DELETE", `/v1/vms/${last}`, { token })).statusCode).toBe(204);
+    const done = await finished(app, token, created.operation.id);
+    const byVm = new Map(
+      done.targets.items.map((t: { vmName: string; state: string; error: { code: string } | null }) => [
+        t.vmName,
+        t,
+      ]),
+    );
+    expect(byVm.get(last)).toMatchObject({ state: "skipped", error: { code: "NBF_TARGET_VM_GONE" } });
+    expect(done.counts).toMatchObject({ succeeded: 2, skipped: 1 });
+    const ran = fleet!.agents.flatMap((a) => a.executed.map(() => a.hostname));
+    expect(ran).not.toContain(last);
+  });
+
   it("refuses what cannot run, with the reason", async () => {
     const { app, token } = await fleetOf(2);
     const post = (body: unknown) => call(app, "POST", "/v1/operations", { token, body });

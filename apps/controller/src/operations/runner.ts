@@ -192,10 +192,13 @@ export class OperationRunner {
       for (const target of mine) out.set(target.seq, { kind: "machine" });
       return out;
     }
-    const existing = await store.vms.existing(mine.map((t) => t.vmName));
+    // A VM whose agent is connected exists (deleting a VM drops its connection): only the
+    // others are looked up.
+    const live = new Set(mine.filter((t) => commands.isConnected(t.vmName)).map((t) => t.vmName));
+    const existing = await store.vms.existing(mine.filter((t) => !live.has(t.vmName)).map((t) => t.vmName));
     const sendable: TargetRecord[] = [];
     for (const target of mine) {
-      if (existing.has(target.vmName)) sendable.push(target);
+      if (live.has(target.vmName) || existing.has(target.vmName)) sendable.push(target);
       else
         out.set(target.seq, {
           kind: "ended",
