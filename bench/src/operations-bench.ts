@@ -104,6 +104,9 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
       "every agent connected",
     );
 
+    // The operation starts on a settled fleet: connection work (welcomes, pending-command
+    // lookups) is over, as it would be when an operator acts.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     const fleetPid = sim.child.pid!;
     const controllerPid = controller.process.pid!;
     const before = await usage(controllerPid, fleetPid);
