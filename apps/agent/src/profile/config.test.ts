@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CONFIG_HEADER, type ConfigOptions, configFileName, renderConfig } from "./config.js";
+import { CONFIG_HEADER, type ConfigOptions, FAST_EXIT, configFileName, renderConfig } from "./config.js";
 
 const OPTS: ConfigOptions = {
   ip: "0.0.0.0",
@@ -42,6 +42,7 @@ describe("renderConfig", () => {
         `c.NotebookApp.token = '${"ab".repeat(32)}'`,
         "c.NotebookApp.allow_password_change = False",
         "c.NotebookApp.allow_root = False",
+        FAST_EXIT,
         "",
       ].join("\n"),
     );
@@ -64,6 +65,7 @@ describe("renderConfig", () => {
         "c.PasswordIdentityProvider.hashed_password = 'argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA'",
         "c.PasswordIdentityProvider.allow_password_change = False",
         `c.IdentityProvider.token = '${"ab".repeat(32)}'`,
+        FAST_EXIT,
         "",
       ].join("\n"),
     );
@@ -119,6 +121,39 @@ print(json.dumps(out))
         PasswordIdentityProvider: { hashed_password: opts.passwordHash, allow_password_change: false },
         IdentityProvider: { token: opts.agentToken },
       });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("skips the interpreter's teardown at exit and keeps the exit status", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-config-"));
+    try {
+      await writeFile(path.join(dir, configFileName("notebook6")), renderConfig("notebook6", OPTS));
+      const exitWith = (then: string) => {
+        // An exit handler from before the config stands for the teardown: it must not run.
+        const program = `
+import atexit, sys
+atexit.register(lambda: print("teardown ran", flush=True))
+from traitlets.config.loader import PyFileConfigLoader
+PyFileConfigLoader("jupyter_notebook_config.py", path=sys.argv[1]).load_config()
+print("loaded", flush=True)
+${then}
+`;
+        const run = spawnSync("/usr/bin/python3", ["-c", program, dir], { encoding: "utf8" });
+        return { status: run.status, out: run.stdout, err: run.stderr };
+      };
+      expect(exitWith("pass")).toMatchObject({ status: 0, out: "loaded\n" });
+      expect(exitWith("sys.exit(3)").status).toBe(3);
+      expect(exitWith("sys.exit('the port is taken')")).toMatchObject({
+        status: 1,
+        err: "the port is taken\n",
+      });
+      const crash = exitWith("raise RuntimeError('boom')");
+      expect(crash.status).toBe(1);
+      expect(crash.err).toContain("RuntimeError: boom");
+      // Output still buffered when the process ends is written, not lost with the teardown.
+      expect(exitWith("sys.stdout.write('unflushed')").out).toBe("loaded\nunflushed");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
