@@ -4,7 +4,7 @@
  * are kept from the previous latest.json (their rows say when they were measured).
  *
  *   pnpm bench [--only agent|controller|terminal|operations]
- *     agent:      [--idle 60] [--rounds 5]
+ *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
  *     terminal:   [--keystrokes 1000]
@@ -26,7 +26,7 @@ const { values } = parseArgs({
   options: {
     only: { type: "string" },
     idle: { type: "string", default: "60" },
-    rounds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "9" },
     agents: { type: "string", default: "10000" },
     steady: { type: "string", default: "60" },
     commands: { type: "string", default: "1000" },
