@@ -5,6 +5,7 @@
  * group from the environment, and the periodic reconcile on NBFLEET_RECONCILE_INTERVAL_SEC.
  */
 import { ComputeManagementClient } from "@azure/arm-compute";
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,20 +23,6 @@ const TOKEN = "nbf_e2e-azure-process-token-0123";
 const RG = "nbfleet-process";
 let emu: RunningEmulator;
 let controller: ControllerProcess;
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 beforeAll(async () => {
   emu = await startTestEmulator();

@@ -9,6 +9,7 @@ import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { dataPaths } from "@nbfleet/agent";
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { type AgentArtifact, buildAgentArtifact, linuxGuestLayout } from "@nbfleet/scripts";
 import type { VmView } from "@nbfleet/shared";
@@ -23,20 +24,6 @@ let emu: RunningEmulator;
 let artifact: AgentArtifact;
 let cert: string;
 let key: string;
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 180_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function tlsController(
   name: string,
@@ -112,6 +99,7 @@ describe("a controller on TLS, verified by its guests", () => {
       await waitFor(
         "pinok's agent connected",
         async () => (await view(app, "pinok")).agent.status === "connected",
+        180_000,
       );
       const script = await readFile(path.join(guestDir("pinok"), "bootstrap.sh"), "utf8");
       expect(script).toContain(`NBF_CONTROLLER_FINGERPRINT='${trust.fingerprint}'`);
@@ -136,22 +124,30 @@ describe("a controller on TLS, verified by its guests", () => {
         headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
         payload: { name: "pinbad" },
       });
-      const dir = await waitFor("pinbad's guest booted", async () => {
-        const guest = emu.emulator.inventory().resources.find((r) => r.name === "pinbad")?.guest;
-        return guest?.state === "running" && guest.dir;
-      });
+      const dir = await waitFor(
+        "pinbad's guest booted",
+        async () => {
+          const guest = emu.emulator.inventory().resources.find((r) => r.name === "pinbad")?.guest;
+          return guest?.state === "running" && guest.dir;
+        },
+        180_000,
+      );
       const logs = [
         dataPaths(path.join(dir!, "agent")).agentLog,
         linuxGuestLayout(path.join(dir!, "install")).consoleLog,
       ];
-      const refusal = await waitFor("the agent to refuse the controller", async () => {
-        const text = (await Promise.all(logs.map((file) => readFile(file, "utf8").catch(() => "")))).join(
-          "\n",
-        );
-        return /refusing the controller at 127\.0\.0\.1:\d+: its certificate has SHA-256 [0-9A-F:]+, but (AB:){31}AB is pinned; nothing was sent to it/.exec(
-          text,
-        );
-      });
+      const refusal = await waitFor(
+        "the agent to refuse the controller",
+        async () => {
+          const text = (await Promise.all(logs.map((file) => readFile(file, "utf8").catch(() => "")))).join(
+            "\n",
+          );
+          return /refusing the controller at 127\.0\.0\.1:\d+: its certificate has SHA-256 [0-9A-F:]+, but (AB:){31}AB is pinned; nothing was sent to it/.exec(
+            text,
+          );
+        },
+        180_000,
+      );
       expect(refusal).not.toBeNull();
       const vm = await view(app, "pinbad");
       expect(vm.agent.status).toBe("never_connected");

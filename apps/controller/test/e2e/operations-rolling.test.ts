@@ -1,3 +1,4 @@
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 /**
  * A rolling notebook restart over real machines: `nbfleet server` with the local provider,
  * three sandboxes booted by the real bootstrap, real agents, Debian's Jupyter. One machine at
@@ -27,16 +28,6 @@ interface Target {
   finishedAt: string;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 180_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 const vm = async (name: string) => (await api(controller)<VmView>("GET", `/v1/vms/${name}`)).body;
 const serving = (v: VmView) =>
   v.agent.status === "connected" &&
@@ -52,7 +43,9 @@ beforeAll(async () => {
     const created = await api(controller)("POST", "/v1/vms", { name, labels: { ring: "canary" } });
     expect(created.status).toBe(201);
   }
-  await Promise.all(NAMES.map((name) => waitFor(`${name} serving`, async () => serving(await vm(name)))));
+  await Promise.all(
+    NAMES.map((name) => waitFor(`${name} serving`, async () => serving(await vm(name)), 180_000)),
+  );
 }, 300_000);
 
 afterAll(async () => {

@@ -5,6 +5,7 @@
  * tailed and followed across a notebook restart, the new process's lines coming through.
  */
 import os from "node:os";
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, TerminalSessionView, VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Waiters } from "../../../agent/src/testkit/waiters.js";
@@ -21,28 +22,18 @@ import {
 const TOKEN = "nbf_e2e-terminal-admin-token-42";
 let controller: ControllerProcess;
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 150_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 beforeAll(async () => {
   controller = await startControllerProcess(await makeControllerDataDir(), await freePort(), TOKEN);
   const created = await api(controller)("POST", "/v1/vms", { name: "term1" });
   expect(created.status).toBe(201);
-  await waitFor("term1 running with its agent connected", async () => {
-    const vm = (await api(controller)<VmView>("GET", "/v1/vms/term1")).body;
-    return vm.agent.status === "connected" && vm.notebook.state === "running";
-  });
+  await waitFor(
+    "term1 running with its agent connected",
+    async () => {
+      const vm = (await api(controller)<VmView>("GET", "/v1/vms/term1")).body;
+      return vm.agent.status === "connected" && vm.notebook.state === "running";
+    },
+    150_000,
+  );
 });
 
 afterAll(async () => {
@@ -88,13 +79,17 @@ describe("terminal and logs with the real stack", () => {
     });
     expect(exec).toBe(3);
 
-    const audit = await waitFor("both sessions closed in the audit log", async () => {
-      const { body } = await api(controller)<{ items: TerminalSessionView[] }>(
-        "GET",
-        "/v1/terminal-sessions?vm=term1",
-      );
-      return body.items.length === 2 && body.items.every((s) => s.closedAt !== null) && body.items;
-    });
+    const audit = await waitFor(
+      "both sessions closed in the audit log",
+      async () => {
+        const { body } = await api(controller)<{ items: TerminalSessionView[] }>(
+          "GET",
+          "/v1/terminal-sessions?vm=term1",
+        );
+        return body.items.length === 2 && body.items.every((s) => s.closedAt !== null) && body.items;
+      },
+      150_000,
+    );
     expect(audit.map((s) => [s.kind, s.exitCode, s.endReason])).toEqual([
       ["exec", 3, "exited"],
       ["shell", 4, "exited"],
