@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
+import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../../src/artifact/build.js";
 import { linuxGuestLayout, renderLinuxBootstrap } from "../../src/bootstrap/linux.js";
@@ -51,16 +52,6 @@ function getApi(port: number): Promise<{ status: number; body: string }> {
     req.on("error", reject);
     req.on("timeout", () => req.destroy(new Error("timeout")));
   });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 beforeAll(async () => {
