@@ -13,11 +13,13 @@ import {
   type ResultMessage,
   compileValidator,
 } from "@nbfleet/shared";
+import type { Kysely } from "kysely";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { type CommandRecord, CommandsRepo, TERMINAL_STATES } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
+import type { Database } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { TurnBatch } from "./turn-batch.js";
 
@@ -52,6 +54,13 @@ export interface EnqueueRequest {
   operationId?: string | null;
   /** `fail` refuses with NBF_AGENT_OFFLINE instead of queueing for an offline agent. */
   ifOffline?: "queue" | "fail";
+}
+
+export type EnqueueOutcome = { ok: true; value: EnqueueResult } | { ok: false; error: unknown };
+
+export interface EnqueueOptions {
+  /** Emit `command.queued` for each (default true; a bulk operation announces itself). */
+  announce?: boolean;
 }
 
 export interface EnqueueResult {
@@ -144,14 +153,27 @@ export class CommandService {
    * Each request succeeds or fails on its own (a bad request or an offline agent with
    * `ifOffline: "fail"`); an id that exists already fails as a unique violation for the caller.
    */
-  async enqueueMany(
+  async enqueueMany(requests: EnqueueRequest[], options: EnqueueOptions = {}): Promise<EnqueueOutcome[]> {
+    const queued = await this.options.store.db
+      .transaction()
+      .execute((trx) => this.enqueueManyIn(trx, requests, options));
+    queued.dispatch();
+    return queued.outcomes;
+  }
+
+  /**
+   * enqueueMany inside the caller's transaction (so a bulk operation marks its targets running
+   * and stores their commands in one commit). Nothing is sent until the caller has committed
+   * and calls `dispatch`.
+   */
+  async enqueueManyIn(
+    trx: Kysely<Database>,
     requests: EnqueueRequest[],
-    options: { announce?: boolean } = {},
-  ): Promise<Array<{ ok: true; value: EnqueueResult } | { ok: false; error: unknown }>> {
-    const { store, bus } = this.options;
+    options: EnqueueOptions = {},
+  ): Promise<{ outcomes: EnqueueOutcome[]; dispatch(): void }> {
     const now = new Date();
     const at = now.toISOString();
-    const out: Array<{ ok: true; value: EnqueueResult } | { ok: false; error: unknown }> = [];
+    const out: EnqueueOutcome[] = [];
     const rows: Array<Parameters<Store["commands"]["insertMany"]>[0][number]> = [];
     const slots: number[] = [];
     for (const request of requests) {
@@ -189,27 +211,31 @@ export class CommandService {
         sentAt: connected ? at : null,
       });
     }
-    if (rows.length === 0) return out;
-    let records: CommandRecord[];
-    try {
-      records = await store.db.transaction().execute((trx) => new CommandsRepo(trx).insertMany(rows));
-    } catch (error) {
-      for (const slot of slots) out[slot] = { ok: false, error };
-      return out;
+    let records: CommandRecord[] = [];
+    if (rows.length > 0) {
+      try {
+        records = await new CommandsRepo(trx).insertMany(rows);
+      } catch (error) {
+        for (const slot of slots) out[slot] = { ok: false, error };
+      }
     }
     records.forEach((command, i) => {
-      const delivered = command.state === "sent" && this.sendRemembering(command);
-      // A bulk operation announces its targets itself (operation.created); each command's end is still an event.
-      if (options.announce !== false)
-        bus.emit({
-          vmName: command.vmName,
-          kind: "command.queued",
-          message: `${command.name} queued as ${command.id}${command.state === "sent" ? "" : " (agent offline)"}`,
-          data: { commandId: command.id, name: command.name },
-        });
-      out[slots[i]!] = { ok: true, value: { command, delivered } };
+      out[slots[i]!] = { ok: true, value: { command, delivered: false } };
     });
-    return out;
+    const dispatch = () =>
+      records.forEach((command, i) => {
+        const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
+        outcome.value.delivered = command.state === "sent" && this.sendRemembering(command);
+        // A bulk operation announces its targets itself (operation.created); each command's end is still an event.
+        if (options.announce !== false)
+          this.options.bus.emit({
+            vmName: command.vmName,
+            kind: "command.queued",
+            message: `${command.name} queued as ${command.id}${command.state === "sent" ? "" : " (agent offline)"}`,
+            data: { commandId: command.id, name: command.name },
+          });
+      });
+    return { outcomes: out, dispatch };
   }
 
   isConnected(vmName: string): boolean {
@@ -226,24 +252,41 @@ export class CommandService {
 
   /** Resolves with the command once it is finished, or as it is after `timeoutMs`. */
   async waitFor(id: string, timeoutMs: number): Promise<CommandRecord | undefined> {
-    const current = await this.get(id);
-    if (!current || isTerminal(current) || timeoutMs <= 0) return current;
-    return new Promise((resolve) => {
-      const waiters = this.waiters.get(id) ?? new Set();
-      this.waiters.set(id, waiters);
-      const done = (command: CommandRecord) => {
-        clearTimeout(timer);
-        waiters.delete(done);
-        if (waiters.size === 0) this.waiters.delete(id);
-        resolve(command);
-      };
-      const timer = setTimeout(async () => {
-        waiters.delete(done);
-        if (waiters.size === 0) this.waiters.delete(id);
-        resolve(await this.get(id));
-      }, timeoutMs);
-      waiters.add(done);
+    if (timeoutMs <= 0) return this.get(id);
+    // Watching before reading: a command that finishes in between is not missed.
+    let unwatch = () => {};
+    const finished = new Promise<CommandRecord>((resolve) => {
+      unwatch = this.watch(id, resolve);
     });
+    const current = await this.get(id);
+    if (!current || isTerminal(current)) {
+      unwatch();
+      return current;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
+    const command = await Promise.race([finished, timedOut]);
+    clearTimeout(timer);
+    unwatch();
+    return command ?? (await this.get(id));
+  }
+
+  /** Calls `onFinished` once the command reaches a final state (unless unwatched first). */
+  watch(id: string, onFinished: (command: CommandRecord) => void): () => void {
+    const waiters = this.waiters.get(id) ?? new Set();
+    this.waiters.set(id, waiters);
+    const done = (command: CommandRecord) => {
+      unwatch();
+      onFinished(command);
+    };
+    const unwatch = () => {
+      waiters.delete(done);
+      if (waiters.size === 0 && this.waiters.get(id) === waiters) this.waiters.delete(id);
+    };
+    waiters.add(done);
+    return unwatch;
   }
 
   /** The agent of `vmName` is connected and welcomed: send what waits for it. */
@@ -349,18 +392,19 @@ export class CommandService {
   private async storeResults(
     results: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>,
   ): Promise<Array<CommandRecord | undefined>> {
-    return this.options.store.db.transaction().execute(async (trx) => {
-      const repo = new CommandsRepo(trx);
-      const out: Array<CommandRecord | undefined> = [];
-      for (const r of results) {
-        const ack = this.heldAcks.get(r.commandId);
-        const ackedAt = ack?.vmName === r.vmName ? new Date(ack.at).toISOString() : null;
-        if (ackedAt) this.heldAcks.delete(r.commandId);
-        this.sentTimeouts.delete(r.commandId);
-        out.push(await repo.finishReturning(r.commandId, r.vmName, r.outcome, r.at.toISOString(), ackedAt));
-      }
-      return out;
+    const requests = results.map((r) => {
+      const ack = this.heldAcks.get(r.commandId);
+      const ackedAt = ack?.vmName === r.vmName ? new Date(ack.at).toISOString() : null;
+      return { id: r.commandId, vmName: r.vmName, outcome: r.outcome, now: r.at.toISOString(), ackedAt };
     });
+    const finished = await this.options.store.db
+      .transaction()
+      .execute((trx) => new CommandsRepo(trx).finishManyReturning(requests));
+    for (const r of requests) {
+      if (r.ackedAt !== null) this.heldAcks.delete(r.id);
+      this.sentTimeouts.delete(r.id);
+    }
+    return finished;
   }
 
   /** A deleted VM's commands end as expired. */
@@ -406,6 +450,11 @@ export class CommandService {
   }
 
   private finished(command: CommandRecord): void {
+    const waiters = this.waiters.get(command.id);
+    if (waiters) for (const resolve of [...waiters]) resolve(command);
+    // A bulk operation reports its commands' ends itself (progress, operation.target_failed):
+    // ten thousand command.succeeded events would only bury the operation's own.
+    if (command.operationId !== null) return;
     const level = command.state === "succeeded" ? "info" : command.state === "failed" ? "error" : "warn";
     this.options.bus.emit({
       vmName: command.vmName,
@@ -416,7 +465,5 @@ export class CommandService {
       }`,
       data: { commandId: command.id, name: command.name, state: command.state },
     });
-    const waiters = this.waiters.get(command.id);
-    if (waiters) for (const resolve of [...waiters]) resolve(command);
   }
 }

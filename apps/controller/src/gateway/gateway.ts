@@ -29,6 +29,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 import type { StatusRow } from "../store/vms-repo.js";
+import { sameDetails } from "./details.js";
 import { parseAgentFrame } from "./messages.js";
 import { AgentSession } from "./session.js";
 
@@ -386,13 +387,7 @@ export class AgentGateway implements CommandLink {
     const { bus } = this.options;
     const previousHealth = first ? null : session.health;
     const previousNotebook = session.notebookState;
-    const notebook = JSON.stringify(state.notebook);
-    // What matters for the store, without the timestamps every report renews.
-    const gist = `${notebook}|${state.health.status}|${state.health.reasons.join(";")}|${state.health.checks
-      .map((c) => `${c.name}:${c.status}:${c.message}`)
-      .join(";")}`;
-    const detailsChanged = gist !== session.gist;
-    session.gist = gist;
+    const detailsChanged = !sameDetails(session.notebook, session.healthReport, state);
     session.notebook = state.notebook;
     session.healthReport = state.health;
     session.health = state.health.status;

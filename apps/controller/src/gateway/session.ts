@@ -21,8 +21,6 @@ export class AgentSession {
   lastPersistedMs = 0;
   /** Which ping bucket the session is in (see AgentGateway.tick). */
   bucket = 0;
-  /** The last report without its timestamps, to store only what changed. */
-  gist = "";
   connectedAt = "";
   agentInfo: string | null = null;
   /** From the hello: the commands and streams the agent serves. */

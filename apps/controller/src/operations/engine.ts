@@ -7,7 +7,6 @@
  * Password rotation: a new password is generated per target and only its argon2 hash is
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
-import { COMMAND_STATES, type CommandState } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type { CommandService } from "../commands/service.js";
 import { NbfError } from "../errors.js";
@@ -15,6 +14,7 @@ import type { EventBus } from "../events/bus.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
 import type { VmService } from "../fleet/vm-service.js";
 import type { AgentGateway } from "../gateway/gateway.js";
+import type { CommandRecord } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
 import {
   type NewTarget,
@@ -25,7 +25,7 @@ import {
 import type { OperationRecord, OperationState } from "../store/operations-repo.js";
 import type { Store } from "../store/store.js";
 import { type OperationAction, allowsRolling, commandOf } from "./actions.js";
-import type { TargetPlan } from "./execute-target.js";
+import type { CommandWatch, TargetPlan } from "./execute-target.js";
 import { HealthWatch } from "./health-watch.js";
 import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
 import { OperationRunner, type StopReason } from "./runner.js";
@@ -34,9 +34,6 @@ import { type Selector, describeSelector, resolveSelector } from "./selector.js"
 const PROGRESS_MS = 500;
 /** Password hashes made at once (argon2 runs on the libuv pool). */
 const HASH_PARALLELISM = 4;
-const TERMINAL: ReadonlySet<string> = new Set(
-  COMMAND_STATES.filter((s) => !["queued", "sent", "acked"].includes(s)),
-);
 
 export interface CreateOperationInput {
   action: OperationAction;
@@ -79,10 +76,9 @@ export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec:
 export class OperationsEngine {
   readonly targets: OperationTargetsRepo;
   private readonly runners = new Map<string, { runner: OperationRunner; done: Promise<void> }>();
-  private readonly commandWatchers = new Map<string, (state: CommandState | null) => void>();
+  private readonly commandWatchers = new Map<string, (command: CommandRecord | null) => void>();
   private readonly progressTimers = new Map<string, NodeJS.Timeout>();
   private readonly health: HealthWatch;
-  private unsubscribe: (() => void) | undefined;
   private closing = false;
 
   constructor(private readonly options: OperationsEngineOptions) {
@@ -90,15 +86,8 @@ export class OperationsEngine {
     this.health = new HealthWatch(options.gateway);
   }
 
-  /** Listens for command results and resumes the operations a previous process left running. */
+  /** Resumes the operations a previous process left running. */
   async start(): Promise<void> {
-    this.unsubscribe ??= this.options.bus.subscribe((event) => {
-      if (!event.kind.startsWith("command.")) return;
-      const state = event.data?.state;
-      const id = event.data?.commandId;
-      if (typeof id !== "string" || typeof state !== "string" || !TERMINAL.has(state)) return;
-      this.commandWatchers.get(id)?.(state as CommandState);
-    });
     for (const operation of await this.options.store.operations.listByState(["pending", "running"])) {
       this.options.bus.emit({
         vmName: null,
@@ -230,7 +219,6 @@ export class OperationsEngine {
   /** Stops every runner without finishing its targets: they resume at the next start. */
   async close(): Promise<void> {
     this.closing = true;
-    this.unsubscribe?.();
     for (const { runner } of this.runners.values()) runner.shutdown();
     for (const settle of [...this.commandWatchers.values()]) settle(null);
     this.health.close();
@@ -289,15 +277,18 @@ export class OperationsEngine {
     this.runners.set(operation.id, { runner, done });
   }
 
-  private watchCommand(commandId: string): { promise: Promise<CommandState | null>; cancel(): void } {
-    let settle: (state: CommandState | null) => void = () => {};
-    const promise = new Promise<CommandState | null>((resolve) => {
-      settle = (state) => {
+  private watchCommand(commandId: string): CommandWatch {
+    let settle: (command: CommandRecord | null) => void = () => {};
+    let unwatch = () => {};
+    const promise = new Promise<CommandRecord | null>((resolve) => {
+      settle = (command) => {
+        unwatch();
         if (this.commandWatchers.get(commandId) === settle) this.commandWatchers.delete(commandId);
-        resolve(state);
+        resolve(command);
       };
       this.commandWatchers.set(commandId, settle);
     });
+    unwatch = this.options.commands.watch(commandId, settle);
     return { promise, cancel: () => settle(null) };
   }
 

@@ -5,7 +5,6 @@
  * state (waiting for it if it is still under way), never sent a second one. A machine action
  * is a provider call; its resume is decided from the VM's stored state (see `resumeMachine`).
  */
-import type { CommandState } from "@nbfleet/shared";
 import { type CommandService, isTerminal } from "../commands/service.js";
 import { isNbfError } from "../errors.js";
 import type { VmService } from "../fleet/vm-service.js";
@@ -47,7 +46,8 @@ export interface TargetDeps {
 }
 
 export interface CommandWatch {
-  promise: Promise<CommandState | null>;
+  /** The command once final; null when the controller shuts down first. */
+  promise: Promise<CommandRecord | null>;
   cancel(): void;
 }
 
@@ -56,14 +56,9 @@ export type TargetOutcome =
   | { ok: true }
   | { ok: false; skip?: true; error: { code: string; message: string } };
 
-/**
- * How the target got here: `resumed` (left running by an earlier process), or freshly started,
- * with its command already stored and watched by the runner's batch start.
- */
+/** How the target got here: `resumed` (left running by an earlier process) or freshly started. */
 export interface TargetMode {
   resumed: boolean;
-  command?: CommandRecord;
-  watch?: CommandWatch;
 }
 
 export async function executeTarget(
@@ -75,7 +70,45 @@ export async function executeTarget(
   const outcome = isMachineAction(plan.action)
     ? await machineTarget(deps, plan.action, target, mode.resumed)
     : await commandTarget(deps, plan, target, mode);
-  if (!outcome.ok || !plan.rolling.enabled) return outcome;
+  return afterOutcome(deps, plan, target, outcome);
+}
+
+/** What a final command means for its target, before any follow-up (see needsFollowUp). */
+export function commandOutcome(command: CommandRecord): TargetOutcome {
+  switch (command.state) {
+    case "succeeded":
+      return { ok: true };
+    case "expired":
+      return { ok: false, error: targetError("NBF_TARGET_COMMAND_EXPIRED") };
+    case "timed_out":
+      return { ok: false, error: targetError("NBF_TARGET_COMMAND_TIMED_OUT") };
+    default:
+      return {
+        ok: false,
+        error: command.error ?? {
+          code: "NBF_AGENT_ERROR",
+          message: `command ${command.id} ${command.state}`,
+        },
+      };
+  }
+}
+
+/** Whether a target's outcome needs more work before it is final (a stored hash, a health gate). */
+export function needsFollowUp(plan: TargetPlan, outcome: TargetOutcome): boolean {
+  return outcome.ok && (plan.rolling.enabled || plan.action === "notebook.password");
+}
+
+/** The follow-ups of a successful target: its new password hash is stored, its health gate awaited. */
+export async function afterOutcome(
+  deps: TargetDeps,
+  plan: TargetPlan,
+  target: TargetRecord,
+  outcome: TargetOutcome,
+): Promise<TargetOutcome> {
+  if (!needsFollowUp(plan, outcome)) return outcome;
+  if (plan.action === "notebook.password" && typeof target.params?.hash === "string")
+    await deps.store.vms.setPasswordHash(target.vmName, target.params.hash);
+  if (!plan.rolling.enabled) return outcome;
   const gate = deps.health.waitServing(target.vmName, plan.rolling.healthTimeoutSec * 1000);
   if (await gate.promise) return outcome;
   return {
@@ -84,6 +117,10 @@ export async function executeTarget(
   };
 }
 
+/**
+ * A command target resumed after a restart (or started without a batch): follows the command
+ * that has its id, or stores one when there is none yet.
+ */
 async function commandTarget(
   deps: TargetDeps,
   plan: TargetPlan,
@@ -92,9 +129,9 @@ async function commandTarget(
 ): Promise<TargetOutcome> {
   const { store, commands } = deps;
   const id = commandIdFor(plan.operationId, target.seq);
-  const watch = mode.watch ?? deps.watchCommand(id);
+  const watch = deps.watchCommand(id);
   try {
-    let command = mode.command ?? (mode.resumed ? await commands.get(id) : undefined);
+    let command = mode.resumed ? await commands.get(id) : undefined;
     if (!command) {
       if (!(await store.vms.exists(target.vmName)))
         return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
@@ -119,21 +156,10 @@ async function commandTarget(
       }
       if (!command) throw new Error(`command ${id} vanished right after it was queued`);
     }
-    const state = isTerminal(command) ? command.state : await watch.promise;
-    if (state === null)
+    const final = isTerminal(command) ? command : await watch.promise;
+    if (final === null)
       return { ok: false, error: { code: "NBF_INTERNAL", message: "controller shutting down" } };
-    if (state === "succeeded") {
-      if (plan.action === "notebook.password" && typeof target.params?.hash === "string")
-        await store.vms.setPasswordHash(target.vmName, target.params.hash);
-      return { ok: true };
-    }
-    if (state === "expired") return { ok: false, error: targetError("NBF_TARGET_COMMAND_EXPIRED") };
-    if (state === "timed_out") return { ok: false, error: targetError("NBF_TARGET_COMMAND_TIMED_OUT") };
-    const finished = await commands.get(id);
-    return {
-      ok: false,
-      error: finished?.error ?? { code: "NBF_AGENT_ERROR", message: `command ${id} ${state}` },
-    };
+    return commandOutcome(final);
   } finally {
     watch.cancel();
   }

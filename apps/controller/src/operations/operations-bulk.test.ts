@@ -108,6 +108,12 @@ describe("bulk operations over 1,000 simulated agents", () => {
     expect(op.counts.skipped).toBe(1000 - started.length);
     expect(op.counts.running + op.counts.pending).toBe(0);
     expect(Math.max(...started.map((t) => t.seq))).toBeLessThan(507 + 20);
+    // The operation reports its commands' ends itself: no command.* event for any of them.
+    const { store } = app.nbfleet;
+    await store.writer.flush();
+    const events = await store.events.list({ limit: 100_000 });
+    expect(events.filter((e) => e.kind.startsWith("command.")).length).toBe(0);
+    expect(events.filter((e) => e.kind === "operation.target_failed").length).toBe(11);
     const brokenAt = budgetBrokenAt(targets, 10);
     for (const t of started) expect(t.startedAt! <= brokenAt).toBe(true);
     for (const t of targets.filter((x) => x.state === "skipped"))

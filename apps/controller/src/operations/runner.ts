@@ -15,23 +15,28 @@
  * own command, see execute-target), then pending ones continue. Every state change is a
  * conditional update, so nothing is started or finished twice.
  */
-import type { CommandRecord } from "../store/commands-repo.js";
+import type { Kysely } from "kysely";
 import {
   OperationTargetsRepo,
   type TargetRecord,
   type TargetState,
 } from "../store/operation-targets-repo.js";
 import type { OperationRecord } from "../store/operations-repo.js";
+import type { Database } from "../store/schema.js";
+import { VmsRepo } from "../store/vms-repo.js";
 import { commandIdFor, commandIdPrefix, commandOf, isMachineAction, targetError } from "./actions.js";
 import {
-  type CommandWatch,
   type TargetDeps,
   type TargetOutcome,
   type TargetPlan,
+  afterOutcome,
+  commandOutcome,
   executeTarget,
+  needsFollowUp,
 } from "./execute-target.js";
 
 const PAGE = 1000;
+const ENDS_WRITE_MS = 50;
 
 export type StopReason = "errors" | "cancel" | "shutdown";
 
@@ -43,11 +48,10 @@ export interface RunnerHooks {
   log(error: unknown, message: string): void;
 }
 
-/** What starting a target produced: its stored command (and the watch on it), or why not. */
-type Started =
-  | { kind: "command"; command: CommandRecord; watch: CommandWatch }
-  | { kind: "machine" }
-  | { kind: "ended"; outcome: TargetOutcome };
+/** What starting a target produced: a stored (and watched) command, a machine action to run, or its end. */
+type Started = { kind: "command" } | { kind: "machine" } | { kind: "ended"; outcome: TargetOutcome };
+
+type StartedBatch = { out: Map<number, Started>; running: number; dispatch(): void };
 
 type Ending = {
   seq: number;
@@ -58,13 +62,18 @@ type Ending = {
 
 export class OperationRunner {
   readonly counts: Record<TargetState, number>;
-  private readonly inFlight = new Map<number, Promise<void>>();
+  /** Targets under way, by seq; a slot is taken until the target's outcome is known. */
+  private readonly inFlight = new Set<number>();
+  /** Fresh command targets waiting for their command: how to stop waiting (on shutdown). */
+  private readonly watching = new Map<number, () => void>();
+  private idle: Array<() => void> = [];
   private stop: StopReason | null = null;
   private wake: (() => void) | null = null;
   /** A change happened while the loop was not waiting for one. */
   private signalled = false;
   private endings: Ending[] = [];
   private endingsWritten: Promise<void> | null = null;
+  private writeEndsNow: (() => void) | null = null;
   /** Ends being written; a slot is free before its end is stored. */
   private readonly writes = new Set<Promise<void>>();
   /** When the failure that exceeded the error budget was counted. */
@@ -100,13 +109,20 @@ export class OperationRunner {
   /** Stops starting targets (the controller is closing); unfinished ones resume at the next start. */
   shutdown(): void {
     this.stop = "shutdown";
+    for (const [seq, unwatch] of [...this.watching]) {
+      unwatch();
+      this.release(seq);
+    }
     this.signal();
   }
 
   /** Runs until every target is final (or the controller closes); returns why it stopped early. */
   async run(): Promise<StopReason | null> {
     const leftRunning = await this.targets.list(this.operation.id, { state: "running", limit: 1_000_000 });
-    for (const target of leftRunning) this.track(target, this.runTarget(target, Promise.resolve(null)));
+    for (const target of leftRunning) {
+      this.inFlight.add(target.seq);
+      this.settleLater(target, () => executeTarget(this.deps, this.plan, target, { resumed: true }));
+    }
     if (this.plan.rolling.enabled) await this.drain();
     let cursor = -1;
     let buffer: TargetRecord[] = [];
@@ -140,7 +156,7 @@ export class OperationRunner {
       if (this.stop !== null || (this.inFlight.size === 0 && exhausted && buffer.length === 0)) break;
       await this.nextChange();
       // Targets that end in the same turn free their slots together: start their successors together.
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => process.nextTick(resolve));
     }
     await this.drain();
     return this.stop;
@@ -148,54 +164,103 @@ export class OperationRunner {
 
   /** Starts fresh targets together; each slot is taken now, before anything is awaited. */
   private launch(batch: TargetRecord[]): void {
-    const started = this.start(batch);
-    for (const target of batch) {
-      this.track(
-        target,
-        started.then((all) => this.runTarget(target, Promise.resolve(all.get(target.seq) ?? "not-started"))),
-      );
-    }
+    for (const target of batch) this.inFlight.add(target.seq);
+    this.start(batch).then(
+      (started) => {
+        for (const target of batch) this.follow(target, started.get(target.seq));
+      },
+      (error) => {
+        // Nothing was stored: the targets stay pending, and their slots are free again.
+        this.hooks.log(error, `operation ${this.operation.id}: starting ${batch.length} target(s) failed`);
+        for (const target of batch) this.release(target.seq);
+      },
+    );
   }
 
-  private track(target: TargetRecord, run: Promise<void>): void {
-    this.inFlight.set(
-      target.seq,
-      run
-        .catch((error) =>
-          this.hooks.log(error, `operation ${this.operation.id}: target ${target.vmName} failed`),
-        )
-        .finally(() => {
-          this.inFlight.delete(target.seq);
-          this.signal();
-        }),
-    );
+  /** What happens to a target after its start: it ended already, waits for its command, or runs. */
+  private follow(target: TargetRecord, how: Started | undefined): void {
+    if (how === undefined) this.release(target.seq);
+    else if (how.kind === "ended") this.settle(target, how.outcome);
+    else if (how.kind === "machine")
+      this.settleLater(target, () => executeTarget(this.deps, this.plan, target, { resumed: false }));
+    // A command target is settled by its watch (see watchFresh).
   }
 
   /**
-   * Marks the batch running (persisted before anything is sent: a crash from here on finds the
-   * targets running and resolves them from their commands) and queues their commands.
+   * Watches a fresh target's command before it is stored (its result cannot come first). The
+   * common case settles in the same turn the result is stored, without a promise in between.
+   */
+  private watchFresh(target: TargetRecord): void {
+    const unwatch = this.deps.commands.watch(commandIdFor(this.operation.id, target.seq), (command) => {
+      this.watching.delete(target.seq);
+      const outcome = commandOutcome(command);
+      if (needsFollowUp(this.plan, outcome))
+        this.settleLater(target, () => afterOutcome(this.deps, this.plan, target, outcome));
+      else this.settle(target, outcome);
+    });
+    this.watching.set(target.seq, unwatch);
+  }
+
+  private unwatchFresh(seq: number): void {
+    this.watching.get(seq)?.();
+    this.watching.delete(seq);
+  }
+
+  /** A target whose outcome takes async work (a provider call, a resumed command, a health gate). */
+  private settleLater(target: TargetRecord, work: () => Promise<TargetOutcome>): void {
+    work().then(
+      (outcome) => this.settle(target, outcome),
+      (error) => {
+        this.hooks.log(error, `operation ${this.operation.id}: target ${target.vmName} threw`);
+        this.settle(target, {
+          ok: false,
+          error: { code: "NBF_INTERNAL", message: (error as Error).message ?? String(error) },
+        });
+      },
+    );
+  }
+
+  private release(seq: number): void {
+    if (!this.inFlight.delete(seq)) return;
+    this.signal();
+    if (this.inFlight.size > 0) return;
+    const idle = this.idle;
+    this.idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  /**
+   * Marks the batch running and stores their commands in one transaction, then sends them: a
+   * crash before the commit leaves them pending with no command; after it, they are running
+   * and each resolves from its own command.
    */
   private async start(batch: TargetRecord[]): Promise<Map<number, Started>> {
-    const { store, commands } = this.deps;
-    const out = new Map<number, Started>();
-    const now = new Date().toISOString();
     const machine = isMachineAction(this.plan.action);
-    const running = await this.targets.markRunningMany(
-      this.operation.id,
-      batch.map((t) => t.seq),
-      machine ? null : commandIdPrefix(this.operation.id),
-      now,
-    );
-    const mine = batch.filter((t) => running.has(t.seq));
-    for (const _ of mine) this.move("pending", "running");
-    if (machine) {
-      for (const target of mine) out.set(target.seq, { kind: "machine" });
-      return out;
-    }
+    const { out, running, dispatch } = await this.deps.store.db
+      .transaction()
+      .execute((trx) => (machine ? this.startMachines(trx, batch) : this.startCommands(trx, batch)));
+    for (let i = 0; i < running; i++) this.move("pending", "running");
+    dispatch();
+    return out;
+  }
+
+  private async startMachines(trx: Kysely<Database>, batch: TargetRecord[]): Promise<StartedBatch> {
+    const out = new Map<number, Started>();
+    const mine = await this.markRunning(trx, batch, null);
+    for (const target of mine) out.set(target.seq, { kind: "machine" });
+    return { out, running: mine.length, dispatch: () => {} };
+  }
+
+  private async startCommands(trx: Kysely<Database>, batch: TargetRecord[]): Promise<StartedBatch> {
+    const { commands } = this.deps;
+    const out = new Map<number, Started>();
+    const mine = await this.markRunning(trx, batch, commandIdPrefix(this.operation.id));
     // A VM whose agent is connected exists (deleting a VM drops its connection): only the
     // others are looked up.
     const live = new Set(mine.filter((t) => commands.isConnected(t.vmName)).map((t) => t.vmName));
-    const existing = await store.vms.existing(mine.filter((t) => !live.has(t.vmName)).map((t) => t.vmName));
+    const existing = await new VmsRepo(trx).existing(
+      mine.filter((t) => !live.has(t.vmName)).map((t) => t.vmName),
+    );
     const sendable: TargetRecord[] = [];
     for (const target of mine) {
       if (live.has(target.vmName) || existing.has(target.vmName)) sendable.push(target);
@@ -205,62 +270,61 @@ export class OperationRunner {
           outcome: { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") },
         });
     }
-    // Watching first: a result cannot arrive before its watcher exists.
-    const watches = new Map(
-      sendable.map((t) => [t.seq, this.deps.watchCommand(commandIdFor(this.operation.id, t.seq))]),
-    );
-    const queued = await commands.enqueueMany(
-      sendable.map((target) => ({
-        id: commandIdFor(this.operation.id, target.seq),
-        vmName: target.vmName,
-        name: commandOf(this.plan.action)!,
-        params: { ...this.plan.commandParams, ...(target.params ?? {}) },
-        ttlSec: this.plan.commandTtlSec,
-        timeoutSec: this.plan.commandTimeoutSec,
-        operationId: this.operation.id,
-        ifOffline: this.plan.ifOffline,
-      })),
-      { announce: false },
-    );
+    for (const target of sendable) this.watchFresh(target);
+    let queued: Awaited<ReturnType<typeof commands.enqueueManyIn>>;
+    try {
+      queued = await commands.enqueueManyIn(
+        trx,
+        sendable.map((target) => ({
+          id: commandIdFor(this.operation.id, target.seq),
+          vmName: target.vmName,
+          name: commandOf(this.plan.action)!,
+          params: { ...this.plan.commandParams, ...(target.params ?? {}) },
+          ttlSec: this.plan.commandTtlSec,
+          timeoutSec: this.plan.commandTimeoutSec,
+          operationId: this.operation.id,
+          ifOffline: this.plan.ifOffline,
+        })),
+        { announce: false },
+      );
+    } catch (error) {
+      for (const target of sendable) this.unwatchFresh(target.seq);
+      throw error;
+    }
     sendable.forEach((target, i) => {
-      const result = queued[i]!;
-      const watch = watches.get(target.seq)!;
-      if (result.ok) out.set(target.seq, { kind: "command", command: result.value.command, watch });
+      const result = queued.outcomes[i]!;
+      if (result.ok) out.set(target.seq, { kind: "command" });
       else {
-        watch.cancel();
+        this.unwatchFresh(target.seq);
         // A command with this id exists (a resumed start): follow it instead.
         out.set(target.seq, { kind: "ended", outcome: { ok: false, error: describe(result.error) } });
       }
     });
-    return out;
+    return { out, running: mine.length, dispatch: queued.dispatch };
   }
 
-  /** One target from start (or resume, when `started` resolves null) to its recorded end. */
-  private async runTarget(
-    target: TargetRecord,
-    started: Promise<Started | "not-started" | null>,
-  ): Promise<void> {
-    const how = await started;
-    if (how === "not-started") return;
-    let outcome: TargetOutcome;
-    try {
-      outcome =
-        how === null
-          ? await executeTarget(this.deps, this.plan, target, { resumed: true })
-          : how.kind === "ended"
-            ? how.outcome
-            : await executeTarget(this.deps, this.plan, target, {
-                resumed: false,
-                ...(how.kind === "command" ? { command: how.command, watch: how.watch } : {}),
-              });
-    } catch (error) {
-      this.hooks.log(error, `operation ${this.operation.id}: target ${target.vmName} threw`);
-      outcome = {
-        ok: false,
-        error: { code: "NBF_INTERNAL", message: (error as Error).message ?? String(error) },
-      };
+  /** pending → running; returns the targets moved. */
+  private async markRunning(
+    trx: Kysely<Database>,
+    batch: TargetRecord[],
+    prefix: string | null,
+  ): Promise<TargetRecord[]> {
+    const running = await new OperationTargetsRepo(trx).markRunningMany(
+      this.operation.id,
+      batch.map((t) => t.seq),
+      prefix,
+      new Date().toISOString(),
+    );
+    return batch.filter((t) => running.has(t.seq));
+  }
+
+  /** A target's outcome is known: it is counted, its slot freed, its end written behind. */
+  private settle(target: TargetRecord, outcome: TargetOutcome): void {
+    if (!this.inFlight.has(target.seq)) return;
+    if (this.stop === "shutdown") {
+      this.release(target.seq);
+      return;
     }
-    if (this.stop === "shutdown") return;
     const at = new Date().toISOString();
     // Counted in the same turn the outcome is known, before any write: once the budget is
     // exceeded, the scheduling loop cannot start another target.
@@ -282,15 +346,29 @@ export class OperationRunner {
     );
     this.writes.add(written);
     void written.finally(() => this.writes.delete(written));
+    this.release(target.seq);
   }
 
-  /** Records an end; the ends of one event-loop turn are written in one transaction. */
+  /**
+   * Records an end. The slot is already free, so ends are written together at most every
+   * ENDS_WRITE_MS (at 2,500 ends a second, a write per event-loop turn cost a commit every
+   * few milliseconds); drain writes the last ones at once.
+   */
   private end(ending: Ending): Promise<void> {
     this.endings.push(ending);
-    this.endingsWritten ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+    if (this.endingsWritten) return this.endingsWritten;
+    const due = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ENDS_WRITE_MS);
+      this.writeEndsNow = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.endingsWritten = due.then(async () => {
       const endings = this.endings;
       this.endings = [];
       this.endingsWritten = null;
+      this.writeEndsNow = null;
       await this.deps.store.db
         .transaction()
         .execute((trx) => new OperationTargetsRepo(trx).finishMany(this.operation.id, endings));
@@ -343,7 +421,8 @@ export class OperationRunner {
   }
 
   private async drain(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
+    if (this.inFlight.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.writeEndsNow?.();
     while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 }

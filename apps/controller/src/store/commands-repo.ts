@@ -14,6 +14,16 @@ import type { CommandsTable, Database } from "./schema.js";
 export { COMMAND_STATES, type CommandState };
 export const TERMINAL_STATES: readonly CommandState[] = ["succeeded", "failed", "timed_out", "expired"];
 const UNACKED: CommandState[] = ["queued", "sent"];
+/** Commands finished per statement at most (8 values each). */
+const FINISH_CHUNK = 128;
+
+export interface FinishRequest {
+  id: string;
+  vmName: string;
+  outcome: { state: "succeeded" | "failed"; result?: unknown; error?: CommandError };
+  now: string;
+  ackedAt: string | null;
+}
 
 export interface CommandRecord {
   id: string;
@@ -223,40 +233,49 @@ export class CommandsRepo {
   }
 
   /**
-   * Like `finish`, answering with the finished command (undefined when it had finished already);
-   * `ackedAt` is an acknowledgement not written yet, stored with the result.
+   * Like `finish` for many commands, answering with each finished command (undefined where it
+   * had finished already, belongs to another VM, or is not known). `ackedAt` is an
+   * acknowledgement not written yet, stored with the result. When one id comes twice, the first
+   * result is the one kept.
    */
-  async finishReturning(
-    id: string,
-    vmName: string,
-    outcome: { state: "succeeded" | "failed"; result?: unknown; error?: CommandError },
-    now: string,
-    ackedAt: string | null = null,
-  ): Promise<CommandRecord | undefined> {
-    // Compiled once (see query-shapes): it runs once per command, thousands a second.
-    const p = [
-      outcome.state,
-      now,
-      ackedAt,
-      outcome.result === undefined ? null : toJson(outcome.result),
-      outcome.error?.code ?? null,
-      outcome.error?.message ?? null,
-      id,
-      vmName,
-    ];
-    const result = await queryShapes.run(
+  async finishManyReturning(results: readonly FinishRequest[]): Promise<Array<CommandRecord | undefined>> {
+    const firsts = new Map<string, FinishRequest>();
+    for (const r of results) if (!firsts.has(r.id)) firsts.set(r.id, r);
+    const finished = new Map<string, CommandRecord>();
+    for (const chunk of powerOfTwoChunks([...firsts.values()], FINISH_CHUNK)) {
+      for (const row of (await this.finishChunk(chunk)).rows) finished.set(row.id, toRecord(row));
+    }
+    return results.map((r) => (firsts.get(r.id) === r ? finished.get(r.id) : undefined));
+  }
+
+  /** One statement per chunk, compiled once per chunk size (see query-shapes): thousands run a second. */
+  private finishChunk(chunk: readonly FinishRequest[]) {
+    const values = chunk.map((r) => [
+      r.id,
+      r.vmName,
+      r.outcome.state,
+      r.now,
+      r.ackedAt,
+      r.outcome.result === undefined ? null : toJson(r.outcome.result),
+      r.outcome.error?.code ?? null,
+      r.outcome.error?.message ?? null,
+    ]);
+    return queryShapes.run(
       this.db,
-      "finish command",
+      `finish commands ×${chunk.length}`,
       () =>
-        sql<Selectable<CommandsTable>>`update commands set state = ${p[0]}, finished_at = ${p[1]},
-          acked_at = coalesce(acked_at, ${p[2]}), result = ${p[3]}, error_code = ${p[4]}, error_message = ${p[5]}
-          where id = ${p[6]} and vm_name = ${p[7]} and state not in (${states(TERMINAL_STATES)}) returning *`.compile(
-          this.db,
-        ),
-      () => p,
+        sql<
+          Selectable<CommandsTable>
+        >`with v(cid, cvm, cstate, cfinished, cacked, cresult, ccode, cmessage) as
+          (values ${sql.join(values.map((row) => sql`(${sql.join(row)})`))})
+          update commands set state = v.cstate, finished_at = v.cfinished,
+            acked_at = coalesce(commands.acked_at, v.cacked), result = v.cresult,
+            error_code = v.ccode, error_message = v.cmessage
+          from v where commands.id = v.cid and commands.vm_name = v.cvm
+            and commands.state not in (${states(TERMINAL_STATES)})
+          returning *`.compile(this.db),
+      () => values.flat(),
     );
-    const row = result.rows[0];
-    return row ? toRecord(row) : undefined;
   }
 
   /** Moves unacknowledged commands past their expiry to `expired`; returns them. */

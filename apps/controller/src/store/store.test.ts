@@ -148,6 +148,57 @@ describe("store", () => {
     expect((await store.commands.get(b.id))?.state).toBe("expired");
   });
 
+  it("finishes many commands in chunked statements: the first result wins, another VM's is refused", async () => {
+    const store = await freshStore();
+    const at = new Date().toISOString();
+    const later = new Date(Date.now() + 600_000).toISOString();
+    const ids = Array.from({ length: 200 }, (_, i) => `cmd-${String(i).padStart(3, "0")}`);
+    await store.commands.insertMany(
+      ids.map((id, i) => ({
+        id,
+        vmName: `vm${i}`,
+        name: "notebook.restart" as const,
+        params: {},
+        createdAt: at,
+        expiresAt: later,
+        timeoutMs: 1000,
+        operationId: null,
+        sentAt: at,
+      })),
+    );
+    const finished = await store.commands.finishManyReturning([
+      // 200 results: chunks of 128, 64 and 8 rows
+      ...ids.slice(0, 198).map((id, i) => ({
+        id,
+        vmName: `vm${i}`,
+        outcome: { state: "succeeded" as const, result: { pid: i } },
+        now: at,
+        ackedAt: i % 2 ? at : null,
+      })),
+      { id: ids[0]!, vmName: "vm0", outcome: { state: "failed" as const }, now: at, ackedAt: null },
+      {
+        id: ids[199]!,
+        vmName: "not-vm199",
+        outcome: { state: "succeeded" as const },
+        now: at,
+        ackedAt: null,
+      },
+      { id: "cmd-unknown", vmName: "vm1", outcome: { state: "succeeded" as const }, now: at, ackedAt: null },
+    ]);
+    expect(finished).toHaveLength(201);
+    expect(finished.slice(0, 198).every((c, i) => c?.state === "succeeded" && c.id === ids[i])).toBe(true);
+    expect(finished[5]).toMatchObject({ result: { pid: 5 }, ackedAt: at });
+    expect(finished[4]?.ackedAt).toBeNull();
+    expect(finished.slice(198)).toEqual([undefined, undefined, undefined]);
+    expect(await store.commands.get(ids[0]!)).toMatchObject({ state: "succeeded", result: { pid: 0 } });
+    expect((await store.commands.get(ids[199]!))?.state).toBe("sent");
+    // Once final, a command is never finished again.
+    const again = await store.commands.finishManyReturning([
+      { id: ids[1]!, vmName: "vm1", outcome: { state: "failed" as const }, now: at, ackedAt: null },
+    ]);
+    expect(again).toEqual([undefined]);
+  });
+
   it("sweeps through the indexes of live commands only", async () => {
     const store = await freshStore();
     const now = new Date().toISOString();

@@ -10,7 +10,7 @@ import type { OperationSpec } from "../../operations/engine.js";
 import type { Selector } from "../../operations/selector.js";
 import { TARGET_STATES, type TargetRecord, type TargetState } from "../../store/operation-targets-repo.js";
 import { OPERATION_STATES, type OperationRecord } from "../../store/operations-repo.js";
-import { Errors } from "../schemas.js";
+import { Errors, plainJson } from "../schemas.js";
 import {
   CreateOperationBody,
   CreatedOperation,
@@ -35,6 +35,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         body: CreateOperationBody,
         response: { 201: CreatedOperation, ...Errors },
       },
+      serializerCompiler: plainJson,
     },
     async (request, reply) => {
       const created = await operations.create(request.body, request.principal?.name ?? null);
@@ -65,6 +66,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         ),
         response: { 200: OperationList, ...Errors },
       },
+      serializerCompiler: plainJson,
     },
     async (request) => {
       const { state, limit = 50, cursor } = request.query;
@@ -98,6 +100,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         ),
         response: { 200: OperationDetail, ...Errors },
       },
+      serializerCompiler: plainJson,
     },
     async (request) => {
       const { targetsLimit = 100, targetsCursor, targetState } = request.query;
@@ -135,6 +138,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         body: Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]),
         response: { 200: OperationDetail, ...Errors },
       },
+      serializerCompiler: plainJson,
     },
     async (request) => {
       const operation = await operations.cancel(request.params.id);

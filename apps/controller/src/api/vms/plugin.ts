@@ -4,15 +4,8 @@ import { CommandView, OverallHealth, VmList, VmState, VmView } from "@nbfleet/sh
 import { Type } from "@sinclair/typebox";
 import { NbfError } from "../../errors.js";
 import type { MachineAction } from "../../fleet/vm-service.js";
-import { Errors, Labels, NameParams, VmName } from "../schemas.js";
+import { Errors, Labels, NameParams, VmName, plainJson } from "../schemas.js";
 import { toCommandView, toVmView } from "../views.js";
-
-/**
- * VM views are built field by field (toVmView), so the list and show routes skip the schema
- * serializer: with the views' nullable fields it validates every field with ajv to choose a
- * branch, and a page of 100 VMs took 1.8 ms that way against 0.7 ms with JSON.stringify.
- */
-const plainJson = () => (data: unknown) => JSON.stringify(data);
 
 const CreateVmBody = Type.Object(
   {

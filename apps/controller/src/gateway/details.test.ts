@@ -1,0 +1,55 @@
+import type { AgentState } from "@nbfleet/shared";
+import { describe, expect, it } from "vitest";
+import { simState } from "../testkit/sim-agent.js";
+import { sameDetails, sameJson } from "./details.js";
+
+const base = (over: Partial<Parameters<typeof simState>[0]> = {}): AgentState =>
+  simState({
+    state: "running",
+    pid: 4242,
+    port: 8888,
+    restarts: 1,
+    startedAt: "2026-11-27T10:00:00.000Z",
+    now: new Date("2026-11-27T10:00:05.000Z"),
+    ...over,
+  });
+
+describe("sameDetails", () => {
+  it("ignores what every report renews: observedAt, checkedAt and check data", () => {
+    const first = base();
+    const later = base({ now: new Date("2026-11-27T10:05:00.000Z") });
+    later.health.checks[3]!.data = { daysLeft: 363, fingerprintSha256: "AA:BB" };
+    expect(later.health.observedAt).not.toBe(first.health.observedAt);
+    expect(sameDetails(first.notebook, first.health, later)).toBe(true);
+  });
+
+  it("sees a new pid, a restart, a check's status or message, and the overall status", () => {
+    const first = base();
+    expect(sameDetails(first.notebook, first.health, base({ pid: 4243 }))).toBe(false);
+    expect(sameDetails(first.notebook, first.health, base({ restarts: 2 }))).toBe(false);
+    const message = base();
+    message.health.checks[1]!.message = "/api answers 7.0.0";
+    expect(sameDetails(first.notebook, first.health, message)).toBe(false);
+    const stopped = base({ state: "stopped", pid: null, startedAt: null });
+    expect(sameDetails(first.notebook, first.health, stopped)).toBe(false);
+    const nested = base();
+    nested.notebook.certificate!.subjectAltNames = ["DNS:localhost"];
+    expect(sameDetails(first.notebook, first.health, nested)).toBe(false);
+  });
+
+  it("has nothing to compare with before the first report", () => {
+    expect(sameDetails(null, null, base())).toBe(false);
+  });
+});
+
+describe("sameJson", () => {
+  it("compares JSON values structurally", () => {
+    expect(sameJson({ a: [1, { b: null }] }, { a: [1, { b: null }] })).toBe(true);
+    expect(sameJson({ a: 1 }, { a: 1, b: undefined })).toBe(false);
+    expect(sameJson({ a: 1, b: 2 }, { a: 1 })).toBe(false);
+    expect(sameJson([1, 2], { 0: 1, 1: 2 })).toBe(false);
+    expect(sameJson([1, 2], [1, 2, 3])).toBe(false);
+    expect(sameJson(null, {})).toBe(false);
+    expect(sameJson("1", 1)).toBe(false);
+  });
+});
