@@ -113,6 +113,8 @@ if (!values.only || values.only === "operations") {
 }
 
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
+const spreadText = (s: { mean: number; p50: number; p90: number } | undefined) =>
+  s ? `mean ${fmt(s.mean)} / p50 ${fmt(s.p50, 0)} / p90 ${fmt(s.p90, 0)}` : "?";
 const count = (n: number) => n.toLocaleString("en-US");
 const earlier = (part: { at?: string }) => (part.at && part.at !== at ? ` (measured ${part.at})` : "");
 
@@ -235,7 +237,7 @@ function operationsRows(r: Part<OperationsBenchResult>): string[][] {
       `bulk notebook restart over ${count(r.agents)} agents, ${r.concurrency} at a time, ${r.delayMs} ms each: total / ideal`,
       `${fmt(r.ratio, 2)}× (${fmt(r.totalMs / 1000, 2)} s / ${fmt(r.idealMs / 1000, 2)} s)`,
       "≤ 1.2×",
-      `POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; first command on an agent ${r.firstCommandMs === undefined ? "?" : fmt(r.firstCommandMs, 0)} ms after the POST, end seen ${r.lastResultToEndMs === undefined ? "?" : fmt(r.lastResultToEndMs, 0)} ms after the last result; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
+      `POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; first command on an agent ${r.firstCommandMs === undefined ? "?" : fmt(r.firstCommandMs, 0)} ms after the POST, end seen ${r.lastResultToEndMs === undefined ? "?" : fmt(r.lastResultToEndMs, 0)} ms after the last result; a freed slot's next command reached an agent after ${spreadText(r.slotGapMs)} ms, a restart answered ${spreadText(r.lateMs)} ms late; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
     ],
   ];
 }

@@ -53,6 +53,13 @@ export interface OperationsBenchResult {
   /** POST until the first agent received its command, and the last result until the end was seen. */
   firstCommandMs: number;
   lastResultToEndMs: number;
+  /**
+   * Where the time over ideal goes, on the agents' clock: `gap` is a freed slot's result until
+   * the next command reached an agent (the controller's turnaround); `late` is how much later
+   * than `delayMs` a simulated restart answered (the fleet process's own timer lag).
+   */
+  slotGapMs: Spread;
+  lateMs: Spread;
   seedMs: number;
   connectMs: number;
   /** CPU time the controller and the fleet used during the operation, per target. */
@@ -144,6 +151,8 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
       peakConcurrency,
       firstCommandMs: Math.min(...received) - startedAtMs,
       lastResultToEndMs: endedAtMs - Math.max(...executed),
+      slotGapMs: spread(slotGaps(received, executed, options.concurrency)),
+      lateMs: spread(lateness(fleetRecords, options.delayMs)),
       seedMs,
       connectMs,
       controllerCpuMsPerTarget: ((after.controllerCpu - before.controllerCpu) * 1000) / options.agents,
@@ -246,6 +255,35 @@ function peak(records: FleetRecord[]): number {
     most = Math.max(most, running);
   }
   return most;
+}
+
+export interface Spread {
+  mean: number;
+  p50: number;
+  p90: number;
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  const mean = sorted.reduce((sum, v) => sum + v, 0) / Math.max(1, sorted.length);
+  return { mean, p50: at(0.5), p90: at(0.9) };
+}
+
+/** The i-th result frees the slot the (i + concurrency)-th command takes. */
+function slotGaps(received: number[], executed: number[], concurrency: number): number[] {
+  const starts = [...received].sort((a, b) => a - b);
+  const ends = [...executed].sort((a, b) => a - b);
+  const gaps: number[] = [];
+  for (let i = 0; i + concurrency < starts.length && i < ends.length; i++)
+    gaps.push(starts[i + concurrency]! - ends[i]!);
+  return gaps;
+}
+
+function lateness(records: FleetRecord[], delayMs: number): number[] {
+  return records.flatMap((r) =>
+    r.executed.map((e) => e.at - (r.received.find((x) => x.id === e.id)?.at ?? e.at) - delayMs),
+  );
 }
 
 /** CPU seconds (user + system) from /proc/PID/stat; run-queue wait from /proc/PID/schedstat. */
