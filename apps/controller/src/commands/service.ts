@@ -357,8 +357,9 @@ export class CommandService {
         };
     const command = await this.results.add({ vmName, commandId: result.commandId, outcome, at: new Date() });
     if (!command) return;
-    this.options.metrics.commandDuration.observe(
-      { command: command.name, outcome: command.state },
+    this.options.metrics.observeCommand(
+      command.name,
+      command.state,
       (Date.now() - Date.parse(command.createdAt)) / 1000,
     );
     this.finished(command);
@@ -421,8 +422,9 @@ export class CommandService {
       const { commands } = this.options.store;
       for (const command of await commands.expireDue(now)) this.finished(command);
       for (const command of await commands.timeoutDue(now)) {
-        this.options.metrics.commandDuration.observe(
-          { command: command.name, outcome: "timed_out" },
+        this.options.metrics.observeCommand(
+          command.name,
+          "timed_out",
           (Date.parse(now) - Date.parse(command.createdAt)) / 1000,
         );
         this.finished(command);

@@ -250,7 +250,7 @@ export class AgentGateway implements CommandLink {
       session.missedPings = 0;
       const parsed = parseAgentFrame(data as Buffer, isBinary);
       if (!parsed.ok) return fail(parsed.code, parsed.reason);
-      metrics.agentMessages.inc({ type: parsed.message.type });
+      metrics.countAgentMessage(parsed.message.type);
       const limit = session.vmName === null ? MAX_EARLY_FRAMES : MAX_IN_FLIGHT;
       if (inFlight >= limit)
         return fail(CloseCode.policyViolation, "too many messages without waiting for answers");

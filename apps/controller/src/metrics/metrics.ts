@@ -15,6 +15,12 @@ export class Metrics {
   readonly agentCloses: Counter<"code">;
   readonly agentMessages: Counter<"type">;
   private sources: MetricSources | undefined;
+  /**
+   * Children per label value, looked up once: prom-client hashes the labels on every call,
+   * which showed in profiles at thousands of agent messages a second.
+   */
+  private readonly durationChildren = new Map<string, { observe(value: number): void }>();
+  private readonly messageChildren = new Map<string, { inc(): void }>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "nbfleet_process_" });
@@ -63,5 +69,24 @@ export class Metrics {
 
   attach(sources: MetricSources): void {
     this.sources = sources;
+  }
+
+  observeCommand(command: string, outcome: string, seconds: number): void {
+    const key = `${command}\u0000${outcome}`;
+    let child = this.durationChildren.get(key);
+    if (!child) {
+      child = this.commandDuration.labels({ command, outcome });
+      this.durationChildren.set(key, child);
+    }
+    child.observe(seconds);
+  }
+
+  countAgentMessage(type: string): void {
+    let child = this.messageChildren.get(type);
+    if (!child) {
+      child = this.agentMessages.labels({ type });
+      this.messageChildren.set(type, child);
+    }
+    child.inc();
   }
 }

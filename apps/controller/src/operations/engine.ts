@@ -179,7 +179,8 @@ export class OperationsEngine {
         createdBy,
       },
     });
-    await this.launch(operation);
+    // Just stored, every target pending: no need to count them back.
+    await this.launch(operation, countsOf({ pending: names.length }));
     return { operation, passwords: passwords ? Object.fromEntries(passwords.plain) : null };
   }
 
@@ -232,7 +233,7 @@ export class OperationsEngine {
     return this.runners.get(id)?.runner;
   }
 
-  private async launch(operation: OperationRecord): Promise<void> {
+  private async launch(operation: OperationRecord, counts?: Record<TargetState, number>): Promise<void> {
     if (this.runners.has(operation.id) || this.closing) return;
     const spec = operation.params as OperationSpec;
     const plan: TargetPlan & { maxConcurrency: number; maxErrors: number } = {
@@ -267,7 +268,7 @@ export class OperationsEngine {
         targetFailed: (r, target, error) => this.targetFailed(r, target, error),
         log: (error, message) => this.options.log.error({ err: error }, message),
       },
-      await this.targets.counts(operation.id),
+      counts ?? (await this.targets.counts(operation.id)),
     );
     const done = runner
       .run()
