@@ -140,6 +140,29 @@ describe("commands", () => {
     expect(agent.commands().filter((c) => c.id === sent.id)).toHaveLength(2);
   });
 
+  it("writes an acknowledgement on its own only when no result came within the hold", async () => {
+    const provider = new SimProvider({ commandDelayMs: 60_000 });
+    const { agent, token } = await setup(provider);
+    const restart = async () =>
+      (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
+    const unanswered = await restart();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    agent.options.commandDelayMs = 700;
+    const answered = await restart();
+    // The hold of the first ack ends: it is written, the second one (held for ~0.5 s) is not.
+    await eventually(
+      () => command(unanswered.id),
+      (c) => c.state === "acked",
+      5000,
+      10,
+    );
+    expect((await command(answered.id)).state).toBe("sent");
+    const done = await command(answered.id, 5);
+    expect(done.state).toBe("succeeded");
+    // Its ack time came with the result, from when the agent acknowledged it.
+    expect(Date.parse(done.finishedAt) - Date.parse(done.ackedAt)).toBeGreaterThanOrEqual(600);
+  });
+
   it("expires a queued command after its TTL and times out one the agent never finishes", async () => {
     const provider = new SimProvider({ commandDelayMs: 60_000 });
     const { agent, token } = await setup(provider);

@@ -317,13 +317,29 @@ export class CommandService {
 
   onAck(vmName: string, commandId: string): void {
     this.heldAcks.set(commandId, { commandId, vmName, at: Date.now() });
-    this.ackTimer ??= setTimeout(() => void this.writeHeldAcks(), ACK_HOLD_MS);
+    this.ackTimer ??= setTimeout(() => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS), ACK_HOLD_MS);
   }
 
-  private async writeHeldAcks(): Promise<void> {
+  /**
+   * Writes the acks held since `heldSince` or longer (all of them when omitted) and comes back
+   * for the others when they have been held long enough: during a bulk operation most results
+   * arrive within the hold, and their acks are never written on their own.
+   */
+  private async writeHeldAcks(heldSince = Number.POSITIVE_INFINITY): Promise<void> {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    const acks = [...this.heldAcks.values()];
+    const acks: HeldAck[] = [];
+    let oldestLeft = Number.POSITIVE_INFINITY;
+    for (const ack of this.heldAcks.values()) {
+      if (ack.at <= heldSince) acks.push(ack);
+      else oldestLeft = Math.min(oldestLeft, ack.at);
+    }
+    if (oldestLeft !== Number.POSITIVE_INFINITY) {
+      this.ackTimer = setTimeout(
+        () => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS),
+        Math.max(0, oldestLeft + ACK_HOLD_MS - Date.now()),
+      );
+    }
     if (acks.length === 0) return;
     try {
       await this.storeAcks(acks);
