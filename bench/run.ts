@@ -8,7 +8,7 @@
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
  *     terminal:   [--keystrokes 1000]
- *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
+ *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200] [--ops-rounds 3]
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000]
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -37,6 +37,7 @@ const { values } = parseArgs({
     "ops-agents": { type: "string", default: "10000" },
     "ops-concurrency": { type: "string", default: "500" },
     "ops-delay-ms": { type: "string", default: "200" },
+    "ops-rounds": { type: "string", default: "3" },
     "azure-vms": { type: "string", default: "50" },
     "azure-429": { type: "string", default: "0.2" },
     "azure-retry-after-ms": { type: "string", default: "1000" },
@@ -104,6 +105,7 @@ if (!values.only || values.only === "operations") {
       agents: Number(values["ops-agents"]),
       concurrency: Number(values["ops-concurrency"]),
       delayMs: Number(values["ops-delay-ms"]),
+      rounds: Number(values["ops-rounds"]),
       ...(values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {}),
     })),
     at,
@@ -235,9 +237,9 @@ function operationsRows(r: Part<OperationsBenchResult>): string[][] {
   return [
     [
       `bulk notebook restart over ${count(r.agents)} agents, ${r.concurrency} at a time, ${r.delayMs} ms each: total / ideal`,
-      `${fmt(r.ratio, 2)}× (${fmt(r.totalMs / 1000, 2)} s / ${fmt(r.idealMs / 1000, 2)} s)`,
+      `${fmt(r.ratio, 2)}× (${fmt(r.totalMs / 1000, 2)} s / ${fmt(r.idealMs / 1000, 2)} s)${r.roundRatios ? `, median of ${r.roundRatios.length}` : ""}`,
       "≤ 1.2×",
-      `POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; first command on an agent ${r.firstCommandMs === undefined ? "?" : fmt(r.firstCommandMs, 0)} ms after the POST, end seen ${r.lastResultToEndMs === undefined ? "?" : fmt(r.lastResultToEndMs, 0)} ms after the last result; a freed slot's next command reached an agent after ${spreadText(r.slotGapMs)} ms, a restart answered ${spreadText(r.lateMs)} ms late; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
+      `${r.roundRatios ? `operations one after another on the same fleet: ${r.roundRatios.map((x) => `${fmt(x, 2)}×`).join(", ")} (the first one after the controller started first); figures below from the median one (round ${r.medianRound}): ` : ""}POST /v1/operations until its operation.finished event (the operation's own start→end ${fmt(r.serverMs / 1000, 2)} s), ${count(r.succeeded)} succeeded; at most ${r.peakConcurrency} restarts running at once on the agents' clocks; first command on an agent ${r.firstCommandMs === undefined ? "?" : fmt(r.firstCommandMs, 0)} ms after the POST, end seen ${r.lastResultToEndMs === undefined ? "?" : fmt(r.lastResultToEndMs, 0)} ms after the last result; a freed slot's next command reached an agent after ${spreadText(r.slotGapMs)} ms, a restart answered ${spreadText(r.lateMs)} ms late; controller CPU ${fmt(r.controllerCpuMsPerTarget, 2)} ms and sim fleet ${fmt(r.fleetCpuMsPerTarget, 2)} ms per target; the controller waited ${fmt(r.controllerRunQueueWaitMs / 1000, 1)} s for a CPU (load average ${fmt(r.loadAverage1m, 2)})${earlier(r)}`,
     ],
   ];
 }

@@ -4,7 +4,9 @@
  * N ÷ concurrency × delayMs. The controller (`nbfleet server`) and the simulated fleet each run
  * in a process of their own; this process only drives the API and reads the agents' records,
  * from which it also takes the peak number of restarts running at once (it must equal the
- * concurrency, never more).
+ * concurrency, never more). Several operations run one after another on the same fleet (the
+ * first one after a controller start included); the figure is the median one, and every
+ * round's ratio is reported beside it.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -33,6 +35,8 @@ export interface OperationsBenchOptions {
   agents: number;
   concurrency: number;
   delayMs: number;
+  /** Operations run one after another on the same fleet; the figure is the median one. */
+  rounds: number;
   /** Write a V8 CPU profile of the controller here (node --cpu-prof). */
   profileDir?: string;
 }
@@ -47,6 +51,10 @@ export interface OperationsBenchResult {
   /** The operation's own createdAt → finishedAt on the controller's clock. */
   serverMs: number;
   ratio: number;
+  /** Every round's total / ideal, in the order they ran. */
+  roundRatios: number[];
+  /** Which round (1-based) is the median one the other figures come from. */
+  medianRound: number;
   succeeded: number;
   /** Most restarts running at once on the agents (their own timestamps). */
   peakConcurrency: number;
@@ -111,60 +119,95 @@ export async function runOperationsBench(options: OperationsBenchOptions): Promi
       "every agent connected",
     );
 
-    // The operation starts on a settled fleet: connection work (welcomes, pending-command
-    // lookups) is over, as it would be when an operator acts.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
     const fleetPid = sim.child.pid!;
     const controllerPid = controller.process.pid!;
-    const before = await usage(controllerPid, fleetPid);
-    const finishedEvents = await openEvents(controller, "operation.finished");
-    const started = performance.now();
-    const startedAtMs = Date.now();
-    const created = await call<{ operation: { id: string } }>("POST", "/v1/operations", {
-      action: "notebook.restart",
-      selector: { all: true },
-      maxConcurrency: options.concurrency,
-    });
-    if (created.status !== 201)
-      throw new Error(`POST /v1/operations: ${created.status} ${JSON.stringify(created.body)}`);
-    const id = created.body.operation.id;
-    await finishedEvents.until((data) => data.operationId === id);
-    const totalMs = performance.now() - started;
-    const endedAtMs = Date.now();
-    finishedEvents.close();
-    const op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
-    const after = await usage(controllerPid, fleetPid);
+    const idealMs = (options.agents / options.concurrency) * options.delayMs;
+    const rounds: Round[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      // Each operation starts on a settled fleet: connection work (welcomes, pending-command
+      // lookups) or the previous operation's tail is over, as it would be when an operator acts.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const before = await usage(controllerPid, fleetPid);
+      const finishedEvents = await openEvents(controller, "operation.finished");
+      const started = performance.now();
+      const startedAtMs = Date.now();
+      const created = await call<{ operation: { id: string } }>("POST", "/v1/operations", {
+        action: "notebook.restart",
+        selector: { all: true },
+        maxConcurrency: options.concurrency,
+      });
+      if (created.status !== 201)
+        throw new Error(`POST /v1/operations: ${created.status} ${JSON.stringify(created.body)}`);
+      const id = created.body.operation.id;
+      await finishedEvents.until((data) => data.operationId === id);
+      const totalMs = performance.now() - started;
+      const endedAtMs = Date.now();
+      finishedEvents.close();
+      const op = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
+      const after = await usage(controllerPid, fleetPid);
+      rounds.push({
+        totalMs,
+        startedAtMs,
+        endedAtMs,
+        serverMs: Date.parse(op.finishedAt!) - Date.parse(op.createdAt),
+        succeeded: op.counts.succeeded,
+        controllerCpuMsPerTarget: ((after.controllerCpu - before.controllerCpu) * 1000) / options.agents,
+        fleetCpuMsPerTarget: ((after.fleetCpu - before.fleetCpu) * 1000) / options.agents,
+        controllerRunQueueWaitMs: (after.controllerWait - before.controllerWait) * 1000,
+        loadAverage1m: os.loadavg()[0]!,
+      });
+    }
     const records = sim.next("records");
     sim.child.send({ type: "records" });
     const fleetRecords = ((await records) as { records: FleetRecord[] }).records;
-    const peakConcurrency = peak(fleetRecords);
-    const received = fleetRecords.flatMap((r) => r.received.map((e) => e.at));
-    const executed = fleetRecords.flatMap((r) => r.executed.map((e) => e.at));
-    const idealMs = (options.agents / options.concurrency) * options.delayMs;
+    // The figure is the median round; every round's ratio is kept beside it.
+    const median = [...rounds].sort((a, b) => a.totalMs - b.totalMs)[Math.floor(rounds.length / 2)]!;
+    const window = (at: number) => at >= median.startedAtMs && at <= median.endedAtMs;
+    const inRound = fleetRecords.map((r) => ({
+      ...r,
+      received: r.received.filter((e) => window(e.at)),
+      executed: r.executed.filter((e) => window(e.at)),
+    }));
+    const received = inRound.flatMap((r) => r.received.map((e) => e.at));
+    const executed = inRound.flatMap((r) => r.executed.map((e) => e.at));
     return {
       ...options,
       idealMs,
-      totalMs,
-      serverMs: Date.parse(op.finishedAt!) - Date.parse(op.createdAt),
-      ratio: totalMs / idealMs,
-      succeeded: op.counts.succeeded,
-      peakConcurrency,
-      firstCommandMs: Math.min(...received) - startedAtMs,
-      lastResultToEndMs: endedAtMs - Math.max(...executed),
+      totalMs: median.totalMs,
+      serverMs: median.serverMs,
+      ratio: median.totalMs / idealMs,
+      roundRatios: rounds.map((r) => r.totalMs / idealMs),
+      medianRound: rounds.indexOf(median) + 1,
+      succeeded: median.succeeded,
+      peakConcurrency: peak(inRound),
+      firstCommandMs: Math.min(...received) - median.startedAtMs,
+      lastResultToEndMs: median.endedAtMs - Math.max(...executed),
       slotGapMs: spread(slotGaps(received, executed, options.concurrency)),
-      lateMs: spread(lateness(fleetRecords, options.delayMs)),
+      lateMs: spread(lateness(inRound, options.delayMs)),
       seedMs,
       connectMs,
-      controllerCpuMsPerTarget: ((after.controllerCpu - before.controllerCpu) * 1000) / options.agents,
-      fleetCpuMsPerTarget: ((after.fleetCpu - before.fleetCpu) * 1000) / options.agents,
-      controllerRunQueueWaitMs: (after.controllerWait - before.controllerWait) * 1000,
-      loadAverage1m: os.loadavg()[0]!,
+      controllerCpuMsPerTarget: median.controllerCpuMsPerTarget,
+      fleetCpuMsPerTarget: median.fleetCpuMsPerTarget,
+      controllerRunQueueWaitMs: median.controllerRunQueueWaitMs,
+      loadAverage1m: median.loadAverage1m,
     };
   } finally {
     fleet?.send({ type: "close" });
     if (controller) await stopControllerProcess(controller);
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+interface Round {
+  totalMs: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  serverMs: number;
+  succeeded: number;
+  controllerCpuMsPerTarget: number;
+  fleetCpuMsPerTarget: number;
+  controllerRunQueueWaitMs: number;
+  loadAverage1m: number;
 }
 
 interface OperationView {
@@ -243,9 +286,10 @@ async function openEvents(controller: ControllerProcess, kind: string) {
 function peak(records: FleetRecord[]): number {
   const edges: Array<[number, number]> = [];
   for (const record of records) {
-    const first = record.received[0];
-    const ran = record.executed[0];
-    if (first && ran) edges.push([first.at, 1], [ran.at, -1]);
+    for (const ran of record.executed) {
+      const got = record.received.find((r) => r.id === ran.id);
+      if (got) edges.push([got.at, 1], [ran.at, -1]);
+    }
   }
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let running = 0;
