@@ -6,10 +6,11 @@
  * `maxConcurrency` and the next batch starts only when every target of the previous one is
  * serving again (or failed the gate).
  *
- * Targets that start together are started with one write: marked running (with their derived
- * command ids) in one statement, their commands stored in one transaction, and sent after the
- * commit. Their ends are written in one transaction per event-loop turn. At 10,000 targets
- * this keeps the store from committing six times per target.
+ * Targets that start together are started with one transaction: marked running (with their
+ * derived command ids) and their commands stored, then sent after the commit. A command target
+ * settles in the turn its result is stored (its watch calls back; no promise chain), and ends
+ * are written behind, together, at most every ENDS_WRITE_MS. At 10,000 targets this keeps the
+ * store from committing several times per target.
  *
  * Resuming after a restart: targets left `running` are finished first (each resolved from its
  * own command, see execute-target), then pending ones continue. Every state change is a
@@ -172,7 +173,10 @@ export class OperationRunner {
       (error) => {
         // Nothing was stored: the targets stay pending, and their slots are free again.
         this.hooks.log(error, `operation ${this.operation.id}: starting ${batch.length} target(s) failed`);
-        for (const target of batch) this.release(target.seq);
+        for (const target of batch) {
+          this.unwatchFresh(target.seq);
+          this.release(target.seq);
+        }
       },
     );
   }
