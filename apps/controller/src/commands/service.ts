@@ -226,7 +226,7 @@ export class CommandService {
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
         outcome.value.delivered = command.state === "sent" && this.sendRemembering(command);
-        // A bulk operation announces its targets itself (operation.created); each command's end is still an event.
+        // A bulk operation announces its targets itself (operation.created) and reports their ends.
         if (options.announce !== false)
           this.options.bus.emit({
             vmName: command.vmName,
@@ -317,7 +317,12 @@ export class CommandService {
 
   onAck(vmName: string, commandId: string): void {
     this.heldAcks.set(commandId, { commandId, vmName, at: Date.now() });
-    this.ackTimer ??= setTimeout(() => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS), ACK_HOLD_MS);
+    if (!this.ackTimer) this.writeHeldAcksIn(ACK_HOLD_MS);
+  }
+
+  /** Comes back in `ms` to write the acks held a full ACK_HOLD_MS by then. */
+  private writeHeldAcksIn(ms: number): void {
+    this.ackTimer = setTimeout(() => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS), ms);
   }
 
   /**
@@ -334,12 +339,8 @@ export class CommandService {
       if (ack.at <= heldSince) acks.push(ack);
       else oldestLeft = Math.min(oldestLeft, ack.at);
     }
-    if (oldestLeft !== Number.POSITIVE_INFINITY) {
-      this.ackTimer = setTimeout(
-        () => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS),
-        Math.max(0, oldestLeft + ACK_HOLD_MS - Date.now()),
-      );
-    }
+    if (oldestLeft !== Number.POSITIVE_INFINITY)
+      this.writeHeldAcksIn(Math.max(0, oldestLeft + ACK_HOLD_MS - Date.now()));
     if (acks.length === 0) return;
     try {
       await this.storeAcks(acks);
