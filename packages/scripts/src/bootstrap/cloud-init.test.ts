@@ -35,7 +35,12 @@ async function schemaCheck(userData: string): Promise<{ ok: boolean; output: str
     const { stdout, stderr } = await run("cloud-init", ["schema", "--config-file", file]);
     return { ok: true, output: stdout + stderr };
   } catch (error) {
-    const failed = error as { stdout?: string; stderr?: string };
+    const failed = error as { code?: unknown; stdout?: string; stderr?: string };
+    if (failed.code === "ENOENT") {
+      throw new Error(
+        "`cloud-init` is not installed: `bash tools/ensure-system-packages.sh` (as root) adds it",
+      );
+    }
     return { ok: false, output: `${failed.stdout ?? ""}${failed.stderr ?? ""}` };
   }
 }
