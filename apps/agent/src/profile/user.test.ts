@@ -4,7 +4,13 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentError } from "../errors.js";
 import type { CommandResult, CommandRunner } from "../install/command-runner.js";
-import { assertTraversable, ensureTraversable, parsePasswdLine, resolveRunAs } from "./user.js";
+import {
+  USERS_LOCK_FILE,
+  assertTraversable,
+  ensureTraversable,
+  parsePasswdLine,
+  resolveRunAs,
+} from "./user.js";
 
 function fakeRunner(answers: Record<string, CommandResult>) {
   const calls: string[] = [];
@@ -65,20 +71,45 @@ describe("resolveRunAs", () => {
     expect(calls).toEqual(["id -u nbfleet", "getent passwd nbfleet"]);
   });
 
-  it("creates a missing user as a system user with a home and no login shell", async () => {
+  it("creates a missing user as a system user with a home and no login shell, holding the users lock", async () => {
     const { runner, calls } = fakeRunner({
       "id -u nbfleet": fail(1, "id: 'nbfleet': no such user"),
+      flock: ok(),
+      "getent passwd nbfleet": ok(NBFLEET_PASSWD),
+    });
+    expect((await resolveRunAs({ isRoot: true, runAs: "nbfleet", allowRoot: false, runner }))?.uid).toBe(998);
+    expect(calls[1]).toBe(
+      `flock --wait 60 ${USERS_LOCK_FILE} useradd --system --create-home --shell /usr/sbin/nologin nbfleet`,
+    );
+    expect(calls).toHaveLength(3);
+  });
+
+  it("takes a user another agent created meanwhile (useradd exit 9)", async () => {
+    const { runner } = fakeRunner({
+      "id -u nbfleet": fail(1, "no such user"),
+      flock: fail(9, "useradd: user 'nbfleet' already exists"),
+      "getent passwd nbfleet": ok(NBFLEET_PASSWD),
+    });
+    expect((await resolveRunAs({ isRoot: true, runAs: "nbfleet", allowRoot: false, runner }))?.uid).toBe(998);
+  });
+
+  it("runs useradd bare on a host without flock", async () => {
+    const { runner, calls } = fakeRunner({
+      "id -u nbfleet": fail(1, "no such user"),
       useradd: ok(),
       "getent passwd nbfleet": ok(NBFLEET_PASSWD),
     });
     expect((await resolveRunAs({ isRoot: true, runAs: "nbfleet", allowRoot: false, runner }))?.uid).toBe(998);
-    expect(calls[1]).toBe("useradd --system --create-home --shell /usr/sbin/nologin nbfleet");
+    expect(calls.slice(1, 3)).toEqual([
+      `flock --wait 60 ${USERS_LOCK_FILE} useradd --system --create-home --shell /usr/sbin/nologin nbfleet`,
+      "useradd --system --create-home --shell /usr/sbin/nologin nbfleet",
+    ]);
   });
 
   it("names the failed command when the user cannot be created", async () => {
     const { runner } = fakeRunner({
       "id -u nbfleet": fail(1, "no such user"),
-      useradd: fail(1, "useradd: cannot lock /etc/passwd; try again later."),
+      flock: fail(1, "useradd: cannot lock /etc/passwd; try again later."),
     });
     const error = await rejection(resolveRunAs({ isRoot: true, runAs: "nbfleet", allowRoot: false, runner }));
     expect(error.code).toBe("NBF_USER_SETUP_FAILED");

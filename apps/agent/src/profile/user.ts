@@ -26,6 +26,25 @@ export interface ResolveRunAsOptions {
 
 const USER_NAME = /^[a-z_][a-z0-9_-]*\$?$/;
 
+/**
+ * Every nbfleet process on a host that adds or removes users takes this lock first (flock(1)),
+ * the controller's local provider too (providers/local/sandbox-user.ts names the same file).
+ * Two useradd runs at once can both pick a uid and home: the user then exists once, with a
+ * home owned by a uid that is not its own and may later be handed to another user.
+ */
+export const USERS_LOCK_FILE = "/run/nbfleet-users.lock";
+const USERS_LOCK_WAIT_SEC = 60;
+const USERADD_NAME_IN_USE = 9;
+
+/** Runs `argv` holding USERS_LOCK_FILE; without flock(1) on the host, runs it bare. */
+async function underUsersLock(argv: string[], runner: CommandRunner) {
+  const locked = await runner(["flock", "--wait", String(USERS_LOCK_WAIT_SEC), USERS_LOCK_FILE, ...argv], {
+    timeoutMs: (USERS_LOCK_WAIT_SEC + 60) * 1000,
+  });
+  const noFlock = locked.code === 127 || (locked.code === -1 && /ENOENT/.test(locked.stderr));
+  return noFlock ? runner(argv, { timeoutMs: 60_000 }) : locked;
+}
+
 function commandLine(argv: string[]): string {
   return formatCommand({ description: "", argv, needsRoot: true });
 }
@@ -70,8 +89,9 @@ export async function resolveRunAs(options: ResolveRunAsOptions): Promise<RunAsU
   const exists = await runner(["id", "-u", runAs]);
   if (exists.code !== 0) {
     const create = ["useradd", "--system", "--create-home", "--shell", "/usr/sbin/nologin", runAs];
-    const created = await runner(create);
-    if (created.code !== 0) {
+    const created = await underUsersLock(create, runner);
+    // 9: another agent created it meanwhile (useradd checks under the lock, so it is whole).
+    if (created.code !== 0 && created.code !== USERADD_NAME_IN_USE) {
       throw new AgentError(
         "NBF_USER_SETUP_FAILED",
         `could not create the notebook user ${runAs}: \`${commandLine(create)}\` exited ${created.code}: ` +
