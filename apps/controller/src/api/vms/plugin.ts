@@ -87,11 +87,9 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { label, state, health, limit = 100, cursor } = request.query;
-      const labels: Record<string, string> = {};
-      for (const pair of label ?? []) {
-        const at = pair.indexOf("=");
-        labels[pair.slice(0, at)] = pair.slice(at + 1);
-      }
+      const labels = labelConditions(label ?? []);
+      // Two values for one key can never both hold: nothing matches.
+      if (labels === null) return { items: [], nextCursor: null };
       await store.writer.flush();
       const rows = await store.vms.list({
         labels,
@@ -200,4 +198,21 @@ function decodeCursor(cursor: string | undefined): string | undefined {
     // falls through to the error below
   }
   throw new NbfError("NBF_CURSOR_INVALID", { cursor });
+}
+
+/**
+ * `label=k=v` conditions as one map; all must hold, so the same key with two different values
+ * matches no VM (null). The same pair given twice is one condition.
+ */
+export function labelConditions(pairs: readonly string[]): Record<string, string> | null {
+  // No prototype: a label key such as `__proto__` is a key like any other.
+  const labels = Object.create(null) as Record<string, string>;
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    const key = pair.slice(0, at);
+    const value = pair.slice(at + 1);
+    if (Object.hasOwn(labels, key) && labels[key] !== value) return null;
+    labels[key] = value;
+  }
+  return labels;
 }

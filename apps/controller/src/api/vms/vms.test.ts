@@ -170,6 +170,10 @@ describe("VM API: lifecycle and listing", () => {
       "n0",
       "n2",
     ]);
+    // All conditions must hold: one key with two values matches nothing, not the last value.
+    expect((await list("label=team=a&label=team=b")).items).toEqual([]);
+    expect((await list("label=team=b&label=team=a")).items).toEqual([]);
+    expect((await list("label=team=a&label=team=a")).items).toHaveLength(4);
     expect((await list("health=unhealthy")).items[0].name).toBe("n1");
     expect((await list("state=stopped")).items.map((v: { name: string }) => v.name)).toEqual(["n6"]);
     await eventually(
