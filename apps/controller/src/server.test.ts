@@ -89,7 +89,12 @@ describe("controller server", () => {
     await call(app, "GET", `/v1/commands/${restart.id}?wait=5`, { token });
 
     const health = await call(app, "GET", "/healthz");
-    expect(health.json()).toMatchObject({ status: "ok", provider: "sim", agentsConnected: 1, store: "ok" });
+    expect(health.json()).toMatchObject({
+      status: "ok",
+      provider: "sim",
+      agentsConnected: 1,
+      store: { status: "ok" },
+    });
     const metrics = (await call(app, "GET", "/metrics")).body;
     expect(metrics).toContain("nbfleet_agents_connected 1");
     expect(metrics).toMatch(/nbfleet_vms\{health="healthy"\} 1/);

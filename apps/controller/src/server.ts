@@ -97,7 +97,9 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     dataDir: settings.dataDir,
     flushMs: settings.stateFlushMs,
     flushMaxItems: settings.stateFlushMaxItems,
-    onError: (error) => app.log.error({ err: error }, "store write-behind flush failed"),
+    onError: (error, health) =>
+      app.log.error({ err: error, store: health }, "store write failed; its rows are kept and retried"),
+    onRecovered: (failures) => app.log.warn({ failures }, "store writes succeed again; pending rows written"),
   });
   try {
     await store.vms.markAllDisconnected();

@@ -13,7 +13,7 @@ import type { Database } from "./schema.js";
 import { TerminalSessionsRepo } from "./terminal-sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { VmsRepo } from "./vms-repo.js";
-import { WriteBehind } from "./write-behind.js";
+import { WriteBehind, type WriteBehindOptions } from "./write-behind.js";
 
 export interface Store {
   db: Kysely<Database>;
@@ -32,7 +32,10 @@ export interface StoreOptions {
   dataDir: string;
   flushMs: number;
   flushMaxItems: number;
-  onError?: (error: unknown) => void;
+  onError?: WriteBehindOptions["onError"];
+  onRecovered?: WriteBehindOptions["onRecovered"];
+  /** Retry timing of the write-behind buffer (tests shorten it). */
+  retry?: Pick<WriteBehindOptions, "retryMinMs" | "retryMaxMs" | "closeTimeoutMs" | "maxPendingEvents">;
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
@@ -43,6 +46,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     flushMs: options.flushMs,
     maxItems: options.flushMaxItems,
     onError: options.onError,
+    onRecovered: options.onRecovered,
+    ...options.retry,
   });
   let closed: Promise<void> | undefined;
   return {

@@ -12,7 +12,16 @@ const Healthz = Type.Object({
   provider: Type.String(),
   agentsConnected: Type.Integer(),
   uptimeSec: Type.Number(),
-  store: Type.Union([Type.Literal("ok"), Type.Literal("error")]),
+  store: Type.Object({
+    /** `error`: the database does not answer; `degraded`: writes fail and rows wait for a retry. */
+    status: Type.Union([Type.Literal("ok"), Type.Literal("degraded"), Type.Literal("error")]),
+    pendingRows: Type.Integer(),
+    failures: Type.Integer(),
+    lastError: Type.Optional(Type.String()),
+    lastErrorAt: Type.Optional(Type.String()),
+    nextRetryAt: Type.Optional(Type.String()),
+    droppedRows: Type.Integer(),
+  }),
 });
 
 export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
@@ -36,15 +45,17 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
       } catch {
         storeOk = false;
       }
+      // Failing writes keep their rows for a retry: degraded, but still alive (200).
+      const writes = store.writer.health();
       reply.status(storeOk ? 200 : 503);
       return {
-        status: storeOk ? ("ok" as const) : ("degraded" as const),
+        status: storeOk && writes.status === "ok" ? ("ok" as const) : ("degraded" as const),
         version: AGENT_VERSION,
         protocol: PROTOCOL_VERSION,
         provider: provider.name,
         agentsConnected: gateway.connectedCount,
         uptimeSec: Math.round((Date.now() - startedAt.getTime()) / 1000),
-        store: storeOk ? ("ok" as const) : ("error" as const),
+        store: { ...writes, status: storeOk ? writes.status : ("error" as const) },
       };
     },
   );

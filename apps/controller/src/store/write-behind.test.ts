@@ -1,0 +1,187 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import { type TestController, startTestController } from "../testkit/controller.js";
+import { call, eventually } from "../testkit/http.js";
+import { newId } from "./ids.js";
+import type { EventsTable } from "./schema.js";
+import { type Store, type StoreOptions, openStore } from "./store.js";
+import { neverConnectedStatus } from "./vms-repo.js";
+import type { WriteBehindHealth } from "./write-behind.js";
+
+const stores: Store[] = [];
+let controller: TestController | undefined;
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await controller?.close();
+  controller = undefined;
+});
+
+async function freshStore(options: Partial<StoreOptions> = {}): Promise<Store> {
+  const store = await openStore({
+    dataDir: mkdtempSync(join(tmpdir(), "nbf-write-behind-")),
+    flushMs: 10_000,
+    flushMaxItems: 100_000,
+    retry: { retryMinMs: 20, retryMaxMs: 200, closeTimeoutMs: 1000 },
+    ...options,
+  });
+  stores.push(store);
+  return store;
+}
+
+/** A real SQLite failure: a trigger that aborts every insert into `events` while the switch is on. */
+async function installFailingTrigger(store: Store): Promise<(on: boolean) => Promise<void>> {
+  await sql`create table test_switch (fail integer not null)`.execute(store.db);
+  await sql`insert into test_switch values (0)`.execute(store.db);
+  await sql`create trigger test_fail_events before insert on events
+    when (select fail from test_switch) = 1
+    begin select raise(abort, 'injected write failure'); end`.execute(store.db);
+  return async (on) => {
+    await sql`update test_switch set fail = ${on ? 1 : 0}`.execute(store.db);
+  };
+}
+
+function event(message: string): EventsTable {
+  return {
+    id: newId("evt"),
+    at: new Date().toISOString(),
+    vm_name: null,
+    source: "controller",
+    kind: "test.event",
+    level: "info",
+    message,
+    data: null,
+  };
+}
+
+async function storedEvents(store: Store): Promise<string[]> {
+  const rows = await store.db
+    .selectFrom("events")
+    .select("message")
+    .where("kind", "=", "test.event")
+    .execute();
+  return rows.map((r) => r.message).sort();
+}
+
+describe("write-behind buffer", () => {
+  it("keeps rows of a failed transaction and writes them all once writes succeed again", async () => {
+    const errors: WriteBehindHealth[] = [];
+    let recoveredAfter = 0;
+    const store = await freshStore({
+      onError: (_error, health) => errors.push(health),
+      onRecovered: (failures) => {
+        recoveredAfter = failures;
+      },
+    });
+    const setFailing = await installFailingTrigger(store);
+    await setFailing(true);
+
+    const now = new Date().toISOString();
+    for (let i = 0; i < 300; i++) store.writer.appendEvent(event(`e${String(i).padStart(3, "0")}`));
+    for (let i = 0; i < 5; i++) {
+      store.writer.putStatus({ ...neverConnectedStatus(`vm-${i}`, now), health: "unhealthy" });
+    }
+    await store.writer.flush();
+
+    const degraded = store.writer.health();
+    expect(degraded).toMatchObject({ status: "degraded", pendingRows: 305, failures: 1 });
+    expect(degraded.lastError).toContain("injected write failure");
+    expect(errors[0]).toMatchObject({ status: "degraded", pendingRows: 305 });
+    // The failed transaction wrote nothing: the status rows in it rolled back too.
+    expect(await storedEvents(store)).toEqual([]);
+    expect(await store.db.selectFrom("vm_status").selectAll().execute()).toEqual([]);
+
+    // A newer status for a VM while its older one waits for the retry replaces it.
+    store.writer.putStatus({ ...neverConnectedStatus("vm-2", now), health: "healthy" });
+    store.writer.appendEvent(event("e300"));
+    await eventually(async () => store.writer.health().failures >= 2, Boolean, 5000);
+    expect(store.writer.health().pendingRows).toBe(306);
+
+    await setFailing(false);
+    await eventually(async () => store.writer.health().status === "ok", Boolean, 5000);
+    expect(store.writer.pending).toBe(0);
+    expect(recoveredAfter).toBeGreaterThanOrEqual(2);
+    const expected = Array.from({ length: 301 }, (_, i) => `e${String(i).padStart(3, "0")}`);
+    expect(await storedEvents(store)).toEqual(expected);
+    const statuses = await store.db.selectFrom("vm_status").select(["vm_name", "health"]).execute();
+    expect(Object.fromEntries(statuses.map((s) => [s.vm_name, s.health]))).toEqual({
+      "vm-0": "unhealthy",
+      "vm-1": "unhealthy",
+      "vm-2": "healthy",
+      "vm-3": "unhealthy",
+      "vm-4": "unhealthy",
+    });
+  });
+
+  it("backs off between retries of a read-only database and writes everything once it is writable", async () => {
+    const store = await freshStore({ retry: { retryMinMs: 50, retryMaxMs: 10_000, closeTimeoutMs: 1000 } });
+    await sql`pragma query_only = 1`.execute(store.db);
+    for (let i = 0; i < 10; i++) store.writer.appendEvent(event(`r${i}`));
+    await store.writer.flush();
+    expect(store.writer.health().lastError).toMatch(/readonly|read-only|query_only/i);
+    // Retries at 50, 100, 200, 400 ms … : about 4 attempts in 800 ms, not one per flush call.
+    const started = Date.now();
+    while (Date.now() - started < 800) {
+      await store.writer.flush();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const failures = store.writer.health().failures;
+    expect(failures).toBeGreaterThanOrEqual(3);
+    expect(failures).toBeLessThanOrEqual(6);
+    await sql`pragma query_only = 0`.execute(store.db);
+    await eventually(async () => store.writer.pending === 0, Boolean, 10_000);
+    expect(await storedEvents(store)).toHaveLength(10);
+  });
+
+  it("close() retries a failing write until its deadline", async () => {
+    const store = await freshStore();
+    const setFailing = await installFailingTrigger(store);
+    await setFailing(true);
+    store.writer.appendEvent(event("late"));
+    await store.writer.flush();
+    expect(store.writer.health().status).toBe("degraded");
+    setTimeout(() => void setFailing(false), 150);
+    await store.writer.close();
+    expect(store.writer.pending).toBe(0);
+    expect(await storedEvents(store)).toEqual(["late"]);
+  });
+
+  it("bounds the events kept while writes fail and counts the dropped ones", async () => {
+    const store = await freshStore({
+      retry: { retryMinMs: 10_000, maxPendingEvents: 10, closeTimeoutMs: 0 },
+    });
+    const setFailing = await installFailingTrigger(store);
+    await setFailing(true);
+    for (let i = 0; i < 25; i++) store.writer.appendEvent(event(`d${String(i).padStart(2, "0")}`));
+    await store.writer.flush();
+    expect(store.writer.health()).toMatchObject({ status: "degraded", pendingRows: 10, droppedRows: 15 });
+  });
+
+  it("/healthz reports failing writes as degraded with the pending rows and the error", async () => {
+    controller = await startTestController();
+    const { app } = controller;
+    const setFailing = await installFailingTrigger(app.nbfleet.store);
+    await setFailing(true);
+    for (let i = 0; i < 3; i++) app.nbfleet.store.writer.appendEvent(event(`h${i}`));
+    await eventually(async () => app.nbfleet.store.writer.health().failures > 0, Boolean, 5000);
+    const degraded = await call(app, "GET", "/healthz");
+    expect(degraded.statusCode).toBe(200);
+    expect(degraded.json()).toMatchObject({
+      status: "degraded",
+      store: {
+        status: "degraded",
+        pendingRows: 3,
+        lastError: expect.stringContaining("injected write failure"),
+      },
+    });
+    await setFailing(false);
+    await eventually(async () => app.nbfleet.store.writer.health().status === "ok", Boolean, 10_000);
+    expect((await call(app, "GET", "/healthz")).json()).toMatchObject({
+      status: "ok",
+      store: { status: "ok", pendingRows: 0, failures: 0 },
+    });
+    expect(await storedEvents(app.nbfleet.store)).toEqual(["h0", "h1", "h2"]);
+  });
+});
