@@ -192,8 +192,23 @@ describe("operations API", () => {
     });
     expect(rolling.json().error).toMatchObject({ code: "NBF_OPERATION_INVALID" });
     expect(rolling.json().error.message).toContain("rolling");
+    // A name that is no VM is a wrong value, named in a 404 like on every VM route; a selector
+    // whose VMs all exist but that picks none of them is NBF_OPERATION_NO_TARGETS.
     const missing = await post({ action: "notebook.restart", selector: { names: ["sim-0", "ghost"] } });
     expect(missing.statusCode).toBe(404);
+    expect(missing.json().error).toMatchObject({ code: "NBF_VM_NOT_FOUND", details: { name: "ghost" } });
+    const allMissing = await post({ action: "notebook.restart", selector: { names: ["ghost", "phantom"] } });
+    expect(allMissing.statusCode).toBe(404);
+    expect(allMissing.json().error).toMatchObject({
+      code: "NBF_VM_NOT_FOUND",
+      details: { name: "ghost, phantom" },
+    });
+    const filteredOut = await post({
+      action: "notebook.restart",
+      selector: { names: ["sim-0"], labels: "team=nobody" },
+    });
+    expect(filteredOut.statusCode).toBe(400);
+    expect(filteredOut.json().error.code).toBe("NBF_OPERATION_NO_TARGETS");
     const percent = await post({
       action: "notebook.restart",
       selector: { all: true },
