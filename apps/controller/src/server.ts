@@ -23,6 +23,7 @@ import { notebookPlugin } from "./api/notebook/plugin.js";
 import { operationsPlugin } from "./api/operations/plugin.js";
 import { policiesPlugin } from "./api/policies/plugin.js";
 import { systemPlugin } from "./api/system/plugin.js";
+import { serverTimeouts } from "./api/timeouts.js";
 import { terminalPlugin } from "./api/terminal/plugin.js";
 import { tokensPlugin } from "./api/tokens/plugin.js";
 import { installValidator } from "./api/validator.js";
@@ -80,8 +81,11 @@ export type NbfleetApp = FastifyInstance;
 export async function buildServer(settings: ControllerSettings, options: BuildOptions): Promise<NbfleetApp> {
   // With a certificate and key the API and the agent gateway are served over HTTPS (wss).
   const tls = readTlsFiles(settings);
+  const timeouts = serverTimeouts(settings);
   const app = Fastify({
-    ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem } } : {}),
+    ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem, ...timeouts.node } } : { http: timeouts.node }),
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     ...(options.logger
       ? { loggerInstance: options.logger }
       : { logger: { level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } } }),

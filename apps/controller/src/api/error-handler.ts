@@ -1,9 +1,10 @@
 /**
  * Maps every error a route can raise onto the catalogue: NbfError as is, fastify's schema and
  * body errors onto NBF_INVALID_* / NBF_BODY_TOO_LARGE / NBF_INVALID_JSON naming the field,
- * anything else onto NBF_INTERNAL (logged, never leaked).
+ * anything else onto NBF_INTERNAL (logged, never leaked). An error answered before the request's
+ * body was read closes the connection.
  */
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { type ErrorCode, NbfError } from "../errors.js";
 
 interface AjvError {
@@ -24,15 +25,24 @@ export function installErrorHandler(app: FastifyInstance, bodyLimit: number): vo
     const nbf = toNbfError(error, bodyLimit, request.headers["content-type"]);
     if (nbf.status >= 500) request.log.error({ err: error }, "request failed");
     else request.log.debug({ code: nbf.code }, nbf.message);
+    // Refused before its body arrived (no token, wrong role): the connection is not kept for
+    // the rest of that body, which a hostile client could trickle in for as long as it likes.
+    if (!request.raw.complete) reply.header("connection", "close");
     return reply.status(nbf.status).send(nbf.toJSON());
   });
+  // An unknown route is answered at once, before a body is read (the 404 handler itself runs
+  // only after body parsing).
+  app.addHook("onRequest", async (request) => {
+    if (request.routeOptions.url === undefined) throw notFound(request);
+  });
   app.setNotFoundHandler((request, reply) => {
-    const error = new NbfError("NBF_ROUTE_NOT_FOUND", {
-      method: request.method,
-      url: request.url.split("?")[0],
-    });
+    const error = notFound(request);
     return reply.status(error.status).send(error.toJSON());
   });
+}
+
+function notFound(request: FastifyRequest): NbfError {
+  return new NbfError("NBF_ROUTE_NOT_FOUND", { method: request.method, url: request.url.split("?")[0] });
 }
 
 export function toNbfError(error: FastifyError, bodyLimit: number, contentType?: string): NbfError {

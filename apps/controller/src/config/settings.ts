@@ -36,6 +36,21 @@ export const ControllerSettings = Type.Object(
     maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
     /** Largest HTTP request body accepted by the API. */
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    /** The whole request (headers and body) must arrive within this; 408 and the connection closed otherwise. */
+    requestTimeoutSec: Seconds(0.1, 3600),
+    /** The request's headers must arrive within this (at most `requestTimeoutSec`). */
+    headersTimeoutSec: Seconds(0.1, 600),
+    /** An idle keep-alive connection is closed after this long without a new request. */
+    keepAliveTimeoutSec: Seconds(0.1, 3600),
+    /**
+     * Bytes an event stream (`GET /v1/events`) may have waiting for a slow reader; past this the
+     * reader is disconnected and resumes with `Last-Event-ID`.
+     */
+    eventStreamMaxBufferBytes: Type.Integer({ minimum: 16 * 1024, maximum: 256 * 1024 * 1024 }),
+    /** `/metrics` figures read from the store (VMs by health) are refreshed at most this often. */
+    metricsRefreshSec: Seconds(0.05, 3600),
+    /** Who may read `/metrics`: anyone (Prometheus without credentials) or a viewer token. */
+    metricsAccess: Type.Union([Type.Literal("public"), Type.Literal("viewer")]),
     /** Latest-state writes are batched: flushed after this many ms or this many items. */
     stateFlushMs: Type.Integer({ minimum: 1, maximum: 60_000 }),
     stateFlushMaxItems: Type.Integer({ minimum: 1, maximum: 100_000 }),
@@ -100,6 +115,12 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     helloTimeoutSec: 10,
     maxMessageBytes: 1024 * 1024,
     bodyLimitBytes: 256 * 1024,
+    requestTimeoutSec: 30,
+    headersTimeoutSec: 10,
+    keepAliveTimeoutSec: 72,
+    eventStreamMaxBufferBytes: 1024 * 1024,
+    metricsRefreshSec: 15,
+    metricsAccess: "public",
     stateFlushMs: 250,
     stateFlushMaxItems: 500,
     commandSweepMs: 1000,
@@ -156,6 +177,13 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_AZURE_NOTEBOOK_SOURCES: "azureNotebookSources",
   NBFLEET_AZURE_SSH_SOURCES: "azureSshSources",
   NBFLEET_LOG_LEVEL: "logLevel",
+  NBFLEET_BODY_LIMIT_BYTES: "bodyLimitBytes",
+  NBFLEET_REQUEST_TIMEOUT_SEC: "requestTimeoutSec",
+  NBFLEET_HEADERS_TIMEOUT_SEC: "headersTimeoutSec",
+  NBFLEET_KEEP_ALIVE_TIMEOUT_SEC: "keepAliveTimeoutSec",
+  NBFLEET_EVENT_STREAM_MAX_BUFFER_BYTES: "eventStreamMaxBufferBytes",
+  NBFLEET_METRICS_REFRESH_SEC: "metricsRefreshSec",
+  NBFLEET_METRICS_ACCESS: "metricsAccess",
 };
 
 const NUMERIC = new Set<keyof ControllerSettings>([
@@ -166,6 +194,11 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "helloTimeoutSec",
   "maxMessageBytes",
   "bodyLimitBytes",
+  "requestTimeoutSec",
+  "headersTimeoutSec",
+  "keepAliveTimeoutSec",
+  "eventStreamMaxBufferBytes",
+  "metricsRefreshSec",
   "stateFlushMs",
   "stateFlushMaxItems",
   "commandSweepMs",
