@@ -19,8 +19,7 @@ import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
-import { linuxGuestLayout, renderLinuxBootstrap } from "@nbfleet/scripts";
-import { readPidFile, stopProcess } from "@nbfleet/scripts";
+import { linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
 import { bootstrapScript, bootstrapSettings } from "./custom-data.js";
 import type { GuestStatus, GuestVm, Guests } from "./guests.js";
 
@@ -167,11 +166,8 @@ export class SandboxGuests implements Guests {
 
   private async haltNow(guest: Guest): Promise<void> {
     const install = linuxGuestLayout(path.join(guest.dir, "install"));
-    const agent = await readPidFile(install.pidFile);
-    if (agent !== null) await stopProcess(agent, "SIGINT");
     // An agent killed earlier may have left its notebook server behind: it goes with the machine.
-    const notebook = await readPidFile(dataPaths(path.join(guest.dir, "agent")).pidFile);
-    if (notebook !== null) await stopProcess(notebook, "SIGTERM", true);
+    await stopSandboxGuest(install, dataPaths(path.join(guest.dir, "agent")).pidFile);
     if (guest.status.state !== "not-booted") {
       guest.status = { ...guest.status, state: "halted", detail: "halted" };
     }

@@ -27,4 +27,12 @@ export {
   windowsAgentArgv,
   windowsCommandLineArg,
 } from "./windows.js";
-export { alive as processAlive, readPidFile, stopProcess } from "./sandbox-processes.js";
+export {
+  type PidFileRecord,
+  readPidFile,
+  type StopOptions,
+  type StopOutcome,
+  stopProcess,
+  stopRecordedProcess,
+  stopSandboxGuest,
+} from "./sandbox-processes.js";

@@ -247,7 +247,7 @@ agent_alive() {
 
 start_sandbox_agent() {
   pidfile="$NBF_INSTALL_DIR/agent.pid"
-  pid=$(cat "$pidfile" 2>/dev/null) || pid=''
+  pid=$(cut -d' ' -f1 "$pidfile" 2>/dev/null) || pid=''
   if agent_alive "$pid"; then
     if [ "$NBF_CHANGED" = 0 ]; then
       say "the agent is already running (pid $pid); nothing changed"
@@ -279,7 +279,7 @@ start_sandbox_agent() {
     sleep 0.1
     waited=$((waited + 1))
   done
-  pid=$(cat "$pidfile" 2>/dev/null) || pid=''
+  pid=$(cut -d' ' -f1 "$pidfile" 2>/dev/null) || pid=''
   [ -n "$pid" ] || fail "the agent launcher did not start; see $NBF_CONSOLE_LOG"
   sleep 1
   if ! kill -0 "$pid" 2>/dev/null; then

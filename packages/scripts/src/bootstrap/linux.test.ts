@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
 import { AGENT_NODE_FLAGS, linuxAgentArgv, linuxGuestLayout, renderLinuxBootstrap } from "./linux.js";
 import type { LinuxBootstrapOptions } from "./options.js";
+import { readPidFile } from "./sandbox-processes.js";
 
 interface RunResult {
   code: number | null;
@@ -127,10 +128,14 @@ async function sandbox(name: string, overrides: Partial<LinuxBootstrapOptions> =
   return { root, options, script, layout: linuxGuestLayout(options.installDir), paths: dataPaths(dataDir) };
 }
 
+/** The launcher's pid from its pid file, which also records its start time (checked against /proc). */
 async function startedPid(pidFile: string): Promise<number> {
-  const pid = Number((await readFile(pidFile, "utf8")).trim());
-  started.push(pid);
-  return pid;
+  const record = await readPidFile(pidFile);
+  if (!record) throw new Error(`no pid in ${pidFile}`);
+  started.push(record.pid);
+  const stat = await readFile(`/proc/${record.pid}/stat`, "utf8");
+  expect(record.startTime).toBe(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]));
+  return record.pid;
 }
 
 /** The first child process of `parent`, from /proc. */
@@ -194,7 +199,7 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
     expect(second.code).toBe(0);
     expect(second.stdout).toContain(`the agent is already running (pid ${pid}); nothing changed`);
     expect(requests.length).toBe(downloads);
-    expect(Number((await readFile(layout.pidFile, "utf8")).trim())).toBe(pid);
+    expect((await readPidFile(layout.pidFile))?.pid).toBe(pid);
   });
 
   it("restarts the agent when a setting changed on re-run", async () => {

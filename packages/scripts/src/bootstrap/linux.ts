@@ -144,7 +144,11 @@ function renderLauncher(options: LinuxBootstrapOptions): string {
   // notebook too) and SIGTERM (leave it for the next agent) are passed on, and end the loop.
   return [
     ...header,
-    `echo $$ > ${shellWord(layout.pidFile)}`,
+    // "PID STARTTIME": the start time (field 22 of /proc/$$/stat; the command name "sh" has no
+    // spaces) lets the controller check the pid still names this launcher before it signals.
+    "nbf_start=''",
+    "if [ -r /proc/$$/stat ]; then read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ nbf_start _ </proc/$$/stat; fi",
+    `echo "$$ $nbf_start" > ${shellWord(layout.pidFile)}`,
     "child=''",
     "stopping=0",
     `trap 'stopping=1; [ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT`,
