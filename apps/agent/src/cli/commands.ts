@@ -1,5 +1,5 @@
 /** The agent's subcommands. Each one either drives the running agent over its control socket or acts on the data directory directly. */
-import { open, readFile, stat } from "node:fs/promises";
+import { access, open, readFile, stat } from "node:fs/promises";
 import type { AgentState, CommandName, CommandParamsOf } from "@nbfleet/shared";
 import type { Command } from "commander";
 import { Agent } from "../agent.js";
@@ -15,6 +15,7 @@ import { readCredential } from "../link/credential.js";
 import { runLink, timingFromSettings } from "../link/link.js";
 import { stderrLinkLog, teeLinkLog } from "../link/log.js";
 import { setupLink } from "../link/setup.js";
+import { readHashFile } from "../password/hash-file.js";
 import { hashForServer, validateHash } from "../password/hash.js";
 import { readPassword } from "../password/stdin.js";
 import { AgentStreams } from "../streams/agent-streams.js";
@@ -55,8 +56,18 @@ export function registerCommands(program: Command): void {
     )
     .option("--cert-ip <addr>", "extra IP address for the certificate (repeatable)", collect)
     .option("--password-stdin", "read the notebook password from the first line of stdin")
-    .option("--password-hash <hash>", "use a ready Jupyter hash (argon2:… or sha1:…)")
-    .option("--cert-file <file>", "use an operator-provided certificate (with --key-file)")
+    .option(
+      "--password-hash-file <file>",
+      "file (mode 0600) holding the initial password as a ready Jupyter hash; applied only when DIR has no password yet",
+    )
+    .option(
+      "--password-hash <hash>",
+      "the initial password as a ready Jupyter hash (argon2:… or sha1:…); applied only when DIR has no password yet (prefer --password-hash-file: a command line is visible to every local user)",
+    )
+    .option(
+      "--cert-file <file>",
+      "an operator-provided certificate (with --key-file); installed only when DIR has no certificate yet",
+    )
     .option("--key-file <file>", "the private key of --cert-file")
     .option(
       "--controller <url>",
@@ -90,23 +101,40 @@ export function registerCommands(program: Command): void {
           `no controller credential at ${paths.controllerCredential}; give the one-time bootstrap token with --bootstrap-token-file or NBFLEET_BOOTSTRAP_TOKEN`,
         );
       }
+      if (opts.passwordHash && opts.passwordHashFile) {
+        throw new AgentError(
+          "NBF_INVALID_INPUT",
+          "give at most one of --password-hash and --password-hash-file",
+        );
+      }
       const password = opts.passwordStdin ? await readPassword(process.stdin) : undefined;
-      if (opts.passwordHash) validateHash(opts.passwordHash);
+      const passwordHash = opts.passwordHashFile
+        ? await readHashFile(opts.passwordHashFile)
+        : opts.passwordHash;
+      if (passwordHash) validateHash(passwordHash);
       const agent = await Agent.open({
         dataDir: opts.dataDir,
         overrides,
         ...(password !== undefined ? { password } : {}),
-        ...(opts.passwordHash ? { passwordHash: opts.passwordHash } : {}),
+        ...(passwordHash ? { passwordHash } : {}),
       });
       if (opts.certFile || opts.keyFile) {
         if (!opts.certFile || !opts.keyFile) {
           throw new AgentError("NBF_INVALID_INPUT", "--cert-file and --key-file go together");
         }
-        await installCertificate(
-          agent.paths,
-          await readFile(opts.certFile, "utf8"),
-          await readFile(opts.keyFile, "utf8"),
-        );
+        // Like the initial password: a launcher repeats its flags on every start, and a
+        // certificate installed or rotated since must survive that.
+        if (await exists(agent.paths.certFile)) {
+          console.error(
+            `nbfleet-agent: --cert-file not installed: ${agent.paths.certFile} already exists (replace it with \`certificate install\`)`,
+          );
+        } else {
+          await installCertificate(
+            agent.paths,
+            await readFile(opts.certFile, "utf8"),
+            await readFile(opts.keyFile, "utf8"),
+          );
+        }
       }
       const server = await serveControlSocket(agent.paths.controlSocket, agent, agent.events);
       let how: Awaited<ReturnType<Agent["up"]>>;
@@ -358,6 +386,13 @@ function formatState(agent: string, state: AgentState): string {
   ];
   if (nb.lastError) lines.push(`last error: ${nb.lastError}`);
   return lines.join("\n");
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Prints lines appended to a log; a truncated file (the size cap or a new server) is read from its start. */

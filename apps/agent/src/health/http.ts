@@ -1,11 +1,13 @@
 /**
- * A small HTTPS JSON client for the notebook's REST API. Certificates are not verified here:
- * the server is self-signed and the tls check compares fingerprints itself. Every request
- * carries `no_track_activity=1` so the agent's own polling never counts as user activity.
+ * A small HTTPS JSON client for the notebook's REST API, pinned to the profile's certificate
+ * (tls/pinned-connection): the server is self-signed, and a request goes only to the server
+ * showing exactly the certificate the agent keeps. Every request carries
+ * `no_track_activity=1` so the agent's own polling never counts as user activity.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import https from "node:https";
 import { isIPv6 } from "node:net";
+import { certificateFileFingerprint, pinnedConnection } from "../tls/pinned-connection.js";
 import { describeError } from "./result.js";
 import type { CheckTarget } from "./target.js";
 
@@ -36,10 +38,25 @@ export function normalizeBaseUrl(baseUrl: string): string {
   return trimmed === "" ? "/" : `/${trimmed}/`;
 }
 
-/** Where the server answers; all a readiness probe needs. */
-export type ApiEndpoint = Pick<CheckTarget, "host" | "port" | "baseUrl">;
+/** Where the server answers and the certificate it must show; all a readiness probe needs. */
+export type ApiEndpoint = Pick<CheckTarget, "host" | "port" | "baseUrl" | "certFile">;
 
-export function apiUrl(target: ApiEndpoint, path: string, scheme: "https" | "wss" = "https"): URL {
+/** A `createConnection` pinned to the certificate the endpoint's profile holds now. */
+export async function notebookConnection(target: Pick<CheckTarget, "certFile">, timeoutMs: number) {
+  let pin: string;
+  try {
+    pin = await certificateFileFingerprint(target.certFile);
+  } catch (error) {
+    throw new Error(`cannot read the notebook's certificate ${target.certFile}: ${(error as Error).message}`);
+  }
+  return pinnedConnection(pin, timeoutMs);
+}
+
+export function apiUrl(
+  target: Pick<ApiEndpoint, "host" | "port" | "baseUrl">,
+  path: string,
+  scheme: "https" | "wss" = "https",
+): URL {
   const host = isIPv6(target.host) ? `[${target.host}]` : target.host;
   const url = new URL(
     `${scheme}://${host}:${target.port}${normalizeBaseUrl(target.baseUrl)}${path.replace(/^\/+/, "")}`,
@@ -48,7 +65,7 @@ export function apiUrl(target: ApiEndpoint, path: string, scheme: "https" | "wss
   return url;
 }
 
-export function requestApi(target: ApiEndpoint, request: ApiRequest): Promise<ApiResponse> {
+export async function requestApi(target: ApiEndpoint, request: ApiRequest): Promise<ApiResponse> {
   const method = request.method ?? "GET";
   const url = apiUrl(target, request.path);
   const headers: Record<string, string> = { Accept: "application/json" };
@@ -56,14 +73,14 @@ export function requestApi(target: ApiEndpoint, request: ApiRequest): Promise<Ap
   const payload = request.body === undefined ? undefined : JSON.stringify(request.body);
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   const what = `${method} ${url.origin}${url.pathname}`;
+  const createConnection = await notebookConnection(target, request.timeoutMs);
 
   return new Promise((resolve, reject) => {
+    // With createConnection and no agent, every request has a fresh socket: none outlives a check.
     const req = https.request(url, {
       method,
       headers,
-      rejectUnauthorized: false,
-      // A fresh connection per request: no pooled socket outlives a check.
-      agent: false,
+      createConnection: createConnection as unknown as https.RequestOptions["createConnection"],
     });
     const timer = setTimeout(
       () => req.destroy(new Error(`${what}: no answer within ${request.timeoutMs} ms`)),

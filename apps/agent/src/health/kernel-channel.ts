@@ -6,6 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
+import { notebookConnection } from "./http.js";
+import type { CheckTarget } from "./target.js";
 
 export const PROTOCOL_VERSION = "5.3";
 
@@ -53,11 +55,18 @@ export class KernelChannel {
     ws.on("error", (error) => this.failAll(`kernel channels failed: ${error.message}`));
   }
 
-  static open(url: URL, token: string, timeoutMs: number): Promise<KernelChannel> {
+  /** Opens the channels over TLS pinned to the profile's certificate (`pinTo.certFile`). */
+  static async open(
+    url: URL,
+    token: string,
+    timeoutMs: number,
+    pinTo: Pick<CheckTarget, "certFile">,
+  ): Promise<KernelChannel> {
+    const createConnection = await notebookConnection(pinTo, timeoutMs);
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { Authorization: `token ${token}` },
-        rejectUnauthorized: false,
+        createConnection: createConnection as unknown as WebSocket.ClientOptions["createConnection"],
         handshakeTimeout: timeoutMs,
       });
       const fail = (message: string) => {

@@ -52,6 +52,7 @@ export async function checkKernel(
       apiUrl(target, `api/kernels/${id}/channels`, "wss"),
       target.token,
       left(),
+      target,
     );
     seen.push("channels open");
     await channel.request("kernel_info_request", {}, left());

@@ -20,14 +20,53 @@ function Update-SessionPath {
   $env:Path = "$machine;$user"
 }
 
-# The controller's artifact is checked by SHA-256 after download, so a controller that is only
-# known by its CA or fingerprint is fetched without Windows' own certificate check.
+# How a download's TLS certificate is judged: by Windows' own trust store, or — for the
+# controller, when one is given — by its CA alone (the chain must end at exactly that CA) or
+# by its pinned SHA-256 fingerprint. Validation is never switched off.
+Add-Type -TypeDefinition @"
+using System;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+public static class NbfTlsTrust {
+  public static string PinnedSha256;
+  public static X509Certificate2 Ca;
+  public static readonly RemoteCertificateValidationCallback Callback = Check;
+  public static bool Check(object sender, X509Certificate certificate, X509Chain chain, SslPolicyErrors errors) {
+    if (certificate == null) return false;
+    X509Certificate2 served = new X509Certificate2(certificate);
+    if (PinnedSha256 != null) {
+      using (SHA256 sha = SHA256.Create()) {
+        return BitConverter.ToString(sha.ComputeHash(served.RawData)).Replace("-", "") == PinnedSha256;
+      }
+    }
+    if (Ca != null) {
+      if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None) return false;
+      X509Chain own = new X509Chain();
+      own.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+      own.ChainPolicy.VerificationFlags = X509VerificationFlags.AllowUnknownCertificateAuthority;
+      own.ChainPolicy.ExtraStore.Add(Ca);
+      if (!own.Build(served)) return false;
+      X509Certificate2 root = own.ChainElements[own.ChainElements.Count - 1].Certificate;
+      return root.RawData.Length == Ca.RawData.Length && root.Thumbprint == Ca.Thumbprint;
+    }
+    return errors == SslPolicyErrors.None;
+  }
+}
+"@
+
 function Get-File([string]$Url, [string]$OutFile, [switch]$Controller) {
   $previous = [Net.ServicePointManager]::ServerCertificateValidationCallback
   try {
-    if ($Controller -and ($NbfControllerCaPem -or $NbfControllerFingerprint)) {
-      [Net.ServicePointManager]::ServerCertificateValidationCallback = { $true }
+    [NbfTlsTrust]::PinnedSha256 = $null
+    [NbfTlsTrust]::Ca = $null
+    if ($Controller -and $NbfControllerFingerprint) {
+      [NbfTlsTrust]::PinnedSha256 = $NbfControllerFingerprint.Replace(':', '').ToUpperInvariant()
+    } elseif ($Controller -and $NbfControllerCaPem) {
+      $base64 = [regex]::Match($NbfControllerCaPem, '-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----').Groups[1].Value
+      [NbfTlsTrust]::Ca = [Security.Cryptography.X509Certificates.X509Certificate2]::new([Convert]::FromBase64String(($base64 -replace '\s', '')))
     }
+    [Net.ServicePointManager]::ServerCertificateValidationCallback = [NbfTlsTrust]::Callback
     Invoke-WebRequest -Uri $Url -OutFile $OutFile -UseBasicParsing
   } catch {
     Fail "could not download ${Url}: $($_.Exception.Message)"
@@ -174,6 +213,8 @@ try {
   $node = Install-Node
   $versionDir = Install-Artifact
   Write-Secret (Join-Path $NbfInstallDir 'bootstrap-token') $NbfBootstrapToken
+  # The agent applies it at its first start only; later changes come from commands.
+  if ($NbfPasswordHash) { Write-Secret (Join-Path $NbfInstallDir 'password-hash') $NbfPasswordHash }
   if ($NbfControllerCaPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'controller-ca.pem'), $NbfControllerCaPem) }
   Set-Content -LiteralPath (Join-Path $NbfInstallDir 'current.txt') -Value $versionDir
   Open-Firewall

@@ -109,6 +109,48 @@ describe("renderWindowsBootstrap", () => {
     expect(windowsAgentArgv(options)).not.toContain(options.bootstrapToken);
   });
 
+  it("hands the password hash over in an ACL-restricted file, never on the command line", () => {
+    const hash = "argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdHNhbHQ$aGFzaGhhc2g";
+    const withHash = renderWindowsBootstrap({ ...options, passwordHash: hash });
+    expect(readAssignment(withHash, "NbfPasswordHash")).toBe(hash);
+    expect(withHash).toContain(
+      "if ($NbfPasswordHash) { Write-Secret (Join-Path $NbfInstallDir 'password-hash') $NbfPasswordHash }",
+    );
+    const launcher = String(readAssignment(withHash, "NbfLauncher"));
+    expect(launcher).toContain("'--password-hash-file' 'C:\\ProgramData\\nbfleet\\install\\password-hash'");
+    expect(launcher).not.toContain("argon2");
+    expect(windowsAgentArgv({ ...options, passwordHash: hash }).join(" ")).not.toContain("argon2");
+  });
+
+  it("judges the controller's certificate by its pin or its CA, never by nothing", () => {
+    const getFile = script.slice(
+      script.indexOf("function Get-File"),
+      script.indexOf("function Assert-Sha256"),
+    );
+    // No validation callback that accepts everything.
+    expect(script).not.toMatch(/ServerCertificateValidationCallback = \{\s*\$true\s*\}/);
+    expect(getFile).toContain(
+      "[Net.ServicePointManager]::ServerCertificateValidationCallback = [NbfTlsTrust]::Callback",
+    );
+    expect(getFile).toContain(
+      "[NbfTlsTrust]::PinnedSha256 = $NbfControllerFingerprint.Replace(':', '').ToUpperInvariant()",
+    );
+    // The pin is the SHA-256 of the served certificate's DER, compared whole.
+    expect(script).toContain(
+      'return BitConverter.ToString(sha.ComputeHash(served.RawData)).Replace("-", "") == PinnedSha256;',
+    );
+    // A CA: any error besides the chain's fails; the chain must be built up to exactly that CA.
+    expect(script).toContain(
+      "if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None) return false;",
+    );
+    expect(script).toContain("own.ChainPolicy.ExtraStore.Add(Ca);");
+    expect(script).toContain(
+      "return root.RawData.Length == Ca.RawData.Length && root.Thumbprint == Ca.Thumbprint;",
+    );
+    // Everything else: Windows' own verdict.
+    expect(script).toContain("return errors == SslPolicyErrors.None;");
+  });
+
   it("refuses bad settings, naming the field", () => {
     expect(() => renderWindowsBootstrap({ ...options, dataDir: "relative\\dir" })).toThrow(/dataDir/);
     expect(() => renderWindowsBootstrap({ ...options, notebookPort: 70000 })).toThrow(/notebookPort/);

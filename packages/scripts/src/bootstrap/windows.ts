@@ -37,7 +37,10 @@ export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
     ...(options.controllerFingerprint !== undefined
       ? ["--controller-fingerprint", options.controllerFingerprint]
       : []),
-    ...(options.passwordHash !== undefined ? ["--password-hash", options.passwordHash] : []),
+    // A file readable by SYSTEM and Administrators only, never the hash itself on a command line.
+    ...(options.passwordHash !== undefined
+      ? ["--password-hash-file", path.win32.join(installDir, "password-hash")]
+      : []),
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
   ];
@@ -72,6 +75,7 @@ export function renderWindowsBootstrap(input: WindowsBootstrapOptions): string {
     ["NbfArtifactUrl", options.artifactUrl],
     ["NbfArtifactSha256", options.artifactSha256],
     ["NbfBootstrapToken", options.bootstrapToken],
+    ["NbfPasswordHash", options.passwordHash ?? ""],
     ["NbfDataDir", dataDir],
     ["NbfInstallDir", installDir],
     ["NbfNotebookPort", options.notebookPort],
