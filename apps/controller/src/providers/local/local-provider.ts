@@ -5,19 +5,22 @@
  * sha256 and starts the agent detached with its bootstrap token — so agents are separate
  * processes that outlive a controller restart and reconnect on their own.
  *
+ *   <root>/<vm>/               0710 root:<the machine's user> (0700 when the controller is not root)
  *   <root>/<vm>/bootstrap.sh   the script as rendered for this machine (0700: it holds the token)
+ *   <root>/<vm>/home/          the machine's user's home (0700), when the controller is root
  *   <root>/<vm>/install/       the agent installation (bundle, launcher, agent.pid, console log)
  *   <root>/<vm>/agent/         the agent's data dir (profile, notebooks, logs, state)
  */
 import { execFile } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
+import { linuxGuestLayout, readPidFile, renderLinuxBootstrap, stopProcess } from "@nbfleet/scripts";
 import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
 import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
+import { endSandboxUserProcesses, ensureSandboxUser, removeSandboxUser } from "./sandbox-user.js";
 
 const run = promisify(execFile);
 
@@ -25,8 +28,6 @@ export interface LocalProviderOptions {
   /** Where sandboxes live (see sandboxRoot). */
   root: string;
   artifact: ArtifactInfo;
-  /** The notebook's user when the controller runs as root (default: the agent's default, `nbfleet`). */
-  runAs?: string;
   /** How agents verify a controller on TLS: its CA, or its certificate's SHA-256 fingerprint. */
   controllerTrust?: { caPem?: string; fingerprint?: string };
 }
@@ -34,6 +35,8 @@ export interface LocalProviderOptions {
 interface SandboxData {
   dir: string;
   port: number;
+  /** The machine's own unprivileged user (see sandbox-user.ts); absent when the controller is not root. */
+  user?: string;
 }
 
 export class LocalProvider implements Provider {
@@ -44,7 +47,7 @@ export class LocalProvider implements Provider {
   async create(vm: ProviderVm, context: ProvisionContext): Promise<ProvisionResult> {
     const dir = path.join(this.options.root, vm.name);
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const user = await this.prepareSandbox(vm.name, dir);
     const port = await freeLoopbackPort();
     const script = renderLinuxBootstrap({
       mode: "sandbox",
@@ -59,7 +62,7 @@ export class LocalProvider implements Provider {
       passwordHash: context.passwordHash,
       node: process.execPath,
       nodeDistUrl: null,
-      ...(this.options.runAs ? { runAs: this.options.runAs } : {}),
+      ...(user ? { runAs: user } : {}),
       ...(this.options.controllerTrust?.caPem ? { controllerCaPem: this.options.controllerTrust.caPem } : {}),
       ...(this.options.controllerTrust?.fingerprint
         ? { controllerFingerprint: this.options.controllerTrust.fingerprint }
@@ -67,7 +70,7 @@ export class LocalProvider implements Provider {
     });
     await writeFile(path.join(dir, "bootstrap.sh"), script, { mode: 0o700 });
     await this.boot(dir);
-    const data: SandboxData = { dir, port };
+    const data: SandboxData = { dir, port, ...(user ? { user } : {}) };
     return { notebookUrl: `https://127.0.0.1:${port}/`, providerData: data };
   }
 
@@ -79,12 +82,13 @@ export class LocalProvider implements Provider {
   /** Stops the agent with SIGINT, which stops its notebook server too. */
   async stop(vm: ProviderVm): Promise<void> {
     const { dir } = sandbox(vm);
-    // Only processes that still are the ones their pid files recorded; an agent killed earlier
-    // may have left its notebook server behind: it goes with the machine.
-    await stopSandboxGuest(
-      linuxGuestLayout(path.join(dir, "install")),
-      path.join(dir, "agent", "state", "notebook.pid.json"),
-    );
+    const pid = await readPidFile(linuxGuestLayout(path.join(dir, "install")).pidFile);
+    if (pid !== null) await stopProcess(pid, "SIGINT");
+    // An agent killed earlier may have left its notebook server behind: it goes with the machine.
+    const notebook = await readPidFile(path.join(dir, "agent", "state", "notebook.pid.json"));
+    if (notebook !== null) await stopProcess(notebook, "SIGTERM", true);
+    // Kernels the server left behind and a terminal's background jobs: a stopped machine runs nothing.
+    if (isRoot()) await endSandboxUserProcesses(this.options.root, vm.name);
   }
 
   async restart(vm: ProviderVm): Promise<void> {
@@ -92,10 +96,31 @@ export class LocalProvider implements Provider {
     await this.start(vm);
   }
 
+  /** Also cleans up after a create that failed before it recorded the sandbox. */
   async delete(vm: ProviderVm): Promise<void> {
-    if (!vm.providerData) return;
-    await this.stop(vm);
-    await rm(sandbox(vm).dir, { recursive: true, force: true });
+    if (vm.providerData) await this.stop(vm);
+    await rm(vm.providerData ? sandbox(vm).dir : path.join(this.options.root, vm.name), {
+      recursive: true,
+      force: true,
+    });
+    if (isRoot()) await removeSandboxUser(this.options.root, vm.name);
+  }
+
+  /**
+   * The sandbox directory, private to the machine: as root, the machine gets its own user, which
+   * alone (besides root) may enter the directory, and a 0700 home inside it; otherwise everything
+   * runs as the controller's user and the directory is 0700. Returns the user, if any.
+   */
+  private async prepareSandbox(vmName: string, dir: string): Promise<string | null> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!isRoot()) return null;
+    const home = path.join(dir, "home");
+    const user = await ensureSandboxUser(this.options.root, vmName, home);
+    await chown(dir, 0, user.gid);
+    await chmod(dir, 0o710);
+    await mkdir(home, { mode: 0o700 });
+    await chown(home, user.uid, user.gid);
+    return user.user;
   }
 
   private async boot(dir: string): Promise<void> {
@@ -115,6 +140,10 @@ function sandbox(vm: ProviderVm): SandboxData {
     throw new Error(`VM ${vm.name} has no sandbox recorded (was it created by the local provider?)`);
   }
   return data as SandboxData;
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
 }
 
 function freeLoopbackPort(): Promise<number> {
