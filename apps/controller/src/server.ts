@@ -23,8 +23,8 @@ import { notebookPlugin } from "./api/notebook/plugin.js";
 import { operationsPlugin } from "./api/operations/plugin.js";
 import { policiesPlugin } from "./api/policies/plugin.js";
 import { systemPlugin } from "./api/system/plugin.js";
-import { serverTimeouts } from "./api/timeouts.js";
 import { terminalPlugin } from "./api/terminal/plugin.js";
+import { serverTimeouts } from "./api/timeouts.js";
 import { tokensPlugin } from "./api/tokens/plugin.js";
 import { installValidator } from "./api/validator.js";
 import { vmsPlugin } from "./api/vms/plugin.js";
@@ -38,6 +38,7 @@ import { Reconciler } from "./fleet/reconciler.js";
 import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
 import { LogStreamService } from "./logs/log-streams.js";
+import { CachedFigure } from "./metrics/cached-figure.js";
 import { Metrics } from "./metrics/metrics.js";
 import { OperationsEngine } from "./operations/engine.js";
 import { IdlePolicyService } from "./operations/idle-policy.js";
@@ -130,9 +131,13 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       helloTimeoutMs: settings.helloTimeoutSec * 1000,
     });
     commands.attach(gateway);
+    const vmsByHealth = new CachedFigure(() => store.vms.countByHealth(), {
+      maxAgeMs: settings.metricsRefreshSec * 1000,
+      onError: (error) => app.log.warn({ err: error }, "counting VMs by health for /metrics failed"),
+    });
     metrics.attach({
       agentsConnected: () => gateway.connectedCount,
-      vmsByHealth: () => store.vms.countByHealth(),
+      vmsByHealth: () => vmsByHealth.get(),
     });
     const controllerUrl = () => settings.publicUrl ?? listeningUrl(app, settings.listen);
     const vms = new VmService({

@@ -1,12 +1,14 @@
 /**
  * Prometheus metrics of one controller (its own registry, so several controllers can live in
- * one process in tests). Gauges read their value when scraped.
+ * one process in tests). Gauges read their value when scraped; the VM counts come from a cache
+ * (`CachedFigure`) so that a scrape never queries the store itself.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export interface MetricSources {
   agentsConnected(): number;
-  vmsByHealth(): Promise<Record<string, number>>;
+  /** VMs by effective health; undefined when not known yet (the gauge is then left out). */
+  vmsByHealth(): Promise<Record<string, number> | undefined>;
 }
 
 export class Metrics {
@@ -40,7 +42,8 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        const counts = (await self.sources?.vmsByHealth()) ?? {};
+        const counts = await self.sources?.vmsByHealth();
+        if (counts === undefined) return;
         for (const health of ["healthy", "degraded", "unhealthy", "unknown"]) {
           this.set({ health }, counts[health] ?? 0);
         }

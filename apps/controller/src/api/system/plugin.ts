@@ -1,6 +1,9 @@
 import type {} from "@fastify/swagger";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-/** Unauthenticated operational routes: `/healthz`, `/metrics` (Prometheus), `/docs` (OpenAPI). */
+/**
+ * Operational routes without a token: `/healthz`, `/metrics` (Prometheus; a viewer token when
+ * `metricsAccess` is `viewer`), `/docs` (OpenAPI).
+ */
 import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import { sql } from "kysely";
@@ -25,7 +28,7 @@ const Healthz = Type.Object({
 });
 
 export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, gateway, metrics, provider, startedAt } = app.nbfleet;
+  const { store, gateway, metrics, provider, startedAt, settings } = app.nbfleet;
 
   app.get(
     "/healthz",
@@ -60,15 +63,16 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
+  // Figures from the store are cached (`metricsRefreshSec`): a scrape neither flushes pending
+  // writes nor counts rows.
   app.get(
     "/metrics",
     {
-      config: { role: "public" },
+      config: { role: settings.metricsAccess },
       logLevel: "warn",
       schema: { tags: ["system"], summary: "Prometheus metrics" },
     },
     async (_request, reply) => {
-      await store.writer.flush();
       reply.header("content-type", metrics.registry.contentType);
       return metrics.registry.metrics();
     },

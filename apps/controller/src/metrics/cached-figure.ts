@@ -1,0 +1,57 @@
+/**
+ * A figure that is slow to read (a count over the store), served from memory so that scrapes
+ * cost nothing: a read finding it older than `maxAgeMs` starts one refresh in the background and
+ * answers with the value it has. Only the very first read waits for a value, and at most
+ * `firstReadTimeoutMs`. Refreshes never overlap, so the source is read at most once per
+ * `maxAgeMs` however often the figure is asked for.
+ */
+export class CachedFigure<T> {
+  private value: T | undefined;
+  private readAt = 0;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(
+    private readonly read: () => Promise<T>,
+    private readonly options: {
+      maxAgeMs: number;
+      firstReadTimeoutMs?: number;
+      onError: (error: unknown) => void;
+      now?: () => number;
+    },
+  ) {}
+
+  /** The cached value (undefined until a first read succeeded). */
+  async get(): Promise<T | undefined> {
+    const now = this.options.now ?? Date.now;
+    if (this.value === undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.firstReadTimeoutMs ?? 5000);
+      });
+      await Promise.race([this.refresh(), deadline]).finally(() => clearTimeout(timer));
+    } else if (now() - this.readAt >= this.options.maxAgeMs) {
+      void this.refresh();
+    }
+    return this.value;
+  }
+
+  private refresh(): Promise<void> {
+    const now = this.options.now ?? Date.now;
+    this.refreshing ??= this.read()
+      .then(
+        (value) => {
+          this.value = value;
+          this.readAt = now();
+        },
+        (error: unknown) => {
+          // A failed read is tried again on the next scrape, not before the usual age.
+          this.readAt = now();
+          this.options.onError(error);
+        },
+      )
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+}
