@@ -4,12 +4,15 @@
  * in its artifact), Debian's Jupyter. A shell runs as the notebook's user; the notebook's log is
  * tailed and followed across a notebook restart, the new process's lines coming through.
  */
+import { realpath } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
 import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, TerminalSessionView, VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Waiters } from "../../../agent/src/testkit/waiters.js";
 import { TerminalConnection } from "../../src/cli/terminal-client.js";
+import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
 import {
   type ControllerProcess,
   api,
@@ -61,8 +64,9 @@ describe("terminal and logs with the real stack", () => {
       "the shell's answer",
       30_000,
     );
-    // As root the agent runs the notebook (and so the shell) as the unprivileged `nbfleet` user.
-    const expectedUser = process.getuid?.() === 0 ? "nbfleet" : os.userInfo().username;
+    // As root each local machine's notebook (and so its shell) runs as the machine's own user.
+    const root = await realpath(path.join(controller.dataDir, "sandboxes"));
+    const expectedUser = process.getuid?.() === 0 ? sandboxUserName(root, "term1") : os.userInfo().username;
     expect(line.slice(1)).toEqual([expectedUser, expect.stringMatching(/^\//), "xterm-256color", "40 120"]);
     connection.input("exit 4\r");
     await waiters.until(() => !connection.open, "the session to end", 30_000);
