@@ -7,7 +7,9 @@ export {
   renderCloudInit,
 } from "./cloud-init.js";
 export {
+  AGENT_ENVIRONMENT,
   AGENT_NODE_FLAGS,
+  agentEnvironment,
   DEFAULT_NODE_DIST_URL,
   type LinuxGuestLayout,
   linuxAgentArgv,

@@ -101,57 +101,116 @@ ensure_node() {
 
 # ---- download and checksum -------------------------------------------------------------------
 
-# download URL FILE [public]: the controller's TLS is checked with its CA when one is given.
-# Without one (a fingerprint only, which curl cannot pin) the transfer is not TLS-verified;
-# the SHA-256 check that follows every download is what makes the bytes trustworthy.
+# download URL FILE [public]: a download from the controller trusts only its CA when one is
+# given, or only the certificate with the pinned SHA-256 fingerprint (checked by Node.js before
+# the request is sent: curl and wget cannot pin a certificate's fingerprint); anything else
+# trusts the system store. TLS is never switched off; the SHA-256 check of what arrived follows.
 download() {
   url=$1
   out=$2
-  insecure=0
   cacert=''
+  pin=''
   if [ "${3:-}" != public ]; then
     if [ -n "$NBF_CONTROLLER_CA_PEM" ]; then
       cacert="$NBF_INSTALL_DIR/controller-ca.pem"
     elif [ -n "$NBF_CONTROLLER_FINGERPRINT" ]; then
-      insecure=1
+      pin=$NBF_CONTROLLER_FINGERPRINT
     fi
   fi
-  if command -v curl >/dev/null 2>&1; then
+  if [ -n "$pin" ]; then
+    [ -n "$NBF_NODE_PATH" ] || fail "Node.js is needed to download $url with the controller's pinned certificate"
+    node_get "$url" "$out" --pin "$pin"
+  elif command -v curl >/dev/null 2>&1; then
     set -- -fsSL --retry 5 --retry-delay 2 --connect-timeout 20 -o "$out"
     if [ -n "$cacert" ]; then set -- "$@" --cacert "$cacert"; fi
-    if [ "$insecure" = 1 ]; then set -- "$@" --insecure; fi
     curl "$@" "$url" || fail "could not download $url (curl)"
   elif command -v wget >/dev/null 2>&1; then
     set -- -q --tries=5 --timeout=20 -O "$out"
     if [ -n "$cacert" ]; then set -- "$@" "--ca-certificate=$cacert"; fi
-    if [ "$insecure" = 1 ]; then set -- "$@" --no-check-certificate; fi
     wget "$@" "$url" || fail "could not download $url (wget)"
   elif [ -n "$NBF_NODE_PATH" ]; then
-    if [ -n "$cacert" ]; then
-      NODE_EXTRA_CA_CERTS=$cacert "$NBF_NODE_PATH" -e "$NBF_NODE_FETCH" "$url" "$out" ||
-        fail "could not download $url (node fetch)"
-    elif [ "$insecure" = 1 ]; then
-      NODE_TLS_REJECT_UNAUTHORIZED=0 "$NBF_NODE_PATH" -e "$NBF_NODE_FETCH" "$url" "$out" 2>/dev/null ||
-        fail "could not download $url (node fetch)"
-    else
-      "$NBF_NODE_PATH" -e "$NBF_NODE_FETCH" "$url" "$out" || fail "could not download $url (node fetch)"
-    fi
+    if [ -n "$cacert" ]; then node_get "$url" "$out" --ca "$cacert"; else node_get "$url" "$out"; fi
   else
     fail "neither curl nor wget nor Node.js is available to download $url"
   fi
 }
 
-NBF_NODE_FETCH='
-const [url, out] = process.argv.slice(1);
-fetch(url)
-  .then(async (response) => {
-    if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
-    require("node:fs").writeFileSync(out, Buffer.from(await response.arrayBuffer()));
-  })
-  .catch((error) => {
-    console.error(`${url}: ${error.cause?.message ?? error.message}`);
-    process.exit(1);
+# node_get URL FILE [--pin SHA256 | --ca FILE]: up to 5 attempts; a refused certificate (exit 3)
+# is not retried.
+node_get() {
+  attempt=1
+  while :; do
+    status=0
+    "$NBF_NODE_PATH" -e "$NBF_NODE_GET" "$@" || status=$?
+    [ "$status" = 0 ] && return 0
+    [ "$status" = 3 ] && fail "refused to download $1: the controller's certificate is not the trusted one"
+    [ "$attempt" -ge 5 ] && fail "could not download $1 (Node.js)"
+    attempt=$((attempt + 1))
+    sleep 2
+  done
+}
+
+NBF_NODE_GET='
+const fs = require("node:fs");
+const http = require("node:http");
+const https = require("node:https");
+const net = require("node:net");
+const tls = require("node:tls");
+const [first, out, mode, value] = process.argv.slice(1);
+const pin = mode === "--pin" ? value.replace(/:/g, "").toUpperCase() : null;
+const ca = mode === "--ca" ? fs.readFileSync(value) : undefined;
+const stop = (message, code) => {
+  console.error(message);
+  process.exit(code);
+};
+// The socket is handed to the request only after the pin matched: not a byte is sent before.
+const pinned = (url) => (options, done) => {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const socket = tls.connect({
+    host,
+    port: Number(url.port || 443),
+    servername: net.isIP(host) ? undefined : host,
+    rejectUnauthorized: false,
   });
+  socket.setTimeout(20000, () => socket.destroy(new Error("no TLS handshake within 20 s")));
+  socket.once("error", done);
+  socket.once("secureConnect", () => {
+    socket.setTimeout(0);
+    socket.off("error", done);
+    const cert = socket.getPeerX509Certificate();
+    const got = cert ? cert.fingerprint256.replace(/:/g, "") : "none";
+    if (got !== pin) {
+      socket.destroy();
+      stop(`refusing ${url.host}: its certificate has SHA-256 ${got}, but ${value} is pinned; nothing was sent to it`, 3);
+    }
+    done(null, socket);
+  });
+};
+const get = (href, redirects) => {
+  const url = new URL(href);
+  const secure = url.protocol === "https:";
+  if (!secure && (pin !== null || ca !== undefined)) stop(`${href}: a CA or pin is given, but this is not an https URL`, 3);
+  const options = { timeout: 60000, headers: { "user-agent": "nbfleet-bootstrap" } };
+  if (pin !== null) options.createConnection = pinned(url);
+  else if (ca !== undefined) options.ca = ca;
+  const request = (secure ? https : http).get(url, options, (response) => {
+    const status = response.statusCode || 0;
+    if (status >= 300 && status < 400 && response.headers.location && redirects < 5) {
+      response.resume();
+      get(new URL(response.headers.location, url).href, redirects + 1);
+      return;
+    }
+    if (status !== 200) stop(`${href}: HTTP ${status} ${response.statusMessage || ""}`, 1);
+    const file = fs.createWriteStream(out);
+    response.on("error", (error) => stop(`${href}: ${error.message}`, 1));
+    file.on("error", (error) => stop(`${out}: ${error.message}`, 1));
+    file.on("finish", () => process.exit(response.complete ? 0 : 1));
+    response.pipe(file);
+  });
+  request.on("timeout", () => request.destroy(new Error("no data for 60 s")));
+  request.on("error", (error) => stop(`${href}: ${error.message}`, error.code === "ERR_TLS_CERT_ALTNAME_INVALID" || /CERT|SELF_SIGNED|UNABLE_TO/.test(error.code || "") ? 3 : 1));
+};
+get(first, 0);
 '
 
 sha256_of() {
@@ -231,6 +290,8 @@ install_files() {
     NBF_CHANGED=1
   fi
   write_file "$NBF_INSTALL_DIR/bootstrap-token" "$NBF_BOOTSTRAP_TOKEN" 600
+  # The agent applies it only at its first start; later changes come from commands.
+  if [ -n "$NBF_PASSWORD_HASH" ]; then write_file "$NBF_INSTALL_DIR/password-hash" "$NBF_PASSWORD_HASH" 600; fi
   write_file "$NBF_INSTALL_DIR/run-agent.sh" "$NBF_LAUNCHER" 755
 }
 
@@ -269,10 +330,17 @@ start_sandbox_agent() {
   # `setsid -f` rather than `&`: a shell started as an asynchronous list ignores SIGINT for good,
   # and the launcher must be able to pass SIGINT (stop the notebook too) on to the agent.
   # The launcher writes its own pid.
+  # `env -i`: the agent and its notebook inherit only the variables in NBF_AGENT_ENV_NAMES,
+  # never whatever else the caller had exported (an admin token, say).
+  set --
+  for name in $NBF_AGENT_ENV_NAMES; do
+    eval "isset=\${$name+x} value=\${$name-}"
+    if [ -n "$isset" ]; then set -- "$@" "$name=$value"; fi
+  done
   if command -v setsid >/dev/null 2>&1 && setsid --help 2>&1 | grep -q -- '--fork'; then
-    setsid -f sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null
+    setsid -f env -i "$@" sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null
   else
-    nohup sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null &
+    nohup env -i "$@" sh "$NBF_INSTALL_DIR/run-agent.sh" >"$NBF_CONSOLE_LOG" 2>&1 </dev/null &
   fi
   waited=0
   while [ ! -s "$pidfile" ] && [ "$waited" -lt 50 ]; do

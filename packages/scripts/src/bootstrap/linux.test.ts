@@ -1,4 +1,5 @@
 import { execFile, spawn } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import {
   appendFile,
@@ -13,6 +14,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -20,7 +22,13 @@ import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
-import { AGENT_NODE_FLAGS, linuxAgentArgv, linuxGuestLayout, renderLinuxBootstrap } from "./linux.js";
+import {
+  AGENT_ENVIRONMENT,
+  AGENT_NODE_FLAGS,
+  linuxAgentArgv,
+  linuxGuestLayout,
+  renderLinuxBootstrap,
+} from "./linux.js";
 import type { LinuxBootstrapOptions } from "./options.js";
 import { readPidFile } from "./sandbox-processes.js";
 
@@ -259,10 +267,10 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
     expect(existsSync(canary)).toBe(false);
   });
 
-  it("falls back to wget, then to Node's fetch, when curl is missing", async () => {
+  it("falls back to wget, then to Node.js, when curl is missing", async () => {
     const tools = [
       ...["sh", "tar", "gzip", "sha256sum", "cut", "mkdir", "rm", "mv", "ln", "cat", "chmod", "readlink"],
-      ...["mktemp", "grep", "head", "tail", "tr", "sleep", "setsid", "nohup", "ps", "uname"],
+      ...["mktemp", "grep", "head", "tail", "tr", "sleep", "setsid", "nohup", "ps", "uname", "env"],
     ];
     const bin = await mkdtemp(path.join(tmpdir(), "nbfleet-bin-"));
     cleanup.push(bin);
@@ -282,7 +290,7 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     await startedPid(viaNode.layout.pidFile);
-    expect(requests.at(-1)?.userAgent).toBe("node");
+    expect(requests.at(-1)?.userAgent).toBe("nbfleet-bootstrap");
     await proveAgentRuns(viaNode.paths, viaNode.layout, "node-fetch-marker");
   });
 
@@ -299,6 +307,152 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
       `Node.js >= 20 is required to run the agent; found v18.19.1 for '${fakeNode}'`,
     );
     expect(existsSync(layout.pidFile)).toBe(false);
+  });
+});
+
+describe("renderLinuxBootstrap and secrets (the real script, run with sh)", () => {
+  const HASH = "argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA";
+  const ADMIN_TOKEN = "nbf_admin-token-that-must-stay-home-0123";
+  const SHELL_SET = ["PWD", "OLDPWD", "SHLVL", "_"];
+
+  it("hands the password hash over in a 0600 file and gives the agent none of the caller's environment", async () => {
+    const { script, layout } = await sandbox("secrets", { passwordHash: HASH });
+    const result = await runScript(script, {
+      ...process.env,
+      NBFLEET_ADMIN_TOKEN: ADMIN_TOKEN,
+      LANG: "C.UTF-8",
+    });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(await readFile(layout.passwordHashFile, "utf8")).toBe(`${HASH}\n`);
+    expect((await stat(layout.passwordHashFile)).mode & 0o777).toBe(0o600);
+    expect(await readFile(layout.launcher, "utf8")).not.toContain("argon2");
+    const launcher = await startedPid(layout.pidFile);
+    const agent = await waitFor("the agent under the launcher", async () => childOf(launcher));
+    for (const pid of [launcher, agent]) {
+      const environ = (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0");
+      expect(environ.some((entry) => entry.includes(ADMIN_TOKEN))).toBe(false);
+      expect(environ).toContain(`PATH=${process.env.PATH}`);
+      expect(environ).toContain("LANG=C.UTF-8");
+      // Besides the allowed variables, only what sh itself sets (PWD, OLDPWD after the launcher's cd).
+      const names = environ.filter(Boolean).map((entry) => entry.split("=")[0]!);
+      expect(names.filter((name) => !AGENT_ENVIRONMENT.includes(name) && !SHELL_SET.includes(name))).toEqual(
+        [],
+      );
+      expect(await readFile(`/proc/${pid}/cmdline`, "utf8")).not.toContain("argon2");
+    }
+  });
+
+  it("puts the hash file, never the hash, on the agent's command line (Linux and its launcher)", () => {
+    const argv = linuxAgentArgv({
+      mode: "systemd",
+      controllerUrl: "https://c.example",
+      artifactUrl: "https://c.example/v1/agent/artifact",
+      artifactSha256: "a".repeat(64),
+      bootstrapToken: "token-123456",
+      dataDir: "/var/lib/nbfleet/agent",
+      installDir: "/opt/nbfleet",
+      notebookPort: 9999,
+      bindIp: "0.0.0.0",
+      passwordHash: HASH,
+    });
+    expect(argv.join(" ")).toContain("--password-hash-file /opt/nbfleet/password-hash");
+    expect(argv.join(" ")).not.toContain("argon2");
+    expect(argv).not.toContain("--password-hash");
+  });
+});
+
+describe("renderLinuxBootstrap and the controller's TLS (a real HTTPS server)", () => {
+  let tlsServer: https.Server;
+  let tlsBase: string;
+  const served = { cert: "", key: "", fingerprint: "" };
+  const other = { cert: "", fingerprint: "" };
+  let tlsRequests = 0;
+
+  async function selfSigned(dir: string, name: string) {
+    const key = path.join(dir, `${name}.key`);
+    const cert = path.join(dir, `${name}.pem`);
+    await promisify(execFile)("openssl", [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
+      ...["-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`],
+      ...["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    ]);
+    const pem = await readFile(cert, "utf8");
+    return {
+      cert: pem,
+      key: await readFile(key, "utf8"),
+      fingerprint: new X509Certificate(pem).fingerprint256,
+    };
+  }
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "nbfleet-bootstrap-tls-"));
+    cleanup.push(dir);
+    Object.assign(served, await selfSigned(dir, "controller"));
+    Object.assign(other, await selfSigned(dir, "impostor"));
+    const bytes = await readFile(artifact.file);
+    tlsServer = https.createServer({ cert: served.cert, key: served.key }, (req, res) => {
+      tlsRequests += 1;
+      if (req.url !== "/v1/agent/artifact") {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "content-length": bytes.length }).end(bytes);
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
+    tlsBase = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => tlsServer.close(() => resolve())));
+
+  const over = (trust: Partial<LinuxBootstrapOptions>) => ({
+    controllerUrl: tlsBase,
+    artifactUrl: `${tlsBase}/v1/agent/artifact`,
+    ...trust,
+  });
+
+  it("never switches verification off in what it renders", async () => {
+    const { options } = await sandbox("render-tls");
+    for (const trust of [{ controllerFingerprint: "ab".repeat(32) }, { controllerCaPem: served.cert }, {}]) {
+      const script = renderLinuxBootstrap({ ...options, ...over(trust) });
+      expect(script).not.toMatch(/--insecure|--no-check-certificate|NODE_TLS_REJECT_UNAUTHORIZED|\s-k\s/);
+    }
+  });
+
+  it("downloads from the controller with the pinned fingerprint, and sends nothing to another certificate", async () => {
+    const pinned = await sandbox("pinned", over({ controllerFingerprint: served.fingerprint }));
+    const before = tlsRequests;
+    const ok = await runScript(pinned.script);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`checksum ok: sha256 ${artifact.sha256}`);
+    expect(tlsRequests).toBe(before + 1);
+    await startedPid(pinned.layout.pidFile);
+
+    const refused = await sandbox("pin-mismatch", over({ controllerFingerprint: other.fingerprint }));
+    const bad = await runScript(refused.script);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain(`but ${other.fingerprint} is pinned; nothing was sent to it`);
+    expect(bad.stderr).toContain("the controller's certificate is not the trusted one");
+    expect(tlsRequests).toBe(before + 1);
+    expect(existsSync(refused.layout.pidFile)).toBe(false);
+    expect(existsSync(refused.layout.current)).toBe(false);
+  });
+
+  it("trusts only the given CA: the controller's own passes, another CA is refused", async () => {
+    const trusted = await sandbox("ca-ok", over({ controllerCaPem: served.cert }));
+    const before = tlsRequests;
+    const ok = await runScript(trusted.script);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(tlsRequests).toBe(before + 1);
+    await startedPid(trusted.layout.pidFile);
+
+    const untrusted = await sandbox("ca-other", over({ controllerCaPem: other.cert }));
+    const bad = await runScript(untrusted.script);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/could not download .*\/v1\/agent\/artifact/);
+    expect(tlsRequests).toBe(before + 1);
+    expect(existsSync(untrusted.layout.pidFile)).toBe(false);
   });
 });
 

@@ -19,6 +19,24 @@ export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
 export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--lite-mode"];
 const SETTINGS_MARKER = "# nbfleet:settings";
 
+/**
+ * The only variables a sandbox agent (and so its notebook) inherits from whoever ran the
+ * bootstrap: locale, home, search path and proxies. Nothing else — in particular no token of
+ * the controller's — reaches a guest process's environment. (systemd starts services with an
+ * environment of its own.)
+ */
+export const AGENT_ENVIRONMENT = [
+  ...["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"],
+  ...["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"],
+];
+
+/** The environment to run the bootstrap with: `AGENT_ENVIRONMENT`'s variables of `env`, nothing else. */
+export function agentEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    AGENT_ENVIRONMENT.flatMap((name) => (env[name] !== undefined ? [[name, env[name]]] : [])),
+  );
+}
+
 /** Where the bootstrap puts things inside `installDir` on a Linux guest. */
 export interface LinuxGuestLayout {
   installDir: string;
@@ -32,6 +50,8 @@ export interface LinuxGuestLayout {
   launcher: string;
   /** The one-time bootstrap token, mode 0600. */
   tokenFile: string;
+  /** The initial notebook password hash, mode 0600 (the agent applies it at its first start only). */
+  passwordHashFile: string;
   /** The controller's CA (PEM) when one was given. */
   caFile: string;
   /** Sandbox mode: the detached agent's pid. */
@@ -54,6 +74,7 @@ export function linuxGuestLayout(installDir: string): LinuxGuestLayout {
     node: join("bin", "node"),
     launcher: join("run-agent.sh"),
     tokenFile: join("bootstrap-token"),
+    passwordHashFile: join("password-hash"),
     caFile: join("controller-ca.pem"),
     pidFile: join("agent.pid"),
     consoleLog: join("agent-console.log"),
@@ -81,7 +102,8 @@ export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
     ...(options.controllerFingerprint !== undefined
       ? ["--controller-fingerprint", options.controllerFingerprint]
       : []),
-    ...(options.passwordHash !== undefined ? ["--password-hash", options.passwordHash] : []),
+    // A file, never the hash itself: a command line is readable by every local user.
+    ...(options.passwordHash !== undefined ? ["--password-hash-file", layout.passwordHashFile] : []),
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.runAs ? ["--run-as", options.runAs] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
@@ -102,6 +124,7 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
     ["NBF_ARTIFACT_URL", options.artifactUrl],
     ["NBF_ARTIFACT_SHA256", options.artifactSha256],
     ["NBF_BOOTSTRAP_TOKEN", options.bootstrapToken],
+    ["NBF_PASSWORD_HASH", options.passwordHash ?? ""],
     ["NBF_DATA_DIR", options.dataDir],
     ["NBF_INSTALL_DIR", options.installDir],
     ["NBF_CONSOLE_LOG", layout.consoleLog],
@@ -116,6 +139,7 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
     ["NBF_INSTALL_NODE", (options.installNode ?? systemd) ? "1" : "0"],
     ["NBF_NODE_DIST_URL", options.nodeDistUrl === null ? "" : (options.nodeDistUrl ?? DEFAULT_NODE_DIST_URL)],
     ["NBF_SYSTEMD_UNIT_DIR", unitDir],
+    ["NBF_AGENT_ENV_NAMES", AGENT_ENVIRONMENT.join(" ")],
     ["NBF_LAUNCHER", renderLauncher(options)],
     ["NBF_AGENT_UNIT", systemd ? renderAgentUnit(layout) : ""],
     ["NBF_NFT_RULES", publicPort ? renderNftRules(Number(publicPort), options.notebookPort) : ""],
