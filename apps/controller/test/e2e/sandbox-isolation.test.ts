@@ -108,6 +108,9 @@ async function targetsOnB() {
       "b run-agent.sh": path.join(b.installDir, "run-agent.sh"),
       "b bootstrap.sh": path.join(b.dir, "bootstrap.sh"),
       "b notebook environ": `/proc/${bPids.notebook}/environ`,
+      // Holds every machine's password hash; the test's data dir lets others pass through.
+      "controller database": path.join(controller.dataDir, "nbfleet.sqlite"),
+      "controller database wal": path.join(controller.dataDir, "nbfleet.sqlite-wal"),
     },
     dirs: { "b sandbox": b.dir, "b profile": b.profile, "sandbox root": root },
     pids: { "b notebook": bPids.notebook, "b agent": bPids.agent, "b launcher": bPids.launcher },
@@ -123,6 +126,8 @@ const deniedEverywhere = {
   "read b run-agent.sh": `denied ${EACCES}`,
   "read b bootstrap.sh": `denied ${EACCES}`,
   "read b notebook environ": `denied ${EACCES}`,
+  "read controller database": `denied ${EACCES}`,
+  "read controller database wal": `denied ${EACCES}`,
   "list b sandbox": `denied ${EACCES}`,
   "list b profile": `denied ${EACCES}`,
   "list sandbox root": `denied ${EACCES}`,
