@@ -71,10 +71,10 @@ export async function ensureSandboxUser(root: string, vmName: string, home: stri
       marker,
       name,
     ];
-    const code = await underUsersLock(useradd);
-    if (code.exitCode !== 0 && code.exitCode !== USERADD_NAME_IN_USE) {
+    const created = await underUsersLock(useradd);
+    if (created.exitCode !== 0 && created.exitCode !== USERADD_NAME_IN_USE) {
       throw new Error(
-        `could not create the sandbox user ${name}: \`${useradd.join(" ")}\` failed: ${code.output}`,
+        `could not create the sandbox user ${name}: \`${useradd.join(" ")}\` failed: ${created.output}`,
       );
     }
     entry = await lookupUser(name);
