@@ -1,9 +1,10 @@
 import { request } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FleetEvent } from "../../events/bus.js";
+import type { EventBus, FleetEvent } from "../../events/bus.js";
 import { type TestController, startTestController } from "../../testkit/controller.js";
 import { call, eventually } from "../../testkit/http.js";
 import { SimProvider } from "../../testkit/sim-provider.js";
+import { SseReader } from "../../testkit/sse-reader.js";
 
 let controller: TestController;
 afterEach(async () => {
@@ -102,8 +103,78 @@ describe("events (SSE)", () => {
     expect([...ids].sort()).toEqual(ids);
   });
 
+  it("replays every stored event after Last-Event-ID, page after page, then goes on live", async () => {
+    controller = await startTestController();
+    const { app, adminToken: token } = controller;
+    const emitted = emitMany(app.nbfleet.bus, 2500, 100);
+    const from = emitted[0]!;
+    const reader = new SseReader(`${controller.url}/v1/events`, { token, lastEventId: from.id });
+    expect(await reader.ready).toBe(200);
+    await eventually(
+      async () => reader.events.length,
+      (n) => n >= emitted.length - 1,
+    );
+    const live = emitMany(app.nbfleet.bus, 3, 10);
+    await eventually(
+      async () => reader.events.length,
+      (n) => n >= emitted.length - 1 + live.length,
+    );
+    reader.close();
+    expect(reader.events.map((e) => e.id)).toEqual([...emitted.slice(1), ...live].map((e) => e.id));
+  });
+
+  it("disconnects a reader that falls too far behind; resumed with Last-Event-ID it misses nothing", async () => {
+    controller = await startTestController({ settings: { eventStreamMaxBufferBytes: 64 * 1024 } });
+    const { app, adminToken: token } = controller;
+    const stalled = new SseReader(`${controller.url}/v1/events`, { token });
+    expect(await stalled.ready).toBe(200);
+    await eventually(
+      async () => app.nbfleet.bus.subscriberCount,
+      (n) => n === 1,
+    );
+    const emitted = emitMany(app.nbfleet.bus, 10, 10);
+    await eventually(
+      async () => stalled.events.length,
+      (n) => n === 10,
+    );
+    // The viewer stops reading; 20 MB of events follow, far more than the socket buffers of
+    // both ends hold.
+    stalled.pause();
+    for (let batch = 0; batch < 40; batch++) {
+      emitted.push(...emitMany(app.nbfleet.bus, 500, 1000));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await eventually(
+      async () => app.nbfleet.bus.subscriberCount,
+      (n) => n === 0,
+    );
+    // What it had not taken yet is gone with the connection; it resumes after the last event
+    // it did take, as an EventSource does.
+    stalled.resume();
+    await stalled.ended;
+    expect(stalled.events.length).toBeLessThan(emitted.length);
+    const resumed = new SseReader(`${controller.url}/v1/events`, { token, lastEventId: stalled.lastId });
+    const lastId = emitted.at(-1)!.id;
+    await eventually(
+      async () => resumed.lastId,
+      (id) => id === lastId,
+      20_000,
+    );
+    resumed.close();
+    const seen = [...stalled.events, ...resumed.events].map((e) => e.id);
+    expect(seen).toEqual(emitted.map((e) => e.id));
+  });
+
   it("needs a viewer token", async () => {
     controller = await startTestController({ listen: false });
     expect((await call(controller.app, "GET", "/v1/events")).statusCode).toBe(401);
   });
 });
+
+/** Emits `count` events carrying `dataBytes` of payload each; returns them in order. */
+function emitMany(bus: EventBus, count: number, dataBytes: number): FleetEvent[] {
+  const padding = "x".repeat(dataBytes);
+  return Array.from({ length: count }, (_, seq) =>
+    bus.emit({ vmName: null, kind: "test.stream", message: `event ${seq}`, data: { seq, padding } }),
+  );
+}

@@ -1,15 +1,27 @@
 /**
- * `GET /v1/events`: the fleet's events as Server-Sent Events. With `Last-Event-ID` (or
- * `after=<event id>`) stored events after that one are replayed first, so a client that
- * reconnects misses nothing; then live events follow. Filters: `vm`, `kind` (prefix).
+ * `GET /v1/events`: the fleet's events as Server-Sent Events, each with its id (`id:`), so a
+ * client that reconnects sends `Last-Event-ID` (or `after=<event id>`) and is first replayed,
+ * page by page from the store, every stored event after that one; then live events follow.
+ * Filters: `vm`, `kind` (prefix).
+ *
+ * Backpressure: each stream may have `eventStreamMaxBufferBytes` waiting for its reader. A
+ * reader further behind is disconnected (it resumes with `Last-Event-ID` and misses nothing);
+ * the replay waits for the reader between pages, and ends a reader that takes nothing for
+ * STALL_TIMEOUT_MS.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { FleetEvent } from "../../events/bus.js";
 import { Errors } from "../schemas.js";
+import { SseWriter } from "./sse-writer.js";
 
 const HEARTBEAT_MS = 15_000;
-const REPLAY_LIMIT = 1000;
+const REPLAY_PAGE = 500;
+/** Live events kept per stream while it replays; beyond, the replay reads them from the store. */
+const BACKLOG_LIMIT = 5000;
+const STALL_TIMEOUT_MS = 30_000;
+/** What an EventSource waits before it reconnects. */
+const RETRY_MS = 1000;
 
 const EventsQuery = Type.Object(
   {
@@ -25,7 +37,7 @@ const EventsQuery = Type.Object(
 );
 
 export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, bus } = app.nbfleet;
+  const { store, bus, settings } = app.nbfleet;
 
   app.get(
     "/v1/events",
@@ -53,30 +65,68 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
-      raw.write(": nbfleet events\n\n");
-      let lastSent = "";
-      const write = (event: FleetEvent) => {
+      let lastSent = after ?? "";
+      const stream = new SseWriter(raw, settings.eventStreamMaxBufferBytes, (buffered) =>
+        request.log.info(
+          { bufferedBytes: buffered, lastEventId: lastSent },
+          "event stream reader too far behind; disconnected (it resumes with Last-Event-ID)",
+        ),
+      );
+      stream.send(`retry: ${RETRY_MS}\n: nbfleet events\n\n`);
+      /** Live events are bounded by the buffer limit; the replay (`bounded` false) by drained(). */
+      const deliver = (event: FleetEvent, bounded = true) => {
         if (event.id <= lastSent || !wanted(event)) return;
         lastSent = event.id;
-        raw.write(`id: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`);
+        stream.send(`id: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`, bounded);
+      };
+      const replay = async (events: FleetEvent[]): Promise<boolean> => {
+        for (const event of events) {
+          deliver(event, false);
+          if (stream.full && !(await stream.drained(STALL_TIMEOUT_MS))) return false;
+        }
+        return !stream.closed;
       };
 
       // Subscribe before replaying so nothing falls between the replay and the live stream.
-      let backlog: FleetEvent[] | null = after === undefined ? null : [];
-      const unsubscribe = bus.subscribe((event) => (backlog ? backlog.push(event) : write(event)));
-      const heartbeat = setInterval(() => raw.write(": ping\n\n"), HEARTBEAT_MS);
+      let live = after === undefined;
+      let backlog: FleetEvent[] = [];
+      let backlogOverflowed = false;
+      const unsubscribe = bus.subscribe((event) => {
+        if (live) deliver(event);
+        else if (!wanted(event)) return;
+        else if (backlog.length < BACKLOG_LIMIT) backlog.push(event);
+        else backlogOverflowed = true;
+      });
+      const heartbeat = setInterval(() => stream.send(": ping\n\n"), HEARTBEAT_MS);
       heartbeat.unref();
       raw.on("close", () => {
         unsubscribe();
         clearInterval(heartbeat);
       });
+      if (after === undefined) return;
 
-      if (after !== undefined) {
+      // Replay: each pass reads the store after a flush while live events wait in the backlog,
+      // then empties the backlog; once it is empty the stream is live (no await in between).
+      // A pass whose backlog overflowed is followed by another that reads those from the store.
+      let cursor = after;
+      for (;;) {
+        backlog = [];
+        backlogOverflowed = false;
         await store.writer.flush();
-        for (const event of await store.events.list({ after, vmName: vm, limit: REPLAY_LIMIT })) write(event);
-        for (const event of backlog ?? []) write(event);
-        backlog = null;
+        for (;;) {
+          const page = await store.events.list({ after: cursor, vmName: vm, limit: REPLAY_PAGE });
+          if (!(await replay(page))) return;
+          cursor = page.at(-1)?.id ?? cursor;
+          if (page.length < REPLAY_PAGE) break;
+        }
+        while (!backlogOverflowed && backlog.length > 0) {
+          const next = backlog;
+          backlog = [];
+          if (!(await replay(next))) return;
+        }
+        if (!backlogOverflowed) break;
       }
+      live = true;
     },
   );
 };
