@@ -106,6 +106,9 @@ async function targetsOnB() {
       "b config": await configFile("b"),
       "b password-hash": b.hashFile,
       "b run-agent.sh": path.join(b.installDir, "run-agent.sh"),
+      // Under B's sandbox, which A cannot enter: refused whether or not the file is still there.
+      "b install password-hash": path.join(b.installDir, "password-hash"),
+      "b bootstrap-token": path.join(b.installDir, "bootstrap-token"),
       "b bootstrap.sh": path.join(b.dir, "bootstrap.sh"),
       "b notebook environ": `/proc/${bPids.notebook}/environ`,
       // Holds every machine's password hash; the test's data dir lets others pass through.
@@ -124,6 +127,8 @@ const deniedEverywhere = {
   "read b config": `denied ${EACCES}`,
   "read b password-hash": `denied ${EACCES}`,
   "read b run-agent.sh": `denied ${EACCES}`,
+  "read b install password-hash": `denied ${EACCES}`,
+  "read b bootstrap-token": `denied ${EACCES}`,
   "read b bootstrap.sh": `denied ${EACCES}`,
   "read b notebook environ": `denied ${EACCES}`,
   "read controller database": `denied ${EACCES}`,
