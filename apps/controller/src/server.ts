@@ -15,6 +15,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import { AGENT_VERSION } from "@nbfleet/shared";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { type ArtifactInfo, agentArtifactPlugin } from "./api/agent-artifact/plugin.js";
+import { bootstrapTokenPlugin } from "./api/bootstrap-token/plugin.js";
 import { commandsPlugin } from "./api/commands/plugin.js";
 import { installErrorHandler } from "./api/error-handler.js";
 import { eventsPlugin } from "./api/events/plugin.js";
@@ -37,6 +38,7 @@ import { EventBus } from "./events/bus.js";
 import { Reconciler } from "./fleet/reconciler.js";
 import { VmService } from "./fleet/vm-service.js";
 import { AgentGateway } from "./gateway/gateway.js";
+import { endAfterSocketError } from "./gateway/socket-close.js";
 import { LogStreamService } from "./logs/log-streams.js";
 import { CachedFigure } from "./metrics/cached-figure.js";
 import { Metrics } from "./metrics/metrics.js";
@@ -129,6 +131,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       reportIntervalSec: settings.reportIntervalSec,
       pingIntervalMs: settings.pingIntervalSec * 1000,
       helloTimeoutMs: settings.helloTimeoutSec * 1000,
+      bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
     });
     commands.attach(gateway);
     const vmsByHealth = new CachedFigure(() => store.vms.countByHealth(), {
@@ -148,6 +151,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       provider: options.provider,
       controllerUrl,
       commandTtlSec: settings.commandTtlSec,
+      bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
       log: app.log,
     });
     const reconciler = new Reconciler({
@@ -212,7 +216,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       options: { maxPayload: settings.maxMessageBytes, perMessageDeflate: false, clientTracking: false },
       errorHandler: (error, socket) => {
         app.log.debug({ err: error }, "agent socket error");
-        socket.terminate();
+        endAfterSocketError(socket);
       },
       preClose: (done) => {
         // Terminals first: their clients hear why, and their audit rows are written before
@@ -226,6 +230,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     });
     gateway.register(app);
     await app.register(vmsPlugin);
+    await app.register(bootstrapTokenPlugin);
     await app.register(notebookPlugin);
     await app.register(commandsPlugin);
     await app.register(tokensPlugin);

@@ -30,6 +30,21 @@ export const VM_STATES = [
 export const VmState = Type.Union(VM_STATES.map((s) => Type.Literal(s)));
 export type VmState = Static<typeof VmState>;
 
+/**
+ * A VM's outstanding bootstrap token: `unused` (waiting for its agent), `exchanged` (traded for a
+ * credential the agent has not connected with yet; it may be traded again) or `expired`. Null
+ * once the agent has connected with its credential.
+ */
+export const BootstrapTokenView = Type.Object({
+  state: Type.Union([Type.Literal("unused"), Type.Literal("exchanged"), Type.Literal("expired")]),
+  issuedAt: Timestamp,
+  expiresAt: Timestamp,
+  exchangedAt: Nullable(Timestamp),
+  /** A sentence for people: what the state means and, once expired, how to issue a new token. */
+  note: Type.String(),
+});
+export type BootstrapTokenView = Static<typeof BootstrapTokenView>;
+
 export const VmView = Type.Object({
   name: Type.String(),
   provider: Type.String(),
@@ -45,6 +60,7 @@ export const VmView = Type.Object({
     connectedAt: Nullable(Timestamp),
     version: Nullable(Type.String()),
     hostname: Nullable(Type.String()),
+    bootstrap: Nullable(BootstrapTokenView),
   }),
   notebook: Type.Object({
     /** Null until the agent has reported. */

@@ -34,9 +34,11 @@ export function judgeClose(context: CloseContext): CloseVerdict {
         pace: "patient",
         message:
           context.presented === "bootstrap"
-            ? `the controller refused the bootstrap token${why}. A bootstrap token works once; ` +
-              "give a fresh one (--bootstrap-token-file or NBFLEET_BOOTSTRAP_TOKEN) or restore the " +
-              `credential at ${context.credentialFile}. Retrying with backoff`
+            ? `the controller refused the bootstrap token${why}. A bootstrap token is good until ` +
+              "this agent has connected with the credential it gets, and expires unused after a while " +
+              "(NBFLEET_BOOTSTRAP_TOKEN_TTL_SEC on the controller). Issue a new one " +
+              "(nbfleet vm bootstrap-token <vm>) and give it (--bootstrap-token-file or NBFLEET_BOOTSTRAP_TOKEN), " +
+              `or restore the credential at ${context.credentialFile}. Retrying with backoff`
             : `the controller refused this agent's credential from ${context.credentialFile}${why}. ` +
               "The VM may have been deleted or its credential revoked. Retrying with backoff",
       };

@@ -1,6 +1,6 @@
 /**
  * The agent's controller credential on disk: one line, mode 0600, written atomically so a crash
- * never leaves half a secret (the bootstrap token it replaced is already spent).
+ * never leaves half a secret.
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";

@@ -69,7 +69,7 @@ describe("ControllerLink: bootstrap token and credential", () => {
     });
     const line = await harness.log.waitFor(/refused the bootstrap token/);
     expect(line.level).toBe("error");
-    expect(line.message).toContain("works once");
+    expect(line.message).toContain("nbfleet vm bootstrap-token");
     expect(line.message).toContain("--bootstrap-token-file");
     await fake.waitFor(() => fake.connections.length >= 4, "four refused dials");
     const waits = harness.statuses.flatMap((s) => (s.status.state === "waiting" ? [s.status] : []));

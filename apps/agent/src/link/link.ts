@@ -37,6 +37,7 @@ import { readCredential, storeCredential } from "./credential.js";
 import { TlsRefusedError, type TlsTrust, connectUrl, isLoopback, verifiedTlsConnection } from "./dial.js";
 import type { LinkLog, LinkLogLevel } from "./log.js";
 import { type ControllerFrame, parseControllerFrame } from "./messages.js";
+import { type UpgradeRefusal, readRefusal } from "./refusal.js";
 import type { LinkStreams } from "./streams.js";
 
 export interface LinkTiming {
@@ -122,6 +123,8 @@ interface Connection {
   error: Error | null;
   /** Set when the link itself decided why this connection ends. */
   verdict: CloseVerdict | null;
+  /** Set when the controller answered the upgrade with an HTTP error instead of a WebSocket. */
+  refusal: UpgradeRefusal | null;
   reportTimer: NodeJS.Timeout | undefined;
 }
 
@@ -282,6 +285,7 @@ export class ControllerLink {
       welcomedAt: null,
       error: null,
       verdict: null,
+      refusal: null,
       reportTimer: undefined,
     };
     return new Promise<Ended>((resolve) => {
@@ -330,6 +334,13 @@ export class ControllerLink {
           state: this.options.core.state(),
         });
       });
+      // The controller refuses an unknown secret before the upgrade: read why, then end the attempt.
+      ws.on("unexpected-response", (_request, response) => {
+        void readRefusal(response, CLOSE_GRACE_MS).then((refusal) => {
+          connection.refusal = refusal;
+          ws.terminate();
+        });
+      });
       ws.on("ping", heard);
       ws.on("pong", heard);
       ws.on("message", (data, isBinary) => {
@@ -353,7 +364,8 @@ export class ControllerLink {
         }
         if (connection.welcomed) this.options.streams?.disconnected();
         const reason = reasonBuffer.toString();
-        if (code === CloseCode.unauthorized && connection.presented === "credential") {
+        const refusedHttp = connection.refusal?.status === 401 || connection.refusal?.status === 403;
+        if ((code === CloseCode.unauthorized || refusedHttp) && connection.presented === "credential") {
           this.refusedCredential = connection.secret;
         }
         const verdict = connection.verdict ?? this.verdictFor(connection, code, reason);
@@ -365,14 +377,29 @@ export class ControllerLink {
   }
 
   private verdictFor(connection: Connection, code: number, reason: string): CloseVerdict {
-    const { error } = connection;
+    const { error, refusal } = connection;
     if (error instanceof TlsRefusedError) return { level: "error", pace: "patient", message: error.message };
-    if (!connection.welcomed && error && code === 1006) {
-      const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
-      const refusedHttp = status === "401" || status === "403";
+    if (refusal) {
+      const said = `${refusal.code ? `${refusal.code}: ` : ""}${refusal.message}`;
+      if (refusal.status === 401 || refusal.status === 403) {
+        return judgeClose({
+          code: CloseCode.unauthorized,
+          reason: said,
+          presented: connection.presented,
+          credentialFile: this.options.credentialFile,
+          welcomed: false,
+        });
+      }
       return {
-        level: refusedHttp ? "error" : "warn",
-        pace: refusedHttp ? "patient" : "normal",
+        level: "warn",
+        pace: "normal",
+        message: `the controller at ${this.target.href} refused the connection with HTTP ${refusal.status}: ${said}`,
+      };
+    }
+    if (!connection.welcomed && error && code === 1006) {
+      return {
+        level: "warn",
+        pace: "normal",
         message: `cannot reach the controller at ${this.target.href}: ${error.message}`,
       };
     }
@@ -426,7 +453,8 @@ export class ControllerLink {
       return;
     }
     if (welcome.credential) {
-      // Stored before it is used: the bootstrap token it replaces is already spent.
+      // Stored before it is used. Should this agent never get to store it, the bootstrap token
+      // still works: the controller keeps it until a connection with this credential arrives.
       try {
         await storeCredential(credentialFile, welcome.credential);
         this.memoryCredential = null;

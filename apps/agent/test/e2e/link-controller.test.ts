@@ -9,24 +9,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Provider, ProviderVm, ProvisionContext } from "../../../controller/src/providers/types.js";
 import { type TestController, startTestController } from "../../../controller/src/testkit/controller.js";
 import { FakeCore, fakeState } from "../../src/testkit/fake-core.js";
 import { type LinkHarness, startLink } from "../../src/testkit/link-harness.js";
-
-/** Machines that are this test: `create` hands over the bootstrap context. */
-class HandOverProvider implements Provider {
-  readonly name = "link-test";
-  readonly contexts = new Map<string, ProvisionContext>();
-  async create(vm: ProviderVm, context: ProvisionContext) {
-    this.contexts.set(vm.name, context);
-    return { notebookUrl: null };
-  }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-  async restart(): Promise<void> {}
-  async delete(): Promise<void> {}
-}
+import { HandOverProvider } from "./hand-over-provider.js";
 
 let controller: TestController | undefined;
 const links: LinkHarness[] = [];

@@ -1,11 +1,20 @@
 /** Store records → the API's JSON shapes (VmView, CommandView of packages/shared). */
-import type { CommandView, VmView } from "@nbfleet/shared";
+import type { BootstrapTokenView, CommandView, VmView } from "@nbfleet/shared";
 import type { LiveAgent } from "../gateway/gateway.js";
+import type { BootstrapTokenRecord } from "../store/agent-secrets-repo.js";
 import type { CommandRecord } from "../store/commands-repo.js";
 import type { VmRecord } from "../store/vms-repo.js";
 
-/** `live` is the gateway's view of the agent: the link state there beats the stored one. */
-export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
+/**
+ * `live` is the gateway's view of the agent: the link state there beats the stored one.
+ * `bootstrap` is the VM's outstanding bootstrap token, if any.
+ */
+export function toVmView(
+  vm: VmRecord,
+  live: LiveAgent | undefined,
+  bootstrap: BootstrapTokenRecord | null = null,
+  nowMs = Date.now(),
+): VmView {
   const { status } = vm;
   const connected = live !== undefined;
   const agentStatus = connected
@@ -37,6 +46,7 @@ export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
       connectedAt: live?.connectedAt ?? status.connectedAt,
       version: status.agentInfo?.version ?? null,
       hostname: status.agentInfo?.hostname ?? null,
+      bootstrap: bootstrap && toBootstrapView(vm.name, bootstrap, nowMs),
     },
     notebook: {
       state: notebook?.state ?? null,
@@ -56,6 +66,33 @@ export function toVmView(vm: VmRecord, live: LiveAgent | undefined): VmView {
       checks: report?.checks ?? [],
       observedAt: report?.observedAt ?? null,
     },
+  };
+}
+
+export function toBootstrapView(
+  vmName: string,
+  token: BootstrapTokenRecord,
+  nowMs = Date.now(),
+): BootstrapTokenView {
+  const expired = Date.parse(token.expiresAt) <= nowMs;
+  const state = expired ? "expired" : token.exchangedAt ? "exchanged" : "unused";
+  const reissue =
+    `issue a new one with \`nbfleet vm bootstrap-token ${vmName}\` ` +
+    `(POST /v1/vms/${vmName}/bootstrap-token) and give it to the agent`;
+  const note =
+    state === "expired"
+      ? token.exchangedAt
+        ? `the bootstrap token expired at ${token.expiresAt}, exchanged at ${token.exchangedAt} but the agent never connected with the credential it got; ${reissue}`
+        : `the bootstrap token expired at ${token.expiresAt} before the agent used it; ${reissue}`
+      : state === "exchanged"
+        ? `the agent traded its bootstrap token for a credential at ${token.exchangedAt}; the token stays good (until ${token.expiresAt}) until the agent connects with that credential`
+        : `waiting for the agent to connect with its bootstrap token (good until ${token.expiresAt})`;
+  return {
+    state,
+    issuedAt: token.issuedAt,
+    expiresAt: token.expiresAt,
+    exchangedAt: token.exchangedAt,
+    note,
   };
 }
 

@@ -57,6 +57,7 @@ export function vmDetails(vm: VmView): string {
         .join(", ") || "-"
     }`,
     `agent:       ${vm.agent.status}, last seen ${ago(vm.agent.lastSeenAt)}${vm.agent.version ? `, v${vm.agent.version}` : ""}`,
+    ...(vm.agent.bootstrap ? [`bootstrap:   ${vm.agent.bootstrap.state}: ${vm.agent.bootstrap.note}`] : []),
     `notebook:    ${vm.notebook.state ?? "-"}${vm.notebook.pid ? ` (pid ${vm.notebook.pid})` : ""}, restarts ${vm.notebook.restarts}${vm.notebook.version ? `, Jupyter ${vm.notebook.version}` : ""}`,
     `url:         ${vm.notebook.url ?? "-"}`,
     `certificate: ${cert ? `SHA-256 ${cert.fingerprintSha256} until ${cert.notAfter}` : "-"}`,

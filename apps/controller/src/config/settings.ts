@@ -32,6 +32,8 @@ export const ControllerSettings = Type.Object(
     pingIntervalSec: Seconds(0.05, 3600),
     /** An agent must send its hello within this time after connecting. */
     helloTimeoutSec: Seconds(0.05, 600),
+    /** A bootstrap token not used within this is refused; `POST /v1/vms/{name}/bootstrap-token` issues another. */
+    bootstrapTokenTtlSec: Seconds(1, 365 * 86_400),
     /** Largest WebSocket message accepted from an agent. */
     maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
     /** Largest HTTP request body accepted by the API. */
@@ -113,6 +115,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     reportIntervalSec: 15,
     pingIntervalSec: 15,
     helloTimeoutSec: 10,
+    bootstrapTokenTtlSec: 86_400,
     maxMessageBytes: 1024 * 1024,
     bodyLimitBytes: 256 * 1024,
     requestTimeoutSec: 30,
@@ -159,6 +162,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_COMMAND_TIMEOUT_SEC: "commandTimeoutSec",
   NBFLEET_REPORT_INTERVAL_SEC: "reportIntervalSec",
   NBFLEET_PING_INTERVAL_SEC: "pingIntervalSec",
+  NBFLEET_BOOTSTRAP_TOKEN_TTL_SEC: "bootstrapTokenTtlSec",
   NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
   NBFLEET_TERMINAL_IDLE_TIMEOUT_SEC: "terminalIdleTimeoutSec",
   NBFLEET_PROVIDER: "provider",
@@ -192,6 +196,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "reportIntervalSec",
   "pingIntervalSec",
   "helloTimeoutSec",
+  "bootstrapTokenTtlSec",
   "maxMessageBytes",
   "bodyLimitBytes",
   "requestTimeoutSec",

@@ -5,7 +5,6 @@
  */
 import type { CommandName, VmState } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
-import { hashSecret, newBootstrapToken } from "../auth/secrets.js";
 import type { CommandService, EnqueueResult } from "../commands/service.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -13,6 +12,7 @@ import type { AgentGateway } from "../gateway/gateway.js";
 import type { Provider, ProviderVm } from "../providers/types.js";
 import type { Store } from "../store/store.js";
 import type { VmRecord } from "../store/vms-repo.js";
+import { issueBootstrapToken } from "./bootstrap-token.js";
 import { generatePassword, hashNotebookPassword } from "./password.js";
 
 /** The password.set of a new VM waits at least this long for an agent that is still installing. */
@@ -26,6 +26,8 @@ export interface VmServiceOptions {
   provider: Provider;
   controllerUrl: () => string;
   commandTtlSec: number;
+  /** How long a new VM's bootstrap token stays valid unused. */
+  bootstrapTokenTtlSec: number;
   log: FastifyBaseLogger;
 }
 
@@ -81,8 +83,11 @@ export class VmService {
       labels,
       passwordHash,
     });
-    const bootstrapToken = newBootstrapToken();
-    await store.agentSecrets.issueBootstrap(input.name, hashSecret(bootstrapToken));
+    const { token: bootstrapToken } = await issueBootstrapToken(
+      store.agentSecrets,
+      input.name,
+      this.options.bootstrapTokenTtlSec,
+    );
     const passwordCommand = await commands.enqueue({
       vmName: input.name,
       name: "password.set",

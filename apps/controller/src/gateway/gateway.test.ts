@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { AGENT_VERSION, CloseCode, PROTOCOL_VERSION, type WelcomeMessage } from "@nbfleet/shared";
+import { CloseCode, type WelcomeMessage } from "@nbfleet/shared";
 import { afterEach, describe, expect, it } from "vitest";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { type TestController, startTestController } from "../testkit/controller.js";
 import { call, eventually } from "../testkit/http.js";
-import { SimAgent, simState } from "../testkit/sim-agent.js";
+import { openRaw as openRawAgent, rawHello } from "../testkit/raw-agent.js";
+import { SimAgent } from "../testkit/sim-agent.js";
 import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
 import { SimProvider } from "../testkit/sim-provider.js";
-import { AGENT_CONNECT_PATH } from "./gateway.js";
 
 let controller: TestController;
 let fleet: SimFleet | undefined;
@@ -19,45 +19,9 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface Raw {
-  ws: WebSocket;
-  messages: unknown[];
-  closed: Promise<{ code: number; reason: string }>;
-  opened: Promise<void>;
-}
-
-function openRaw(token: string | null, options: WebSocket.ClientOptions = {}): Raw {
-  const ws = new WebSocket(controller.url.replace("http", "ws") + AGENT_CONNECT_PATH, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-    ...options,
-  });
-  const messages: unknown[] = [];
-  ws.on("message", (data) => messages.push(JSON.parse(String(data))));
-  ws.on("error", () => {});
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
-  );
-  const opened = new Promise<void>((resolve) => ws.on("open", () => resolve()));
-  return { ws, messages, closed, opened };
-}
-
-function hello(overrides: Record<string, unknown> = {}) {
-  return JSON.stringify({
-    v: PROTOCOL_VERSION,
-    id: `h-${Math.random()}`,
-    type: "hello",
-    agent: { version: AGENT_VERSION, hostname: "raw", os: "linux", arch: "x64" },
-    capabilities: [],
-    state: simState({
-      state: "running",
-      pid: 7,
-      port: 9999,
-      restarts: 0,
-      startedAt: new Date().toISOString(),
-    }),
-    ...overrides,
-  });
-}
+const openRaw = (token: string | null, options: WebSocket.ClientOptions = {}) =>
+  openRawAgent(controller.url, token, options);
+const hello = rawHello;
 
 async function vmWithAgent(provider: SimProvider, name: string): Promise<SimAgent> {
   const res = await call(controller.app, "POST", "/v1/vms", { token: controller.adminToken, body: { name } });
@@ -88,11 +52,10 @@ describe("agent gateway", () => {
       () => vm("boot"),
       (v) => v.agent.status === "connected" && v.health.status === "healthy",
     );
-    // The bootstrap token died with the exchange.
-    const reuse = openRaw(agent.options.token);
-    await reuse.opened;
-    reuse.ws.send(hello());
-    expect((await reuse.closed).code).toBe(CloseCode.unauthorized);
+    // The agent has connected with its credential: the bootstrap token is spent, and refused at
+    // the upgrade, never becoming a WebSocket.
+    const reuse = await openRaw(agent.options.token).upgraded;
+    expect(reuse).toMatchObject({ ok: false, status: 401, body: { error: { code: "NBF_AUTH_INVALID" } } });
   });
 
   it("marks an agent that stops answering pings disconnected with unknown health", async () => {

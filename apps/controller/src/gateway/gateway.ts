@@ -1,11 +1,12 @@
 import type {} from "@fastify/websocket";
 /**
  * The agent gateway: `GET /v1/agent/connect` (WebSocket). An agent authenticates with
- * `Authorization: Bearer <credential or bootstrap token>`, sends a hello with its whole state,
- * and is welcomed with its VM name, the report interval and (when it came with a bootstrap
- * token) its new credential. From then on it reports state and events and answers commands.
- * A second connection for the same VM replaces the first. Liveness is ping/pong on one shared
- * ticker: an agent that misses two pings is disconnected.
+ * `Authorization: Bearer <credential or bootstrap token>` at the HTTP upgrade (a secret the
+ * controller never issued is answered 401 and never upgraded), sends a hello with its whole
+ * state, and is welcomed with its VM name, the report interval and (when it came with a
+ * bootstrap token) its new credential. From then on it reports state and events and answers
+ * commands. A second connection for the same VM replaces the first. Liveness is ping/pong on one
+ * shared ticker: an agent that misses two pings is disconnected.
  */
 import {
   type AgentMessage,
@@ -20,23 +21,30 @@ import {
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
-import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type WebSocket from "ws";
-import { bearer, hashSecret, newAgentCredential, secretKind } from "../auth/secrets.js";
+import { hashSecret, newAgentCredential } from "../auth/secrets.js";
 import type { CommandLink, CommandService } from "../commands/service.js";
+import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
+import { bootstrapExpiry } from "../fleet/bootstrap-token.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 import type { StatusRow } from "../store/vms-repo.js";
+import { type AgentAdmission, type AgentIdentity, admitAgent } from "./agent-auth.js";
 import { sameDetails } from "./details.js";
 import { parseAgentFrame } from "./messages.js";
 import { AgentSession } from "./session.js";
+import { SourceLimiter, type SourceLimiterOptions } from "./source-limiter.js";
 
 export const AGENT_CONNECT_PATH = "/v1/agent/connect";
 const CLOSE_GOING_AWAY = 1001;
 const CLOSE_TRY_LATER = 1013;
-/** Handshakes (connected, not yet welcomed) allowed at once; more are told to come back later. */
+/**
+ * Authenticated handshakes (upgraded, not yet welcomed) allowed at once; more are told to come
+ * back later. Unauthenticated upgrades never get this far.
+ */
 const MAX_PENDING_HANDSHAKES = 4096;
 const MAX_EARLY_FRAMES = 8;
 /**
@@ -59,6 +67,10 @@ export interface GatewayOptions {
   reportIntervalSec: number;
   pingIntervalMs: number;
   helloTimeoutMs: number;
+  /** An exchanged bootstrap token stays good this long for another exchange (a lost welcome). */
+  bootstrapTokenTtlSec: number;
+  /** Failed authentications allowed per source address (see SourceLimiter). */
+  sourceLimits?: SourceLimiterOptions;
 }
 
 export interface LiveAgent {
@@ -68,9 +80,6 @@ export interface LiveAgent {
   notebook: NotebookStatus | null;
   healthReport: HealthReport | null;
 }
-
-/** Whom a connection speaks for; `bootstrapHash` when it came with a one-time bootstrap token. */
-type Identity = { vmName: string; bootstrapHash: string | null };
 
 /** Called with every state an agent reports (hello included), in arrival order. */
 export type StateListener = (vmName: string, state: AgentState) => void;
@@ -98,8 +107,12 @@ export class AgentGateway implements CommandLink {
   /** The welcomed sessions of each ping bucket, so a tick touches only its own. */
   private readonly bucketSessions: Set<AgentSession>[];
   private closing = false;
+  /** What the upgrade hook decided about each admitted request, for its WebSocket handler. */
+  private readonly admissions = new WeakMap<FastifyRequest, AgentAdmission>();
+  private readonly failures: SourceLimiter;
 
   constructor(private readonly options: GatewayOptions) {
+    this.failures = new SourceLimiter(options.sourceLimits);
     this.persistEveryMs = Math.max(options.pingIntervalMs * 2, options.reportIntervalSec * 4000);
     this.buckets = Math.max(1, Math.min(PING_BUCKETS, Math.floor(options.pingIntervalMs / MIN_TICK_MS)));
     this.bucketSessions = Array.from({ length: this.buckets }, () => new Set<AgentSession>());
@@ -108,9 +121,34 @@ export class AgentGateway implements CommandLink {
   register(app: FastifyInstance): void {
     app.get(
       AGENT_CONNECT_PATH,
-      { websocket: true, config: { role: "agent" }, logLevel: "warn" },
-      (socket: WebSocket, request) => this.accept(socket, request.headers.authorization),
+      {
+        websocket: true,
+        config: { role: "agent" },
+        logLevel: "warn",
+        onRequest: (request, reply) => this.admit(request, reply),
+      },
+      (socket: WebSocket, request) => this.accept(socket, this.admissions.get(request)),
     );
+  }
+
+  /**
+   * Authenticates an upgrade before it becomes a WebSocket. A refused one is answered 401 and
+   * its socket ended at once; from an address that keeps failing, it is dropped unanswered.
+   */
+  private async admit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // A plain GET (no upgrade) is answered by the route itself.
+    if (!request.ws) return;
+    const admission = await admitAgent(this.options.store.agentSecrets, request.headers.authorization);
+    if (admission.kind !== "refused") {
+      this.admissions.set(request, admission);
+      return;
+    }
+    if (!this.failures.fail(request.socket.remoteAddress ?? "unknown")) {
+      reply.hijack();
+      request.raw.socket.destroy();
+      return;
+    }
+    throw new NbfError(admission.code, { reason: admission.reason });
   }
 
   start(): void {
@@ -188,13 +226,21 @@ export class AgentGateway implements CommandLink {
     }
   }
 
-  private accept(ws: WebSocket, authorization: string | undefined): void {
+  private accept(ws: WebSocket, admission: AgentAdmission | undefined): void {
     const session = new AgentSession(ws);
     const { metrics, log } = this.options;
     if (this.closing) {
       session.close(CLOSE_GOING_AWAY, "controller shutting down");
       return;
     }
+    if (admission?.kind !== "admitted") {
+      session.close(
+        CloseCode.unauthorized,
+        admission?.kind === "expired" ? admission.reason : "not authenticated",
+      );
+      return;
+    }
+    const { identity } = admission;
     if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
       session.close(CLOSE_TRY_LATER, "too many agents connecting at once; retry with backoff");
       return;
@@ -206,33 +252,25 @@ export class AgentGateway implements CommandLink {
       handshaking = false;
       clearTimeout(helloTimer);
     };
-    const helloTimer = setTimeout(
-      () => session.close(CloseCode.policyViolation, "no hello within the hello timeout"),
-      this.options.helloTimeoutMs,
-    );
-    let identity: Identity | null = null;
     let failed = false;
     // Messages of one connection are handled strictly in order (an ack before its result, the
-    // welcome before the first report), behind authentication; `inFlight` bounds that queue.
+    // welcome before the first report); `inFlight` bounds that queue.
     let inFlight = 0;
     const fail = (code: number, reason: string) => {
       failed = true;
+      // No longer a handshake in progress, whether or not the peer ever answers the close.
+      endHandshake();
       log.debug({ vm: session.vmName, code, reason }, "closing agent connection");
       session.close(code, reason);
     };
-    let chain: Promise<void> = this.identify(authorization).then(
-      (result) => {
-        if (typeof result === "string") fail(CloseCode.unauthorized, result);
-        else identity = result;
-      },
-      (error) => {
-        log.error({ err: error }, "agent authentication failed");
-        fail(1011, "internal error during authentication");
-      },
+    const helloTimer = setTimeout(
+      () => fail(CloseCode.policyViolation, "no hello within the hello timeout"),
+      this.options.helloTimeoutMs,
     );
+    let chain: Promise<void> = Promise.resolve();
 
     const process = async (message: AgentMessage): Promise<void> => {
-      if (failed || identity === null) return;
+      if (failed) return;
       if (session.vmName === null) {
         if (message.type !== "hello")
           return fail(CloseCode.policyViolation, "the first message must be a hello");
@@ -277,24 +315,9 @@ export class AgentGateway implements CommandLink {
     });
   }
 
-  /** Who the bearer secret speaks for, or why it is refused. */
-  private async identify(authorization: string | undefined): Promise<Identity | string> {
-    const secret = bearer(authorization);
-    if (!secret) return "missing 'Authorization: Bearer <agent credential or bootstrap token>'";
-    const kind = secretKind(secret);
-    if (kind === "operator") return "operator tokens cannot connect as an agent";
-    const found = await this.options.store.agentSecrets.find(hashSecret(secret));
-    if (!found || found.kind !== (kind === "agent" ? "credential" : "bootstrap")) {
-      return kind === "agent"
-        ? "unknown or revoked agent credential"
-        : "unknown or already used bootstrap token";
-    }
-    return { vmName: found.vmName, bootstrapHash: kind === "bootstrap" ? hashSecret(secret) : null };
-  }
-
   private async welcome(
     session: AgentSession,
-    identity: Identity,
+    identity: AgentIdentity,
     hello: HelloMessage,
     endHandshake: () => void,
   ): Promise<void> {
@@ -302,12 +325,19 @@ export class AgentGateway implements CommandLink {
     let credential: string | undefined;
     if (identity.bootstrapHash !== null) {
       credential = newAgentCredential();
-      // The bootstrap token is spent here, after the hello proved the agent speaks our protocol.
+      // Exchanged after the hello proved the agent speaks our protocol. The token is not spent
+      // yet: if this welcome never reaches the agent, its next attempt exchanges it again.
       const vmName = await store.agentSecrets.exchangeBootstrap(
         identity.bootstrapHash,
         hashSecret(credential),
+        bootstrapExpiry(this.options.bootstrapTokenTtlSec),
       );
-      if (vmName === undefined) return session.close(CloseCode.unauthorized, "bootstrap token already used");
+      if (vmName === undefined) {
+        return session.close(CloseCode.unauthorized, "bootstrap token replaced or already used");
+      }
+    } else if (identity.unconfirmedCredentialHash !== null) {
+      // The agent holds the credential it was given: the bootstrap token has done its job.
+      await store.agentSecrets.confirmCredential(identity.unconfirmedCredentialHash);
     }
     if (!session.open) return;
     if (!(await store.vms.exists(identity.vmName))) {

@@ -5,6 +5,7 @@
  */
 import type { HealthReport, NotebookState, NotebookStatus, OverallHealth } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { closeWithin } from "./socket-close.js";
 
 const HIGH_WATER_BYTES = 256 * 1024;
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
@@ -60,10 +61,9 @@ export class AgentSession {
     return true;
   }
 
+  /** Sends the close frame; the socket is destroyed shortly after, whether the peer answers or not. */
   close(code: number, reason: string): void {
-    if (this.ws.readyState === WebSocket.CLOSED || this.ws.readyState === WebSocket.CLOSING) return;
-    // A close reason is at most 123 bytes on the wire.
-    this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    closeWithin(this.ws, code, reason);
   }
 
   private drain(): void {

@@ -1,17 +1,41 @@
 /**
- * Per-VM agent secrets, hashed: one-time bootstrap tokens and the long-lived credential an
- * agent gets in exchange for one.
+ * Per-VM agent secrets, hashed: bootstrap tokens and the long-lived credential an agent gets in
+ * exchange for one. A bootstrap token expires unused; once exchanged it stays good for another
+ * exchange (the welcome carrying the credential may have been lost) until the agent connects
+ * with that credential, which consumes it.
  */
-import type { Kysely } from "kysely";
+import type { Kysely, Transaction } from "kysely";
+import { padToPowerOfTwo } from "./chunks.js";
 import type { Database } from "./schema.js";
 
 export type AgentSecretKind = "bootstrap" | "credential";
 
+export interface AgentSecret {
+  vmName: string;
+  kind: AgentSecretKind;
+  createdAt: string;
+  expiresAt: string | null;
+  exchangedAt: string | null;
+  confirmedAt: string | null;
+}
+
+/** A VM's outstanding bootstrap token, as the VM view shows it. */
+export interface BootstrapTokenRecord {
+  issuedAt: string;
+  expiresAt: string;
+  exchangedAt: string | null;
+}
+
 export class AgentSecretsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** A new bootstrap token replaces any unused one for the same VM. */
-  async issueBootstrap(vmName: string, hash: string, now = new Date().toISOString()): Promise<void> {
+  /** A new bootstrap token replaces any other (used or not) of the same VM. */
+  async issueBootstrap(
+    vmName: string,
+    hash: string,
+    expiresAt: string,
+    now = new Date().toISOString(),
+  ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx
         .deleteFrom("agent_secrets")
@@ -20,42 +44,79 @@ export class AgentSecretsRepo {
         .execute();
       await trx
         .insertInto("agent_secrets")
-        .values({ hash, vm_name: vmName, kind: "bootstrap", created_at: now })
+        .values({
+          hash,
+          vm_name: vmName,
+          kind: "bootstrap",
+          created_at: now,
+          expires_at: expiresAt,
+          exchanged_at: null,
+          confirmed_at: null,
+        })
         .execute();
     });
   }
 
   /** Sets a VM's credential directly (seeding fleets for tests and benchmarks). */
   async issueCredential(vmName: string, hash: string, now = new Date().toISOString()): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom("agent_secrets")
-        .where("vm_name", "=", vmName)
-        .where("kind", "=", "credential")
-        .execute();
-      await trx
-        .insertInto("agent_secrets")
-        .values({ hash, vm_name: vmName, kind: "credential", created_at: now })
-        .execute();
-    });
+    await this.db.transaction().execute((trx) => replaceCredential(trx, vmName, hash, now, now));
   }
 
-  async find(hash: string): Promise<{ vmName: string; kind: AgentSecretKind } | undefined> {
+  async find(hash: string): Promise<AgentSecret | undefined> {
     const row = await this.db
       .selectFrom("agent_secrets")
-      .select(["vm_name", "kind"])
+      .select(["vm_name", "kind", "created_at", "expires_at", "exchanged_at", "confirmed_at"])
       .where("hash", "=", hash)
       .executeTakeFirst();
-    return row ? { vmName: row.vm_name, kind: row.kind as AgentSecretKind } : undefined;
+    return row
+      ? {
+          vmName: row.vm_name,
+          kind: row.kind as AgentSecretKind,
+          createdAt: row.created_at,
+          expiresAt: row.expires_at,
+          exchangedAt: row.exchanged_at,
+          confirmedAt: row.confirmed_at,
+        }
+      : undefined;
+  }
+
+  /** The VM's bootstrap token, if one is outstanding (unused, exchanged but unproven, or expired). */
+  async bootstrapOf(vmName: string): Promise<BootstrapTokenRecord | null> {
+    const row = await this.db
+      .selectFrom("agent_secrets")
+      .select(["created_at", "expires_at", "exchanged_at"])
+      .where("vm_name", "=", vmName)
+      .where("kind", "=", "bootstrap")
+      .orderBy("created_at", "desc")
+      .executeTakeFirst();
+    return row ? toBootstrapRecord(row) : null;
+  }
+
+  /** `bootstrapOf` for many VMs at once (a page of the VM list), one statement per 512. */
+  async bootstrapsOf(vmNames: readonly string[]): Promise<Map<string, BootstrapTokenRecord>> {
+    const found = new Map<string, BootstrapTokenRecord>();
+    for (let i = 0; i < vmNames.length; i += 512) {
+      const rows = await this.db
+        .selectFrom("agent_secrets")
+        .select(["vm_name", "created_at", "expires_at", "exchanged_at"])
+        .where("kind", "=", "bootstrap")
+        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .orderBy("created_at")
+        .execute();
+      for (const row of rows) found.set(row.vm_name, toBootstrapRecord(row));
+    }
+    return found;
   }
 
   /**
-   * Spends a bootstrap token: it is deleted and the VM's credential replaced, atomically.
-   * Returns the VM name, or undefined when the token was already spent (a race lost).
+   * Exchanges a bootstrap token for a credential: the VM's credential is replaced by the new one
+   * (unconfirmed), and the token is kept, marked exchanged, until `expiresAt`. Returns the VM
+   * name, or undefined when the token is gone (replaced, consumed, or its VM deleted).
    */
   async exchangeBootstrap(
     bootstrapHash: string,
     credentialHash: string,
+    expiresAt: string,
     now = new Date().toISOString(),
   ): Promise<string | undefined> {
     return this.db.transaction().execute(async (trx) => {
@@ -66,26 +127,86 @@ export class AgentSecretsRepo {
         .where("kind", "=", "bootstrap")
         .executeTakeFirst();
       if (!row) return undefined;
-      const deleted = await trx
-        .deleteFrom("agent_secrets")
+      const updated = await trx
+        .updateTable("agent_secrets")
+        .set({ exchanged_at: now, expires_at: expiresAt })
         .where("hash", "=", bootstrapHash)
         .where("kind", "=", "bootstrap")
         .executeTakeFirst();
-      if (Number(deleted.numDeletedRows) !== 1) return undefined;
+      if (Number(updated.numUpdatedRows) !== 1) return undefined;
+      await replaceCredential(trx, row.vm_name, credentialHash, now, null);
+      return row.vm_name;
+    });
+  }
+
+  /**
+   * The agent connected with a credential it got from an exchange: that proves it holds it, so
+   * the exchanged bootstrap token is consumed. True when this call confirmed it.
+   */
+  async confirmCredential(credentialHash: string, now = new Date().toISOString()): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom("agent_secrets")
+        .select("vm_name")
+        .where("hash", "=", credentialHash)
+        .where("kind", "=", "credential")
+        .where("confirmed_at", "is", null)
+        .executeTakeFirst();
+      if (!row) return false;
+      await trx
+        .updateTable("agent_secrets")
+        .set({ confirmed_at: now })
+        .where("hash", "=", credentialHash)
+        .execute();
       await trx
         .deleteFrom("agent_secrets")
         .where("vm_name", "=", row.vm_name)
-        .where("kind", "=", "credential")
+        .where("kind", "=", "bootstrap")
+        .where("exchanged_at", "is not", null)
         .execute();
-      await trx
-        .insertInto("agent_secrets")
-        .values({ hash: credentialHash, vm_name: row.vm_name, kind: "credential", created_at: now })
-        .execute();
-      return row.vm_name;
+      return true;
     });
   }
 
   async deleteForVm(vmName: string): Promise<void> {
     await this.db.deleteFrom("agent_secrets").where("vm_name", "=", vmName).execute();
   }
+}
+
+function toBootstrapRecord(row: {
+  created_at: string;
+  expires_at: string | null;
+  exchanged_at: string | null;
+}): BootstrapTokenRecord {
+  return {
+    issuedAt: row.created_at,
+    expiresAt: row.expires_at ?? row.created_at,
+    exchangedAt: row.exchanged_at,
+  };
+}
+
+async function replaceCredential(
+  trx: Transaction<Database>,
+  vmName: string,
+  hash: string,
+  now: string,
+  confirmedAt: string | null,
+): Promise<void> {
+  await trx
+    .deleteFrom("agent_secrets")
+    .where("vm_name", "=", vmName)
+    .where("kind", "=", "credential")
+    .execute();
+  await trx
+    .insertInto("agent_secrets")
+    .values({
+      hash,
+      vm_name: vmName,
+      kind: "credential",
+      created_at: now,
+      expires_at: null,
+      exchanged_at: null,
+      confirmed_at: confirmedAt,
+    })
+    .execute();
 }

@@ -224,6 +224,25 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0005_agent_secret_lifecycle": {
+    // Bootstrap tokens expire unused, and stay valid after their exchange until the agent has
+    // connected with the credential it got (a welcome lost on the way is then asked for again).
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("agent_secrets").addColumn("expires_at", "text").execute();
+      await db.schema.alterTable("agent_secrets").addColumn("exchanged_at", "text").execute();
+      await db.schema.alterTable("agent_secrets").addColumn("confirmed_at", "text").execute();
+      // Credentials issued before: taken as proven. Bootstrap tokens issued before: the default
+      // lifetime from their issue (computed here: timestamp arithmetic is not portable SQL).
+      await sql`update agent_secrets set confirmed_at = created_at where kind = 'credential'`.execute(db);
+      const tokens = await sql<{ hash: string; created_at: string }>`
+        select hash, created_at from agent_secrets where kind = 'bootstrap'`.execute(db);
+      for (const { hash, created_at } of tokens.rows) {
+        const issued = Date.parse(created_at);
+        const expires = new Date((Number.isNaN(issued) ? Date.now() : issued) + 86_400_000).toISOString();
+        await sql`update agent_secrets set expires_at = ${expires} where hash = ${hash}`.execute(db);
+      }
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -56,6 +56,12 @@ export interface AgentSecretsTable {
   vm_name: string;
   kind: string;
   created_at: string;
+  /** Bootstrap tokens: refused from then on (pushed back by each exchange). */
+  expires_at: string | null;
+  /** Bootstrap tokens: the last exchange for a credential; null while unused. */
+  exchanged_at: string | null;
+  /** Credentials: the agent's first connection with it; null until then (the token stays valid). */
+  confirmed_at: string | null;
 }
 
 export interface CommandsTable {

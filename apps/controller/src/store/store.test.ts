@@ -107,14 +107,32 @@ describe("store", () => {
     expect((await store.vms.require("a")).status.lastSeenAt).toBe("49");
   });
 
-  it("spends a bootstrap token exactly once", async () => {
+  it("keeps an exchanged bootstrap token until the agent connects with its credential", async () => {
     const store = await freshStore();
-    await store.agentSecrets.issueBootstrap("vm1", "boot-hash");
-    expect(await store.agentSecrets.find("boot-hash")).toEqual({ vmName: "vm1", kind: "bootstrap" });
-    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-hash")).toBe("vm1");
-    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-2")).toBeUndefined();
+    const later = "2030-01-02T00:00:00.000Z";
+    await store.agentSecrets.issueBootstrap("vm1", "boot-hash", later, "2030-01-01T00:00:00.000Z");
+    expect(await store.agentSecrets.find("boot-hash")).toMatchObject({
+      vmName: "vm1",
+      kind: "bootstrap",
+      expiresAt: later,
+      exchangedAt: null,
+    });
+    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-1", later)).toBe("vm1");
+    // The welcome with cred-1 was lost: the token is exchanged again, and cred-1 stops working.
+    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-2", later)).toBe("vm1");
+    expect(await store.agentSecrets.find("cred-1")).toBeUndefined();
+    expect(await store.agentSecrets.find("cred-2")).toMatchObject({ vmName: "vm1", confirmedAt: null });
+    expect((await store.agentSecrets.bootstrapOf("vm1"))?.exchangedAt).not.toBeNull();
+    // The agent connects with cred-2: the token is consumed, once.
+    expect(await store.agentSecrets.confirmCredential("cred-2")).toBe(true);
+    expect(await store.agentSecrets.confirmCredential("cred-2")).toBe(false);
     expect(await store.agentSecrets.find("boot-hash")).toBeUndefined();
-    expect(await store.agentSecrets.find("cred-hash")).toEqual({ vmName: "vm1", kind: "credential" });
+    expect(await store.agentSecrets.bootstrapOf("vm1")).toBeNull();
+    expect(await store.agentSecrets.exchangeBootstrap("boot-hash", "cred-3", later)).toBeUndefined();
+    expect((await store.agentSecrets.find("cred-2"))?.confirmedAt).not.toBeNull();
+    // A seeded credential needs no confirmation.
+    await store.agentSecrets.issueCredential("vm2", "seeded");
+    expect(await store.agentSecrets.confirmCredential("seeded")).toBe(false);
   });
 
   it("moves commands only forward and finishes them once", async () => {

@@ -53,8 +53,14 @@ export class SimConnectError extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
+    /** The HTTP status when the controller refused the upgrade itself (401 for an unknown secret). */
+    readonly httpStatus: number | null = null,
   ) {
-    super(`connection closed before welcome: ${code} ${reason}`);
+    super(
+      httpStatus === null
+        ? `connection closed before welcome: ${code} ${reason}`
+        : `upgrade refused with HTTP ${httpStatus}`,
+    );
   }
 }
 
@@ -219,6 +225,12 @@ export class SimAgent {
     this.ws = ws;
     return new Promise((resolve, reject) => {
       let welcomed = false;
+      let httpStatus: number | null = null;
+      ws.on("unexpected-response", (_request, response) => {
+        httpStatus = response.statusCode ?? 0;
+        response.resume();
+        ws.terminate();
+      });
       ws.on("open", () => this.sendMessage({ type: "hello", ...this.helloBody() }));
       ws.on("message", (data) => {
         const message = JSON.parse(String(data)) as ControllerMessage;
@@ -242,9 +254,10 @@ export class SimAgent {
       ws.on("close", (code, reason) => {
         this.closes.push({ at: Date.now(), code, reason: reason.toString() });
         this.ticker.delete(this);
-        if (!welcomed) reject(new SimConnectError(code, reason.toString()));
+        if (!welcomed) reject(new SimConnectError(code, reason.toString(), httpStatus));
         this.notify();
-        this.maybeReconnect(code);
+        // A refused secret will not get better by retrying.
+        if (httpStatus !== 401) this.maybeReconnect(code);
       });
       ws.on("error", () => {
         // A close event follows; it carries what matters.

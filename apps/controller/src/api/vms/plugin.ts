@@ -66,7 +66,11 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const created = await vms.create(request.body);
       reply.status(201);
       return {
-        vm: toVmView(created.vm, gateway.live(created.vm.name)),
+        vm: toVmView(
+          created.vm,
+          gateway.live(created.vm.name),
+          await store.agentSecrets.bootstrapOf(created.vm.name),
+        ),
         password: created.password,
         passwordCommand: toCommandView(created.passwordCommand.command, created.passwordCommand.delivered),
       };
@@ -99,8 +103,9 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
+      const tokens = await store.agentSecrets.bootstrapsOf(page.map((vm) => vm.name));
       return {
-        items: page.map((vm) => toVmView(vm, gateway.live(vm.name))),
+        items: page.map((vm) => toVmView(vm, gateway.live(vm.name), tokens.get(vm.name) ?? null)),
         nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.name) : null,
       };
     },
@@ -121,7 +126,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       await store.writer.flush();
       const vm = await store.vms.require(request.params.name);
-      return toVmView(vm, gateway.live(vm.name));
+      return toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
     },
   );
 
@@ -156,7 +161,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request) => {
         const vm = await vms.machineAction(request.params.name, action);
-        return toVmView(vm, gateway.live(vm.name));
+        return toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
       },
     );
   }

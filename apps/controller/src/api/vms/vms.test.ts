@@ -141,7 +141,7 @@ describe("VM API: lifecycle and listing", () => {
     // The deleted VM's credential is dead.
     expect(app.nbfleet.gateway.isConnected("demo")).toBe(false);
     const ghost = new SimAgent({ url: controller.url, token: agent.credential! });
-    await expect(ghost.connect()).rejects.toMatchObject({ code: CloseCode.unauthorized });
+    await expect(ghost.connect()).rejects.toMatchObject({ httpStatus: 401 });
   });
 
   it("filters by labels, state and health and pages with a cursor", async () => {

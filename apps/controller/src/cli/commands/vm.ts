@@ -1,4 +1,4 @@
-/** `nbfleet vm create|ls|show|rm|start|stop|restart`. */
+/** `nbfleet vm create|ls|show|rm|start|stop|restart|bootstrap-token`. */
 import type { CommandView, VmList, VmView } from "@nbfleet/shared";
 import type { Command } from "commander";
 import { CliError, ExitCode } from "../client.js";
@@ -7,6 +7,13 @@ import { printJson, vmDetails, vmTable } from "../output.js";
 import { collect, integerIn, labelPair } from "../parse.js";
 import { readSecretLine } from "../secret-input.js";
 import { isServing, waitForVm } from "../wait.js";
+
+interface IssuedBootstrapToken {
+  vmName: string;
+  token: string;
+  expiresAt: string;
+  note: string;
+}
 
 interface CreatedVm {
   vm: VmView;
@@ -76,6 +83,18 @@ export function registerVm(program: Command, globals: () => GlobalOptions): void
       const found = await (await clientFrom(g)).get<VmView>(`/v1/vms/${encodeURIComponent(name)}`);
       if (g.json) return printJson(found);
       console.log(vmDetails(found));
+    });
+
+  vm.command("bootstrap-token <name>")
+    .description("issue a new bootstrap token for the machine's agent (admin; shown once)")
+    .action(async (name: string) => {
+      const g = globals();
+      const issued = await (await clientFrom(g)).post<IssuedBootstrapToken>(
+        `/v1/vms/${encodeURIComponent(name)}/bootstrap-token`,
+      );
+      if (g.json) return printJson(issued);
+      console.log(`bootstrap token: ${issued.token}   (shown once; expires ${issued.expiresAt})`);
+      console.log(issued.note);
     });
 
   vm.command("rm <name>")
