@@ -44,7 +44,11 @@ import { writeFileAtomic } from "./util/atomic-write.js";
 export interface AgentOptions {
   dataDir: string;
   overrides?: Partial<AgentSettings>;
-  /** A ready hash (`argon2:` / `sha1:`), stored as given after a format check. */
+  /**
+   * The initial password as a ready hash (`argon2:` / `sha1:`), format-checked. A launcher
+   * repeats it on every start, so it is stored only when the data directory has no password
+   * yet: after the first start only password commands change it.
+   */
   passwordHash?: string;
   /** Plaintext from stdin: hashed as soon as the Jupyter version is known, then dropped. */
   password?: string;
@@ -96,7 +100,7 @@ export class Agent implements AgentCore {
     await prepareDirectories(paths);
     await saveSettings(paths, settings);
     const agent = new Agent(paths, settings, options.isRoot ?? process.getuid?.() === 0);
-    if (options.passwordHash) await agent.storePasswordHash(options.passwordHash);
+    if (options.passwordHash) await agent.applyInitialPasswordHash(options.passwordHash);
     agent.pendingPassword = options.password ?? null;
     return agent;
   }
@@ -424,6 +428,21 @@ export class Agent implements AgentCore {
     );
   }
 
+  private async applyInitialPasswordHash(hash: string): Promise<void> {
+    validateHash(hash);
+    const current = await this.readPasswordHash().catch(() => null);
+    if (current === null) {
+      await this.storePasswordHash(hash);
+      return;
+    }
+    if (current === hash) return;
+    this.recordEvent(
+      "info",
+      "password.initial-ignored",
+      "the password handed over at start-up was not applied: this data directory already has one, which only a password command changes",
+    );
+  }
+
   private async storePasswordHash(hash: string): Promise<void> {
     validateHash(hash);
     await writeFileAtomic(`${this.paths.stateDir}/password-hash`, `${hash}\n`, { mode: 0o600 });
@@ -438,7 +457,7 @@ export class Agent implements AgentCore {
       if (error instanceof AgentError) throw error;
       throw new AgentError(
         "NBF_PASSWORD_INVALID",
-        "no notebook password is set for this data directory; give one with --password-stdin or --password-hash",
+        "no notebook password is set for this data directory; give one with --password-stdin, --password-hash-file or --password-hash",
       );
     }
   }

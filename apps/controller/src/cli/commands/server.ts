@@ -102,7 +102,7 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
 }
 
 function settingsFrom(flags: ServerFlags): ControllerSettings {
-  return loadSettings({
+  const settings = loadSettings({
     flags: {
       ...(flags.listen ? { listen: flags.listen } : {}),
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
@@ -115,6 +115,10 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
+  // Read once: no process started from here on (the artifact build, a guest's bootstrap)
+  // inherits the admin token.
+  delete process.env.NBFLEET_ADMIN_TOKEN;
+  return settings;
 }
 
 async function start(settings: ControllerSettings, quietConsole: boolean): Promise<NbfleetApp> {

@@ -16,7 +16,13 @@ import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { linuxGuestLayout, readPidFile, renderLinuxBootstrap, stopProcess } from "@nbfleet/scripts";
+import {
+  agentEnvironment,
+  linuxGuestLayout,
+  readPidFile,
+  renderLinuxBootstrap,
+  stopProcess,
+} from "@nbfleet/scripts";
 import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
 import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
@@ -125,7 +131,12 @@ export class LocalProvider implements Provider {
 
   private async boot(dir: string): Promise<void> {
     try {
-      await run("sh", [path.join(dir, "bootstrap.sh")], { timeout: 120_000, maxBuffer: 4 * 1024 * 1024 });
+      // A minimal environment: the controller's own (NBFLEET_ADMIN_TOKEN, say) never reaches a guest.
+      await run("sh", [path.join(dir, "bootstrap.sh")], {
+        env: agentEnvironment(),
+        timeout: 120_000,
+        maxBuffer: 4 * 1024 * 1024,
+      });
     } catch (error) {
       const { stderr, stdout } = error as { stderr?: string; stdout?: string };
       const tail = `${stdout ?? ""}${stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
