@@ -40,6 +40,8 @@ import { redactLine } from "./supervisor/log-redact.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
+import { LatestFile } from "./util/latest-file.js";
+import { WriteFailures } from "./util/write-failures.js";
 
 export interface AgentOptions {
   dataDir: string;
@@ -58,6 +60,8 @@ export interface AgentOptions {
 type Listener = Parameters<AgentCore["subscribe"]>[0];
 
 const CERT_CHECK_EVERY_MS = 60_000;
+/** How soon after a new notebook server is running its first deep check runs. */
+export const DEEP_CHECK_AFTER_START_MS = 3000;
 const REMEMBERED_COMMANDS = 1000;
 
 export class Agent implements AgentCore {
@@ -66,7 +70,12 @@ export class Agent implements AgentCore {
   private owner: RunAsUser | null = null;
   private token = "";
   private checks: HealthCheck[] = [];
-  private kernelCheck: HealthCheck | undefined;
+  /** The last deep kernel check and the server it ran against (see serverTag). */
+  private kernelCheck: { server: string; check: HealthCheck } | undefined;
+  /** The deep round under way, cancelled when its server goes away. */
+  private deepRound: { server: string | null; abort: AbortController } | null = null;
+  /** A deep check due soon after a new server came up. */
+  private deepSoon: { server: string; timer: NodeJS.Timeout } | null = null;
   private health: HealthReport;
   private readonly listeners = new Set<Listener>();
   private readonly outcomes = new Map<string, Promise<CommandOutcome>>();
@@ -81,15 +90,22 @@ export class Agent implements AgentCore {
   readonly events: EventLog;
   readonly log: AgentLogger;
   private readonly closeLog: () => void;
+  /** Every write of the agent's own files reports here; a full disk fails writes, not the agent. */
+  private readonly writes: WriteFailures;
+  private readonly restartsFile: LatestFile;
 
   private constructor(
     readonly paths: DataPaths,
     readonly settings: AgentSettings,
     private readonly isRoot: boolean,
   ) {
-    this.events = new EventLog(paths.eventsFile);
+    this.writes = new WriteFailures((report) =>
+      this.recordEvent(report.level, report.kind, report.message, report.data),
+    );
+    this.events = new EventLog(paths.eventsFile, this.writes);
+    this.restartsFile = new LatestFile(paths.restartsFile, "restart count", this.writes);
     this.health = foldHealth([], "stopped");
-    const logger = createAgentLogger(paths.agentLog, settings.logMaxBytes);
+    const logger = createAgentLogger(paths.agentLog, settings.logMaxBytes, this.writes);
     this.log = logger.log;
     this.closeLog = logger.close;
   }
@@ -165,16 +181,29 @@ export class Agent implements AgentCore {
   close(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.stopDeepChecks();
     this.supervisor?.detach();
-    this.closeLog();
+    this.closeFiles();
   }
 
   /** Stops the loops and the notebook server. */
   async shutdown(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.stopDeepChecks();
     await this.supervisor?.stop();
     this.supervisor?.detach();
+    this.closeFiles();
+  }
+
+  private stopDeepChecks(): void {
+    this.cancelDeepSoon();
+    this.deepRound?.abort.abort(new Error("the agent is stopping"));
+  }
+
+  private closeFiles(): void {
+    this.events.close();
+    this.restartsFile.close();
     this.closeLog();
   }
 
@@ -268,8 +297,12 @@ export class Agent implements AgentCore {
         },
       }),
       onEvent: (event) => this.recordEvent(event.level, event.kind, event.message, event.data),
-      onChange: () => this.scheduleRefresh(),
+      onChange: () => {
+        this.onServerChange();
+        this.scheduleRefresh();
+      },
       onRestartsChanged: (restarts) => void this.saveRestarts(restarts),
+      writes: this.writes,
     });
   }
 
@@ -307,18 +340,87 @@ export class Agent implements AgentCore {
     return run;
   }
 
+  /**
+   * One round of checks against the server running now. Results are the server's own: a round
+   * during which the server changed (a restart, a crash) is dropped and a new one scheduled, and
+   * a kernel check is carried into later rounds only while its server runs.
+   */
   private async checkNow(deep: boolean): Promise<void> {
     if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
-    this.checks = await runChecks(this.checkTarget(), {
-      deep,
-      ...(this.kernelCheck ? { previousKernelCheck: this.kernelCheck } : {}),
-    });
+    const server = this.serverTag();
+    const round = deep ? { server, abort: new AbortController() } : null;
+    if (round) this.deepRound = round;
+    const previous = this.kernelCheck?.server === server ? this.kernelCheck?.check : undefined;
+    let checks: HealthCheck[];
+    try {
+      checks = await runChecks(this.checkTarget(), {
+        deep,
+        ...(previous ? { previousKernelCheck: previous } : {}),
+        ...(round ? { signal: round.abort.signal } : {}),
+      });
+    } finally {
+      if (round && this.deepRound === round) this.deepRound = null;
+    }
+    if (round?.abort.signal.aborted || this.serverTag() !== server) {
+      this.scheduleRefresh();
+      return;
+    }
+    this.checks = checks;
     if (deep) {
       this.lastDeepCheck = Date.now();
-      this.kernelCheck = this.checks.find((c) => c.name === "kernel");
+      const kernel = checks.find((c) => c.name === "kernel");
+      this.kernelCheck = kernel && server !== null ? { server, check: kernel } : undefined;
     }
     this.health = foldHealth(this.checks, this.supervisor?.snapshot().state ?? "stopped");
     this.notify();
+  }
+
+  /** The notebook server check results belong to: its pid and start, null when none runs. */
+  private serverTag(): string | null {
+    const snapshot = this.supervisor?.snapshot();
+    return snapshot?.pid ? `${snapshot.pid}@${snapshot.startedAt}` : null;
+  }
+
+  /**
+   * The supervisor moved: a deep check still running against a server that is stopping or gone
+   * is cancelled (its kernel dies with that server, and its failure would say nothing about the
+   * next one), and a server newly running gets its own deep check within seconds.
+   */
+  private onServerChange(): void {
+    const snapshot = this.supervisor?.snapshot();
+    const server = this.serverTag();
+    const running = snapshot?.state === "running";
+    const round = this.deepRound;
+    if (round && !round.abort.signal.aborted && (round.server !== server || !running)) {
+      const why = running
+        ? `the notebook server changed (now pid ${snapshot?.pid})`
+        : `the notebook server is ${snapshot?.state ?? "gone"}`;
+      round.abort.abort(new Error(why));
+      this.recordEvent("info", "health.deep_check_cancelled", `deep kernel check cancelled: ${why}`, {
+        server: round.server,
+      });
+    }
+    if (this.deepSoon && this.deepSoon.server !== server) this.cancelDeepSoon();
+    if (
+      !running ||
+      server === null ||
+      this.deepSoon !== null ||
+      this.settings.deepCheckIntervalSec <= 0 ||
+      this.kernelCheck?.server === server ||
+      this.deepRound?.server === server
+    )
+      return;
+    const timer = setTimeout(() => {
+      this.deepSoon = null;
+      if (this.serverTag() === server) void this.refresh({ deep: true }).catch(() => undefined);
+    }, DEEP_CHECK_AFTER_START_MS);
+    timer.unref();
+    this.deepSoon = { server, timer };
+  }
+
+  private cancelDeepSoon(): void {
+    if (this.deepSoon) clearTimeout(this.deepSoon.timer);
+    this.deepSoon = null;
   }
 
   private notify(): void {
@@ -385,6 +487,8 @@ export class Agent implements AgentCore {
       pid: this.supervisor?.snapshot().pid ?? null,
       certFile: this.paths.certFile,
       diskPath: this.notebookDir(),
+      dataDir: this.paths.dataDir,
+      writeProblems: this.writes.problems(),
     };
   }
 
@@ -473,8 +577,9 @@ export class Agent implements AgentCore {
     }
   }
 
+  /** Never rejects: a write the disk refused is retried until it lands (see LatestFile). */
   private async saveRestarts(restarts: number): Promise<void> {
-    await writeFileAtomic(this.paths.restartsFile, `${JSON.stringify({ restarts })}\n`, { mode: 0o600 });
+    await this.restartsFile.write(`${JSON.stringify({ restarts })}\n`);
   }
 
   private recordEvent(

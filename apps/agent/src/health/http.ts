@@ -24,6 +24,8 @@ export interface ApiRequest {
   token?: string;
   body?: unknown;
   timeoutMs: number;
+  /** Aborts the request (the kernel check is cancelled when its server goes away). */
+  signal?: AbortSignal;
 }
 
 export interface ApiResponse {
@@ -81,6 +83,7 @@ export async function requestApi(target: ApiEndpoint, request: ApiRequest): Prom
       method,
       headers,
       createConnection: createConnection as unknown as https.RequestOptions["createConnection"],
+      ...(request.signal ? { signal: request.signal } : {}),
     });
     const timer = setTimeout(
       () => req.destroy(new Error(`${what}: no answer within ${request.timeoutMs} ms`)),

@@ -3,6 +3,9 @@
  * Start a kernel through the REST API, run a cell that prints and one that draws a matplotlib
  * figure with the kernel's default backend (inline plots must work out of the box), see the
  * PNG come back, and always delete the kernel again.
+ *
+ * An abort signal cancels the check at once (its server is going away: a restart). The kernel
+ * dies with that server; deleting it is still tried, briefly and in the background.
  */
 import type { HealthCheck } from "@nbfleet/shared";
 import { apiUrl, requestApi } from "./http.js";
@@ -12,6 +15,7 @@ import type { CheckTarget } from "./target.js";
 
 export const KERNEL_CHECK_TIMEOUT_MS = 60_000;
 const DELETE_TIMEOUT_MS = 10_000;
+const DELETE_AFTER_CANCEL_TIMEOUT_MS = 2000;
 export const PRINT_MARKER = "nbfleet-ok";
 export const PRINT_CELL = `print("${PRINT_MARKER}")`;
 export const PLOT_CELL = "import matplotlib.pyplot as plt; plt.plot([1, 2, 3]); plt.show()";
@@ -21,6 +25,7 @@ export async function checkKernel(
   target: CheckTarget,
   now = new Date(),
   timeoutMs = KERNEL_CHECK_TIMEOUT_MS,
+  signal?: AbortSignal,
 ): Promise<HealthCheck> {
   const started = performance.now();
   const deadline = started + timeoutMs;
@@ -31,14 +36,19 @@ export async function checkKernel(
   let kernelId: string | null = null;
   let channel: KernelChannel | null = null;
   let failure: string | null = null;
+  // Pending channel requests fail at once when the channels close.
+  const onAbort = () => channel?.close();
+  signal?.addEventListener("abort", onAbort, { once: true });
 
   try {
+    signal?.throwIfAborted();
     const created = await requestApi(target, {
       method: "POST",
       path: "api/kernels",
       token: target.token,
       body: {},
       timeoutMs: left(),
+      ...(signal ? { signal } : {}),
     });
     const id = (created.body as { id?: unknown } | null)?.id;
     if (created.status !== 201 || typeof id !== "string") {
@@ -48,11 +58,10 @@ export async function checkKernel(
     data.kernelId = id;
     seen.push("kernel created");
 
-    channel = await KernelChannel.open(
-      apiUrl(target, `api/kernels/${id}/channels`, "wss"),
-      target.token,
-      left(),
-      target,
+    channel = await unlessAborted(
+      KernelChannel.open(apiUrl(target, `api/kernels/${id}/channels`, "wss"), target.token, left(), target),
+      signal,
+      (late) => late.close(),
     );
     seen.push("channels open");
     await channel.request("kernel_info_request", {}, left());
@@ -90,7 +99,19 @@ export async function checkKernel(
   }
 
   // The catch above takes everything, so this cleanup always runs.
+  signal?.removeEventListener("abort", onAbort);
   channel?.close();
+  if (signal?.aborted) {
+    if (kernelId !== null) void deleteKernel(target, kernelId, DELETE_AFTER_CANCEL_TIMEOUT_MS);
+    data.cancelled = true;
+    return checkResult(
+      "kernel",
+      "fail",
+      `cancelled: ${describeError(signal.reason)}; seen so far: ${seen.join(", ") || "nothing"}`,
+      now,
+      data,
+    );
+  }
   const leftover = kernelId === null ? null : await deleteKernel(target, kernelId);
   if (kernelId !== null) data.kernelDeleted = leftover === null;
 
@@ -117,13 +138,17 @@ export async function checkKernel(
 }
 
 /** Deletes the kernel; returns null when it is gone, else why it may still run. */
-async function deleteKernel(target: CheckTarget, kernelId: string): Promise<string | null> {
+async function deleteKernel(
+  target: CheckTarget,
+  kernelId: string,
+  timeoutMs = DELETE_TIMEOUT_MS,
+): Promise<string | null> {
   try {
     const res = await requestApi(target, {
       method: "DELETE",
       path: `api/kernels/${kernelId}`,
       token: target.token,
-      timeoutMs: DELETE_TIMEOUT_MS,
+      timeoutMs,
     });
     if (res.status === 204 || res.status === 404) return null;
     return `deleting kernel ${kernelId} answered HTTP ${res.status}${serverMessage(res.body)}`;
@@ -135,4 +160,34 @@ async function deleteKernel(target: CheckTarget, kernelId: string): Promise<stri
 function serverMessage(body: unknown): string {
   const message = (body as { message?: unknown } | null)?.message;
   return typeof message === "string" && message !== "" ? ` (${message})` : "";
+}
+
+/** The pending value, unless the signal aborts first; a value that comes too late is discarded. */
+function unlessAborted<T>(
+  pending: Promise<T>,
+  signal: AbortSignal | undefined,
+  discard: (late: T) => void,
+): Promise<T> {
+  if (!signal) return pending;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      pending.then(discard, () => undefined);
+      reject(signal.reason);
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -19,6 +19,8 @@ export interface RunChecksOptions {
   /** The last kernel check, reported again when this round is not deep. */
   previousKernelCheck?: HealthCheck;
   now?: Date;
+  /** Cancels the deep kernel check (its server is going away). */
+  signal?: AbortSignal;
 }
 
 const NETWORK_CHECKS = ["https", "auth", "tls", "activity"] as const;
@@ -37,7 +39,7 @@ export async function runChecks(target: CheckTarget, options: RunChecksOptions):
       checkTls(target, now),
       checkActivity(target, now),
     );
-    if (options.deep) pending.push(checkKernel(target, now));
+    if (options.deep) pending.push(checkKernel(target, now, undefined, options.signal));
   } else {
     pending.push(...NETWORK_CHECKS.map((name) => Promise.resolve(notRunning(name))));
     if (options.deep || options.previousKernelCheck !== undefined)

@@ -2,6 +2,8 @@
  * What the health checks look at: one notebook server, reached on loopback with the
  * agent-only token, plus the files and process the agent knows it by.
  */
+import type { WriteProblem } from "../util/write-failures.js";
+
 export interface CheckTarget {
   /** Where the agent reaches the server, usually 127.0.0.1 even when it listens on 0.0.0.0. */
   host: string;
@@ -15,4 +17,8 @@ export interface CheckTarget {
   certFile: string;
   /** A path on the disk whose fullness matters (the notebook directory). */
   diskPath: string;
+  /** The agent's data directory, whose disk matters too (named first when it is the same one). */
+  dataDir?: string;
+  /** The agent's own writes that keep failing (a full disk shows here before statfs says 100 %). */
+  writeProblems?: WriteProblem[];
 }

@@ -14,15 +14,29 @@ export async function openAppend(
   return handle;
 }
 
-/** Keeps at most ~maxBytes in the live file, the previous part in `<file>.1`. */
+/**
+ * Keeps at most ~maxBytes in the live file, the previous part in `<file>.1`. The cap holds even
+ * when the copy fails (a full disk, where a growing log must not keep the disk full): the live
+ * file is truncated anyway and the error, saying the previous part was lost, is thrown after.
+ */
 export async function capLogFile(file: string, maxBytes: number): Promise<boolean> {
   const size = await stat(file).then(
     (s) => s.size,
     () => 0,
   );
   if (size <= maxBytes) return false;
-  await copyFile(file, `${file}.1`);
+  let copyError: unknown = null;
+  await copyFile(file, `${file}.1`).catch((error: unknown) => {
+    copyError = error;
+  });
   await truncate(file, 0);
+  if (copyError !== null) {
+    const reason = copyError instanceof Error ? copyError.message : String(copyError);
+    throw Object.assign(new Error(`capped ${file} but could not keep its previous part: ${reason}`), {
+      code: (copyError as { code?: unknown }).code,
+      cause: copyError,
+    });
+  }
   return true;
 }
 

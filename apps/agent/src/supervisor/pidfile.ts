@@ -1,6 +1,5 @@
 /** The record that lets a new agent re-adopt a notebook server the previous agent started. */
-import { readFile, rm } from "node:fs/promises";
-import { writeFileAtomic } from "../util/atomic-write.js";
+import { readFile } from "node:fs/promises";
 
 export interface PidRecord {
   pid: number;
@@ -30,10 +29,7 @@ export async function readPidRecord(file: string): Promise<PidRecord | null> {
   }
 }
 
-export function writePidRecord(file: string, record: PidRecord): Promise<void> {
-  return writeFileAtomic(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-}
-
-export function removePidRecord(file: string): Promise<void> {
-  return rm(file, { force: true });
+/** The file's content (written through a LatestFile, which retries what a full disk refused). */
+export function formatPidRecord(record: PidRecord): string {
+  return `${JSON.stringify(record)}\n`;
 }

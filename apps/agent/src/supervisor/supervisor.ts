@@ -14,9 +14,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { AgentEvent, NotebookState } from "@nbfleet/shared";
 import type { RestartPolicy } from "../config/settings.js";
 import { AgentError } from "../errors.js";
+import { LatestFile } from "../util/latest-file.js";
+import { type WriteReporter, ignoreWrites } from "../util/write-failures.js";
 import { CrashPolicy } from "./crash-policy.js";
 import { capLogFile, openAppend, tailLines } from "./log-file.js";
-import { type PidRecord, readPidRecord, removePidRecord, writePidRecord } from "./pidfile.js";
+import { type PidRecord, formatPidRecord, readPidRecord } from "./pidfile.js";
 import { assertPortFree, canListen } from "./port.js";
 import { isRunning, readProcStat } from "./proc.js";
 
@@ -45,6 +47,8 @@ export interface SupervisorOptions {
   /** Restarts done so far (kept across agent restarts by the caller). */
   restarts?: number;
   onRestartsChanged?: (restarts: number) => void;
+  /** Where failed writes (pid record, log cap) are told; they never fail a start or stop. */
+  writes?: WriteReporter;
 }
 
 export interface SupervisorSnapshot {
@@ -72,6 +76,8 @@ export class Supervisor {
   private backoffTimer: NodeJS.Timeout | null = null;
   private watchTimer: NodeJS.Timeout | null = null;
   private logTimer: NodeJS.Timeout | null = null;
+  /** The pid record, rewritten until it lands: a full disk must not orphan a started server. */
+  private readonly pidRecord: LatestFile;
   /** Serializes start/stop/restart so two operators cannot interleave them. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -81,8 +87,14 @@ export class Supervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.restarts = options.restarts ?? 0;
     this.crashes = new CrashPolicy(options.restart);
+    const writes = options.writes ?? ignoreWrites;
+    this.pidRecord = new LatestFile(options.pidFile, "notebook pid record", writes);
     this.logTimer = setInterval(
-      () => void capLogFile(options.logFile, options.logMaxBytes),
+      () =>
+        capLogFile(options.logFile, options.logMaxBytes).then(
+          () => writes.succeeded("notebook log cap"),
+          (error: unknown) => writes.failed("notebook log cap", options.logFile, error),
+        ),
       LOG_CAP_EVERY_MS,
     );
     this.logTimer.unref();
@@ -169,6 +181,7 @@ export class Supervisor {
     this.cancelBackoff();
     if (this.watchTimer) clearInterval(this.watchTimer);
     if (this.logTimer) clearInterval(this.logTimer);
+    this.pidRecord.close();
     this.child?.removeAllListeners("exit");
   }
 
@@ -209,7 +222,7 @@ export class Supervisor {
         port: this.options.port,
         startedAt: new Date().toISOString(),
       };
-      await writePidRecord(this.options.pidFile, this.record);
+      await this.pidRecord.write(formatPidRecord(this.record));
       child.once("exit", (code, signal) => this.onExit(pid, describeExit(code, signal)));
       if (!(await this.waitReady(pid))) {
         const tail = await this.tail(20);
@@ -226,6 +239,7 @@ export class Supervisor {
     } catch (error) {
       this.lastError = error instanceof Error ? error.message : String(error);
       this.record = null;
+      await this.pidRecord.remove();
       this.setState("failed");
       this.emit("error", "notebook.start_failed", this.lastError);
       throw error;
@@ -263,31 +277,33 @@ export class Supervisor {
     if (this.state === "stopping") return;
     const startedAt = this.record.startedAt ? Date.parse(this.record.startedAt) : null;
     this.record = null;
-    void removePidRecord(this.options.pidFile);
+    void this.pidRecord.remove();
     const decision = this.crashes.onCrash(startedAt, Date.now());
-    void this.tail(20).then((tail) => {
-      if (decision.action === "give_up") {
-        this.lastError = `notebook server ${how}; ${decision.crashes} crashes within ${Math.round(this.options.restart.crashWindowMs / 1000)} s, giving up. Last log lines:\n${tail.join("\n")}`;
-        this.setState("failed");
-        this.emit("error", "notebook.failed", this.lastError, { pid });
-        return;
-      }
-      this.lastError = `notebook server ${how}; restarting in ${decision.delayMs} ms`;
-      this.setState("backoff");
-      this.emit("warn", "notebook.crashed", this.lastError, {
-        pid,
-        delayMs: decision.delayMs,
-        lastLines: tail,
-      });
-      this.backoffTimer = setTimeout(() => {
-        this.backoffTimer = null;
-        void this.serialized(async () => {
-          if (this.state !== "backoff") return;
-          this.bumpRestarts();
-          await this.launch().catch(() => this.onLaunchFailedDuringBackoff());
+    void this.tail(20)
+      .catch(() => [] as string[])
+      .then((tail) => {
+        if (decision.action === "give_up") {
+          this.lastError = `notebook server ${how}; ${decision.crashes} crashes within ${Math.round(this.options.restart.crashWindowMs / 1000)} s, giving up. Last log lines:\n${tail.join("\n")}`;
+          this.setState("failed");
+          this.emit("error", "notebook.failed", this.lastError, { pid });
+          return;
+        }
+        this.lastError = `notebook server ${how}; restarting in ${decision.delayMs} ms`;
+        this.setState("backoff");
+        this.emit("warn", "notebook.crashed", this.lastError, {
+          pid,
+          delayMs: decision.delayMs,
+          lastLines: tail,
         });
-      }, decision.delayMs);
-    });
+        this.backoffTimer = setTimeout(() => {
+          this.backoffTimer = null;
+          void this.serialized(async () => {
+            if (this.state !== "backoff") return;
+            this.bumpRestarts();
+            await this.launch().catch(() => this.onLaunchFailedDuringBackoff());
+          });
+        }, decision.delayMs);
+      });
   }
 
   /** A start that fails while recovering counts as one more crash. */
@@ -312,7 +328,7 @@ export class Supervisor {
     await this.terminate(record.pid, record.port);
     this.record = null;
     this.child = null;
-    await removePidRecord(this.options.pidFile);
+    await this.pidRecord.remove();
     this.setState("stopped");
     this.emit("info", "notebook.stopped", `notebook server stopped (pid ${record.pid})`, { pid: record.pid });
   }
