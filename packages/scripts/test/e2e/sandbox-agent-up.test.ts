@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { mkdtemp } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -139,7 +139,15 @@ describe("sandbox bootstrap → bundled agent → real notebook server", () => {
     expect(result.output).toContain("nbfleet-bootstrap: agent started");
     expect(result.code).toBe(0);
     const layout = linuxGuestLayout(installDir);
-    agentPid = Number((await readFile(layout.pidFile, "utf8")).trim());
+    // The pid file says "PID STARTTIME".
+    agentPid = Number((await readFile(layout.pidFile, "utf8")).trim().split(/\s+/)[0]);
+    // The hash was handed over in a 0600 file; no command line shows it.
+    expect(await readFile(layout.passwordHashFile, "utf8")).toBe(`${passwordHash}\n`);
+    expect((await stat(layout.passwordHashFile)).mode & 0o777).toBe(0o600);
+    expect(await readFile(layout.launcher, "utf8")).toContain(
+      `--password-hash-file ${layout.passwordHashFile}`,
+    );
+    expect(await readFile(layout.launcher, "utf8")).not.toContain(passwordHash);
 
     const api = await waitFor(
       `https://127.0.0.1:${port}/api`,
