@@ -10,9 +10,9 @@ import path from "node:path";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import { afterEach, describe, expect, it } from "vitest";
 import { type TestController, startTestController } from "../../../controller/src/testkit/controller.js";
+import { HandOverProvider } from "../../../controller/src/testkit/hand-over-provider.js";
 import { FakeCore, fakeState } from "../../src/testkit/fake-core.js";
 import { type LinkHarness, startLink } from "../../src/testkit/link-harness.js";
-import { HandOverProvider } from "./hand-over-provider.js";
 
 let controller: TestController | undefined;
 const links: LinkHarness[] = [];
