@@ -1,15 +1,26 @@
 /**
  * Operator authentication for the HTTP API. Every route declares the least role it needs in
  * its `config.role` (`public` routes need none; the agent gateway authenticates itself); a
- * route that declares nothing needs `admin`, so forgetting is safe.
+ * route that declares nothing needs `admin`, so forgetting is safe. A route declaring anything
+ * else fails at registration. Every route is listed in `app.routeTable` with its access.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest, FastifySchema } from "fastify";
 import { NbfError } from "../errors.js";
 import type { TokenRecord, TokensRepo } from "../store/tokens-repo.js";
-import { type Role, roleAllows } from "./roles.js";
+import { ROLES, type Role, roleAllows } from "./roles.js";
 import { bearer, hashSecret, secretKind } from "./secrets.js";
 
 export type RouteAccess = Role | "public" | "agent";
+export const ROUTE_ACCESS: readonly RouteAccess[] = [...ROLES, "public", "agent"];
+
+/** One route as registered, with the access it declared: what the authorization tests walk. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  access: RouteAccess;
+  websocket: boolean;
+  schema: FastifySchema | undefined;
+}
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -18,9 +29,33 @@ declare module "fastify" {
   interface FastifyRequest {
     principal: TokenRecord | null;
   }
+  interface FastifyInstance {
+    /** Every route registered after `installAuth` (HEAD twins of GET routes left out). */
+    routeTable: readonly RouteEntry[];
+  }
 }
 
 export function installAuth(app: FastifyInstance, tokens: TokensRepo): void {
+  const table: RouteEntry[] = [];
+  app.decorate("routeTable", table);
+  app.addHook("onRoute", (route) => {
+    const access = (route.config as { role?: unknown } | undefined)?.role ?? "admin";
+    if (!ROUTE_ACCESS.includes(access as RouteAccess)) {
+      throw new Error(
+        `route ${route.url} declares role '${String(access)}'; use one of ${ROUTE_ACCESS.join(", ")}`,
+      );
+    }
+    for (const method of [route.method].flat()) {
+      if (method === "HEAD") continue;
+      table.push({
+        method,
+        url: route.url,
+        access: access as RouteAccess,
+        websocket: (route as { websocket?: boolean }).websocket === true,
+        schema: route.schema,
+      });
+    }
+  });
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (request) => {
     // Unmatched URLs get the 404 handler, which needs no token.

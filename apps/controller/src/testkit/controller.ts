@@ -5,6 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ArtifactInfo } from "../api/agent-artifact/plugin.js";
 import { type ControllerSettings, defaultSettings } from "../config/settings.js";
 import type { Provider } from "../providers/types.js";
 import { type NbfleetApp, buildServer, listen } from "../server.js";
@@ -24,7 +25,13 @@ export function tempDataDir(): string {
 }
 
 export async function startTestController(
-  options: { settings?: Partial<ControllerSettings>; provider?: Provider; listen?: boolean } = {},
+  options: {
+    settings?: Partial<ControllerSettings>;
+    provider?: Provider;
+    listen?: boolean;
+    /** An agent artifact to serve (adds the artifact routes). */
+    artifact?: ArtifactInfo;
+  } = {},
 ): Promise<TestController> {
   const dataDir = options.settings?.dataDir ?? tempDataDir();
   const settings: ControllerSettings = {
@@ -37,7 +44,7 @@ export async function startTestController(
     dataDir,
   };
   const provider = options.provider ?? new SimProvider();
-  const app = await buildServer(settings, { provider });
+  const app = await buildServer(settings, { provider, artifact: options.artifact });
   const url = options.listen === false ? "" : await listen(app);
   const adminToken = app.nbfleet.adminToken.token;
   if (!adminToken) throw new Error("test controller has no known admin token");
