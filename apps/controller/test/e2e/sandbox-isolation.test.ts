@@ -8,7 +8,7 @@
  * its own key, signals its own server, and its owner logs in with the password and runs cells.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
@@ -358,6 +358,46 @@ describe("local machines are isolated from each other", () => {
       headers: { "content-type": "application/x-www-form-urlencoded", cookie: `_xsrf=${xsrf}` },
     });
     expect(wrong.status).not.toBe(302);
+  });
+
+  it("stopping a machine ends every process of its user, a terminal's background job too", async () => {
+    const uid = uidOf((await pids("a")).notebook);
+    const exitCode = await new Promise<number | null>((resolve, reject) => {
+      TerminalConnection.open(
+        {
+          baseUrl: controller.url,
+          token: TOKEN,
+          vm: "a",
+          command: "setsid sleep 600 </dev/null >/dev/null 2>&1 &",
+        },
+        {
+          output: () => {},
+          control: (frame) => frame.type === "exit" && resolve(frame.exitCode),
+          closed: () => {},
+        },
+      ).catch(reject);
+    });
+    expect(exitCode).toBe(0);
+    const sleeper = await waitFor(
+      "the background job running as A's user",
+      async () =>
+        processesOfUid(uid).find((pid) =>
+          readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep\u0000600"),
+        ),
+      10_000,
+    );
+    expect((await api(controller)("POST", "/v1/vms/a/stop")).status).toBe(200);
+    expect(processesOfUid(uid)).toEqual([]);
+    // Gone, or a zombie until its new parent reaps it.
+    expect(existsSync(`/proc/${sleeper}`) ? readFileSync(`/proc/${sleeper}/stat`, "utf8") : "gone").toMatch(
+      /^gone$|\) Z /,
+    );
+    expect((await api(controller)("POST", "/v1/vms/a/start")).status).toBe(200);
+    await waitFor(
+      "a running again",
+      async () => ((v) => v.agent.status === "connected" && v.notebook.state === "running")(await vm("a")),
+      120_000,
+    );
   });
 
   it("deleting a machine ends its user's processes and removes the user and its sandbox", async () => {
