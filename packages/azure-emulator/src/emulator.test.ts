@@ -416,6 +416,52 @@ describe("injected faults and throttling", () => {
     expect(answer.headers["x-ms-retry-after-ms"]).toBe("2500");
   });
 
+  it("hang: a matching request gets no answer; the client's abort deadline ends it", async () => {
+    emu.emulator.addFault({
+      method: "PUT",
+      resourceType: "Microsoft.Network/networkSecurityGroups",
+      hang: true,
+    });
+    const started = Date.now();
+    await expect(
+      net.networkSecurityGroups.beginCreateOrUpdateAndWait(
+        RG,
+        "hung-nsg",
+        { location: LOC },
+        { abortSignal: AbortSignal.timeout(300) },
+      ),
+    ).rejects.toMatchObject({ name: "AbortError" });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(emu.emulator.inventory().resources.some((r) => r.name === "hung-nsg")).toBe(false);
+  });
+
+  it("hang on polls: the write is accepted, then its operation's polls get no answer", async () => {
+    emu.emulator.resetStats();
+    emu.emulator.addFault({
+      polls: true,
+      resourceType: "Microsoft.Network/networkSecurityGroups",
+      hang: true,
+      count: 1,
+    });
+    await expect(
+      net.networkSecurityGroups.beginCreateOrUpdateAndWait(
+        RG,
+        "poll-hung-nsg",
+        { location: LOC },
+        { abortSignal: AbortSignal.timeout(500), updateIntervalInMs: 10 },
+      ),
+    ).rejects.toMatchObject({ name: "AbortError" });
+    expect(emu.emulator.getStats().faultsFired).toBe(1);
+    // The PUT itself went through; with the rule spent, the next caller polls to the end.
+    expect(emu.emulator.inventory().resources.some((r) => r.name === "poll-hung-nsg")).toBe(true);
+    const again = await net.networkSecurityGroups.beginCreateOrUpdateAndWait(RG, "poll-hung-nsg", {
+      location: LOC,
+    });
+    expect(again.provisioningState).toBe("Succeeded");
+    // A poll rule does not touch requests to the resource, and a request rule no polls.
+    expect(() => emu.emulator.addFault({ polls: true, delayMs: 5 })).toThrow(/polls can only answer/);
+  });
+
   it("a 500 on NIC creation reaches the caller once the SDK's retries are spent", async () => {
     const { subnetId } = await network("err");
     emu.emulator.addFault({

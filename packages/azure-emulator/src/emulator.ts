@@ -85,6 +85,8 @@ export class Emulator {
   private readonly throttle: Throttle | null;
   private readonly core: EmulatorCore;
   private stats: EmulatorStats = emptyStats();
+  /** Requests a `hang` fault holds; answered 503 when the emulator closes. */
+  private readonly hanging: Array<() => void> = [];
 
   constructor(private readonly config: EmulatorConfig) {
     const log = config.log ?? (() => {});
@@ -146,6 +148,7 @@ export class Emulator {
   }
 
   async close(): Promise<void> {
+    for (const release of this.hanging.splice(0)) release();
     await this.operations.close();
     await this.config.guests.close();
   }
@@ -214,7 +217,7 @@ export class Emulator {
         "The api-version query parameter (?api-version=) is required for all requests.",
       );
     }
-    const facts = requestFacts(method, path);
+    const facts = path.kind === "operation" ? this.pollFacts(method, path.id) : requestFacts(method, path);
     if (write && facts.resourceType) {
       const key = `${facts.resourceType}${facts.action ? `/${facts.action}` : ""} ${method}`;
       this.stats.writesByType[key] = (this.stats.writesByType[key] ?? 0) + 1;
@@ -237,8 +240,9 @@ export class Emulator {
       }
       headers[`x-ms-ratelimit-remaining-subscription-${kind}`] = String(taken.remaining);
     }
-    const fault = path.kind === "operation" ? null : this.faults.match(facts);
+    const fault = this.faults.match(facts);
     if (fault) this.stats.faultsFired += 1;
+    if (fault?.hang) return this.hang();
     if (fault?.status !== undefined) {
       const code = fault.code ?? (fault.status === 429 ? "TooManyRequests" : "InternalServerError");
       const message = fault.message ?? `Injected fault: ${fault.status} for ${method} ${url.pathname}.`;
@@ -289,6 +293,25 @@ export class Emulator {
       case "resource":
         return this.resource(ctx, path);
     }
+  }
+
+  /** A request that gets no answer until the emulator closes (a `hang` fault). */
+  private hang(): Promise<EmulatorResponse> {
+    return new Promise((resolve) => {
+      this.hanging.push(() =>
+        resolve(armError(new ArmError(503, "ServiceUnavailable", "The emulator is closing."))),
+      );
+    });
+  }
+
+  /** A poll's facts are those of the resource its operation works on (for `polls` fault rules). */
+  private pollFacts(method: string, operationId: string): RequestFacts {
+    const operation = this.operations.get(operationId);
+    const target = operation ? parseArmPath(operation.resourceId) : null;
+    const facts = target
+      ? requestFacts(method, target)
+      : { method, resourceType: null, name: null, action: null };
+    return { ...facts, action: null, poll: true };
   }
 
   // ---- resource groups ------------------------------------------------------------------------

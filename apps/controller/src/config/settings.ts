@@ -96,6 +96,10 @@ export const ControllerSettings = Type.Object(
     /** Comma-separated sources allowed to reach SSH (22); null = no SSH rule. */
     azureSshSources: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     azureMaxConcurrency: Type.Integer({ minimum: 1, maximum: 100 }),
+    /** Longest an Azure machine operation (create, start, stop, delete, …) may take, polls included. */
+    azureOperationTimeoutSec: Seconds(1, 7 * 86_400),
+    /** Longest one HTTP request to Azure Resource Manager may wait for its answer before it is retried. */
+    azureRequestTimeoutSec: Seconds(1, 3600),
     logLevel: Type.Union(
       ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     ),
@@ -148,6 +152,8 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     azureNotebookSources: "*",
     azureSshSources: null,
     azureMaxConcurrency: 10,
+    azureOperationTimeoutSec: 1800,
+    azureRequestTimeoutSec: 120,
     logLevel: "info",
   };
 }
@@ -180,6 +186,8 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_AZURE_SSH_PUBLIC_KEY_FILE: "azureSshPublicKeyFile",
   NBFLEET_AZURE_NOTEBOOK_SOURCES: "azureNotebookSources",
   NBFLEET_AZURE_SSH_SOURCES: "azureSshSources",
+  NBFLEET_AZURE_OPERATION_TIMEOUT_SEC: "azureOperationTimeoutSec",
+  NBFLEET_AZURE_REQUEST_TIMEOUT_SEC: "azureRequestTimeoutSec",
   NBFLEET_LOG_LEVEL: "logLevel",
   NBFLEET_BODY_LIMIT_BYTES: "bodyLimitBytes",
   NBFLEET_REQUEST_TIMEOUT_SEC: "requestTimeoutSec",
@@ -213,6 +221,8 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "terminalMaxSessionsPerVm",
   "reconcileIntervalSec",
   "azureMaxConcurrency",
+  "azureOperationTimeoutSec",
+  "azureRequestTimeoutSec",
 ]);
 
 const fullValidator = compileValidator(ControllerSettings, "controller settings");

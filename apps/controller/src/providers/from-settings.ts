@@ -59,6 +59,8 @@ export async function providerFromSettings(
     notebookSourceRanges: list(settings.azureNotebookSources),
     sshSourceRanges: settings.azureSshSources ? list(settings.azureSshSources) : null,
     maxConcurrency: settings.azureMaxConcurrency,
+    operationTimeoutMs: settings.azureOperationTimeoutSec * 1000,
+    requestTimeoutMs: settings.azureRequestTimeoutSec * 1000,
     ...(needs.trust ? { controllerTrust: needs.trust } : {}),
     ...(needs.log ? { log: needs.log } : {}),
   });

@@ -1,7 +1,9 @@
 /**
  * Injected faults: rules matched against each Resource Manager request. A rule either answers
  * the request itself (429 with Retry-After, 500, …), lets it through but makes its long-running
- * operation fail with a given Azure error, or makes that operation slower. Probabilities use a
+ * operation fail with a given Azure error, makes that operation slower, or never answers at all
+ * (`hang`, so a client's deadlines can be tested). Rules with `polls: true` match the polls of a
+ * resource's long-running operations instead of requests to the resource. Probabilities use a
  * seeded generator so a run can be repeated.
  */
 import { randomUUID } from "node:crypto";
@@ -32,6 +34,13 @@ export interface FaultRule {
   failOperation?: boolean;
   /** Accept the request; its long-running operation takes this much longer. */
   delayMs?: number;
+  /** Never answer (until the emulator closes): the client's own deadline has to end the request. */
+  hang?: boolean;
+  /**
+   * Match polls (`GET …/operations/{id}`, `…/operationResults/{id}`) of long-running operations
+   * on the matching resources instead of requests to them; only with `status` or `hang`.
+   */
+  polls?: boolean;
 }
 
 export interface RequestFacts {
@@ -39,6 +48,8 @@ export interface RequestFacts {
   resourceType: string | null;
   name: string | null;
   action: string | null;
+  /** A poll of a long-running operation on the resource named by the other facts. */
+  poll?: boolean;
 }
 
 export interface FaultHit {
@@ -97,7 +108,8 @@ export class Faults {
 }
 
 function matches(rule: FaultRule, facts: RequestFacts): boolean {
-  const method = rule.method ?? "write";
+  if ((rule.polls ?? false) !== (facts.poll ?? false)) return false;
+  const method = rule.method ?? (rule.polls ? "read" : "write");
   if (method === "write" && !WRITES.has(facts.method)) return false;
   if (method === "read" && WRITES.has(facts.method)) return false;
   if (method !== "write" && method !== "read" && method !== "any" && method !== facts.method) return false;
@@ -110,10 +122,16 @@ function matches(rule: FaultRule, facts: RequestFacts): boolean {
 
 function checkRule(rule: FaultRule): string[] {
   const problems: string[] = [];
-  const effects = [rule.status !== undefined, rule.failOperation === true, rule.delayMs !== undefined].filter(
-    Boolean,
-  );
-  if (effects.length !== 1) problems.push("give exactly one of status, failOperation, delayMs");
+  const effects = [
+    rule.status !== undefined,
+    rule.failOperation === true,
+    rule.delayMs !== undefined,
+    rule.hang === true,
+  ].filter(Boolean);
+  if (effects.length !== 1) problems.push("give exactly one of status, failOperation, delayMs, hang");
+  if (rule.polls && (rule.failOperation || rule.delayMs !== undefined)) {
+    problems.push("a rule for polls can only answer with a status or hang");
+  }
   if (
     rule.status !== undefined &&
     (!Number.isInteger(rule.status) || rule.status < 400 || rule.status > 599)

@@ -9,7 +9,7 @@ import type { VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { emulatorProvider, startTestEmulator } from "../../testkit/azure.js";
 import { type TestController, startTestController } from "../../testkit/controller.js";
-import { call } from "../../testkit/http.js";
+import { call, eventually } from "../../testkit/http.js";
 import type { AzureProvider } from "./azure-provider.js";
 import { chooseCredential, staticTokenCredential } from "./credential.js";
 import { FLEET_TAG, VM_TAG } from "./fleet-network.js";
@@ -173,6 +173,80 @@ describe("provider azure against the emulator", () => {
       expect(namesOf("nocap")).toEqual([]);
       // Deleting the failed VM asks Azure again and succeeds with nothing left.
       expect((await call(c.app, "DELETE", "/v1/vms/nocap", { token: c.adminToken })).statusCode).toBe(204);
+    });
+  });
+
+  it("a hung poll fails the VM with a timeout error at the operation deadline and frees its slot", async () => {
+    const provider = emulatorProvider(emu, {
+      resourceGroup: "hung",
+      maxConcurrency: 1,
+      operationTimeoutMs: 4000,
+      pollIntervalMs: 50,
+    });
+    await withController(provider, async (c) => {
+      await provider.ensureFleet();
+      // The first poll of the VM's create never gets an answer.
+      emu.emulator.addFault({
+        polls: true,
+        resourceType: "Microsoft.Compute/virtualMachines",
+        hang: true,
+        count: 1,
+      });
+      const hung = createVm(c, "stuck");
+      await eventually(
+        async () => provider.inFlight.active,
+        (active) => active === 1,
+        10_000,
+        5,
+      );
+      const started = Date.now();
+      // Waits for the only slot, which the hung create holds until its deadline.
+      const after = createVm(c, "after");
+      await eventually(
+        async () => provider.inFlight.pending,
+        (pending) => pending === 1,
+        10_000,
+        5,
+      );
+      const failed = await hung;
+      const elapsed = Date.now() - started;
+      expect(failed.status).toBe(502);
+      expect(failed.body.error?.code).toBe("NBF_PROVIDER_FAILED");
+      expect(elapsed).toBeGreaterThanOrEqual(3900);
+      expect(elapsed).toBeLessThan(12_000);
+      const vm = (await call(c.app, "GET", "/v1/vms/stuck", { token: c.adminToken })).json() as VmView;
+      expect(vm.state).toBe("failed");
+      expect(vm.error).toContain(
+        "create: Azure did not finish the create within 4 s (NBFLEET_AZURE_OPERATION_TIMEOUT_SEC); it was abandoned",
+      );
+      expect(vm.error).toContain("what it had made was deleted");
+      expect(namesOf("stuck")).toEqual([]);
+      expect(emu.emulator.getStats().faultsFired).toBeGreaterThanOrEqual(1);
+      // The slot is free again: the next machine is made.
+      expect((await after).body.vm.state).toBe("running");
+      expect(provider.inFlight).toEqual({ active: 0, pending: 0 });
+    });
+  });
+
+  it("retries an HTTP attempt that gets no answer within the request timeout", async () => {
+    const provider = emulatorProvider(emu, { resourceGroup: "slowreq", requestTimeoutMs: 400 });
+    await withController(provider, async (c) => {
+      await provider.ensureFleet();
+      emu.emulator.addFault({
+        method: "PUT",
+        resourceType: "Microsoft.Network/networkInterfaces",
+        hang: true,
+        count: 1,
+      });
+      const before = provider.counters.attempts;
+      const started = Date.now();
+      const created = await createVm(c, "patient");
+      expect(created.body.error).toBeUndefined();
+      expect(created.body.vm.state).toBe("running");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+      expect(emu.emulator.faults.list()[0]?.fired).toBe(1);
+      // IP (PUT + poll), NIC (hung PUT, its retry, poll), VM (PUT + poll) at least.
+      expect(provider.counters.attempts - before).toBeGreaterThanOrEqual(7);
     });
   });
 

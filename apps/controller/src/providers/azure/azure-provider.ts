@@ -9,8 +9,11 @@ import { customDataBase64, renderCloudInit, renderWindowsBootstrap } from "@nbfl
  *
  * Names are checked against Azure's rules and customData against its 64 KB limit before any
  * call. Provisioning concurrency is bounded (default 10 in flight); 429 and 5xx are retried by
- * the SDK honouring Retry-After. A create that fails part-way deletes what it made, so no NIC,
- * IP or disk is left behind; the error carries Azure's code and message.
+ * the SDK honouring Retry-After. Every call has deadlines: each HTTP attempt `requestTimeoutMs`
+ * (then retried), each machine operation with its polls `operationTimeoutMs` (then abandoned,
+ * failing the machine and freeing its slot). A create that fails part-way (or runs out of time)
+ * deletes what it made, so no NIC, IP or disk is left behind; the error carries Azure's code and
+ * message.
  */
 import type { VmState } from "@nbfleet/shared";
 import pLimit, { type LimitFunction } from "p-limit";
@@ -61,6 +64,10 @@ export interface AzureProviderOptions {
   retry?: Partial<RetrySettings>;
   /** LRO poll interval when Azure sends no Retry-After (SDK default 2 s). */
   pollIntervalMs?: number;
+  /** Longest a create, start, stop, restart, delete or read may take, polls included (default 30 min). */
+  operationTimeoutMs?: number;
+  /** Longest one HTTP attempt may wait for Azure's answer before it is retried (default 2 min). */
+  requestTimeoutMs?: number;
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
 
@@ -80,6 +87,10 @@ const DEFAULTS = {
   publicPort: 443,
   notebookPort: 9999,
   maxConcurrency: 10,
+  operationTimeoutMs: 30 * 60_000,
+  requestTimeoutMs: 2 * 60_000,
+  /** A create that ran out of time still deletes what it made, within this much more. */
+  cleanupTimeoutMs: 10 * 60_000,
 };
 
 export class AzureProvider implements Provider {
@@ -97,6 +108,7 @@ export class AzureProvider implements Provider {
     this.fleetId = fleetId(options.subscriptionId, options.resourceGroup);
     this.limit = pLimit(options.maxConcurrency ?? DEFAULTS.maxConcurrency);
     this.network = new FleetNetwork(() => this.clients, {
+      operationTimeoutMs: this.operationTimeoutMs,
       resourceGroup: options.resourceGroup,
       location: options.location,
       fleet: this.fleet,
@@ -115,9 +127,18 @@ export class AzureProvider implements Provider {
       endpoint: this.options.endpoint ?? null,
       caPem: this.options.caPem ?? null,
       retry: { ...DEFAULT_RETRY, ...this.options.retry },
+      requestTimeoutMs: this.options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
       counters: this.counters,
     });
     return this.clientSet;
+  }
+
+  private get operationTimeoutMs(): number {
+    return this.options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs;
+  }
+
+  private get cleanupTimeoutMs(): number {
+    return Math.min(this.operationTimeoutMs, DEFAULTS.cleanupTimeoutMs);
   }
 
   private get os(): GuestOs {
@@ -153,15 +174,19 @@ export class AzureProvider implements Provider {
     // Rendered (and checked against Azure's 64 KB customData limit) before any Azure call.
     const customData = customDataBase64(this.userData(context, fqdn));
     return this.limit(() =>
-      this.guard("create", async () => {
-        const subnetId = await this.network.ensure();
-        const data = await this.provision(vm, names, fqdn, subnetId, customData);
-        const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
-        return {
-          notebookUrl: `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`,
-          providerData: data,
-        };
-      }),
+      this.guard(
+        "create",
+        async (signal) => {
+          const subnetId = await abortable(this.network.ensure(), signal);
+          const data = await this.provision(vm, names, fqdn, subnetId, customData, signal);
+          const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
+          return {
+            notebookUrl: `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`,
+            providerData: data,
+          };
+        },
+        this.cleanupTimeoutMs,
+      ),
     );
   }
 
@@ -171,12 +196,13 @@ export class AzureProvider implements Provider {
     fqdn: string,
     subnetId: string,
     customData: string,
+    signal: AbortSignal,
   ): Promise<AzureProviderData> {
     const { network, compute } = this.clients;
     const { resourceGroup: rg, location } = this.options;
     const tags = { ...this.network.tags, [VM_TAG]: vm.name };
     const attempted = new Set<"ip" | "nic" | "vm">();
-    const poll = this.pollOptions();
+    const poll = this.callOptions(signal);
     try {
       attempted.add("ip");
       const ip = await network.publicIPAddresses.beginCreateOrUpdateAndWait(
@@ -220,24 +246,27 @@ export class AzureProvider implements Provider {
       }
       return { resourceGroup: rg, location, os: this.os, fqdn, vmId: created.id ?? null, names };
     } catch (error) {
-      const cleanup = await this.removeAll(names, attempted).then(
+      // Past the deadline the cleanup gets a deadline of its own.
+      const cleanupSignal = AbortSignal.timeout(this.cleanupTimeoutMs);
+      const cleanup = await this.removeAll(names, attempted, cleanupSignal).then(
         () => "what it had made was deleted",
         (cleanupError) =>
           `cleaning up also failed (${this.describe(cleanupError)}); look for resources tagged ${VM_TAG}=${vm.name}`,
       );
       this.options.log?.warn({ vm: vm.name, err: error }, "azure create failed; cleaned up");
-      throw new AzureProviderError("create", `${this.describe(error)}; ${cleanup}`, error);
+      const why = signal.aborted ? this.timeoutMessage("create") : this.describe(error);
+      throw new AzureProviderError("create", `${why}; ${cleanup}`, error, signal.aborted);
     }
   }
 
   async start(vm: ProviderVm): Promise<void> {
     const data = providerData(vm);
     await this.limit(() =>
-      this.guard("start", () =>
+      this.guard("start", (signal) =>
         this.clients.compute.virtualMachines.beginStartAndWait(
           data.resourceGroup,
           data.names.vm,
-          this.pollOptions(),
+          this.callOptions(signal),
         ),
       ),
     );
@@ -247,11 +276,11 @@ export class AzureProvider implements Provider {
   async stop(vm: ProviderVm): Promise<void> {
     const data = providerData(vm);
     await this.limit(() =>
-      this.guard("stop", () =>
+      this.guard("stop", (signal) =>
         this.clients.compute.virtualMachines.beginDeallocateAndWait(
           data.resourceGroup,
           data.names.vm,
-          this.pollOptions(),
+          this.callOptions(signal),
         ),
       ),
     );
@@ -262,20 +291,24 @@ export class AzureProvider implements Provider {
     const data = providerData(vm);
     const { compute } = this.clients;
     await this.limit(() =>
-      this.guard("restart", async () => {
-        const view = await compute.virtualMachines.instanceView(data.resourceGroup, data.names.vm);
+      this.guard("restart", async (signal) => {
+        const view = await compute.virtualMachines.instanceView(
+          data.resourceGroup,
+          data.names.vm,
+          this.callOptions(signal),
+        );
         const power = powerStateOf(view.statuses);
         if (power === "running" || power === "starting") {
           await compute.virtualMachines.beginRestartAndWait(
             data.resourceGroup,
             data.names.vm,
-            this.pollOptions(),
+            this.callOptions(signal),
           );
         } else {
           await compute.virtualMachines.beginStartAndWait(
             data.resourceGroup,
             data.names.vm,
-            this.pollOptions(),
+            this.callOptions(signal),
           );
         }
       }),
@@ -288,14 +321,20 @@ export class AzureProvider implements Provider {
       ? vm.providerData.names
       : vmResourceNames(vm.name, this.fleetId);
     if (!vm.providerData && this.checkName(vm.name) !== null) return;
-    await this.limit(() => this.guard("delete", () => this.removeAll(names, new Set(["ip", "nic", "vm"]))));
+    await this.limit(() =>
+      this.guard("delete", (signal) => this.removeAll(names, new Set(["ip", "nic", "vm"]), signal)),
+    );
   }
 
   /** The machine's state as Azure reports it. */
   async state(vm: ProviderVm): Promise<VmState> {
     const data = providerData(vm);
-    return this.guard("read", async () => {
-      const view = await this.clients.compute.virtualMachines.instanceView(data.resourceGroup, data.names.vm);
+    return this.guard("read", async (signal) => {
+      const view = await this.clients.compute.virtualMachines.instanceView(
+        data.resourceGroup,
+        data.names.vm,
+        this.callOptions(signal),
+      );
       return vmStateFromInstanceView(view.statuses);
     });
   }
@@ -308,19 +347,21 @@ export class AzureProvider implements Provider {
   async reconcile(known: ProviderVm[]): Promise<ReconcileReport> {
     const { compute, resources } = this.clients;
     const rg = this.options.resourceGroup.toLowerCase();
-    return this.guard("reconcile", async () => {
-      const exists = await resources.resourceGroups.checkExistence(this.options.resourceGroup);
+    return this.guard("reconcile", async (signal) => {
+      const call = this.callOptions(signal);
+      const exists = await resources.resourceGroups.checkExistence(this.options.resourceGroup, call);
       const inAzure = new Map<string, VmState>();
       const orphans: ReconcileReport["orphans"] = [];
       const knownNames = new Set(known.map((vm) => vm.name.toLowerCase()));
       if (exists.body) {
-        for await (const vm of compute.virtualMachines.listAll({ statusOnly: "true" })) {
+        for await (const vm of compute.virtualMachines.listAll({ ...call, statusOnly: "true" })) {
           if (!vm.id?.toLowerCase().includes(`/resourcegroups/${rg}/`) || vm.tags?.[FLEET_TAG] !== this.fleet)
             continue;
           inAzure.set(vm.name!.toLowerCase(), vmStateFromInstanceView(vm.instanceView?.statuses));
         }
         const filter = `tagName eq '${FLEET_TAG}' and tagValue eq '${this.fleet.replace(/'/g, "''")}'`;
         for await (const r of resources.resources.listByResourceGroup(this.options.resourceGroup, {
+          ...call,
           filter,
         })) {
           const owner = r.tags?.[VM_TAG];
@@ -328,7 +369,7 @@ export class AzureProvider implements Provider {
             orphans.push({ id: r.id!, type: r.type!, name: r.name!, vm: owner });
           }
         }
-        const disks = { filter: "resourceType eq 'Microsoft.Compute/disks'" };
+        const disks = { ...call, filter: "resourceType eq 'Microsoft.Compute/disks'" };
         for await (const disk of resources.resources.listByResourceGroup(this.options.resourceGroup, disks)) {
           const vmName = disk.name?.replace(/-osdisk$/, "");
           if (disk.name?.endsWith("-osdisk") && !disk.managedBy && !knownNames.has(vmName!.toLowerCase())) {
@@ -349,7 +390,7 @@ export class AzureProvider implements Provider {
 
   /** Deletes the fleet's shared network and, when nothing else is in it, its resource group. */
   teardownFleet(): Promise<TeardownReport> {
-    return this.guard("tear down the fleet", () => this.network.teardown());
+    return this.guard("tear down the fleet", (signal) => this.network.teardown(signal));
   }
 
   async close(): Promise<void> {
@@ -377,10 +418,14 @@ export class AzureProvider implements Provider {
   }
 
   /** Deletes the VM (cascading to disk, NIC, IP), then whatever of the rest still exists. */
-  private async removeAll(names: VmResourceNames, attempted: Set<"ip" | "nic" | "vm">): Promise<void> {
+  private async removeAll(
+    names: VmResourceNames,
+    attempted: Set<"ip" | "nic" | "vm">,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { network, compute } = this.clients;
     const rg = this.options.resourceGroup;
-    const poll = this.pollOptions();
+    const poll = this.callOptions(signal);
     const gone = (error: unknown) => {
       if (!isNotFound(error)) throw error;
     };
@@ -394,19 +439,27 @@ export class AzureProvider implements Provider {
           return false;
         },
       );
-    if (attempted.has("vm") && (await still(() => compute.disks.get(rg, names.osDisk)))) {
+    if (attempted.has("vm") && (await still(() => compute.disks.get(rg, names.osDisk, poll)))) {
       await compute.disks.beginDeleteAndWait(rg, names.osDisk, poll).catch(gone);
     }
-    if (attempted.has("nic") && (await still(() => network.networkInterfaces.get(rg, names.nic)))) {
+    if (attempted.has("nic") && (await still(() => network.networkInterfaces.get(rg, names.nic, poll)))) {
       await network.networkInterfaces.beginDeleteAndWait(rg, names.nic, poll).catch(gone);
     }
-    if (attempted.has("ip") && (await still(() => network.publicIPAddresses.get(rg, names.publicIp)))) {
+    if (attempted.has("ip") && (await still(() => network.publicIPAddresses.get(rg, names.publicIp, poll)))) {
       await network.publicIPAddresses.beginDeleteAndWait(rg, names.publicIp, poll).catch(gone);
     }
   }
 
-  private pollOptions(): { updateIntervalInMs?: number } {
-    return this.options.pollIntervalMs ? { updateIntervalInMs: this.options.pollIntervalMs } : {};
+  /** Options for every SDK call: the operation's abort signal and the poll interval. */
+  private callOptions(signal: AbortSignal): { abortSignal: AbortSignal; updateIntervalInMs?: number } {
+    return {
+      abortSignal: signal,
+      ...(this.options.pollIntervalMs ? { updateIntervalInMs: this.options.pollIntervalMs } : {}),
+    };
+  }
+
+  private timeoutMessage(what: string): string {
+    return `Azure did not finish the ${what} within ${this.operationTimeoutMs / 1000} s (NBFLEET_AZURE_OPERATION_TIMEOUT_SEC); it was abandoned`;
   }
 
   private describe(error: unknown): string {
@@ -415,13 +468,30 @@ export class AzureProvider implements Provider {
       : describeAzureFailure(error);
   }
 
-  /** Runs Azure work; any failure leaves as an AzureProviderError with Azure's code and message. */
-  private async guard<T>(what: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs Azure work under the operation deadline: its signal aborts the SDK's requests and polls
+   * at `operationTimeoutMs`; should the work still not end (it may clean up for `graceMs` more),
+   * it is abandoned so that its slot is free again. Any failure leaves as an AzureProviderError
+   * with Azure's code and message, or saying the deadline passed.
+   */
+  private async guard<T>(what: string, work: (signal: AbortSignal) => Promise<T>, graceMs = 0): Promise<T> {
+    const controller = new AbortController();
+    const timers: NodeJS.Timeout[] = [];
+    const abandoned = new Promise<never>((_, reject) => {
+      timers.push(setTimeout(() => controller.abort(), this.operationTimeoutMs));
+      timers.push(
+        setTimeout(() => reject(controller.signal.reason), this.operationTimeoutMs + graceMs + 1000),
+      );
+    });
     try {
-      return await work();
+      return await Promise.race([work(controller.signal), abandoned]);
     } catch (error) {
       if (error instanceof AzureProviderError) throw error;
+      if (controller.signal.aborted)
+        throw new AzureProviderError(what, this.timeoutMessage(what), error, true);
       throw new AzureProviderError(what, this.describe(error), error);
+    } finally {
+      for (const timer of timers) clearTimeout(timer);
     }
   }
 }
@@ -432,10 +502,22 @@ export class AzureProviderError extends Error {
     readonly step: string,
     message: string,
     readonly azureError?: unknown,
+    /** The operation deadline passed (NBFLEET_AZURE_OPERATION_TIMEOUT_SEC). */
+    readonly timedOut = false,
   ) {
     super(message);
     this.name = "AzureProviderError";
   }
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts (for work shared by several callers). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function isAzureData(value: unknown): value is AzureProviderData {

@@ -1,14 +1,15 @@
 /**
  * The three Resource Manager clients nbfleet uses, built with one set of options: the
  * credential, the endpoint (Azure's, or the emulator's with its CA trusted), retries (429 and
- * 5xx are retried by the SDK, honouring Retry-After), and a counting policy so a caller can see
- * how many attempts, writes, 429s and 5xx answers a piece of work took.
+ * 5xx are retried by the SDK, honouring Retry-After), a deadline for each HTTP attempt (one that
+ * gets no answer in time is retried like a dropped connection), and a counting policy so a
+ * caller can see how many attempts, writes, 429s and 5xx answers a piece of work took.
  */
 import { ComputeManagementClient } from "@azure/arm-compute";
 import { NetworkManagementClient } from "@azure/arm-network";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import type { TokenCredential } from "@azure/core-auth";
-import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import { type PipelinePolicy, RestError } from "@azure/core-rest-pipeline";
 
 export interface AzureClients {
   resources: ResourceManagementClient;
@@ -44,6 +45,8 @@ export interface ClientSettings {
   /** PEM of the CA to trust for `endpoint` (the emulator's). */
   caPem: string | null;
   retry: RetrySettings;
+  /** How long one HTTP attempt may wait for Azure's answer. */
+  requestTimeoutMs: number;
   counters: CallCounters;
 }
 
@@ -63,13 +66,40 @@ function countingPolicy(counters: CallCounters): PipelinePolicy {
   };
 }
 
+/**
+ * Ends an attempt that gets no answer within `timeoutMs`. Its error is a RestError with code
+ * ETIMEDOUT, so the SDK's retry policy retries it like a dropped connection; an abort the caller asked for (its
+ * operation deadline) passes through unchanged.
+ */
+function requestTimeoutPolicy(timeoutMs: number): PipelinePolicy {
+  return {
+    name: "nbfleetRequestTimeout",
+    async sendRequest(request, next) {
+      request.timeout = timeoutMs;
+      try {
+        return await next(request);
+      } catch (error) {
+        if ((error as { name?: string })?.name !== "AbortError" || request.abortSignal?.aborted) throw error;
+        const where = new URL(request.url).pathname;
+        throw new RestError(`Azure did not answer ${request.method} ${where} within ${timeoutMs / 1000} s`, {
+          code: "ETIMEDOUT",
+          request,
+        });
+      }
+    },
+  };
+}
+
 export function makeClients(settings: ClientSettings): AzureClients {
   const options = {
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.caPem ? { tlsOptions: { ca: settings.caPem } } : {}),
     retryOptions: settings.retry,
     userAgentOptions: { userAgentPrefix: "nbfleet" },
-    additionalPolicies: [{ policy: countingPolicy(settings.counters), position: "perRetry" as const }],
+    additionalPolicies: [
+      { policy: countingPolicy(settings.counters), position: "perRetry" as const },
+      { policy: requestTimeoutPolicy(settings.requestTimeoutMs), position: "perRetry" as const },
+    ],
   };
   return {
     resources: new ResourceManagementClient(settings.credential, settings.subscriptionId, options),

@@ -22,6 +22,8 @@ export interface FleetNetworkSettings {
   sshSourceRanges: string[] | null;
   addressSpace: string;
   subnetPrefix: string;
+  /** Deadline of `ensure()` (shared by every create waiting on it), polls included. */
+  operationTimeoutMs: number;
 }
 
 export interface FleetNetworkNames {
@@ -54,47 +56,54 @@ export class FleetNetwork {
 
   /** The subnet id new NICs go into; creates what is missing (once per provider, retried after a failure). */
   ensure(): Promise<string> {
-    this.ready ??= this.create().catch((error) => {
+    this.ready ??= this.create(AbortSignal.timeout(this.settings.operationTimeoutMs)).catch((error) => {
       this.ready = null;
       throw error;
     });
     return this.ready;
   }
 
-  private async create(): Promise<string> {
+  private async create(signal: AbortSignal): Promise<string> {
     const { resources, network } = this.clients();
     const { resourceGroup: rg, location } = this.settings;
-    const exists = await resources.resourceGroups.checkExistence(rg);
-    if (!exists.body) await resources.resourceGroups.createOrUpdate(rg, { location, tags: this.tags });
+    const call = { abortSignal: signal };
+    const exists = await resources.resourceGroups.checkExistence(rg, call);
+    if (!exists.body) await resources.resourceGroups.createOrUpdate(rg, { location, tags: this.tags }, call);
 
     const wanted = this.securityRules();
-    const nsg = await network.networkSecurityGroups.get(rg, this.names.nsg).catch(notFoundAsUndefined);
+    const nsg = await network.networkSecurityGroups.get(rg, this.names.nsg, call).catch(notFoundAsUndefined);
     const nsgId = sameRules(nsg, wanted)
       ? nsg!.id!
       : (
-          await network.networkSecurityGroups.beginCreateOrUpdateAndWait(rg, this.names.nsg, {
-            location,
-            tags: this.tags,
-            securityRules: wanted,
-          })
+          await network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+            rg,
+            this.names.nsg,
+            { location, tags: this.tags, securityRules: wanted },
+            call,
+          )
         ).id!;
 
-    const vnet = await network.virtualNetworks.get(rg, this.names.vnet).catch(notFoundAsUndefined);
+    const vnet = await network.virtualNetworks.get(rg, this.names.vnet, call).catch(notFoundAsUndefined);
     const subnet = vnet?.subnets?.find((s) => s.name === this.names.subnet);
     if (subnet?.id && subnet.networkSecurityGroup?.id?.toLowerCase() === nsgId.toLowerCase())
       return subnet.id;
-    const created = await network.virtualNetworks.beginCreateOrUpdateAndWait(rg, this.names.vnet, {
-      location,
-      tags: this.tags,
-      addressSpace: { addressPrefixes: [this.settings.addressSpace] },
-      subnets: [
-        {
-          name: this.names.subnet,
-          addressPrefix: this.settings.subnetPrefix,
-          networkSecurityGroup: { id: nsgId },
-        },
-      ],
-    });
+    const created = await network.virtualNetworks.beginCreateOrUpdateAndWait(
+      rg,
+      this.names.vnet,
+      {
+        location,
+        tags: this.tags,
+        addressSpace: { addressPrefixes: [this.settings.addressSpace] },
+        subnets: [
+          {
+            name: this.names.subnet,
+            addressPrefix: this.settings.subnetPrefix,
+            networkSecurityGroup: { id: nsgId },
+          },
+        ],
+      },
+      call,
+    );
     const id = created.subnets?.find((s) => s.name === this.names.subnet)?.id;
     if (!id)
       throw new Error(`Azure created virtual network ${this.names.vnet} without subnet ${this.names.subnet}`);
@@ -123,18 +132,19 @@ export class FleetNetwork {
    * Removes the shared network, then the resource group when nothing else is left in it.
    * Machines must be deleted first (their NICs hold the subnet).
    */
-  async teardown(): Promise<TeardownReport> {
+  async teardown(signal: AbortSignal): Promise<TeardownReport> {
     const { resources, network } = this.clients();
     const rg = this.settings.resourceGroup;
+    const call = { abortSignal: signal };
     this.ready = null;
-    const exists = await resources.resourceGroups.checkExistence(rg);
+    const exists = await resources.resourceGroups.checkExistence(rg, call);
     if (!exists.body)
       return { deleted: [], resourceGroupDeleted: false, keptBecause: `resource group ${rg} does not exist` };
-    await network.virtualNetworks.beginDeleteAndWait(rg, this.names.vnet);
-    await network.networkSecurityGroups.beginDeleteAndWait(rg, this.names.nsg);
+    await network.virtualNetworks.beginDeleteAndWait(rg, this.names.vnet, call);
+    await network.networkSecurityGroups.beginDeleteAndWait(rg, this.names.nsg, call);
     const deleted = [this.names.vnet, this.names.nsg];
     const left: string[] = [];
-    for await (const resource of resources.resources.listByResourceGroup(rg))
+    for await (const resource of resources.resources.listByResourceGroup(rg, call))
       left.push(`${resource.type}/${resource.name}`);
     if (left.length > 0) {
       return {
@@ -143,7 +153,7 @@ export class FleetNetwork {
         keptBecause: `resource group ${rg} still holds ${left.join(", ")}`,
       };
     }
-    await resources.resourceGroups.beginDeleteAndWait(rg);
+    await resources.resourceGroups.beginDeleteAndWait(rg, call);
     return { deleted: [...deleted, rg], resourceGroupDeleted: true, keptBecause: null };
   }
 }
