@@ -32,6 +32,7 @@ import type { CheckTarget } from "./health/target.js";
 import { type InstallRecord, ensureInstalled } from "./install/run.js";
 import { type AgentLogger, createAgentLogger } from "./log/logger.js";
 import { hashForServer, validateHash } from "./password/hash.js";
+import { onProcessTrouble } from "./process-policy.js";
 import { type RunAsUser, assertTraversable, resolveRunAs } from "./profile/user.js";
 import { ensureAgentToken, writeProfile } from "./profile/write.js";
 import type { TerminalTarget } from "./pty/shell.js";
@@ -93,6 +94,7 @@ export class Agent implements AgentCore {
   /** Every write of the agent's own files reports here; a full disk fails writes, not the agent. */
   private readonly writes: WriteFailures;
   private readonly restartsFile: LatestFile;
+  private readonly stopTroubleLog: () => void;
 
   private constructor(
     readonly paths: DataPaths,
@@ -108,6 +110,12 @@ export class Agent implements AgentCore {
     const logger = createAgentLogger(paths.agentLog, settings.logMaxBytes, this.writes);
     this.log = logger.log;
     this.closeLog = logger.close;
+    this.stopTroubleLog = onProcessTrouble((trouble) =>
+      this.log.error(
+        { kind: trouble.kind, err: trouble.error, suppressed: trouble.suppressed },
+        "an error nobody caught",
+      ),
+    );
   }
 
   static async open(options: AgentOptions): Promise<Agent> {
@@ -202,6 +210,7 @@ export class Agent implements AgentCore {
   }
 
   private closeFiles(): void {
+    this.stopTroubleLog();
     this.events.close();
     this.restartsFile.close();
     this.closeLog();
