@@ -2,8 +2,7 @@
  * Reads what a Linux VM's customData tells the machine to do: the cloud-config written by
  * @nbfleet/scripts (`renderCloudInit`) holds the nbfleet bootstrap script in `write_files` and
  * runs it from `runcmd`. The script's settings are the `NBF_*=` assignments at its top; `sh`
- * itself evaluates them (and the agent's launcher line), so quoting is read exactly as a guest
- * would read it.
+ * itself evaluates them, so quoting is read exactly as a guest would read it.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -82,16 +81,11 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     "NBF_RUN_AS",
     "NBF_ALLOW_ROOT",
     "NBF_NOTEBOOK_PORT",
-    "NBF_LAUNCHER",
+    "NBF_PASSWORD_HASH",
   ];
   const block = script.slice(start, end);
   const values = await shellValues(`${block}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`);
   const get = (name: string) => values[names.indexOf(name)] ?? "";
-  const launcherArgs = await launcherArgv(get("NBF_LAUNCHER"));
-  const flag = (name: string) => {
-    const at = launcherArgs.indexOf(name);
-    return at >= 0 ? (launcherArgs[at + 1] ?? null) : null;
-  };
   return {
     controllerUrl: get("NBF_CONTROLLER_URL"),
     artifactUrl: get("NBF_ARTIFACT_URL"),
@@ -99,18 +93,11 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     bootstrapToken: get("NBF_BOOTSTRAP_TOKEN"),
     controllerCaPem: get("NBF_CONTROLLER_CA_PEM") || null,
     controllerFingerprint: get("NBF_CONTROLLER_FINGERPRINT") || null,
-    passwordHash: flag("--password-hash"),
+    passwordHash: get("NBF_PASSWORD_HASH") || null,
     runAs: get("NBF_RUN_AS") || null,
     allowRoot: get("NBF_ALLOW_ROOT") === "1",
     notebookPort: Number(get("NBF_NOTEBOOK_PORT")),
   };
-}
-
-/** The words after `exec` in the launcher, as sh splits them. */
-async function launcherArgv(launcher: string): Promise<string[]> {
-  const line = launcher.split("\n").find((l) => l.startsWith("exec "));
-  if (!line) throw new CustomDataError("the bootstrap's agent launcher has no exec line");
-  return shellValues(`set -- ${line.slice("exec ".length)}\nprintf '%s\\0' "$@"`);
 }
 
 async function shellValues(script: string): Promise<string[]> {
