@@ -34,7 +34,10 @@ const GuestFields = {
   controllerFingerprint: Type.Optional(Fingerprint),
   /** systemd/Windows: the public port redirected to `notebookPort` (443 on Azure). */
   publicPort: Type.Optional(Port),
-  /** The notebook password as a ready Jupyter hash (`--password-hash`); else the controller sets it later. */
+  /**
+   * The notebook password as a ready Jupyter hash, handed to the agent in a 0600 file
+   * (`--password-hash-file`) and applied at its first start only; else the controller sets it later.
+   */
   passwordHash: Type.Optional(PasswordHash),
   /** Extra DNS names for the notebook's certificate (`--hostname`). */
   hostnames: Type.Optional(Type.Array(Hostname, { maxItems: 16 })),
