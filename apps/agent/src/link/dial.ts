@@ -3,11 +3,8 @@
  * gave, and for wss a TLS connection that is checked (CA file or pinned certificate) before
  * the HTTP upgrade — and so the Authorization header — is written to it.
  */
-import type { Socket } from "node:net";
-import net from "node:net";
-import tls from "node:tls";
 import { AgentError } from "../errors.js";
-import { formatFingerprint } from "../tls/fingerprint.js";
+import { checkedConnection } from "../tls/pinned-connection.js";
 
 export const AGENT_CONNECT_PATH = "/v1/agent/connect";
 
@@ -60,62 +57,23 @@ export interface TlsTrust {
   fingerprintSha256?: string;
 }
 
-type ConnectOptions = { host?: string; port?: number | string; servername?: string };
-type Created = (error: Error | null, socket?: Socket) => void;
-
 /**
  * A `createConnection` for ws/https: completes the TLS handshake and the checks, and only
  * then hands the socket to the HTTP request. With a pin and no CA the chain is not checked
  * (a self-signed controller), the pin is; without a pin the chain and host name always are.
  */
 export function verifiedTlsConnection(trust: TlsTrust, timeoutMs: number) {
-  const pin = trust.fingerprintSha256 ? formatFingerprint(trust.fingerprintSha256) : undefined;
-  return (options: ConnectOptions, callback: Created): undefined => {
-    const host = options.host ?? "localhost";
-    const where = `${net.isIPv6(host) ? `[${host}]` : host}:${options.port}`;
-    let done = false;
-    const finish = (error: Error | null, socket?: Socket) => {
-      if (done) return;
-      done = true;
-      callback(error, socket);
-    };
-    const socket = tls.connect({
-      host,
-      port: Number(options.port),
-      // SNI must be a host name (RFC 6066 3), never an IP address.
-      servername: options.servername || (net.isIP(host) ? "" : host),
-      ...(trust.ca ? { ca: trust.ca } : {}),
-      rejectUnauthorized: pin === undefined || trust.ca !== undefined,
-    });
-    const onError = (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      finish(isCertificateError(error) ? refusal(where, trust, error) : error);
-    };
-    socket.setTimeout(timeoutMs, () =>
-      onError(new Error(`no TLS handshake with ${where} within ${timeoutMs} ms`)),
-    );
-    socket.once("error", onError);
-    socket.once("secureConnect", () => {
-      socket.setTimeout(0);
-      socket.off("error", onError);
-      if (pin !== undefined) {
-        const served = socket.getPeerX509Certificate();
-        const got = served ? formatFingerprint(served.fingerprint256) : "no certificate";
-        if (got !== pin) {
-          socket.destroy();
-          finish(
-            new TlsRefusedError(
-              `refusing the controller at ${where}: its certificate has SHA-256 ${got}, ` +
-                `but ${pin} is pinned; nothing was sent to it`,
-            ),
-          );
-          return;
-        }
-      }
-      finish(null, socket);
-    });
-    return undefined;
-  };
+  return checkedConnection({
+    ca: trust.ca,
+    pin: trust.fingerprintSha256,
+    timeoutMs,
+    onHandshakeError: (error, where) => (isCertificateError(error) ? refusal(where, trust, error) : error),
+    onPinMismatch: (where, got, pin) =>
+      new TlsRefusedError(
+        `refusing the controller at ${where}: its certificate has SHA-256 ${got}, ` +
+          `but ${pin} is pinned; nothing was sent to it`,
+      ),
+  });
 }
 
 function isCertificateError(error: NodeJS.ErrnoException): boolean {

@@ -1,10 +1,10 @@
 /**
- * TLS to the agent's own notebook server, pinned to the certificate the agent keeps in the
- * profile: a socket is handed to the HTTP request (or WebSocket) only after the server showed
- * exactly that certificate, so the agent token in the request's header reaches that server and
- * no other (not a local process that grabbed the port while the notebook was down). The chain
- * is not judged: the certificate is usually self-signed, and an exact pin is stricter than any
- * chain.
+ * TLS connections that are judged before anything is written to them: `checkedConnection` is a
+ * `createConnection` for `https.request` and `ws` that completes the handshake, checks the chain
+ * (a CA, or the system store) and/or an exact certificate pin, and only then hands the socket to
+ * the request — so a header carrying a credential reaches the intended server and no other. The
+ * link dials its controller with it; the health checks reach the agent's own notebook with
+ * `pinnedConnection`, pinned to the certificate in the profile.
  */
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -41,12 +41,23 @@ export class PinMismatchError extends Error {
 type ConnectOptions = { host?: string; port?: number | string; servername?: string };
 type Created = (error: Error | null, socket?: Socket) => void;
 
-/** A `createConnection` for `https.request` and `ws` that accepts only the pinned certificate. */
-export function pinnedConnection(fingerprintSha256: string, timeoutMs: number) {
-  const pin = formatFingerprint(fingerprintSha256);
-  return (options: ConnectOptions, callback: Created): undefined => {
-    const host = (options.host ?? "127.0.0.1").replace(/^\[|\]$/g, "");
-    const where = `${net.isIPv6(host) ? `[${host}]` : host}:${options.port}`;
+export interface CheckedConnectionOptions {
+  /** PEM of the only CA trusted; without it (and without a pin) the system store is used. */
+  ca?: string | undefined;
+  /** The exact certificate accepted (SHA-256). With a pin and no CA the chain is not judged. */
+  pin?: string | undefined;
+  timeoutMs: number;
+  /** What a failed handshake becomes (`where` is host:port). */
+  onHandshakeError?: (error: NodeJS.ErrnoException, where: string) => Error;
+  /** What a served certificate other than the pinned one becomes. */
+  onPinMismatch: (where: string, served: string, pinned: string) => Error;
+}
+
+export function checkedConnection(options: CheckedConnectionOptions) {
+  const pin = options.pin ? formatFingerprint(options.pin) : undefined;
+  return (connect: ConnectOptions, callback: Created): undefined => {
+    const host = (connect.host ?? "localhost").replace(/^\[|\]$/g, "");
+    const where = `${net.isIPv6(host) ? `[${host}]` : host}:${connect.port}`;
     let done = false;
     const finish = (error: Error | null, socket?: Socket) => {
       if (done) return;
@@ -55,32 +66,43 @@ export function pinnedConnection(fingerprintSha256: string, timeoutMs: number) {
     };
     const socket = tls.connect({
       host,
-      port: Number(options.port),
+      port: Number(connect.port),
       // SNI must be a host name (RFC 6066 3), never an IP address.
-      ...(options.servername || !net.isIP(host) ? { servername: options.servername || host } : {}),
-      // Judged below, by the exact certificate, before anything is written.
-      rejectUnauthorized: false,
+      servername: connect.servername || (net.isIP(host) ? "" : host),
+      ...(options.ca ? { ca: options.ca } : {}),
+      rejectUnauthorized: pin === undefined || options.ca !== undefined,
     });
-    const onError = (error: Error) => {
+    const onError = (error: NodeJS.ErrnoException) => {
       socket.destroy();
-      finish(error);
+      finish(options.onHandshakeError ? options.onHandshakeError(error, where) : error);
     };
-    socket.setTimeout(timeoutMs, () =>
-      onError(new Error(`no TLS handshake with ${where} within ${timeoutMs} ms`)),
+    socket.setTimeout(options.timeoutMs, () =>
+      onError(new Error(`no TLS handshake with ${where} within ${options.timeoutMs} ms`)),
     );
     socket.once("error", onError);
     socket.once("secureConnect", () => {
       socket.setTimeout(0);
       socket.off("error", onError);
-      const served = socket.getPeerX509Certificate();
-      const got = served ? formatFingerprint(served.fingerprint256) : "no certificate";
-      if (got !== pin) {
-        socket.destroy();
-        finish(new PinMismatchError(where, got, pin));
-        return;
+      if (pin !== undefined) {
+        const served = socket.getPeerX509Certificate();
+        const got = served ? formatFingerprint(served.fingerprint256) : "no certificate";
+        if (got !== pin) {
+          socket.destroy();
+          finish(options.onPinMismatch(where, got, pin));
+          return;
+        }
       }
       finish(null, socket);
     });
     return undefined;
   };
+}
+
+/** A connection that accepts only the certificate with this fingerprint (the agent's own notebook). */
+export function pinnedConnection(fingerprintSha256: string, timeoutMs: number) {
+  return checkedConnection({
+    pin: fingerprintSha256,
+    timeoutMs,
+    onPinMismatch: (where, served, pinned) => new PinMismatchError(where, served, pinned),
+  });
 }
