@@ -99,6 +99,61 @@ describe("checkResources", () => {
     expect(check.message).toContain("ENOENT");
   });
 
+  it("measures the data directory's disk and the notebook's, each disk once, naming the data directory", async () => {
+    const full = { bsize: 4096, blocks: 1000, bfree: 0, bavail: 0, files: 100, ffree: 50 };
+    const fine = { bsize: 4096, blocks: 1000, bfree: 900, bavail: 900, files: 100, ffree: 90 };
+    const disks: Record<string, { dev: number; stats: DiskStats }> = {
+      "/data": { dev: 1, stats: full },
+      "/data/notebooks": { dev: 1, stats: full },
+      "/mnt/notebooks": { dev: 2, stats: fine },
+    };
+    const onDisks = probe({
+      statfs: async (p) => disks[p]!.stats,
+      device: async (p) => disks[p]!.dev,
+    });
+    const same = await checkResources({ dataDir: "/data", diskPath: "/data/notebooks" }, new Date(), onDisks);
+    expect(same.status).toBe("fail");
+    expect(same.message).toBe("disk of /data 100 % used");
+    expect(same.data?.disk).toMatchObject({ path: "/data", usedPercent: 100, inodesUsedPercent: 50 });
+    expect(same.data?.disks).toBeUndefined();
+
+    const apart = await checkResources({ dataDir: "/data", diskPath: "/mnt/notebooks" }, new Date(), onDisks);
+    expect(apart.message).toBe("disk of /data 100 % used");
+    expect((apart.data?.disks as { path: string }[]).map((d) => d.path)).toEqual(["/data", "/mnt/notebooks"]);
+  });
+
+  it("fails when the inodes run out", async () => {
+    const check = await checkResources(
+      { diskPath: "/data" },
+      new Date(),
+      probe({ disk: { bsize: 4096, blocks: 1000, bfree: 800, bavail: 800, files: 1000, ffree: 5 } }),
+    );
+    expect(check.status).toBe("fail");
+    expect(check.message).toBe("inodes of /data 99.5 % used");
+  });
+
+  it("names the agent's writes that keep failing: a full disk fails, another error warns", async () => {
+    const problem = {
+      what: "event log",
+      file: "/data/state/events.jsonl",
+      code: "ENOSPC",
+      message: "ENOSPC: no space left on device, write",
+      since: "2026-01-01T00:00:00.000Z",
+      failures: 3,
+    };
+    const full = await checkResources({ diskPath: "/data", writeProblems: [problem] }, new Date(), probe());
+    expect(full.status).toBe("fail");
+    expect(full.message).toBe(
+      "the agent cannot write its event log (/data/state/events.jsonl): ENOSPC, 3 failure(s) since 2026-01-01T00:00:00.000Z",
+    );
+    const denied = await checkResources(
+      { diskPath: "/data", writeProblems: [{ ...problem, code: "EACCES" }] },
+      new Date(),
+      probe(),
+    );
+    expect(denied.status).toBe("warn");
+  });
+
   it("reads this machine", async () => {
     const check = await checkResources({ diskPath: os.tmpdir() });
     const data = check.data as {
