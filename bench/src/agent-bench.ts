@@ -89,7 +89,8 @@ async function bareStart(paths: ReturnType<typeof dataPaths>, port: number): Pro
   });
   try {
     for (;;) {
-      if ((await probeApi({ host: "127.0.0.1", port, baseUrl: "/" }, 2000)).ok) return performance.now() - t0;
+      const endpoint = { host: "127.0.0.1", port, baseUrl: "/", certFile: paths.certFile };
+      if ((await probeApi(endpoint, 2000)).ok) return performance.now() - t0;
       await sleep(25);
     }
   } finally {
