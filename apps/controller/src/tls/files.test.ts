@@ -6,24 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startTestController } from "../testkit/controller.js";
+import { selfSignedPair } from "../testkit/self-signed.js";
 import { guestTrust, readTlsFiles } from "./files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nbf-controller-tls-"));
 
-/** A self-signed P-256 certificate for the loopback names, made by openssl. */
-function selfSigned(name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.pem`);
-  const key = join(dir, `${name}-key.pem`);
-  execFileSync("openssl", [
-    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-    ...["-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
-    ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-  ]);
-  return { cert, key };
-}
-
-const a = selfSigned("a");
-const b = selfSigned("b");
+const a = selfSignedPair(dir, "a");
+const b = selfSignedPair(dir, "b");
 
 describe("controller TLS files", () => {
   it("reads a matching pair; guests pin its SHA-256 unless a CA is given", () => {
