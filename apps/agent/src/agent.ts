@@ -21,6 +21,7 @@ import {
   foldHealth,
 } from "@nbfleet/shared";
 import { loadSettings, saveSettings } from "./config/load.js";
+import { isWildcard, notebookUrl } from "./config/notebook-url.js";
 import { type DataPaths, dataPaths } from "./config/paths.js";
 import type { AgentSettings } from "./config/settings.js";
 import type { AgentCore, CommandOutcome } from "./core.js";
@@ -512,10 +513,7 @@ export class Agent implements AgentCore {
   }
 
   publicUrl(): string {
-    const host =
-      this.settings.hostnames[0] ?? (isWildcard(this.settings.ip) ? "localhost" : this.settings.ip);
-    const shown = host.includes(":") ? `[${host}]` : host;
-    return `https://${shown}:${this.settings.port}${this.settings.baseUrl}`;
+    return notebookUrl(this.settings);
   }
 
   private notebookDir(): string {
@@ -616,10 +614,6 @@ async function prepareDirectories(paths: DataPaths): Promise<void> {
   await chmod(paths.dataDir, 0o711);
   for (const dir of [paths.stateDir, paths.runDir]) await mkdir(dir, { recursive: true, mode: 0o700 });
   await mkdir(paths.logsDir, { recursive: true, mode: 0o755 });
-}
-
-function isWildcard(ip: string): boolean {
-  return ip === "0.0.0.0" || ip === "::" || ip === "*" || ip === "";
 }
 
 function loopbackFor(ip: string): string {

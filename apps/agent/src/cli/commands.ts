@@ -55,6 +55,10 @@ export function registerCommands(program: Command): void {
       collect,
     )
     .option("--cert-ip <addr>", "extra IP address for the certificate (repeatable)", collect)
+    .option(
+      "--public-url <url>",
+      "the URL people reach the notebook at, when not its own address (e.g. https://<fqdn>/ behind a 443 redirect)",
+    )
     .option("--password-stdin", "read the notebook password from the first line of stdin")
     .option(
       "--password-hash-file <file>",
@@ -346,6 +350,7 @@ function settingsFromFlags(opts: Record<string, unknown>): Partial<AgentSettings
   if (opts.allowRoot) out.allowRoot = true;
   if (opts.hostname) out.hostnames = opts.hostname as string[];
   if (opts.certIp) out.ips = opts.certIp as string[];
+  if (opts.publicUrl !== undefined) out.publicUrl = opts.publicUrl as string;
   return out;
 }
 

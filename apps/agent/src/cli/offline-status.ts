@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { type AgentState, foldHealth } from "@nbfleet/shared";
 import { loadSettings } from "../config/load.js";
+import { notebookUrl } from "../config/notebook-url.js";
 import type { DataPaths } from "../config/paths.js";
 import { runChecks } from "../health/run-checks.js";
 import { readInstallRecord } from "../install/run.js";
@@ -50,7 +51,7 @@ export async function inspectOffline(paths: DataPaths): Promise<AgentState> {
       state,
       pid: alive ? record!.pid : null,
       port: settings.port,
-      url: `https://${settings.hostnames[0] ?? "localhost"}:${settings.port}${settings.baseUrl}`,
+      url: notebookUrl(settings),
       restarts,
       startedAt: alive ? record!.startedAt : null,
       generation: install?.generation ?? null,

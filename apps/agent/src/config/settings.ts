@@ -62,6 +62,14 @@ export const AgentSettings = Type.Object(
     /** Extra names and addresses for the self-signed certificate (localhost is always in). */
     hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 }),
     ips: Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 32 }),
+    /**
+     * Where people reach the notebook when that is not the server's own address: on Azure
+     * `https://<fqdn>/`, the public port redirected to the private one. Null = the server's own.
+     */
+    publicUrl: Type.Union([
+      Type.String({ pattern: "^https://[^\\s/]+(/[^\\s]*)?$", maxLength: 2048 }),
+      Type.Null(),
+    ]),
     restart: RestartPolicy,
     stopGraceMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
     logMaxBytes: Type.Integer({ minimum: 4096, maximum: 1_073_741_824 }),
@@ -82,6 +90,7 @@ export const DEFAULT_SETTINGS: AgentSettings = {
   allowRoot: false,
   hostnames: [],
   ips: [],
+  publicUrl: null,
   restart: {
     initialBackoffMs: 1000,
     maxBackoffMs: 60_000,

@@ -84,6 +84,16 @@ function notebookAnswers(notebookUrl: string): Promise<boolean> {
 
 const inventory = () => emu.emulator.inventory();
 
+/** Where a guest really serves its notebook: a loopback port here (a real VM: its public URL). */
+function guestNotebook(name: string): string {
+  const machine = inventory().resources.find(
+    (r) => r.type === "Microsoft.Compute/virtualMachines" && r.name === name,
+  );
+  const port = machine?.guest?.notebookPort;
+  if (!port) throw new Error(`the emulator has no notebook port for ${name}`);
+  return `https://127.0.0.1:${port}/`;
+}
+
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), "nbf-azure-e2e-"));
   // Notebooks run as the unprivileged `nbfleet` user when we are root: it must reach the guests.
@@ -125,9 +135,11 @@ describe("an Azure fleet on the emulator, with real agents and Jupyter", () => {
     const views = await allServing();
     for (const view of views) {
       expect(view.state).toBe("running");
-      // The guest reports where its notebook really listens (a loopback port in the emulator).
-      expect(view.notebook.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
-      expect(await notebookAnswers(view.notebook.url!)).toBe(true);
+      // The agent reports the public URL (443, redirected to the private port), as on Azure.
+      expect(view.notebook.url).toMatch(
+        new RegExp(`^https://${view.name}-[0-9a-f]{6}\\.westeurope\\.cloudapp\\.azure\\.com/$`),
+      );
+      expect(await notebookAnswers(guestNotebook(view.name))).toBe(true);
     }
     const machines = inventory()
       .resources.filter((r) => r.type === "Microsoft.Compute/virtualMachines")
@@ -149,7 +161,7 @@ describe("an Azure fleet on the emulator, with real agents and Jupyter", () => {
     await waitFor("agents disconnected", async () =>
       (await Promise.all(NAMES.map(vm))).every((v) => v.agent.status === "disconnected"),
     );
-    for (const view of before) expect(await notebookAnswers(view.notebook.url!)).toBe(false);
+    for (const view of before) expect(await notebookAnswers(guestNotebook(view.name))).toBe(false);
 
     const started = await Promise.all(NAMES.map((name) => api<VmView>("POST", `/v1/vms/${name}/start`)));
     expect(started.map((r) => r.body.state)).toEqual(["running", "running", "running"]);

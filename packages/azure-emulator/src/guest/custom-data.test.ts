@@ -12,6 +12,7 @@ const base = {
   passwordHash: "argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA",
   runAs: "azureuser",
   hostnames: ["vm1-abc.westeurope.cloudapp.azure.com"],
+  publicUrl: "https://vm1-abc.westeurope.cloudapp.azure.com/",
 };
 
 describe("customData → bootstrap settings", () => {
@@ -29,6 +30,8 @@ describe("customData → bootstrap settings", () => {
       runAs: "azureuser",
       allowRoot: false,
       notebookPort: 9999,
+      hostnames: base.hostnames,
+      publicUrl: base.publicUrl,
     });
   });
 

@@ -22,6 +22,10 @@ export interface BootstrapSettings {
   allowRoot: boolean;
   /** The port the notebook listens on inside a real VM (9999 on Azure). */
   notebookPort: number;
+  /** The agent's `--hostname`s (the VM's FQDN on Azure). */
+  hostnames: string[];
+  /** The agent's `--public-url` (`https://<fqdn>/` on Azure), if any. */
+  publicUrl: string | null;
 }
 
 export class CustomDataError extends Error {
@@ -82,10 +86,14 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     "NBF_ALLOW_ROOT",
     "NBF_NOTEBOOK_PORT",
     "NBF_PASSWORD_HASH",
+    "NBF_LAUNCHER",
   ];
   const block = script.slice(start, end);
   const values = await shellValues(`${block}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`);
   const get = (name: string) => values[names.indexOf(name)] ?? "";
+  const agentArgs = await launcherArgv(get("NBF_LAUNCHER"));
+  const flags = (name: string) =>
+    agentArgs.flatMap((arg, at) => (arg === name ? [agentArgs[at + 1] ?? ""] : []));
   return {
     controllerUrl: get("NBF_CONTROLLER_URL"),
     artifactUrl: get("NBF_ARTIFACT_URL"),
@@ -97,7 +105,16 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     runAs: get("NBF_RUN_AS") || null,
     allowRoot: get("NBF_ALLOW_ROOT") === "1",
     notebookPort: Number(get("NBF_NOTEBOOK_PORT")),
+    hostnames: flags("--hostname"),
+    publicUrl: flags("--public-url")[0] ?? null,
   };
+}
+
+/** The words after `exec` in the agent launcher, as sh splits them. */
+async function launcherArgv(launcher: string): Promise<string[]> {
+  const line = launcher.split("\n").find((l) => l.startsWith("exec "));
+  if (!line) throw new CustomDataError("the bootstrap's agent launcher has no exec line");
+  return shellValues(`set -- ${line.slice("exec ".length)}\nprintf '%s\\0' "$@"`);
 }
 
 async function shellValues(script: string): Promise<string[]> {

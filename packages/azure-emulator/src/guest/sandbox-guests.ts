@@ -132,6 +132,9 @@ export class SandboxGuests implements Guests {
         ...(settings.controllerFingerprint ? { controllerFingerprint: settings.controllerFingerprint } : {}),
         ...(settings.passwordHash ? { passwordHash: settings.passwordHash } : {}),
         ...(settings.allowRoot ? { allowRoot: true } : {}),
+        // As on a real VM, the agent reports the public URL (and has the FQDN in its certificate).
+        ...(settings.hostnames.length > 0 ? { hostnames: settings.hostnames } : {}),
+        ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
         dataDir: path.join(guest.dir, "agent"),
         installDir: path.join(guest.dir, "install"),
         notebookPort: guest.port,

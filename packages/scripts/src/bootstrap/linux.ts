@@ -107,6 +107,7 @@ export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.runAs ? ["--run-as", options.runAs] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
+    ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
   ];
 }
 
@@ -214,6 +215,8 @@ WantedBy=multi-user.target`;
 function renderNftRules(publicPort: number, notebookPort: number): string {
   return `#!/usr/sbin/nft -f
 # nbfleet: the public port reaches the notebook's private port. Written by the bootstrap; do not edit.
+# prerouting: connections from outside; output: connections from the machine itself to one of its
+# own addresses (only those: outbound HTTPS to other hosts must stay untouched).
 # Declaring then deleting the table makes reloading this file idempotent.
 table inet nbfleet_redirect
 delete table inet nbfleet_redirect
@@ -221,6 +224,10 @@ table inet nbfleet_redirect {
   chain prerouting {
     type nat hook prerouting priority -100; policy accept;
     tcp dport ${publicPort} redirect to :${notebookPort}
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    fib daddr type local tcp dport ${publicPort} redirect to :${notebookPort}
   }
 }`;
 }

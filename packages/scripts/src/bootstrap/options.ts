@@ -19,6 +19,10 @@ const PasswordHash = Type.String({
   pattern: "^(argon2:\\$argon2(id|i)\\$|sha1:)[\\x21-\\x7e]+$",
   maxLength: 512,
 });
+const PublicUrl = Type.String({
+  pattern: "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\\s'\"]*$",
+  maxLength: 2048,
+});
 const Fingerprint = Type.String({ pattern: "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$" });
 
 /** What both the Linux and the Windows bootstrap need to install and start the agent. */
@@ -41,6 +45,8 @@ const GuestFields = {
   passwordHash: Type.Optional(PasswordHash),
   /** Extra DNS names for the notebook's certificate (`--hostname`). */
   hostnames: Type.Optional(Type.Array(Hostname, { maxItems: 16 })),
+  /** Where people reach the notebook, e.g. `https://<fqdn>/` through `publicPort` (`--public-url`). */
+  publicUrl: Type.Optional(PublicUrl),
   /** Replaces the agent's arguments (after the bundle path) — for diagnostics and tests. */
   agentArgs: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
 };

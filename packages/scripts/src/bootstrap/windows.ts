@@ -43,6 +43,7 @@ export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
       : []),
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
+    ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
   ];
 }
 

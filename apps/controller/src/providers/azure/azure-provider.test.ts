@@ -344,9 +344,20 @@ describe("provider azure against the emulator", () => {
       expect(cloudInit).toContain(line);
     }
     expect(cloudInit).toContain(`--hostname ${fqdn}`);
+    // The agent reports the public URL (443 through the redirect), not its private port 9999.
+    expect(linux.notebookUrl).toMatch(/^https:\/\/lin1-[0-9a-f]{6}\.westeurope\.cloudapp\.azure\.com\/$/);
+    expect(cloudInit).toContain(`--public-url ${linux.notebookUrl}`);
+    // The redirect serves connections from outside and from the machine itself.
+    expect(cloudInit).toMatch(
+      /chain prerouting \{\s*type nat hook prerouting[^}]*tcp dport 443 redirect to :9999/,
+    );
+    expect(cloudInit).toMatch(
+      /chain output \{\s*type nat hook output[^}]*fib daddr type local tcp dport 443 redirect to :9999/,
+    );
     const powershell = customData("win1");
     expect(powershell).toContain("$NbfControllerUrl = 'https://controller.example'");
     expect(powershell).toContain("$NbfPublicPort = 443");
+    expect(powershell).toContain(`'--public-url'`);
     const extension = emu.emulator.store.list({ type: "Microsoft.Compute/virtualMachines/extensions" })[0]!;
     expect(extension.name).toBe("nbfleet-bootstrap");
     expect(extension.properties).toMatchObject({

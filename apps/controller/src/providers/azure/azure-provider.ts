@@ -171,19 +171,18 @@ export class AzureProvider implements Provider {
     const names = vmResourceNames(vm.name, this.fleetId);
     const { location } = this.options;
     const fqdn = `${names.dnsLabel}.${location.toLowerCase().replace(/\s+/g, "")}.cloudapp.azure.com`;
+    const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
+    // What the NSG admits and the guest redirects to the notebook: the agent reports this URL.
+    const notebookUrl = `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`;
     // Rendered (and checked against Azure's 64 KB customData limit) before any Azure call.
-    const customData = customDataBase64(this.userData(context, fqdn));
+    const customData = customDataBase64(this.userData(context, fqdn, notebookUrl));
     return this.limit(() =>
       this.guard(
         "create",
         async (signal) => {
           const subnetId = await abortable(this.network.ensure(), signal);
           const data = await this.provision(vm, names, fqdn, subnetId, customData, signal);
-          const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
-          return {
-            notebookUrl: `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`,
-            providerData: data,
-          };
+          return { notebookUrl, providerData: data };
         },
         this.cleanupTimeoutMs,
       ),
@@ -397,7 +396,7 @@ export class AzureProvider implements Provider {
     this.limit.clearQueue();
   }
 
-  private userData(context: ProvisionContext, fqdn: string): string {
+  private userData(context: ProvisionContext, fqdn: string, publicUrl: string): string {
     const trust = this.options.controllerTrust ?? {};
     const common = {
       controllerUrl: context.controllerUrl,
@@ -409,6 +408,7 @@ export class AzureProvider implements Provider {
       publicPort: this.options.publicPort ?? DEFAULTS.publicPort,
       bindIp: "0.0.0.0",
       hostnames: [fqdn],
+      publicUrl,
       ...(trust.caPem ? { controllerCaPem: trust.caPem } : {}),
       ...(trust.fingerprint ? { controllerFingerprint: trust.fingerprint } : {}),
     };
