@@ -1,6 +1,10 @@
-/** Writes a file so a crash leaves either the old or the new content, never half of one. */
+/**
+ * Writes a file so a crash leaves either the old or the new content, never half of one. A file
+ * that already holds exactly this content, mode and owner is left alone: the agent rewrites its
+ * settings, profile and install record at every start, and on a full disk that must not fail.
+ */
 import { randomBytes } from "node:crypto";
-import { chown, rename, rm, writeFile } from "node:fs/promises";
+import { chown, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 
 export interface FileOwner {
   uid: number;
@@ -12,13 +16,35 @@ export async function writeFileAtomic(
   content: string | Uint8Array,
   options: { mode?: number; owner?: FileOwner | null } = {},
 ): Promise<void> {
+  const mode = options.mode ?? 0o644;
+  if (await holds(file, content, mode, options.owner ?? null)) return;
   const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(temp, content, { mode: options.mode ?? 0o644, flag: "wx" });
+    await writeFile(temp, content, { mode, flag: "wx" });
     if (options.owner) await chown(temp, options.owner.uid, options.owner.gid);
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+/** Whether the file is already exactly what a write would leave. */
+async function holds(
+  file: string,
+  content: string | Uint8Array,
+  mode: number,
+  owner: FileOwner | null,
+): Promise<boolean> {
+  try {
+    const info = await stat(file);
+    const uid = owner?.uid ?? process.getuid?.();
+    const gid = owner?.gid ?? process.getgid?.();
+    if (!info.isFile() || (info.mode & 0o7777) !== mode || info.uid !== uid || info.gid !== gid) return false;
+    const wanted = typeof content === "string" ? Buffer.from(content) : content;
+    if (info.size !== wanted.byteLength) return false;
+    return Buffer.from(await readFile(file)).equals(wanted);
+  } catch {
+    return false;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * A full disk must not kill the agent. The agent's data directory is a small tmpfs of its own,
- * filled to the last byte while the agent runs Debian's Jupyter and holds a link to the fake
- * controller (the real protocol): a notebook restart then makes it write its log, events,
- * restart count and pid record into the full disk. The agent keeps running on the same
+ * filled to the last byte (and kept full) while the agent runs Debian's Jupyter and holds a link
+ * to the fake controller (the real protocol). An agent started again on that disk re-adopts the
+ * server and reconnects; a notebook restart then makes it write its log, events, restart count
+ * and pid record into the full disk. The agent keeps running on the same
  * connection, its `resources` check fails naming the full data directory, and once the filler
  * is deleted every write it missed lands (the events of the restart appear in the event log,
  * the pid record names the new server) and the check passes again.
@@ -130,11 +131,12 @@ describe("the agent on a full disk", () => {
     const tokenFile = path.join(secretsDir, "bootstrap-token");
     await writeFile(tokenFile, `${BOOTSTRAP_TOKEN}\n`, { mode: 0o600 });
     fake = await FakeController.start({ bootstrapTokens: [BOOTSTRAP_TOKEN], reportIntervalSec: 1 });
-    agent = await startAgent(dataDir, await freePort(), {
+    const port = await freePort();
+    agent = await startAgent(dataDir, port, {
       password: "a full disk is no reason to die",
       args: ["--controller", fake.url, "--bootstrap-token-file", tokenFile],
     });
-    const connection = await fake.waitForWelcomed(1, 30_000);
+    await fake.waitForWelcomed(1, 30_000);
     const healthy = await fake.waitForMessage(
       "state",
       (m) => m.state.notebook.state === "running" && resourcesOf(m)?.status !== "fail",
@@ -147,6 +149,14 @@ describe("the agent on a full disk", () => {
     const filler = path.join(dataDir, "filler");
     expect(await fillToTheBrim(filler)).toBeGreaterThan(1024 * 1024);
     runaway = hog(filler);
+
+    // An agent started again on the full disk (an upgrade, a crash) comes up: it re-adopts the
+    // running server and reconnects, rewriting none of its unchanged files on the way.
+    await stopAgent(agent, "SIGTERM");
+    agent = await startAgent(dataDir, port);
+    expect(agent.summary.how).toBe("adopted");
+    expect(agent.summary.pid).toBe(firstPid);
+    const connection = await fake.waitForWelcomed(2, 30_000);
     const full = fake.messages.length;
 
     // The restart makes the agent log, record events, count the restart and write a pid record
@@ -183,7 +193,7 @@ describe("the agent on a full disk", () => {
     expect(agent.process.signalCode).toBeNull();
     expect([failing.connection, later.connection]).toEqual([connection.id, connection.id]);
     expect(connection.closedAt).toBeNull();
-    expect(fake.connections.filter((c) => c.welcomedAt !== null)).toHaveLength(1);
+    expect(fake.connections.filter((c) => c.welcomedAt !== null)).toHaveLength(2);
     expect(resourcesOf(later.message)?.status).toBe("fail");
     // The agent says which of its writes fail, and why.
     expect(resourcesOf(later.message)?.message).toMatch(/the agent cannot write its .*: ENOSPC/);
@@ -203,7 +213,9 @@ describe("the agent on a full disk", () => {
       })
       .catch((error: Error) => {
         const last = fake!.messagesOf("state").at(-1)?.message;
-        throw new Error(`${error.message}; last resources check: ${JSON.stringify(last && resourcesOf(last))}`);
+        throw new Error(
+          `${error.message}; last resources check: ${JSON.stringify(last && resourcesOf(last))}`,
+        );
       });
     expect(recovered.connection).toBe(connection.id);
     // The writes the full disk refused land once it has room again.
