@@ -3,8 +3,9 @@
  * credential is lost on the way (a TCP relay drops the connection when it sees it), or the
  * agent gets it but dies before storing it. Either way its next attempt with the same
  * bootstrap token gets it in, and once it has connected with its credential the token is spent.
+ * And a credential refused at the upgrade (HTTP 401): the agent says why, and uses its token.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -138,5 +139,30 @@ describe("agent link: a bootstrap exchange cut short", () => {
     const credential = (await readFile(credentialFile, "utf8")).trim();
     expect(credential).toMatch(/^nbfa_/);
     expect(credential).not.toBe(lost);
+  });
+
+  it("reads why a credential was refused at the upgrade, and falls back to its bootstrap token", async () => {
+    const { url, token, core } = await setUp("revoked");
+    const credentialFile = path.join(dir!, "state", "controller-credential");
+    await mkdir(path.dirname(credentialFile), { recursive: true });
+    await writeFile(credentialFile, "nbfa_revoked-long-ago-0123456789012345678901\n", { mode: 0o600 });
+    // Without a token to fall back on: the controller's reason, and patient retries.
+    const alone = startLink({ url, core, credentialFile });
+    links.push(alone);
+    const line = await alone.log.waitFor(/refused this agent's credential/);
+    expect(line.level).toBe("error");
+    expect(line.message).toContain("NBF_AUTH_INVALID");
+    expect(line.message).toContain("unknown or revoked agent credential");
+    const waiting = await alone.waitForStatus((s) => s.state === "waiting", "waiting after the refusal");
+    expect(waiting).toMatchObject({ pace: "patient" });
+    await alone.stop();
+    links.splice(0);
+
+    // With its bootstrap token at hand it uses that after the refusal, and stores a new credential.
+    const link = startLink({ url, core, credentialFile, bootstrapToken: token });
+    links.push(link);
+    await link.waitForStatus((s) => s.state === "connected", "connected with the bootstrap token");
+    await link.log.waitFor(/stored the agent credential/);
+    expect((await readFile(credentialFile, "utf8")).trim()).not.toContain("revoked");
   });
 });
