@@ -45,6 +45,45 @@ describe("controller settings", () => {
     expect(() => loadSettings({ env: { NBFLEET_ADMIN_TOKEN: "short" }, home })).toThrow(/adminToken/);
   });
 
+  it("takes the HTTP deadlines, event stream buffer and metrics settings from the environment", () => {
+    const defaults = loadSettings({ env: {}, home });
+    expect(defaults).toMatchObject({
+      requestTimeoutSec: 30,
+      headersTimeoutSec: 10,
+      keepAliveTimeoutSec: 72,
+      eventStreamMaxBufferBytes: 1024 * 1024,
+      metricsRefreshSec: 15,
+      metricsAccess: "public",
+    });
+    const settings = loadSettings({
+      env: {
+        NBFLEET_REQUEST_TIMEOUT_SEC: "12",
+        NBFLEET_HEADERS_TIMEOUT_SEC: "3.5",
+        NBFLEET_KEEP_ALIVE_TIMEOUT_SEC: "9",
+        NBFLEET_BODY_LIMIT_BYTES: "2048",
+        NBFLEET_EVENT_STREAM_MAX_BUFFER_BYTES: "65536",
+        NBFLEET_METRICS_REFRESH_SEC: "2",
+        NBFLEET_METRICS_ACCESS: "viewer",
+      },
+      home,
+    });
+    expect(settings).toMatchObject({
+      requestTimeoutSec: 12,
+      headersTimeoutSec: 3.5,
+      keepAliveTimeoutSec: 9,
+      bodyLimitBytes: 2048,
+      eventStreamMaxBufferBytes: 65536,
+      metricsRefreshSec: 2,
+      metricsAccess: "viewer",
+    });
+    expect(() => loadSettings({ env: { NBFLEET_METRICS_ACCESS: "everyone" }, home })).toThrow(
+      /metricsAccess/,
+    );
+    expect(() => loadSettings({ env: { NBFLEET_REQUEST_TIMEOUT_SEC: "0" }, home })).toThrow(
+      /requestTimeoutSec/,
+    );
+  });
+
   it("refuses unknown keys in a settings file", () => {
     const file = join(home, "bad.json");
     writeFileSync(file, JSON.stringify({ lisen: "127.0.0.1:1" }));
