@@ -1,0 +1,63 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type TestController, startTestController } from "../../testkit/controller.js";
+import { HandOverProvider } from "../../testkit/hand-over-provider.js";
+import { call } from "../../testkit/http.js";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
+const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
+const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
+
+let controller: TestController;
+
+beforeAll(async () => {
+  controller = await startTestController({
+    provider: new HandOverProvider(),
+    settings: { bootstrapTokenTtlSec: 1 },
+  });
+  const res = await call(controller.app, "POST", "/v1/vms", {
+    token: controller.adminToken,
+    body: { name: "late" },
+  });
+  expect(res.statusCode).toBe(201);
+});
+
+afterAll(async () => {
+  await controller?.close();
+});
+
+function nbfleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", TSX, MAIN, "--url", controller.url, "--token", controller.adminToken, ...args],
+      { cwd: REPO, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe("nbfleet vm bootstrap-token", () => {
+  it("vm show says the token expired and how to get another; bootstrap-token issues it once", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const shown = await nbfleet("vm", "show", "late");
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(
+      /^bootstrap: +expired: the bootstrap token expired at \S+ before the agent used it/m,
+    );
+    expect(shown.stdout).toContain("nbfleet vm bootstrap-token late");
+
+    const issued = await nbfleet("vm", "bootstrap-token", "late");
+    expect(issued.code).toBe(0);
+    expect(issued.stdout).toMatch(/^bootstrap token: nbfb_\S+ {3}\(shown once; expires \S+\)$/m);
+    expect(issued.stdout).toContain("--bootstrap-token-file");
+    const json = await nbfleet("--json", "vm", "bootstrap-token", "late");
+    expect(JSON.parse(json.stdout)).toMatchObject({ vmName: "late", token: expect.stringMatching(/^nbfb_/) });
+
+    const unknown = await nbfleet("vm", "bootstrap-token", "ghost");
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("NBF_VM_NOT_FOUND");
+  }, 60_000);
+});
