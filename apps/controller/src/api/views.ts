@@ -46,7 +46,7 @@ export function toVmView(
       connectedAt: live?.connectedAt ?? status.connectedAt,
       version: status.agentInfo?.version ?? null,
       hostname: status.agentInfo?.hostname ?? null,
-      bootstrap: bootstrap && toBootstrapView(vm.name, bootstrap, nowMs),
+      bootstrap: bootstrap && toBootstrapView(vm.name, bootstrap, connected, nowMs),
     },
     notebook: {
       state: notebook?.state ?? null,
@@ -69,9 +69,11 @@ export function toVmView(
   };
 }
 
+/** `connected`: the agent is on the link now (for an exchanged token: on the session it opened). */
 export function toBootstrapView(
   vmName: string,
   token: BootstrapTokenRecord,
+  connected: boolean,
   nowMs = Date.now(),
 ): BootstrapTokenView {
   const expired = Date.parse(token.expiresAt) <= nowMs;
@@ -82,7 +84,9 @@ export function toBootstrapView(
   const note =
     state === "expired"
       ? token.exchangedAt
-        ? `the bootstrap token expired at ${token.expiresAt}, exchanged at ${token.exchangedAt} but the agent never connected with the credential it got; ${reissue}`
+        ? `the bootstrap token was exchanged at ${token.exchangedAt} and expired at ${token.expiresAt}; the agent has not connected with the credential it got since${
+            connected ? " (it is still on the session the token opened)" : ""
+          }. Should it have lost that credential, ${reissue}`
         : `the bootstrap token expired at ${token.expiresAt} before the agent used it; ${reissue}`
       : state === "exchanged"
         ? `the agent traded its bootstrap token for a credential at ${token.exchangedAt}; the token stays good (until ${token.expiresAt}) until the agent connects with that credential`

@@ -119,6 +119,30 @@ describe("bootstrap token exchange", () => {
     expect(welcome).toMatchObject({ vmName: "late", credential: expect.stringMatching(/^nbfa_/) });
   });
 
+  it("lets an exchanged token expire without harm to the agent that holds its credential", async () => {
+    const provider = new HandOverProvider();
+    controller = await startTestController({ provider, settings: { bootstrapTokenTtlSec: 1 } });
+    const token = await create(provider, "slow");
+    const first = await welcomed(token);
+    await sleep(1100);
+    const view = (await vm("slow")).agent;
+    expect(view.status).toBe("connected");
+    expect(view.bootstrap).toMatchObject({ state: "expired", exchangedAt: expect.any(String) });
+    expect(view.bootstrap!.note).toContain("still on the session the token opened");
+    expect(view.bootstrap!.note).toContain("nbfleet vm bootstrap-token slow");
+    // The token can no longer be traded again...
+    const late = raw(token);
+    expect((await late.closed).code).toBe(CloseCode.unauthorized);
+    // ...but the credential it bought works, and consumes it.
+    first.agent.ws.terminate();
+    const back = await welcomed(first.welcome.credential!);
+    expect(back.welcome.credential).toBeUndefined();
+    await eventually(
+      () => vm("slow"),
+      (v) => v.agent.status === "connected" && v.agent.bootstrap === null,
+    );
+  });
+
   it("answers an unknown secret 401 without upgrading, and drops a failing address's surplus while its agent gets in", async () => {
     const provider = new HandOverProvider();
     controller = await startTestController({ provider });
