@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
+import { readPidFile } from "@nbfleet/scripts";
 import type { CommandView, TokenView, VmView } from "@nbfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -49,8 +50,15 @@ function sandbox(name: string) {
   return { dir, launcherPidFile: path.join(dir, "install", "agent.pid") };
 }
 
+/** The launcher's pid from its pid file (`PID STARTTIME`). */
+async function launcherPid(name: string): Promise<number> {
+  const record = await readPidFile(sandbox(name).launcherPidFile);
+  if (!record) throw new Error(`no launcher pid for ${name}`);
+  return record.pid;
+}
+
 async function agentPid(name: string): Promise<number> {
-  const launcher = Number((await readFile(sandbox(name).launcherPidFile, "utf8")).trim());
+  const launcher = await launcherPid(name);
   const children = await readFile(`/proc/${launcher}/task/${launcher}/children`, "utf8");
   return Number(children.trim().split(/\s+/)[0]);
 }
@@ -185,7 +193,7 @@ describe("a local fleet driven through the API", () => {
 
   it("deletes a machine and leaves nothing behind", async () => {
     const view = await vm("nb2");
-    const launcher = Number((await readFile(sandbox("nb2").launcherPidFile, "utf8")).trim());
+    const launcher = await launcherPid("nb2");
     expect((await api(controller)("DELETE", "/v1/vms/nb2")).status).toBe(204);
     expect((await api(controller)("GET", "/v1/vms/nb2")).status).toBe(404);
     expect(existsSync(sandbox("nb2").dir)).toBe(false);
