@@ -178,10 +178,10 @@ const pinned = (url) => (options, done) => {
     socket.setTimeout(0);
     socket.off("error", done);
     const cert = socket.getPeerX509Certificate();
-    const got = cert ? cert.fingerprint256.replace(/:/g, "") : "none";
-    if (got !== pin) {
+    const got = cert ? cert.fingerprint256 : "none";
+    if (got.replace(/:/g, "") !== pin) {
       socket.destroy();
-      stop(`refusing ${url.host}: its certificate has SHA-256 ${got}, but ${value} is pinned; nothing was sent to it`, 3);
+      stop(`refusing the controller at ${url.host}: its certificate has SHA-256 ${got}, but ${value} is pinned; nothing was sent to it`, 3);
     }
     done(null, socket);
   });
