@@ -6,7 +6,7 @@
  */
 import type { Kysely, Transaction } from "kysely";
 import { padToPowerOfTwo } from "./chunks.js";
-import type { Database } from "./schema.js";
+import type { AgentSecretsTable, Database } from "./schema.js";
 
 export type AgentSecretKind = "bootstrap" | "credential";
 
@@ -44,15 +44,7 @@ export class AgentSecretsRepo {
         .execute();
       await trx
         .insertInto("agent_secrets")
-        .values({
-          hash,
-          vm_name: vmName,
-          kind: "bootstrap",
-          created_at: now,
-          expires_at: expiresAt,
-          exchanged_at: null,
-          confirmed_at: null,
-        })
+        .values(secretRow(hash, vmName, "bootstrap", now, { expires_at: expiresAt }))
         .execute();
     });
   }
@@ -199,14 +191,25 @@ async function replaceCredential(
     .execute();
   await trx
     .insertInto("agent_secrets")
-    .values({
-      hash,
-      vm_name: vmName,
-      kind: "credential",
-      created_at: now,
-      expires_at: null,
-      exchanged_at: null,
-      confirmed_at: confirmedAt,
-    })
+    .values(secretRow(hash, vmName, "credential", now, { confirmed_at: confirmedAt }))
     .execute();
+}
+
+function secretRow(
+  hash: string,
+  vmName: string,
+  kind: AgentSecretKind,
+  now: string,
+  lifecycle: Partial<Pick<AgentSecretsTable, "expires_at" | "exchanged_at" | "confirmed_at">>,
+): AgentSecretsTable {
+  return {
+    hash,
+    vm_name: vmName,
+    kind,
+    created_at: now,
+    expires_at: null,
+    exchanged_at: null,
+    confirmed_at: null,
+    ...lifecycle,
+  };
 }

@@ -13,23 +13,11 @@ import { type LinkHarness, startLink } from "../../../agent/src/testkit/link-har
 import { Waiters } from "../../../agent/src/testkit/waiters.js";
 import { TerminalConnection, type TerminalOpenOptions } from "../cli/terminal-client.js";
 import type { ControllerSettings } from "../config/settings.js";
-import type { Provider, ProviderVm, ProvisionContext } from "../providers/types.js";
 import { type TestController, startTestController } from "../testkit/controller.js";
+import { HandOverProvider } from "../testkit/hand-over-provider.js";
 import { call, eventually } from "../testkit/http.js";
 
-/** Machines that are this test: `create` hands the bootstrap context over. */
-export class HandOverProvider implements Provider {
-  readonly name = "hand-over";
-  readonly contexts = new Map<string, ProvisionContext>();
-  async create(vm: ProviderVm, context: ProvisionContext) {
-    this.contexts.set(vm.name, context);
-    return { notebookUrl: null };
-  }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-  async restart(): Promise<void> {}
-  async delete(): Promise<void> {}
-}
+export { HandOverProvider };
 
 export interface Fleet {
   controller: TestController;

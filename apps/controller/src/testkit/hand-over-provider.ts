@@ -5,7 +5,7 @@
 import type { Provider, ProviderVm, ProvisionContext } from "../providers/types.js";
 
 export class HandOverProvider implements Provider {
-  readonly name = "link-test";
+  readonly name = "hand-over";
   readonly contexts = new Map<string, ProvisionContext>();
   async create(vm: ProviderVm, context: ProvisionContext) {
     this.contexts.set(vm.name, context);

@@ -1,17 +1,12 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { verify } from "@node-rs/argon2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../testkit/cli.js";
 import { type TestController, startTestController } from "../../testkit/controller.js";
 import { SimFleet, seedVms } from "../../testkit/sim-fleet.js";
 import { progressText } from "./op.js";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
-const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
-const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
 
 let controller: TestController;
 let fleet: SimFleet;
@@ -30,16 +25,7 @@ afterAll(async () => {
   await controller?.close();
 });
 
-function nbfleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, MAIN, "--url", controller.url, "--token", controller.adminToken, ...args],
-      { cwd: REPO, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const nbfleet = (...args: string[]) => runCli(controller, ...args);
 
 describe("nbfleet op", () => {
   it("runs an action over a label selection and prints every target (JSON: nothing extra)", async () => {

@@ -1,14 +1,8 @@
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../testkit/cli.js";
 import { type TestController, startTestController } from "../../testkit/controller.js";
 import { HandOverProvider } from "../../testkit/hand-over-provider.js";
 import { call } from "../../testkit/http.js";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
-const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
-const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
 
 let controller: TestController;
 
@@ -28,16 +22,7 @@ afterAll(async () => {
   await controller?.close();
 });
 
-function nbfleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", TSX, MAIN, "--url", controller.url, "--token", controller.adminToken, ...args],
-      { cwd: REPO, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const nbfleet = (...args: string[]) => runCli(controller, ...args);
 
 describe("nbfleet vm bootstrap-token", () => {
   it("vm show says the token expired and how to get another; bootstrap-token issues it once", async () => {

@@ -1,0 +1,25 @@
+/** Runs the `nbfleet` CLI from the checkout (through tsx) against a test controller. */
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
+const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(controller: { url: string; adminToken: string }, ...args: string[]): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", TSX, MAIN, "--url", controller.url, "--token", controller.adminToken, ...args],
+      { cwd: REPO, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
