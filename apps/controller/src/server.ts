@@ -134,7 +134,12 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
     });
     commands.attach(gateway);
-    const vmsByHealth = new CachedFigure(() => store.vms.countByHealth(), {
+    // Pending status writes first, so a figure is exact when read; at most once per refresh.
+    const countVms = async () => {
+      await store.writer.flush();
+      return store.vms.countByHealth();
+    };
+    const vmsByHealth = new CachedFigure(countVms, {
       maxAgeMs: settings.metricsRefreshSec * 1000,
       onError: (error) => app.log.warn({ err: error }, "counting VMs by health for /metrics failed"),
     });
