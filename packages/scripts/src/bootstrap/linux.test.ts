@@ -153,6 +153,20 @@ async function childOf(parent: number): Promise<number | undefined> {
   return first ? Number(first) : undefined;
 }
 
+const where = (tool: string) => ["/usr/bin", "/bin"].map((dir) => path.join(dir, tool)).find(existsSync);
+
+/** A PATH directory with what the bootstrap needs, but neither curl nor wget. */
+async function toolsWithoutCurlOrWget(): Promise<string> {
+  const tools = [
+    ...["sh", "tar", "gzip", "sha256sum", "cut", "mkdir", "rm", "mv", "ln", "cat", "chmod", "readlink"],
+    ...["mktemp", "grep", "head", "tail", "tr", "sleep", "setsid", "nohup", "ps", "uname", "env"],
+  ];
+  const bin = await mkdtemp(path.join(tmpdir(), "nbfleet-bin-"));
+  cleanup.push(bin);
+  for (const tool of tools) await symlink(where(tool)!, path.join(bin, tool));
+  return bin;
+}
+
 /** The agent really runs: a line written to notebook.log shows up on its console. */
 async function proveAgentRuns(
   paths: ReturnType<typeof dataPaths>,
@@ -268,14 +282,7 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
   });
 
   it("falls back to wget, then to Node.js, when curl is missing", async () => {
-    const tools = [
-      ...["sh", "tar", "gzip", "sha256sum", "cut", "mkdir", "rm", "mv", "ln", "cat", "chmod", "readlink"],
-      ...["mktemp", "grep", "head", "tail", "tr", "sleep", "setsid", "nohup", "ps", "uname", "env"],
-    ];
-    const bin = await mkdtemp(path.join(tmpdir(), "nbfleet-bin-"));
-    cleanup.push(bin);
-    const where = (tool: string) => ["/usr/bin", "/bin"].map((dir) => path.join(dir, tool)).find(existsSync);
-    for (const tool of tools) await symlink(where(tool)!, path.join(bin, tool));
+    const bin = await toolsWithoutCurlOrWget();
     const env = { ...process.env, PATH: bin };
 
     await symlink(where("wget")!, path.join(bin, "wget"));
@@ -453,6 +460,23 @@ describe("renderLinuxBootstrap and the controller's TLS (a real HTTPS server)", 
     expect(bad.stderr).toMatch(/could not download .*\/v1\/agent\/artifact/);
     expect(tlsRequests).toBe(before + 1);
     expect(existsSync(untrusted.layout.pidFile)).toBe(false);
+  });
+
+  it("without curl and wget, Node.js trusts only the given CA too", async () => {
+    const env = { ...process.env, PATH: await toolsWithoutCurlOrWget() };
+    const before = tlsRequests;
+    const trusted = await sandbox("node-ca-ok", over({ controllerCaPem: served.cert }));
+    const ok = await runScript(trusted.script, env);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(tlsRequests).toBe(before + 1);
+    await startedPid(trusted.layout.pidFile);
+
+    const untrusted = await sandbox("node-ca-other", over({ controllerCaPem: other.cert }));
+    const bad = await runScript(untrusted.script, env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("the controller's certificate is not the trusted one");
+    expect(tlsRequests).toBe(before + 1);
   });
 });
 
