@@ -165,6 +165,24 @@ describe("events (SSE)", () => {
     expect(seen).toEqual(emitted.map((e) => e.id));
   });
 
+  it("goes on live after a Last-Event-ID from the future, a made-up one included", async () => {
+    controller = await startTestController();
+    const { app, adminToken: token } = controller;
+    const reader = new SseReader(`${controller.url}/v1/events`, { token, lastEventId: "zzzz" });
+    expect(await reader.ready).toBe(200);
+    await eventually(
+      async () => app.nbfleet.bus.subscriberCount,
+      (n) => n === 1,
+    );
+    const live = emitMany(app.nbfleet.bus, 3, 10);
+    await eventually(
+      async () => reader.events.length,
+      (n) => n === 3,
+    );
+    reader.close();
+    expect(reader.events.map((e) => e.id)).toEqual(live.map((e) => e.id));
+  });
+
   it("needs a viewer token", async () => {
     controller = await startTestController({ listen: false });
     expect((await call(controller.app, "GET", "/v1/events")).statusCode).toBe(401);

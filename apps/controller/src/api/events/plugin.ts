@@ -12,6 +12,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { FleetEvent } from "../../events/bus.js";
+import { newId } from "../../store/ids.js";
 import { Errors } from "../schemas.js";
 import { SseWriter } from "./sse-writer.js";
 
@@ -65,7 +66,9 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
-      let lastSent = after ?? "";
+      // An id from the future (made up, or another clock's) would hold back every live event.
+      const now = newId("evt");
+      let lastSent = after === undefined ? "" : after > now ? now : after;
       const stream = new SseWriter(raw, settings.eventStreamMaxBufferBytes, (buffered) =>
         request.log.info(
           { bufferedBytes: buffered, lastEventId: lastSent },
@@ -108,25 +111,33 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       // Replay: each pass reads the store after a flush while live events wait in the backlog,
       // then empties the backlog; once it is empty the stream is live (no await in between).
       // A pass whose backlog overflowed is followed by another that reads those from the store.
-      let cursor = after;
-      for (;;) {
-        backlog = [];
-        backlogOverflowed = false;
-        await store.writer.flush();
+      // False when the reader went away or stalled.
+      let cursor = lastSent;
+      const catchUp = async (): Promise<boolean> => {
         for (;;) {
-          const page = await store.events.list({ after: cursor, vmName: vm, limit: REPLAY_PAGE });
-          if (!(await replay(page))) return;
-          cursor = page.at(-1)?.id ?? cursor;
-          if (page.length < REPLAY_PAGE) break;
-        }
-        while (!backlogOverflowed && backlog.length > 0) {
-          const next = backlog;
           backlog = [];
-          if (!(await replay(next))) return;
+          backlogOverflowed = false;
+          await store.writer.flush();
+          for (;;) {
+            const page = await store.events.list({ after: cursor, vmName: vm, limit: REPLAY_PAGE });
+            if (!(await replay(page))) return false;
+            cursor = page.at(-1)?.id ?? cursor;
+            if (page.length < REPLAY_PAGE) break;
+          }
+          while (!backlogOverflowed && backlog.length > 0) {
+            const next = backlog;
+            backlog = [];
+            if (!(await replay(next))) return false;
+          }
+          if (!backlogOverflowed) return true;
         }
-        if (!backlogOverflowed) break;
+      };
+      try {
+        live = await catchUp();
+      } catch (error) {
+        request.log.warn({ err: error }, "event stream replay failed; the client reconnects and retries");
+        stream.close("replay failed");
       }
-      live = true;
     },
   );
 };
