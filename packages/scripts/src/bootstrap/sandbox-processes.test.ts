@@ -13,9 +13,13 @@ afterEach(() => {
 });
 
 async function spawned(command: string, args: string[]): Promise<{ pid: number; startTime: number }> {
-  const child = spawn(command, args, { stdio: "ignore" });
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "ignore"] });
   children.push(child);
   const pid = child.pid!;
+  // A child that says "ready" has set up what the test relies on (a trap, say).
+  if (args.some((arg) => arg.includes("echo ready"))) {
+    await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));
+  }
   for (let i = 0; i < 100; i++) {
     const stat = await readProcStat(pid);
     if (stat) return { pid, startTime: stat.startTime };
@@ -68,7 +72,7 @@ describe("sandbox process stopping", () => {
   });
 
   it("stops the recorded process, with SIGKILL once the grace is over", async () => {
-    const stubborn = await spawned("sh", ["-c", 'trap "" TERM; while :; do sleep 0.05; done']);
+    const stubborn = await spawned("sh", ["-c", 'trap "" TERM; echo ready; while :; do sleep 0.05; done']);
     const file = await pidFile(`${stubborn.pid} ${stubborn.startTime}\n`);
     const started = Date.now();
     expect(await stopRecordedProcess(file, "SIGTERM", { graceMs: 300 })).toBe("stopped");
