@@ -16,13 +16,7 @@ import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import {
-  agentEnvironment,
-  linuxGuestLayout,
-  readPidFile,
-  renderLinuxBootstrap,
-  stopProcess,
-} from "@nbfleet/scripts";
+import { agentEnvironment, linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
 import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
 import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
@@ -88,11 +82,12 @@ export class LocalProvider implements Provider {
   /** Stops the agent with SIGINT, which stops its notebook server too. */
   async stop(vm: ProviderVm): Promise<void> {
     const { dir } = sandbox(vm);
-    const pid = await readPidFile(linuxGuestLayout(path.join(dir, "install")).pidFile);
-    if (pid !== null) await stopProcess(pid, "SIGINT");
-    // An agent killed earlier may have left its notebook server behind: it goes with the machine.
-    const notebook = await readPidFile(path.join(dir, "agent", "state", "notebook.pid.json"));
-    if (notebook !== null) await stopProcess(notebook, "SIGTERM", true);
+    // Only processes that still are the ones their pid files recorded; an agent killed earlier
+    // may have left its notebook server behind: it goes with the machine.
+    await stopSandboxGuest(
+      linuxGuestLayout(path.join(dir, "install")),
+      path.join(dir, "agent", "state", "notebook.pid.json"),
+    );
     // Kernels the server left behind and a terminal's background jobs: a stopped machine runs nothing.
     if (isRoot()) await endSandboxUserProcesses(this.options.root, vm.name);
   }
