@@ -168,6 +168,43 @@ function framesInOneWrite(
   });
 }
 
+/** A raw TCP agent: upgraded, frames written as given, everything after the 101 kept. */
+async function tcpAgent(token: string): Promise<{
+  socket: net.Socket;
+  send(text: string): void;
+  received(): Buffer;
+  /** Resolves with everything after the 101 once the connection is gone. */
+  closed: Promise<Buffer>;
+}> {
+  const { port } = new URL(controller.url);
+  const socket = net.connect({ host: "127.0.0.1", port: Number(port) });
+  let data = Buffer.alloc(0);
+  let head = -1;
+  socket.on("data", (chunk) => {
+    data = Buffer.concat([data, chunk]);
+  });
+  socket.on("error", () => {});
+  const closed = new Promise<Buffer>((resolve) => socket.on("close", () => resolve(data.subarray(head + 4))));
+  await new Promise<void>((resolve) => socket.on("connect", resolve));
+  socket.write(
+    "GET /v1/agent/connect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n` +
+      `Authorization: Bearer ${token}\r\n\r\n`,
+  );
+  await eventually(
+    async () => data.indexOf("\r\n\r\n"),
+    (at) => at >= 0,
+  );
+  head = data.indexOf("\r\n\r\n");
+  expect(data.toString("latin1")).toMatch(/^HTTP\/1\.1 101/);
+  return {
+    socket,
+    send: (text) => socket.write(clientFrame(text)),
+    received: () => data.subarray(head + 4),
+    closed,
+  };
+}
+
 describe("agent gateway: hostile frames", () => {
   it("closes each bad frame with its documented code and changes nothing in the store", async () => {
     const provider = new SimProvider();
@@ -217,6 +254,37 @@ describe("agent gateway: hostile frames", () => {
     expect(await snapshot()).toEqual(before);
     expect(good.connected).toBe(true);
     expect(good.closes).toHaveLength(goodCloses);
+  });
+
+  it("delivers 1009 behind a backlog of commands to an agent that reads slowly", async () => {
+    const provider = new HandOverProvider();
+    controller = await startTestController({ provider, settings: { maxMessageBytes: MAX_MESSAGE_BYTES } });
+    const { app, adminToken: token } = controller;
+    expect((await call(app, "POST", "/v1/vms", { token, body: { name: "slow" } })).statusCode).toBe(201);
+    const agent = await tcpAgent(provider.contexts.get("slow")!.bootstrapToken);
+    agent.send(rawHello());
+    await eventually(
+      async () => serverFrames(agent.received()).texts,
+      (texts) => texts.some((t) => t.includes('"type":"welcome"')),
+    );
+    // The agent stops reading while the controller sends it about 5.5 MB of commands: more than
+    // the kernel buffers hold (4 MiB send, 128 KiB receive here), so some wait in the controller's
+    // socket, and the close frame queues behind them.
+    agent.socket.pause();
+    const hostnames = Array.from({ length: 32 }, (_, i) => `${"h".repeat(240)}-${i}.example`);
+    for (let i = 0; i < 650; i++) {
+      const sent = await call(app, "POST", "/v1/vms/slow/notebook/certificate", {
+        token,
+        body: { hostnames },
+      });
+      expect(sent.statusCode).toBe(202);
+    }
+    agent.send("z".repeat(MAX_MESSAGE_BYTES + 1));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    agent.socket.resume();
+    const { closeCode, texts } = serverFrames(await agent.closed);
+    expect(texts.filter((t) => t.includes('"certificate.rotate"')).length).toBeGreaterThan(0);
+    expect(closeCode).toBe(CloseCode.messageTooBig);
   });
 
   it("closes an oversized frame with 1009 over TLS too", async () => {
