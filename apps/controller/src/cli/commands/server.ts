@@ -117,6 +117,7 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
   });
   // Read once: no process started from here on (the artifact build, a guest's bootstrap)
   // inherits the admin token.
+  // biome-ignore lint/performance/noDelete: assigning undefined would set the string "undefined"
   delete process.env.NBFLEET_ADMIN_TOKEN;
   return settings;
 }
