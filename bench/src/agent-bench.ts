@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths, fetchState, probeApi, profileEnv, resolveRunAs, sendCommand } from "@nbfleet/agent";
-import { freePort, makeDataDir, startAgent, stopAgent } from "@nbfleet/agent/testkit/agent-process";
 import { AGENT_BUNDLE_FILE, AGENT_NODE_FLAGS, buildAgentArtifact } from "@nbfleet/scripts";
+import { freePort, makeDataDir, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
 import { median } from "./machine.js";
 import { cpuSeconds, rssBytes } from "./proc-usage.js";
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DEFAULT_DURATIONS, startEmulator } from "@nbfleet/azure-emulator";
-import { emulatorProvider } from "@nbfleet/controller/testkit/azure";
+import { emulatorProvider } from "@nbfleet/testkit/azure";
 
 export interface AzureRun {
   vms: number;

@@ -9,7 +9,7 @@
 import { constants, PerformanceObserver, monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { buildServer, listen, loadSettings } from "@nbfleet/controller";
-import { SimProvider } from "@nbfleet/controller/testkit/sim-provider";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 
 const app = await buildServer(loadSettings(), { provider: new SimProvider() });
 const url = await listen(app);

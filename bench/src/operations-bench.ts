@@ -22,13 +22,13 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "@nbfleet/controller/testkit/controller-process";
-import { type SeededVm, seedVms } from "@nbfleet/controller/testkit/sim-fleet";
-import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/controller/testkit/sim-fleet-process";
-import { SimProvider } from "@nbfleet/controller/testkit/sim-provider";
+} from "@nbfleet/testkit/controller-process";
+import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
+import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/testkit/sim-fleet-process";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const FLEET_SCRIPT = path.join(REPO, "apps/controller/src/testkit/sim-fleet-process.ts");
+const FLEET_SCRIPT = path.join(REPO, "packages/testkit/src/sim-fleet-process.ts");
 const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
 
 export interface OperationsBenchOptions {

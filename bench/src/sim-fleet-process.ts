@@ -12,7 +12,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import { type SeededVm, SimFleet } from "@nbfleet/controller/testkit/sim-fleet";
+import { type SeededVm, SimFleet } from "@nbfleet/testkit/sim-fleet";
 
 const [url, credentialsFile, concurrencyArg, unhealthyEveryArg] = process.argv.slice(2);
 if (!url || !credentialsFile)

@@ -6,8 +6,8 @@
  *   node --import tsx terminal-agent-process.ts <controller url> <bootstrap token>
  */
 import { AgentStreams } from "@nbfleet/agent";
-import { FakeCore } from "@nbfleet/agent/testkit/fake-core";
-import { startLink } from "@nbfleet/agent/testkit/link-harness";
+import { FakeCore } from "@nbfleet/testkit/fake-core";
+import { startLink } from "@nbfleet/testkit/link-harness";
 
 const [url, bootstrapToken] = process.argv.slice(2);
 if (!url || !bootstrapToken)

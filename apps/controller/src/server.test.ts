@@ -1,12 +1,12 @@
 import { Writable } from "node:stream";
+import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultSettings } from "./config/settings.js";
 import { REDACT_PATHS, buildServer, listen } from "./server.js";
-import { type TestController, startTestController, tempDataDir } from "./testkit/controller.js";
-import { call, eventually } from "./testkit/http.js";
-import { SimAgent } from "./testkit/sim-agent.js";
-import { SimProvider } from "./testkit/sim-provider.js";
 
 let controller: TestController | undefined;
 afterEach(async () => {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ComputeManagementClient, type VirtualMachine } from "@azure/arm-compute";
 import { NetworkManagementClient } from "@azure/arm-network";
 import { ResourceManagementClient } from "@azure/arm-resources";
@@ -188,7 +189,7 @@ describe("Resource Manager semantics through the real SDK", () => {
     expect(first.headers["x-ms-ratelimit-remaining-subscription-writes"]).toMatch(/^\d+$/);
     expect(first.body.properties.provisioningState).toBe("Updating");
     const asyncUrl = new URL(first.headers["azure-asyncoperation"] as string);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const status = await raw("GET", `${asyncUrl.pathname}${asyncUrl.search}`);
     expect(status.body.status).toBe("Succeeded");
     expect((await raw("GET", url)).body.properties.provisioningState).toBe("Succeeded");
@@ -240,7 +241,7 @@ describe("Resource Manager semantics through the real SDK", () => {
     expect(accepted.status).toBe(202);
     expect(accepted.headers.location).toMatch(/\/operationResults\//);
     expect(accepted.headers["azure-asyncoperation"]).toMatch(/\/operations\//);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const location = new URL(accepted.headers.location as string);
     expect((await raw("GET", `${location.pathname}${location.search}`)).status).toBe(204);
     expect((await raw("DELETE", url)).status).toBe(204);

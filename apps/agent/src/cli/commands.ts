@@ -1,5 +1,6 @@
 /** The agent's subcommands. Each one either drives the running agent over its control socket or acts on the data directory directly. */
 import { access, open, readFile, stat } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentState, CommandName, CommandParamsOf } from "@nbfleet/shared";
 import type { Command } from "commander";
 import { Agent } from "../agent.js";
@@ -407,7 +408,7 @@ async function follow(file: string): Promise<void> {
     () => 0,
   );
   for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
     const size = await stat(file).then(
       (s) => s.size,
       () => 0,

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { checkProcess } from "./process-check.js";
 
@@ -35,7 +36,7 @@ describe("checkProcess", () => {
       const zombie = Number(chunk.toString().trim());
       let check = await checkProcess({ pid: zombie });
       for (let i = 0; i < 150 && check.status === "pass"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
         check = await checkProcess({ pid: zombie });
       }
       expect(check).toMatchObject({ status: "fail", data: { pid: zombie, state: "Z" } });

@@ -2,10 +2,10 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CloseCode } from "@nbfleet/shared";
+import { FakeController } from "@nbfleet/testkit/fake-controller";
+import { FakeCore } from "@nbfleet/testkit/fake-core";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
 import { afterEach, describe, expect, it } from "vitest";
-import { FakeController } from "../testkit/fake-controller.js";
-import { FakeCore } from "../testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../testkit/link-harness.js";
 
 const TOKEN = "nbfb_one-time-bootstrap-token-0123456789";
 

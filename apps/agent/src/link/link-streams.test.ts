@@ -2,11 +2,11 @@ import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CAPABILITY_LOGS_FOLLOW, CAPABILITY_PTY } from "@nbfleet/shared";
+import { FakeController } from "@nbfleet/testkit/fake-controller";
+import { FakeCore } from "@nbfleet/testkit/fake-core";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentStreams } from "../streams/agent-streams.js";
-import { FakeController } from "../testkit/fake-controller.js";
-import { FakeCore } from "../testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../testkit/link-harness.js";
 
 let fake: FakeController;
 let harness: LinkHarness | undefined;

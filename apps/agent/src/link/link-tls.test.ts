@@ -2,11 +2,11 @@ import { X509Certificate } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { FakeController } from "@nbfleet/testkit/fake-controller";
+import { FakeCore } from "@nbfleet/testkit/fake-core";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
+import { type TestCa, makeTestCa } from "@nbfleet/testkit/test-ca";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FakeController } from "../testkit/fake-controller.js";
-import { FakeCore } from "../testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../testkit/link-harness.js";
-import { type TestCa, makeTestCa } from "../testkit/test-ca.js";
 import { formatFingerprint } from "../tls/fingerprint.js";
 import { type CertificatePair, generateSelfSigned } from "../tls/generate.js";
 

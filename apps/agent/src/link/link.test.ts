@@ -1,8 +1,8 @@
 import { COMMAND_NAMES, PROTOCOL_VERSION } from "@nbfleet/shared";
+import { FakeController } from "@nbfleet/testkit/fake-controller";
+import { FakeCore, fakeState } from "@nbfleet/testkit/fake-core";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
 import { afterEach, describe, expect, it } from "vitest";
-import { FakeController } from "../testkit/fake-controller.js";
-import { FakeCore, fakeState } from "../testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../testkit/link-harness.js";
 
 let fake: FakeController;
 let harness: LinkHarness | undefined;

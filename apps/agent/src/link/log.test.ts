@@ -1,5 +1,5 @@
+import { RecordingLog } from "@nbfleet/testkit/recording-log";
 import { describe, expect, it } from "vitest";
-import { RecordingLog } from "../testkit/recording-log.js";
 import { stderrLinkLog, teeLinkLog } from "./log.js";
 
 describe("link logs", () => {

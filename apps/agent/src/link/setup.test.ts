@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { makeTestCa } from "@nbfleet/testkit/test-ca";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../config/paths.js";
 import { DEFAULT_SETTINGS, type LinkSettings } from "../config/settings.js";
-import { makeTestCa } from "../testkit/test-ca.js";
 import { resolveLinkSettings, setupLink } from "./setup.js";
 
 const FP = "ab".repeat(32);

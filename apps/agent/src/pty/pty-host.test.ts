@@ -1,8 +1,8 @@
 import os from "node:os";
+import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamOut } from "../link/streams.js";
 import { resolveRunAs } from "../profile/user.js";
-import { Waiters } from "../testkit/waiters.js";
 import { PtyHost } from "./pty-host.js";
 
 /** What a host sent, as the controller would see it; the tests wait on this record. */

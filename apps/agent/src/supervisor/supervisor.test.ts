@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "@nbfleet/testkit/agent-process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../config/settings.js";
-import { freePort } from "../testkit/agent-process.js";
 import { Supervisor } from "./supervisor.js";
 
 // A stand-in server: it listens, hands its listening socket to a helper in its process group

@@ -11,6 +11,7 @@
  * of restarting a healthy server.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentEvent, NotebookState } from "@nbfleet/shared";
 import type { RestartPolicy } from "../config/settings.js";
 import { AgentError } from "../errors.js";
@@ -418,4 +419,3 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

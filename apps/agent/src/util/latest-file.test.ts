@@ -1,8 +1,8 @@
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { waitFor } from "../testkit/agent-process.js";
 import { LatestFile } from "./latest-file.js";
 import { WriteFailures } from "./write-failures.js";
 

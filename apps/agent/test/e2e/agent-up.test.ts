@@ -6,9 +6,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dataPaths } from "../../src/config/paths.js";
-import { isRunning } from "../../src/supervisor/proc.js";
 import {
   AgentExit,
   type RunningAgent,
@@ -21,7 +18,10 @@ import {
   startAgent,
   stopAgent,
   waitFor,
-} from "../../src/testkit/agent-process.js";
+} from "@nbfleet/testkit/agent-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dataPaths } from "../../src/config/paths.js";
+import { isRunning } from "../../src/supervisor/proc.js";
 
 interface Status {
   agent: string;

@@ -14,16 +14,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { HealthCheck, StateMessage } from "@nbfleet/shared";
+import { type RunningAgent, freePort, startAgent, stopAgent, waitFor } from "@nbfleet/testkit/agent-process";
+import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
-import {
-  type RunningAgent,
-  freePort,
-  startAgent,
-  stopAgent,
-  waitFor,
-} from "../../src/testkit/agent-process.js";
-import { FakeController } from "../../src/testkit/fake-controller.js";
 
 const run = promisify(execFile);
 const TMPFS_SIZE = "48m";

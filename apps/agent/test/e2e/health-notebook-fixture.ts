@@ -8,6 +8,7 @@ import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { CheckTarget } from "../../src/health/index.js";
 import { probeApi } from "../../src/health/index.js";
@@ -140,7 +141,7 @@ export async function startNotebook(token: string): Promise<NotebookFixture> {
       await stop();
       throw new Error(`jupyter notebook not ready within 60 s (${probe.error}):\n${output}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
   return { dir, target, child, exited, output: () => output, stop };
 }

@@ -9,6 +9,7 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 import { AgentError } from "../../src/errors.js";
@@ -142,7 +143,7 @@ describe("install with the real dpkg lock held", () => {
           runner,
           sleep: async (ms) => {
             delays.push(ms);
-            await new Promise((resolve) => setTimeout(resolve, ms));
+            await sleep(ms);
           },
           lockRetry: { attempts: 3, initialDelayMs: 100 },
         }),
@@ -173,7 +174,7 @@ describe("install with the real dpkg lock held", () => {
         sleep: async (ms) => {
           sleeps++;
           if (sleeps === 1) await holder.release();
-          await new Promise((resolve) => setTimeout(resolve, ms));
+          await sleep(ms);
         },
         lockRetry: { attempts: 3, initialDelayMs: 100 },
       });
@@ -365,7 +366,7 @@ describe("the notebook runs as an unprivileged user with this profile", () => {
           const response = await fetch(`${base}/api`);
           if (response.ok) version = ((await response.json()) as { version: string }).version;
         } catch {
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await sleep(100);
         }
       }
       expect(version, log).toBe("6.4.12");

@@ -8,11 +8,11 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { CommandView, VmView } from "@nbfleet/shared";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { FakeCore, fakeState } from "@nbfleet/testkit/fake-core";
+import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../../../controller/src/testkit/controller.js";
-import { HandOverProvider } from "../../../controller/src/testkit/hand-over-provider.js";
-import { FakeCore, fakeState } from "../../src/testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../../src/testkit/link-harness.js";
 
 let controller: TestController | undefined;
 const links: LinkHarness[] = [];

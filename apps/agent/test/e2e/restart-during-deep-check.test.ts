@@ -7,10 +7,6 @@
  */
 import { readFile } from "node:fs/promises";
 import type { AgentState } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dataPaths } from "../../src/config/paths.js";
-import { fetchEvents, fetchState, sendCommand } from "../../src/control/client.js";
-import { requestApi } from "../../src/health/http.js";
 import {
   type RunningAgent,
   freePort,
@@ -18,7 +14,11 @@ import {
   startAgent,
   stopAgent,
   waitFor,
-} from "../../src/testkit/agent-process.js";
+} from "@nbfleet/testkit/agent-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dataPaths } from "../../src/config/paths.js";
+import { fetchEvents, fetchState, sendCommand } from "../../src/control/client.js";
+import { requestApi } from "../../src/health/http.js";
 
 let agent: RunningAgent | undefined;
 let dataDir: string;

@@ -1,3 +1,7 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { type Hints, hostile, validish } from "@nbfleet/testkit/schema-arbitrary";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 /**
  * Schema-driven fuzzing of the whole HTTP API with fast-check: every registered route
  * (`app.routeTable`), its path parameters, query and body drawn from its own TypeBox schemas —
@@ -11,10 +15,6 @@ import { Ajv } from "ajv";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RouteEntry } from "../auth/hook.js";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { type Hints, hostile, validish } from "../testkit/schema-arbitrary.js";
-import { SimProvider } from "../testkit/sim-provider.js";
 
 type Schema = Record<string, unknown>;
 const FLEET = ["fz-a", "fz-b", "fz-c"];

@@ -1,6 +1,6 @@
 import net from "node:net";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
 import { serverTimeouts } from "./timeouts.js";
 
 let controller: TestController | undefined;

@@ -8,11 +8,11 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
+import { call } from "@nbfleet/testkit/http";
+import { SimAgent, SimConnectError } from "@nbfleet/testkit/sim-agent";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestController, startTestController, tempDataDir } from "../testkit/controller.js";
-import { call } from "../testkit/http.js";
-import { SimAgent, SimConnectError } from "../testkit/sim-agent.js";
-import { SimProvider } from "../testkit/sim-provider.js";
 import type { RouteAccess, RouteEntry } from "./hook.js";
 import { type Role, roleAllows } from "./roles.js";
 

@@ -1,11 +1,11 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CloseCode } from "@nbfleet/shared";
+import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimAgent, SimConnectError } from "@nbfleet/testkit/sim-agent";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController, tempDataDir } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { SimAgent, SimConnectError } from "../testkit/sim-agent.js";
-import { SimProvider } from "../testkit/sim-provider.js";
 import { ADMIN_TOKEN_FILE } from "./admin-token.js";
 
 let controller: TestController;

@@ -1,4 +1,5 @@
 /** Waiting for the fleet to reach a state, with a spinner for people and nothing for --json. */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import ora, { type Ora } from "ora";
 import { type ApiClient, CliError, ExitCode } from "./client.js";
@@ -70,7 +71,7 @@ export async function waitForVm(
           ExitCode.timeout,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
   } finally {
     spin?.stop();

@@ -1,8 +1,8 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import type { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import type { SimAgent } from "../testkit/sim-agent.js";
-import { SimProvider } from "../testkit/sim-provider.js";
 
 let controller: TestController;
 afterEach(async () => {

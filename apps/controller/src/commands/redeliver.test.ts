@@ -1,8 +1,8 @@
+import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController, tempDataDir } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { SimAgent } from "../testkit/sim-agent.js";
-import { seedVms } from "../testkit/sim-fleet.js";
 
 const controllers: TestController[] = [];
 const agents: SimAgent[] = [];

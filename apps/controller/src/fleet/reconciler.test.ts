@@ -5,11 +5,11 @@
  */
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
+import { emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
+import { startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AzureClients } from "../providers/azure/clients.js";
-import { emulatorProvider, startTestEmulator } from "../testkit/azure.js";
-import { startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
 
 let emu: RunningEmulator;
 

@@ -1,10 +1,10 @@
 import type { VmView, WelcomeMessage } from "@nbfleet/shared";
 import { CloseCode } from "@nbfleet/shared";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { type RawAgent, openRaw, rawHello } from "@nbfleet/testkit/raw-agent";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { HandOverProvider } from "../testkit/hand-over-provider.js";
-import { call, eventually } from "../testkit/http.js";
-import { type RawAgent, openRaw, rawHello } from "../testkit/raw-agent.js";
 
 let controller: TestController;
 const raws: RawAgent[] = [];

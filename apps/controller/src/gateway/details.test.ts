@@ -1,6 +1,6 @@
 import type { AgentState } from "@nbfleet/shared";
+import { simState } from "@nbfleet/testkit/sim-agent";
 import { describe, expect, it } from "vitest";
-import { simState } from "../testkit/sim-agent.js";
 import { sameDetails, sameJson } from "./details.js";
 
 const base = (over: Partial<Parameters<typeof simState>[0]> = {}): AgentState =>

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { CloseCode, type WelcomeMessage } from "@nbfleet/shared";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { openRaw as openRawAgent, rawHello } from "@nbfleet/testkit/raw-agent";
+import { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterEach, describe, expect, it } from "vitest";
 import type WebSocket from "ws";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { openRaw as openRawAgent, rawHello } from "../testkit/raw-agent.js";
-import { SimAgent } from "../testkit/sim-agent.js";
-import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
-import { SimProvider } from "../testkit/sim-provider.js";
 
 let controller: TestController;
 let fleet: SimFleet | undefined;

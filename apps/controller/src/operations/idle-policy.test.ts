@@ -1,10 +1,10 @@
 import type { HealthCheck } from "@nbfleet/shared";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { simState } from "@nbfleet/testkit/sim-agent";
+import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import type { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { simState } from "../testkit/sim-agent.js";
-import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
-import type { SimProvider } from "../testkit/sim-provider.js";
 import { ActivityTracker, OWN_ACTIVITY_WINDOW_MS } from "./activity.js";
 
 function activityCheck(at: Date, data: { kernels: number; connections: number; lastActivity: Date | null }) {

@@ -1,8 +1,8 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { verify } from "@node-rs/argon2";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
 
 let controller: TestController | undefined;
 let fleet: SimFleet | undefined;

@@ -1,13 +1,13 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import type { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 /**
  * 1,000 simulated agents (the real protocol over real WebSockets): the error budget stops the
  * rollout at exactly the right count, concurrency is never exceeded (measured from the agents'
  * own timestamps), and cancel stops it mid-way.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { call, eventually } from "../testkit/http.js";
-import type { SimAgent } from "../testkit/sim-agent.js";
-import { SimFleet, seedVms } from "../testkit/sim-fleet.js";
 
 let controller: TestController | undefined;
 let fleet: SimFleet | undefined;

@@ -4,7 +4,7 @@
  * subscription, region, resource group, credential and (offline) the emulator's endpoint and CA.
  */
 import { readFileSync } from "node:fs";
-import type { ArtifactInfo } from "../api/agent-artifact/plugin.js";
+import type { ArtifactInfo } from "../artifact-info.js";
 import type { ControllerSettings } from "../config/settings.js";
 import { NbfError } from "../errors.js";
 import type { GuestTrust } from "../tls/files.js";

@@ -7,15 +7,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TerminalServerFrame, VmView } from "@nbfleet/shared";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { FakeCore } from "@nbfleet/testkit/fake-core";
+import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
+import { Waiters } from "@nbfleet/testkit/waiters";
 import { AgentStreams, type AgentStreamsOptions } from "../../../agent/src/streams/agent-streams.js";
-import { FakeCore } from "../../../agent/src/testkit/fake-core.js";
-import { type LinkHarness, startLink } from "../../../agent/src/testkit/link-harness.js";
-import { Waiters } from "../../../agent/src/testkit/waiters.js";
 import { TerminalConnection, type TerminalOpenOptions } from "../cli/terminal-client.js";
 import type { ControllerSettings } from "../config/settings.js";
-import { type TestController, startTestController } from "../testkit/controller.js";
-import { HandOverProvider } from "../testkit/hand-over-provider.js";
-import { call, eventually } from "../testkit/http.js";
 
 export { HandOverProvider };
 

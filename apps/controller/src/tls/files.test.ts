@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startTestController } from "@nbfleet/testkit/controller";
+import { selfSignedPair } from "@nbfleet/testkit/self-signed";
 import { describe, expect, it } from "vitest";
-import { startTestController } from "../testkit/controller.js";
-import { selfSignedPair } from "../testkit/self-signed.js";
 import { guestTrust, readTlsFiles } from "./files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nbf-controller-tls-"));

@@ -11,15 +11,15 @@ import { chmod } from "node:fs/promises";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { buildAgentArtifact } from "@nbfleet/scripts";
 import type { CommandView, VmView } from "@nbfleet/shared";
+import { waitFor as waitUntil } from "@nbfleet/testkit/agent-process";
+import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
 import type { AzureProvider } from "../../src/providers/azure/azure-provider.js";
 import { type NbfleetApp, buildServer, listen } from "../../src/server.js";
-import { FAST_DURATIONS, emulatorProvider } from "../../src/testkit/azure.js";
 
 const NAMES = ["az1", "az2", "az3"];
 const RG = "nbfleet-e2e";

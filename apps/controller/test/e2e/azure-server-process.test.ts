@@ -5,11 +5,10 @@
  * group from the environment, and the periodic reconcile on NBFLEET_RECONCILE_INTERVAL_SEC.
  */
 import { ComputeManagementClient } from "@azure/arm-compute";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_SUBSCRIPTION, startTestEmulator } from "../../src/testkit/azure.js";
+import { waitFor } from "@nbfleet/testkit/agent-process";
+import { TEST_SUBSCRIPTION, startTestEmulator } from "@nbfleet/testkit/azure";
 import {
   type ControllerProcess,
   api,
@@ -17,7 +16,8 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-azure-process-token-0123";
 const RG = "nbfleet-process";

@@ -9,14 +9,14 @@ import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { type AgentArtifact, buildAgentArtifact, linuxGuestLayout } from "@nbfleet/scripts";
 import type { VmView } from "@nbfleet/shared";
+import { waitFor } from "@nbfleet/testkit/agent-process";
+import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
 import { type NbfleetApp, buildServer, listen } from "../../src/server.js";
-import { FAST_DURATIONS, emulatorProvider } from "../../src/testkit/azure.js";
 import { guestTrust, readTlsFiles } from "../../src/tls/files.js";
 
 let root: string;

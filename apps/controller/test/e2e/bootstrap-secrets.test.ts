@@ -5,9 +5,8 @@
  */
 import { lstat, readFile, readdir, realpath } from "node:fs/promises";
 import path from "node:path";
-import { login, servedFingerprint, waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { login, servedFingerprint, waitFor as waitUntil } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -15,7 +14,8 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-secrets-admin-token-5f1c0a7d9e";
 const OLD = "old-password-created-with-the-vm";

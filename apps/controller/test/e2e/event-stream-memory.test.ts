@@ -12,13 +12,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { eventually } from "@nbfleet/testkit/http";
+import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "../../src/testkit/http.js";
-import { SseReader } from "../../src/testkit/sse-reader.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "../../../..");
-const script = path.join(repoRoot, "apps/controller/src/testkit/event-flood-controller.ts");
+const script = path.join(repoRoot, "packages/testkit/src/event-flood-controller.ts");
 const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
 
 const EVENTS = 30_000;

@@ -6,10 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { waitFor as waitUntil } from "@nbfleet/agent/testkit/agent-process";
 import { readPidFile } from "@nbfleet/scripts";
 import type { CommandView, TokenView, VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor as waitUntil } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -17,7 +16,8 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-admin-token-0123456789";
 let controller: ControllerProcess;

@@ -8,9 +8,6 @@ import { type ChildProcess, fork } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { defaultSettings } from "../../src/config/settings.js";
-import { buildServer } from "../../src/server.js";
 import {
   type ControllerProcess,
   api,
@@ -18,10 +15,13 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
-import type { FleetRecord, FleetReply, StartMessage } from "../../src/testkit/sim-fleet-process.js";
-import { type SeededVm, seedVms } from "../../src/testkit/sim-fleet.js";
-import { SimProvider } from "../../src/testkit/sim-provider.js";
+} from "@nbfleet/testkit/controller-process";
+import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
+import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/testkit/sim-fleet-process";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { afterAll, describe, expect, it } from "vitest";
+import { defaultSettings } from "../../src/config/settings.js";
+import { buildServer } from "../../src/server.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../../../..");
@@ -49,7 +49,7 @@ async function seed(dataDir: string, count: number): Promise<SeededVm[]> {
 }
 
 function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) => Promise<FleetReply> } {
-  const child = fork(path.join(REPO, "apps/controller/src/testkit/sim-fleet-process.ts"), [], {
+  const child = fork(path.join(REPO, "packages/testkit/src/sim-fleet-process.ts"), [], {
     execArgv: ["--import", path.join(REPO, "node_modules/tsx/dist/loader.mjs")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

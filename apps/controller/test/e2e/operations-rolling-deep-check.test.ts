@@ -9,10 +9,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { dataPaths, fetchEvents, fetchState, sendCommand } from "@nbfleet/agent";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestApi } from "../../../agent/src/health/http.js";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -20,7 +18,9 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requestApi } from "../../../agent/src/health/http.js";
 
 const TOKEN = "nbf_e2e-rolling-deep-check-0123456789";
 const NAMES = ["deep-0", "deep-1"];

@@ -1,4 +1,3 @@
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 /**
  * A rolling notebook restart over real machines: `nbfleet server` with the local provider,
  * three sandboxes booted by the real bootstrap, real agents, Debian's Jupyter. One machine at
@@ -6,7 +5,7 @@ import { waitFor } from "@nbfleet/agent/testkit/agent-process";
  * restart.
  */
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -14,7 +13,8 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-operations-rolling-0123456789";
 const NAMES = ["roll-0", "roll-1", "roll-2"];

@@ -12,13 +12,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiUrl, requestApi } from "../../../agent/src/health/http.js";
-import { KernelChannel } from "../../../agent/src/health/kernel-channel.js";
-import { TerminalConnection } from "../../src/cli/terminal-client.js";
-import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -26,7 +21,12 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiUrl, requestApi } from "../../../agent/src/health/http.js";
+import { KernelChannel } from "../../../agent/src/health/kernel-channel.js";
+import { TerminalConnection } from "../../src/cli/terminal-client.js";
+import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
 
 const TOKEN = "nbf_e2e-isolation-admin-token-7";
 const EACCES = 13;

@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ensureSandboxUser,
@@ -71,7 +72,7 @@ describe("sandbox users", () => {
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child.once("exit", (_code, signal) => resolve(signal)),
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(child.exitCode).toBeNull();
     await removeSandboxUser(root, "iso-del");
     expect(await exited).toBe("SIGKILL");

@@ -7,12 +7,8 @@
 import { realpath } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
 import type { CommandView, TerminalSessionView, VmView } from "@nbfleet/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Waiters } from "../../../agent/src/testkit/waiters.js";
-import { TerminalConnection } from "../../src/cli/terminal-client.js";
-import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
@@ -20,7 +16,11 @@ import {
   makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
-} from "../../src/testkit/controller-process.js";
+} from "@nbfleet/testkit/controller-process";
+import { Waiters } from "@nbfleet/testkit/waiters";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TerminalConnection } from "../../src/cli/terminal-client.js";
+import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
 
 const TOKEN = "nbf_e2e-terminal-admin-token-42";
 let controller: ControllerProcess;

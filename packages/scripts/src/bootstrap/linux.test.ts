@@ -18,6 +18,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -70,7 +71,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

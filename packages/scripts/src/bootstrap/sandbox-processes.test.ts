@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isRunning, readProcStat } from "@nbfleet/shared/proc";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ScriptsError } from "../errors.js";
@@ -23,7 +24,7 @@ async function spawned(command: string, args: string[]): Promise<{ pid: number; 
   for (let i = 0; i < 100; i++) {
     const stat = await readProcStat(pid);
     if (stat) return { pid, startTime: stat.startTime };
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
   throw new Error(`no /proc entry for ${command}`);
 }
@@ -56,7 +57,7 @@ describe("sandbox process stopping", () => {
       JSON.stringify({ pid: sleeper.pid, startTime: sleeper.startTime - 1, port: 1 }),
     );
     expect(await stopRecordedProcess(json, "SIGTERM", { graceMs: 100, group: true })).toBe("not-ours");
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     expect(await isRunning(sleeper.pid, sleeper.startTime)).toBe(true);
   });
 
@@ -67,7 +68,7 @@ describe("sandbox process stopping", () => {
     expect(await stopRecordedProcess(file, "SIGTERM", { graceMs: 100, verify: async () => false })).toBe(
       "not-ours",
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     expect(await isRunning(sleeper.pid, sleeper.startTime)).toBe(true);
   });
 

@@ -5,6 +5,7 @@
  * waited for again with a deadline; zombies count as gone.
  */
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isRunning } from "@nbfleet/shared/proc";
 import { ScriptsError } from "../errors.js";
 
@@ -110,7 +111,7 @@ async function waitGone(ours: () => Promise<boolean>, timeoutMs: number): Promis
   for (;;) {
     if (!(await ours())) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+    await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
   }
 }
 

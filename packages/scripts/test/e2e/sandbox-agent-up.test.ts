@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
-import { waitFor } from "@nbfleet/agent/testkit/agent-process";
+import { waitFor } from "@nbfleet/testkit/agent-process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../../src/artifact/build.js";
 import { linuxGuestLayout, renderLinuxBootstrap } from "../../src/bootstrap/linux.js";

@@ -1,10 +1,10 @@
 import { request } from "node:http";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBus, FleetEvent } from "../../events/bus.js";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { call, eventually } from "../../testkit/http.js";
-import { SimProvider } from "../../testkit/sim-provider.js";
-import { SseReader } from "../../testkit/sse-reader.js";
 
 let controller: TestController;
 afterEach(async () => {

@@ -5,11 +5,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import { capLogFile, openAppend } from "../../../../agent/src/supervisor/log-file.js";
-import { Waiters } from "../../../../agent/src/testkit/waiters.js";
 import { type Fleet, startFleet } from "../../terminal/test-support.js";
-import { call, eventually } from "../../testkit/http.js";
 
 let fleet: Fleet | undefined;
 const children: ChildProcess[] = [];

@@ -1,7 +1,7 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { call, eventually } from "../../testkit/http.js";
-import { SimProvider } from "../../testkit/sim-provider.js";
 
 let controller: TestController | undefined;
 afterEach(async () => {

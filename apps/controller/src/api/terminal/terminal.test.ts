@@ -3,11 +3,11 @@
  * node-pty (the agent's core is a fake: no Jupyter needed for a shell).
  */
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
+import { call, eventually } from "@nbfleet/testkit/http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CliError } from "../../cli/client.js";
 import { TerminalConnection } from "../../cli/terminal-client.js";
 import { type Fleet, RecordedTerminal, startFleet } from "../../terminal/test-support.js";
-import { call, eventually } from "../../testkit/http.js";
 
 let fleet: Fleet | undefined;
 afterEach(async () => {
@@ -272,7 +272,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     await closing;
     // The store is closed now; the row was written before it closed (checked through a new controller).
     void store;
-    const again = await (await import("../../testkit/controller.js")).startTestController({
+    const again = await (await import("@nbfleet/testkit/controller")).startTestController({
       settings: { dataDir: fleet.controller.dataDir },
     });
     try {

@@ -1,6 +1,6 @@
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call } from "@nbfleet/testkit/http";
 import { afterEach, describe, expect, it } from "vitest";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { call } from "../../testkit/http.js";
 
 let controller: TestController;
 afterEach(async () => {

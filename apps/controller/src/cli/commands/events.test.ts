@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { eventually } from "@nbfleet/testkit/http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { FleetEvent } from "../../events/bus.js";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { eventually } from "../../testkit/http.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
 const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");

@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { runCli } from "@nbfleet/testkit/cli";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { verify } from "@node-rs/argon2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../../testkit/cli.js";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { SimFleet, seedVms } from "../../testkit/sim-fleet.js";
 import { progressText } from "./op.js";
 
 let controller: TestController;

@@ -4,6 +4,7 @@
  * Password rotation prints each new password once, or writes them to a new 0600 file (--out).
  */
 import { open } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import type {
@@ -218,7 +219,7 @@ async function follow(
           ExitCode.timeout,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await sleep(POLL_MS);
       current = await client.get<OperationDetail>(
         `/v1/operations/${encodeURIComponent(current.id)}?targetsLimit=0`,
       );

@@ -5,6 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { buildAgentArtifact } from "@nbfleet/scripts";
 import type { VmView } from "@nbfleet/shared";
 import type { Command } from "commander";
@@ -158,7 +159,7 @@ async function waitServing(app: NbfleetApp, name: string, progress: (text: strin
     if (vm.state === "failed") throw new Error(`${name} failed: ${vm.error}`);
     if (Date.now() > deadline)
       throw new Error(`${name} did not serve within 5 minutes; see nbfleet vm show ${name}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
   }
 }
 

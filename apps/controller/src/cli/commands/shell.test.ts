@@ -7,11 +7,11 @@ import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { eventually } from "@nbfleet/testkit/http";
+import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadNodePty } from "../../../../agent/src/pty/node-pty.js";
-import { Waiters } from "../../../../agent/src/testkit/waiters.js";
 import { type Fleet, startFleet } from "../../terminal/test-support.js";
-import { eventually } from "../../testkit/http.js";
 import { commandLine } from "./shell.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");

@@ -1,8 +1,8 @@
+import { runCli } from "@nbfleet/testkit/cli";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
+import { call } from "@nbfleet/testkit/http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../../testkit/cli.js";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { HandOverProvider } from "../../testkit/hand-over-provider.js";
-import { call } from "../../testkit/http.js";
 
 let controller: TestController;
 

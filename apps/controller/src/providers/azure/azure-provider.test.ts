@@ -6,10 +6,10 @@
  */
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
+import { emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call, eventually } from "@nbfleet/testkit/http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { emulatorProvider, startTestEmulator } from "../../testkit/azure.js";
-import { type TestController, startTestController } from "../../testkit/controller.js";
-import { call, eventually } from "../../testkit/http.js";
 import type { AzureProvider } from "./azure-provider.js";
 import { chooseCredential, staticTokenCredential } from "./credential.js";
 import { FLEET_TAG, VM_TAG } from "./fleet-network.js";

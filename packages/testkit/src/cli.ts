@@ -1,11 +1,6 @@
 /** Runs the `nbfleet` CLI from the checkout (through tsx) against a test controller. */
 import { execFile } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
-const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
-const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
+import { controllerMain as MAIN, repoRoot as REPO, tsxLoader as TSX } from "./repo.js";
 
 export interface CliRun {
   code: number;

@@ -3,7 +3,7 @@
  * `create` starts a SimAgent with the bootstrap token, so everything after that runs over the
  * real protocol. Not for production: nothing is isolated and nothing survives the process.
  */
-import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../providers/types.js";
+import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "@nbfleet/controller";
 import { SimAgent, type SimAgentOptions } from "./sim-agent.js";
 
 export class SimProvider implements Provider {

@@ -3,8 +3,8 @@
  * the store with credentials (no provider, no password hashing), then agents connected with
  * bounded concurrency. All agents share one ticker.
  */
-import { hashSecret, newAgentCredential } from "../auth/secrets.js";
-import type { NbfleetApp } from "../server.js";
+import { hashSecret, newAgentCredential } from "@nbfleet/controller";
+import type { NbfleetApp } from "@nbfleet/controller";
 import { SimAgent, type SimAgentOptions, SimTicker } from "./sim-agent.js";
 
 export interface SeededVm {

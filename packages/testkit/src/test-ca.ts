@@ -3,8 +3,8 @@
  * way an operator would run a controller behind their own CA.
  */
 import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
-import type { CertificatePair } from "../tls/generate.js";
-import { x509 } from "../tls/x509-library.js";
+import type { CertificatePair } from "@nbfleet/agent";
+import { x509 } from "@nbfleet/agent";
 
 const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 const DAY_MS = 86_400_000;

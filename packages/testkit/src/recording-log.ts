@@ -1,5 +1,5 @@
 /** A LinkLog for tests: keeps every line and lets a test wait for one. */
-import type { LinkLog, LinkLogLevel } from "../link/log.js";
+import type { LinkLog, LinkLogLevel } from "@nbfleet/agent";
 import { Waiters } from "./waiters.js";
 
 export interface LogLine {

@@ -9,8 +9,8 @@
  * Ends when stdin closes.
  */
 import { createInterface } from "node:readline";
-import { loadSettings } from "../config/settings.js";
-import { buildServer, listen } from "../server.js";
+import { loadSettings } from "@nbfleet/controller";
+import { buildServer, listen } from "@nbfleet/controller";
 import { SimProvider } from "./sim-provider.js";
 
 const app = await buildServer(loadSettings(), { provider: new SimProvider() });

@@ -2,7 +2,7 @@
  * A provider whose machines are the test itself: `create` records the bootstrap context
  * (controller URL, bootstrap token) so the test can start an agent link with it.
  */
-import type { Provider, ProviderVm, ProvisionContext } from "../providers/types.js";
+import type { Provider, ProviderVm, ProvisionContext } from "@nbfleet/controller";
 
 export class HandOverProvider implements Provider {
   readonly name = "hand-over";

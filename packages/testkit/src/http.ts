@@ -1,6 +1,6 @@
+import type { NbfleetApp } from "@nbfleet/controller";
 /** Small helpers for tests that drive the API through `app.inject()`. */
 import type { LightMyRequestResponse } from "fastify";
-import type { NbfleetApp } from "../server.js";
 
 export type Method = "GET" | "POST" | "DELETE" | "PUT" | "PATCH";
 

@@ -6,8 +6,8 @@ import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { AgentCore } from "../core.js";
-import { ControllerLink, type LinkOptions, type LinkStatus, type LinkTiming } from "../link/link.js";
+import type { AgentCore } from "@nbfleet/agent";
+import { ControllerLink, type LinkOptions, type LinkStatus, type LinkTiming } from "@nbfleet/agent";
 import { RecordingLog } from "./recording-log.js";
 import { Waiters } from "./waiters.js";
 

@@ -5,10 +5,10 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ArtifactInfo } from "../api/agent-artifact/plugin.js";
-import { type ControllerSettings, defaultSettings } from "../config/settings.js";
-import type { Provider } from "../providers/types.js";
-import { type NbfleetApp, buildServer, listen } from "../server.js";
+import type { ArtifactInfo } from "@nbfleet/controller";
+import { type ControllerSettings, defaultSettings } from "@nbfleet/controller";
+import type { Provider } from "@nbfleet/controller";
+import { type NbfleetApp, buildServer, listen } from "@nbfleet/controller";
 import { SimProvider } from "./sim-provider.js";
 
 export interface TestController {

@@ -1,3 +1,4 @@
+import type { AgentCore, CommandOutcome } from "@nbfleet/agent";
 /**
  * An AgentCore for link tests: a plausible whole state that a test changes at will, events it
  * raises, and commands that run through a handler the test chooses. Executions are counted,
@@ -12,7 +13,6 @@ import {
   type NotebookState,
   foldHealth,
 } from "@nbfleet/shared";
-import type { AgentCore, CommandOutcome } from "../core.js";
 
 type Listener = Parameters<AgentCore["subscribe"]>[0];
 export type CommandHandler = (

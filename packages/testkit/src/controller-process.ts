@@ -7,11 +7,7 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
-const cliMain = path.join(repoRoot, "apps/controller/src/cli/main.ts");
-const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
+import { controllerMain as cliMain, repoRoot, tsxLoader } from "./repo.js";
 
 export interface ControllerProcess {
   process: ChildProcess;

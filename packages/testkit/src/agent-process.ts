@@ -8,11 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { fileURLToPath } from "node:url";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
-const agentMain = path.join(repoRoot, "apps/agent/src/cli/main.ts");
-const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
+import { agentMain, repoRoot, tsxLoader } from "./repo.js";
 
 export async function makeDataDir(prefix = "nbf-agent-"): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));

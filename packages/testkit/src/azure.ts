@@ -7,9 +7,9 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type RunningEmulator, type StartOptions, startEmulator } from "@nbfleet/azure-emulator";
-import type { ArtifactInfo } from "../api/agent-artifact/plugin.js";
-import { AzureProvider, type AzureProviderOptions } from "../providers/azure/azure-provider.js";
-import { chooseCredential } from "../providers/azure/credential.js";
+import type { ArtifactInfo } from "@nbfleet/controller";
+import { AzureProvider, type AzureProviderOptions } from "@nbfleet/controller";
+import { chooseCredential } from "@nbfleet/controller";
 
 export const TEST_SUBSCRIPTION = "00000000-0000-4000-8000-00000000f1ee";
 

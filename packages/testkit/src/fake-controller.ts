@@ -12,6 +12,8 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
+import { AGENT_CONNECT_PATH } from "@nbfleet/agent";
+import type { CertificatePair } from "@nbfleet/agent";
 import {
   AckMessage,
   type AgentMessage,
@@ -36,8 +38,6 @@ import {
   protocolMajor,
 } from "@nbfleet/shared";
 import WebSocket, { WebSocketServer } from "ws";
-import { AGENT_CONNECT_PATH } from "../link/dial.js";
-import type { CertificatePair } from "../tls/generate.js";
 import { Waiters } from "./waiters.js";
 
 const validators = {

@@ -6,6 +6,7 @@
  * can be switched off.
  */
 import { hostname as osHostname } from "node:os";
+import { AGENT_CONNECT_PATH } from "@nbfleet/controller";
 import {
   AGENT_VERSION,
   type AgentState,
@@ -19,7 +20,6 @@ import {
   foldHealth,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
-import { AGENT_CONNECT_PATH } from "../gateway/gateway.js";
 
 export { AGENT_CONNECT_PATH };
 
