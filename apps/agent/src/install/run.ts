@@ -5,6 +5,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import * as timers from "node:timers/promises";
 import { ValidationError, compileValidator } from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { DataPaths } from "../config/paths.js";
@@ -32,7 +33,7 @@ export const DEFAULT_LOCK_RETRY: LockRetry = {
 };
 
 export type Sleep = (ms: number) => Promise<void>;
-const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const realSleep: Sleep = (ms) => timers.setTimeout(ms);
 
 export const InstallRecord = Type.Object({
   platform: Type.Union([

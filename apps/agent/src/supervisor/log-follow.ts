@@ -10,6 +10,7 @@
 import type { Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
+import { setTimeout as sleep } from "node:timers/promises";
 import { LOG_BATCH_LINES, LOG_LINE_MAX_CHARS } from "@nbfleet/shared";
 
 export interface FollowOptions {
@@ -66,7 +67,7 @@ export async function followLog(file: string, options: FollowOptions): Promise<v
   };
 
   while (!signal.aborted) {
-    await sleep(pollMs, signal);
+    await sleep(pollMs, undefined, { signal }).catch(() => {}); // stopped: the loop ends
     if (signal.aborted) break;
     const now = await statOrNull(file);
     if (!now) continue;
@@ -167,16 +168,4 @@ function stripCr(line: string): string {
 
 function clip(line: string): string {
   return line.length <= LOG_LINE_MAX_CHARS ? line : `${line.slice(0, LOG_LINE_MAX_CHARS - 1)}…`;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -418,4 +418,3 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
-

@@ -7,6 +7,7 @@
  * Password rotation: a new password is generated per target and only its argon2 hash is
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyBaseLogger } from "fastify";
 import type { CommandService } from "../commands/service.js";
 import { NbfError } from "../errors.js";
@@ -224,7 +225,7 @@ export class OperationsEngine {
     for (const settle of [...this.commandWatchers.values()]) settle(null);
     this.health.close();
     const all = Promise.all([...this.runners.values()].map((r) => r.done));
-    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    await Promise.race([all, sleep(5000, undefined, { ref: false })]);
     for (const timer of this.progressTimers.values()) clearTimeout(timer);
   }
 

@@ -10,6 +10,7 @@
  * While writes fail, events are kept up to `maxPendingEvents`; past that the oldest are dropped
  * and counted, so a store that never comes back cannot take the process's memory with it.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
 import { EventsRepo } from "./events-repo.js";
@@ -137,7 +138,7 @@ export class WriteBehind {
         );
         break;
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
     this.clearTimer();
   }

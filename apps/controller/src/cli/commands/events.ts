@@ -3,8 +3,10 @@
  * `-f`, when the controller ends the stream (a restart, or this reader fell too far behind and
  * was let go) it reconnects after the last event it printed, so nothing is missed or repeated.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FleetEventView } from "@nbfleet/shared";
 import type { Command } from "commander";
+import { createParser } from "eventsource-parser";
 import type { ApiClient } from "../client.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
 
@@ -37,8 +39,7 @@ export function registerEvents(program: Command, globals: () => GlobalOptions): 
         } catch (error) {
           if (!opts.follow || ++failures >= MAX_RECONNECT_FAILURES) throw error;
         }
-        const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** failures);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** failures));
       }
     });
 }
@@ -57,7 +58,11 @@ async function readStream(
   const controller = new AbortController();
   const response = await client.stream(`/v1/events?${query}`, {}, controller.signal);
   const decoder = new TextDecoder();
-  let buffer = "";
+  const parser = createParser({
+    onEvent: ({ id, data }) => {
+      if (data && id) onEvent(id, JSON.parse(data) as FleetEventView);
+    },
+  });
   let quietTimer: NodeJS.Timeout | undefined;
   // Without --follow: print what is stored, then stop once the stream goes quiet.
   const armQuiet = () => {
@@ -68,22 +73,7 @@ async function readStream(
   armQuiet();
   try {
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end = buffer.indexOf("\n\n");
-      while (end >= 0) {
-        const block = buffer.slice(0, end).split("\n");
-        buffer = buffer.slice(end + 2);
-        const id = block
-          .find((l) => l.startsWith("id:"))
-          ?.slice(3)
-          .trim();
-        const data = block
-          .filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).trim())
-          .join("\n");
-        if (data && id) onEvent(id, JSON.parse(data) as FleetEventView);
-        end = buffer.indexOf("\n\n");
-      }
+      parser.feed(decoder.decode(chunk, { stream: true }));
       armQuiet();
     }
   } catch (error) {
