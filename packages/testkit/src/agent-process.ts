@@ -7,6 +7,7 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
 import { agentMain, repoRoot, tsxLoader } from "./repo.js";
 
@@ -137,7 +138,7 @@ export async function waitFor<T>(
     } catch (error) {
       last = error;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }

@@ -7,6 +7,7 @@ import { chmod, mkdtemp } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { controllerMain as cliMain, repoRoot, tsxLoader } from "./repo.js";
 
 export interface ControllerProcess {
@@ -78,7 +79,7 @@ export async function startControllerProcess(
     );
     if (ok) return { process: child, url, dataDir, token, output: () => output };
     if (Date.now() > deadline) throw new Error(`nbfleet server did not answer /healthz: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
 }
 

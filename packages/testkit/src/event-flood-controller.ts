@@ -9,6 +9,7 @@
  * Ends when stdin closes.
  */
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { loadSettings } from "@nbfleet/controller";
 import { buildServer, listen } from "@nbfleet/controller";
 import { SimProvider } from "./sim-provider.js";
@@ -48,7 +49,7 @@ async function handle(command: { cmd: string; count?: number; bytes?: number }):
     if (!gc) throw new Error("run with --expose-gc");
     for (let i = 0; i < 3; i++) {
       gc();
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     const usage = process.memoryUsage();
     say({ rss: usage.rss, heapUsed: usage.heapUsed, subscribers: bus.subscriberCount });

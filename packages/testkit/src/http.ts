@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { NbfleetApp } from "@nbfleet/controller";
 /** Small helpers for tests that drive the API through `app.inject()`. */
 import type { LightMyRequestResponse } from "fastify";
@@ -39,6 +40,6 @@ export async function eventually<T>(
       throw new Error(
         `condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)?.slice(0, 500)}`,
       );
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await sleep(intervalMs);
   }
 }

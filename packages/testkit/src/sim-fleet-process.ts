@@ -11,6 +11,7 @@
  *   → {type: "stats"}     ← {type: "stats", connected, executed}
  *   → {type: "close"}     (the process exits)
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { SeededVm } from "./sim-fleet.js";
 import { SimFleet } from "./sim-fleet.js";
 
@@ -67,9 +68,7 @@ async function start(message: StartMessage): Promise<void> {
         } catch (error) {
           // The controller may say "come back later" (1013) while thousands connect at once.
           if (attempt >= MAX_ATTEMPTS) throw error;
-          await new Promise((resolve) =>
-            setTimeout(resolve, Math.random() * Math.min(5000, 50 * 2 ** attempt)),
-          );
+          await sleep(Math.random() * Math.min(5000, 50 * 2 ** attempt));
         }
       }
     }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode, PROTOCOL_VERSION } from "@nbfleet/shared";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore, fakeState } from "@nbfleet/testkit/fake-core";
@@ -20,7 +21,6 @@ const waits = (h: LinkHarness) =>
   h.statuses.flatMap((s) => (s.status.state === "waiting" ? [s.status] : [])) as Array<
     Extract<LinkStatus, { state: "waiting" }>
   >;
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("ControllerLink: reconnecting", () => {
   it("redials with growing backoff, says hello with the whole state again, then sends what it missed", async () => {
@@ -68,7 +68,7 @@ describe("ControllerLink: reconnecting", () => {
     await fake.waitForWelcomed(1);
     fake.dropCurrent();
     await fake.waitForWelcomed(2);
-    await pause(250); // the subject here is time passing: the second connection becomes stable
+    await sleep(250); // the subject here is time passing: the second connection becomes stable
     fake.dropCurrent();
     await fake.waitForWelcomed(3);
     expect(waits(harness).map((w) => w.retryInMs)).toEqual([20, 20]);
@@ -127,7 +127,7 @@ describe("ControllerLink: reconnecting", () => {
       timing: { pingIntervalMs: 100 },
     });
     await fake.waitForWelcomed(1);
-    await pause(600); // twice the dead-controller timeout with nothing but pings
+    await sleep(600); // twice the dead-controller timeout with nothing but pings
     expect(fake.connections).toHaveLength(1);
     expect(fake.connections[0]!.closedAt).toBeNull();
   });

@@ -1,6 +1,7 @@
 import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CAPABILITY_LOGS_FOLLOW, CAPABILITY_PTY } from "@nbfleet/shared";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore } from "@nbfleet/testkit/fake-core";
@@ -76,7 +77,7 @@ describe("ControllerLink: terminal sessions and log streams", () => {
     const opened = await fake.waitForMessage("pty.opened", (m) => m.session === session);
     fake.dropCurrent();
     const deadline = Date.now() + 5000;
-    while (alive(opened.message.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (alive(opened.message.pid) && Date.now() < deadline) await sleep(50);
     expect(alive(opened.message.pid)).toBe(false);
     expect(streams.pty.size).toBe(0);
 
@@ -97,7 +98,7 @@ describe("ControllerLink: terminal sessions and log streams", () => {
     expect(fake.logLines("l1")).toEqual(["two", "three", "four"]);
     fake.sendStream({ type: "logs.close", stream: "l1" });
     const deadline = Date.now() + 5000;
-    while (streams.logStreams > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (streams.logStreams > 0 && Date.now() < deadline) await sleep(20);
     expect(streams.logStreams).toBe(0);
 
     fake.sendStream({ type: "logs.open", stream: "l2", source: "agent", lines: 10, follow: false });

@@ -1,4 +1,5 @@
 import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamOut } from "../link/streams.js";
@@ -103,7 +104,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
     await out.waitFor("pty.opened", "s3");
     input("s3", "sleep 30; echo slept-through\r");
     await out.waitOutput("s3", /sleep 30/);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     const sent = Date.now();
     input("s3", "\x03");
     input("s3", "echo back-$((1+1))\r");
@@ -169,7 +170,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
     host.closeAll();
     expect(host.size).toBe(0);
     const deadline = Date.now() + 5000;
-    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (pids.some(alive) && Date.now() < deadline) await sleep(50);
     expect(pids.filter(alive)).toEqual([]);
   });
 

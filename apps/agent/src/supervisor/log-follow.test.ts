@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { appendFile, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { capLogFile, openAppend } from "./log-file.js";
@@ -110,9 +111,9 @@ describe("followLog", () => {
         // Unread lines, then the cap: they must come out of notebook.log.1.
         if (await capLogFile(file, 50)) capped++;
         await appendFile(file, `w ${n++}\n`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
       } else {
-        await new Promise((resolve) => setTimeout(resolve, round % 2 ? 3 : 25));
+        await sleep(round % 2 ? 3 : 25);
       }
     }
     await f.until(`all ${n} lines`, () => f.got.length >= n);
@@ -126,7 +127,7 @@ describe("followLog", () => {
     const exited = new Promise((resolve) => child.on("exit", resolve));
     while (child.exitCode === null) {
       await capLogFile(file, 2000);
-      await new Promise((resolve) => setTimeout(resolve, 60));
+      await sleep(60);
     }
     await exited;
     await f.until("the last line", () => f.got.at(-1) === "w 299");

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { waitFor } from "@nbfleet/testkit/agent-process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LatestFile } from "./latest-file.js";
@@ -45,7 +46,7 @@ describe("LatestFile", () => {
     await file.write("pid 1\n");
     await mkdir(path.dirname(target));
     await expect(file.remove()).resolves.toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     await expect(readFile(target, "utf8")).rejects.toMatchObject({ code: "ENOENT" });
   });
 

@@ -12,6 +12,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, open, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { HealthCheck, StateMessage } from "@nbfleet/shared";
 import { type RunningAgent, freePort, startAgent, stopAgent, waitFor } from "@nbfleet/testkit/agent-process";
@@ -80,7 +81,7 @@ function hog(file: string): { stop: () => Promise<void> } {
     while (running) {
       // The test may end (and the file go) while it runs: an ending hog has nothing to say.
       await fillToTheBrim(file).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
   })();
   return {

@@ -7,6 +7,7 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { FakeCore, fakeState } from "@nbfleet/testkit/fake-core";
@@ -44,7 +45,7 @@ async function untilConnected(name: string): Promise<VmView> {
     if (body.agent.status === "connected" && body.notebook.state !== null) return body;
     if (Date.now() > deadline)
       throw new Error(`VM ${name} never showed its agent connected: ${JSON.stringify(body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call, eventually } from "@nbfleet/testkit/http";
 import { type Hints, hostile, validish } from "@nbfleet/testkit/schema-arbitrary";
@@ -107,7 +108,7 @@ async function settle(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (same < 2) {
     if (Date.now() > deadline) throw new Error("the fleet did not settle within 10 s");
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
     const now = await snapshot();
     same = now === last ? same + 1 : 0;
     last = now;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call, eventually } from "@nbfleet/testkit/http";
 import type { SimAgent } from "@nbfleet/testkit/sim-agent";
@@ -146,7 +147,7 @@ describe("commands", () => {
     const restart = async () =>
       (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
     const unanswered = await restart();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     agent.options.commandDelayMs = 700;
     const answered = await restart();
     // The hold of the first ack ends: it is written, the second one (held for ~0.5 s) is not.

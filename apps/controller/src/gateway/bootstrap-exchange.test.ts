@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { VmView, WelcomeMessage } from "@nbfleet/shared";
 import { CloseCode } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
@@ -12,8 +13,6 @@ afterEach(async () => {
   for (const raw of raws.splice(0)) raw.ws.terminate();
   await controller?.close();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function raw(token: string | null): RawAgent {
   const connection = openRaw(controller.url, token);

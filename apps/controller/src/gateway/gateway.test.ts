@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode, type WelcomeMessage } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call, eventually } from "@nbfleet/testkit/http";
@@ -16,8 +17,6 @@ afterEach(async () => {
   fleet = undefined;
   await controller?.close();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const openRaw = (token: string | null, options: WebSocket.ClientOptions = {}) =>
   openRawAgent(controller.url, token, options);

@@ -1,6 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
@@ -125,7 +126,7 @@ describe("write-behind buffer", () => {
     const started = Date.now();
     while (Date.now() - started < 800) {
       await store.writer.flush();
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
     const failures = store.writer.health().failures;
     expect(failures).toBeGreaterThanOrEqual(3);

@@ -7,6 +7,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import {
   type ControllerProcess,
@@ -95,7 +96,7 @@ describe("a bulk operation across a controller crash", () => {
     for (;;) {
       atKill = (await call<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
       if (atKill.counts.succeeded! >= 300) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     await stopControllerProcess(controller, "SIGKILL");
     expect(atKill.state).toBe("running");
@@ -108,7 +109,7 @@ describe("a bulk operation across a controller crash", () => {
     for (;;) {
       done = (await after<OperationView>("GET", `/v1/operations/${id}?targetsLimit=0`)).body;
       if (done.state !== "running" || Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
     expect(done.state).toBe("succeeded");
     expect(done.counts).toMatchObject({ succeeded: TARGETS, failed: 0, running: 0, pending: 0 });

@@ -13,6 +13,7 @@ import https from "node:https";
 import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import { waitFor } from "@nbfleet/testkit/agent-process";
@@ -89,7 +90,7 @@ afterAll(async () => {
       process.kill(pid, "SIGINT");
     } catch {}
     const deadline = Date.now() + 20_000;
-    while (running() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (running() && Date.now() < deadline) await sleep(100);
     try {
       process.kill(-pid, "SIGKILL");
     } catch {}

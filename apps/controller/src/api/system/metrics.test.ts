@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call, eventually } from "@nbfleet/testkit/http";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
@@ -72,7 +73,7 @@ describe("/metrics", () => {
       });
       return original();
     };
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     const started = Date.now();
     for (let i = 0; i < 5; i++) {
       const res = await controller.app.inject({ method: "GET", url: "/metrics" });

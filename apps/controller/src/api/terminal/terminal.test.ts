@@ -2,6 +2,7 @@
  * Terminal sessions end to end through the real controller and a real agent link with a real
  * node-pty (the agent's core is a fake: no Jupyter needed for a shell).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
 import { call, eventually } from "@nbfleet/testkit/http";
 import { afterEach, describe, expect, it } from "vitest";
@@ -89,7 +90,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     const t = await shell(fleet, "box");
     t.connection.input("sleep 30; echo slept-through\r");
     await t.waitText(/sleep 30/);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     const sent = Date.now();
     t.connection.input("\x03");
     t.connection.input("echo after-$((3*3))\r");
@@ -107,7 +108,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     first.connection.drop();
     await first.waitClosed();
     // Output produced while nobody is attached is kept too.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
 
     const otherAdmin = await fleet.token("admin", "someone-else");
     const stranger = await shell(fleet, "box", { session: first.session }, otherAdmin).catch(
@@ -142,7 +143,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     expect((await t.waitClosed()).code).toBe(TerminalCloseCode.agentGone);
     expect((await audit(fleet, t.session)).endReason).toBe("agent_gone");
     const deadline = Date.now() + 5000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
     expect(alive(pid)).toBe(false);
   });
 
@@ -206,7 +207,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     left.connection.detach();
     expect((await audit(fleet, left.session)).endReason).toBe("detached");
     const deadline = Date.now() + 5000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
     expect(alive(pid)).toBe(false);
   });
 
@@ -249,9 +250,9 @@ describe("GET /v1/vms/{name}/shell", () => {
     const socket = (t.connection as unknown as { ws: { _socket: { pause(): void; resume(): void } } }).ws
       ._socket;
     socket.pause();
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     const stalled = session.bytesOut;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     // The process is held back (pty.flow) instead of its output piling up in the controller.
     expect(session.bytesOut).toBe(stalled);
     expect(stalled).toBeLessThan(total / 2);

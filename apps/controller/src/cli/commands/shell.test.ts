@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { eventually } from "@nbfleet/testkit/http";
 import { Waiters } from "@nbfleet/testkit/waiters";
@@ -138,13 +139,13 @@ describe("nbfleet shell", () => {
       let from = t.output().length;
       t.term.resize(120, 40);
       // SIGWINCH reaches the CLI, which tells the remote side.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       t.term.write("stty size\r");
       await t.until(/\D40 120\r+\n/, from);
       from = t.output().length;
       t.term.write("sleep 30; echo slept-through\r");
       await t.until(/sleep 30/, from);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       t.term.write("\x03");
       t.term.write("echo still-$((5+5))\r");
       await t.until(/still-10/, from, 5000);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { runCli } from "@nbfleet/testkit/cli";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
@@ -26,7 +27,7 @@ const nbfleet = (...args: string[]) => runCli(controller, ...args);
 
 describe("nbfleet vm bootstrap-token", () => {
   it("vm show says the token expired and how to get another; bootstrap-token issues it once", async () => {
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await sleep(1100);
     const shown = await nbfleet("vm", "show", "late");
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(
