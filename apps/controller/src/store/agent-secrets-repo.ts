@@ -36,17 +36,9 @@ export class AgentSecretsRepo {
     expiresAt: string,
     now = new Date().toISOString(),
   ): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom("agent_secrets")
-        .where("vm_name", "=", vmName)
-        .where("kind", "=", "bootstrap")
-        .execute();
-      await trx
-        .insertInto("agent_secrets")
-        .values(secretRow(hash, vmName, "bootstrap", now, { expires_at: expiresAt }))
-        .execute();
-    });
+    await this.db
+      .transaction()
+      .execute((trx) => replaceSecret(trx, hash, vmName, "bootstrap", now, { expires_at: expiresAt }));
   }
 
   /** Sets a VM's credential directly (seeding fleets for tests and benchmarks). */
@@ -177,39 +169,37 @@ function toBootstrapRecord(row: {
   };
 }
 
-async function replaceCredential(
+function replaceCredential(
   trx: Transaction<Database>,
   vmName: string,
   hash: string,
   now: string,
   confirmedAt: string | null,
 ): Promise<void> {
-  await trx
-    .deleteFrom("agent_secrets")
-    .where("vm_name", "=", vmName)
-    .where("kind", "=", "credential")
-    .execute();
-  await trx
-    .insertInto("agent_secrets")
-    .values(secretRow(hash, vmName, "credential", now, { confirmed_at: confirmedAt }))
-    .execute();
+  return replaceSecret(trx, hash, vmName, "credential", now, { confirmed_at: confirmedAt });
 }
 
-function secretRow(
+/** A VM has at most one secret of each kind: the new one replaces any other. */
+async function replaceSecret(
+  trx: Transaction<Database>,
   hash: string,
   vmName: string,
   kind: AgentSecretKind,
   now: string,
   lifecycle: Partial<Pick<AgentSecretsTable, "expires_at" | "exchanged_at" | "confirmed_at">>,
-): AgentSecretsTable {
-  return {
-    hash,
-    vm_name: vmName,
-    kind,
-    created_at: now,
-    expires_at: null,
-    exchanged_at: null,
-    confirmed_at: null,
-    ...lifecycle,
-  };
+): Promise<void> {
+  await trx.deleteFrom("agent_secrets").where("vm_name", "=", vmName).where("kind", "=", kind).execute();
+  await trx
+    .insertInto("agent_secrets")
+    .values({
+      hash,
+      vm_name: vmName,
+      kind,
+      created_at: now,
+      expires_at: null,
+      exchanged_at: null,
+      confirmed_at: null,
+      ...lifecycle,
+    })
+    .execute();
 }

@@ -79,25 +79,7 @@ export class CommandsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(command: NewCommand): Promise<CommandRecord> {
-    const row: CommandsTable = {
-      id: command.id,
-      vm_name: command.vmName,
-      name: command.name,
-      params: toJson(command.params),
-      state: "queued",
-      created_at: command.createdAt,
-      sent_at: null,
-      acked_at: null,
-      finished_at: null,
-      expires_at: command.expiresAt,
-      timeout_ms: command.timeoutMs,
-      timeout_at: null,
-      attempts: 0,
-      result: null,
-      error_code: null,
-      error_message: null,
-      operation_id: command.operationId,
-    };
+    const row = newRow({ ...command, sentAt: null });
     await this.db.insertInto("commands").values(row).execute();
     return toRecord(row);
   }
@@ -108,25 +90,7 @@ export class CommandsRepo {
    * goes out right after the commit).
    */
   async insertMany(commands: Array<NewCommand & { sentAt: string | null }>): Promise<CommandRecord[]> {
-    const rows: CommandsTable[] = commands.map((command) => ({
-      id: command.id,
-      vm_name: command.vmName,
-      name: command.name,
-      params: toJson(command.params),
-      state: command.sentAt ? "sent" : "queued",
-      created_at: command.createdAt,
-      sent_at: command.sentAt,
-      acked_at: null,
-      finished_at: null,
-      expires_at: command.expiresAt,
-      timeout_ms: command.timeoutMs,
-      timeout_at: null,
-      attempts: command.sentAt ? 1 : 0,
-      result: null,
-      error_code: null,
-      error_message: null,
-      operation_id: command.operationId,
-    }));
+    const rows = commands.map(newRow);
     for (const chunk of powerOfTwoChunks(rows, 256))
       await insertRows(this.db, "commands", COMMAND_COLUMNS, chunk);
     return rows.map(toRecord);
@@ -162,28 +126,22 @@ export class CommandsRepo {
   }
 
   async hasAckedBefore(vmName: string, before: string): Promise<boolean> {
-    const row = await this.db
-      .selectFrom("commands")
-      .select("id")
-      .where("vm_name", "=", vmName)
-      .where("state", "=", "acked")
-      .where("acked_at", "<", before)
-      .limit(1)
-      .executeTakeFirst();
+    const row = await this.ackedBeforeQuery(vmName, before).select("id").limit(1).executeTakeFirst();
     return row !== undefined;
   }
 
   /** Acknowledged before `before` and still without a result (a controller restart may have lost it). */
   async ackedBefore(vmName: string, before: string): Promise<CommandRecord[]> {
-    const rows = await this.db
+    const rows = await this.ackedBeforeQuery(vmName, before).selectAll().orderBy("id").execute();
+    return rows.map(toRecord);
+  }
+
+  private ackedBeforeQuery(vmName: string, before: string) {
+    return this.db
       .selectFrom("commands")
-      .selectAll()
       .where("vm_name", "=", vmName)
       .where("state", "=", "acked")
-      .where("acked_at", "<", before)
-      .orderBy("id")
-      .execute();
-    return rows.map(toRecord);
+      .where("acked_at", "<", before);
   }
 
   async markSent(id: string, now: string): Promise<boolean> {
@@ -340,6 +298,29 @@ function liveStates(list: readonly CommandState[]) {
   return list.length === 1
     ? sql<boolean>`state = ${sql.lit(list[0])}`
     : sql<boolean>`state in (${states(list)})`;
+}
+
+/** A new command's row: `queued`, or `sent` (first attempt) when `sentAt` is given. */
+function newRow(command: NewCommand & { sentAt: string | null }): CommandsTable {
+  return {
+    id: command.id,
+    vm_name: command.vmName,
+    name: command.name,
+    params: toJson(command.params),
+    state: command.sentAt ? "sent" : "queued",
+    created_at: command.createdAt,
+    sent_at: command.sentAt,
+    acked_at: null,
+    finished_at: null,
+    expires_at: command.expiresAt,
+    timeout_ms: command.timeoutMs,
+    timeout_at: null,
+    attempts: command.sentAt ? 1 : 0,
+    result: null,
+    error_code: null,
+    error_message: null,
+    operation_id: command.operationId,
+  };
 }
 
 function toRecord(row: Selectable<CommandsTable>): CommandRecord {

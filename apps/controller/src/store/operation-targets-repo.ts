@@ -3,7 +3,7 @@
  * pending → running → succeeded | failed, and pending → skipped | cancelled.
  * Transitions are conditional updates, so a resumed operation can never move a target twice.
  */
-import { type Kysely, type Selectable, sql } from "kysely";
+import { type Kysely, type Selectable, type Updateable, sql } from "kysely";
 import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
@@ -101,14 +101,11 @@ export class OperationTargetsRepo {
     commandId: string | null,
     now: string,
   ): Promise<boolean> {
-    const result = await this.db
-      .updateTable("operation_targets")
-      .set({ state: "running", command_id: commandId, started_at: now })
-      .where("operation_id", "=", operationId)
-      .where("seq", "=", seq)
-      .where("state", "=", "pending")
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    return this.move(operationId, seq, "pending", {
+      state: "running",
+      command_id: commandId,
+      started_at: now,
+    });
   }
 
   /**
@@ -175,7 +172,7 @@ export class OperationTargetsRepo {
           () =>
             this.db
               .updateTable("operation_targets")
-              .set({ state: "succeeded", finished_at: at, error_code: null, error_message: null })
+              .set(finalValues("succeeded", at, null))
               .where("operation_id", "=", operationId)
               .where("seq", "in", padded)
               .where("state", "=", "running")
@@ -194,19 +191,7 @@ export class OperationTargetsRepo {
     error: { code: string; message: string } | null,
     now: string,
   ): Promise<boolean> {
-    const result = await this.db
-      .updateTable("operation_targets")
-      .set({
-        state,
-        finished_at: now,
-        error_code: error?.code ?? null,
-        error_message: error?.message ?? null,
-      })
-      .where("operation_id", "=", operationId)
-      .where("seq", "=", seq)
-      .where("state", "=", "running")
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    return this.move(operationId, seq, "running", finalValues(state, now, error));
   }
 
   /** Every pending target → skipped or cancelled, with the reason; returns how many. */
@@ -218,7 +203,7 @@ export class OperationTargetsRepo {
   ): Promise<number> {
     const result = await this.db
       .updateTable("operation_targets")
-      .set({ state, finished_at: now, error_code: reason.code, error_message: reason.message })
+      .set(finalValues(state, now, reason))
       .where("operation_id", "=", operationId)
       .where("state", "=", "pending")
       .executeTakeFirst();
@@ -227,14 +212,35 @@ export class OperationTargetsRepo {
 
   /** One pending target → skipped (its VM is gone). */
   async skip(operationId: string, seq: number, reason: { code: string; message: string }, now: string) {
-    await this.db
-      .updateTable("operation_targets")
-      .set({ state: "skipped", finished_at: now, error_code: reason.code, error_message: reason.message })
-      .where("operation_id", "=", operationId)
-      .where("seq", "=", seq)
-      .where("state", "in", ["pending", "running"])
-      .execute();
+    await this.move(operationId, seq, ["pending", "running"], finalValues("skipped", now, reason));
   }
+
+  /** One target's conditional transition: true when it was in `from` and has moved. */
+  private async move(
+    operationId: string,
+    seq: number,
+    from: TargetState | TargetState[],
+    values: Updateable<OperationTargetsTable>,
+  ): Promise<boolean> {
+    const target = this.db
+      .updateTable("operation_targets")
+      .set(values)
+      .where("operation_id", "=", operationId)
+      .where("seq", "=", seq);
+    const result = await (typeof from === "string"
+      ? target.where("state", "=", from)
+      : target.where("state", "in", from)
+    ).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+}
+
+function finalValues(
+  state: FinalTargetState,
+  at: string,
+  error: { code: string; message: string } | null,
+): Updateable<OperationTargetsTable> {
+  return { state, finished_at: at, error_code: error?.code ?? null, error_message: error?.message ?? null };
 }
 
 function toRecord(row: Selectable<OperationTargetsTable>): TargetRecord {

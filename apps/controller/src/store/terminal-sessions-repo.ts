@@ -26,16 +26,7 @@ export class TerminalSessionsRepo {
   async finish(id: string, end: TerminalSessionEnd): Promise<void> {
     await this.db
       .updateTable("terminal_sessions")
-      .set({
-        closed_at: end.closedAt,
-        duration_ms: end.durationMs,
-        exit_code: end.exitCode,
-        signal: end.signal,
-        end_reason: end.endReason,
-        bytes_in: end.bytesIn,
-        bytes_out: end.bytesOut,
-        attaches: end.attaches,
-      })
+      .set(endColumns(end))
       .where("id", "=", id)
       .where("closed_at", "is", null)
       .execute();
@@ -80,15 +71,22 @@ function toRow(r: TerminalSessionRecord): TerminalSessionsTable {
     command: r.command,
     tty: r.tty ? 1 : 0,
     opened_at: r.openedAt,
-    closed_at: r.closedAt,
-    duration_ms: r.durationMs,
-    exit_code: r.exitCode,
-    signal: r.signal,
-    end_reason: r.endReason,
-    bytes_in: r.bytesIn,
-    bytes_out: r.bytesOut,
-    attaches: r.attaches,
+    ...endColumns(r),
   };
+}
+
+/** How a session ended (or, while it lives, its nulls and zeros so far). */
+function endColumns(end: Pick<TerminalSessionRecord, keyof TerminalSessionEnd>) {
+  return {
+    closed_at: end.closedAt,
+    duration_ms: end.durationMs,
+    exit_code: end.exitCode,
+    signal: end.signal,
+    end_reason: end.endReason,
+    bytes_in: end.bytesIn,
+    bytes_out: end.bytesOut,
+    attaches: end.attaches,
+  } satisfies Partial<TerminalSessionsTable>;
 }
 
 function fromRow(row: TerminalSessionsTable): TerminalSessionRecord {

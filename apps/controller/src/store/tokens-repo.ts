@@ -29,41 +29,22 @@ export class TokensRepo {
       .execute();
   }
 
-  async findByHash(hash: string): Promise<TokenRecord | undefined> {
-    const row = await this.db
-      .selectFrom("tokens")
-      .select(["id", "name", "role", "created_at"])
-      .where("hash", "=", hash)
-      .executeTakeFirst();
-    return row
-      ? { id: row.id, name: row.name, role: row.role as Role, createdAt: row.created_at }
-      : undefined;
+  findByHash(hash: string): Promise<TokenRecord | undefined> {
+    return this.findBy("hash", hash);
   }
 
-  async get(id: string): Promise<TokenRecord | undefined> {
-    const row = await this.db
-      .selectFrom("tokens")
-      .select(["id", "name", "role", "created_at"])
-      .where("id", "=", id)
-      .executeTakeFirst();
-    return row
-      ? { id: row.id, name: row.name, role: row.role as Role, createdAt: row.created_at }
-      : undefined;
+  get(id: string): Promise<TokenRecord | undefined> {
+    return this.findBy("id", id);
   }
 
   async list(): Promise<TokenRecord[]> {
     const rows = await this.db
       .selectFrom("tokens")
-      .select(["id", "name", "role", "created_at"])
+      .select(TOKEN_COLUMNS)
       .orderBy("created_at")
       .orderBy("id")
       .execute();
-    return rows.map((row) => ({
-      id: row.id,
-      name: row.name,
-      role: row.role as Role,
-      createdAt: row.created_at,
-    }));
+    return rows.map(toTokenRecord);
   }
 
   async countByRole(role: Role): Promise<number> {
@@ -79,4 +60,19 @@ export class TokensRepo {
     const result = await this.db.deleteFrom("tokens").where("id", "=", id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
+
+  private async findBy(column: "hash" | "id", value: string): Promise<TokenRecord | undefined> {
+    const row = await this.db
+      .selectFrom("tokens")
+      .select(TOKEN_COLUMNS)
+      .where(column, "=", value)
+      .executeTakeFirst();
+    return row ? toTokenRecord(row) : undefined;
+  }
+}
+
+const TOKEN_COLUMNS = ["id", "name", "role", "created_at"] as const;
+
+function toTokenRecord(row: { id: string; name: string; role: string; created_at: string }): TokenRecord {
+  return { id: row.id, name: row.name, role: row.role as Role, createdAt: row.created_at };
 }

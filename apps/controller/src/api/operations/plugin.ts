@@ -5,11 +5,11 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { NbfError } from "../../errors.js";
 import type { OperationSpec } from "../../operations/engine.js";
 import type { Selector } from "../../operations/selector.js";
 import { TARGET_STATES, type TargetRecord, type TargetState } from "../../store/operation-targets-repo.js";
 import { OPERATION_STATES, type OperationRecord } from "../../store/operations-repo.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { Errors, plainJson } from "../schemas.js";
 import {
   CreateOperationBody,
@@ -70,7 +70,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { state, limit = 50, cursor } = request.query;
-      const before = cursor === undefined ? undefined : decodeCursor<string>(cursor, "string");
+      const before = cursor === undefined ? undefined : decodeCursor(cursor, "string");
       const rows = await app.nbfleet.store.operations.list(limit + 1, { state, before });
       const page = rows.slice(0, limit);
       const items = await Promise.all(
@@ -106,8 +106,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const { targetsLimit = 100, targetsCursor, targetState } = request.query;
       const operation = await operations.require(request.params.id);
       const counts = await operations.counts(operation.id);
-      const afterSeq =
-        targetsCursor === undefined ? undefined : decodeCursor<number>(targetsCursor, "number");
+      const afterSeq = targetsCursor === undefined ? undefined : decodeCursor(targetsCursor, "number");
       const rows =
         targetsLimit === 0
           ? []
@@ -187,20 +186,4 @@ function toTargetView(target: TargetRecord): TargetView {
     finishedAt: target.finishedAt,
     error: target.error,
   };
-}
-
-function encodeCursor(after: string | number): string {
-  return Buffer.from(JSON.stringify({ after })).toString("base64url");
-}
-
-function decodeCursor<T extends string | number>(cursor: string, type: "string" | "number"): T {
-  try {
-    const after = (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { after?: unknown })
-      .after;
-    if ((type === "string" && typeof after === "string") || (type === "number" && typeof after === "number"))
-      return after as T;
-  } catch {
-    // falls through to the error below
-  }
-  throw new NbfError("NBF_CURSOR_INVALID", { cursor });
 }

@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 /** VM routes: create, list (labels/state/health filters, cursor pages), show, delete, machine actions. */
 import { CommandView, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
-import { NbfError } from "../../errors.js";
 import type { MachineAction } from "../../fleet/vm-service.js";
+import type { VmRecord } from "../../store/vms-repo.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { Errors, Labels, NameParams, VmName, plainJson } from "../schemas.js";
 import { toCommandView, toVmView } from "../views.js";
 
@@ -50,6 +51,8 @@ const MACHINE_ACTIONS: MachineAction[] = ["start", "stop", "restart"];
 
 export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { store, vms, gateway, commands } = app.nbfleet;
+  const viewOf = async (vm: VmRecord) =>
+    toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
 
   app.post(
     "/v1/vms",
@@ -66,11 +69,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const created = await vms.create(request.body);
       reply.status(201);
       return {
-        vm: toVmView(
-          created.vm,
-          gateway.live(created.vm.name),
-          await store.agentSecrets.bootstrapOf(created.vm.name),
-        ),
+        vm: await viewOf(created.vm),
         password: created.password,
         passwordCommand: toCommandView(created.passwordCommand.command, created.passwordCommand.delivered),
       };
@@ -99,7 +98,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         labels,
         state,
         health,
-        after: decodeCursor(cursor),
+        after: cursor === undefined ? undefined : decodeCursor(cursor, "string"),
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
@@ -126,7 +125,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       await store.writer.flush();
       const vm = await store.vms.require(request.params.name);
-      return toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
+      return viewOf(vm);
     },
   );
 
@@ -161,7 +160,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request) => {
         const vm = await vms.machineAction(request.params.name, action);
-        return toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
+        return viewOf(vm);
       },
     );
   }
@@ -188,22 +187,6 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
-
-function encodeCursor(name: string): string {
-  return Buffer.from(JSON.stringify({ after: name })).toString("base64url");
-}
-
-function decodeCursor(cursor: string | undefined): string | undefined {
-  if (cursor === undefined) return undefined;
-  try {
-    const after = (JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { after?: unknown })
-      .after;
-    if (typeof after === "string") return after;
-  } catch {
-    // falls through to the error below
-  }
-  throw new NbfError("NBF_CURSOR_INVALID", { cursor });
-}
 
 /**
  * `label=k=v` conditions as one map; all must hold, so the same key with two different values
