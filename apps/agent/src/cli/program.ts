@@ -5,7 +5,15 @@
 import { AGENT_VERSION } from "@nbfleet/shared";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { AgentError } from "../errors.js";
-import { registerCommands } from "./commands.js";
+import { registerCertificate } from "./commands/certificate.js";
+import { registerCheck } from "./commands/check.js";
+import { registerEvents } from "./commands/events.js";
+import { registerInstall } from "./commands/install.js";
+import { registerLogs } from "./commands/logs.js";
+import { registerNotebook } from "./commands/notebook.js";
+import { registerPassword } from "./commands/password.js";
+import { registerStatus } from "./commands/status.js";
+import { registerUp } from "./commands/up.js";
 
 export async function main(argv: string[]): Promise<never> {
   const program = new Command("nbfleet-agent")
@@ -14,7 +22,16 @@ export async function main(argv: string[]): Promise<never> {
     .showHelpAfterError()
     .exitOverride();
 
-  registerCommands(program);
+  // Each subcommand either drives the running agent over its control socket or acts on DIR directly.
+  registerUp(program);
+  registerInstall(program);
+  registerStatus(program);
+  registerNotebook(program);
+  registerCheck(program);
+  registerPassword(program);
+  registerCertificate(program);
+  registerLogs(program);
+  registerEvents(program);
 
   try {
     await program.parseAsync(argv);

@@ -1,19 +1,8 @@
 /** Flag parsers whose errors name the flag, what is allowed and what was given. */
 import { InvalidArgumentError } from "commander";
 
-export function integerIn(flag: string, min: number, max: number) {
-  return (raw: string): number => {
-    const value = Number(raw);
-    if (!/^\d+$/.test(raw) || value < min || value > max) {
-      throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max}, got '${raw}'`);
-    }
-    return value;
-  };
-}
-
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+// The parsers both CLIs use live in shared; the controller's commands import them from here.
+export { collect, integerIn } from "@nbfleet/shared/cli-parse";
 
 export function labelPair(raw: string): [string, string] {
   const at = raw.indexOf("=");

@@ -1,4 +1,8 @@
-/** Flag parsers whose errors name the flag, the allowed values and what was given. */
+/**
+ * Flag parsers for the commander CLIs (`nbfleet`, `nbfleet-agent`) whose errors name the flag,
+ * what is allowed and what was given. Imported as `@nbfleet/shared/cli-parse`, not through the
+ * package's index, so only the CLIs load commander.
+ */
 import { InvalidArgumentError } from "commander";
 
 export function integerIn(flag: string, min: number, max: number) {
@@ -20,6 +24,7 @@ export function oneOf<T extends string>(flag: string, allowed: readonly T[]) {
   };
 }
 
+/** For a repeatable flag: each use adds its value. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
