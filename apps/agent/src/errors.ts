@@ -3,6 +3,8 @@
  * they can act on, and the value that was wrong. Codes are also sent to the controller in
  * command results.
  */
+import { CodedError } from "@nbfleet/shared/coded-error";
+
 export const AgentErrorCodes = {
   NBF_INVALID_INPUT: "a flag, config file or command parameter is invalid",
   NBF_INSTALL_NEEDS_ROOT: "packages are missing and installing them needs root",
@@ -28,15 +30,8 @@ export const AgentErrorCodes = {
 } as const;
 export type AgentErrorCode = keyof typeof AgentErrorCodes;
 
-export class AgentError extends Error {
-  constructor(
-    readonly code: AgentErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = "AgentError";
-  }
+export class AgentError extends CodedError<AgentErrorCode> {
+  override name = "AgentError";
 }
 
 export function errorCode(error: unknown): AgentErrorCode | "NBF_INTERNAL" {

@@ -3,6 +3,8 @@
  * bootstraps. Invalid bootstrap settings throw shared's `ValidationError` (NBF_INVALID_INPUT),
  * which names the field.
  */
+import { CodedError } from "@nbfleet/shared/coded-error";
+
 export const ScriptsErrorCodes = {
   NBF_ARTIFACT_BUILD_FAILED: "the agent artifact could not be bundled or packed",
   NBF_CUSTOM_DATA_TOO_LARGE: "the cloud-init user-data exceeds Azure's customData limit",
@@ -10,13 +12,6 @@ export const ScriptsErrorCodes = {
 } as const;
 export type ScriptsErrorCode = keyof typeof ScriptsErrorCodes;
 
-export class ScriptsError extends Error {
-  constructor(
-    readonly code: ScriptsErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = "ScriptsError";
-  }
+export class ScriptsError extends CodedError<ScriptsErrorCode> {
+  override name = "ScriptsError";
 }
