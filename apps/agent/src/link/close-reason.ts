@@ -1,10 +1,14 @@
 /**
- * What a closed connection means for the next dial: the close codes of the protocol turned
- * into a line a person can act on and a retry pace. Refusals only an operator can fix
- * (credential, protocol version, another agent on the same VM) are retried slowly.
+ * What an ended connection means for the next dial: the close codes of the protocol, a refused
+ * upgrade, a certificate not trusted, a silent controller, turned into a line a person can act
+ * on and a retry pace. Refusals only an operator can fix (credential, protocol version, another
+ * agent on the same VM) are retried slowly.
  */
 import { CloseCode, PROTOCOL_VERSION } from "@nbfleet/shared";
+import { TlsRefusedError } from "./dial.js";
 import type { LinkLogLevel } from "./log.js";
+import type { UpgradeRefusal } from "./refusal.js";
+import type { Presented } from "./secret.js";
 
 /** `normal`: backoff up to maxBackoffMs; `patient`: backoff up to slowBackoffMs; `slow`: about slowBackoffMs. */
 export type RetryPace = "normal" | "patient" | "slow";
@@ -19,7 +23,7 @@ export interface CloseContext {
   code: number;
   reason: string;
   /** The secret this connection presented. */
-  presented: "credential" | "bootstrap";
+  presented: Presented;
   credentialFile: string;
   welcomed: boolean;
 }
@@ -86,4 +90,85 @@ export function judgeClose(context: CloseContext): CloseVerdict {
     default:
       return { level: "warn", pace: "normal", message: `the link closed with code ${code}${why}` };
   }
+}
+
+/** What the link saw of a connection that ended, beyond its close code. */
+export interface ConnectionEnd {
+  code: number;
+  reason: string;
+  presented: Presented;
+  welcomed: boolean;
+  /** The first socket error. */
+  error: Error | null;
+  /** Set when the controller answered the upgrade with an HTTP error instead of a WebSocket. */
+  refusal: UpgradeRefusal | null;
+}
+
+export function judgeEnd(end: ConnectionEnd, target: URL, credentialFile: string): CloseVerdict {
+  const { error, refusal } = end;
+  if (error instanceof TlsRefusedError) return { level: "error", pace: "patient", message: error.message };
+  if (refusal) {
+    const said = `${refusal.code ? `${refusal.code}: ` : ""}${refusal.message}`;
+    if (isAuthRefusal(refusal)) {
+      return judgeClose({
+        code: CloseCode.unauthorized,
+        reason: said,
+        presented: end.presented,
+        credentialFile,
+        welcomed: false,
+      });
+    }
+    return {
+      level: "warn",
+      pace: "normal",
+      message: `the controller at ${target.href} refused the connection with HTTP ${refusal.status}: ${said}`,
+    };
+  }
+  if (!end.welcomed && error && end.code === 1006) {
+    return {
+      level: "warn",
+      pace: "normal",
+      message: `cannot reach the controller at ${target.href}: ${error.message}`,
+    };
+  }
+  return judgeClose({ ...end, credentialFile });
+}
+
+/** Whether the controller refused the secret this connection presented. */
+export function refusedSecret(end: ConnectionEnd): boolean {
+  return end.code === CloseCode.unauthorized || (end.refusal !== null && isAuthRefusal(end.refusal));
+}
+
+/** Nothing to dial with (no secret, no readable CA file): only an operator can fix it. */
+export function cannotDial(problem: string): CloseVerdict {
+  return { level: "error", pace: "patient", message: problem };
+}
+
+export function silenceVerdict(silentMs: number, pingIntervalMs: number): CloseVerdict {
+  return {
+    level: "warn",
+    pace: "normal",
+    message:
+      `no ping or message from the controller for ${formatMs(silentMs)} ` +
+      `(3 × the ${formatMs(pingIntervalMs)} ping interval); dropping the connection and dialing again`,
+  };
+}
+
+/** The controller speaks another major version than this agent. */
+export function versionVerdict(theirs: string): CloseVerdict {
+  return {
+    level: "error",
+    pace: "slow",
+    message:
+      `the controller speaks protocol ${theirs}, this agent ${PROTOCOL_VERSION}; ` +
+      "upgrade the agent or the controller so their major versions match. Retrying slowly",
+  };
+}
+
+function isAuthRefusal(refusal: UpgradeRefusal): boolean {
+  return refusal.status === 401 || refusal.status === 403;
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s` : `${ms} ms`;
 }

@@ -2,11 +2,93 @@
  * Where and how the link dials: the agent endpoint URL from whatever base URL an operator
  * gave, and for wss a TLS connection that is checked (CA file or pinned certificate) before
  * the HTTP upgrade — and so the Authorization header — is written to it.
+ *
+ *   planDial (once) ─▶ dial: pick the secret, read the CA file ─▶ one WebSocket, upgrading
  */
+import WebSocket from "ws";
 import { AgentError } from "../errors.js";
+import { formatFingerprint } from "../tls/fingerprint.js";
 import { checkedConnection } from "../tls/pinned-connection.js";
+import { readGivenFile } from "../util/read-given-file.js";
+import type { LinkOptions } from "./options.js";
+import type { LinkSecrets, Secret } from "./secret.js";
 
 export const AGENT_CONNECT_PATH = "/v1/agent/connect";
+
+const MAX_PAYLOAD = 16 * 1024 * 1024;
+
+export interface DialPlan {
+  target: URL;
+  /** For wss; the CA file is read into it at each dial. */
+  trust: TlsTrust | null;
+  caFile: string | undefined;
+  credentialFile: string;
+  timeoutMs: number;
+}
+
+export type Dialed = { ok: true; ws: WebSocket; secret: Secret } | { ok: false; problem: string };
+
+/** Checks the URL and the TLS options once, before the first dial. */
+export function planDial(
+  { url, tls = {}, credentialFile }: Pick<LinkOptions, "url" | "tls" | "credentialFile">,
+  timeoutMs: number,
+): DialPlan {
+  const target = connectUrl(url);
+  const { caFile, fingerprintSha256 } = tls;
+  const secure = target.protocol === "wss:";
+  if (!secure && (caFile || fingerprintSha256)) {
+    throw new AgentError(
+      "NBF_INVALID_INPUT",
+      `a controller CA or fingerprint needs a TLS URL (https:// or wss://), got ${target.origin}`,
+      { url: target.href },
+    );
+  }
+  const trust = secure
+    ? { ...(fingerprintSha256 ? { fingerprintSha256: formatFingerprint(fingerprintSha256) } : {}) }
+    : null;
+  return { target, trust, caFile, credentialFile, timeoutMs };
+}
+
+/** Opens one WebSocket presenting the secret of the moment; a problem when there is none to present. */
+export async function dial(plan: DialPlan, secrets: LinkSecrets): Promise<Dialed> {
+  let secret: Secret | null;
+  let trust: TlsTrust | null;
+  try {
+    secret = await secrets.pick();
+    trust = await loadTrust(plan);
+  } catch (error) {
+    return { ok: false, problem: (error as Error).message };
+  }
+  if (!secret) {
+    return {
+      ok: false,
+      problem: `no controller credential at ${plan.credentialFile} and no bootstrap token to get one`,
+    };
+  }
+  const ws = new WebSocket(plan.target, {
+    headers: { authorization: `Bearer ${secret.value}` },
+    perMessageDeflate: false,
+    followRedirects: false,
+    handshakeTimeout: plan.timeoutMs,
+    maxPayload: MAX_PAYLOAD,
+    ...(trust
+      ? {
+          createConnection: verifiedTlsConnection(
+            trust,
+            plan.timeoutMs,
+          ) as unknown as WebSocket.ClientOptions["createConnection"],
+        }
+      : {}),
+  });
+  return { ok: true, ws, secret };
+}
+
+/** Read before every dial, so a CA file an operator replaced is picked up. */
+async function loadTrust({ trust, caFile }: DialPlan): Promise<TlsTrust | null> {
+  if (!trust) return null;
+  if (!caFile) return trust;
+  return { ...trust, ca: await readGivenFile(caFile, "controller CA file") };
+}
 
 /** `http://c:7070` → `ws://c:7070/v1/agent/connect`; a path prefix (reverse proxy) is kept. */
 export function connectUrl(base: string): URL {

@@ -25,3 +25,32 @@ export function teeLinkLog(...logs: LinkLog[]): LinkLog {
     error: (message) => logs.forEach((log) => log.error(message)),
   };
 }
+
+const REPEAT_WINDOW_MS = 60_000;
+
+/** Logs, folding a failure repeated every few hundred ms into one line a minute. */
+export class FoldingLog {
+  private last: { message: string; at: number; repeats: number } | null = null;
+
+  constructor(private readonly log: LinkLog) {}
+
+  say(level: LinkLogLevel, message: string): void {
+    const { last } = this;
+    const now = Date.now();
+    if (last && last.message === message && now - last.at < REPEAT_WINDOW_MS) {
+      last.repeats++;
+      return;
+    }
+    this.flush();
+    this.last = { message, at: now, repeats: 0 };
+    this.log[level](message);
+  }
+
+  /** Says how often the last message repeated, and starts afresh. */
+  flush(): void {
+    if (this.last && this.last.repeats > 0) {
+      this.log.info(`(the last message repeated ${this.last.repeats} more times)`);
+    }
+    this.last = null;
+  }
+}

@@ -1,8 +1,10 @@
 /**
- * Frames from the controller, checked against the shared schemas before anything acts on
- * them. A command the agent cannot run (unknown name, bad params) is still answered — with a
- * failed result naming the problem — as long as it carries an id to answer to.
+ * Frames on the link. From the controller: checked against the shared schemas before anything
+ * acts on them; a command the agent cannot run (unknown name, bad params) is still answered —
+ * with a failed result naming the problem — as long as it carries an id to answer to. To the
+ * controller: every frame carries the protocol version and an id of its own.
  */
+import { randomUUID } from "node:crypto";
 import {
   COMMAND_NAMES,
   CONTROLLER_STREAM_TYPES,
@@ -14,6 +16,7 @@ import {
   compileValidator,
   protocolMajor,
 } from "@nbfleet/shared";
+import WebSocket from "ws";
 
 const welcomeValidator = compileValidator(WelcomeMessage, "welcome message");
 const commandValidator = compileValidator(CommandMessage, "command message");
@@ -87,6 +90,13 @@ export function parseControllerFrame(
       : { kind: "invalid", problem: `${String(type)}: ${streamValidator.problems(value, 2).join("; ")}` };
   }
   return { kind: "invalid", problem: `type: unknown message type ${clip(type)}` };
+}
+
+/** Sends one frame on `ws`; false when it is not open. */
+export function sendFrame(ws: WebSocket, body: Record<string, unknown>): boolean {
+  if (ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id: randomUUID(), ...body }));
+  return true;
 }
 
 function clip(value: unknown): string {

@@ -13,6 +13,7 @@ import type { LinkSettings } from "../config/settings.js";
 import { AgentError } from "../errors.js";
 import { formatFingerprint } from "../tls/fingerprint.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { readGivenFile } from "../util/read-given-file.js";
 import { connectUrl } from "./dial.js";
 
 export interface LinkFlags {
@@ -94,17 +95,7 @@ export async function setupLink(
 }
 
 async function readToken(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new AgentError(
-      "NBF_INVALID_INPUT",
-      `cannot read the bootstrap token file ${file}: ${(error as Error).message}`,
-      { file },
-    );
-  }
-  const token = text.trim();
+  const token = (await readGivenFile(file, "bootstrap token file")).trim();
   if (token.length === 0 || /\s/.test(token)) {
     throw new AgentError(
       "NBF_INVALID_INPUT",

@@ -2,23 +2,14 @@
  * Reads a password hash handed over in a file (`up --password-hash-file`): what launchers use,
  * so a hash never sits on a command line where any local user's `ps` shows it.
  */
-import { readFile } from "node:fs/promises";
 import { AgentError } from "../errors.js";
+import { readGivenFile } from "../util/read-given-file.js";
 import { validateHash } from "./hash.js";
 
 const MAX_FILE_BYTES = 4096;
 
 export async function readHashFile(file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new AgentError(
-      "NBF_INVALID_INPUT",
-      `cannot read the password hash file ${file}: ${(error as Error).message}`,
-      { file },
-    );
-  }
+  const text = await readGivenFile(file, "password hash file");
   if (Buffer.byteLength(text) > MAX_FILE_BYTES) {
     throw new AgentError(
       "NBF_PASSWORD_INVALID",
