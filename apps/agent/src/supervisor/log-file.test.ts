@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { capLogFile } from "./log-file.js";
+import { capLogFile, tailLines } from "./log-file.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -31,5 +31,16 @@ describe("capLogFile", () => {
     // The copy's own errno travels with it (copy_file_range to /dev/full: EINVAL).
     await expect(capping).rejects.toMatchObject({ code: expect.stringMatching(/^E[A-Z]+$/) });
     expect((await stat(file)).size).toBe(0);
+  });
+});
+
+describe("tailLines", () => {
+  it("reads the last lines of the live file, reaching into <file>.1 when it is short", async () => {
+    const file = path.join(dir, "notebook.log");
+    await writeFile(`${file}.1`, "old 1\nold 2\n");
+    await writeFile(file, "new 1\nnew 2\n");
+    expect(await tailLines(file, 1)).toEqual(["new 2"]);
+    expect(await tailLines(file, 3)).toEqual(["old 2", "new 1", "new 2"]);
+    expect(await tailLines(path.join(dir, "missing.log"), 5)).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@
  * server, so after a truncate its next write lands at the new end.
  */
 import { type FileHandle, copyFile, open, stat, truncate } from "node:fs/promises";
+import { tailUpTo } from "./log-follow.js";
 
 export async function openAppend(
   file: string,
@@ -42,35 +43,9 @@ export async function capLogFile(file: string, maxBytes: number): Promise<boolea
 
 /** The last `lines` lines of the log, reaching into the previous part when needed. */
 export async function tailLines(file: string, lines: number): Promise<string[]> {
-  const current = await readTail(file, lines);
-  if (current.length >= lines) return current.slice(-lines);
-  const previous = await readTail(`${file}.1`, lines - current.length);
-  return [...previous, ...current].slice(-lines);
-}
-
-async function readTail(file: string, lines: number): Promise<string[]> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, "r");
-  } catch {
-    return [];
-  }
-  try {
-    const { size } = await handle.stat();
-    const chunk = 64 * 1024;
-    let position = size;
-    let text = "";
-    while (position > 0 && text.split("\n").length <= lines + 1) {
-      const length = Math.min(chunk, position);
-      position -= length;
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, position);
-      text = buffer.toString("utf8") + text;
-    }
-    const all = text.split("\n");
-    if (all.at(-1) === "") all.pop();
-    return all.slice(-lines);
-  } finally {
-    await handle.close();
-  }
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
+  return tailUpTo(file, size, lines);
 }
