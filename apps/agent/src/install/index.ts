@@ -19,7 +19,6 @@ export {
   formatPlan,
   planInstall,
   planNeedsRoot,
-  shellQuote,
 } from "./plan.js";
 export {
   DEFAULT_LOCK_RETRY,

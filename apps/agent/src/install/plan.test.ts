@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatCommand, formatPlan, planInstall, planNeedsRoot, shellQuote } from "./plan.js";
+import { formatCommand, formatPlan, planInstall, planNeedsRoot } from "./plan.js";
 
 describe("planInstall", () => {
   it("debian: apt-get update, then a non-interactive install without recommends", () => {
@@ -77,30 +77,31 @@ describe("formatPlan", () => {
     expect(text.startsWith("Install plan for pip:\n")).toBe(true);
   });
 
-  it("quotes Windows paths with spaces in double quotes", () => {
+  it("writes Windows plans for PowerShell: verbatim single quotes, `&` before a quoted program", () => {
     const text = formatPlan(planInstall("windows", { venvDir: "C:\\Program Data\\nbfleet\\venv" }));
-    expect(text).toContain('py -3 -m venv "C:\\Program Data\\nbfleet\\venv"\n');
-    expect(text).toContain('"C:\\Program Data\\nbfleet\\venv\\Scripts\\pip.exe" install notebook');
+    expect(text).toContain("py -3 -m venv 'C:\\Program Data\\nbfleet\\venv'\n");
+    expect(text).toContain("& 'C:\\Program Data\\nbfleet\\venv\\Scripts\\pip.exe' install notebook");
+  });
+
+  it("keeps $ and backticks in a Windows path from expanding (double quotes would expand them)", () => {
+    const text = formatPlan(planInstall("windows", { venvDir: "C:\\$env:TEMP\\`$(x)'s" }));
+    expect(text).toContain("py -3 -m venv 'C:\\$env:TEMP\\`$(x)''s'\n");
   });
 });
 
-describe("shellQuote", () => {
-  it("leaves plain words alone and single-quotes everything else", () => {
-    expect(shellQuote("--no-install-recommends")).toBe("--no-install-recommends");
-    expect(shellQuote("")).toBe("''");
-    expect(shellQuote("a b")).toBe("'a b'");
-    expect(shellQuote("$(reboot)")).toBe("'$(reboot)'");
-    expect(shellQuote("it's")).toBe("'it'\\''s'");
-  });
-
+describe("formatCommand", () => {
   it("formats environment assignments before the command", () => {
     expect(
       formatCommand({ description: "", argv: ["echo", "hi there"], env: { A: "1 2" }, needsRoot: false }),
     ).toBe("A='1 2' echo 'hi there'");
+    expect(
+      formatCommand(
+        { description: "", argv: ["echo", "hi there"], env: { A: "$x" }, needsRoot: false },
+        "windows",
+      ),
+    ).toBe("$env:A = '$x'; echo 'hi there'");
   });
-});
 
-describe("shellQuote against a real shell", () => {
   it("round-trips nasty arguments through /bin/sh", async () => {
     const { execFileSync } = await import("node:child_process");
     const args = [
@@ -116,8 +117,8 @@ describe("shellQuote against a real shell", () => {
       "*?[x]",
       "~",
     ];
-    const script = `printf '%s\\0' ${args.map((arg) => shellQuote(arg)).join(" ")}`;
-    const out = execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
+    const command = formatCommand({ description: "", argv: ["printf", "%s\\0", ...args], needsRoot: false });
+    const out = execFileSync("/bin/sh", ["-c", command], { encoding: "utf8" });
     expect(out.split("\0").slice(0, -1)).toEqual(args);
   });
 });

@@ -3,6 +3,7 @@
  * plan is printed by `--dry-run`, quoted in "run this as root" errors and executed by run.ts.
  */
 import path from "node:path";
+import { powershellQuote, powershellWord, shellWord } from "@nbfleet/shared/quote";
 import type { InstallPlatform } from "./os-release.js";
 
 export interface InstallStep {
@@ -90,22 +91,21 @@ export function planInstall(platform: InstallPlatform, options: { venvDir: strin
   }
 }
 
-const POSIX_SAFE = /^[A-Za-z0-9_\-+=.,/:@%^]+$/;
-const WINDOWS_SAFE = /^[A-Za-z0-9_\-+=.,/:@\\]+$/;
-
-/** One argument as a POSIX shell (or, for Windows plans, PowerShell/cmd) would need it typed. */
-export function shellQuote(arg: string, platform: InstallPlatform = "debian"): string {
-  if (platform === "windows") {
-    return WINDOWS_SAFE.test(arg) ? arg : `"${arg.replace(/"/g, '\\"')}"`;
-  }
-  if (POSIX_SAFE.test(arg)) return arg;
-  return `'${arg.replace(/'/g, "'\\''")}'`;
-}
-
-/** The exact command line of a step, environment assignments first. */
+/**
+ * The exact command line of a step as a person would type it: for POSIX sh with environment
+ * assignments first, for Windows plans in PowerShell (where the agent's bootstrap runs).
+ */
 export function formatCommand(step: InstallStep, platform: InstallPlatform = "debian"): string {
-  const env = Object.entries(step.env ?? {}).map(([key, value]) => `${key}=${shellQuote(value, platform)}`);
-  return [...env, ...step.argv.map((arg) => shellQuote(arg, platform))].join(" ");
+  const env = Object.entries(step.env ?? {});
+  if (platform !== "windows") {
+    return [...env.map(([key, value]) => `${key}=${shellWord(value)}`), ...step.argv.map(shellWord)].join(
+      " ",
+    );
+  }
+  const [program = "", ...args] = step.argv.map(powershellWord);
+  // PowerShell takes a quoted first word for a string to print; `&` runs it as the program.
+  const call = program.startsWith("'") ? `& ${program}` : program;
+  return [...env.map(([key, value]) => `$env:${key} = ${powershellQuote(value)};`), call, ...args].join(" ");
 }
 
 export function planNeedsRoot(plan: InstallPlan): boolean {

@@ -22,7 +22,6 @@ export {
   type WindowsBootstrapOptions,
   WindowsBootstrapOptionsSchema,
 } from "./options.js";
-export { powershellQuote, shellQuote, shellWord } from "./quote.js";
 export {
   WINDOWS_DEFAULTS,
   renderWindowsBootstrap,

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { shellQuote, shellWord } from "@nbfleet/shared/quote";
 import { type LinuxBootstrapOptions, checkLinuxOptions } from "./options.js";
-import { shellQuote, shellWord } from "./quote.js";
 
 export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
 

@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ValidationError } from "@nbfleet/shared";
+import { powershellQuote } from "@nbfleet/shared/quote";
 import { type WindowsBootstrapOptions, checkWindowsOptions } from "./options.js";
-import { powershellQuote } from "./quote.js";
 
 export const WINDOWS_DEFAULTS = {
   dataDir: "C:\\ProgramData\\nbfleet\\agent",

@@ -9,6 +9,7 @@
  */
 import os from "node:os";
 import type { TerminalServerFrame } from "@nbfleet/shared";
+import { shellWord } from "@nbfleet/shared/quote";
 import type { Command } from "commander";
 import { type GlobalOptions, clientFrom } from "../context.js";
 import { RawTty } from "../raw-tty.js";
@@ -50,9 +51,7 @@ export function registerShell(program: Command, globals: () => GlobalOptions): v
 /** One word is a shell command line as it is; several are quoted so each stays one argument. */
 export function commandLine(words: string[]): string {
   if (words.length === 1) return words[0]!;
-  return words
-    .map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`))
-    .join(" ");
+  return words.map(shellWord).join(" ");
 }
 
 interface SessionRequest {
