@@ -4,3 +4,4 @@ export * from "./validate.js";
 export * from "./version.js";
 export * from "./api.js";
 export * from "./terminal.js";
+export * from "./routes.js";

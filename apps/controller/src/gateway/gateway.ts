@@ -9,6 +9,7 @@ import type {} from "@fastify/websocket";
  * shared ticker: an agent that misses two pings is disconnected.
  */
 import {
+  AGENT_CONNECT_PATH,
   type AgentMessage,
   type AgentState,
   type AgentStreamMessage,
@@ -21,6 +22,7 @@ import {
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
+import { parseAgentFrame } from "@nbfleet/shared/frames";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type WebSocket from "ws";
 import { hashSecret, newAgentCredential } from "../auth/secrets.js";
@@ -34,11 +36,9 @@ import type { Store } from "../store/store.js";
 import type { StatusRow } from "../store/vms-repo.js";
 import { type AgentAdmission, type AgentIdentity, admitAgent } from "./agent-auth.js";
 import { sameDetails } from "./details.js";
-import { parseAgentFrame } from "./messages.js";
 import { AgentSession } from "./session.js";
 import { SourceLimiter, type SourceLimiterOptions } from "./source-limiter.js";
 
-export const AGENT_CONNECT_PATH = "/v1/agent/connect";
 const CLOSE_GOING_AWAY = 1001;
 const CLOSE_TRY_LATER = 1013;
 /**

@@ -18,8 +18,8 @@ import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { dataPaths } from "@nbfleet/agent";
 import { linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
+import { dataPaths } from "@nbfleet/shared/agent-data";
 import { bootstrapScript, bootstrapSettings } from "./custom-data.js";
 import type { GuestStatus, GuestVm, Guests } from "./guests.js";
 

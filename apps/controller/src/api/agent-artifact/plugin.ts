@@ -4,23 +4,16 @@
  */
 import { createReadStream } from "node:fs";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { AGENT_ARTIFACT_PATH } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
-
-export interface ArtifactInfo {
-  file: string;
-  sha256: string;
-  bytes: number;
-  version: string;
-}
-
-export const ARTIFACT_PATH = "/v1/agent/artifact";
+import type { ArtifactInfo } from "../../artifact-info.js";
 
 export const agentArtifactPlugin: FastifyPluginAsyncTypebox<{ artifact: ArtifactInfo }> = async (
   app,
   { artifact },
 ) => {
   app.get(
-    ARTIFACT_PATH,
+    AGENT_ARTIFACT_PATH,
     {
       config: { role: "public" },
       schema: {
@@ -38,7 +31,7 @@ export const agentArtifactPlugin: FastifyPluginAsyncTypebox<{ artifact: Artifact
         .send(createReadStream(artifact.file)),
   );
   app.get(
-    `${ARTIFACT_PATH}/info`,
+    `${AGENT_ARTIFACT_PATH}/info`,
     {
       config: { role: "public" },
       schema: {

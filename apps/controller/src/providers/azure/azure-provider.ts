@@ -15,9 +15,9 @@ import { customDataBase64, renderCloudInit, renderWindowsBootstrap } from "@nbfl
  * deletes what it made, so no NIC, IP or disk is left behind; the error carries Azure's code and
  * message.
  */
-import type { VmState } from "@nbfleet/shared";
+import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/shared";
 import pLimit, { type LimitFunction } from "p-limit";
-import { ARTIFACT_PATH, type ArtifactInfo } from "../../api/agent-artifact/plugin.js";
+import type { ArtifactInfo } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
 import {
   type AzureClients,

@@ -17,8 +17,8 @@ import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { agentEnvironment, linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
-import type { ArtifactInfo } from "../../api/agent-artifact/plugin.js";
-import { ARTIFACT_PATH } from "../../api/agent-artifact/plugin.js";
+import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH } from "@nbfleet/shared";
+import type { ArtifactInfo } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
 import { endSandboxUserProcesses, ensureSandboxUser, removeSandboxUser } from "./sandbox-user.js";
 
