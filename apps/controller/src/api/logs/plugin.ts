@@ -92,27 +92,19 @@ export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         },
       );
 
-      if (!(await within(firstAnswer, FIRST_ANSWER_MS))) {
+      const awaitAgent = async (answer: Promise<void>, ms: number, what: string) => {
+        if (await within(answer, ms)) return;
         stream.close();
-        throw new NbfError("NBF_AGENT_NO_ANSWER", {
-          name,
-          what: "a log request",
-          seconds: FIRST_ANSWER_MS / 1000,
-        });
-      }
+        throw new NbfError("NBF_AGENT_NO_ANSWER", { name, what, seconds: ms / 1000 });
+      };
+
+      await awaitAgent(firstAnswer, FIRST_ANSWER_MS, "a log request");
       const failedEarly = (ended as { error?: CommandError } | null)?.error;
       if (failedEarly && pending.length === 0) throw refusal(name, source, failedEarly);
       const contentType = ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8";
 
       if (!follow) {
-        if (!(await within(endPromise, WHOLE_TAIL_MS))) {
-          stream.close();
-          throw new NbfError("NBF_AGENT_NO_ANSWER", {
-            name,
-            what: "a log tail",
-            seconds: WHOLE_TAIL_MS / 1000,
-          });
-        }
+        await awaitAgent(endPromise, WHOLE_TAIL_MS, "a log tail");
         const error = (ended as { error?: CommandError } | null)?.error;
         if (error) throw refusal(name, source, error);
         return reply.type(contentType).send(format(pending));

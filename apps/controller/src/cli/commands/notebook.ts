@@ -1,90 +1,95 @@
-/** `nbfleet notebook start|stop|restart|password NAME`: commands to the machine's agent. */
+/** `nbfleet notebook start|stop|restart|password|certificate NAME`: commands to the machine's agent. */
 import type { CommandView } from "@nbfleet/shared";
-import type { Command } from "commander";
-import { ExitCode } from "../client.js";
+import type { Command, OptionValues } from "commander";
+import { type ApiClient, ExitCode } from "../client.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
 import { commandLine, printJson } from "../output.js";
 import { collect, integerIn } from "../parse.js";
 import { readSecretLine } from "../secret-input.js";
 import { waitForCommand } from "../wait.js";
 
+/** What the controller answered: the queued command, and for `password` the generated one. */
+interface Sent {
+  command: CommandView;
+  password?: string | null;
+}
+
 export function registerNotebook(program: Command, globals: () => GlobalOptions): void {
   const notebook = program.command("notebook").description("the notebook server on a machine");
 
   for (const action of ["start", "stop", "restart"] as const) {
-    notebook
-      .command(`${action} <name>`)
-      .description(`${action} the notebook server (waits for the agent's answer unless --no-wait)`)
-      .option("--no-wait", "return once the command is queued")
-      .option("--timeout <sec>", "how long to wait", integerIn("--timeout", 1, 86_400), 120)
-      .action(async (name: string, opts) => {
-        const g = globals();
-        const client = await clientFrom(g);
-        const queued = await client.post<CommandView>(
-          `/v1/vms/${encodeURIComponent(name)}/notebook/${action}`,
-        );
-        const final = opts.wait
-          ? await waitForCommand(client, queued, opts.timeout, Boolean(g.json))
-          : queued;
-        report(final, Boolean(g.json));
-      });
+    agentCommand(
+      notebook
+        .command(`${action} <name>`)
+        .description(`${action} the notebook server (waits for the agent's answer unless --no-wait)`),
+      globals,
+      async (client, name) => ({ command: await client.post<CommandView>(notebookPath(name, action)) }),
+    );
   }
 
   registerCertificate(notebook, globals);
 
-  notebook
-    .command("password <name>")
-    .description("set a new notebook password: generated and shown once, or from stdin")
-    .option("--password-stdin", "read the new password from stdin")
+  agentCommand(
+    notebook
+      .command("password <name>")
+      .description("set a new notebook password: generated and shown once, or from stdin")
+      .option("--password-stdin", "read the new password from stdin"),
+    globals,
+    async (client, name, opts) => {
+      const password = opts.passwordStdin ? await readSecretLine(process.stdin) : undefined;
+      return client.post<Required<Sent>>(notebookPath(name, "password"), password ? { password } : {});
+    },
+  );
+}
+
+export function registerCertificate(notebook: Command, globals: () => GlobalOptions): void {
+  agentCommand(
+    notebook
+      .command("certificate <name>")
+      .description(
+        "rotate the notebook's self-signed certificate (made on the machine; the key never travels)",
+      )
+      .option("--hostname <name>", "an extra DNS name for the certificate (repeatable)", collect)
+      .option("--cert-ip <addr>", "an extra IP address for the certificate (repeatable)", collect),
+    globals,
+    async (client, name, opts) => ({
+      command: await client.post<CommandView>(notebookPath(name, "certificate"), {
+        ...(opts.hostname ? { hostnames: opts.hostname } : {}),
+        ...(opts.certIp ? { ips: opts.certIp } : {}),
+      }),
+    }),
+  );
+}
+
+/**
+ * Gives `sub` its `--no-wait` and `--timeout` and an action that sends the command, waits for
+ * the agent's answer unless --no-wait, prints the command, and sets the exit code from its end.
+ */
+function agentCommand(
+  sub: Command,
+  globals: () => GlobalOptions,
+  send: (client: ApiClient, name: string, opts: OptionValues) => Promise<Sent>,
+): void {
+  sub
     .option("--no-wait", "return once the command is queued")
     .option("--timeout <sec>", "how long to wait", integerIn("--timeout", 1, 86_400), 120)
     .action(async (name: string, opts) => {
       const g = globals();
+      const json = Boolean(g.json);
       const client = await clientFrom(g);
-      const password = opts.passwordStdin ? await readSecretLine(process.stdin) : undefined;
-      const result = await client.post<{ command: CommandView; password: string | null }>(
-        `/v1/vms/${encodeURIComponent(name)}/notebook/password`,
-        password ? { password } : {},
-      );
-      const final = opts.wait
-        ? await waitForCommand(client, result.command, opts.timeout, Boolean(g.json))
-        : result.command;
-      if (g.json) printJson({ command: final, password: result.password });
+      const sent = await send(client, name, opts);
+      const final = opts.wait ? await waitForCommand(client, sent.command, opts.timeout, json) : sent.command;
+      if (json) printJson(sent.password === undefined ? final : { command: final, password: sent.password });
       else {
         console.log(commandLine(final));
-        if (result.password) console.log(`password: ${result.password}   (shown once)`);
+        if (sent.password) console.log(`password: ${sent.password}   (shown once)`);
       }
       failOn(final);
     });
 }
 
-export function registerCertificate(notebook: Command, globals: () => GlobalOptions): void {
-  notebook
-    .command("certificate <name>")
-    .description("rotate the notebook's self-signed certificate (made on the machine; the key never travels)")
-    .option("--hostname <name>", "an extra DNS name for the certificate (repeatable)", collect)
-    .option("--cert-ip <addr>", "an extra IP address for the certificate (repeatable)", collect)
-    .option("--no-wait", "return once the command is queued")
-    .option("--timeout <sec>", "how long to wait", integerIn("--timeout", 1, 86_400), 120)
-    .action(async (name: string, opts) => {
-      const g = globals();
-      const client = await clientFrom(g);
-      const queued = await client.post<CommandView>(
-        `/v1/vms/${encodeURIComponent(name)}/notebook/certificate`,
-        {
-          ...(opts.hostname ? { hostnames: opts.hostname } : {}),
-          ...(opts.certIp ? { ips: opts.certIp } : {}),
-        },
-      );
-      const final = opts.wait ? await waitForCommand(client, queued, opts.timeout, Boolean(g.json)) : queued;
-      report(final, Boolean(g.json));
-    });
-}
-
-function report(command: CommandView, json: boolean): void {
-  if (json) printJson(command);
-  else console.log(commandLine(command));
-  failOn(command);
+function notebookPath(name: string, route: string): string {
+  return `/v1/vms/${encodeURIComponent(name)}/notebook/${route}`;
 }
 
 function failOn(command: CommandView): void {
