@@ -1,8 +1,10 @@
 import { Writable } from "node:stream";
-import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { call } from "@nbfleet/testkit/http";
 import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { eventually } from "@nbfleet/testkit/wait";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultSettings } from "./config/settings.js";
@@ -16,7 +18,7 @@ afterEach(async () => {
 
 describe("controller server", () => {
   it("keeps VMs, tokens and queued commands across a restart, and agents come back", async () => {
-    const dataDir = tempDataDir();
+    const dataDir = makeDataDir();
     const provider = new SimProvider();
     controller = await startTestController({ provider, settings: { dataDir } });
     const admin = controller.adminToken;
@@ -65,7 +67,7 @@ describe("controller server", () => {
   });
 
   it("marks connected agents disconnected when it shuts down, flushing the store", async () => {
-    const dataDir = tempDataDir();
+    const dataDir = makeDataDir();
     const provider = new SimProvider({ reconnect: undefined });
     controller = await startTestController({ provider, settings: { dataDir, stateFlushMs: 60_000 } });
     await call(controller.app, "POST", "/v1/vms", { token: controller.adminToken, body: { name: "s" } });
@@ -132,7 +134,7 @@ describe("controller server", () => {
     const logger = pino({ level: "trace", redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, sink);
     const provider = new SimProvider();
     const app = await buildServer(
-      { ...defaultSettings(), dataDir: tempDataDir(), listen: "127.0.0.1:0", logLevel: "trace" },
+      { ...defaultSettings(), dataDir: makeDataDir(), listen: "127.0.0.1:0", logLevel: "trace" },
       { provider, logger },
     );
     try {

@@ -3,30 +3,9 @@
  * small HTTP/TLS probes the tests assert with.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdtemp } from "node:fs/promises";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
-import { agentMain, repoRoot, tsxLoader } from "./repo.js";
-
-export async function makeDataDir(prefix = "nbf-agent-"): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), prefix));
-  await chmod(dir, 0o755);
-  return dir;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { stopChild, tsxArgs } from "./processes.js";
+import { agentMain, repoRoot } from "./repo.js";
 
 export interface UpSummary {
   how: "started" | "adopted";
@@ -45,7 +24,7 @@ export interface RunningAgent {
 
 /** How to run the agent: from source under tsx by default, or e.g. `[node, bundle.mjs]`. */
 export type AgentLauncher = string[];
-const SOURCE_LAUNCHER: AgentLauncher = [process.execPath, "--import", tsxLoader, agentMain];
+const SOURCE_LAUNCHER: AgentLauncher = [process.execPath, ...tsxArgs(agentMain)];
 
 function spawnAgent(args: string[], launcher: AgentLauncher = SOURCE_LAUNCHER): ChildProcess {
   return spawn(launcher[0]!, [...launcher.slice(1), ...args], {
@@ -117,30 +96,8 @@ export async function agentJson<T = Record<string, unknown>>(args: string[], inp
   return JSON.parse(result.stdout) as T;
 }
 
-export async function stopAgent(agent: RunningAgent, signal: NodeJS.Signals = "SIGINT"): Promise<void> {
-  if (agent.process.exitCode !== null || agent.process.signalCode !== null) return;
-  const exited = new Promise((resolve) => agent.process.once("exit", resolve));
-  agent.process.kill(signal);
-  await exited;
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+export function stopAgent(agent: RunningAgent, signal: NodeJS.Signals = "SIGINT"): Promise<void> {
+  return stopChild(agent.process, signal);
 }
 
 /** SHA-256 fingerprint of the certificate the server really serves. */

@@ -1,6 +1,7 @@
 /** Runs the `nbfleet` CLI from the checkout (through tsx) against a test controller. */
 import { execFile } from "node:child_process";
-import { controllerMain as MAIN, repoRoot as REPO, tsxLoader as TSX } from "./repo.js";
+import { tsxArgs } from "./processes.js";
+import { controllerMain, repoRoot } from "./repo.js";
 
 export interface CliRun {
   code: number;
@@ -12,8 +13,8 @@ export function runCli(controller: { url: string; adminToken: string }, ...args:
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", TSX, MAIN, "--url", controller.url, "--token", controller.adminToken, ...args],
-      { cwd: REPO, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
+      tsxArgs(controllerMain, ["--url", controller.url, "--token", controller.adminToken, ...args]),
+      { cwd: repoRoot, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });

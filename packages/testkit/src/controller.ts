@@ -2,13 +2,11 @@
  * Starts a real controller for tests: a fresh data dir (or a given one, to test restarts),
  * listening on 127.0.0.1 with a free port, quiet logs, fast timers.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { ArtifactInfo } from "@nbfleet/controller";
 import { type ControllerSettings, defaultSettings } from "@nbfleet/controller";
 import type { Provider } from "@nbfleet/controller";
 import { type NbfleetApp, buildServer, listen } from "@nbfleet/controller";
+import { makeDataDir } from "./data-dir.js";
 import { SimProvider } from "./sim-provider.js";
 
 export interface TestController {
@@ -20,10 +18,6 @@ export interface TestController {
   close(): Promise<void>;
 }
 
-export function tempDataDir(): string {
-  return mkdtempSync(join(tmpdir(), "nbf-controller-"));
-}
-
 export async function startTestController(
   options: {
     settings?: Partial<ControllerSettings>;
@@ -33,7 +27,7 @@ export async function startTestController(
     artifact?: ArtifactInfo;
   } = {},
 ): Promise<TestController> {
-  const dataDir = options.settings?.dataDir ?? tempDataDir();
+  const dataDir = options.settings?.dataDir ?? makeDataDir("nbf-controller-");
   const settings: ControllerSettings = {
     ...defaultSettings(),
     listen: "127.0.0.1:0",

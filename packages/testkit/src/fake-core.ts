@@ -1,10 +1,11 @@
-import type { AgentCore, CommandOutcome } from "@nbfleet/agent";
 /**
  * An AgentCore for link tests: a plausible whole state that a test changes at will, events it
  * raises, and commands that run through a handler the test chooses. Executions are counted,
  * and a command id seen again returns the first outcome without running again, like the
  * real core.
  */
+
+import type { AgentCore, CommandOutcome } from "@nbfleet/agent";
 import {
   type AgentEvent,
   type AgentState,

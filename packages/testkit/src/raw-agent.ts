@@ -1,8 +1,9 @@
-import { AGENT_CONNECT_PATH } from "@nbfleet/controller";
 /**
  * A raw agent connection for gateway tests: no protocol logic, every message kept, the close
  * (code and reason) or the refused upgrade (HTTP status and JSON body) as promises.
  */
+
+import { AGENT_CONNECT_PATH } from "@nbfleet/controller";
 import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
 import WebSocket from "ws";
 import { simState } from "./sim-agent.js";

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type TestController, startTestController } from "./controller.js";
-import { call, eventually } from "./http.js";
+import { call } from "./http.js";
 import { SimFleet, seedVms } from "./sim-fleet.js";
+import { eventually } from "./wait.js";
 
 let controller: TestController;
 let fleet: SimFleet | undefined;

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { AgentEvent } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { WriteFailures, type WriteReport } from "../util/write-failures.js";
 import { EventLog } from "./event-log.js";

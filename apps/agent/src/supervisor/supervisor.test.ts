@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { freePort } from "@nbfleet/testkit/agent-process";
+import { freePort } from "@nbfleet/testkit/ports";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_SETTINGS } from "../config/settings.js";
 import { Supervisor } from "./supervisor.js";

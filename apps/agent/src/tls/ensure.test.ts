@@ -1,13 +1,13 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { operatorPair } from "@nbfleet/testkit/test-ca";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../config/paths.js";
 import { AgentError } from "../errors.js";
 import { ensureCertificate, installCertificate, rotateCertificate } from "./ensure.js";
 import { generateSelfSigned } from "./generate.js";
 import { inspectCertificate } from "./inspect.js";
-import { operatorPair } from "./test-support.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 let dir: string;

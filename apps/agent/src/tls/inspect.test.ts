@@ -1,8 +1,8 @@
+import { operatorPair } from "@nbfleet/testkit/test-ca";
 import { describe, expect, it } from "vitest";
 import { AgentError } from "../errors.js";
 import { generateSelfSigned } from "./generate.js";
 import { checkPair, inspectCertificate } from "./inspect.js";
-import { operatorPair } from "./test-support.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

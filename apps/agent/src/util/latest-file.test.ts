@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { waitFor } from "@nbfleet/testkit/agent-process";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LatestFile } from "./latest-file.js";
 import { WriteFailures } from "./write-failures.js";

@@ -11,14 +11,14 @@ import {
   type RunningAgent,
   agentCli,
   agentJson,
-  freePort,
   login,
-  makeDataDir,
   servedFingerprint,
   startAgent,
   stopAgent,
-  waitFor,
 } from "@nbfleet/testkit/agent-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 import { isRunning } from "../../src/supervisor/proc.js";

@@ -15,8 +15,10 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { HealthCheck, StateMessage } from "@nbfleet/shared";
-import { type RunningAgent, freePort, startAgent, stopAgent, waitFor } from "@nbfleet/testkit/agent-process";
+import { type RunningAgent, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 

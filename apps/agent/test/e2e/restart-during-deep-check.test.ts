@@ -7,14 +7,10 @@
  */
 import { readFile } from "node:fs/promises";
 import type { AgentState } from "@nbfleet/shared";
-import {
-  type RunningAgent,
-  freePort,
-  makeDataDir,
-  startAgent,
-  stopAgent,
-  waitFor,
-} from "@nbfleet/testkit/agent-process";
+import { type RunningAgent, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 import { fetchEvents, fetchState, sendCommand } from "../../src/control/client.js";

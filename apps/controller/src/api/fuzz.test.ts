@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { type Hints, hostile, validish } from "@nbfleet/testkit/schema-arbitrary";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { eventually } from "@nbfleet/testkit/wait";
 /**
  * Schema-driven fuzzing of the whole HTTP API with fast-check: every registered route
  * (`app.routeTable`), its path parameters, query and body drawn from its own TypeBox schemas —

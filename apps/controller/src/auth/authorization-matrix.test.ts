@@ -8,7 +8,8 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { SimAgent, SimConnectError } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
@@ -80,7 +81,7 @@ let controller: TestController;
 const secrets: Partial<Record<Caller, string>> = {};
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
+  const dataDir = makeDataDir();
   const artifact = join(dataDir, "agent.tar.gz");
   writeFileSync(artifact, "not really an artifact");
   const provider = new SimProvider();

@@ -1,10 +1,12 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CloseCode } from "@nbfleet/shared";
-import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { call } from "@nbfleet/testkit/http";
 import { SimAgent, SimConnectError } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import { ADMIN_TOKEN_FILE } from "./admin-token.js";
 
@@ -154,7 +156,7 @@ describe("authorization", () => {
 
     const given = "my-own-admin-token-0123456789";
     controller = await startTestController({
-      settings: { dataDir: tempDataDir(), adminToken: given },
+      settings: { dataDir: makeDataDir(), adminToken: given },
       listen: false,
     });
     expect(controller.adminToken).toBe(given);

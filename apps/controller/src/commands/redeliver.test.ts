@@ -1,7 +1,9 @@
-import { type TestController, startTestController, tempDataDir } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { call } from "@nbfleet/testkit/http";
 import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
 const controllers: TestController[] = [];
@@ -13,7 +15,7 @@ afterEach(async () => {
 
 describe("a command acknowledged before a controller restart", () => {
   it("is sent once more when its result never arrived, and finishes instead of timing out", async () => {
-    const dataDir = tempDataDir();
+    const dataDir = makeDataDir();
     const first = await startTestController({ settings: { dataDir } });
     controllers.push(first);
     const [vm] = await seedVms(first.app, { count: 1 });

@@ -7,7 +7,8 @@ import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
 import { emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
 import { startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AzureClients } from "../providers/azure/clients.js";
 

@@ -3,8 +3,9 @@ import type { VmView, WelcomeMessage } from "@nbfleet/shared";
 import { CloseCode } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { type RawAgent, openRaw, rawHello } from "@nbfleet/testkit/raw-agent";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
 let controller: TestController;

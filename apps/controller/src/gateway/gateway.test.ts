@@ -2,11 +2,12 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode, type WelcomeMessage } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { openRaw as openRawAgent, rawHello } from "@nbfleet/testkit/raw-agent";
 import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type WebSocket from "ws";
 

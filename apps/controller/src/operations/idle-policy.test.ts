@@ -1,9 +1,10 @@
 import type { HealthCheck } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { simState } from "@nbfleet/testkit/sim-agent";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import type { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import { ActivityTracker, OWN_ACTIVITY_WINDOW_MS } from "./activity.js";
 

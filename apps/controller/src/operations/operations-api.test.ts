@@ -1,6 +1,7 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { eventually } from "@nbfleet/testkit/wait";
 import { verify } from "@node-rs/argon2";
 import { afterEach, describe, expect, it } from "vitest";
 

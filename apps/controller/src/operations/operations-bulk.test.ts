@@ -1,7 +1,8 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import type { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { eventually } from "@nbfleet/testkit/wait";
 /**
  * 1,000 simulated agents (the real protocol over real WebSockets): the error budget stops the
  * rollout at exactly the right count, concurrency is never exceeded (measured from the agents'

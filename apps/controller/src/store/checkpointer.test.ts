@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "@nbfleet/testkit/agent-process";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { DB_FILE, openSqlite } from "./db.js";

@@ -5,14 +5,14 @@ import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestController } from "@nbfleet/testkit/controller";
-import { selfSignedPair } from "@nbfleet/testkit/self-signed";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { describe, expect, it } from "vitest";
 import { guestTrust, readTlsFiles } from "./files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nbf-controller-tls-"));
 
-const a = selfSignedPair(dir, "a");
-const b = selfSignedPair(dir, "b");
+const a = await selfSignedPair(dir, "a");
+const b = await selfSignedPair(dir, "b");
 
 describe("controller TLS files", () => {
   it("reads a matching pair; guests pin its SHA-256 unless a CA is given", () => {

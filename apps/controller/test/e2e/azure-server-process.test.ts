@@ -7,16 +7,16 @@
 import { ComputeManagementClient } from "@azure/arm-compute";
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
 import { TEST_SUBSCRIPTION, startTestEmulator } from "@nbfleet/testkit/azure";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-azure-process-token-0123";
@@ -26,7 +26,7 @@ let controller: ControllerProcess;
 
 beforeAll(async () => {
   emu = await startTestEmulator();
-  controller = await startControllerProcess(await makeControllerDataDir(), await freePort(), TOKEN, {
+  controller = await startControllerProcess(await makeDataDir(), await freePort(), TOKEN, {
     NBFLEET_PROVIDER: "azure",
     AZURE_SUBSCRIPTION_ID: TEST_SUBSCRIPTION,
     NBFLEET_AZURE_RESOURCE_GROUP: RG,

@@ -6,15 +6,16 @@
 import { lstat, readFile, readdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { login, servedFingerprint, waitFor as waitUntil } from "@nbfleet/testkit/agent-process";
+import { login, servedFingerprint } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-secrets-admin-token-5f1c0a7d9e";
@@ -98,7 +99,7 @@ async function restartNotebook(): Promise<VmView> {
 }
 
 beforeAll(async () => {
-  dataDir = await makeControllerDataDir();
+  dataDir = await makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN);
 });
 

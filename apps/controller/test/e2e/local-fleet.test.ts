@@ -8,15 +8,15 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { readPidFile } from "@nbfleet/scripts";
 import type { CommandView, TokenView, VmView } from "@nbfleet/shared";
-import { waitFor as waitUntil } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-admin-token-0123456789";
@@ -74,7 +74,7 @@ function alive(pid: number): boolean {
 }
 
 beforeAll(async () => {
-  dataDir = await makeControllerDataDir();
+  dataDir = await makeDataDir();
   port = await freePort();
   controller = await startControllerProcess(dataDir, port, TOKEN);
 });

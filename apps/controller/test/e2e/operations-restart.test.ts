@@ -12,11 +12,11 @@ import { fileURLToPath } from "node:url";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/testkit/sim-fleet-process";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
@@ -71,7 +71,7 @@ interface OperationView {
 
 describe("a bulk operation across a controller crash", () => {
   it("finishes after SIGKILL and restart with no target done twice", async () => {
-    const dataDir = await makeControllerDataDir();
+    const dataDir = await makeDataDir();
     const port = await freePort();
     const vms = await seed(dataDir, TARGETS);
     await writeFile(path.join(dataDir, "credentials.json"), JSON.stringify(vms), { mode: 0o600 });

@@ -10,15 +10,15 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { dataPaths, fetchEvents, fetchState, sendCommand } from "@nbfleet/agent";
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestApi } from "../../../agent/src/health/http.js";
 
@@ -57,7 +57,7 @@ async function guest(name: string) {
 }
 
 beforeAll(async () => {
-  dataDir = await makeControllerDataDir();
+  dataDir = await makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
   });

@@ -5,15 +5,15 @@
  * restart.
  */
 import type { CommandView, VmView } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-operations-rolling-0123456789";
@@ -35,7 +35,7 @@ const serving = (v: VmView) =>
   (v.health.status === "healthy" || v.health.status === "degraded");
 
 beforeAll(async () => {
-  const dataDir = await makeControllerDataDir();
+  const dataDir = await makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
   });

@@ -13,15 +13,16 @@ import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
 import type { VmView } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
+import { shellQuote as quoted } from "@nbfleet/shared/quote";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiUrl, requestApi } from "../../../agent/src/health/http.js";
 import { KernelChannel } from "../../../agent/src/health/kernel-channel.js";
@@ -195,7 +196,7 @@ print("PROBE " + json.dumps(out))
 
 beforeAll(async () => {
   expect(process.getuid?.(), "machines get their own users only under a root controller").toBe(0);
-  const dataDir = await makeControllerDataDir();
+  const dataDir = await makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN);
   root = await realpath(path.join(dataDir, "sandboxes"));
   // Both at once: their users are made concurrently too.
@@ -295,7 +296,6 @@ describe("local machines are isolated from each other", () => {
 
   it("refuses a terminal on A the same reads, listings and signals", async () => {
     const t = await targetsOnB();
-    const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = [
       ...Object.entries(t.files).map(
         ([name, file]) =>

@@ -8,15 +8,15 @@ import { realpath } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { CommandView, TerminalSessionView, VmView } from "@nbfleet/shared";
-import { waitFor } from "@nbfleet/testkit/agent-process";
 import {
   type ControllerProcess,
   api,
-  freePort,
-  makeControllerDataDir,
   startControllerProcess,
   stopControllerProcess,
 } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TerminalConnection } from "../../src/cli/terminal-client.js";
@@ -26,7 +26,7 @@ const TOKEN = "nbf_e2e-terminal-admin-token-42";
 let controller: ControllerProcess;
 
 beforeAll(async () => {
-  controller = await startControllerProcess(await makeControllerDataDir(), await freePort(), TOKEN);
+  controller = await startControllerProcess(await makeDataDir(), await freePort(), TOKEN);
   const created = await api(controller)("POST", "/v1/vms", { name: "term1" });
   expect(created.status).toBe(201);
   await waitFor(

@@ -16,7 +16,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
-import { waitFor } from "@nbfleet/testkit/agent-process";
+import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../../src/artifact/build.js";
 import { linuxGuestLayout, renderLinuxBootstrap } from "../../src/bootstrap/linux.js";

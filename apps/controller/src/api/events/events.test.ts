@@ -1,8 +1,9 @@
 import { request } from "node:http";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBus, FleetEvent } from "../../events/bus.js";
 

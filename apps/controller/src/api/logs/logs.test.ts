@@ -5,7 +5,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
+import { eventually } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import { capLogFile, openAppend } from "../../../../agent/src/supervisor/log-file.js";

@@ -4,7 +4,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CliError } from "../../cli/client.js";
 import { TerminalConnection } from "../../cli/terminal-client.js";

@@ -4,7 +4,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { eventually } from "@nbfleet/testkit/http";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { FleetEvent } from "../../events/bus.js";
 

@@ -8,7 +8,8 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { eventually } from "@nbfleet/testkit/http";
+import { shellQuote } from "@nbfleet/shared/quote";
+import { eventually } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadNodePty } from "../../../../agent/src/pty/node-pty.js";
@@ -56,7 +57,7 @@ function cli(
 /** The CLI in a pseudo-terminal of its own, then `stty -a` of that terminal once it exits. */
 async function cliInPty(f: Fleet, args: string[]) {
   const pty = await loadNodePty();
-  const quoted = [process.execPath, "--import", tsxLoader, cliMain, ...args].map((a) => `'${a}'`).join(" ");
+  const quoted = [process.execPath, "--import", tsxLoader, cliMain, ...args].map(shellQuote).join(" ");
   const term = pty.spawn("/bin/sh", ["-c", `${quoted}; echo "cli-exit=$?"; stty -a`], {
     cols: 100,
     rows: 30,

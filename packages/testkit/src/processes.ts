@@ -1,0 +1,50 @@
+/** Starting this checkout's TypeScript entry points as child processes, and stopping them. */
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { repoRoot, tsxLoader } from "./repo.js";
+
+/** Node's arguments to run `script` (a .ts file of this checkout) under tsx. */
+export function tsxArgs(script: string, args: string[] = [], nodeFlags: string[] = []): string[] {
+  return [...nodeFlags, "--import", tsxLoader, script, ...args];
+}
+
+/** `script` under tsx in a node process of its own, from the repository root. */
+export function spawnTs(
+  script: string,
+  args: string[] = [],
+  options: SpawnOptions & { nodeFlags?: string[] } = {},
+): ChildProcess {
+  const { nodeFlags, ...spawnOptions } = options;
+  return spawn(process.execPath, tsxArgs(script, args, nodeFlags), { cwd: repoRoot, ...spawnOptions });
+}
+
+/** Everything the child writes on stdout and stderr, interleaved as it arrives. */
+export function captureOutput(child: ChildProcess): () => string {
+  let output = "";
+  const append = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  return () => output;
+}
+
+export function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Sends `signal` and resolves once the child has exited (at once if it already had); with
+ * `killAfterMs`, one that is still there by then gets SIGKILL.
+ */
+export async function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = "SIGTERM",
+  killAfterMs?: number,
+): Promise<void> {
+  if (hasExited(child)) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+  await exited;
+  clearTimeout(timer);
+}
