@@ -9,14 +9,16 @@ import { mkdtempSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode, PROTOCOL_VERSION, type WelcomeMessage } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
-import { call, eventually } from "@nbfleet/testkit/http";
+import { call } from "@nbfleet/testkit/http";
 import { type RawAgent, openRaw, rawHello } from "@nbfleet/testkit/raw-agent";
-import { selfSignedPair } from "@nbfleet/testkit/self-signed";
 import type { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
 let controller: TestController;
@@ -280,7 +282,7 @@ describe("agent gateway: hostile frames", () => {
       expect(sent.statusCode).toBe(202);
     }
     agent.send("z".repeat(MAX_MESSAGE_BYTES + 1));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     agent.socket.resume();
     const { closeCode, texts } = serverFrames(await agent.closed);
     expect(texts.filter((t) => t.includes('"certificate.rotate"')).length).toBeGreaterThan(0);
@@ -288,7 +290,7 @@ describe("agent gateway: hostile frames", () => {
   });
 
   it("closes an oversized frame with 1009 over TLS too", async () => {
-    const pair = selfSignedPair(mkdtempSync(join(tmpdir(), "nbf-hostile-tls-")), "controller");
+    const pair = await selfSignedPair(mkdtempSync(join(tmpdir(), "nbf-hostile-tls-")), "controller");
     const provider = new HandOverProvider();
     controller = await startTestController({
       provider,
@@ -358,7 +360,7 @@ describe("agent gateway: hostile frames", () => {
     ];
     for (const frame of ignored) raw.ws.send(frame);
     // Acks are written after a hold of a second: wait it out, so a stray one would show.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     expect(raw.ws.readyState).toBe(raw.ws.OPEN);
     expect(await snapshot("abuser")).toEqual(before);
     expect((await call(app, "GET", `/v1/commands/${goodCommand.id}`, { token })).json()).toMatchObject({
@@ -376,7 +378,7 @@ describe("agent gateway: hostile frames", () => {
     const stray = message("ack", { commandId: "cmd_nobody_sent_this" });
     for (let i = 0; i < 20_000; i++) flood.ws.send(stray);
     expect((await call(app, "GET", "/healthz")).statusCode).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     expect(flood.ws.readyState).toBe(flood.ws.OPEN);
     expect(await snapshot("abuser")).toEqual(beforeFlood);
 
