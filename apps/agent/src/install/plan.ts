@@ -59,36 +59,34 @@ export function planInstall(platform: InstallPlatform, options: { venvDir: strin
     case "pip":
       return {
         platform,
-        steps: [
-          {
-            description: `create a Python virtual environment in ${options.venvDir}`,
-            argv: ["python3", "-m", "venv", options.venvDir],
-            needsRoot: false,
-          },
-          {
-            description: `${INSTALL_WHAT} into it`,
-            argv: [path.posix.join(options.venvDir, "bin", "pip"), "install", ...PIP_PACKAGES],
-            needsRoot: false,
-          },
-        ],
+        steps: venvSteps(
+          options.venvDir,
+          ["python3", "-m", "venv"],
+          path.posix.join(options.venvDir, "bin", "pip"),
+        ),
       };
     case "windows":
       return {
         platform,
-        steps: [
-          {
-            description: `create a Python virtual environment in ${options.venvDir}`,
-            argv: ["py", "-3", "-m", "venv", options.venvDir],
-            needsRoot: false,
-          },
-          {
-            description: `${INSTALL_WHAT} into it`,
-            argv: [path.win32.join(options.venvDir, "Scripts", "pip.exe"), "install", ...PIP_PACKAGES],
-            needsRoot: false,
-          },
-        ],
+        steps: venvSteps(
+          options.venvDir,
+          ["py", "-3", "-m", "venv"],
+          path.win32.join(options.venvDir, "Scripts", "pip.exe"),
+        ),
       };
   }
+}
+
+/** Without system packages: a virtual environment in venvDir, then pip installs into it (no root needed). */
+function venvSteps(venvDir: string, createVenv: string[], pip: string): InstallStep[] {
+  return [
+    {
+      description: `create a Python virtual environment in ${venvDir}`,
+      argv: [...createVenv, venvDir],
+      needsRoot: false,
+    },
+    { description: `${INSTALL_WHAT} into it`, argv: [pip, "install", ...PIP_PACKAGES], needsRoot: false },
+  ];
 }
 
 /**
