@@ -58,19 +58,25 @@ function check(opts: ConfigOptions): void {
 
 type Line = [section: string, trait: string, value: PyValue];
 
-function notebook6Lines(opts: ConfigOptions): Line[] {
+/** Where and how the server listens: the same traits on both generations' app, but the directory's name. */
+function listenLines(app: "NotebookApp" | "ServerApp", dirTrait: string, opts: ConfigOptions): Line[] {
   const lines: Line[] = [];
   if (opts.certFile && opts.keyFile) {
-    lines.push(["NotebookApp", "certfile", opts.certFile], ["NotebookApp", "keyfile", opts.keyFile]);
+    lines.push([app, "certfile", opts.certFile], [app, "keyfile", opts.keyFile]);
   }
   lines.push(
-    ["NotebookApp", "ip", opts.ip],
-    ["NotebookApp", "port", opts.port],
-    ["NotebookApp", "port_retries", 0],
-    ["NotebookApp", "open_browser", false],
-    ["NotebookApp", "notebook_dir", opts.notebookDir],
-    ["NotebookApp", "base_url", opts.baseUrl],
+    [app, "ip", opts.ip],
+    [app, "port", opts.port],
+    [app, "port_retries", 0],
+    [app, "open_browser", false],
+    [app, dirTrait, opts.notebookDir],
+    [app, "base_url", opts.baseUrl],
   );
+  return lines;
+}
+
+function notebook6Lines(opts: ConfigOptions): Line[] {
+  const lines = listenLines("NotebookApp", "notebook_dir", opts);
   if (opts.passwordHash) {
     // password_required makes 6.4.12 refuse to start without a password, so only with one.
     lines.push(["NotebookApp", "password", opts.passwordHash], ["NotebookApp", "password_required", true]);
@@ -85,19 +91,8 @@ function notebook6Lines(opts: ConfigOptions): Line[] {
 }
 
 function server2Lines(opts: ConfigOptions): Line[] {
-  const lines: Line[] = [];
-  if (opts.certFile && opts.keyFile) {
-    lines.push(["ServerApp", "certfile", opts.certFile], ["ServerApp", "keyfile", opts.keyFile]);
-  }
-  lines.push(
-    ["ServerApp", "ip", opts.ip],
-    ["ServerApp", "port", opts.port],
-    ["ServerApp", "port_retries", 0],
-    ["ServerApp", "open_browser", false],
-    ["ServerApp", "root_dir", opts.notebookDir],
-    ["ServerApp", "base_url", opts.baseUrl],
-    ["ServerApp", "allow_root", opts.allowRoot === true],
-  );
+  const lines = listenLines("ServerApp", "root_dir", opts);
+  lines.push(["ServerApp", "allow_root", opts.allowRoot === true]);
   // password_required is left out: some 2.x releases crash on it (they read a removed trait).
   if (opts.passwordHash) lines.push(["PasswordIdentityProvider", "hashed_password", opts.passwordHash]);
   lines.push(
