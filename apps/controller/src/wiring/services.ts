@@ -1,0 +1,147 @@
+/**
+ * The controller's services, built on an open store in the order of the diagram in server.ts
+ * (each needs the ones above it) and returned as the context the routes use. Nothing is
+ * started here: see lifecycle.ts.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { ensureAdminToken } from "../auth/admin-token.js";
+import { CommandService } from "../commands/service.js";
+import type { ControllerSettings } from "../config/settings.js";
+import type { ControllerContext } from "../context.js";
+import { EventBus } from "../events/bus.js";
+import { Reconciler } from "../fleet/reconciler.js";
+import { VmService } from "../fleet/vm-service.js";
+import { AgentGateway } from "../gateway/gateway.js";
+import { LogStreamService } from "../logs/log-streams.js";
+import { CachedFigure } from "../metrics/cached-figure.js";
+import { Metrics } from "../metrics/metrics.js";
+import { OperationsEngine } from "../operations/engine.js";
+import { IdlePolicyService } from "../operations/idle-policy.js";
+import type { Provider } from "../providers/types.js";
+import type { Store } from "../store/store.js";
+import { TerminalService } from "../terminal/terminal-service.js";
+
+export interface ServiceDeps {
+  provider: Provider;
+  log: FastifyBaseLogger;
+  /** The URL agents use to reach this controller (known once it listens). */
+  controllerUrl(): string;
+}
+
+export async function wireServices(
+  settings: ControllerSettings,
+  store: Store,
+  { provider, log, controllerUrl }: ServiceDeps,
+): Promise<ControllerContext> {
+  // No agent is connected to a controller that is only starting.
+  await store.vms.markAllDisconnected();
+  const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
+
+  const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
+  const metrics = new Metrics();
+  const commands = new CommandService({
+    store,
+    bus,
+    metrics,
+    ttlSec: settings.commandTtlSec,
+    timeoutSec: settings.commandTimeoutSec,
+    sweepMs: settings.commandSweepMs,
+    onError: (error) => log.error({ err: error }, "command sweep failed"),
+  });
+  const gateway = new AgentGateway({
+    store,
+    bus,
+    commands,
+    metrics,
+    log,
+    reportIntervalSec: settings.reportIntervalSec,
+    pingIntervalMs: settings.pingIntervalSec * 1000,
+    helloTimeoutMs: settings.helloTimeoutSec * 1000,
+    bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
+  });
+  commands.attach(gateway);
+  attachFleetFigures(metrics, gateway, store, settings, log);
+
+  const vms = new VmService({
+    store,
+    bus,
+    commands,
+    gateway,
+    provider,
+    controllerUrl,
+    commandTtlSec: settings.commandTtlSec,
+    bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
+    log,
+  });
+  const reconciler = new Reconciler({
+    store,
+    bus,
+    provider,
+    intervalMs: settings.reconcileIntervalSec * 1000,
+    log,
+  });
+  const operations = new OperationsEngine({
+    store,
+    bus,
+    commands,
+    gateway,
+    vms,
+    log,
+    commandTtlSec: settings.commandTtlSec,
+    commandTimeoutSec: settings.commandTimeoutSec,
+  });
+  const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log });
+
+  const terminals = new TerminalService({
+    store,
+    bus,
+    gateway,
+    log,
+    idleTimeoutMs: settings.terminalIdleTimeoutSec * 1000,
+    detachedTimeoutMs: settings.terminalDetachedTimeoutSec * 1000,
+    maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
+  });
+  const logs = new LogStreamService({ store, gateway });
+
+  return {
+    settings,
+    store,
+    bus,
+    commands,
+    gateway,
+    vms,
+    operations,
+    idlePolicy,
+    terminals,
+    logs,
+    metrics,
+    provider,
+    reconciler,
+    adminToken,
+    controllerUrl,
+    startedAt: new Date(),
+  };
+}
+
+/** The figures /metrics reads from the gateway and the store. */
+function attachFleetFigures(
+  metrics: Metrics,
+  gateway: AgentGateway,
+  store: Store,
+  settings: ControllerSettings,
+  log: FastifyBaseLogger,
+): void {
+  // Pending status writes first, so a figure is exact when read; at most once per refresh.
+  const countVms = async () => {
+    await store.writer.flush();
+    return store.vms.countByHealth();
+  };
+  const vmsByHealth = new CachedFigure(countVms, {
+    maxAgeMs: settings.metricsRefreshSec * 1000,
+    onError: (error) => log.warn({ err: error }, "counting VMs by health for /metrics failed"),
+  });
+  metrics.attach({
+    agentsConnected: () => gateway.connectedCount,
+    vmsByHealth: () => vmsByHealth.get(),
+  });
+}
