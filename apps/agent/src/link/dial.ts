@@ -3,7 +3,7 @@
  * gave, and for wss a TLS connection that is checked (CA file or pinned certificate) before
  * the HTTP upgrade — and so the Authorization header — is written to it.
  *
- *   planDial (once) ─▶ dial: pick the secret, read the CA file ─▶ one WebSocket, upgrading
+ *   planDial (once) ─▶ prepareDial: pick the secret, read the CA file ─▶ dial: one WebSocket
  */
 import WebSocket from "ws";
 import { AgentError } from "../errors.js";
@@ -26,7 +26,8 @@ export interface DialPlan {
   timeoutMs: number;
 }
 
-export type Dialed = { ok: true; ws: WebSocket; secret: Secret } | { ok: false; problem: string };
+/** What one dial presents and trusts, read just before it; a problem when there is nothing to dial with. */
+export type DialReady = { ok: true; secret: Secret; trust: TlsTrust | null } | { ok: false; problem: string };
 
 /** Checks the URL and the TLS options once, before the first dial. */
 export function planDial(
@@ -49,8 +50,8 @@ export function planDial(
   return { target, trust, caFile, credentialFile, timeoutMs };
 }
 
-/** Opens one WebSocket presenting the secret of the moment; a problem when there is none to present. */
-export async function dial(plan: DialPlan, secrets: LinkSecrets): Promise<Dialed> {
+/** Picks the secret of the moment and reads the CA file (an operator may have replaced it). */
+export async function prepareDial(plan: DialPlan, secrets: LinkSecrets): Promise<DialReady> {
   let secret: Secret | null;
   let trust: TlsTrust | null;
   try {
@@ -65,7 +66,15 @@ export async function dial(plan: DialPlan, secrets: LinkSecrets): Promise<Dialed
       problem: `no controller credential at ${plan.credentialFile} and no bootstrap token to get one`,
     };
   }
-  const ws = new WebSocket(plan.target, {
+  return { ok: true, secret, trust };
+}
+
+/** Opens one WebSocket; for wss the TLS checks pass before the upgrade (and the secret) is written. */
+export function dial(
+  plan: DialPlan,
+  { secret, trust }: { secret: Secret; trust: TlsTrust | null },
+): WebSocket {
+  return new WebSocket(plan.target, {
     headers: { authorization: `Bearer ${secret.value}` },
     perMessageDeflate: false,
     followRedirects: false,
@@ -80,10 +89,8 @@ export async function dial(plan: DialPlan, secrets: LinkSecrets): Promise<Dialed
         }
       : {}),
   });
-  return { ok: true, ws, secret };
 }
 
-/** Read before every dial, so a CA file an operator replaced is picked up. */
 async function loadTrust({ trust, caFile }: DialPlan): Promise<TlsTrust | null> {
   if (!trust) return null;
   if (!caFile) return trust;

@@ -31,7 +31,7 @@ import {
   refusedSecret,
 } from "./close-reason.js";
 import { type Connection, newConnection, runConnection } from "./connection.js";
-import { type DialPlan, dial, isLoopback, planDial } from "./dial.js";
+import { type DialPlan, dial, isLoopback, planDial, prepareDial } from "./dial.js";
 import { type DispatchTargets, dispatch } from "./dispatch.js";
 import { acceptWelcome, helloFrame } from "./handshake.js";
 import { FoldingLog } from "./log.js";
@@ -121,9 +121,10 @@ export class ControllerLink {
   private async connectOnce(): Promise<Ended> {
     this.attempt++;
     this.setStatus({ state: "connecting", attempt: this.attempt });
-    const dialed = await dial(this.plan, this.secrets);
-    if (!dialed.ok) return { verdict: cannotDial(dialed.problem), stable: false };
-    const connection = newConnection(dialed.ws, dialed.secret);
+    const ready = await prepareDial(this.plan, this.secrets);
+    if (!ready.ok) return { verdict: cannotDial(ready.problem), stable: false };
+    // From the socket's creation on, nothing is awaited until its listeners are on.
+    const connection = newConnection(dial(this.plan, ready), ready.secret);
     const { signal, log } = this.options;
     return runConnection(
       connection,
