@@ -8,13 +8,8 @@
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { FastifyBaseLogger } from "fastify";
-import type { CommandService } from "../commands/service.js";
 import { NbfError } from "../errors.js";
-import type { EventBus } from "../events/bus.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
-import type { VmService } from "../fleet/vm-service.js";
-import type { AgentGateway } from "../gateway/gateway.js";
 import type { CommandRecord } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
 import {
@@ -24,13 +19,13 @@ import {
   type TargetState,
 } from "../store/operation-targets-repo.js";
 import type { OperationRecord, OperationState } from "../store/operations-repo.js";
-import type { Store } from "../store/store.js";
 import { type OperationAction, allowsRolling, commandOf } from "./actions.js";
 import type { CommandWatch, TargetPlan } from "./execute-target.js";
 import { HealthWatch } from "./health-watch.js";
 import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
 import { OperationRunner, type StopReason } from "./runner.js";
 import { type Selector, describeSelector, resolveSelector } from "./selector.js";
+import type { FleetServices } from "./services.js";
 
 const PROGRESS_MS = 500;
 /** Password hashes made at once (argon2 runs on the libuv pool). */
@@ -61,13 +56,7 @@ export interface OperationSpec {
   total: number;
 }
 
-export interface OperationsEngineOptions {
-  store: Store;
-  bus: EventBus;
-  commands: CommandService;
-  gateway: AgentGateway;
-  vms: VmService;
-  log: FastifyBaseLogger;
+export interface OperationsEngineOptions extends FleetServices {
   commandTtlSec: number;
   commandTimeoutSec: number;
 }

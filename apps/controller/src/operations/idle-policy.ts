@@ -8,15 +8,10 @@
  * `last_activity`, which survives it.
  */
 import type { AgentState } from "@nbfleet/shared";
-import type { FastifyBaseLogger } from "fastify";
-import type { CommandService } from "../commands/service.js";
-import type { EventBus } from "../events/bus.js";
-import type { VmService } from "../fleet/vm-service.js";
-import type { AgentGateway } from "../gateway/gateway.js";
 import { PoliciesRepo } from "../store/policies-repo.js";
-import type { Store } from "../store/store.js";
 import { ActivityTracker } from "./activity.js";
 import { type LabelTerm, matchesLabels, parseLabelExpression } from "./selector.js";
+import type { FleetServices } from "./services.js";
 
 export interface IdleRule {
   /** Shown in events; defaults to the label expression or "fleet". */
@@ -36,14 +31,7 @@ export const POLICY_NAME = "idle";
 const MAX_SWEEP_MS = 15_000;
 const MIN_SWEEP_MS = 100;
 
-export interface IdlePolicyOptions {
-  store: Store;
-  bus: EventBus;
-  commands: CommandService;
-  gateway: AgentGateway;
-  vms: VmService;
-  log: FastifyBaseLogger;
-}
+export type IdlePolicyOptions = FleetServices;
 
 interface CompiledRule extends IdleRule {
   terms: LabelTerm[];

@@ -3,16 +3,17 @@
  * needs: the agent artifact, what guests trust for this controller's TLS, and for Azure the
  * subscription, region, resource group, credential and (offline) the emulator's endpoint and CA.
  */
-import { readFileSync } from "node:fs";
 import type { ArtifactInfo } from "../artifact-info.js";
+import { configSource } from "../config/config-source.js";
 import type { ControllerSettings } from "../config/settings.js";
-import { NbfError } from "../errors.js";
 import type { GuestTrust } from "../tls/files.js";
 import { AzureProvider } from "./azure/azure-provider.js";
 import { chooseCredential } from "./azure/credential.js";
 import { LocalProvider } from "./local/local-provider.js";
 import { sandboxRoot } from "./local/sandbox-root.js";
 import type { Provider } from "./types.js";
+
+const { invalid, read: readSetting } = configSource("provider settings");
 
 export interface ProviderNeeds {
   artifact: ArtifactInfo;
@@ -64,16 +65,4 @@ export async function providerFromSettings(
     ...(needs.trust ? { controllerTrust: needs.trust } : {}),
     ...(needs.log ? { log: needs.log } : {}),
   });
-}
-
-function readSetting(file: string, name: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (error) {
-    throw invalid(`${name} ${file} cannot be read: ${(error as Error).message}`);
-  }
-}
-
-function invalid(problems: string): NbfError {
-  return new NbfError("NBF_CONFIG_INVALID", { source: "provider settings", problems });
 }

@@ -5,9 +5,11 @@
  * certificate, which agents pin.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { configSource } from "../config/config-source.js";
 import type { ControllerSettings } from "../config/settings.js";
 import { NbfError } from "../errors.js";
+
+const { invalid, read } = configSource("TLS settings");
 
 export interface ControllerTls {
   certPem: string;
@@ -62,16 +64,4 @@ export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
 export function guestTrust(tls: ControllerTls | null): GuestTrust | undefined {
   if (!tls) return undefined;
   return tls.caPem ? { caPem: tls.caPem } : { fingerprint: tls.fingerprintSha256 };
-}
-
-function read(file: string, flag: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (error) {
-    throw invalid(`${flag} ${file} cannot be read: ${(error as Error).message}`);
-  }
-}
-
-function invalid(problems: string): NbfError {
-  return new NbfError("NBF_CONFIG_INVALID", { source: "TLS settings", problems });
 }

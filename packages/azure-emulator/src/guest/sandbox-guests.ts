@@ -15,10 +15,9 @@
  */
 import { execFile } from "node:child_process";
 import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
+import { freeLoopbackPort, linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
 import { dataPaths } from "@nbfleet/shared/agent-data";
 import { bootstrapScript, bootstrapSettings } from "./custom-data.js";
 import type { GuestStatus, GuestVm, Guests } from "./guests.js";
@@ -175,15 +174,4 @@ export class SandboxGuests implements Guests {
       guest.status = { ...guest.status, state: "halted", detail: "halted" };
     }
   }
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

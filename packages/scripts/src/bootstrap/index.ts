@@ -37,3 +37,4 @@ export {
   stopRecordedProcess,
   stopSandboxGuest,
 } from "./sandbox-processes.js";
+export { freeLoopbackPort } from "./sandbox-port.js";

@@ -259,59 +259,25 @@ export class AzureProvider implements Provider {
   }
 
   async start(vm: ProviderVm): Promise<void> {
-    const data = providerData(vm);
-    await this.limit(() =>
-      this.guard("start", (signal) =>
-        this.clients.compute.virtualMachines.beginStartAndWait(
-          data.resourceGroup,
-          data.names.vm,
-          this.callOptions(signal),
-        ),
-      ),
-    );
+    await this.power("start", vm, async () => "beginStartAndWait");
   }
 
   /** Stop = deallocate: the VM keeps its disk and IP but is no longer billed for compute. */
   async stop(vm: ProviderVm): Promise<void> {
-    const data = providerData(vm);
-    await this.limit(() =>
-      this.guard("stop", (signal) =>
-        this.clients.compute.virtualMachines.beginDeallocateAndWait(
-          data.resourceGroup,
-          data.names.vm,
-          this.callOptions(signal),
-        ),
-      ),
-    );
+    await this.power("stop", vm, async () => "beginDeallocateAndWait");
   }
 
   /** Restarts a running VM; a deallocated one is started instead (Azure refuses to restart it). */
   async restart(vm: ProviderVm): Promise<void> {
-    const data = providerData(vm);
-    const { compute } = this.clients;
-    await this.limit(() =>
-      this.guard("restart", async (signal) => {
-        const view = await compute.virtualMachines.instanceView(
-          data.resourceGroup,
-          data.names.vm,
-          this.callOptions(signal),
-        );
-        const power = powerStateOf(view.statuses);
-        if (power === "running" || power === "starting") {
-          await compute.virtualMachines.beginRestartAndWait(
-            data.resourceGroup,
-            data.names.vm,
-            this.callOptions(signal),
-          );
-        } else {
-          await compute.virtualMachines.beginStartAndWait(
-            data.resourceGroup,
-            data.names.vm,
-            this.callOptions(signal),
-          );
-        }
-      }),
-    );
+    await this.power("restart", vm, async (data, signal) => {
+      const view = await this.clients.compute.virtualMachines.instanceView(
+        data.resourceGroup,
+        data.names.vm,
+        this.callOptions(signal),
+      );
+      const power = powerStateOf(view.statuses);
+      return power === "running" || power === "starting" ? "beginRestartAndWait" : "beginStartAndWait";
+    });
   }
 
   /** Deletes the VM (its OS disk, NIC and IP go with it) and anything of it still left. */
@@ -474,6 +440,31 @@ export class AzureProvider implements Provider {
    * it is abandoned so that its slot is free again. Any failure leaves as an AzureProviderError
    * with Azure's code and message, or saying the deadline passed.
    */
+  /** A start, stop or restart: `choose` picks the Azure call (looking at the machine first if it must). */
+  private async power(
+    what: string,
+    vm: ProviderVm,
+    choose: (data: AzureProviderData, signal: AbortSignal) => Promise<PowerCall>,
+  ): Promise<void> {
+    const data = providerData(vm);
+    await this.limit(() =>
+      this.guard(what, async (signal) => {
+        const call = await choose(data, signal);
+        await this.clients.compute.virtualMachines[call](
+          data.resourceGroup,
+          data.names.vm,
+          this.callOptions(signal),
+        );
+      }),
+    );
+  }
+
+  /**
+   * Runs Azure work under the operation deadline: its signal aborts the SDK's requests and polls
+   * at `operationTimeoutMs`; should the work still not end (it may clean up for `graceMs` more),
+   * it is abandoned so that its slot is free again. Any failure leaves as an AzureProviderError
+   * with Azure's code and message, or saying the deadline passed.
+   */
   private async guard<T>(what: string, work: (signal: AbortSignal) => Promise<T>, graceMs = 0): Promise<T> {
     const controller = new AbortController();
     const timers: NodeJS.Timeout[] = [];
@@ -524,6 +515,8 @@ function isAzureData(value: unknown): value is AzureProviderData {
   const data = value as Partial<AzureProviderData> | null;
   return typeof data?.resourceGroup === "string" && typeof data.names?.vm === "string";
 }
+
+type PowerCall = "beginStartAndWait" | "beginDeallocateAndWait" | "beginRestartAndWait";
 
 function providerData(vm: ProviderVm): AzureProviderData {
   if (!isAzureData(vm.providerData)) {

@@ -13,10 +13,15 @@
  */
 import { execFile } from "node:child_process";
 import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
-import { agentEnvironment, linuxGuestLayout, renderLinuxBootstrap, stopSandboxGuest } from "@nbfleet/scripts";
+import {
+  agentEnvironment,
+  freeLoopbackPort,
+  linuxGuestLayout,
+  renderLinuxBootstrap,
+  stopSandboxGuest,
+} from "@nbfleet/scripts";
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH } from "@nbfleet/shared";
 import type { ArtifactInfo } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
@@ -150,15 +155,4 @@ function sandbox(vm: ProviderVm): SandboxData {
 
 function isRoot(): boolean {
   return process.getuid?.() === 0;
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
