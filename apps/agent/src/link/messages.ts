@@ -10,12 +10,11 @@ import {
   CONTROLLER_STREAM_TYPES,
   CommandMessage,
   ControllerStreamMessage,
-  PROTOCOL_MAJOR,
   PROTOCOL_VERSION,
   WelcomeMessage,
   compileValidator,
-  protocolMajor,
 } from "@nbfleet/shared";
+import { type EnvelopeProblem, type RawFrame, clip as clipJson, readEnvelope } from "@nbfleet/shared/frames";
 import WebSocket from "ws";
 
 const welcomeValidator = compileValidator(WelcomeMessage, "welcome message");
@@ -36,29 +35,11 @@ export type ControllerFrame =
   | { kind: "version"; version: string }
   | { kind: "invalid"; problem: string };
 
-export function parseControllerFrame(
-  data: Buffer | ArrayBuffer | Buffer[],
-  isBinary: boolean,
-): ControllerFrame {
-  if (isBinary) return { kind: "invalid", problem: "a binary frame (the protocol is JSON text)" };
-  const text = Buffer.isBuffer(data)
-    ? data.toString("utf8")
-    : Array.isArray(data)
-      ? Buffer.concat(data).toString("utf8")
-      : Buffer.from(data).toString("utf8");
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { kind: "invalid", problem: `not JSON: ${JSON.stringify(text.slice(0, 60))}` };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { kind: "invalid", problem: "not a JSON object" };
-  }
-  const { v, type, id, name } = value as Record<string, unknown>;
-  const major = typeof v === "string" ? protocolMajor(v) : undefined;
-  if (major === undefined) return { kind: "invalid", problem: `v: expected "MAJOR.MINOR", got ${clip(v)}` };
-  if (major !== PROTOCOL_MAJOR) return { kind: "version", version: String(v) };
+export function parseControllerFrame(data: RawFrame, isBinary: boolean): ControllerFrame {
+  const envelope = readEnvelope(data, isBinary);
+  if (!envelope.ok) return envelopeProblem(envelope);
+  const { value, type } = envelope;
+  const { id, name } = value;
   if (type === "welcome") {
     return welcomeValidator.is(value)
       ? { kind: "welcome", message: value }
@@ -99,6 +80,21 @@ export function sendFrame(ws: WebSocket, body: Record<string, unknown>): boolean
   return true;
 }
 
+function envelopeProblem(refused: EnvelopeProblem): ControllerFrame {
+  switch (refused.problem) {
+    case "binary":
+      return { kind: "invalid", problem: "a binary frame (the protocol is JSON text)" };
+    case "not-json":
+      return { kind: "invalid", problem: `not JSON: ${JSON.stringify(refused.text.slice(0, 60))}` };
+    case "not-object":
+      return { kind: "invalid", problem: "not a JSON object" };
+    case "bad-version":
+      return { kind: "invalid", problem: `v: expected "MAJOR.MINOR", got ${clip(refused.v)}` };
+    case "other-major":
+      return { kind: "version", version: refused.v };
+  }
+}
+
 function clip(value: unknown): string {
-  return (JSON.stringify(value) ?? "undefined").slice(0, 60);
+  return clipJson(value, 60);
 }
