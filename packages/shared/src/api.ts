@@ -11,7 +11,7 @@ import {
   NotebookState,
   OverallHealth,
 } from "./health.js";
-import { CommandError } from "./protocol.js";
+import { CommandError, EventLevel } from "./protocol.js";
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
@@ -134,7 +134,7 @@ export const FleetEventView = Type.Object({
   vmName: Nullable(Type.String()),
   source: Type.Union([Type.Literal("agent"), Type.Literal("controller")]),
   kind: Type.String(),
-  level: Type.Union([Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")]),
+  level: EventLevel,
   message: Type.String(),
   data: Nullable(Type.Record(Type.String(), Type.Unknown())),
 });

@@ -17,14 +17,21 @@ export const AgentState = Type.Object({
 });
 export type AgentState = Static<typeof AgentState>;
 
+export const EventLevel = Type.Union([Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")]);
+export type EventLevel = Static<typeof EventLevel>;
+
 export const AgentEvent = Type.Object({
   at: Type.String({ format: "date-time" }),
   kind: Type.String({ minLength: 1, maxLength: 64 }),
-  level: Type.Union([Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")]),
+  level: EventLevel,
   message: Type.String({ maxLength: 8192 }),
   data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 export type AgentEvent = Static<typeof AgentEvent>;
+
+/** The logs an agent can read: the notebook server's and its own. */
+export const LogSource = Type.Union([Type.Literal("notebook"), Type.Literal("agent")]);
+export type LogSource = Static<typeof LogSource>;
 
 // ---- commands --------------------------------------------------------------------------
 
@@ -55,7 +62,7 @@ export const CommandParams = {
   "logs.tail": Type.Object(
     {
       lines: Type.Integer({ minimum: 1, maximum: 10_000 }),
-      source: Type.Union([Type.Literal("notebook"), Type.Literal("agent")]),
+      source: LogSource,
     },
     { additionalProperties: false },
   ),
@@ -151,8 +158,6 @@ const Base64 = Type.String({
 });
 const TerminalCols = Type.Integer({ minimum: 1, maximum: 1000 });
 const TerminalRows = Type.Integer({ minimum: 1, maximum: 1000 });
-export const LogSource = Type.Union([Type.Literal("notebook"), Type.Literal("agent")]);
-export type LogSource = Static<typeof LogSource>;
 
 /**
  * Starts a process on the guest as the notebook's user: with `tty` in a pseudo-terminal (a
