@@ -5,6 +5,7 @@
  *
  *   planDial (once) ─▶ prepareDial: pick the secret, read the CA file ─▶ dial: one WebSocket
  */
+import { AGENT_CONNECT_PATH } from "@nbfleet/shared";
 import WebSocket from "ws";
 import { AgentError } from "../errors.js";
 import { formatFingerprint } from "../tls/fingerprint.js";
@@ -13,7 +14,8 @@ import { readGivenFile } from "../util/read-given-file.js";
 import type { LinkOptions } from "./options.js";
 import type { LinkSecrets, Secret } from "./secret.js";
 
-export const AGENT_CONNECT_PATH = "/v1/agent/connect";
+/** Re-exported for the agent's package index; the path itself lives in @nbfleet/shared. */
+export { AGENT_CONNECT_PATH };
 
 const MAX_PAYLOAD = 16 * 1024 * 1024;
 
