@@ -19,6 +19,53 @@ export interface CloseVerdict {
   pace: RetryPace;
 }
 
+/** What the link saw of a connection that ended, beyond its close code. */
+export interface ConnectionEnd {
+  code: number;
+  reason: string;
+  presented: Presented;
+  welcomed: boolean;
+  /** The first socket error. */
+  error: Error | null;
+  /** Set when the controller answered the upgrade with an HTTP error instead of a WebSocket. */
+  refusal: UpgradeRefusal | null;
+}
+
+export function judgeEnd(end: ConnectionEnd, target: URL, credentialFile: string): CloseVerdict {
+  const { error, refusal } = end;
+  if (error instanceof TlsRefusedError) return { level: "error", pace: "patient", message: error.message };
+  if (refusal) {
+    const said = `${refusal.code ? `${refusal.code}: ` : ""}${refusal.message}`;
+    if (isAuthRefusal(refusal)) {
+      return judgeClose({
+        code: CloseCode.unauthorized,
+        reason: said,
+        presented: end.presented,
+        credentialFile,
+        welcomed: false,
+      });
+    }
+    return {
+      level: "warn",
+      pace: "normal",
+      message: `the controller at ${target.href} refused the connection with HTTP ${refusal.status}: ${said}`,
+    };
+  }
+  if (!end.welcomed && error && end.code === 1006) {
+    return {
+      level: "warn",
+      pace: "normal",
+      message: `cannot reach the controller at ${target.href}: ${error.message}`,
+    };
+  }
+  return judgeClose({ ...end, credentialFile });
+}
+
+/** Whether the controller refused the secret this connection presented. */
+export function refusedSecret(end: ConnectionEnd): boolean {
+  return end.code === CloseCode.unauthorized || (end.refusal !== null && isAuthRefusal(end.refusal));
+}
+
 export interface CloseContext {
   code: number;
   reason: string;
@@ -90,53 +137,6 @@ export function judgeClose(context: CloseContext): CloseVerdict {
     default:
       return { level: "warn", pace: "normal", message: `the link closed with code ${code}${why}` };
   }
-}
-
-/** What the link saw of a connection that ended, beyond its close code. */
-export interface ConnectionEnd {
-  code: number;
-  reason: string;
-  presented: Presented;
-  welcomed: boolean;
-  /** The first socket error. */
-  error: Error | null;
-  /** Set when the controller answered the upgrade with an HTTP error instead of a WebSocket. */
-  refusal: UpgradeRefusal | null;
-}
-
-export function judgeEnd(end: ConnectionEnd, target: URL, credentialFile: string): CloseVerdict {
-  const { error, refusal } = end;
-  if (error instanceof TlsRefusedError) return { level: "error", pace: "patient", message: error.message };
-  if (refusal) {
-    const said = `${refusal.code ? `${refusal.code}: ` : ""}${refusal.message}`;
-    if (isAuthRefusal(refusal)) {
-      return judgeClose({
-        code: CloseCode.unauthorized,
-        reason: said,
-        presented: end.presented,
-        credentialFile,
-        welcomed: false,
-      });
-    }
-    return {
-      level: "warn",
-      pace: "normal",
-      message: `the controller at ${target.href} refused the connection with HTTP ${refusal.status}: ${said}`,
-    };
-  }
-  if (!end.welcomed && error && end.code === 1006) {
-    return {
-      level: "warn",
-      pace: "normal",
-      message: `cannot reach the controller at ${target.href}: ${error.message}`,
-    };
-  }
-  return judgeClose({ ...end, credentialFile });
-}
-
-/** Whether the controller refused the secret this connection presented. */
-export function refusedSecret(end: ConnectionEnd): boolean {
-  return end.code === CloseCode.unauthorized || (end.refusal !== null && isAuthRefusal(end.refusal));
 }
 
 /** Nothing to dial with (no secret, no readable CA file): only an operator can fix it. */
