@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { rejectionOf } from "@nbfleet/testkit/rejection";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../config/paths.js";
 import { AgentError } from "../errors.js";
@@ -44,15 +45,7 @@ function recordingSleep() {
   return { delays, sleep: async (ms: number) => void delays.push(ms) };
 }
 
-async function catchError(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AgentError) return error;
-    throw error;
-  }
-  throw new Error("expected an AgentError");
-}
+const catchError = (promise: Promise<unknown>) => rejectionOf(promise, AgentError);
 
 let dir: string;
 beforeEach(async () => {

@@ -1,6 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { rejectionOf } from "@nbfleet/testkit/rejection";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentError } from "../errors.js";
 import type { CommandResult, CommandRunner } from "../install/command-runner.js";
@@ -27,15 +28,7 @@ const ok = (stdout = ""): CommandResult => ({ code: 0, stdout, stderr: "" });
 const fail = (code: number, stderr: string): CommandResult => ({ code, stdout: "", stderr });
 const NBFLEET_PASSWD = "nbfleet:x:998:998::/home/nbfleet:/usr/sbin/nologin\n";
 
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AgentError) return error;
-    throw error;
-  }
-  throw new Error("expected an AgentError");
-}
+const rejection = (promise: Promise<unknown>) => rejectionOf(promise, AgentError);
 
 describe("parsePasswdLine", () => {
   it("reads name, uid, gid and home", () => {

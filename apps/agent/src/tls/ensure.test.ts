@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { rejectionOf } from "@nbfleet/testkit/rejection";
 import { operatorPair } from "@nbfleet/testkit/test-ca";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../config/paths.js";
@@ -23,14 +24,7 @@ const mode = (file: string) => statSync(file).mode & 0o777;
 const read = (file: string) => readFileSync(file, "utf8");
 const fingerprintOnDisk = () => inspectCertificate(read(paths.certFile)).fingerprintSha256;
 
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof AgentError)) throw new Error(`expected an AgentError, got ${String(error)}`);
-  return error;
-}
+const rejection = (promise: Promise<unknown>) => rejectionOf(promise, AgentError);
 
 describe("ensureCertificate", () => {
   it("generates into an empty data dir with key 0600 and cert 0644, then keeps it", async () => {

@@ -6,10 +6,10 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { rejectionOf } from "@nbfleet/testkit/rejection";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 import { AgentError } from "../../src/errors.js";
@@ -31,15 +31,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function agentError(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof AgentError) return error;
-    throw error;
-  }
-  throw new Error("expected an AgentError");
-}
+const agentError = (promise: Promise<unknown>) => rejectionOf(promise, AgentError);
 
 describe("install on this Debian 12 machine", () => {
   it("detectJupyter finds Debian's notebook 6.4.12 through /usr/bin/jupyter's own interpreter", async () => {
@@ -284,17 +276,6 @@ print(json.dumps({"sections": sorted(config.keys()), "unknown": sorted(k for k i
     expect(out).toEqual({ sections: ["NotebookApp"], unknown: [], count: 13 });
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe("the notebook runs as an unprivileged user with this profile", () => {
   const userName = `nbft${randomBytes(4).toString("hex")}`;
