@@ -21,7 +21,10 @@ describe("controller TLS files", () => {
       encoding: "utf8",
     });
     expect(openssl.trim()).toBe(`sha256 Fingerprint=${tls.fingerprintSha256}`);
-    expect(guestTrust(tls)).toEqual({ fingerprint: tls.fingerprintSha256 });
+    expect(guestTrust(tls)).toEqual({
+      fingerprint: tls.fingerprintSha256,
+      certPem: readFileSync(a.cert, "utf8"),
+    });
     const withCa = readTlsFiles({ tlsCert: a.cert, tlsKey: a.key, tlsCa: a.cert })!;
     expect(guestTrust(withCa)).toEqual({ caPem: readFileSync(a.cert, "utf8") });
     expect(readTlsFiles({ tlsCert: null, tlsKey: null, tlsCa: null })).toBeNull();

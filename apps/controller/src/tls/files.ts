@@ -22,6 +22,8 @@ export interface ControllerTls {
 export interface GuestTrust {
   caPem?: string;
   fingerprint?: string;
+  /** With `fingerprint`: the certificate it pins, the one trust anchor of the bootstrap's download. */
+  certPem?: string;
 }
 
 type TlsSettings = Pick<ControllerSettings, "tlsCert" | "tlsKey" | "tlsCa">;
@@ -63,5 +65,5 @@ export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
 /** What a guest's bootstrap carries so its agent verifies this controller; undefined without TLS. */
 export function guestTrust(tls: ControllerTls | null): GuestTrust | undefined {
   if (!tls) return undefined;
-  return tls.caPem ? { caPem: tls.caPem } : { fingerprint: tls.fingerprintSha256 };
+  return tls.caPem ? { caPem: tls.caPem } : { fingerprint: tls.fingerprintSha256, certPem: tls.certPem };
 }

@@ -17,7 +17,7 @@ import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
 import { type NbfleetApp, buildServer, listen } from "../../src/server.js";
-import { guestTrust, readTlsFiles } from "../../src/tls/files.js";
+import { type GuestTrust, guestTrust, readTlsFiles } from "../../src/tls/files.js";
 
 let root: string;
 let emu: RunningEmulator;
@@ -25,10 +25,7 @@ let artifact: AgentArtifact;
 let cert: string;
 let key: string;
 
-async function tlsController(
-  name: string,
-  trust: { fingerprint: string },
-): Promise<{ app: NbfleetApp; url: string }> {
+async function tlsController(name: string, trust: GuestTrust): Promise<{ app: NbfleetApp; url: string }> {
   const provider = emulatorProvider(emu, { resourceGroup: name, artifact, controllerTrust: trust });
   const app = await buildServer(
     {
@@ -86,7 +83,7 @@ afterAll(async () => {
 describe("a controller on TLS, verified by its guests", () => {
   it("an agent whose bootstrap pins the controller's certificate connects over wss", async () => {
     const trust = guestTrust(readTlsFiles({ tlsCert: cert, tlsKey: key, tlsCa: null }))!;
-    const { app, url } = await tlsController("pinned", { fingerprint: trust.fingerprint! });
+    const { app, url } = await tlsController("pinned", trust);
     try {
       expect(url).toMatch(/^https:\/\//);
       const created = await app.inject({
@@ -116,7 +113,10 @@ describe("a controller on TLS, verified by its guests", () => {
 
   it("a bootstrap given a fingerprint that does not match refuses the controller before downloading", async () => {
     const wrong = Array.from({ length: 32 }, () => "AB").join(":");
-    const { app } = await tlsController("mismatch", { fingerprint: wrong });
+    const { app } = await tlsController("mismatch", {
+      fingerprint: wrong,
+      certPem: await readFile(cert, "utf8"),
+    });
     try {
       await app.inject({
         method: "POST",

@@ -26,6 +26,7 @@ describe("customData → bootstrap settings", () => {
       bootstrapToken: base.bootstrapToken,
       controllerCaPem: CA,
       controllerFingerprint: null,
+      controllerCertPem: null,
       passwordHash: base.passwordHash,
       runAs: "azureuser",
       allowRoot: false,
@@ -35,12 +36,17 @@ describe("customData → bootstrap settings", () => {
     });
   });
 
-  it("reads a pinned fingerprint", async () => {
+  it("reads a pinned fingerprint and the certificate it pins", async () => {
     const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
     const settings = await bootstrapSettings(
-      bootstrapScript(customDataBase64(renderCloudInit({ ...base, controllerFingerprint: fingerprint }))),
+      bootstrapScript(
+        customDataBase64(
+          renderCloudInit({ ...base, controllerFingerprint: fingerprint, controllerCertPem: CA }),
+        ),
+      ),
     );
     expect(settings.controllerFingerprint).toBe(fingerprint);
+    expect(settings.controllerCertPem).toBe(CA);
     expect(settings.controllerCaPem).toBeNull();
   });
 

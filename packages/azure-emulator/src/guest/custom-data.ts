@@ -17,6 +17,7 @@ export interface BootstrapSettings {
   bootstrapToken: string;
   controllerCaPem: string | null;
   controllerFingerprint: string | null;
+  controllerCertPem: string | null;
   passwordHash: string | null;
   runAs: string | null;
   allowRoot: boolean;
@@ -82,6 +83,7 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     "NBF_BOOTSTRAP_TOKEN",
     "NBF_CONTROLLER_CA_PEM",
     "NBF_CONTROLLER_FINGERPRINT",
+    "NBF_CONTROLLER_CERT_PEM",
     "NBF_RUN_AS",
     "NBF_ALLOW_ROOT",
     "NBF_NOTEBOOK_PORT",
@@ -101,6 +103,7 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     bootstrapToken: get("NBF_BOOTSTRAP_TOKEN"),
     controllerCaPem: get("NBF_CONTROLLER_CA_PEM") || null,
     controllerFingerprint: get("NBF_CONTROLLER_FINGERPRINT") || null,
+    controllerCertPem: get("NBF_CONTROLLER_CERT_PEM") || null,
     passwordHash: get("NBF_PASSWORD_HASH") || null,
     runAs: get("NBF_RUN_AS") || null,
     allowRoot: get("NBF_ALLOW_ROOT") === "1",

@@ -129,6 +129,7 @@ export class SandboxGuests implements Guests {
         bootstrapToken: settings.bootstrapToken,
         ...(settings.controllerCaPem ? { controllerCaPem: settings.controllerCaPem } : {}),
         ...(settings.controllerFingerprint ? { controllerFingerprint: settings.controllerFingerprint } : {}),
+        ...(settings.controllerCertPem ? { controllerCertPem: settings.controllerCertPem } : {}),
         ...(settings.passwordHash ? { passwordHash: settings.passwordHash } : {}),
         ...(settings.allowRoot ? { allowRoot: true } : {}),
         // As on a real VM, the agent reports the public URL (and has the FQDN in its certificate).

@@ -17,10 +17,12 @@ export {
   renderLinuxBootstrap,
 } from "./linux.js";
 export {
+  type ControllerTrust,
   type LinuxBootstrapOptions,
   LinuxBootstrapOptionsSchema,
   type WindowsBootstrapOptions,
   WindowsBootstrapOptionsSchema,
+  trustSettings,
 } from "./options.js";
 export {
   WINDOWS_DEFAULTS,

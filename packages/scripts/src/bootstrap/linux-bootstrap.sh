@@ -102,9 +102,10 @@ ensure_node() {
 # ---- download and checksum -------------------------------------------------------------------
 
 # download URL FILE [public]: a download from the controller trusts only its CA when one is
-# given, or only the certificate with the pinned SHA-256 fingerprint (checked by Node.js before
-# the request is sent: curl and wget cannot pin a certificate's fingerprint); anything else
-# trusts the system store. TLS is never switched off; the SHA-256 check of what arrived follows.
+# given, or only the controller's own certificate, carried with its pinned SHA-256 fingerprint
+# (Node.js takes that certificate as the one trust anchor and checks the fingerprint before the
+# request is sent: curl and wget cannot pin a fingerprint); anything else trusts the system
+# store. TLS is never switched off; the SHA-256 check of what arrived follows.
 download() {
   url=$1
   out=$2
@@ -115,11 +116,14 @@ download() {
       cacert="$NBF_INSTALL_DIR/controller-ca.pem"
     elif [ -n "$NBF_CONTROLLER_FINGERPRINT" ]; then
       pin=$NBF_CONTROLLER_FINGERPRINT
+      [ -n "$NBF_CONTROLLER_CERT_PEM" ] || fail "the pinned fingerprint came without the controller's certificate (NBF_CONTROLLER_CERT_PEM)"
+      pinned_cert="$NBF_WORK/controller-cert.pem"
+      write_file "$pinned_cert" "$NBF_CONTROLLER_CERT_PEM" 644
     fi
   fi
   if [ -n "$pin" ]; then
     [ -n "$NBF_NODE_PATH" ] || fail "Node.js is needed to download $url with the controller's pinned certificate"
-    node_get "$url" "$out" --pin "$pin"
+    node_get "$url" "$out" --pin "$pin" "$pinned_cert"
   elif command -v curl >/dev/null 2>&1; then
     set -- -fsSL --retry 5 --retry-delay 2 --connect-timeout 20 -o "$out"
     if [ -n "$cacert" ]; then set -- "$@" --cacert "$cacert"; fi
@@ -135,8 +139,8 @@ download() {
   fi
 }
 
-# node_get URL FILE [--pin SHA256 | --ca FILE]: up to 5 attempts; a refused certificate (exit 3)
-# is not retried.
+# node_get URL FILE [--pin SHA256 CERTFILE | --ca FILE]: up to 5 attempts; a refused certificate
+# (exit 3) is not retried.
 node_get() {
   attempt=1
   while :; do
@@ -156,33 +160,45 @@ const http = require("node:http");
 const https = require("node:https");
 const net = require("node:net");
 const tls = require("node:tls");
-const [first, out, mode, value] = process.argv.slice(1);
+const [first, out, mode, value, pinnedCert] = process.argv.slice(1);
 const pin = mode === "--pin" ? value.replace(/:/g, "").toUpperCase() : null;
-const ca = mode === "--ca" ? fs.readFileSync(value) : undefined;
+const trusted = { "--pin": pinnedCert, "--ca": value }[mode];
+const ca = trusted === undefined ? undefined : fs.readFileSync(trusted);
 const stop = (message, code) => {
   console.error(message);
   process.exit(code);
 };
-// The socket is handed to the request only after the pin matched: not a byte is sent before.
+const certRefused = (error) =>
+  error.code === "ERR_TLS_CERT_ALTNAME_INVALID" || /CERT|SELF_SIGNED|UNABLE_TO/.test(error.code || "");
+// The pinned certificate is the only trust anchor (a leaf issued by a CA the guest does not
+// know counts too: allowPartialTrustChain) and its fingerprint must be the pin instead of the
+// host name matching. The socket is handed to the request only after both held: not a byte is
+// sent before.
 const pinned = (url) => (options, done) => {
   const host = url.hostname.replace(/^\[|\]$/g, "");
+  const refuse = (why) =>
+    stop(`refusing the controller at ${url.host}: ${why}, but ${value} is pinned; nothing was sent to it`, 3);
   const socket = tls.connect({
     host,
     port: Number(url.port || 443),
     servername: net.isIP(host) ? undefined : host,
-    rejectUnauthorized: false,
+    ca,
+    allowPartialTrustChain: true,
+    checkServerIdentity: (name, cert) =>
+      cert.fingerprint256.replace(/:/g, "") === pin
+        ? undefined
+        : Object.assign(new Error(`its certificate has SHA-256 ${cert.fingerprint256}`), { code: "NBF_PIN_MISMATCH" }),
   });
   socket.setTimeout(20000, () => socket.destroy(new Error("no TLS handshake within 20 s")));
-  socket.once("error", done);
+  const onError = (error) => {
+    if (error.code === "NBF_PIN_MISMATCH") refuse(error.message);
+    else if (certRefused(error)) refuse(`its certificate is not the one carried with the pin (${error.code})`);
+    else done(error);
+  };
+  socket.once("error", onError);
   socket.once("secureConnect", () => {
     socket.setTimeout(0);
-    socket.off("error", done);
-    const cert = socket.getPeerX509Certificate();
-    const got = cert ? cert.fingerprint256 : "none";
-    if (got.replace(/:/g, "") !== pin) {
-      socket.destroy();
-      stop(`refusing the controller at ${url.host}: its certificate has SHA-256 ${got}, but ${value} is pinned; nothing was sent to it`, 3);
-    }
+    socket.off("error", onError);
     done(null, socket);
   });
 };
@@ -208,7 +224,7 @@ const get = (href, redirects) => {
     response.pipe(file);
   });
   request.on("timeout", () => request.destroy(new Error("no data for 60 s")));
-  request.on("error", (error) => stop(`${href}: ${error.message}`, error.code === "ERR_TLS_CERT_ALTNAME_INVALID" || /CERT|SELF_SIGNED|UNABLE_TO/.test(error.code || "") ? 3 : 1));
+  request.on("error", (error) => stop(`${href}: ${error.message}`, certRefused(error) ? 3 : 1));
 };
 get(first, 0);
 '

@@ -21,6 +21,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
+import { makeTestCa, selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
 import {
@@ -378,13 +379,7 @@ describe("renderLinuxBootstrap and the controller's TLS (a real HTTPS server)", 
   let tlsRequests = 0;
 
   async function selfSigned(dir: string, name: string) {
-    const key = path.join(dir, `${name}.key`);
-    const cert = path.join(dir, `${name}.pem`);
-    await promisify(execFile)("openssl", [
-      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-      ...["-keyout", key, "-out", cert, "-days", "2", "-subj", `/CN=${name}`],
-      ...["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-    ]);
+    const { cert, key } = await selfSignedPair(dir, name);
     const pem = await readFile(cert, "utf8");
     return {
       cert: pem,
@@ -420,14 +415,20 @@ describe("renderLinuxBootstrap and the controller's TLS (a real HTTPS server)", 
 
   it("never switches verification off in what it renders", async () => {
     const { options } = await sandbox("render-tls");
-    for (const trust of [{ controllerFingerprint: "ab".repeat(32) }, { controllerCaPem: served.cert }, {}]) {
+    const pinned = { controllerFingerprint: "ab".repeat(32), controllerCertPem: served.cert };
+    for (const trust of [pinned, { controllerCaPem: served.cert }, {}]) {
       const script = renderLinuxBootstrap({ ...options, ...over(trust) });
-      expect(script).not.toMatch(/--insecure|--no-check-certificate|NODE_TLS_REJECT_UNAUTHORIZED|\s-k\s/);
+      expect(script).not.toMatch(
+        /--insecure|--no-check-certificate|NODE_TLS_REJECT_UNAUTHORIZED|rejectUnauthorized|\s-k\s/,
+      );
     }
   });
 
   it("downloads from the controller with the pinned fingerprint, and sends nothing to another certificate", async () => {
-    const pinned = await sandbox("pinned", over({ controllerFingerprint: served.fingerprint }));
+    const pinned = await sandbox(
+      "pinned",
+      over({ controllerFingerprint: served.fingerprint, controllerCertPem: served.cert }),
+    );
     const before = tlsRequests;
     const ok = await runScript(pinned.script);
     expect(ok.stderr).toBe("");
@@ -436,14 +437,49 @@ describe("renderLinuxBootstrap and the controller's TLS (a real HTTPS server)", 
     expect(tlsRequests).toBe(before + 1);
     await startedPid(pinned.layout.pidFile);
 
-    const refused = await sandbox("pin-mismatch", over({ controllerFingerprint: other.fingerprint }));
-    const bad = await runScript(refused.script);
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain(`but ${other.fingerprint} is pinned; nothing was sent to it`);
-    expect(bad.stderr).toContain("the controller's certificate is not the trusted one");
-    expect(tlsRequests).toBe(before + 1);
-    expect(existsSync(refused.layout.pidFile)).toBe(false);
-    expect(existsSync(refused.layout.current)).toBe(false);
+    // The controller's certificate carried, but another pin; then another certificate and its pin.
+    for (const [name, certPem, detail] of [
+      ["pin-mismatch", served.cert, `its certificate has SHA-256 ${served.fingerprint}`],
+      ["cert-mismatch", other.cert, "its certificate is not the one carried with the pin"],
+    ] as const) {
+      const refused = await sandbox(
+        name,
+        over({ controllerFingerprint: other.fingerprint, controllerCertPem: certPem }),
+      );
+      const bad = await runScript(refused.script);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain(detail);
+      expect(bad.stderr).toContain(`but ${other.fingerprint} is pinned; nothing was sent to it`);
+      expect(bad.stderr).toContain("the controller's certificate is not the trusted one");
+      expect(tlsRequests).toBe(before + 1);
+      expect(existsSync(refused.layout.pidFile)).toBe(false);
+      expect(existsSync(refused.layout.current)).toBe(false);
+    }
+  });
+
+  it("pins a controller certificate issued by a CA the guest does not know", async () => {
+    const leaf = await (await makeTestCa()).issueServer();
+    const bytes = await readFile(artifact.file);
+    const issued = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (_req, res) => {
+      res.writeHead(200, { "content-length": bytes.length }).end(bytes);
+    });
+    await new Promise<void>((resolve) => issued.listen(0, "127.0.0.1", resolve));
+    try {
+      const base = `https://127.0.0.1:${(issued.address() as AddressInfo).port}`;
+      const pinned = await sandbox("pinned-issued", {
+        controllerUrl: base,
+        artifactUrl: `${base}/v1/agent/artifact`,
+        controllerFingerprint: new X509Certificate(leaf.certPem).fingerprint256,
+        controllerCertPem: leaf.certPem,
+      });
+      const ok = await runScript(pinned.script);
+      expect(ok.stderr).toBe("");
+      expect(ok.code).toBe(0);
+      await startedPid(pinned.layout.pidFile);
+    } finally {
+      issued.closeAllConnections();
+      await new Promise<void>((resolve) => issued.close(() => resolve()));
+    }
   });
 
   it("trusts only the given CA: the controller's own passes, another CA is refused", async () => {
@@ -599,6 +635,9 @@ describe("linuxAgentArgv", () => {
         controllerFingerprint: "ab".repeat(32),
       }),
     ).toThrow(/at most one/);
+    expect(() => renderLinuxBootstrap({ ...base, controllerFingerprint: "ab".repeat(32) })).toThrow(
+      /controllerFingerprint and controllerCertPem: give both/,
+    );
     expect(() => renderLinuxBootstrap({ ...base, mode: "sandbox", publicPort: 443 })).toThrow(/publicPort/);
   });
 });

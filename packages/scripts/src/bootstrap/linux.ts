@@ -135,6 +135,7 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
     ["NBF_ALLOW_ROOT", options.allowRoot ? "1" : "0"],
     ["NBF_CONTROLLER_CA_PEM", options.controllerCaPem?.trimEnd() ?? ""],
     ["NBF_CONTROLLER_FINGERPRINT", options.controllerFingerprint ?? ""],
+    ["NBF_CONTROLLER_CERT_PEM", options.controllerCertPem?.trimEnd() ?? ""],
     ["NBF_PUBLIC_PORT", publicPort],
     ["NBF_NODE", options.node ?? "node"],
     ["NBF_INSTALL_NODE", (options.installNode ?? systemd) ? "1" : "0"],

@@ -36,6 +36,11 @@ const GuestFields = {
   allowRoot: Type.Optional(Type.Boolean()),
   controllerCaPem: Type.Optional(CaPem),
   controllerFingerprint: Type.Optional(Fingerprint),
+  /**
+   * The controller's own certificate (PEM), carried with `controllerFingerprint`: the Linux
+   * bootstrap's Node.js download takes it as the one trust anchor and checks the pin too.
+   */
+  controllerCertPem: Type.Optional(CaPem),
   /** systemd/Windows: the public port redirected to `notebookPort` (443 on Azure). */
   publicPort: Type.Optional(Port),
   /**
@@ -109,6 +114,11 @@ export function checkLinuxOptions(value: unknown): LinuxBootstrapOptions {
   const options = linuxValidator.check(value);
   const problems = commonProblems(options);
   if (options.runAs && options.allowRoot) problems.push("runAs and allowRoot: give at most one");
+  if ((options.controllerFingerprint === undefined) !== (options.controllerCertPem === undefined)) {
+    problems.push(
+      "controllerFingerprint and controllerCertPem: give both (the pin and the certificate it pins) or neither",
+    );
+  }
   if (options.mode === "sandbox" && options.publicPort !== undefined) {
     problems.push("publicPort: only systemd mode redirects a public port");
   }
@@ -137,4 +147,22 @@ function commonProblems(options: { controllerCaPem?: string; controllerFingerpri
   return options.controllerCaPem !== undefined && options.controllerFingerprint !== undefined
     ? ["controllerCaPem and controllerFingerprint: give at most one"]
     : [];
+}
+
+/** What a guest is told to trust about its controller: its CA, or its certificate and that pin. */
+export interface ControllerTrust {
+  caPem?: string;
+  fingerprint?: string;
+  certPem?: string;
+}
+
+/** The bootstrap settings that carry `trust` (none without one: the system's trust store). */
+export function trustSettings(
+  trust: ControllerTrust | undefined,
+): Pick<LinuxBootstrapOptions, "controllerCaPem" | "controllerFingerprint" | "controllerCertPem"> {
+  return {
+    ...(trust?.caPem ? { controllerCaPem: trust.caPem } : {}),
+    ...(trust?.fingerprint ? { controllerFingerprint: trust.fingerprint } : {}),
+    ...(trust?.certPem ? { controllerCertPem: trust.certPem } : {}),
+  };
 }

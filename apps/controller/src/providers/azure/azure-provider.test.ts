@@ -313,7 +313,10 @@ describe("provider azure against the emulator", () => {
   it("boots Linux with cloud-init (systemd, 443 → 9999, admin user, FQDN) and Windows with a CustomScriptExtension", async () => {
     const provider = emulatorProvider(emu, {
       resourceGroup: "guests",
-      controllerTrust: { fingerprint: "AB".repeat(32) },
+      controllerTrust: {
+        fingerprint: "AB".repeat(32),
+        certPem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+      },
     });
     const windows = emulatorProvider(emu, { resourceGroup: "guests", image: "windows-2022" });
     const context = {

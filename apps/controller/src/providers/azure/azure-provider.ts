@@ -1,4 +1,10 @@
-import { customDataBase64, renderCloudInit, renderWindowsBootstrap } from "@nbfleet/scripts";
+import {
+  type ControllerTrust,
+  customDataBase64,
+  renderCloudInit,
+  renderWindowsBootstrap,
+  trustSettings,
+} from "@nbfleet/scripts";
 /**
  * Provider `azure`: each machine is an Azure VM made through the real Azure SDK
  * (@azure/arm-resources, -network, -compute), booted by cloud-init user-data (Linux) or a
@@ -60,7 +66,7 @@ export interface AzureProviderOptions {
   /** Machines created, started, stopped or deleted at the same time (default 10). */
   maxConcurrency?: number;
   /** How guests verify this controller's TLS certificate: its CA (PEM) or its SHA-256 fingerprint. */
-  controllerTrust?: { caPem?: string; fingerprint?: string };
+  controllerTrust?: ControllerTrust;
   retry?: Partial<RetrySettings>;
   /** LRO poll interval when Azure sends no Retry-After (SDK default 2 s). */
   pollIntervalMs?: number;
@@ -363,7 +369,6 @@ export class AzureProvider implements Provider {
   }
 
   private userData(context: ProvisionContext, fqdn: string, publicUrl: string): string {
-    const trust = this.options.controllerTrust ?? {};
     const common = {
       controllerUrl: context.controllerUrl,
       artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
@@ -375,8 +380,7 @@ export class AzureProvider implements Provider {
       bindIp: "0.0.0.0",
       hostnames: [fqdn],
       publicUrl,
-      ...(trust.caPem ? { controllerCaPem: trust.caPem } : {}),
-      ...(trust.fingerprint ? { controllerFingerprint: trust.fingerprint } : {}),
+      ...trustSettings(this.options.controllerTrust),
     };
     if (this.os === "windows") return renderWindowsBootstrap(common);
     // The notebook runs as the VM's admin user, never as root.

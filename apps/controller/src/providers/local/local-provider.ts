@@ -16,11 +16,13 @@ import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import {
+  type ControllerTrust,
   agentEnvironment,
   freeLoopbackPort,
   linuxGuestLayout,
   renderLinuxBootstrap,
   stopSandboxGuest,
+  trustSettings,
 } from "@nbfleet/scripts";
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH } from "@nbfleet/shared";
 import type { ArtifactInfo } from "../../artifact-info.js";
@@ -34,7 +36,7 @@ export interface LocalProviderOptions {
   root: string;
   artifact: ArtifactInfo;
   /** How agents verify a controller on TLS: its CA, or its certificate's SHA-256 fingerprint. */
-  controllerTrust?: { caPem?: string; fingerprint?: string };
+  controllerTrust?: ControllerTrust;
 }
 
 interface SandboxData {
@@ -68,10 +70,7 @@ export class LocalProvider implements Provider {
       node: process.execPath,
       nodeDistUrl: null,
       ...(user ? { runAs: user } : {}),
-      ...(this.options.controllerTrust?.caPem ? { controllerCaPem: this.options.controllerTrust.caPem } : {}),
-      ...(this.options.controllerTrust?.fingerprint
-        ? { controllerFingerprint: this.options.controllerTrust.fingerprint }
-        : {}),
+      ...trustSettings(this.options.controllerTrust),
     });
     await writeFile(path.join(dir, "bootstrap.sh"), script, { mode: 0o700 });
     await this.boot(dir);
