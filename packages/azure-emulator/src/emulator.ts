@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { ArmError, notFound, resourceGroupNotFound } from "./arm/errors.js";
 import { type FaultRule, Faults, type RequestFacts } from "./arm/faults.js";
-import { type Operation, Operations } from "./arm/operations.js";
+import { type Operation, Operations, type StartOperation } from "./arm/operations.js";
 import { type ArmPath, groupId, parseArmPath, sameId } from "./arm/paths.js";
 import { type ResourceGroup, ResourceStore, type StoredResource } from "./arm/store.js";
 import { AZURE_LIMITS, Throttle, type ThrottleLimits } from "./arm/throttle.js";
@@ -370,14 +370,13 @@ export class Emulator {
     if (method === "DELETE") {
       if (!group) throw resourceGroupNotFound(path.resourceGroup);
       group.deleting = true;
-      const operation = this.operations.start({
+      const operation = this.startOperation(ctx, {
         subscription: path.subscription,
         namespace: "Microsoft.Resources",
         location: group.location,
         resourceId: group.id,
         what: "DELETE resourceGroup",
-        durationMs: this.core.durations.delete + (ctx.fault?.delayMs ?? 0),
-        ...(ctx.fault?.failOperation ? { failWith: faultError(ctx.fault) } : {}),
+        durationMs: this.core.durations.delete,
         run: async () => {
           // VMs first: deleting one takes its guest down and releases its NICs.
           const inside = this.store.list({ subscription: path.subscription, resourceGroup: group.name });
@@ -529,14 +528,10 @@ export class Emulator {
     };
     this.store.put(resource);
     handler.accepted?.(this.core, resource, created);
-    const operation = this.operations.start({
-      subscription: group.subscription,
-      namespace: handler.type.split("/")[0]!,
-      location: resource.location,
-      resourceId: resource.id,
+    const operation = this.startOperation(ctx, {
+      ...operationTarget(resource),
       what: "PUT",
-      durationMs: handler.putDuration(this.core) + (ctx.fault?.delayMs ?? 0),
-      ...(ctx.fault?.failOperation ? { failWith: faultError(ctx.fault) } : {}),
+      durationMs: handler.putDuration(this.core),
       run: async () => {
         await handler.provision?.(this.core, resource, created);
         resource.properties.provisioningState = "Succeeded";
@@ -555,6 +550,15 @@ export class Emulator {
     };
   }
 
+  /** A long-running operation; the request's injected fault (extra delay, failure) applies to it. */
+  private startOperation(ctx: Ctx, spec: Omit<StartOperation, "failWith">): Operation {
+    return this.operations.start({
+      ...spec,
+      durationMs: spec.durationMs + (ctx.fault?.delayMs ?? 0),
+      ...(ctx.fault?.failOperation ? { failWith: faultError(ctx.fault) } : {}),
+    });
+  }
+
   private delete(ctx: Ctx, group: ResourceGroup, id: string): EmulatorResponse {
     const resource = this.store.get(id);
     if (!resource) return { status: 204, headers: {} };
@@ -570,14 +574,10 @@ export class Emulator {
     resource.deleting = true;
     const before = resource.properties.provisioningState;
     resource.properties.provisioningState = "Deleting";
-    const operation = this.operations.start({
-      subscription: group.subscription,
-      namespace: resource.type.split("/")[0]!,
-      location: resource.location,
-      resourceId: resource.id,
+    const operation = this.startOperation(ctx, {
+      ...operationTarget(resource),
       what: "DELETE",
-      durationMs: this.core.durations.delete + (ctx.fault?.delayMs ?? 0),
-      ...(ctx.fault?.failOperation ? { failWith: faultError(ctx.fault) } : {}),
+      durationMs: this.core.durations.delete,
       run: () => this.removeNow(resource),
       onFailed: () => {
         resource.deleting = false;
@@ -597,14 +597,10 @@ export class Emulator {
   ): EmulatorResponse {
     if (resource.busy) throw anotherOperation(resource);
     action.begin(this.core, resource);
-    const operation = this.operations.start({
-      subscription: resource.subscription,
-      namespace: resource.type.split("/")[0]!,
-      location: resource.location,
-      resourceId: resource.id,
+    const operation = this.startOperation(ctx, {
+      ...operationTarget(resource),
       what: `POST ${name}`,
-      durationMs: this.core.durations.power + (ctx.fault?.delayMs ?? 0),
-      ...(ctx.fault?.failOperation ? { failWith: faultError(ctx.fault) } : {}),
+      durationMs: this.core.durations.power,
       run: async () => {
         await action.run(this.core, resource);
         resource.busy = null;
@@ -742,6 +738,16 @@ export class Emulator {
       properties: { ...resource.properties, ...handler?.render?.(this.core, resource, expand) },
     };
   }
+}
+
+/** Whom an operation on a resource is about (its provider namespace is the type's first segment). */
+function operationTarget(resource: StoredResource) {
+  return {
+    subscription: resource.subscription,
+    namespace: resource.type.split("/")[0]!,
+    location: resource.location,
+    resourceId: resource.id,
+  };
 }
 
 interface Ctx {

@@ -55,10 +55,7 @@ function stillValid(certPem: string, now: Date): boolean {
 
 async function makeCaAndServer(now: Date): Promise<Omit<EmulatorTls, "caFile">> {
   const start = new Date(Math.floor(now.getTime() / 1000) * 1000 - 5 * 60_000);
-  const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
+  const caKeys = await newKeyPair();
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: "CN=nbfleet Azure emulator CA, O=nbfleet",
@@ -72,10 +69,7 @@ async function makeCaAndServer(now: Date): Promise<Omit<EmulatorTls, "caFile">> 
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  const serverKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
+  const serverKeys = await newKeyPair();
   const server = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: "CN=localhost, O=nbfleet",
@@ -102,6 +96,10 @@ async function makeCaAndServer(now: Date): Promise<Omit<EmulatorTls, "caFile">> 
     .export({ format: "pem", type: "pkcs8" })
     .toString();
   return { caPem: `${ca.toString("pem")}\n`, certPem: `${server.toString("pem")}\n`, keyPem };
+}
+
+async function newKeyPair(): Promise<webcrypto.CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
 }
 
 function serial(): string {

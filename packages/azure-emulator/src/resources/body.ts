@@ -97,11 +97,28 @@ export function reference(
   return target;
 }
 
+/** A resource name rule: null for a name that matches `pattern`, else what names must be. */
+export const nameRule =
+  (pattern: RegExp, description: string) =>
+  (name: string): string | null =>
+    pattern.test(name) ? null : description;
+
 export const NAME_80 = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$/;
-export const nameRule80 = (name: string): string | null =>
-  NAME_80.test(name)
-    ? null
-    : "1-80 characters: letters, digits, underscores, periods and hyphens; starting with a letter or digit and ending with a letter, digit or underscore";
+export const nameRule80 = nameRule(
+  NAME_80,
+  "1-80 characters: letters, digits, underscores, periods and hyphens; starting with a letter or digit and ending with a letter, digit or underscore",
+);
+
+/** A TypeHandler's `nameProblem`: "<kind> names are <what the rule says>". */
+export function namesOf(
+  kind: string,
+  rule: (name: string) => string | null,
+): (name: string) => string | null {
+  return (name) => {
+    const problem = rule(name);
+    return problem === null ? null : `${kind} names are ${problem}`;
+  };
+}
 
 export function isCidr(value: string): boolean {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);

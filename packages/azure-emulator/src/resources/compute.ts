@@ -12,6 +12,8 @@ import {
   type Json,
   array,
   isObject,
+  nameRule,
+  namesOf,
   object,
   oneOf,
   optionalObject,
@@ -313,11 +315,13 @@ function power(
 export const virtualMachines: TypeHandler = {
   type: VM,
   pendingState: "Creating",
-  nameProblem(name) {
-    return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(name) && !/[.-]$/.test(name) && !name.startsWith("_")
-      ? null
-      : "virtual machine names are 1-64 letters, digits, underscores, periods and hyphens, not starting with an underscore and not ending with a period or hyphen";
-  },
+  nameProblem: namesOf(
+    "virtual machine",
+    nameRule(
+      /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/,
+      "1-64 letters, digits, underscores, periods and hyphens, not starting with an underscore and not ending with a period or hyphen",
+    ),
+  ),
   putDuration: (core) => core.durations.compute,
   build: vmBuild,
   accepted(core, vm, created) {
@@ -447,10 +451,10 @@ export function instanceView(vm: StoredResource): Json {
 export const disks: TypeHandler = {
   type: DISK,
   pendingState: "Updating",
-  nameProblem: (name) =>
-    /^[A-Za-z0-9_.-]{1,80}$/.test(name)
-      ? null
-      : "disk names are 1-80 letters, digits, underscores, periods and hyphens",
+  nameProblem: namesOf(
+    "disk",
+    nameRule(/^[A-Za-z0-9_.-]{1,80}$/, "1-80 letters, digits, underscores, periods and hyphens"),
+  ),
   putDuration: (core) => core.durations.network,
   build() {
     throw new ArmError(
@@ -471,10 +475,10 @@ export const disks: TypeHandler = {
 export const extensions: TypeHandler = {
   type: EXTENSION,
   pendingState: "Creating",
-  nameProblem: (name) =>
-    /^[A-Za-z0-9_.-]{1,64}$/.test(name)
-      ? null
-      : "extension names are 1-64 letters, digits, underscores, periods and hyphens",
+  nameProblem: namesOf(
+    "extension",
+    nameRule(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, underscores, periods and hyphens"),
+  ),
   putDuration: (core) => core.durations.network,
   build(input) {
     const parent = input.parent;

@@ -11,6 +11,7 @@ import {
   array,
   isCidr,
   nameRule80,
+  namesOf,
   object,
   oneOf,
   optionalObject,
@@ -85,7 +86,7 @@ function subnetUsers(core: EmulatorCore, subnetId: string): string[] {
 export const virtualNetworks: TypeHandler = {
   type: VNET,
   pendingState: "Updating",
-  nameProblem: (name) => (nameRule80(name) ? `virtual network names are ${nameRule80(name)}` : null),
+  nameProblem: namesOf("virtual network", nameRule80),
   putDuration: networkPut,
   build(input) {
     const properties = object(input.body.properties, "properties");
@@ -175,7 +176,7 @@ const PROTOCOLS = ["Tcp", "Udp", "Icmp", "Esp", "Ah", "*"] as const;
 export const networkSecurityGroups: TypeHandler = {
   type: NSG,
   pendingState: "Updating",
-  nameProblem: (name) => (nameRule80(name) ? `network security group names are ${nameRule80(name)}` : null),
+  nameProblem: namesOf("network security group", nameRule80),
   putDuration: networkPut,
   build(input) {
     const properties = object(input.body.properties ?? {}, "properties");
@@ -291,7 +292,7 @@ function ipUser(core: EmulatorCore, ip: StoredResource): string | undefined {
 export const publicIPAddresses: TypeHandler = {
   type: PUBLIC_IP,
   pendingState: "Updating",
-  nameProblem: (name) => (nameRule80(name) ? `public IP address names are ${nameRule80(name)}` : null),
+  nameProblem: namesOf("public IP address", nameRule80),
   putDuration: networkPut,
   build(input) {
     const properties = object(input.body.properties ?? {}, "properties");
@@ -412,7 +413,7 @@ let nextPrivateHost = 4;
 export const networkInterfaces: TypeHandler = {
   type: NIC,
   pendingState: "Updating",
-  nameProblem: (name) => (nameRule80(name) ? `network interface names are ${nameRule80(name)}` : null),
+  nameProblem: namesOf("network interface", nameRule80),
   putDuration: networkPut,
   build(input) {
     const properties = object(input.body.properties, "properties");
