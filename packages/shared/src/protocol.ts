@@ -329,8 +329,13 @@ export type ControllerMessage = Static<typeof ControllerMessage>;
 
 /** WebSocket close codes the controller uses (4000–4999 are application-defined). */
 export const CloseCode = {
+  /** The controller is shutting down. */
+  goingAway: 1001,
   policyViolation: 1008,
   messageTooBig: 1009,
+  internalError: 1011,
+  /** Too busy (too many handshakes at once, or a peer that does not read): come back later. */
+  tryLater: 1013,
   unauthorized: 4001,
   protocolVersion: 4002,
   replaced: 4003,

@@ -39,8 +39,6 @@ import { sameDetails } from "./details.js";
 import { AgentSession } from "./session.js";
 import { SourceLimiter, type SourceLimiterOptions } from "./source-limiter.js";
 
-const CLOSE_GOING_AWAY = 1001;
-const CLOSE_TRY_LATER = 1013;
 /**
  * Authenticated handshakes (upgraded, not yet welcomed) allowed at once; more are told to come
  * back later. Unauthenticated upgrades never get this far.
@@ -221,7 +219,7 @@ export class AgentGateway implements CommandLink {
       this.sessions.delete(session.vmName!);
       this.writeStatus(session, "disconnected");
       session.retired = true;
-      session.close(CLOSE_GOING_AWAY, "controller shutting down");
+      session.close(CloseCode.goingAway, "controller shutting down");
       this.streamsEnded(session.vmName!, "the controller is shutting down");
     }
   }
@@ -230,7 +228,7 @@ export class AgentGateway implements CommandLink {
     const session = new AgentSession(ws);
     const { metrics, log } = this.options;
     if (this.closing) {
-      session.close(CLOSE_GOING_AWAY, "controller shutting down");
+      session.close(CloseCode.goingAway, "controller shutting down");
       return;
     }
     if (admission?.kind !== "admitted") {
@@ -242,7 +240,7 @@ export class AgentGateway implements CommandLink {
     }
     const { identity } = admission;
     if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      session.close(CLOSE_TRY_LATER, "too many agents connecting at once; retry with backoff");
+      session.close(CloseCode.tryLater, "too many agents connecting at once; retry with backoff");
       return;
     }
     this.pendingHandshakes++;
@@ -297,7 +295,7 @@ export class AgentGateway implements CommandLink {
         .then(() => process(parsed.message))
         .catch((error) => {
           log.error({ err: error, vm: session.vmName }, "agent message failed");
-          if (session.vmName === null) fail(1011, "internal error during the handshake");
+          if (session.vmName === null) fail(CloseCode.internalError, "internal error during the handshake");
         })
         .finally(() => {
           inFlight--;

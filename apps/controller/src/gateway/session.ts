@@ -3,14 +3,20 @@
  * API serves for a connected VM), liveness, and a send queue that stops writing into a socket
  * that is not draining.
  */
-import type { HealthReport, NotebookState, NotebookStatus, OverallHealth } from "@nbfleet/shared";
+import {
+  CloseCode,
+  type HealthReport,
+  type NotebookState,
+  type NotebookStatus,
+  type OverallHealth,
+} from "@nbfleet/shared";
 import WebSocket from "ws";
 import { closeWithin } from "./socket-close.js";
 
 const HIGH_WATER_BYTES = 256 * 1024;
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Close code for a peer that does not read what it is sent ("try again later"). */
-export const CLOSE_SLOW_CONSUMER = 1013;
+export const CLOSE_SLOW_CONSUMER = CloseCode.tryLater;
 
 export class AgentSession {
   vmName: string | null = null;
