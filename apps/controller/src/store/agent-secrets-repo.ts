@@ -104,12 +104,7 @@ export class AgentSecretsRepo {
     now = new Date().toISOString(),
   ): Promise<string | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom("agent_secrets")
-        .select("vm_name")
-        .where("hash", "=", bootstrapHash)
-        .where("kind", "=", "bootstrap")
-        .executeTakeFirst();
+      const row = await vmOfSecret(trx, bootstrapHash, "bootstrap").executeTakeFirst();
       if (!row) return undefined;
       const updated = await trx
         .updateTable("agent_secrets")
@@ -129,11 +124,7 @@ export class AgentSecretsRepo {
    */
   async confirmCredential(credentialHash: string, now = new Date().toISOString()): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom("agent_secrets")
-        .select("vm_name")
-        .where("hash", "=", credentialHash)
-        .where("kind", "=", "credential")
+      const row = await vmOfSecret(trx, credentialHash, "credential")
         .where("confirmed_at", "is", null)
         .executeTakeFirst();
       if (!row) return false;
@@ -167,6 +158,10 @@ function toBootstrapRecord(row: {
     expiresAt: row.expires_at ?? row.created_at,
     exchangedAt: row.exchanged_at,
   };
+}
+
+function vmOfSecret(trx: Transaction<Database>, hash: string, kind: AgentSecretKind) {
+  return trx.selectFrom("agent_secrets").select("vm_name").where("hash", "=", hash).where("kind", "=", kind);
 }
 
 function replaceCredential(

@@ -448,13 +448,18 @@ export function instanceView(vm: StoredResource): Json {
   };
 }
 
+/** Names of 1 to `max` letters, digits, underscores, periods and hyphens, in any order. */
+function plainNameRule(max: number): (name: string) => string | null {
+  return nameRule(
+    new RegExp(`^[A-Za-z0-9_.-]{1,${max}}$`),
+    `1-${max} letters, digits, underscores, periods and hyphens`,
+  );
+}
+
 export const disks: TypeHandler = {
   type: DISK,
   pendingState: "Updating",
-  nameProblem: namesOf(
-    "disk",
-    nameRule(/^[A-Za-z0-9_.-]{1,80}$/, "1-80 letters, digits, underscores, periods and hyphens"),
-  ),
+  nameProblem: namesOf("disk", plainNameRule(80)),
   putDuration: (core) => core.durations.network,
   build() {
     throw new ArmError(
@@ -475,10 +480,7 @@ export const disks: TypeHandler = {
 export const extensions: TypeHandler = {
   type: EXTENSION,
   pendingState: "Creating",
-  nameProblem: namesOf(
-    "extension",
-    nameRule(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, underscores, periods and hyphens"),
-  ),
+  nameProblem: namesOf("extension", plainNameRule(64)),
   putDuration: (core) => core.durations.network,
   build(input) {
     const parent = input.parent;
