@@ -2,23 +2,26 @@
  * Issue 3's figures: one controller (its own process) holding N simulated agents (another
  * process) that report every 15 s, measured from here (a third process):
  * - time until the controller counts all N connected;
- * - controller RSS per agent: (RSS idle with the fleet − RSS idle before it) / N;
+ * - controller RSS per agent: (median RSS over the steady window with the fleet − median RSS over
+ *   a window as long with the N VMs seeded and no agent) / N, both sampled every second;
  * - controller CPU over a steady window;
  * - `GET /v1/vms?health=unhealthy` latency over N VMs (every 20th agent reports a failed notebook);
- * - notebook-restart round trips spread over the fleet (the simulated agent answers at once).
+ * - the controller's own overhead per command: notebook restarts spread over the fleet, POST until
+ *   the long poll answers, with simulated agents that answer at once (real agents: real-agents-bench).
  * Everything is on 127.0.0.1; the children are ended whatever happens.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { buildServer, loadSettings } from "@nbfleet/controller";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { BenchChild } from "./bench-child.js";
 import { JsonClient } from "./http-client.js";
-import { median, quantile } from "./machine.js";
 import { cpuSeconds, rssBytes, runQueueWaitSeconds } from "./proc-usage.js";
+import { median, quantile } from "./stats.js";
 
 export interface ControllerBenchOptions {
   agents: number;
@@ -54,7 +57,11 @@ export interface ControllerBenchResult {
   heldAtEnd: number;
   minHeldDuringSteady: number;
   droppedByFleetCount: number;
+  /** RSS samples (one a second) behind the two medians: [without agents, with the fleet]. */
+  rssSamplesPerWindow: [number, number];
+  /** Median RSS over a window of `steadyWindowSec` with the VMs seeded and no agent connected. */
   rssBaselineMB: number;
+  /** Median RSS over the steady window with the fleet connected. */
   rssIdleMB: number;
   rssPerAgentKB: number;
   rssAfterCommandsMB: number;
@@ -128,9 +135,11 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
     const connected = async () =>
       (await api.expect<{ agentsConnected: number }>(200, "GET", "/healthz")).agentsConnected;
 
-    // Baseline: the controller with N VMs in its store and no agent, settled.
+    // Baseline: the controller with N VMs in its store and no agent, settled, sampled like the
+    // steady window below (same length, same cadence, same statistic).
     await sleep(3000);
-    const rssBaseline = await rssBytes(controller.pid);
+    const baselineSamples = await sampleEverySecond(controller.pid, options.steadySec);
+    const rssBaseline = median(baselineSamples);
     noteLoad("before connect");
 
     // Per phase: how late the controller's loop ran, its GC pauses, how long it waited for a CPU.
@@ -191,13 +200,10 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
     const steadyStarted = performance.now();
     const cpuBefore = await cpuSeconds(controller.pid);
     const fleetCpuBefore = await cpuSeconds(fleet.pid);
-    const rssSamples: number[] = [];
     let minHeld = options.agents;
-    while (performance.now() - steadyStarted < options.steadySec * 1000) {
-      rssSamples.push(await rssBytes(controller.pid));
-      if (rssSamples.length % 5 === 0) minHeld = Math.min(minHeld, await connected());
-      await sleep(1000);
-    }
+    const rssSamples = await sampleEverySecond(controller.pid, options.steadySec, async (n) => {
+      if (n % 5 === 0) minHeld = Math.min(minHeld, await connected());
+    });
     const steadyElapsed = (performance.now() - steadyStarted) / 1000;
     const cpuPercentSteady = (((await cpuSeconds(controller.pid)) - cpuBefore) / steadyElapsed) * 100;
     const fleetCpuPercentSteady = (((await cpuSeconds(fleet.pid)) - fleetCpuBefore) / steadyElapsed) * 100;
@@ -241,6 +247,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
       heldAtEnd,
       minHeldDuringSteady: minHeld,
       droppedByFleetCount: Number(fleetStats.dropped),
+      rssSamplesPerWindow: [baselineSamples.length, rssSamples.length],
       rssBaselineMB: rssBaseline / 2 ** 20,
       rssIdleMB: rssIdle / 2 ** 20,
       rssPerAgentKB: (rssIdle - rssBaseline) / options.agents / 1024,
@@ -349,4 +356,18 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** RSS once a second for `seconds` (and `each(n)` after the n-th sample). */
+async function sampleEverySecond(
+  pid: number,
+  seconds: number,
+  each: (n: number) => Promise<void> = async () => {},
+): Promise<number[]> {
+  const samples: number[] = [];
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    samples.push(await rssBytes(pid));
+    await each(samples.length);
+    await sleep(1000);
+  }
+  return samples;
+}

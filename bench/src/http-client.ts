@@ -17,7 +17,7 @@ export class JsonClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets });
   }
 
-  request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<JsonResponse<T>> {
+  request<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<JsonResponse<T>> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -50,7 +50,12 @@ export class JsonClient {
   }
 
   /** Like `request`, but anything other than `expected` is an error naming the route and the body. */
-  async expect<T>(expected: number, method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  async expect<T>(
+    expected: number,
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
     const res = await this.request<T>(method, path, body);
     if (res.status !== expected)
       throw new Error(

@@ -1,11 +1,44 @@
 /** RSS and CPU time of a process (and, optionally, its descendants) from /proc. */
 import { readFile, readdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const CLOCK_TICKS = 100;
 
-export async function rssBytes(pid: number): Promise<number> {
+export const rssBytes = (pid: number) => statusKB(pid, "VmRSS");
+
+/** The most the process has had resident since it started (the kernel's high-water mark). */
+export const peakRssBytes = (pid: number) => statusKB(pid, "VmHWM");
+
+async function statusKB(pid: number, field: string): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+  const value = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1];
+  if (value === undefined) throw new Error(`no ${field} in /proc/${pid}/status (has it exited?)`);
+  return Number(value) * 1024;
+}
+
+export interface RssSample {
+  /** performance.now() of the sample. */
+  at: number;
+  bytes: number;
+}
+
+/** Samples the process's RSS every `everyMs` from now until `stop()`, which returns the samples. */
+export function sampleRss(pid: number, everyMs: number): { stop(): RssSample[] } {
+  const samples: RssSample[] = [];
+  let running = true;
+  void (async () => {
+    while (running) {
+      const bytes = await rssBytes(pid).catch(() => undefined);
+      if (bytes !== undefined) samples.push({ at: performance.now(), bytes });
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    stop() {
+      running = false;
+      return samples;
+    },
+  };
 }
 
 /** User + system CPU seconds the process has used so far. */

@@ -10,16 +10,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  type Provider,
-  type ProviderVm,
-  type ProvisionContext,
-  TerminalConnection,
-  buildServer,
-  listen,
-  loadSettings,
-} from "@nbfleet/controller";
-import { quantile } from "./machine.js";
+import { TerminalConnection, buildServer, listen, loadSettings } from "@nbfleet/controller";
+import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
+import { quantile } from "./stats.js";
 
 export interface TerminalBenchResult {
   keystrokes: number;
@@ -35,19 +28,6 @@ export interface TerminalBenchResult {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsxLoader = path.join(here, "../../node_modules/tsx/dist/loader.mjs");
 
-class HandOver implements Provider {
-  readonly name = "bench";
-  context: ProvisionContext | undefined;
-  async create(_vm: ProviderVm, context: ProvisionContext) {
-    this.context = context;
-    return { notebookUrl: null };
-  }
-  async start() {}
-  async stop() {}
-  async restart() {}
-  async delete() {}
-}
-
 export async function runTerminalBench(options: {
   keystrokes: number;
   warmup?: number;
@@ -55,7 +35,7 @@ export async function runTerminalBench(options: {
   const warmup = options.warmup ?? 50;
   const loadBefore = loadavg()[0]!;
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-terminal-"));
-  const provider = new HandOver();
+  const provider = new HandOverProvider();
   const settings = loadSettings({
     flags: { dataDir, listen: "127.0.0.1:0", logLevel: "warn", adminToken: "nbf_bench-terminal-admin-token" },
     env: {},
@@ -78,7 +58,7 @@ export async function runTerminalBench(options: {
         tsxLoader,
         path.join(here, "terminal-agent-process.ts"),
         url,
-        provider.context!.bootstrapToken,
+        provider.contexts.get("bench")!.bootstrapToken,
       ],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
