@@ -13,6 +13,7 @@ import { NetworkManagementClient } from "@azure/arm-network";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import type { TokenCredential } from "@azure/core-auth";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ALLOCATION_FAILED } from "./arm/faults.js";
 import { type RunningEmulator, startEmulator } from "./server.js";
 
 const SUB = "11111111-2222-3333-4444-555555555555";
@@ -484,14 +485,7 @@ describe("injected faults and throttling", () => {
 
   it("a failed long-running operation leaves the VM Failed with Azure's code and message", async () => {
     const { subnetId } = await network("failop");
-    emu.emulator.addFault({
-      resourceType: "Microsoft.Compute/virtualMachines",
-      method: "PUT",
-      failOperation: true,
-      code: "AllocationFailed",
-      message:
-        "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.",
-    });
+    emu.emulator.addFault(ALLOCATION_FAILED);
     await expect(vmWithNic("failop-vm", subnetId)).rejects.toThrow(/AllocationFailed\. Allocation failed/);
     const vm = await cmp.virtualMachines.get(RG, "failop-vm");
     expect(vm.provisioningState).toBe("Failed");

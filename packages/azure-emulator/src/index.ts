@@ -4,7 +4,7 @@
  * extensions), so the real Azure SDK runs against it offline.
  */
 export { ArmError } from "./arm/errors.js";
-export type { FaultRule } from "./arm/faults.js";
+export { ALLOCATION_FAILED, type FaultRule } from "./arm/faults.js";
 export { AZURE_LIMITS, type ThrottleLimits } from "./arm/throttle.js";
 export { DEFAULT_DURATIONS, Emulator, type EmulatorStats } from "./emulator.js";
 export type { GuestStatus, GuestVm, Guests } from "./guest/guests.js";

@@ -58,6 +58,15 @@ export interface FaultHit {
 
 const WRITES = new Set(["PUT", "PATCH", "POST", "DELETE"]);
 
+/** Azure's answer when the region has no capacity for the VM size: the VM's PUT operation fails. */
+export const ALLOCATION_FAILED: FaultRule = {
+  resourceType: "Microsoft.Compute/virtualMachines",
+  method: "PUT",
+  failOperation: true,
+  code: "AllocationFailed",
+  message: "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.",
+};
+
 export class Faults {
   private rules: Array<FaultRule & { id: string; fired: number }> = [];
   private random: () => number;

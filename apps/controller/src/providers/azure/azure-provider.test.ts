@@ -4,7 +4,7 @@
  * power actions, faults (429 storm, 500 on NIC, failed VM operation), credentials, names,
  * bounded concurrency, reconcile and fleet teardown.
  */
-import type { RunningEmulator } from "@nbfleet/azure-emulator";
+import { ALLOCATION_FAILED, type RunningEmulator } from "@nbfleet/azure-emulator";
 import type { VmView } from "@nbfleet/shared";
 import { emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
@@ -157,14 +157,7 @@ describe("provider azure against the emulator", () => {
   it("a failed VM operation leaves the VM failed with Azure's code and message, and its resources deleted", async () => {
     const provider = emulatorProvider(emu, { resourceGroup: "failop" });
     await withController(provider, async (c) => {
-      emu.emulator.addFault({
-        resourceType: "Microsoft.Compute/virtualMachines",
-        method: "PUT",
-        failOperation: true,
-        code: "AllocationFailed",
-        message:
-          "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.",
-      });
+      emu.emulator.addFault(ALLOCATION_FAILED);
       await createVm(c, "nocap");
       const vm = (await call(c.app, "GET", "/v1/vms/nocap", { token: c.adminToken })).json() as VmView;
       expect(vm.state).toBe("failed");
