@@ -12,47 +12,20 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { AGENT_CONNECT_PATH } from "@nbfleet/agent";
 import type { CertificatePair } from "@nbfleet/agent";
 import {
-  AckMessage,
+  AGENT_CONNECT_PATH,
   type AgentMessage,
   CloseCode,
   type CommandMessage,
   type CommandName,
   type CommandParamsOf,
-  EventMessage,
-  HelloMessage,
-  LogsDataMessage,
-  LogsEndMessage,
-  PROTOCOL_MAJOR,
   PROTOCOL_VERSION,
-  ProgressMessage,
-  PtyExitMessage,
-  PtyOpenedMessage,
-  PtyOutputMessage,
-  ResultMessage,
-  StateMessage,
   type WelcomeMessage,
-  compileValidator,
-  protocolMajor,
 } from "@nbfleet/shared";
+import { parseAgentFrame } from "@nbfleet/shared/frames";
 import WebSocket, { WebSocketServer } from "ws";
 import { Waiters } from "./waiters.js";
-
-const validators = {
-  hello: compileValidator(HelloMessage, "hello message"),
-  state: compileValidator(StateMessage, "state message"),
-  event: compileValidator(EventMessage, "event message"),
-  ack: compileValidator(AckMessage, "ack message"),
-  progress: compileValidator(ProgressMessage, "progress message"),
-  result: compileValidator(ResultMessage, "result message"),
-  "pty.opened": compileValidator(PtyOpenedMessage, "pty.opened message"),
-  "pty.output": compileValidator(PtyOutputMessage, "pty.output message"),
-  "pty.exit": compileValidator(PtyExitMessage, "pty.exit message"),
-  "logs.data": compileValidator(LogsDataMessage, "logs.data message"),
-  "logs.end": compileValidator(LogsEndMessage, "logs.end message"),
-} as const;
 
 export interface FakeControllerOptions {
   /** Serve wss with this certificate; plain ws without. */
@@ -367,14 +340,15 @@ export class FakeController {
   }
 
   private receive(connection: ConnectionRecord & { silent: boolean }, data: Buffer, isBinary: boolean): void {
-    const checked = checkAgentFrame(data, isBinary);
-    if (typeof checked === "string") {
-      this.invalid.push({ at: Date.now(), connection: connection.id, problem: checked });
+    // Checked as the controller's gateway checks it, and refused with the same close.
+    const parsed = parseAgentFrame(data, isBinary);
+    if (!parsed.ok) {
+      this.invalid.push({ at: Date.now(), connection: connection.id, problem: parsed.reason });
       this.waiters.notify();
-      connection.ws.close(CloseCode.invalidMessage, checked.slice(0, 120));
+      connection.ws.close(parsed.code, parsed.reason.slice(0, 120));
       return;
     }
-    const message = checked;
+    const { message } = parsed;
     this.messages.push({ at: Date.now(), connection: connection.id, message });
     if (message.type === "hello") this.onHello(connection);
     this.waiters.notify();
@@ -415,21 +389,4 @@ export class FakeController {
     connection.ws.send(JSON.stringify(welcome));
     this.sent.push({ at: Date.now(), connection: connection.id, message: welcome });
   }
-}
-
-/** The message, or what is wrong with the frame. */
-function checkAgentFrame(data: Buffer, isBinary: boolean): AgentMessage | string {
-  if (isBinary) return "binary frame";
-  let value: unknown;
-  try {
-    value = JSON.parse(data.toString("utf8"));
-  } catch {
-    return "not JSON";
-  }
-  const { v, type } = (value ?? {}) as { v?: unknown; type?: unknown };
-  if (typeof v !== "string" || protocolMajor(v) !== PROTOCOL_MAJOR) return `protocol ${String(v)}`;
-  const validator = validators[type as keyof typeof validators];
-  if (!validator) return `unknown type ${String(type)}`;
-  if (!validator.is(value)) return validator.problems(value).join("; ");
-  return value as AgentMessage;
 }
