@@ -33,17 +33,18 @@ export function hasExited(child: ChildProcess): boolean {
 }
 
 /**
- * Sends `signal` and resolves once the child has exited (at once if it already had); with
- * `killAfterMs`, one that is still there by then gets SIGKILL.
+ * Asks the child to end — a signal, or e.g. closing its stdin — and resolves once it has exited
+ * (at once if it already had); with `killAfterMs`, one that is still there by then gets SIGKILL.
  */
 export async function stopChild(
   child: ChildProcess,
-  signal: NodeJS.Signals = "SIGTERM",
+  ask: NodeJS.Signals | ((child: ChildProcess) => void) = "SIGTERM",
   killAfterMs?: number,
 ): Promise<void> {
   if (hasExited(child)) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill(signal);
+  if (typeof ask === "function") ask(child);
+  else child.kill(ask);
   const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   await exited;
   clearTimeout(timer);

@@ -1,17 +1,20 @@
 /**
- * A fleet of simulated agents in a process of its own (forked with IPC), so it outlives a
- * controller that a test kills and reconnects to the restarted one. Each agent answers
- * commands after `delayMs` (failing for the names in `fail`), reconnects with backoff, and
- * remembers what it received and ran, with timestamps on its own clock.
+ * A fleet of simulated agents in a process of its own (forked with IPC): apart from the
+ * controller, so that a test can kill the controller while the fleet reconnects to the
+ * restarted one, and so that a benchmark measures the controller's CPU and memory alone. Each
+ * agent speaks the real protocol over a real WebSocket, answers commands after `delayMs`
+ * (failing for the names in `fail`) and, with `record`, remembers what it received and ran,
+ * with timestamps on its own clock. Drive it with SimFleetProcess (sim-fleet-remote.ts).
  *
  * Messages (process.send / on "message"):
- *   → {type: "start", url, vms: SeededVm[], delayMs, fail?: string[], record?: boolean, concurrency?}
- *   ← {type: "connected", agents, ms}
- *   → {type: "records"}   ← {type: "records", records: FleetRecord[]}
- *   → {type: "stats"}     ← {type: "stats", connected, executed}
- *   → {type: "close"}     (the process exits)
+ *   → {type: "start", url, vms: SeededVm[], delayMs?, fail?, record?, concurrency?, reconnect?}
+ *   ← {type: "connected", agents, ms, retries}
+ *   → {type: "unhealthy", every}  ← {type: "unhealthy", agents}   every n-th agent's notebook fails
+ *   → {type: "records"}           ← {type: "records", records: FleetRecord[]}
+ *   → {type: "stats"}             ← {type: "stats", connected, dropped, executed}
+ *   → {type: "close"}             (the process exits; it also does when the parent goes away)
+ * Any failure is answered with {type: "error", message}.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { SeededVm } from "./sim-fleet.js";
 import { SimFleet } from "./sim-fleet.js";
 
@@ -19,11 +22,24 @@ export interface StartMessage {
   type: "start";
   url: string;
   vms: SeededVm[];
-  delayMs: number;
+  /** How long each command takes on the agent (default 0: answered at once). */
+  delayMs?: number;
+  /** VM names whose agents fail every command. */
   fail?: string[];
+  /** Keep every received command and every run (default true). */
   record?: boolean;
+  /** Handshakes at once while connecting (default 200). */
   concurrency?: number;
+  /** Reconnect with backoff when a link drops (default true); without, a drop stays visible. */
+  reconnect?: boolean;
 }
+
+export type FleetRequest =
+  | StartMessage
+  | { type: "unhealthy"; every: number }
+  | { type: "records" }
+  | { type: "stats" }
+  | { type: "close" };
 
 export interface FleetRecord {
   vm: string;
@@ -33,13 +49,20 @@ export interface FleetRecord {
   executed: Array<{ id: string; name: string; at: number }>;
 }
 
+export interface FleetStats {
+  connected: number;
+  dropped: number;
+  executed: number;
+}
+
 export type FleetReply =
-  | { type: "connected"; agents: number; ms: number }
+  | { type: "connected"; agents: number; ms: number; retries: number }
+  | { type: "unhealthy"; agents: number }
   | { type: "records"; records: FleetRecord[] }
-  | { type: "stats"; connected: number; executed: number }
+  | ({ type: "stats" } & FleetStats)
   | { type: "error"; message: string };
 
-const MAX_ATTEMPTS = 20;
+const CONNECT_ATTEMPTS = 20;
 let fleet: SimFleet | undefined;
 
 const reply = (message: FleetReply) => process.send?.(message);
@@ -48,33 +71,21 @@ async function start(message: StartMessage): Promise<void> {
   const failing = new Set(message.fail ?? []);
   fleet = new SimFleet(message.url, message.vms, {
     record: message.record ?? true,
-    commandDelayMs: message.delayMs,
-    reconnect: { minMs: 50, maxMs: 1000 },
+    commandDelayMs: message.delayMs ?? 0,
+    ...(message.reconnect === false ? {} : { reconnect: { minMs: 50, maxMs: 1000 } }),
   });
   for (const agent of fleet.agents) {
     if (failing.has(agent.hostname))
       agent.options.fail = () => ({ code: "NBF_TEST_BROKEN", message: `${agent.hostname} fails on purpose` });
   }
-  const started = performance.now();
-  let next = 0;
-  const agents = fleet.agents;
-  const worker = async () => {
-    while (next < agents.length) {
-      const agent = agents[next++]!;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await agent.connect();
-          break;
-        } catch (error) {
-          // The controller may say "come back later" (1013) while thousands connect at once.
-          if (attempt >= MAX_ATTEMPTS) throw error;
-          await sleep(Math.random() * Math.min(5000, 50 * 2 ** attempt));
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(message.concurrency ?? 200, agents.length) }, worker));
-  reply({ type: "connected", agents: fleet.connectedCount, ms: performance.now() - started });
+  const { ms, retries } = await fleet.connectAllRetrying(message.concurrency ?? 200, CONNECT_ATTEMPTS);
+  reply({ type: "connected", agents: fleet.connectedCount, ms, retries });
+}
+
+function failNotebooks(every: number): number {
+  const agents = (fleet?.agents ?? []).filter((_, index) => every > 0 && index % every === 0);
+  for (const agent of agents) agent.setNotebook("failed");
+  return agents.length;
 }
 
 function records(): FleetRecord[] {
@@ -91,20 +102,29 @@ function records(): FleetRecord[] {
   }));
 }
 
-process.on("message", (message: { type: string }) => {
+function stats(): FleetStats {
+  const agents = fleet?.agents ?? [];
+  const connected = fleet?.connectedCount ?? 0;
+  return {
+    connected,
+    dropped: agents.length - connected,
+    executed: agents.reduce((sum, a) => sum + a.executed.length, 0),
+  };
+}
+
+process.on("message", (message: FleetRequest) => {
   switch (message.type) {
     case "start":
-      start(message as StartMessage).catch((error) => reply({ type: "error", message: String(error) }));
+      start(message).catch((error) => reply({ type: "error", message: String(error) }));
+      return;
+    case "unhealthy":
+      reply({ type: "unhealthy", agents: failNotebooks(message.every) });
       return;
     case "records":
       reply({ type: "records", records: records() });
       return;
     case "stats":
-      reply({
-        type: "stats",
-        connected: fleet?.connectedCount ?? 0,
-        executed: (fleet?.agents ?? []).reduce((sum, a) => sum + a.executed.length, 0),
-      });
+      reply({ type: "stats", ...stats() });
       return;
     case "close":
       fleet?.close();

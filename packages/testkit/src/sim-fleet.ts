@@ -3,6 +3,7 @@
  * the store with credentials (no provider, no password hashing), then agents connected with
  * bounded concurrency. All agents share one ticker.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { hashSecret, newAgentCredential } from "@nbfleet/controller";
 import type { NbfleetApp } from "@nbfleet/controller";
 import { SimAgent, type SimAgentOptions, SimTicker } from "./sim-agent.js";
@@ -63,16 +64,35 @@ export class SimFleet {
 
   /** Connects every agent, at most `concurrency` handshakes at a time; resolves with the time taken. */
   async connectAll(concurrency = 200): Promise<number> {
+    return (await this.connectAllRetrying(concurrency, 1)).ms;
+  }
+
+  /**
+   * Like connectAll, but a refused handshake is tried again (up to `attempts` times, with
+   * jittered exponential backoff): a controller may answer "come back later" (1013) while
+   * thousands connect at once.
+   */
+  async connectAllRetrying(concurrency: number, attempts: number): Promise<{ ms: number; retries: number }> {
     const started = performance.now();
+    let retries = 0;
     let next = 0;
     const worker = async () => {
       while (next < this.agents.length) {
         const agent = this.agents[next++]!;
-        await agent.connect();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await agent.connect();
+            break;
+          } catch (error) {
+            if (attempt >= attempts) throw error;
+            retries++;
+            await sleep(Math.random() * Math.min(5000, 50 * 2 ** attempt));
+          }
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, this.agents.length) }, worker));
-    return performance.now() - started;
+    return { ms: performance.now() - started, retries };
   }
 
   get connectedCount(): number {

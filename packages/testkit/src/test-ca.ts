@@ -103,17 +103,21 @@ export async function makeTestCa(name = "nbfleet test CA"): Promise<TestCa> {
 }
 
 /**
- * A self-signed certificate for the loopback names, written as `<name>.pem` and `<name>-key.pem`
- * in `dir`. It is its own CA, so a client can trust exactly it.
+ * A self-signed certificate for the loopback names, valid from yesterday for `days`, written as
+ * `<name>.pem` and `<name>-key.pem` in `dir`. It is its own CA, so a client can trust exactly it.
  */
-export async function selfSignedPair(dir: string, name: string): Promise<{ cert: string; key: string }> {
+export async function selfSignedPair(
+  dir: string,
+  name: string,
+  days = 3,
+): Promise<{ cert: string; key: string }> {
   const keys = await keyPair();
   const pem = await pairOf(
     await issue({
       subject: "CN=localhost",
       keys,
       notBefore: yesterday(),
-      days: 3,
+      days,
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),

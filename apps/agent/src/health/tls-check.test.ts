@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { promisify } from "node:util";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CheckTarget } from "./target.js";
 import { checkTls } from "./tls-check.js";
@@ -20,25 +19,7 @@ describe("checkTls against a local TLS server", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "nbfleet-tls-check-"));
-    const certFile = path.join(dir, "cert.pem");
-    const keyFile = path.join(dir, "key.pem");
-    await promisify(execFile)("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-days",
-      "365",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ]);
+    const { cert: certFile, key: keyFile } = await selfSignedPair(dir, "cert", 365);
     cert = new X509Certificate(await readFile(certFile));
     server = tls.createServer({ cert: await readFile(certFile), key: await readFile(keyFile) }, (s) =>
       s.end(),

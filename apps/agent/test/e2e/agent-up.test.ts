@@ -75,7 +75,7 @@ describe("nbfleet-agent up", () => {
   let agent: RunningAgent;
 
   beforeAll(async () => {
-    dataDir = await makeDataDir();
+    dataDir = makeDataDir();
     port = await freePort();
     agent = await up(dataDir, port, { password: PASSWORD });
   });
@@ -179,7 +179,7 @@ describe("nbfleet-agent up", () => {
 
 describe("nbfleet-agent up, when things go wrong", () => {
   it("puts a crash-looping server into backoff, then gives up as failed with the last log lines", async () => {
-    const dataDir = await makeDataDir();
+    const dataDir = makeDataDir();
     const port = await freePort();
     const restart = {
       initialBackoffMs: 500,
@@ -217,7 +217,7 @@ describe("nbfleet-agent up, when things go wrong", () => {
   });
 
   it("refuses a port that is taken, naming it, and never drifts to another port", async () => {
-    const dataDir = await makeDataDir();
+    const dataDir = makeDataDir();
     const blocker = net.createServer();
     const port = await new Promise<number>((resolve) =>
       blocker.listen(0, "127.0.0.1", () => resolve((blocker.address() as net.AddressInfo).port)),
@@ -237,7 +237,7 @@ describe("nbfleet-agent up, when things go wrong", () => {
   });
 
   it("serves a notebook directory whose name holds quotes, backslashes and a newline without running it as code", async () => {
-    const dataDir = await makeDataDir();
+    const dataDir = makeDataDir();
     const port = await freePort();
     // The server's working directory is the notebook directory, so a relative canary lands there.
     const notebookDir = path.join(dataDir, `nb'; import os; os.system('touch pwned') #\\\n"x`);

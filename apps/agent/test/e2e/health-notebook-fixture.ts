@@ -3,17 +3,15 @@
  * certificate, free loopback port, agent token on the command line. Test-only: the agent
  * itself starts the server from a config file.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import os from "node:os";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { freePort } from "@nbfleet/testkit/ports";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import type { CheckTarget } from "../../src/health/index.js";
 import { probeApi } from "../../src/health/index.js";
-
-const run = promisify(execFile);
 
 export interface NotebookFixture {
   dir: string;
@@ -24,52 +22,14 @@ export interface NotebookFixture {
   stop(): Promise<void>;
 }
 
-export async function makeCertificate(certFile: string, keyFile: string): Promise<void> {
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    "-days",
-    "365",
-    "-keyout",
-    keyFile,
-    "-out",
-    certFile,
-  ]);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
-
 /** `token: ""` starts a server with neither token nor password: no authentication at all. */
 export async function startNotebook(token: string): Promise<NotebookFixture> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "nbfleet-health-"));
-  await chmod(dir, 0o755);
-  const certFile = path.join(dir, "cert.pem");
-  const keyFile = path.join(dir, "key.pem");
+  const dir = makeDataDir("nbfleet-health-");
   const notebookDir = path.join(dir, "notebooks");
   await Promise.all(
     ["config", "runtime", "data", "ipython", "notebooks"].map((d) => mkdir(path.join(dir, d))),
   );
-  await makeCertificate(certFile, keyFile);
+  const { cert: certFile, key: keyFile } = await selfSignedPair(dir, "cert", 365);
   const port = await freePort();
 
   const args = [

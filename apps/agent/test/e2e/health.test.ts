@@ -2,6 +2,7 @@ import { X509Certificate } from "node:crypto";
 import { copyFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import { CHECK_NAMES, foldHealth } from "@nbfleet/shared";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   checkActivity,
@@ -14,7 +15,7 @@ import {
   requestApi,
   runChecks,
 } from "../../src/health/index.js";
-import { type NotebookFixture, makeCertificate, startNotebook } from "./health-notebook-fixture.js";
+import { type NotebookFixture, startNotebook } from "./health-notebook-fixture.js";
 
 const TOKEN = "agent-token-for-health-e2e";
 
@@ -123,8 +124,7 @@ describe("health checks against a real notebook 6.4.12 server", () => {
 
   it("tls warns when the certificate file differs from the one the server presents", async () => {
     const served = new X509Certificate(await readFile(secured.target.certFile));
-    const rotated = path.join(secured.dir, "rotated-cert.pem");
-    await makeCertificate(rotated, path.join(secured.dir, "rotated-key.pem"));
+    const { cert: rotated } = await selfSignedPair(secured.dir, "rotated", 365);
     const onDisk = new X509Certificate(await readFile(rotated));
 
     const tls = await checkTls({ ...secured.target, certFile: rotated });
@@ -136,9 +136,7 @@ describe("health checks against a real notebook 6.4.12 server", () => {
   });
 
   it("tls follows notebook 6 re-reading cert.pem and key.pem on every connection", async () => {
-    const freshCert = path.join(secured.dir, "fresh-cert.pem");
-    const freshKey = path.join(secured.dir, "fresh-key.pem");
-    await makeCertificate(freshCert, freshKey);
+    const { cert: freshCert, key: freshKey } = await selfSignedPair(secured.dir, "fresh", 365);
     const fresh = new X509Certificate(await readFile(freshCert));
 
     // A new cert.pem beside the old key.pem: Tornado cannot load the pair and every handshake hangs.

@@ -9,6 +9,7 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "@nbfleet/testkit/ports";
 import { rejectionOf } from "@nbfleet/testkit/rejection";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";

@@ -21,7 +21,7 @@ let dataDir: string;
 let port: number;
 
 beforeAll(async () => {
-  dataDir = await makeDataDir("nbf-deep-restart-");
+  dataDir = makeDataDir("nbf-deep-restart-");
   port = await freePort();
   // The shipped intervals: reports every 15 s, a deep check every 300 s.
   agent = await startAgent(dataDir, port, { password: "restart me while I check" });

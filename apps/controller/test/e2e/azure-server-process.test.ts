@@ -26,7 +26,7 @@ let controller: ControllerProcess;
 
 beforeAll(async () => {
   emu = await startTestEmulator();
-  controller = await startControllerProcess(await makeDataDir(), await freePort(), TOKEN, {
+  controller = await startControllerProcess(makeDataDir(), await freePort(), TOKEN, {
     NBFLEET_PROVIDER: "azure",
     AZURE_SUBSCRIPTION_ID: TEST_SUBSCRIPTION,
     NBFLEET_AZURE_RESOURCE_GROUP: RG,

@@ -4,15 +4,15 @@
  * the real agent booted from that customData (through the emulator) connects — or, with a
  * fingerprint that does not match, refuses the controller and sends it nothing.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { type AgentArtifact, buildAgentArtifact, linuxGuestLayout } from "@nbfleet/scripts";
 import type { VmView } from "@nbfleet/shared";
 import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
@@ -58,15 +58,8 @@ function guestDir(vm: string): string {
 }
 
 beforeAll(async () => {
-  root = await mkdtemp(path.join(tmpdir(), "nbf-azure-tls-"));
-  await chmod(root, 0o755);
-  cert = path.join(root, "controller.pem");
-  key = path.join(root, "controller-key.pem");
-  execFileSync("openssl", [
-    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-    ...["-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
-    ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-  ]);
+  root = makeDataDir("nbf-azure-tls-");
+  ({ cert, key } = await selfSignedPair(root, "controller"));
   artifact = await buildAgentArtifact({ outDir: path.join(root, "artifact") });
   emu = await startEmulator({
     dataDir: path.join(root, "emulator"),

@@ -99,7 +99,7 @@ async function restartNotebook(): Promise<VmView> {
 }
 
 beforeAll(async () => {
-  dataDir = await makeDataDir();
+  dataDir = makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN);
 });
 

@@ -5,20 +5,17 @@
  * notebook and runs a cell that draws a matplotlib plot inline. At the end the machine is
  * deleted and the controller stopped, and no process of the run may be left behind.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { freePort } from "@nbfleet/testkit/ports";
+import { spawnTs } from "@nbfleet/testkit/processes";
+import { controllerMain } from "@nbfleet/testkit/repo";
 import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
-const cliMain = path.join(repoRoot, "apps/controller/src/cli/main.ts");
-const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -215,8 +212,7 @@ describe("pnpm start, then the demo notebook in a real browser", () => {
 
 /** `nbfleet --json up`, resolved with the summary it prints once the demo notebook serves. */
 function nbfleetUp(dir: string, listen: string): Promise<UpSummary> {
-  const child = spawn(process.execPath, ["--import", tsxLoader, cliMain, "--json", "up"], {
-    cwd: repoRoot,
+  const child = spawnTs(controllerMain, ["--json", "up"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NBFLEET_DATA_DIR: dir, NBFLEET_LISTEN: listen, NO_COLOR: "1" },
   });
@@ -367,15 +363,4 @@ async function waitUntil(what: string, done: () => Promise<boolean>, timeoutMs: 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(200);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -6,20 +6,18 @@
  * than 50 MB more than the run without them, and a stalled viewer that resumes with
  * `Last-Event-ID` misses no event.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { hasExited, spawnTs, stopChild } from "@nbfleet/testkit/processes";
+import { repoRoot } from "@nbfleet/testkit/repo";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, "../../../..");
 const script = path.join(repoRoot, "packages/testkit/src/event-flood-controller.ts");
-const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
 
 const EVENTS = 30_000;
 const PAYLOAD_BYTES = 400;
@@ -46,14 +44,14 @@ class FloodController {
   }
 
   static async start(): Promise<FloodController> {
-    const child = spawn(process.execPath, ["--expose-gc", "--import", tsxLoader, script], {
-      cwd: repoRoot,
+    const child = spawnTs(script, [], {
+      nodeFlags: ["--expose-gc"],
       stdio: ["pipe", "pipe", "inherit"],
       // A minimal environment: nothing of this process's secrets.
       env: {
         PATH: process.env.PATH,
         HOME: tmpdir(),
-        NBFLEET_DATA_DIR: mkdtempSync(path.join(tmpdir(), "nbf-flood-")),
+        NBFLEET_DATA_DIR: makeDataDir("nbf-flood-"),
         NBFLEET_LISTEN: "127.0.0.1:0",
         NBFLEET_LOG_LEVEL: "warn",
       },
@@ -70,21 +68,15 @@ class FloodController {
     return JSON.parse(await this.nextLine(timeoutMs)) as T;
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once("exit", resolve));
-    this.child.stdin!.end();
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return stopChild(this.child, (child) => child.stdin!.end(), 10_000);
   }
 
   /** The next stdout line, failing when the child dies or the deadline passes. */
   private async nextLine(timeoutMs: number): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (this.lines.length === 0) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null)
-        throw new Error("the controller process died");
+      if (hasExited(this.child)) throw new Error("the controller process died");
       if (Date.now() > deadline)
         throw new Error(`no answer from the controller process within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {

@@ -74,7 +74,7 @@ function alive(pid: number): boolean {
 }
 
 beforeAll(async () => {
-  dataDir = await makeDataDir();
+  dataDir = makeDataDir();
   port = await freePort();
   controller = await startControllerProcess(dataDir, port, TOKEN);
 });

@@ -4,11 +4,9 @@
  * controller and reconnects), is killed with SIGKILL mid-operation, is started again on the
  * same data dir, and finishes the rest. Each agent's own record shows it ran the command once.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import {
   type ControllerProcess,
   api,
@@ -18,22 +16,20 @@ import {
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
-import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/testkit/sim-fleet-process";
+import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
 import { buildServer } from "../../src/server.js";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "../../../..");
 const TOKEN = "nbf_e2e-operations-restart-0123456789";
 const TARGETS = 1000;
 
 let controller: ControllerProcess | undefined;
-let fleet: ChildProcess | undefined;
+let fleet: SimFleetProcess | undefined;
 
 afterAll(async () => {
-  fleet?.send({ type: "close" });
+  await fleet?.close();
   if (controller) await stopControllerProcess(controller);
 });
 
@@ -49,20 +45,6 @@ async function seed(dataDir: string, count: number): Promise<SeededVm[]> {
   }
 }
 
-function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) => Promise<FleetReply> } {
-  const child = fork(path.join(REPO, "packages/testkit/src/sim-fleet-process.ts"), [], {
-    execArgv: ["--import", path.join(REPO, "node_modules/tsx/dist/loader.mjs")],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const waiting: Array<{ type: string; resolve: (m: FleetReply) => void }> = [];
-  child.on("message", (message: FleetReply) => {
-    if (message.type === "error") throw new Error(`sim fleet: ${message.message}`);
-    const at = waiting.findIndex((w) => w.type === message.type);
-    if (at >= 0) waiting.splice(at, 1)[0]!.resolve(message);
-  });
-  return { child, next: (type) => new Promise((resolve) => waiting.push({ type, resolve })) };
-}
-
 interface OperationView {
   id: string;
   state: string;
@@ -71,18 +53,15 @@ interface OperationView {
 
 describe("a bulk operation across a controller crash", () => {
   it("finishes after SIGKILL and restart with no target done twice", async () => {
-    const dataDir = await makeDataDir();
+    const dataDir = makeDataDir();
     const port = await freePort();
     const vms = await seed(dataDir, TARGETS);
     await writeFile(path.join(dataDir, "credentials.json"), JSON.stringify(vms), { mode: 0o600 });
     const env = { NBFLEET_REPORT_INTERVAL_SEC: "5" };
     controller = await startControllerProcess(dataDir, port, TOKEN, env);
 
-    const sim = startFleet();
-    fleet = sim.child;
-    const connected = sim.next("connected");
-    sim.child.send({ type: "start", url: controller.url, vms, delayMs: 100 } satisfies StartMessage);
-    expect((await connected).type).toBe("connected");
+    fleet = new SimFleetProcess();
+    expect((await fleet.start({ url: controller.url, vms, delayMs: 100 })).agents).toBe(TARGETS);
 
     const call = api(controller);
     const created = await call<{ operation: OperationView }>("POST", "/v1/operations", {
@@ -114,9 +93,7 @@ describe("a bulk operation across a controller crash", () => {
     expect(done.state).toBe("succeeded");
     expect(done.counts).toMatchObject({ succeeded: TARGETS, failed: 0, running: 0, pending: 0 });
 
-    const records = sim.next("records");
-    sim.child.send({ type: "records" });
-    const fromAgents = ((await records) as { records: FleetRecord[] }).records;
+    const fromAgents = await fleet.records();
     expect(fromAgents).toHaveLength(TARGETS);
     let redelivered = 0;
     for (const record of fromAgents) {

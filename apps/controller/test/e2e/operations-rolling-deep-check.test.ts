@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { dataPaths, fetchEvents, fetchState, sendCommand } from "@nbfleet/agent";
+import { requestApi } from "@nbfleet/agent";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import {
   type ControllerProcess,
@@ -20,7 +21,6 @@ import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestApi } from "../../../agent/src/health/http.js";
 
 const TOKEN = "nbf_e2e-rolling-deep-check-0123456789";
 const NAMES = ["deep-0", "deep-1"];
@@ -57,7 +57,7 @@ async function guest(name: string) {
 }
 
 beforeAll(async () => {
-  dataDir = await makeDataDir();
+  dataDir = makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
   });

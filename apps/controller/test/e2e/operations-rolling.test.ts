@@ -35,7 +35,7 @@ const serving = (v: VmView) =>
   (v.health.status === "healthy" || v.health.status === "degraded");
 
 beforeAll(async () => {
-  const dataDir = await makeDataDir();
+  const dataDir = makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
   });

@@ -12,6 +12,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import https from "node:https";
 import path from "node:path";
+import { KernelChannel, apiUrl, requestApi } from "@nbfleet/agent";
 import type { VmView } from "@nbfleet/shared";
 import { shellQuote as quoted } from "@nbfleet/shared/quote";
 import {
@@ -24,8 +25,6 @@ import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiUrl, requestApi } from "../../../agent/src/health/http.js";
-import { KernelChannel } from "../../../agent/src/health/kernel-channel.js";
 import { TerminalConnection } from "../../src/cli/terminal-client.js";
 import { sandboxUserName } from "../../src/providers/local/sandbox-user.js";
 
@@ -196,7 +195,7 @@ print("PROBE " + json.dumps(out))
 
 beforeAll(async () => {
   expect(process.getuid?.(), "machines get their own users only under a root controller").toBe(0);
-  const dataDir = await makeDataDir();
+  const dataDir = makeDataDir();
   controller = await startControllerProcess(dataDir, await freePort(), TOKEN);
   root = await realpath(path.join(dataDir, "sandboxes"));
   // Both at once: their users are made concurrently too.

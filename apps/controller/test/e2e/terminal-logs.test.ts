@@ -26,7 +26,7 @@ const TOKEN = "nbf_e2e-terminal-admin-token-42";
 let controller: ControllerProcess;
 
 beforeAll(async () => {
-  controller = await startControllerProcess(await makeDataDir(), await freePort(), TOKEN);
+  controller = await startControllerProcess(makeDataDir(), await freePort(), TOKEN);
   const created = await api(controller)("POST", "/v1/vms", { name: "term1" });
   expect(created.status).toBe(201);
   await waitFor(

@@ -5,12 +5,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { capLogFile, openAppend } from "@nbfleet/agent";
 import { call } from "@nbfleet/testkit/http";
+import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
-import { capLogFile, openAppend } from "../../../../agent/src/supervisor/log-file.js";
-import { type Fleet, startFleet } from "../../terminal/test-support.js";
 
 let fleet: Fleet | undefined;
 const children: ChildProcess[] = [];

@@ -5,11 +5,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
 import { call } from "@nbfleet/testkit/http";
+import { type Fleet, RecordedTerminal, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CliError } from "../../cli/client.js";
 import { TerminalConnection } from "../../cli/terminal-client.js";
-import { type Fleet, RecordedTerminal, startFleet } from "../../terminal/test-support.js";
 
 let fleet: Fleet | undefined;
 afterEach(async () => {

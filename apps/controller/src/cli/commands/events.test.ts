@@ -1,16 +1,11 @@
-import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
-import path from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { spawnTs } from "@nbfleet/testkit/processes";
+import { controllerMain } from "@nbfleet/testkit/repo";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { FleetEvent } from "../../events/bus.js";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
-const MAIN = path.join(REPO, "apps/controller/src/cli/main.ts");
-const TSX = path.join(REPO, "node_modules/tsx/dist/loader.mjs");
 
 let controller: TestController | undefined;
 afterEach(async () => {
@@ -39,20 +34,15 @@ describe("nbfleet events -f", () => {
       );
     const emitted: FleetEvent[] = emit(5, 10);
 
-    const cli = spawn(
-      process.execPath,
-      ["--import", TSX, MAIN, "--json", "events", "-f", "--kind", "test."],
-      {
-        cwd: REPO,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: {
-          PATH: process.env.PATH,
-          HOME: tmpdir(),
-          NBFLEET_URL: controller.url,
-          NBFLEET_TOKEN: controller.adminToken,
-        },
+    const cli = spawnTs(controllerMain, ["--json", "events", "-f", "--kind", "test."], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        PATH: process.env.PATH,
+        HOME: tmpdir(),
+        NBFLEET_URL: controller.url,
+        NBFLEET_TOKEN: controller.adminToken,
       },
-    );
+    });
     let stderr = "";
     cli.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();

@@ -7,18 +7,15 @@ import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { loadNodePty } from "@nbfleet/agent";
 import { shellQuote } from "@nbfleet/shared/quote";
+import { tsxArgs } from "@nbfleet/testkit/processes";
+import { controllerMain } from "@nbfleet/testkit/repo";
+import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadNodePty } from "../../../../agent/src/pty/node-pty.js";
-import { type Fleet, startFleet } from "../../terminal/test-support.js";
 import { commandLine } from "./shell.js";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../..");
-const cliMain = path.join(repoRoot, "apps/controller/src/cli/main.ts");
-const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
 
 let fleet: Fleet | undefined;
 afterEach(async () => {
@@ -36,7 +33,7 @@ function cli(
   options: { stdin?: string; token?: string; onStdout?: (text: string) => void } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", tsxLoader, cliMain, ...args], {
+    const child = spawn(process.execPath, tsxArgs(controllerMain, args), {
       env: cliEnv(f, options.token),
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -57,7 +54,7 @@ function cli(
 /** The CLI in a pseudo-terminal of its own, then `stty -a` of that terminal once it exits. */
 async function cliInPty(f: Fleet, args: string[]) {
   const pty = await loadNodePty();
-  const quoted = [process.execPath, "--import", tsxLoader, cliMain, ...args].map(shellQuote).join(" ");
+  const quoted = [process.execPath, ...tsxArgs(controllerMain, args)].map(shellQuote).join(" ");
   const term = pty.spawn("/bin/sh", ["-c", `${quoted}; echo "cli-exit=$?"; stty -a`], {
     cols: 100,
     rows: 30,
@@ -192,7 +189,7 @@ describe("nbfleet shell", () => {
       const cliPid = Number(
         (
           await new Promise<string>((resolve) =>
-            spawn("pgrep", ["-f", "-n", `${cliMain} shell box`]).stdout.on("data", (d: Buffer) =>
+            spawn("pgrep", ["-f", "-n", `${controllerMain} shell box`]).stdout.on("data", (d: Buffer) =>
               resolve(d.toString()),
             ),
           )

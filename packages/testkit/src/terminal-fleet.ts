@@ -3,22 +3,19 @@
  * ControllerLink and AgentStreams (real node-pty, real log files) around a fake core, so no
  * Jupyter is needed — plus a recording terminal client that tests wait on.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import path from "node:path";
+import { AgentStreams, type AgentStreamsOptions } from "@nbfleet/agent";
+import { type ControllerSettings, TerminalConnection, type TerminalOpenOptions } from "@nbfleet/controller";
 import type { TerminalServerFrame, VmView } from "@nbfleet/shared";
-import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { FakeCore } from "@nbfleet/testkit/fake-core";
-import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
-import { call } from "@nbfleet/testkit/http";
-import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
-import { eventually } from "@nbfleet/testkit/wait";
-import { Waiters } from "@nbfleet/testkit/waiters";
-import { AgentStreams, type AgentStreamsOptions } from "../../../agent/src/streams/agent-streams.js";
-import { TerminalConnection, type TerminalOpenOptions } from "../cli/terminal-client.js";
-import type { ControllerSettings } from "../config/settings.js";
-
-export { HandOverProvider };
+import { type TestController, startTestController } from "./controller.js";
+import { makeDataDir } from "./data-dir.js";
+import { FakeCore } from "./fake-core.js";
+import { HandOverProvider } from "./hand-over-provider.js";
+import { call } from "./http.js";
+import { type LinkHarness, startLink } from "./link-harness.js";
+import { eventually } from "./wait.js";
+import { Waiters } from "./waiters.js";
 
 export interface Fleet {
   controller: TestController;
@@ -38,7 +35,7 @@ export interface Fleet {
 export async function startFleet(settings: Partial<ControllerSettings> = {}): Promise<Fleet> {
   const provider = new HandOverProvider();
   const controller = await startTestController({ provider, settings: { pingIntervalSec: 1, ...settings } });
-  const logDir = await mkdtemp(path.join(tmpdir(), "nbf-terminal-logs-"));
+  const logDir = makeDataDir("nbf-terminal-logs-");
   const agents = new Map<string, { link: LinkHarness; streams: AgentStreams }>();
   const fleet: Fleet = {
     controller,
