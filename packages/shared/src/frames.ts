@@ -82,9 +82,14 @@ const agentValidators = {
 
 export type AgentFrameProblem = EnvelopeProblem["problem"] | "unknown-type" | "invalid";
 
-export type ParsedAgentFrame =
-  | { ok: true; message: AgentMessage }
-  | { ok: false; problem: AgentFrameProblem; code: number; reason: string };
+/** Why a frame is refused, and the close code and reason the controller ends the connection with. */
+export interface AgentFrameRefusal {
+  problem: AgentFrameProblem;
+  code: number;
+  reason: string;
+}
+
+export type ParsedAgentFrame = { ok: true; message: AgentMessage } | ({ ok: false } & AgentFrameRefusal);
 
 /** A frame from an agent, checked whole; the reasons are those the controller closes with. */
 export function parseAgentFrame(data: RawFrame, isBinary: boolean): ParsedAgentFrame {
@@ -112,11 +117,7 @@ export function parseAgentFrame(data: RawFrame, isBinary: boolean): ParsedAgentF
   return { ok: true, message: value as AgentMessage };
 }
 
-function envelopeRefusal(refused: EnvelopeProblem): {
-  problem: AgentFrameProblem;
-  code: number;
-  reason: string;
-} {
+function envelopeRefusal(refused: EnvelopeProblem): AgentFrameRefusal {
   const { problem } = refused;
   switch (refused.problem) {
     case "binary":
