@@ -4,6 +4,7 @@
  * stalled viewer) and go on (`resume`), and says when the server ended the stream.
  */
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
+import { createParser } from "eventsource-parser";
 
 export interface SseEvent {
   id: string;
@@ -18,7 +19,6 @@ export class SseReader {
   readonly ended: Promise<void>;
   private readonly req: ClientRequest;
   private res: IncomingMessage | undefined;
-  private buffer = "";
   private paused = false;
   private done = false;
 
@@ -47,7 +47,13 @@ export class SseReader {
       this.req.on("response", (res) => {
         this.res = res;
         res.setEncoding("utf8");
-        res.on("data", (chunk: string) => this.take(chunk, options.keepData ?? true));
+        // Events dispatch on a blank line; a block cut off by a closed connection is dropped.
+        const parser = createParser({
+          onEvent: ({ id, data }) => {
+            if (id !== undefined) this.events.push({ id, data: (options.keepData ?? true) ? data : "" });
+          },
+        });
+        res.on("data", (chunk: string) => parser.feed(chunk));
         res.on("end", finish);
         res.on("close", finish);
         res.on("error", finish);
@@ -82,23 +88,5 @@ export class SseReader {
 
   close(): void {
     this.req.destroy();
-  }
-
-  /** Events dispatch on a blank line; a block cut off by a closed connection is dropped. */
-  private take(chunk: string, keepData: boolean): void {
-    this.buffer += chunk;
-    let end = this.buffer.indexOf("\n\n");
-    while (end >= 0) {
-      const block = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end + 2);
-      let id: string | undefined;
-      let data: string | undefined;
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) id = line.slice(4);
-        else if (line.startsWith("data: ")) data = line.slice(6);
-      }
-      if (id !== undefined && data !== undefined) this.events.push({ id, data: keepData ? data : "" });
-      end = this.buffer.indexOf("\n\n");
-    }
   }
 }
