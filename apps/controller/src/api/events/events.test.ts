@@ -4,6 +4,7 @@ import { call } from "@nbfleet/testkit/http";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { eventually } from "@nbfleet/testkit/wait";
+import { createParser } from "eventsource-parser";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EventBus, FleetEvent } from "../../events/bus.js";
 
@@ -25,18 +26,10 @@ function readEvents(
       { headers: { authorization: `Bearer ${token}`, ...headers } },
       (res) => {
         const events: FleetEvent[] = [];
-        let buffer = "";
+        const parser = createParser({ onEvent: ({ data }) => events.push(JSON.parse(data)) });
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
-          buffer += chunk;
-          let end = buffer.indexOf("\n\n");
-          while (end >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = block.split("\n").find((line) => line.startsWith("data: "));
-            if (data) events.push(JSON.parse(data.slice(6)));
-            end = buffer.indexOf("\n\n");
-          }
+          parser.feed(chunk);
           if (until(events)) {
             req.destroy();
             resolve({
