@@ -31,92 +31,55 @@ function report(checks: HealthCheck[], now: Date, notebook: "running" | "stopped
 describe("ActivityTracker", () => {
   const t0 = Date.parse("2026-01-01T10:00:00Z");
   const at = (sec: number) => new Date(t0 + sec * 1000);
+  /** A report the agent made at `madeSec` (its clock) and the controller got at `gotSec` (its clock). */
+  const observe = (tracker: ActivityTracker, checks: HealthCheck[], madeSec: number, gotSec = madeSec) =>
+    tracker.observe(report(checks, at(madeSec)), t0 + gotSec * 1000);
+  const idle = (kernels: number, connections: number, lastActivitySec: number) => ({
+    kernels,
+    connections,
+    lastActivity: at(lastActivitySec),
+  });
 
   it("measures idleness from Jupyter's last_activity on the agent's clock", () => {
     const tracker = new ActivityTracker();
     // The agent's clock runs an hour ahead of the controller's: durations still come out right.
-    tracker.observe(
-      report([activityCheck(at(600 + 3600), { kernels: 0, connections: 0, lastActivity: at(3600) })], at(0)),
-      t0 + 600_000,
-    );
+    observe(tracker, [activityCheck(at(600 + 3600), idle(0, 0, 3600))], 0, 600);
     expect(tracker.idleMs(t0 + 600_000)).toBe(600_000);
     expect(tracker.idleMs(t0 + 660_000)).toBe(660_000);
   });
 
   it("ignores the activity its own deep kernel check causes", () => {
     const tracker = new ActivityTracker();
-    tracker.observe(
-      report([activityCheck(at(60), { kernels: 0, connections: 0, lastActivity: at(0) })], at(60)),
-      t0 + 60_000,
-    );
+    observe(tracker, [activityCheck(at(60), idle(0, 0, 0))], 60);
     expect(tracker.idleMs(t0 + 60_000)).toBe(60_000);
     // The deep round: the agent's kernel shows up as a kernel and a connection, and bumps last_activity.
     const deep = at(300);
-    tracker.observe(
-      report(
-        [activityCheck(deep, { kernels: 1, connections: 1, lastActivity: at(302) }), kernelCheck(deep)],
-        deep,
-      ),
-      t0 + 300_000,
-    );
+    observe(tracker, [activityCheck(deep, idle(1, 1, 302)), kernelCheck(deep)], 300);
     expect(tracker.idleMs(t0 + 300_000)).toBe(300_000);
     // The next round still sees the bumped stamp, within the own-activity window: still idle since 0.
-    tracker.observe(
-      report(
-        [activityCheck(at(315), { kernels: 0, connections: 0, lastActivity: at(303) }), kernelCheck(deep)],
-        at(315),
-      ),
-      t0 + 315_000,
-    );
+    observe(tracker, [activityCheck(at(315), idle(0, 0, 303)), kernelCheck(deep)], 315);
     expect(tracker.idleMs(t0 + 315_000)).toBe(315_000);
     // A user's activity outside the window counts.
     const later = 300 + OWN_ACTIVITY_WINDOW_MS / 1000 + 10;
-    tracker.observe(
-      report(
-        [
-          activityCheck(at(later + 5), { kernels: 1, connections: 0, lastActivity: at(later) }),
-          kernelCheck(deep),
-        ],
-        at(later + 5),
-      ),
-      t0 + (later + 5) * 1000,
-    );
+    observe(tracker, [activityCheck(at(later + 5), idle(1, 0, later)), kernelCheck(deep)], later + 5);
     expect(tracker.idleMs(t0 + (later + 5) * 1000)).toBe(5000);
   });
 
   it("counts an open connection as activity now, except in the deep check's own round", () => {
     const tracker = new ActivityTracker();
-    tracker.observe(
-      report([activityCheck(at(100), { kernels: 1, connections: 1, lastActivity: at(0) })], at(100)),
-      t0 + 100_000,
-    );
+    observe(tracker, [activityCheck(at(100), idle(1, 1, 0))], 100);
     expect(tracker.idleMs(t0 + 100_000)).toBe(0);
     const alone = new ActivityTracker();
-    alone.observe(
-      report([activityCheck(at(100), { kernels: 0, connections: 0, lastActivity: at(0) })], at(100)),
-      t0 + 100_000,
-    );
-    alone.observe(
-      report(
-        [activityCheck(at(200), { kernels: 1, connections: 1, lastActivity: at(0) }), kernelCheck(at(200))],
-        at(200),
-      ),
-      t0 + 200_000,
-    );
+    observe(alone, [activityCheck(at(100), idle(0, 0, 0))], 100);
+    observe(alone, [activityCheck(at(200), idle(1, 1, 0)), kernelCheck(at(200))], 200);
     expect(alone.idleMs(t0 + 200_000)).toBe(200_000);
   });
 
   it("takes an own stamp as a conservative start when nothing else is known, and knows nothing without the check", () => {
     const tracker = new ActivityTracker();
-    tracker.observe(report([], at(10)), t0 + 10_000);
+    observe(tracker, [], 10);
     expect(tracker.idleMs(t0 + 10_000)).toBeNull();
-    tracker.observe(
-      report(
-        [activityCheck(at(20), { kernels: 0, connections: 0, lastActivity: at(12) }), kernelCheck(at(10))],
-        at(20),
-      ),
-      t0 + 20_000,
-    );
+    observe(tracker, [activityCheck(at(20), idle(0, 0, 12)), kernelCheck(at(10))], 20);
     expect(tracker.idleMs(t0 + 20_000)).toBe(8000);
   });
 });
