@@ -16,6 +16,8 @@ import { probeApi } from "../../src/health/index.js";
 export interface NotebookFixture {
   dir: string;
   target: CheckTarget;
+  /** The key file the server was started with (beside `target.certFile`). */
+  keyFile: string;
   child: ChildProcess;
   exited: Promise<void>;
   output(): string;
@@ -103,7 +105,7 @@ export async function startNotebook(token: string): Promise<NotebookFixture> {
     }
     await sleep(200);
   }
-  return { dir, target, child, exited, output: () => output, stop };
+  return { dir, target, keyFile, child, exited, output: () => output, stop };
 }
 
 function killGroup(pid: number): void {

@@ -135,7 +135,7 @@ describe("health checks against a real notebook 6.4.12 server", () => {
     expect(foldHealth([tls], "running").status).toBe("degraded");
   });
 
-  it("tls follows notebook 6 re-reading cert.pem and key.pem on every connection", async () => {
+  it("tls follows notebook 6 re-reading its certificate and key files on every connection", async () => {
     const { cert: freshCert, key: freshKey } = await selfSignedPair(secured.dir, "fresh", 365);
     const fresh = new X509Certificate(await readFile(freshCert));
 
@@ -147,7 +147,7 @@ describe("health checks against a real notebook 6.4.12 server", () => {
     expect(broken.message).toContain("match its key");
 
     // With the matching key in place the new certificate is served at once, without a restart.
-    await copyFile(freshKey, path.join(secured.dir, "key.pem"));
+    await copyFile(freshKey, secured.keyFile);
     const tls = await checkTls(secured.target);
     expect(tls.status).toBe("pass");
     expect(tls.data?.fingerprintSha256).toBe(fresh.fingerprint256);
