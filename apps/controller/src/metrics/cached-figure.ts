@@ -5,6 +5,8 @@
  * `firstReadTimeoutMs`. Refreshes never overlap, so the source is read at most once per
  * `maxAgeMs` however often the figure is asked for.
  */
+import { setTimeout as sleep } from "node:timers/promises";
+
 export class CachedFigure<T> {
   private value: T | undefined;
   private readAt = 0;
@@ -24,11 +26,9 @@ export class CachedFigure<T> {
   async get(): Promise<T | undefined> {
     const now = this.options.now ?? Date.now;
     if (this.value === undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.options.firstReadTimeoutMs ?? 5000);
-      });
-      await Promise.race([this.refresh(), deadline]).finally(() => clearTimeout(timer));
+      const read = new AbortController();
+      const deadline = sleep(this.options.firstReadTimeoutMs ?? 5000, undefined, { signal: read.signal });
+      await Promise.race([this.refresh(), deadline.catch(() => {})]).finally(() => read.abort()); // no timer left
     } else if (now() - this.readAt >= this.options.maxAgeMs) {
       void this.refresh();
     }

@@ -16,6 +16,7 @@
  * own command, see execute-target), then pending ones continue. Every state change is a
  * conditional update, so nothing is started or finished twice.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import {
   OperationTargetsRepo,
@@ -361,13 +362,10 @@ export class OperationRunner {
   private end(ending: Ending): Promise<void> {
     this.endings.push(ending);
     if (this.endingsWritten) return this.endingsWritten;
-    const due = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ENDS_WRITE_MS);
-      this.writeEndsNow = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    // Due after ENDS_WRITE_MS, or at once when drain calls writeEndsNow.
+    const early = new AbortController();
+    this.writeEndsNow = () => early.abort();
+    const due = sleep(ENDS_WRITE_MS, undefined, { signal: early.signal }).catch(() => {});
     this.endingsWritten = due.then(async () => {
       const endings = this.endings;
       this.endings = [];
