@@ -10,7 +10,6 @@ export { profileEnv } from "./profile/write.js";
 export { AgentStreams, type AgentStreamsOptions } from "./streams/agent-streams.js";
 export type { LinkStreams, StreamOut } from "./link/streams.js";
 export type { TerminalTarget } from "./pty/shell.js";
-export { AGENT_CONNECT_PATH } from "./link/dial.js";
 export { ControllerLink, type LinkOptions, type LinkStatus, type LinkTiming } from "./link/link.js";
 export type { LinkLog, LinkLogLevel } from "./link/log.js";
 export type { CertificatePair } from "./tls/generate.js";

@@ -6,6 +6,5 @@ export { TerminalConnection, type TerminalOpenOptions } from "./cli/terminal-cli
 export { defaultSettings } from "./config/settings.js";
 export type { ArtifactInfo } from "./artifact-info.js";
 export { hashSecret, newAgentCredential } from "./auth/secrets.js";
-export { AGENT_CONNECT_PATH } from "@nbfleet/shared";
 export { AzureProvider, type AzureProviderOptions } from "./providers/azure/azure-provider.js";
 export { chooseCredential } from "./providers/azure/credential.js";

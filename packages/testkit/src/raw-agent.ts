@@ -3,8 +3,7 @@
  * (code and reason) or the refused upgrade (HTTP status and JSON body) as promises.
  */
 
-import { AGENT_CONNECT_PATH } from "@nbfleet/controller";
-import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
+import { AGENT_CONNECT_PATH, AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
 import WebSocket from "ws";
 import { simState } from "./sim-agent.js";
 

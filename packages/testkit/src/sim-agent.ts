@@ -6,8 +6,8 @@
  * can be switched off.
  */
 import { hostname as osHostname } from "node:os";
-import { AGENT_CONNECT_PATH } from "@nbfleet/controller";
 import {
+  AGENT_CONNECT_PATH,
   AGENT_VERSION,
   type AgentState,
   type CommandError,
@@ -20,8 +20,6 @@ import {
   foldHealth,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
-
-export { AGENT_CONNECT_PATH };
 
 export interface Received {
   at: number;
