@@ -29,6 +29,14 @@ describe("buildAgentArtifact", () => {
   }, 120_000);
   afterAll(() => Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true }))));
 
+  /** Runs `script` as a module beside the unpacked bundle, whose lazy `import(name)` it checks. */
+  async function runBesideBundle(name: string, script: string): Promise<string> {
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: unpacked });
+    const bundleText = await readFile(path.join(unpacked, "nbfleet-agent.mjs"), "utf8");
+    expect(bundleText).toContain(`import("${name}")`);
+    return stdout.trim();
+  }
+
   it("reports the file's real checksum, size and the agent version", async () => {
     const bytes = await readFile(artifact.file);
     expect(artifact.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
@@ -90,10 +98,7 @@ describe("buildAgentArtifact", () => {
       const h = await a.hash("pw", { memoryCost: 1024, timeCost: 1, parallelism: 1 });
       console.log(await a.verify(h, "pw"));
     })`;
-    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: unpacked });
-    expect(stdout.trim()).toBe("true");
-    const bundleText = await readFile(path.join(unpacked, "nbfleet-agent.mjs"), "utf8");
-    expect(bundleText).toContain('import("@node-rs/argon2")');
+    expect(await runBesideBundle("@node-rs/argon2", script)).toBe("true");
   });
 
   it("ships node-pty's runtime files only, and the bundle's lazy import runs a command in a pty", async () => {
@@ -108,10 +113,7 @@ describe("buildAgentArtifact", () => {
       const p = (m.default ?? m).spawn("/bin/sh", ["-c", "stty size"], { cols: 77, rows: 11, encoding: null });
       let out = ""; p.onData((d) => { out += d; }); p.onExit(() => console.log(out.trim()));
     })`;
-    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: unpacked });
-    expect(stdout.trim()).toBe("11 77");
-    const bundleText = await readFile(path.join(unpacked, "nbfleet-agent.mjs"), "utf8");
-    expect(bundleText).toContain('import("node-pty")');
+    expect(await runBesideBundle("node-pty", script)).toBe("11 77");
   });
 
   it("is a cache hit when no input changed, and rebuilds when the artifact was altered", async () => {

@@ -113,19 +113,26 @@ afterAll(async () => {
   await Promise.all(cleanup.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
+/** What every bootstrap here fetches: the artifact this file serves, with its own token. */
+function fromArtifactServer(bootstrapToken: string) {
+  return {
+    controllerUrl: baseUrl,
+    artifactUrl: `${baseUrl}/v1/agent/artifact`,
+    artifactSha256: artifact.sha256,
+    bootstrapToken,
+    notebookPort: 9999,
+  };
+}
+
 async function sandbox(name: string, overrides: Partial<LinuxBootstrapOptions> = {}) {
   const root = await mkdtemp(path.join(tmpdir(), `nbfleet-sandbox-${name}-`));
   cleanup.push(root);
   const dataDir = overrides.dataDir ?? path.join(root, "agent");
   const options: LinuxBootstrapOptions = {
     mode: "sandbox",
-    controllerUrl: baseUrl,
-    artifactUrl: `${baseUrl}/v1/agent/artifact`,
-    artifactSha256: artifact.sha256,
-    bootstrapToken: "bootstrap-token-0123456789",
+    ...fromArtifactServer("bootstrap-token-0123456789"),
     dataDir,
     installDir: path.join(root, "install"),
-    notebookPort: 9999,
     bindIp: "127.0.0.1",
     node: process.execPath,
     // A long-running agent command that needs neither Jupyter nor a controller: it copies
@@ -182,6 +189,18 @@ async function proveAgentRuns(
   );
 }
 
+/** A cloud guest's settings, for what is only rendered (nothing here is downloaded). */
+const SYSTEMD_GUEST: LinuxBootstrapOptions = {
+  mode: "systemd",
+  controllerUrl: "https://controller.example:7443",
+  artifactUrl: "https://controller.example:7443/v1/agent/artifact",
+  artifactSha256: "a".repeat(64),
+  bootstrapToken: "token-123456",
+  dataDir: "/var/lib/nbfleet/agent",
+  installDir: "/opt/nbfleet",
+  notebookPort: 9999,
+  bindIp: "0.0.0.0",
+};
 describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", () => {
   it("downloads, verifies, unpacks and starts the agent detached; a re-run changes nothing", async () => {
     const { script, layout, paths, options } = await sandbox("happy");
@@ -353,18 +372,7 @@ describe("renderLinuxBootstrap and secrets (the real script, run with sh)", () =
   });
 
   it("puts the hash file, never the hash, on the agent's command line (Linux and its launcher)", () => {
-    const argv = linuxAgentArgv({
-      mode: "systemd",
-      controllerUrl: "https://c.example",
-      artifactUrl: "https://c.example/v1/agent/artifact",
-      artifactSha256: "a".repeat(64),
-      bootstrapToken: "token-123456",
-      dataDir: "/var/lib/nbfleet/agent",
-      installDir: "/opt/nbfleet",
-      notebookPort: 9999,
-      bindIp: "0.0.0.0",
-      passwordHash: HASH,
-    });
+    const argv = linuxAgentArgv({ ...SYSTEMD_GUEST, passwordHash: HASH });
     expect(argv.join(" ")).toContain("--password-hash-file /opt/nbfleet/password-hash");
     expect(argv.join(" ")).not.toContain("argon2");
     expect(argv).not.toContain("--password-hash");
@@ -532,13 +540,9 @@ describe("renderLinuxBootstrap in systemd mode (systemctl and nft stubbed on PAT
     await mkdir(unitDir);
     const options: LinuxBootstrapOptions = {
       mode: "systemd",
-      controllerUrl: baseUrl,
-      artifactUrl: `${baseUrl}/v1/agent/artifact`,
-      artifactSha256: artifact.sha256,
-      bootstrapToken: "bootstrap-token-systemd-1",
+      ...fromArtifactServer("bootstrap-token-systemd-1"),
       dataDir: path.join(root, "var/agent"),
       installDir: path.join(root, "opt/nbfleet"),
-      notebookPort: 9999,
       publicPort: 8443,
       bindIp: "0.0.0.0",
       runAs: "azureuser",
@@ -585,22 +589,10 @@ describe("renderLinuxBootstrap in systemd mode (systemctl and nft stubbed on PAT
 });
 
 describe("linuxAgentArgv", () => {
-  const base: LinuxBootstrapOptions = {
-    mode: "systemd",
-    controllerUrl: "https://controller.example:7443",
-    artifactUrl: "https://controller.example:7443/v1/agent/artifact",
-    artifactSha256: "a".repeat(64),
-    bootstrapToken: "token-123456",
-    dataDir: "/var/lib/nbfleet/agent",
-    installDir: "/opt/nbfleet",
-    notebookPort: 9999,
-    bindIp: "0.0.0.0",
-  };
-
   it("starts `up` against the controller with the token file and the trust anchor", () => {
     expect(
       linuxAgentArgv({
-        ...base,
+        ...SYSTEMD_GUEST,
         controllerFingerprint: "ab".repeat(32),
         allowRoot: true,
         hostnames: ["a.b"],
@@ -612,32 +604,36 @@ describe("linuxAgentArgv", () => {
       ...["--bootstrap-token-file", "/opt/nbfleet/bootstrap-token"],
       ...["--controller-fingerprint", "ab".repeat(32), "--allow-root", "--hostname", "a.b"],
     ]);
-    const withCa = linuxAgentArgv({ ...base, controllerCaPem: "-----BEGIN CERTIFICATE-----\nx\n" });
+    const withCa = linuxAgentArgv({ ...SYSTEMD_GUEST, controllerCaPem: "-----BEGIN CERTIFICATE-----\nx\n" });
     expect(withCa.join(" ")).toContain("--controller-ca /opt/nbfleet/controller-ca.pem");
   });
 
   it("refuses bad settings before rendering, naming the field", () => {
-    expect(() => renderLinuxBootstrap({ ...base, artifactSha256: "XYZ" })).toThrow(/artifactSha256/);
-    expect(() => renderLinuxBootstrap({ ...base, controllerUrl: "file:///etc/passwd" })).toThrow(
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, artifactSha256: "XYZ" })).toThrow(/artifactSha256/);
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, controllerUrl: "file:///etc/passwd" })).toThrow(
       /controllerUrl/,
     );
-    expect(() => renderLinuxBootstrap({ ...base, bootstrapToken: "has space 1234" })).toThrow(
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, bootstrapToken: "has space 1234" })).toThrow(
       /bootstrapToken/,
     );
-    expect(() => renderLinuxBootstrap({ ...base, installDir: "/opt/nb fleet" })).toThrow(/installDir/);
-    expect(() => renderLinuxBootstrap({ ...base, runAs: "nb", allowRoot: true })).toThrow(
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, installDir: "/opt/nb fleet" })).toThrow(
+      /installDir/,
+    );
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, runAs: "nb", allowRoot: true })).toThrow(
       /runAs and allowRoot/,
     );
     expect(() =>
       renderLinuxBootstrap({
-        ...base,
+        ...SYSTEMD_GUEST,
         controllerCaPem: "-----BEGIN CERTIFICATE-----",
         controllerFingerprint: "ab".repeat(32),
       }),
     ).toThrow(/at most one/);
-    expect(() => renderLinuxBootstrap({ ...base, controllerFingerprint: "ab".repeat(32) })).toThrow(
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, controllerFingerprint: "ab".repeat(32) })).toThrow(
       /controllerFingerprint and controllerCertPem: give both/,
     );
-    expect(() => renderLinuxBootstrap({ ...base, mode: "sandbox", publicPort: 443 })).toThrow(/publicPort/);
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, mode: "sandbox", publicPort: 443 })).toThrow(
+      /publicPort/,
+    );
   });
 });
