@@ -11,12 +11,13 @@
  * Everything is on 127.0.0.1; the children are ended whatever happens.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildServer, loadSettings } from "@nbfleet/controller";
-import { seedVms } from "@nbfleet/testkit/sim-fleet";
+import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { BenchChild } from "./bench-child.js";
 import { JsonClient } from "./http-client.js";
@@ -110,11 +111,11 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-controller-"));
   const adminToken = `nbf_${randomBytes(32).toString("base64url")}`;
   const children: BenchChild[] = [];
+  let fleet: SimFleetProcess | undefined;
   let client: JsonClient | undefined;
   try {
     const seedStarted = performance.now();
-    const credentialsFile = path.join(dataDir, "bench-credentials.json");
-    await seed(dataDir, adminToken, options.agents, credentialsFile);
+    const vms = await seed(dataDir, adminToken, options.agents);
     const seedMs = performance.now() - seedStarted;
 
     const controller = new BenchChild("controller", "controller-process.ts", [], {
@@ -162,13 +163,10 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
       };
     };
     await loopDelay("baseline");
-    const fleet = new BenchChild("sim fleet", "sim-fleet-process.ts", [
-      url,
-      credentialsFile,
-      "200",
-      String(options.unhealthyEvery),
-    ]);
-    children.push(fleet);
+    // Agents do not reconnect, so that a dropped connection stays visible.
+    fleet = new SimFleetProcess();
+    const fleetConnecting = fleet.start({ url, vms, concurrency: 200, record: false, reconnect: false });
+    fleetConnecting.catch(() => {}); // awaited below, once the controller counts every agent
     const connectStarted = performance.now();
     for (;;) {
       if ((await connected()) >= options.agents) break;
@@ -179,10 +177,10 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
       await sleep(100);
     }
     const connectMs = performance.now() - connectStarted;
-    const fleetConnected = await fleet.next("connected", 60_000);
+    const fleetConnected = await fleetConnecting;
     noteLoad("connected");
 
-    const expectedUnhealthy = Number((await fleet.next("unhealthy", 60_000)).agents);
+    const expectedUnhealthy = await fleet.failNotebooks(options.unhealthyEvery);
     await waitFor(
       async () => {
         const page = await api.expect<{ items: unknown[] }>(200, "GET", `${QUERY_PATH}&limit=1000`);
@@ -233,8 +231,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
     }
     const rssAfterCommands = await rssBytes(controller.pid);
     const heldAtEnd = await connected();
-    fleet.send("stats");
-    const fleetStats = await fleet.next("stats", 30_000);
+    const fleetStats = await fleet.stats();
 
     return {
       agents: options.agents,
@@ -265,21 +262,21 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
     };
   } finally {
     client?.close();
+    await fleet?.close();
     await Promise.all(children.reverse().map((child) => child.stop()));
     if (!options.profileDir) await rm(dataDir, { recursive: true, force: true });
   }
 }
 
 /** N VMs with agent credentials straight into the store (the testkit's seeding), then closed. */
-async function seed(dataDir: string, adminToken: string, count: number, credentialsFile: string) {
+async function seed(dataDir: string, adminToken: string, count: number): Promise<SeededVm[]> {
   const settings = loadSettings({
     env: {},
     flags: { dataDir, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
   });
   const app = await buildServer(settings, { provider: new SimProvider() });
   try {
-    const vms = await seedVms(app, { count, labels: (i) => ({ ring: String(i % 4) }) });
-    await writeFile(credentialsFile, JSON.stringify(vms), { mode: 0o600 });
+    return await seedVms(app, { count, labels: (i) => ({ ring: String(i % 4) }) });
   } finally {
     await app.close();
   }

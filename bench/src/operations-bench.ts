@@ -14,7 +14,6 @@
  * running at once on the agents' clocks is exactly the requested concurrency — a run whose
  * targets fail fast, or that runs more at once than asked, cannot pass for a fast one.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
@@ -28,17 +27,14 @@ import {
 } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
-import { repoRoot, tsxLoader } from "@nbfleet/testkit/repo";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
-import type { FleetRecord, FleetReply, StartMessage } from "@nbfleet/testkit/sim-fleet-process";
+import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { openEvents } from "./event-stream.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
 import { cpuSeconds, runQueueWaitSeconds } from "./proc-usage.js";
 import { type Spread, spreadOf } from "./stats.js";
-
-const FLEET_SCRIPT = `${repoRoot}/packages/testkit/src/sim-fleet-process.ts`;
 
 export interface OperationsBenchOptions {
   agents: number;
@@ -120,7 +116,7 @@ async function oneControllerStart(options: OperationsBenchOptions, start: number
   const dataDir = makeDataDir("nbf-bench-ops-");
   const token = `nbf_${randomBytes(24).toString("base64url")}`;
   let controller: ControllerProcess | undefined;
-  let fleet: ChildProcess | undefined;
+  let fleet: SimFleetProcess | undefined;
   try {
     const seedStarted = performance.now();
     const vms = await seed(dataDir, token, options.agents);
@@ -133,17 +129,13 @@ async function oneControllerStart(options: OperationsBenchOptions, start: number
       { NBFLEET_REPORT_INTERVAL_SEC: "30", NBFLEET_LOG_LEVEL: "error" },
       options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
     );
-    const sim = startFleet();
-    fleet = sim.child;
-    const connected = sim.next("connected");
-    sim.child.send({
-      type: "start",
+    fleet = new SimFleetProcess();
+    const { ms: connectMs } = await fleet.start({
       url: controller.url,
       vms,
       delayMs: options.delayMs,
       record: true,
-    } satisfies StartMessage);
-    const connectMs = Number(((await connected) as { ms: number }).ms);
+    });
     const call = api(controller);
     await waitFor(
       "every agent connected",
@@ -157,11 +149,9 @@ async function oneControllerStart(options: OperationsBenchOptions, start: number
       // Each operation starts on a settled fleet: connection work (welcomes, pending-command
       // lookups) or the previous operation's tail is over, as it would be when an operator acts.
       await sleep(2000);
-      timed.push(await runOperation(controller, fleet.pid!, options, start, op === 0 ? "first" : "warm"));
+      timed.push(await runOperation(controller, fleet.pid, options, start, op === 0 ? "first" : "warm"));
     }
-    const records = sim.next("records");
-    sim.child.send({ type: "records" });
-    const fleetRecords = ((await records) as { records: FleetRecord[] }).records;
+    const fleetRecords = await fleet.records();
     const rounds = timed.map(({ window, ...round }) => {
       const full: OperationRound = { ...round, ...traceOperation(fleetRecords, window, options) };
       assertHonest(full, options);
@@ -169,7 +159,7 @@ async function oneControllerStart(options: OperationsBenchOptions, start: number
     });
     return { rounds, seedMs, connectMs };
   } finally {
-    if (fleet) await closeFleet(fleet);
+    await fleet?.close();
     if (controller) await stopControllerProcess(controller);
     await rm(dataDir, { recursive: true, force: true });
   }
@@ -253,40 +243,6 @@ async function seed(dataDir: string, adminToken: string, count: number): Promise
   } finally {
     await app.close();
   }
-}
-
-function startFleet(): { child: ChildProcess; next: (type: FleetReply["type"]) => Promise<FleetReply> } {
-  const child = fork(FLEET_SCRIPT, [], {
-    cwd: repoRoot,
-    execArgv: ["--import", tsxLoader],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const waiting: Array<{ type: string; resolve: (m: FleetReply) => void; reject: (e: Error) => void }> = [];
-  child.on("message", (message: FleetReply) => {
-    if (message.type === "error") {
-      for (const w of waiting.splice(0)) w.reject(new Error(`sim fleet: ${message.message}`));
-      return;
-    }
-    const at = waiting.findIndex((w) => w.type === message.type);
-    if (at >= 0) waiting.splice(at, 1)[0]!.resolve(message);
-  });
-  child.on("exit", (code, signal) => {
-    for (const w of waiting.splice(0)) w.reject(new Error(`the sim fleet exited (${signal ?? code})`));
-  });
-  return {
-    child,
-    next: (type) => new Promise((resolve, reject) => waiting.push({ type, resolve, reject })),
-  };
-}
-
-/** Asks the fleet to exit and waits for it, so that the next start has the machine to itself. */
-async function closeFleet(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.send({ type: "close" });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function usage(controllerPid: number, fleetPid: number) {
