@@ -438,12 +438,6 @@ export class AzureProvider implements Provider {
       : describeAzureFailure(error);
   }
 
-  /**
-   * Runs Azure work under the operation deadline: its signal aborts the SDK's requests and polls
-   * at `operationTimeoutMs`; should the work still not end (it may clean up for `graceMs` more),
-   * it is abandoned so that its slot is free again. Any failure leaves as an AzureProviderError
-   * with Azure's code and message, or saying the deadline passed.
-   */
   /** A start, stop or restart: `choose` picks the Azure call (looking at the machine first if it must). */
   private async power(
     what: string,
