@@ -16,10 +16,10 @@ import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildServer, loadSettings } from "@nbfleet/controller";
+import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
-import { BenchChild } from "./bench-child.js";
 import { JsonClient } from "./http-client.js";
 import { cpuSeconds, rssBytes, runQueueWaitSeconds } from "./proc-usage.js";
 import { median, quantile } from "./stats.js";
@@ -110,7 +110,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
   noteLoad("start");
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-controller-"));
   const adminToken = `nbf_${randomBytes(32).toString("base64url")}`;
-  const children: BenchChild[] = [];
+  const children: ControllerChild[] = [];
   let fleet: SimFleetProcess | undefined;
   let client: JsonClient | undefined;
   try {
@@ -118,8 +118,9 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
     const vms = await seed(dataDir, adminToken, options.agents);
     const seedMs = performance.now() - seedStarted;
 
-    const controller = new BenchChild("controller", "controller-process.ts", [], {
+    const controller = await ControllerChild.start({
       env: {
+        ...process.env,
         NBFLEET_DATA_DIR: dataDir,
         NBFLEET_LISTEN: "127.0.0.1:0",
         NBFLEET_ADMIN_TOKEN: adminToken,
@@ -127,10 +128,10 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
         NBFLEET_LOG_LEVEL: "error",
       },
       nodeFlags: options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
+      manySockets: true,
     });
     children.push(controller);
-    const ready = await controller.next("ready", 60_000);
-    const url = String(ready.url);
+    const url = controller.url;
     client = new JsonClient(url, adminToken);
     const api = client;
     const connected = async () =>
@@ -152,8 +153,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
       const now = { wait: await runQueueWaitSeconds(controller.pid), at: performance.now() };
       cpuWaitPercent[phase] = ((now.wait - waitMark.wait) / ((now.at - waitMark.at) / 1000)) * 100;
       waitMark = now;
-      controller.send("loop");
-      const loop = await controller.next("loop", 30_000);
+      const loop = await controller.loop();
       loopDelayMs[phase] = { p50: Number(loop.p50), p99: Number(loop.p99), max: Number(loop.max) };
       gc[phase] = {
         minorMs: Number(loop.gcMinorMs),

@@ -7,14 +7,32 @@ export function tsxArgs(script: string, args: string[] = [], nodeFlags: string[]
   return [...nodeFlags, "--import", tsxLoader, script, ...args];
 }
 
-/** `script` under tsx in a node process of its own, from the repository root. */
+/** Open files for a process holding one socket per agent of a ten-thousand-agent fleet. */
+const MANY_SOCKETS = 65_536;
+
+/**
+ * `script` under tsx in a node process of its own, from the repository root. With
+ * `manySockets`, it starts through sh to raise the open-files limit (to the hard limit if that
+ * is lower; the usual soft limit is 1024); `exec` keeps the pid node's own, for /proc, and any
+ * IPC channel.
+ */
 export function spawnTs(
   script: string,
   args: string[] = [],
-  options: SpawnOptions & { nodeFlags?: string[] } = {},
+  options: SpawnOptions & { nodeFlags?: string[]; manySockets?: boolean } = {},
 ): ChildProcess {
-  const { nodeFlags, ...spawnOptions } = options;
-  return spawn(process.execPath, tsxArgs(script, args, nodeFlags), { cwd: repoRoot, ...spawnOptions });
+  const { nodeFlags, manySockets, ...spawnOptions } = options;
+  const node = [process.execPath, ...tsxArgs(script, args, nodeFlags)];
+  const [file, ...argv] = !manySockets
+    ? node
+    : [
+        "sh",
+        "-c",
+        `ulimit -n ${MANY_SOCKETS} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+        "sh",
+        ...node,
+      ];
+  return spawn(file!, argv, { cwd: repoRoot, ...spawnOptions });
 }
 
 /** Everything the child writes on stdout and stderr, interleaved as it arrives. */

@@ -2,15 +2,13 @@
  * The parent's side of sim-fleet-process.ts: starts the fleet process and turns its messages
  * into calls. One request of a kind at a time; a reply of that kind answers the oldest one.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import path from "node:path";
-import { stopChild, tsxArgs } from "./processes.js";
+import { spawnTs, stopChild } from "./processes.js";
 import { repoRoot } from "./repo.js";
 import type { FleetRecord, FleetReply, FleetRequest, FleetStats, StartMessage } from "./sim-fleet-process.js";
 
 const SCRIPT = path.join(repoRoot, "packages/testkit/src/sim-fleet-process.ts");
-/** One socket per agent: ten thousand agents need more open files than the usual 1024. */
-const OPEN_FILES = 65_536;
 
 type ReplyOf<T extends FleetReply["type"]> = Extract<FleetReply, { type: T }>;
 
@@ -23,19 +21,7 @@ export class SimFleetProcess {
   }> = [];
 
   constructor() {
-    // Through sh to raise the open-files limit; `exec` keeps the pid (node's own, for /proc) and
-    // the IPC channel.
-    this.process = spawn(
-      "sh",
-      [
-        "-c",
-        `ulimit -n ${OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
-        "sh",
-        process.execPath,
-        ...tsxArgs(SCRIPT),
-      ],
-      { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] },
-    );
+    this.process = spawnTs(SCRIPT, [], { manySockets: true, stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.process.on("message", (reply: FleetReply) => {
       if (reply.type === "error") return this.failAll(new Error(`sim fleet: ${reply.message}`));
       const at = this.waiting.findIndex((w) => w.type === reply.type);

@@ -6,97 +6,44 @@
  * than 50 MB more than the run without them, and a stalled viewer that resumes with
  * `Last-Event-ID` misses no event.
  */
-import type { ChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
-import path from "node:path";
-import { createInterface } from "node:readline";
+import type { MemoryStats } from "@nbfleet/testkit/controller-child";
+import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { hasExited, spawnTs, stopChild } from "@nbfleet/testkit/processes";
-import { repoRoot } from "@nbfleet/testkit/repo";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
-
-const script = path.join(repoRoot, "packages/testkit/src/event-flood-controller.ts");
 
 const EVENTS = 30_000;
 const PAYLOAD_BYTES = 400;
 const VIEWERS = 20;
 const MB = 1024 * 1024;
 
-interface Mem {
-  rss: number;
-  heapUsed: number;
-  subscribers: number;
-}
-
-class FloodController {
-  url = "";
-  token = "";
-  private readonly lines: string[] = [];
-  private wake: (() => void) | null = null;
-
-  private constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      this.lines.push(line);
-      this.wake?.();
-    });
-  }
-
-  static async start(): Promise<FloodController> {
-    const child = spawnTs(script, [], {
-      nodeFlags: ["--expose-gc"],
-      stdio: ["pipe", "pipe", "inherit"],
-      // A minimal environment: nothing of this process's secrets.
-      env: {
-        PATH: process.env.PATH,
-        HOME: tmpdir(),
-        NBFLEET_DATA_DIR: makeDataDir("nbf-flood-"),
-        NBFLEET_LISTEN: "127.0.0.1:0",
-        NBFLEET_LOG_LEVEL: "warn",
-      },
-    });
-    const controller = new FloodController(child);
-    const ready = JSON.parse(await controller.nextLine(60_000)) as { url: string; token: string };
-    controller.url = ready.url;
-    controller.token = ready.token;
-    return controller;
-  }
-
-  async ask<T>(command: Record<string, unknown>, timeoutMs = 60_000): Promise<T> {
-    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
-    return JSON.parse(await this.nextLine(timeoutMs)) as T;
-  }
-
-  stop(): Promise<void> {
-    return stopChild(this.child, (child) => child.stdin!.end(), 10_000);
-  }
-
-  /** The next stdout line, failing when the child dies or the deadline passes. */
-  private async nextLine(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
-      if (hasExited(this.child)) throw new Error("the controller process died");
-      if (Date.now() > deadline)
-        throw new Error(`no answer from the controller process within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, 200);
-      });
-    }
-    return this.lines.shift()!;
-  }
+/** The controller alone in a process of its own, with a minimal environment (nothing of this process's secrets). */
+function startController(): Promise<ControllerChild> {
+  return ControllerChild.start({
+    nodeFlags: ["--expose-gc"],
+    env: {
+      PATH: process.env.PATH,
+      HOME: tmpdir(),
+      NBFLEET_DATA_DIR: makeDataDir("nbf-flood-"),
+      NBFLEET_LISTEN: "127.0.0.1:0",
+      NBFLEET_LOG_LEVEL: "warn",
+    },
+  });
 }
 
 /** Emits the flood and returns how much the controller's RSS grew (after garbage collection). */
-async function growthUnderFlood(controller: FloodController): Promise<{ growth: number; after: Mem }> {
-  const before = await controller.ask<Mem>({ cmd: "mem" });
-  await controller.ask({ cmd: "emit", count: EVENTS, bytes: PAYLOAD_BYTES });
-  const after = await controller.ask<Mem>({ cmd: "mem" });
+async function growthUnderFlood(
+  controller: ControllerChild,
+): Promise<{ growth: number; after: MemoryStats }> {
+  const before = await controller.memory();
+  await controller.emit(EVENTS, PAYLOAD_BYTES);
+  const after = await controller.memory();
   return { growth: after.rss - before.rss, after };
 }
 
-let controllers: FloodController[] = [];
+let controllers: ControllerChild[] = [];
 let readers: SseReader[] = [];
 afterEach(async () => {
   for (const reader of readers) reader.close();
@@ -107,13 +54,13 @@ afterEach(async () => {
 
 describe("event stream memory", () => {
   it("20 stalled viewers and 30,000 events: under 50 MB more growth, and a resumed viewer misses nothing", async () => {
-    const quiet = await FloodController.start();
+    const quiet = await startController();
     controllers.push(quiet);
-    await quiet.ask({ cmd: "emit", count: 10, bytes: 10 });
+    await quiet.emit(10, 10);
     const baseline = await growthUnderFlood(quiet);
     await quiet.stop();
 
-    const busy = await FloodController.start();
+    const busy = await startController();
     controllers.push(busy);
     readers = Array.from(
       { length: VIEWERS },
@@ -121,18 +68,18 @@ describe("event stream memory", () => {
     );
     for (const reader of readers) expect(await reader.ready).toBe(200);
     await eventually(
-      () => busy.ask<Mem>({ cmd: "mem" }),
+      () => busy.memory(),
       (mem) => mem.subscribers === VIEWERS,
     );
     // Every viewer takes the first events, then stops reading.
-    await busy.ask({ cmd: "emit", count: 10, bytes: 10 });
+    await busy.emit(10, 10);
     await eventually(
       async () => readers.every((r) => r.events.length === 10),
       (all) => all,
     );
     for (const reader of readers) reader.pause();
     const flooded = await growthUnderFlood(busy);
-    const { lastId } = await busy.ask<{ lastId: string }>({ cmd: "emit", count: 1, bytes: 0 });
+    const { lastId } = await busy.emit(1, 0);
 
     console.log(
       `RSS growth over ${EVENTS} events: ${(baseline.growth / MB).toFixed(1)} MB without viewers, ` +
