@@ -56,7 +56,7 @@ export async function runTerminalBench(options: {
       [
         "--import",
         tsxLoader,
-        path.join(here, "terminal-agent-process.ts"),
+        path.join(here, "../../packages/testkit/src/link-agent-process.ts"),
         url,
         provider.contexts.get("bench")!.bootstrapToken,
       ],

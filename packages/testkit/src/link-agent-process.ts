@@ -1,0 +1,25 @@
+/**
+ * An agent link in a process of its own (as on a guest; the terminal benchmark's agent side):
+ * the agent's real ControllerLink and AgentStreams (real node-pty) around a fake core, dialing
+ * the controller with a bootstrap token. Prints "connected" once welcomed; SIGTERM stops it.
+ *
+ *   node --import tsx link-agent-process.ts <controller url> <bootstrap token>
+ */
+import { AgentStreams } from "@nbfleet/agent";
+import { FakeCore } from "./fake-core.js";
+import { startLink } from "./link-harness.js";
+
+const [url, bootstrapToken] = process.argv.slice(2);
+if (!url || !bootstrapToken)
+  throw new Error("usage: link-agent-process.ts <controller url> <bootstrap token>");
+const streams = new AgentStreams({ target: () => ({ user: null }), logFile: () => "/dev/null" });
+const link = startLink({
+  url,
+  core: new FakeCore(),
+  bootstrapToken,
+  streams,
+  timing: { pingIntervalMs: 15_000 },
+});
+await link.waitForStatus((s) => s.state === "connected", "connected", { timeoutMs: 30_000 });
+console.log("connected");
+process.once("SIGTERM", () => void link.stop().then(() => process.exit(0)));
