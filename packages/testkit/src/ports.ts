@@ -1,13 +1,2 @@
-import net from "node:net";
-
 /** A loopback TCP port nothing listens on right now (the OS picks it; a test binds it next). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freeLoopbackPort as freePort } from "@nbfleet/scripts";

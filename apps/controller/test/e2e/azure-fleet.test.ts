@@ -6,15 +6,15 @@
  * deleted: the emulator then holds only the fleet's shared resources, and nothing after the
  * fleet is torn down.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { chmod } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import https from "node:https";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { buildAgentArtifact } from "@nbfleet/scripts";
 import type { CommandView, VmView } from "@nbfleet/shared";
 import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
+import { api as client } from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
@@ -30,18 +30,8 @@ let app: NbfleetApp;
 let url: string;
 let token: string;
 
-async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${url}${route}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
-}
+const api = <T>(method: string, route: string, body?: unknown) =>
+  client({ url, token })<T>(method, route, body);
 
 const vm = async (name: string) => (await api<VmView>("GET", `/v1/vms/${name}`)).body;
 
@@ -95,9 +85,8 @@ function guestNotebook(name: string): string {
 }
 
 beforeAll(async () => {
-  root = await mkdtemp(path.join(tmpdir(), "nbf-azure-e2e-"));
-  // Notebooks run as the unprivileged `nbfleet` user when we are root: it must reach the guests.
-  await chmod(root, 0o755);
+  // Mode 0755: notebooks run as the unprivileged `nbfleet` user when we are root; it must reach the guests.
+  root = makeDataDir("nbf-azure-e2e-");
   const artifact = await buildAgentArtifact({ outDir: path.join(root, "artifact") });
   emu = await startEmulator({
     dataDir: path.join(root, "emulator"),
