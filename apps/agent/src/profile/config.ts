@@ -104,9 +104,8 @@ function server2Lines(opts: ConfigOptions): Line[] {
 
 /**
  * A stop waits for the server's exit, which frees the port for the next start. Once Jupyter has
- * shut its kernels down the interpreter's own teardown still takes about a quarter of a second
- * (measured: SIGTERM to exit 240–280 ms, 7 ms without it). The last exit handler skips that
- * teardown and leaves with the status the process had: `sys.exit`'s, or 1 after an uncaught
+ * shut its kernels down the interpreter's own teardown still holds the port for a while (the
+ * README's benchmark notes say how long). The last exit handler skips that teardown and leaves with the status the process had: `sys.exit`'s, or 1 after an uncaught
  * exception (a bare `raise SystemExit(n)` would leave as 0).
  */
 export const FAST_EXIT = `import atexit as _nbf_atexit, logging as _nbf_logging, os as _nbf_os, sys as _nbf_sys

@@ -11,10 +11,10 @@ import { type LinuxBootstrapOptions, checkLinuxOptions } from "./options.js";
 export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
 
 /**
- * Node flags the agent runs with (measured by `pnpm bench --only agent`): a 1 MB young
- * generation instead of 16 MB, since it allocates little; and V8's lite mode (no optimizing
- * compiler), which keeps the optimizer's code and its compiled output out of memory, about 10 MB
- * of an idle agent's RSS, at no measurable idle CPU cost: the agent mostly waits on I/O.
+ * Node flags the agent runs with (their effect is measured by `pnpm bench --only agent`): a 1 MB
+ * young generation instead of 16 MB, since it allocates little; and V8's lite mode (no
+ * optimizing compiler), which keeps the optimizer's code and its compiled output out of memory;
+ * the agent mostly waits on I/O.
  */
 export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--lite-mode"];
 const SETTINGS_MARKER = "# nbfleet:settings";
