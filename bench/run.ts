@@ -13,7 +13,7 @@
  *     terminal:   [--keystrokes 1000]
  *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
  *                 [--ops-starts 5] [--ops-warm 3]
- *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000]
+ *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000] [--azure-rounds 3]
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -66,6 +66,7 @@ const { values } = parseArgs({
     "azure-vms": { type: "string", default: "50" },
     "azure-429": { type: "string", default: "0.2" },
     "azure-retry-after-ms": { type: "string", default: "1000" },
+    "azure-rounds": { type: "string", default: "3" },
   },
 });
 const profileDir = values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {};
@@ -115,12 +116,13 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
       }),
   },
   azure: {
-    options: ["azure-vms", "azure-429", "azure-retry-after-ms"],
+    options: ["azure-vms", "azure-429", "azure-retry-after-ms", "azure-rounds"],
     run: () =>
       runAzureBench({
         vms: Number(values["azure-vms"]),
         throttleRate: Number(values["azure-429"]),
         retryAfterMs: Number(values["azure-retry-after-ms"]),
+        rounds: Number(values["azure-rounds"]),
       }),
   },
 };

@@ -31,7 +31,7 @@ export const PART_VERSIONS: Record<PartName, number> = {
   real: 1,
   terminal: 1,
   operations: 2,
-  azure: 1,
+  azure: 2,
 };
 
 export interface Measured<T> {
