@@ -107,6 +107,8 @@ describe("pnpm start, then the demo notebook in a real browser", () => {
     expect(vm.notebook.state).toBe("running");
     expect(vm.notebook.url).toBe(summary.demo?.url);
     expect(vm.notebook.certificate?.fingerprintSha256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    // The data directory was made 0755 before `up`: the log itself must keep others out.
+    expect((await stat(path.join(dataDir, "controller.log"))).mode & 0o777).toBe(0o600);
   });
 
   it("serves the browser the certificate the API reports", async () => {

@@ -131,10 +131,16 @@ async function start(settings: ControllerSettings, quietConsole: boolean): Promi
     trust: guestTrust(readTlsFiles(settings)),
   });
   // `up` is for a person at a terminal: the JSON log goes to a file, the terminal gets a summary.
+  // The log names machines, users and addresses: only the controller's user may read it.
   const logger = quietConsole
     ? pino(
         { level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } },
-        pino.destination({ dest: path.join(settings.dataDir, "controller.log"), mkdir: true, append: true }),
+        pino.destination({
+          dest: path.join(settings.dataDir, "controller.log"),
+          mkdir: true,
+          append: true,
+          mode: 0o600,
+        }),
       )
     : undefined;
   return buildServer(settings, { provider, artifact, ...(logger ? { logger } : {}) });
