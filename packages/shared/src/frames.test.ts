@@ -57,6 +57,13 @@ describe("frames", () => {
       CloseCode.invalidMessage,
       'type: unknown message type "command"',
     ]);
+    for (const inherited of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      expect(refusal({ ...ack, type: inherited })).toEqual([
+        "unknown-type",
+        CloseCode.invalidMessage,
+        `type: unknown message type "${inherited}"`,
+      ]);
+    }
     expect(refusal({ ...ack, commandId: "" })).toEqual([
       "invalid",
       CloseCode.invalidMessage,

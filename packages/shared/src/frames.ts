@@ -96,8 +96,11 @@ export function parseAgentFrame(data: RawFrame, isBinary: boolean): ParsedAgentF
   const envelope = readEnvelope(data, isBinary);
   if (!envelope.ok) return { ok: false, ...envelopeRefusal(envelope) };
   const { value, type } = envelope;
+  // Own keys only: a type such as "toString" must be unknown, not Object.prototype's method.
   const validator =
-    typeof type === "string" ? agentValidators[type as keyof typeof agentValidators] : undefined;
+    typeof type === "string" && Object.hasOwn(agentValidators, type)
+      ? agentValidators[type as keyof typeof agentValidators]
+      : undefined;
   if (!validator) {
     return {
       ok: false,
