@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 // Unit tests sit beside the code; slow end-to-end tests (real Jupyter, real processes) live in test/e2e.
 export default defineConfig({
   test: {
+    // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL.
+    globalSetup: ["packages/testkit/src/postgres-global-setup.ts"],
     projects: [
       {
         test: {

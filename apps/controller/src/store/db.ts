@@ -1,19 +1,24 @@
 /**
- * Opens the embedded SQLite database (better-sqlite3, WAL) under the data dir as a Kysely
- * instance. Another dialect (pg) would be opened here too; callers only see Kysely<Database>.
+ * Opens the database as a Kysely instance: the embedded SQLite file (better-sqlite3, WAL) under
+ * the data dir by default, or PostgreSQL (a `pg` pool) when a database URL is given. Callers
+ * only see Kysely<Database>; the few places that differ by dialect ask `dialect`.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import pg from "pg";
 import { startCheckpointer } from "./checkpointer.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./statement-cache.js";
 
 export const DB_FILE = "nbfleet.sqlite";
 
+export type Dialect = "sqlite" | "postgres";
+
 export interface OpenDatabase {
   db: Kysely<Database>;
+  dialect: Dialect;
   close(): Promise<void>;
 }
 
@@ -30,10 +35,43 @@ export function openSqlite(dataDir: string): OpenDatabase {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     db,
+    dialect: "sqlite",
     // The worker's connection goes first: the last connection to close folds the WAL in.
     close: () => checkpointer.close().then(() => db.destroy()),
   };
 }
+
+export interface PostgresOptions {
+  /** Connections in the pool. */
+  poolSize?: number;
+  /** How long a new connection may take (a refused or silent host fails after this). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * PostgreSQL through a `pg` pool. TLS is set in the URL as `pg` spells it
+ * (`?sslmode=verify-full&sslrootcert=/path/ca.pem`). int8 values (every `count()`) arrive as
+ * numbers: the counts here never come near 2^53.
+ */
+export function openPostgres(url: string, options: PostgresOptions = {}): OpenDatabase {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    types: { getTypeParser: numericInt8 },
+  });
+  // An idle connection that dies (the server restarts) is dropped by the pool; without a
+  // listener its error would end the process.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: "postgres", close: () => db.destroy() };
+}
+
+const INT8_OID = 20;
+const numericInt8 = ((oid: number, format?: "text" | "binary") =>
+  oid === INT8_OID
+    ? (value: string) => Number(value)
+    : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser;
 
 /**
  * The database (password and credential hashes, every VM's state) is 0600: local sandboxes'

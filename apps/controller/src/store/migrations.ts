@@ -243,6 +243,34 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  "0006_replicas": {
+    // Several controller processes on one PostgreSQL: who is alive (heartbeats), who holds
+    // which agent's socket, which replica runs each cluster-wide job (leases with an expiry),
+    // and cluster-wide settings such as the secret replicas authenticate each other with.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("replicas")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("url", "text", (c) => c.notNull())
+        .addColumn("version", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("heartbeat_at", "text", (c) => c.notNull())
+        .addColumn("agents", "integer", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("leases")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("holder", "text", (c) => c.notNull())
+        .addColumn("expires_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("cluster_settings")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable("vm_status").addColumn("replica_id", "text").execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

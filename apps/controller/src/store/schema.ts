@@ -40,6 +40,8 @@ export interface VmStatusTable {
   /** JSON HealthReport as last reported. */
   health_report: string | null;
   updated_at: string;
+  /** The replica holding the agent's socket while it is connected (null: none, or SQLite). */
+  replica_id?: string | null;
 }
 
 export interface TokensTable {
@@ -161,6 +163,30 @@ export interface TerminalSessionsTable {
   attaches: number;
 }
 
+/** One row per controller process on the database, kept fresh by its heartbeat. */
+export interface ReplicasTable {
+  id: string;
+  /** Where the other replicas reach this one (NBFLEET_REPLICA_URL). */
+  url: string;
+  version: string;
+  started_at: string;
+  heartbeat_at: string;
+  /** Agents whose socket this replica held at its last heartbeat. */
+  agents: number;
+}
+
+/** A cluster-wide job runs on the replica holding its lease, until `expires_at`. */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
+export interface ClusterSettingsTable {
+  name: string;
+  value: string;
+}
+
 export interface Database {
   vms: VmsTable;
   vm_labels: VmLabelsTable;
@@ -173,4 +199,7 @@ export interface Database {
   operation_targets: OperationTargetsTable;
   policies: PoliciesTable;
   terminal_sessions: TerminalSessionsTable;
+  replicas: ReplicasTable;
+  leases: LeasesTable;
+  cluster_settings: ClusterSettingsTable;
 }

@@ -5,7 +5,7 @@
 import type { Kysely } from "kysely";
 import { AgentSecretsRepo } from "./agent-secrets-repo.js";
 import { CommandsRepo } from "./commands-repo.js";
-import { openSqlite } from "./db.js";
+import { type Dialect, openPostgres, openSqlite } from "./db.js";
 import { EventsRepo } from "./events-repo.js";
 import { migrateToLatest } from "./migrations.js";
 import { OperationsRepo } from "./operations-repo.js";
@@ -17,6 +17,7 @@ import { WriteBehind, type WriteBehindOptions } from "./write-behind.js";
 
 export interface Store {
   db: Kysely<Database>;
+  dialect: Dialect;
   vms: VmsRepo;
   tokens: TokensRepo;
   agentSecrets: AgentSecretsRepo;
@@ -30,6 +31,8 @@ export interface Store {
 
 export interface StoreOptions {
   dataDir: string;
+  /** PostgreSQL (`postgres://…`); unset, the embedded SQLite file under `dataDir`. */
+  databaseUrl?: string;
   flushMs: number;
   flushMaxItems: number;
   onError?: WriteBehindOptions["onError"];
@@ -39,8 +42,8 @@ export interface StoreOptions {
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  const database = openSqlite(options.dataDir);
-  const { db } = database;
+  const database = options.databaseUrl ? openPostgres(options.databaseUrl) : openSqlite(options.dataDir);
+  const { db, dialect } = database;
   await migrateToLatest(db as Kysely<unknown>);
   const writer = new WriteBehind(db, {
     flushMs: options.flushMs,
@@ -52,6 +55,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   let closed: Promise<void> | undefined;
   return {
     db,
+    dialect,
     vms: new VmsRepo(db),
     tokens: new TokensRepo(db),
     agentSecrets: new AgentSecretsRepo(db),

@@ -1,0 +1,144 @@
+/**
+ * A real PostgreSQL server for tests: Debian's postgresql 15 (`initdb` + `pg_ctl`), in a
+ * directory of its own under the temp dir, on a loopback port with its unix socket beside its
+ * data, removed by `remove()`. Run as root (CI), the server runs as the unprivileged `postgres`
+ * user, since PostgreSQL refuses to run as root.
+ *
+ * The suite shares one server (postgres-global-setup.ts starts it; `freshDatabaseUrl()` gives
+ * each test file a database of its own); a test that stops the server starts its own.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { freePort } from "./ports.js";
+
+const run = promisify(execFile);
+
+export const POSTGRES_BIN = "/usr/lib/postgresql/15/bin";
+export const POSTGRES_USER = "nbfleet";
+
+export interface PostgresServer {
+  /** Superuser URL of the `postgres` database (password in it; loopback only). */
+  readonly url: string;
+  readonly port: number;
+  readonly password: string;
+  /** A new, empty database; its URL. */
+  createDatabase(name?: string): Promise<string>;
+  /** Stops the server (`immediate`: as if it crashed; the data stays for `start()`). */
+  stop(mode?: "fast" | "immediate"): Promise<void>;
+  /** Starts a stopped server again on the same port. */
+  start(): Promise<void>;
+  /** Stops the server and deletes its directory. */
+  remove(): Promise<void>;
+  /** The server's log so far (for a failing test's message). */
+  log(): string;
+}
+
+export async function startPostgres(options: { port?: number } = {}): Promise<PostgresServer> {
+  if (!existsSync(join(POSTGRES_BIN, "initdb"))) {
+    throw new Error(
+      `PostgreSQL 15 is not installed (${POSTGRES_BIN}/initdb is missing): run tools/ensure-system-packages.sh as root`,
+    );
+  }
+  const dir = mkdtempSync(join(tmpdir(), "nbf-pg-"));
+  const data = join(dir, "data");
+  const logFile = join(dir, "server.log");
+  const password = randomBytes(12).toString("hex");
+  const passwordFile = join(dir, "password");
+  writeFileSync(passwordFile, password, { mode: 0o600 });
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const { uid, gid } = postgresIds();
+    chmodSync(dir, 0o700);
+    chownSync(dir, uid, gid);
+    chownSync(passwordFile, uid, gid);
+  }
+  const as = (tool: string, args: string[]) =>
+    asRoot
+      ? run("runuser", ["-u", "postgres", "--", join(POSTGRES_BIN, tool), ...args])
+      : run(join(POSTGRES_BIN, tool), args);
+
+  await as("initdb", [
+    "-D",
+    data,
+    "-U",
+    POSTGRES_USER,
+    "--pwfile",
+    passwordFile,
+    "--auth-host=scram-sha-256",
+    "--auth-local=trust",
+    "-E",
+    "UTF8",
+    "--no-sync",
+  ]);
+  rmSync(passwordFile);
+  const port = options.port ?? (await freePort());
+  const settings = [
+    `-p ${port}`,
+    `-k ${dir}`,
+    "-c listen_addresses=127.0.0.1",
+    "-c max_connections=400",
+    // A test server: durability across a power cut is not a test's concern.
+    "-c fsync=off",
+    "-c synchronous_commit=off",
+    "-c full_page_writes=off",
+  ].join(" ");
+  const start = () =>
+    as("pg_ctl", ["-D", data, "-l", logFile, "-o", settings, "-w", "-t", "60", "start"]).then(() => {});
+  const stop = (mode: "fast" | "immediate" = "fast") =>
+    as("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", "60", "stop"]).then(() => {});
+  await start();
+
+  const url = `postgres://${POSTGRES_USER}:${password}@127.0.0.1:${port}/postgres`;
+  let running = true;
+  return {
+    url,
+    port,
+    password,
+    createDatabase: (name) => createDatabase(url, name),
+    async stop(mode) {
+      await stop(mode);
+      running = false;
+    },
+    async start() {
+      await start();
+      running = true;
+    },
+    async remove() {
+      if (running) await stop("immediate").catch(() => {});
+      running = false;
+      rmSync(dir, { recursive: true, force: true });
+    },
+    log: () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : ""),
+  };
+}
+
+/** Creates a new, empty database on the server `serverUrl` points at; its URL. */
+export async function createDatabase(
+  serverUrl: string,
+  name = `t_${randomBytes(6).toString("hex")}`,
+): Promise<string> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((entry) => entry.startsWith("postgres:"));
+  if (!line) throw new Error("the postgres user does not exist: is Debian's postgresql package installed?");
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
