@@ -56,6 +56,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
   const app = createApp(settings, options.logger);
   const store = await openStore({
     dataDir: settings.dataDir,
+    ...(settings.databaseUrl ? { databaseUrl: settings.databaseUrl } : {}),
     flushMs: settings.stateFlushMs,
     flushMaxItems: settings.stateFlushMaxItems,
     onError: (error, health) =>

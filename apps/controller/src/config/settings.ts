@@ -16,6 +16,15 @@ export const ControllerSettings = Type.Object(
   {
     /** Where the SQLite file, the admin token and provider state live. */
     dataDir: Type.String({ minLength: 1 }),
+    /**
+     * PostgreSQL (`postgres://user:pass@host:port/db`, TLS as `pg` spells it: `?sslmode=verify-full&sslrootcert=ca.pem`);
+     * null = the embedded SQLite file under `dataDir`. Replicas on one database form one controller.
+     */
+    databaseUrl: Type.Union([Type.String({ pattern: "^postgres(ql)?://" }), Type.Null()]),
+    /** The URL the other replicas reach this one at; derived from `listen` when null. */
+    replicaUrl: Type.Union([Type.String({ pattern: "^https?://" }), Type.Null()]),
+    /** A replica writes its heartbeat this often; one silent for three intervals is dead. */
+    replicaHeartbeatSec: Seconds(0.05, 600),
     /** host:port the HTTP API and agent gateway listen on (port 0 picks a free one). */
     listen: Type.String({ pattern: "^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$" }),
     /** The URL agents and browsers use to reach this controller; derived from `listen` when null. */
@@ -111,6 +120,9 @@ export type ControllerSettings = Static<typeof ControllerSettings>;
 export function defaultSettings(home = homedir()): ControllerSettings {
   return {
     dataDir: join(home, ".nbfleet"),
+    databaseUrl: null,
+    replicaUrl: null,
+    replicaHeartbeatSec: 5,
     listen: "127.0.0.1:7070",
     publicUrl: null,
     adminToken: null,
@@ -161,6 +173,9 @@ export function defaultSettings(home = homedir()): ControllerSettings {
 /** Environment variable → setting. Numbers are parsed; an empty variable counts as unset. */
 export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_DATA_DIR: "dataDir",
+  NBFLEET_DATABASE_URL: "databaseUrl",
+  NBFLEET_REPLICA_URL: "replicaUrl",
+  NBFLEET_REPLICA_HEARTBEAT_SEC: "replicaHeartbeatSec",
   NBFLEET_LISTEN: "listen",
   NBFLEET_PUBLIC_URL: "publicUrl",
   NBFLEET_ADMIN_TOKEN: "adminToken",

@@ -6,15 +6,16 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildAgentArtifact } from "@nbfleet/scripts";
 import type { VmView } from "@nbfleet/shared";
 import type { Command } from "commander";
 import pino from "pino";
 import { toVmView } from "../../api/views.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
+import { NbfError } from "../../errors.js";
 import { providerFromSettings } from "../../providers/from-settings.js";
 import { type NbfleetApp, REDACT_PATHS, buildServer, listen } from "../../server.js";
 import { guestTrust, readTlsFiles } from "../../tls/files.js";
+import { agentArtifact } from "../agent-artifact.js";
 import type { GlobalOptions } from "../context.js";
 import { printJson, vmDetails } from "../output.js";
 import { spinner } from "../wait.js";
@@ -25,6 +26,8 @@ interface ServerFlags {
   listen?: string;
   dataDir?: string;
   publicUrl?: string;
+  databaseUrl?: string;
+  replicaUrl?: string;
   config?: string;
   logLevel?: string;
   provider?: string;
@@ -39,6 +42,14 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option("--listen <host:port>", "address to listen on (default $NBFLEET_LISTEN or 127.0.0.1:7070)")
       .option("--data-dir <dir>", "state, sandboxes and logs (default $NBFLEET_DATA_DIR or ~/.nbfleet)")
       .option("--public-url <url>", "the URL agents dial (default: the listening address)")
+      .option(
+        "--database-url <url>",
+        "PostgreSQL instead of the embedded SQLite, without its password (~/.pgpass or $NBFLEET_DATABASE_URL)",
+      )
+      .option(
+        "--replica-url <url>",
+        "where the other replicas reach this one (default: the listening address)",
+      )
       .option("--config <file>", "a JSON settings file (default <data-dir>/config.json when present)")
       .option("--log-level <level>", "fatal, error, warn, info, debug or trace")
       .option("--provider <name>", "where machines run: local (default) or azure ($NBFLEET_PROVIDER)")
@@ -108,6 +119,8 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.listen ? { listen: flags.listen } : {}),
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
+      ...(flags.databaseUrl ? { databaseUrl: passwordlessUrl(flags.databaseUrl) } : {}),
+      ...(flags.replicaUrl ? { replicaUrl: flags.replicaUrl } : {}),
       ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
       ...(flags.provider ? { provider: flags.provider as ControllerSettings["provider"] } : {}),
       ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
@@ -118,14 +131,35 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
   });
   // Read once: no process started from here on (the artifact build, a guest's bootstrap)
   // inherits the admin token.
+  // The database URL carries its password: not for children either.
   // biome-ignore lint/performance/noDelete: assigning undefined would set the string "undefined"
   delete process.env.NBFLEET_ADMIN_TOKEN;
+  // biome-ignore lint/performance/noDelete: as above
+  delete process.env.NBFLEET_DATABASE_URL;
   return settings;
+}
+
+/** A password on the command line is readable by every local user (`ps`): refused. */
+function passwordlessUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new NbfError("NBF_CONFIG_INVALID", { source: "--database-url", problems: "not a URL" });
+  }
+  if (parsed.password) {
+    throw new NbfError("NBF_CONFIG_INVALID", {
+      source: "--database-url",
+      problems:
+        "it must not carry a password (any local user can read a command line): set NBFLEET_DATABASE_URL in the environment or an environment file, or put the password in ~/.pgpass",
+    });
+  }
+  return url;
 }
 
 async function start(settings: ControllerSettings, quietConsole: boolean): Promise<NbfleetApp> {
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
-  const artifact = await buildAgentArtifact({ outDir: path.join(settings.dataDir, "artifact") });
+  const artifact = await agentArtifact(settings.dataDir);
   const provider = await providerFromSettings(settings, {
     artifact,
     trust: guestTrust(readTlsFiles(settings)),
