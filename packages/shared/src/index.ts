@@ -5,3 +5,4 @@ export * from "./version.js";
 export * from "./api.js";
 export * from "./terminal.js";
 export * from "./routes.js";
+export * from "./controller-urls.js";

@@ -37,7 +37,7 @@ export interface LinkHarness {
 }
 
 export function startLink(
-  options: { url: string; core: AgentCore } & Partial<Omit<LinkOptions, "signal" | "log">>,
+  options: { url: LinkOptions["url"]; core: AgentCore } & Partial<Omit<LinkOptions, "signal" | "log">>,
 ): LinkHarness {
   const dir = mkdtempSync(path.join(tmpdir(), "nbf-link-"));
   const abort = new AbortController();

@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadSettings, saveSettings } from "./load.js";
 import { dataPaths } from "./paths.js";
-import { DEFAULT_SETTINGS } from "./settings.js";
+import { DEFAULT_SETTINGS, controllerUrlsOf } from "./settings.js";
 
 async function tempPaths() {
   return dataPaths(await mkdtemp(path.join(tmpdir(), "nbf-settings-")));
@@ -35,6 +35,47 @@ describe("agent settings", () => {
     const paths = await tempPaths();
     await writeFile(paths.settingsFile, JSON.stringify({ prot: 1 }));
     await expect(loadSettings(paths)).rejects.toThrow(/agent\.json.*prot/);
+  });
+
+  it("reads a settings file of an older agent (one controller URL, no list) as it was", async () => {
+    const paths = await tempPaths();
+    const old = {
+      ...DEFAULT_SETTINGS,
+      link: { ...DEFAULT_SETTINGS.link, controllerUrl: "https://c.example" },
+    };
+    await writeFile(paths.settingsFile, JSON.stringify(old));
+    const settings = await loadSettings(paths);
+    expect(settings.link).toEqual(old.link);
+    expect(controllerUrlsOf(settings.link)).toEqual(["https://c.example"]);
+  });
+
+  it("a newer single URL replaces a stored list, never mixes with it", async () => {
+    const paths = await tempPaths();
+    const urls = ["https://r1.example", "https://r2.example"];
+    const link = { ...DEFAULT_SETTINGS.link, controllerUrl: urls[0]!, controllerUrls: urls };
+    await saveSettings(paths, { ...DEFAULT_SETTINGS, link });
+    expect(controllerUrlsOf((await loadSettings(paths)).link)).toEqual(urls);
+    const next = await loadSettings(paths, {
+      link: { ...DEFAULT_SETTINGS.link, controllerUrl: "https://other.example" },
+    });
+    expect(controllerUrlsOf(next.link)).toEqual(["https://other.example"]);
+    expect(JSON.stringify(next)).not.toContain("controllerUrls");
+  });
+
+  it("refuses a stored list that does not start with controllerUrl, or holds a bad URL", async () => {
+    const paths = await tempPaths();
+    const link = {
+      ...DEFAULT_SETTINGS.link,
+      controllerUrl: "https://r1.example",
+      controllerUrls: ["https://r2.example", "https://r1.example"],
+    };
+    await writeFile(paths.settingsFile, JSON.stringify({ link }));
+    await expect(loadSettings(paths)).rejects.toThrow(/controllerUrls must start with link\.controllerUrl/);
+    await writeFile(
+      paths.settingsFile,
+      JSON.stringify({ link: { ...link, controllerUrls: ["https://r1.example", "gopher://r2.example"] } }),
+    );
+    await expect(loadSettings(paths)).rejects.toThrow(/agent\.json.*controllerUrls\.1/);
   });
 
   it("refuses a settings file that is not JSON", async () => {

@@ -6,6 +6,7 @@ import type { DataPaths } from "./paths.js";
 import {
   type AgentSettings,
   DEFAULT_SETTINGS,
+  type LinkSettings,
   partialSettingsValidator,
   settingsValidator,
 } from "./settings.js";
@@ -20,13 +21,40 @@ export async function loadSettings(
     ...stored,
     ...overrides,
     restart: { ...DEFAULT_SETTINGS.restart, ...stored.restart, ...overrides.restart },
-    link: { ...DEFAULT_SETTINGS.link, ...stored.link, ...overrides.link },
+    link: mergeLink(DEFAULT_SETTINGS.link, stored.link, overrides.link),
   };
+  let settings: AgentSettings;
   try {
-    return settingsValidator.check(merged);
+    settings = settingsValidator.check(merged);
   } catch (error) {
     throw new AgentError("NBF_INVALID_INPUT", (error as Error).message, { file: paths.settingsFile });
   }
+  const { controllerUrl, controllerUrls } = settings.link;
+  if (controllerUrls && controllerUrls[0] !== controllerUrl) {
+    throw new AgentError(
+      "NBF_INVALID_INPUT",
+      `invalid agent settings: link.controllerUrls must start with link.controllerUrl (${JSON.stringify(controllerUrl)}), got ${JSON.stringify(controllerUrls[0])}`,
+      { file: paths.settingsFile },
+    );
+  }
+  return settings;
+}
+
+/**
+ * Later layers win field by field, except that a URL and its list travel together: a layer
+ * that sets `controllerUrl` brings its `controllerUrls` or none, never an older layer's list.
+ */
+function mergeLink(...layers: Array<LinkSettings | undefined>): LinkSettings {
+  let out = {} as LinkSettings;
+  for (const layer of layers) {
+    if (!layer) continue;
+    if ("controllerUrl" in layer) {
+      const { controllerUrls: _older, ...rest } = out;
+      out = rest as LinkSettings;
+    }
+    out = { ...out, ...layer };
+  }
+  return out;
 }
 
 export async function saveSettings(paths: DataPaths, settings: AgentSettings): Promise<void> {

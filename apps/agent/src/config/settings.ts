@@ -1,4 +1,4 @@
-import { compileValidator } from "@nbfleet/shared";
+import { ControllerUrlListSchema, compileValidator } from "@nbfleet/shared";
 /**
  * The agent's settings: one schema, the defaults in one place, stored as DIR/agent.json.
  * CLI flags override the file; the result is checked before anything acts on it.
@@ -23,7 +23,7 @@ const FINGERPRINT_SHA256 = "^([0-9A-F]{2}:){31}[0-9A-F]{2}$";
 
 /**
  * How the agent reaches its controller. A null URL means the agent runs standalone. The TLS
- * pins belong to the URL they were given with.
+ * pins belong to the URLs they were given with, and hold for each of them.
  */
 export const LinkSettings = Type.Object(
   {
@@ -32,6 +32,12 @@ export const LinkSettings = Type.Object(
       Type.String({ minLength: 1, maxLength: 2048, pattern: "^(https?|wss?)://" }),
       Type.Null(),
     ]),
+    /**
+     * Several controllers (replicas) tried in turn, starting with `controllerUrl`, which is
+     * their first entry. Absent with a single URL, so a settings file stays as older agents
+     * read it.
+     */
+    controllerUrls: Type.Optional(ControllerUrlListSchema),
     /** A CA certificate (PEM) that alone is trusted for the controller; kept in DIR/state. */
     caFile: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()]),
     /** SHA-256 of the controller's own certificate, uppercase colon hex: pinned. */
@@ -113,6 +119,12 @@ export const DEFAULT_SETTINGS: AgentSettings = {
     pingIntervalSec: 30,
   },
 };
+
+/** The URLs the link dials, in order; none for a standalone agent. */
+export function controllerUrlsOf(link: Pick<LinkSettings, "controllerUrl" | "controllerUrls">): string[] {
+  if (link.controllerUrls && link.controllerUrls.length > 0) return [...link.controllerUrls];
+  return link.controllerUrl ? [link.controllerUrl] : [];
+}
 
 export const settingsValidator = compileValidator(AgentSettings, "agent settings");
 export const PartialSettings = Type.Partial(AgentSettings);

@@ -22,9 +22,14 @@ export class Backoff {
 
   /** The next delay, drawn under a ceiling that doubles per attempt up to `capMs`. */
   next(capMs = this.policy.maxMs): number {
-    const delay = Math.floor(this.random() * this.ceiling(capMs));
+    const delay = this.draw(capMs);
     this.attempt++;
     return delay;
+  }
+
+  /** A delay under the current ceiling, which stays where it is (more tries of the same round). */
+  draw(capMs = this.policy.maxMs): number {
+    return Math.floor(this.random() * this.ceiling(capMs));
   }
 
   /** A delay between half and all of `capMs`: for refusals that will not clear up in seconds. */

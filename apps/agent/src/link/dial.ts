@@ -33,7 +33,7 @@ export type DialReady = { ok: true; secret: Secret; trust: TlsTrust | null } | {
 
 /** Checks the URL and the TLS options once, before the first dial. */
 export function planDial(
-  { url, tls = {}, credentialFile }: Pick<LinkOptions, "url" | "tls" | "credentialFile">,
+  { url, tls = {}, credentialFile }: { url: string } & Pick<LinkOptions, "tls" | "credentialFile">,
   timeoutMs: number,
 ): DialPlan {
   const target = connectUrl(url);

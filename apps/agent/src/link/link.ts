@@ -9,6 +9,8 @@
  *    ▲                                                                        │
  *    └──── backoff (full jitter; slow after refusals an operator must fix) ◀──┘ close / silence
  *
+ *   rotation.ts    with several controller URLs: which one the next dial goes to, and when
+ *                  the backoff grows (per full round)
  *   dial.ts        pick the secret, read the CA file, open the socket (TLS checked first)
  *   connection.ts  one socket's life: frames in order, the silence watchdog, closing on shutdown
  *   handshake.ts   the hello with the whole state; the welcome, storing an issued credential
@@ -38,6 +40,7 @@ import { FoldingLog } from "./log.js";
 import { sendFrame } from "./messages.js";
 import { DEFAULT_LINK_TIMING, type LinkOptions, type LinkStatus, type LinkTiming } from "./options.js";
 import { Reporter } from "./report.js";
+import { Rotation } from "./rotation.js";
 import { LinkSecrets } from "./secret.js";
 
 export {
@@ -57,7 +60,8 @@ interface Ended {
 
 export class ControllerLink {
   private readonly timing: LinkTiming;
-  private readonly plan: DialPlan;
+  /** One plan per controller URL, all with the same trust. */
+  private readonly plans: Rotation<DialPlan>;
   private readonly backoff: Backoff;
   private readonly secrets: LinkSecrets;
   private readonly reporter: Reporter;
@@ -70,7 +74,9 @@ export class ControllerLink {
 
   constructor(private readonly options: LinkOptions) {
     this.timing = { ...DEFAULT_LINK_TIMING, ...options.timing };
-    this.plan = planDial(options, this.timing.dialTimeoutMs);
+    const urls = typeof options.url === "string" ? [options.url] : [...options.url];
+    if (urls.length === 0) throw new AgentError("NBF_INVALID_INPUT", "no controller URL to dial");
+    this.plans = new Rotation(urls.map((url) => planDial({ ...options, url }, this.timing.dialTimeoutMs)));
     this.backoff = new Backoff(
       { initialMs: this.timing.initialBackoffMs, maxMs: this.timing.maxBackoffMs },
       options.random,
@@ -120,11 +126,12 @@ export class ControllerLink {
   /** One connection, from dial to close. */
   private async connectOnce(): Promise<Ended> {
     this.attempt++;
-    this.setStatus({ state: "connecting", attempt: this.attempt });
-    const ready = await prepareDial(this.plan, this.secrets);
+    const plan = this.plans.current;
+    this.setStatus({ state: "connecting", attempt: this.attempt, url: plan.target.href });
+    const ready = await prepareDial(plan, this.secrets);
     if (!ready.ok) return { verdict: cannotDial(ready.problem), stable: false };
     // From the socket's creation on, nothing is awaited until its listeners are on.
-    const connection = newConnection(dial(this.plan, ready), ready.secret);
+    const connection = newConnection(dial(plan, ready), ready.secret);
     const { signal, log } = this.options;
     return runConnection(
       connection,
@@ -138,13 +145,21 @@ export class ControllerLink {
   }
 
   private async waitToRedial({ verdict, stable }: Ended): Promise<void> {
-    if (stable) this.backoff.reset();
+    if (stable) {
+      this.backoff.reset();
+      this.plans.startRound();
+    }
     this.said.say(verdict.level, verdict.message);
+    // Whatever ended it, the next dial goes to the next URL; the ceiling grows per round (rotation.ts).
+    const roundEnded = this.plans.moveOn();
     const { pace } = verdict;
+    const cap = pace === "patient" ? this.timing.slowBackoffMs : this.timing.maxBackoffMs;
     const delay =
       pace === "slow"
         ? this.backoff.slow(this.timing.slowBackoffMs)
-        : this.backoff.next(pace === "patient" ? this.timing.slowBackoffMs : this.timing.maxBackoffMs);
+        : roundEnded
+          ? this.backoff.next(cap)
+          : this.backoff.draw(cap);
     this.setStatus({ state: "waiting", retryInMs: delay, pace });
     // An abort ends the wait early; the loop then ends.
     await sleep(delay, undefined, { signal: this.options.signal }).catch(() => undefined);
@@ -163,8 +178,10 @@ export class ControllerLink {
     this.reporter.attach(connection.ws);
     this.vmNameValue = welcome.vmName;
     this.said.flush();
-    log.info(`connected to ${this.plan.target.origin} as VM ${welcome.vmName}`);
-    this.setStatus({ state: "connected", vmName: welcome.vmName });
+    // Only one connection at a time, and the rotation moves on only after it ended.
+    const { target } = this.plans.current;
+    log.info(`connected to ${target.href} as VM ${welcome.vmName}`);
+    this.setStatus({ state: "connected", vmName: welcome.vmName, url: target.href });
     this.reporter.resume(welcome.reportIntervalSec);
   }
 
@@ -180,7 +197,8 @@ export class ControllerLink {
       refusal: connection.refusal,
     };
     if (refusedSecret(end)) this.secrets.refused(connection.secret);
-    const verdict = connection.verdict ?? judgeEnd(end, this.plan.target, this.options.credentialFile);
+    const verdict =
+      connection.verdict ?? judgeEnd(end, this.plans.current.target, this.options.credentialFile);
     const stable =
       connection.welcomedAt !== null && Date.now() - connection.welcomedAt > this.timing.stableMs;
     return { verdict, stable };
@@ -200,11 +218,12 @@ export class ControllerLink {
   }
 
   private warnIfClearText(): void {
-    const { target } = this.plan;
-    if (target.protocol === "ws:" && !isLoopback(target)) {
-      this.options.log.warn(
-        `the controller at ${target.origin} is reached without TLS: the credential travels in clear text`,
-      );
+    for (const { target } of this.plans.all) {
+      if (target.protocol === "ws:" && !isLoopback(target)) {
+        this.options.log.warn(
+          `the controller at ${target.origin} is reached without TLS: the credential travels in clear text`,
+        );
+      }
     }
   }
 

@@ -52,15 +52,19 @@ export interface LinkTlsOptions {
   fingerprintSha256?: string;
 }
 
+/** `url`: the agent endpoint dialed (with several controllers, the one of this attempt). */
 export type LinkStatus =
-  | { state: "connecting"; attempt: number }
-  | { state: "connected"; vmName: string }
+  | { state: "connecting"; attempt: number; url: string }
+  | { state: "connected"; vmName: string; url: string }
   | { state: "waiting"; retryInMs: number; pace: RetryPace }
   | { state: "stopped" };
 
 export interface LinkOptions {
-  /** The controller's base URL (http(s):// or ws(s)://) or its full agent endpoint. */
-  url: string;
+  /**
+   * The controller's base URL (http(s):// or ws(s)://) or its full agent endpoint; or several
+   * (replicas), tried in turn, each with the same trust (`tls`).
+   */
+  url: string | readonly string[];
   /** Where the credential lives (read before each dial, written 0600 when one is issued). */
   credentialFile: string;
   /** One-time token, used while no credential is stored. */

@@ -19,11 +19,11 @@ const stored: LinkSettings = {
 describe("resolveLinkSettings", () => {
   it("keeps the stored URL and pins when nothing new is given (a plain `up` after a reboot)", () => {
     expect(resolveLinkSettings(stored, {})).toEqual(stored);
-    expect(resolveLinkSettings(stored, { url: "https://c.example:7443" })).toEqual(stored);
+    expect(resolveLinkSettings(stored, { urls: ["https://c.example:7443"] })).toEqual(stored);
   });
 
   it("drops the pins of the old URL when a new URL comes without pins", () => {
-    expect(resolveLinkSettings(stored, { url: "https://other.example" })).toMatchObject({
+    expect(resolveLinkSettings(stored, { urls: ["https://other.example"] })).toMatchObject({
       controllerUrl: "https://other.example",
       caFile: null,
       fingerprintSha256: null,
@@ -32,7 +32,7 @@ describe("resolveLinkSettings", () => {
 
   it("normalizes a fingerprint to uppercase colon hex", () => {
     expect(
-      resolveLinkSettings(DEFAULT_SETTINGS.link, { url: "wss://c", fingerprintSha256: FP }),
+      resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: ["wss://c"], fingerprintSha256: FP }),
     ).toMatchObject({
       fingerprintSha256: FP_UPPER,
     });
@@ -43,12 +43,64 @@ describe("resolveLinkSettings", () => {
       /need a controller URL/,
     );
     expect(() =>
-      resolveLinkSettings(DEFAULT_SETTINGS.link, { url: "http://c:7070", fingerprintSha256: FP }),
+      resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: ["http://c:7070"], fingerprintSha256: FP }),
     ).toThrow(/https:\/\/ or wss:\/\//);
-    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { url: "ftp://c" })).toThrow(/must start with/);
+    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: ["ftp://c"] })).toThrow(
+      /must start with/,
+    );
     expect(() =>
-      resolveLinkSettings(DEFAULT_SETTINGS.link, { fingerprintSha256: "AB:CD", url: "wss://c" }),
+      resolveLinkSettings(DEFAULT_SETTINGS.link, { fingerprintSha256: "AB:CD", urls: ["wss://c"] }),
     ).toThrow(/SHA-256/);
+  });
+});
+
+describe("resolveLinkSettings with several controller URLs", () => {
+  const A = "https://r1.example:7443";
+  const B = "https://r2.example:7443";
+
+  it("keeps the first as controllerUrl and the whole list in order; one URL writes no list", () => {
+    const next = resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, B], fingerprintSha256: FP });
+    expect(next).toMatchObject({ controllerUrl: A, controllerUrls: [A, B], fingerprintSha256: FP_UPPER });
+    const single = resolveLinkSettings(next, { urls: [A] });
+    expect(single.controllerUrl).toBe(A);
+    expect("controllerUrls" in single).toBe(false);
+  });
+
+  it("keeps the pins for the same URLs in another order, drops them for other URLs", () => {
+    const stored = resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, B], fingerprintSha256: FP });
+    expect(resolveLinkSettings(stored, {})).toEqual(stored);
+    expect(resolveLinkSettings(stored, { urls: [B, A] })).toMatchObject({
+      controllerUrl: B,
+      controllerUrls: [B, A],
+      fingerprintSha256: FP_UPPER,
+    });
+    expect(resolveLinkSettings(stored, { urls: [A, "https://r3.example"] })).toMatchObject({
+      fingerprintSha256: null,
+    });
+  });
+
+  it("refuses a list with a bad scheme, naming the entry, before anything is stored", () => {
+    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, "ftp://r2.example"] })).toThrow(
+      /controller URL 2: "ftp:\/\/r2\.example" must start with https:\/\//,
+    );
+    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, "javascript:alert(1)"] })).toThrow(
+      /controller URL 2/,
+    );
+    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, ""] })).toThrow(
+      /controller URL 2 is empty/,
+    );
+    expect(() => resolveLinkSettings(DEFAULT_SETTINGS.link, { urls: [A, `${A}/`] })).toThrow(
+      /same endpoint as controller URL 1/,
+    );
+  });
+
+  it("applies the pins to every URL: a plain one among them is refused, naming it", () => {
+    expect(() =>
+      resolveLinkSettings(DEFAULT_SETTINGS.link, {
+        urls: [A, "http://r2.example:7070"],
+        fingerprintSha256: FP,
+      }),
+    ).toThrow(/https:\/\/ or wss:\/\/ controller URL, got http:\/\/r2\.example:7070/);
   });
 });
 
@@ -104,6 +156,50 @@ describe("setupLink", () => {
     expect(await setupLink(paths, DEFAULT_SETTINGS.link, {}, {})).toEqual({
       settings: DEFAULT_SETTINGS.link,
     });
+  });
+
+  it("takes a repeated --controller, else NBFLEET_CONTROLLER_URLS comma-separated", async () => {
+    const paths = dataPaths(path.join(dir, "data"));
+    const fromFlags = await setupLink(
+      paths,
+      DEFAULT_SETTINGS.link,
+      { controller: ["https://r1.example", "https://r2.example"] },
+      { NBFLEET_CONTROLLER_URLS: "https://env.example" },
+    );
+    expect(fromFlags.settings).toMatchObject({
+      controllerUrl: "https://r1.example",
+      controllerUrls: ["https://r1.example", "https://r2.example"],
+    });
+    const fromEnv = await setupLink(
+      paths,
+      DEFAULT_SETTINGS.link,
+      {},
+      { NBFLEET_CONTROLLER_URLS: " https://r1.example , wss://r2.example:7443/nbfleet " },
+    );
+    expect(fromEnv.settings.controllerUrls).toEqual(["https://r1.example", "wss://r2.example:7443/nbfleet"]);
+    const oneInList = await setupLink(
+      paths,
+      DEFAULT_SETTINGS.link,
+      {},
+      { NBFLEET_CONTROLLER_URLS: "https://r1.example" },
+    );
+    expect(oneInList.settings).toEqual({ ...DEFAULT_SETTINGS.link, controllerUrl: "https://r1.example" });
+    await expect(
+      setupLink(
+        paths,
+        DEFAULT_SETTINGS.link,
+        {},
+        { NBFLEET_CONTROLLER_URLS: "https://r1.example,ftp://r2.example" },
+      ),
+    ).rejects.toThrow(/controller URL 2: "ftp:/);
+    await expect(
+      setupLink(
+        paths,
+        DEFAULT_SETTINGS.link,
+        {},
+        { NBFLEET_CONTROLLER_URL: "https://a.example", NBFLEET_CONTROLLER_URLS: "https://b.example" },
+      ),
+    ).rejects.toThrow(/both set/);
   });
 
   it("refuses an empty token file and a CA file that is not a certificate", async () => {

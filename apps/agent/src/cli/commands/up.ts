@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { Agent } from "../../agent.js";
 import { loadSettings } from "../../config/load.js";
 import { type DataPaths, dataPaths } from "../../config/paths.js";
-import type { AgentSettings } from "../../config/settings.js";
+import { type AgentSettings, controllerUrlsOf } from "../../config/settings.js";
 import { isAgentRunning } from "../../control/client.js";
 import { serveControlSocket } from "../../control/server.js";
 import { AgentError } from "../../errors.js";
@@ -86,7 +86,8 @@ export function registerUp(program: Command): void {
     .option("--key-file <file>", "the private key of --cert-file")
     .option(
       "--controller <url>",
-      "the controller to connect to (https://… or wss://…; http:// only for a local one); remembered in DIR (env NBFLEET_CONTROLLER_URL)",
+      "the controller to connect to (https://… or wss://…; http:// only for a local one); repeat it for replicas, tried in turn; remembered in DIR (env NBFLEET_CONTROLLER_URL, or NBFLEET_CONTROLLER_URLS comma-separated)",
+      collect,
     )
     .option(
       "--bootstrap-token-file <file>",
@@ -218,6 +219,7 @@ function printSummary(agent: Agent, how: StartedHow, json: boolean | undefined):
     health: state.health.status,
     dataDir: agent.paths.dataDir,
     controller: agent.settings.link.controllerUrl,
+    controllers: controllerUrlsOf(agent.settings.link),
   };
   if (json) {
     console.log(JSON.stringify(summary));
@@ -227,7 +229,7 @@ function printSummary(agent: Agent, how: StartedHow, json: boolean | undefined):
   console.log(`  URL:         ${summary.url}`);
   console.log(`  Certificate: SHA-256 ${summary.fingerprintSha256}`);
   console.log(`  Health:      ${summary.health}`);
-  if (summary.controller) console.log(`  Controller:  ${summary.controller}`);
+  if (summary.controllers.length > 0) console.log(`  Controller:  ${summary.controllers.join(", ")}`);
   console.log("Supervising. Ctrl-C stops the notebook server; SIGTERM leaves it running for the next agent.");
 }
 
@@ -238,9 +240,10 @@ function connectToController(
   signal: AbortSignal,
 ): Promise<void> {
   const settings = agent.settings.link;
-  if (!settings.controllerUrl) return Promise.resolve();
+  const urls = controllerUrlsOf(settings);
+  if (urls.length === 0) return Promise.resolve();
   return runLink({
-    url: settings.controllerUrl,
+    url: urls,
     credentialFile: agent.paths.controllerCredential,
     ...(bootstrapToken ? { bootstrapToken } : {}),
     tls: {
