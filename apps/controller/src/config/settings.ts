@@ -235,6 +235,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "terminalDetachedTimeoutSec",
   "terminalMaxSessionsPerVm",
   "reconcileIntervalSec",
+  "replicaHeartbeatSec",
   "azureMaxConcurrency",
   "azureOperationTimeoutSec",
   "azureRequestTimeoutSec",
