@@ -405,7 +405,7 @@ install_service() {
 }
 
 main() {
-  say "bootstrap in $NBF_MODE mode for controller $NBF_CONTROLLER_URL"
+  say "bootstrap in $NBF_MODE mode for controller $NBF_CONTROLLER_URLS"
   mkdir -p "$NBF_INSTALL_DIR"
   NBF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/nbfleet-bootstrap.XXXXXX")
   ensure_node

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { shellQuote, shellWord } from "@nbfleet/shared/quote";
-import { type LinuxBootstrapOptions, checkLinuxOptions } from "./options.js";
+import { type LinuxBootstrapOptions, agentControllerUrls, checkLinuxOptions } from "./options.js";
 
 export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
 
@@ -94,8 +94,7 @@ export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
     String(options.notebookPort),
     "--ip",
     options.bindIp,
-    "--controller",
-    options.controllerUrl,
+    ...agentControllerUrls(options).flatMap((url) => ["--controller", url]),
     "--bootstrap-token-file",
     layout.tokenFile,
     ...(options.controllerCaPem !== undefined ? ["--controller-ca", layout.caFile] : []),
@@ -122,6 +121,7 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
   const settings: Array<[string, string]> = [
     ["NBF_MODE", options.mode],
     ["NBF_CONTROLLER_URL", options.controllerUrl],
+    ["NBF_CONTROLLER_URLS", agentControllerUrls(options).join(", ")],
     ["NBF_ARTIFACT_URL", options.artifactUrl],
     ["NBF_ARTIFACT_SHA256", options.artifactSha256],
     ["NBF_BOOTSTRAP_TOKEN", options.bootstrapToken],

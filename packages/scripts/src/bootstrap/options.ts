@@ -2,7 +2,12 @@
  * The settings a guest bootstrap carries, as TypeBox schemas: one place that says what each
  * value may be, checked before anything is rendered (shared's `ValidationError` names the field).
  */
-import { ValidationError, compileValidator } from "@nbfleet/shared";
+import {
+  ControllerUrlListSchema,
+  ValidationError,
+  compileValidator,
+  controllerUrlListProblems,
+} from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 
 const HttpUrl = Type.String({ pattern: "^https?://[^\\s]+$", maxLength: 2048 });
@@ -27,7 +32,13 @@ const Fingerprint = Type.String({ pattern: "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}
 
 /** What both the Linux and the Windows bootstrap need to install and start the agent. */
 const GuestFields = {
+  /** The controller the bootstrap comes from (and the agent dials when `controllerUrls` is absent). */
   controllerUrl: HttpUrl,
+  /**
+   * The controllers the agent dials, tried in turn (`--controller` once each), e.g. a load
+   * balancer and the replicas behind it. Absent = `[controllerUrl]`. The same trust for all.
+   */
+  controllerUrls: Type.Optional(ControllerUrlListSchema),
   artifactUrl: HttpUrl,
   artifactSha256: Sha256Hex,
   bootstrapToken: BootstrapToken,
@@ -143,10 +154,30 @@ export function checkWindowsOptions(value: unknown): WindowsBootstrapOptions {
   return options;
 }
 
-function commonProblems(options: { controllerCaPem?: string; controllerFingerprint?: string }): string[] {
-  return options.controllerCaPem !== undefined && options.controllerFingerprint !== undefined
-    ? ["controllerCaPem and controllerFingerprint: give at most one"]
-    : [];
+function commonProblems(options: {
+  controllerUrls?: string[];
+  controllerCaPem?: string;
+  controllerFingerprint?: string;
+}): string[] {
+  const problems =
+    options.controllerCaPem !== undefined && options.controllerFingerprint !== undefined
+      ? ["controllerCaPem and controllerFingerprint: give at most one"]
+      : [];
+  if (options.controllerUrls) {
+    problems.push(...controllerUrlListProblems(options.controllerUrls).map((p) => `controllerUrls: ${p}`));
+    const plain = options.controllerUrls.filter((url) => /^(http|ws):/.test(url));
+    if (plain.length > 0 && (options.controllerCaPem || options.controllerFingerprint)) {
+      problems.push(
+        `controllerUrls: a controller CA or fingerprint needs https:// or wss:// URLs, got ${plain.join(", ")}`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** The URLs the agent dials, in order. */
+export function agentControllerUrls(options: { controllerUrl: string; controllerUrls?: string[] }): string[] {
+  return options.controllerUrls ?? [options.controllerUrl];
 }
 
 /** What a guest is told to trust about its controller: its CA, or its certificate and that pin. */

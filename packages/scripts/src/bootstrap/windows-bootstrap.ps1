@@ -204,7 +204,7 @@ function Register-Agent([string]$Node) {
   Say 'the agent runs as the scheduled task nbfleet-agent (SYSTEM, at startup, restarted when it stops)'
 }
 
-Say "bootstrap for controller $NbfControllerUrl"
+Say "bootstrap for controller $NbfControllerUrls"
 $NbfWork = Join-Path ([IO.Path]::GetTempPath()) ("nbfleet-bootstrap-" + [Guid]::NewGuid().ToString('N'))
 New-Item -ItemType Directory -Force -Path $NbfWork, $NbfInstallDir | Out-Null
 try {

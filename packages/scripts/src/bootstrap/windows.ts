@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ValidationError } from "@nbfleet/shared";
 import { powershellQuote } from "@nbfleet/shared/quote";
-import { type WindowsBootstrapOptions, checkWindowsOptions } from "./options.js";
+import { type WindowsBootstrapOptions, agentControllerUrls, checkWindowsOptions } from "./options.js";
 
 export const WINDOWS_DEFAULTS = {
   dataDir: "C:\\ProgramData\\nbfleet\\agent",
@@ -29,7 +29,7 @@ export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
   return [
     bundle,
     ...["up", "--data-dir", dataDir, "--port", String(options.notebookPort), "--ip", options.bindIp],
-    ...["--controller", options.controllerUrl],
+    ...agentControllerUrls(options).flatMap((url) => ["--controller", url]),
     ...["--bootstrap-token-file", path.win32.join(installDir, "bootstrap-token")],
     ...(options.controllerCaPem !== undefined
       ? ["--controller-ca", path.win32.join(installDir, "controller-ca.pem")]
@@ -73,6 +73,7 @@ export function renderWindowsBootstrap(input: WindowsBootstrapOptions): string {
 
   const settings: Array<[string, string | number]> = [
     ["NbfControllerUrl", options.controllerUrl],
+    ["NbfControllerUrls", agentControllerUrls(options).join(", ")],
     ["NbfArtifactUrl", options.artifactUrl],
     ["NbfArtifactSha256", options.artifactSha256],
     ["NbfBootstrapToken", options.bootstrapToken],
