@@ -36,6 +36,47 @@ describe("controller settings", () => {
     expect(fromFlags.pingIntervalSec).toBe(15);
   });
 
+  it("takes the agents' controller URLs from NBFLEET_CONTROLLER_URLS, a flag or the file; none by default", () => {
+    expect(loadSettings({ env: {}, home }).controllerUrls).toBeNull();
+    expect(
+      loadSettings({ env: { NBFLEET_CONTROLLER_URLS: "https://lb.example, https://r1.example:7443" }, home })
+        .controllerUrls,
+    ).toEqual(["https://lb.example", "https://r1.example:7443"]);
+    expect(
+      loadSettings({
+        env: { NBFLEET_CONTROLLER_URLS: "https://lb.example" },
+        flags: { controllerUrls: ["https://r1.example", "https://r2.example"] },
+        home,
+      }).controllerUrls,
+    ).toEqual(["https://r1.example", "https://r2.example"]);
+    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-urls-"));
+    writeFileSync(join(dataDir, "config.json"), JSON.stringify({ controllerUrls: ["wss://r1.example"] }));
+    expect(loadSettings({ env: { NBFLEET_DATA_DIR: dataDir }, home }).controllerUrls).toEqual([
+      "wss://r1.example",
+    ]);
+  });
+
+  it("refuses a controller URL list with a bad entry, naming it", () => {
+    const bad =
+      (env: Record<string, string>, flags = {}) =>
+      () =>
+        loadSettings({ env, flags, home });
+    expect(bad({ NBFLEET_CONTROLLER_URLS: "https://r1.example,ftp://r2.example" })).toThrow(
+      /controllerUrls.*controller URL 2: "ftp:\/\/r2\.example" must start with https:\/\//,
+    );
+    expect(bad({ NBFLEET_CONTROLLER_URLS: "https://r1.example,,https://r2.example" })).toThrow(
+      /controller URL 2 is empty/,
+    );
+    expect(bad({}, { controllerUrls: ["https://r1.example", "https://r1.example/"] })).toThrow(
+      /same endpoint as controller URL 1/,
+    );
+    expect(
+      bad({}, { controllerUrls: ["https://r1.example", "http://r2.example"], tlsCert: "/c.pem" }),
+    ).toThrow(
+      /with tlsCert, agents verify the controller and need https:\/\/ or wss:\/\/, got http:\/\/r2\.example/,
+    );
+  });
+
   it("parses numbers from the environment and names a bad variable's setting", () => {
     expect(loadSettings({ env: { NBFLEET_COMMAND_TTL_SEC: "0.5" }, home }).commandTtlSec).toBe(0.5);
     expect(() => loadSettings({ env: { NBFLEET_COMMAND_TTL_SEC: "soon" }, home })).toThrow(

@@ -6,7 +6,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { compileValidator } from "@nbfleet/shared";
+import {
+  ControllerUrlListSchema,
+  compileValidator,
+  controllerUrlListProblems,
+  splitControllerUrls,
+} from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import { NbfError } from "../errors.js";
 
@@ -29,6 +34,11 @@ export const ControllerSettings = Type.Object(
     listen: Type.String({ pattern: "^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$" }),
     /** The URL agents and browsers use to reach this controller; derived from `listen` when null. */
     publicUrl: Type.Union([Type.String({ pattern: "^https?://" }), Type.Null()]),
+    /**
+     * The controller URLs a new machine's agent dials, tried in turn (replicas, a load balancer);
+     * null = the one URL above. Carried by the bootstrap; the agent keeps them in its settings.
+     */
+    controllerUrls: Type.Union([ControllerUrlListSchema, Type.Null()]),
     /** Taken as the first admin token instead of generating one. */
     adminToken: Type.Union([Type.String({ minLength: 16, maxLength: 256 }), Type.Null()]),
     /** How long a command waits for an offline agent before it expires. */
@@ -125,6 +135,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     replicaHeartbeatSec: 5,
     listen: "127.0.0.1:7070",
     publicUrl: null,
+    controllerUrls: null,
     adminToken: null,
     commandTtlSec: 600,
     commandTimeoutSec: 300,
@@ -178,6 +189,8 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_REPLICA_HEARTBEAT_SEC: "replicaHeartbeatSec",
   NBFLEET_LISTEN: "listen",
   NBFLEET_PUBLIC_URL: "publicUrl",
+  /** Comma-separated. */
+  NBFLEET_CONTROLLER_URLS: "controllerUrls",
   NBFLEET_ADMIN_TOKEN: "adminToken",
   NBFLEET_COMMAND_TTL_SEC: "commandTtlSec",
   NBFLEET_COMMAND_TIMEOUT_SEC: "commandTimeoutSec",
@@ -263,8 +276,25 @@ export function loadSettings(options: LoadOptions = {}): ControllerSettings {
   const explicitFile = options.configFile !== undefined || Boolean(env.NBFLEET_CONFIG);
   const fromFile = readSettingsFile(configFile, explicitFile);
   const merged = { ...defaults, ...fromFile, ...fromEnv, ...flags, dataDir };
+  checkControllerUrls(merged);
   check(fullValidator, merged, "flags, environment and file combined");
   return merged;
+}
+
+/** Each bad agent-facing URL named (the schema alone would only quote a pattern). */
+function checkControllerUrls({ controllerUrls: urls, tlsCert }: Partial<ControllerSettings>): void {
+  if (!Array.isArray(urls) || !urls.every((url) => typeof url === "string")) return;
+  const problems = controllerUrlListProblems(urls);
+  const plain = urls.filter((url) => /^(http|ws):/.test(url));
+  // With its own certificate the controller tells guests to verify it: they would refuse these.
+  if (tlsCert && plain.length > 0) {
+    problems.push(
+      `with tlsCert, agents verify the controller and need https:// or wss://, got ${plain.join(", ")}`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new NbfError("NBF_CONFIG_INVALID", { source: "controllerUrls", problems: problems.join("; ") });
+  }
 }
 
 function envSettings(env: Record<string, string | undefined>): Partial<ControllerSettings> {
@@ -272,6 +302,11 @@ function envSettings(env: Record<string, string | undefined>): Partial<Controlle
   for (const [name, key] of Object.entries(ENV_VARS)) {
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
+    if (key === "controllerUrls") {
+      out[key] = splitControllerUrls(raw);
+      checkControllerUrls({ controllerUrls: out[key] as string[] });
+      continue;
+    }
     out[key] = NUMERIC.has(key) && /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw;
   }
   check(partialValidator, out, "environment");

@@ -26,6 +26,8 @@ export interface VmServiceOptions {
   provider: Provider;
   controllerUrl: () => string;
   commandTtlSec: number;
+  /** What new agents dial, in turn; null = `controllerUrl()` alone. */
+  controllerUrls?: string[] | null;
   /** How long a new VM's bootstrap token stays valid unused. */
   bootstrapTokenTtlSec: number;
   log: FastifyBaseLogger;
@@ -102,7 +104,12 @@ export class VmService {
     try {
       const result = await provider.create(
         { name: input.name, labels, providerData: null },
-        { bootstrapToken, controllerUrl: this.options.controllerUrl(), passwordHash },
+        {
+          bootstrapToken,
+          controllerUrl: this.options.controllerUrl(),
+          ...(this.options.controllerUrls ? { controllerUrls: this.options.controllerUrls } : {}),
+          passwordHash,
+        },
       );
       await store.vms.update(input.name, {
         state: "running",

@@ -18,6 +18,8 @@ export interface ProvisionContext {
   bootstrapToken: string;
   /** Base URL of this controller as agents reach it, e.g. `http://127.0.0.1:7070`. */
   controllerUrl: string;
+  /** The URLs the agent dials, tried in turn, when not just `controllerUrl` (replicas). */
+  controllerUrls?: string[];
   /**
    * The notebook password hash (Jupyter `argon2:` format). It is also queued as a
    * `password.set` command; a provider may hand it to the agent earlier so the notebook never

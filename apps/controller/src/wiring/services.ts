@@ -71,6 +71,7 @@ export async function wireServices(
     controllerUrl,
     commandTtlSec: settings.commandTtlSec,
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
+    controllerUrls: settings.controllerUrls,
     log,
   });
   const reconciler = new Reconciler({

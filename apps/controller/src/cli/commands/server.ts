@@ -7,6 +7,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { VmView } from "@nbfleet/shared";
+import { collect } from "@nbfleet/shared/cli-parse";
 import type { Command } from "commander";
 import pino from "pino";
 import { toVmView } from "../../api/views.js";
@@ -27,6 +28,7 @@ interface ServerFlags {
   dataDir?: string;
   publicUrl?: string;
   databaseUrl?: string;
+  controllerUrl?: string[];
   replicaUrl?: string;
   config?: string;
   logLevel?: string;
@@ -43,6 +45,11 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option("--data-dir <dir>", "state, sandboxes and logs (default $NBFLEET_DATA_DIR or ~/.nbfleet)")
       .option("--public-url <url>", "the URL agents dial (default: the listening address)")
       .option(
+      .option(
+        "--controller-url <url>",
+        "a URL new agents dial; repeat it for several, tried in turn (default: --public-url; $NBFLEET_CONTROLLER_URLS comma-separated)",
+        collect,
+      )
         "--database-url <url>",
         "PostgreSQL instead of the embedded SQLite, without its password (~/.pgpass or $NBFLEET_DATABASE_URL)",
       )
@@ -120,6 +127,7 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
       ...(flags.databaseUrl ? { databaseUrl: passwordlessUrl(flags.databaseUrl) } : {}),
+      ...(flags.controllerUrl ? { controllerUrls: flags.controllerUrl } : {}),
       ...(flags.replicaUrl ? { replicaUrl: flags.replicaUrl } : {}),
       ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
       ...(flags.provider ? { provider: flags.provider as ControllerSettings["provider"] } : {}),

@@ -315,6 +315,8 @@ describe("provider azure against the emulator", () => {
     const context = {
       bootstrapToken: "nbfb_guest-token-0123",
       controllerUrl: "https://controller.example",
+      // Replicas: the agent dials them in turn; the artifact still comes from controllerUrl.
+      controllerUrls: ["https://controller.example", "https://replica-2.example:7443"],
       passwordHash: "sha1:0123456789ab:0123456789abcdef0123456789abcdef01234567",
     };
     const linux = await provider.create({ name: "lin1", labels: {}, providerData: null }, context);
@@ -341,6 +343,9 @@ describe("provider azure against the emulator", () => {
       expect(cloudInit).toContain(line);
     }
     expect(cloudInit).toContain(`--hostname ${fqdn}`);
+    expect(cloudInit).toContain(
+      "--controller https://controller.example --controller https://replica-2.example:7443",
+    );
     // The agent reports the public URL (443 through the redirect), not its private port 9999.
     expect(linux.notebookUrl).toMatch(/^https:\/\/lin1-[0-9a-f]{6}\.westeurope\.cloudapp\.azure\.com\/$/);
     expect(cloudInit).toContain(`--public-url ${linux.notebookUrl}`);
@@ -353,6 +358,9 @@ describe("provider azure against the emulator", () => {
     );
     const powershell = customData("win1");
     expect(powershell).toContain("$NbfControllerUrl = 'https://controller.example'");
+    expect(powershell).toContain(
+      "$NbfControllerUrls = 'https://controller.example, https://replica-2.example:7443'",
+    );
     expect(powershell).toContain("$NbfPublicPort = 443");
     expect(powershell).toContain(`'--public-url'`);
     const extension = emu.emulator.store.list({ type: "Microsoft.Compute/virtualMachines/extensions" })[0]!;

@@ -371,6 +371,7 @@ export class AzureProvider implements Provider {
   private userData(context: ProvisionContext, fqdn: string, publicUrl: string): string {
     const common = {
       controllerUrl: context.controllerUrl,
+      ...(context.controllerUrls ? { controllerUrls: context.controllerUrls } : {}),
       artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
       artifactSha256: this.options.artifact.sha256,
       bootstrapToken: context.bootstrapToken,

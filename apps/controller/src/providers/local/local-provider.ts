@@ -59,6 +59,7 @@ export class LocalProvider implements Provider {
     const script = renderLinuxBootstrap({
       mode: "sandbox",
       controllerUrl: context.controllerUrl,
+      ...(context.controllerUrls ? { controllerUrls: context.controllerUrls } : {}),
       artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
       artifactSha256: this.options.artifact.sha256,
       bootstrapToken: context.bootstrapToken,
