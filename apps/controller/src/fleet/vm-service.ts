@@ -25,9 +25,9 @@ export interface VmServiceOptions {
   gateway: AgentGateway;
   provider: Provider;
   controllerUrl: () => string;
-  commandTtlSec: number;
   /** What new agents dial, in turn; null = `controllerUrl()` alone. */
   controllerUrls?: string[] | null;
+  commandTtlSec: number;
   /** How long a new VM's bootstrap token stays valid unused. */
   bootstrapTokenTtlSec: number;
   log: FastifyBaseLogger;
