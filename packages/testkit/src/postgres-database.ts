@@ -6,6 +6,6 @@ import { inject } from "vitest";
 import { createDatabase } from "./postgres.js";
 import "./postgres-global-setup.js";
 
-export function freshDatabaseUrl(): Promise<string> {
-  return createDatabase(inject("postgresUrl"));
+export function freshDatabaseUrl(options: { icuLocale?: string } = {}): Promise<string> {
+  return createDatabase(inject("postgresUrl"), undefined, options);
 }

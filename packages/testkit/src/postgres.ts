@@ -38,7 +38,13 @@ export interface PostgresServer {
   log(): string;
 }
 
-export async function startPostgres(options: { port?: number } = {}): Promise<PostgresServer> {
+export interface PostgresServerOptions {
+  port?: number;
+  /** Serve TLS (`ssl=on`) with this certificate and key, e.g. from makeTestCa().issueServer(). */
+  tls?: { certPem: string; keyPem: string };
+}
+
+export async function startPostgres(options: PostgresServerOptions = {}): Promise<PostgresServer> {
   if (!existsSync(join(POSTGRES_BIN, "initdb"))) {
     throw new Error(
       `PostgreSQL 15 is not installed (${POSTGRES_BIN}/initdb is missing): run tools/ensure-system-packages.sh as root`,
@@ -50,12 +56,19 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
   const password = randomBytes(12).toString("hex");
   const passwordFile = join(dir, "password");
   writeFileSync(passwordFile, password, { mode: 0o600 });
+  // PostgreSQL refuses a key file that others may read or that the server's user does not own.
+  const tlsFiles = options.tls ? { cert: join(dir, "server.crt"), key: join(dir, "server.key") } : undefined;
+  if (options.tls && tlsFiles) {
+    writeFileSync(tlsFiles.cert, options.tls.certPem, { mode: 0o600 });
+    writeFileSync(tlsFiles.key, options.tls.keyPem, { mode: 0o600 });
+  }
   const asRoot = process.getuid?.() === 0;
   if (asRoot) {
     const { uid, gid } = postgresIds();
     chmodSync(dir, 0o700);
     chownSync(dir, uid, gid);
     chownSync(passwordFile, uid, gid);
+    if (tlsFiles) for (const file of [tlsFiles.cert, tlsFiles.key]) chownSync(file, uid, gid);
   }
   const as = (tool: string, args: string[]) =>
     asRoot
@@ -86,6 +99,9 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
     "-c fsync=off",
     "-c synchronous_commit=off",
     "-c full_page_writes=off",
+    ...(tlsFiles
+      ? ["-c ssl=on", `-c ssl_cert_file=${tlsFiles.cert}`, `-c ssl_key_file=${tlsFiles.key}`]
+      : []),
   ].join(" ");
   const start = () =>
     as("pg_ctl", ["-D", data, "-l", logFile, "-o", settings, "-w", "-t", "60", "start"]).then(() => {});
@@ -117,15 +133,22 @@ export async function startPostgres(options: { port?: number } = {}): Promise<Po
   };
 }
 
-/** Creates a new, empty database on the server `serverUrl` points at; its URL. */
+/**
+ * Creates a new, empty database on the server `serverUrl` points at; its URL. `icuLocale`
+ * (e.g. "en-US", as managed PostgreSQL services default to) sets its default collation.
+ */
 export async function createDatabase(
   serverUrl: string,
   name = `t_${randomBytes(6).toString("hex")}`,
+  options: { icuLocale?: string } = {},
 ): Promise<string> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
-    await client.query(`CREATE DATABASE "${name}"`);
+    const locale = options.icuLocale
+      ? ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${options.icuLocale.replace(/[^A-Za-z0-9@=_-]/g, "")}'`
+      : "";
+    await client.query(`CREATE DATABASE "${name}"${locale}`);
   } finally {
     await client.end();
   }

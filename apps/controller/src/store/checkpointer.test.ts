@@ -8,6 +8,7 @@ import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { DB_FILE, openSqlite } from "./db.js";
 
+// SQLite only: the WAL file and its checkpoints are SQLite's; PostgreSQL manages its own WAL.
 describe("WAL checkpoints in a worker thread", () => {
   it("copies committed pages into the database file without a commit doing it, and folds the WAL in on close", async () => {
     const dir = mkdtempSync(join(tmpdir(), "nbf-ckpt-"));

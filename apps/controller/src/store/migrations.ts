@@ -2,7 +2,7 @@
  * Schema migrations, in code so they ship with the controller. Only Kysely's schema builder
  * with portable column types (text, integer), so the same list runs on PostgreSQL.
  */
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import { type Kysely, type Migration, type MigrationProvider, Migrator, PostgresAdapter, sql } from "kysely";
 import { NbfError } from "../errors.js";
 
 const migrations: Record<string, Migration> = {
@@ -273,7 +273,44 @@ const migrations: Record<string, Migration> = {
   },
 };
 
-const provider: MigrationProvider = { getMigrations: async () => migrations };
+const provider: MigrationProvider = {
+  getMigrations: async () =>
+    Object.fromEntries(
+      Object.entries(migrations).map(([name, migration]) => [
+        name,
+        {
+          async up(db: Kysely<unknown>) {
+            await migration.up(db);
+            await byteOrderText(db);
+          },
+        },
+      ]),
+    ),
+};
+
+/**
+ * PostgreSQL compares and sorts text in a collation, by default the database's: a managed
+ * service's (en_US) puts 'VM-2' beside 'vm-2' and ignores '-' and '_' at first, so ids, names
+ * and the cursors paging them would order otherwise than SQLite's byte order, and a page could
+ * skip or repeat rows. Each migration ends by moving every text column it left in another
+ * collation to "C" (byte order); all of them, since comparing two columns of different
+ * collations is an error. SQLite compares text byte by byte already.
+ */
+async function byteOrderText(db: Kysely<unknown>): Promise<void> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+  const { rows } = await sql<{ table_name: string; column_name: string }>`
+    select table_name, column_name from information_schema.columns
+    where table_schema = current_schema() and data_type = 'text'
+      and coalesce(collation_name, '') <> 'C' and table_name not like 'kysely%'
+    order by table_name, ordinal_position`.execute(db);
+  const tables = new Map<string, string[]>();
+  for (const row of rows)
+    tables.set(row.table_name, [...(tables.get(row.table_name) ?? []), row.column_name]);
+  for (const [table, columns] of tables) {
+    const changes = columns.map((column) => sql`alter column ${sql.id(column)} type text collate "C"`);
+    await sql`alter table ${sql.id(table)} ${sql.join(changes)}`.execute(db);
+  }
+}
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
   const migrator = new Migrator({ db, provider });

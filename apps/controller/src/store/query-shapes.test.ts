@@ -1,9 +1,7 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { openSqlite } from "./db.js";
+import { openPostgres, openSqlite } from "./db.js";
 import { QueryShapes, insertRows } from "./query-shapes.js";
 
 const closers: Array<() => Promise<void>> = [];
@@ -11,15 +9,16 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
-function database() {
-  const opened = openSqlite(mkdtempSync(join(tmpdir(), "nbf-shapes-")));
+async function database(dialect: StoreDialect) {
+  const { dataDir, databaseUrl } = await freshStoreLocation(dialect, "nbf-shapes-");
+  const opened = databaseUrl ? openPostgres(databaseUrl) : openSqlite(dataDir);
   closers.push(opened.close);
   return opened.db;
 }
 
-describe("query shapes", () => {
+describe.each(STORE_DIALECTS)("query shapes on %s", (dialect) => {
   it("runs a shape again with new parameters, each value in its own column", async () => {
-    const db = database();
+    const db = await database(dialect);
     await sql`create table pairs (a text, b integer, c text)`.execute(db);
     type Pair = { a: string; b: number; c: string | null };
     // Rows whose keys come in another order than the columns: the column list decides.
@@ -45,7 +44,7 @@ describe("query shapes", () => {
   });
 
   it("refuses a shape whose listed parameters are not the compiled query's", async () => {
-    const db = database();
+    const db = await database(dialect);
     const shapes = new QueryShapes();
     const [x, y] = ["1", "2"];
     await expect(
@@ -56,5 +55,22 @@ describe("query shapes", () => {
         () => [y, x],
       ),
     ).rejects.toThrow(/swapped: the parameters listed do not match/);
+  });
+});
+
+describe("query shapes on both dialects in one process", () => {
+  it("keeps each dialect's text of a shape (placeholders are ? on SQLite, $n on PostgreSQL)", async () => {
+    const [sqlite, postgres] = [await database("sqlite"), await database("postgres")];
+    const shapes = new QueryShapes();
+    for (const db of [sqlite, postgres, sqlite, postgres]) {
+      const [a, b] = ["left", "right"];
+      const { rows } = await shapes.run(
+        db,
+        "pair",
+        () => sql<{ joined: string }>`select ${a} || '-' || ${b} as joined`.compile(db),
+        () => [a, b],
+      );
+      expect(rows).toEqual([{ joined: "left-right" }]);
+    }
   });
 });

@@ -3,6 +3,7 @@ import { Kysely, SqliteDialect } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { withStatementCache } from "./statement-cache.js";
 
+// SQLite only: the cache wraps better-sqlite3's prepared statements; the pg driver has none to keep.
 const open: SqliteDatabase.Database[] = [];
 function memoryDb(): SqliteDatabase.Database {
   const db = new SqliteDatabase(":memory:");

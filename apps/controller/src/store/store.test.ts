@@ -1,6 +1,4 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { STORE_DIALECTS, type StoreLocation, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { CompiledQuery } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { sweepSelect } from "./commands-repo.js";
@@ -10,16 +8,21 @@ import { type Store, openStore } from "./store.js";
 import { neverConnectedStatus } from "./vms-repo.js";
 
 const stores: Store[] = [];
-async function freshStore(dataDir = mkdtempSync(join(tmpdir(), "nbf-store-"))): Promise<Store> {
-  const store = await openStore({ dataDir, flushMs: 10_000, flushMaxItems: 1000 });
-  stores.push(store);
-  return store;
-}
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
 });
 
-describe("store", () => {
+describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
+  async function freshStore(location?: StoreLocation): Promise<Store> {
+    const store = await openStore({
+      ...(location ?? (await freshStoreLocation(dialect))),
+      flushMs: 10_000,
+      flushMaxItems: 1000,
+    });
+    stores.push(store);
+    return store;
+  }
+
   it("filters VMs by label, state and health and pages by name", async () => {
     const store = await freshStore();
     for (let i = 0; i < 25; i++) {
@@ -217,15 +220,33 @@ describe("store", () => {
     expect(again).toEqual([undefined]);
   });
 
-  it("sweeps through the indexes of live commands only", async () => {
+  it("sweeps through the indexes of live commands only, however many finished ones there are", async () => {
     const store = await freshStore();
     const now = new Date().toISOString();
+    const later = new Date(Date.now() + 600_000).toISOString();
+    const command = (i: number, sentAt: string | null) => ({
+      id: `cmd-${String(i).padStart(5, "0")}`,
+      vmName: `vm${i % 50}`,
+      name: "notebook.restart" as const,
+      params: {},
+      createdAt: now,
+      expiresAt: later,
+      timeoutMs: 1000,
+      operationId: null,
+      sentAt,
+    });
+    // A long finished history beside a few live commands: what the planner sees in production.
+    await store.commands.insertMany(Array.from({ length: 4000 }, (_, i) => command(i, now)));
+    await store.db.updateTable("commands").set({ state: "succeeded", finished_at: now }).execute();
+    await store.commands.insertMany(Array.from({ length: 5 }, (_, i) => command(10_000 + i, null)));
+    await store.db.executeQuery(CompiledQuery.raw("analyze"));
     const plan = async (query: ReturnType<typeof sweepSelect>) => {
       const { sql: text, parameters } = query.compile();
-      const result = await store.db.executeQuery<{ detail: string }>(
-        CompiledQuery.raw(`explain query plan ${text}`, [...parameters]),
+      const explain = dialect === "sqlite" ? "explain query plan" : "explain";
+      const result = await store.db.executeQuery<Record<string, string>>(
+        CompiledQuery.raw(`${explain} ${text}`, [...parameters]),
       );
-      return result.rows.map((r) => r.detail).join("; ");
+      return result.rows.map((r) => r.detail ?? r["QUERY PLAN"]).join("; ");
     };
     expect(
       await plan(sweepSelect(store.db, { from: ["queued", "sent"], dueColumn: "expires_at", now })),
@@ -235,9 +256,9 @@ describe("store", () => {
     );
   });
 
-  it("keeps data across a reopen of the same data dir", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-store-"));
-    const first = await freshStore(dataDir);
+  it(`keeps data across a reopen of the same ${dialect === "sqlite" ? "data dir" : "database"}`, async () => {
+    const location = await freshStoreLocation(dialect);
+    const first = await freshStore(location);
     await first.vms.insert({
       name: "kept",
       provider: "test",
@@ -246,18 +267,59 @@ describe("store", () => {
       passwordHash: null,
     });
     await first.close();
-    const second = await freshStore(dataDir);
+    const second = await freshStore(location);
     expect((await second.vms.require("kept")).labels).toEqual({ a: "b" });
   });
 
-  it("makes ids that sort by creation", () => {
-    const ids = Array.from({ length: 2000 }, () => newId("evt"));
-    expect([...ids].sort()).toEqual(ids);
-    expect(new Set(ids).size).toBe(ids.length);
+  it("orders and pages names and ids byte by byte, as SQLite does, whatever the database's collation", async () => {
+    const store = await freshStore();
+    // In en-US order (managed PostgreSQL's default) these interleave: upper and lower case
+    // together, '-' and '_' ignored at first.
+    const names = ["vm_1", "vm-10", "VM-2", "vm-2", "Vm_3", "a-b", "a_b", "ab", "A-c", "vm.1", "vm~1", "vm1"];
+    for (const name of names) {
+      await store.vms.insert({ name, provider: "test", state: "running", labels: {}, passwordHash: null });
+      store.writer.putStatus({
+        ...neverConnectedStatus(name, new Date().toISOString()),
+        health: "unhealthy",
+      });
+    }
+    await store.writer.flush();
+    const byteOrder = [...names].sort();
+    expect(await store.vms.names()).toEqual(byteOrder);
+    for (const health of [undefined, "unhealthy" as const]) {
+      const paged: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.vms.list({ limit: 5, after, ...(health ? { health } : {}) });
+        paged.push(...page.map((v) => v.name));
+        if (page.length < 5) break;
+        after = page.at(-1)!.name;
+      }
+      expect(paged).toEqual(byteOrder);
+    }
+    expect((await store.vms.list({ limit: 100, after: "vm-2" })).map((v) => v.name)).toEqual(
+      byteOrder.filter((name) => name > "vm-2"),
+    );
+    const events = names.map((name, i) => ({
+      id: `evt_${name}`,
+      at: new Date(Date.UTC(2030, 0, 1, 0, 0, i)).toISOString(),
+      vm_name: name,
+      source: "controller",
+      kind: "k",
+      level: "info",
+      message: name,
+      data: null,
+    }));
+    await store.events.insertMany(events);
+    const after = (await store.events.list({ after: "evt_a_b", limit: 100 })).map((e) => e.id);
+    expect(after).toEqual(
+      events
+        .map((e) => e.id)
+        .sort()
+        .filter((id) => id > "evt_a_b"),
+    );
   });
-});
 
-describe("history retention", () => {
   it("deletes old events and old finished commands, keeps the rest", async () => {
     const store = await freshStore();
     const old = "2020-01-01T00:00:00.000Z";
@@ -298,5 +360,13 @@ describe("history retention", () => {
     expect((await store.events.list({ limit: 10 })).map((e) => e.message)).toEqual(["new"]);
     expect(await store.commands.get(done.id)).toBeUndefined();
     expect((await store.commands.get(pending.id))?.state).toBe("queued");
+  });
+});
+
+describe("ids", () => {
+  it("makes ids that sort by creation", () => {
+    const ids = Array.from({ length: 2000 }, () => newId("evt"));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

@@ -1,11 +1,10 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
+import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { sql } from "kysely";
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { newId } from "./ids.js";
 import type { EventsTable } from "./schema.js";
@@ -21,9 +20,9 @@ afterEach(async () => {
   controller = undefined;
 });
 
-async function freshStore(options: Partial<StoreOptions> = {}): Promise<Store> {
+async function freshStore(dialect: StoreDialect, options: Partial<StoreOptions> = {}): Promise<Store> {
   const store = await openStore({
-    dataDir: mkdtempSync(join(tmpdir(), "nbf-write-behind-")),
+    ...(await freshStoreLocation(dialect, "nbf-write-behind-")),
     flushMs: 10_000,
     flushMaxItems: 100_000,
     retry: { retryMinMs: 20, retryMaxMs: 200, closeTimeoutMs: 1000 },
@@ -33,16 +32,50 @@ async function freshStore(options: Partial<StoreOptions> = {}): Promise<Store> {
   return store;
 }
 
-/** A real SQLite failure: a trigger that aborts every insert into `events` while the switch is on. */
+/** A real write failure: a trigger that aborts every insert into `events` while the switch is on. */
 async function installFailingTrigger(store: Store): Promise<(on: boolean) => Promise<void>> {
   await sql`create table test_switch (fail integer not null)`.execute(store.db);
   await sql`insert into test_switch values (0)`.execute(store.db);
-  await sql`create trigger test_fail_events before insert on events
-    when (select fail from test_switch) = 1
-    begin select raise(abort, 'injected write failure'); end`.execute(store.db);
+  if (store.dialect === "sqlite") {
+    await sql`create trigger test_fail_events before insert on events
+      when (select fail from test_switch) = 1
+      begin select raise(abort, 'injected write failure'); end`.execute(store.db);
+  } else {
+    await sql`create function test_fail_events() returns trigger language plpgsql as $$
+      begin
+        if (select fail from test_switch) = 1 then raise exception 'injected write failure'; end if;
+        return new;
+      end $$`.execute(store.db);
+    await sql`create trigger test_fail_events before insert on events
+      for each row execute function test_fail_events()`.execute(store.db);
+  }
   return async (on) => {
     await sql`update test_switch set fail = ${on ? 1 : 0}`.execute(store.db);
   };
+}
+
+/**
+ * Makes the database refuse writes: SQLite's `query_only` on its one connection; on PostgreSQL,
+ * read-only transactions by default (as on a standby after a failover) for every new
+ * connection, the pool's current ones ended so that it opens new ones.
+ */
+async function setReadOnly(store: Store, databaseUrl: string | undefined, on: boolean): Promise<void> {
+  if (!databaseUrl) {
+    await sql`pragma query_only = ${sql.raw(on ? "1" : "0")}`.execute(store.db);
+    return;
+  }
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query("set default_transaction_read_only = off");
+    const name = (await admin.query<{ name: string }>("select current_database() as name")).rows[0]!.name;
+    await admin.query(`alter database "${name}" set default_transaction_read_only = ${on ? "on" : "off"}`);
+    await admin.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    );
+  } finally {
+    await admin.end();
+  }
 }
 
 function event(message: string): EventsTable {
@@ -67,11 +100,11 @@ async function storedEvents(store: Store): Promise<string[]> {
   return rows.map((r) => r.message).sort();
 }
 
-describe("write-behind buffer", () => {
+describe.each(STORE_DIALECTS)("write-behind buffer on %s", (dialect) => {
   it("keeps rows of a failed transaction and writes them all once writes succeed again", async () => {
     const errors: WriteBehindHealth[] = [];
     let recoveredAfter = 0;
-    const store = await freshStore({
+    const store = await freshStore(dialect, {
       onError: (_error, health) => errors.push(health),
       onRecovered: (failures) => {
         recoveredAfter = failures;
@@ -118,11 +151,15 @@ describe("write-behind buffer", () => {
   });
 
   it("backs off between retries of a read-only database and writes everything once it is writable", async () => {
-    const store = await freshStore({ retry: { retryMinMs: 50, retryMaxMs: 10_000, closeTimeoutMs: 1000 } });
-    await sql`pragma query_only = 1`.execute(store.db);
+    const location = await freshStoreLocation(dialect, "nbf-write-behind-");
+    const store = await freshStore(dialect, {
+      ...location,
+      retry: { retryMinMs: 50, retryMaxMs: 10_000, closeTimeoutMs: 1000 },
+    });
+    await setReadOnly(store, location.databaseUrl, true);
     for (let i = 0; i < 10; i++) store.writer.appendEvent(event(`r${i}`));
     await store.writer.flush();
-    expect(store.writer.health().lastError).toMatch(/readonly|read-only|query_only/i);
+    expect(store.writer.health().lastError).toMatch(/readonly|read-only/i);
     // Retries at 50, 100, 200, 400 ms … : about 4 attempts in 800 ms, not one per flush call.
     const started = Date.now();
     while (Date.now() - started < 800) {
@@ -132,13 +169,13 @@ describe("write-behind buffer", () => {
     const failures = store.writer.health().failures;
     expect(failures).toBeGreaterThanOrEqual(3);
     expect(failures).toBeLessThanOrEqual(6);
-    await sql`pragma query_only = 0`.execute(store.db);
+    await setReadOnly(store, location.databaseUrl, false);
     await eventually(async () => store.writer.pending === 0, Boolean, 10_000);
     expect(await storedEvents(store)).toHaveLength(10);
   });
 
   it("close() retries a failing write until its deadline", async () => {
-    const store = await freshStore();
+    const store = await freshStore(dialect);
     const setFailing = await installFailingTrigger(store);
     await setFailing(true);
     store.writer.appendEvent(event("late"));
@@ -151,7 +188,7 @@ describe("write-behind buffer", () => {
   });
 
   it("bounds the events kept while writes fail and counts the dropped ones", async () => {
-    const store = await freshStore({
+    const store = await freshStore(dialect, {
       retry: { retryMinMs: 10_000, maxPendingEvents: 10, closeTimeoutMs: 0 },
     });
     const setFailing = await installFailingTrigger(store);
@@ -162,7 +199,7 @@ describe("write-behind buffer", () => {
   });
 
   it("/healthz reports failing writes as degraded with the pending rows and the error", async () => {
-    controller = await startTestController();
+    controller = await startTestController({ settings: await freshStoreLocation(dialect) });
     const { app } = controller;
     const setFailing = await installFailingTrigger(app.nbfleet.store);
     await setFailing(true);
