@@ -69,9 +69,9 @@ export async function wireServices(
     gateway,
     provider,
     controllerUrl,
+    controllerUrls: settings.controllerUrls,
     commandTtlSec: settings.commandTtlSec,
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
-    controllerUrls: settings.controllerUrls,
     log,
   });
   const reconciler = new Reconciler({

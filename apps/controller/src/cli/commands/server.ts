@@ -27,8 +27,8 @@ interface ServerFlags {
   listen?: string;
   dataDir?: string;
   publicUrl?: string;
-  databaseUrl?: string;
   controllerUrl?: string[];
+  databaseUrl?: string;
   replicaUrl?: string;
   config?: string;
   logLevel?: string;
@@ -45,11 +45,11 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option("--data-dir <dir>", "state, sandboxes and logs (default $NBFLEET_DATA_DIR or ~/.nbfleet)")
       .option("--public-url <url>", "the URL agents dial (default: the listening address)")
       .option(
-      .option(
         "--controller-url <url>",
         "a URL new agents dial; repeat it for several, tried in turn (default: --public-url; $NBFLEET_CONTROLLER_URLS comma-separated)",
         collect,
       )
+      .option(
         "--database-url <url>",
         "PostgreSQL instead of the embedded SQLite, without its password (~/.pgpass or $NBFLEET_DATABASE_URL)",
       )
@@ -126,8 +126,8 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.listen ? { listen: flags.listen } : {}),
       ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
-      ...(flags.databaseUrl ? { databaseUrl: passwordlessUrl(flags.databaseUrl) } : {}),
       ...(flags.controllerUrl ? { controllerUrls: flags.controllerUrl } : {}),
+      ...(flags.databaseUrl ? { databaseUrl: passwordlessUrl(flags.databaseUrl) } : {}),
       ...(flags.replicaUrl ? { replicaUrl: flags.replicaUrl } : {}),
       ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
       ...(flags.provider ? { provider: flags.provider as ControllerSettings["provider"] } : {}),
