@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { isUniqueViolation } from "../store/db.js";
 import { newId } from "../store/ids.js";
 import type { TokensRepo } from "../store/tokens-repo.js";
 import { hashSecret, newOperatorToken } from "./secrets.js";
@@ -27,7 +28,12 @@ export async function ensureAdminToken(
   const file = join(dataDir, ADMIN_TOKEN_FILE);
   if (configured !== null) {
     const known = await tokens.findByHash(hashSecret(configured));
-    if (!known) await insertAdmin(tokens, configured, "admin (NBFLEET_ADMIN_TOKEN)");
+    if (!known) {
+      // Replicas started together with one NBFLEET_ADMIN_TOKEN: one of them inserts it.
+      await insertAdmin(tokens, configured, "admin (NBFLEET_ADMIN_TOKEN)").catch((error: unknown) => {
+        if (!isUniqueViolation(error)) throw error;
+      });
+    }
     writeSecretFile(file, configured);
     return { token: configured, created: !known, file };
   }
