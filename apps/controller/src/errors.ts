@@ -96,6 +96,11 @@ export const ERRORS = {
   },
   NBF_CURSOR_INVALID: { status: 400, message: "cursor {cursor} is not one this API returned" },
   NBF_CONFIG_INVALID: { status: 500, message: "invalid controller configuration ({source}): {problems}" },
+  NBF_DATABASE_UNAVAILABLE: {
+    status: 503,
+    message:
+      "PostgreSQL at {target} is unavailable: {reason}; the controller keeps retrying (GET /healthz shows when it is back)",
+  },
   NBF_INTERNAL: { status: 500, message: "internal error: {reason}" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

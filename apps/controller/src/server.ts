@@ -17,9 +17,10 @@ import { serverTimeouts } from "./api/timeouts.js";
 import type { ArtifactInfo } from "./artifact-info.js";
 import { type ControllerSettings, parseListen } from "./config/settings.js";
 import type { Provider } from "./providers/types.js";
+import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
 import { readTlsFiles } from "./tls/files.js";
-import { runServices } from "./wiring/lifecycle.js";
+import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
 import { wireServices } from "./wiring/services.js";
 
@@ -59,8 +60,18 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     ...(settings.databaseUrl ? { databaseUrl: settings.databaseUrl } : {}),
     flushMs: settings.stateFlushMs,
     flushMaxItems: settings.stateFlushMaxItems,
+    // While PostgreSQL is unreachable the monitor's one line says so (onDatabaseChange).
     onError: (error, health) =>
-      app.log.error({ err: error, store: health }, "store write failed; its rows are kept and retried"),
+      isConnectionError(error)
+        ? app.log.debug({ err: error, store: health }, "store write failed; its rows are kept and retried")
+        : app.log.error({ err: error, store: health }, "store write failed; its rows are kept and retried"),
+    onDatabaseChange: (state) =>
+      state.status === "ok"
+        ? app.log.warn({ database: state.address }, `PostgreSQL at ${state.address} answers again`)
+        : app.log.error(
+            { database: state.address, cause: state.error },
+            `PostgreSQL at ${state.address} is unreachable: ${state.error}; API calls that need it answer 503 until it is back`,
+          ),
     onRecovered: (failures) => app.log.warn({ failures }, "store writes succeed again; pending rows written"),
   });
   try {
@@ -68,8 +79,10 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       provider: options.provider,
       log: app.log,
       controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
+      listeningUrl: () => listeningUrl(app, settings.listen),
     });
     app.decorate("nbfleet", services);
+    stopLeasedJobsFirst(app);
     await registerPlugins(app, options.artifact);
     await runServices(app);
     return app;

@@ -9,6 +9,9 @@ import SqliteDatabase from "better-sqlite3";
 import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
 import pg from "pg";
 import { startCheckpointer } from "./checkpointer.js";
+import { DatabaseMonitor, type DatabaseState } from "./database-monitor.js";
+import { guardedPool } from "./postgres-pool.js";
+import { postgresTarget } from "./postgres-target.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./statement-cache.js";
 
@@ -19,6 +22,8 @@ export type Dialect = "sqlite" | "postgres";
 export interface OpenDatabase {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL only: whether the server answers (for /healthz and the start-up wait). */
+  database?: DatabaseMonitor;
   close(): Promise<void>;
 }
 
@@ -44,27 +49,53 @@ export function openSqlite(dataDir: string): OpenDatabase {
 export interface PostgresOptions {
   /** Connections in the pool. */
   poolSize?: number;
-  /** How long a new connection may take (a refused or silent host fails after this). */
+  /** How long a new connection, or a wait for a free one, may take (default 10 s). */
   connectTimeoutMs?: number;
+  /** How long a query may go unanswered before its connection is given up (default 60 s). */
+  queryTimeoutMs?: number;
+  /** Probe period of the database monitor (default 2 s). */
+  probeIntervalMs?: number;
+  /** The database became unreachable or answers again (once per change). */
+  onStateChange?: (state: DatabaseState) => void;
 }
 
 /**
  * PostgreSQL through a `pg` pool. TLS is set in the URL as `pg` spells it
  * (`?sslmode=verify-full&sslrootcert=/path/ca.pem`). int8 values (every `count()`) arrive as
- * numbers: the counts here never come near 2^53.
+ * numbers: the counts here never come near 2^53. A malformed URL throws NBF_CONFIG_INVALID at
+ * once; an unreachable server does not (see database-monitor.ts and postgres-pool.ts).
  */
 export function openPostgres(url: string, options: PostgresOptions = {}): OpenDatabase {
-  const pool = new pg.Pool({
+  const target = postgresTarget(url);
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const config = {
     connectionString: url,
-    max: options.poolSize ?? 10,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    connectionTimeoutMillis: connectTimeoutMs,
+    keepAlive: true,
     types: { getTypeParser: numericInt8 },
+  };
+  const pool = new pg.Pool({
+    ...config,
+    max: options.poolSize ?? 10,
+    query_timeout: options.queryTimeoutMs ?? 60_000,
+  });
+  const monitor = new DatabaseMonitor({
+    address: target.address,
+    client: () => new pg.Client({ ...config, connectionTimeoutMillis: Math.min(connectTimeoutMs, 5000) }),
+    ...(options.probeIntervalMs ? { intervalMs: options.probeIntervalMs } : {}),
+    ...(options.onStateChange ? { onChange: options.onStateChange } : {}),
   });
   // An idle connection that dies (the server restarts) is dropped by the pool; without a
   // listener its error would end the process.
-  pool.on("error", () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: "postgres", close: () => db.destroy() };
+  pool.on("error", () => monitor.suspect());
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(pool, monitor) }) });
+  monitor.start();
+  return {
+    db,
+    dialect: "postgres",
+    database: monitor,
+    close: () => monitor.stop().then(() => db.destroy()),
+  };
 }
 
 const INT8_OID = 20;

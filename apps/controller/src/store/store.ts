@@ -5,10 +5,12 @@
 import type { Kysely } from "kysely";
 import { AgentSecretsRepo } from "./agent-secrets-repo.js";
 import { CommandsRepo } from "./commands-repo.js";
+import type { DatabaseMonitor, DatabaseState } from "./database-monitor.js";
 import { type Dialect, openPostgres, openSqlite } from "./db.js";
 import { EventsRepo } from "./events-repo.js";
 import { migrateToLatest } from "./migrations.js";
 import { OperationsRepo } from "./operations-repo.js";
+import { databaseUnavailable } from "./postgres-errors.js";
 import type { Database } from "./schema.js";
 import { TerminalSessionsRepo } from "./terminal-sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
@@ -18,6 +20,8 @@ import { WriteBehind, type WriteBehindOptions } from "./write-behind.js";
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL only: whether the server answers now (the SQLite file always does). */
+  database?: DatabaseMonitor;
   vms: VmsRepo;
   tokens: TokensRepo;
   agentSecrets: AgentSecretsRepo;
@@ -37,13 +41,32 @@ export interface StoreOptions {
   flushMaxItems: number;
   onError?: WriteBehindOptions["onError"];
   onRecovered?: WriteBehindOptions["onRecovered"];
+  /** PostgreSQL became unreachable or answers again (once per change, for the log). */
+  onDatabaseChange?: (state: DatabaseState) => void;
   /** Retry timing of the write-behind buffer (tests shorten it). */
   retry?: Pick<WriteBehindOptions, "retryMinMs" | "retryMaxMs" | "closeTimeoutMs" | "maxPendingEvents">;
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  const database = options.databaseUrl ? openPostgres(options.databaseUrl) : openSqlite(options.dataDir);
+  // Set once the buffer exists (after migrating); a state change before that has nothing to wake.
+  const pending: { writer?: WriteBehind } = {};
+  const database = options.databaseUrl
+    ? openPostgres(options.databaseUrl, {
+        onStateChange: (state) => {
+          options.onDatabaseChange?.(state);
+          // Rows kept through an outage are written now, not at the end of a long backoff.
+          if (state.status === "ok") pending.writer?.retryNow();
+        },
+      })
+    : openSqlite(options.dataDir);
   const { db, dialect } = database;
+  if (database.database) {
+    const state = await database.database.probe();
+    if (state.status === "unreachable") {
+      await database.close();
+      throw databaseUnavailable(state.address, state.error ?? "does not answer");
+    }
+  }
   await migrateToLatest(db as Kysely<unknown>);
   const writer = new WriteBehind(db, {
     flushMs: options.flushMs,
@@ -52,10 +75,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     onRecovered: options.onRecovered,
     ...options.retry,
   });
+  pending.writer = writer;
   let closed: Promise<void> | undefined;
   return {
     db,
     dialect,
+    ...(database.database ? { database: database.database } : {}),
     vms: new VmsRepo(db),
     tokens: new TokensRepo(db),
     agentSecrets: new AgentSecretsRepo(db),

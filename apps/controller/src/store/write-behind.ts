@@ -67,6 +67,7 @@ export class WriteBehind {
   private readonly maxPendingEvents: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
+  private readonly eventsWritten = new Set<() => void>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -108,6 +109,12 @@ export class WriteBehind {
     this.schedule();
   }
 
+  /** Called after each commit that stored events (other replicas' event streams learn of them). */
+  onEventsWritten(listener: () => void): () => void {
+    this.eventsWritten.add(listener);
+    return () => this.eventsWritten.delete(listener);
+  }
+
   /** Drops a VM's pending status (it was deleted; its row must not come back). */
   forget(vmName: string): void {
     this.statuses.delete(vmName);
@@ -121,6 +128,11 @@ export class WriteBehind {
   flush(): Promise<void> {
     if (this.failures > 0) return this.running;
     return this.start();
+  }
+
+  /** The store answers again: retry a failing write now instead of at the end of its backoff. */
+  retryNow(): void {
+    if (this.failures > 0 && !this.closed) void this.start();
   }
 
   /** Writes what is pending, retrying a failing write for up to `closeTimeoutMs`; then stops. */
@@ -235,5 +247,6 @@ export class WriteBehind {
     // Everything up to the last written event is stored (or was dropped as oldest meanwhile).
     const last = events.at(-1);
     if (last) this.events.splice(0, this.events.indexOf(last) + 1);
+    if (last) for (const listener of this.eventsWritten) listener();
   }
 }

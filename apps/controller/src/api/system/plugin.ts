@@ -25,6 +25,18 @@ const Healthz = Type.Object({
     nextRetryAt: Type.Optional(Type.String()),
     droppedRows: Type.Integer(),
   }),
+  /** PostgreSQL only (absent with the embedded SQLite): whether the server answers, and why not. */
+  database: Type.Optional(
+    Type.Object({
+      status: Type.Union([Type.Literal("ok"), Type.Literal("unreachable")]),
+      /** host:port of the server (never the URL: it may carry a password). */
+      address: Type.String(),
+      /** The cause while unreachable, e.g. "refused the connection (ECONNREFUSED)". */
+      error: Type.Optional(Type.String()),
+      /** When the status last changed. */
+      since: Type.String(),
+    }),
+  ),
 });
 
 export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
@@ -42,11 +54,16 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (_request, reply) => {
-      let storeOk = true;
-      try {
-        await sql`select 1`.execute(store.db);
-      } catch {
-        storeOk = false;
+      // PostgreSQL: the monitor's last probe (at most a few seconds old), so an outage never
+      // makes /healthz itself wait on a connect timeout.
+      const database = store.database?.state;
+      let storeOk = database ? database.status === "ok" : true;
+      if (!database) {
+        try {
+          await sql`select 1`.execute(store.db);
+        } catch {
+          storeOk = false;
+        }
       }
       // Failing writes keep their rows for a retry: degraded, but still alive (200).
       const writes = store.writer.health();
@@ -59,6 +76,7 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
         agentsConnected: gateway.connectedCount,
         uptimeSec: Math.round((Date.now() - startedAt.getTime()) / 1000),
         store: { ...writes, status: storeOk ? writes.status : ("error" as const) },
+        ...(database ? { database } : {}),
       };
     },
   );

@@ -19,6 +19,7 @@ import { guestTrust, readTlsFiles } from "../../tls/files.js";
 import { agentArtifact } from "../agent-artifact.js";
 import type { GlobalOptions } from "../context.js";
 import { printJson, vmDetails } from "../output.js";
+import { buildWhenDatabaseAnswers, checkDatabaseUrl } from "../wait-database.js";
 import { spinner } from "../wait.js";
 
 const DEMO = "demo";
@@ -166,6 +167,7 @@ function passwordlessUrl(url: string): string {
 }
 
 async function start(settings: ControllerSettings, quietConsole: boolean): Promise<NbfleetApp> {
+  checkDatabaseUrl(settings);
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const artifact = await agentArtifact(settings.dataDir);
   const provider = await providerFromSettings(settings, {
@@ -185,7 +187,12 @@ async function start(settings: ControllerSettings, quietConsole: boolean): Promi
         }),
       )
     : undefined;
-  return buildServer(settings, { provider, artifact, ...(logger ? { logger } : {}) });
+  return buildWhenDatabaseAnswers(
+    settings,
+    logger ?? pino({ level: settings.logLevel, redact: { paths: REDACT_PATHS, censor: "[redacted]" } }),
+    () => buildServer(settings, { provider, artifact, ...(logger ? { logger } : {}) }),
+    quietConsole ? (line) => console.error(line) : undefined,
+  );
 }
 
 async function view(app: NbfleetApp, name: string): Promise<VmView> {

@@ -1,0 +1,165 @@
+/**
+ * Opening the PostgreSQL store against a real server (its own, serving TLS with a certificate
+ * from a private test CA): `sslmode=verify-full&sslrootcert=` as `pg` spells it, a CA that does
+ * not match, and every way the connection can fail, each a clear error naming host:port and the
+ * cause, never the password. A malformed URL is a configuration error, raised before any try.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "@nbfleet/testkit/ports";
+import { type PostgresServer, startPostgres } from "@nbfleet/testkit/postgres";
+import { makeTestCa } from "@nbfleet/testkit/test-ca";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NbfError } from "../errors.js";
+import { type Store, openStore } from "./store.js";
+
+let server: PostgresServer;
+let database: string;
+let dir: string;
+let caFile: string;
+let otherCaFile: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "nbf-pg-tls-"));
+  const ca = await makeTestCa("nbfleet PostgreSQL test CA");
+  const other = await makeTestCa("some other CA");
+  caFile = join(dir, "ca.pem");
+  otherCaFile = join(dir, "other-ca.pem");
+  writeFileSync(caFile, ca.caPem);
+  writeFileSync(otherCaFile, other.caPem);
+  server = await startPostgres({ tls: await ca.issueServer() });
+  database = await server.createDatabase();
+}, 120_000);
+
+afterAll(async () => {
+  await server?.remove();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const open = (url: string) =>
+  openStore({ dataDir: "/nonexistent", databaseUrl: url, flushMs: 20, flushMaxItems: 100 });
+
+function withParams(url: string, params: Record<string, string>): string {
+  const parsed = new URL(url);
+  for (const [name, value] of Object.entries(params)) parsed.searchParams.set(name, value);
+  return parsed.toString();
+}
+
+async function failure(url: string): Promise<NbfError> {
+  const error = await open(url).then(
+    async (store) => {
+      await store.close();
+      return new Error("the store opened");
+    },
+    (error: unknown) => error,
+  );
+  if (!(error instanceof NbfError)) throw error;
+  return error;
+}
+
+async function sessionUsesTls(store: Store): Promise<boolean> {
+  const result = await sql<{
+    ssl: boolean;
+  }>`select ssl from pg_stat_ssl where pid = pg_backend_pid()`.execute(store.db);
+  return result.rows[0]!.ssl;
+}
+
+describe("TLS as pg spells it in the URL", () => {
+  it("verify-full with the server's CA connects over TLS and checks the name", async () => {
+    const store = await open(withParams(database, { sslmode: "verify-full", sslrootcert: caFile }));
+    try {
+      expect(store.database?.state.status).toBe("ok");
+      expect(await sessionUsesTls(store)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("verify-full with a CA that did not sign the server's certificate is refused, naming the cause", async () => {
+    const error = await failure(withParams(database, { sslmode: "verify-full", sslrootcert: otherCaFile }));
+    expect(error.code).toBe("NBF_DATABASE_UNAVAILABLE");
+    expect(error.status).toBe(503);
+    expect(error.message).toContain(`PostgreSQL at 127.0.0.1:${server.port}`);
+    expect(error.message).toMatch(/failed the TLS check: .*(certificate|self.signed).*sslrootcert/i);
+    expect(error.message).not.toContain(server.password);
+  });
+
+  it("sslmode=require is verify-full in pg 8 (a private CA's server is refused without sslrootcert)", async () => {
+    const error = await failure(withParams(database, { sslmode: "require" }));
+    expect(error.message).toMatch(/failed the TLS check/);
+  });
+
+  it("uselibpqcompat=true&sslmode=require encrypts without verifying, as libpq does", async () => {
+    const store = await open(withParams(database, { uselibpqcompat: "true", sslmode: "require" }));
+    try {
+      expect(await sessionUsesTls(store)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("without sslmode the session is not encrypted (the server allows both here)", async () => {
+    const store = await open(database);
+    try {
+      expect(await sessionUsesTls(store)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("a connection that fails names host:port and the cause", () => {
+  it("a refused port", async () => {
+    const port = await freePort();
+    const url = new URL(database);
+    url.port = String(port);
+    const error = await failure(url.toString());
+    expect(error.code).toBe("NBF_DATABASE_UNAVAILABLE");
+    expect(error.message).toContain(
+      `PostgreSQL at 127.0.0.1:${port} is unavailable: refused the connection (ECONNREFUSED)`,
+    );
+  });
+
+  it("a wrong password, without showing either password", async () => {
+    const url = new URL(database);
+    url.password = "not-the-password-7";
+    const error = await failure(url.toString());
+    expect(error.message).toContain(`PostgreSQL at 127.0.0.1:${server.port}`);
+    expect(error.message).toContain('password authentication failed for user "nbfleet" (28P01)');
+    expect(error.message).not.toContain("not-the-password-7");
+    expect(error.message).not.toContain(server.password);
+  });
+
+  it("a database that does not exist", async () => {
+    const url = new URL(database);
+    url.pathname = "/no_such_db";
+    const error = await failure(url.toString());
+    expect(error.message).toContain('database "no_such_db" does not exist (3D000)');
+  });
+
+  it("a host name that does not resolve", async () => {
+    const url = new URL(database);
+    url.hostname = "nbfleet-db.invalid";
+    const error = await failure(url.toString());
+    expect(error.message).toMatch(/PostgreSQL at nbfleet-db\.invalid:\d+ is unavailable: does not resolve/);
+  });
+
+  it("a malformed URL or an unreadable CA file is a configuration error, before any try", async () => {
+    for (const [url, problem] of [
+      ["postgres://nbfleet@127.0.0.1:99999/db", "it is not a URL"],
+      ["mysql://nbfleet@127.0.0.1:5432/db", "scheme mysql: is not postgres: or postgresql:"],
+      ["postgres://nbfleet@127.0.0.1:5432/db?sslmode=always", "sslmode=always is not one of"],
+      [
+        `postgres://nbfleet@127.0.0.1:5432/db?sslrootcert=${join(dir, "missing.pem")}`,
+        "cannot be read (ENOENT)",
+      ],
+      ["postgres://[not a url", "it is not a URL"],
+    ] as const) {
+      const error = await failure(url);
+      expect(error.code).toBe("NBF_CONFIG_INVALID");
+      expect(error.message).toContain(problem);
+    }
+  });
+});
