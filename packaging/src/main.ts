@@ -22,7 +22,8 @@ try {
       .map(([name, version]) => `${name}@${version}`)
       .join(", ")}`,
   );
-  console.log(`  install: npm install -g ${path.relative(process.cwd(), release.file) || release.file}`);
+  const relative = path.relative(process.cwd(), release.file);
+  console.log(`  install: npm install -g ${relative.startsWith("..") ? release.file : `./${relative}`}`);
 } catch (error) {
   const code = (error as { code?: string }).code;
   console.error(`pnpm build: ${(error as Error).message}${code ? ` [${code}]` : ""}`);
