@@ -20,7 +20,7 @@ import type { Provider } from "./providers/types.js";
 import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
 import { readTlsFiles } from "./tls/files.js";
-import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
+import { runServices } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
 import { wireServices } from "./wiring/services.js";
 
@@ -79,10 +79,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       provider: options.provider,
       log: app.log,
       controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
-      listeningUrl: () => listeningUrl(app, settings.listen),
     });
     app.decorate("nbfleet", services);
-    stopLeasedJobsFirst(app);
     await registerPlugins(app, options.artifact);
     await runServices(app);
     return app;
