@@ -5,7 +5,7 @@
  * there fails the run before anything runs. A part that fails fails the run, and nothing is
  * written.
  *
- *   pnpm bench [--only agent,controller,real,terminal,operations,azure] [--readme PATH] [--results DIR]
+ *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas] [--readme PATH] [--results DIR]
  *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
@@ -14,6 +14,10 @@
  *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
  *                 [--ops-starts 5] [--ops-warm 3]
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000] [--azure-rounds 3]
+ *     replicas:   [--rep-agents 30000] [--rep-per-fleet 7500] [--rep-steady 30] [--rep-restarts 500]
+ *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
+ *                 (bulk: --ops-concurrency, --ops-delay-ms; the PostgreSQL single controller:
+ *                 --agents, --steady, --commands, --concurrency, --queries)
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -26,6 +30,7 @@ import { describeMachine } from "./src/machine.js";
 import { runOperationsBench } from "./src/operations-bench.js";
 import { checkReadme, writeTableInto } from "./src/readme.js";
 import { runRealAgentsBench } from "./src/real-agents-bench.js";
+import { runReplicasBench } from "./src/replicas-bench.js";
 import {
   type Measured,
   PARTS,
@@ -67,6 +72,13 @@ const { values } = parseArgs({
     "azure-429": { type: "string", default: "0.2" },
     "azure-retry-after-ms": { type: "string", default: "1000" },
     "azure-rounds": { type: "string", default: "3" },
+    "rep-agents": { type: "string", default: "30000" },
+    "rep-per-fleet": { type: "string", default: "7500" },
+    "rep-steady": { type: "string", default: "30" },
+    "rep-restarts": { type: "string", default: "500" },
+    "rep-queries": { type: "string", default: "200" },
+    "rep-bulk-rounds": { type: "string", default: "3" },
+    "rep-single": { type: "string", default: "1" },
   },
 });
 const profileDir = values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {};
@@ -123,6 +135,48 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         throttleRate: Number(values["azure-429"]),
         retryAfterMs: Number(values["azure-retry-after-ms"]),
         rounds: Number(values["azure-rounds"]),
+      }),
+  },
+  replicas: {
+    options: [
+      "rep-agents",
+      "rep-per-fleet",
+      "rep-steady",
+      "rep-restarts",
+      "rep-queries",
+      "rep-bulk-rounds",
+      "ops-concurrency",
+      "ops-delay-ms",
+      "rep-single",
+      "agents",
+      "steady",
+      "commands",
+      "concurrency",
+      "queries",
+    ],
+    run: () =>
+      runReplicasBench({
+        agents: Number(values["rep-agents"]),
+        replicas: 3,
+        agentsPerFleet: Number(values["rep-per-fleet"]),
+        steadySec: Number(values["rep-steady"]),
+        reportIntervalSec: 15,
+        unhealthyEvery: 20,
+        restarts: Number(values["rep-restarts"]),
+        queries: Number(values["rep-queries"]),
+        bulkConcurrency: Number(values["ops-concurrency"]),
+        bulkDelayMs: Number(values["ops-delay-ms"]),
+        bulkRounds: Number(values["rep-bulk-rounds"]),
+        single:
+          values["rep-single"] === "0"
+            ? null
+            : {
+                agents: Number(values.agents),
+                steadySec: Number(values.steady),
+                commands: Number(values.commands),
+                concurrency: values.concurrency.split(",").map(Number),
+                queries: Number(values.queries),
+              },
       }),
   },
 };

@@ -38,6 +38,8 @@ export interface ControllerBenchOptions {
   reportIntervalSec: number;
   /** Write a V8 CPU profile of the controller here (node --cpu-prof). */
   profileDir?: string;
+  /** PostgreSQL instead of the embedded SQLite (an empty database). */
+  databaseUrl?: string;
 }
 
 export interface Latencies {
@@ -115,7 +117,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
   let client: JsonClient | undefined;
   try {
     const seedStarted = performance.now();
-    const vms = await seed(dataDir, adminToken, options.agents);
+    const vms = await seed(dataDir, adminToken, options.agents, options.databaseUrl);
     const seedMs = performance.now() - seedStarted;
 
     const controller = await ControllerChild.start({
@@ -126,6 +128,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
         NBFLEET_ADMIN_TOKEN: adminToken,
         NBFLEET_REPORT_INTERVAL_SEC: String(options.reportIntervalSec),
         NBFLEET_LOG_LEVEL: "error",
+        ...(options.databaseUrl ? { NBFLEET_DATABASE_URL: options.databaseUrl } : {}),
       },
       nodeFlags: options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
       manySockets: true,
@@ -269,10 +272,21 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
 }
 
 /** N VMs with agent credentials straight into the store (the testkit's seeding), then closed. */
-async function seed(dataDir: string, adminToken: string, count: number): Promise<SeededVm[]> {
+async function seed(
+  dataDir: string,
+  adminToken: string,
+  count: number,
+  databaseUrl?: string,
+): Promise<SeededVm[]> {
   const settings = loadSettings({
     env: {},
-    flags: { dataDir, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
+    flags: {
+      dataDir,
+      listen: "127.0.0.1:0",
+      adminToken,
+      logLevel: "silent",
+      ...(databaseUrl ? { databaseUrl } : {}),
+    },
   });
   const app = await buildServer(settings, { provider: new SimProvider() });
   try {

@@ -9,10 +9,11 @@ import type { AzureBenchResult } from "./azure-bench.js";
 import type { ControllerBenchResult } from "./controller-bench.js";
 import type { OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
+import type { ReplicasBenchResult } from "./replicas-bench.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
 
 /** In table order. */
-export const PARTS = ["agent", "controller", "real", "terminal", "operations", "azure"] as const;
+export const PARTS = ["agent", "controller", "real", "terminal", "operations", "azure", "replicas"] as const;
 export type PartName = (typeof PARTS)[number];
 
 export interface PartFigures {
@@ -22,6 +23,7 @@ export interface PartFigures {
   terminal: TerminalBenchResult;
   operations: OperationsBenchResult;
   azure: AzureBenchResult;
+  replicas: ReplicasBenchResult;
 }
 
 /** Bumped when a part's figures change shape or meaning: older ones are then never carried over. */
@@ -32,6 +34,7 @@ export const PART_VERSIONS: Record<PartName, number> = {
   terminal: 1,
   operations: 2,
   azure: 2,
+  replicas: 1,
 };
 
 export interface Measured<T> {

@@ -7,6 +7,7 @@ import type { AzureBenchResult } from "./azure-bench.js";
 import type { ControllerBenchResult } from "./controller-bench.js";
 import type { OperationRound, OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
+import type { ReplicasBenchResult } from "./replicas-bench.js";
 import { type Measured, PARTS, type PartFigures, type PartName, type Results } from "./results.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
@@ -21,6 +22,7 @@ const ROWS: { [K in PartName]: (figures: PartFigures[K]) => Row[] } = {
   terminal: terminalRows,
   operations: operationsRows,
   azure: azureRows,
+  replicas: replicasRows,
 };
 
 export function renderTable(results: Results): string {
@@ -218,4 +220,80 @@ function azureRows(r: AzureBenchResult): Row[] {
       `without 429s: ${b.orphans} orphans, ${b.leftAfterDelete} left after delete; deletes that failed: ${t.deleteFailed} and ${b.deleteFailed}`,
     ],
   ];
+}
+
+function replicasRows(r: ReplicasBenchResult): Row[] {
+  const n = count(r.agents);
+  const ms = (l: { p50: number; p99: number }) => `${fmt(l.p50)} / ${fmt(l.p99)} ms`;
+  const each = (f: (x: ReplicasBenchResult["perReplica"][number]) => string) =>
+    r.perReplica.map((x, i) => `${String.fromCharCode(65 + i)} ${f(x)}`).join(", ");
+  const setup = `${r.replicas} \`nbfleet server\` replicas (processes of their own) on one PostgreSQL 15, ${n} simulated agents in ${r.fleets} processes, agent i starting on replica i mod ${r.replicas} and dialling the next one after a drop; state reports every ${r.reportIntervalSec} s`;
+  const b = r.bulk;
+  const kinds = (round: ReplicasBenchResult["bulk"]["rounds"][number]) =>
+    Object.entries(round.notifyByKind)
+      .map(([kind, k]) => `${kind} ${count(k)}`)
+      .join(", ");
+  const mid = [...b.rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor((b.rounds.length - 1) / 2)];
+  const rows: Row[] = [
+    [
+      `agents held by ${r.replicas} replicas`,
+      `${r.perReplica.map((x) => count(x.held)).join(" + ")} = ${count(r.perReplica.reduce((a, x) => a + x.held, 0))} / ${n}`,
+      "all 30,000",
+      `${setup}; all connected ${fmt(r.connectMs / 1000)} s after the fleets started (100 handshakes at a time per fleet); seeding ${n} VMs into PostgreSQL took ${fmt(r.seedMs / 1000)} s`,
+    ],
+    [
+      "replica RSS per agent",
+      each((x) => `${fmt(x.rssPerAgentKB)} KB`),
+      "—",
+      `per replica: (median RSS over the ${r.steadyWindowSec} s steady window − median over an equal window with the VMs seeded and no agent) / agents it held; ${each((x) => `${fmt(x.rssBaselineMB, 0)} → ${fmt(x.rssIdleMB, 0)} MB`)}`,
+    ],
+    [
+      "replica CPU with the fleet idle",
+      each((x) => `${fmt(x.cpuPercentIdle)} %`),
+      "—",
+      `% of a core over the ${r.steadyWindowSec} s window (reports, pings, heartbeats, leases); the sim fleets used ${fmt(r.fleetCpuPercentIdle)} %; load average ${r.loadAverage["after steady window"]?.map((v) => fmt(v, 2)).join(" ") ?? "?"}`,
+    ],
+    [
+      "notebook restart round trip, API on one replica and the agent on another, p50 / p99, 1 in flight",
+      ms(r.restart),
+      "p99 ≤ 50 ms",
+      `${r.restart.count} restarts (${r.restart.succeeded} succeeded), the API replica in turn, the target an agent another replica holds (checked in vm_status.replica_id), simulated agents answering at once: POST until GET /v1/commands/{id}?wait answers; max ${fmt(r.restart.max)} ms; createdAt→finishedAt in the store ${ms(r.restart.storeMs)}`,
+    ],
+    [
+      `GET /v1/vms?health=unhealthy over ${n} VMs on PostgreSQL p50 / p99`,
+      ms(r.query),
+      "p99 ≤ 50 ms",
+      `${r.query.count} requests one after another over the replicas in turn, a page of ${r.query.itemsPerPage} of ${count(r.query.unhealthyVms)} unhealthy`,
+    ],
+    [
+      `bulk restart of every agent across the replicas, ${b.concurrency} at a time, ${b.delayMs} ms each: total / ideal`,
+      ratio(b.ratios),
+      "≤ 1.3×",
+      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90` : ""}`,
+    ],
+    [
+      "NOTIFYs the bulk restart needed",
+      `${fmt(b.notifyPerSec.median, 0)}/s median (${fmt(b.notifyPerSec.min, 0)}–${fmt(b.notifyPerSec.max, 0)}/s)`,
+      "—",
+      `counted by a LISTEN of the bench's own on the replicas' channel during each operation: ${b.rounds.map((x) => `${count(x.notifications)} (${fmt(x.notifyBytes / 1024, 0)} KB; ${kinds(x)})`).join("; ")}`,
+    ],
+    [
+      "kill -9 of the replica holding a third of the agents: until every agent is connected again",
+      `${fmt(r.kill.reconnectMs / 1000)} s`,
+      "≤ 30 s",
+      `${count(r.kill.killedHeld)} agents lost their replica; the others then held ${r.kill.heldAfter.map(count).join(" + ")}; the agents dialled ${count(r.kill.attempts)} connections meanwhile (simulated agents: backoff 50 ms growing to 1 s with full jitter, the next replica each time); one kill per run`,
+    ],
+  ];
+  if (r.single)
+    rows.push(
+      ...controllerRows(r.single).map(
+        ([figure, measured, goal, notes]): Row => [
+          `${figure} — PostgreSQL`,
+          measured,
+          goal,
+          `the controller part's run with NBFLEET_DATABASE_URL (one replica, the same database server): ${notes}`,
+        ],
+      ),
+    );
+  return rows;
 }

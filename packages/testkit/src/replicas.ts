@@ -11,10 +11,10 @@
  * by rename, so replicas starting together race harmlessly on it. (With Azure, replicas sit on
  * different machines and share nothing but the database.)
  */
-import pg from "pg";
 import { type ControllerProcess, api, startControllerProcess } from "./controller-process.js";
 import { makeDataDir } from "./data-dir.js";
 import { freePort } from "./ports.js";
+import { queryRows } from "./postgres-client.js";
 import { stopChild } from "./processes.js";
 import { type TcpBalancer, startTcpBalancer } from "./tcp-balancer.js";
 
@@ -150,14 +150,8 @@ export class Cluster {
   }
 
   /** One SQL query on the cluster's database (a connection of its own, closed after). */
-  async query<T>(text: string, values: unknown[] = []): Promise<T[]> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl });
-    await client.connect();
-    try {
-      return (await client.query(text, values)).rows as T[];
-    } finally {
-      await client.end();
-    }
+  query<T>(text: string, values: unknown[] = []): Promise<T[]> {
+    return queryRows<T>(this.options.databaseUrl, text, values);
   }
 
   /** Everything each replica printed, for a failing test's message. */

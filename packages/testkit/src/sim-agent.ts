@@ -29,6 +29,11 @@ export interface Received {
 export interface SimAgentOptions {
   /** The controller's base URL (http://host:port). */
   url: string;
+  /**
+   * Several controller URLs (replicas) dialled in turn, starting with `url`'s place in it: after
+   * any ended connection the next one, as the real agent's reconnect loop does.
+   */
+  urls?: string[];
   /** Bootstrap token (`nbfb_…`) or credential (`nbfa_…`). */
   token: string;
   hostname?: string;
@@ -182,6 +187,9 @@ export class SimAgent {
   private readonly waiters = new Set<() => void>();
   private stopped = false;
   private attempt = 0;
+  private urlIndex = 0;
+  /** Connections dialled so far (the first one included). */
+  connectAttempts = 0;
   private readonly ticker: SimTicker;
   readonly hostname: string;
   readonly port: number;
@@ -215,8 +223,9 @@ export class SimAgent {
   /** Connects (with the credential once it has one) and resolves with the welcome. */
   connect(): Promise<WelcomeMessage> {
     this.stopped = false;
+    this.connectAttempts++;
     const token = this.credential ?? this.options.token;
-    const ws = new WebSocket(this.options.url.replace(/^http/, "ws") + AGENT_CONNECT_PATH, {
+    const ws = new WebSocket(this.currentUrl().replace(/^http/, "ws") + AGENT_CONNECT_PATH, {
       headers: { authorization: `Bearer ${token}` },
       perMessageDeflate: false,
     });
@@ -415,6 +424,13 @@ export class SimAgent {
     }
   }
 
+  private currentUrl(): string {
+    const urls = this.options.urls;
+    if (!urls || urls.length === 0) return this.options.url;
+    const first = Math.max(0, urls.indexOf(this.options.url));
+    return urls[(first + this.urlIndex) % urls.length]!;
+  }
+
   private notify(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
@@ -424,6 +440,7 @@ export class SimAgent {
     // 4001 (unauthorized) and 4002 (protocol) will not get better by retrying.
     if (!policy || this.stopped || code === 4001 || code === 4002) return;
     this.attempt++;
+    this.urlIndex++;
     const ceiling = Math.min(policy.maxMs, policy.minMs * 2 ** this.attempt);
     setTimeout(() => {
       if (!this.stopped) this.connect().catch(() => {});

@@ -7,11 +7,12 @@
  * with timestamps on its own clock. Drive it with SimFleetProcess (sim-fleet-remote.ts).
  *
  * Messages (process.send / on "message"):
- *   → {type: "start", url, vms: SeededVm[], delayMs?, fail?, record?, concurrency?, reconnect?}
+ *   → {type: "start", url, urls?, vms: SeededVm[], delayMs?, fail?, record?, concurrency?, reconnect?}
  *   ← {type: "connected", agents, ms, retries}
  *   → {type: "unhealthy", every}  ← {type: "unhealthy", agents}   every n-th agent's notebook fails
  *   → {type: "records"}           ← {type: "records", records: FleetRecord[]}
- *   → {type: "stats"}             ← {type: "stats", connected, dropped, executed}
+ *   → {type: "stats"}             ← {type: "stats", connected, dropped, executed, attempts}
+ *   → {type: "delay", ms}         ← {type: "delay", agents}      commands take `ms` from now on
  *   → {type: "close"}             (the process exits; it also does when the parent goes away)
  * Any failure is answered with {type: "error", message}.
  */
@@ -21,6 +22,8 @@ import { SimFleet } from "./sim-fleet.js";
 export interface StartMessage {
   type: "start";
   url: string;
+  /** Several replicas: agent i starts on urls[i % n] and dials the next one after a drop. */
+  urls?: string[];
   vms: SeededVm[];
   /** How long each command takes on the agent (default 0: answered at once). */
   delayMs?: number;
@@ -39,6 +42,7 @@ export type FleetRequest =
   | { type: "unhealthy"; every: number }
   | { type: "records" }
   | { type: "stats" }
+  | { type: "delay"; ms: number }
   | { type: "close" };
 
 export interface FleetRecord {
@@ -53,6 +57,8 @@ export interface FleetStats {
   connected: number;
   dropped: number;
   executed: number;
+  /** Connections dialled, first ones and reconnects, over every agent. */
+  attempts: number;
 }
 
 export type FleetReply =
@@ -60,6 +66,7 @@ export type FleetReply =
   | { type: "unhealthy"; agents: number }
   | { type: "records"; records: FleetRecord[] }
   | ({ type: "stats" } & FleetStats)
+  | { type: "delay"; agents: number }
   | { type: "error"; message: string };
 
 const CONNECT_ATTEMPTS = 20;
@@ -72,6 +79,7 @@ async function start(message: StartMessage): Promise<void> {
   fleet = new SimFleet(message.url, message.vms, {
     record: message.record ?? true,
     commandDelayMs: message.delayMs ?? 0,
+    ...(message.urls ? { urls: message.urls } : {}),
     ...(message.reconnect === false ? {} : { reconnect: { minMs: 50, maxMs: 1000 } }),
   });
   for (const agent of fleet.agents) {
@@ -109,6 +117,7 @@ function stats(): FleetStats {
     connected,
     dropped: agents.length - connected,
     executed: agents.reduce((sum, a) => sum + a.executed.length, 0),
+    attempts: agents.reduce((sum, a) => sum + a.connectAttempts, 0),
   };
 }
 
@@ -125,6 +134,10 @@ process.on("message", (message: FleetRequest) => {
       return;
     case "stats":
       reply({ type: "stats", ...stats() });
+      return;
+    case "delay":
+      for (const agent of fleet?.agents ?? []) agent.options.commandDelayMs = message.ms;
+      reply({ type: "delay", agents: fleet?.agents.length ?? 0 });
       return;
     case "close":
       fleet?.close();

@@ -55,6 +55,11 @@ export class SimFleetProcess {
     return stats;
   }
 
+  /** Every command takes `ms` on the agents from now on. */
+  async setDelay(ms: number): Promise<void> {
+    await this.ask({ type: "delay", ms }, "delay");
+  }
+
   /** Asks the fleet to exit and waits until it has (SIGKILL after `killAfterMs`). */
   close(killAfterMs = 10_000): Promise<void> {
     return stopChild(

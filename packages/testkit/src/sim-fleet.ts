@@ -48,12 +48,13 @@ export class SimFleet {
     options: Omit<Partial<SimAgentOptions>, "url" | "token" | "ticker"> & { tickMs?: number } = {},
   ) {
     this.ticker = new SimTicker(options.tickMs ?? 250);
-    for (const vm of vms) {
+    for (const [i, vm] of vms.entries()) {
       this.agents.push(
         new SimAgent({
           record: false,
           ...options,
-          url,
+          // With several replica URLs, the agents start spread over them.
+          url: options.urls?.length ? options.urls[i % options.urls.length]! : url,
           token: vm.credential,
           hostname: vm.name,
           ticker: this.ticker,

@@ -1,7 +1,9 @@
 /**
  * A TCP load balancer for tests: one loopback port in front of several backends (controller
- * replicas), each new connection handed to the next backend in turn; a backend whose connect
- * fails is skipped and the next one tried, as a production TCP balancer with health checks would.
+ * replicas). Each new connection goes to the backend with the fewest open connections, in turn
+ * among equals (HAProxy's `leastconn`): long-lived agent links spread evenly even when short
+ * requests (an artifact download) come between them. A backend whose connect fails is skipped
+ * and the next one tried, as a production balancer with health checks would.
  * Bytes are piped untouched (HTTP, WebSocket upgrades, TLS alike); when either side closes, the
  * other is closed too, so an agent whose replica died sees its link drop and dials again.
  */
@@ -18,6 +20,8 @@ export interface TcpBalancer {
   readonly port: number;
   /** Connections handed to each backend so far, keyed `host:port`. */
   readonly accepted: Map<string, number>;
+  /** Connections open to each backend now, keyed `host:port`. */
+  readonly active: Map<string, number>;
   /** Replaces the backend list (e.g. a restarted replica on a new port). */
   setBackends(backends: Backend[]): void;
   close(): Promise<void>;
@@ -29,6 +33,8 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
   let list = [...backends];
   let next = 0;
   const accepted = new Map<string, number>();
+  const active = new Map<string, number>();
+  const keyOf = (backend: Backend) => `${backend.host}:${backend.port}`;
   const open = new Set<net.Socket>();
 
   const connectTo = (backend: Backend): Promise<net.Socket> =>
@@ -42,12 +48,17 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
       socket.once("error", reject);
     });
 
-  /** The next backend that accepts a connection, starting after the last one used. */
+  /** The least busy backend that accepts a connection (in turn among equals). */
   const pick = async (): Promise<{ socket: net.Socket; backend: Backend } | null> => {
-    const candidates = list.length;
-    for (let tried = 0; tried < candidates; tried++) {
-      const backend = list[next++ % list.length];
-      if (!backend) break;
+    const start = next++;
+    const order = list
+      .map((backend, i) => ({ backend, turn: (i - (start % list.length) + list.length) % list.length }))
+      .sort(
+        (a, b) =>
+          (active.get(keyOf(a.backend)) ?? 0) - (active.get(keyOf(b.backend)) ?? 0) || a.turn - b.turn,
+      )
+      .map((entry) => entry.backend);
+    for (const backend of order) {
       try {
         return { socket: await connectTo(backend), backend };
       } catch {
@@ -69,11 +80,13 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
         return;
       }
       const { socket: upstream, backend } = picked;
-      const key = `${backend.host}:${backend.port}`;
+      const key = keyOf(backend);
       accepted.set(key, (accepted.get(key) ?? 0) + 1);
+      active.set(key, (active.get(key) ?? 0) + 1);
       open.add(upstream);
       upstream.on("error", () => {});
       upstream.once("close", () => {
+        active.set(key, (active.get(key) ?? 1) - 1);
         open.delete(upstream);
         client.destroy();
       });
@@ -92,6 +105,7 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
     url: `http://127.0.0.1:${bound}`,
     port: bound,
     accepted,
+    active,
     setBackends(backends) {
       list = [...backends];
     },

@@ -1,0 +1,543 @@
+/**
+ * Issue 12's figures: the controller as three replicas (processes of their own) on one
+ * PostgreSQL (its own server), holding N simulated agents spread evenly over them. The agents
+ * live in several sim-fleet processes (a process holds at most 20,000 open files here); each
+ * agent dials the replicas in turn, starting with replica i mod 3, as a real agent given several
+ * controller URLs does. Measured from here:
+ * - agents held per replica, RSS per agent per replica (steady median − baseline median with the
+ *   VMs seeded and no agent, over equal windows sampled every second), idle CPU per replica;
+ * - notebook restart round trip, one in flight, with the API on one replica and the agent held
+ *   by another (simulated agents answer at once): the controller's cross-replica overhead;
+ * - `GET /v1/vms?health=unhealthy` over N VMs on PostgreSQL (every 20th notebook failed);
+ * - bulk restart of every agent, `bulkConcurrency` at a time, `bulkDelayMs` each: total / ideal,
+ *   and the NOTIFYs it took (counted by a LISTEN of our own on the replicas' channel);
+ * - `kill -9` of the replica holding a third of the agents: until every agent is connected
+ *   again, and how many connections the agents dialled meanwhile;
+ * - and the single-controller rows once more, on PostgreSQL (controller-bench with a database URL).
+ * Invariants, or the bench fails: every agent held, every command and target succeeded, the
+ * bulk reached exactly its concurrency with one restart per agent, every agent reconnected.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os, { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { buildServer, loadSettings } from "@nbfleet/controller";
+import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
+import { freePort } from "@nbfleet/testkit/ports";
+import { type PostgresServer, startPostgres } from "@nbfleet/testkit/postgres";
+import { countNotifications, queryRows as query } from "@nbfleet/testkit/postgres-client";
+import { hasExited } from "@nbfleet/testkit/processes";
+import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
+import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
+import { JsonClient } from "./http-client.js";
+import { type OperationTrace, traceOperation } from "./operation-records.js";
+import { cpuSeconds, rssBytes } from "./proc-usage.js";
+import { type Spread, median, quantile, spreadOf } from "./stats.js";
+
+/** The replicas' LISTEN/NOTIFY channel (apps/controller/src/cluster/signals.ts, SIGNAL_CHANNEL). */
+const SIGNAL_CHANNEL = "nbfleet";
+const QUERY_PATH = "/v1/vms?health=unhealthy";
+const CONNECT_TIMEOUT_MS = 900_000;
+
+export interface ReplicasBenchOptions {
+  agents: number;
+  replicas: number;
+  /** Simulated agents per sim-fleet process (below the 20,000 open files a process may hold). */
+  agentsPerFleet: number;
+  steadySec: number;
+  reportIntervalSec: number;
+  /** Every n-th agent reports a failed notebook (for the unhealthy query). */
+  unhealthyEvery: number;
+  restarts: number;
+  queries: number;
+  bulkConcurrency: number;
+  bulkDelayMs: number;
+  bulkRounds: number;
+  /** The single-controller part on PostgreSQL; null skips it (small trial runs). */
+  single: {
+    agents: number;
+    steadySec: number;
+    commands: number;
+    concurrency: number[];
+    queries: number;
+  } | null;
+}
+
+export interface ReplicaFigures {
+  held: number;
+  rssBaselineMB: number;
+  rssIdleMB: number;
+  rssPerAgentKB: number;
+  cpuPercentIdle: number;
+}
+
+export interface BulkRound extends OperationTrace {
+  postedOn: string;
+  totalMs: number;
+  ratio: number;
+  succeeded: number;
+  notifications: number;
+  notifyBytes: number;
+  notifyPerSec: number;
+  notifyByKind: Record<string, number>;
+}
+
+export interface ReplicasBenchResult {
+  agents: number;
+  replicas: number;
+  fleets: number;
+  reportIntervalSec: number;
+  seedMs: number;
+  connectMs: number;
+  steadyWindowSec: number;
+  perReplica: ReplicaFigures[];
+  fleetCpuPercentIdle: number;
+  restart: Latencies & { succeeded: number; storeMs: Latencies };
+  query: Latencies & { itemsPerPage: number; unhealthyVms: number };
+  bulk: {
+    concurrency: number;
+    delayMs: number;
+    idealMs: number;
+    ratios: Spread;
+    notifyPerSec: Spread;
+    rounds: BulkRound[];
+  };
+  kill: {
+    killedHeld: number;
+    reconnectMs: number;
+    /** Connections the agents dialled from the kill until all were back (failed ones included). */
+    attempts: number;
+    heldAfter: number[];
+  };
+  loadAverage: Record<string, [number, number, number]>;
+  single: ControllerBenchResult | null;
+}
+
+interface Replica {
+  name: string;
+  url: string;
+  child: ControllerChild;
+  client: JsonClient;
+}
+
+export async function runReplicasBench(options: ReplicasBenchOptions): Promise<ReplicasBenchResult> {
+  const loadAverage: ReplicasBenchResult["loadAverage"] = {};
+  const noteLoad = (phase: string) => {
+    loadAverage[phase] = os.loadavg().map((n) => Math.round(n * 100) / 100) as [number, number, number];
+  };
+  noteLoad("start");
+  const postgres = await startPostgres();
+  const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-replicas-"));
+  const token = `nbf_${randomBytes(32).toString("base64url")}`;
+  const replicas: Replica[] = [];
+  const fleets: SimFleetProcess[] = [];
+  try {
+    const databaseUrl = await postgres.createDatabase();
+    const seedStarted = performance.now();
+    const vms = await seed(dataDir, databaseUrl, token, options.agents);
+    const seedMs = performance.now() - seedStarted;
+
+    const ports = await distinctPorts(options.replicas);
+    const started = await Promise.all(
+      ports.map((port) =>
+        ControllerChild.start({
+          env: {
+            ...process.env,
+            NBFLEET_DATA_DIR: dataDir,
+            NBFLEET_LISTEN: `127.0.0.1:${port}`,
+            NBFLEET_REPLICA_URL: `http://127.0.0.1:${port}`,
+            NBFLEET_DATABASE_URL: databaseUrl,
+            NBFLEET_ADMIN_TOKEN: token,
+            NBFLEET_REPORT_INTERVAL_SEC: String(options.reportIntervalSec),
+            NBFLEET_LOG_LEVEL: "error",
+          },
+          manySockets: true,
+          readyTimeoutMs: 180_000,
+        }),
+      ),
+    );
+    started.forEach((child, i) =>
+      replicas.push({
+        name: String.fromCharCode(65 + i),
+        url: `http://127.0.0.1:${ports[i]}`,
+        child,
+        client: new JsonClient(`http://127.0.0.1:${ports[i]}`, token),
+      }),
+    );
+    const urls = replicas.map((r) => r.url);
+    const held = (replica: Replica) =>
+      replica.client
+        .expect<{ agentsConnected: number }>(200, "GET", "/healthz")
+        .then((h) => h.agentsConnected);
+    const heldBy = async (among: Replica[]) => Promise.all(among.map(held));
+    let killedName = "";
+    const alive = () => {
+      for (const replica of replicas)
+        if (hasExited(replica.child.process) && replica.name !== killedName)
+          throw new Error(`replica ${replica.name} died`);
+      for (const [i, fleet] of fleets.entries())
+        if (hasExited(fleet.process)) throw new Error(`sim-fleet process ${i + 1} died`);
+    };
+
+    // Baseline: the replicas with N VMs in the store and no agent, settled.
+    await sleep(3000);
+    const baseline = await sampleEverySecond(
+      replicas.map((r) => r.child.pid),
+      options.steadySec,
+    );
+    noteLoad("before connect");
+
+    // Agent i of each fleet starts on replica i mod n: the replicas get a third each.
+    const slices: SeededVm[][] = [];
+    for (let i = 0; i < vms.length; i += options.agentsPerFleet)
+      slices.push(vms.slice(i, i + options.agentsPerFleet));
+    const connectStarted = performance.now();
+    const connecting = slices.map((slice) => {
+      const fleet = new SimFleetProcess();
+      fleets.push(fleet);
+      return fleet.start({ url: urls[0]!, urls, vms: slice, concurrency: 100, record: true });
+    });
+    for (const c of connecting) c.catch(() => {});
+    for (;;) {
+      alive();
+      const total = sum(await heldBy(replicas));
+      if (total >= options.agents) break;
+      if (performance.now() - connectStarted > CONNECT_TIMEOUT_MS)
+        throw new Error(`only ${total} of ${options.agents} agents connected after ${CONNECT_TIMEOUT_MS} ms`);
+      await sleep(250);
+    }
+    const connectMs = performance.now() - connectStarted;
+    await Promise.all(connecting);
+    noteLoad("connected");
+
+    let unhealthyVms = 0;
+    for (const fleet of fleets) unhealthyVms += await fleet.failNotebooks(options.unhealthyEvery);
+    await until(
+      async () =>
+        (await countRows(
+          databaseUrl,
+          "select count(*)::int as n from vm_status where health = 'unhealthy'",
+        )) === unhealthyVms,
+      60_000,
+      `${unhealthyVms} unhealthy VMs in the store`,
+    );
+
+    // One report interval to settle, then the steady window: reports and pings only.
+    await sleep(options.reportIntervalSec * 1000);
+    const pids = replicas.map((r) => r.child.pid);
+    const cpuBefore = await Promise.all(pids.map(cpuSeconds));
+    const fleetCpuBefore = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
+    const steadyStarted = performance.now();
+    const steady = await sampleEverySecond(pids, options.steadySec);
+    const steadyElapsed = (performance.now() - steadyStarted) / 1000;
+    const cpuAfter = await Promise.all(pids.map(cpuSeconds));
+    const fleetCpuAfter = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
+    const heldNow = await heldBy(replicas);
+    if (sum(heldNow) !== options.agents)
+      throw new Error(
+        `after the steady window the replicas held ${heldNow.join(" + ")}, not ${options.agents}`,
+      );
+    const perReplica = replicas.map((_, i): ReplicaFigures => {
+      const base = median(baseline[i]!);
+      const idle = median(steady[i]!);
+      return {
+        held: heldNow[i]!,
+        rssBaselineMB: base / 2 ** 20,
+        rssIdleMB: idle / 2 ** 20,
+        rssPerAgentKB: (idle - base) / heldNow[i]! / 1024,
+        cpuPercentIdle: ((cpuAfter[i]! - cpuBefore[i]!) / steadyElapsed) * 100,
+      };
+    });
+    noteLoad("after steady window");
+
+    // The unhealthy query, spread over the replicas.
+    const queryMs: number[] = [];
+    let itemsPerPage = 0;
+    for (let i = 0; i < options.queries; i++) {
+      const client = replicas[i % replicas.length]!.client;
+      const t0 = performance.now();
+      itemsPerPage = (await client.expect<{ items: unknown[] }>(200, "GET", QUERY_PATH)).items.length;
+      queryMs.push(performance.now() - t0);
+    }
+    noteLoad("after queries");
+
+    // Restarts with the API on one replica and the agent on another (no agent has moved yet:
+    // agent i of a fleet is on replica i mod n, which the store confirms below).
+    const homeOf = new Map<string, number>();
+    for (const slice of slices) slice.forEach((vm, i) => homeOf.set(vm.name, i % replicas.length));
+    await checkHomes(databaseUrl, homeOf, replicas);
+    const healthy = vms.filter((_, i) => (i % options.agentsPerFleet) % options.unhealthyEvery !== 0);
+    const heldElsewhere = replicas.map((_, on) => healthy.filter((vm) => homeOf.get(vm.name) !== on));
+    const roundTrip: number[] = [];
+    const storeMs: number[] = [];
+    let succeeded = 0;
+    for (const replica of replicas) await replica.client.warm(1);
+    for (let k = 0; k < options.restarts; k++) {
+      const on = k % replicas.length;
+      const targets = heldElsewhere[on]!;
+      const vm = targets[(k * 7919) % targets.length]!;
+      const client = replicas[on]!.client;
+      const t0 = performance.now();
+      const sent = await client.expect<CommandView>(202, "POST", `/v1/vms/${vm.name}/notebook/restart`);
+      const done = await client.expect<CommandView>(200, "GET", `/v1/commands/${sent.id}?wait=10`);
+      roundTrip.push(performance.now() - t0);
+      if (done.state === "succeeded") succeeded++;
+      if (done.finishedAt) storeMs.push(Date.parse(done.finishedAt) - Date.parse(done.createdAt));
+    }
+    if (succeeded !== options.restarts)
+      throw new Error(
+        `${options.restarts - succeeded} of ${options.restarts} cross-replica restarts did not succeed`,
+      );
+    noteLoad("after restarts");
+
+    // Bulk restarts of every agent.
+    for (const fleet of fleets) await fleet.setDelay(options.bulkDelayMs);
+    const idealMs = (options.agents / options.bulkConcurrency) * options.bulkDelayMs;
+    const timed: Array<
+      Omit<BulkRound, keyof OperationTrace> & { window: { startedAt: number; endedAt: number } }
+    > = [];
+    for (let round = 0; round < options.bulkRounds; round++) {
+      await sleep(2000);
+      alive();
+      const replica = replicas[round % replicas.length]!;
+      const counter = await countNotifications(databaseUrl, SIGNAL_CHANNEL);
+      const startedAt = Date.now();
+      const t0 = performance.now();
+      const created = await replica.client.expect<{ operation: { id: string } }>(
+        201,
+        "POST",
+        "/v1/operations",
+        {
+          action: "notebook.restart",
+          selector: { all: true },
+          maxConcurrency: options.bulkConcurrency,
+        },
+      );
+      const id = created.operation.id;
+      let op: OperationView;
+      for (;;) {
+        op = await replica.client.expect<OperationView>(200, "GET", `/v1/operations/${id}?targetsLimit=0`);
+        if (op.state !== "running" && op.state !== "pending") break;
+        if (performance.now() - t0 > idealMs * 20 + 120_000)
+          throw new Error(
+            `bulk round ${round + 1}: still ${op.state} after ${Math.round(performance.now() - t0)} ms`,
+          );
+        await sleep(50);
+      }
+      const totalMs = performance.now() - t0;
+      const endedAt = Date.now();
+      const notified = await counter.stop();
+      const { succeeded: done, ...others } = op.counts;
+      const notDone = Object.entries(others).filter(([, n]) => n > 0);
+      if (op.state !== "succeeded" || done !== options.agents || notDone.length > 0)
+        throw new Error(
+          `bulk round ${round + 1}: ${op.state} with ${done} of ${options.agents} succeeded${notDone.map(([s, n]) => `, ${n} ${s}`).join("")}`,
+        );
+      timed.push({
+        postedOn: replica.name,
+        totalMs,
+        ratio: totalMs / idealMs,
+        succeeded: done,
+        notifications: notified.count,
+        notifyBytes: notified.bytes,
+        notifyPerSec: notified.count / (totalMs / 1000),
+        notifyByKind: notified.byKind,
+        window: { startedAt, endedAt },
+      });
+      noteLoad(`after bulk ${round + 1}`);
+    }
+    const records = (await Promise.all(fleets.map((f) => f.records()))).flat();
+    const rounds = timed.map(({ window, ...round }, i): BulkRound => {
+      const full = {
+        ...round,
+        ...traceOperation(records, window, {
+          concurrency: options.bulkConcurrency,
+          delayMs: options.bulkDelayMs,
+        }),
+      };
+      if (full.executed !== options.agents)
+        throw new Error(
+          `bulk round ${i + 1}: the agents ran ${full.executed} restarts, not ${options.agents}`,
+        );
+      const expected = Math.min(options.bulkConcurrency, options.agents);
+      if (full.peakConcurrency !== expected)
+        throw new Error(
+          `bulk round ${i + 1}: at most ${full.peakConcurrency} restarts ran at once, not ${expected}`,
+        );
+      if (full.notifications === 0)
+        throw new Error(
+          `bulk round ${i + 1}: no NOTIFY seen on channel "${SIGNAL_CHANNEL}" (is it still the replicas' channel?)`,
+        );
+      return full;
+    });
+    for (const fleet of fleets) await fleet.setDelay(0);
+
+    // kill -9 of replica A, which holds a third of the agents.
+    await sleep(2000);
+    const victim = replicas[0]!;
+    const survivors = replicas.slice(1);
+    const killedHeld = await held(victim);
+    const attemptsBefore = sum(await Promise.all(fleets.map(async (f) => (await f.stats()).attempts)));
+    killedName = victim.name;
+    const killedAt = performance.now();
+    victim.child.process.kill("SIGKILL");
+    let heldAfter: number[];
+    for (;;) {
+      alive();
+      heldAfter = await heldBy(survivors);
+      if (sum(heldAfter) >= options.agents) break;
+      if (performance.now() - killedAt > 300_000)
+        throw new Error(
+          `after the kill only ${sum(heldAfter)} of ${options.agents} agents came back within 300 s`,
+        );
+      await sleep(100);
+    }
+    const reconnectMs = performance.now() - killedAt;
+    const fleetStats = await Promise.all(fleets.map((f) => f.stats()));
+    if (sum(fleetStats.map((s) => s.connected)) !== options.agents)
+      throw new Error(
+        `the sim fleets say ${sum(fleetStats.map((s) => s.connected))} agents are connected, not ${options.agents}`,
+      );
+    const attempts = sum(fleetStats.map((s) => s.attempts)) - attemptsBefore;
+    noteLoad("after the kill");
+
+    for (const fleet of fleets.splice(0)) await fleet.close();
+    for (const replica of replicas.splice(0)) {
+      replica.client.close();
+      await replica.child.stop();
+    }
+    const single = options.single
+      ? await runControllerBench({
+          ...options.single,
+          unhealthyEvery: options.unhealthyEvery,
+          reportIntervalSec: options.reportIntervalSec,
+          databaseUrl: await postgres.createDatabase(),
+        })
+      : null;
+
+    return {
+      agents: options.agents,
+      replicas: options.replicas,
+      fleets: slices.length,
+      reportIntervalSec: options.reportIntervalSec,
+      seedMs,
+      connectMs,
+      steadyWindowSec: Math.round(steadyElapsed),
+      perReplica,
+      fleetCpuPercentIdle: ((fleetCpuAfter - fleetCpuBefore) / steadyElapsed) * 100,
+      restart: { ...latencies(roundTrip), succeeded, storeMs: latencies(storeMs) },
+      query: { ...latencies(queryMs), itemsPerPage, unhealthyVms },
+      bulk: {
+        concurrency: options.bulkConcurrency,
+        delayMs: options.bulkDelayMs,
+        idealMs,
+        ratios: spreadOf(rounds.map((r) => r.ratio)),
+        notifyPerSec: spreadOf(rounds.map((r) => r.notifyPerSec)),
+        rounds,
+      },
+      kill: { killedHeld, reconnectMs, attempts, heldAfter },
+      loadAverage,
+      single,
+    };
+  } finally {
+    await Promise.all(fleets.map((f) => f.close()));
+    for (const replica of replicas) {
+      replica.client.close();
+      await replica.child.stop();
+    }
+    await rm(dataDir, { recursive: true, force: true });
+    await postgres.remove();
+  }
+}
+
+interface CommandView {
+  id: string;
+  state: string;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+interface OperationView {
+  state: string;
+  counts: Record<string, number> & { succeeded: number };
+}
+
+/** N VMs with agent credentials straight into the database (the testkit's seeding), then closed. */
+async function seed(
+  dataDir: string,
+  databaseUrl: string,
+  adminToken: string,
+  count: number,
+): Promise<SeededVm[]> {
+  const settings = loadSettings({
+    env: {},
+    flags: { dataDir, databaseUrl, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
+  });
+  const app = await buildServer(settings, { provider: new SimProvider() });
+  try {
+    return await seedVms(app, { count, labels: (i) => ({ ring: String(i % 4) }) });
+  } finally {
+    await app.close();
+  }
+}
+
+/** The store agrees that each agent is held by the replica the bench sent it to. */
+async function checkHomes(
+  databaseUrl: string,
+  homeOf: Map<string, number>,
+  replicas: Replica[],
+): Promise<void> {
+  const rows = await query<{ vm_name: string; url: string | null }>(
+    databaseUrl,
+    "select s.vm_name, r.url from vm_status s left join replicas r on r.id = s.replica_id",
+  );
+  const wrong = rows.filter((row) => replicas[homeOf.get(row.vm_name) ?? -1]?.url !== row.url);
+  if (wrong.length > 0)
+    throw new Error(
+      `${wrong.length} agents are not held where they were sent (vm_status.replica_id), e.g. ${wrong[0]!.vm_name} on ${wrong[0]!.url ?? "no replica"}`,
+    );
+}
+
+async function countRows(databaseUrl: string, text: string): Promise<number> {
+  return (await query<{ n: number }>(databaseUrl, text))[0]?.n ?? 0;
+}
+
+/** RSS of each pid once a second for `seconds`. */
+async function sampleEverySecond(pids: number[], seconds: number): Promise<number[][]> {
+  const samples: number[][] = pids.map(() => []);
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    const rss = await Promise.all(pids.map(rssBytes));
+    rss.forEach((value, i) => samples[i]!.push(value));
+    await sleep(1000);
+  }
+  return samples;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+async function distinctPorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+function latencies(values: number[]): Latencies {
+  return {
+    p50: quantile(values, 0.5),
+    p99: quantile(values, 0.99),
+    max: Math.max(...values),
+    count: values.length,
+  };
+}
