@@ -3,6 +3,7 @@ import { type TestController, startTestController } from "@nbfleet/testkit/contr
 import { call } from "@nbfleet/testkit/http";
 import type { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -12,6 +13,7 @@ afterEach(async () => {
 });
 
 async function setup(
+  dialect: StoreDialect,
   provider: SimProvider,
   settings: Parameters<typeof startTestController>[0] extends infer O
     ? O extends { settings?: infer S }
@@ -19,7 +21,10 @@ async function setup(
       : never
     : never = {},
 ): Promise<{ agent: SimAgent; token: string }> {
-  controller = await startTestController({ provider, settings });
+  controller = await startTestController({
+    provider,
+    settings: { ...(await freshStoreLocation(dialect)), ...settings },
+  });
   await call(controller.app, "POST", "/v1/vms", { token: controller.adminToken, body: { name: "nb" } });
   const agent = await provider.connected("nb");
   await agent.waitFor(
@@ -35,10 +40,10 @@ const command = async (id: string, wait = 0) =>
     await call(controller.app, "GET", `/v1/commands/${id}?wait=${wait}`, { token: controller.adminToken })
   ).json();
 
-describe("commands", () => {
+describe.each(STORE_DIALECTS)("commands on %s", (dialect) => {
   it("round-trips a notebook restart through the agent with its lifecycle persisted", async () => {
     const provider = new SimProvider();
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const pidBefore = agent.pidNow;
     const res = await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token });
     expect(res.statusCode).toBe(202);
@@ -76,7 +81,7 @@ describe("commands", () => {
           ? { code: "NBF_NOTEBOOK_FAILED", message: "port 9999 is taken" }
           : undefined,
     });
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const started = (await call(controller.app, "POST", "/v1/vms/nb/notebook/start", { token })).json();
     const failed = await command(started.id, 5);
     expect(failed).toMatchObject({
@@ -100,7 +105,7 @@ describe("commands", () => {
 
   it("queues a command for an offline agent, says so, and delivers it when the agent returns", async () => {
     const provider = new SimProvider();
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     agent.close();
     await eventually(
       async () => (await call(controller.app, "GET", "/v1/vms/nb", { token })).json(),
@@ -126,7 +131,7 @@ describe("commands", () => {
   it("resends a command that was sent but never acknowledged when the agent reconnects", async () => {
     let deaf = true;
     const provider = new SimProvider({ ignore: (c) => deaf && c.name === "notebook.restart" });
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const sent = (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
     await agent.waitFor(() => agent.commands().some((c) => c.id === sent.id), 5000, "the first delivery");
     expect((await command(sent.id)).state).toBe("sent");
@@ -144,7 +149,7 @@ describe("commands", () => {
 
   it("writes an acknowledgement on its own only when no result came within the hold", async () => {
     const provider = new SimProvider({ commandDelayMs: 60_000 });
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const restart = async () =>
       (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
     const unanswered = await restart();
@@ -167,7 +172,7 @@ describe("commands", () => {
 
   it("expires a queued command after its TTL and times out one the agent never finishes", async () => {
     const provider = new SimProvider({ commandDelayMs: 60_000 });
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const slow = (
       await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token, body: { timeoutSec: 0.3 } })
     ).json();
@@ -198,7 +203,7 @@ describe("commands", () => {
 
   it("sets a password: generated or given, only the hash travels, the plaintext is returned once", async () => {
     const provider = new SimProvider();
-    const { agent, token } = await setup(provider);
+    const { agent, token } = await setup(dialect, provider);
     const generated = (await call(controller.app, "POST", "/v1/vms/nb/notebook/password", { token })).json();
     expect(generated.password).toMatch(/^\S{20}$/);
     const given = (

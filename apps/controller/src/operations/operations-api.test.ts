@@ -1,6 +1,7 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { verify } from "@node-rs/argon2";
 import { afterEach, describe, expect, it } from "vitest";
@@ -15,10 +16,13 @@ afterEach(async () => {
 });
 
 async function fleetOf(
+  dialect: StoreDialect,
   count: number,
   options: { labels?: (i: number) => Record<string, string>; delayMs?: number } = {},
 ) {
-  controller = await startTestController({ settings: { reportIntervalSec: 1 } });
+  controller = await startTestController({
+    settings: { ...(await freshStoreLocation(dialect)), reportIntervalSec: 1 },
+  });
   const vms = await seedVms(controller.app, { count, labels: options.labels });
   fleet = new SimFleet(controller.url, vms, { record: true, commandDelayMs: options.delayMs ?? 0 });
   await fleet.connectAll();
@@ -34,9 +38,9 @@ async function finished(app: TestController["app"], token: string, id: string) {
   );
 }
 
-describe("operations API", () => {
+describe.each(STORE_DIALECTS)("operations API on %s", (dialect) => {
   it("restarts the notebooks a label expression selects, with per-target status and events", async () => {
-    const { app, token } = await fleetOf(12, {
+    const { app, token } = await fleetOf(dialect, 12, {
       labels: (i) => ({ team: i % 2 === 0 ? "a" : "b", ...(i % 3 === 0 ? { env: "prod" } : {}) }),
     });
     const events: string[] = [];
@@ -80,7 +84,7 @@ describe("operations API", () => {
   });
 
   it("rotates passwords: each target gets its own, shown once, and only the hash reaches the agent", async () => {
-    const { app, token } = await fleetOf(3);
+    const { app, token } = await fleetOf(dialect, 3);
     const res = await call(app, "POST", "/v1/operations", {
       token,
       body: { action: "notebook.password", selector: { all: true }, maxConcurrency: 3 },
@@ -106,7 +110,7 @@ describe("operations API", () => {
   });
 
   it("rolls in batches: the next batch starts only once the last one is serving again", async () => {
-    const { app, token } = await fleetOf(6, { delayMs: 50 });
+    const { app, token } = await fleetOf(dialect, 6, { delayMs: 50 });
     // sim-3's notebook comes back from its restart failed: the gate holds and the budget stops the rollout.
     const broken = fleet!.byName("sim-3")!;
     broken.options.fail = () => {
@@ -154,7 +158,7 @@ describe("operations API", () => {
   }, 30_000);
 
   it("skips a target whose VM was deleted before its turn, and sends to the others", async () => {
-    const { app, token, vms } = await fleetOf(3, { delayMs: 300 });
+    const { app, token, vms } = await fleetOf(dialect, 3, { delayMs: 300 });
     const created = (
       await call(app, "POST", "/v1/operations", {
         token,
@@ -177,7 +181,7 @@ describe("operations API", () => {
   });
 
   it("refuses what cannot run, with the reason", async () => {
-    const { app, token } = await fleetOf(2);
+    const { app, token } = await fleetOf(dialect, 2);
     const post = (body: unknown) => call(app, "POST", "/v1/operations", { token, body });
     const empty = await post({ action: "notebook.restart", selector: {} });
     expect(empty.json().error.code).toBe("NBF_OPERATION_INVALID");

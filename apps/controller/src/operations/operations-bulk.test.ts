@@ -2,6 +2,7 @@ import { type TestController, startTestController } from "@nbfleet/testkit/contr
 import { call } from "@nbfleet/testkit/http";
 import type { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
+import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 /**
  * 1,000 simulated agents (the real protocol over real WebSockets): the error budget stops the
@@ -28,8 +29,10 @@ interface Target {
   error: { code: string } | null;
 }
 
-async function bulkFleet(count: number, delayMs: (index: number) => number) {
-  controller = await startTestController({ settings: { reportIntervalSec: 5, commandSweepMs: 200 } });
+async function bulkFleet(dialect: StoreDialect, count: number, delayMs: (index: number) => number) {
+  controller = await startTestController({
+    settings: { ...(await freshStoreLocation(dialect)), reportIntervalSec: 5, commandSweepMs: 200 },
+  });
   const vms = await seedVms(controller.app, { count });
   fleet = new SimFleet(controller.url, vms, { record: true });
   fleet.agents.forEach((agent, i) => {
@@ -89,9 +92,9 @@ function executedCommands(agents: SimAgent[]) {
   return agents.map((agent) => agent.executed.length);
 }
 
-describe("bulk operations over 1,000 simulated agents", () => {
+describe.each(STORE_DIALECTS)("bulk operations over 1,000 simulated agents on %s", (dialect) => {
   it("stops at exactly maxErrors + 1 failures when failures are spread out, and starts nothing after", async () => {
-    const { app, token, agents } = await bulkFleet(1000, () => 15);
+    const { app, token, agents } = await bulkFleet(dialect, 1000, () => 15);
     const failing = new Set(agents.map((_, i) => i).filter((i) => i % 50 === 7));
     for (const i of failing) failWith(agents[i]!);
     const { op, targets } = await runToEnd(app, token, {
@@ -127,7 +130,9 @@ describe("bulk operations over 1,000 simulated agents", () => {
   it("counts failures of targets still running when the budget broke, and starts nothing after", async () => {
     const failing = new Set([100, 101, 102, 103, 104]);
     // The failing five are slow and end 50 ms apart: #102 breaks the budget while #103 and #104 still run.
-    const { app, token, agents } = await bulkFleet(1000, (i) => (failing.has(i) ? 300 + (i - 100) * 50 : 10));
+    const { app, token, agents } = await bulkFleet(dialect, 1000, (i) =>
+      failing.has(i) ? 300 + (i - 100) * 50 : 10,
+    );
     for (const i of failing) failWith(agents[i]!);
     const { op, targets } = await runToEnd(app, token, {
       action: "notebook.restart",
@@ -149,7 +154,7 @@ describe("bulk operations over 1,000 simulated agents", () => {
   }, 120_000);
 
   it("never has more than maxConcurrency commands running on the agents at once", async () => {
-    const { app, token, agents } = await bulkFleet(1000, (i) => 5 + ((i * 7) % 30));
+    const { app, token, agents } = await bulkFleet(dialect, 1000, (i) => 5 + ((i * 7) % 30));
     const { op } = await runToEnd(app, token, {
       action: "notebook.restart",
       selector: { all: true },
@@ -179,7 +184,7 @@ describe("bulk operations over 1,000 simulated agents", () => {
   }, 120_000);
 
   it("cancels mid-way: pending targets become cancelled, running ones finish, nothing starts after", async () => {
-    const { app, token, agents } = await bulkFleet(1000, () => 20);
+    const { app, token, agents } = await bulkFleet(dialect, 1000, () => 20);
     const res = await call(app, "POST", "/v1/operations", {
       token,
       body: { action: "notebook.restart", selector: { all: true }, maxConcurrency: 20 },

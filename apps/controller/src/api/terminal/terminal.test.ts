@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
 import { call } from "@nbfleet/testkit/http";
+import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { type Fleet, RecordedTerminal, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
@@ -43,36 +44,6 @@ function alive(pid: number): boolean {
 }
 
 describe("GET /v1/vms/{name}/shell", () => {
-  it("round-trips keystrokes through controller and agent, then reports the exit and audits it", async () => {
-    fleet = await startFleet();
-    await fleet.addVm("box");
-    const t = await shell(fleet, "box", { cols: 100, rows: 30 });
-    expect(t.connection.session).toMatchObject({ type: "session", vm: "box", tty: true, reattached: false });
-    t.connection.input("echo hi-$((40+2)) term=$TERM\r");
-    await t.waitText(/hi-42 term=xterm-256color/);
-    t.connection.input("exit 7\r");
-    expect(await t.waitFrame("exit")).toEqual({ type: "exit", exitCode: 7, signal: null });
-    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.exited);
-
-    const row = await audit(fleet, t.session);
-    expect(row).toMatchObject({
-      vmName: "box",
-      kind: "shell",
-      tty: true,
-      exitCode: 7,
-      endReason: "exited",
-      attaches: 1,
-      command: null,
-    });
-    expect(row.tokenName).toBeTruthy();
-    expect(row.durationMs).toBeGreaterThan(0);
-    expect(row.bytesIn).toBeGreaterThan(10);
-    expect(row.bytesOut).toBeGreaterThan(10);
-    await fleet.controller.app.nbfleet.store.writer.flush();
-    const events = await fleet.controller.app.nbfleet.store.events.list({ vmName: "box", limit: 100 });
-    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(["terminal.opened", "terminal.closed"]));
-  });
-
   it("resizes: `stty size` shows the new size", async () => {
     fleet = await startFleet();
     await fleet.addVm("box");
@@ -262,9 +233,43 @@ describe("GET /v1/vms/{name}/shell", () => {
     expect((await t.waitFrame("exit", 60_000)).exitCode).toBe(0);
     expect(t.chunks.reduce((sum, c) => sum + c.data.length, 0)).toBe(total);
   });
+});
+
+// The audit rows are the store's part of a terminal session: these run on both dialects.
+describe.each(STORE_DIALECTS)("terminal audit on %s", (dialect) => {
+  it("round-trips keystrokes through controller and agent, then reports the exit and audits it", async () => {
+    fleet = await startFleet(await freshStoreLocation(dialect));
+    await fleet.addVm("box");
+    const t = await shell(fleet, "box", { cols: 100, rows: 30 });
+    expect(t.connection.session).toMatchObject({ type: "session", vm: "box", tty: true, reattached: false });
+    t.connection.input("echo hi-$((40+2)) term=$TERM\r");
+    await t.waitText(/hi-42 term=xterm-256color/);
+    t.connection.input("exit 7\r");
+    expect(await t.waitFrame("exit")).toEqual({ type: "exit", exitCode: 7, signal: null });
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.exited);
+
+    const row = await audit(fleet, t.session);
+    expect(row).toMatchObject({
+      vmName: "box",
+      kind: "shell",
+      tty: true,
+      exitCode: 7,
+      endReason: "exited",
+      attaches: 1,
+      command: null,
+    });
+    expect(row.tokenName).toBeTruthy();
+    expect(row.durationMs).toBeGreaterThan(0);
+    expect(row.bytesIn).toBeGreaterThan(10);
+    expect(row.bytesOut).toBeGreaterThan(10);
+    await fleet.controller.app.nbfleet.store.writer.flush();
+    const events = await fleet.controller.app.nbfleet.store.events.list({ vmName: "box", limit: 100 });
+    expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(["terminal.opened", "terminal.closed"]));
+  });
 
   it("ends live sessions when the controller shuts down, closing their audit rows", async () => {
-    fleet = await startFleet();
+    const location = await freshStoreLocation(dialect);
+    fleet = await startFleet(location);
     await fleet.addVm("box");
     const t = await shell(fleet, "box");
     const { store } = fleet.controller.app.nbfleet;
@@ -275,7 +280,7 @@ describe("GET /v1/vms/{name}/shell", () => {
     // The store is closed now; the row was written before it closed (checked through a new controller).
     void store;
     const again = await (await import("@nbfleet/testkit/controller")).startTestController({
-      settings: { dataDir: fleet.controller.dataDir },
+      settings: location,
     });
     try {
       const row = await again.app.nbfleet.store.terminalSessions.get(t.session);

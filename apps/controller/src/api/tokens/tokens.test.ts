@@ -1,5 +1,6 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
+import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { afterEach, describe, expect, it } from "vitest";
 
 let controller: TestController;
@@ -7,9 +8,9 @@ afterEach(async () => {
   await controller?.close();
 });
 
-describe("tokens", () => {
+describe.each(STORE_DIALECTS)("tokens on %s", (dialect) => {
   it("creates a token shown once, lists without secrets, revokes, and keeps the last admin", async () => {
-    controller = await startTestController({ listen: false });
+    controller = await startTestController({ settings: await freshStoreLocation(dialect), listen: false });
     const { app, adminToken } = controller;
     const created = await call(app, "POST", "/v1/tokens", {
       token: adminToken,

@@ -3,6 +3,7 @@ import { type TestController, startTestController } from "@nbfleet/testkit/contr
 import { call } from "@nbfleet/testkit/http";
 import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -11,9 +12,9 @@ afterEach(async () => {
   await controller?.close();
 });
 
-describe("VM API: bad input", () => {
+describe.each(STORE_DIALECTS)("VM API on %s: bad input", (dialect) => {
   it("answers 400 naming the field for malformed bodies", async () => {
-    controller = await startTestController({ listen: false });
+    controller = await startTestController({ settings: await freshStoreLocation(dialect), listen: false });
     const token = controller.adminToken;
     const cases: Array<[unknown, string]> = [
       [{}, "name"],
@@ -43,7 +44,7 @@ describe("VM API: bad input", () => {
   });
 
   it("answers 404 for an unknown VM or route, 409 for a duplicate, 413 for an oversized body", async () => {
-    controller = await startTestController({ listen: false });
+    controller = await startTestController({ settings: await freshStoreLocation(dialect), listen: false });
     const { app, adminToken: token } = controller;
     for (const [method, url] of [
       ["GET", "/v1/vms/ghost"],
@@ -81,7 +82,11 @@ describe("VM API: bad input", () => {
   it("records a provider failure on the VM and answers 502", async () => {
     const provider = new SimProvider();
     provider.failNext = { action: "create", message: "quota exceeded" };
-    controller = await startTestController({ provider, listen: false });
+    controller = await startTestController({
+      provider,
+      settings: await freshStoreLocation(dialect),
+      listen: false,
+    });
     const res = await call(controller.app, "POST", "/v1/vms", {
       token: controller.adminToken,
       body: { name: "f" },
@@ -95,10 +100,10 @@ describe("VM API: bad input", () => {
   });
 });
 
-describe("VM API: lifecycle and listing", () => {
+describe.each(STORE_DIALECTS)("VM API on %s: lifecycle and listing", (dialect) => {
   it("creates a VM whose agent connects, reports health, and is deleted without a trace", async () => {
     const provider = new SimProvider();
-    controller = await startTestController({ provider });
+    controller = await startTestController({ provider, settings: await freshStoreLocation(dialect) });
     const { app, adminToken: token } = controller;
     const created = await call(app, "POST", "/v1/vms", {
       token,
@@ -147,7 +152,7 @@ describe("VM API: lifecycle and listing", () => {
 
   it("filters by labels, state and health and pages with a cursor", async () => {
     const provider = new SimProvider();
-    controller = await startTestController({ provider });
+    controller = await startTestController({ provider, settings: await freshStoreLocation(dialect) });
     const { app, adminToken: token } = controller;
     for (let i = 0; i < 7; i++) {
       const labels = { team: i < 4 ? "a" : "b", env: i % 2 === 0 ? "prod" : "dev" };
