@@ -11,6 +11,7 @@
  * by rename, so replicas starting together race harmlessly on it. (With Azure, replicas sit on
  * different machines and share nothing but the database.)
  */
+import { rm } from "node:fs/promises";
 import { type ControllerProcess, api, startControllerProcess } from "./controller-process.js";
 import { makeDataDir } from "./data-dir.js";
 import { freePort } from "./ports.js";
@@ -22,7 +23,7 @@ export interface ClusterOptions {
   replicas: number;
   databaseUrl: string;
   token: string;
-  /** Shared by every replica (default: a fresh one). */
+  /** Shared by every replica (default: a fresh one, removed by `stop()`). */
   dataDir?: string;
   /** More NBFLEET_* settings for every replica. */
   env?: NodeJS.ProcessEnv;
@@ -45,7 +46,7 @@ export interface Replica {
 
 export class Cluster {
   private constructor(
-    readonly options: ClusterOptions & { dataDir: string },
+    readonly options: ClusterOptions & { dataDir: string; ownDataDir: boolean },
     readonly replicas: Replica[],
     readonly balancer: TcpBalancer,
   ) {}
@@ -64,7 +65,11 @@ export class Cluster {
     }));
     // The balancer listens before the replicas start: its URL is their public URL.
     const balancer = await startTcpBalancer(replicas.map((r) => ({ host: "127.0.0.1", port: r.port })));
-    const cluster = new Cluster({ ...options, dataDir }, replicas, balancer);
+    const cluster = new Cluster(
+      { ...options, dataDir, ownDataDir: options.dataDir === undefined },
+      replicas,
+      balancer,
+    );
     try {
       await Promise.all(replicas.map((replica) => cluster.start(replica.index)));
     } catch (error) {
@@ -171,6 +176,7 @@ export class Cluster {
       }),
     );
     await this.balancer.close();
+    if (this.options.ownDataDir) await rm(this.options.dataDir, { recursive: true, force: true });
   }
 }
 

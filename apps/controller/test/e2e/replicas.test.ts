@@ -50,12 +50,20 @@ async function allServing(on: number, timeoutMs: number): Promise<Map<string, nu
   return waitFor(
     `all ${NAMES.length} machines serving (seen on replica ${cluster.replica(on).name}), held by running replicas`,
     async () => {
-      for (const name of NAMES) if (!serving(await vm(on, name))) return false;
+      // Each probe that fails says why (waitFor names the last one when time runs out).
+      for (const name of NAMES) {
+        const v = await vm(on, name);
+        if (!serving(v))
+          throw new Error(
+            `${name}: agent ${v.agent.status}, notebook ${v.notebook.state}, ${v.health.status}`,
+          );
+      }
       const holders = await cluster.holders();
       const held = new Map<string, number>();
       for (const name of NAMES) {
         const holder = holders.get(name);
-        if (holder === undefined || holder === null || !cluster.running.includes(holder)) return false;
+        if (holder === undefined || holder === null || !cluster.running.includes(holder))
+          throw new Error(`${name}'s agent is held by ${holder ?? "no replica"} (vm_status.replica_id)`);
         held.set(name, holder);
       }
       return held;
