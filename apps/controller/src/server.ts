@@ -17,6 +17,7 @@ import { serverTimeouts } from "./api/timeouts.js";
 import type { ArtifactInfo } from "./artifact-info.js";
 import { type ControllerSettings, parseListen } from "./config/settings.js";
 import type { Provider } from "./providers/types.js";
+import { outageQuietLog } from "./store/outage-quiet-log.js";
 import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
 import { readTlsFiles } from "./tls/files.js";
@@ -77,7 +78,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
   try {
     const services = await wireServices(settings, store, {
       provider: options.provider,
-      log: app.log,
+      log: outageQuietLog(app.log),
       controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
     });
     app.decorate("nbfleet", services);
