@@ -23,7 +23,9 @@ const CONTEXT_CODE: Record<string, ErrorCode> = {
 export function installErrorHandler(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const nbf = toNbfError(error, bodyLimit, request.headers["content-type"]);
-    if (nbf.status >= 500) request.log.error({ err: error }, "request failed");
+    // A database outage is logged once by the store's monitor, not once per request.
+    if (nbf.status >= 500 && nbf.code !== "NBF_DATABASE_UNAVAILABLE")
+      request.log.error({ err: error }, "request failed");
     else request.log.debug({ code: nbf.code }, nbf.message);
     // Refused before its body arrived (no token, wrong role): the connection is not kept for
     // the rest of that body, which a hostile client could trickle in for as long as it likes.
