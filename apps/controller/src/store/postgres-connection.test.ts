@@ -163,3 +163,41 @@ describe("a connection that fails names host:port and the cause", () => {
     }
   });
 });
+
+describe("a connection cut under a running store", () => {
+  it("a checked-out client whose connection ends between statements neither ends the process nor is reused", async () => {
+    const store = await open(database);
+    try {
+      const error = await store.db
+        .transaction()
+        .execute(async (trx) => {
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+          // Cut from another session while this client sits idle inside the transaction: pg
+          // emits 'error' on a client pg-pool no longer listens to.
+          const killer = await open(database);
+          try {
+            await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(killer.db);
+          } finally {
+            await killer.close();
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await sql`select 1`.execute(trx);
+        })
+        .then(
+          () => new Error("the transaction committed"),
+          (error: unknown) => error,
+        );
+      expect(error).toBeInstanceOf(NbfError);
+      expect((error as NbfError).code).toBe("NBF_DATABASE_UNAVAILABLE");
+      expect((error as NbfError).message).toContain(`PostgreSQL at 127.0.0.1:${server.port}`);
+      // The broken client was dropped: the next statements get a working connection.
+      for (let i = 0; i < 12; i++) {
+        const { rows } = await sql<{ one: number }>`select 1 as one`.execute(store.db);
+        expect(rows[0]!.one).toBe(1);
+      }
+      expect(store.database?.state.status).toBe("ok");
+    } finally {
+      await store.close();
+    }
+  });
+});
