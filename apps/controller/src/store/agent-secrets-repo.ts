@@ -128,11 +128,14 @@ export class AgentSecretsRepo {
         .where("confirmed_at", "is", null)
         .executeTakeFirst();
       if (!row) return false;
-      await trx
+      // Conditional: on PostgreSQL two connections may both have read it unconfirmed.
+      const confirmed = await trx
         .updateTable("agent_secrets")
         .set({ confirmed_at: now })
         .where("hash", "=", credentialHash)
-        .execute();
+        .where("confirmed_at", "is", null)
+        .executeTakeFirst();
+      if (Number(confirmed.numUpdatedRows) !== 1) return false;
       await trx
         .deleteFrom("agent_secrets")
         .where("vm_name", "=", row.vm_name)

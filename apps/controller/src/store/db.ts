@@ -12,6 +12,7 @@ import { startCheckpointer } from "./checkpointer.js";
 import { DatabaseMonitor, type DatabaseState } from "./database-monitor.js";
 import { guardedPool } from "./postgres-pool.js";
 import { postgresTarget } from "./postgres-target.js";
+import { nulFreePool } from "./postgres-text.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./statement-cache.js";
 
@@ -88,7 +89,9 @@ export function openPostgres(url: string, options: PostgresOptions = {}): OpenDa
   // An idle connection that dies (the server restarts) is dropped by the pool; without a
   // listener its error would end the process.
   pool.on("error", () => monitor.suspect());
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(pool, monitor) }) });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: nulFreePool(guardedPool(pool, monitor)) }),
+  });
   monitor.start();
   return {
     db,

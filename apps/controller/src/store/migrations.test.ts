@@ -39,7 +39,7 @@ describe("migrations on PostgreSQL", () => {
     expect(await stores[3]!.vms.names()).toEqual(["vm-0", "vm-1", "vm-2", "vm-3"]);
   });
 
-  it("leave every text column of the schema in byte order", async () => {
+  it("leave every text column of the schema in byte order and every integer 64 bits wide", async () => {
     const store = await openStore({
       dataDir: "/nonexistent",
       databaseUrl: await freshDatabaseUrl({ icuLocale: "en-US" }),
@@ -53,5 +53,12 @@ describe("migrations on PostgreSQL", () => {
       where table_schema = current_schema() and data_type = 'text'`.execute(store.db);
     expect(columns.rows.length).toBeGreaterThan(50);
     expect(columns.rows.filter((c) => c.collation !== "C")).toEqual([]);
+    const integers = await sql<{ column: string; type: string }>`
+      select table_name || '.' || column_name as column, data_type as type
+      from information_schema.columns
+      where table_schema = current_schema() and data_type in ('integer', 'bigint', 'smallint')
+        and table_name not like 'kysely%'`.execute(store.db);
+    expect(integers.rows.map((c) => c.column)).toContain("terminal_sessions.bytes_in");
+    expect(integers.rows.filter((c) => c.type !== "bigint")).toEqual([]);
   });
 });

@@ -2,7 +2,15 @@
  * Schema migrations, in code so they ship with the controller. Only Kysely's schema builder
  * with portable column types (text, integer), so the same list runs on PostgreSQL.
  */
-import { type Kysely, type Migration, type MigrationProvider, Migrator, PostgresAdapter, sql } from "kysely";
+import {
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresAdapter,
+  type RawBuilder,
+  sql,
+} from "kysely";
 import { NbfError } from "../errors.js";
 
 const migrations: Record<string, Migration> = {
@@ -281,7 +289,7 @@ const provider: MigrationProvider = {
         {
           async up(db: Kysely<unknown>) {
             await migration.up(db);
-            await byteOrderText(db);
+            await likeSqliteColumns(db);
           },
         },
       ]),
@@ -289,27 +297,31 @@ const provider: MigrationProvider = {
 };
 
 /**
- * PostgreSQL compares and sorts text in a collation, by default the database's: a managed
- * service's (en_US) puts 'VM-2' beside 'vm-2' and ignores '-' and '_' at first, so ids, names
- * and the cursors paging them would order otherwise than SQLite's byte order, and a page could
- * skip or repeat rows. Each migration ends by moving every text column it left in another
- * collation to "C" (byte order); all of them, since comparing two columns of different
- * collations is an error. SQLite compares text byte by byte already.
+ * On PostgreSQL each migration ends by giving the columns it made SQLite's semantics, so the
+ * same repositories behave alike on both (SQLite needs nothing):
+ * - text in byte order (collation "C"): by default PostgreSQL compares text in the database's
+ *   collation, and a managed service's (en_US) puts 'VM-2' beside 'vm-2' and ignores '-' and
+ *   '_' at first, so ids, names and the cursors paging them would order otherwise than on
+ *   SQLite, and a page could skip or repeat rows. Every text column, since comparing two of
+ *   different collations is an error.
+ * - integers of 64 bits (bigint): `integer` is 32 bits there, and a terminal session's byte
+ *   counts or duration in ms (2^31 ms is 25 days) would overflow it.
  */
-async function byteOrderText(db: Kysely<unknown>): Promise<void> {
+async function likeSqliteColumns(db: Kysely<unknown>): Promise<void> {
   if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
-  const { rows } = await sql<{ table_name: string; column_name: string }>`
-    select table_name, column_name from information_schema.columns
-    where table_schema = current_schema() and data_type = 'text'
-      and coalesce(collation_name, '') <> 'C' and table_name not like 'kysely%'
+  const { rows } = await sql<{ table_name: string; column_name: string; data_type: string }>`
+    select table_name, column_name, data_type from information_schema.columns
+    where table_schema = current_schema() and table_name not like 'kysely%'
+      and ((data_type = 'text' and coalesce(collation_name, '') <> 'C') or data_type = 'integer')
     order by table_name, ordinal_position`.execute(db);
-  const tables = new Map<string, string[]>();
-  for (const row of rows)
-    tables.set(row.table_name, [...(tables.get(row.table_name) ?? []), row.column_name]);
-  for (const [table, columns] of tables) {
-    const changes = columns.map((column) => sql`alter column ${sql.id(column)} type text collate "C"`);
-    await sql`alter table ${sql.id(table)} ${sql.join(changes)}`.execute(db);
+  const tables = new Map<string, RawBuilder<unknown>[]>();
+  for (const row of rows) {
+    const type = row.data_type === "integer" ? sql`bigint` : sql`text collate "C"`;
+    const change = sql`alter column ${sql.id(row.column_name)} type ${type}`;
+    tables.set(row.table_name, [...(tables.get(row.table_name) ?? []), change]);
   }
+  for (const [table, changes] of tables)
+    await sql`alter table ${sql.id(table)} ${sql.join(changes)}`.execute(db);
 }
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

@@ -119,27 +119,32 @@ export class OperationTargetsRepo {
     commandIdPrefix: string | null,
     now: string,
   ): Promise<Set<number>> {
-    if (seqs.length === 0) return new Set();
-    const padded = padToPowerOfTwo(seqs);
-    const { rows } = await queryShapes.run(
-      this.db,
-      `targets running ×${padded.length} ${commandIdPrefix === null ? "without" : "with"} commands`,
-      () =>
-        this.db
-          .updateTable("operation_targets")
-          .set({
-            state: "running",
-            started_at: now,
-            command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
-          })
-          .where("operation_id", "=", operationId)
-          .where("seq", "in", padded)
-          .where("state", "=", "pending")
-          .returning("seq")
-          .compile(),
-      () => ["running", now, commandIdPrefix, operationId, ...padded, "pending"],
-    );
-    return new Set(rows.map((r) => Number(r.seq)));
+    const running = new Set<number>();
+    // In chunks: a batch is as large as the operation's concurrency (every target at "100%"),
+    // and one statement binds at most 32,766 values on SQLite, 65,535 on PostgreSQL.
+    for (let i = 0; i < seqs.length; i += CHUNK) {
+      const padded = padToPowerOfTwo(seqs.slice(i, i + CHUNK));
+      const { rows } = await queryShapes.run(
+        this.db,
+        `targets running ×${padded.length} ${commandIdPrefix === null ? "without" : "with"} commands`,
+        () =>
+          this.db
+            .updateTable("operation_targets")
+            .set({
+              state: "running",
+              started_at: now,
+              command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
+            })
+            .where("operation_id", "=", operationId)
+            .where("seq", "in", padded)
+            .where("state", "=", "pending")
+            .returning("seq")
+            .compile(),
+        () => ["running", now, commandIdPrefix, operationId, ...padded, "pending"],
+      );
+      for (const row of rows) running.add(Number(row.seq));
+    }
+    return running;
   }
 
   /**

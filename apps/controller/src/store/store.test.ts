@@ -3,6 +3,7 @@ import { CompiledQuery } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
+import { OperationTargetsRepo } from "./operation-targets-repo.js";
 import { pruneHistory } from "./retention.js";
 import { type Store, openStore } from "./store.js";
 import { neverConnectedStatus } from "./vms-repo.js";
@@ -318,6 +319,123 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
         .sort()
         .filter((id) => id > "evt_a_b"),
     );
+  });
+
+  it("stores text with U+0000 (as U+FFFD on PostgreSQL) without failing the batch around it", async () => {
+    const store = await freshStore();
+    const now = new Date().toISOString();
+    await store.vms.insert({
+      name: "nul",
+      provider: "test",
+      state: "running",
+      labels: {},
+      passwordHash: null,
+    });
+    store.writer.appendEvent({
+      id: newId("evt"),
+      at: now,
+      vm_name: "nul",
+      source: "agent",
+      kind: "notebook.log",
+      level: "info",
+      message: "before\u0000after",
+      data: null,
+    });
+    store.writer.putStatus({ ...neverConnectedStatus("nul", now), health: "unhealthy" });
+    await store.writer.flush();
+    expect(store.writer.health()).toMatchObject({ status: "ok", pendingRows: 0 });
+    const stored = dialect === "sqlite" ? "before\u0000after" : "before\uFFFDafter";
+    expect((await store.events.list({ vmName: "nul", limit: 10 })).map((e) => e.message)).toEqual([stored]);
+    expect((await store.vms.require("nul")).status.health).toBe("unhealthy");
+    const command = await store.commands.insert({
+      id: newId("cmd"),
+      vmName: "nul",
+      name: "notebook.restart",
+      params: {},
+      createdAt: now,
+      expiresAt: "2999-01-01T00:00:00.000Z",
+      timeoutMs: 1000,
+      operationId: null,
+    });
+    const [finished] = await store.commands.finishManyReturning([
+      {
+        id: command.id,
+        vmName: "nul",
+        outcome: { state: "failed", error: { code: "NBF_X", message: "before\u0000after" } },
+        now,
+        ackedAt: null,
+      },
+    ]);
+    expect(finished?.error).toEqual({ code: "NBF_X", message: stored });
+  });
+
+  it("keeps integers past 32 bits: a long terminal session's bytes and duration", async () => {
+    const store = await freshStore();
+    const session = {
+      id: newId("term"),
+      vmName: "big",
+      tokenId: "tok",
+      tokenName: "admin",
+      kind: "shell" as const,
+      command: null,
+      tty: true,
+      openedAt: "2030-01-01T00:00:00.000Z",
+      closedAt: null,
+      durationMs: null,
+      exitCode: null,
+      signal: null,
+      endReason: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      attaches: 1,
+    };
+    await store.terminalSessions.insert(session);
+    const end = {
+      closedAt: "2030-02-05T00:00:00.000Z",
+      durationMs: 35 * 86_400_000,
+      exitCode: 0,
+      signal: null,
+      endReason: "exited",
+      bytesIn: 5_000_000_000,
+      bytesOut: 2 ** 40,
+      attaches: 3,
+    };
+    await store.terminalSessions.finish(session.id, end);
+    expect(await store.terminalSessions.get(session.id)).toEqual({ ...session, ...end });
+  });
+
+  it("marks every target of a 33,000-VM operation running in one call (statements within the bind limits)", async () => {
+    const store = await freshStore();
+    const targets = new OperationTargetsRepo(store.db);
+    const count = 33_000;
+    await targets.insertMany(
+      Array.from({ length: count }, (_, seq) => ({
+        operationId: "op_big",
+        seq,
+        vmName: `vm-${seq}`,
+        params: null,
+      })),
+    );
+    const seqs = Array.from({ length: count }, (_, seq) => seq);
+    const running = await targets.markRunningMany("op_big", seqs, "cmd_op_big-", new Date().toISOString());
+    expect(running.size).toBe(count);
+    expect((await targets.counts("op_big")).running).toBe(count);
+    const [last] = await targets.list("op_big", { afterSeq: count - 2, limit: 1 });
+    expect(last).toMatchObject({ seq: count - 1, state: "running", commandId: `cmd_op_big-${count - 1}` });
+  });
+
+  it("confirms a credential once when two connections confirm it at the same moment", async () => {
+    const store = await freshStore();
+    const later = "2999-01-01T00:00:00.000Z";
+    for (let i = 0; i < 5; i++) {
+      await store.agentSecrets.issueBootstrap(`vm${i}`, `boot-${i}`, later);
+      await store.agentSecrets.exchangeBootstrap(`boot-${i}`, `cred-${i}`, later);
+      const both = await Promise.all([
+        store.agentSecrets.confirmCredential(`cred-${i}`),
+        store.agentSecrets.confirmCredential(`cred-${i}`),
+      ]);
+      expect(both.sort()).toEqual([false, true]);
+    }
   });
 
   it("deletes old events and old finished commands, keeps the rest", async () => {
