@@ -3,13 +3,14 @@
  * controller stays up; /healthz says the database is unreachable (503, with the cause) within a
  * few seconds and ok after; API calls that need the database answer NBF_DATABASE_UNAVAILABLE at
  * once instead of hanging; the log has one line when it goes and one when it is back; agents
- * stay connected; the state they reported during the outage is in the database afterwards; and
+ * stay connected (one whose link drops is told 503 and comes back after); the state they reported during the outage is in the database afterwards; and
  * what was accepted before (VMs, a finished command) is still there.
  */
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { type PostgresServer, startPostgres } from "@nbfleet/testkit/postgres";
+import { SimAgent, SimConnectError } from "@nbfleet/testkit/sim-agent";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { eventually } from "@nbfleet/testkit/wait";
 import pino from "pino";
@@ -111,8 +112,17 @@ describe("PostgreSQL stopped for 20 s and started again", () => {
 
     // Agents keep talking: what they report now is kept for the database.
     agentB.setNotebook("stopped");
+    // An agent whose link drops now cannot be admitted (its credential is in the database): it
+    // is told 503, which agents retry, not 401, which they would give up on.
+    agentA.terminate();
+    const refused = await new SimAgent({ url, token: agentA.credential! }).connect().then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(SimConnectError);
+    expect((refused as SimConnectError).httpStatus).toBe(503);
     await sleep(Math.max(0, OUTAGE_MS - (Date.now() - stoppedAt)));
-    expect(agentA.connected && agentB.connected).toBe(true);
+    expect(agentB.connected).toBe(true);
     expect(app.nbfleet.store.writer.health().pendingRows).toBeGreaterThan(0);
     await server.start();
 
@@ -131,13 +141,19 @@ describe("PostgreSQL stopped for 20 s and started again", () => {
       10_000,
     );
     expect(b.body.agent.status).toBe("connected");
-    expect((await api("GET", "/v1/vms/pg-a")).body.agent.status).toBe("connected");
+    const backA = new SimAgent({ url, token: agentA.credential! });
+    await backA.connect();
+    await eventually(
+      () => api("GET", "/v1/vms/pg-a"),
+      (r) => r.body.agent.status === "connected" && r.body.health.status === "healthy",
+    );
     expect((await api("GET", `/v1/commands/${restart.body.id}`)).body.state).toBe("succeeded");
     const names = (await api("GET", "/v1/vms")).body.items.map((vm: { name: string }) => vm.name).sort();
     expect(names).toEqual(["pg-a", "pg-b"]);
     // And the database still takes new work.
     const again = await api("POST", "/v1/vms/pg-b/notebook/start");
     expect((await api("GET", `/v1/commands/${again.body.id}?wait=5`)).body.state).toBe("succeeded");
+    backA.close();
 
     // One line when it went, one when it came back: not one per failed query or retry.
     const database = logLines.filter((line) => /^PostgreSQL at /.test(line.msg));
