@@ -1,5 +1,7 @@
 /** Everything a route plugin may use, built once by buildServer and decorated as `app.nbfleet`. */
 import type { AdminToken } from "./auth/admin-token.js";
+import type { EventFeed } from "./cluster/event-tail.js";
+import type { Signals } from "./cluster/signals.js";
 import type { CommandService } from "./commands/service.js";
 import type { ControllerSettings } from "./config/settings.js";
 import type { EventBus } from "./events/bus.js";
@@ -28,6 +30,10 @@ export interface ControllerContext {
   terminals: TerminalService;
   /** Log tails and follows (GET /v1/vms/{name}/logs). */
   logs: LogStreamService;
+  /** Small signals between replicas (PostgreSQL LISTEN/NOTIFY; nothing to tell with SQLite). */
+  signals: Signals;
+  /** What GET /v1/events follows: the bus (SQLite), the events table (PostgreSQL, every replica's). */
+  eventFeed: EventFeed;
   metrics: Metrics;
   provider: Provider;
   /** The periodic provider reconcile (`runOnce()` for a pass now). */

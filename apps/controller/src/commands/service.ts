@@ -14,6 +14,8 @@ import {
   compileValidator,
 } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
+import { claimQueued, commandsByIds, connectedAmong } from "../cluster/command-rows.js";
+import type { Signals } from "../cluster/signals.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -77,6 +79,8 @@ export interface CommandServiceOptions {
   timeoutSec: number;
   sweepMs: number;
   onError: (error: unknown) => void;
+  /** Other replicas: queued commands for agents held elsewhere and finished ones are signalled. */
+  signals?: Signals;
 }
 
 function toMessage(command: CommandRecord): CommandMessage {
@@ -137,7 +141,11 @@ export class CommandService {
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
     const connected = this.link?.isConnected(request.vmName) ?? false;
-    if (!connected && request.ifOffline === "fail") {
+    if (
+      !connected &&
+      request.ifOffline === "fail" &&
+      !(await this.heldElsewhere([request])).has(request.vmName)
+    ) {
       const vm = await this.options.store.vms.require(request.vmName);
       throw new NbfError("NBF_AGENT_OFFLINE", { name: vm.name, lastSeenAt: vm.status.lastSeenAt ?? "never" });
     }
@@ -176,12 +184,13 @@ export class CommandService {
     const out: EnqueueOutcome[] = [];
     const rows: Array<Parameters<Store["commands"]["insertMany"]>[0][number]> = [];
     const slots: number[] = [];
+    const elsewhere = await this.heldElsewhere(requests, trx);
     for (const request of requests) {
       const connected = this.link?.isConnected(request.vmName) ?? false;
       const id = request.id ?? newId("cmd");
       const params = request.params ?? {};
       const message = { v: PROTOCOL_VERSION, id, type: "command", name: request.name, params };
-      if (!connected && request.ifOffline === "fail") {
+      if (!connected && request.ifOffline === "fail" && !elsewhere.has(request.vmName)) {
         out.push({
           ok: false,
           error: new NbfError("NBF_AGENT_OFFLINE", { name: request.vmName, lastSeenAt: "unknown" }),
@@ -222,7 +231,10 @@ export class CommandService {
     records.forEach((command, i) => {
       out[slots[i]!] = { ok: true, value: { command, delivered: false } };
     });
-    const dispatch = () =>
+    const dispatch = () => {
+      // Commands for agents this replica does not hold: their holder claims and sends them.
+      const queued = records.filter((command) => command.state === "queued").map((command) => command.id);
+      if (queued.length > 0) this.options.signals?.send("command.queued", queued);
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
         outcome.value.delivered = command.state === "sent" && this.sendRemembering(command);
@@ -235,6 +247,7 @@ export class CommandService {
             data: { commandId: command.id, name: command.name },
           });
       });
+    };
     return { outcomes: out, dispatch };
   }
 
@@ -300,6 +313,48 @@ export class CommandService {
     // answers with the outcome it remembers (or the run in progress), so nothing runs twice.
     if (!(await commands.hasAckedBefore(vmName, this.startedAt))) return;
     setTimeout(() => void this.redeliver(vmName), REDELIVER_GRACE_MS).unref();
+  }
+
+  /**
+   * Another replica queued these commands (ids from a signal): the ones for agents held here
+   * are claimed (queued → sent, so only one replica sends each) and sent.
+   */
+  async deliverQueued(ids: readonly string[]): Promise<void> {
+    const link = this.link;
+    if (!link || ids.length === 0) return;
+    const { db } = this.options.store;
+    const mine = (await commandsByIds(db, ids))
+      .filter((command) => command.state === "queued" && link.isConnected(command.vmName))
+      .map((command) => command.id);
+    if (mine.length === 0) return;
+    for (const command of await claimQueued(db, mine, new Date().toISOString()))
+      this.sendRemembering(command);
+  }
+
+  /**
+   * Commands finished on another replica (ids from a signal; every waited one when omitted,
+   * after missed signals): waiters here get the stored row. Events were emitted there.
+   */
+  async refreshWaited(ids?: readonly string[]): Promise<void> {
+    const waited = (ids ?? [...this.waiters.keys()]).filter((id) => this.waiters.has(id));
+    if (waited.length === 0) return;
+    for (const command of await commandsByIds(this.options.store.db, waited)) {
+      if (!isTerminal(command)) continue;
+      const waiters = this.waiters.get(command.id);
+      if (waiters) for (const resolve of [...waiters]) resolve(command);
+    }
+  }
+
+  /** Of the offline-refusing requests for agents not held here, those another replica holds. */
+  private async heldElsewhere(
+    requests: readonly EnqueueRequest[],
+    db: Kysely<Database> = this.options.store.db,
+  ): Promise<Set<string>> {
+    if (!this.options.signals?.clustered) return new Set();
+    const names = requests
+      .filter((r) => r.ifOffline === "fail" && !(this.link?.isConnected(r.vmName) ?? false))
+      .map((r) => r.vmName);
+    return names.length === 0 ? new Set() : connectedAmong(db, names);
   }
 
   private async redeliver(vmName: string): Promise<void> {
@@ -471,6 +526,7 @@ export class CommandService {
   private finished(command: CommandRecord): void {
     const waiters = this.waiters.get(command.id);
     if (waiters) for (const resolve of [...waiters]) resolve(command);
+    this.options.signals?.send("command.finished", [command.id]);
     // A bulk operation reports its commands' ends itself (progress, operation.target_failed):
     // ten thousand command.succeeded events would only bury the operation's own.
     if (command.operationId !== null) return;

@@ -5,6 +5,7 @@
  */
 import type { CommandName, VmState } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
+import type { Signals } from "../cluster/signals.js";
 import type { CommandService, EnqueueResult } from "../commands/service.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -31,6 +32,8 @@ export interface VmServiceOptions {
   /** How long a new VM's bootstrap token stays valid unused. */
   bootstrapTokenTtlSec: number;
   log: FastifyBaseLogger;
+  /** Tells the replica holding a deleted VM's agent to close its socket. */
+  signals?: Signals;
 }
 
 export interface CreateVmInput {
@@ -158,6 +161,7 @@ export class VmService {
       await this.providerFailed(name, "delete", error);
     }
     gateway.retire(name, "VM deleted");
+    this.options.signals?.send("vm.retired", [name]);
     store.writer.forget(name);
     await commands.dropForVm(name);
     await store.vms.delete(name);

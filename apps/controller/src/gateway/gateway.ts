@@ -162,6 +162,11 @@ export class AgentGateway implements CommandLink {
     return this.sessions.get(vmName)?.open ?? false;
   }
 
+  /** The VMs whose agent this controller holds now. */
+  connectedNames(): string[] {
+    return [...this.sessions.keys()];
+  }
+
   live(vmName: string): LiveAgent | undefined {
     const session = this.sessions.get(vmName);
     if (!session?.open) return undefined;

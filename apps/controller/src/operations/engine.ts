@@ -155,6 +155,8 @@ export class OperationsEngine {
         .execute();
       await new OperationTargetsRepo(trx).insertMany(rows);
     });
+    // The replica that runs operations (see the operations lease) picks it up at once.
+    this.options.signals?.send("operation.created", [id]);
     const operation = (await store.operations.get(id))!;
     bus.emit({
       vmName: null,
@@ -192,11 +194,9 @@ export class OperationsEngine {
     if (!(await this.options.store.operations.requestCancel(id))) {
       throw new NbfError("NBF_OPERATION_FINISHED", { id, state: operation.state });
     }
-    const active = this.runners.get(id);
-    if (active) {
-      active.runner.cancel();
-      if (active.runner.stopReason === "cancel") await active.runner.closePending();
-    }
+    // The operation may run on another replica: that one stops it.
+    this.options.signals?.send("operation.cancel", [id]);
+    await this.stopCancelled(id);
     this.options.bus.emit({
       vmName: null,
       kind: "operation.cancel_requested",
@@ -205,6 +205,19 @@ export class OperationsEngine {
       data: { operationId: id },
     });
     return this.require(id);
+  }
+
+  /** A cancel was requested (here or on another replica): the runner here, if any, stops starting targets. */
+  async stopCancelled(id: string): Promise<void> {
+    const active = this.runners.get(id);
+    if (!active) return;
+    active.runner.cancel();
+    if (active.runner.stopReason === "cancel") await active.runner.closePending();
+  }
+
+  /** The ids of the operations running in this process. */
+  runningIds(): string[] {
+    return [...this.runners.keys()];
   }
 
   /** Stops every runner without finishing its targets: they resume at the next start. */

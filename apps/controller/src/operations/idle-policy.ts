@@ -72,6 +72,7 @@ export class IdlePolicyService {
     for (const rule of policy.rules) if (rule.labels) parseLabelExpression(rule.labels);
     await this.repo.put(POLICY_NAME, policy, by);
     this.apply(policy);
+    this.options.signals?.send("policy.changed", [POLICY_NAME]);
     this.options.bus.emit({
       vmName: null,
       kind: "policy.updated",
@@ -81,6 +82,12 @@ export class IdlePolicyService {
       }`,
       data: { policy: POLICY_NAME, value: policy, by },
     });
+  }
+
+  /** The stored policy changed (on another replica): apply it here too. */
+  async reload(): Promise<void> {
+    const stored = await this.repo.get<IdlePolicy>(POLICY_NAME);
+    this.apply(stored?.value ?? { enabled: false, rules: [] });
   }
 
   /** What the policy knows about a VM's idleness (for tests and diagnostics). */

@@ -323,7 +323,7 @@ function newRow(command: NewCommand & { sentAt: string | null }): CommandsTable 
   };
 }
 
-function toRecord(row: Selectable<CommandsTable>): CommandRecord {
+export function toRecord(row: Selectable<CommandsTable>): CommandRecord {
   return {
     id: row.id,
     vmName: row.vm_name,

@@ -41,6 +41,13 @@ const EVENT_COLUMNS = [
   "data",
 ] as const satisfies ReadonlyArray<keyof EventsTable>;
 
+export interface EventFilter {
+  after?: string;
+  through?: string;
+  vmName?: string;
+  limit: number;
+}
+
 export class EventsRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -48,10 +55,11 @@ export class EventsRepo {
     await insertRows(this.db, "events", EVENT_COLUMNS, rows);
   }
 
-  /** Events after `after` (an event id), oldest first. */
-  async list(filter: { after?: string; vmName?: string; limit: number }): Promise<FleetEvent[]> {
+  /** Events after `after` (an event id) and up to `through` (inclusive), oldest first. */
+  async list(filter: EventFilter): Promise<FleetEvent[]> {
     let query = this.db.selectFrom("events").selectAll();
     if (filter.after !== undefined) query = query.where("id", ">", filter.after);
+    if (filter.through !== undefined) query = query.where("id", "<=", filter.through);
     if (filter.vmName !== undefined) query = query.where("vm_name", "=", filter.vmName);
     const rows = await query.orderBy("id").limit(filter.limit).execute();
     return rows.map((row) => ({

@@ -67,6 +67,7 @@ export class WriteBehind {
   private readonly maxPendingEvents: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
+  private readonly eventsWritten = new Set<() => void>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -106,6 +107,12 @@ export class WriteBehind {
       this.events.splice(0, this.events.length - this.maxPendingEvents);
     }
     this.schedule();
+  }
+
+  /** Called after each commit that stored events (other replicas' event streams learn of them). */
+  onEventsWritten(listener: () => void): () => void {
+    this.eventsWritten.add(listener);
+    return () => this.eventsWritten.delete(listener);
   }
 
   /** Drops a VM's pending status (it was deleted; its row must not come back). */
@@ -240,5 +247,6 @@ export class WriteBehind {
     // Everything up to the last written event is stored (or was dropped as oldest meanwhile).
     const last = events.at(-1);
     if (last) this.events.splice(0, this.events.indexOf(last) + 1);
+    if (last) for (const listener of this.eventsWritten) listener();
   }
 }

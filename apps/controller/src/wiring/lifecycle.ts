@@ -17,6 +17,8 @@ export async function runServices(app: FastifyInstance): Promise<void> {
     clearInterval(pruner);
     await stopServices(context);
   });
+  // First: a database where notifications never arrive fails the start here, with the reason.
+  await context.signals.start();
   const { gateway, commands, idlePolicy, terminals, operations, reconciler } = context;
   gateway.start();
   commands.start();
@@ -32,6 +34,8 @@ async function stopServices(context: ControllerContext): Promise<void> {
   idlePolicy.close();
   await operations.close();
   await commands.stop();
+  context.eventFeed.close();
+  await context.signals.close();
   await provider.close?.();
   await store.close();
 }

@@ -5,6 +5,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { ensureAdminToken } from "../auth/admin-token.js";
+import { createEventFeed, createSignals, routeSignals } from "../cluster/signal-wiring.js";
 import { CommandService } from "../commands/service.js";
 import type { ControllerSettings } from "../config/settings.js";
 import type { ControllerContext } from "../context.js";
@@ -39,6 +40,7 @@ export async function wireServices(
 
   const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
   const metrics = new Metrics();
+  const signals = createSignals(settings, store, log);
   const commands = new CommandService({
     store,
     bus,
@@ -46,6 +48,7 @@ export async function wireServices(
     ttlSec: settings.commandTtlSec,
     timeoutSec: settings.commandTimeoutSec,
     sweepMs: settings.commandSweepMs,
+    signals,
     onError: (error) => log.error({ err: error }, "command sweep failed"),
   });
   const gateway = new AgentGateway({
@@ -73,6 +76,7 @@ export async function wireServices(
     commandTtlSec: settings.commandTtlSec,
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
     log,
+    signals,
   });
   const reconciler = new Reconciler({
     store,
@@ -90,8 +94,9 @@ export async function wireServices(
     log,
     commandTtlSec: settings.commandTtlSec,
     commandTimeoutSec: settings.commandTimeoutSec,
+    signals,
   });
-  const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log });
+  const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log, signals });
 
   const terminals = new TerminalService({
     store,
@@ -103,6 +108,8 @@ export async function wireServices(
     maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
   });
   const logs = new LogStreamService({ store, gateway });
+  const eventFeed = createEventFeed(settings, store, bus, signals, log);
+  routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
 
   return {
     settings,
@@ -115,6 +122,8 @@ export async function wireServices(
     idlePolicy,
     terminals,
     logs,
+    signals,
+    eventFeed,
     metrics,
     provider,
     reconciler,

@@ -38,7 +38,7 @@ const EventsQuery = Type.Object(
 );
 
 export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, bus, settings } = app.nbfleet;
+  const { store, eventFeed: feed, settings } = app.nbfleet;
 
   app.get(
     "/v1/events",
@@ -94,7 +94,7 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       let live = after === undefined;
       let backlog: FleetEvent[] = [];
       let backlogOverflowed = false;
-      const unsubscribe = bus.subscribe((event) => {
+      const unsubscribe = feed.subscribe((event) => {
         if (live) deliver(event);
         else if (!wanted(event)) return;
         else if (backlog.length < BACKLOG_LIMIT) backlog.push(event);
@@ -117,9 +117,11 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         for (;;) {
           backlog = [];
           backlogOverflowed = false;
-          await store.writer.flush();
+          await feed.flush();
+          // PostgreSQL: only up to where the feed has read; later events come through it.
+          const through = feed.position();
           for (;;) {
-            const page = await store.events.list({ after: cursor, vmName: vm, limit: REPLAY_PAGE });
+            const page = await store.events.list({ after: cursor, through, vmName: vm, limit: REPLAY_PAGE });
             if (!(await replay(page))) return false;
             cursor = page.at(-1)?.id ?? cursor;
             if (page.length < REPLAY_PAGE) break;

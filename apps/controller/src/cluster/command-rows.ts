@@ -1,0 +1,88 @@
+/**
+ * The reads and claims command routing between replicas needs: command rows by id (a signal
+ * carries ids only), a conditional queued → sent claim (only one replica sends a command), and
+ * which agents are connected to some replica (vm_status, written by the replica holding them).
+ */
+import type { Kysely } from "kysely";
+import { type CommandRecord, toRecord } from "../store/commands-repo.js";
+import type { Database } from "../store/schema.js";
+
+/** Ids per statement (well below PostgreSQL's and SQLite's parameter limits). */
+const CHUNK = 500;
+
+function* chunks<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += CHUNK) yield items.slice(i, i + CHUNK);
+}
+
+export async function commandsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<CommandRecord[]> {
+  const out: CommandRecord[] = [];
+  for (const chunk of chunks(ids)) {
+    const rows = await db.selectFrom("commands").selectAll().where("id", "in", chunk).execute();
+    for (const row of rows) out.push(toRecord(row));
+  }
+  return out;
+}
+
+/**
+ * Moves the given commands from queued to sent, if still queued and not expired, and returns
+ * the ones moved: whoever claims a command sends it, and nobody else does.
+ */
+export async function claimQueued(
+  db: Kysely<Database>,
+  ids: readonly string[],
+  now: string,
+): Promise<CommandRecord[]> {
+  const out: CommandRecord[] = [];
+  for (const chunk of chunks(ids)) {
+    const rows = await db
+      .updateTable("commands")
+      .set((eb) => ({
+        state: "sent",
+        sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
+        attempts: eb("attempts", "+", 1),
+      }))
+      .where("id", "in", chunk)
+      .where("state", "=", "queued")
+      .where("expires_at", ">", now)
+      .returningAll()
+      .execute();
+    for (const row of rows) out.push(toRecord(row));
+  }
+  return out;
+}
+
+/** Queued, unexpired commands of these VMs (ids, oldest first per chunk). */
+export async function queuedFor(
+  db: Kysely<Database>,
+  vmNames: readonly string[],
+  now: string,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const chunk of chunks(vmNames)) {
+    const rows = await db
+      .selectFrom("commands")
+      .select("id")
+      .where("vm_name", "in", chunk)
+      .where("state", "=", "queued")
+      .where("expires_at", ">", now)
+      .orderBy("id")
+      .execute();
+    for (const row of rows) out.push(row.id);
+  }
+  return out;
+}
+
+/** Of these VMs, the ones whose agent some replica holds now. */
+export async function connectedAmong(db: Kysely<Database>, vmNames: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const chunk of chunks(vmNames)) {
+    const rows = await db
+      .selectFrom("vm_status")
+      .select("vm_name")
+      .where("vm_name", "in", chunk)
+      .where("agent_status", "=", "connected")
+      .execute();
+    for (const row of rows) out.add(row.vm_name);
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { startNotifyDroppingProxy } from "@nbfleet/testkit/notify-dropping-proxy";
+import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
+import type { FastifyBaseLogger } from "fastify";
+import pg from "pg";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { newId } from "../store/ids.js";
+import { PgSignals, type PgSignalsOptions } from "./signals.js";
+
+const quiet = { info() {}, warn() {}, error() {}, debug() {} } as unknown as FastifyBaseLogger;
+
+let databaseUrl: string;
+let admin: pg.Client;
+const opened: Array<{ close(): Promise<unknown> }> = [];
+
+beforeAll(async () => {
+  databaseUrl = await freshDatabaseUrl();
+  admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  opened.push({ close: () => admin.end() });
+  return async () => {
+    for (const item of opened.reverse()) await item.close();
+  };
+});
+
+const alive: PgSignals[] = [];
+afterEach(async () => {
+  for (const signals of alive.splice(0)) await signals.close();
+});
+
+/** A replica's signals; `payloads` records every payload it sends. */
+function replica(options: Partial<PgSignalsOptions> = {}, url = databaseUrl) {
+  const payloads: string[] = [];
+  const signals = new PgSignals({
+    databaseUrl: url,
+    origin: newId("rep"),
+    log: quiet,
+    notify: async (channel, batch) => {
+      payloads.push(...batch);
+      await admin.query("select pg_notify($1, p) from unnest($2::text[]) as p", [channel, batch]);
+    },
+    reconnectMinMs: 20,
+    reconnectMaxMs: 200,
+    watchdogMs: 0,
+    ...options,
+  });
+  alive.push(signals);
+  return { signals, payloads };
+}
+
+function collect(signals: PgSignals, kind: Parameters<PgSignals["on"]>[0]) {
+  const calls: string[][] = [];
+  signals.on(kind, (ids) => {
+    calls.push(ids);
+  });
+  return calls;
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe("signals between replicas (LISTEN/NOTIFY)", () => {
+  it("reaches the other replicas once, batched, and never the sender's own subscribers", async () => {
+    const a = replica();
+    const b = replica();
+    const c = replica();
+    await Promise.all([a.signals.start(), b.signals.start(), c.signals.start()]);
+    const atA = collect(a.signals, "command.finished");
+    const atB = collect(b.signals, "command.finished");
+    const atC = collect(c.signals, "command.finished");
+    const probes = a.payloads.length;
+    // Sent in one turn (and one repeated): one payload, the ids once.
+    a.signals.send("command.finished", ["cmd_1", "cmd_2"]);
+    a.signals.send("command.finished", ["cmd_2", "cmd_3"]);
+    await until("B and C to hear", () => atB.length > 0 && atC.length > 0);
+    await sleep(100);
+    expect(atB).toEqual([["cmd_1", "cmd_2", "cmd_3"]]);
+    expect(atC).toEqual([["cmd_1", "cmd_2", "cmd_3"]]);
+    expect(atA).toEqual([]);
+    expect(a.payloads.length - probes).toBe(1);
+  });
+
+  it("carries 10,000 ids through PostgreSQL in payloads below 8000 bytes, none lost", async () => {
+    const a = replica();
+    const b = replica();
+    await Promise.all([a.signals.start(), b.signals.start()]);
+    const atB = collect(b.signals, "command.queued");
+    const ids = Array.from({ length: 10_000 }, () => newId("cmd"));
+    const before = a.payloads.length;
+    a.signals.send("command.queued", ids);
+    await until("every id", () => atB.flat().length >= ids.length);
+    const sent = a.payloads.slice(before);
+    expect(sent.length).toBe(atB.length);
+    expect(sent.length).toBeGreaterThan(10);
+    for (const payload of sent) expect(Buffer.byteLength(payload)).toBeLessThan(8000);
+    expect(atB.flat()).toEqual(ids);
+  });
+
+  it("reconnects a killed listener with backoff, then resyncs; later signals arrive again", async () => {
+    const a = replica();
+    const b = replica();
+    await Promise.all([a.signals.start(), b.signals.start()]);
+    const resyncs: number[] = [];
+    b.signals.onResync(() => {
+      resyncs.push(Date.now());
+    });
+    const atB = collect(b.signals, "vm.retired");
+    const killed = await admin.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+      [`nbfleet-signals ${(b.signals as unknown as { options: PgSignalsOptions }).options.origin}`],
+    );
+    expect(killed.rowCount).toBe(1);
+    await until("the resync", () => resyncs.length === 1);
+    expect(b.signals.connections).toBe(2);
+    a.signals.send("vm.retired", ["vm-after"]);
+    await until("a signal after the reconnect", () => atB.length > 0);
+    expect(atB).toEqual([["vm-after"]]);
+  });
+
+  it("keeps retrying while PostgreSQL refuses connections, each attempt with a deadline", async () => {
+    const a = replica();
+    await a.signals.start();
+    const resyncs: number[] = [];
+    a.signals.onResync(() => {
+      resyncs.push(1);
+    });
+    // The listener's database refuses new connections for a while.
+    const url = new URL(databaseUrl);
+    const name = url.pathname.slice(1);
+    url.pathname = "/postgres";
+    const server = new pg.Client({ connectionString: url.toString() });
+    await server.connect();
+    await server.query(`alter database "${name}" allow_connections false`);
+    try {
+      a.signals.dropListener();
+      await sleep(600);
+      expect(resyncs).toEqual([]);
+    } finally {
+      await server.query(`alter database "${name}" allow_connections true`);
+      await server.end();
+    }
+    await until("the resync once connections are allowed", () => resyncs.length === 1);
+    expect(a.signals.connections).toBe(2);
+  });
+
+  it("fails to start with a clear error where notifications never arrive (as behind a transaction-mode PgBouncer)", async () => {
+    const proxy = await startNotifyDroppingProxy(databaseUrl);
+    opened.push(proxy);
+    const a = replica({ probeTimeoutMs: 1000 }, proxy.url);
+    const started = Date.now();
+    await expect(a.signals.start()).rejects.toThrow(
+      /LISTEN\/NOTIFY does not work on the connection to 127\.0\.0\.1:\d+\/t_\w+: .*did not come back within 1000 ms.*PgBouncer in transaction .*session mode/s,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(proxy.dropped()).toBe(1);
+    // The same database, connected directly, works.
+    const direct = replica({ probeTimeoutMs: 1000 });
+    await direct.signals.start();
+  });
+});
