@@ -16,12 +16,12 @@ const NETWORK: Record<string, string> = {
   ECONNREFUSED: "refused the connection",
   ECONNRESET: "closed the connection",
   EPIPE: "closed the connection",
-  ETIMEDOUT: "did not answer (TCP timeout)",
-  EHOSTUNREACH: "cannot be reached (no route to host)",
-  ENETUNREACH: "cannot be reached (network unreachable)",
-  ENOTFOUND: "does not resolve (unknown host name)",
-  EAI_AGAIN: "does not resolve (DNS lookup failed; it may be temporary)",
-  ENOENT: "has no socket there (is the server running?)",
+  ETIMEDOUT: "did not answer: TCP timeout",
+  EHOSTUNREACH: "cannot be reached: no route to host",
+  ENETUNREACH: "cannot be reached: network unreachable",
+  ENOTFOUND: "does not resolve: no such host name",
+  EAI_AGAIN: "does not resolve: the DNS lookup failed (it may be temporary)",
+  ENOENT: "has no socket there: is the server running?",
 };
 
 /** Messages `pg` gives without a code when a connection ends or never completes. */
