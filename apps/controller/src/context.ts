@@ -1,5 +1,6 @@
 /** Everything a route plugin may use, built once by buildServer and decorated as `app.nbfleet`. */
 import type { AdminToken } from "./auth/admin-token.js";
+import type { Cluster } from "./cluster/cluster.js";
 import type { EventFeed } from "./cluster/event-tail.js";
 import type { Signals } from "./cluster/signals.js";
 import type { CommandService } from "./commands/service.js";
@@ -30,6 +31,8 @@ export interface ControllerContext {
   terminals: TerminalService;
   /** Log tails and follows (GET /v1/vms/{name}/logs). */
   logs: LogStreamService;
+  /** This replica: its id, its row in `replicas`, the leases of the jobs that run once. */
+  cluster: Cluster;
   /** Small signals between replicas (PostgreSQL LISTEN/NOTIFY; nothing to tell with SQLite). */
   signals: Signals;
   /** What GET /v1/events follows: the bus (SQLite), the events table (PostgreSQL, every replica's). */

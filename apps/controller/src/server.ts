@@ -21,7 +21,7 @@ import { outageQuietLog } from "./store/outage-quiet-log.js";
 import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
 import { readTlsFiles } from "./tls/files.js";
-import { runServices } from "./wiring/lifecycle.js";
+import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
 import { wireServices } from "./wiring/services.js";
 
@@ -80,8 +80,10 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       provider: options.provider,
       log: outageQuietLog(app.log),
       controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
+      listeningUrl: () => listeningUrl(app, settings.listen),
     });
     app.decorate("nbfleet", services);
+    stopLeasedJobsFirst(app);
     await registerPlugins(app, options.artifact);
     await runServices(app);
     return app;

@@ -160,3 +160,23 @@ export const ApiError = Type.Object({
   }),
 });
 export type ApiError = Static<typeof ApiError>;
+
+/** A controller replica (`GET /v1/replicas`): one process on the shared database. */
+export const ReplicaView = Type.Object({
+  id: Type.String(),
+  /** Where the other replicas reach it (NBFLEET_REPLICA_URL, else its listen address). */
+  url: Type.String(),
+  version: Type.String(),
+  startedAt: Timestamp,
+  lastHeartbeatAt: Timestamp,
+  /** Agent sockets it held at its last heartbeat. */
+  agents: Type.Integer({ minimum: 0 }),
+  /** Its heartbeat is younger than three heartbeat intervals. */
+  alive: Type.Boolean(),
+  /** It is the replica that answered. */
+  self: Type.Boolean(),
+});
+export type ReplicaView = Static<typeof ReplicaView>;
+
+export const ReplicaList = Type.Object({ items: Type.Array(ReplicaView) });
+export type ReplicaList = Static<typeof ReplicaList>;

@@ -50,6 +50,7 @@ const ACCESS: Record<string, RouteAccess> = {
   "POST /v1/operations/:id/cancel": "operator",
   "GET /v1/policies/idle": "viewer",
   "PUT /v1/policies/idle": "admin",
+  "GET /v1/replicas": "viewer",
   "POST /v1/tokens": "admin",
   "GET /v1/tokens": "admin",
   "DELETE /v1/tokens/:id": "admin",

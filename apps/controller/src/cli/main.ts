@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `nbfleet`: the controller (`up`, `server`) and its client (`vm`, `notebook`, `events`, `token`,
- * `op`, `policy`, `shell`, `exec`, `logs`).
+ * `op`, `policy`, `shell`, `exec`, `logs`, `replicas`).
  * Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 timed out waiting.
  */
 import { AGENT_VERSION } from "@nbfleet/shared";
@@ -12,6 +12,7 @@ import { registerLogs } from "./commands/logs.js";
 import { registerNotebook } from "./commands/notebook.js";
 import { registerOp } from "./commands/op.js";
 import { registerPolicy } from "./commands/policy.js";
+import { registerReplicas } from "./commands/replicas.js";
 import { registerServer } from "./commands/server.js";
 import { registerShell } from "./commands/shell.js";
 import { registerToken } from "./commands/token.js";
@@ -37,6 +38,7 @@ registerOp(program, globals);
 registerPolicy(program, globals);
 registerShell(program, globals);
 registerLogs(program, globals);
+registerReplicas(program, globals);
 
 try {
   await program.parseAsync(process.argv);

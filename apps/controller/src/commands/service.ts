@@ -132,10 +132,15 @@ export class CommandService {
     this.sweeper.unref();
   }
 
-  /** Stops sweeping and writes the acks still held. */
-  async stop(): Promise<void> {
+  /** Stops the expiry and timeout sweeps (another replica holds their lease now). */
+  stopSweeping(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+  }
+
+  /** Stops sweeping and writes the acks still held. */
+  async stop(): Promise<void> {
+    this.stopSweeping();
     await this.writeHeldAcks();
   }
 

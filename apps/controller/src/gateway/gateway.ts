@@ -69,6 +69,11 @@ export interface GatewayOptions {
   bootstrapTokenTtlSec: number;
   /** Failed authentications allowed per source address (see SourceLimiter). */
   sourceLimits?: SourceLimiterOptions;
+  /**
+   * This replica's id, recorded in `vm_status.replica_id` for the agents it holds (PostgreSQL);
+   * null with SQLite, where the controller is one replica.
+   */
+  replicaId?: string | null;
 }
 
 export interface LiveAgent {

@@ -4,6 +4,12 @@
  * events (`operation.created`, `operation.progress` at most every PROGRESS_MS,
  * `operation.target_failed`, `operation.finished`), so `GET /v1/events` streams it.
  *
+ * Across replicas the engine runs on the holder of the `operations` lease (cluster/leases.ts):
+ * `start()` when it takes the lease (resuming what the tables say is running, as after a
+ * restart), `pause()` when it loses it (runners stop without finishing their targets, for the
+ * next holder to resume). An operation created or cancelled on another replica is found by
+ * `sync()`, every `syncMs` while running here (and on a signal from that replica).
+ *
  * Password rotation: a new password is generated per target and only its argon2 hash is
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
@@ -59,6 +65,8 @@ export interface OperationSpec {
 export interface OperationsEngineOptions extends FleetServices {
   commandTtlSec: number;
   commandTimeoutSec: number;
+  /** While running here, look for operations created or cancelled elsewhere this often (PostgreSQL). */
+  syncMs?: number;
 }
 
 export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
@@ -70,22 +78,75 @@ export class OperationsEngine {
   private readonly progressTimers = new Map<string, NodeJS.Timeout>();
   private readonly health: HealthWatch;
   private closing = false;
+  /** This replica runs operations (it holds their lease). */
+  private active = false;
+  private readonly launching = new Set<string>();
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | null = null;
 
   constructor(private readonly options: OperationsEngineOptions) {
     this.targets = new OperationTargetsRepo(options.store.db);
     this.health = new HealthWatch(options.gateway);
   }
 
-  /** Resumes the operations a previous process left running. */
-  async start(): Promise<void> {
+  /**
+   * Starts running operations here: resumes those the tables say are running (left by a
+   * previous process, or by the replica that held the lease before; `why` says which).
+   */
+  async start(why = "after a controller restart"): Promise<void> {
+    if (this.closing || this.active) return;
+    this.active = true;
     for (const operation of await this.options.store.operations.listByState(["pending", "running"])) {
+      if (!this.active) return;
+      if (this.runners.has(operation.id)) continue;
       this.options.bus.emit({
         vmName: null,
         kind: "operation.resumed",
-        message: `operation ${operation.id} (${operation.kind}) resumed after a controller restart`,
+        message: `operation ${operation.id} (${operation.kind}) resumed ${why}`,
         data: { operationId: operation.id },
       });
       await this.launch(operation);
+    }
+    if (this.options.syncMs && this.active && !this.syncTimer) {
+      this.syncTimer = setInterval(() => void this.sync(), this.options.syncMs);
+      this.syncTimer.unref();
+    }
+  }
+
+  /**
+   * Stops running operations here (the lease went to another replica): runners stop without
+   * finishing their targets, which the next holder resumes from their commands.
+   */
+  async pause(): Promise<void> {
+    this.active = false;
+    clearInterval(this.syncTimer);
+    this.syncTimer = undefined;
+    await this.stopRunners();
+  }
+
+  /**
+   * Picks up what other replicas changed: operations created there are launched here, cancels
+   * requested there stop their runner. Does nothing unless operations run here.
+   */
+  sync(): Promise<void> {
+    if (!this.active) return Promise.resolve();
+    this.syncing ??= this.syncOnce()
+      .catch((error) => this.options.log.error({ err: error }, "looking for operations failed"))
+      .finally(() => {
+        this.syncing = null;
+      });
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
+    for (const operation of await this.options.store.operations.listByState(["pending", "running"])) {
+      if (!this.active) return;
+      const runner = this.runners.get(operation.id)?.runner;
+      if (!runner) await this.launch(operation);
+      else if (operation.cancelRequestedAt && runner.stopReason === null) {
+        runner.cancel();
+        if (runner.stopReason === "cancel") await runner.closePending();
+      }
     }
   }
 
@@ -171,8 +232,9 @@ export class OperationsEngine {
         createdBy,
       },
     });
-    // Just stored, every target pending: no need to count them back.
-    await this.launch(operation, countsOf({ pending: names.length }));
+    // Just stored, every target pending: no need to count them back. Run here only if
+    // operations run here; otherwise the lease holder finds it (sync).
+    if (this.active) await this.launch(operation, countsOf({ pending: names.length }));
     return { operation, passwords: passwords ? Object.fromEntries(passwords.plain) : null };
   }
 
@@ -223,12 +285,17 @@ export class OperationsEngine {
   /** Stops every runner without finishing its targets: they resume at the next start. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.pause();
+    this.health.close();
+  }
+
+  private async stopRunners(): Promise<void> {
     for (const { runner } of this.runners.values()) runner.shutdown();
     for (const settle of [...this.commandWatchers.values()]) settle(null);
-    this.health.close();
     const all = Promise.all([...this.runners.values()].map((r) => r.done));
     await Promise.race([all, sleep(5000, undefined, { ref: false })]);
     for (const timer of this.progressTimers.values()) clearTimeout(timer);
+    this.progressTimers.clear();
   }
 
   /** The runner of an operation in this process, if it runs here. */
@@ -237,7 +304,16 @@ export class OperationsEngine {
   }
 
   private async launch(operation: OperationRecord, counts?: Record<TargetState, number>): Promise<void> {
-    if (this.runners.has(operation.id) || this.closing) return;
+    if (this.runners.has(operation.id) || this.launching.has(operation.id) || this.closing) return;
+    this.launching.add(operation.id);
+    try {
+      await this.launchNow(operation, counts);
+    } finally {
+      this.launching.delete(operation.id);
+    }
+  }
+
+  private async launchNow(operation: OperationRecord, counts?: Record<TargetState, number>): Promise<void> {
     const spec = operation.params as OperationSpec;
     const plan: TargetPlan & { maxConcurrency: number; maxErrors: number } = {
       operationId: operation.id,
@@ -273,6 +349,7 @@ export class OperationsEngine {
       },
       counts ?? (await this.targets.counts(operation.id)),
     );
+    if (!this.active || this.closing) return;
     const done = runner
       .run()
       .then((stop) => this.finish(runner, stop))

@@ -7,7 +7,7 @@ import {
   VM_STATES,
   type VmState,
 } from "@nbfleet/shared";
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import { NbfError } from "../errors.js";
 import { padToPowerOfTwo } from "./chunks.js";
 import { isUniqueViolation } from "./db.js";
@@ -79,6 +79,7 @@ export function neverConnectedStatus(vmName: string, now: string): StatusRow {
     health: "unknown",
     health_report: null,
     updated_at: now,
+    replica_id: null,
   };
 }
 
@@ -93,6 +94,7 @@ const STATUS_COLUMNS = [
   "health",
   "health_report",
   "updated_at",
+  "replica_id",
 ] as const satisfies ReadonlyArray<keyof StatusRow>;
 
 type Joined = Selectable<VmsTable> & {
@@ -260,12 +262,14 @@ export class VmsRepo {
   async upsertStatuses(rows: StatusRow[]): Promise<void> {
     if (rows.length === 0) return;
     const ordered = () =>
-      rows.map((row) => Object.fromEntries(STATUS_COLUMNS.map((c) => [c, row[c]])) as unknown as StatusRow);
+      rows.map(
+        (row) => Object.fromEntries(STATUS_COLUMNS.map((c) => [c, row[c] ?? null])) as unknown as StatusRow,
+      );
     await queryShapes.run(
       this.db,
       `vm_status upsert ×${rows.length}`,
       () => this.upsertStatusesQuery(ordered()).compile(),
-      () => rows.flatMap((row) => STATUS_COLUMNS.map((c) => row[c])),
+      () => rows.flatMap((row) => STATUS_COLUMNS.map((c) => row[c] ?? null)),
     );
   }
 
@@ -274,16 +278,35 @@ export class VmsRepo {
       .insertInto("vm_status")
       .values(rows)
       .onConflict((oc) =>
-        oc.column("vm_name").doUpdateSet((eb) => ({
-          agent_status: eb.ref("excluded.agent_status"),
-          last_seen_at: eb.ref("excluded.last_seen_at"),
-          connected_at: eb.ref("excluded.connected_at"),
-          agent_info: eb.ref("excluded.agent_info"),
-          notebook: eb.ref("excluded.notebook"),
-          health: eb.ref("excluded.health"),
-          health_report: eb.ref("excluded.health_report"),
-          updated_at: eb.ref("excluded.updated_at"),
-        })),
+        oc
+          .column("vm_name")
+          .doUpdateSet((eb) => ({
+            agent_status: eb.ref("excluded.agent_status"),
+            last_seen_at: eb.ref("excluded.last_seen_at"),
+            connected_at: eb.ref("excluded.connected_at"),
+            agent_info: eb.ref("excluded.agent_info"),
+            notebook: eb.ref("excluded.notebook"),
+            health: eb.ref("excluded.health"),
+            health_report: eb.ref("excluded.health_report"),
+            updated_at: eb.ref("excluded.updated_at"),
+            // A row carries the replica that wrote it; only a connected agent stays held by it.
+            // (Literal SQL: the statement's only parameters are the rows' values, see queryShapes.)
+            replica_id: sql<
+              string | null
+            >`case when excluded.agent_status = 'connected' then excluded.replica_id end`,
+          }))
+          // Several replicas write behind: a row from a replica the agent has since left (its
+          // disconnect, or a report still queued there) must not overwrite the newer connection's.
+          // It applies when the row's replica holds the agent, nobody does, or its connection is
+          // at least as new.
+          .where((eb) =>
+            eb.or([
+              eb("vm_status.replica_id", "is", null),
+              eb("vm_status.replica_id", "=", eb.ref("excluded.replica_id")),
+              eb("vm_status.connected_at", "is", null),
+              eb("vm_status.connected_at", "<=", eb.ref("excluded.connected_at")),
+            ]),
+          ),
       );
   }
 
@@ -296,6 +319,30 @@ export class VmsRepo {
       .updateTable("vm_status")
       .set({ agent_status: "disconnected", health: "unknown", updated_at: now })
       .where("agent_status", "=", "connected")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /**
+   * PostgreSQL's start-up and janitor version of markAllDisconnected: only agents held by no
+   * live replica (none recorded, or one whose heartbeat is older than `aliveSince`) become
+   * `disconnected`; another live replica's agents are left alone.
+   */
+  async markDisconnectedUnlessHeldLive(aliveSince: string, now = new Date().toISOString()): Promise<number> {
+    const result = await this.db
+      .updateTable("vm_status")
+      .set({ agent_status: "disconnected", health: "unknown", replica_id: null, updated_at: now })
+      .where("agent_status", "=", "connected")
+      .where((eb) =>
+        eb.or([
+          eb("replica_id", "is", null),
+          eb(
+            "replica_id",
+            "not in",
+            eb.selectFrom("replicas").select("replicas.id").where("replicas.heartbeat_at", ">=", aliveSince),
+          ),
+        ]),
+      )
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }

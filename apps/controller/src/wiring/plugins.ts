@@ -16,6 +16,7 @@ import { logsPlugin } from "../api/logs/plugin.js";
 import { notebookPlugin } from "../api/notebook/plugin.js";
 import { operationsPlugin } from "../api/operations/plugin.js";
 import { policiesPlugin } from "../api/policies/plugin.js";
+import { replicasPlugin } from "../api/replicas/plugin.js";
 import { systemPlugin } from "../api/system/plugin.js";
 import { terminalPlugin } from "../api/terminal/plugin.js";
 import { tokensPlugin } from "../api/tokens/plugin.js";
@@ -37,6 +38,7 @@ const API_PLUGINS = [
   policiesPlugin,
   terminalPlugin,
   logsPlugin,
+  replicasPlugin,
 ];
 
 export async function registerPlugins(

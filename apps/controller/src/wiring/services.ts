@@ -5,6 +5,9 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { ensureAdminToken } from "../auth/admin-token.js";
+import { createCluster } from "../cluster/cluster.js";
+import { releaseAgentsAtStart } from "../cluster/janitor.js";
+import { newReplicaIdentity } from "../cluster/replica.js";
 import { createEventFeed, createSignals, routeSignals } from "../cluster/signal-wiring.js";
 import { CommandService } from "../commands/service.js";
 import type { ControllerSettings } from "../config/settings.js";
@@ -22,20 +25,26 @@ import type { Provider } from "../providers/types.js";
 import type { Store } from "../store/store.js";
 import { TerminalService } from "../terminal/terminal-service.js";
 
+/** How soon the operations lease holder runs an operation created (or cancelled) on another replica. */
+const OPERATIONS_SYNC_MS = 1000;
+
 export interface ServiceDeps {
   provider: Provider;
   log: FastifyBaseLogger;
   /** The URL agents use to reach this controller (known once it listens). */
   controllerUrl(): string;
+  /** The address this process listens at (known once it listens); other replicas reach it there. */
+  listeningUrl?(): string;
 }
 
 export async function wireServices(
   settings: ControllerSettings,
   store: Store,
-  { provider, log, controllerUrl }: ServiceDeps,
+  { provider, log, controllerUrl, listeningUrl }: ServiceDeps,
 ): Promise<ControllerContext> {
-  // No agent is connected to a controller that is only starting.
-  await store.vms.markAllDisconnected();
+  // No agent is connected to a controller that is only starting (nor held by a dead replica).
+  await releaseAgentsAtStart(store, settings.replicaHeartbeatSec * 1000);
+  const replica = newReplicaIdentity();
   const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
 
   const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
@@ -61,6 +70,7 @@ export async function wireServices(
     pingIntervalMs: settings.pingIntervalSec * 1000,
     helloTimeoutMs: settings.helloTimeoutSec * 1000,
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
+    replicaId: store.dialect === "postgres" ? replica.id : null,
   });
   commands.attach(gateway);
   attachFleetFigures(metrics, gateway, store, settings, log);
@@ -95,6 +105,7 @@ export async function wireServices(
     commandTtlSec: settings.commandTtlSec,
     commandTimeoutSec: settings.commandTimeoutSec,
     signals,
+    ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
   });
   const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log, signals });
 
@@ -108,6 +119,14 @@ export async function wireServices(
     maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
   });
   const logs = new LogStreamService({ store, gateway });
+  const cluster = createCluster({
+    settings,
+    store,
+    replica,
+    log,
+    url: () => settings.replicaUrl ?? (listeningUrl ?? controllerUrl)(),
+    agents: () => gateway.connectedCount,
+  });
   const eventFeed = createEventFeed(settings, store, bus, signals, log);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
 
@@ -124,6 +143,7 @@ export async function wireServices(
     logs,
     signals,
     eventFeed,
+    cluster,
     metrics,
     provider,
     reconciler,

@@ -1,0 +1,78 @@
+/**
+ * The janitor (a leased job, PostgreSQL only): every heartbeat interval, agents recorded as held
+ * by a replica that is no longer alive are marked disconnected (health `unknown`, as at start-up)
+ * so the fleet's view does not wait for them to reconnect elsewhere, and replica rows dead for
+ * longer than REMOVE_DEAD_AFTER_MS are deleted.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import type { EventBus } from "../events/bus.js";
+import type { Store } from "../store/store.js";
+import type { LeasedJob } from "./leases.js";
+import { aliveSince } from "./replica.js";
+
+/** A dead replica's row stays listed (`GET /v1/replicas?all=true`, alive false) this long. */
+export const REMOVE_DEAD_AFTER_MS = 3_600_000;
+
+export interface JanitorOptions {
+  store: Store;
+  bus: EventBus;
+  heartbeatMs: number;
+  log: FastifyBaseLogger;
+}
+
+/** One pass; returns the agents released and the replica rows removed. */
+export async function sweepDeadReplicas(
+  options: Pick<JanitorOptions, "store" | "bus" | "heartbeatMs">,
+  now = Date.now(),
+): Promise<{ agents: number; removed: number }> {
+  const { store, bus, heartbeatMs } = options;
+  const agents = await store.vms.markDisconnectedUnlessHeldLive(aliveSince(heartbeatMs, now));
+  const removed = await store.db
+    .deleteFrom("replicas")
+    .where("heartbeat_at", "<", new Date(now - REMOVE_DEAD_AFTER_MS).toISOString())
+    .executeTakeFirst();
+  if (agents > 0)
+    bus.emit({
+      vmName: null,
+      kind: "replica.agents_released",
+      level: "warn",
+      message: `${agents} agent(s) held by replicas that stopped heartbeating marked disconnected; they reconnect to a live replica`,
+      data: { agents },
+    });
+  return { agents, removed: Number(removed.numDeletedRows) };
+}
+
+/**
+ * At start-up no agent is connected to this process. With SQLite every agent recorded as
+ * connected becomes disconnected; with PostgreSQL only those no live replica holds.
+ */
+export function releaseAgentsAtStart(store: Store, heartbeatMs: number): Promise<number> {
+  return store.dialect === "postgres"
+    ? store.vms.markDisconnectedUnlessHeldLive(aliveSince(heartbeatMs))
+    : store.vms.markAllDisconnected();
+}
+
+export function janitorJob(options: JanitorOptions): LeasedJob {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | null = null;
+  const pass = () => {
+    running ??= sweepDeadReplicas(options)
+      .catch((error) => options.log.warn({ err: error }, "janitor pass failed"))
+      .finally(() => {
+        running = null;
+      });
+  };
+  return {
+    name: "janitor",
+    start() {
+      pass();
+      timer = setInterval(pass, options.heartbeatMs);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}

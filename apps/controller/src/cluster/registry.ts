@@ -1,0 +1,160 @@
+/**
+ * The `replicas` table: each replica registers itself at start, writes a heartbeat (with the
+ * number of agent sockets it holds) every `replicaHeartbeatSec`, and deletes its row on a clean
+ * close. A replica whose heartbeat is older than three intervals is dead (replica.ts); the
+ * janitor (janitor.ts) releases its agents and removes its row once it has been dead long enough.
+ *
+ * With SQLite the controller is one replica and nothing is written: `list()` answers with this
+ * replica alone, so `GET /v1/replicas` means the same everywhere.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import type { Kysely } from "kysely";
+import type { Dialect } from "../store/db.js";
+import type { Database, ReplicasTable } from "../store/schema.js";
+import { type ReplicaIdentity, aliveSince } from "./replica.js";
+
+export interface ReplicaView {
+  id: string;
+  url: string;
+  version: string;
+  startedAt: string;
+  lastHeartbeatAt: string;
+  agents: number;
+  alive: boolean;
+  self: boolean;
+}
+
+export interface RegistryOptions {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  identity: ReplicaIdentity;
+  heartbeatMs: number;
+  /** Where the other replicas reach this one (`replicaUrl`, else the listening URL). */
+  url(): string;
+  /** Agent sockets held now. */
+  agents(): number;
+  log: FastifyBaseLogger;
+}
+
+export class ReplicaRegistry {
+  private timer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | null = null;
+  private failing = false;
+  private closed = false;
+  private lastBeatAt: string;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.lastBeatAt = options.identity.startedAt;
+  }
+
+  get clustered(): boolean {
+    return this.options.dialect === "postgres";
+  }
+
+  /** Registers this replica (a failure here fails the start) and starts the heartbeat. */
+  async start(): Promise<void> {
+    if (!this.clustered || this.timer) return;
+    await this.write();
+    this.timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Writes the heartbeat now (e.g. once the replica listens and knows its URL); never throws. */
+  heartbeat(): Promise<void> {
+    if (!this.clustered || this.closed) return Promise.resolve();
+    this.beating ??= this.write()
+      .then(
+        () => {
+          if (this.failing) this.options.log.warn("replica heartbeat written again");
+          this.failing = false;
+        },
+        (error) => {
+          // Logged once per outage: the database monitor reports the outage itself.
+          if (!this.failing) this.options.log.error({ err: error }, "writing the replica heartbeat failed");
+          this.failing = true;
+        },
+      )
+      .finally(() => {
+        this.beating = null;
+      });
+    return this.beating;
+  }
+
+  /** Stops the heartbeat and deletes this replica's row (its agents are released by then). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (!this.clustered) return;
+    await this.beating;
+    try {
+      await this.options.db.deleteFrom("replicas").where("id", "=", this.options.identity.id).execute();
+    } catch (error) {
+      this.options.log.warn({ err: error }, "removing this replica's row failed; it will be seen dead");
+    }
+  }
+
+  /** The replicas known, oldest first; the dead ones (not yet removed) only with `all`. */
+  async list(options: { all?: boolean } = {}): Promise<ReplicaView[]> {
+    const { identity, heartbeatMs } = this.options;
+    const cutoff = aliveSince(heartbeatMs);
+    if (!this.clustered) {
+      return [
+        {
+          id: identity.id,
+          url: this.options.url(),
+          version: identity.version,
+          startedAt: identity.startedAt,
+          lastHeartbeatAt: new Date().toISOString(),
+          agents: this.options.agents(),
+          alive: true,
+          self: true,
+        },
+      ];
+    }
+    let query = this.options.db.selectFrom("replicas").selectAll();
+    if (!options.all) query = query.where("heartbeat_at", ">=", cutoff);
+    const rows = await query.orderBy("started_at").orderBy("id").execute();
+    return rows.map((row) => toView(row, cutoff, identity.id));
+  }
+
+  private async write(): Promise<void> {
+    const { db, identity } = this.options;
+    const now = new Date().toISOString();
+    const row: ReplicasTable = {
+      id: identity.id,
+      url: this.options.url(),
+      version: identity.version,
+      started_at: identity.startedAt,
+      heartbeat_at: now,
+      agents: this.options.agents(),
+    };
+    // An upsert: a replica the janitor removed (after a long outage) registers again.
+    await db
+      .insertInto("replicas")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("id").doUpdateSet({ url: row.url, heartbeat_at: row.heartbeat_at, agents: row.agents }),
+      )
+      .execute();
+    this.lastBeatAt = now;
+  }
+
+  /** When this replica last wrote its heartbeat. */
+  get lastHeartbeatAt(): string {
+    return this.lastBeatAt;
+  }
+}
+
+function toView(row: ReplicasTable, cutoff: string, selfId: string): ReplicaView {
+  return {
+    id: row.id,
+    url: row.url,
+    version: row.version,
+    startedAt: row.started_at,
+    lastHeartbeatAt: row.heartbeat_at,
+    agents: Number(row.agents),
+    alive: row.heartbeat_at >= cutoff,
+    self: row.id === selfId,
+  };
+}
