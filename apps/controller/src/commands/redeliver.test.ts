@@ -1,8 +1,8 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
+import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -13,10 +13,10 @@ afterEach(async () => {
   for (const c of controllers.splice(0)) await c.close();
 });
 
-describe("a command acknowledged before a controller restart", () => {
+describe.each(STORE_DIALECTS)("a command acknowledged before a controller restart on %s", (dialect) => {
   it("is sent once more when its result never arrived, and finishes instead of timing out", async () => {
-    const dataDir = makeDataDir();
-    const first = await startTestController({ settings: { dataDir } });
+    const location = await freshStoreLocation(dialect);
+    const first = await startTestController({ settings: location });
     controllers.push(first);
     const [vm] = await seedVms(first.app, { count: 1 });
     // This agent acknowledges and never answers: its result is "lost" with the old controller.
@@ -39,7 +39,7 @@ describe("a command acknowledged before a controller restart", () => {
     await first.close();
     controllers.splice(0);
 
-    const second = await startTestController({ settings: { dataDir } });
+    const second = await startTestController({ settings: location });
     controllers.push(second);
     const fresh = new SimAgent({ url: second.url, token: vm!.credential, hostname: vm!.name, record: true });
     agents.push(fresh);

@@ -4,6 +4,7 @@ import { call } from "@nbfleet/testkit/http";
 import { simState } from "@nbfleet/testkit/sim-agent";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import type { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import { ActivityTracker, OWN_ACTIVITY_WINDOW_MS } from "./activity.js";
@@ -93,9 +94,11 @@ afterEach(async () => {
   controller = undefined;
 });
 
-describe("idle shutdown policy", () => {
+describe.each(STORE_DIALECTS)("idle shutdown policy on %s", (dialect) => {
   it("stops idle notebooks and deallocates idle VMs by label, says why, and leaves busy ones alone", async () => {
-    controller = await startTestController({ settings: { reportIntervalSec: 1 } });
+    controller = await startTestController({
+      settings: { ...(await freshStoreLocation(dialect)), reportIntervalSec: 1 },
+    });
     const { app, adminToken: token } = controller;
     const vms = await seedVms(app, {
       count: 4,
