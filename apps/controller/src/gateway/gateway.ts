@@ -510,6 +510,8 @@ export class AgentGateway implements CommandLink {
       health: status === "connected" ? session.health : "unknown",
       health_report: session.healthReport && JSON.stringify(session.healthReport),
       updated_at: new Date(now).toISOString(),
+      // Who wrote it: the upsert keeps it only while connected, and lets no stale row win.
+      replica_id: this.options.replicaId ?? null,
     };
     this.options.store.writer.putStatus(row);
   }

@@ -22,6 +22,8 @@ export async function runServices(app: FastifyInstance): Promise<void> {
   app.addHook("onClose", async () => {
     await stopServices(context);
   });
+  // First: a database where notifications never arrive fails the start here, with the reason.
+  await context.signals.start();
   const { gateway, idlePolicy, terminals, cluster } = context;
   // Registered before any agent can connect; the URL is known once it listens.
   await cluster.registry.start();
