@@ -17,23 +17,32 @@ export interface PostgresTarget {
 /** The modes `pg` (pg-connection-string 2.x) knows; see the README notes for what each does. */
 const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full", "no-verify"];
 const TLS_FILES = ["sslrootcert", "sslcert", "sslkey"];
+const STAND_IN = "no-host.invalid";
 
 /** Parses and checks `url`; throws NBF_CONFIG_INVALID naming the problem (without the password). */
 export function postgresTarget(url: string): PostgresTarget {
   const invalid = (problems: string) =>
     new NbfError("NBF_CONFIG_INVALID", { source: "databaseUrl", problems });
   let parsed: URL;
+  // `user@/db?host=/socket/dir` has no host; pg parses it with a stand-in host, and so do we.
+  let noHost = false;
   try {
     parsed = new URL(url);
   } catch {
-    throw invalid("it is not a URL; expected postgres://user@host:port/database");
+    try {
+      parsed = new URL(url.replace("@/", `@${STAND_IN}/`));
+      noHost = true;
+    } catch {
+      throw invalid("it is not a URL; expected postgres://user@host:port/database");
+    }
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw invalid(`scheme ${parsed.protocol} is not postgres: or postgresql:`);
   }
   const params = parsed.searchParams;
   const host =
-    params.get("host") ?? (decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, "$1") || "localhost");
+    params.get("host") ??
+    (decodeURIComponent(noHost ? "" : parsed.hostname).replace(/^\[(.*)\]$/, "$1") || "localhost");
   const port = params.get("port") ?? (parsed.port || "5432");
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid(`port ${port} is not a port number`);
   const sslmode = params.get("sslmode");
