@@ -112,6 +112,29 @@ describe("replicas on one PostgreSQL, signalled", () => {
     }
   });
 
+  it("a rolling operation's health gate opens for agents held by other replicas than the one running it", async () => {
+    const names = vms.filter((_, i) => holder(i) !== A && i !== 4).map((vm) => vm.name);
+    const res = await call(app(A), "POST", "/v1/operations", {
+      token,
+      body: {
+        action: "notebook.restart",
+        selector: { names },
+        maxConcurrency: 2,
+        rolling: { enabled: true, healthTimeoutSec: 8 },
+      },
+    });
+    expect(res.statusCode).toBe(201);
+    const id = res.json().operation.id as string;
+    const done = await eventually(
+      async () => (await call(app(A), "GET", `/v1/operations/${id}?targetsLimit=100`, { token })).json(),
+      (op) => op.state !== "running" && op.state !== "pending",
+      25_000,
+      100,
+    );
+    expect(done.counts).toMatchObject({ succeeded: names.length, failed: 0 });
+    expect(done.state).toBe("succeeded");
+  });
+
   it("a VM deleted through A closes its agent's socket on B", async () => {
     const agent = agentOf(4);
     expect(replicas[B]!.app.nbfleet.gateway.isConnected(vms[4]!.name)).toBe(true);

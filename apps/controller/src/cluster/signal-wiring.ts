@@ -10,6 +10,8 @@
  *   operation.created look for new operations, if operations run here (their lease)
  *   operation.cancel  stop the operation's runner if it runs here
  *   policy.changed    reload the idle policy
+ *   health.watch      forward the VM's next serving report (a rolling gate waits elsewhere;
+ *   vm.serving        ...and opens on it): both in operations/health-watch.ts
  *   resync            (after the listener reconnected) all of the above, re-read from the tables
  */
 import type { FastifyBaseLogger } from "fastify";

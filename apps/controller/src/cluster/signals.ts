@@ -37,6 +37,10 @@ export type SignalKind =
   | "operation.created"
   /** Operations whose cancel was requested: the replica running one stops it. */
   | "operation.cancel"
+  /** VMs whose next serving report the sender's rolling health gate waits for (their holder forwards it). */
+  | "health.watch"
+  /** VMs whose agent just reported serving, for a gate waiting on the sender's replica. */
+  | "vm.serving"
   /** Stored policies changed (ids: policy names): reload them. */
   | "policy.changed";
 

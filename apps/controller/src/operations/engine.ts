@@ -86,7 +86,7 @@ export class OperationsEngine {
 
   constructor(private readonly options: OperationsEngineOptions) {
     this.targets = new OperationTargetsRepo(options.store.db);
-    this.health = new HealthWatch(options.gateway);
+    this.health = new HealthWatch(options.gateway, options.signals);
   }
 
   /**

@@ -3,9 +3,16 @@
  * notebook with no failing check (`healthy`, or `degraded` = warnings only). Only reports that
  * arrive after the action finished count, so a report from before a restart cannot open the
  * gate.
+ *
+ * Across replicas the gate may wait here for an agent held by another replica: it asks that
+ * replica (`health.watch`), which forwards the agent's next serving report (`vm.serving`). A
+ * watch is forgotten after WATCH_TTL_MS; after missed signals (resync) the waits ask again.
  */
 import type { AgentState } from "@nbfleet/shared";
+import type { Signals } from "../cluster/signals.js";
 import type { AgentGateway } from "../gateway/gateway.js";
+
+const WATCH_TTL_MS = 3_600_000;
 
 export function isServingState(state: AgentState): boolean {
   return (
@@ -17,9 +24,28 @@ export function isServingState(state: AgentState): boolean {
 export class HealthWatch {
   private readonly waiters = new Map<string, Set<(ok: boolean) => void>>();
   private readonly unsubscribe: () => void;
+  /** Agents held here whose next serving report another replica waits for, with when to forget. */
+  private readonly watchedElsewhere = new Map<string, number>();
 
-  constructor(gateway: AgentGateway) {
-    this.unsubscribe = gateway.onState((vmName, state) => this.onState(vmName, state));
+  constructor(
+    private readonly gateway: AgentGateway,
+    private readonly signals?: Signals,
+  ) {
+    const unsubscribes = [gateway.onState((vmName, state) => this.onState(vmName, state))];
+    if (signals?.clustered) {
+      unsubscribes.push(
+        signals.on("health.watch", (names) => {
+          for (const name of names) this.watchedElsewhere.set(name, Date.now() + WATCH_TTL_MS);
+        }),
+        signals.on("vm.serving", (names) => {
+          for (const name of names) this.serving(name);
+        }),
+        signals.onResync(() => this.askElsewhere([...this.waiters.keys()])),
+      );
+    }
+    this.unsubscribe = () => {
+      for (const unsubscribe of unsubscribes) unsubscribe();
+    };
   }
 
   /** Resolves true at the first serving report from now on, false after `timeoutMs`. */
@@ -37,7 +63,20 @@ export class HealthWatch {
       };
       set.add(settle);
     });
+    this.askElsewhere([vmName]);
     return { promise, cancel: () => settle(false) };
+  }
+
+  /** For agents not held here: their holder forwards the next serving report. */
+  private askElsewhere(vmNames: string[]): void {
+    if (!this.signals?.clustered) return;
+    const elsewhere = vmNames.filter((name) => !this.gateway.isConnected(name));
+    if (elsewhere.length > 0) this.signals.send("health.watch", elsewhere);
+  }
+
+  private serving(vmName: string): void {
+    const set = this.waiters.get(vmName);
+    if (set) for (const settle of [...set]) settle(true);
   }
 
   close(): void {
@@ -46,8 +85,12 @@ export class HealthWatch {
   }
 
   private onState(vmName: string, state: AgentState): void {
-    const set = this.waiters.get(vmName);
-    if (!set || !isServingState(state)) return;
-    for (const settle of [...set]) settle(true);
+    if (!isServingState(state)) return;
+    const watchedUntil = this.watchedElsewhere.get(vmName);
+    if (watchedUntil !== undefined) {
+      this.watchedElsewhere.delete(vmName);
+      if (watchedUntil > Date.now()) this.signals?.send("vm.serving", [vmName]);
+    }
+    this.serving(vmName);
   }
 }
