@@ -258,7 +258,9 @@ export class CommandsRepo {
     return this.db.transaction().execute(async (trx) => {
       const rows = await sweepSelect(trx, how).execute();
       if (rows.length === 0) return [];
-      await trx
+      // Only the rows this update moved: on PostgreSQL another connection may have swept or
+      // finished some since the select (SQLite runs one transaction at a time).
+      const moved = await trx
         .updateTable("commands")
         .set({ state: to, finished_at: how.now })
         .where(
@@ -267,8 +269,12 @@ export class CommandsRepo {
           rows.map((r) => r.id),
         )
         .where("state", "in", how.from)
+        .returning("id")
         .execute();
-      return rows.map((row) => toRecord({ ...row, state: to, finished_at: how.now }));
+      const ids = new Set(moved.map((r) => r.id));
+      return rows
+        .filter((row) => ids.has(row.id))
+        .map((row) => toRecord({ ...row, state: to, finished_at: how.now }));
     });
   }
 }

@@ -170,6 +170,31 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     expect((await store.commands.get(b.id))?.state).toBe("expired");
   });
 
+  it("reports each expired command once when two sweeps run at the same moment", async () => {
+    const store = await freshStore();
+    const t = (s: number) => new Date(Date.UTC(2030, 0, 1, 0, 0, s)).toISOString();
+    await store.commands.insertMany(
+      Array.from({ length: 300 }, (_, i) => ({
+        id: `cmd-${String(i).padStart(3, "0")}`,
+        vmName: `vm${i % 7}`,
+        name: "notebook.restart" as const,
+        params: {},
+        createdAt: t(0),
+        expiresAt: t(5),
+        timeoutMs: 1000,
+        operationId: null,
+        sentAt: i % 2 ? t(1) : null,
+      })),
+    );
+    // Connections open beforehand, so that both sweeps start at once (PostgreSQL's pool).
+    await Promise.all(Array.from({ length: 4 }, () => store.commands.get("warm-up")));
+    const sweeps = await Promise.all([store.commands.expireDue(t(6)), store.commands.expireDue(t(6))]);
+    const reported = sweeps.flat().map((c) => c.id);
+    expect(reported).toHaveLength(300);
+    expect(new Set(reported).size).toBe(300);
+    expect(sweeps.flat().every((c) => c.state === "expired")).toBe(true);
+  });
+
   it("finishes many commands in chunked statements: the first result wins, another VM's is refused", async () => {
     const store = await freshStore();
     const at = new Date().toISOString();
