@@ -93,6 +93,12 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     const vm = { name: "dup", provider: "test", state: "running" as const, labels: {}, passwordHash: null };
     await store.vms.insert(vm);
     await expect(store.vms.insert(vm)).rejects.toMatchObject({ code: "NBF_VM_EXISTS" });
+    // Two at once both find the name free; the primary key refuses the second (23505 on PostgreSQL).
+    await Promise.all(Array.from({ length: 4 }, () => store.vms.exists("warm-up")));
+    const racing = await Promise.allSettled([1, 2, 3].map(() => store.vms.insert({ ...vm, name: "race" })));
+    expect(racing.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of racing)
+      if (r.status === "rejected") expect(r.reason).toMatchObject({ code: "NBF_VM_EXISTS" });
   });
 
   it("coalesces status writes per VM and writes them on flush", async () => {
