@@ -2,6 +2,7 @@
 import type { AdminToken } from "./auth/admin-token.js";
 import type { Cluster } from "./cluster/cluster.js";
 import type { EventFeed } from "./cluster/event-tail.js";
+import type { StreamRelay } from "./cluster/relay/stream-relay.js";
 import type { Signals } from "./cluster/signals.js";
 import type { CommandService } from "./commands/service.js";
 import type { ControllerSettings } from "./config/settings.js";
@@ -37,6 +38,8 @@ export interface ControllerContext {
   signals: Signals;
   /** What GET /v1/events follows: the bus (SQLite), the events table (PostgreSQL, every replica's). */
   eventFeed: EventFeed;
+  /** Terminals and log follows of VMs whose agent another replica holds, carried to it. */
+  relay: StreamRelay;
   metrics: Metrics;
   provider: Provider;
   /** The periodic provider reconcile (`runOnce()` for a pass now). */

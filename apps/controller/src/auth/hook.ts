@@ -1,6 +1,7 @@
 /**
  * Operator authentication for the HTTP API. Every route declares the least role it needs in
- * its `config.role` (`public` routes need none; the agent gateway authenticates itself); a
+ * its `config.role` (`public` routes need none; the agent gateway and the replicas' internal
+ * relay routes (`replica`, cluster/relay/relay-routes.ts) authenticate themselves); a
  * route that declares nothing needs `admin`, so forgetting is safe. A route declaring anything
  * else fails at registration. Every route is listed in `app.routeTable` with its access.
  */
@@ -10,8 +11,8 @@ import type { TokenRecord, TokensRepo } from "../store/tokens-repo.js";
 import { ROLES, type Role, roleAllows } from "./roles.js";
 import { bearer, hashSecret, secretKind } from "./secrets.js";
 
-export type RouteAccess = Role | "public" | "agent";
-export const ROUTE_ACCESS: readonly RouteAccess[] = [...ROLES, "public", "agent"];
+export type RouteAccess = Role | "public" | "agent" | "replica";
+export const ROUTE_ACCESS: readonly RouteAccess[] = [...ROLES, "public", "agent", "replica"];
 
 /** One route as registered, with the access it declared: what the authorization tests walk. */
 export interface RouteEntry {
@@ -61,7 +62,7 @@ export function installAuth(app: FastifyInstance, tokens: TokensRepo): void {
     // Unmatched URLs get the 404 handler, which needs no token.
     if (request.routeOptions.url === undefined) return;
     const access = request.routeOptions.config.role ?? "admin";
-    if (access === "public" || access === "agent") return;
+    if (access === "public" || access === "agent" || access === "replica") return;
     request.principal = await authenticate(request, tokens);
     if (!roleAllows(request.principal.role, access)) {
       throw new NbfError("NBF_FORBIDDEN", {

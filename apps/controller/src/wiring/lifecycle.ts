@@ -24,7 +24,8 @@ export async function runServices(app: FastifyInstance): Promise<void> {
   });
   // First: a database where notifications never arrive fails the start here, with the reason.
   await context.signals.start();
-  const { gateway, idlePolicy, terminals, cluster } = context;
+  const { gateway, idlePolicy, terminals, relay, cluster } = context;
+  await relay.start();
   // Registered before any agent can connect; the URL is known once it listens.
   await cluster.registry.start();
   app.addHook("onListen", async () => {

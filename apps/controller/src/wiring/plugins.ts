@@ -24,6 +24,7 @@ import { installValidator } from "../api/validator.js";
 import { vmsPlugin } from "../api/vms/plugin.js";
 import type { ArtifactInfo } from "../artifact-info.js";
 import { installAuth } from "../auth/hook.js";
+import { relayRoutesPlugin } from "../cluster/relay/relay-routes.js";
 import { endAfterSocketError } from "../gateway/socket-close.js";
 
 const API_PLUGINS = [
@@ -39,6 +40,7 @@ const API_PLUGINS = [
   terminalPlugin,
   logsPlugin,
   replicasPlugin,
+  relayRoutesPlugin,
 ];
 
 export async function registerPlugins(
@@ -68,7 +70,7 @@ async function registerOpenApi(app: FastifyInstance): Promise<void> {
 
 /** WebSocket support for the gateway and terminals; its pre-close ends their connections. */
 async function registerWebSockets(app: FastifyInstance): Promise<void> {
-  const { settings, logs, terminals, gateway } = app.nbfleet;
+  const { settings, logs, terminals, gateway, relay } = app.nbfleet;
   await app.register(fastifyWebsocket, {
     options: { maxPayload: settings.maxMessageBytes, perMessageDeflate: false, clientTracking: false },
     errorHandler: (error, socket) => {
@@ -79,6 +81,7 @@ async function registerWebSockets(app: FastifyInstance): Promise<void> {
       // Terminals first: their clients hear why, and their audit rows are written before
       // the store closes.
       logs.close();
+      relay.close();
       void terminals.close().finally(() => {
         gateway.close();
         done();

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { ensureAdminToken } from "../auth/admin-token.js";
 import { createCluster } from "../cluster/cluster.js";
 import { releaseAgentsAtStart } from "../cluster/janitor.js";
+import { StreamRelay } from "../cluster/relay/stream-relay.js";
 import { newReplicaIdentity } from "../cluster/replica.js";
 import { createEventFeed, createSignals, routeSignals } from "../cluster/signal-wiring.js";
 import { CommandService } from "../commands/service.js";
@@ -129,6 +130,7 @@ export async function wireServices(
   });
   const eventFeed = createEventFeed(settings, store, bus, signals, log);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
+  const relay = new StreamRelay({ settings, store, gateway, log, replicaId: () => replica.id });
 
   return {
     settings,
@@ -143,6 +145,7 @@ export async function wireServices(
     logs,
     signals,
     eventFeed,
+    relay,
     cluster,
     metrics,
     provider,

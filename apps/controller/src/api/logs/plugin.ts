@@ -5,16 +5,18 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
  * per line; `Accept: application/x-ndjson` picks it too). With `follow=1` the response stays
  * open and new lines keep coming — across notebook restarts and log capping, which the agent
  * handles — until the client goes away or the agent's connection ends; then, in NDJSON, a last
- * `{"end": {"code", "message"}}` record says why.
+ * `{"end": {"code", "message"}}` record says why. With several replicas, a VM whose agent another
+ * replica holds is served by that replica through the stream relay (cluster/relay).
  */
 import { type CommandError, LogSource } from "@nbfleet/shared";
-import { Type } from "@sinclair/typebox";
+import { type Static, Type } from "@sinclair/typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { NbfError } from "../../errors.js";
-import type { LogStream } from "../../logs/log-streams.js";
+import type { LogStream, LogStreamService } from "../../logs/log-streams.js";
 import { Errors, NameParams } from "../schemas.js";
 
 const Flag = Type.Union([Type.Literal("1"), Type.Literal("0"), Type.Literal("true"), Type.Literal("false")]);
-const LogsQuery = Type.Object(
+export const LogsQuery = Type.Object(
   {
     lines: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, default: 100 })),
     follow: Type.Optional(Flag),
@@ -31,7 +33,8 @@ const WHOLE_TAIL_MS = 30_000;
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 
 export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { logs } = app.nbfleet;
+  const { logs, relay } = app.nbfleet;
+  const serve = serveLogs(logs);
 
   app.get(
     "/v1/vms/:name/logs",
@@ -51,95 +54,110 @@ export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { name } = request.params;
-      const { lines = 100, source = "notebook" } = request.query;
-      const follow = request.query.follow === "1" || request.query.follow === "true";
-      const ndjson =
-        request.query.format === "ndjson" ||
-        (request.query.format === undefined && /application\/(x-)?ndjson/.test(request.headers.accept ?? ""));
-      const format = (batch: string[]) =>
-        ndjson
-          ? batch.map((line) => `${JSON.stringify({ line })}\n`).join("")
-          : batch.map((line) => `${line}\n`).join("");
-
-      // Lines are buffered until the response is committed, then written as they come.
-      const pending: string[] = [];
-      let write: ((batch: string[]) => void) | null = null;
-      let finish: ((error?: CommandError) => void) | null = null;
-      let answered!: () => void;
-      const firstAnswer = new Promise<void>((resolve) => {
-        answered = resolve;
-      });
-      let ended: { error?: CommandError } | null = null;
-      let endedNow!: () => void;
-      const endPromise = new Promise<void>((resolve) => {
-        endedNow = resolve;
-      });
-      const stream: LogStream = await logs.open(
-        { vmName: name, source, lines, follow },
-        {
-          lines: (batch) => {
-            if (write) write(batch);
-            else pending.push(...batch);
-            answered();
-          },
-          end: (error) => {
-            ended = error ? { error } : {};
-            if (finish) finish(error);
-            answered();
-            endedNow();
-          },
-        },
-      );
-
-      const awaitAgent = async (answer: Promise<void>, ms: number, what: string) => {
-        if (await within(answer, ms)) return;
-        stream.close();
-        throw new NbfError("NBF_AGENT_NO_ANSWER", { name, what, seconds: ms / 1000 });
-      };
-
-      await awaitAgent(firstAnswer, FIRST_ANSWER_MS, "a log request");
-      const failedEarly = (ended as { error?: CommandError } | null)?.error;
-      if (failedEarly && pending.length === 0) throw refusal(name, source, failedEarly);
-      const contentType = ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8";
-
-      if (!follow) {
-        await awaitAgent(endPromise, WHOLE_TAIL_MS, "a log tail");
-        const error = (ended as { error?: CommandError } | null)?.error;
-        if (error) throw refusal(name, source, error);
-        return reply.type(contentType).send(format(pending));
-      }
-
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        "content-type": contentType,
-        "cache-control": "no-cache, no-transform",
-        "x-accel-buffering": "no",
-      });
-      // The client learns at once that the follow started, even before the first new line.
-      raw.flushHeaders();
-      const closeResponse = (error?: CommandError) => {
-        if (raw.writableEnded) return;
-        if (error && ndjson)
-          raw.write(`${JSON.stringify({ end: { code: error.code, message: error.message } })}\n`);
-        raw.end();
-      };
-      write = (batch) => {
-        if (raw.writableEnded || batch.length === 0) return;
-        raw.write(format(batch));
-        if (raw.writableLength > MAX_UNSENT_BYTES) {
-          stream.close();
-          raw.destroy();
-        }
-      };
-      finish = closeResponse;
-      raw.on("close", () => stream.close());
-      write(pending.splice(0));
-      if (ended) closeResponse((ended as { error?: CommandError }).error);
+      const peer = await relay.peerFor(request.params.name);
+      if (peer) return relay.relayLogs(peer, request, reply);
+      return serve(request, reply);
     },
   );
 };
+
+export interface LogsRequest {
+  params: Static<typeof NameParams>;
+  query: Static<typeof LogsQuery>;
+  headers: FastifyRequest["headers"];
+}
+
+/** Serves a log request from an agent connected to this replica. */
+export function serveLogs(logs: LogStreamService) {
+  return async (request: LogsRequest, reply: FastifyReply) => {
+    const { name } = request.params;
+    const { lines = 100, source = "notebook" } = request.query;
+    const follow = request.query.follow === "1" || request.query.follow === "true";
+    const ndjson =
+      request.query.format === "ndjson" ||
+      (request.query.format === undefined && /application\/(x-)?ndjson/.test(request.headers.accept ?? ""));
+    const format = (batch: string[]) =>
+      ndjson
+        ? batch.map((line) => `${JSON.stringify({ line })}\n`).join("")
+        : batch.map((line) => `${line}\n`).join("");
+
+    // Lines are buffered until the response is committed, then written as they come.
+    const pending: string[] = [];
+    let write: ((batch: string[]) => void) | null = null;
+    let finish: ((error?: CommandError) => void) | null = null;
+    let answered!: () => void;
+    const firstAnswer = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
+    let ended: { error?: CommandError } | null = null;
+    let endedNow!: () => void;
+    const endPromise = new Promise<void>((resolve) => {
+      endedNow = resolve;
+    });
+    const stream: LogStream = await logs.open(
+      { vmName: name, source, lines, follow },
+      {
+        lines: (batch) => {
+          if (write) write(batch);
+          else pending.push(...batch);
+          answered();
+        },
+        end: (error) => {
+          ended = error ? { error } : {};
+          if (finish) finish(error);
+          answered();
+          endedNow();
+        },
+      },
+    );
+
+    const awaitAgent = async (answer: Promise<void>, ms: number, what: string) => {
+      if (await within(answer, ms)) return;
+      stream.close();
+      throw new NbfError("NBF_AGENT_NO_ANSWER", { name, what, seconds: ms / 1000 });
+    };
+
+    await awaitAgent(firstAnswer, FIRST_ANSWER_MS, "a log request");
+    const failedEarly = (ended as { error?: CommandError } | null)?.error;
+    if (failedEarly && pending.length === 0) throw refusal(name, source, failedEarly);
+    const contentType = ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8";
+
+    if (!follow) {
+      await awaitAgent(endPromise, WHOLE_TAIL_MS, "a log tail");
+      const error = (ended as { error?: CommandError } | null)?.error;
+      if (error) throw refusal(name, source, error);
+      return reply.type(contentType).send(format(pending));
+    }
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      "content-type": contentType,
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+    });
+    // The client learns at once that the follow started, even before the first new line.
+    raw.flushHeaders();
+    const closeResponse = (error?: CommandError) => {
+      if (raw.writableEnded) return;
+      if (error && ndjson)
+        raw.write(`${JSON.stringify({ end: { code: error.code, message: error.message } })}\n`);
+      raw.end();
+    };
+    write = (batch) => {
+      if (raw.writableEnded || batch.length === 0) return;
+      raw.write(format(batch));
+      if (raw.writableLength > MAX_UNSENT_BYTES) {
+        stream.close();
+        raw.destroy();
+      }
+    };
+    finish = closeResponse;
+    raw.on("close", () => stream.close());
+    write(pending.splice(0));
+    if (ended) closeResponse((ended as { error?: CommandError }).error);
+  };
+}
 
 function refusal(name: string, source: string, error: CommandError): NbfError {
   if (error.code === "NBF_AGENT_NOT_CONNECTED") {

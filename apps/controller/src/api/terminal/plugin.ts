@@ -7,19 +7,23 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
  *   64 KiB of output. The process is started before the upgrade, so every refusal (role, VM,
  *   agent offline, session cap, the agent failing to start it) is an ordinary HTTP error.
  * - `GET /v1/terminal-sessions`: the audit log, newest first.
+ * With several replicas, a VM whose agent another replica holds is served by that replica
+ * through the stream relay (cluster/relay), which opens and reattaches its sessions there.
  */
 import type {} from "@fastify/websocket";
 import { TerminalSessionView } from "@nbfleet/shared";
-import { Type } from "@sinclair/typebox";
-import type { FastifyRequest } from "fastify";
+import { type Static, Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type WebSocket from "ws";
 import { NbfError } from "../../errors.js";
+import type { TokenRecord } from "../../store/tokens-repo.js";
+import type { TerminalService } from "../../terminal/terminal-service.js";
 import type { TerminalSession } from "../../terminal/terminal-session.js";
 import { Errors, NameParams, VmName } from "../schemas.js";
 
 const Flag = Type.Union([Type.Literal("1"), Type.Literal("0"), Type.Literal("true"), Type.Literal("false")]);
 
-const ShellQuery = Type.Object(
+export const ShellQuery = Type.Object(
   {
     cols: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 80 })),
     rows: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 24 })),
@@ -48,19 +52,9 @@ const ListQuery = Type.Object(
 );
 
 export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { terminals } = app.nbfleet;
-  const ready = new WeakMap<
-    FastifyRequest,
-    { session: TerminalSession; size: { cols: number; rows: number } }
-  >();
-
-  // An upgrade refused with an HTTP error (role, VM, agent...) leaves a socket nobody owns: the
-  // auth hook runs before @fastify/websocket marks the request, so its own cleanup is skipped.
-  app.addHook("onResponse", async (request, reply) => {
-    if (request.headers.upgrade?.toLowerCase() === "websocket" && reply.statusCode >= 400) {
-      request.raw.socket?.destroy();
-    }
-  });
+  const { terminals, relay } = app.nbfleet;
+  const ready = new WeakMap<FastifyRequest, PreparedShell | { upstream: WebSocket }>();
+  destroyRefusedUpgrades(app);
 
   app.get(
     "/v1/vms/:name/shell",
@@ -71,23 +65,18 @@ export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
       preHandler: async (request) => {
         const { name } = request.params;
         if (!request.ws) throw new NbfError("NBF_WEBSOCKET_REQUIRED", { url: `/v1/vms/${name}/shell` });
-        const { cols = 80, rows = 24, session: sessionId, command, tty } = request.query;
-        const size = { cols, rows };
-        const session = sessionId
-          ? terminals.find(sessionId, name, request.principal!)
-          : await terminals.open({
-              vmName: name,
-              principal: request.principal!,
-              command: command ?? null,
-              tty: tty === undefined ? command === undefined : tty === "1" || tty === "true",
-              ...size,
-            });
-        ready.set(request, { session, size });
+        const peer = await relay.peerFor(name);
+        if (peer) {
+          ready.set(request, { upstream: await relay.openShell(peer, request) });
+          return;
+        }
+        ready.set(request, await prepareShell(terminals, name, request.query, request.principal!));
       },
     },
     (socket: WebSocket, request) => {
-      const { session, size } = ready.get(request)!;
-      terminals.attach(session, socket, size);
+      const prepared = ready.get(request)!;
+      if ("upstream" in prepared) relay.pipeShell(socket, prepared.upstream);
+      else terminals.attach(prepared.session, socket, prepared.size);
     },
   );
 
@@ -108,3 +97,41 @@ export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
+
+export interface PreparedShell {
+  session: TerminalSession;
+  size: { cols: number; rows: number };
+}
+
+/** The session a shell request asks for, opened (or found again) before the upgrade. */
+export async function prepareShell(
+  terminals: TerminalService,
+  name: string,
+  query: Static<typeof ShellQuery>,
+  principal: TokenRecord,
+): Promise<PreparedShell> {
+  const { cols = 80, rows = 24, session: sessionId, command, tty } = query;
+  const size = { cols, rows };
+  const session = sessionId
+    ? terminals.find(sessionId, name, principal)
+    : await terminals.open({
+        vmName: name,
+        principal,
+        command: command ?? null,
+        tty: tty === undefined ? command === undefined : tty === "1" || tty === "true",
+        ...size,
+      });
+  return { session, size };
+}
+
+/**
+ * An upgrade refused with an HTTP error (role, VM, agent...) leaves a socket nobody owns: the
+ * auth hook runs before @fastify/websocket marks the request, so its own cleanup is skipped.
+ */
+export function destroyRefusedUpgrades(app: FastifyInstance): void {
+  app.addHook("onResponse", async (request, reply) => {
+    if (request.headers.upgrade?.toLowerCase() === "websocket" && reply.statusCode >= 400) {
+      request.raw.socket?.destroy();
+    }
+  });
+}

@@ -1,0 +1,29 @@
+/**
+ * Which replica serves a VM's byte streams: the one holding its agent's socket
+ * (`vm_status.replica_id`), reached at its `replicas.url`, if that replica is alive (a heartbeat
+ * within three intervals). Null when the agent is held by no live replica other than this one.
+ */
+import type { Kysely } from "kysely";
+import type { Database } from "../../store/schema.js";
+
+export interface Peer {
+  id: string;
+  url: string;
+}
+
+export async function findOwningPeer(
+  db: Kysely<Database>,
+  vmName: string,
+  selfId: string,
+  aliveAfter: Date,
+): Promise<Peer | null> {
+  const row = await db
+    .selectFrom("vm_status")
+    .innerJoin("replicas", "replicas.id", "vm_status.replica_id")
+    .select(["replicas.id as id", "replicas.url as url", "replicas.heartbeat_at as heartbeatAt"])
+    .where("vm_status.vm_name", "=", vmName)
+    .executeTakeFirst();
+  if (!row || row.id === selfId) return null;
+  if (Date.parse(row.heartbeatAt) < aliveAfter.getTime()) return null;
+  return { id: row.id, url: row.url };
+}
