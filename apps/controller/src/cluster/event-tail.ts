@@ -6,9 +6,11 @@
  * Event ids sort by the time they were made (store/ids.ts), but each replica writes its events
  * behind (store/write-behind.ts), so an event can be committed a little after a newer one of
  * another replica. The tail therefore reads only up to a settle point, ids older than
- * now − `settleMs`, in id order: an event whose write takes longer than the window (a database
- * outage, a clock more than the window behind) is stored but never streamed live. The window
- * is also the live delay every stream pays. The tail reads when an `events` signal arrives (a
+ * now − `settleMs`, in id order. An event whose write failed for a while (a database outage)
+ * is given a fresh id when it is finally written (WriteBehind.restampEventsAfter); one whose
+ * single commit takes longer than the window, or made on a replica whose clock is more than the
+ * window behind, is stored but not streamed live. The window is also the live delay every
+ * stream pays. The tail reads when an `events` signal arrives (a
  * replica committed events; read again once they have settled), and every `pollMs` regardless.
  */
 import type { FastifyBaseLogger } from "fastify";
@@ -68,6 +70,10 @@ export class EventTail implements EventFeed {
   private closed = false;
 
   constructor(private readonly options: EventTailOptions) {}
+
+  get settleMs(): number {
+    return this.options.settleMs;
+  }
 
   subscribe(listener: EventListener): () => void {
     if (this.listeners.size === 0) this.begin();

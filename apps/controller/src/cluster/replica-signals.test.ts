@@ -243,6 +243,35 @@ describe("replicas on one PostgreSQL, signalled", () => {
     expect(got.length).toBe(150);
   });
 
+  it("events whose writes failed for longer than the settle window still reach streams on other replicas", async () => {
+    const reader = new SseReader(`${replicas[A]!.url}/v1/events?kind=test.late`, { token });
+    readers.push(reader);
+    await reader.ready;
+    await admin.query("alter table events rename to events_away");
+    try {
+      for (const i of [2, 5, 8])
+        agentOf(i).sendMessage({
+          type: "event",
+          event: { kind: "test.late", level: "info", message: `late ${i}`, at: new Date().toISOString() },
+        });
+      // Every replica's writes fail for several settle windows.
+      await sleep(2500);
+    } finally {
+      await admin.query("alter table events_away rename to events");
+    }
+    await eventually(
+      async () => reader.events.length,
+      (n) => n >= 3,
+      10_000,
+    );
+    await sleep(1000);
+    expect(reader.events.map((e) => JSON.parse(e.data).message).sort()).toEqual([
+      "late 2",
+      "late 5",
+      "late 8",
+    ]);
+  });
+
   it("a killed listener connection reconnects and resyncs: a command queued meanwhile still runs and its result reaches A", async () => {
     const resyncs: number[] = [];
     for (const r of replicas) r.app.nbfleet.signals.onResync(() => void resyncs.push(1));

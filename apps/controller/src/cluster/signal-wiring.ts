@@ -65,6 +65,8 @@ export function createEventFeed(
     pollMs: 1000,
     log,
   });
+  // An event whose write failed for a while is written with a fresh id (see restampEventsAfter).
+  store.writer.restampEventsAfter(Math.floor(tail.settleMs / 2));
   store.writer.onEventsWritten(() => {
     signals.send("events");
     tail.wake();

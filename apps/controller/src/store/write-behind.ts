@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
 import { EventsRepo } from "./events-repo.js";
+import { newId } from "./ids.js";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
 
@@ -68,6 +69,7 @@ export class WriteBehind {
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
   private readonly eventsWritten = new Set<() => void>();
+  private restampAfterMs: number | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -113,6 +115,15 @@ export class WriteBehind {
   onEventsWritten(listener: () => void): () => void {
     this.eventsWritten.add(listener);
     return () => this.eventsWritten.delete(listener);
+  }
+
+  /**
+   * Replicas (PostgreSQL): an event still unwritten `ms` after its id was made (its writes
+   * failed meanwhile) gets a fresh id when it is written, so the event tails, which read only
+   * ids older than their settle window, do not pass over it. Its `at` stays.
+   */
+  restampEventsAfter(ms: number): void {
+    this.restampAfterMs = ms;
   }
 
   /** Drops a VM's pending status (it was deleted; its row must not come back). */
@@ -234,6 +245,10 @@ export class WriteBehind {
     }
     const events = this.events.slice(0, Math.max(0, budget - statuses.length));
     if (statuses.length === 0 && events.length === 0) return;
+    if (this.restampAfterMs !== undefined) {
+      const late = `evt_${(Date.now() - this.restampAfterMs).toString(36).padStart(9, "0")}`;
+      for (const row of events) if (row.id < late) row.id = newId("evt");
+    }
     await this.db.transaction().execute(async (trx) => {
       const vms = new VmsRepo(trx);
       for (const chunk of powerOfTwoChunks(statuses, CHUNK)) await vms.upsertStatuses(chunk);
