@@ -36,6 +36,8 @@ export interface DatabaseMonitorOptions {
   onChange?: (state: DatabaseState) => void;
 }
 
+class ProbeTimeout extends Error {}
+
 export class DatabaseMonitor {
   private current: DatabaseState;
   private client: ProbeClient | undefined;
@@ -95,8 +97,9 @@ export class DatabaseMonitor {
     } catch (first) {
       void this.dropClient();
       // A connection that served earlier may just have been cut by a server restart: one try
-      // on a new connection before calling the database unreachable.
-      if (reused && !this.stopped) {
+      // on a new connection before calling the database unreachable (not after a silence: that
+      // would double the time an outage goes unnoticed).
+      if (reused && !this.stopped && !(first instanceof ProbeTimeout)) {
         try {
           await this.selectOne();
           this.set({ status: "ok" });
@@ -115,7 +118,7 @@ export class DatabaseMonitor {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`no answer within ${this.timeoutMs / 1000} s (connection timeout)`)),
+        () => reject(new ProbeTimeout(`no answer within ${this.timeoutMs / 1000} s (connection timeout)`)),
         this.timeoutMs,
       );
     });

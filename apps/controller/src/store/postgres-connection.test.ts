@@ -5,11 +5,13 @@
  * cause, never the password. A malformed URL is a configuration error, raised before any try.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type PostgresServer, startPostgres } from "@nbfleet/testkit/postgres";
 import { makeTestCa } from "@nbfleet/testkit/test-ca";
+import { eventually } from "@nbfleet/testkit/wait";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NbfError } from "../errors.js";
@@ -200,4 +202,87 @@ describe("a connection cut under a running store", () => {
       await store.close();
     }
   });
+});
+
+/** A TCP forwarder to the test server that can turn into a black hole: bytes stop, nothing is refused. */
+async function blackHoleProxy(port: number) {
+  const sockets = new Set<Socket>();
+  let dark = false;
+  const proxy = createServer((client) => {
+    sockets.add(client);
+    client.on("error", () => {});
+    client.on("close", () => sockets.delete(client));
+    if (dark) return;
+    const upstream = connect(port, "127.0.0.1");
+    sockets.add(upstream);
+    upstream.on("error", () => client.destroy());
+    upstream.on("close", () => sockets.delete(upstream));
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (proxy.address() as AddressInfo).port,
+    /** Every byte in flight stops; new connections are accepted and never answered. */
+    goDark() {
+      dark = true;
+      for (const socket of sockets) socket.pause();
+    },
+    /** The network is back: the connections that went silent are gone, new ones get through. */
+    light() {
+      dark = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        proxy.close(() => resolve());
+      }),
+  };
+}
+
+describe("a database that stops answering without refusing (a black hole)", () => {
+  it("is found unreachable by the probe's deadline, then refused at once instead of waited for", async () => {
+    const proxy = await blackHoleProxy(server.port);
+    const url = new URL(database);
+    url.port = String(proxy.port);
+    const store = await open(url.toString());
+    try {
+      await sql`select 1`.execute(store.db);
+      proxy.goDark();
+      const down = await eventually(
+        async () => store.database!.state,
+        (state) => state.status === "unreachable",
+        20_000,
+        100,
+      );
+      expect(down).toMatchObject({
+        address: `127.0.0.1:${proxy.port}`,
+        error: "did not answer in time (connection timeout)",
+      });
+      const started = Date.now();
+      const error = await sql`select 1`.execute(store.db).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(Date.now() - started).toBeLessThan(200);
+      expect((error as NbfError).code).toBe("NBF_DATABASE_UNAVAILABLE");
+      expect((error as NbfError).message).toContain("did not answer in time");
+
+      proxy.light();
+      await eventually(
+        async () => store.database!.state.status,
+        (status) => status === "ok",
+        10_000,
+        100,
+      );
+      const { rows } = await sql<{ one: number }>`select 1 as one`.execute(store.db);
+      expect(rows[0]!.one).toBe(1);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  }, 40_000);
 });
