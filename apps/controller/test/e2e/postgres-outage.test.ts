@@ -95,7 +95,7 @@ describe("PostgreSQL stopped for 20 s and started again", () => {
       8000,
     );
     expect(Date.now() - stoppedAt).toBeLessThan(8000);
-    expect(down.ms).toBeLessThan(500);
+    expect(down.ms).toBeLessThan(2000);
     expect(down.body).toMatchObject({
       status: "degraded",
       store: { status: "error" },
@@ -106,7 +106,7 @@ describe("PostgreSQL stopped for 20 s and started again", () => {
     // An API call that needs the database fails at once with the catalogue's 503.
     const list = await api("GET", "/v1/vms");
     expect(list.status).toBe(503);
-    expect(list.ms).toBeLessThan(1000);
+    expect(list.ms).toBeLessThan(2000);
     expect(list.body.error.code).toBe("NBF_DATABASE_UNAVAILABLE");
     expect(list.body.error.message).toContain(`PostgreSQL at 127.0.0.1:${server.port} is unavailable`);
 
