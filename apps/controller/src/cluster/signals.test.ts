@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { startTestController } from "@nbfleet/testkit/controller";
 import { startNotifyDroppingProxy } from "@nbfleet/testkit/notify-dropping-proxy";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
 import type { FastifyBaseLogger } from "fastify";
@@ -123,7 +124,12 @@ describe("signals between replicas (LISTEN/NOTIFY)", () => {
   });
 
   it("keeps retrying while PostgreSQL refuses connections, each attempt with a deadline", async () => {
-    const a = replica();
+    const failures: string[] = [];
+    const log = {
+      ...quiet,
+      warn: (_: unknown, message: string) => failures.push(message),
+    } as FastifyBaseLogger;
+    const a = replica({ log });
     await a.signals.start();
     const resyncs: number[] = [];
     a.signals.onResync(() => {
@@ -140,6 +146,10 @@ describe("signals between replicas (LISTEN/NOTIFY)", () => {
       a.signals.dropListener();
       await sleep(600);
       expect(resyncs).toEqual([]);
+      // Backoff from 20 ms up to 200 ms: several refused attempts in 600 ms, not hundreds.
+      const refused = failures.filter((m) => m === "signal listener reconnect failed").length;
+      expect(refused).toBeGreaterThanOrEqual(2);
+      expect(refused).toBeLessThan(30);
     } finally {
       await server.query(`alter database "${name}" allow_connections true`);
       await server.end();
@@ -162,4 +172,18 @@ describe("signals between replicas (LISTEN/NOTIFY)", () => {
     const direct = replica({ probeTimeoutMs: 1000 });
     await direct.signals.start();
   });
+
+  it("stops a controller's start-up with that error, and leaves nothing running", async () => {
+    const proxy = await startNotifyDroppingProxy(databaseUrl);
+    opened.push(proxy);
+    await expect(startTestController({ settings: { databaseUrl: proxy.url } })).rejects.toThrow(
+      /LISTEN\/NOTIFY does not work .*did not come back within 5000 ms.*directly, or through a pooler in session mode/s,
+    );
+    // Nothing of the failed start holds a connection open (the listener included).
+    await sleep(200);
+    const left = await admin.query(
+      "select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    );
+    expect(left.rows[0].n).toBe(0);
+  }, 20_000);
 });

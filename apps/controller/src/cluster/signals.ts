@@ -22,6 +22,8 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyBaseLogger } from "fastify";
 import pg from "pg";
+import { databaseUnavailable, isConnectionError } from "../store/postgres-errors.js";
+import { postgresTarget } from "../store/postgres-target.js";
 import { decodePayload, encodePayloads } from "./signal-payloads.js";
 
 export type SignalKind =
@@ -115,6 +117,8 @@ export class PgSignals implements Signals {
   private readonly batchMs: number;
   private readonly probeTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  /** host:port/database, for messages. */
+  private readonly address: string;
   /** Listener connections opened so far (the first at start); for logs and tests. */
   connections = 0;
 
@@ -123,15 +127,26 @@ export class PgSignals implements Signals {
     this.batchMs = options.batchMs ?? 5;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.address = describeDatabase(options.databaseUrl);
   }
 
   /** Listens and proves with a probe that notifications arrive; throws a clear error when not. */
   async start(): Promise<void> {
-    await this.listen();
-    if (!(await this.probe())) {
+    let arrived: boolean;
+    try {
+      await this.listen();
+      arrived = await this.probe(true);
+    } catch (error) {
+      await this.endClient();
+      // The database went away meanwhile: a start-up may wait for it (NBF_DATABASE_UNAVAILABLE).
+      throw isConnectionError(error)
+        ? databaseUnavailable(this.address.replace(/\/[^/]*$/, ""), error)
+        : error;
+    }
+    if (!arrived) {
       await this.endClient();
       throw new Error(
-        `LISTEN/NOTIFY does not work on the connection to ${describeDatabase(this.options.databaseUrl)}: ` +
+        `LISTEN/NOTIFY does not work on the connection to ${this.address}: ` +
           `a notification this controller sent did not come back within ${this.probeTimeoutMs} ms. ` +
           "Replicas need PostgreSQL's LISTEN/NOTIFY to route commands and events between them; a " +
           "PgBouncer in transaction (or statement) pooling mode in front of PostgreSQL breaks it. " +
@@ -275,8 +290,11 @@ export class PgSignals implements Signals {
     }
   }
 
-  /** Whether a notification sent now through the pool comes back on the listener in time. */
-  private async probe(): Promise<boolean> {
+  /**
+   * Whether a notification sent now through the pool comes back on the listener in time. A
+   * failed send counts as "no" unless `rethrow` (start-up tells the two apart).
+   */
+  private async probe(rethrow = false): Promise<boolean> {
     const token = randomBytes(8).toString("hex");
     let timer: NodeJS.Timeout | undefined;
     const arrived = new Promise<boolean>((resolve) => {
@@ -287,6 +305,7 @@ export class PgSignals implements Signals {
       await this.options.notify(this.channel, encodePayloads(this.options.origin, PROBE_KIND, [token]));
       return await arrived;
     } catch (error) {
+      if (rethrow) throw error;
       this.options.log.warn({ err: error }, "signal probe could not be sent");
       return false;
     } finally {
@@ -373,10 +392,10 @@ async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Prom
 }
 
 /** host:port/database, never the password. */
-export function describeDatabase(url: string): string {
+function describeDatabase(url: string): string {
   try {
-    const parsed = new URL(url);
-    return `${parsed.hostname}:${parsed.port || "5432"}${parsed.pathname}`;
+    const { address, database } = postgresTarget(url);
+    return `${address}/${database}`;
   } catch {
     return "the database";
   }
