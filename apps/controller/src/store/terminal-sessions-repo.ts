@@ -42,6 +42,32 @@ export class TerminalSessionsRepo {
     return Number(result.numUpdatedRows);
   }
 
+  /**
+   * With several replicas: the sessions no live replica can still hold. A session lives on the
+   * replica holding its VM's agent and ends with that connection, so one is over unless its VM's
+   * agent is held by a replica alive since `aliveSince` and connected before the session opened.
+   */
+  async closeOrphaned(closedAt: string, reason: string, aliveSince: string): Promise<number> {
+    const result = await this.db
+      .updateTable("terminal_sessions")
+      .set({ closed_at: closedAt, end_reason: reason })
+      .where("closed_at", "is", null)
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("vm_status")
+              .innerJoin("replicas", "replicas.id", "vm_status.replica_id")
+              .select("vm_status.vm_name")
+              .whereRef("vm_status.vm_name", "=", "terminal_sessions.vm_name")
+              .whereRef("vm_status.connected_at", "<=", "terminal_sessions.opened_at")
+              .where("replicas.heartbeat_at", ">=", aliveSince),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   async get(id: string): Promise<TerminalSessionRecord | undefined> {
     const row = await this.db
       .selectFrom("terminal_sessions")

@@ -16,6 +16,7 @@ import {
 } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type WebSocket from "ws";
+import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway, StreamSink } from "../gateway/gateway.js";
@@ -34,6 +35,8 @@ export interface TerminalServiceOptions {
   maxSessionsPerVm: number;
   /** How long the agent may take to start the process. */
   openTimeoutMs?: number;
+  /** With several replicas (PostgreSQL): their heartbeat interval, to tell the live ones. */
+  replicaHeartbeatMs?: number;
 }
 
 export interface OpenRequest {
@@ -57,12 +60,18 @@ export class TerminalService implements StreamSink {
     this.unsubscribe = options.gateway.onStreams(this);
   }
 
-  /** Sessions left open by a previous controller process did not survive it: close their rows. */
+  /**
+   * Sessions left open by a previous controller process did not survive it: close their rows.
+   * With several replicas, only those no live replica holds (the others' sessions go on).
+   */
   async start(): Promise<void> {
-    const closed = await this.options.store.terminalSessions.closeAbandoned(
-      new Date().toISOString(),
-      "controller_stopped",
-    );
+    const { terminalSessions } = this.options.store;
+    const now = new Date().toISOString();
+    const heartbeatMs = this.options.replicaHeartbeatMs;
+    const closed =
+      heartbeatMs === undefined
+        ? await terminalSessions.closeAbandoned(now, "controller_stopped")
+        : await terminalSessions.closeOrphaned(now, "controller_stopped", aliveSince(heartbeatMs));
     if (closed > 0)
       this.options.log.warn(`closed ${closed} terminal session audit rows a previous run left open`);
   }

@@ -118,6 +118,7 @@ export async function wireServices(
     idleTimeoutMs: settings.terminalIdleTimeoutSec * 1000,
     detachedTimeoutMs: settings.terminalDetachedTimeoutSec * 1000,
     maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
+    ...(store.dialect === "postgres" ? { replicaHeartbeatMs: settings.replicaHeartbeatSec * 1000 } : {}),
   });
   const logs = new LogStreamService({ store, gateway });
   const cluster = createCluster({

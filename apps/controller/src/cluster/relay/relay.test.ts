@@ -129,6 +129,32 @@ describe("a terminal opened on a replica that does not hold the agent", () => {
     expect((await auditRow(first.session)).attaches).toBe(3);
   });
 
+  it("stays open in the audit log when another replica starts; only orphaned rows are closed", async () => {
+    const t = await shellOnA();
+    const { store } = b.controller.app.nbfleet;
+    const status = await store.db
+      .selectFrom("vm_status")
+      .select("connected_at")
+      .where("vm_name", "=", "box")
+      .executeTakeFirstOrThrow();
+    // A session of the agent's previous connection, whose replica died without closing its row.
+    const orphan = {
+      ...(await store.terminalSessions.get(t.session))!,
+      id: "trm_0000000000000000000001",
+      openedAt: new Date(Date.parse(status.connected_at!) - 1000).toISOString(),
+    };
+    await store.terminalSessions.insert(orphan);
+    const c = await startTestController({
+      settings: { databaseUrl, adminToken: "nbf_relay-test-admin-token", replicaHeartbeatSec: 600 },
+    });
+    await c.close();
+    expect((await store.terminalSessions.get(orphan.id))?.endReason).toBe("controller_stopped");
+    expect((await store.terminalSessions.get(t.session))?.closedAt).toBeNull();
+    t.connection.input("exit 0\r");
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.exited);
+    expect((await auditRow(t.session)).endReason).toBe("exited");
+  });
+
   it("passes on the owner's refusals as the same HTTP errors", async () => {
     const unknown = await shellOnA({ session: "trm_0000000000000000000000" }).catch((e: CliError) => e);
     expect((unknown as CliError).code).toBe("NBF_TERMINAL_SESSION_NOT_FOUND");
