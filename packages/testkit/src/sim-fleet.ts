@@ -38,6 +38,18 @@ export async function seedVms(
   return out;
 }
 
+/**
+ * Agent i's replica list: it starts on replica i mod n and, after a drop, goes on forwards or
+ * backwards through the list (every other agent), so a dead replica's agents split over the
+ * others instead of all landing on the next one.
+ */
+function dialOrder(urls: string[], i: number): { url: string; urls: string[] } {
+  const n = urls.length;
+  const step = Math.floor(i / n) % 2 === 0 ? 1 : n - 1;
+  const order = Array.from({ length: n }, (_, k) => urls[(i + k * step) % n]!);
+  return { url: order[0]!, urls: order };
+}
+
 export class SimFleet {
   readonly agents: SimAgent[] = [];
   readonly ticker: SimTicker;
@@ -53,8 +65,7 @@ export class SimFleet {
         new SimAgent({
           record: false,
           ...options,
-          // With several replica URLs, the agents start spread over them.
-          url: options.urls?.length ? options.urls[i % options.urls.length]! : url,
+          ...(options.urls?.length ? dialOrder(options.urls, i) : { url }),
           token: vm.credential,
           hostname: vm.name,
           ticker: this.ticker,

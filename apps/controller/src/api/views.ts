@@ -6,7 +6,8 @@ import type { CommandRecord } from "../store/commands-repo.js";
 import type { VmRecord } from "../store/vms-repo.js";
 
 /**
- * `live` is the gateway's view of the agent: the link state there beats the stored one.
+ * `live` is the gateway's view of the agent: the link state there beats the stored one. An agent
+ * another replica holds (PostgreSQL) has no live entry here: the row that replica keeps is the view.
  * `bootstrap` is the VM's outstanding bootstrap token, if any.
  */
 export function toVmView(
@@ -16,7 +17,7 @@ export function toVmView(
   nowMs = Date.now(),
 ): VmView {
   const { status } = vm;
-  const connected = live !== undefined;
+  const connected = live !== undefined || (status.agentStatus === "connected" && status.replicaId !== null);
   const agentStatus = connected
     ? "connected"
     : status.agentStatus === "connected"

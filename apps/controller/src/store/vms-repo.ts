@@ -32,6 +32,8 @@ export interface VmStatus {
   notebook: NotebookStatus | null;
   health: OverallHealth;
   healthReport: HealthReport | null;
+  /** The replica holding the agent's socket (PostgreSQL; null on SQLite and when none does). */
+  replicaId: string | null;
 }
 
 export interface VmRecord {
@@ -105,6 +107,7 @@ type Joined = Selectable<VmsTable> & {
   notebook: string | null;
   health: string | null;
   health_report: string | null;
+  replica_id?: string | null;
 };
 
 export class VmsRepo {
@@ -167,6 +170,7 @@ export class VmsRepo {
         "vm_status.notebook",
         "vm_status.health",
         "vm_status.health_report",
+        "vm_status.replica_id",
       ]);
   }
 
@@ -382,6 +386,7 @@ function toRecord(row: Joined): VmRecord {
       notebook: fromJson<NotebookStatus | null>(row.notebook, null),
       health: (row.health ?? "unknown") as OverallHealth,
       healthReport: fromJson<HealthReport | null>(row.health_report, null),
+      replicaId: row.replica_id ?? null,
     },
   };
 }
