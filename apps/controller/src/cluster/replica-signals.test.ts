@@ -135,6 +135,41 @@ describe("replicas on one PostgreSQL, signalled", () => {
     expect(done.state).toBe("succeeded");
   });
 
+  it("a cancel requested on one replica stops the operation on the replica running it", async () => {
+    // The first target (by name) has an agent that holds its command (never answers): the operation stays running.
+    const stuck = agentOf(1);
+    const names = [vms[1]!.name, vms[2]!.name, vms[3]!.name, vms[5]!.name];
+    stuck.options.ignore = (command) => command.name === "notebook.stop";
+    try {
+      const res = await call(app(A), "POST", "/v1/operations", {
+        token,
+        body: { action: "notebook.stop", selector: { names }, maxConcurrency: 1 },
+      });
+      expect(res.statusCode).toBe(201);
+      const id = res.json().operation.id as string;
+      const runner = await eventually(
+        async () => replicas.findIndex((r) => r.app.nbfleet.operations.runner(id)?.running === 1),
+        (i) => i >= 0,
+        5000,
+      );
+      const elsewhere = (runner + 1) % 3;
+      const cancelled = await call(app(elsewhere), "POST", `/v1/operations/${id}/cancel`, { token });
+      expect(cancelled.statusCode).toBe(200);
+      // The runner stops starting targets at once: the three waiting ones are cancelled.
+      const op = await eventually(
+        async () => (await call(app(elsewhere), "GET", `/v1/operations/${id}`, { token })).json(),
+        (o) => o.counts.cancelled === 3,
+        3000,
+        20,
+      );
+      expect(op.counts.running).toBe(1);
+      for (const name of names.slice(1))
+        expect(agents.get(name)!.executed.some((e) => e.command.name === "notebook.stop")).toBe(false);
+    } finally {
+      stuck.options.ignore = undefined;
+    }
+  });
+
   it("a VM deleted through A closes its agent's socket on B", async () => {
     const agent = agentOf(4);
     expect(replicas[B]!.app.nbfleet.gateway.isConnected(vms[4]!.name)).toBe(true);
