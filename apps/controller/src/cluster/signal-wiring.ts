@@ -103,9 +103,7 @@ export function routeSignals({
   signals.on("command.queued", (ids) => commands.deliverQueued(ids));
   signals.on("command.finished", (ids) => commands.refreshWaited(ids));
   signals.on("vm.retired", retire);
-  // sync() comes with the operations lease (helper cluster-core); until then every replica runs its own.
-  const sync = (operations as { sync?: () => Promise<void> }).sync?.bind(operations);
-  signals.on("operation.created", () => sync?.());
+  signals.on("operation.created", () => operations.sync());
   signals.on("operation.cancel", async (ids) => {
     for (const id of ids) await operations.stopCancelled(id);
   });

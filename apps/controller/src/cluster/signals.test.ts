@@ -128,7 +128,7 @@ describe("signals between replicas (LISTEN/NOTIFY)", () => {
     const log = {
       ...quiet,
       warn: (_: unknown, message: string) => failures.push(message),
-    } as FastifyBaseLogger;
+    } as unknown as FastifyBaseLogger;
     const a = replica({ log });
     await a.signals.start();
     const resyncs: number[] = [];
