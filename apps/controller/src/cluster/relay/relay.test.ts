@@ -5,6 +5,7 @@
  * signed with the replica secret.
  */
 import { appendFile, writeFile } from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,9 +19,11 @@ import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { CliError } from "../../cli/client.js";
+import type { NbfError } from "../../errors.js";
 import type { NbfleetApp } from "../../server.js";
 import { REPLICA_SECRET_SETTING, loadReplicaSecret } from "./cluster-secret.js";
 import { relayAuthorization } from "./relay-auth.js";
+import { StreamRelay } from "./stream-relay.js";
 
 let a: TestController;
 let b: Fleet;
@@ -127,6 +130,21 @@ describe("a terminal opened on a replica that does not hold the agent", () => {
     onB.connection.input("exit 3\r");
     expect(await onB.waitFrame("exit")).toMatchObject({ exitCode: 3 });
     expect((await auditRow(first.session)).attaches).toBe(3);
+  });
+
+  it("ends the client's terminal as an agent loss when the owning replica goes away mid-session", async () => {
+    const t = await shellOnA();
+    t.connection.input("echo still-here\r");
+    await t.waitText(/still-here\r?\n/);
+    const relay = a.app.nbfleet.relay as unknown as { pipes: Set<{ upstream: WebSocket }> };
+    // The replica-to-replica connection drops without a close frame, as when B dies.
+    for (const pipe of relay.pipes) (pipe.upstream as unknown as { _socket: net.Socket })._socket.destroy();
+    expect(await t.waitFrame("error")).toMatchObject({ code: "NBF_AGENT_NOT_CONNECTED" });
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.agentGone);
+    // B only lost a client: the session is still there for a reattach.
+    const again = await shellOnA({ session: t.session });
+    again.connection.input("exit 0\r");
+    expect((await again.waitClosed()).code).toBe(TerminalCloseCode.exited);
   });
 
   it("stays open in the audit log when another replica starts; only orphaned rows are closed", async () => {
@@ -247,6 +265,37 @@ describe("a log follow opened on a replica that does not hold the agent", () => 
       (n) => n === 0,
     );
   });
+
+  it("lets the owner cut off a follower on A that stops reading, without A holding its lines", async () => {
+    const file = path.join(b.logDir, "box-notebook.log");
+    await writeFile(file, "");
+    const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http
+        .get(
+          `${a.url}/v1/vms/box/logs?follow=1&lines=0`,
+          { headers: { authorization: `Bearer ${user}` } },
+          resolve,
+        )
+        .on("error", reject);
+    });
+    expect(response.statusCode).toBe(200);
+    response.pause();
+    await eventually(
+      async () => b.controller.app.nbfleet.logs.openCount,
+      (n) => n === 1,
+    );
+    const line = `${"x".repeat(1000)}\n`;
+    const chunk = line.repeat(1024);
+    for (let i = 0; i < 48; i++) await appendFile(file, chunk);
+    // 48 MiB written for a client that reads nothing: B's cut-off for followers that stop
+    // reading (8 MiB unsent) applies through the relay, so its stream ends.
+    await eventually(
+      async () => b.controller.app.nbfleet.logs.openCount,
+      (n) => n === 0,
+      30_000,
+    );
+    response.destroy();
+  }, 60_000);
 
   it("passes on the owner's refusal of an unknown VM and of a missing token", async () => {
     const missing = await fetch(`${a.url}/v1/vms/nope/logs`, {
@@ -369,5 +418,41 @@ describe("a VM whose agent is held by a replica that is gone", () => {
       expect(((await logs.json()) as { error: { code: string } }).error.code).toBe("NBF_AGENT_NOT_CONNECTED");
       expect(Date.now() - started).toBeLessThan(2000);
     }
+  });
+});
+
+describe("the relay's deadline for a replica that accepts connections but never answers", () => {
+  it("gives the offline-agent error once it passes", async () => {
+    const hung = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(hung.address() as net.AddressInfo).port}`;
+    const context = a.app.nbfleet;
+    const relay = new StreamRelay({
+      settings: context.settings,
+      store: context.store,
+      gateway: context.gateway,
+      log: a.app.log,
+      replicaId: () => context.relay.replicaId,
+      answerTimeoutMs: 500,
+    });
+    await relay.start();
+    const peer = { id: "rep_hung", url };
+    const socket = new net.Socket();
+    const request = {
+      params: { name: "box" },
+      url: "/v1/vms/box/shell",
+      headers: {},
+      principal: (await context.store.tokens.get(userId))!,
+      raw: { socket },
+    };
+    let started = Date.now();
+    const shell = await relay.openShell(peer, request).catch((error: NbfError) => error);
+    expect((shell as NbfError).code).toBe("NBF_AGENT_NOT_CONNECTED");
+    expect(Date.now() - started).toBeLessThan(2000);
+    started = Date.now();
+    const logs = await relay.relayLogs(peer, request, {} as never).catch((error: NbfError) => error);
+    expect((logs as NbfError).code).toBe("NBF_AGENT_NOT_CONNECTED");
+    expect(Date.now() - started).toBeLessThan(2000);
+    hung.close();
   });
 });

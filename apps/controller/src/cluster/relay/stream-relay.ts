@@ -143,17 +143,21 @@ export class StreamRelay {
     const upstream = new WebSocket(url, {
       headers: { authorization: this.sign(peer, "GET", path, principal) },
       createConnection: peerConnection(this.trust, this.connectTimeoutMs) as never,
-      handshakeTimeout: this.answerTimeoutMs,
       perMessageDeflate: false,
       maxPayload: this.options.settings.maxMessageBytes,
     });
     return new Promise<WebSocket>((resolve, reject) => {
+      // Our own deadline: ws's handshakeTimeout is not armed on a socket from createConnection.
+      const deadline = setTimeout(() => upstream.terminate(), this.answerTimeoutMs);
+      upstream.once("close", () => clearTimeout(deadline));
       upstream.once("open", () => {
+        clearTimeout(deadline);
         // Nothing is read until the client's own socket is there to take it.
         upstream.pause();
         resolve(upstream);
       });
       upstream.once("unexpected-response", (_request, response) => {
+        clearTimeout(deadline);
         void readRefusal(response).then(
           (error) => {
             upstream.terminate();
