@@ -158,6 +158,7 @@ export class StreamRelay {
       });
       upstream.once("unexpected-response", (_request, response) => {
         clearTimeout(deadline);
+        this.warnIfRefused(peer, response);
         void readRefusal(response).then(
           (error) => {
             upstream.terminate();
@@ -235,6 +236,7 @@ export class StreamRelay {
           resolve(response);
           return;
         }
+        this.warnIfRefused(peer, response);
         void readRefusal(response).then(reject, () =>
           reject(new NbfError("NBF_INTERNAL", { reason: `replica ${peer.id} refused the relay` })),
         );
@@ -262,6 +264,19 @@ export class StreamRelay {
   private sign(peer: Peer, method: string, path: string, principal: TokenRecord): string {
     if (!this.secret) throw new NbfError("NBF_INTERNAL", { reason: "the stream relay was not started" });
     return relayAuthorization(this.secret, { method, url: path, target: peer.id, tokenId: principal.id });
+  }
+
+  /**
+   * A 401 from a peer is either a token revoked meanwhile (passed on as is) or a relay the peer
+   * would not take: another secret (another database), a clock more than 60 s off, or a replica
+   * URL that reaches some other replica. The operator needs to hear of the latter.
+   */
+  private warnIfRefused(peer: Peer, response: IncomingMessage): void {
+    if (response.statusCode !== 401) return;
+    this.options.log.warn(
+      { replica: peer.id, url: peer.url },
+      "a replica refused a relayed request as unauthenticated; if tokens were not revoked, check that each NBFLEET_REPLICA_URL reaches its own replica, that all replicas use the same database, and their clocks",
+    );
   }
 
   /** A peer that cannot be reached holds no agent for us: the same error as an offline agent. */
