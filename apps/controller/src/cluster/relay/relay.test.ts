@@ -20,7 +20,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { CliError } from "../../cli/client.js";
 import type { NbfError } from "../../errors.js";
-import type { NbfleetApp } from "../../server.js";
 import { REPLICA_SECRET_SETTING, loadReplicaSecret } from "./cluster-secret.js";
 import { relayAuthorization } from "./relay-auth.js";
 import { StreamRelay } from "./stream-relay.js";
@@ -31,24 +30,19 @@ let user: string;
 let userId: string;
 let databaseUrl: string;
 
-/** The rows cluster-core's registry and gateway keep; written here too so this test stands alone. */
-async function holds(app: NbfleetApp, url: string, vm?: string, heartbeatAt = new Date()): Promise<void> {
-  const { db } = app.nbfleet.store;
-  const id = app.nbfleet.relay.replicaId;
-  const row = {
-    id,
-    url,
-    version: "test",
-    started_at: new Date().toISOString(),
-    heartbeat_at: heartbeatAt.toISOString(),
-    agents: 0,
-  };
-  await db
-    .insertInto("replicas")
-    .values(row)
-    .onConflict((oc) => oc.column("id").doUpdateSet({ url, heartbeat_at: row.heartbeat_at }))
-    .execute();
-  if (vm) await db.updateTable("vm_status").set({ replica_id: id }).where("vm_name", "=", vm).execute();
+/** The cluster's own registry and gateway say B holds the agent, at B's listening URL. */
+async function heldBy(owner: TestController, vm: string): Promise<void> {
+  const { db } = owner.app.nbfleet.store;
+  await eventually(
+    () =>
+      db
+        .selectFrom("vm_status")
+        .innerJoin("replicas", "replicas.id", "vm_status.replica_id")
+        .select(["replicas.id", "replicas.url"])
+        .where("vm_status.vm_name", "=", vm)
+        .executeTakeFirst(),
+    (row) => row?.id === owner.app.nbfleet.relay.replicaId && row.url === owner.url,
+  );
 }
 
 beforeAll(async () => {
@@ -58,8 +52,7 @@ beforeAll(async () => {
   b = await startFleet(settings);
   await b.addVm("box");
   await b.controller.app.nbfleet.store.writer.flush();
-  await holds(a.app, a.url);
-  await holds(b.controller.app, b.controller.url, "box");
+  await heldBy(b.controller, "box");
   user = await b.token("admin", "alice");
   const tokens = await b.controller.app.nbfleet.store.tokens.list();
   userId = tokens.find((t) => t.name === "alice")!.id;
