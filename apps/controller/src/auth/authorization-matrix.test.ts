@@ -67,7 +67,7 @@ function expectedRefusal(access: RouteAccess, caller: Caller): { status: number;
   if (caller === "unknown") return { status: 401, code: "NBF_AUTH_INVALID" };
   if (caller === "agent") return { status: 403, code: "NBF_AUTH_AGENT_CREDENTIAL" };
   if (access === "agent") throw new Error("agent routes are checked over WebSocket");
-  if (access === "replica") throw new Error("replica routes exist only with PostgreSQL (cluster/relay tests)");
+  if (access === "replica") throw new Error("replica routes exist only with PostgreSQL (relay tests)");
   return roleAllows(caller, access) ? null : { status: 403, code: "NBF_FORBIDDEN" };
 }
 
