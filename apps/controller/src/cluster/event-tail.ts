@@ -68,6 +68,8 @@ export class EventTail implements EventFeed {
   private reading: Promise<void> | undefined;
   private again = false;
   private closed = false;
+  /** Bumped when the tail starts over (a first subscriber after none): older reads are void. */
+  private generation = 0;
 
   constructor(private readonly options: EventTailOptions) {}
 
@@ -121,6 +123,7 @@ export class EventTail implements EventFeed {
 
   private begin(): void {
     // A new live stream starts from now (settled); its replay, if any, reads the store up to here.
+    this.generation++;
     this.cursor = eventIdBound(Date.now() - this.options.settleMs);
     this.poller = setInterval(() => void this.read(), this.options.pollMs);
     this.poller.unref();
@@ -157,9 +160,11 @@ export class EventTail implements EventFeed {
 
   private async readSettled(): Promise<void> {
     if (this.listeners.size === 0) return;
+    const generation = this.generation;
     const bound = eventIdBound(Date.now() - this.options.settleMs);
     for (;;) {
       const page = await this.options.events.list({ after: this.cursor, through: bound, limit: PAGE });
+      if (generation !== this.generation) return;
       for (const event of page) {
         this.cursor = event.id;
         this.deliver(event);
