@@ -5,6 +5,7 @@
  * longer than REMOVE_DEAD_AFTER_MS are deleted.
  */
 import type { FastifyBaseLogger } from "fastify";
+import { sql } from "kysely";
 import type { EventBus } from "../events/bus.js";
 import type { Store } from "../store/store.js";
 import type { LeasedJob } from "./leases.js";
@@ -52,12 +53,30 @@ export function releaseAgentsAtStart(store: Store, heartbeatMs: number): Promise
     : store.vms.markAllDisconnected();
 }
 
-export function janitorJob(options: JanitorOptions): LeasedJob {
+/**
+ * The janitor's passes. It releases agents only once its own database access has worked for
+ * three heartbeat intervals in a row: after a database outage (or when the lease has just
+ * moved here) every other replica's heartbeat looks stale until each has written its next one,
+ * and their agents must not be marked disconnected for that.
+ */
+export function janitorJob(options: JanitorOptions, sweep = sweepDeadReplicas): LeasedJob {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | null = null;
+  let workingSince: number | null = null;
+  const settled = async () => {
+    if (workingSince === null) {
+      await sql`select 1`.execute(options.store.db);
+      workingSince = Date.now();
+    }
+    return Date.now() - workingSince >= SETTLE_INTERVALS * options.heartbeatMs;
+  };
   const pass = () => {
-    running ??= sweepDeadReplicas(options)
-      .catch((error) => options.log.warn({ err: error }, "janitor pass failed"))
+    running ??= settled()
+      .then((ready) => (ready ? sweep(options) : undefined))
+      .catch((error) => {
+        workingSince = null;
+        options.log.warn({ err: error }, "janitor pass failed");
+      })
       .finally(() => {
         running = null;
       });
@@ -65,6 +84,7 @@ export function janitorJob(options: JanitorOptions): LeasedJob {
   return {
     name: "janitor",
     start() {
+      workingSince = null;
       pass();
       timer = setInterval(pass, options.heartbeatMs);
       timer.unref();
@@ -76,3 +96,6 @@ export function janitorJob(options: JanitorOptions): LeasedJob {
     },
   };
 }
+
+/** Heartbeat intervals of working database access before the janitor releases anyone's agents. */
+const SETTLE_INTERVALS = 3;
