@@ -223,6 +223,8 @@ async function printSummary(
   demo: VmView | null,
   password: string | null,
 ): Promise<void> {
+  // Run through a package script (`pnpm start`, `pnpm nbfleet`) in a checkout; else installed.
+  const cli = process.env.npm_lifecycle_event ? "pnpm nbfleet" : "nbfleet";
   console.log(`nbfleet controller: ${summary.apiUrl}  (API docs ${summary.docsUrl})`);
   console.log(
     summary.adminToken
@@ -234,11 +236,11 @@ async function printSummary(
     console.log(
       password
         ? `\nnotebook password:  ${password}   (shown once; only its hash is kept)`
-        : `\nthe ${DEMO} password was shown when it was created; 'pnpm nbfleet notebook password ${DEMO}' sets a new one`,
+        : `\nthe ${DEMO} password was shown when it was created; '${cli} notebook password ${DEMO}' sets a new one`,
     );
   }
   console.log(
-    "\nTry: pnpm nbfleet vm ls · pnpm nbfleet vm create nb1 · pnpm nbfleet events -f   (Ctrl-C stops the controller; machines keep running)",
+    `\nTry: ${cli} vm ls · ${cli} vm create nb1 · ${cli} events -f   (Ctrl-C stops the controller; machines keep running)`,
   );
 }
 
