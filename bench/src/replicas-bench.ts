@@ -264,11 +264,8 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     }
     noteLoad("after queries");
 
-    // Restarts with the API on one replica and the agent on another (no agent has moved yet:
-    // agent i of a fleet is on replica i mod n, which the store confirms below).
-    const homeOf = new Map<string, number>();
-    for (const slice of slices) slice.forEach((vm, i) => homeOf.set(vm.name, i % replicas.length));
-    await checkHomes(databaseUrl, homeOf, replicas);
+    // Restarts with the API on one replica and the agent on another, as the store says.
+    const homeOf = await readHomes(databaseUrl, vms, replicas);
     const healthy = vms.filter((_, i) => (i % options.agentsPerFleet) % options.unhealthyEvery !== 0);
     const heldElsewhere = replicas.map((_, on) => healthy.filter((vm) => homeOf.get(vm.name) !== on));
     const roundTrip: number[] = [];
@@ -484,21 +481,28 @@ async function seed(
   }
 }
 
-/** The store agrees that each agent is held by the replica the bench sent it to. */
-async function checkHomes(
+/** Which replica holds each agent (vm_status.replica_id); every agent must be held by one. */
+async function readHomes(
   databaseUrl: string,
-  homeOf: Map<string, number>,
+  vms: SeededVm[],
   replicas: Replica[],
-): Promise<void> {
+): Promise<Map<string, number>> {
   const rows = await query<{ vm_name: string; url: string | null }>(
     databaseUrl,
     "select s.vm_name, r.url from vm_status s left join replicas r on r.id = s.replica_id",
   );
-  const wrong = rows.filter((row) => replicas[homeOf.get(row.vm_name) ?? -1]?.url !== row.url);
-  if (wrong.length > 0)
+  const byUrl = new Map(replicas.map((r, i) => [r.url, i]));
+  const homeOf = new Map<string, number>();
+  for (const row of rows) {
+    const index = row.url === null ? undefined : byUrl.get(row.url);
+    if (index !== undefined) homeOf.set(row.vm_name, index);
+  }
+  const homeless = vms.filter((vm) => !homeOf.has(vm.name));
+  if (homeless.length > 0)
     throw new Error(
-      `${wrong.length} agents are not held where they were sent (vm_status.replica_id), e.g. ${wrong[0]!.vm_name} on ${wrong[0]!.url ?? "no replica"}`,
+      `${homeless.length} agents are held by no replica in vm_status.replica_id, e.g. ${homeless[0]!.name}`,
     );
+  return homeOf;
 }
 
 async function countRows(databaseUrl: string, text: string): Promise<number> {
