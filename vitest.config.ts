@@ -3,8 +3,12 @@ import { defineConfig } from "vitest/config";
 // Unit tests sit beside the code; slow end-to-end tests (real Jupyter, real processes) live in test/e2e.
 export default defineConfig({
   test: {
-    // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL.
-    globalSetup: ["packages/testkit/src/postgres-global-setup.ts"],
+    // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL. One
+    // Chromium for the run's browser tests, started by the first that needs it.
+    globalSetup: [
+      "packages/testkit/src/postgres-global-setup.ts",
+      "packages/testkit/src/browser-global-setup.ts",
+    ],
     projects: [
       {
         test: {

@@ -11,22 +11,13 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat } from "node:fs/prom
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { sharedBrowser } from "@nbfleet/testkit/browser";
 import { freePort } from "@nbfleet/testkit/ports";
 import { spawnTs } from "@nbfleet/testkit/processes";
 import { controllerMain } from "@nbfleet/testkit/repo";
-import { type Browser, type BrowserContext, type Page, chromium } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 // Two cores shared with other test runs: every wait is generous.
 const UI_TIMEOUT_MS = 60_000;
 const PLOT_TIMEOUT_MS = 180_000;
@@ -82,11 +73,10 @@ beforeAll(async () => {
   await mkdir(artifactsDir, { recursive: true });
   summary = await nbfleetUp(dataDir, `127.0.0.1:${await freePort()}`);
   await track();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: UI_TIMEOUT_MS });
+  browser = await sharedBrowser();
 }, 360_000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
   await track().catch(() => undefined);
   if (controller && running(controller)) {
     if (!demoDeleted) await deleteDemo().catch(() => undefined);
@@ -195,8 +185,6 @@ describe("pnpm start, then the demo notebook in a real browser", () => {
   );
 
   it("deleting the demo machine and stopping the controller leaves no process behind", async () => {
-    await browser?.close();
-    browser = undefined;
     await track();
     expect([...tracked.values()].map((p) => p.what)).toEqual(
       expect.arrayContaining(["controller", "agent launcher", "agent", "notebook"]),
