@@ -71,3 +71,10 @@ async function endpoint(): Promise<string> {
     await sleep(100);
   }
 }
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    browserDir: string;
+    browserOwner: number;
+  }
+}
