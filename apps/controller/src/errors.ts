@@ -15,6 +15,19 @@ export const ERRORS = {
     status: 403,
     message: "an agent credential cannot call the operator API; use an operator token (nbf_…)",
   },
+  NBF_SESSION_INVALID: {
+    status: 401,
+    message: "the console session is unknown, expired or was signed out; sign in again",
+  },
+  NBF_SESSION_REQUIRED: {
+    status: 401,
+    message: "{action} needs the console session cookie (nbf_session); sign in with POST /v1/session",
+  },
+  NBF_ORIGIN_REFUSED: {
+    status: 403,
+    message:
+      "a request authenticated by the session cookie must come from this controller's own pages: Origin {origin} is not {expected}",
+  },
   NBF_FORBIDDEN: { status: 403, message: "role {role} may not {action}; it needs role {needed}" },
   NBF_INVALID_BODY: { status: 400, message: "invalid request body: {problems}" },
   NBF_INVALID_QUERY: { status: 400, message: "invalid query string: {problems}" },
@@ -82,6 +95,7 @@ export const ERRORS = {
     status: 409,
     message: "token {id} is the last admin token; create another admin first",
   },
+  NBF_SESSION_NOT_FOUND: { status: 404, message: "no live console session with id {id}" },
   NBF_OPERATION_NOT_FOUND: { status: 404, message: "no operation with id {id}" },
   NBF_OPERATION_NO_TARGETS: {
     status: 400,

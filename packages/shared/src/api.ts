@@ -152,6 +152,33 @@ export const TokenView = Type.Object({
 });
 export type TokenView = Static<typeof TokenView>;
 
+/** A console sign-in: the session cookie's session, with the token it was opened with. */
+export const SessionView = Type.Object({
+  id: Type.String(),
+  role: Role,
+  tokenId: Type.String(),
+  tokenName: Type.String(),
+  expiresAt: Timestamp,
+});
+export type SessionView = Static<typeof SessionView>;
+
+export const CreateSessionBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 512, description: "an operator API token (nbf_…)" }) },
+  { additionalProperties: false },
+);
+export type CreateSessionBody = Static<typeof CreateSessionBody>;
+
+export const SessionListItem = Type.Object({
+  id: Type.String(),
+  tokenId: Type.String(),
+  tokenName: Type.String(),
+  role: Role,
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  lastSeenAt: Timestamp,
+});
+export type SessionListItem = Static<typeof SessionListItem>;
+
 export const ApiError = Type.Object({
   error: Type.Object({
     code: Type.String({ pattern: "^NBF_[A-Z0-9_]+$" }),

@@ -7,9 +7,21 @@
  */
 import type { FastifyInstance, FastifyRequest, FastifySchema } from "fastify";
 import { NbfError } from "../errors.js";
+import type { SessionRecord, SessionsRepo } from "../store/sessions-repo.js";
 import type { TokenRecord, TokensRepo } from "../store/tokens-repo.js";
 import { ROLES, type Role, roleAllows } from "./roles.js";
 import { bearer, hashSecret, secretKind } from "./secrets.js";
+import { checkCookieOrigin, sessionCookie, wellFormedSession } from "./session-cookie.js";
+
+/** What authentication reads: the tokens, the console sessions, and the public URL (Origin). */
+export interface AuthSources {
+  tokens: TokensRepo;
+  sessions: SessionsRepo;
+  publicUrl: string | null;
+}
+
+/** A session's last_seen_at is written at most this often (not on every request). */
+const TOUCH_EVERY_MS = 60_000;
 
 export type RouteAccess = Role | "public" | "agent" | "replica";
 export const ROUTE_ACCESS: readonly RouteAccess[] = [...ROLES, "public", "agent", "replica"];
@@ -29,6 +41,8 @@ declare module "fastify" {
   }
   interface FastifyRequest {
     principal: TokenRecord | null;
+    /** The console session the request was authenticated by (null: a bearer token or none). */
+    session: SessionRecord | null;
   }
   interface FastifyInstance {
     /** Every route registered after `installAuth` (HEAD twins of GET routes left out). */
@@ -36,7 +50,7 @@ declare module "fastify" {
   }
 }
 
-export function installAuth(app: FastifyInstance, tokens: TokensRepo): void {
+export function installAuth(app: FastifyInstance, auth: AuthSources): void {
   const table: RouteEntry[] = [];
   app.decorate("routeTable", table);
   app.addHook("onRoute", (route) => {
@@ -58,12 +72,13 @@ export function installAuth(app: FastifyInstance, tokens: TokensRepo): void {
     }
   });
   app.decorateRequest("principal", null);
+  app.decorateRequest("session", null);
   app.addHook("onRequest", async (request) => {
     // Unmatched URLs get the 404 handler, which needs no token.
     if (request.routeOptions.url === undefined) return;
     const access = request.routeOptions.config.role ?? "admin";
     if (access === "public" || access === "agent" || access === "replica") return;
-    request.principal = await authenticate(request, tokens);
+    request.principal = await authenticate(request, auth);
     if (!roleAllows(request.principal.role, access)) {
       throw new NbfError("NBF_FORBIDDEN", {
         role: request.principal.role,
@@ -74,11 +89,37 @@ export function installAuth(app: FastifyInstance, tokens: TokensRepo): void {
   });
 }
 
-async function authenticate(request: FastifyRequest, tokens: TokensRepo): Promise<TokenRecord> {
+async function authenticate(request: FastifyRequest, auth: AuthSources): Promise<TokenRecord> {
   const secret = bearer(request.headers.authorization);
-  if (!secret) throw new NbfError("NBF_AUTH_REQUIRED");
+  if (!secret) {
+    const cookie = sessionCookie(request.headers.cookie);
+    if (cookie !== undefined) return authenticateSession(request, cookie, auth);
+    throw new NbfError("NBF_AUTH_REQUIRED");
+  }
   if (secretKind(secret) !== "operator") throw new NbfError("NBF_AUTH_AGENT_CREDENTIAL");
-  const token = await tokens.findByHash(hashSecret(secret));
+  const token = await auth.tokens.findByHash(hashSecret(secret));
   if (!token) throw new NbfError("NBF_AUTH_INVALID");
   return token;
+}
+
+async function authenticateSession(
+  request: FastifyRequest,
+  cookie: string,
+  auth: AuthSources,
+): Promise<TokenRecord> {
+  if (!wellFormedSession(cookie)) throw new NbfError("NBF_SESSION_INVALID");
+  const now = new Date();
+  const session = await auth.sessions.findLiveByHash(hashSecret(cookie), now.toISOString());
+  if (!session) throw new NbfError("NBF_SESSION_INVALID");
+  checkCookieOrigin(request, auth.publicUrl);
+  request.session = session;
+  if (now.getTime() - Date.parse(session.lastSeenAt) >= TOUCH_EVERY_MS) {
+    await auth.sessions.touch(session.id, now.toISOString());
+  }
+  return {
+    id: session.tokenId,
+    name: session.tokenName,
+    role: session.role,
+    createdAt: session.tokenCreatedAt,
+  };
 }

@@ -79,6 +79,10 @@ export const ControllerSettings = Type.Object(
     commandSweepMs: Type.Integer({ minimum: 10, maximum: 60_000 }),
     /** Events and finished commands older than this are deleted (checked hourly). */
     historyRetentionDays: Type.Number({ minimum: 0.001, maximum: 3650 }),
+    /** A console sign-in (the nbf_session cookie) lasts this long. */
+    sessionTtlSec: Seconds(60, 30 * 86_400),
+    /** The built web console (index.html and assets/); null: found beside the controller. */
+    consoleDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     /** A terminal session with no input and no output for this long is ended. */
     terminalIdleTimeoutSec: Seconds(0.05, 7 * 86_400),
     /** A terminal session no client is attached to is ended after this long (reattach before). */
@@ -155,6 +159,8 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     stateFlushMaxItems: 500,
     commandSweepMs: 1000,
     historyRetentionDays: 14,
+    sessionTtlSec: 43_200,
+    consoleDir: null,
     terminalIdleTimeoutSec: 1800,
     terminalDetachedTimeoutSec: 300,
     terminalMaxSessionsPerVm: 4,
@@ -199,6 +205,8 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_BOOTSTRAP_TOKEN_TTL_SEC: "bootstrapTokenTtlSec",
   NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
   NBFLEET_TERMINAL_IDLE_TIMEOUT_SEC: "terminalIdleTimeoutSec",
+  NBFLEET_SESSION_TTL_SEC: "sessionTtlSec",
+  NBFLEET_CONSOLE_DIR: "consoleDir",
   NBFLEET_PROVIDER: "provider",
   NBFLEET_RECONCILE_INTERVAL_SEC: "reconcileIntervalSec",
   NBFLEET_TLS_CERT: "tlsCert",
@@ -245,6 +253,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "commandSweepMs",
   "historyRetentionDays",
   "terminalIdleTimeoutSec",
+  "sessionTtlSec",
   "terminalDetachedTimeoutSec",
   "terminalMaxSessionsPerVm",
   "reconcileIntervalSec",

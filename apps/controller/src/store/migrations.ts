@@ -279,6 +279,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("vm_status").addColumn("replica_id", "text").execute();
     },
   },
+  "0007_sessions": {
+    // Console sign-ins: the cookie's value is stored only as its SHA-256, like API tokens.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("sessions")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("hash", "text", (c) => c.notNull().unique())
+        .addColumn("token_id", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("expires_at", "text", (c) => c.notNull())
+        .addColumn("last_seen_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("sessions_token").on("sessions").columns(["token_id"]).execute();
+      await db.schema.createIndex("sessions_expiry").on("sessions").columns(["expires_at"]).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = {

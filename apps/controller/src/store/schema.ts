@@ -187,6 +187,16 @@ export interface ClusterSettingsTable {
   value: string;
 }
 
+export interface SessionsTable {
+  id: string;
+  /** SHA-256 of the cookie's value; the value itself is never stored. */
+  hash: string;
+  token_id: string;
+  created_at: string;
+  expires_at: string;
+  last_seen_at: string;
+}
+
 export interface Database {
   vms: VmsTable;
   vm_labels: VmLabelsTable;
@@ -202,4 +212,5 @@ export interface Database {
   replicas: ReplicasTable;
   leases: LeasesTable;
   cluster_settings: ClusterSettingsTable;
+  sessions: SessionsTable;
 }

@@ -12,6 +12,7 @@ import { migrateToLatest } from "./migrations.js";
 import { OperationsRepo } from "./operations-repo.js";
 import { databaseUnavailable } from "./postgres-errors.js";
 import type { Database } from "./schema.js";
+import { SessionsRepo } from "./sessions-repo.js";
 import { TerminalSessionsRepo } from "./terminal-sessions-repo.js";
 import { TokensRepo } from "./tokens-repo.js";
 import { VmsRepo } from "./vms-repo.js";
@@ -24,6 +25,7 @@ export interface Store {
   database?: DatabaseMonitor;
   vms: VmsRepo;
   tokens: TokensRepo;
+  sessions: SessionsRepo;
   agentSecrets: AgentSecretsRepo;
   commands: CommandsRepo;
   events: EventsRepo;
@@ -83,6 +85,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...(database.database ? { database: database.database } : {}),
     vms: new VmsRepo(db),
     tokens: new TokensRepo(db),
+    sessions: new SessionsRepo(db),
     agentSecrets: new AgentSecretsRepo(db),
     commands: new CommandsRepo(db),
     events: new EventsRepo(db),

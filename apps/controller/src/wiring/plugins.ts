@@ -10,6 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { agentArtifactPlugin } from "../api/agent-artifact/plugin.js";
 import { bootstrapTokenPlugin } from "../api/bootstrap-token/plugin.js";
 import { commandsPlugin } from "../api/commands/plugin.js";
+import { consolePlugin } from "../api/console/plugin.js";
 import { installErrorHandler } from "../api/error-handler.js";
 import { eventsPlugin } from "../api/events/plugin.js";
 import { logsPlugin } from "../api/logs/plugin.js";
@@ -17,6 +18,7 @@ import { notebookPlugin } from "../api/notebook/plugin.js";
 import { operationsPlugin } from "../api/operations/plugin.js";
 import { policiesPlugin } from "../api/policies/plugin.js";
 import { replicasPlugin } from "../api/replicas/plugin.js";
+import { sessionPlugin } from "../api/session/plugin.js";
 import { systemPlugin } from "../api/system/plugin.js";
 import { terminalPlugin } from "../api/terminal/plugin.js";
 import { tokensPlugin } from "../api/tokens/plugin.js";
@@ -33,6 +35,7 @@ const API_PLUGINS = [
   notebookPlugin,
   commandsPlugin,
   tokensPlugin,
+  sessionPlugin,
   eventsPlugin,
   systemPlugin,
   operationsPlugin,
@@ -41,6 +44,7 @@ const API_PLUGINS = [
   logsPlugin,
   replicasPlugin,
   relayRoutesPlugin,
+  consolePlugin,
 ];
 
 export async function registerPlugins(
@@ -48,7 +52,7 @@ export async function registerPlugins(
   artifact: ArtifactInfo | undefined,
 ): Promise<void> {
   const { settings, store } = app.nbfleet;
-  installAuth(app, store.tokens);
+  installAuth(app, { tokens: store.tokens, sessions: store.sessions, publicUrl: settings.publicUrl });
   installErrorHandler(app, settings.bodyLimitBytes);
   installValidator(app);
   await registerOpenApi(app);

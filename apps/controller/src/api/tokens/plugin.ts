@@ -80,6 +80,8 @@ export const tokensPlugin: FastifyPluginAsyncTypebox = async (app) => {
         throw new NbfError("NBF_TOKEN_LAST_ADMIN", { id: token.id });
       }
       await store.tokens.delete(token.id);
+      // Its console sessions already fail (they join the token); this removes their rows.
+      await store.sessions.deleteByToken(token.id);
       bus.emit({ vmName: null, kind: "token.revoked", message: `token ${token.id} (${token.name}) revoked` });
       return reply.status(204).send(null);
     },
