@@ -1,0 +1,141 @@
+/**
+ * Bulk actions on the fleet page: an action button opens a form (max concurrency, max errors,
+ * rolling) whose confirmation names how many machines it touches; `POST /v1/operations`.
+ */
+import { useState } from "preact/hooks";
+import { useLocation } from "wouter-preact";
+import { api } from "../api/client.js";
+import type { CreatedOperation, OperationAction, Selector } from "../api/types.js";
+import { ErrorText, ShownOnce } from "./common.js";
+
+export const BULK_ACTIONS: { action: OperationAction; label: string }[] = [
+  { action: "notebook.restart", label: "Restart notebook" },
+  { action: "notebook.stop", label: "Stop notebook" },
+  { action: "notebook.start", label: "Start notebook" },
+  { action: "notebook.password", label: "Rotate password" },
+  { action: "notebook.certificate", label: "Rotate certificate" },
+];
+
+interface Props {
+  /** How many machines the selector touches (null while counting). */
+  count: number | null;
+  /** Builds the selector when the operator confirms. */
+  selector: () => Promise<Selector>;
+}
+
+export function BulkActions({ count, selector }: Props) {
+  const [chosen, setChosen] = useState<(typeof BULK_ACTIONS)[number] | null>(null);
+  const disabled = count === 0;
+  return (
+    <div class="bulk">
+      <div class="toolbar" role="toolbar" aria-label="Bulk actions">
+        {BULK_ACTIONS.map((entry) => (
+          <button key={entry.action} type="button" disabled={disabled} onClick={() => setChosen(entry)}>
+            {entry.label}
+          </button>
+        ))}
+      </div>
+      {chosen && (
+        <BulkForm
+          action={chosen.action}
+          label={chosen.label}
+          count={count}
+          selector={selector}
+          onClose={() => setChosen(null)}
+        />
+      )}
+    </div>
+  );
+}
+
+function parseLimit(text: string, what: string, min: number): number | string {
+  const value = text.trim();
+  if (/^\d+(\.\d+)?%$/.test(value)) return value;
+  if (/^\d+$/.test(value) && Number(value) >= min) return Number(value);
+  throw new Error(`${what} must be a whole number ≥ ${min} or a share such as 10% (got "${value}")`);
+}
+
+function BulkForm({
+  action,
+  label,
+  count,
+  selector,
+  onClose,
+}: Props & { action: OperationAction; label: string; onClose: () => void }) {
+  const [, navigate] = useLocation();
+  const [maxConcurrency, setMaxConcurrency] = useState("1");
+  const [maxErrors, setMaxErrors] = useState("0");
+  const [rolling, setRolling] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [passwords, setPasswords] = useState<{ id: string; items: [string, string][] } | null>(null);
+
+  const machines = count === null ? "the matching machines" : `${count} machine${count === 1 ? "" : "s"}`;
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const body = {
+        action,
+        selector: await selector(),
+        maxConcurrency: parseLimit(maxConcurrency, "Max concurrency", 1),
+        maxErrors: parseLimit(maxErrors, "Max errors", 0),
+        rolling: { enabled: rolling },
+      };
+      const created = await api<CreatedOperation>("/v1/operations", { method: "POST", body });
+      if (created.passwords) {
+        setPasswords({ id: created.operation.id, items: Object.entries(created.passwords) });
+      } else {
+        navigate(`/operations/${encodeURIComponent(created.operation.id)}`);
+      }
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (passwords) {
+    return (
+      <section class="panel" aria-label="New passwords">
+        <h3>New passwords</h3>
+        {passwords.items.map(([name, password]) => (
+          <ShownOnce key={name} title={`New password for ${name}`} secret={password} />
+        ))}
+        <button type="button" onClick={() => navigate(`/operations/${encodeURIComponent(passwords.id)}`)}>
+          Open operation
+        </button>
+      </section>
+    );
+  }
+
+  return (
+    <form class="panel bulk-form" onSubmit={submit} aria-label={`${label} on ${machines}`}>
+      <h3>{label}</h3>
+      <label>
+        Max concurrency
+        <input value={maxConcurrency} onInput={(e) => setMaxConcurrency(e.currentTarget.value)} />
+      </label>
+      <label>
+        Max errors
+        <input value={maxErrors} onInput={(e) => setMaxErrors(e.currentTarget.value)} />
+      </label>
+      <label>
+        <input type="checkbox" checked={rolling} onChange={(e) => setRolling(e.currentTarget.checked)} />
+        Rolling (wait for each machine to be healthy again)
+      </label>
+      <p class="confirm-text">
+        {label} on {machines}?
+      </p>
+      <ErrorText error={error} />
+      <button type="submit" disabled={busy || count === 0}>
+        Confirm
+      </button>{" "}
+      <button type="button" onClick={onClose}>
+        Cancel
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,90 @@
+/** The fleet's events, live, filtered by VM and kind (prefix); the filters are in the URL. */
+import type { FleetEventView } from "@nbfleet/shared";
+import { useEffect, useState } from "preact/hooks";
+import { Link, useLocation, useSearch } from "wouter-preact";
+import { when } from "../format.js";
+import { openEvents } from "../live/events.js";
+
+const KEEP = 500;
+
+export function EventsPage() {
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const query = new URLSearchParams(search);
+  const vm = query.get("vm") ?? "";
+  const kind = query.get("kind") ?? "";
+  const [events, setEvents] = useState<FleetEventView[]>([]);
+  const [live, setLive] = useState(false);
+  const [draft, setDraft] = useState({ vm, kind });
+
+  useEffect(() => {
+    setEvents([]);
+    setDraft({ vm, kind });
+    // The last hour is replayed first, then live events follow.
+    const hourAgo = `evt_${(Date.now() - 3_600_000).toString(36).padStart(9, "0")}`;
+    return openEvents(
+      { vm: vm || undefined, kind: kind || undefined, after: hourAgo },
+      (event) => setEvents((current) => [event, ...current].slice(0, KEEP)),
+      setLive,
+    );
+  }, [vm, kind]);
+
+  return (
+    <section>
+      <h1>Events</h1>
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const next = new URLSearchParams();
+          if (draft.vm.trim()) next.set("vm", draft.vm.trim());
+          if (draft.kind.trim()) next.set("kind", draft.kind.trim());
+          navigate(next.size ? `/events?${next}` : "/events");
+        }}
+      >
+        <label>
+          Machine
+          <input value={draft.vm} onInput={(e) => setDraft({ ...draft, vm: e.currentTarget.value })} />
+        </label>
+        <label>
+          Kind
+          <input
+            value={draft.kind}
+            placeholder="notebook."
+            onInput={(e) => setDraft({ ...draft, kind: e.currentTarget.value })}
+          />
+        </label>
+        <button type="submit">Apply</button>
+        <span class={live ? "live on" : "live"}>{live ? "live" : "reconnecting…"}</span>
+      </form>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            <th scope="col">Machine</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Level</th>
+            <th scope="col">Message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((event) => (
+            <tr key={event.id}>
+              <td title={event.at}>{when(event.at)}</td>
+              <td>
+                {event.vmName ? (
+                  <Link href={`/vms/${encodeURIComponent(event.vmName)}`}>{event.vmName}</Link>
+                ) : (
+                  "—"
+                )}
+              </td>
+              <td>{event.kind}</td>
+              <td>{event.level}</td>
+              <td>{event.message}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

@@ -1,0 +1,472 @@
+/**
+ * The fleet: one page of VMs from the API (server-side paging) with filters kept in the URL,
+ * sorting within the page, counts per health, and rows refreshed live from `/v1/events`.
+ */
+import type { OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { Link, useLocation, useSearch } from "wouter-preact";
+import { api, vmPath } from "../api/client.js";
+import type { Selector } from "../api/types.js";
+import { BulkActions } from "../components/bulk-actions.js";
+import { ErrorText } from "../components/common.js";
+import { Health } from "../components/health.js";
+import { ago, labelText } from "../format.js";
+import { openEvents } from "../live/events.js";
+import { can, useSession } from "../session.js";
+
+const HEALTHS = ["healthy", "degraded", "unhealthy", "unknown"] as const satisfies readonly OverallHealth[];
+const STATES = [
+  "provisioning",
+  "running",
+  "starting",
+  "stopping",
+  "stopped",
+  "restarting",
+  "deleting",
+  "failed",
+] as const satisfies readonly VmState[];
+const PAGE_SIZES = [50, 100, 250, 500, 1000];
+/** Events for visible rows are gathered this long, then each named VM is fetched once. */
+const REFRESH_EVERY_MS = 200;
+
+interface Filters {
+  label: string;
+  health: OverallHealth | "";
+  state: VmState | "";
+  limit: number;
+}
+
+function filtersOf(search: string): Filters {
+  const query = new URLSearchParams(search);
+  const health = query.get("health") ?? "";
+  const state = query.get("state") ?? "";
+  const limit = Number(query.get("limit"));
+  return {
+    label: query.get("label") ?? "",
+    health: (HEALTHS as readonly string[]).includes(health) ? (health as OverallHealth) : "",
+    state: (STATES as readonly string[]).includes(state) ? (state as VmState) : "",
+    limit: PAGE_SIZES.includes(limit) ? limit : 100,
+  };
+}
+
+/** `k=v,k2=v2` → the list API's repeated `label=k=v`; it filters by equality only. */
+function labelPairs(expression: string): string[] {
+  const pairs = expression
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean);
+  for (const pair of pairs) {
+    if (!/^[^=!]+=/.test(pair)) {
+      throw new Error(`label filter "${pair}": write key=value (several joined with commas)`);
+    }
+  }
+  return pairs;
+}
+
+function listQuery(filters: Filters, cursor: string | null, limit = filters.limit): string {
+  const query = new URLSearchParams();
+  for (const pair of labelPairs(filters.label)) query.append("label", pair);
+  if (filters.health) query.set("health", filters.health);
+  if (filters.state) query.set("state", filters.state);
+  query.set("limit", String(limit));
+  if (cursor) query.set("cursor", cursor);
+  return `/v1/vms?${query}`;
+}
+
+type SortKey = "name" | "machine" | "agent" | "notebook" | "health" | "restarts" | "lastSeen";
+const COLUMNS: { key: SortKey | null; title: string }[] = [
+  { key: "name", title: "Name" },
+  { key: null, title: "Labels" },
+  { key: "machine", title: "Machine" },
+  { key: "agent", title: "Agent" },
+  { key: "notebook", title: "Notebook" },
+  { key: "health", title: "Health" },
+  { key: "restarts", title: "Restarts" },
+  { key: null, title: "URL" },
+  { key: "lastSeen", title: "Last seen" },
+];
+const HEALTH_ORDER: Record<OverallHealth, number> = { unhealthy: 0, degraded: 1, unknown: 2, healthy: 3 };
+
+function sortValue(vm: VmView, key: SortKey): string | number {
+  switch (key) {
+    case "name":
+      return vm.name;
+    case "machine":
+      return vm.state;
+    case "agent":
+      return vm.agent.status;
+    case "notebook":
+      return vm.notebook.state ?? "";
+    case "health":
+      return HEALTH_ORDER[vm.health.status];
+    case "restarts":
+      return vm.notebook.restarts;
+    case "lastSeen":
+      return vm.agent.lastSeenAt ?? "";
+  }
+}
+
+export function FleetPage() {
+  const session = useSession();
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const filters = useMemo(() => filtersOf(search), [search]);
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [rows, setRows] = useState<VmView[] | null>(null);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: "name", dir: 1 });
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [allMatching, setAllMatching] = useState(false);
+  const [live, setLive] = useState(false);
+  const cursor = cursors.at(-1) ?? null;
+
+  // A new filter starts again at the first page with nothing selected.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs on each change of the URL query
+  useEffect(() => {
+    setCursors([null]);
+    setSelected(new Set());
+    setAllMatching(false);
+  }, [search]);
+
+  useEffect(() => {
+    const abort = new AbortController();
+    setError(null);
+    (async () => {
+      try {
+        const page = await api<VmList>(listQuery(filters, cursor), { signal: abort.signal });
+        setRows(page.items);
+        setNextCursor(page.nextCursor);
+      } catch (caught) {
+        if (!abort.signal.aborted) setError(caught);
+      }
+    })();
+    return () => abort.abort();
+  }, [filters, cursor]);
+
+  // Live: an event naming a visible VM refetches that VM (batched, once per VM per tick).
+  const visible = useRef(new Set<string>());
+  visible.current = new Set(rows?.map((vm) => vm.name) ?? []);
+  useEffect(() => {
+    const due = new Set<string>();
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const refresh = async () => {
+      timer = null;
+      const names = [...due];
+      due.clear();
+      const fresh = await Promise.all(
+        names.map((name) => api<VmView>(vmPath(name)).catch(() => ({ name, gone: true }) as const)),
+      );
+      setRows((current) => {
+        if (!current) return current;
+        const byName = new Map(fresh.map((vm) => [vm.name, vm]));
+        return current.flatMap((vm) => {
+          const update = byName.get(vm.name);
+          if (!update) return [vm];
+          return "gone" in update ? [] : [update];
+        });
+      });
+    };
+    return openEvents(
+      {},
+      (event) => {
+        if (!event.vmName || !visible.current.has(event.vmName)) return;
+        due.add(event.vmName);
+        timer ??= setTimeout(refresh, REFRESH_EVERY_MS);
+      },
+      setLive,
+    );
+  }, []);
+
+  const sorted = useMemo(() => {
+    if (!rows) return null;
+    const { key, dir } = sort;
+    return [...rows].sort((a, b) => {
+      const x = sortValue(a, key);
+      const y = sortValue(b, key);
+      return (x < y ? -1 : x > y ? 1 : a.name < b.name ? -1 : 1) * dir;
+    });
+  }, [rows, sort]);
+
+  const counts = useMemo(() => {
+    const result: Record<OverallHealth, number> = { healthy: 0, degraded: 0, unhealthy: 0, unknown: 0 };
+    for (const vm of rows ?? []) result[vm.health.status]++;
+    return result;
+  }, [rows]);
+
+  const setFilter = (patch: Partial<Filters>) => {
+    const next = { ...filters, ...patch };
+    const query = new URLSearchParams();
+    if (next.label) query.set("label", next.label);
+    if (next.health) query.set("health", next.health);
+    if (next.state) query.set("state", next.state);
+    if (next.limit !== 100) query.set("limit", String(next.limit));
+    navigate(query.size ? `/?${query}` : "/");
+  };
+
+  const toggle = (name: string, on: boolean) => {
+    setAllMatching(false);
+    setSelected((current) => {
+      const next = new Set(current);
+      if (on) next.add(name);
+      else next.delete(name);
+      return next;
+    });
+  };
+
+  const pageAllSelected = !!rows && rows.length > 0 && rows.every((vm) => selected.has(vm.name));
+  const operator = can(session, "operator");
+
+  return (
+    <section>
+      <h1>Fleet</h1>
+      <div class="counts" aria-label="Machines per health">
+        {HEALTHS.map((status) => (
+          <span key={status} class="count">
+            <Health status={status} /> <strong data-health-count={status}>{counts[status]}</strong>
+          </span>
+        ))}
+        <span class="muted">on this page</span>
+        <span class={live ? "live on" : "live"}>{live ? "live" : "reconnecting…"}</span>
+      </div>
+      <FilterForm filters={filters} onApply={setFilter} />
+      <ErrorText error={error} />
+      {operator && (
+        <div class="selection">
+          <label>
+            <input
+              type="checkbox"
+              checked={allMatching}
+              onChange={(e) => setAllMatching(e.currentTarget.checked)}
+            />
+            All matching the filter
+          </label>
+          <span class="muted">
+            {allMatching ? "every machine matching the filter" : `${selected.size} selected`}
+          </span>
+          <BulkActions
+            count={allMatching ? null : selected.size}
+            selector={() =>
+              allMatching ? matchingSelector(filters) : Promise.resolve({ names: [...selected] })
+            }
+          />
+        </div>
+      )}
+      {sorted && (
+        <table class="fleet">
+          <thead>
+            <tr>
+              {operator && (
+                <th scope="col" class="select">
+                  <input
+                    type="checkbox"
+                    aria-label="Select all on this page"
+                    checked={pageAllSelected}
+                    onChange={(e) => {
+                      const on = e.currentTarget.checked;
+                      setAllMatching(false);
+                      setSelected(on ? new Set(rows?.map((vm) => vm.name)) : new Set());
+                    }}
+                  />
+                </th>
+              )}
+              {COLUMNS.map(({ key, title }) => (
+                <th
+                  key={title}
+                  scope="col"
+                  aria-sort={
+                    key && sort.key === key ? (sort.dir === 1 ? "ascending" : "descending") : undefined
+                  }
+                >
+                  {key ? (
+                    <button
+                      type="button"
+                      class="sort"
+                      title={`Sort by ${title}`}
+                      onClick={() =>
+                        setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : 1 }))
+                      }
+                    >
+                      {title}
+                    </button>
+                  ) : (
+                    title
+                  )}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {sorted.map((vm) => (
+              <FleetRow
+                key={vm.name}
+                vm={vm}
+                selectable={operator}
+                selected={allMatching || selected.has(vm.name)}
+                onToggle={toggle}
+              />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {sorted && sorted.length === 0 && <p>No machine matches.</p>}
+      <nav class="pager" aria-label="Pages">
+        <button
+          type="button"
+          disabled={cursors.length <= 1}
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+        >
+          Previous page
+        </button>
+        <span>Page {cursors.length}</span>
+        <button
+          type="button"
+          disabled={!nextCursor}
+          onClick={() => nextCursor && setCursors((c) => [...c, nextCursor])}
+        >
+          Next page
+        </button>
+      </nav>
+    </section>
+  );
+}
+
+function FleetRow({
+  vm,
+  selectable,
+  selected,
+  onToggle,
+}: {
+  vm: VmView;
+  selectable: boolean;
+  selected: boolean;
+  onToggle: (name: string, on: boolean) => void;
+}) {
+  return (
+    <tr data-vm={vm.name}>
+      {selectable && (
+        <td class="select">
+          <input
+            type="checkbox"
+            aria-label={`Select ${vm.name}`}
+            checked={selected}
+            onChange={(e) => onToggle(vm.name, e.currentTarget.checked)}
+          />
+        </td>
+      )}
+      <td>
+        <Link href={`/vms/${encodeURIComponent(vm.name)}`}>{vm.name}</Link>
+      </td>
+      <td class="labels">
+        {labelText(vm.labels).map((text) => (
+          <span key={text} class="label">
+            {text}
+          </span>
+        ))}
+      </td>
+      <td>{vm.state}</td>
+      <td>{vm.agent.status}</td>
+      <td>{vm.notebook.state ?? "—"}</td>
+      <td>
+        <Health status={vm.health.status} />
+      </td>
+      <td>{vm.notebook.restarts}</td>
+      <td>
+        {vm.notebook.url ? (
+          <a href={vm.notebook.url} target="_blank" rel="noopener noreferrer">
+            {vm.notebook.url}
+          </a>
+        ) : (
+          "—"
+        )}
+      </td>
+      <td title={vm.agent.lastSeenAt ?? undefined}>{ago(vm.agent.lastSeenAt)}</td>
+    </tr>
+  );
+}
+
+/**
+ * "All matching the filter" as an operation selector. Selectors know labels and health but not
+ * the machine state, so with a state filter the matching names are listed first.
+ */
+async function matchingSelector(filters: Filters): Promise<Selector> {
+  if (filters.state) {
+    const names: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: VmList = await api<VmList>(listQuery(filters, cursor, 1000));
+      names.push(...page.items.map((vm) => vm.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    if (names.length === 0) throw new Error("no machine matches the filter");
+    return { names };
+  }
+  const selector: Selector = {};
+  const labels = labelPairs(filters.label);
+  if (labels.length) selector.labels = labels.join(",");
+  if (filters.health) selector.health = [filters.health];
+  if (!selector.labels && !selector.health) selector.all = true;
+  return selector;
+}
+
+function FilterForm({ filters, onApply }: { filters: Filters; onApply: (patch: Partial<Filters>) => void }) {
+  const [label, setLabel] = useState(filters.label);
+  useEffect(() => setLabel(filters.label), [filters.label]);
+  return (
+    <form
+      class="filters"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onApply({ label: label.trim() });
+      }}
+    >
+      <label>
+        Label filter
+        <input
+          value={label}
+          placeholder="team=ml,env=prod"
+          onInput={(e) => setLabel(e.currentTarget.value)}
+        />
+      </label>
+      <label>
+        Health filter
+        <select
+          value={filters.health}
+          onChange={(e) => onApply({ health: e.currentTarget.value as OverallHealth | "" })}
+        >
+          <option value="">any</option>
+          {HEALTHS.map((h) => (
+            <option key={h} value={h}>
+              {h}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        State filter
+        <select
+          value={filters.state}
+          onChange={(e) => onApply({ state: e.currentTarget.value as VmState | "" })}
+        >
+          <option value="">any</option>
+          {STATES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Per page
+        <select value={filters.limit} onChange={(e) => onApply({ limit: Number(e.currentTarget.value) })}>
+          {PAGE_SIZES.map((n) => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="submit">Apply</button>
+    </form>
+  );
+}
