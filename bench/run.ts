@@ -5,7 +5,7 @@
  * there fails the run before anything runs. A part that fails fails the run, and nothing is
  * written.
  *
- *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas] [--readme PATH] [--results DIR]
+ *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console] [--readme PATH] [--results DIR]
  *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
@@ -18,6 +18,8 @@
  *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
  *                 (bulk: --ops-concurrency, --ops-delay-ms; the PostgreSQL single controller:
  *                 --agents, --steady, --commands, --concurrency, --queries)
+ *     console:    [--console-agents 10000] [--console-loads 10] [--console-changes 100]
+ *                 [--console-heap-min 5] [--console-changes-per-sec 2]
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -25,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runAgentBench } from "./src/agent-bench.js";
 import { runAzureBench } from "./src/azure-bench.js";
+import { runConsoleBench } from "./src/console-bench.js";
 import { runControllerBench } from "./src/controller-bench.js";
 import { describeMachine } from "./src/machine.js";
 import { runOperationsBench } from "./src/operations-bench.js";
@@ -79,6 +82,11 @@ const { values } = parseArgs({
     "rep-queries": { type: "string", default: "200" },
     "rep-bulk-rounds": { type: "string", default: "3" },
     "rep-single": { type: "string", default: "1" },
+    "console-agents": { type: "string", default: "10000" },
+    "console-loads": { type: "string", default: "10" },
+    "console-changes": { type: "string", default: "100" },
+    "console-heap-min": { type: "string", default: "5" },
+    "console-changes-per-sec": { type: "string", default: "2" },
   },
 });
 const profileDir = values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {};
@@ -177,6 +185,25 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
                 concurrency: values.concurrency.split(",").map(Number),
                 queries: Number(values.queries),
               },
+      }),
+  },
+  console: {
+    options: [
+      "console-agents",
+      "console-loads",
+      "console-changes",
+      "console-heap-min",
+      "console-changes-per-sec",
+    ],
+    run: () =>
+      runConsoleBench({
+        agents: Number(values["console-agents"]),
+        unhealthyEvery: 20,
+        reportIntervalSec: 15,
+        loads: Number(values["console-loads"]),
+        changes: Number(values["console-changes"]),
+        heapMinutes: Number(values["console-heap-min"]),
+        changesPerSec: Number(values["console-changes-per-sec"]),
       }),
   },
 };

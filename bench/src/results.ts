@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import type { AgentBenchResult } from "./agent-bench.js";
 import type { AzureBenchResult } from "./azure-bench.js";
+import type { ConsoleBenchResult } from "./console-bench.js";
 import type { ControllerBenchResult } from "./controller-bench.js";
 import type { OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
@@ -13,7 +14,16 @@ import type { ReplicasBenchResult } from "./replicas-bench.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
 
 /** In table order. */
-export const PARTS = ["agent", "controller", "real", "terminal", "operations", "azure", "replicas"] as const;
+export const PARTS = [
+  "agent",
+  "controller",
+  "real",
+  "terminal",
+  "operations",
+  "azure",
+  "replicas",
+  "console",
+] as const;
 export type PartName = (typeof PARTS)[number];
 
 export interface PartFigures {
@@ -24,6 +34,7 @@ export interface PartFigures {
   operations: OperationsBenchResult;
   azure: AzureBenchResult;
   replicas: ReplicasBenchResult;
+  console: ConsoleBenchResult;
 }
 
 /** Bumped when a part's figures change shape or meaning: older ones are then never carried over. */
@@ -35,6 +46,7 @@ export const PART_VERSIONS: Record<PartName, number> = {
   operations: 2,
   azure: 2,
   replicas: 1,
+  console: 1,
 };
 
 export interface Measured<T> {

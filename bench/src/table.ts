@@ -4,6 +4,7 @@
  */
 import type { AgentBenchResult } from "./agent-bench.js";
 import type { AzureBenchResult } from "./azure-bench.js";
+import type { ConsoleBenchResult } from "./console-bench.js";
 import type { ControllerBenchResult } from "./controller-bench.js";
 import type { OperationRound, OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
@@ -23,6 +24,7 @@ const ROWS: { [K in PartName]: (figures: PartFigures[K]) => Row[] } = {
   operations: operationsRows,
   azure: azureRows,
   replicas: replicasRows,
+  console: consoleRows,
 };
 
 export function renderTable(results: Results): string {
@@ -296,4 +298,34 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       ),
     );
   return rows;
+}
+
+function consoleRows(r: ConsoleBenchResult): Row[] {
+  const fleet = `${count(r.agents)} simulated agents, ${count(r.unhealthyVms)} unhealthy, reports every ${r.reportIntervalSec} s; Debian's Chromium through playwright-core`;
+  return [
+    [
+      "console fleet page, navigation to a usable table p50 / p90",
+      `${fmt(r.loadMs.p50, 0)} / ${fmt(r.loadMs.p90, 0)} ms (max ${fmt(r.loadMs.max, 0)})`,
+      "p90 ≤ 1.0 s",
+      `${r.loadMs.count} loads, each a new tab of the signed-in browser (assets cached); usable = ≥ ${r.loadMs.rowsShown} rows with name and health; ${fleet}`,
+    ],
+    [
+      "console health change to the row showing it p50 / p99",
+      `${fmt(r.changeMs.p50, 0)} / ${fmt(r.changeMs.p99, 0)} ms (max ${fmt(r.changeMs.max, 0)})`,
+      "p99 ≤ 500 ms",
+      `${r.changeMs.count} changes of one agent (unhealthy, healthy in turn), from its report to the row's new text, through /v1/events`,
+    ],
+    [
+      "console JS heap over live updates, start → end (max), slope",
+      `${fmt(r.heap.startMB)} → ${fmt(r.heap.endMB)} MB (max ${fmt(r.heap.maxMB)}), ${fmt(r.heap.slopeMBPerMin, 2)} MB/min`,
+      "≤ 150 MB, not growing",
+      `${r.heap.minutes} min on the fleet page: the fleet's reports plus ${r.heap.changesPerSec} health changes/s on random agents; ${r.heap.samples} samples after a forced GC`,
+    ],
+    [
+      "console assets gzipped, first page (all)",
+      `${fmt(r.assets.firstPageGzipKB)} KB (${fmt(r.assets.allGzipKB)} KB, ${r.assets.files} files)`,
+      "≤ 300 KB first page",
+      "index.html and the scripts and styles it names, gzip -9; all = every .js/.css under dist/assets",
+    ],
+  ];
 }

@@ -10,12 +10,14 @@
  *   → {type: "start", url, urls?, vms: SeededVm[], delayMs?, fail?, record?, concurrency?, reconnect?}
  *   ← {type: "connected", agents, ms, retries}
  *   → {type: "unhealthy", every}  ← {type: "unhealthy", agents}   every n-th agent's notebook fails
+ *   → {type: "notebook", vm, state} ← {type: "notebook", agents}  one agent's notebook state, reported at once
  *   → {type: "records"}           ← {type: "records", records: FleetRecord[]}
  *   → {type: "stats"}             ← {type: "stats", connected, dropped, executed, attempts}
  *   → {type: "delay", ms}         ← {type: "delay", agents}      commands take `ms` from now on
  *   → {type: "close"}             (the process exits; it also does when the parent goes away)
  * Any failure is answered with {type: "error", message}.
  */
+import type { NotebookState } from "@nbfleet/shared";
 import type { SeededVm } from "./sim-fleet.js";
 import { SimFleet } from "./sim-fleet.js";
 
@@ -40,6 +42,7 @@ export interface StartMessage {
 export type FleetRequest =
   | StartMessage
   | { type: "unhealthy"; every: number }
+  | { type: "notebook"; vm: string; state: NotebookState }
   | { type: "records" }
   | { type: "stats" }
   | { type: "delay"; ms: number }
@@ -64,6 +67,7 @@ export interface FleetStats {
 export type FleetReply =
   | { type: "connected"; agents: number; ms: number; retries: number }
   | { type: "unhealthy"; agents: number }
+  | { type: "notebook"; agents: number }
   | { type: "records"; records: FleetRecord[] }
   | ({ type: "stats" } & FleetStats)
   | { type: "delay"; agents: number }
@@ -129,6 +133,12 @@ process.on("message", (message: FleetRequest) => {
     case "unhealthy":
       reply({ type: "unhealthy", agents: failNotebooks(message.every) });
       return;
+    case "notebook": {
+      const agent = fleet?.agents.find((a) => a.hostname === message.vm);
+      agent?.setNotebook(message.state);
+      reply({ type: "notebook", agents: agent ? 1 : 0 });
+      return;
+    }
     case "records":
       reply({ type: "records", records: records() });
       return;

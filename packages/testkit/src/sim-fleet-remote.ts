@@ -4,6 +4,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
+import type { NotebookState } from "@nbfleet/shared";
 import { spawnTs, stopChild } from "./processes.js";
 import { repoRoot } from "./repo.js";
 import type { FleetRecord, FleetReply, FleetRequest, FleetStats, StartMessage } from "./sim-fleet-process.js";
@@ -44,6 +45,12 @@ export class SimFleetProcess {
   /** Every `every`-th agent reports a failed notebook from now on; resolves with how many. */
   async failNotebooks(every: number): Promise<number> {
     return (await this.ask({ type: "unhealthy", every }, "unhealthy")).agents;
+  }
+
+  /** One agent's notebook goes to `state` and reports it at once; resolves once sent. */
+  async setNotebook(vm: string, state: NotebookState): Promise<void> {
+    const { agents } = await this.ask({ type: "notebook", vm, state }, "notebook");
+    if (agents !== 1) throw new Error(`sim fleet: no agent for ${vm}`);
   }
 
   async records(): Promise<FleetRecord[]> {
