@@ -2,7 +2,7 @@
  * Shapes the console reads that are not in @nbfleet/shared (the operations, policy and session
  * views are defined in the controller). Kept to the fields the pages use.
  */
-import type { OverallHealth, Role } from "@nbfleet/shared";
+import type { OverallHealth } from "@nbfleet/shared";
 
 export type OperationAction =
   | "notebook.restart"
@@ -64,13 +64,7 @@ export interface CreatedOperation {
   passwords: Record<string, string> | null;
 }
 
-export interface SessionView {
-  id: string;
-  role: Role;
-  tokenId: string;
-  tokenName: string;
-  expiresAt: string;
-}
+export type { SessionView } from "@nbfleet/shared";
 
 export interface IdleRule {
   name?: string;

@@ -99,7 +99,7 @@ function BulkForm({
 
   if (passwords) {
     return (
-      <section class="panel" aria-label="New passwords">
+      <dialog open class="panel" aria-label="New passwords">
         <h3>New passwords</h3>
         {passwords.items.map(([name, password]) => (
           <ShownOnce key={name} title={`New password for ${name}`} secret={password} />
@@ -107,35 +107,37 @@ function BulkForm({
         <button type="button" onClick={() => navigate(`/operations/${encodeURIComponent(passwords.id)}`)}>
           Open operation
         </button>
-      </section>
+      </dialog>
     );
   }
 
   return (
-    <form class="panel bulk-form" onSubmit={submit} aria-label={`${label} on ${machines}`}>
-      <h3>{label}</h3>
-      <label>
-        Max concurrency
-        <input value={maxConcurrency} onInput={(e) => setMaxConcurrency(e.currentTarget.value)} />
-      </label>
-      <label>
-        Max errors
-        <input value={maxErrors} onInput={(e) => setMaxErrors(e.currentTarget.value)} />
-      </label>
-      <label>
-        <input type="checkbox" checked={rolling} onChange={(e) => setRolling(e.currentTarget.checked)} />
-        Rolling (wait for each machine to be healthy again)
-      </label>
-      <p class="confirm-text">
-        {label} on {machines}?
-      </p>
-      <ErrorText error={error} />
-      <button type="submit" disabled={busy || count === 0}>
-        Confirm
-      </button>{" "}
-      <button type="button" onClick={onClose}>
-        Cancel
-      </button>
-    </form>
+    <dialog open class="panel bulk-form" aria-label={`${label} on ${machines}`}>
+      <form onSubmit={submit}>
+        <h3>{label}</h3>
+        <label>
+          Max concurrency
+          <input value={maxConcurrency} onInput={(e) => setMaxConcurrency(e.currentTarget.value)} />
+        </label>
+        <label>
+          Max errors
+          <input value={maxErrors} onInput={(e) => setMaxErrors(e.currentTarget.value)} />
+        </label>
+        <label>
+          <input type="checkbox" checked={rolling} onChange={(e) => setRolling(e.currentTarget.checked)} />
+          Rolling (wait for each machine to be healthy again)
+        </label>
+        <p class="confirm-text">
+          {label} on {machines}?
+        </p>
+        <ErrorText error={error} />
+        <button type="submit" disabled={busy || count === 0}>
+          Confirm
+        </button>{" "}
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+      </form>
+    </dialog>
   );
 }

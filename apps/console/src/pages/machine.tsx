@@ -14,6 +14,7 @@ import { LogsPanel } from "../components/logs-panel.js";
 import { ago, labelText, when } from "../format.js";
 import { openEvents } from "../live/events.js";
 import { can, useSession } from "../session.js";
+import { hasTerminalSession } from "../terminal/session-store.js";
 
 const TerminalPanel = lazy(() => import("../terminal/terminal-panel.js").then((m) => m.TerminalPanel));
 const RECENT_EVENTS = 50;
@@ -40,13 +41,13 @@ export function MachinePage({ name }: { name: string }) {
     });
   }, [name]);
 
-  if (vm.error) return <ErrorText error={vm.error} />;
-  if (!vm.data) return <p>Loading {name}…</p>;
+  if (!vm.data) return vm.error ? <ErrorText error={vm.error} /> : <p>Loading {name}…</p>;
   const view = vm.data;
   const cert = view.notebook.certificate;
   return (
     <section class="machine">
       <h1>{view.name}</h1>
+      <ErrorText error={vm.error} />
       <p>
         <Health status={view.health.status} /> <span class="muted">machine {view.state}</span>
       </p>
@@ -123,11 +124,7 @@ export function MachinePage({ name }: { name: string }) {
 
       <LogsPanel name={view.name} />
 
-      {can(session, "admin") && (
-        <Suspense fallback={<p>Loading the terminal…</p>}>
-          <TerminalPanel name={view.name} />
-        </Suspense>
-      )}
+      {can(session, "admin") && <Terminal name={view.name} />}
 
       <h2>Recent events</h2>
       <table>
@@ -174,6 +171,29 @@ export function MachinePage({ name }: { name: string }) {
         </tbody>
       </table>
     </section>
+  );
+}
+
+/**
+ * The terminal opens on request (each one is a shell on the guest), or at once when this tab
+ * already has a session for the machine to reattach to.
+ */
+function Terminal({ name }: { name: string }) {
+  const [open, setOpen] = useState(() => hasTerminalSession(name));
+  if (!open) {
+    return (
+      <section aria-label="Terminal">
+        <h2>Terminal</h2>
+        <button type="button" onClick={() => setOpen(true)}>
+          Terminal
+        </button>
+      </section>
+    );
+  }
+  return (
+    <Suspense fallback={<p>Loading the terminal…</p>}>
+      <TerminalPanel name={name} />
+    </Suspense>
   );
 }
 

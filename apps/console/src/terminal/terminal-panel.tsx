@@ -11,6 +11,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { mirrorInlineStyles } from "./csp-styles.js";
+import { forgetTerminalSession, rememberTerminalSession, terminalSession } from "./session-store.js";
 
 const STDIN: (typeof TerminalChannel)["stdin"] = 0;
 /** Close codes after which the session is over: attaching again would open a new shell. */
@@ -24,8 +25,6 @@ const FINAL_CLOSES: number[] = [
 ];
 const TAKEN_OVER: (typeof TerminalCloseCode)["takenOver"] = 4012;
 const RECONNECT_MS = 1000;
-
-const storageKey = (vm: string) => `nbfleet.terminal.${vm}`;
 
 export function TerminalPanel({ name }: { name: string }) {
   const host = useRef<HTMLDivElement>(null);
@@ -52,7 +51,7 @@ export function TerminalPanel({ name }: { name: string }) {
     };
     const connect = () => {
       const query = new URLSearchParams({ cols: String(term.cols), rows: String(term.rows) });
-      const session = sessionStorage.getItem(storageKey(name));
+      const session = terminalSession(name);
       if (session) query.set("session", session);
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       socket = new WebSocket(
@@ -74,7 +73,7 @@ export function TerminalPanel({ name }: { name: string }) {
         }
         if (frame.type === "session") {
           opened = true;
-          sessionStorage.setItem(storageKey(name), frame.session);
+          rememberTerminalSession(name, frame.session);
           // The replay that follows is the screen so far; start from a clean one.
           if (frame.reattached) term.reset();
           setStatus(
@@ -83,7 +82,7 @@ export function TerminalPanel({ name }: { name: string }) {
               : `session ${frame.session}`,
           );
         } else if (frame.type === "exit") {
-          sessionStorage.removeItem(storageKey(name));
+          forgetTerminalSession(name);
           setStatus(`the shell exited (${frame.exitCode ?? frame.signal ?? "?"})`);
         } else if (frame.type === "error") {
           setStatus(`${frame.code}: ${frame.message}`);
@@ -92,7 +91,7 @@ export function TerminalPanel({ name }: { name: string }) {
       socket.onclose = (event) => {
         if (disposed) return;
         if (FINAL_CLOSES.includes(event.code) && opened) {
-          sessionStorage.removeItem(storageKey(name));
+          forgetTerminalSession(name);
           setStatus((s) => (s.startsWith("session") ? `closed (${event.code} ${event.reason})` : s));
           return;
         }
@@ -102,7 +101,7 @@ export function TerminalPanel({ name }: { name: string }) {
         }
         if (!opened && session) {
           // The stored session is gone (ended while away): open a new one.
-          sessionStorage.removeItem(storageKey(name));
+          forgetTerminalSession(name);
         }
         if (!opened && !session) {
           setStatus(`could not open the terminal (${event.code} ${event.reason || "refused"})`);
