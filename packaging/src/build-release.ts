@@ -1,11 +1,12 @@
 /**
  * Builds the controller release, `nbfleet-<version>.tgz`: an npm package holding the bundled
  * CLI (lib/nbfleet.mjs and the files it reads beside itself), the prebuilt agent artifact
- * (lib/agent/), the systemd unit and environment example (packaging/), and a package.json whose
+ * (lib/agent/), the web console's build (lib/console/, where the controller looks beside its
+ * bundle), the systemd unit and environment example (packaging/), and a package.json whose
  * dependencies are the native addons and pg, which `npm install` gets for the target machine.
  */
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { ARTIFACT_FILE, buildAgentArtifact } from "@nbfleet/scripts";
@@ -69,6 +70,21 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<Releas
       version: artifact.version,
     };
     await writeFile(path.join(agentDir, SHIPPED_ARTIFACT_RECORD), `${JSON.stringify(agent, null, 2)}\n`);
+
+    // Built fresh from the checkout's sources: a stale dist must not ship.
+    await run("pnpm", ["--silent", "--filter", "@nbfleet/console", "build"], {
+      cwd: repoRoot,
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
+      throw releaseError(`the web console did not build: ${error.stderr || error.stdout || error.message}`);
+    });
+    await cp(
+      path.join(repoRoot, "apps", "console", "dist"),
+      path.join(staging, path.dirname(BUNDLE_FILE), "console"),
+      {
+        recursive: true,
+      },
+    );
 
     await mkdir(path.join(staging, "packaging"));
     for (const name of PACKAGING_FILES) {

@@ -171,6 +171,20 @@ describe("the release tarball, installed with npm on plain node", () => {
     expect(served.length).toBe(shipped.bytes);
   });
 
+  it("serves the web console it shipped in lib/console", async () => {
+    const index = await readFile(path.join(installed, "lib", "console", "index.html"), "utf8");
+    const page = await fetch(`${summary.apiUrl}/vms/demo`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect(await page.text()).toBe(index);
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(index)?.[1];
+    expect(asset).toBeDefined();
+    const script = await fetch(`${summary.apiUrl}${asset}`, { headers: { "accept-encoding": "br" } });
+    expect(script.status).toBe(200);
+    expect(script.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    await script.arrayBuffer();
+  });
+
   it("stops cleanly: the demo machine deleted, the controller exits 0, the agent is gone", async () => {
     await api("DELETE", "/v1/vms/demo");
     const child = controller!;

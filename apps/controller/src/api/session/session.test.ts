@@ -30,7 +30,7 @@ async function signIn(token: string, headers: Record<string, string> = {}) {
 
 async function newToken(
   role: "viewer" | "operator" | "admin",
-  name = role,
+  name: string = role,
 ): Promise<{ id: string; token: string }> {
   const res = await call(controller.app, "POST", "/v1/tokens", {
     token: controller.adminToken,
@@ -179,13 +179,14 @@ describe("session cookie, hostile", () => {
     const { app, adminToken } = controller;
     const admin = await signIn(adminToken);
     const body = { name: "csrf", role: "admin" };
-    for (const extra of [
+    const extras: Record<string, string>[] = [
       {},
       { origin: "https://evil.example" },
       { origin: "null" },
       { origin: "http://localhost:8080" },
       { origin: "https://localhost" },
-    ]) {
+    ];
+    for (const extra of extras) {
       const res = await call(app, "POST", "/v1/tokens", { body, ...withCookie(admin.value, extra) });
       expect(res.statusCode, JSON.stringify(extra)).toBe(403);
       expect(res.json().error.code).toBe("NBF_ORIGIN_REFUSED");

@@ -10,6 +10,7 @@ import type { VmView } from "@nbfleet/shared";
 import { collect } from "@nbfleet/shared/cli-parse";
 import type { Command } from "commander";
 import pino from "pino";
+import { CONSOLE_BUILD_COMMAND, locateConsole } from "../../api/console/locate.js";
 import { toVmView } from "../../api/views.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
 import { NbfError } from "../../errors.js";
@@ -109,6 +110,8 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       }
       const demo = (await store.vms.get(DEMO)) ? view(app, DEMO) : null;
       const summary = {
+        consoleUrl: `${url}/`,
+        consoleBuilt: locateConsole(settings.consoleDir) !== undefined,
         apiUrl: url,
         docsUrl: `${url}/docs`,
         adminToken: token.created ? token.token : null,
@@ -219,12 +222,22 @@ async function waitServing(app: NbfleetApp, name: string, progress: (text: strin
 }
 
 async function printSummary(
-  summary: { apiUrl: string; docsUrl: string; adminToken: string | null; adminTokenFile: string },
+  summary: {
+    consoleUrl: string;
+    consoleBuilt: boolean;
+    apiUrl: string;
+    docsUrl: string;
+    adminToken: string | null;
+    adminTokenFile: string;
+  },
   demo: VmView | null,
   password: string | null,
 ): Promise<void> {
   // Run through a package script (`pnpm start`, `pnpm nbfleet`) in a checkout; else installed.
   const cli = process.env.npm_lifecycle_event ? "pnpm nbfleet" : "nbfleet";
+  console.log(
+    `nbfleet console: ${summary.consoleUrl}${summary.consoleBuilt ? "" : `  (not built: ${CONSOLE_BUILD_COMMAND})`}`,
+  );
   console.log(`nbfleet controller: ${summary.apiUrl}  (API docs ${summary.docsUrl})`);
   console.log(
     summary.adminToken
