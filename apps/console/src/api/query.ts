@@ -18,7 +18,8 @@ queryClient.mount();
 interface UseQueryOptions<T> {
   key: readonly unknown[];
   fn: (signal: AbortSignal) => Promise<T>;
-  refetchInterval?: number | false;
+  /** A number, false, or from the data so far (e.g. stop polling once an operation finished). */
+  refetchInterval?: number | false | ((data: T | undefined) => number | false);
   enabled?: boolean;
 }
 
@@ -36,7 +37,10 @@ function toObserverOptions<T>(options: UseQueryOptions<T>) {
   return {
     queryKey: options.key,
     queryFn: ({ signal }: { signal: AbortSignal }) => options.fn(signal),
-    refetchInterval: options.refetchInterval ?? false,
+    refetchInterval: (query: { state: { data: T | undefined } }) => {
+      const interval = options.refetchInterval ?? false;
+      return typeof interval === "function" ? interval(query.state.data) : interval;
+    },
     enabled: options.enabled ?? true,
   };
 }

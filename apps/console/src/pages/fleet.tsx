@@ -119,6 +119,7 @@ export function FleetPage() {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [allMatching, setAllMatching] = useState(false);
   const [live, setLive] = useState(false);
+  const [, tick] = useState(0);
   const cursor = cursors.at(-1) ?? null;
 
   // A new filter starts again at the first page with nothing selected.
@@ -176,6 +177,12 @@ export function FleetPage() {
       },
       setLive,
     );
+  }, []);
+
+  // "Last seen … ago" keeps moving without new data.
+  useEffect(() => {
+    const timer = setInterval(() => tick((n) => n + 1), 10_000);
+    return () => clearInterval(timer);
   }, []);
 
   const sorted = useMemo(() => {

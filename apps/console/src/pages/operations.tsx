@@ -82,7 +82,7 @@ export function OperationPage({ id }: { id: string }) {
   const op = useQuery({
     key: ["operation", id],
     fn: (signal) => api<OperationDetail>(`${path}?targetsLimit=1000`, { signal }),
-    refetchInterval: POLL_MS,
+    refetchInterval: (data) => (data && finished(data) ? false : POLL_MS),
   });
   if (op.error) return <ErrorText error={op.error} />;
   if (!op.data) return <p>Loading {id}…</p>;
