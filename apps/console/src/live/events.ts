@@ -7,8 +7,13 @@ import type { FleetEventView } from "@nbfleet/shared";
 export interface EventFilter {
   vm?: string;
   kind?: string;
-  /** Replay stored events after this id first ("" → from the beginning). */
+  /** Replay stored events after this id first (eventIdAt makes one from a time). */
   after?: string;
+}
+
+/** An event id that sorts just before every event of that moment (ids sort by creation time). */
+export function eventIdAt(ms: number): string {
+  return `evt_${Math.max(0, Math.floor(ms)).toString(36).padStart(9, "0")}`;
 }
 
 export function openEvents(
@@ -19,7 +24,7 @@ export function openEvents(
   const query = new URLSearchParams();
   if (filter.vm) query.set("vm", filter.vm);
   if (filter.kind) query.set("kind", filter.kind);
-  if (filter.after !== undefined) query.set("after", filter.after || "evt_0");
+  if (filter.after) query.set("after", filter.after);
   const source = new EventSource(`/v1/events${query.size ? `?${query}` : ""}`, { withCredentials: true });
   source.onmessage = (message) => {
     try {

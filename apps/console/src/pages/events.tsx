@@ -3,7 +3,7 @@ import type { FleetEventView } from "@nbfleet/shared";
 import { useEffect, useState } from "preact/hooks";
 import { Link, useLocation, useSearch } from "wouter-preact";
 import { when } from "../format.js";
-import { openEvents } from "../live/events.js";
+import { eventIdAt, openEvents } from "../live/events.js";
 
 const KEEP = 500;
 
@@ -21,9 +21,8 @@ export function EventsPage() {
     setEvents([]);
     setDraft({ vm, kind });
     // The last hour is replayed first, then live events follow.
-    const hourAgo = `evt_${(Date.now() - 3_600_000).toString(36).padStart(9, "0")}`;
     return openEvents(
-      { vm: vm || undefined, kind: kind || undefined, after: hourAgo },
+      { vm: vm || undefined, kind: kind || undefined, after: eventIdAt(Date.now() - 3_600_000) },
       (event) => setEvents((current) => [event, ...current].slice(0, KEEP)),
       setLive,
     );

@@ -12,7 +12,7 @@ import { ErrorText, ShownOnce } from "../components/common.js";
 import { CheckStatus, Health } from "../components/health.js";
 import { LogsPanel } from "../components/logs-panel.js";
 import { ago, labelText, when } from "../format.js";
-import { openEvents } from "../live/events.js";
+import { eventIdAt, openEvents } from "../live/events.js";
 import { can, useSession } from "../session.js";
 import { hasTerminalSession } from "../terminal/session-store.js";
 
@@ -31,8 +31,8 @@ export function MachinePage({ name }: { name: string }) {
   useEffect(() => {
     setEvents([]);
     let timer: ReturnType<typeof setTimeout> | null = null;
-    // The stored history first (replayed after the first id), then live ones.
-    return openEvents({ vm: name, after: "" }, (event) => {
+    // The last day's stored events first, then live ones.
+    return openEvents({ vm: name, after: eventIdAt(Date.now() - 86_400_000) }, (event) => {
       setEvents((current) => [event, ...current].slice(0, RECENT_EVENTS));
       timer ??= setTimeout(() => {
         timer = null;
