@@ -119,11 +119,7 @@ export async function runConsoleBench(options: ConsoleBenchOptions): Promise<Con
       const page = await context.newPage();
       watch(page);
       await page.goto(`${url}/`, { waitUntil: "commit" });
-      const handle = await page.waitForFunction(USABLE_TABLE, wantRows, {
-        polling: "raf",
-        timeout: USABLE_TIMEOUT_MS,
-      });
-      const { at, rows } = (await handle.jsonValue()) as { at: number; rows: number };
+      const { at, rows } = await usableTable(page, wantRows);
       loads.push(at);
       rowsShown = rows;
       await page.close();
@@ -132,7 +128,7 @@ export async function runConsoleBench(options: ConsoleBenchOptions): Promise<Con
     const page = await context.newPage();
     watch(page);
     await page.goto(`${url}/`, { waitUntil: "commit" });
-    await page.waitForFunction(USABLE_TABLE, wantRows, { polling: "raf", timeout: USABLE_TIMEOUT_MS });
+    await usableTable(page, wantRows);
     const changeMs = await healthChanges(page, fleet, options.changes);
     const heap = await heapWindow(context, page, fleet, vms, options);
     if (pageErrors.length > 0) throw new Error(`the console threw: ${pageErrors.slice(0, 5).join(" | ")}`);
@@ -167,6 +163,28 @@ export async function runConsoleBench(options: ConsoleBenchOptions): Promise<Con
     await controller?.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Waits, checking every frame, until the table is usable; returns when that was after the
+ * navigation started. (Evaluated as a string through DevTools: the console's CSP forbids eval,
+ * which waitForFunction's string form needs.)
+ */
+async function usableTable(page: Page, want: number): Promise<{ at: number; rows: number }> {
+  return Promise.race([
+    page.evaluate<{ at: number; rows: number }>(`new Promise((resolve) => {
+      const usable = ${USABLE_TABLE};
+      const check = () => {
+        const found = usable(${want});
+        if (found) resolve(found);
+        else requestAnimationFrame(check);
+      };
+      check();
+    })`),
+    sleep(USABLE_TIMEOUT_MS).then(() => {
+      throw new Error(`the fleet table did not show ${want} usable rows within ${USABLE_TIMEOUT_MS} ms`);
+    }),
+  ]);
 }
 
 /**
