@@ -95,6 +95,10 @@ export const ERRORS = {
     status: 409,
     message: "token {id} is the last admin token; create another admin first",
   },
+  NBF_SIGN_IN_THROTTLED: {
+    status: 429,
+    message: "too many failed sign-ins from {address}; try again in {retryAfterSec} s",
+  },
   NBF_SESSION_NOT_FOUND: { status: 404, message: "no live console session with id {id}" },
   NBF_OPERATION_NOT_FOUND: { status: 404, message: "no operation with id {id}" },
   NBF_OPERATION_NO_TARGETS: {

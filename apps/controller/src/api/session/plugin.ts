@@ -3,7 +3,7 @@
  * never reaches the page's storage), read back, and signed out; admins list and revoke them.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { CreateSessionBody, SessionListItem, SessionView } from "@nbfleet/shared";
+import { ApiError, CreateSessionBody, SessionListItem, SessionView } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { hashSecret, secretKind } from "../../auth/secrets.js";
@@ -17,6 +17,7 @@ import { NbfError } from "../../errors.js";
 import { newId } from "../../store/ids.js";
 import type { SessionRecord } from "../../store/sessions-repo.js";
 import { Errors } from "../schemas.js";
+import { SignInThrottle } from "./sign-in-throttle.js";
 
 const SessionAnswer = Type.Object({ session: SessionView });
 
@@ -32,6 +33,7 @@ const overTls = (request: FastifyRequest) => request.protocol === "https";
 
 export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { store, settings, bus } = app.nbfleet;
+  const throttle = new SignInThrottle();
 
   /** The request's own session: cookie-authenticated routes only. */
   const ownSession = (request: FastifyRequest): SessionRecord => {
@@ -50,16 +52,27 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
         summary: "Sign in to the console: exchange an API token for a session cookie",
         security: [],
         body: CreateSessionBody,
-        response: { 200: SessionAnswer, ...Errors },
+        response: { 200: SessionAnswer, 429: ApiError, ...Errors },
       },
     },
     async (request, reply) => {
       // A browser always sends Origin on a POST; a foreign one is a cross-site sign-in attempt.
       if (request.headers.origin !== undefined) checkCookieOrigin(request, settings.publicUrl);
+      const address = request.ip;
+      const retryAfterSec = throttle.retryAfterSec(address);
+      if (retryAfterSec > 0) {
+        reply.header("retry-after", String(retryAfterSec));
+        throw new NbfError("NBF_SIGN_IN_THROTTLED", { address, retryAfterSec });
+      }
       const { token } = request.body;
-      if (secretKind(token) !== "operator") throw new NbfError("NBF_AUTH_AGENT_CREDENTIAL");
-      const record = await store.tokens.findByHash(hashSecret(token));
-      if (!record) throw new NbfError("NBF_AUTH_INVALID");
+      const record =
+        secretKind(token) === "operator" ? await store.tokens.findByHash(hashSecret(token)) : undefined;
+      if (!record) {
+        throttle.recordFailure(address);
+        throw new NbfError(
+          secretKind(token) === "operator" ? "NBF_AUTH_INVALID" : "NBF_AUTH_AGENT_CREDENTIAL",
+        );
+      }
       const now = new Date();
       await store.sessions.deleteExpired(now.toISOString());
       const secret = newSessionSecret();

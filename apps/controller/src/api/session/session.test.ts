@@ -235,6 +235,25 @@ describe("session cookie, hostile", () => {
     expect((await call(app, "GET", "/v1/vms/nope", withCookie(viewer.value))).statusCode).toBe(404);
   });
 
+  it("throttles an address after ten failed sign-ins, even for the right token, and no other address", async () => {
+    controller = await startTestController({ listen: false });
+    const { app, adminToken } = controller;
+    const signInFrom = (remoteAddress: string, token: string) =>
+      app.inject({ method: "POST", url: "/v1/session", remoteAddress, payload: { token } });
+    for (let i = 0; i < 10; i++) {
+      const wrong = await signInFrom("203.0.113.7", `nbf_guess-${i}`);
+      expect(wrong.statusCode, `guess ${i}`).toBe(401);
+    }
+    for (const token of ["nbf_guess-10", adminToken]) {
+      const refused = await signInFrom("203.0.113.7", token);
+      expect(refused.statusCode).toBe(429);
+      expect(refused.json().error.code).toBe("NBF_SIGN_IN_THROTTLED");
+      expect(Number(refused.headers["retry-after"])).toBeGreaterThan(0);
+      expect(refused.headers["set-cookie"]).toBeUndefined();
+    }
+    expect((await signInFrom("203.0.113.8", adminToken)).statusCode).toBe(200);
+  });
+
   it("answers 401 to forged, unknown and malformed cookies", async () => {
     controller = await startTestController({ listen: false });
     const { app } = controller;
