@@ -316,8 +316,11 @@ export class CommandService {
     // agent sends the results it could not deliver right after its welcome; a command still
     // without one after REDELIVER_GRACE_MS is sent once more. The agent de-duplicates by id and
     // answers with the outcome it remembers (or the run in progress), so nothing runs twice.
-    if (!(await commands.hasAckedBefore(vmName, this.startedAt))) return;
-    setTimeout(() => void this.redeliver(vmName), REDELIVER_GRACE_MS).unref();
+    // With replicas, the agent may come from a replica that died: whatever it acked before
+    // arriving here was acked there, however long this process has run.
+    const before = this.options.signals?.clustered ? new Date().toISOString() : this.startedAt;
+    if (!(await commands.hasAckedBefore(vmName, before))) return;
+    setTimeout(() => void this.redeliver(vmName, before), REDELIVER_GRACE_MS).unref();
   }
 
   /**
@@ -362,10 +365,10 @@ export class CommandService {
     return names.length === 0 ? new Set() : connectedAmong(db, names);
   }
 
-  private async redeliver(vmName: string): Promise<void> {
+  private async redeliver(vmName: string, before: string): Promise<void> {
     try {
       if (!this.link?.isConnected(vmName)) return;
-      for (const command of await this.options.store.commands.ackedBefore(vmName, this.startedAt)) {
+      for (const command of await this.options.store.commands.ackedBefore(vmName, before)) {
         if (this.redelivered.has(command.id)) continue;
         this.redelivered.add(command.id);
         this.link.send(vmName, toMessage(command));
