@@ -39,11 +39,14 @@ export function TerminalPanel({ name }: { name: string }) {
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(element);
+    // xterm pauses rendering while off screen: bring it into view (it opens on request, or to reattach).
+    element.scrollIntoView({ block: "nearest" });
     const unmirror = mirrorInlineStyles(element);
     fit.fit();
     const encoder = new TextEncoder();
     let socket: WebSocket | null = null;
     let disposed = false;
+    let wrote = false;
     let retry: ReturnType<typeof setTimeout> | null = null;
 
     const send = (data: string | Uint8Array) => {
@@ -62,6 +65,7 @@ export function TerminalPanel({ name }: { name: string }) {
       let opened = false;
       socket.onmessage = (message) => {
         if (message.data instanceof ArrayBuffer) {
+          wrote = true;
           term.write(new Uint8Array(message.data, 1));
           return;
         }
@@ -74,8 +78,12 @@ export function TerminalPanel({ name }: { name: string }) {
         if (frame.type === "session") {
           opened = true;
           rememberTerminalSession(name, frame.session);
-          // The replay that follows is the screen so far; start from a clean one.
-          if (frame.reattached) term.reset();
+          // The replay that follows is the screen so far: a terminal that already shows output
+          // (a reconnect in this page) starts from a clean screen.
+          if (frame.reattached && wrote) {
+            term.reset();
+            wrote = false;
+          }
           setStatus(
             frame.reattached
               ? `reattached to session ${frame.session} (${frame.replayedBytes} bytes replayed)`
@@ -104,7 +112,10 @@ export function TerminalPanel({ name }: { name: string }) {
           forgetTerminalSession(name);
         }
         if (!opened && !session) {
-          setStatus(`could not open the terminal (${event.code} ${event.reason || "refused"})`);
+          // A refused upgrade gives the page no answer to read; these are the usual reasons.
+          setStatus(
+            "could not open the terminal: the controller refused it (the machine's agent offline, too many open sessions on this machine, or the session expired); End session in another tab, or try again",
+          );
           return;
         }
         setStatus("connection lost; reattaching…");
