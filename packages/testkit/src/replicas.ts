@@ -70,6 +70,10 @@ export class Cluster {
       replicas,
       balancer,
     );
+    // A test process that ends without stop() (a hook timed out) leaves no replica behind.
+    process.once("exit", () => {
+      for (const replica of replicas) replica.process?.process.kill("SIGKILL");
+    });
     try {
       await Promise.all(replicas.map((replica) => cluster.start(replica.index)));
     } catch (error) {
