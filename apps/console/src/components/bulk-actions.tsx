@@ -7,6 +7,7 @@ import { useLocation } from "wouter-preact";
 import { api } from "../api/client.js";
 import type { CreatedOperation, OperationAction, Selector } from "../api/types.js";
 import { ErrorText, ShownOnce } from "./common.js";
+import { parseLimit } from "./limits.js";
 
 export const BULK_ACTIONS: { action: OperationAction; label: string }[] = [
   { action: "notebook.restart", label: "Restart notebook" },
@@ -46,13 +47,6 @@ export function BulkActions({ count, selector }: Props) {
       )}
     </div>
   );
-}
-
-function parseLimit(text: string, what: string, min: number): number | string {
-  const value = text.trim();
-  if (/^\d+(\.\d+)?%$/.test(value)) return value;
-  if (/^\d+$/.test(value) && Number(value) >= min) return Number(value);
-  throw new Error(`${what} must be a whole number ≥ ${min} or a share such as 10% (got "${value}")`);
 }
 
 function BulkForm({

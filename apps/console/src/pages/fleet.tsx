@@ -6,72 +6,25 @@ import type { OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { Link, useLocation, useSearch } from "wouter-preact";
 import { api, vmPath } from "../api/client.js";
-import type { Selector } from "../api/types.js";
 import { BulkActions } from "../components/bulk-actions.js";
 import { ErrorText } from "../components/common.js";
 import { Health } from "../components/health.js";
+import {
+  type Filters,
+  HEALTHS,
+  PAGE_SIZES,
+  STATES,
+  filtersOf,
+  filtersToSearch,
+  listQuery,
+  matchingSelector,
+} from "../fleet/filters.js";
 import { ago, labelText } from "../format.js";
 import { openEvents } from "../live/events.js";
 import { can, useSession } from "../session.js";
 
-const HEALTHS = ["healthy", "degraded", "unhealthy", "unknown"] as const satisfies readonly OverallHealth[];
-const STATES = [
-  "provisioning",
-  "running",
-  "starting",
-  "stopping",
-  "stopped",
-  "restarting",
-  "deleting",
-  "failed",
-] as const satisfies readonly VmState[];
-const PAGE_SIZES = [50, 100, 250, 500, 1000];
 /** Events for visible rows are gathered this long, then each named VM is fetched once. */
 const REFRESH_EVERY_MS = 200;
-
-interface Filters {
-  label: string;
-  health: OverallHealth | "";
-  state: VmState | "";
-  limit: number;
-}
-
-function filtersOf(search: string): Filters {
-  const query = new URLSearchParams(search);
-  const health = query.get("health") ?? "";
-  const state = query.get("state") ?? "";
-  const limit = Number(query.get("limit"));
-  return {
-    label: query.get("label") ?? "",
-    health: (HEALTHS as readonly string[]).includes(health) ? (health as OverallHealth) : "",
-    state: (STATES as readonly string[]).includes(state) ? (state as VmState) : "",
-    limit: PAGE_SIZES.includes(limit) ? limit : 100,
-  };
-}
-
-/** `k=v,k2=v2` → the list API's repeated `label=k=v`; it filters by equality only. */
-function labelPairs(expression: string): string[] {
-  const pairs = expression
-    .split(",")
-    .map((part) => part.trim())
-    .filter(Boolean);
-  for (const pair of pairs) {
-    if (!/^[^=!]+=/.test(pair)) {
-      throw new Error(`label filter "${pair}": write key=value (several joined with commas)`);
-    }
-  }
-  return pairs;
-}
-
-function listQuery(filters: Filters, cursor: string | null, limit = filters.limit): string {
-  const query = new URLSearchParams();
-  for (const pair of labelPairs(filters.label)) query.append("label", pair);
-  if (filters.health) query.set("health", filters.health);
-  if (filters.state) query.set("state", filters.state);
-  query.set("limit", String(limit));
-  if (cursor) query.set("cursor", cursor);
-  return `/v1/vms?${query}`;
-}
 
 type SortKey = "name" | "machine" | "agent" | "notebook" | "health" | "restarts" | "lastSeen";
 const COLUMNS: { key: SortKey | null; title: string }[] = [
@@ -202,13 +155,8 @@ export function FleetPage() {
   }, [rows]);
 
   const setFilter = (patch: Partial<Filters>) => {
-    const next = { ...filters, ...patch };
-    const query = new URLSearchParams();
-    if (next.label) query.set("label", next.label);
-    if (next.health) query.set("health", next.health);
-    if (next.state) query.set("state", next.state);
-    if (next.limit !== 100) query.set("limit", String(next.limit));
-    navigate(query.size ? `/?${query}` : "/");
+    const query = filtersToSearch({ ...filters, ...patch });
+    navigate(query ? `/?${query}` : "/");
   };
 
   const toggle = (name: string, on: boolean) => {
@@ -390,30 +338,6 @@ function FleetRow({
       <td title={vm.agent.lastSeenAt ?? undefined}>{ago(vm.agent.lastSeenAt)}</td>
     </tr>
   );
-}
-
-/**
- * "All matching the filter" as an operation selector. Selectors know labels and health but not
- * the machine state, so with a state filter the matching names are listed first.
- */
-async function matchingSelector(filters: Filters): Promise<Selector> {
-  if (filters.state) {
-    const names: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: VmList = await api<VmList>(listQuery(filters, cursor, 1000));
-      names.push(...page.items.map((vm) => vm.name));
-      cursor = page.nextCursor;
-    } while (cursor);
-    if (names.length === 0) throw new Error("no machine matches the filter");
-    return { names };
-  }
-  const selector: Selector = {};
-  const labels = labelPairs(filters.label);
-  if (labels.length) selector.labels = labels.join(",");
-  if (filters.health) selector.health = [filters.health];
-  if (!selector.labels && !selector.health) selector.all = true;
-  return selector;
 }
 
 function FilterForm({ filters, onApply }: { filters: Filters; onApply: (patch: Partial<Filters>) => void }) {
