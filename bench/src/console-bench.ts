@@ -12,9 +12,7 @@
  *   styles it names) and everything under dist/assets.
  * Everything is on 127.0.0.1; the children and the browser are ended whatever happens.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,8 +20,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { buildServer, loadSettings } from "@nbfleet/controller";
 import { launchChromium } from "@nbfleet/testkit/chromium";
+import { consoleDir, ensureConsoleBuilt } from "@nbfleet/testkit/console-build";
 import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
-import { repoRoot } from "@nbfleet/testkit/repo";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
@@ -64,15 +62,13 @@ export interface ConsoleBenchResult {
   pageErrors: number;
 }
 
-const consoleDir = path.join(repoRoot, "apps/console");
 const CONNECT_TIMEOUT_MS = 600_000;
 const USABLE_TIMEOUT_MS = 60_000;
 const CHANGE_TIMEOUT_MS = 15_000;
 const HEAP_SAMPLE_MS = 15_000;
 
 export async function runConsoleBench(options: ConsoleBenchOptions): Promise<ConsoleBenchResult> {
-  if (!existsSync(path.join(consoleDir, "dist/index.html")))
-    execFileSync("pnpm", ["--filter", "@nbfleet/console", "build"], { cwd: repoRoot, stdio: "inherit" });
+  ensureConsoleBuilt();
   const assets = await assetSizes();
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-console-"));
   const adminToken = `nbf_${randomBytes(32).toString("base64url")}`;

@@ -6,12 +6,11 @@
  * rendered as text. The machines are shared by the tests of the file (each takes a minute to
  * boot here); the tests run in order and the restarts come last but one.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { VmView } from "@nbfleet/shared";
 import { newBrowserContext } from "@nbfleet/testkit/browser";
+import { ensureConsoleBuilt } from "@nbfleet/testkit/console-build";
 import {
   type ControllerProcess,
   api,
@@ -41,15 +40,13 @@ const COLUMNS = ["Name", "Labels", "Machine", "Agent", "Notebook", "Health", "Re
 // Two cores shared with other runs: every wait in the page is generous.
 const UI_MS = 60_000;
 const RESTART_MS = 150_000;
-const consoleDist = path.join(repoRoot, "apps/console/dist");
 const screenshots = path.join(repoRoot, "docs/screenshots");
 
 let controller: ControllerProcess;
 let origin: string;
 
 beforeAll(async () => {
-  if (!existsSync(path.join(consoleDist, "index.html")))
-    execFileSync("pnpm", ["--filter", "@nbfleet/console", "build"], { cwd: repoRoot, stdio: "inherit" });
+  ensureConsoleBuilt();
   controller = await startControllerProcess(makeDataDir("nbf-console-"), await freePort(), TOKEN);
   origin = controller.url;
   for (const name of MACHINES) {
@@ -59,7 +56,7 @@ beforeAll(async () => {
   }
   await waitFor(
     "the three machines healthy",
-    async () => (await Promise.all(MACHINES.map(vm))).every((v) => v.health.status === "healthy"),
+    async () => (await Promise.all(MACHINES.map(vm))).every(healthyButForLoad),
     300_000,
   );
 }, 420_000);
@@ -77,9 +74,7 @@ describe("the web console in Chromium", () => {
       await expect
         .poll(() => page.getByRole("columnheader").allInnerTexts(), { timeout: UI_MS })
         .toEqual(expect.arrayContaining(COLUMNS));
-      await expect
-        .poll(() => cellText(page, "demo", "Health"), { timeout: UI_MS })
-        .toMatch(/(^|\s)healthy$/i);
+      await expectHealthShown(page, "demo");
 
       const cookie = await sessionCookie(context);
       expect(cookie.httpOnly).toBe(true);
@@ -128,9 +123,7 @@ describe("the web console in Chromium", () => {
     expect(created.status).toBe(201);
     await withContext(async (context) => {
       const page = await signIn(context, created.body.token);
-      await expect
-        .poll(() => cellText(page, "demo", "Health"), { timeout: UI_MS })
-        .toMatch(/(^|\s)healthy$/i);
+      await expectHealthShown(page, "demo");
       for (const name of ACTIONS) expect(await page.getByRole("button", { name }).count(), name).toBe(0);
 
       const pid = (await vm("demo")).notebook.pid;
@@ -168,10 +161,7 @@ describe("the web console in Chromium", () => {
     await mkdir(screenshots, { recursive: true });
     await withContext(async (context) => {
       const page = await signIn(context, TOKEN);
-      for (const name of MACHINES)
-        await expect
-          .poll(() => cellText(page, name, "Health"), { timeout: UI_MS })
-          .toMatch(/(^|\s)healthy$/i);
+      for (const name of MACHINES) await expectHealthShown(page, name);
       await page.screenshot({ path: path.join(screenshots, "fleet.png"), fullPage: true });
       const pid = (await vm("demo")).notebook.pid;
       await page.goto(`${origin}/vms/demo`);
@@ -213,12 +203,16 @@ describe("the web console in Chromium", () => {
         "demo's notebook restarted and healthy",
         async () => {
           const v = await vm("demo");
-          return v.notebook.pid !== before && v.notebook.pid !== null && v.health.status === "healthy" && v;
+          return v.notebook.pid !== before && v.notebook.pid !== null && healthyButForLoad(v) && v;
         },
         RESTART_MS,
       );
       await expect.poll(() => bodyText(page), { timeout: UI_MS }).toContain(String(after.notebook.pid));
-      await expect.poll(() => healthOnPage(page), { timeout: UI_MS }).toBe(true);
+      await expect
+        .poll(async () => (await bodyText(page)).includes(`\n${(await vm("demo")).health.status}`), {
+          timeout: UI_MS,
+        })
+        .toBe(true);
       expect(await seen()).toBe(true);
       expect(await page.evaluate("window.nbfNoReload")).toBe(1);
     });
@@ -275,6 +269,10 @@ describe("the web console in Chromium", () => {
       await openPanel(page, "Terminal");
       const screen = page.locator(".xterm-rows");
       await screen.waitFor({ timeout: UI_MS });
+      // Typed once the shell's prompt shows, as a person would.
+      await expect
+        .poll(async () => (await screenLines(page)).some((l) => l !== ""), { timeout: UI_MS })
+        .toBe(true);
       await page.locator(".xterm").click();
       await page.keyboard.type("echo $((6*7))\n");
       // The echoed command holds 6*7, never 42: a 42 on its own line is the shell's answer.
@@ -298,7 +296,11 @@ describe("the web console in Chromium", () => {
 // ---- the browser ------------------------------------------------------------------------------
 
 async function withContext(body: (context: BrowserContext) => Promise<void>): Promise<void> {
-  const context = await newBrowserContext({ viewport: { width: 1440, height: 900 } });
+  // The notebooks' certificates are self-signed (the logs test visits one).
+  const context = await newBrowserContext({
+    viewport: { width: 1440, height: 900 },
+    ignoreHTTPSErrors: true,
+  });
   context.setDefaultTimeout(UI_MS);
   try {
     await body(context);
@@ -340,9 +342,34 @@ async function cellText(page: Page, name: string, column: string): Promise<strin
   return (await cells.nth(at).innerText()).trim();
 }
 
-/** The machine page shows healthy as the machine's health (not as a check's word). */
-async function healthOnPage(page: Page): Promise<boolean> {
-  return /(^|\s)healthy(\s|$)/i.test(await page.locator("body").innerText());
+/**
+ * Healthy — or degraded by nothing but the agent's CPU-load warning: this shared 2-core box
+ * often runs above the resources check's load threshold, and the page must then say degraded.
+ */
+function healthyButForLoad(v: VmView): boolean {
+  if (v.health.status === "healthy") return true;
+  const failing = v.health.checks.filter((c) => c.status !== "pass");
+  return (
+    v.health.status === "degraded" &&
+    failing.length === 1 &&
+    failing[0]!.name === "resources" &&
+    /^cpu overloaded: load [\d.]+ on \d+ cores$/.test(failing[0]!.message)
+  );
+}
+
+/** The fleet row shows the machine's health as the API has it, and that is healthy (but for load). */
+async function expectHealthShown(page: Page, name: string): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        const v = await vm(name);
+        if (!healthyButForLoad(v)) return `API: ${v.health.status} ${JSON.stringify(v.health.checks)}`;
+        const shown = await cellText(page, name, "Health");
+        return new RegExp(`(^|\\s)${v.health.status}$`, "i").test(shown) ? "agrees" : `page: ${shown}`;
+      },
+      { timeout: UI_MS },
+    )
+    .toBe("agrees");
 }
 
 async function openPanel(page: Page, name: string): Promise<void> {
@@ -400,9 +427,8 @@ async function textOf(locator: Locator): Promise<string> {
 }
 
 async function screenLines(page: Page): Promise<string[]> {
-  return (await page.locator(".xterm-rows > div").allInnerTexts()).map((l) =>
-    l.replace(/\u00a0/g, " ").trim(),
-  );
+  const rows = await page.locator(".xterm-rows > div").allTextContents();
+  return rows.map((l) => l.replace(/\u00a0/g, " ").trim());
 }
 
 // ---- the API ------------------------------------------------------------------------------------
