@@ -64,7 +64,8 @@ function BulkForm({
   const [error, setError] = useState<unknown>(null);
   const [passwords, setPasswords] = useState<{ id: string; items: [string, string][] } | null>(null);
 
-  const machines = count === null ? "the matching machines" : `${count} machine${count === 1 ? "" : "s"}`;
+  const machines =
+    count === null ? "every machine matching the filter" : `${count} machine${count === 1 ? "" : "s"}`;
 
   const submit = async (event: Event) => {
     event.preventDefault();

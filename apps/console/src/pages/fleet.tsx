@@ -169,6 +169,8 @@ export function FleetPage() {
     });
   };
 
+  // Known when everything matching fits on this one page; otherwise the operation counts it.
+  const matchingCount = cursors.length === 1 && !nextCursor ? (rows?.length ?? null) : null;
   const pageAllSelected = !!rows && rows.length > 0 && rows.every((vm) => selected.has(vm.name));
   const operator = can(session, "operator");
 
@@ -197,10 +199,12 @@ export function FleetPage() {
             All matching the filter
           </label>
           <span class="muted">
-            {allMatching ? "every machine matching the filter" : `${selected.size} selected`}
+            {allMatching
+              ? `every machine matching the filter${matchingCount === null ? " (more than this page)" : ` (${matchingCount})`}`
+              : `${selected.size} selected`}
           </span>
           <BulkActions
-            count={allMatching ? null : selected.size}
+            count={allMatching ? matchingCount : selected.size}
             selector={() =>
               allMatching ? matchingSelector(filters) : Promise.resolve({ names: [...selected] })
             }
