@@ -71,6 +71,8 @@ describe("replicas on one PostgreSQL, signalled", () => {
     const started = Date.now();
     const res = await call(app(A), "POST", `/v1/vms/${vm}/notebook/restart`, { token });
     expect(res.statusCode).toBe(202);
+    // Another replica holds the agent: the answer says connected, not "offline, queued".
+    expect(res.json()).toMatchObject({ agentConnected: true, note: null });
     const id = res.json().id as string;
     const waited = await call(app(A), "GET", `/v1/commands/${id}?wait=10`, { token });
     expect(waited.json()).toMatchObject({ id, state: "succeeded", vmName: vm });

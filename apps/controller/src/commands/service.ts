@@ -353,6 +353,16 @@ export class CommandService {
     }
   }
 
+  /**
+   * Whether some replica holds the agent's socket: this one, or (with replicas) another, as
+   * recorded in the store. What a command's view calls "agent connected".
+   */
+  async agentConnected(vmName: string): Promise<boolean> {
+    if (this.link?.isConnected(vmName)) return true;
+    if (!this.options.signals?.clustered) return false;
+    return (await connectedAmong(this.options.store.db, [vmName])).has(vmName);
+  }
+
   /** Of the offline-refusing requests for agents not held here, those another replica holds. */
   private async heldElsewhere(
     requests: readonly EnqueueRequest[],

@@ -7,7 +7,7 @@ import { Errors } from "../schemas.js";
 import { toCommandView } from "../views.js";
 
 export const commandsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { commands, gateway } = app.nbfleet;
+  const { commands } = app.nbfleet;
   app.get(
     "/v1/commands/:id",
     {
@@ -26,7 +26,7 @@ export const commandsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const command = await commands.waitFor(request.params.id, (request.query.wait ?? 0) * 1000);
       if (!command) throw new NbfError("NBF_COMMAND_NOT_FOUND", { id: request.params.id });
-      return toCommandView(command, gateway.isConnected(command.vmName));
+      return toCommandView(command, await commands.agentConnected(command.vmName));
     },
   );
 };

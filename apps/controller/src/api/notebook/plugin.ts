@@ -47,7 +47,7 @@ const PasswordResult = Type.Object({
 });
 
 export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { vms } = app.nbfleet;
+  const { vms, commands } = app.nbfleet;
 
   for (const action of ACTIONS) {
     app.post(
@@ -69,7 +69,7 @@ export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
           request.body ?? {},
         );
         reply.status(202);
-        return toCommandView(command, delivered);
+        return toCommandView(command, delivered || (await commands.agentConnected(command.vmName)));
       },
     );
   }
@@ -91,7 +91,10 @@ export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const result = await vms.setPassword(request.params.name, password, options);
       reply.status(202);
       return {
-        command: toCommandView(result.command.command, result.command.delivered),
+        command: toCommandView(
+          result.command.command,
+          result.command.delivered || (await commands.agentConnected(request.params.name)),
+        ),
         password: result.password,
       };
     },
@@ -117,7 +120,7 @@ export const notebookPlugin: FastifyPluginAsyncTypebox = async (app) => {
         options,
       );
       reply.status(202);
-      return toCommandView(command, delivered);
+      return toCommandView(command, delivered || (await commands.agentConnected(command.vmName)));
     },
   );
 };

@@ -182,7 +182,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       await store.vms.require(request.params.name);
       const items = await commands.listForVm(request.params.name, request.query.limit ?? 50);
-      const connected = gateway.isConnected(request.params.name);
+      const connected = await commands.agentConnected(request.params.name);
       return { items: items.map((c) => toCommandView(c, connected)) };
     },
   );
