@@ -372,11 +372,13 @@ async function expectHealthShown(page: Page, name: string): Promise<void> {
     .toBe("agrees");
 }
 
+/** Opens a machine page's panel by its tab, button or link once the page shows it (some are open already). */
 async function openPanel(page: Page, name: string): Promise<void> {
   const control = page
     .getByRole("tab", { name })
     .or(page.getByRole("button", { name, exact: true }))
     .or(page.getByRole("link", { name, exact: true }));
+  await control.or(page.getByRole("region", { name })).first().waitFor({ timeout: UI_MS });
   if ((await control.count()) > 0) await control.first().click();
 }
 
