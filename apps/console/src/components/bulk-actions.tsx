@@ -8,6 +8,7 @@ import { api } from "../api/client.js";
 import type { CreatedOperation, OperationAction, Selector } from "../api/types.js";
 import { ErrorText, ShownOnce } from "./common.js";
 import { parseLimit } from "./limits.js";
+import { Modal } from "./modal.js";
 
 export const BULK_ACTIONS: { action: OperationAction; label: string }[] = [
   { action: "notebook.restart", label: "Restart notebook" },
@@ -94,7 +95,7 @@ function BulkForm({
 
   if (passwords) {
     return (
-      <dialog open class="panel" aria-label="New passwords">
+      <Modal class="panel" label="New passwords">
         <h3>New passwords</h3>
         {passwords.items.map(([name, password]) => (
           <ShownOnce key={name} title={`New password for ${name}`} secret={password} />
@@ -102,12 +103,12 @@ function BulkForm({
         <button type="button" onClick={() => navigate(`/operations/${encodeURIComponent(passwords.id)}`)}>
           Open operation
         </button>
-      </dialog>
+      </Modal>
     );
   }
 
   return (
-    <dialog open class="panel bulk-form" aria-label={`${label} on ${machines}`}>
+    <Modal class="panel bulk-form" label={`${label} on ${machines}`} onClose={onClose}>
       <form onSubmit={submit}>
         <h3>{label}</h3>
         <label>
@@ -133,6 +134,6 @@ function BulkForm({
           Cancel
         </button>
       </form>
-    </dialog>
+    </Modal>
   );
 }
