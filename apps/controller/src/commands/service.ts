@@ -238,7 +238,7 @@ export class CommandService {
     });
     const dispatch = () => {
       // Commands for agents this replica does not hold: their holder claims and sends them.
-      const queued = records.filter((command) => command.state === "queued").map((command) => command.id);
+      const queued = records.filter((command) => command.state === "queued").map(queuedSignalId);
       if (queued.length > 0) this.options.signals?.send("command.queued", queued);
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
@@ -331,9 +331,21 @@ export class CommandService {
     const link = this.link;
     if (!link || ids.length === 0) return;
     const { db } = this.options.store;
-    const mine = (await commandsByIds(db, ids))
-      .filter((command) => command.state === "queued" && link.isConnected(command.vmName))
-      .map((command) => command.id);
+    // Addressed ids name their VM: only the replica holding its agent claims them, and without
+    // reading the rows first (the claim is the guard). Bare ids (a resync) are read first.
+    const addressed: string[] = [];
+    const bare: string[] = [];
+    for (const entry of ids) {
+      const parsed = parseQueuedSignalId(entry);
+      if (!parsed) bare.push(entry);
+      else if (link.isConnected(parsed.vmName)) addressed.push(parsed.id);
+    }
+    const mine = [
+      ...addressed,
+      ...(bare.length === 0 ? [] : await commandsByIds(db, bare))
+        .filter((command) => command.state === "queued" && link.isConnected(command.vmName))
+        .map((command) => command.id),
+    ];
     if (mine.length === 0) return;
     for (const command of await claimQueued(db, mine, new Date().toISOString()))
       this.sendRemembering(command);
@@ -559,4 +571,18 @@ export class CommandService {
       data: { commandId: command.id, name: command.name, state: command.state },
     });
   }
+}
+
+/**
+ * A `command.queued` signal's id: the command's id and its VM's name (neither holds a space),
+ * so a replica can tell from the signal alone whether it holds the agent.
+ */
+export function queuedSignalId(command: Pick<CommandRecord, "id" | "vmName">): string {
+  return `${command.id} ${command.vmName}`;
+}
+
+export function parseQueuedSignalId(entry: string): { id: string; vmName: string } | null {
+  const space = entry.indexOf(" ");
+  if (space <= 0 || space === entry.length - 1) return null;
+  return { id: entry.slice(0, space), vmName: entry.slice(space + 1) };
 }
