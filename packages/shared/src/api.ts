@@ -12,21 +12,13 @@ import {
   OverallHealth,
 } from "./health.js";
 import { CommandError, EventLevel } from "./protocol.js";
+import { VM_STATES } from "./states.js";
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
 const Timestamp = Type.String({ format: "date-time" });
 
-export const VM_STATES = [
-  "provisioning",
-  "running",
-  "starting",
-  "stopping",
-  "stopped",
-  "restarting",
-  "deleting",
-  "failed",
-] as const;
+export { VM_STATES };
 export const VmState = Type.Union(VM_STATES.map((s) => Type.Literal(s)));
 export type VmState = Static<typeof VmState>;
 

@@ -4,6 +4,7 @@
  * adds the link and turns everything into `unknown` when the agent is not connected.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { OVERALL_HEALTHS } from "./states.js";
 
 export const AgentLinkStatus = Type.Union([
   Type.Literal("connected"),
@@ -42,12 +43,7 @@ export const HealthCheck = Type.Object({
 });
 export type HealthCheck = Static<typeof HealthCheck>;
 
-export const OverallHealth = Type.Union([
-  Type.Literal("healthy"),
-  Type.Literal("degraded"),
-  Type.Literal("unhealthy"),
-  Type.Literal("unknown"),
-]);
+export const OverallHealth = Type.Union(OVERALL_HEALTHS.map((h) => Type.Literal(h)));
 export type OverallHealth = Static<typeof OverallHealth>;
 
 export const HealthReport = Type.Object({

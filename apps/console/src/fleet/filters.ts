@@ -3,25 +3,12 @@
  * query and into an operation selector ("all matching the filter").
  */
 import type { OverallHealth, VmList, VmState } from "@nbfleet/shared";
+import { OVERALL_HEALTHS, VM_STATES } from "@nbfleet/shared/states";
 import { api } from "../api/client.js";
 import type { Selector } from "../api/types.js";
 
-export const HEALTHS = [
-  "healthy",
-  "degraded",
-  "unhealthy",
-  "unknown",
-] as const satisfies readonly OverallHealth[];
-export const STATES = [
-  "provisioning",
-  "running",
-  "starting",
-  "stopping",
-  "stopped",
-  "restarting",
-  "deleting",
-  "failed",
-] as const satisfies readonly VmState[];
+export const HEALTHS = OVERALL_HEALTHS;
+export const STATES = VM_STATES;
 export const DEFAULT_LIMIT = 100;
 export const PAGE_SIZES = [50, 100, 250, 500, 1000];
 
