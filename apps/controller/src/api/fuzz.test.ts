@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { fakeConsoleBuild } from "@nbfleet/testkit/fake-console-build";
 import { call } from "@nbfleet/testkit/http";
 import { type Hints, hostile, validish } from "@nbfleet/testkit/schema-arbitrary";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
@@ -27,7 +28,11 @@ let controller: TestController;
 let hints: Hints;
 
 beforeAll(async () => {
-  controller = await startTestController({ provider: new SimProvider() });
+  // A console build of its own: a clean checkout has none, and its pages would answer 503.
+  controller = await startTestController({
+    provider: new SimProvider(),
+    settings: { consoleDir: fakeConsoleBuild() },
+  });
   const { app, adminToken: token } = controller;
   for (const [i, name] of FLEET.entries()) {
     const res = await call(app, "POST", "/v1/vms", {

@@ -1,8 +1,12 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { brotliCompressSync, brotliDecompressSync, gzipSync } from "node:zlib";
+import { brotliDecompressSync } from "node:zlib";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import {
+  FAKE_CONSOLE_INDEX as INDEX,
+  FAKE_CONSOLE_SCRIPT as SCRIPT,
+  fakeConsoleBuild as fakeBuild,
+} from "@nbfleet/testkit/fake-console-build";
 import { afterEach, describe, expect, it } from "vitest";
 import { CONSOLE_BUILD_COMMAND } from "./locate.js";
 
@@ -10,22 +14,6 @@ let controller: TestController;
 afterEach(async () => {
   await controller?.close();
 });
-
-const INDEX =
-  '<!doctype html><html><head><script type="module" src="/assets/app-3f9a1c.js"></script></head></html>';
-const SCRIPT = `console.log(${JSON.stringify("nbfleet console ".repeat(200))});`;
-
-/** A console build as vite and the compress step leave it. */
-function fakeBuild(): string {
-  const dir = join(makeDataDir("nbf-console-dist-"), "dist");
-  mkdirSync(join(dir, "assets"), { recursive: true });
-  writeFileSync(join(dir, "index.html"), INDEX);
-  writeFileSync(join(dir, "assets", "app-3f9a1c.js"), SCRIPT);
-  writeFileSync(join(dir, "assets", "app-3f9a1c.js.br"), brotliCompressSync(SCRIPT));
-  writeFileSync(join(dir, "assets", "app-3f9a1c.js.gz"), gzipSync(SCRIPT));
-  writeFileSync(join(dir, "secret.txt"), "not served");
-  return dir;
-}
 
 const SECURITY_HEADERS = {
   "content-security-policy":
