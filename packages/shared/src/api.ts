@@ -18,7 +18,6 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T)
   Type.Union([schema, Type.Null()]);
 const Timestamp = Type.String({ format: "date-time" });
 
-export { VM_STATES };
 export const VmState = Type.Union(VM_STATES.map((s) => Type.Literal(s)));
 export type VmState = Static<typeof VmState>;
 
@@ -199,3 +198,15 @@ export type ReplicaView = Static<typeof ReplicaView>;
 
 export const ReplicaList = Type.Object({ items: Type.Array(ReplicaView) });
 export type ReplicaList = Static<typeof ReplicaList>;
+
+/** `GET /v1/fleet/summary`: how many machines the fleet has, per health. */
+export const FleetSummary = Type.Object({
+  total: Type.Integer({ minimum: 0 }),
+  byHealth: Type.Object({
+    healthy: Type.Integer({ minimum: 0 }),
+    degraded: Type.Integer({ minimum: 0 }),
+    unhealthy: Type.Integer({ minimum: 0 }),
+    unknown: Type.Integer({ minimum: 0 }),
+  }),
+});
+export type FleetSummary = Static<typeof FleetSummary>;

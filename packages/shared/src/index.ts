@@ -6,3 +6,4 @@ export * from "./api.js";
 export * from "./terminal.js";
 export * from "./routes.js";
 export * from "./controller-urls.js";
+export * from "./states.js";

@@ -1,11 +1,12 @@
 /**
  * The fleet: one page of VMs from the API (server-side paging) with filters kept in the URL,
- * sorting within the page, counts per health, and rows refreshed live from `/v1/events`.
+ * sorting within the page, the fleet's counts per health, and rows refreshed live from `/v1/events`.
  */
-import type { OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
+import type { FleetSummary, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { Link, useLocation, useSearch } from "wouter-preact";
 import { api, vmPath } from "../api/client.js";
+import { useQuery } from "../api/query.js";
 import { BulkActions } from "../components/bulk-actions.js";
 import { ErrorText } from "../components/common.js";
 import { Health } from "../components/health.js";
@@ -22,6 +23,8 @@ import {
 import { ago, labelText } from "../format.js";
 import { openEvents } from "../live/events.js";
 import { can, useSession } from "../session.js";
+
+const SUMMARY_REFRESH_MS = 3000;
 
 /** Events for visible rows are gathered this long, then each named VM is fetched once. */
 const REFRESH_EVERY_MS = 200;
@@ -148,11 +151,13 @@ export function FleetPage() {
     });
   }, [rows, sort]);
 
-  const counts = useMemo(() => {
-    const result: Record<OverallHealth, number> = { healthy: 0, degraded: 0, unhealthy: 0, unknown: 0 };
-    for (const vm of rows ?? []) result[vm.health.status]++;
-    return result;
-  }, [rows]);
+  // The whole fleet's counts (not the page's), refreshed every few seconds.
+  const summary = useQuery({
+    key: ["fleet-summary"],
+    fn: (signal) => api<FleetSummary>("/v1/fleet/summary", { signal }),
+    refetchInterval: SUMMARY_REFRESH_MS,
+  });
+  const counts = summary.data?.byHealth;
 
   const setFilter = (patch: Partial<Filters>) => {
     const query = filtersToSearch({ ...filters, ...patch });
@@ -180,10 +185,10 @@ export function FleetPage() {
       <div class="counts" aria-label="Machines per health">
         {HEALTHS.map((status) => (
           <span key={status} class="count">
-            <Health status={status} /> <strong data-health-count={status}>{counts[status]}</strong>
+            <Health status={status} /> <strong data-health-count={status}>{counts?.[status] ?? "…"}</strong>
           </span>
         ))}
-        <span class="muted">on this page</span>
+        <span class="muted">of {summary.data?.total ?? "…"} machines</span>
         <span class={live ? "live on" : "live"}>{live ? "live" : "reconnecting…"}</span>
       </div>
       <FilterForm filters={filters} onApply={setFilter} />

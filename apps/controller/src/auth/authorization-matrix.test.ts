@@ -52,6 +52,7 @@ const ACCESS: Record<string, RouteAccess> = {
   "GET /v1/policies/idle": "viewer",
   "PUT /v1/policies/idle": "admin",
   "GET /v1/replicas": "viewer",
+  "GET /v1/fleet/summary": "viewer",
   "POST /v1/tokens": "admin",
   "GET /v1/tokens": "admin",
   "DELETE /v1/tokens/:id": "admin",

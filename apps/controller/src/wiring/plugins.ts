@@ -13,6 +13,7 @@ import { commandsPlugin } from "../api/commands/plugin.js";
 import { consolePlugin } from "../api/console/plugin.js";
 import { installErrorHandler } from "../api/error-handler.js";
 import { eventsPlugin } from "../api/events/plugin.js";
+import { fleetPlugin } from "../api/fleet/plugin.js";
 import { logsPlugin } from "../api/logs/plugin.js";
 import { notebookPlugin } from "../api/notebook/plugin.js";
 import { operationsPlugin } from "../api/operations/plugin.js";
@@ -43,6 +44,7 @@ const API_PLUGINS = [
   terminalPlugin,
   logsPlugin,
   replicasPlugin,
+  fleetPlugin,
   relayRoutesPlugin,
   consolePlugin,
 ];
