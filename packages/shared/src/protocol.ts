@@ -5,6 +5,7 @@
  * `notebook.restart` take one path.
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { ARTIFACT_VERSION_PATTERN } from "./artifact-signature.js";
 import { HealthReport, NotebookStatus } from "./health.js";
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -68,6 +69,23 @@ export const CommandParams = {
   ),
   /** Run every check now, including the deep kernel check. */
   diagnose: NoParams,
+  /**
+   * Install another agent version beside the running one and switch to it, the notebook server
+   * untouched. The agent downloads `agentArtifactFilePath(version)` from its controller, checks
+   * `bytes`, `sha256` and the release key's `signature` (artifact-signature.ts) before anything is
+   * unpacked or switched, answers the result, then exits for its launcher to start the new one.
+   */
+  "agent.upgrade": Type.Object(
+    {
+      version: Type.String({ pattern: ARTIFACT_VERSION_PATTERN, maxLength: 64 }),
+      sha256: Type.String({ pattern: "^[0-9a-f]{64}$" }),
+      signature: Type.String({ pattern: "^[A-Za-z0-9+/]{86}==$" }),
+      bytes: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024 }),
+      /** Seconds the new agent has to connect and report healthy before its launcher rolls back. */
+      timeoutSec: Type.Optional(Type.Integer({ minimum: 10, maximum: 3600 })),
+    },
+    { additionalProperties: false },
+  ),
 } as const;
 export type CommandName = keyof typeof CommandParams;
 export const COMMAND_NAMES = Object.keys(CommandParams) as CommandName[];
@@ -150,6 +168,8 @@ export const LOG_LINE_MAX_CHARS = 16 * 1024;
 /** Capabilities (sent in the hello) of an agent that serves these streams. */
 export const CAPABILITY_PTY = "pty";
 export const CAPABILITY_LOGS_FOLLOW = "logs.follow";
+/** Capability of an agent that installs another version on an `agent.upgrade` command. */
+export const CAPABILITY_AGENT_UPGRADE = "agent.upgrade";
 
 const StreamId = Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" });
 const Base64 = Type.String({
