@@ -8,6 +8,7 @@ import {
   compileValidator,
   controllerUrlListProblems,
 } from "@nbfleet/shared";
+import { ARTIFACT_VERSION_PATTERN } from "@nbfleet/shared/artifact-signature";
 import { type Static, Type } from "@sinclair/typebox";
 
 const HttpUrl = Type.String({ pattern: "^https?://[^\\s]+$", maxLength: 2048 });
@@ -41,6 +42,18 @@ const GuestFields = {
   controllerUrls: Type.Optional(ControllerUrlListSchema),
   artifactUrl: HttpUrl,
   artifactSha256: Sha256Hex,
+  /** The artifact's version (`install/versions/<version>/`); absent = named by its sha256. */
+  artifactVersion: Type.Optional(Type.String({ pattern: ARTIFACT_VERSION_PATTERN, maxLength: 64 })),
+  /**
+   * The controller's release public key (Ed25519, SPKI PEM): written 0644 to the install dir and
+   * given to the agent (`--release-key-file`), which refuses an upgrade artifact it did not sign.
+   */
+  releasePublicKeyPem: Type.Optional(
+    Type.String({
+      pattern: "^-----BEGIN PUBLIC KEY-----\\n[A-Za-z0-9+/=\\n]+-----END PUBLIC KEY-----\\n?$",
+      maxLength: 1024,
+    }),
+  ),
   bootstrapToken: BootstrapToken,
   notebookPort: Port,
   bindIp: BindIp,
