@@ -112,6 +112,16 @@ export const ERRORS = {
     message:
       "invalid label expression {expression}: {problem} (use key=value, key!=value, key or !key, comma-separated)",
   },
+  NBF_ARTIFACT_NOT_FOUND: {
+    status: 404,
+    message: "no agent artifact with version {version}; nbfleet agent artifacts lists the published ones",
+  },
+  NBF_ARTIFACT_INVALID: { status: 400, message: "the uploaded agent artifact was refused: {problem}" },
+  NBF_ARTIFACT_VERSION_EXISTS: {
+    status: 409,
+    message:
+      "agent artifact version {version} is already published with other bytes (sha256 {existing}); build and publish a new version",
+  },
   NBF_CURSOR_INVALID: { status: 400, message: "cursor {cursor} is not one this API returned" },
   NBF_CONFIG_INVALID: { status: 500, message: "invalid controller configuration ({source}): {problems}" },
   NBF_DATABASE_UNAVAILABLE: {
