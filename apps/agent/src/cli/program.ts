@@ -2,9 +2,9 @@
  * `nbfleet-agent`'s command line (loaded by ./main.ts).
  * Exit codes: 0 ok, 1 error, 2 bad usage, 3 `status` found the notebook not healthy.
  */
-import { AGENT_VERSION } from "@nbfleet/shared";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { AgentError } from "../errors.js";
+import { agentVersion } from "../version.js";
 import { registerCertificate } from "./commands/certificate.js";
 import { registerCheck } from "./commands/check.js";
 import { registerEvents } from "./commands/events.js";
@@ -18,7 +18,7 @@ import { registerUp } from "./commands/up.js";
 export async function main(argv: string[]): Promise<never> {
   const program = new Command("nbfleet-agent")
     .description("Installs Jupyter, owns the nbserver profile, supervises and checks the notebook server.")
-    .version(AGENT_VERSION)
+    .version(agentVersion())
     .showHelpAfterError()
     .exitOverride();
 

@@ -4,9 +4,10 @@
  * and, on the first connection with a bootstrap token, the credential to use from then on.
  */
 import os from "node:os";
-import { AGENT_VERSION, COMMAND_NAMES, type WelcomeMessage } from "@nbfleet/shared";
+import { COMMAND_NAMES, type WelcomeMessage } from "@nbfleet/shared";
 import WebSocket from "ws";
 import type { AgentCore } from "../core.js";
+import { agentVersion } from "../version.js";
 import type { Connection } from "./connection.js";
 import type { LinkLog } from "./log.js";
 import type { LinkSecrets } from "./secret.js";
@@ -23,7 +24,7 @@ export function helloFrame(source: HelloSource): Record<string, unknown> {
   return {
     type: "hello",
     agent: {
-      version: AGENT_VERSION,
+      version: agentVersion(),
       hostname: source.hostname ?? os.hostname(),
       os: process.platform,
       arch: process.arch,
