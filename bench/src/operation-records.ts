@@ -68,7 +68,7 @@ function peak(records: FleetRecord[]): number {
   return most;
 }
 
-function meanSpread(values: number[]): MeanSpread {
+export function meanSpread(values: number[]): MeanSpread {
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
   const mean = sorted.reduce((sum, v) => sum + v, 0) / Math.max(1, sorted.length);

@@ -31,6 +31,7 @@ import { hasExited } from "@nbfleet/testkit/processes";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
+import { type CommandPhases, commandPhases } from "./command-phases.js";
 import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
 import { JsonClient } from "./http-client.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
@@ -76,6 +77,7 @@ export interface ReplicaFigures {
 
 export interface BulkRound extends OperationTrace {
   postedOn: string;
+  phases: CommandPhases;
   totalMs: number;
   ratio: number;
   succeeded: number;
@@ -335,6 +337,10 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         );
       timed.push({
         postedOn: replica.name,
+        phases: await commandPhases(databaseUrl, id, {
+          concurrency: options.bulkConcurrency,
+          delayMs: options.bulkDelayMs,
+        }),
         totalMs,
         ratio: totalMs / idealMs,
         succeeded: done,

@@ -86,6 +86,62 @@ describe("signals between replicas (LISTEN/NOTIFY)", () => {
     expect(a.payloads.length - probes).toBe(1);
   });
 
+  it("sends at once when idle, and gathers what arrives during a send into the next one", async () => {
+    let release: () => void = () => {};
+    const sends: string[][] = [];
+    const a = replica({
+      notify: async (channel, batch) => {
+        sends.push(batch);
+        // The second send is held until the test lets it go: everything sent meanwhile piles up.
+        if (sends.length === 2)
+          await new Promise<void>((resolve) => {
+            release = resolve;
+          });
+        await admin.query("select pg_notify($1, p) from unnest($2::text[]) as p", [channel, batch]);
+      },
+    });
+    const b = replica();
+    await Promise.all([a.signals.start(), b.signals.start()]);
+    const atB = collect(b.signals, "command.finished");
+    sends.length = 1; // the start-up probe
+    a.signals.send("command.finished", ["cmd_1"]);
+    await until("the first send to be under way", () => sends.length === 2);
+    for (const id of ["cmd_2", "cmd_3", "cmd_4"]) {
+      a.signals.send("command.finished", [id]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await sleep(50);
+    expect(sends.length).toBe(2);
+    release();
+    await until("B to hear all four", () => atB.flat().length === 4);
+    expect(atB).toEqual([["cmd_1"], ["cmd_2", "cmd_3", "cmd_4"]]);
+    expect(sends.length).toBe(3);
+  });
+
+  it("backs off after a failed send, and sends what failed with what came later", async () => {
+    const attempts: number[] = [];
+    let failures = 1;
+    const a = replica({
+      notify: async (channel, batch) => {
+        attempts.push(Date.now());
+        if (batch.some((p) => p.includes("cmd_")) && failures-- > 0) throw new Error("connection reset");
+        await admin.query("select pg_notify($1, p) from unnest($2::text[]) as p", [channel, batch]);
+      },
+    });
+    const b = replica();
+    await Promise.all([a.signals.start(), b.signals.start()]);
+    const atB = collect(b.signals, "command.finished");
+    attempts.length = 0;
+    a.signals.send("command.finished", ["cmd_1"]);
+    await until("the failed attempt", () => attempts.length === 1);
+    a.signals.send("command.finished", ["cmd_2"]);
+    await until("B to hear both", () => atB.flat().length === 2);
+    expect(atB.flat().sort()).toEqual(["cmd_1", "cmd_2"]);
+    expect(attempts.length).toBe(2);
+    // The retry waited for its backoff (100 ms after one failure), not for the next turn.
+    expect(attempts[1]! - attempts[0]!).toBeGreaterThanOrEqual(90);
+  });
+
   it("carries 10,000 ids through PostgreSQL in payloads below 8000 bytes, none lost", async () => {
     const a = replica();
     const b = replica();

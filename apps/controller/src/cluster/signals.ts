@@ -2,8 +2,10 @@
  * Small signals between replicas: PostgreSQL LISTEN/NOTIFY on one dedicated connection per
  * replica (never the pool: a pooled connection is handed back and its LISTEN goes with it).
  * A signal is a kind and ids only, e.g. `command.queued [cmd_…]`; receivers re-read the rows.
- * Sends are collected for `batchMs` and split into payloads below PostgreSQL's 8000-byte limit
- * (signal-payloads.ts), all sent in one round trip through the pool.
+ * Sends are batched without waiting: what one event-loop turn sends goes together, and what
+ * arrives while a send is in flight goes with the next one (so a quiet cluster signals at once
+ * and a busy one in larger batches). Each batch is split into payloads below PostgreSQL's
+ * 8000-byte limit (signal-payloads.ts), all sent in one round trip through the pool.
  *
  * A replica acts on its own changes in-process, as the single controller always did; its
  * signals are for the others, so it ignores its own echo: a replica's subscribers see each
@@ -87,7 +89,7 @@ export interface PgSignalsOptions {
   notify(channel: string, payloads: string[]): Promise<void>;
   log: FastifyBaseLogger;
   channel?: string;
-  /** Sends are collected this long (default 5 ms). */
+  /** Sends are collected this long; 0 (the default): one event-loop turn. */
   batchMs?: number;
   /** How long a probe waits for its own notification (default 5 s). */
   probeTimeoutMs?: number;
@@ -108,6 +110,7 @@ export class PgSignals implements Signals {
   private pending = new Map<string, Set<string>>();
   private pendingCount = 0;
   private batchTimer: NodeJS.Timeout | undefined;
+  private flushQueued = false;
   private sending: Promise<void> = Promise.resolve();
   private sendFailures = 0;
   private watchdog: NodeJS.Timeout | undefined;
@@ -124,7 +127,7 @@ export class PgSignals implements Signals {
 
   constructor(private readonly options: PgSignalsOptions) {
     this.channel = options.channel ?? SIGNAL_CHANNEL;
-    this.batchMs = options.batchMs ?? 5;
+    this.batchMs = options.batchMs ?? 0;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.address = describeDatabase(options.databaseUrl);
@@ -177,7 +180,16 @@ export class PgSignals implements Signals {
         this.pendingCount++;
       }
     }
-    this.batchTimer ??= setTimeout(() => this.flush(), this.batchMs);
+    if (this.batchTimer || this.flushQueued) return;
+    if (this.batchMs > 0) this.batchTimer = setTimeout(() => this.flush(), this.batchMs);
+    else {
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        // A failed send's backoff timer, set meanwhile, sends these too.
+        if (!this.batchTimer) this.flush();
+      });
+    }
   }
 
   on(kind: SignalKind, handler: SignalHandler): () => void {
@@ -344,14 +356,18 @@ export class PgSignals implements Signals {
     this.options.log.error({ err: error, kind }, "signal handler failed");
   }
 
-  /** Sends everything pending; one send at a time, in order. A failed send is retried with backoff. */
+  /**
+   * Sends everything pending; one send at a time, in order. The batch is taken when its turn to
+   * be sent comes, so what piles up during a send goes out together next. A failed send is
+   * retried with backoff.
+   */
   private flush(): void {
     clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
-    const batch = this.pending;
-    this.pending = new Map();
-    this.pendingCount = 0;
     this.sending = this.sending.then(async () => {
+      const batch = this.pending;
+      this.pending = new Map();
+      this.pendingCount = 0;
       const payloads: string[] = [];
       for (const [kind, ids] of batch) payloads.push(...encodePayloads(this.options.origin, kind, [...ids]));
       if (payloads.length === 0) return;
@@ -362,9 +378,9 @@ export class PgSignals implements Signals {
         if (this.closing.signal.aborted) return;
         this.sendFailures++;
         this.options.log.warn({ err: error, payloads: payloads.length }, "sending signals failed; retrying");
-        for (const [kind, ids] of batch) this.send(kind as SignalKind, [...ids]);
         clearTimeout(this.batchTimer);
         this.batchTimer = setTimeout(() => this.flush(), Math.min(5000, 100 * 2 ** this.sendFailures));
+        for (const [kind, ids] of batch) this.send(kind as SignalKind, [...ids]);
       }
     });
   }
