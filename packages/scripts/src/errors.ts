@@ -7,6 +7,7 @@ import { CodedError } from "@nbfleet/shared/coded-error";
 
 export const ScriptsErrorCodes = {
   NBF_ARTIFACT_BUILD_FAILED: "the agent artifact could not be bundled or packed",
+  NBF_ARTIFACT_INVALID: "an agent artifact handed in to publish is not a well-formed, bounded agent tarball",
   NBF_CUSTOM_DATA_TOO_LARGE: "the cloud-init user-data exceeds Azure's customData limit",
   NBF_PROCESS_STOP_TIMEOUT: "a sandbox process was still running after SIGKILL and its wait deadline",
 } as const;

@@ -10,6 +10,7 @@ import { access, cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } fro
 import { createRequire } from "node:module";
 import path from "node:path";
 import { AGENT_VERSION } from "@nbfleet/shared";
+import { isArtifactVersion } from "@nbfleet/shared/artifact-signature";
 import { type BuildFailure, type Loader, type Plugin, build, version as esbuildVersion } from "esbuild";
 import { ScriptsError } from "../errors.js";
 import {
@@ -27,8 +28,10 @@ export const ARTIFACT_FILE = "nbfleet-agent.tar.gz";
 export const AGENT_BUNDLE_FILE = "nbfleet-agent.mjs";
 const BUILD_RECORD_FILE = "nbfleet-agent.build.json";
 /** Bump when the bundle or the tarball layout changes in a way the inputs do not show. */
-const RECIPE = 3;
+const RECIPE = 4;
 const NODE_TARGET = "node20";
+/** apps/agent/src/version.ts's build-time constant. */
+const AGENT_VERSION_DEFINE = "__NBFLEET_AGENT_VERSION__";
 
 // CJS dependencies bundled into ESM still call `require` for Node built-ins.
 const REQUIRE_SHIM =
@@ -42,6 +45,11 @@ export interface BuildAgentArtifactOptions {
   agentDir?: string;
   /** Rebuild even when the cached artifact is current. */
   force?: boolean;
+  /**
+   * The version baked into the bundle (the agent reports it) and written to `manifest.json`;
+   * default AGENT_VERSION. Must match ARTIFACT_VERSION_PATTERN.
+   */
+  version?: string;
 }
 
 export interface AgentArtifact {
@@ -50,7 +58,7 @@ export interface AgentArtifact {
   /** Lower-case hex SHA-256 of `file`. */
   sha256: string;
   bytes: number;
-  /** The agent's version (`AGENT_VERSION`); builds of one version differ by `sha256`. */
+  /** The version built (`options.version`, default `AGENT_VERSION`); builds of one version differ by `sha256`. */
   version: string;
   /** True when the artifact was already current and nothing was rebuilt. */
   cached: boolean;
@@ -68,6 +76,13 @@ export interface ArtifactManifest {
 
 export async function buildAgentArtifact(options: BuildAgentArtifactOptions): Promise<AgentArtifact> {
   const outDir = path.resolve(options.outDir);
+  const version = options.version ?? AGENT_VERSION;
+  if (!isArtifactVersion(version)) {
+    throw buildFailed(
+      `the version ${JSON.stringify(version)} is not MAJOR.MINOR.PATCH with an optional -prerelease or +build tail`,
+      { version },
+    );
+  }
   const agentDir = path.resolve(options.agentDir ?? defaultAgentDir());
   const file = path.join(outDir, ARTIFACT_FILE);
   const recordFile = path.join(outDir, BUILD_RECORD_FILE);
@@ -76,7 +91,7 @@ export async function buildAgentArtifact(options: BuildAgentArtifactOptions): Pr
     esbuild: esbuildVersion,
     target: NODE_TARGET,
     platform: `${process.platform}-${process.arch}`,
-    version: AGENT_VERSION,
+    version,
     agentDir,
   });
 
@@ -88,12 +103,12 @@ export async function buildAgentArtifact(options: BuildAgentArtifactOptions): Pr
   await mkdir(outDir, { recursive: true });
   const staging = await mkdtemp(path.join(outDir, ".staging-"));
   try {
-    const bundled = await bundleAgent(agentDir, path.join(staging, AGENT_BUNDLE_FILE));
+    const bundled = await bundleAgent(agentDir, path.join(staging, AGENT_BUNDLE_FILE), version);
     const natives = await findNativePackages(agentDir);
     const nativeFiles = await stageNatives(natives, staging);
     const manifest: ArtifactManifest = {
       name: "nbfleet-agent",
-      version: AGENT_VERSION,
+      version,
       entry: AGENT_BUNDLE_FILE,
       node: ">=20",
       platform: `${process.platform}-${process.arch}`,
@@ -109,9 +124,9 @@ export async function buildAgentArtifact(options: BuildAgentArtifactOptions): Pr
     const sha256 = await sha256File(packed);
     const { size: bytes } = await stat(packed);
     await rename(packed, file);
-    const record: BuildRecord = { key, version: AGENT_VERSION, sha256, bytes, inputs };
+    const record: BuildRecord = { key, version, sha256, bytes, inputs };
     await writeBuildRecord(recordFile, record);
-    return { file, sha256, bytes, version: AGENT_VERSION, cached: false };
+    return { file, sha256, bytes, version, cached: false };
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
@@ -122,7 +137,11 @@ export async function buildAgentArtifact(options: BuildAgentArtifactOptions): Pr
  * (and hashed) by the plugin below, so the hashes are of exactly the bytes that were bundled,
  * even if a file is being edited while the controller starts.
  */
-async function bundleAgent(agentDir: string, outfile: string): Promise<Record<string, string>> {
+async function bundleAgent(
+  agentDir: string,
+  outfile: string,
+  version: string,
+): Promise<Record<string, string>> {
   const entry = path.join(agentDir, "src", "cli", "main.ts");
   const hashes: Record<string, string> = {};
   const hashWhatIsLoaded: Plugin = {
@@ -152,6 +171,8 @@ async function bundleAgent(agentDir: string, outfile: string): Promise<Record<st
       minify: true,
       charset: "ascii",
       banner: { js: REQUIRE_SHIM },
+      // What apps/agent/src/version.ts reports.
+      define: { [AGENT_VERSION_DEFINE]: JSON.stringify(version) },
       metafile: true,
       logLevel: "silent",
       plugins: [hashWhatIsLoaded],

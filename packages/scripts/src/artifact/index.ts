@@ -7,3 +7,9 @@ export {
   buildAgentArtifact,
 } from "./build.js";
 export { NATIVE_PACKAGES } from "./native.js";
+export {
+  ARTIFACT_MAX_BYTES,
+  ARTIFACT_MAX_UNPACKED_BYTES,
+  type InspectedArtifact,
+  inspectArtifact,
+} from "./inspect.js";
