@@ -237,9 +237,18 @@ export class CommandService {
       out[slots[i]!] = { ok: true, value: { command, delivered: false } };
     });
     const dispatch = () => {
-      // Commands for agents this replica does not hold: their holder claims and sends them.
-      const queued = records.filter((command) => command.state === "queued").map(queuedSignalId);
-      if (queued.length > 0) this.options.signals?.send("command.queued", queued);
+      // Stored `queued` because their agent was not connected when this transaction looked. An
+      // agent welcomed here since then may have read its queue before this commit (its read
+      // cannot see these rows): it is connected now, so it is claimed and sent from here. The
+      // others' holder (another replica) claims and sends them on the signal.
+      const here: string[] = [];
+      const elsewhere: string[] = [];
+      for (const command of records) {
+        if (command.state !== "queued") continue;
+        (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
+      }
+      if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
+      if (here.length > 0) this.deliverQueued(here).catch((error) => this.options.onError(error));
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
         outcome.value.delivered = command.state === "sent" && this.sendRemembering(command);

@@ -1,0 +1,50 @@
+/**
+ * A command stored while its agent is connecting (PostgreSQL, where the agent's welcome reads
+ * its queue on another connection than the transaction storing the command). The store said
+ * `queued` (no agent when it looked); the welcome's read of the queue ran before the commit and
+ * could not see the row. Nobody else sends it (the `command.queued` signal is for other
+ * replicas), so the command waited for the agent's next connection or its TTL: a bulk
+ * operation's target started just then stayed `running` (the lease-takeover test's flake).
+ * SQLite has one connection: the welcome's read waits for the commit, so there is no race.
+ */
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
+import { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { seedVms } from "@nbfleet/testkit/sim-fleet";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+let controller: TestController | undefined;
+let agent: SimAgent | undefined;
+afterEach(async () => {
+  agent?.close();
+  await controller?.close();
+  controller = undefined;
+  agent = undefined;
+});
+
+describe("a command queued while its agent connects (PostgreSQL)", () => {
+  it("reaches the agent when the agent's welcome read its queue before the command was committed", async () => {
+    controller = await startTestController({ settings: { databaseUrl: await freshDatabaseUrl() } });
+    const { commands, store } = controller.app.nbfleet;
+    const [vm] = await seedVms(controller.app, { count: 1 });
+    agent = new SimAgent({ url: controller.url, token: vm!.credential, hostname: vm!.name });
+    const ready = vi.spyOn(commands, "onAgentReady");
+
+    const queued = await store.db.transaction().execute(async (trx) => {
+      const stored = await commands.enqueueManyIn(trx, [{ vmName: vm!.name, name: "notebook.restart" }]);
+      expect(stored.outcomes[0]).toMatchObject({ ok: true, value: { command: { state: "queued" } } });
+      // The agent connects and its queue is read, all before this transaction commits.
+      await agent!.connect();
+      await vi.waitFor(() => expect(ready).toHaveBeenCalledWith(vm!.name));
+      await ready.mock.results[0]!.value;
+      return stored;
+    });
+    queued.dispatch();
+
+    const { id } = (queued.outcomes[0] as { ok: true; value: { command: { id: string } } }).value.command;
+    await agent.waitFor(() => agent!.executed.length > 0, 5000, "the queued command");
+    expect(agent.executed.map((e) => e.command.id)).toEqual([id]);
+    await expect.poll(async () => (await commands.get(id))?.state, { timeout: 5000 }).toBe("succeeded");
+    expect((await commands.get(id))?.attempts).toBe(1);
+  });
+});
