@@ -39,8 +39,10 @@ import { ensureAgentToken, writeProfile } from "./profile/write.js";
 import type { TerminalTarget } from "./pty/shell.js";
 import { tailLines } from "./supervisor/log-file.js";
 import { redactLine } from "./supervisor/log-redact.js";
-import { Supervisor } from "./supervisor/supervisor.js";
+import { type LaunchSpec, Supervisor } from "./supervisor/supervisor.js";
+import { inSystemdScope } from "./supervisor/systemd-scope.js";
 import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
+import type { Upgrader } from "./upgrade/upgrader.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
 import { LatestFile } from "./util/latest-file.js";
 import { WriteFailures } from "./util/write-failures.js";
@@ -57,6 +59,8 @@ export interface AgentOptions {
   /** Plaintext from stdin: hashed as soon as the Jupyter version is known, then dropped. */
   password?: string;
   isRoot?: boolean;
+  /** `systemd`: the notebook server starts in a scope of its own (see supervisor/systemd-scope.ts). */
+  notebookScope?: "systemd";
 }
 
 type Listener = Parameters<AgentCore["subscribe"]>[0];
@@ -89,6 +93,8 @@ export class Agent implements AgentCore {
   private lastSignature = "";
   private certificate: CertificateInfo | null = null;
   private pendingPassword: string | null = null;
+  private upgrader: Upgrader | null = null;
+  private notebookScope: "systemd" | null = null;
   readonly events: EventLog;
   readonly log: AgentLogger;
   private readonly closeLog: () => void;
@@ -127,6 +133,7 @@ export class Agent implements AgentCore {
     const agent = new Agent(paths, settings, options.isRoot ?? process.getuid?.() === 0);
     if (options.passwordHash) await agent.applyInitialPasswordHash(options.passwordHash);
     agent.pendingPassword = options.password ?? null;
+    agent.notebookScope = options.notebookScope ?? null;
     return agent;
   }
 
@@ -164,6 +171,11 @@ export class Agent implements AgentCore {
 
   state(): AgentState {
     return { notebook: this.notebookStatus(), health: this.health };
+  }
+
+  /** Lets `agent.upgrade` run (an agent started with an install dir and a release key). */
+  useUpgrader(upgrader: Upgrader): void {
+    this.upgrader = upgrader;
   }
 
   subscribe(listener: Listener): () => void {
@@ -261,6 +273,14 @@ export class Agent implements AgentCore {
       case "diagnose":
         await this.refresh({ deep: true });
         return this.state();
+      case "agent.upgrade":
+        if (!this.upgrader) {
+          throw new AgentError(
+            "NBF_UPGRADE_UNAVAILABLE",
+            "this agent was started without --install-dir and --release-key-file: it cannot upgrade itself",
+          );
+        }
+        return this.upgrader.upgrade(command.id, command.params, progress);
     }
     await this.refresh({ deep: false });
     return this.state();
@@ -291,21 +311,22 @@ export class Agent implements AgentCore {
       stopGraceMs: settings.stopGraceMs,
       restarts: await this.readRestarts(),
       probe: async () => (await probeApi(this.checkTarget(), 2000)).ok,
-      launchSpec: async () => ({
-        argv: this.install!.launch,
-        cwd: this.notebookDir(),
-        owner: this.owner,
-        env: {
-          PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-          LANG: process.env.LANG ?? "C.UTF-8",
-          HOME: this.owner?.home ?? os.homedir(),
-          USER: this.owner?.user ?? os.userInfo().username,
-          JUPYTER_CONFIG_DIR: paths.configDir,
-          JUPYTER_RUNTIME_DIR: paths.runtimeDir,
-          JUPYTER_DATA_DIR: paths.jupyterDataDir,
-          PYTHONUNBUFFERED: "1",
-        },
-      }),
+      launchSpec: async () =>
+        this.scoped({
+          argv: this.install!.launch,
+          cwd: this.notebookDir(),
+          owner: this.owner,
+          env: {
+            PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+            LANG: process.env.LANG ?? "C.UTF-8",
+            HOME: this.owner?.home ?? os.homedir(),
+            USER: this.owner?.user ?? os.userInfo().username,
+            JUPYTER_CONFIG_DIR: paths.configDir,
+            JUPYTER_RUNTIME_DIR: paths.runtimeDir,
+            JUPYTER_DATA_DIR: paths.jupyterDataDir,
+            PYTHONUNBUFFERED: "1",
+          },
+        }),
       onEvent: (event) => this.recordEvent(event.level, event.kind, event.message, event.data),
       onChange: () => {
         this.onServerChange();
@@ -314,6 +335,10 @@ export class Agent implements AgentCore {
       onRestartsChanged: (restarts) => void this.saveRestarts(restarts),
       writes: this.writes,
     });
+  }
+
+  private scoped(spec: LaunchSpec): LaunchSpec {
+    return this.notebookScope === "systemd" ? inSystemdScope(spec, this.settings.port) : spec;
   }
 
   private startLoops(): void {
@@ -589,7 +614,8 @@ export class Agent implements AgentCore {
     await this.restartsFile.write(`${JSON.stringify({ restarts })}\n`);
   }
 
-  private recordEvent(
+  /** Logs an event, keeps it in the event log and tells the listeners (the link sends it on). */
+  recordEvent(
     level: AgentEvent["level"],
     kind: string,
     message: string,

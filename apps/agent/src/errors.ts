@@ -27,6 +27,10 @@ export const AgentErrorCodes = {
   NBF_PTY_UNAVAILABLE: "the native node-pty module is missing for this platform",
   NBF_PTY_SPAWN_FAILED: "the shell or command of a terminal session could not be started",
   NBF_STREAM_LIMIT: "too many terminal sessions or log streams are open on this agent",
+  NBF_ARTIFACT_REFUSED:
+    "an upgrade artifact failed a check (size, sha256, signature, manifest); nothing was switched",
+  NBF_UPGRADE_UNAVAILABLE:
+    "this agent cannot upgrade itself now (no install dir or release key, no controller, or an upgrade pending)",
 } as const;
 export type AgentErrorCode = keyof typeof AgentErrorCodes;
 

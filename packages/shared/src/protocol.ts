@@ -110,6 +110,7 @@ export const CommandMessage = Type.Union([
   commandVariant("certificate.rotate"),
   commandVariant("logs.tail"),
   commandVariant("diagnose"),
+  commandVariant("agent.upgrade"),
 ]);
 export type CommandMessage = Static<typeof CommandMessage>;
 

@@ -5,6 +5,8 @@
  * until SIGINT (stop the notebook) or SIGTERM (leave it running for the next agent).
  */
 import { access, readFile } from "node:fs/promises";
+import path from "node:path";
+import { CAPABILITY_AGENT_UPGRADE, COMMAND_NAMES } from "@nbfleet/shared";
 import { collect, integerIn } from "@nbfleet/shared/cli-parse";
 import type { Command } from "commander";
 import { Agent } from "../../agent.js";
@@ -15,7 +17,8 @@ import { isAgentRunning } from "../../control/client.js";
 import { serveControlSocket } from "../../control/server.js";
 import { AgentError } from "../../errors.js";
 import { readCredential } from "../../link/credential.js";
-import { runLink, timingFromSettings } from "../../link/link.js";
+import type { TlsTrust } from "../../link/dial.js";
+import { type LinkStatus, runLink, timingFromSettings } from "../../link/link.js";
 import { stderrLinkLog, teeLinkLog } from "../../link/log.js";
 import { type LinkFlags, type LinkSetup, setupLink } from "../../link/setup.js";
 import { readHashFile } from "../../password/hash-file.js";
@@ -23,6 +26,12 @@ import { validateHash } from "../../password/hash.js";
 import { readPassword } from "../../password/stdin.js";
 import { AgentStreams } from "../../streams/agent-streams.js";
 import { installCertificate } from "../../tls/ensure.js";
+import { formatFingerprint } from "../../tls/fingerprint.js";
+import type { ArtifactSource } from "../../upgrade/download.js";
+import { UpgradeFollowUp } from "../../upgrade/follow-up.js";
+import { UPGRADE_EXIT_CODE, Upgrader } from "../../upgrade/upgrader.js";
+import { readGivenFile } from "../../util/read-given-file.js";
+import { agentVersion } from "../../version.js";
 import { withDataDir } from "../context.js";
 
 interface UpFlags extends LinkFlags {
@@ -41,6 +50,9 @@ interface UpFlags extends LinkFlags {
   passwordHash?: string;
   certFile?: string;
   keyFile?: string;
+  installDir?: string;
+  releaseKeyFile?: string;
+  systemdScope?: boolean;
   json?: boolean;
 }
 
@@ -98,6 +110,18 @@ export function registerUp(program: Command): void {
       "--controller-fingerprint <sha256>",
       "pin the controller's certificate by its SHA-256 fingerprint; remembered",
     )
+    .option(
+      "--install-dir <dir>",
+      "the agent's install directory (versions/, current, previous; laid out by the bootstrap): with --release-key-file it lets the controller upgrade this agent",
+    )
+    .option(
+      "--release-key-file <file>",
+      "the controller's release public key (Ed25519 PEM): an upgrade artifact it did not sign is refused",
+    )
+    .option(
+      "--systemd-scope",
+      "start the notebook server in a systemd scope of its own (systemd-run --scope), so restarting the agent's unit never stops it",
+    )
     .option("--json", "print the start-up summary as one JSON line")
     .action(up);
 }
@@ -108,9 +132,16 @@ async function up(opts: UpFlags): Promise<void> {
     throw new AgentError("NBF_AGENT_ALREADY_RUNNING", `an agent already runs for ${opts.dataDir}`);
   }
   const link = await prepareLink(paths, opts);
+  if ((opts.installDir === undefined) !== (opts.releaseKeyFile === undefined)) {
+    throw new AgentError(
+      "NBF_INVALID_INPUT",
+      "--install-dir and --release-key-file go together (an agent upgrades itself only with both)",
+    );
+  }
   const agent = await Agent.open({
     dataDir: opts.dataDir,
     overrides: { ...settingsFromFlags(opts), link: link.settings },
+    ...(opts.systemdScope ? { notebookScope: "systemd" as const } : {}),
     ...(await initialPassword(opts)),
   });
   await installInitialCertificate(agent, opts);
@@ -129,20 +160,79 @@ async function up(opts: UpFlags): Promise<void> {
     onEvent: (event) =>
       console.error(`${event.at} ${event.level} ${event.kind}: ${event.message.split("\n")[0]}`),
   });
+  const upgrades = prepareUpgrades(agent, opts);
   const stopLink = new AbortController();
-  const linkDone = connectToController(agent, link.bootstrapToken, stopLink.signal);
-  await new Promise<void>((resolve) => {
-    const finish = async (stopNotebook: boolean) => {
+  const linkDone = connectToController(agent, link.bootstrapToken, stopLink.signal, upgrades);
+  const exitCode = await new Promise<number>((resolve) => {
+    let finishing = false;
+    const finish = async (stopNotebook: boolean, code = 0) => {
+      if (finishing) return;
+      finishing = true;
       stopLink.abort();
       await linkDone;
       server.close();
       if (stopNotebook) await agent.shutdown();
       else agent.close();
-      resolve();
+      resolve(code);
     };
     process.once("SIGINT", () => void finish(true));
     process.once("SIGTERM", () => void finish(false));
+    // Switched to another version: the answer goes out first, then the agent ends as on SIGTERM
+    // (the notebook server keeps running) and its launcher starts the new version at once.
+    void upgrades?.upgrader.switched.then(async () => {
+      await new Promise((done) => setTimeout(done, ANSWER_GRACE_MS));
+      await finish(false, UPGRADE_EXIT_CODE);
+    });
   });
+  if (exitCode !== 0) process.exit(exitCode);
+}
+
+/** How long a switched agent waits for its answer to leave before it ends. */
+const ANSWER_GRACE_MS = 300;
+
+interface Upgrades {
+  upgrader: Upgrader;
+  followUp: UpgradeFollowUp;
+  /** The controller the link is connected to now (the one an artifact is downloaded from). */
+  connectedTo: string | null;
+}
+
+function prepareUpgrades(agent: Agent, opts: UpFlags): Upgrades | null {
+  if (opts.installDir === undefined || opts.releaseKeyFile === undefined) return null;
+  const installDir = path.resolve(opts.installDir);
+  const version = agentVersion();
+  const upgrades: Upgrades = {
+    connectedTo: null,
+    upgrader: new Upgrader({
+      installDir,
+      releaseKeyFile: path.resolve(opts.releaseKeyFile),
+      currentVersion: version,
+      source: () => artifactSource(agent, upgrades.connectedTo),
+    }),
+    followUp: null as unknown as UpgradeFollowUp,
+  };
+  upgrades.followUp = new UpgradeFollowUp({
+    layout: upgrades.upgrader.layout,
+    version,
+    state: () => agent.state(),
+    record: (level, kind, message, data) => agent.recordEvent(level, kind, message, data),
+    onError: (error) => agent.log.warn({ err: error }, "upgrade follow-up failed; tried again later"),
+  });
+  agent.useUpgrader(upgrades.upgrader);
+  agent.subscribe({ onState: () => void upgrades.followUp.stateChanged(), onEvent: () => {} });
+  return upgrades;
+}
+
+/** Where to download from: the connected controller, with the link's trust. */
+async function artifactSource(agent: Agent, url: string | null): Promise<ArtifactSource | null> {
+  if (url === null) return null;
+  const { caFile, fingerprintSha256 } = agent.settings.link;
+  if (!/^(wss|https):/.test(url)) return { url, trust: null };
+  const trust: TlsTrust = {
+    ...(caFile ? { ca: await readGivenFile(caFile, "controller CA file") } : {}),
+    ...(fingerprintSha256 ? { fingerprintSha256: formatFingerprint(fingerprintSha256) } : {}),
+  };
+  return { url, trust };
 }
 
 /** The link settings from the flags and DIR; a controller without a credential needs a bootstrap token. */
@@ -238,10 +328,22 @@ function connectToController(
   agent: Agent,
   bootstrapToken: string | undefined,
   signal: AbortSignal,
+  upgrades: Upgrades | null,
 ): Promise<void> {
   const settings = agent.settings.link;
   const urls = controllerUrlsOf(settings);
   if (urls.length === 0) return Promise.resolve();
+  const streams = new AgentStreams({
+    target: () => agent.terminalTarget(),
+    logFile: (source) => (source === "agent" ? agent.paths.agentLog : agent.paths.notebookLog),
+    redact: (line) => agent.redactLog(line),
+  });
+  // `agent.upgrade` is offered only by an agent that can install another version.
+  const capabilities = [
+    ...COMMAND_NAMES.filter((name) => name !== "agent.upgrade"),
+    ...streams.capabilities,
+    ...(upgrades ? [CAPABILITY_AGENT_UPGRADE] : []),
+  ];
   return runLink({
     url: urls,
     credentialFile: agent.paths.controllerCredential,
@@ -251,14 +353,12 @@ function connectToController(
       ...(settings.fingerprintSha256 ? { fingerprintSha256: settings.fingerprintSha256 } : {}),
     },
     core: agent,
-    streams: new AgentStreams({
-      target: () => agent.terminalTarget(),
-      logFile: (source) => (source === "agent" ? agent.paths.agentLog : agent.paths.notebookLog),
-      redact: (line) => agent.redactLog(line),
-    }),
+    streams,
+    capabilities,
     log: teeLinkLog(stderrLinkLog(), agent.log.child({ module: "link" })),
     signal,
     timing: timingFromSettings(settings),
+    ...(upgrades ? { onStatus: (status: LinkStatus) => followLink(upgrades, status) } : {}),
   }).catch((error) => console.error(`nbfleet-agent: controller link stopped: ${(error as Error).message}`));
 }
 
@@ -267,4 +367,14 @@ function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+function followLink(upgrades: Upgrades, status: LinkStatus): void {
+  if (status.state === "connected") {
+    upgrades.connectedTo = status.url;
+    void upgrades.followUp.linkConnected();
+  } else {
+    upgrades.connectedTo = null;
+    upgrades.followUp.linkLost();
+  }
 }
