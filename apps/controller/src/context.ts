@@ -1,4 +1,5 @@
 /** Everything a route plugin may use, built once by buildServer and decorated as `app.nbfleet`. */
+import type { ArtifactStore } from "./artifacts/store.js";
 import type { AdminToken } from "./auth/admin-token.js";
 import type { Cluster } from "./cluster/cluster.js";
 import type { EventFeed } from "./cluster/event-tail.js";
@@ -42,6 +43,11 @@ export interface ControllerContext {
   relay: StreamRelay;
   metrics: Metrics;
   provider: Provider;
+  /**
+   * The agent artifacts as signed versions (`<data-dir>/artifacts`), the controller's built-in
+   * one registered at start; an ArtifactCatalog (artifacts/catalog.ts) plus publishing.
+   */
+  artifacts: ArtifactStore;
   /** The periodic provider reconcile (`runOnce()` for a pass now). */
   reconciler: Reconciler;
   /** The first admin token (plaintext when this start knows it), for the CLI to print once. */

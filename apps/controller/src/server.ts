@@ -81,6 +81,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       log: outageQuietLog(app.log),
       controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
       listeningUrl: () => listeningUrl(app, settings.listen),
+      ...(options.artifact ? { artifact: options.artifact } : {}),
     });
     app.decorate("nbfleet", services);
     stopLeasedJobsFirst(app);

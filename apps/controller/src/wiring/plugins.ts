@@ -7,6 +7,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifyWebsocket from "@fastify/websocket";
 import { AGENT_VERSION } from "@nbfleet/shared";
 import type { FastifyInstance } from "fastify";
+import { agentArtifactCatalogPlugin } from "../api/agent-artifact/catalog-plugin.js";
 import { agentArtifactPlugin } from "../api/agent-artifact/plugin.js";
 import { bootstrapTokenPlugin } from "../api/bootstrap-token/plugin.js";
 import { commandsPlugin } from "../api/commands/plugin.js";
@@ -47,6 +48,7 @@ const API_PLUGINS = [
   fleetPlugin,
   relayRoutesPlugin,
   consolePlugin,
+  agentArtifactCatalogPlugin,
 ];
 
 export async function registerPlugins(

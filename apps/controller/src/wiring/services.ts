@@ -4,6 +4,8 @@
  * started here: see lifecycle.ts.
  */
 import type { FastifyBaseLogger } from "fastify";
+import type { ArtifactInfo } from "../artifact-info.js";
+import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
 import { createCluster } from "../cluster/cluster.js";
 import { releaseAgentsAtStart } from "../cluster/janitor.js";
@@ -36,17 +38,21 @@ export interface ServiceDeps {
   controllerUrl(): string;
   /** The address this process listens at (known once it listens); other replicas reach it there. */
   listeningUrl?(): string;
+  /** The artifact served at /v1/agent/artifact, registered in the artifact catalog under its version. */
+  artifact?: ArtifactInfo;
 }
 
 export async function wireServices(
   settings: ControllerSettings,
   store: Store,
-  { provider, log, controllerUrl, listeningUrl }: ServiceDeps,
+  { provider, log, controllerUrl, listeningUrl, artifact }: ServiceDeps,
 ): Promise<ControllerContext> {
   // No agent is connected to a controller that is only starting (nor held by a dead replica).
   await releaseAgentsAtStart(store, settings.replicaHeartbeatSec * 1000);
   const replica = newReplicaIdentity();
   const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
+  const artifacts = await ArtifactStore.open({ dataDir: settings.dataDir, log });
+  if (artifact) await artifacts.registerBuiltIn(artifact);
 
   const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
   const metrics = new Metrics();
@@ -150,6 +156,7 @@ export async function wireServices(
     cluster,
     metrics,
     provider,
+    artifacts,
     reconciler,
     adminToken,
     controllerUrl,

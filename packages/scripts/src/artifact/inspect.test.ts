@@ -2,31 +2,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
+import { tarEntry } from "@nbfleet/testkit/artifact-tarball";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectArtifact } from "./inspect.js";
 
-/** One ustar entry written by hand, so hostile archives are exactly what the test says. */
-function entry(name: string, options: { type?: string; body?: string | Buffer; link?: string } = {}): Buffer {
-  const body = Buffer.isBuffer(options.body) ? options.body : Buffer.from(options.body ?? "");
-  const header = Buffer.alloc(512);
-  const put = (text: string, offset: number, length: number) => header.write(text, offset, length, "utf8");
-  put(name, 0, 100);
-  put("0000644\0", 100, 8);
-  put("0000000\0", 108, 8);
-  put("0000000\0", 116, 8);
-  put(`${body.length.toString(8).padStart(11, "0")}\0`, 124, 12);
-  put("00000000000\0", 136, 12);
-  put("        ", 148, 8);
-  put(options.type ?? "0", 156, 1);
-  put(options.link ?? "", 157, 100);
-  put("ustar\0", 257, 6);
-  put("00", 263, 2);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  put(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8);
-  const padding = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([header, body, padding]);
-}
+const entry = tarEntry;
 const END = Buffer.alloc(1024);
 const manifest = (fields: Record<string, unknown> = {}) =>
   entry("manifest.json", {
