@@ -7,3 +7,4 @@ export * from "./terminal.js";
 export * from "./routes.js";
 export * from "./controller-urls.js";
 export * from "./states.js";
+export * from "./vm-sort.js";

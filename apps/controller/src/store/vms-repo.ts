@@ -7,13 +7,29 @@ import {
   VM_STATES,
   type VmState,
 } from "@nbfleet/shared";
-import { type Kysely, type Selectable, sql } from "kysely";
+import {
+  type Expression,
+  type Kysely,
+  PostgresAdapter,
+  type SelectQueryBuilder,
+  type Selectable,
+  type SqlBool,
+  sql,
+} from "kysely";
 import { NbfError } from "../errors.js";
 import { padToPowerOfTwo } from "./chunks.js";
-import { isUniqueViolation } from "./db.js";
+import { type Dialect, isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
 import { queryShapes } from "./query-shapes.js";
 import type { Database, VmStatusTable, VmsTable } from "./schema.js";
+import {
+  type LabelTermSql,
+  type VmListPosition,
+  type VmSort,
+  afterPosition,
+  labelTermCondition,
+  sortValue,
+} from "./vm-list-order.js";
 
 export { VM_STATES, type VmState };
 
@@ -50,6 +66,9 @@ export interface VmRecord {
   status: VmStatus;
 }
 
+/** A listed VM with its value under the list's sort, for the next page's cursor. */
+export type ListedVm = VmRecord & { sortValue: string | number };
+
 export interface NewVm {
   name: string;
   provider: string;
@@ -62,8 +81,14 @@ export interface VmFilter {
   labels?: Record<string, string>;
   state?: VmState;
   health?: OverallHealth;
+  /** Label-expression terms (key=value, key!=value, key, !key); all must hold. */
+  labelTerms?: LabelTermSql[];
   /** Names strictly after this one (cursor pagination, ordered by name). */
   after?: string;
+  /** The order (default: name, ascending); ties are broken by name, ascending. */
+  sort?: VmSort;
+  /** Rows strictly after this one in `sort` (keyset pagination under any sort). */
+  afterRow?: VmListPosition;
   limit: number;
 }
 
@@ -111,7 +136,11 @@ type Joined = Selectable<VmsTable> & {
 };
 
 export class VmsRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly dialect: Dialect;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.dialect = db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
+  }
 
   async insert(vm: NewVm, now = new Date().toISOString()): Promise<void> {
     try {
@@ -190,26 +219,40 @@ export class VmsRepo {
     return row !== undefined;
   }
 
-  async list(filter: VmFilter): Promise<VmRecord[]> {
+  async list(filter: VmFilter): Promise<ListedVm[]> {
     // Filtered by health, the (health, vm_name) index hands out rows in name order already:
     // ordering by that column (equal to vms.name in the join) reads one page instead of
     // sorting every VM in that health.
-    const order = filter.health ? "vm_status.vm_name" : "vms.name";
-    let query = this.base();
-    if (filter.state) query = query.where("vms.state", "=", filter.state);
-    if (filter.health) query = query.where("vm_status.health", "=", filter.health);
-    if (filter.after !== undefined) query = query.where(order, ">", filter.after);
-    for (const [key, value] of Object.entries(filter.labels ?? {})) {
-      query = query.where("vms.name", "in", (eb) =>
-        eb
-          .selectFrom("vm_labels")
-          .select("vm_labels.vm_name")
-          .where("key", "=", key)
-          .where("value", "=", value),
-      );
+    const nameColumn = filter.health ? "vm_status.vm_name" : "vms.name";
+    const sort = filter.sort ?? { key: "name", order: "asc" };
+    const value = sortValue(sort.key, this.dialect, nameColumn);
+    const conditions: Expression<SqlBool>[] = [];
+    if (filter.state) conditions.push(sql`vms.state = ${filter.state}`);
+    if (filter.health) conditions.push(sql`vm_status.health = ${filter.health}`);
+    if (filter.after !== undefined) conditions.push(sql`${sql.ref(nameColumn)} > ${filter.after}`);
+    if (filter.afterRow) conditions.push(afterPosition(value, nameColumn, sort, filter.afterRow));
+    for (const [key, value] of Object.entries(filter.labels ?? {}))
+      conditions.push(labelTermCondition({ key, op: "=", value }));
+    for (const term of filter.labelTerms ?? []) conditions.push(labelTermCondition(term));
+    const ordered = <Q extends SelectQueryBuilder<Database, "vms" | "vm_status", object>>(query: Q): Q =>
+      (sort.key === "name"
+        ? query.orderBy(nameColumn, sort.order)
+        : query.orderBy(value, sort.order).orderBy(nameColumn, "asc")) as Q;
+    let query = this.base().select(value.as("sort_value"));
+    if (sort.key === "name") {
+      for (const condition of conditions) query = query.where(condition);
+    } else {
+      // Any other key sorts every matching row: the page's names are picked on narrow rows
+      // first, so the sort does not carry each VM's health report and notebook along.
+      let page = this.db
+        .selectFrom("vms")
+        .leftJoin("vm_status", "vm_status.vm_name", "vms.name")
+        .select("vms.name");
+      for (const condition of conditions) page = page.where(condition);
+      query = query.where("vms.name", "in", ordered(page).limit(filter.limit));
     }
-    const rows = await query.orderBy(order).limit(filter.limit).execute();
-    return rows.map(toRecord);
+    const rows = await ordered(query).limit(filter.limit).execute();
+    return rows.map((row) => ({ ...toRecord(row), sortValue: row.sort_value as string | number }));
   }
 
   /** Which of `names` exist (one statement per 512, in-lists padded so their shapes repeat). */

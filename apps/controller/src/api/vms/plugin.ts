@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-/** VM routes: create, list (labels/state/health filters, cursor pages), show, delete, machine actions. */
+/** VM routes: create, list (label expression/state/health filters, sorts, keyset cursor pages), show, delete, machine actions. */
 import { CommandView, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import type { MachineAction } from "../../fleet/vm-service.js";
 import type { VmRecord } from "../../store/vms-repo.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
 import { Errors, Labels, NameParams, VmName, plainJson } from "../schemas.js";
 import { toCommandView, toVmView } from "../views.js";
+import { SortQuery, decodeListCursor, encodeListCursor, labelTerms, sortOf } from "./list-query.js";
 
 const CreateVmBody = Type.Object(
   {
@@ -39,6 +39,7 @@ const ListQuery = Type.Object(
         description: "key=value, repeatable (all must match)",
       }),
     ),
+    ...SortQuery,
     state: Type.Optional(VmState),
     health: Type.Optional(OverallHealth),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
@@ -89,23 +90,23 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { label, state, health, limit = 100, cursor } = request.query;
-      const labels = labelConditions(label ?? []);
-      // Two values for one key can never both hold: nothing matches.
-      if (labels === null) return { items: [], nextCursor: null };
+      const { label, labels, state, health, limit = 100, cursor } = request.query;
+      const sort = sortOf(request.query.sort, request.query.order);
+      const terms = labelTerms(labels, label ?? []);
       await store.writer.flush();
       const rows = await store.vms.list({
-        labels,
+        labelTerms: terms,
         state,
         health,
-        after: cursor === undefined ? undefined : decodeCursor(cursor, "string"),
+        sort,
+        afterRow: cursor === undefined ? undefined : decodeListCursor(cursor, sort),
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
       const tokens = await store.agentSecrets.bootstrapsOf(page.map((vm) => vm.name));
       return {
         items: page.map((vm) => toVmView(vm, gateway.live(vm.name), tokens.get(vm.name) ?? null)),
-        nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.name) : null,
+        nextCursor: rows.length > limit ? encodeListCursor(sort, page.at(-1)!) : null,
       };
     },
   );
@@ -187,20 +188,3 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
-
-/**
- * `label=k=v` conditions as one map; all must hold, so the same key with two different values
- * matches no VM (null). The same pair given twice is one condition.
- */
-export function labelConditions(pairs: readonly string[]): Record<string, string> | null {
-  // No prototype: a label key such as `__proto__` is a key like any other.
-  const labels = Object.create(null) as Record<string, string>;
-  for (const pair of pairs) {
-    const at = pair.indexOf("=");
-    const key = pair.slice(0, at);
-    const value = pair.slice(at + 1);
-    if (Object.hasOwn(labels, key) && labels[key] !== value) return null;
-    labels[key] = value;
-  }
-  return labels;
-}
