@@ -82,6 +82,8 @@ export interface LiveAgent {
   /** What the agent last reported: newer than the store's copy, which is written behind. */
   notebook: NotebookStatus | null;
   healthReport: HealthReport | null;
+  /** The agent's version from its hello. */
+  version: string | null;
 }
 
 /** Called with every state an agent reports (hello included), in arrival order. */
@@ -180,6 +182,7 @@ export class AgentGateway implements CommandLink {
       lastSeenAt: new Date(session.lastSeenMs).toISOString(),
       notebook: session.notebook,
       healthReport: session.healthReport,
+      version: session.agentVersion,
     };
   }
 
@@ -363,6 +366,7 @@ export class AgentGateway implements CommandLink {
     this.bucketSessions[session.bucket]!.add(session);
     session.connectedAt = new Date().toISOString();
     session.agentInfo = JSON.stringify(hello.agent);
+    session.agentVersion = hello.agent.version;
     session.capabilities = hello.capabilities;
     this.sessions.set(identity.vmName, session);
     const welcome: WelcomeMessage = {

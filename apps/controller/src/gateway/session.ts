@@ -30,6 +30,8 @@ export class AgentSession {
   bucket = 0;
   connectedAt = "";
   agentInfo: string | null = null;
+  /** The agent's version from its hello. */
+  agentVersion: string | null = null;
   /** From the hello: the commands and streams the agent serves. */
   capabilities: readonly string[] = [];
   notebook: NotebookStatus | null = null;

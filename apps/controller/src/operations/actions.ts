@@ -13,6 +13,7 @@ export const OPERATION_ACTIONS = [
   "vm.start",
   "vm.stop",
   "vm.restart",
+  "agent.upgrade",
 ] as const;
 export type OperationAction = (typeof OPERATION_ACTIONS)[number];
 export type MachineOperationAction = Extract<OperationAction, `vm.${string}`>;
@@ -23,6 +24,7 @@ const COMMAND_OF: Record<Exclude<OperationAction, MachineOperationAction>, Comma
   "notebook.start": "notebook.start",
   "notebook.password": "password.set",
   "notebook.certificate": "certificate.rotate",
+  "agent.upgrade": "agent.upgrade",
 };
 
 /** The agent command an action sends, or null for a machine action (done through the provider). */
@@ -68,6 +70,12 @@ export const TARGET_ERRORS = {
   NBF_TARGET_INTERRUPTED: "a controller restart interrupted the provider call; the result is unknown",
   NBF_TARGET_SKIPPED_ERROR_BUDGET: "not started: the operation's error budget was exceeded",
   NBF_TARGET_CANCELLED: "not started: the operation was cancelled",
+  NBF_TARGET_ALREADY_ON_VERSION: "skipped: the agent already runs this version",
+  NBF_TARGET_UPGRADE_UNSUPPORTED: "the agent does not support agent.upgrade (its hello lacks the capability)",
+  NBF_TARGET_UPGRADE_ROLLED_BACK: "the new agent version failed on the guest and its launcher rolled back",
+  NBF_TARGET_UPGRADE_TIMED_OUT: "the agent did not come back on the new version and healthy in time",
+  NBF_TARGET_CANARY_UNHEALTHY: "the canary did not stay healthy on the new version through its soak",
+  NBF_TARGET_SKIPPED_CANARY_FAILED: "not started: a canary target failed, so the rollout stopped",
 } as const;
 export type TargetErrorCode = keyof typeof TARGET_ERRORS;
 

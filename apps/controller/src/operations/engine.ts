@@ -14,6 +14,7 @@
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ArtifactCatalog } from "../artifacts/catalog.js";
 import { NbfError } from "../errors.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
 import type { CommandRecord } from "../store/commands-repo.js";
@@ -26,12 +27,14 @@ import {
 } from "../store/operation-targets-repo.js";
 import type { OperationRecord, OperationState } from "../store/operations-repo.js";
 import { type OperationAction, allowsRolling, commandOf } from "./actions.js";
-import type { CommandWatch, TargetPlan } from "./execute-target.js";
+import type { CommandWatch, TargetPlan, UpgradePlan } from "./execute-target.js";
 import { HealthWatch } from "./health-watch.js";
 import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
 import { OperationRunner, type StopReason } from "./runner.js";
 import { type Selector, describeSelector, resolveSelector } from "./selector.js";
 import type { FleetServices } from "./services.js";
+import { upgradePlan } from "./upgrade-plan.js";
+import { UpgradeWatch } from "./upgrade-watch.js";
 
 const PROGRESS_MS = 500;
 /** Password hashes made at once (argon2 runs on the libuv pool). */
@@ -43,8 +46,14 @@ export interface CreateOperationInput {
   maxConcurrency?: Limit;
   maxErrors?: Limit;
   rolling?: { enabled: boolean; healthTimeoutSec?: number };
-  /** certificate.rotate only: extra names and addresses for the new certificate. */
-  params?: { hostnames?: string[]; ips?: string[] };
+  /**
+   * notebook.certificate: extra names and addresses for the new certificate; agent.upgrade: the
+   * version to install (from the artifact catalog) and the guest's rollback timeout.
+   */
+  params?: { hostnames?: string[]; ips?: string[]; version?: string; timeoutSec?: number };
+  /** agent.upgrade: the first N targets go alone and must stay healthy canarySoakSec first. */
+  canary?: number;
+  canarySoakSec?: number;
   commandTtlSec?: number;
   commandTimeoutSec?: number;
   ifOffline?: "queue" | "fail";
@@ -60,6 +69,8 @@ export interface OperationSpec {
   commandTimeoutSec: number;
   ifOffline: "queue" | "fail";
   total: number;
+  /** agent.upgrade only. */
+  upgrade?: UpgradePlan;
 }
 
 export interface OperationsEngineOptions extends FleetServices {
@@ -67,6 +78,8 @@ export interface OperationsEngineOptions extends FleetServices {
   commandTimeoutSec: number;
   /** While running here, look for operations created or cancelled elsewhere this often (PostgreSQL). */
   syncMs?: number;
+  /** The agent versions agent.upgrade can install. */
+  artifacts?: ArtifactCatalog;
 }
 
 export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
@@ -77,6 +90,8 @@ export class OperationsEngine {
   private readonly commandWatchers = new Map<string, (command: CommandRecord | null) => void>();
   private readonly progressTimers = new Map<string, NodeJS.Timeout>();
   private readonly health: HealthWatch;
+  private readonly upgrades: UpgradeWatch;
+  private artifacts: ArtifactCatalog | undefined;
   private closing = false;
   /** This replica runs operations (it holds their lease). */
   private active = false;
@@ -87,6 +102,14 @@ export class OperationsEngine {
   constructor(private readonly options: OperationsEngineOptions) {
     this.targets = new OperationTargetsRepo(options.store.db);
     this.health = new HealthWatch(options.gateway, options.signals);
+    this.artifacts = options.artifacts;
+    this.upgrades = new UpgradeWatch({
+      store: options.store,
+      gateway: options.gateway,
+      bus: options.bus,
+      log: options.log,
+      clustered: options.signals?.clustered ?? false,
+    });
   }
 
   /**
@@ -164,11 +187,10 @@ export class OperationsEngine {
         problem: `${input.action} leaves the notebook down, so a rolling health gate can never pass; omit rolling`,
       });
     }
-    if (input.params && input.action !== "notebook.certificate") {
-      throw new NbfError("NBF_OPERATION_INVALID", {
-        problem: `params are only for notebook.certificate, not ${input.action}`,
-      });
-    }
+    const upgrade =
+      input.action === "agent.upgrade"
+        ? await upgradePlan(input, this.artifacts)
+        : rejectUpgradeFields(input);
     const names = await resolveSelector(store, input.selector);
     if (names.length === 0)
       throw new NbfError("NBF_OPERATION_NO_TARGETS", { selector: describeSelector(input.selector) });
@@ -176,11 +198,12 @@ export class OperationsEngine {
       maxConcurrency: input.maxConcurrency ?? DEFAULTS.maxConcurrency,
       maxErrors: input.maxErrors ?? DEFAULTS.maxErrors,
       rolling,
-      commandParams: input.params ?? {},
+      commandParams: upgrade?.commandParams ?? input.params ?? {},
       commandTtlSec: input.commandTtlSec ?? this.options.commandTtlSec,
       commandTimeoutSec: input.commandTimeoutSec ?? this.options.commandTimeoutSec,
       ifOffline: input.ifOffline ?? "queue",
       total: names.length,
+      ...(upgrade ? { upgrade: upgrade.plan } : {}),
     };
     const maxConcurrency = resolveConcurrency(spec.maxConcurrency, names.length);
     const maxErrors = resolveMaxErrors(spec.maxErrors, names.length);
@@ -238,6 +261,11 @@ export class OperationsEngine {
     return { operation, passwords: passwords ? Object.fromEntries(passwords.plain) : null };
   }
 
+  /** The artifact catalog agent.upgrade installs from (the catalog may be built after the engine). */
+  useArtifacts(artifacts: ArtifactCatalog): void {
+    this.artifacts = artifacts;
+  }
+
   async require(id: string): Promise<OperationRecord> {
     const operation = await this.options.store.operations.get(id);
     if (!operation) throw new NbfError("NBF_OPERATION_NOT_FOUND", { id });
@@ -287,11 +315,15 @@ export class OperationsEngine {
     this.closing = true;
     await this.pause();
     this.health.close();
+    this.upgrades.close();
   }
 
   private async stopRunners(): Promise<void> {
     for (const { runner } of this.runners.values()) runner.shutdown();
     for (const settle of [...this.commandWatchers.values()]) settle(null);
+    // Health gates under way end too; the targets stay running for the next start to resume.
+    this.health.releaseAll();
+    this.upgrades.releaseAll();
     const all = Promise.all([...this.runners.values()].map((r) => r.done));
     await Promise.race([all, sleep(5000, undefined, { ref: false })]);
     for (const timer of this.progressTimers.values()) clearTimeout(timer);
@@ -323,6 +355,7 @@ export class OperationsEngine {
       commandTimeoutSec: spec.commandTimeoutSec,
       ifOffline: spec.ifOffline ?? "queue",
       rolling: spec.rolling,
+      ...(spec.upgrade ? { upgrade: spec.upgrade } : {}),
       maxConcurrency: operation.maxConcurrency,
       maxErrors: operation.maxErrors,
     };
@@ -340,6 +373,7 @@ export class OperationsEngine {
         commands: this.options.commands,
         vms: this.options.vms,
         health: this.health,
+        upgrades: this.upgrades,
         watchCommand: (commandId) => this.watchCommand(commandId),
       },
       {
@@ -383,11 +417,13 @@ export class OperationsEngine {
     const state: OperationState = cancelled ? "cancelled" : counts.failed > 0 ? "failed" : "succeeded";
     const reason = cancelled
       ? `cancelled: ${counts.cancelled} target(s) not started`
-      : stop === "errors"
-        ? `error budget exceeded: ${counts.failed} failure(s) > maxErrors ${operation.maxErrors}; ${skipped} target(s) skipped`
-        : counts.failed > 0
-          ? `${counts.failed} target(s) failed (within maxErrors ${operation.maxErrors})`
-          : null;
+      : stop === "canary"
+        ? `canary failed: ${counts.failed} target(s) failed; ${skipped} target(s) not started`
+        : stop === "errors"
+          ? `error budget exceeded: ${counts.failed} failure(s) > maxErrors ${operation.maxErrors}; ${skipped} target(s) skipped`
+          : counts.failed > 0
+            ? `${counts.failed} target(s) failed (within maxErrors ${operation.maxErrors})`
+            : null;
     const now = new Date().toISOString();
     const timer = this.progressTimers.get(operation.id);
     if (timer) clearTimeout(timer);
@@ -437,6 +473,19 @@ export class OperationsEngine {
     timer.unref();
     this.progressTimers.set(id, timer);
   }
+}
+
+/** Fields of agent.upgrade given to another action: refused, naming them. */
+function rejectUpgradeFields(input: CreateOperationInput): null {
+  const problems: string[] = [];
+  if (input.canary !== undefined || input.canarySoakSec !== undefined)
+    problems.push(`canary and canarySoakSec are only for agent.upgrade, not ${input.action}`);
+  if (input.params && input.action !== "notebook.certificate")
+    problems.push(`params are only for notebook.certificate and agent.upgrade, not ${input.action}`);
+  else if (input.params?.version !== undefined || input.params?.timeoutSec !== undefined)
+    problems.push("params.version and params.timeoutSec are only for agent.upgrade");
+  if (problems.length > 0) throw new NbfError("NBF_OPERATION_INVALID", { problem: problems.join("; ") });
+  return null;
 }
 
 function countsOf(partial: Partial<Record<TargetState, number>>): Record<TargetState, number> {

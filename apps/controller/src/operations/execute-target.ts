@@ -22,6 +22,7 @@ import {
   targetError,
 } from "./actions.js";
 import type { HealthWatch } from "./health-watch.js";
+import type { UpgradeWatch } from "./upgrade-watch.js";
 
 export interface TargetPlan {
   operationId: string;
@@ -31,6 +32,19 @@ export interface TargetPlan {
   commandTimeoutSec: number;
   ifOffline: "queue" | "fail";
   rolling: { enabled: boolean; healthTimeoutSec: number };
+  /** agent.upgrade only. */
+  upgrade?: UpgradePlan;
+}
+
+export interface UpgradePlan {
+  version: string;
+  /** What the guest's launcher gives the new agent before it rolls back (sent with the command). */
+  timeoutSec: number;
+  /** Waited beyond timeoutSec for the agent (or its rollback event) after its answer. */
+  graceSec: number;
+  /** The first `canary` targets (rollout order) go alone and must stay upgraded for canarySoakSec. */
+  canary: number;
+  canarySoakSec: number;
 }
 
 export interface TargetDeps {
@@ -38,6 +52,7 @@ export interface TargetDeps {
   commands: CommandService;
   vms: VmService;
   health: HealthWatch;
+  upgrades: UpgradeWatch;
   /**
    * Registers for the command's final state before anything can finish it; resolves null when
    * the controller shuts down first.
@@ -95,7 +110,10 @@ export function commandOutcome(command: CommandRecord): TargetOutcome {
 
 /** Whether a target's outcome needs more work before it is final (a stored hash, a health gate). */
 export function needsFollowUp(plan: TargetPlan, outcome: TargetOutcome): boolean {
-  return outcome.ok && (plan.rolling.enabled || plan.action === "notebook.password");
+  return (
+    outcome.ok &&
+    (plan.rolling.enabled || plan.action === "notebook.password" || plan.action === "agent.upgrade")
+  );
 }
 
 /** The follow-ups of a successful target: its new password hash is stored, its health gate awaited. */
@@ -106,6 +124,9 @@ export async function afterOutcome(
   outcome: TargetOutcome,
 ): Promise<TargetOutcome> {
   if (!needsFollowUp(plan, outcome)) return outcome;
+  // Its own gate: the agent back on the new version and serving (the rolling gate's "a new
+  // serving report" is part of it).
+  if (plan.upgrade) return afterUpgrade(deps, plan.upgrade, target);
   if (plan.action === "notebook.password" && typeof target.params?.hash === "string")
     await deps.store.vms.setPasswordHash(target.vmName, target.params.hash);
   if (!plan.rolling.enabled) return outcome;
@@ -115,6 +136,34 @@ export async function afterOutcome(
     ok: false,
     error: targetError("NBF_TARGET_UNHEALTHY", `no serving report within ${plan.rolling.healthTimeoutSec} s`),
   };
+}
+
+/**
+ * The agent answered agent.upgrade (it switched and restarts): the target ends when the agent is
+ * back on the version and serving, or rolled back, or late; a canary then soaks.
+ */
+async function afterUpgrade(
+  deps: TargetDeps,
+  upgrade: UpgradePlan,
+  target: TargetRecord,
+): Promise<TargetOutcome> {
+  const since = target.startedAt ? Date.parse(target.startedAt) : Date.now();
+  const wait = deps.upgrades.waitUpgraded(
+    target.vmName,
+    upgrade.version,
+    since,
+    (upgrade.timeoutSec + upgrade.graceSec) * 1000,
+  );
+  const outcome = await wait.promise;
+  if (outcome === null) return shuttingDown();
+  if (!outcome.ok || target.seq >= upgrade.canary || upgrade.canarySoakSec <= 0) return outcome;
+  return (
+    (await deps.upgrades.soak(target.vmName, upgrade.version, upgrade.canarySoakSec * 1000)) ?? shuttingDown()
+  );
+}
+
+function shuttingDown(): TargetOutcome {
+  return { ok: false, error: { code: "NBF_INTERNAL", message: "controller shutting down" } };
 }
 
 /**
@@ -135,6 +184,12 @@ async function commandTarget(
     if (!command) {
       if (!(await store.vms.exists(target.vmName)))
         return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
+      if (plan.upgrade) {
+        const ended = (await deps.upgrades.precheck(store.db, [target.vmName], plan.upgrade.version)).get(
+          target.vmName,
+        );
+        if (ended) return ended;
+      }
       try {
         command = (
           await commands.enqueue({
@@ -157,8 +212,7 @@ async function commandTarget(
       if (!command) throw new Error(`command ${id} vanished right after it was queued`);
     }
     const final = isTerminal(command) ? command : await watch.promise;
-    if (final === null)
-      return { ok: false, error: { code: "NBF_INTERNAL", message: "controller shutting down" } };
+    if (final === null) return shuttingDown();
     return commandOutcome(final);
   } finally {
     watch.cancel();

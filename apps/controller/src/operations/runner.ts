@@ -40,7 +40,8 @@ import {
 const PAGE = 1000;
 const ENDS_WRITE_MS = 50;
 
-export type StopReason = "errors" | "cancel" | "shutdown";
+/** `canary`: agent.upgrade's canary target failed (whatever maxErrors allows). */
+export type StopReason = "errors" | "cancel" | "shutdown" | "canary";
 
 export interface RunnerHooks {
   /** Counts changed (for throttled progress events). */
@@ -125,7 +126,8 @@ export class OperationRunner {
       this.inFlight.add(target.seq);
       this.settleLater(target, () => executeTarget(this.deps, this.plan, target, { resumed: true }));
     }
-    if (this.plan.rolling.enabled) await this.drain();
+    if (this.plan.rolling.enabled || this.canary > 0) await this.drain();
+    if (this.canary > 0 && (this.stop === null || this.stop === "errors")) await this.runCanary();
     let cursor = -1;
     let buffer: TargetRecord[] = [];
     let exhausted = false;
@@ -162,6 +164,36 @@ export class OperationRunner {
     }
     await this.drain();
     return this.stop;
+  }
+
+  private get canary(): number {
+    return this.plan.upgrade?.canary ?? 0;
+  }
+
+  /**
+   * agent.upgrade's canary: the first `canary` targets (rollout order) alone, each ending only
+   * after its soak; one failure stops the operation. A resumed operation runs whatever of them
+   * is still pending, then looks at how they all ended.
+   */
+  private async runCanary(): Promise<void> {
+    if (this.stop === null) {
+      const canaries = (
+        await this.targets.list(this.operation.id, { state: "pending", afterSeq: -1, limit: this.canary })
+      ).filter((t) => t.seq < this.canary);
+      if (canaries.length > 0) this.launch(canaries);
+      await this.drain();
+    }
+    // A failed canary stops the rollout even within the error budget (and names why when beyond it).
+    if (this.stop !== null && this.stop !== "errors") return;
+    const failed = await this.targets.list(this.operation.id, {
+      state: "failed",
+      afterSeq: -1,
+      limit: this.canary,
+    });
+    if (failed.some((t) => t.seq < this.canary)) {
+      this.stop = "canary";
+      this.budgetExceededAt ??= new Date().toISOString();
+    }
   }
 
   /** Starts fresh targets together; each slot is taken now, before anything is awaited. */
@@ -266,14 +298,24 @@ export class OperationRunner {
     const existing = await new VmsRepo(trx).existing(
       mine.filter((t) => !live.has(t.vmName)).map((t) => t.vmName),
     );
+    const upgrade = this.plan.upgrade;
+    const prechecked = upgrade
+      ? await this.deps.upgrades.precheck(
+          trx,
+          mine.map((t) => t.vmName),
+          upgrade.version,
+        )
+      : null;
     const sendable: TargetRecord[] = [];
     for (const target of mine) {
-      if (live.has(target.vmName) || existing.has(target.vmName)) sendable.push(target);
-      else
+      const ended = prechecked?.get(target.vmName);
+      if (!live.has(target.vmName) && !existing.has(target.vmName))
         out.set(target.seq, {
           kind: "ended",
           outcome: { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") },
         });
+      else if (ended) out.set(target.seq, { kind: "ended", outcome: ended });
+      else sendable.push(target);
     }
     for (const target of sendable) this.watchFresh(target);
     let queued: Awaited<ReturnType<typeof commands.enqueueManyIn>>;
@@ -314,13 +356,17 @@ export class OperationRunner {
     batch: TargetRecord[],
     prefix: string | null,
   ): Promise<TargetRecord[]> {
+    const now = new Date().toISOString();
     const running = await new OperationTargetsRepo(trx).markRunningMany(
       this.operation.id,
       batch.map((t) => t.seq),
       prefix,
-      new Date().toISOString(),
+      now,
     );
-    return batch.filter((t) => running.has(t.seq));
+    const mine = batch.filter((t) => running.has(t.seq));
+    // As stored: what happened to the VM since then is this target's doing (agent.upgrade's rollbacks).
+    for (const target of mine) target.startedAt = now;
+    return mine;
   }
 
   /** A target's outcome is known: it is counted, its slot freed, its end written behind. */
@@ -383,7 +429,11 @@ export class OperationRunner {
     if (this.stop === null || this.stop === "shutdown") return 0;
     const state = this.stop === "cancel" ? "cancelled" : "skipped";
     const reason = targetError(
-      this.stop === "cancel" ? "NBF_TARGET_CANCELLED" : "NBF_TARGET_SKIPPED_ERROR_BUDGET",
+      this.stop === "cancel"
+        ? "NBF_TARGET_CANCELLED"
+        : this.stop === "canary"
+          ? "NBF_TARGET_SKIPPED_CANARY_FAILED"
+          : "NBF_TARGET_SKIPPED_ERROR_BUDGET",
     );
     const closed = await this.targets.closePending(
       this.operation.id,

@@ -162,6 +162,14 @@ export function toView(op: OperationRecord, counts: Record<TargetState, number>)
     maxErrors: op.maxErrors,
     requested: { maxConcurrency: spec.maxConcurrency, maxErrors: spec.maxErrors },
     rolling: spec.rolling,
+    upgrade: spec.upgrade
+      ? {
+          version: spec.upgrade.version,
+          timeoutSec: spec.upgrade.timeoutSec,
+          canary: spec.upgrade.canary,
+          canarySoakSec: spec.upgrade.canarySoakSec,
+        }
+      : null,
     reason: op.reason,
     createdBy: op.createdBy,
     createdAt: op.createdAt,

@@ -1,5 +1,6 @@
 /** TypeBox shapes of the operations API (request bodies and views), shared with the CLI. */
 import { OverallHealth } from "@nbfleet/shared";
+import { ARTIFACT_VERSION_PATTERN } from "@nbfleet/shared/artifact-signature";
 import { type Static, Type } from "@sinclair/typebox";
 import { OPERATION_ACTIONS } from "../../operations/actions.js";
 import { TARGET_STATES } from "../../store/operation-targets-repo.js";
@@ -66,9 +67,38 @@ export const CreateOperationBody = Type.Object(
             Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 32 }),
           ),
           ips: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 32 })),
+          version: Type.Optional(
+            Type.String({
+              pattern: ARTIFACT_VERSION_PATTERN,
+              maxLength: 64,
+              description: "agent.upgrade: the published agent version to install (required)",
+            }),
+          ),
+          timeoutSec: Type.Optional(
+            Type.Integer({
+              minimum: 10,
+              maximum: 3600,
+              description:
+                "agent.upgrade: how long the new agent has to connect and report healthy before the guest rolls back (default 120)",
+            }),
+          ),
         },
-        { additionalProperties: false, description: "notebook.certificate only" },
+        {
+          additionalProperties: false,
+          description: "notebook.certificate: hostnames, ips; agent.upgrade: version, timeoutSec",
+        },
       ),
+    ),
+    canary: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100_000,
+        description:
+          "agent.upgrade: the first N targets go alone and must stay healthy on the new version for canarySoakSec before the rest start; a failed canary stops the operation",
+      }),
+    ),
+    canarySoakSec: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 86_400, description: "agent.upgrade: canary soak (default 60)" }),
     ),
     commandTtlSec: Type.Optional(
       Type.Number({
@@ -110,6 +140,14 @@ export const OperationView = Type.Object({
     maxErrors: Type.Union([Type.Integer(), Type.String()]),
   }),
   rolling: Type.Object({ enabled: Type.Boolean(), healthTimeoutSec: Type.Number() }),
+  upgrade: Nullable(
+    Type.Object({
+      version: Type.String(),
+      timeoutSec: Type.Integer(),
+      canary: Type.Integer(),
+      canarySoakSec: Type.Number(),
+    }),
+  ),
   reason: Nullable(Type.String()),
   createdBy: Nullable(Type.String()),
   createdAt: Timestamp,
