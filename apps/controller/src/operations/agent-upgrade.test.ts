@@ -1,3 +1,5 @@
+import { verifyArtifact } from "@nbfleet/shared/artifact-signature";
+import { handMadeArtifact, publishArtifact } from "@nbfleet/testkit/agent-versions";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
 import { freePort } from "@nbfleet/testkit/ports";
@@ -39,13 +41,13 @@ interface Target {
 async function fleet(
   dialect: StoreDialect,
   behaviours: UpgradeBehaviour[],
-  options: { versions?: string[]; listen?: string; restartMs?: number } = {},
+  options: { versions?: string[]; listen?: string; restartMs?: number; realCatalog?: boolean } = {},
 ) {
   const location = await freshStoreLocation(dialect);
   controller = await startTestController({
     settings: { ...location, reportIntervalSec: 1, ...(options.listen ? { listen: options.listen } : {}) },
   });
-  controller.app.nbfleet.operations.useArtifacts(catalog);
+  if (!options.realCatalog) controller.app.nbfleet.operations.useArtifacts(catalog);
   const vms = await seedVms(controller.app, { count: behaviours.length, prefix: "upg" });
   agents = vms.map(
     (vm, i) =>
@@ -201,6 +203,31 @@ describe.each(STORE_DIALECTS)("agent.upgrade on %s", (dialect) => {
 });
 
 describe("agent.upgrade (sqlite)", () => {
+  it("sends the published artifact's sha256, size and release-key signature from the controller's store", async () => {
+    const { app, token } = await fleet("sqlite", ["upgrade"], { realCatalog: true });
+    const version = "2.0.0-op.test";
+    const published = await publishArtifact(
+      { url: controller!.url, token },
+      await handMadeArtifact(version, "process.exit(0)"),
+    );
+    const { op } = await run({ params: { version } });
+    expect(op.state).toBe("succeeded");
+    const command = agents[0]!.received[0]!;
+    expect(command.name).toBe("agent.upgrade");
+    expect(command.params).toEqual({
+      version,
+      sha256: published.sha256,
+      bytes: published.bytes,
+      signature: published.signature,
+      timeoutSec: 120,
+    });
+    const params = command.params as { sha256: string; signature: string };
+    expect(
+      verifyArtifact(app.nbfleet.artifacts.releasePublicKeyPem(), version, params.sha256, params.signature),
+    ).toBe(true);
+    expect(agents[0]!.version).toBe(version);
+  });
+
   it("an agent that never comes back fails its target once the timeout and grace pass", async () => {
     await fleet("sqlite", ["vanish"]);
     const started = Date.now();

@@ -112,6 +112,7 @@ export async function wireServices(
     commandTtlSec: settings.commandTtlSec,
     commandTimeoutSec: settings.commandTimeoutSec,
     signals,
+    artifacts,
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
   });
   const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log, signals });
