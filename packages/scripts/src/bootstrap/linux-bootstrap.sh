@@ -268,10 +268,24 @@ write_file() {
   NBF_CHANGED=1
 }
 
+# The artifact goes to versions/<version> (versions/<sha256> when no version is given), beside
+# whatever runs now. `current` points at it and `previous` at the one it replaces; older ones are
+# dropped. Running the same bootstrap again keeps the version an upgrade installed since
+# (bootstrap-artifact records what this bootstrap last installed): a machine's restart must not
+# take its agent back to the version it was created with.
 install_artifact() {
-  version_dir="$NBF_INSTALL_DIR/versions/$NBF_ARTIFACT_SHA256"
-  if [ -f "$version_dir/nbfleet-agent.mjs" ]; then
-    say "agent artifact sha256 $NBF_ARTIFACT_SHA256 is already installed"
+  name=${NBF_ARTIFACT_VERSION:-$NBF_ARTIFACT_SHA256}
+  version_dir="$NBF_INSTALL_DIR/versions/$name"
+  marker="$NBF_INSTALL_DIR/bootstrap-artifact"
+  current=$(readlink "$NBF_INSTALL_DIR/current" 2>/dev/null) || current=''
+  if [ "$(cat "$marker" 2>/dev/null || true)" = "$NBF_ARTIFACT_SHA256" ] && [ -n "$current" ] &&
+    [ -f "$NBF_INSTALL_DIR/$current/nbfleet-agent.mjs" ]; then
+    say "agent artifact sha256 $NBF_ARTIFACT_SHA256 was installed before; keeping $current"
+    return 0
+  fi
+  if [ -f "$version_dir/nbfleet-agent.mjs" ] &&
+    [ "$(cat "$version_dir/.nbfleet-sha256" 2>/dev/null || echo "$NBF_ARTIFACT_SHA256")" = "$NBF_ARTIFACT_SHA256" ]; then
+    say "agent artifact $name (sha256 $NBF_ARTIFACT_SHA256) is already installed"
   else
     say "downloading the agent artifact from $NBF_ARTIFACT_URL"
     download "$NBF_ARTIFACT_URL" "$NBF_WORK/nbfleet-agent.tar.gz"
@@ -280,23 +294,31 @@ install_artifact() {
     mkdir -p "$version_dir.partial"
     tar -xzf "$NBF_WORK/nbfleet-agent.tar.gz" -C "$version_dir.partial"
     [ -f "$version_dir.partial/nbfleet-agent.mjs" ] || fail "the artifact from $NBF_ARTIFACT_URL has no nbfleet-agent.mjs"
+    printf '%s\n' "$NBF_ARTIFACT_SHA256" >"$version_dir.partial/.nbfleet-sha256"
     rm -rf "$version_dir"
     mv "$version_dir.partial" "$version_dir"
+    NBF_CHANGED=1
     say "agent unpacked into $version_dir"
   fi
-  previous=$(readlink "$NBF_INSTALL_DIR/current" 2>/dev/null) || previous=''
-  if [ "$previous" != "versions/$NBF_ARTIFACT_SHA256" ]; then
-    ln -sfn "versions/$NBF_ARTIFACT_SHA256" "$NBF_INSTALL_DIR/current"
+  if [ "$current" != "versions/$name" ]; then
+    if [ -n "$current" ] && [ -d "$NBF_INSTALL_DIR/$current" ]; then
+      ln -sfn "$current" "$NBF_INSTALL_DIR/previous"
+    else
+      rm -f "$NBF_INSTALL_DIR/previous"
+    fi
+    ln -sfn "versions/$name" "$NBF_INSTALL_DIR/current"
     NBF_CHANGED=1
-    # Keep the new version and the one it replaces (for a manual rollback); drop older ones.
     for dir in "$NBF_INSTALL_DIR"/versions/*; do
       [ -d "$dir" ] || continue
       case "$dir" in
-        "$NBF_INSTALL_DIR/versions/$NBF_ARTIFACT_SHA256" | "$NBF_INSTALL_DIR/$previous") ;;
+        "$NBF_INSTALL_DIR/versions/$name" | "$NBF_INSTALL_DIR/$current") ;;
         *) rm -rf "$dir" ;;
       esac
     done
   fi
+  # An upgrade pending from before no longer applies to the version installed here.
+  rm -f "$NBF_INSTALL_DIR/upgrade.json"
+  printf '%s\n' "$NBF_ARTIFACT_SHA256" >"$marker"
 }
 
 install_files() {
@@ -306,6 +328,8 @@ install_files() {
     NBF_CHANGED=1
   fi
   write_file "$NBF_INSTALL_DIR/bootstrap-token" "$NBF_BOOTSTRAP_TOKEN" 600
+  # Public: the agent checks upgrade artifacts' signatures with it.
+  if [ -n "$NBF_RELEASE_KEY_PEM" ]; then write_file "$NBF_INSTALL_DIR/release-key.pub" "$NBF_RELEASE_KEY_PEM" 644; fi
   # The agent applies it only at its first start; later changes come from commands.
   if [ -n "$NBF_PASSWORD_HASH" ]; then write_file "$NBF_INSTALL_DIR/password-hash" "$NBF_PASSWORD_HASH" 600; fi
   write_file "$NBF_INSTALL_DIR/run-agent.sh" "$NBF_LAUNCHER" 755

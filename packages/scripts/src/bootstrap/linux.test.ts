@@ -21,6 +21,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
+import { generateReleaseKeyPair } from "@nbfleet/shared/artifact-signature";
 import { makeTestCa, selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentArtifact, buildAgentArtifact } from "../artifact/build.js";
@@ -258,6 +259,40 @@ describe("renderLinuxBootstrap in sandbox mode (the real script, run with sh)", 
     expect(isAlive(oldPid)).toBe(false);
     expect(await readFile(layout.tokenFile, "utf8")).toBe("a-new-token-987654321\n");
     await proveAgentRuns(paths, layout, "after-restart-marker");
+  });
+
+  it("installs a given version under versions/<version> with the release key; a re-run keeps the version an upgrade switched to", async () => {
+    const { publicKeyPem } = generateReleaseKeyPair();
+    const { script, layout } = await sandbox("versioned", {
+      artifactVersion: "0.1.0-boot",
+      releasePublicKeyPem: publicKeyPem,
+    });
+    const first = await runScript(script);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    await startedPid(layout.pidFile);
+    expect(await readlink(layout.current)).toBe("versions/0.1.0-boot");
+    expect(existsSync(layout.previous)).toBe(false);
+    expect(await readFile(layout.releaseKeyFile, "utf8")).toBe(publicKeyPem);
+    expect((await stat(layout.releaseKeyFile)).mode & 0o777).toBe(0o644);
+
+    // What an upgrade leaves (upgrader.ts): another version beside it, current and previous switched.
+    const upgraded = path.join(layout.versionsDir, "0.2.0");
+    await mkdir(upgraded);
+    await writeFile(
+      path.join(upgraded, "nbfleet-agent.mjs"),
+      await readFile(path.join(layout.versionsDir, "0.1.0-boot", "nbfleet-agent.mjs")),
+    );
+    await rm(layout.current);
+    await symlink("versions/0.2.0", layout.current);
+    await symlink("versions/0.1.0-boot", layout.previous);
+    const downloads = requests.length;
+    const again = await runScript(script);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`sha256 ${artifact.sha256} was installed before; keeping versions/0.2.0`);
+    expect(await readlink(layout.current)).toBe("versions/0.2.0");
+    expect(await readlink(layout.previous)).toBe("versions/0.1.0-boot");
+    expect(requests.length).toBe(downloads);
   });
 
   it("refuses an artifact whose checksum differs, naming both, and starts nothing", async () => {
@@ -559,7 +594,8 @@ describe("renderLinuxBootstrap in systemd mode (systemctl and nft stubbed on PAT
     const unit = await readFile(path.join(unitDir, "nbfleet-agent.service"), "utf8");
     expect(unit).toContain(`ExecStart=/bin/sh ${layout.launcher}\n`);
     expect(unit).toMatch(/^Restart=always$/m);
-    expect(unit).toMatch(/^KillMode=process$/m);
+    // The launcher passes SIGTERM on; the notebook server is in a scope of its own (--systemd-scope).
+    expect(unit).toMatch(/^KillMode=mixed$/m);
     // systemd's own parser: unknown keys or a bad ExecStart make this exit non-zero.
     await promisify(execFile)("systemd-analyze", ["verify", path.join(unitDir, "nbfleet-agent.service")]);
     const rules = await readFile(path.join(options.installDir, "port-redirect.nft"), "utf8");
@@ -603,9 +639,43 @@ describe("linuxAgentArgv", () => {
       ...["--controller", "https://controller.example:7443"],
       ...["--bootstrap-token-file", "/opt/nbfleet/bootstrap-token"],
       ...["--controller-fingerprint", "ab".repeat(32), "--allow-root", "--hostname", "a.b"],
+      "--systemd-scope",
     ]);
     const withCa = linuxAgentArgv({ ...SYSTEMD_GUEST, controllerCaPem: "-----BEGIN CERTIFICATE-----\nx\n" });
     expect(withCa.join(" ")).toContain("--controller-ca /opt/nbfleet/controller-ca.pem");
+  });
+
+  it("lets the agent upgrade itself when the release key is given: --install-dir and --release-key-file", () => {
+    const { publicKeyPem } = generateReleaseKeyPair();
+    const sandboxArgv = linuxAgentArgv({
+      ...SYSTEMD_GUEST,
+      mode: "sandbox",
+      installDir: "/srv/sandbox/install",
+      releasePublicKeyPem: publicKeyPem,
+    });
+    expect(sandboxArgv.slice(-4)).toEqual([
+      ...["--install-dir", "/srv/sandbox/install"],
+      ...["--release-key-file", "/srv/sandbox/install/release-key.pub"],
+    ]);
+    expect(sandboxArgv).not.toContain("--systemd-scope");
+    const systemdArgv = linuxAgentArgv({ ...SYSTEMD_GUEST, releasePublicKeyPem: publicKeyPem });
+    expect(systemdArgv.join(" ")).toContain(
+      "--install-dir /opt/nbfleet --release-key-file /opt/nbfleet/release-key.pub --systemd-scope",
+    );
+    expect(linuxAgentArgv(SYSTEMD_GUEST)).not.toContain("--install-dir");
+    const rendered = renderLinuxBootstrap({
+      ...SYSTEMD_GUEST,
+      releasePublicKeyPem: publicKeyPem,
+      artifactVersion: "1.2.3",
+    });
+    expect(rendered).toContain("NBF_ARTIFACT_VERSION='1.2.3'");
+    expect(rendered).toContain(`NBF_RELEASE_KEY_PEM='${publicKeyPem.trimEnd()}'`);
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, artifactVersion: "1.2" })).toThrow(
+      /artifactVersion/,
+    );
+    expect(() => renderLinuxBootstrap({ ...SYSTEMD_GUEST, releasePublicKeyPem: "not a key" })).toThrow(
+      /releasePublicKeyPem/,
+    );
   });
 
   it("refuses bad settings before rendering, naming the field", () => {

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { shellQuote, shellWord } from "@nbfleet/shared/quote";
+import { renderLauncherScript } from "./launcher.js";
 import { type LinuxBootstrapOptions, agentControllerUrls, checkLinuxOptions } from "./options.js";
 
 export const DEFAULT_NODE_DIST_URL = "https://nodejs.org/dist/latest-v20.x";
@@ -40,9 +41,19 @@ export function agentEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.P
 /** Where the bootstrap puts things inside `installDir` on a Linux guest. */
 export interface LinuxGuestLayout {
   installDir: string;
-  /** `versions/<sha256>/`: one unpacked artifact each; `current` links to the one in use. */
+  /**
+   * `versions/<version>/` (or `<sha256>/` when the bootstrap was given no version): one unpacked
+   * artifact each; `current` links to the one in use, `previous` to the one before it.
+   */
   versionsDir: string;
   current: string;
+  previous: string;
+  /** The controller's release public key (0644): the agent checks upgrade artifacts with it. */
+  releaseKeyFile: string;
+  /** An upgrade the new agent has not confirmed yet (written by the agent, read by the launcher). */
+  upgradeFile: string;
+  /** The launcher switched back; the agent reports it and removes the file. */
+  rollbackFile: string;
   bundle: string;
   /** A link to the Node.js the agent runs with. */
   node: string;
@@ -70,6 +81,10 @@ export function linuxGuestLayout(installDir: string): LinuxGuestLayout {
     installDir,
     versionsDir: join("versions"),
     current: join("current"),
+    previous: join("previous"),
+    releaseKeyFile: join("release-key.pub"),
+    upgradeFile: join("upgrade.json"),
+    rollbackFile: join("rollback.json"),
     bundle: join("current", "nbfleet-agent.mjs"),
     node: join("bin", "node"),
     launcher: join("run-agent.sh"),
@@ -107,6 +122,11 @@ export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
     ...(options.runAs ? ["--run-as", options.runAs] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
     ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
+    // With the release key the agent can be upgraded in place (versions/, current, previous).
+    ...(options.releasePublicKeyPem !== undefined
+      ? ["--install-dir", layout.installDir, "--release-key-file", layout.releaseKeyFile]
+      : []),
+    ...(options.mode === "systemd" ? ["--systemd-scope"] : []),
   ];
 }
 
@@ -124,6 +144,8 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
     ["NBF_CONTROLLER_URLS", agentControllerUrls(options).join(", ")],
     ["NBF_ARTIFACT_URL", options.artifactUrl],
     ["NBF_ARTIFACT_SHA256", options.artifactSha256],
+    ["NBF_ARTIFACT_VERSION", options.artifactVersion ?? ""],
+    ["NBF_RELEASE_KEY_PEM", options.releasePublicKeyPem?.trimEnd() ?? ""],
     ["NBF_BOOTSTRAP_TOKEN", options.bootstrapToken],
     ["NBF_PASSWORD_HASH", options.passwordHash ?? ""],
     ["NBF_DATA_DIR", options.dataDir],
@@ -157,39 +179,14 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
   return template.replace(SETTINGS_MARKER, () => block);
 }
 
-function renderLauncher(options: LinuxBootstrapOptions): string {
+/** `run-agent.sh`: the agent's loop and upgrade watchdog (launcher.ts), in both modes. */
+export function renderLauncher(options: LinuxBootstrapOptions): string {
   const layout = linuxGuestLayout(options.installDir);
-  const argv = [layout.node, ...AGENT_NODE_FLAGS, ...linuxAgentArgv(options)].map(shellWord).join(" ");
-  const header = [
-    "#!/bin/sh",
-    "# nbfleet agent launcher, rewritten by the nbfleet bootstrap on every run; do not edit.",
-    "cd /",
-  ];
-  if (options.mode === "systemd") return [...header, `exec ${argv}`].join("\n");
-  // A sandbox has no service manager: this loop is its Restart=always. SIGINT (stop the
-  // notebook too) and SIGTERM (leave it for the next agent) are passed on, and end the loop.
-  return [
-    ...header,
-    // "PID STARTTIME": the start time (field 22 of /proc/$$/stat; the command name "sh" has no
-    // spaces) lets the controller check the pid still names this launcher before it signals.
-    "nbf_start=''",
-    "if [ -r /proc/$$/stat ]; then read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ nbf_start _ </proc/$$/stat; fi",
-    `echo "$$ $nbf_start" > ${shellWord(layout.pidFile)}`,
-    "child=''",
-    "stopping=0",
-    `trap 'stopping=1; [ -n "$child" ] && kill -INT "$child" 2>/dev/null' INT`,
-    `trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM`,
-    "while :; do",
-    `  ${argv} &`,
-    "  child=$!",
-    "  status=0",
-    '  wait "$child" || status=$?',
-    '  while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done',
-    '  [ "$stopping" = 1 ] && exit 0',
-    '  echo "nbfleet-launcher: the agent exited (status $status); starting it again in 1 s" >&2',
-    "  sleep 1",
-    "done",
-  ].join("\n");
+  return renderLauncherScript({
+    installDir: layout.installDir,
+    argv: [layout.node, ...AGENT_NODE_FLAGS, ...linuxAgentArgv(options)],
+    ...(options.mode === "sandbox" ? { pidFile: layout.pidFile } : {}),
+  });
 }
 
 // Paths here passed checkLinuxOptions' systemd-safe character set, so they need no unit quoting.
@@ -204,9 +201,12 @@ Type=simple
 ExecStart=/bin/sh ${layout.launcher}
 Restart=always
 RestartSec=5
-# Stopping or upgrading the agent signals the agent alone: the notebook server it supervises
-# keeps running and the next agent re-adopts it.
-KillMode=process
+# The launcher (the main process) passes SIGTERM on to the agent, which ends leaving the notebook
+# server running; whatever else is left in this unit is killed after the timeout. The notebook
+# server is not in this unit: the agent starts it in a scope of its own (systemd-run --scope,
+# nbfleet-notebook-*.scope), so restarting or stopping this service never kills it.
+KillMode=mixed
+TimeoutStopSec=30
 # Console output goes to the journal; the agent's own log is DIR/logs/agent.log.
 
 [Install]
