@@ -8,7 +8,7 @@
  *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console] [--readme PATH] [--results DIR]
  *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
- *                 [--queries 200] [--cpu-prof DIR]   (also for operations)
+ *                 [--queries 200] [--cpu-prof DIR]   (also for operations and replicas)
  *     real:       [--real-agents 3] [--real-restarts 20]
  *     terminal:   [--keystrokes 1000]
  *     operations: [--ops-agents 10000] [--ops-concurrency 500] [--ops-delay-ms 200]
@@ -156,6 +156,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
       "ops-concurrency",
       "ops-delay-ms",
       "rep-single",
+      "cpu-prof",
       "agents",
       "steady",
       "commands",
@@ -175,6 +176,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         bulkConcurrency: Number(values["ops-concurrency"]),
         bulkDelayMs: Number(values["ops-delay-ms"]),
         bulkRounds: Number(values["rep-bulk-rounds"]),
+        ...profileDir,
         single:
           values["rep-single"] === "0"
             ? null

@@ -57,6 +57,8 @@ export interface ReplicasBenchOptions {
   bulkConcurrency: number;
   bulkDelayMs: number;
   bulkRounds: number;
+  /** Write a V8 CPU profile of each replica here (node --cpu-prof; the killed one writes none). */
+  profileDir?: string;
   /** The single-controller part on PostgreSQL; null skips it (small trial runs). */
   single: {
     agents: number;
@@ -158,6 +160,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           },
           manySockets: true,
           readyTimeoutMs: 180_000,
+          nodeFlags: options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
         }),
       ),
     );
