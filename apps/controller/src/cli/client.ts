@@ -42,6 +42,13 @@ export class ApiClient {
     return this.request<T>("POST", path, body ?? {});
   }
 
+  /** POSTs raw bytes (an artifact upload) with their content type; the answer is JSON. */
+  async upload<T>(path: string, bytes: Uint8Array, contentType: string): Promise<T> {
+    const response = await this.fetch("POST", path, new RawBody(bytes), { "content-type": contentType });
+    if (!response.ok) throw await toCliError(response);
+    return (await response.json()) as T;
+  }
+
   delete(path: string): Promise<void> {
     return this.request<void>("DELETE", path);
   }
@@ -78,11 +85,15 @@ export class ApiClient {
       return await fetch(url, {
         method,
         headers: {
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+          ...(body !== undefined && !(body instanceof RawBody) ? { "content-type": "application/json" } : {}),
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
           ...headers,
         },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(body instanceof RawBody
+          ? { body: body.bytes }
+          : body !== undefined
+            ? { body: JSON.stringify(body) }
+            : {}),
         ...(signal ? { signal } : {}),
       });
     } catch (error) {
@@ -94,6 +105,11 @@ export class ApiClient {
       );
     }
   }
+}
+
+/** A request body sent as is (not as JSON). */
+class RawBody {
+  constructor(readonly bytes: Uint8Array) {}
 }
 
 async function toCliError(response: Response): Promise<CliError> {

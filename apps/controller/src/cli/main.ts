@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * `nbfleet`: the controller (`up`, `server`) and its client (`vm`, `notebook`, `events`, `token`,
- * `op`, `policy`, `shell`, `exec`, `logs`, `replicas`).
+ * `op`, `policy`, `shell`, `exec`, `logs`, `replicas`, `agent`).
  * Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 not found, 4 timed out waiting.
  */
 import { AGENT_VERSION } from "@nbfleet/shared";
 import { Command, CommanderError } from "commander";
 import { CliError, ExitCode } from "./client.js";
+import { commandVersionFlag } from "./command-version-flag.js";
+import { registerAgent } from "./commands/agent.js";
 import { registerEvents } from "./commands/events.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerNotebook } from "./commands/notebook.js";
@@ -39,9 +41,10 @@ registerPolicy(program, globals);
 registerShell(program, globals);
 registerLogs(program, globals);
 registerReplicas(program, globals);
+registerAgent(program, globals);
 
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(commandVersionFlag(process.argv));
 } catch (error) {
   process.exitCode = exitCodeFor(error);
 }

@@ -17,6 +17,8 @@ const { invalid, read: readSetting } = configSource("provider settings");
 
 export interface ProviderNeeds {
   artifact: ArtifactInfo;
+  /** The release public key (SPKI PEM) guests verify upgrade artifacts with. */
+  releasePublicKeyPem?: string;
   trust?: GuestTrust;
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
@@ -29,6 +31,7 @@ export async function providerFromSettings(
     return new LocalProvider({
       root: await sandboxRoot(settings.dataDir),
       artifact: needs.artifact,
+      ...(needs.releasePublicKeyPem ? { releasePublicKeyPem: needs.releasePublicKeyPem } : {}),
       ...(needs.trust ? { controllerTrust: needs.trust } : {}),
     });
   }
@@ -48,6 +51,7 @@ export async function providerFromSettings(
     location: settings.azureLocation,
     resourceGroup: settings.azureResourceGroup,
     artifact: needs.artifact,
+    ...(needs.releasePublicKeyPem ? { releasePublicKeyPem: needs.releasePublicKeyPem } : {}),
     credential: chooseCredential({ endpoint: settings.azureEndpoint }),
     endpoint: settings.azureEndpoint,
     caPem: settings.azureCaFile ? readSetting(settings.azureCaFile, "NBFLEET_AZURE_CA_FILE") : null,

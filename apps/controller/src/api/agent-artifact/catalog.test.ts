@@ -27,6 +27,9 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => rm(work, { recursive: true, force: true }));
 
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies, read by the assertions
+type Json = any;
+const json = (res: Response): Promise<Json> => res.json();
 const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
 describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
@@ -44,8 +47,8 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
         body: JSON.stringify({ name: role, role }),
         type: "application/json",
       });
-      if (role === "viewer") viewer = (await res.json()).token;
-      else operator = (await res.json()).token;
+      if (role === "viewer") viewer = (await json(res)).token;
+      else operator = (await json(res)).token;
     }
   }, 60_000);
   afterAll(() => controller?.close());
@@ -54,7 +57,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     method: string,
     url: string,
     token: string | null,
-    options: { body?: BodyInit; type?: string; stream?: boolean } = {},
+    options: { body?: Buffer | string | ReadableStream; type?: string; stream?: boolean } = {},
   ): Promise<Response> {
     return fetch(`${controller.url}${url}`, {
       method,
@@ -68,7 +71,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
   }
   const publish = (bytes: Buffer, token = controller.adminToken) =>
     http("POST", AGENT_ARTIFACTS_PATH, token, { body: bytes, type: "application/gzip" });
-  const list = async (token = viewer) => (await http("GET", AGENT_ARTIFACTS_PATH, token)).json();
+  const list = async (token = viewer) => json(await http("GET", AGENT_ARTIFACTS_PATH, token));
   const storedDirs = async () => (await readdir(path.join(controller.dataDir, "artifacts"))).sort();
 
   it("registers the built-in artifact at start, signed by the 0600 release key", async () => {
@@ -101,7 +104,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     const bytes = await readFile(next.file);
     const res = await publish(bytes);
     expect(res.status).toBe(201);
-    const record = await res.json();
+    const record = await json(res);
     expect(record).toMatchObject({
       version: "1.1.0",
       sha256: sha(bytes),
@@ -126,7 +129,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
 
     const again = await publish(bytes);
     expect(again.status).toBe(200);
-    expect(await again.json()).toMatchObject({
+    expect(await json(again)).toMatchObject({
       version: "1.1.0",
       signature: record.signature,
       created: false,
@@ -156,7 +159,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     for (const token of [viewer, operator]) {
       const res = await publish(fakeArtifact("8.0.0"), token);
       expect(res.status).toBe(403);
-      expect((await res.json()).error.code).toBe("NBF_FORBIDDEN");
+      expect((await json(res)).error.code).toBe("NBF_FORBIDDEN");
     }
     const anonymous = await publish(fakeArtifact("8.0.0"), null as unknown as string);
     expect(anonymous.status).toBe(401);
@@ -224,7 +227,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
       const before = await storedDirs();
       const listed = (await list()).items;
       const res = await publish(bytes);
-      const body = await res.json();
+      const body = await json(res);
       expect(res.status).toBe(status);
       expect(body.error.code).toBe(code);
       expect(body.error.message).toMatch(message);
@@ -238,7 +241,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
         type: "application/json",
       });
       expect(res.status).toBe(400);
-      expect((await res.json()).error.message).toMatch(
+      expect((await json(res)).error.message).toMatch(
         /Content-Type: application\/gzip \(got application\/json\)/,
       );
     });
@@ -248,7 +251,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
       const limit = 64 * 1024 * 1024;
       const declared = await publish(Buffer.alloc(limit + 1));
       expect(declared.status).toBe(413);
-      expect((await declared.json()).error).toMatchObject({ code: "NBF_BODY_TOO_LARGE", details: { limit } });
+      expect((await json(declared)).error).toMatchObject({ code: "NBF_BODY_TOO_LARGE", details: { limit } });
       // Chunked: no length up front, cut off while it streams.
       let sent = 0;
       const chunk = Buffer.alloc(1024 * 1024, 1);
@@ -267,7 +270,7 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
       // The controller may answer and close before the client finished sending.
       if (streamed instanceof Response) {
         expect(streamed.status).toBe(413);
-        expect((await streamed.json()).error.code).toBe("NBF_BODY_TOO_LARGE");
+        expect((await json(streamed)).error.code).toBe("NBF_BODY_TOO_LARGE");
       }
       expect(await storedDirs()).toEqual(before);
     }, 60_000);
@@ -276,12 +279,12 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
   it("answers an unknown version 404 and a path-like one 400, serving nothing", async () => {
     const missing = await fetch(`${controller.url}${agentArtifactFilePath("9.9.9")}`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).error).toMatchObject({
+    expect((await json(missing)).error).toMatchObject({
       code: "NBF_ARTIFACT_NOT_FOUND",
       details: { version: "9.9.9" },
     });
     const climbing = await fetch(`${controller.url}${AGENT_ARTIFACTS_PATH}/..%2F..%2Frelease-key.pem/file`);
     expect(climbing.status).toBe(400);
-    expect((await climbing.json()).error.code).toBe("NBF_INVALID_PARAMS");
+    expect((await json(climbing)).error.code).toBe("NBF_INVALID_PARAMS");
   });
 });

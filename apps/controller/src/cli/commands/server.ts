@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import pino from "pino";
 import { CONSOLE_BUILD_COMMAND, locateConsole } from "../../api/console/locate.js";
 import { toVmView } from "../../api/views.js";
+import { ensureReleaseKey } from "../../artifacts/release-key.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
 import { NbfError } from "../../errors.js";
 import { providerFromSettings } from "../../providers/from-settings.js";
@@ -173,8 +174,10 @@ async function start(settings: ControllerSettings, quietConsole: boolean): Promi
   checkDatabaseUrl(settings);
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const artifact = await agentArtifact(settings.dataDir);
+  const releaseKey = await ensureReleaseKey(settings.dataDir);
   const provider = await providerFromSettings(settings, {
     artifact,
+    releasePublicKeyPem: releaseKey.publicKeyPem,
     trust: guestTrust(readTlsFiles(settings)),
   });
   // `up` is for a person at a terminal: the JSON log goes to a file, the terminal gets a summary.

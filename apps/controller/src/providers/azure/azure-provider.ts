@@ -23,7 +23,7 @@ import {
  */
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/shared";
 import pLimit, { type LimitFunction } from "p-limit";
-import type { ArtifactInfo } from "../../artifact-info.js";
+import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
 import {
   type AzureClients,
@@ -47,6 +47,8 @@ export interface AzureProviderOptions {
   /** Value of the `nbfleet-fleet` tag; default: the resource group's name. */
   fleet?: string;
   artifact: ArtifactInfo;
+  /** The release public key (SPKI PEM) guests verify upgrade artifacts with (artifacts/release-key.ts). */
+  releasePublicKeyPem?: string;
   credential: CredentialChoice;
   /** Resource Manager endpoint (the emulator's); Azure's public cloud when null. */
   endpoint?: string | null;
@@ -374,6 +376,7 @@ export class AzureProvider implements Provider {
       ...(context.controllerUrls ? { controllerUrls: context.controllerUrls } : {}),
       artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
       artifactSha256: this.options.artifact.sha256,
+      ...artifactVersionSettings(this.options.artifact, this.options.releasePublicKeyPem),
       bootstrapToken: context.bootstrapToken,
       passwordHash: context.passwordHash,
       notebookPort: this.options.notebookPort ?? DEFAULTS.notebookPort,

@@ -25,7 +25,7 @@ import {
   trustSettings,
 } from "@nbfleet/scripts";
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH } from "@nbfleet/shared";
-import type { ArtifactInfo } from "../../artifact-info.js";
+import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
 import { endSandboxUserProcesses, ensureSandboxUser, removeSandboxUser } from "./sandbox-user.js";
 
@@ -35,6 +35,8 @@ export interface LocalProviderOptions {
   /** Where sandboxes live (see sandboxRoot). */
   root: string;
   artifact: ArtifactInfo;
+  /** The release public key (SPKI PEM) guests verify upgrade artifacts with (artifacts/release-key.ts). */
+  releasePublicKeyPem?: string;
   /** How agents verify a controller on TLS: its CA, or its certificate's SHA-256 fingerprint. */
   controllerTrust?: ControllerTrust;
 }
@@ -62,6 +64,7 @@ export class LocalProvider implements Provider {
       ...(context.controllerUrls ? { controllerUrls: context.controllerUrls } : {}),
       artifactUrl: `${context.controllerUrl.replace(/\/+$/, "")}${ARTIFACT_PATH}`,
       artifactSha256: this.options.artifact.sha256,
+      ...artifactVersionSettings(this.options.artifact, this.options.releasePublicKeyPem),
       bootstrapToken: context.bootstrapToken,
       dataDir: path.join(dir, "agent"),
       installDir: path.join(dir, "install"),
