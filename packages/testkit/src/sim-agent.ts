@@ -20,6 +20,7 @@ import {
   foldHealth,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { type SimUpgradeOptions, SimUpgrader } from "./sim-upgrade.js";
 
 export interface Received {
   at: number;
@@ -50,6 +51,8 @@ export interface SimAgentOptions {
   reconnect?: { minMs: number; maxMs: number };
   protocolVersion?: string;
   ticker?: SimTicker;
+  /** Run `agent.upgrade` (download, verify, simulated restart); without it the command is a no-op. */
+  upgrade?: SimUpgradeOptions;
 }
 
 export class SimConnectError extends Error {
@@ -169,6 +172,10 @@ export class SimAgent {
   vmName: string | null = null;
   reportIntervalMs = 15_000;
   ws: WebSocket | null = null;
+  /** The version the hello reports (an upgrade changes it). */
+  version = AGENT_VERSION;
+  /** With the `upgrade` option: runs `agent.upgrade` and records what it did. */
+  readonly upgrader: SimUpgrader | null;
   private notebookState: NotebookState = "running";
   private pid = 1000 + Math.floor(Math.random() * 50_000);
   private restarts = 0;
@@ -198,6 +205,7 @@ export class SimAgent {
     this.ticker = options.ticker ?? defaultTicker;
     this.hostname = options.hostname ?? `sim-${osHostname()}-${++messageCounter}`;
     this.port = options.port ?? 20_000 + (messageCounter % 40_000);
+    this.upgrader = options.upgrade ? new SimUpgrader(this, options.upgrade) : null;
   }
 
   get connected(): boolean {
@@ -343,8 +351,8 @@ export class SimAgent {
 
   private helloBody() {
     return {
-      agent: { version: AGENT_VERSION, hostname: this.hostname, os: "linux", arch: "x64" },
-      capabilities: ["notebook", "password", "certificate"],
+      agent: { version: this.version, hostname: this.hostname, os: "linux", arch: "x64" },
+      capabilities: ["notebook", "password", "certificate", ...(this.upgrader ? ["agent.upgrade"] : [])],
       state: this.state(),
     };
   }
@@ -352,6 +360,10 @@ export class SimAgent {
   private onCommand(command: CommandMessage): void {
     if (this.options.ignore?.(command)) return;
     this.sendMessage({ type: "ack", commandId: command.id });
+    if (this.upgrader && (command.name as string) === "agent.upgrade") {
+      this.upgrader.handle(command);
+      return;
+    }
     // Like the real agent: a command id seen before is never run again; a finished one is
     // answered from memory, a running one answers when it finishes.
     const known = this.outcomes.get(command.id);
@@ -424,7 +436,8 @@ export class SimAgent {
     }
   }
 
-  private currentUrl(): string {
+  /** The controller this agent dials (or is connected to) now. */
+  currentUrl(): string {
     const urls = this.options.urls;
     if (!urls || urls.length === 0) return this.options.url;
     const first = Math.max(0, urls.indexOf(this.options.url));

@@ -14,12 +14,14 @@
  *   → {type: "records"}           ← {type: "records", records: FleetRecord[]}
  *   → {type: "stats"}             ← {type: "stats", connected, dropped, executed, attempts}
  *   → {type: "delay", ms}         ← {type: "delay", agents}      commands take `ms` from now on
+ *   → {type: "upgrades"}          ← {type: "upgrades", records: AgentUpgrades[]}  (with `upgrade` at start)
  *   → {type: "close"}             (the process exits; it also does when the parent goes away)
  * Any failure is answered with {type: "error", message}.
  */
 import type { NotebookState } from "@nbfleet/shared";
 import type { SeededVm } from "./sim-fleet.js";
 import { SimFleet } from "./sim-fleet.js";
+import type { SimUpgradeOptions, UpgradeRecord } from "./sim-upgrade.js";
 
 export interface StartMessage {
   type: "start";
@@ -37,6 +39,8 @@ export interface StartMessage {
   concurrency?: number;
   /** Reconnect with backoff when a link drops (default true); without, a drop stays visible. */
   reconnect?: boolean;
+  /** Agents run `agent.upgrade` for real (download, verify, simulated restart). */
+  upgrade?: SimUpgradeOptions;
 }
 
 export type FleetRequest =
@@ -46,6 +50,7 @@ export type FleetRequest =
   | { type: "records" }
   | { type: "stats" }
   | { type: "delay"; ms: number }
+  | { type: "upgrades" }
   | { type: "close" };
 
 export interface FleetRecord {
@@ -54,6 +59,12 @@ export interface FleetRecord {
   received: Array<{ id: string; name: string; at: number }>;
   /** Every command run (a repeated id is answered from memory, not run again). */
   executed: Array<{ id: string; name: string; at: number }>;
+}
+
+/** One agent's upgrades and the version it reports now. */
+export interface AgentUpgrades extends UpgradeRecord {
+  vm: string;
+  version: string;
 }
 
 export interface FleetStats {
@@ -71,6 +82,7 @@ export type FleetReply =
   | { type: "records"; records: FleetRecord[] }
   | ({ type: "stats" } & FleetStats)
   | { type: "delay"; agents: number }
+  | { type: "upgrades"; records: AgentUpgrades[] }
   | { type: "error"; message: string };
 
 const CONNECT_ATTEMPTS = 20;
@@ -85,6 +97,7 @@ async function start(message: StartMessage): Promise<void> {
     commandDelayMs: message.delayMs ?? 0,
     ...(message.urls ? { urls: message.urls } : {}),
     ...(message.reconnect === false ? {} : { reconnect: { minMs: 50, maxMs: 1000 } }),
+    ...(message.upgrade ? { upgrade: message.upgrade } : {}),
   });
   for (const agent of fleet.agents) {
     if (failing.has(agent.hostname))
@@ -148,6 +161,17 @@ process.on("message", (message: FleetRequest) => {
     case "delay":
       for (const agent of fleet?.agents ?? []) agent.options.commandDelayMs = message.ms;
       reply({ type: "delay", agents: fleet?.agents.length ?? 0 });
+      return;
+    case "upgrades":
+      reply({
+        type: "upgrades",
+        records: (fleet?.agents ?? []).map((agent) => ({
+          vm: agent.hostname,
+          version: agent.version,
+          runs: agent.upgrader?.record.runs ?? [],
+          bytesReceived: agent.upgrader?.record.bytesReceived ?? 0,
+        })),
+      });
       return;
     case "close":
       fleet?.close();

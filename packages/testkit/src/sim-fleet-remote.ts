@@ -7,7 +7,14 @@ import path from "node:path";
 import type { NotebookState } from "@nbfleet/shared";
 import { spawnTs, stopChild } from "./processes.js";
 import { repoRoot } from "./repo.js";
-import type { FleetRecord, FleetReply, FleetRequest, FleetStats, StartMessage } from "./sim-fleet-process.js";
+import type {
+  AgentUpgrades,
+  FleetRecord,
+  FleetReply,
+  FleetRequest,
+  FleetStats,
+  StartMessage,
+} from "./sim-fleet-process.js";
 
 const SCRIPT = path.join(repoRoot, "packages/testkit/src/sim-fleet-process.ts");
 
@@ -60,6 +67,11 @@ export class SimFleetProcess {
   async stats(): Promise<FleetStats> {
     const { type: _, ...stats } = await this.ask({ type: "stats" }, "stats");
     return stats;
+  }
+
+  /** Each agent's upgrades (started with `upgrade`) and the version it reports now. */
+  async upgrades(): Promise<AgentUpgrades[]> {
+    return (await this.ask({ type: "upgrades" }, "upgrades")).records;
   }
 
   /** Every command takes `ms` on the agents from now on. */
