@@ -79,9 +79,18 @@ export class HealthWatch {
     if (set) for (const settle of [...set]) settle(true);
   }
 
+  /**
+   * Ends every wait as not serving (the runners waiting stop: the lease moved, or the controller
+   * closes). A gate waits up to its health timeout (300 s by default), so a runner stopping
+   * without this stayed until its engine's deadline, twice while closing.
+   */
+  releaseAll(): void {
+    for (const set of [...this.waiters.values()]) for (const settle of [...set]) settle(false);
+  }
+
   close(): void {
     this.unsubscribe();
-    for (const set of this.waiters.values()) for (const settle of [...set]) settle(false);
+    this.releaseAll();
   }
 
   private onState(vmName: string, state: AgentState): void {
