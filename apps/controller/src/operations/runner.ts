@@ -74,6 +74,8 @@ export class OperationRunner {
   private wake: (() => void) | null = null;
   /** A change happened while the loop was not waiting for one. */
   private signalled = false;
+  /** A batch's start (its transaction) is under way. */
+  private starting = false;
   private endings: Ending[] = [];
   private endingsWritten: Promise<void> | null = null;
   private writeEndsNow: (() => void) | null = null;
@@ -133,7 +135,9 @@ export class OperationRunner {
     let exhausted = false;
     while (this.stop === null) {
       const room = this.plan.maxConcurrency - this.inFlight.size;
-      if (this.plan.rolling.enabled || room > 0) {
+      // One start at a time: slots freed while a start is being stored are filled together by
+      // the next one (one transaction for many targets when the store is busy, at once when not).
+      if (!this.starting && (this.plan.rolling.enabled || room > 0)) {
         const want = this.plan.rolling.enabled ? this.plan.maxConcurrency : room;
         const batch: TargetRecord[] = [];
         while (batch.length < want) {
@@ -199,7 +203,12 @@ export class OperationRunner {
   /** Starts fresh targets together; each slot is taken now, before anything is awaited. */
   private launch(batch: TargetRecord[]): void {
     for (const target of batch) this.inFlight.add(target.seq);
-    this.start(batch).then(
+    this.starting = true;
+    const started = this.start(batch).finally(() => {
+      this.starting = false;
+      this.signal();
+    });
+    started.then(
       (started) => {
         for (const target of batch) this.follow(target, started.get(target.seq));
       },
