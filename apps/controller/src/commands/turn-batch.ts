@@ -1,12 +1,15 @@
 /**
- * Gathers the items of one event-loop turn and handles them together (e.g. the acks and
- * results thousands of agents send at once, written in one transaction instead of one commit
- * each). Each `add` resolves with its own item's answer once the batch is done.
+ * Gathers items and handles them together (e.g. the results thousands of agents send at once,
+ * written in one transaction instead of one commit each). One batch is handled at a time: what
+ * arrives in one event-loop turn goes together, and what arrives while a batch is being handled
+ * goes with the next one, so a quiet store writes at once and a busy one in larger batches.
+ * Each `add` resolves with its own item's answer once its batch is done.
  */
 export class TurnBatch<T, R> {
   private items: T[] = [];
   private waiting: Array<{ resolve: (value: R) => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
+  private running = false;
 
   constructor(private readonly handle: (items: T[]) => Promise<R[]>) {}
 
@@ -14,10 +17,14 @@ export class TurnBatch<T, R> {
     return new Promise<R>((resolve, reject) => {
       this.items.push(item);
       this.waiting.push({ resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => void this.run());
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.items.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => void this.run());
   }
 
   private async run(): Promise<void> {
@@ -26,11 +33,15 @@ export class TurnBatch<T, R> {
     this.items = [];
     this.waiting = [];
     this.scheduled = false;
+    this.running = true;
     try {
       const answers = await this.handle(items);
       waiting.forEach((w, i) => w.resolve(answers[i]!));
     } catch (error) {
       for (const w of waiting) w.reject(error);
+    } finally {
+      this.running = false;
+      this.schedule();
     }
   }
 }
