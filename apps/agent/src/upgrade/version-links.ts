@@ -4,7 +4,7 @@
  * neither points at.
  */
 import { randomBytes } from "node:crypto";
-import { readdir, readlink, rename, rm, symlink } from "node:fs/promises";
+import { readdir, readlink, rename, rm, symlink, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { InstallLayout } from "./install-layout.js";
 
@@ -24,7 +24,12 @@ export async function pointLink(link: string, target: string): Promise<void> {
   if (process.platform === "win32") await symlink(path.resolve(path.dirname(link), target), temp, "junction");
   else await symlink(target, temp, "dir");
   try {
-    await rename(temp, link);
+    await rename(temp, link).catch(async (error: NodeJS.ErrnoException) => {
+      // Windows renames nothing over an existing directory link: it goes first (briefly none).
+      if (process.platform !== "win32" || (error.code !== "EPERM" && error.code !== "EEXIST")) throw error;
+      await unlink(link);
+      await rename(temp, link);
+    });
   } catch (error) {
     await rm(temp, { force: true });
     throw error;

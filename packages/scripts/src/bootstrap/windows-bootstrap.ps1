@@ -1,8 +1,10 @@
 # nbfleet guest bootstrap for Windows Server, rendered by @nbfleet/scripts (renderWindowsBootstrap); do not edit.
 # Run as Administrator (Azure CustomScriptExtension runs it as SYSTEM). Installs Python with
 # Jupyter, matplotlib and NumPy (pip), Node.js, and the agent artifact after checking its
-# SHA-256; runs the agent as a SYSTEM scheduled task that starts at boot and is restarted when
-# it stops; opens the notebook port in Windows Firewall. Safe to run again.
+# SHA-256 into versions\<version> (current and previous are junctions); runs the agent's launcher
+# (its loop, and the rollback of an upgrade the new agent did not confirm) as a SYSTEM scheduled
+# task that starts at boot and is restarted when it stops; opens the notebook port in Windows
+# Firewall. Safe to run again.
 # Not yet exercised on a real Windows machine.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -157,24 +159,62 @@ function Install-Node {
   return $node
 }
 
+# Remove-Item -Recurse on a junction would empty its target: rmdir removes the link alone.
+function Remove-Junction([string]$Path) {
+  if (Test-Path -LiteralPath $Path) { & cmd.exe /c rmdir "$Path" | Out-Null }
+}
+
+function Set-Junction([string]$Path, [string]$Target) {
+  Remove-Junction $Path
+  New-Item -ItemType Junction -Path $Path -Target $Target | Out-Null
+}
+
+# The artifact goes to versions\<version> (versions\<sha256> without a version) beside whatever
+# runs now; `current` (a junction) points at it and `previous` at the one it replaces; older
+# ones are dropped. Running the same bootstrap again keeps the version an upgrade installed since
+# (bootstrap-artifact records what this bootstrap last installed).
 function Install-Artifact {
-  $versionDir = Join-Path $NbfInstallDir "versions\$NbfArtifactSha256"
-  if (Test-Path -LiteralPath (Join-Path $versionDir 'nbfleet-agent.mjs')) {
-    Say "agent artifact sha256 $NbfArtifactSha256 is already installed"
-    return $versionDir
+  $name = if ($NbfArtifactVersion) { $NbfArtifactVersion } else { $NbfArtifactSha256 }
+  $versionDir = Join-Path $NbfInstallDir "versions\$name"
+  $current = Join-Path $NbfInstallDir 'current'
+  $marker = Join-Path $NbfInstallDir 'bootstrap-artifact'
+  $currentTarget = if (Test-Path -LiteralPath $current) { (Get-Item -LiteralPath $current).Target } else { $null }
+  if ($currentTarget -is [array]) { $currentTarget = $currentTarget[0] }
+  $installedBefore = (Test-Path -LiteralPath $marker) -and ((Get-Content -Raw -LiteralPath $marker).Trim() -eq $NbfArtifactSha256)
+  if ($installedBefore -and $currentTarget -and (Test-Path -LiteralPath (Join-Path $current 'nbfleet-agent.mjs'))) {
+    Say "agent artifact sha256 $NbfArtifactSha256 was installed before; keeping $currentTarget"
+    return
   }
-  $archive = Join-Path $NbfWork 'nbfleet-agent.tar.gz'
-  Say "downloading the agent artifact from $NbfArtifactUrl"
-  Get-File $NbfArtifactUrl $archive -Controller
-  Assert-Sha256 $archive $NbfArtifactSha256 $NbfArtifactUrl
-  $partial = "$versionDir.partial"
-  if (Test-Path -LiteralPath $partial) { Remove-Item -LiteralPath $partial -Recurse -Force }
-  New-Item -ItemType Directory -Force -Path $partial | Out-Null
-  & tar.exe -xzf $archive -C $partial
-  if ($LASTEXITCODE -ne 0) { Fail "tar could not unpack $archive" }
-  if (Test-Path -LiteralPath $versionDir) { Remove-Item -LiteralPath $versionDir -Recurse -Force }
-  Move-Item -LiteralPath $partial -Destination $versionDir
-  return $versionDir
+  $shaFile = Join-Path $versionDir '.nbfleet-sha256'
+  $sameBytes = -not (Test-Path -LiteralPath $shaFile) -or ((Get-Content -Raw -LiteralPath $shaFile).Trim() -eq $NbfArtifactSha256)
+  if ((Test-Path -LiteralPath (Join-Path $versionDir 'nbfleet-agent.mjs')) -and $sameBytes) {
+    Say "agent artifact $name (sha256 $NbfArtifactSha256) is already installed"
+  } else {
+    $archive = Join-Path $NbfWork 'nbfleet-agent.tar.gz'
+    Say "downloading the agent artifact from $NbfArtifactUrl"
+    Get-File $NbfArtifactUrl $archive -Controller
+    Assert-Sha256 $archive $NbfArtifactSha256 $NbfArtifactUrl
+    $partial = "$versionDir.partial"
+    if (Test-Path -LiteralPath $partial) { Remove-Item -LiteralPath $partial -Recurse -Force }
+    New-Item -ItemType Directory -Force -Path $partial | Out-Null
+    & tar.exe -xzf $archive -C $partial
+    if ($LASTEXITCODE -ne 0) { Fail "tar could not unpack $archive" }
+    if (-not (Test-Path -LiteralPath (Join-Path $partial 'nbfleet-agent.mjs'))) { Fail "the artifact from $NbfArtifactUrl has no nbfleet-agent.mjs" }
+    [IO.File]::WriteAllText((Join-Path $partial '.nbfleet-sha256'), "$NbfArtifactSha256`n")
+    if ((Test-Path -LiteralPath $versionDir) -and ($currentTarget -ne $versionDir)) { Remove-Item -LiteralPath $versionDir -Recurse -Force }
+    Move-Item -LiteralPath $partial -Destination $versionDir
+  }
+  if ($currentTarget -ne $versionDir) {
+    if ($currentTarget -and (Test-Path -LiteralPath $currentTarget)) { Set-Junction (Join-Path $NbfInstallDir 'previous') $currentTarget }
+    else { Remove-Junction (Join-Path $NbfInstallDir 'previous') }
+    Set-Junction $current $versionDir
+    Get-ChildItem -LiteralPath (Join-Path $NbfInstallDir 'versions') -Directory |
+      Where-Object { $_.FullName -ne $versionDir -and $_.FullName -ne $currentTarget } |
+      Remove-Item -Recurse -Force
+  }
+  # An upgrade pending from before no longer applies to the version installed here.
+  Remove-Item -LiteralPath (Join-Path $NbfInstallDir 'upgrade.json') -Force -ErrorAction SilentlyContinue
+  [IO.File]::WriteAllText($marker, "$NbfArtifactSha256`n")
 }
 
 function Open-Firewall {
@@ -211,12 +251,13 @@ try {
   $python = Install-Python
   Install-Jupyter $python
   $node = Install-Node
-  $versionDir = Install-Artifact
+  Install-Artifact
   Write-Secret (Join-Path $NbfInstallDir 'bootstrap-token') $NbfBootstrapToken
   # The agent applies it at its first start only; later changes come from commands.
   if ($NbfPasswordHash) { Write-Secret (Join-Path $NbfInstallDir 'password-hash') $NbfPasswordHash }
   if ($NbfControllerCaPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'controller-ca.pem'), $NbfControllerCaPem) }
-  Set-Content -LiteralPath (Join-Path $NbfInstallDir 'current.txt') -Value $versionDir
+  # Public (readable by everyone): the agent checks upgrade artifacts' signatures with it.
+  if ($NbfReleaseKeyPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'release-key.pub'), $NbfReleaseKeyPem) }
   Open-Firewall
   Register-Agent $node
   Say 'done'

@@ -1,3 +1,4 @@
+import { generateReleaseKeyPair } from "@nbfleet/shared/artifact-signature";
 // The Windows bootstrap cannot run here (no Windows, no PowerShell): these tests read what it says.
 import { describe, expect, it } from "vitest";
 import type { WindowsBootstrapOptions } from "./options.js";
@@ -96,17 +97,83 @@ describe("renderWindowsBootstrap", () => {
 
   it("starts `up` with the controller, the token file and the fingerprint in the launcher", () => {
     const launcher = String(readAssignment(script, "NbfLauncher"));
-    expect(launcher).toContain("& '@NODE@' 'C:\\ProgramData\\nbfleet\\install\\versions\\" + "c0".repeat(32));
-    expect(launcher).toContain("'up' '--data-dir' 'C:\\nb data\\it''s\u2018\u2018' '--port' '9999'");
-    expect(launcher).toContain("'--controller' 'https://controller.example.net'");
-    expect(launcher).toContain(
-      "'--bootstrap-token-file' 'C:\\ProgramData\\nbfleet\\install\\bootstrap-token'",
+    const argv = windowsAgentArgv(options);
+    expect(argv.slice(0, 4)).toEqual([
+      "C:\\ProgramData\\nbfleet\\install\\current\\nbfleet-agent.mjs",
+      ...["up", "--data-dir", "C:\\nb data\\it's\u2018"],
+    ]);
+    expect(argv.join(" ")).toContain("--controller https://controller.example.net");
+    expect(argv.join(" ")).toContain(
+      "--bootstrap-token-file C:\\ProgramData\\nbfleet\\install\\bootstrap-token",
     );
-    expect(launcher).toContain(`'--controller-fingerprint' '${"AB".repeat(32)}'`);
-    expect(launcher).toContain(
-      "Out-File -LiteralPath 'C:\\ProgramData\\nbfleet\\install\\agent-console.log' -Append",
+    expect(argv.join(" ")).toContain(`--controller-fingerprint ${"AB".repeat(32)}`);
+    // The launcher carries them as one Windows command line, read back unchanged by PowerShell.
+    expect(readAssignment(`\n${launcher}`, "agentCommandLine")).toBe(
+      argv.map(windowsCommandLineArg).join(" "),
     );
-    expect(windowsAgentArgv(options)).not.toContain(options.bootstrapToken);
+    expect(readAssignment(`\n${launcher}`, "node")).toBe("@NODE@");
+    expect(readAssignment(`\n${launcher}`, "consoleLog")).toBe(
+      "C:\\ProgramData\\nbfleet\\install\\agent-console.log",
+    );
+    expect(argv).not.toContain(options.bootstrapToken);
+  });
+
+  it("lays versions out like Linux: versions\\<version>, current and previous junctions, the release key", () => {
+    const { publicKeyPem } = generateReleaseKeyPair();
+    const versioned = renderWindowsBootstrap({
+      ...options,
+      artifactVersion: "1.4.0",
+      releasePublicKeyPem: publicKeyPem,
+    });
+    expect(readAssignment(versioned, "NbfArtifactVersion")).toBe("1.4.0");
+    expect(readAssignment(versioned, "NbfReleaseKeyPem")).toBe(publicKeyPem);
+    expect(versioned).toContain(
+      "$name = if ($NbfArtifactVersion) { $NbfArtifactVersion } else { $NbfArtifactSha256 }",
+    );
+    expect(versioned).toContain('$versionDir = Join-Path $NbfInstallDir "versions\\$name"');
+    expect(versioned).toContain("Set-Junction $current $versionDir");
+    expect(versioned).toContain("Set-Junction (Join-Path $NbfInstallDir 'previous') $currentTarget");
+    expect(versioned).toContain("was installed before; keeping $currentTarget");
+    expect(versioned).toContain(
+      "[IO.File]::WriteAllText((Join-Path $NbfInstallDir 'release-key.pub'), $NbfReleaseKeyPem)",
+    );
+    // Junctions are removed with rmdir, never with Remove-Item -Recurse (that would empty the target).
+    expect(versioned).toContain('& cmd.exe /c rmdir "$Path" | Out-Null');
+    expect(versioned).not.toMatch(/Remove-Item[^\n]*\$current\b[^\n]*-Recurse/);
+    const argv = windowsAgentArgv({ ...options, releasePublicKeyPem: publicKeyPem });
+    expect(argv.slice(-4)).toEqual([
+      ...["--install-dir", "C:\\ProgramData\\nbfleet\\install"],
+      ...["--release-key-file", "C:\\ProgramData\\nbfleet\\install\\release-key.pub"],
+    ]);
+    expect(windowsAgentArgv(options)).not.toContain("--install-dir");
+  });
+
+  it("rolls an unconfirmed upgrade back in the launcher: 3 exits or the deadline", () => {
+    const launcher = String(readAssignment(script, "NbfLauncher"));
+    expect(launcher).toContain("$upgradeFile = Join-Path $install 'upgrade.json'");
+    expect(launcher).toContain(
+      "[DateTimeOffset]::UtcNow.ToUnixTimeSeconds() -ge [long]$Pending.deadlineUnix",
+    );
+    expect(launcher).toContain("Stop-Process -Id $process.Id -Force");
+    expect(launcher).toContain(
+      "Invoke-Rollback 'the new agent did not connect and report healthy by its deadline'",
+    );
+    expect(launcher).toContain("if ($exits -ge 3) {");
+    expect(launcher).toContain('Invoke-Rollback "the new agent exited 3 times (last status $status)"');
+    expect(launcher).toContain(
+      "New-Item -ItemType Junction -Path $next -Target (Join-Path $install $pending.fromDir)",
+    );
+    expect(launcher).toContain(
+      "Move-Item -Force -LiteralPath (Join-Path $install 'rollback.json.partial') -Destination (Join-Path $install 'rollback.json')",
+    );
+    expect(launcher).toMatch(
+      /from = "\$\(\$pending\.from\)"\s+to = "\$\(\$pending\.to\)"\s+reason = \$Reason\s+at = /,
+    );
+    // A switched version (exit 75) starts at once; any other exit after a second.
+    expect(launcher).toMatch(/if \(\$status -eq 75\) \{[^}]*continue/);
+    expect(launcher.indexOf("$status -eq 75")).toBeLessThan(launcher.indexOf("Start-Sleep -Seconds 1"));
+    // The scheduled task stays the backstop that restarts the launcher itself.
+    expect(script).toContain("-RestartCount 9999");
   });
 
   it("hands the password hash over in an ACL-restricted file, never on the command line", () => {
@@ -117,7 +184,7 @@ describe("renderWindowsBootstrap", () => {
       "if ($NbfPasswordHash) { Write-Secret (Join-Path $NbfInstallDir 'password-hash') $NbfPasswordHash }",
     );
     const launcher = String(readAssignment(withHash, "NbfLauncher"));
-    expect(launcher).toContain("'--password-hash-file' 'C:\\ProgramData\\nbfleet\\install\\password-hash'");
+    expect(launcher).toContain("--password-hash-file C:\\ProgramData\\nbfleet\\install\\password-hash");
     expect(launcher).not.toContain("argon2");
     expect(windowsAgentArgv({ ...options, passwordHash: hash }).join(" ")).not.toContain("argon2");
   });

@@ -9,6 +9,7 @@ import path from "node:path";
 import { ValidationError } from "@nbfleet/shared";
 import { powershellQuote } from "@nbfleet/shared/quote";
 import { type WindowsBootstrapOptions, agentControllerUrls, checkWindowsOptions } from "./options.js";
+import { renderWindowsLauncher } from "./windows-launcher.js";
 
 export const WINDOWS_DEFAULTS = {
   dataDir: "C:\\ProgramData\\nbfleet\\agent",
@@ -24,7 +25,8 @@ const NODE_PLACEHOLDER = "@NODE@";
 export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
   const dataDir = options.dataDir ?? WINDOWS_DEFAULTS.dataDir;
   const installDir = options.installDir ?? WINDOWS_DEFAULTS.installDir;
-  const bundle = path.win32.join(installDir, "versions", options.artifactSha256, "nbfleet-agent.mjs");
+  // `current` is a junction to versions\<version> (or <sha256>): the launcher starts whatever it points at.
+  const bundle = path.win32.join(installDir, "current", "nbfleet-agent.mjs");
   if (options.agentArgs) return [bundle, ...options.agentArgs];
   return [
     bundle,
@@ -44,6 +46,9 @@ export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
     ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
+    ...(options.releasePublicKeyPem !== undefined
+      ? ["--install-dir", installDir, "--release-key-file", path.win32.join(installDir, "release-key.pub")]
+      : []),
   ];
 }
 
@@ -56,14 +61,12 @@ export function renderWindowsBootstrap(input: WindowsBootstrapOptions): string {
   const consoleLog = path.win32.join(installDir, "agent-console.log");
   const launcherFile = path.win32.join(installDir, "run-agent.ps1");
 
-  const launcher = [
-    "# nbfleet agent launcher, rewritten by the nbfleet bootstrap on every run; do not edit.",
-    "$ErrorActionPreference = 'Continue'",
-    `Set-Location -LiteralPath ${powershellQuote(installDir)}`,
-    `& '${NODE_PLACEHOLDER}' ${windowsAgentArgv(options).map(powershellQuote).join(" ")} 2>&1 |`,
-    `  ForEach-Object { "$_" } | Out-File -LiteralPath ${powershellQuote(consoleLog)} -Append -Encoding utf8`,
-    "exit $LASTEXITCODE",
-  ].join("\n");
+  const launcher = renderWindowsLauncher({
+    installDir,
+    node: NODE_PLACEHOLDER,
+    commandLine: windowsAgentArgv(options).map(windowsCommandLineArg).join(" "),
+    consoleLog,
+  });
   if (launcher.split(NODE_PLACEHOLDER).length !== 2) {
     throw new ValidationError("Windows bootstrap settings", [`no value may contain ${NODE_PLACEHOLDER}`]);
   }
@@ -76,6 +79,8 @@ export function renderWindowsBootstrap(input: WindowsBootstrapOptions): string {
     ["NbfControllerUrls", agentControllerUrls(options).join(", ")],
     ["NbfArtifactUrl", options.artifactUrl],
     ["NbfArtifactSha256", options.artifactSha256],
+    ["NbfArtifactVersion", options.artifactVersion ?? ""],
+    ["NbfReleaseKeyPem", options.releasePublicKeyPem ?? ""],
     ["NbfBootstrapToken", options.bootstrapToken],
     ["NbfPasswordHash", options.passwordHash ?? ""],
     ["NbfDataDir", dataDir],
