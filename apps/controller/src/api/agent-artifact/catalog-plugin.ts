@@ -60,11 +60,19 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
     {
       config: { role: "admin" },
       bodyLimit: ARTIFACT_MAX_BYTES,
+      // The body is the tarball as a stream, checked by the handler (inspectArtifact); the
+      // schema below documents it and is not applied. The route has no params or query.
+      validatorCompiler: () => () => true,
       schema: {
         tags: ["agent"],
         summary: "Publish an agent artifact (the tar.gz as the body, Content-Type: application/gzip)",
         description: `Checked before it is stored: a gzip'd tar of at most ${ARTIFACT_MAX_BYTES} bytes with manifest.json (name nbfleet-agent, a version) and nbfleet-agent.mjs, relative paths only, no links. Signed with the release key. The same version with the same bytes again: 200; with other bytes: 409.`,
         consumes: GZIP_TYPES,
+        body: Type.Unsafe<unknown>({
+          type: "string",
+          format: "binary",
+          description: "the artifact (tar.gz)",
+        }),
         response: { 200: PublishedArtifact, 201: PublishedArtifact, ...Errors },
       },
     },
@@ -79,10 +87,11 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
       if (Number.isFinite(declared) && declared > ARTIFACT_MAX_BYTES) {
         throw new NbfError("NBF_BODY_TOO_LARGE", { limit: ARTIFACT_MAX_BYTES });
       }
-      if (!(request.body instanceof Readable)) {
+      const body: unknown = request.body;
+      if (!(body instanceof Readable)) {
         throw new NbfError("NBF_ARTIFACT_INVALID", { problem: "the body is empty" });
       }
-      const { record, created } = await artifacts.publish(request.body, ARTIFACT_MAX_BYTES);
+      const { record, created } = await artifacts.publish(body, ARTIFACT_MAX_BYTES);
       if (created) {
         bus.emit({
           vmName: null,

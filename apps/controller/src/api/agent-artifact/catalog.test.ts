@@ -276,6 +276,17 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     }, 60_000);
   });
 
+  it("documents the routes in OpenAPI under the agent tag, the upload as application/gzip", async () => {
+    const docs = await json(await http("GET", "/docs/json", null));
+    const collection = docs.paths[AGENT_ARTIFACTS_PATH];
+    expect(collection.get.tags).toEqual(["agent"]);
+    expect(collection.post.tags).toEqual(["agent"]);
+    expect(collection.post.requestBody.content["application/gzip"].schema).toMatchObject({
+      format: "binary",
+    });
+    expect(docs.paths[`${AGENT_ARTIFACTS_PATH}/{version}/file`].get.tags).toEqual(["agent"]);
+  });
+
   it("answers an unknown version 404 and a path-like one 400, serving nothing", async () => {
     const missing = await fetch(`${controller.url}${agentArtifactFilePath("9.9.9")}`);
     expect(missing.status).toBe(404);
