@@ -8,3 +8,4 @@ export * from "./routes.js";
 export * from "./controller-urls.js";
 export * from "./states.js";
 export * from "./vm-sort.js";
+export * from "./vm-name.js";

@@ -1,12 +1,8 @@
 /** TypeBox pieces several route plugins share (one schema = validation + types + OpenAPI). */
-import { ApiError } from "@nbfleet/shared";
+import { ApiError, VmName } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 
-/** DNS-label-like, so a name is safe as a host name, a directory and a resource name. */
-export const VmName = Type.String({
-  pattern: "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$",
-  description: "lowercase letters, digits and '-', starting with a letter, at most 63 characters",
-});
+export { VmName };
 
 export const LabelKey = Type.String({ pattern: "^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$" });
 export const Labels = Type.Record(LabelKey, Type.String({ maxLength: 256 }), { maxProperties: 64 });

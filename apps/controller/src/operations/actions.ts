@@ -3,19 +3,10 @@
  * agent, or the provider for machine actions), and the error codes a target can end with.
  */
 import type { CommandName, VmState } from "@nbfleet/shared";
+import { OPERATION_ACTIONS, type OperationAction } from "@nbfleet/shared/operation-lists";
 
-export const OPERATION_ACTIONS = [
-  "notebook.restart",
-  "notebook.stop",
-  "notebook.start",
-  "notebook.password",
-  "notebook.certificate",
-  "vm.start",
-  "vm.stop",
-  "vm.restart",
-  "agent.upgrade",
-] as const;
-export type OperationAction = (typeof OPERATION_ACTIONS)[number];
+// The list lives in @nbfleet/shared (the web console reads it too); add new actions there.
+export { OPERATION_ACTIONS, type OperationAction };
 export type MachineOperationAction = Extract<OperationAction, `vm.${string}`>;
 
 const COMMAND_OF: Record<Exclude<OperationAction, MachineOperationAction>, CommandName> = {

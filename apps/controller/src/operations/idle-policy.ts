@@ -8,24 +8,15 @@
  * `last_activity`, which survives it.
  */
 import type { AgentState } from "@nbfleet/shared";
+import type { IdlePolicyBody, IdleRule } from "@nbfleet/shared/operations";
 import { PoliciesRepo } from "../store/policies-repo.js";
 import { ActivityTracker } from "./activity.js";
 import { type LabelTerm, matchesLabels, parseLabelExpression } from "./selector.js";
 import type { FleetServices } from "./services.js";
 
-export interface IdleRule {
-  /** Shown in events; defaults to the label expression or "fleet". */
-  name?: string;
-  /** Label expression (as in operation selectors); absent = every VM. */
-  labels?: string;
-  idleMinutes: number;
-  action: "notebook.stop" | "vm.stop";
-}
-
-export interface IdlePolicy {
-  enabled: boolean;
-  rules: IdleRule[];
-}
+/** A rule's name is shown in events (default: its label expression, or "fleet"). */
+export type { IdleRule };
+export type IdlePolicy = IdlePolicyBody;
 
 export const POLICY_NAME = "idle";
 const MAX_SWEEP_MS = 15_000;

@@ -3,14 +3,14 @@
  * pending → running → succeeded | failed, and pending → skipped | cancelled.
  * Transitions are conditional updates, so a resumed operation can never move a target twice.
  */
+import { TARGET_STATES, type TargetState } from "@nbfleet/shared/operation-lists";
 import { type Kysely, type Selectable, type Updateable, sql } from "kysely";
 import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
 
-export const TARGET_STATES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"] as const;
-export type TargetState = (typeof TARGET_STATES)[number];
+export { TARGET_STATES, type TargetState };
 export type FinalTargetState = Exclude<TargetState, "pending" | "running">;
 
 export interface TargetRecord {

@@ -1,10 +1,10 @@
 /** Bulk operations (selector, concurrency, error budget) and their progress summary. */
+import { OPERATION_STATES, type OperationState } from "@nbfleet/shared/operation-lists";
 import type { Kysely, Selectable } from "kysely";
 import { fromJson, toJson } from "./json.js";
 import type { Database, OperationsTable } from "./schema.js";
 
-export const OPERATION_STATES = ["pending", "running", "succeeded", "failed", "cancelled"] as const;
-export type OperationState = (typeof OPERATION_STATES)[number];
+export { OPERATION_STATES, type OperationState };
 
 export interface OperationRecord {
   id: string;

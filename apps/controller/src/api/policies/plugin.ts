@@ -3,41 +3,8 @@
  * recorded as a `policy.updated` event naming the token that did it.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { Type } from "@sinclair/typebox";
+import { IdlePolicyBody, IdlePolicyView } from "@nbfleet/shared/operations";
 import { Errors } from "../schemas.js";
-
-const IdleRule = Type.Object(
-  {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    labels: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1024, description: "label expression; absent = every VM" }),
-    ),
-    idleMinutes: Type.Number({ minimum: 0.01, maximum: 30 * 24 * 60 }),
-    action: Type.Union([Type.Literal("notebook.stop"), Type.Literal("vm.stop")], {
-      description: "notebook.stop stops the notebook server; vm.stop deallocates the machine",
-    }),
-  },
-  { additionalProperties: false },
-);
-
-const IdlePolicyBody = Type.Object(
-  {
-    enabled: Type.Boolean(),
-    rules: Type.Array(IdleRule, {
-      maxItems: 100,
-      description: "the first rule whose labels match a VM applies",
-    }),
-  },
-  { additionalProperties: false },
-);
-
-const IdlePolicyView = Type.Composite([
-  IdlePolicyBody,
-  Type.Object({
-    updatedAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
-    updatedBy: Type.Union([Type.String(), Type.Null()]),
-  }),
-]);
 
 export const policiesPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { idlePolicy } = app.nbfleet;
