@@ -39,6 +39,8 @@ export interface FakeControllerOptions {
   /** Tokens each exchanged once, at the welcome, for a new credential. */
   bootstrapTokens?: string[];
   /** With no credentials and no bootstrap tokens configured, any bearer secret is accepted. */
+  /** Served on GET at these paths (e.g. an agent artifact); everything else is 404. */
+  files?: Record<string, Buffer>;
 }
 
 /** How a hello is answered: a welcome, nothing at all, or a close with a code. */
@@ -107,7 +109,11 @@ export class FakeController {
     const server = options.tls
       ? https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem })
       : http.createServer();
-    server.on("request", (_request, response) => response.writeHead(404).end());
+    server.on("request", (request, response) => {
+      const file = request.method === "GET" ? options.files?.[request.url ?? ""] : undefined;
+      if (!file) response.writeHead(404).end();
+      else response.writeHead(200, { "content-length": file.length }).end(file);
+    });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const fake = new FakeController(server, `${options.tls ? "https" : "http"}://127.0.0.1:${port}`, options);

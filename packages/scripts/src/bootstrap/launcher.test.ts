@@ -63,20 +63,21 @@ function pidOf(line: string | undefined): number {
 }
 
 /** What the agent does on `agent.upgrade` (upgrader.ts): upgrade.json, previous, current, exit 75. */
-async function switchTo(version: string, deadlineInSec: number): Promise<void> {
+async function switchTo(version: string, deadlineInSec: number, from = A): Promise<void> {
   const now = Date.now();
   const pending = {
-    commandId: "cmd-1",
-    from: A,
+    commandId: `cmd-${version}`,
+    from,
     to: version,
-    fromDir: `versions/${A}`,
+    fromDir: `versions/${from}`,
     toDir: `versions/${version}`,
     startedAt: new Date(now).toISOString(),
     deadline: new Date(now + deadlineInSec * 1000).toISOString(),
     deadlineUnix: Math.ceil((now + deadlineInSec * 1000) / 1000),
   };
   await writeFile(path.join(install, "upgrade.json"), `${JSON.stringify(pending)}\n`, { mode: 0o600 });
-  await symlink(`versions/${A}`, path.join(install, "previous"));
+  await rm(path.join(install, "previous"), { force: true });
+  await symlink(`versions/${from}`, path.join(install, "previous"));
   await rm(path.join(install, "current"));
   await symlink(`versions/${version}`, path.join(install, "current"));
   process.kill(pidOf((await runs()).at(-1)), "SIGUSR2");
@@ -198,6 +199,26 @@ describe("the sandbox launcher's upgrade watchdog", () => {
     expect(await readlink(path.join(install, "current"))).toBe(`versions/${B}`);
     expect(existsSync(path.join(install, "rollback.json"))).toBe(false);
     expect(console_).toContain(`the agent switched versions; starting versions/${B}`);
+  });
+
+  it("does not count a confirmed version's switch (exit 75) against the next upgrade", async () => {
+    await addVersion(B, `setTimeout(() => rmSync(install + "/upgrade.json"), 300); ${STAY}`);
+    await addVersion("1.2.0", "process.exit(1);");
+    await startLauncher();
+    await switchTo(B, 60);
+    await waitFor("B confirmed", async () => !existsSync(path.join(install, "upgrade.json")));
+    await switchTo("1.2.0", 60, B);
+    const lines = await waitFor("B started again", async () => {
+      const all = (await runs()).filter((l) => !l.startsWith("term"));
+      return all.length >= 6 && all;
+    });
+    expect(lines.map((l) => l.split(" ")[0])).toEqual([A, B, "1.2.0", "1.2.0", "1.2.0", B]);
+    expect(await readlink(path.join(install, "current"))).toBe(`versions/${B}`);
+    expect(JSON.parse(await readFile(path.join(install, "rollback.json"), "utf8"))).toMatchObject({
+      from: B,
+      to: "1.2.0",
+      reason: "the new agent exited 3 times (last status 1)",
+    });
   });
 
   it("rolls back at once when it starts with an upgrade whose deadline already passed", async () => {

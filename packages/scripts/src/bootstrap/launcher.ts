@@ -41,8 +41,10 @@ export function renderLauncherScript(spec: LauncherSpec): string {
     WATCHDOG,
     "while :; do",
     "  pending=0",
+    "  watched=''",
     '  if [ -f "$install/upgrade.json" ]; then',
     "    pending=1",
+    "    watched=$(field commandId)",
     "    deadline=$(field deadlineUnix)",
     '    if [ -n "$deadline" ] && [ "$(date +%s)" -ge "$deadline" ]; then',
     '      rollback "the new agent did not connect and report healthy by its deadline"',
@@ -68,12 +70,13 @@ export function renderLauncherScript(spec: LauncherSpec): string {
     '  [ "$stopping" = 1 ] && exit 0',
     '  if [ "$pending" = 1 ] && [ -f "$install/upgrade.deadline" ]; then',
     '    rm -f "$install/upgrade.deadline"',
-    '    if [ -f "$install/upgrade.json" ]; then',
+    "    if still_pending; then",
     '      rollback "the new agent did not connect and report healthy by its deadline"',
     "      continue",
     "    fi",
     "  fi",
-    '  if [ "$pending" = 1 ] && [ -f "$install/upgrade.json" ]; then',
+    // 75 is a switch, never a failure: it may start a new upgrade (a new upgrade.json).
+    `  if [ "$pending" = 1 ] && [ "$status" != ${UPGRADE_EXIT_CODE} ] && still_pending; then`,
     "    exits=$((exits + 1))",
     `    if [ "$exits" -ge ${UPGRADE_MAX_EXITS} ]; then`,
     `      rollback "the new agent exited ${UPGRADE_MAX_EXITS} times (last status $status)"`,
@@ -81,6 +84,7 @@ export function renderLauncherScript(spec: LauncherSpec): string {
     "    fi",
     "  fi",
     `  if [ "$status" = ${UPGRADE_EXIT_CODE} ]; then`,
+    "    exits=0",
     '    echo "nbfleet-launcher: the agent switched versions; starting $(readlink "$install/current")" >&2',
     "    continue",
     "  fi",
@@ -110,6 +114,10 @@ trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
 field() {
   sed -n "s/.*\\"$1\\":\\"\\{0,1\\}\\([^\\",}]*\\).*/\\1/p" "$install/upgrade.json" 2>/dev/null | head -n 1
 }
+# The upgrade this start was watching is still the pending one (not confirmed, not replaced).
+still_pending() {
+  [ -f "$install/upgrade.json" ] && [ "$(field commandId)" = "$watched" ]
+}
 # Points current back at the version the pending upgrade came from, and says why in rollback.json.
 rollback() {
   from=$(field from)
@@ -132,7 +140,7 @@ rollback() {
 # grace) and leaves upgrade.deadline for the loop, which rolls back.
 watch_upgrade() {
   trap - INT TERM
-  while [ -f "$install/upgrade.json" ]; do
+  while still_pending; do
     if [ -n "$deadline" ] && [ "$(date +%s)" -ge "$deadline" ]; then
       : >"$install/upgrade.deadline"
       kill -TERM "$child" 2>/dev/null

@@ -42,6 +42,12 @@ function Read-Upgrade {
   try { return Get-Content -Raw -LiteralPath $upgradeFile | ConvertFrom-Json } catch { return $null }
 }
 
+# The upgrade this start was watching is still the pending one (not confirmed, not replaced).
+function Test-StillPending([string]$Watched) {
+  $now = Read-Upgrade
+  return [bool]($now -and "$($now.commandId)" -eq $Watched)
+}
+
 function Test-DeadlinePassed($Pending) {
   return [DateTimeOffset]::UtcNow.ToUnixTimeSeconds() -ge [long]$Pending.deadlineUnix
 }
@@ -80,6 +86,7 @@ while ($true) {
     Invoke-Rollback 'the new agent did not connect and report healthy by its deadline'
     $pending = $null
   }
+  $watched = if ($pending) { "$($pending.commandId)" } else { '' }
   foreach ($log in @($consoleLog, $consoleErrLog)) {
     if (Test-Path -LiteralPath $log) { Move-Item -Force -LiteralPath $log -Destination "$log.1" }
   }
@@ -90,18 +97,19 @@ while ($true) {
   $deadlinePassed = $false
   while (-not $process.WaitForExit(1000)) {
     # The new agent confirms by removing upgrade.json: the watch then stands down.
-    if ($pending -and (Test-Path -LiteralPath $upgradeFile) -and (Test-DeadlinePassed $pending)) {
+    if ($pending -and (Test-StillPending $watched) -and (Test-DeadlinePassed $pending)) {
       Stop-Process -Id $process.Id -Force -ErrorAction SilentlyContinue
       $process.WaitForExit()
       $deadlinePassed = $true
     }
   }
   $status = $process.ExitCode
-  if ($deadlinePassed -and (Test-Path -LiteralPath $upgradeFile)) {
+  if ($deadlinePassed -and (Test-StillPending $watched)) {
     Invoke-Rollback 'the new agent did not connect and report healthy by its deadline'
     continue
   }
-  if ($pending -and (Test-Path -LiteralPath $upgradeFile)) {
+  # 75 is a switch, never a failure: it may start a new upgrade (a new upgrade.json).
+  if ($pending -and $status -ne ${UPGRADE_EXIT_CODE} -and (Test-StillPending $watched)) {
     $exits += 1
     if ($exits -ge ${UPGRADE_MAX_EXITS}) {
       Invoke-Rollback "the new agent exited ${UPGRADE_MAX_EXITS} times (last status $status)"
@@ -109,6 +117,7 @@ while ($true) {
     }
   }
   if ($status -eq ${UPGRADE_EXIT_CODE}) {
+    $exits = 0
     Say 'the agent switched versions; starting the new current one'
     continue
   }

@@ -170,7 +170,8 @@ describe("renderWindowsBootstrap", () => {
       /from = "\$\(\$pending\.from\)"\s+to = "\$\(\$pending\.to\)"\s+reason = \$Reason\s+at = /,
     );
     // A switched version (exit 75) starts at once; any other exit after a second.
-    expect(launcher).toMatch(/if \(\$status -eq 75\) \{[^}]*continue/);
+    expect(launcher).toMatch(/if \(\$status -eq 75\) \{\s+\$exits = 0[^}]*continue/);
+    expect(launcher).toContain("if ($pending -and $status -ne 75 -and (Test-StillPending $watched)) {");
     expect(launcher.indexOf("$status -eq 75")).toBeLessThan(launcher.indexOf("Start-Sleep -Seconds 1"));
     // The scheduled task stays the backstop that restarts the launcher itself.
     expect(script).toContain("-RestartCount 9999");
