@@ -1,9 +1,9 @@
+import type { SessionView } from "@nbfleet/shared";
 /** The shell: who is signed in, the navigation (mirroring the role) and the routes. */
 import { useEffect, useState } from "preact/hooks";
 import { Link, Route, Switch, useLocation } from "wouter-preact";
 import { ApiFailure, SIGN_IN_PATH, api } from "./api/client.js";
 import { queryClient } from "./api/query.js";
-import type { SessionView } from "./api/types.js";
 import { ErrorText } from "./components/common.js";
 import { EventsPage } from "./pages/events.js";
 import { FleetPage } from "./pages/fleet.js";

@@ -1,8 +1,8 @@
 /** Who is signed in (`GET /v1/session`), shared with every page so they can mirror the role. */
 import type { Role } from "@nbfleet/shared";
+import type { SessionView } from "@nbfleet/shared";
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
-import type { SessionView } from "./api/types.js";
 
 export const SessionContext = createContext<SessionView | null>(null);
 

@@ -1,3 +1,5 @@
+import type { OperationAction } from "@nbfleet/shared/operation-lists";
+import type { CreatedOperation, Selector } from "@nbfleet/shared/operations";
 /**
  * Bulk actions on the fleet page: an action button opens a form (max concurrency, max errors,
  * rolling) whose confirmation names how many machines it touches; `POST /v1/operations`.
@@ -5,18 +7,10 @@
 import { useState } from "preact/hooks";
 import { useLocation } from "wouter-preact";
 import { api } from "../api/client.js";
-import type { CreatedOperation, OperationAction, Selector } from "../api/types.js";
 import { ErrorText, ShownOnce } from "./common.js";
 import { parseLimit } from "./limits.js";
 import { Modal } from "./modal.js";
-
-export const BULK_ACTIONS: { action: OperationAction; label: string }[] = [
-  { action: "notebook.restart", label: "Restart notebook" },
-  { action: "notebook.stop", label: "Stop notebook" },
-  { action: "notebook.start", label: "Start notebook" },
-  { action: "notebook.password", label: "Rotate password" },
-  { action: "notebook.certificate", label: "Rotate certificate" },
-];
+import { ActionToolbar, type NotebookAction } from "./notebook-actions.js";
 
 interface Props {
   /** How many machines the selector touches (null while counting). */
@@ -26,17 +20,10 @@ interface Props {
 }
 
 export function BulkActions({ count, selector }: Props) {
-  const [chosen, setChosen] = useState<(typeof BULK_ACTIONS)[number] | null>(null);
-  const disabled = count === 0;
+  const [chosen, setChosen] = useState<NotebookAction | null>(null);
   return (
     <div class="bulk">
-      <div class="toolbar" role="toolbar" aria-label="Bulk actions">
-        {BULK_ACTIONS.map((entry) => (
-          <button key={entry.action} type="button" disabled={disabled} onClick={() => setChosen(entry)}>
-            {entry.label}
-          </button>
-        ))}
-      </div>
+      <ActionToolbar label="Bulk actions" disabled={count === 0} onRun={setChosen} />
       {chosen && (
         <BulkForm
           action={chosen.action}

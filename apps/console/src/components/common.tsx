@@ -34,3 +34,29 @@ export function ShownOnce({ title, secret }: { title: string; secret: string }) 
     </output>
   );
 }
+
+/** A notebook's URL as a link that opens apart from the console, or a dash. */
+export function NotebookLink({ url }: { url: string | null }) {
+  return url ? (
+    <a href={url} target="_blank" rel="noopener noreferrer">
+      {url}
+    </a>
+  ) : (
+    <>—</>
+  );
+}
+
+/** A table's header row: one column header per title. */
+export function TableHead({ columns }: { columns: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((title) => (
+          <th key={title} scope="col">
+            {title}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}

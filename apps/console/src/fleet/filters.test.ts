@@ -1,51 +1,83 @@
 import { describe, expect, it } from "vitest";
 import { parseLimit } from "../components/limits.js";
 import { eventIdAt } from "../live/events.js";
-import { filtersOf, filtersToSearch, labelPairs, listQuery, selectorOf } from "./filters.js";
+import { filtersOf, filtersToSearch, listQuery, selectorOf, sortedBy } from "./filters.js";
+
+const NONE = { label: "", health: "", state: "", limit: 100, sort: "name", order: "asc" } as const;
 
 describe("fleet filters", () => {
   it("reads the URL query, ignoring values the API would refuse", () => {
-    expect(filtersOf("?label=team%3Dml&health=unhealthy&state=running&limit=250")).toEqual({
-      label: "team=ml",
+    expect(
+      filtersOf("?label=team%3Dml%2Cgpu&health=unhealthy&state=running&limit=250&sort=restarts&order=desc"),
+    ).toEqual({
+      label: "team=ml,gpu",
       health: "unhealthy",
       state: "running",
       limit: 250,
+      sort: "restarts",
+      order: "desc",
     });
-    expect(filtersOf("?health=sick&state=flying&limit=7")).toEqual({
-      label: "",
-      health: "",
-      state: "",
-      limit: 100,
-    });
+    // Any page size the API takes, from a shared URL.
+    expect(filtersOf("?limit=2").limit).toBe(2);
+    for (const bad of [
+      "?health=sick&state=flying&limit=0&sort=colour&order=up",
+      "?limit=1001",
+      "?limit=2.5",
+    ]) {
+      expect(filtersOf(bad), bad).toEqual(NONE);
+    }
   });
 
-  it("writes the filters back to a query that reads the same", () => {
-    const filters = { label: "a=b,c=d e", health: "degraded", state: "stopped", limit: 500 } as const;
+  it("writes the filters and sort back to a query that reads the same", () => {
+    const filters = {
+      label: "a=b,c!=d e,!f",
+      health: "degraded",
+      state: "stopped",
+      limit: 500,
+      sort: "lastSeen",
+      order: "desc",
+    } as const;
     const search = filtersToSearch(filters);
     expect(filtersOf(`?${search}`)).toEqual(filters);
-    expect(filtersToSearch({ label: "", health: "", state: "", limit: 100 })).toBe("");
+    expect(filtersToSearch(NONE)).toBe("");
   });
 
-  it("turns label pairs into repeated label= parameters, values with = and odd characters kept", () => {
-    const url = listQuery({ label: " team=ml , note=<a&b>=c ", health: "", state: "", limit: 100 }, "cur/1");
+  it("sends the label expression whole and the sort to the list API", () => {
+    const url = listQuery(
+      { ...NONE, label: " team=ml , note!=<a&b>=c,!gpu ", sort: "health", order: "desc" },
+      "cur/1",
+    );
     const query = new URL(url, "http://x").searchParams;
-    expect(query.getAll("label")).toEqual(["team=ml", "note=<a&b>=c"]);
+    expect(query.get("labels")).toBe("team=ml , note!=<a&b>=c,!gpu");
+    expect(query.getAll("label")).toEqual([]);
+    expect(query.get("sort")).toBe("health");
+    expect(query.get("order")).toBe("desc");
     expect(query.get("cursor")).toBe("cur/1");
     expect(query.get("limit")).toBe("100");
+    const plain = new URL(listQuery(NONE, null), "http://x").searchParams;
+    expect([...plain.keys()]).toEqual(["limit"]);
   });
 
-  it("refuses label expressions the list API cannot filter by, naming the part", () => {
-    expect(() => labelPairs("team!=ml")).toThrow(/"team!=ml"/);
-    expect(() => labelPairs("a=b,!gpu")).toThrow(/"!gpu"/);
-    expect(() => labelPairs("gpu")).toThrow(/key=value/);
-    expect(() => labelPairs("=x")).toThrow(/"=x"/);
-    expect(labelPairs("")).toEqual([]);
+  it("sorts by a header: ascending first, the other way on a second click", () => {
+    expect(sortedBy(NONE, "restarts")).toEqual({ sort: "restarts", order: "asc" });
+    expect(sortedBy({ ...NONE, sort: "restarts", order: "asc" }, "restarts")).toEqual({
+      sort: "restarts",
+      order: "desc",
+    });
+    expect(sortedBy({ ...NONE, sort: "restarts", order: "desc" }, "restarts")).toEqual({
+      sort: "restarts",
+      order: "asc",
+    });
+    expect(sortedBy({ ...NONE, sort: "health", order: "desc" }, "name")).toEqual({
+      sort: "name",
+      order: "asc",
+    });
   });
 
   it("builds the operation selector for 'all matching the filter'", () => {
-    expect(selectorOf({ label: "", health: "", state: "", limit: 100 })).toEqual({ all: true });
-    expect(selectorOf({ label: "a=b, c=d", health: "unhealthy", state: "", limit: 100 })).toEqual({
-      labels: "a=b,c=d",
+    expect(selectorOf(NONE)).toEqual({ all: true });
+    expect(selectorOf({ ...NONE, label: " a=b, c!=d ", health: "unhealthy" })).toEqual({
+      labels: "a=b, c!=d",
       health: ["unhealthy"],
     });
   });

@@ -1,8 +1,8 @@
 /** The fleet's events, live, filtered by VM and kind (prefix); the filters are in the URL. */
 import type { FleetEventView } from "@nbfleet/shared";
 import { useEffect, useState } from "preact/hooks";
-import { Link, useLocation, useSearch } from "wouter-preact";
-import { when } from "../format.js";
+import { useLocation, useSearch } from "wouter-preact";
+import { EventsTable } from "../components/events-table.js";
 import { eventIdAt, openEvents } from "../live/events.js";
 
 const KEEP = 500;
@@ -56,34 +56,7 @@ export function EventsPage() {
         <button type="submit">Apply</button>
         <span class={live ? "live on" : "live"}>{live ? "live" : "reconnecting…"}</span>
       </form>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col">Machine</th>
-            <th scope="col">Kind</th>
-            <th scope="col">Level</th>
-            <th scope="col">Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {events.map((event) => (
-            <tr key={event.id}>
-              <td title={event.at}>{when(event.at)}</td>
-              <td>
-                {event.vmName ? (
-                  <Link href={`/vms/${encodeURIComponent(event.vmName)}`}>{event.vmName}</Link>
-                ) : (
-                  "—"
-                )}
-              </td>
-              <td>{event.kind}</td>
-              <td>{event.level}</td>
-              <td>{event.message}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <EventsTable events={events} showMachine />
     </section>
   );
 }

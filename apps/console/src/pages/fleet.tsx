@@ -1,14 +1,14 @@
 /**
- * The fleet: one page of VMs from the API (server-side paging) with filters kept in the URL,
- * sorting within the page, the fleet's counts per health, and rows refreshed live from `/v1/events`.
+ * The fleet: one page of VMs from the API (server-side paging and sorting) with the filters and
+ * the sort kept in the URL, the fleet's counts per health, and rows refreshed live from `/v1/events`.
  */
-import type { FleetSummary, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
+import type { FleetSummary, OverallHealth, VmList, VmSortKey, VmState, VmView } from "@nbfleet/shared";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { Link, useLocation, useSearch } from "wouter-preact";
 import { api, vmPath } from "../api/client.js";
 import { useQuery } from "../api/query.js";
 import { BulkActions } from "../components/bulk-actions.js";
-import { ErrorText } from "../components/common.js";
+import { ErrorText, NotebookLink } from "../components/common.js";
 import { Health } from "../components/health.js";
 import {
   type Filters,
@@ -19,6 +19,7 @@ import {
   filtersToSearch,
   listQuery,
   matchingSelector,
+  sortedBy,
 } from "../fleet/filters.js";
 import { ago, labelText } from "../format.js";
 import { openEvents } from "../live/events.js";
@@ -29,11 +30,11 @@ const SUMMARY_REFRESH_MS = 3000;
 /** Events for visible rows are gathered this long, then each named VM is fetched once. */
 const REFRESH_EVERY_MS = 200;
 
-type SortKey = "name" | "machine" | "agent" | "notebook" | "health" | "restarts" | "lastSeen";
-const COLUMNS: { key: SortKey | null; title: string }[] = [
+/** The columns; a sortable one names its key in the list API's sort. */
+const COLUMNS: { key: VmSortKey | null; title: string }[] = [
   { key: "name", title: "Name" },
   { key: null, title: "Labels" },
-  { key: "machine", title: "Machine" },
+  { key: "state", title: "Machine" },
   { key: "agent", title: "Agent" },
   { key: "notebook", title: "Notebook" },
   { key: "health", title: "Health" },
@@ -41,47 +42,32 @@ const COLUMNS: { key: SortKey | null; title: string }[] = [
   { key: null, title: "URL" },
   { key: "lastSeen", title: "Last seen" },
 ];
-const HEALTH_ORDER: Record<OverallHealth, number> = { unhealthy: 0, degraded: 1, unknown: 2, healthy: 3 };
-
-function sortValue(vm: VmView, key: SortKey): string | number {
-  switch (key) {
-    case "name":
-      return vm.name;
-    case "machine":
-      return vm.state;
-    case "agent":
-      return vm.agent.status;
-    case "notebook":
-      return vm.notebook.state ?? "";
-    case "health":
-      return HEALTH_ORDER[vm.health.status];
-    case "restarts":
-      return vm.notebook.restarts;
-    case "lastSeen":
-      return vm.agent.lastSeenAt ?? "";
-  }
-}
 
 export function FleetPage() {
   const session = useSession();
   const search = useSearch();
   const [, navigate] = useLocation();
   const filters = useMemo(() => filtersOf(search), [search]);
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  // The pages' cursors belong to the query they were made under (its filters and sort).
+  const [paging, setPaging] = useState<{ search: string; cursors: (string | null)[] }>({
+    search,
+    cursors: [null],
+  });
+  const cursors = paging.search === search ? paging.cursors : [null];
+  const setCursors = (next: (current: (string | null)[]) => (string | null)[]) =>
+    setPaging({ search, cursors: next(cursors) });
   const [rows, setRows] = useState<VmView[] | null>(null);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: "name", dir: 1 });
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [allMatching, setAllMatching] = useState(false);
   const [live, setLive] = useState(false);
   const [, tick] = useState(0);
   const cursor = cursors.at(-1) ?? null;
 
-  // A new filter starts again at the first page with nothing selected.
+  // A new filter or sort starts again at the first page with nothing selected.
   // biome-ignore lint/correctness/useExhaustiveDependencies: runs on each change of the URL query
   useEffect(() => {
-    setCursors([null]);
     setSelected(new Set());
     setAllMatching(false);
   }, [search]);
@@ -95,7 +81,11 @@ export function FleetPage() {
         setRows(page.items);
         setNextCursor(page.nextCursor);
       } catch (caught) {
-        if (!abort.signal.aborted) setError(caught);
+        if (abort.signal.aborted) return;
+        // A refused filter (a bad label expression) shows why, not the previous filter's rows.
+        setError(caught);
+        setRows(null);
+        setNextCursor(null);
       }
     })();
     return () => abort.abort();
@@ -140,16 +130,6 @@ export function FleetPage() {
     const timer = setInterval(() => tick((n) => n + 1), 10_000);
     return () => clearInterval(timer);
   }, []);
-
-  const sorted = useMemo(() => {
-    if (!rows) return null;
-    const { key, dir } = sort;
-    return [...rows].sort((a, b) => {
-      const x = sortValue(a, key);
-      const y = sortValue(b, key);
-      return (x < y ? -1 : x > y ? 1 : a.name < b.name ? -1 : 1) * dir;
-    });
-  }, [rows, sort]);
 
   // The whole fleet's counts (not the page's), refreshed every few seconds.
   const summary = useQuery({
@@ -216,7 +196,7 @@ export function FleetPage() {
           />
         </div>
       )}
-      {sorted && (
+      {rows && (
         <table class="fleet">
           <thead>
             <tr>
@@ -239,7 +219,11 @@ export function FleetPage() {
                   key={title}
                   scope="col"
                   aria-sort={
-                    key && sort.key === key ? (sort.dir === 1 ? "ascending" : "descending") : undefined
+                    key && filters.sort === key
+                      ? filters.order === "asc"
+                        ? "ascending"
+                        : "descending"
+                      : undefined
                   }
                 >
                   {key ? (
@@ -247,9 +231,7 @@ export function FleetPage() {
                       type="button"
                       class="sort"
                       title={`Sort by ${title}`}
-                      onClick={() =>
-                        setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : 1 }))
-                      }
+                      onClick={() => setFilter(sortedBy(filters, key))}
                     >
                       {title}
                     </button>
@@ -261,7 +243,7 @@ export function FleetPage() {
             </tr>
           </thead>
           <tbody>
-            {sorted.map((vm) => (
+            {rows.map((vm) => (
               <FleetRow
                 key={vm.name}
                 vm={vm}
@@ -273,7 +255,7 @@ export function FleetPage() {
           </tbody>
         </table>
       )}
-      {sorted && sorted.length === 0 && <p>No machine matches.</p>}
+      {rows && rows.length === 0 && <p>No machine matches.</p>}
       <nav class="pager" aria-label="Pages">
         <button
           type="button"
@@ -336,13 +318,7 @@ function FleetRow({
       </td>
       <td>{vm.notebook.restarts}</td>
       <td>
-        {vm.notebook.url ? (
-          <a href={vm.notebook.url} target="_blank" rel="noopener noreferrer">
-            {vm.notebook.url}
-          </a>
-        ) : (
-          "—"
-        )}
+        <NotebookLink url={vm.notebook.url} />
       </td>
       <td title={vm.agent.lastSeenAt ?? undefined}>{ago(vm.agent.lastSeenAt)}</td>
     </tr>
@@ -364,7 +340,8 @@ function FilterForm({ filters, onApply }: { filters: Filters; onApply: (patch: P
         Label filter
         <input
           value={label}
-          placeholder="team=ml,env=prod"
+          placeholder="team=ml,env!=prod,gpu,!spot"
+          title="key=value, key!=value, key (has it) or !key (has it not), comma-separated; all must hold"
           onInput={(e) => setLabel(e.currentTarget.value)}
         />
       </label>
@@ -399,7 +376,7 @@ function FilterForm({ filters, onApply }: { filters: Filters; onApply: (patch: P
       <label>
         Per page
         <select value={filters.limit} onChange={(e) => onApply({ limit: Number(e.currentTarget.value) })}>
-          {PAGE_SIZES.map((n) => (
+          {(PAGE_SIZES.includes(filters.limit) ? PAGE_SIZES : [filters.limit, ...PAGE_SIZES]).map((n) => (
             <option key={n} value={n}>
               {n}
             </option>

@@ -8,9 +8,11 @@ import { useEffect, useState } from "preact/hooks";
 import { useLocation } from "wouter-preact";
 import { api, vmPath } from "../api/client.js";
 import { queryClient, useQuery } from "../api/query.js";
-import { ErrorText, ShownOnce } from "../components/common.js";
+import { ErrorText, NotebookLink, ShownOnce, TableHead } from "../components/common.js";
+import { EventsTable } from "../components/events-table.js";
 import { CheckStatus, Health } from "../components/health.js";
 import { LogsPanel } from "../components/logs-panel.js";
+import { ActionToolbar, type NotebookAction } from "../components/notebook-actions.js";
 import { ago, labelText, when } from "../format.js";
 import { eventIdAt, openEvents } from "../live/events.js";
 import { can, useSession } from "../session.js";
@@ -59,13 +61,7 @@ export function MachinePage({ name }: { name: string }) {
         <dd data-fact="notebook-state">{view.notebook.state ?? "—"}</dd>
         <dt>URL</dt>
         <dd>
-          {view.notebook.url ? (
-            <a href={view.notebook.url} target="_blank" rel="noopener noreferrer">
-              {view.notebook.url}
-            </a>
-          ) : (
-            "—"
-          )}
+          <NotebookLink url={view.notebook.url} />
         </dd>
         <dt>PID</dt>
         <dd data-fact="pid">{view.notebook.pid ?? "—"}</dd>
@@ -99,14 +95,7 @@ export function MachinePage({ name }: { name: string }) {
 
       <h2>Checks</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Check</th>
-            <th scope="col">Status</th>
-            <th scope="col">Message</th>
-            <th scope="col">Checked</th>
-          </tr>
-        </thead>
+        <TableHead columns={["Check", "Status", "Message", "Checked"]} />
         <tbody>
           {view.health.checks.map((check) => (
             <tr key={check.name}>
@@ -127,38 +116,12 @@ export function MachinePage({ name }: { name: string }) {
       {can(session, "admin") && <Terminal name={view.name} />}
 
       <h2>Recent events</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col">Kind</th>
-            <th scope="col">Level</th>
-            <th scope="col">Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {events.map((event) => (
-            <tr key={event.id}>
-              <td title={event.at}>{when(event.at)}</td>
-              <td>{event.kind}</td>
-              <td>{event.level}</td>
-              <td>{event.message}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <EventsTable events={events} showMachine={false} />
 
       <h2>Recent commands</h2>
       <ErrorText error={commands.error} />
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Created</th>
-            <th scope="col">Command</th>
-            <th scope="col">State</th>
-            <th scope="col">Error</th>
-          </tr>
-        </thead>
+        <TableHead columns={["Created", "Command", "State", "Error"]} />
         <tbody>
           {commands.data?.items.map((command) => (
             <tr key={command.id}>
@@ -221,37 +184,25 @@ function MachineActions({ view }: { view: VmView }) {
       setBusy(null);
     }
   };
-  const post = (path: string) => () =>
-    api<unknown>(`${base}${path}`, { method: "POST", body: {} }).then(() => {});
-  const actions: [string, () => Promise<void>][] = [
-    ["Restart notebook", post("/notebook/restart")],
-    ["Stop notebook", post("/notebook/stop")],
-    ["Start notebook", post("/notebook/start")],
-    [
-      "Rotate password",
-      async () => {
-        const result = await api<{ password: string | null }>(`${base}/notebook/password`, {
-          method: "POST",
-          body: {},
-        });
-        setPassword(result.password);
-      },
-    ],
-    ["Rotate certificate", post("/notebook/certificate")],
-  ];
+  const call = (action: NotebookAction) => async () => {
+    const result = await api<{ password?: string | null }>(`${base}${action.path}`, {
+      method: "POST",
+      body: {},
+    });
+    if (action.action === "notebook.password") setPassword(result.password ?? null);
+  };
 
   return (
     <div class="actions">
-      <div class="toolbar" role="toolbar" aria-label="Actions">
-        {actions.map(([label, call]) => (
-          <button key={label} type="button" disabled={busy !== null} onClick={() => run(label, call)}>
-            {label}
-          </button>
-        ))}
+      <ActionToolbar
+        label="Actions"
+        disabled={busy !== null}
+        onRun={(action) => run(action.label, call(action))}
+      >
         <button type="button" class="danger" onClick={() => setDeleting(true)}>
           Delete machine
         </button>
-      </div>
+      </ActionToolbar>
       {done && <output class="muted">{done}</output>}
       <ErrorText error={error} />
       {password && <ShownOnce title={`New password for ${view.name}`} secret={password} />}

@@ -1,10 +1,11 @@
+import { TARGET_STATES } from "@nbfleet/shared/operation-lists";
+import type { OperationDetail, OperationView } from "@nbfleet/shared/operations";
 /** The operations, newest first (`GET /v1/operations`), and one operation with its targets. */
 import { useState } from "preact/hooks";
 import { Link } from "wouter-preact";
 import { api } from "../api/client.js";
 import { queryClient, useQuery } from "../api/query.js";
-import { type OperationDetail, type OperationView, TARGET_STATES } from "../api/types.js";
-import { ErrorText } from "../components/common.js";
+import { ErrorText, TableHead } from "../components/common.js";
 import { when } from "../format.js";
 import { can, useSession } from "../session.js";
 
@@ -43,16 +44,7 @@ export function OperationsPage() {
       <h1>Operations</h1>
       <ErrorText error={list.error} />
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Operation</th>
-            <th scope="col">Action</th>
-            <th scope="col">State</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Created</th>
-            <th scope="col">By</th>
-          </tr>
-        </thead>
+        <TableHead columns={["Operation", "Action", "State", "Progress", "Created", "By"]} />
         <tbody>
           {list.data?.items.map((op) => (
             <tr key={op.id}>
@@ -124,16 +116,7 @@ export function OperationPage({ id }: { id: string }) {
       <ErrorText error={cancelError} />
       <h2>Targets</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">Machine</th>
-            <th scope="col">State</th>
-            <th scope="col">Started</th>
-            <th scope="col">Finished</th>
-            <th scope="col">Error</th>
-          </tr>
-        </thead>
+        <TableHead columns={["#", "Machine", "State", "Started", "Finished", "Error"]} />
         <tbody>
           {view.targets.items.map((target) => (
             <tr key={target.seq} data-target={target.vmName}>

@@ -1,8 +1,8 @@
+import type { IdlePolicyView as IdlePolicy, IdleRule } from "@nbfleet/shared/operations";
 /** The idle shutdown policy: everyone reads it, an admin edits it (as JSON rules). */
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api/client.js";
 import { queryClient, useQuery } from "../api/query.js";
-import type { IdlePolicy, IdleRule } from "../api/types.js";
 import { ErrorText } from "../components/common.js";
 import { when } from "../format.js";
 import { can, useSession } from "../session.js";

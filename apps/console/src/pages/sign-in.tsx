@@ -1,7 +1,7 @@
+import type { SessionView } from "@nbfleet/shared";
 /** Trades an API token for a session cookie (`POST /v1/session`); the token is not kept. */
 import { useState } from "preact/hooks";
 import { api } from "../api/client.js";
-import type { SessionView } from "../api/types.js";
 import { ErrorText } from "../components/common.js";
 
 export function SignInPage({ onSignedIn }: { onSignedIn: (session: SessionView) => void }) {
