@@ -46,6 +46,9 @@ const C = "0.1.2-e2e.c";
 const D_FILE = "0.1.3-e2e.file";
 const D_SIGNATURE = "0.1.3-e2e.sig";
 const E = "0.1.4-e2e.e";
+const G = "0.1.2-e2e.hang";
+/** The hung version's timeoutSec (the protocol's minimum). */
+const DEADLINE_SEC = 10;
 const F = "0.1.5-e2e.f";
 /** What the new agent has to connect and report healthy within, in these tests. */
 const UPGRADE_TIMEOUT_SEC = 40;
@@ -144,19 +147,25 @@ async function linkedVersion(name: string, link: "current" | "previous"): Promis
   return target === null ? null : path.basename(target);
 }
 
-/** The guest's agent process: `node …/install/…/nbfleet-agent.mjs up …` under this sandbox. */
-function agentPid(name: string): number | null {
+/** The guest's agent processes: `node …/install/…/nbfleet-agent.mjs …` under this sandbox. */
+function agentProcesses(name: string): number[] {
   const dir = `${install(name).dir}/`;
+  const found: number[] = [];
   for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-      if (argv.some((a) => a.startsWith(dir) && a.endsWith("nbfleet-agent.mjs")) && argv.includes("up"))
-        return Number(entry);
+      if (argv.some((a) => a.startsWith(dir) && a.endsWith("nbfleet-agent.mjs"))) found.push(Number(entry));
     } catch {
       // gone
     }
   }
-  return null;
+  return found;
+}
+
+function agentPid(name: string): number | null {
+  const [only, ...others] = agentProcesses(name);
+  if (others.length > 0) throw new Error(`${name} runs ${others.length + 1} agents: ${[only, ...others]}`);
+  return only ?? null;
 }
 
 /** A process as pid + the kernel's start time of that pid: the same pair is the same process. */
@@ -393,6 +402,40 @@ describe("agent upgrades on real machines", () => {
       expect(await linkedVersion(name, "current")).toBe(B);
       expect(await stat(install(name).upgradeRecord).catch(() => null)).toBeNull();
     }
+  });
+
+  it("rolls back at the deadline a version whose agent starts but never connects", async () => {
+    // Its agent lives but never dials: only the launcher's deadline (timeoutSec) can end it.
+    await publishArtifact(controller, await handMadeArtifact(G, "setInterval(() => {}, 60_000);"));
+    const name = NAMES[1]!;
+    const notebook = processIdentity((await vm(name)).notebook.pid!);
+    const started = Date.now();
+    const id = await startUpgrade({
+      selector: { names: [name] },
+      params: { version: G, timeoutSec: DEADLINE_SEC },
+      maxConcurrency: 1,
+    });
+    const op = await finished(id, 120_000);
+    expect(op.state, JSON.stringify(op)).toBe("failed");
+    expect(op.targets.items[0]!.error?.code).toBe("NBF_TARGET_UPGRADE_ROLLED_BACK");
+    const event = await waitFor(`${name}'s rollback event`, async () =>
+      events.all({ vm: name, kind: "agent.upgrade.rolled_back" }).find((e) => e.data?.to === G),
+    );
+    expect(event.data).toMatchObject({ from: B, to: G });
+    expect(String(event.data?.reason)).toMatch(/deadline|timed? ?out|within/i);
+    // Not before the deadline, and not long after it.
+    const rolledBackAt = Date.parse(event.at);
+    expect(rolledBackAt - started).toBeGreaterThanOrEqual(DEADLINE_SEC * 1000);
+    expect(rolledBackAt - started).toBeLessThan((DEADLINE_SEC + 15) * 1000);
+    const view = await waitFor(`${name} serving on B`, async () => {
+      const v = await vm(name);
+      return serving(v) && versionOf(v) === B && v;
+    });
+    expect(processIdentity(view.notebook.pid!)).toBe(notebook);
+    expect(await linkedVersion(name, "current")).toBe(B);
+    // The hung agent was ended, not left beside the previous one.
+    expect(agentPid(name)).not.toBeNull();
+    expect(agentProcesses(name)).toHaveLength(1);
   });
 
   it("refuses an artifact whose file or signature was tampered with, before switching anything", async () => {
