@@ -204,6 +204,19 @@ describe("ArtifactStore", () => {
     expect(log.lines.map((l) => l.msg).join("\n")).toMatch(/6\.1\.0 does not match its record/);
   });
 
+  it("shows a version another process published on the shared data dir (replicas)", async () => {
+    const dataDir = makeDataDir();
+    const one = await ArtifactStore.open({ dataDir, log: recordingLog() });
+    const two = await ArtifactStore.open({ dataDir, log: recordingLog() });
+    expect(one.releasePublicKeyPem()).toBe(two.releasePublicKeyPem());
+    expect(await two.list()).toEqual([]);
+    const { record } = await one.publish(body(fakeArtifact("8.1.0")));
+    expect(await two.get("8.1.0")).toEqual(record);
+    await expect(two.publish(body(fakeArtifact("8.1.0", "other\n")))).rejects.toMatchObject({
+      code: "NBF_ARTIFACT_VERSION_EXISTS",
+    });
+  });
+
   it("ignores a crashed upload's leftovers and records that do not describe their version", async () => {
     const dataDir = makeDataDir();
     const store = await ArtifactStore.open({ dataDir, log: recordingLog() });

@@ -33,6 +33,7 @@ const RECORD_FILE = "artifact.json";
 const INCOMING_PREFIX = ".incoming-";
 /** An `.incoming-*` dir older than this is a crashed upload's leftover, removed at start. */
 const STALE_INCOMING_MS = 60 * 60 * 1000;
+const LIST_MAX_AGE_MS = 2000;
 
 interface StoreLog {
   info(obj: object, msg?: string): void;
@@ -46,7 +47,7 @@ export interface PublishResult {
 }
 
 export class ArtifactStore implements ArtifactCatalog {
-  private cache: { mtimeMs: number; records: ArtifactRecord[] } | undefined;
+  private cache: { mtimeMs: number; readAt: number; records: ArtifactRecord[] } | undefined;
 
   private constructor(
     readonly dir: string,
@@ -72,7 +73,12 @@ export class ArtifactStore implements ArtifactCatalog {
 
   async list(): Promise<ArtifactRecord[]> {
     const { mtimeMs } = await stat(this.dir);
-    if (this.cache?.mtimeMs === mtimeMs) return this.cache.records;
+    // Re-read when the directory changed, and at least every LIST_MAX_AGE_MS: replicas sharing
+    // the data dir publish too, and a coarse mtime could hide a change made within its tick.
+    if (this.cache?.mtimeMs === mtimeMs && Date.now() - this.cache.readAt < LIST_MAX_AGE_MS) {
+      return this.cache.records;
+    }
+    const readAt = Date.now();
     const records: ArtifactRecord[] = [];
     for (const name of await readdir(this.dir)) {
       if (!isArtifactVersion(name)) continue;
@@ -80,7 +86,7 @@ export class ArtifactStore implements ArtifactCatalog {
       if (record) records.push(record);
     }
     records.sort((a, b) => compareVersions(b.version, a.version));
-    this.cache = { mtimeMs, records };
+    this.cache = { mtimeMs, readAt, records };
     return records;
   }
 
