@@ -18,7 +18,7 @@
  * bulk reached exactly its concurrency with one restart per agent, every agent reconnected.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -35,7 +35,7 @@ import { type CommandPhases, commandPhases } from "./command-phases.js";
 import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
 import { JsonClient } from "./http-client.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
-import { cpuSeconds, rssBytes } from "./proc-usage.js";
+import { cpuSeconds, processTree, rssBytes } from "./proc-usage.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 
 /** The replicas' LISTEN/NOTIFY channel (apps/controller/src/cluster/signals.ts, SIGNAL_CHANNEL). */
@@ -87,6 +87,10 @@ export interface BulkRound extends OperationTrace {
   notifyBytes: number;
   notifyPerSec: number;
   notifyByKind: Record<string, number>;
+  /** CPU time per target during the operation: the replicas, PostgreSQL, the simulated fleets. */
+  cpuMsPerTarget: { replicas: number; postgres: number; fleets: number };
+  /** Cores the whole machine would need to run the operation at its ideal rate. */
+  coresAtIdealRate: number;
 }
 
 export interface ReplicasBenchResult {
@@ -306,6 +310,8 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       alive();
       const replica = replicas[round % replicas.length]!;
       const counter = await countNotifications(databaseUrl, SIGNAL_CHANNEL);
+      const cpu = cpuMeter(replicas, fleets, postgres.port);
+      await cpu.start();
       const startedAt = Date.now();
       const t0 = performance.now();
       const created = await replica.client.expect<{ operation: { id: string } }>(
@@ -332,6 +338,13 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       const totalMs = performance.now() - t0;
       const endedAt = Date.now();
       const notified = await counter.stop();
+      const used = await cpu.stop();
+      const perTarget = (seconds: number) => (seconds * 1000) / options.agents;
+      const cpuMsPerTarget = {
+        replicas: perTarget(used.replicas),
+        postgres: perTarget(used.postgres),
+        fleets: perTarget(used.fleets),
+      };
       const { succeeded: done, ...others } = op.counts;
       const notDone = Object.entries(others).filter(([, n]) => n > 0);
       if (op.state !== "succeeded" || done !== options.agents || notDone.length > 0)
@@ -351,6 +364,10 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         notifyBytes: notified.bytes,
         notifyPerSec: notified.count / (totalMs / 1000),
         notifyByKind: notified.byKind,
+        cpuMsPerTarget,
+        coresAtIdealRate:
+          ((cpuMsPerTarget.replicas + cpuMsPerTarget.postgres + cpuMsPerTarget.fleets) * options.agents) /
+          idealMs,
         window: { startedAt, endedAt },
       });
       noteLoad(`after bulk ${round + 1}`);
@@ -553,4 +570,48 @@ function latencies(values: number[]): Latencies {
     max: Math.max(...values),
     count: values.length,
   };
+}
+
+/**
+ * CPU seconds used between start and stop by the replicas, the simulated fleets and the
+ * PostgreSQL server on `port` (its postmaster and every backend under it).
+ */
+function cpuMeter(replicas: Replica[], fleets: SimFleetProcess[], port: number) {
+  const postgresPids = async () => {
+    const postmaster = await postmasterPid(port);
+    return postmaster === null ? [] : processTree(postmaster);
+  };
+  const total = async (pids: number[]) =>
+    sum(await Promise.all(pids.map((pid) => cpuSeconds(pid).catch(() => 0))));
+  const read = async () => ({
+    replicas: await total(replicas.map((r) => r.child.pid)),
+    fleets: await total(fleets.map((f) => f.pid)),
+    postgres: await total(await postgresPids()),
+  });
+  let before = { replicas: 0, fleets: 0, postgres: 0 };
+  return {
+    async start() {
+      before = await read();
+    },
+    async stop() {
+      const after = await read();
+      return {
+        replicas: after.replicas - before.replicas,
+        fleets: after.fleets - before.fleets,
+        postgres: Math.max(0, after.postgres - before.postgres),
+      };
+    },
+  };
+}
+
+/** The postmaster listening on `port` (its command line carries `-p PORT`). */
+async function postmasterPid(port: number): Promise<number | null> {
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+    if (!args[0]?.endsWith("/postgres")) continue;
+    const at = args.indexOf("-p");
+    if (at >= 0 && args[at + 1] === String(port)) return Number(entry);
+  }
+  return null;
 }

@@ -1,3 +1,4 @@
+import os from "node:os";
 /**
  * The Markdown table of a run: one row per figure, each with when its part was measured (or
  * that it was carried over from an earlier run, and from when), and notes on how it was measured.
@@ -12,6 +13,7 @@ import type { ReplicasBenchResult } from "./replicas-bench.js";
 import { type Measured, PARTS, type PartFigures, type PartName, type Results } from "./results.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
+import { upgradeRows } from "./upgrade-table.js";
 
 /** figure | measured | goal | notes */
 type Row = [string, string, string, string];
@@ -25,6 +27,7 @@ const ROWS: { [K in PartName]: (figures: PartFigures[K]) => Row[] } = {
   azure: azureRows,
   replicas: replicasRows,
   console: consoleRows,
+  upgrade: upgradeRows,
 };
 
 export function renderTable(results: Results): string {
@@ -271,7 +274,7 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       `bulk restart of every agent across the replicas, ${b.concurrency} at a time, ${b.delayMs} ms each: total / ideal`,
       ratio(b.ratios),
       "≤ 1.3×",
-      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90 (result stored → next command committed ${fmt(mid.phases.resultToNextCreatedMs.p50, 0)} ms p50, committed → sent by its agent's replica ${fmt(mid.phases.createdToSentMs.p50, 0)} ms p50)` : ""}`,
+      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90 (result stored → next command committed ${fmt(mid.phases.resultToNextCreatedMs.p50, 0)} ms p50, committed → sent by its agent's replica ${fmt(mid.phases.createdToSentMs.p50, 0)} ms p50); CPU per target ${fmt(mid.cpuMsPerTarget.replicas, 2)} ms in the replicas, ${fmt(mid.cpuMsPerTarget.postgres, 2)} ms in PostgreSQL, ${fmt(mid.cpuMsPerTarget.fleets, 2)} ms in the simulated fleets: the ideal rate would need ${fmt(mid.coresAtIdealRate, 2)} of this machine's ${os.cpus().length} cores` : ""}`,
     ],
     [
       "NOTIFYs the bulk restart needed",
