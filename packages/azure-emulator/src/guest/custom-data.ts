@@ -113,11 +113,11 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
   };
 }
 
-/** The words after `exec` in the agent launcher, as sh splits them. */
+/** The agent's command line in the launcher (its `set --` line, or an older one's `exec`), as sh splits it. */
 async function launcherArgv(launcher: string): Promise<string[]> {
-  const line = launcher.split("\n").find((l) => l.startsWith("exec "));
-  if (!line) throw new CustomDataError("the bootstrap's agent launcher has no exec line");
-  return shellValues(`set -- ${line.slice("exec ".length)}\nprintf '%s\\0' "$@"`);
+  const line = launcher.split("\n").find((l) => l.startsWith("set -- ") || l.startsWith("exec "));
+  if (!line) throw new CustomDataError("the bootstrap's agent launcher has no agent command line");
+  return shellValues(`set -- ${line.replace(/^(set --|exec) /, "")}\nprintf '%s\\0' "$@"`);
 }
 
 async function shellValues(script: string): Promise<string[]> {

@@ -49,10 +49,10 @@ async function linuxSettings(script: string, names: string[]): Promise<string[]>
   return stdout.split("\0").slice(0, -1);
 }
 
-/** The arguments the systemd launcher's `exec` line passes, split by `sh` itself. */
+/** The agent's command line in the launcher (its `set --` line), split by `sh` itself. */
 async function launcherArgs(launcher: string): Promise<string[]> {
-  const exec = launcher.split("\n").find((line) => line.startsWith("exec "))!;
-  const { stdout } = await run("sh", ["-c", `set -- ${exec.slice(5)}\nprintf '%s\\0' "$@"`]);
+  const line = launcher.split("\n").find((l) => l.startsWith("set -- "))!;
+  const { stdout } = await run("sh", ["-c", `${line}\nprintf '%s\\0' "$@"`]);
   return stdout.split("\0").slice(0, -1);
 }
 
@@ -98,8 +98,9 @@ describe("bootstraps with several controller URLs", () => {
   it("Windows: the launcher and the log line carry every URL, in order", () => {
     const script = renderWindowsBootstrap({ ...WINDOWS, controllerUrls: [R1, R2] });
     expect(controllerFlags(windowsAgentArgv({ ...WINDOWS, controllerUrls: [R1, R2] }))).toEqual([R1, R2]);
-    expect(powershellString(script, "NbfLauncher")).toContain(
-      [R1, R2].map((url) => `${powershellQuote("--controller")} ${powershellQuote(url)}`).join(" "),
+    // The launcher carries the agent's arguments as one Windows command line.
+    expect(powershellString(`\n${powershellString(script, "NbfLauncher")}`, "agentCommandLine")).toContain(
+      [R1, R2].map((url) => `--controller ${url}`).join(" "),
     );
     expect(powershellString(script, "NbfControllerUrls")).toBe(`${R1}, ${R2}`);
     expect(script).toContain('Say "bootstrap for controller $NbfControllerUrls"');

@@ -39,6 +39,8 @@ export function renderLauncherScript(spec: LauncherSpec): string {
     `install=${shellWord(spec.installDir)}`,
     ...(spec.pidFile ? pidLines(spec.pidFile) : []),
     WATCHDOG,
+    // The agent's command line, as the positional parameters (readers of this file find it here).
+    `set -- ${argv}`,
     "while :; do",
     "  pending=0",
     "  watched=''",
@@ -51,7 +53,7 @@ export function renderLauncherScript(spec: LauncherSpec): string {
     "      pending=0",
     "    fi",
     "  fi",
-    `  ${argv} &`,
+    '  "$@" &',
     "  child=$!",
     "  status=0",
     "  watcher=''",
