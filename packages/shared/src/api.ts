@@ -50,6 +50,8 @@ export const VmView = Type.Object({
     lastSeenAt: Nullable(Timestamp),
     connectedAt: Nullable(Timestamp),
     version: Nullable(Type.String()),
+    /** Older than the controller's newest agent artifact (null: not known). */
+    outdated: Nullable(Type.Boolean()),
     hostname: Nullable(Type.String()),
     bootstrap: Nullable(BootstrapTokenView),
   }),

@@ -1,5 +1,6 @@
 /** Store records → the API's JSON shapes (VmView, CommandView of packages/shared). */
 import type { BootstrapTokenView, CommandView, VmView } from "@nbfleet/shared";
+import { compareVersions, isArtifactVersion } from "@nbfleet/shared/artifact-signature";
 import type { LiveAgent } from "../gateway/gateway.js";
 import type { BootstrapTokenRecord } from "../store/agent-secrets-repo.js";
 import type { CommandRecord } from "../store/commands-repo.js";
@@ -8,13 +9,15 @@ import type { VmRecord } from "../store/vms-repo.js";
 /**
  * `live` is the gateway's view of the agent: the link state there beats the stored one. An agent
  * another replica holds (PostgreSQL) has no live entry here: the row that replica keeps is the view.
- * `bootstrap` is the VM's outstanding bootstrap token, if any.
+ * `bootstrap` is the VM's outstanding bootstrap token, if any. `newestVersion`: the newest agent
+ * artifact, which an agent on an older version is `outdated` against (null: not known).
  */
 export function toVmView(
   vm: VmRecord,
   live: LiveAgent | undefined,
   bootstrap: BootstrapTokenRecord | null = null,
   nowMs = Date.now(),
+  newestVersion: string | null = null,
 ): VmView {
   const { status } = vm;
   const connected = live !== undefined || (status.agentStatus === "connected" && status.replicaId !== null);
@@ -24,6 +27,7 @@ export function toVmView(
       ? "disconnected"
       : status.agentStatus;
   const notebook = live?.notebook ?? status.notebook;
+  const agentVersion = live?.version ?? status.agentInfo?.version ?? null;
   const report = live?.healthReport ?? status.healthReport;
   const lastSeenAt = live?.lastSeenAt ?? status.lastSeenAt;
   const reasons = connected
@@ -45,7 +49,8 @@ export function toVmView(
       status: agentStatus,
       lastSeenAt,
       connectedAt: live?.connectedAt ?? status.connectedAt,
-      version: status.agentInfo?.version ?? null,
+      version: agentVersion,
+      outdated: isOutdated(agentVersion, newestVersion),
       hostname: status.agentInfo?.hostname ?? null,
       bootstrap: bootstrap && toBootstrapView(vm.name, bootstrap, connected, nowMs),
     },
@@ -68,6 +73,13 @@ export function toVmView(
       observedAt: report?.observedAt ?? null,
     },
   };
+}
+
+/** Older than the newest artifact; null when either version is unknown (or not a semver). */
+export function isOutdated(version: string | null, newest: string | null): boolean | null {
+  if (version === null || newest === null || !isArtifactVersion(version) || !isArtifactVersion(newest))
+    return null;
+  return compareVersions(version, newest) < 0;
 }
 
 /** `connected`: the agent is on the link now (for an exchanged token: on the session it opened). */

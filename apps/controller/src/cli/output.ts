@@ -33,11 +33,12 @@ export function ago(iso: string | null, now = Date.now()): string {
 
 export function vmTable(vms: VmView[]): string {
   return table(
-    ["NAME", "MACHINE", "AGENT", "NOTEBOOK", "HEALTH", "RESTARTS", "URL", "SEEN"],
+    ["NAME", "MACHINE", "AGENT", "VERSION", "NOTEBOOK", "HEALTH", "RESTARTS", "URL", "SEEN"],
     vms.map((vm) => [
       vm.name,
       vm.state,
       vm.agent.status,
+      agentVersionLabel(vm),
       vm.notebook.state ?? "-",
       healthLabel(vm.health.status),
       String(vm.notebook.restarts),
@@ -45,6 +46,12 @@ export function vmTable(vms: VmView[]): string {
       ago(vm.agent.lastSeenAt),
     ]),
   );
+}
+
+/** The agent's version, marked when older than the controller's newest artifact. */
+export function agentVersionLabel(vm: VmView): string {
+  if (!vm.agent.version) return "-";
+  return vm.agent.outdated ? `${vm.agent.version} (outdated)` : vm.agent.version;
 }
 
 export function vmDetails(vm: VmView): string {
@@ -56,7 +63,7 @@ export function vmDetails(vm: VmView): string {
         .map(([k, v]) => `${k}=${v}`)
         .join(", ") || "-"
     }`,
-    `agent:       ${vm.agent.status}, last seen ${ago(vm.agent.lastSeenAt)}${vm.agent.version ? `, v${vm.agent.version}` : ""}`,
+    `agent:       ${vm.agent.status}, last seen ${ago(vm.agent.lastSeenAt)}${vm.agent.version ? `, v${agentVersionLabel(vm)}` : ""}`,
     ...(vm.agent.bootstrap ? [`bootstrap:   ${vm.agent.bootstrap.state}: ${vm.agent.bootstrap.note}`] : []),
     `notebook:    ${vm.notebook.state ?? "-"}${vm.notebook.pid ? ` (pid ${vm.notebook.pid})` : ""}, restarts ${vm.notebook.restarts}${vm.notebook.version ? `, Jupyter ${vm.notebook.version}` : ""}`,
     `url:         ${vm.notebook.url ?? "-"}`,

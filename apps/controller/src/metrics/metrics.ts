@@ -9,6 +9,8 @@ export interface MetricSources {
   agentsConnected(): number;
   /** VMs by effective health; undefined when not known yet (the gauge is then left out). */
   vmsByHealth(): Promise<Record<string, number> | undefined>;
+  /** Machines by the agent version they last reported; undefined when not known yet. */
+  agentsByVersion?(): Promise<Map<string, number> | undefined>;
 }
 
 export class Metrics {
@@ -47,6 +49,17 @@ export class Metrics {
         for (const health of ["healthy", "degraded", "unhealthy", "unknown"]) {
           this.set({ health }, counts[health] ?? 0);
         }
+      },
+    });
+    new Gauge({
+      name: "nbfleet_agents",
+      help: "Machines by the agent version they last reported (drift: compare with the newest artifact)",
+      labelNames: ["version"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const counts = await self.sources?.agentsByVersion?.();
+        for (const [version, count] of counts ?? []) this.set({ version }, count);
       },
     });
     this.commandDuration = new Histogram({

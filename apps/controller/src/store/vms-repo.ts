@@ -17,6 +17,7 @@ import {
   sql,
 } from "kysely";
 import { NbfError } from "../errors.js";
+import { agentVersionSql } from "./agent-version-sql.js";
 import { padToPowerOfTwo } from "./chunks.js";
 import { type Dialect, isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
@@ -81,6 +82,8 @@ export interface VmFilter {
   labels?: Record<string, string>;
   state?: VmState;
   health?: OverallHealth;
+  /** Only VMs whose agent last reported this version. */
+  agentVersion?: string;
   /** Label-expression terms (key=value, key!=value, key, !key); all must hold. */
   labelTerms?: LabelTermSql[];
   /** Names strictly after this one (cursor pagination, ordered by name). */
@@ -229,6 +232,8 @@ export class VmsRepo {
     const conditions: Expression<SqlBool>[] = [];
     if (filter.state) conditions.push(sql`vms.state = ${filter.state}`);
     if (filter.health) conditions.push(sql`vm_status.health = ${filter.health}`);
+    if (filter.agentVersion !== undefined)
+      conditions.push(sql`${agentVersionSql(this.dialect)} = ${filter.agentVersion}`);
     if (filter.after !== undefined) conditions.push(sql`${sql.ref(nameColumn)} > ${filter.after}`);
     if (filter.afterRow) conditions.push(afterPosition(value, nameColumn, sort, filter.afterRow));
     for (const [key, value] of Object.entries(filter.labels ?? {}))

@@ -5,6 +5,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { ArtifactInfo } from "../artifact-info.js";
+import { countAgentsByVersion } from "../artifacts/agent-versions.js";
 import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
 import { createCluster } from "../cluster/cluster.js";
@@ -182,8 +183,17 @@ function attachFleetFigures(
     maxAgeMs: settings.metricsRefreshSec * 1000,
     onError: (error) => log.warn({ err: error }, "counting VMs by health for /metrics failed"),
   });
+  const countVersions = async () => {
+    await store.writer.flush();
+    return countAgentsByVersion(store);
+  };
+  const agentsByVersion = new CachedFigure(countVersions, {
+    maxAgeMs: settings.metricsRefreshSec * 1000,
+    onError: (error) => log.warn({ err: error }, "counting agents by version for /metrics failed"),
+  });
   metrics.attach({
     agentsConnected: () => gateway.connectedCount,
     vmsByHealth: () => vmsByHealth.get(),
+    agentsByVersion: () => agentsByVersion.get(),
   });
 }

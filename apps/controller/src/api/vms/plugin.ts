@@ -42,6 +42,13 @@ const ListQuery = Type.Object(
     ...SortQuery,
     state: Type.Optional(VmState),
     health: Type.Optional(OverallHealth),
+    agentVersion: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "only VMs whose agent last reported this version",
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
   },
@@ -52,8 +59,15 @@ const MACHINE_ACTIONS: MachineAction[] = ["start", "stop", "restart"];
 
 export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { store, vms, gateway, commands } = app.nbfleet;
+  const newestVersion = async () => (await app.nbfleet.artifacts.newest())?.version ?? null;
   const viewOf = async (vm: VmRecord) =>
-    toVmView(vm, gateway.live(vm.name), await store.agentSecrets.bootstrapOf(vm.name));
+    toVmView(
+      vm,
+      gateway.live(vm.name),
+      await store.agentSecrets.bootstrapOf(vm.name),
+      Date.now(),
+      await newestVersion(),
+    );
 
   app.post(
     "/v1/vms",
@@ -90,7 +104,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { label, labels, state, health, limit = 100, cursor } = request.query;
+      const { label, labels, state, health, agentVersion, limit = 100, cursor } = request.query;
       const sort = sortOf(request.query.sort, request.query.order);
       const terms = labelTerms(labels, label ?? []);
       await store.writer.flush();
@@ -98,14 +112,19 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         labelTerms: terms,
         state,
         health,
+        agentVersion,
         sort,
         afterRow: cursor === undefined ? undefined : decodeListCursor(cursor, sort),
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
       const tokens = await store.agentSecrets.bootstrapsOf(page.map((vm) => vm.name));
+      const newest = await newestVersion();
+      const now = Date.now();
       return {
-        items: page.map((vm) => toVmView(vm, gateway.live(vm.name), tokens.get(vm.name) ?? null)),
+        items: page.map((vm) =>
+          toVmView(vm, gateway.live(vm.name), tokens.get(vm.name) ?? null, now, newest),
+        ),
         nextCursor: rows.length > limit ? encodeListCursor(sort, page.at(-1)!) : null,
       };
     },

@@ -5,8 +5,9 @@
  */
 import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isArtifactVersion } from "@nbfleet/shared/artifact-signature";
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import type {
   CreatedOperation,
   OperationDetail,
@@ -16,6 +17,7 @@ import type {
 } from "../../api/operations/schemas.js";
 import { OPERATION_ACTIONS } from "../../operations/actions.js";
 import { type ApiClient, CliError, ExitCode } from "../client.js";
+import { UPGRADE_VERSION_FLAG } from "../command-version-flag.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
 import { ago, printJson, table } from "../output.js";
 import { collect, integerIn } from "../parse.js";
@@ -24,6 +26,38 @@ import { spinner } from "../wait.js";
 const HEALTH = ["healthy", "degraded", "unhealthy", "unknown"];
 const BAR_WIDTH = 24;
 const POLL_MS = 500;
+
+/** agent.upgrade's part of the request; its flags given to another action are refused. */
+function upgradeFields(action: string, opts: Record<string, unknown>): Record<string, unknown> {
+  const version = (opts.upgradeVersion ?? opts.version) as string | undefined;
+  const given = [
+    version !== undefined && "--version",
+    opts.canary !== undefined && "--canary",
+    opts.canarySoakSec !== undefined && "--canary-soak-sec",
+    opts.upgradeTimeoutSec !== undefined && "--upgrade-timeout-sec",
+  ].filter(Boolean);
+  if (action !== "agent.upgrade") {
+    if (given.length > 0)
+      throw new CliError("NBF_INVALID_OPTION", `${given.join(", ")}: only for agent.upgrade`, ExitCode.usage);
+    return {};
+  }
+  if (version === undefined)
+    throw new CliError("NBF_INVALID_VERSION", "agent.upgrade needs --version <version>", ExitCode.usage);
+  if (!isArtifactVersion(version))
+    throw new CliError(
+      "NBF_INVALID_VERSION",
+      `--version must look like 1.2.3 (semver), got '${version}'`,
+      ExitCode.usage,
+    );
+  return {
+    params: {
+      version,
+      ...(opts.upgradeTimeoutSec !== undefined ? { timeoutSec: opts.upgradeTimeoutSec } : {}),
+    },
+    ...(opts.canary !== undefined ? { canary: opts.canary } : {}),
+    ...(opts.canarySoakSec !== undefined ? { canarySoakSec: opts.canarySoakSec } : {}),
+  };
+}
 
 function limit(flag: string) {
   return (raw: string): number | string => {
@@ -55,6 +89,24 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       integerIn("--health-timeout", 1, 86_400),
     )
     .option("--out <file>", "notebook.password: write the new passwords to this new file (mode 0600)")
+    // Parsed under UPGRADE_VERSION_FLAG (see command-version-flag.ts); shown as --version.
+    .addOption(new Option(`${UPGRADE_VERSION_FLAG} <version>`).hideHelp())
+    .addOption(new Option("--version <version>", "agent.upgrade: the published agent version to install"))
+    .option(
+      "--canary <n>",
+      "agent.upgrade: the first n machines go alone and must stay healthy on the new version before the rest",
+      integerIn("--canary", 0, 100_000),
+    )
+    .option(
+      "--canary-soak-sec <sec>",
+      "agent.upgrade: how long the canaries must stay healthy (default 60)",
+      integerIn("--canary-soak-sec", 0, 86_400),
+    )
+    .option(
+      "--upgrade-timeout-sec <sec>",
+      "agent.upgrade: how long a new agent has to come back healthy before its machine rolls back (default 120)",
+      integerIn("--upgrade-timeout-sec", 10, 3600),
+    )
     .option("--no-wait", "return once the operation is created")
     .option("--timeout <sec>", "how long to wait for the end", integerIn("--timeout", 1, 7 * 86_400), 3600)
     .action(async (action: string, opts) => {
@@ -76,6 +128,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
           );
       if (opts.out && action !== "notebook.password")
         throw new CliError("NBF_INVALID_OUT", "--out is only for notebook.password", ExitCode.usage);
+      const upgrade = upgradeFields(action, opts);
       // Opened before anything changes: an existing file is never overwritten, and a bad path
       // fails before passwords exist that nobody could read.
       const out = opts.out
@@ -100,6 +153,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
           },
           ...(opts.maxConcurrency !== undefined ? { maxConcurrency: opts.maxConcurrency } : {}),
           ...(opts.maxErrors !== undefined ? { maxErrors: opts.maxErrors } : {}),
+          ...upgrade,
           ...(opts.rolling
             ? {
                 rolling: {
@@ -123,7 +177,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       if (!json) {
         const o = created.operation;
         console.error(
-          `operation ${o.id}: ${o.action} on ${o.total} machine(s), ${o.maxConcurrency} at a time, up to ${o.maxErrors} error(s)${o.rolling.enabled ? ", rolling" : ""}`,
+          `operation ${o.id}: ${o.action}${o.upgrade ? ` to ${o.upgrade.version}` : ""} on ${o.total} machine(s), ${o.maxConcurrency} at a time, up to ${o.maxErrors} error(s)${o.rolling.enabled ? ", rolling" : ""}${o.upgrade?.canary ? `, canary ${o.upgrade.canary} first` : ""}`,
         );
         if (opts.out)
           console.error(`new passwords written to ${opts.out} (mode 0600); they are not shown again`);
@@ -279,6 +333,11 @@ function describe(o: OperationView): string {
     `operation:   ${o.id} (${o.action}) ${o.state}`,
     `selector:    ${selectorText(o)}`,
     `limits:      ${o.maxConcurrency} at a time (asked ${o.requested.maxConcurrency}), up to ${o.maxErrors} error(s) (asked ${o.requested.maxErrors})${o.rolling.enabled ? `, rolling (health timeout ${o.rolling.healthTimeoutSec} s)` : ""}`,
+    ...(o.upgrade
+      ? [
+          `upgrade:     to ${o.upgrade.version} (guest rollback after ${o.upgrade.timeoutSec} s)${o.upgrade.canary > 0 ? `, canary ${o.upgrade.canary} soaked ${o.upgrade.canarySoakSec} s` : ""}`,
+        ]
+      : []),
     `progress:    ${progressText(o)}`,
     `created:     ${o.createdAt} by ${o.createdBy ?? "-"}${o.finishedAt ? `; finished ${o.finishedAt}` : ""}`,
     ...(o.reason ? [`reason:      ${o.reason}`] : []),

@@ -56,6 +56,7 @@ export function registerVm(program: Command, globals: () => GlobalOptions): void
     .option("-l, --label <key=value>", "only machines with this label (repeatable)", collect)
     .option("--state <state>", "only machines in this state")
     .option("--health <status>", "only healthy|degraded|unhealthy|unknown machines")
+    .option("--agent-version <version>", "only machines whose agent runs this version")
     .action(async (opts) => {
       const g = globals();
       const client = await clientFrom(g);
@@ -66,6 +67,7 @@ export function registerVm(program: Command, globals: () => GlobalOptions): void
         for (const label of (opts.label as string[] | undefined) ?? []) query.append("label", label);
         if (opts.state) query.set("state", opts.state);
         if (opts.health) query.set("health", opts.health);
+        if (opts.agentVersion) query.set("agentVersion", opts.agentVersion);
         query.set("limit", "1000");
         if (cursor) query.set("cursor", cursor);
         const page: VmList = await client.get<VmList>(`/v1/vms?${query}`);
