@@ -13,7 +13,13 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AGENT_CONNECT_PATH, agentArtifactFilePath } from "@nbfleet/shared";
 import { AgentError } from "../errors.js";
-import { type TlsTrust, verifiedTlsConnection } from "../link/dial.js";
+import { TlsRefusedError, type TlsTrust, verifiedTlsConnection } from "../link/dial.js";
+
+/**
+ * The transfer failed (connection refused or reset, cut short, a server error): worth trying
+ * again, unlike a refusal of what was served.
+ */
+export class DownloadBrokeOff extends AgentError {}
 
 export interface ArtifactSource {
   /** The agent endpoint the link is connected through (ws(s)://…/v1/agent/connect) or a base URL. */
@@ -48,9 +54,13 @@ export async function downloadArtifact(request: DownloadRequest): Promise<string
     new AgentError("NBF_ARTIFACT_REFUSED", `artifact ${request.version} from ${url.href}: ${why}`, {
       url: url.href,
     });
+  const brokeOff = (why: string) =>
+    new DownloadBrokeOff("NBF_ARTIFACT_REFUSED", `artifact ${request.version} from ${url.href}: ${why}`, {
+      url: url.href,
+    });
   const abort = new AbortController();
   const timer = setTimeout(
-    () => abort.abort(refused(`not downloaded within ${Math.round(request.deadlineMs / 1000)} s`)),
+    () => abort.abort(brokeOff(`not downloaded within ${Math.round(request.deadlineMs / 1000)} s`)),
     request.deadlineMs,
   );
   const hash = createHash("sha256");
@@ -59,7 +69,8 @@ export async function downloadArtifact(request: DownloadRequest): Promise<string
     const response = await get(url, request.source.trust, request.deadlineMs, abort.signal);
     if (response.statusCode !== 200) {
       response.resume();
-      throw refused(`HTTP ${response.statusCode} ${response.statusMessage ?? ""}`.trim());
+      const status = `HTTP ${response.statusCode} ${response.statusMessage ?? ""}`.trim();
+      throw (response.statusCode ?? 0) >= 500 ? brokeOff(status) : refused(status);
     }
     const length = Number(response.headers["content-length"] ?? Number.NaN);
     if (Number.isFinite(length) && length > request.bytes) {
@@ -82,19 +93,22 @@ export async function downloadArtifact(request: DownloadRequest): Promise<string
     }).catch((error: unknown) => {
       if (abort.signal.aborted) throw abort.signal.reason;
       if (error instanceof AgentError) throw error;
-      throw refused(
+      throw brokeOff(
         `the download broke off after ${received} of ${request.bytes} bytes (${describe(error)})`,
       );
     });
     if (!response.complete || received !== request.bytes) {
-      throw refused(`the download was cut short: ${received} of ${request.bytes} bytes arrived`);
+      throw brokeOff(`the download was cut short: ${received} of ${request.bytes} bytes arrived`);
     }
     return hash.digest("hex");
   } catch (error) {
     await rm(request.file, { force: true });
     if (error instanceof AgentError) throw error;
     if (abort.signal.aborted) throw abort.signal.reason;
-    throw refused(describe(error));
+    // A certificate that is not the trusted one is a refusal; anything else of the connection's
+    // (refused, reset, unreachable) may pass.
+    if (error instanceof TlsRefusedError) throw refused(describe(error));
+    throw brokeOff(describe(error));
   } finally {
     clearTimeout(timer);
   }

@@ -19,7 +19,7 @@ const FROM = "1.0.0";
 const TO = "1.1.0";
 
 /** How the test server answers the artifact download. */
-type Serve = "whole" | "truncated" | "oversize-chunked" | "hang";
+type Serve = "whole" | "truncated" | "oversize-chunked" | "hang" | "reset-once";
 
 let dir: string;
 let install: string;
@@ -106,6 +106,11 @@ beforeAll(async () => {
       return;
     }
     if (serve === "hang") return;
+    if (serve === "reset-once") {
+      serve = "whole";
+      request.socket.destroy();
+      return;
+    }
     if (serve === "truncated") {
       response.writeHead(200, { "content-length": String(body.length) });
       response.write(body.subarray(0, Math.floor(body.length / 2)), () => response.destroy());
@@ -242,12 +247,27 @@ describe("agent.upgrade on the agent", () => {
     await expectNothingSwitched();
   });
 
-  it("refuses a download cut short", async () => {
+  it("tries a download cut short again until its deadline, then refuses it", async () => {
     serve = "truncated";
-    const error = await refusal(upgrader().upgrade("c", params(good), () => {}));
+    const said: string[] = [];
+    const error = await refusal(
+      upgrader({ downloadTimeoutMs: 1500 }).upgrade("c", params(good), (m) => said.push(m)),
+    );
     expect(error.code).toBe("NBF_ARTIFACT_REFUSED");
-    expect(error.message).toMatch(/cut short|broke off/);
+    expect(error.message).toMatch(/(cut short|broke off|not downloaded within).*\(gave up after \d+ attempts\)/);
+    expect(requests.length).toBeGreaterThan(1);
+    expect(said.join("\n")).toMatch(/the download failed .*; trying again in 1 s/);
     await expectNothingSwitched();
+  });
+
+  it("downloads again after a connection reset (a controller restarting) and switches", async () => {
+    serve = "reset-once";
+    const said: string[] = [];
+    const answer = await upgrader().upgrade("c", params(good), (m) => said.push(m));
+    expect(answer).toEqual({ from: FROM, to: TO });
+    expect(requests).toEqual([`/v1/agent/artifacts/${TO}/file`, `/v1/agent/artifacts/${TO}/file`]);
+    expect(said.join("\n")).toContain("trying again");
+    expect(await readlink(path.join(install, "current"))).toBe(`versions/${TO}`);
   });
 
   it("gives up on a download that does not finish by its deadline", async () => {
@@ -292,7 +312,7 @@ describe("agent.upgrade on the agent", () => {
     expect(pending.message).toContain(`from ${FROM} to ${TO} is not confirmed yet`);
     await rm(path.join(install, "upgrade.json"));
     const offline = await refusal(
-      upgrader({ currentVersion: TO, source: () => null }).upgrade(
+      upgrader({ currentVersion: TO, source: () => null, downloadTimeoutMs: 300 }).upgrade(
         "cmd-3",
         params(next, { version: "1.2.0" }),
         () => {},

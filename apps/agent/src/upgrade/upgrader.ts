@@ -12,11 +12,12 @@
  */
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { CommandParamsOf } from "@nbfleet/shared";
 import { verifyArtifact } from "@nbfleet/shared/artifact-signature";
 import { AgentError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { type ArtifactSource, downloadArtifact } from "./download.js";
+import { type ArtifactSource, DownloadBrokeOff, downloadArtifact } from "./download.js";
 import { type InstallLayout, type PendingUpgrade, installLayout, versionLink } from "./install-layout.js";
 import { readPendingUpgrade } from "./pending.js";
 import { unpackArtifact } from "./unpack.js";
@@ -26,6 +27,8 @@ import { pointLink, readVersionLink } from "./version-links.js";
 export const UPGRADE_EXIT_CODE = 75;
 export const DEFAULT_UPGRADE_TIMEOUT_SEC = 120;
 const DEFAULT_DOWNLOAD_TIMEOUT_MS = 300_000;
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 5000;
 
 export type UpgradeParams = CommandParamsOf<"agent.upgrade">;
 export type UpgradeAnswer = { version: string; alreadyCurrent: true } | { from: string; to: string };
@@ -109,20 +112,12 @@ export class Upgrader {
       throw unavailable(`${layout.current} already points at ${toDir}, but this agent is ${from}`);
     }
     await this.checkSignature(params);
-    const source = await this.options.source();
-    if (!source) throw unavailable("the agent is not connected to a controller to download from");
 
     progress(`downloading agent ${to} (${params.bytes} bytes)`);
     await mkdir(layout.downloadsDir, { recursive: true, mode: 0o700 });
     const file = path.join(layout.downloadsDir, `${to}.tar.gz`);
     try {
-      const sha256 = await downloadArtifact({
-        source,
-        version: to,
-        bytes: params.bytes,
-        file,
-        deadlineMs: this.options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
-      });
+      const sha256 = await this.download(params, file, progress);
       if (sha256 !== params.sha256) {
         throw refused(to, `sha256 check failed: expected ${params.sha256}, the download has ${sha256}`);
       }
@@ -152,6 +147,45 @@ export class Upgrader {
     progress(`switched to agent ${to}; restarting the agent (the notebook server keeps running)`);
     this.announceSwitch(record);
     return { from, to };
+  }
+
+  /**
+   * Downloads until it worked or the download deadline passed: a transfer that broke off (the
+   * controller restarting, a replica going away) is tried again, on whatever controller the link
+   * is connected to by then; a refusal of what was served is not.
+   */
+  private async download(
+    params: UpgradeParams,
+    file: string,
+    progress: (message: string) => void,
+  ): Promise<string> {
+    const deadline = Date.now() + (this.options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS);
+    for (let attempt = 1; ; attempt++) {
+      let last: AgentError;
+      try {
+        const source = await this.options.source();
+        if (!source) throw unavailable("the agent is not connected to a controller to download from");
+        return await downloadArtifact({
+          source,
+          version: params.version,
+          bytes: params.bytes,
+          file,
+          deadlineMs: Math.max(1, deadline - Date.now()),
+        });
+      } catch (error) {
+        const retry =
+          error instanceof DownloadBrokeOff ||
+          (error instanceof AgentError && error.code === "NBF_UPGRADE_UNAVAILABLE");
+        if (!retry) throw error;
+        last = error;
+      }
+      const wait = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1), deadline - Date.now());
+      if (wait <= 0) {
+        throw new AgentError(last.code, `${last.message} (gave up after ${attempt} attempts)`, last.details);
+      }
+      progress(`the download failed (${last.message}); trying again in ${Math.ceil(wait / 1000)} s`);
+      await sleep(wait);
+    }
   }
 
   private async checkSignature(params: UpgradeParams): Promise<void> {
