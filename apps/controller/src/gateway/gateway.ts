@@ -22,9 +22,10 @@ import {
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
-import { parseAgentFrame } from "@nbfleet/shared/frames";
+import { parseAgentFrame, readEnvelope } from "@nbfleet/shared/frames";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type WebSocket from "ws";
+import type { ArtifactCatalog } from "../artifacts/catalog.js";
 import { hashSecret, newAgentCredential } from "../auth/secrets.js";
 import type { CommandLink, CommandService } from "../commands/service.js";
 import { NbfError } from "../errors.js";
@@ -36,6 +37,7 @@ import type { Store } from "../store/store.js";
 import type { StatusRow } from "../store/vms-repo.js";
 import { type AgentAdmission, type AgentIdentity, admitAgent } from "./agent-auth.js";
 import { sameDetails } from "./details.js";
+import { refusalFromCatalog } from "./protocol-refusal.js";
 import { AgentSession } from "./session.js";
 import { SourceLimiter, type SourceLimiterOptions } from "./source-limiter.js";
 
@@ -74,6 +76,8 @@ export interface GatewayOptions {
    * null with SQLite, where the controller is one replica.
    */
   replicaId?: string | null;
+  /** Names the agent to fetch when refusing an agent of another protocol major. */
+  artifacts?: Pick<ArtifactCatalog, "newest">;
 }
 
 export interface LiveAgent {
@@ -298,7 +302,16 @@ export class AgentGateway implements CommandLink {
       session.answeredPing = true;
       session.missedPings = 0;
       const parsed = parseAgentFrame(data as Buffer, isBinary);
-      if (!parsed.ok) return fail(parsed.code, parsed.reason);
+      if (!parsed.ok) {
+        const { artifacts } = this.options;
+        if (parsed.problem !== "other-major" || !artifacts) return fail(parsed.code, parsed.reason);
+        // Nothing more is read from it; the close names the agent that speaks this protocol.
+        failed = true;
+        const envelope = readEnvelope(data as Buffer, isBinary);
+        const spoken = !envelope.ok && envelope.problem === "other-major" ? envelope.v : "?";
+        void refusalFromCatalog(spoken, artifacts).then((reason) => fail(parsed.code, reason));
+        return;
+      }
       metrics.countAgentMessage(parsed.message.type);
       const limit = session.vmName === null ? MAX_EARLY_FRAMES : MAX_IN_FLIGHT;
       if (inFlight >= limit)

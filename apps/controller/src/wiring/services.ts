@@ -79,6 +79,7 @@ export async function wireServices(
     helloTimeoutMs: settings.helloTimeoutSec * 1000,
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
     replicaId: store.dialect === "postgres" ? replica.id : null,
+    artifacts,
   });
   commands.attach(gateway);
   attachFleetFigures(metrics, gateway, store, settings, log);
