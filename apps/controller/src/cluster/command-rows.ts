@@ -1,7 +1,8 @@
 /**
  * The reads and claims command routing between replicas needs: command rows by id (a signal
- * carries ids only), a conditional queued → sent claim (only one replica sends a command), and
- * which agents are connected to some replica (vm_status, written by the replica holding them).
+ * carries ids only), a conditional queued → sent claim (only one replica sends a command), its
+ * undoing for a frame that never left, and which agents are connected to some replica
+ * (vm_status, written by the replica holding them).
  */
 import type { Kysely } from "kysely";
 import { type CommandRecord, toRecord } from "../store/commands-repo.js";
@@ -44,6 +45,27 @@ export async function claimQueued(
       .where("id", "in", chunk)
       .where("state", "=", "queued")
       .where("expires_at", ">", now)
+      .returningAll()
+      .execute();
+    for (const row of rows) out.push(toRecord(row));
+  }
+  return out;
+}
+
+/**
+ * Moves the given commands from sent back to queued, if still sent (not acknowledged, not
+ * finished), and returns the ones moved: their frame never left this replica (the agent had
+ * gone), and the replica holding the agent now may have read its queue before they were
+ * committed as sent.
+ */
+export async function requeueSent(db: Kysely<Database>, ids: readonly string[]): Promise<CommandRecord[]> {
+  const out: CommandRecord[] = [];
+  for (const chunk of chunks(ids)) {
+    const rows = await db
+      .updateTable("commands")
+      .set({ state: "queued" })
+      .where("id", "in", chunk)
+      .where("state", "=", "sent")
       .returningAll()
       .execute();
     for (const row of rows) out.push(toRecord(row));

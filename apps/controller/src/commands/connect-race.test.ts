@@ -6,6 +6,11 @@
  * replicas), so the command waited for the agent's next connection or its TTL: a bulk
  * operation's target started just then stayed `running` (the lease-takeover test's flake).
  * SQLite has one connection: the welcome's read waits for the commit, so there is no race.
+ *
+ * The same with replicas: a command stored `sent` (its agent was here when the transaction
+ * looked) whose agent moved to another replica before the commit, that replica's read of its
+ * queue missing it. The frame cannot go out here; the command goes back to `queued` and the
+ * replica holding the agent now claims and sends it.
  */
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
@@ -15,12 +20,16 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 let controller: TestController | undefined;
 let agent: SimAgent | undefined;
+const others: TestController[] = [];
 afterEach(async () => {
   agent?.close();
   await controller?.close();
+  await Promise.all(others.splice(0).map((c) => c.close()));
   controller = undefined;
   agent = undefined;
 });
+
+type Stored = { ok: true; value: { command: { id: string; state: string } } };
 
 describe("a command queued while its agent connects (PostgreSQL)", () => {
   it("reaches the agent when the agent's welcome read its queue before the command was committed", async () => {
@@ -41,10 +50,45 @@ describe("a command queued while its agent connects (PostgreSQL)", () => {
     });
     queued.dispatch();
 
-    const { id } = (queued.outcomes[0] as { ok: true; value: { command: { id: string } } }).value.command;
+    const { id } = (queued.outcomes[0] as Stored).value.command;
     await agent.waitFor(() => agent!.executed.length > 0, 5000, "the queued command");
     expect(agent.executed.map((e) => e.command.id)).toEqual([id]);
     await expect.poll(async () => (await commands.get(id))?.state, { timeout: 5000 }).toBe("succeeded");
     expect((await commands.get(id))?.attempts).toBe(1);
+  });
+
+  it("reaches the agent on the replica it moved to while a command stored as sent for it was committed", async () => {
+    const databaseUrl = await freshDatabaseUrl();
+    controller = await startTestController({ settings: { databaseUrl } });
+    const a = controller;
+    const b = await startTestController({ settings: { databaseUrl, adminToken: a.adminToken } });
+    others.push(b);
+    const [vm] = await seedVms(a.app, { count: 1 });
+    agent = new SimAgent({ url: a.url, token: vm!.credential, hostname: vm!.name });
+    await agent.connect();
+    const readyOnB = vi.spyOn(b.app.nbfleet.commands, "onAgentReady");
+
+    const stored = await a.app.nbfleet.store.db.transaction().execute(async (trx) => {
+      const out = await a.app.nbfleet.commands.enqueueManyIn(trx, [
+        { vmName: vm!.name, name: "notebook.restart" },
+      ]);
+      expect(out.outcomes[0]).toMatchObject({ ok: true, value: { command: { state: "sent" } } });
+      // The agent leaves a and is welcomed by b, whose read of its queue comes before this commit.
+      agent!.close();
+      await vi.waitFor(() => expect(a.app.nbfleet.gateway.isConnected(vm!.name)).toBe(false));
+      agent!.options.url = b.url;
+      await agent!.connect();
+      await vi.waitFor(() => expect(readyOnB).toHaveBeenCalledWith(vm!.name));
+      await readyOnB.mock.results[0]!.value;
+      return out;
+    });
+    stored.dispatch();
+
+    const { id } = (stored.outcomes[0] as Stored).value.command;
+    await agent.waitFor(() => agent!.executed.length > 0, 5000, "the command sent for it on a");
+    expect(agent.executed.map((e) => e.command.id)).toEqual([id]);
+    await expect
+      .poll(async () => (await b.app.nbfleet.commands.get(id))?.state, { timeout: 5000 })
+      .toBe("succeeded");
   });
 });

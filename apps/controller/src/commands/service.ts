@@ -14,7 +14,7 @@ import {
   compileValidator,
 } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
-import { claimQueued, commandsByIds, connectedAmong } from "../cluster/command-rows.js";
+import { claimQueued, commandsByIds, connectedAmong, requeueSent } from "../cluster/command-rows.js";
 import type { Signals } from "../cluster/signals.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -115,6 +115,11 @@ export class CommandService {
     (items: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>) =>
       this.storeResults(items),
   );
+  /** Commands marked sent whose frame could not go out (the agent had gone): see requeue. */
+  private readonly unsent = new TurnBatch(async (commands: CommandRecord[]) => {
+    await this.requeue(commands);
+    return commands.map(() => undefined);
+  });
   /** Timeouts of commands sent and not yet acknowledged (bounded: a sweep forgets the old ones). */
   private readonly sentTimeouts = new Map<string, number>();
   /** Commands acknowledged before this process started, already sent again once. */
@@ -555,11 +560,34 @@ export class CommandService {
     return this.sendRemembering(command);
   }
 
+  /** Sends a command stored as sent; one whose frame cannot go out is queued again (see requeue). */
   private sendRemembering(command: CommandRecord): boolean {
     // A command whose ack never comes stays here until the map is cleared; acks then read the store.
     if (this.sentTimeouts.size >= MAX_REMEMBERED_TIMEOUTS) this.sentTimeouts.clear();
     this.sentTimeouts.set(command.id, command.timeoutMs);
-    return this.link?.send(command.vmName, toMessage(command)) ?? false;
+    const sent = this.link?.send(command.vmName, toMessage(command)) ?? false;
+    if (!sent) this.unsent.add(command).catch((error) => this.options.onError(error));
+    return sent;
+  }
+
+  /**
+   * Commands stored as sent whose frame never left: the agent went away after it was seen here
+   * and before the command was committed. It may already be welcomed by another replica whose
+   * read of its queue could not see them, and a `sent` command is sent again only at the
+   * agent's next connection. Queued again, they are claimed by whoever holds the agent now
+   * (here, or the replica the signal reaches), or delivered at its next welcome.
+   */
+  private async requeue(commands: CommandRecord[]): Promise<void> {
+    const requeued = await requeueSent(
+      this.options.store.db,
+      commands.map((command) => command.id),
+    );
+    const here: string[] = [];
+    const elsewhere: string[] = [];
+    for (const command of requeued)
+      (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
+    if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
+    if (here.length > 0) await this.deliverQueued(here);
   }
 
   private finished(command: CommandRecord): void {
