@@ -254,7 +254,9 @@ describe("agent.upgrade on the agent", () => {
       upgrader({ downloadTimeoutMs: 1500 }).upgrade("c", params(good), (m) => said.push(m)),
     );
     expect(error.code).toBe("NBF_ARTIFACT_REFUSED");
-    expect(error.message).toMatch(/(cut short|broke off|not downloaded within).*\(gave up after \d+ attempts\)/);
+    expect(error.message).toMatch(
+      /(cut short|broke off|not downloaded within).*\(gave up after \d+ attempts\)/,
+    );
     expect(requests.length).toBeGreaterThan(1);
     expect(said.join("\n")).toMatch(/the download failed .*; trying again in 1 s/);
     await expectNothingSwitched();
