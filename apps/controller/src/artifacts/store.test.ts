@@ -171,6 +171,7 @@ describe("ArtifactStore", () => {
     const first = await store.registerBuiltIn(info);
     expect(first).toMatchObject({ version: "0.1.0", sha256: sha(await readFile(builtFile)) });
     expect(await store.registerBuiltIn(info)).toEqual(first);
+    expect(store.builtIn()).toEqual(first);
     expect(log.lines.filter((l) => l.level === "warn")).toEqual([]);
 
     await writeFile(builtFile, "rebuilt from an edited checkout");
@@ -183,6 +184,7 @@ describe("ArtifactStore", () => {
       log.lines.some((l) => l.level === "warn" && /0\.1\.0 was rebuilt with other bytes/.test(l.msg)),
     ).toBe(true);
     expect(await readFile(replaced!.file, "utf8")).toBe("rebuilt from an edited checkout");
+    expect(store.builtIn()).toEqual(replaced);
     expect(await readdir(path.join(dataDir, "artifacts"))).toEqual(["0.1.0"]);
 
     expect(await store.registerBuiltIn({ ...info, version: "dev" })).toBeNull();

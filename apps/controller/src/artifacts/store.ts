@@ -48,6 +48,7 @@ export interface PublishResult {
 
 export class ArtifactStore implements ArtifactCatalog {
   private cache: { mtimeMs: number; readAt: number; records: ArtifactRecord[] } | undefined;
+  private builtInRecord: ArtifactRecord | null = null;
 
   private constructor(
     readonly dir: string,
@@ -65,6 +66,11 @@ export class ArtifactStore implements ArtifactCatalog {
     await store.removeStaleIncoming();
     await store.resignStale();
     return store;
+  }
+
+  /** The controller's own artifact (served at /v1/agent/artifact) as registered at start, if any. */
+  builtIn(): ArtifactRecord | null {
+    return this.builtInRecord;
   }
 
   releasePublicKeyPem(): string {
@@ -142,7 +148,10 @@ export class ArtifactStore implements ArtifactCatalog {
     }
     const sha256 = await sha256File(artifact.file);
     const existing = await this.get(artifact.version);
-    if (existing?.sha256 === sha256) return existing;
+    if (existing?.sha256 === sha256) {
+      this.builtInRecord = existing;
+      return existing;
+    }
     const incoming = await this.incomingDir();
     try {
       await copyFile(artifact.file, path.join(incoming, ARTIFACT_FILE));
@@ -155,6 +164,7 @@ export class ArtifactStore implements ArtifactCatalog {
         await this.removeVersion(artifact.version);
       }
       const { record } = await this.commit(incoming, { version: artifact.version, sha256, bytes });
+      this.builtInRecord = record;
       return record;
     } finally {
       await rm(incoming, { recursive: true, force: true });

@@ -94,6 +94,10 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     expect(
       verifyArtifact(body.releasePublicKey, AGENT_VERSION, builtIn.sha256, body.items[0].signature),
     ).toBe(true);
+    expect(controller.app.nbfleet.artifacts.builtIn()).toMatchObject({
+      version: AGENT_VERSION,
+      sha256: builtIn.sha256,
+    });
     // What bootstraps fetch today is still served.
     const legacy = await fetch(`${controller.url}/v1/agent/artifact`);
     expect(legacy.headers.get("x-nbfleet-sha256")).toBe(builtIn.sha256);
