@@ -55,11 +55,13 @@ beforeAll(async () => {
   };
   await settle();
 });
-// Closing finishes what the fuzzed requests started (operations, queued commands): 13 ms here
-// on a quiet machine, but once more than vitest's default 10 s in a loaded CI run.
+// Closing stops what the fuzzed requests started: 13 ms here on a quiet machine. It once took
+// more than 10 s in a loaded CI run: fast-check's time limit abandons a run mid-request or
+// mid-settle, and a rolling operation then left waiting at its health gate held the close for
+// two 5 s deadlines (fixed: a runner's stop ends its gates; see operations/rolling-shutdown.test).
 afterAll(async () => {
   await controller?.close();
-}, 60_000);
+});
 
 /** The fleet as far as a request could change it; agents' own reports are left out. */
 async function snapshot(): Promise<string> {
