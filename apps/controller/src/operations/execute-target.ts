@@ -85,7 +85,7 @@ export async function executeTarget(
   const outcome = isMachineAction(plan.action)
     ? await machineTarget(deps, plan.action, target, mode.resumed)
     : await commandTarget(deps, plan, target, mode);
-  return afterOutcome(deps, plan, target, outcome);
+  return afterOutcome(deps, plan, target, outcome, mode.resumed);
 }
 
 /** What a final command means for its target, before any follow-up (see needsFollowUp). */
@@ -122,11 +122,12 @@ export async function afterOutcome(
   plan: TargetPlan,
   target: TargetRecord,
   outcome: TargetOutcome,
+  resumed = false,
 ): Promise<TargetOutcome> {
   if (!needsFollowUp(plan, outcome)) return outcome;
   // Its own gate: the agent back on the new version and serving (the rolling gate's "a new
   // serving report" is part of it).
-  if (plan.upgrade) return afterUpgrade(deps, plan.upgrade, target);
+  if (plan.upgrade) return afterUpgrade(deps, plan.upgrade, target, resumed);
   if (plan.action === "notebook.password" && typeof target.params?.hash === "string")
     await deps.store.vms.setPasswordHash(target.vmName, target.params.hash);
   if (!plan.rolling.enabled) return outcome;
@@ -146,6 +147,7 @@ async function afterUpgrade(
   deps: TargetDeps,
   upgrade: UpgradePlan,
   target: TargetRecord,
+  resumed: boolean,
 ): Promise<TargetOutcome> {
   const since = target.startedAt ? Date.parse(target.startedAt) : Date.now();
   const wait = deps.upgrades.waitUpgraded(
@@ -153,6 +155,7 @@ async function afterUpgrade(
     upgrade.version,
     since,
     (upgrade.timeoutSec + upgrade.graceSec) * 1000,
+    resumed,
   );
   const outcome = await wait.promise;
   if (outcome === null) return shuttingDown();

@@ -79,13 +79,15 @@ export class UpgradeWatch {
   /**
    * Resolves with the target's outcome: ok once the agent is upgraded, failed on its rollback or
    * after `timeoutMs`; null when the controller closes first. `sinceMs`: when the target started
-   * (rollbacks recorded before it are another attempt's).
+   * (rollbacks recorded before it are another attempt's). `resumed`: the target was under way
+   * before this process took it over, so what happened meanwhile is read from the store.
    */
   waitUpgraded(
     vmName: string,
     version: string,
     sinceMs: number,
     timeoutMs: number,
+    resumed = false,
   ): { promise: Promise<TargetOutcome | null>; cancel(): void } {
     const { promise, waiter } = this.add(vmName, version, sinceMs, false, timeoutMs, () =>
       failed(
@@ -93,7 +95,7 @@ export class UpgradeWatch {
         `not connected and healthy on ${version} within ${timeoutMs / 1000} s`,
       ),
     );
-    void this.lookNow(waiter);
+    void this.lookNow(waiter, resumed);
     return { promise, cancel: () => waiter.settle(null) };
   }
 
@@ -105,7 +107,7 @@ export class UpgradeWatch {
     const { promise, waiter } = this.add(vmName, version, Date.now(), true, soakMs, () => ({ ok: true }));
     const looks = (async () => {
       while (!this.closed) {
-        await this.lookNow(waiter);
+        await this.lookNow(waiter, false);
         await sleep(SOAK_CHECK_MS, undefined, { signal: this.closing.signal }).catch(() => {});
         if (!this.isWaiting(waiter)) return;
       }
@@ -206,17 +208,23 @@ export class UpgradeWatch {
     return [...(this.waiters.get(vmName) ?? [])];
   }
 
-  /** What is known now about one waiter's agent: held here, else the store (and its recorded rollbacks). */
-  private async lookNow(waiter: Waiter): Promise<void> {
+  /**
+   * What is known now about one waiter's agent: held here, else (with replicas, or `history`)
+   * the store's row; with `history` also the rollbacks the store recorded since the target
+   * started. A single controller holds every connected agent, and sees every rollback reported
+   * while it waits: a fresh wait there costs no query (10,000 targets in a rollout).
+   */
+  private async lookNow(waiter: Waiter, history: boolean): Promise<void> {
+    const { gateway, store, clustered } = this.options;
     try {
-      const live = liveAgent(this.options.gateway, waiter.vmName);
+      const live = liveAgent(gateway, waiter.vmName);
       if (live) this.judgeOne(waiter, live);
-      else {
-        const stored = await storedAgents(this.options.store.db, [waiter.vmName]);
+      else if (clustered || history) {
+        const stored = await storedAgents(store.db, [waiter.vmName]);
         this.judgeOne(waiter, stored.get(waiter.vmName) ?? disconnected());
-      }
-      if (!this.isWaiting(waiter)) return;
-      for (const rollback of await storedRollbacks(this.options.store.db, [waiter.vmName], waiter.sinceMs))
+      } else this.judgeOne(waiter, disconnected());
+      if (!history || !this.isWaiting(waiter)) return;
+      for (const rollback of await storedRollbacks(store.db, [waiter.vmName], waiter.sinceMs))
         if (rollbackConcerns(rollback, waiter.version, waiter.sinceMs))
           waiter.settle(rolledBack(rollback.message));
     } catch (error) {
