@@ -172,6 +172,8 @@ export class SimAgent {
   vmName: string | null = null;
   reportIntervalMs = 15_000;
   ws: WebSocket | null = null;
+  /** When the first hello since this was last set to null was sent. */
+  firstHelloAt: number | null = null;
   /** The version the hello reports (an upgrade changes it). */
   version = AGENT_VERSION;
   /** With the `upgrade` option: runs `agent.upgrade` and records what it did. */
@@ -246,7 +248,10 @@ export class SimAgent {
         response.resume();
         ws.terminate();
       });
-      ws.on("open", () => this.sendMessage({ type: "hello", ...this.helloBody() }));
+      ws.on("open", () => {
+        this.firstHelloAt ??= Date.now();
+        this.sendMessage({ type: "hello", ...this.helloBody() });
+      });
       ws.on("message", (data) => {
         const message = JSON.parse(String(data)) as ControllerMessage;
         if (this.options.record !== false) this.received.push({ at: Date.now(), message });

@@ -25,11 +25,16 @@ export interface UpgradeRecord {
     commandId: string;
     from: string;
     to: string;
-    /** The command arrived, the download ended, the answer left, the new version was welcomed. */
+    /** The command arrived, the download was checked, the answer left, the new version was welcomed. */
     receivedAt: number;
     downloadedAt: number | null;
     answeredAt: number;
     reconnectedAt: number | null;
+    /**
+     * The new version's first hello left: the controller counts the upgrade done on a hello (with
+     * its state), never before this one.
+     */
+    helloAt: number | null;
     bytes: number;
     refused: string | null;
   }>;
@@ -85,6 +90,7 @@ export class SimUpgrader {
       downloadedAt: Date.now(),
       answeredAt: 0,
       reconnectedAt: null,
+      helloAt: null,
       bytes: download.bytes,
       refused: download.refused,
     };
@@ -105,18 +111,10 @@ export class SimUpgrader {
     this.agent.close(1001);
     await new Promise((resolve) => setTimeout(resolve, this.options.restartMs).unref());
     this.agent.version = params.version;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.agent.connect();
-        break;
-      } catch (error) {
-        if (attempt >= 20) throw error;
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.random() * Math.min(5000, 50 * 2 ** attempt)),
-        );
-      }
-    }
+    this.agent.firstHelloAt = null;
+    await this.dialAgain();
     run.reconnectedAt = Date.now();
+    run.helloAt = this.agent.firstHelloAt;
     this.agent.sendMessage({
       type: "event",
       event: {
@@ -127,6 +125,29 @@ export class SimUpgrader {
         data: { from, to: params.version },
       },
     });
+  }
+
+  /**
+   * Dials as the new version until welcomed. An agent with a reconnect policy redials by itself
+   * after a refused attempt (a second dialler of ours would only replace its connections).
+   */
+  private async dialAgain(): Promise<void> {
+    const welcomed = this.agent.waitFor(() => this.agent.connected, 120_000, "the new version welcomed");
+    if (this.agent.options.reconnect) {
+      this.agent.connect().catch(() => undefined);
+      return welcomed;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.agent.connect();
+        return welcomed;
+      } catch (error) {
+        if (attempt >= 20) throw error;
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * Math.min(5000, 50 * 2 ** attempt)),
+        );
+      }
+    }
   }
 
   /** Reads the whole artifact; `refused` names the check that failed, as the real agent does. */
