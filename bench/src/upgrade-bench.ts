@@ -422,7 +422,7 @@ function checkFleet(records: AgentUpgrades[], options: UpgradeBenchOptions, vers
     intervals.push([run.receivedAt, run.helloAt ?? run.reconnectedAt]);
   }
   const peak = peakOf(intervals);
-  if (peak > options.concurrency && !process.env.NBF_BENCH_UPGRADE_NO_PEAK_CHECK)
+  if (peak > options.concurrency)
     throw new Error(
       `${where}: ${peak} upgrades ran at once on the agents, more than the ${options.concurrency} asked`,
     );
