@@ -5,7 +5,7 @@
  * there fails the run before anything runs. A part that fails fails the run, and nothing is
  * written.
  *
- *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console] [--readme PATH] [--results DIR]
+ *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console,upgrade] [--readme PATH] [--results DIR]
  *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations and replicas)
@@ -20,6 +20,8 @@
  *                 --agents, --steady, --commands, --concurrency, --queries)
  *     console:    [--console-agents 10000] [--console-loads 10] [--console-changes 100]
  *                 [--console-heap-min 5] [--console-changes-per-sec 2]
+ *     upgrade:    [--upg-rounds 5] [--upg-agents 10000] [--upg-concurrency 500] [--upg-restart-ms 2000]
+ *                 [--upg-fleet-rounds 3]   (--upg-rounds 0 / --upg-agents 0 skip the real / simulated part)
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -48,6 +50,7 @@ import {
 } from "./src/results.js";
 import { renderTable } from "./src/table.js";
 import { runTerminalBench } from "./src/terminal-bench.js";
+import { runUpgradeBench } from "./src/upgrade-bench.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -87,6 +90,11 @@ const { values } = parseArgs({
     "console-changes": { type: "string", default: "100" },
     "console-heap-min": { type: "string", default: "5" },
     "console-changes-per-sec": { type: "string", default: "2" },
+    "upg-rounds": { type: "string", default: "5" },
+    "upg-agents": { type: "string", default: "10000" },
+    "upg-concurrency": { type: "string", default: "500" },
+    "upg-restart-ms": { type: "string", default: "2000" },
+    "upg-fleet-rounds": { type: "string", default: "3" },
   },
 });
 const profileDir = values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {};
@@ -206,6 +214,17 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         changes: Number(values["console-changes"]),
         heapMinutes: Number(values["console-heap-min"]),
         changesPerSec: Number(values["console-changes-per-sec"]),
+      }),
+  },
+  upgrade: {
+    options: ["upg-rounds", "upg-agents", "upg-concurrency", "upg-restart-ms", "upg-fleet-rounds"],
+    run: () =>
+      runUpgradeBench({
+        rounds: Number(values["upg-rounds"]),
+        agents: Number(values["upg-agents"]),
+        concurrency: Number(values["upg-concurrency"]),
+        restartMs: Number(values["upg-restart-ms"]),
+        fleetRounds: Number(values["upg-fleet-rounds"]),
       }),
   },
 };

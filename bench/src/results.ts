@@ -12,6 +12,7 @@ import type { OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
 import type { ReplicasBenchResult } from "./replicas-bench.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
+import type { UpgradeBenchResult } from "./upgrade-bench.js";
 
 /** In table order. */
 export const PARTS = [
@@ -23,6 +24,7 @@ export const PARTS = [
   "azure",
   "replicas",
   "console",
+  "upgrade",
 ] as const;
 export type PartName = (typeof PARTS)[number];
 
@@ -35,6 +37,7 @@ export interface PartFigures {
   azure: AzureBenchResult;
   replicas: ReplicasBenchResult;
   console: ConsoleBenchResult;
+  upgrade: UpgradeBenchResult;
 }
 
 /** Bumped when a part's figures change shape or meaning: older ones are then never carried over. */
@@ -47,6 +50,7 @@ export const PART_VERSIONS: Record<PartName, number> = {
   azure: 2,
   replicas: 1,
   console: 1,
+  upgrade: 1,
 };
 
 export interface Measured<T> {
