@@ -203,6 +203,40 @@ describe.each(STORE_DIALECTS)("agent.upgrade on %s", (dialect) => {
 });
 
 describe("agent.upgrade (sqlite)", () => {
+  it("upgrades 300 agents, 50 at a time after 2 canaries, each exactly once", async () => {
+    await fleet(
+      "sqlite",
+      Array.from({ length: 300 }, () => "upgrade" as const),
+      { restartMs: 50 },
+    );
+    const started = Date.now();
+    const { op, targets } = await run(
+      { params: { version: B }, canary: 2, canarySoakSec: 0.5, maxConcurrency: 50 },
+      60_000,
+    );
+    expect(op.state).toBe("succeeded");
+    expect(op.counts.succeeded).toBe(300);
+    expect(agents.every((a) => a.upgrades.length === 1 && a.version === B)).toBe(true);
+    // No more than maxConcurrency targets under way at any instant (from the targets' own times).
+    const edges = targets.flatMap(
+      (t): Array<[number, number]> => [
+        [Date.parse(t.startedAt!), 1],
+        [Date.parse(t.finishedAt!), -1],
+      ],
+    );
+    edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let running = 0;
+    let peak = 0;
+    for (const [, delta] of edges) {
+      running += delta;
+      peak = Math.max(peak, running);
+    }
+    expect(peak).toBeLessThanOrEqual(50);
+    // ...and targets did run side by side.
+    expect(peak).toBeGreaterThanOrEqual(10);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 120_000);
+
   it("sends the published artifact's sha256, size and release-key signature from the controller's store", async () => {
     const { app, token } = await fleet("sqlite", ["upgrade"], { realCatalog: true });
     const version = "2.0.0-op.test";
