@@ -13,7 +13,8 @@ import { compareVersions, generateReleaseKeyPair, signArtifact } from "@nbfleet/
 export function signedCatalog(versions: string[]): ArtifactCatalog & { publicKeyPem: string } {
   const keys = generateReleaseKeyPair();
   const dir = mkdtempSync(path.join(os.tmpdir(), "nbf-catalog-"));
-  const records: ArtifactRecord[] = versions.map((version) => {
+  // `file`: where the bytes are (the catalog's interface may or may not name it).
+  const records: Array<ArtifactRecord & { file: string }> = versions.map((version) => {
     const bytes = Buffer.from(`agent ${version}\n`);
     const file = path.join(dir, `${version}.tar.gz`);
     writeFileSync(file, bytes);
