@@ -1,7 +1,8 @@
 /**
- * The agent artifacts this controller keeps, as versions (`<data-dir>/artifacts/<version>/`),
- * each signed with the controller's release key. What the operations engine, the API, the
- * gateway and the providers need from the store; `artifacts/store.ts` implements it.
+ * The agent artifacts the cluster keeps, as versions (records and bytes in the database every
+ * replica shares), each signed with the cluster's release key. What the operations engine, the
+ * API, the gateway and the providers need from the store; `artifacts/store.ts` implements it
+ * (and gives the bytes: `ArtifactStore.localFile(record)`).
  */
 export interface ArtifactRecord {
   version: string;
@@ -11,8 +12,6 @@ export interface ArtifactRecord {
   /** Base64 Ed25519 signature of `artifactSigningMessage(version, sha256)` (shared). */
   signature: string;
   publishedAt: string;
-  /** The tarball on the controller's disk. */
-  file: string;
 }
 
 export interface ArtifactCatalog {

@@ -1,6 +1,7 @@
 /**
- * The controller's release key: an Ed25519 key (PKCS#8 PEM) in `<data-dir>/release-key.pem`,
- * mode 0600, made once at the first start and read at every later one. It signs every agent
+ * The controller's release key: an Ed25519 key (PKCS#8 PEM) in `<data-dir>/release-key.pem` (or
+ * the file `releaseKeyFile` names), mode 0600, made once at the first start and read at every
+ * later one. One key per cluster: every replica needs a copy of the same file (cluster-key.ts). It signs every agent
  * artifact the controller stores; guests get its public key in their bootstrap and refuse an
  * upgrade artifact it did not sign. The private key is never logged, never put in an
  * environment variable or a command line, and never leaves this file and this process.
@@ -22,15 +23,33 @@ export interface ReleaseKey {
   created: boolean;
 }
 
-export async function ensureReleaseKey(dataDir: string): Promise<ReleaseKey> {
-  const file = path.join(dataDir, RELEASE_KEY_FILE);
+/** The key file a controller with these settings uses. */
+export function releaseKeyPath(settings: { dataDir: string; releaseKeyFile?: string | null }): string {
+  return path.resolve(settings.releaseKeyFile ?? path.join(settings.dataDir, RELEASE_KEY_FILE));
+}
+
+/** The key in `<dataDir>/release-key.pem`, made when missing. */
+export function ensureReleaseKey(dataDir: string): Promise<ReleaseKey> {
+  return ensureReleaseKeyFile(path.join(dataDir, RELEASE_KEY_FILE));
+}
+
+/** The key in `file`, made (0600) when missing; its directory must exist. */
+export async function ensureReleaseKeyFile(file: string): Promise<ReleaseKey> {
   const existing = await readKey(file);
   if (existing) return { ...existing, created: false };
   const pair = generateReleaseKeyPair();
   // Written whole under another name, then linked into place: a second process starting on the
   // same data dir (replicas) either links first or reads the key that did.
   const temp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
-  await writeFile(temp, pair.privateKeyPem, { mode: 0o600, flag: "wx" });
+  try {
+    await writeFile(temp, pair.privateKeyPem, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw invalid(
+      file,
+      `cannot be made: ${e.code === "ENOENT" ? "its directory does not exist" : e.message}`,
+    );
+  }
   try {
     await chmod(temp, 0o600);
     await link(temp, file);

@@ -1,39 +1,44 @@
 /**
- * The agent artifacts this controller keeps, as versions on disk:
+ * The agent artifacts as versions, a cluster-wide catalog: each version's record and its bytes
+ * are a row of `agent_artifacts` in the database every replica shares, signed with the
+ * cluster's release key (cluster-key.ts). Each replica serves downloads from a local copy
+ * (`<data-dir>/artifacts/<sha256>.tar.gz`, local-copies.ts) written from the row when first
+ * needed.
  *
- *   <data-dir>/artifacts/<version>/nbfleet-agent.tar.gz   the tarball (0644: guests fetch it)
- *   <data-dir>/artifacts/<version>/artifact.json          {version, sha256, bytes, signature, publishedAt}
- *
- * A version is prepared in `.incoming-*` beside them and renamed into place whole, so a crash
- * never leaves half a version. A version, once stored, keeps its bytes: publishing it again
- * with the same bytes is a no-op, with other bytes a refusal (NBF_ARTIFACT_VERSION_EXISTS).
- * The one exception is the controller's own built-in artifact (registerBuiltIn): a checkout
- * that rebuilt the same version with other bytes replaces it, and says so in the log.
+ * A version, once stored, keeps its bytes: publishing it again with the same bytes is a no-op,
+ * with other bytes a refusal (NBF_ARTIFACT_VERSION_EXISTS); of two replicas publishing one
+ * version at once, the row's primary key lets exactly one win. The one exception is the
+ * controller's own built-in artifact (registerBuiltIn): a checkout that rebuilt the same version
+ * with other bytes replaces it, and says so in the log.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ARTIFACT_FILE, ARTIFACT_MAX_BYTES, inspectArtifact } from "@nbfleet/scripts";
+import { ARTIFACT_MAX_BYTES, inspectArtifact } from "@nbfleet/scripts";
 import {
   compareVersions,
   isArtifactVersion,
   signArtifact,
   verifyArtifact,
 } from "@nbfleet/shared/artifact-signature";
+import type { Kysely } from "kysely";
 import type { ArtifactInfo } from "../artifact-info.js";
 import { NbfError } from "../errors.js";
+import type { Dialect } from "../store/db.js";
+import type { Database } from "../store/schema.js";
 import type { ArtifactCatalog, ArtifactRecord } from "./catalog.js";
-import { type ReleaseKey, ensureReleaseKey } from "./release-key.js";
+import { checkClusterReleaseKey } from "./cluster-key.js";
+import { type CopyWanted, LocalCopies } from "./local-copies.js";
+import { RELEASE_KEY_FILE, type ReleaseKey, ensureReleaseKeyFile } from "./release-key.js";
 
 export const ARTIFACTS_DIR = "artifacts";
-const RECORD_FILE = "artifact.json";
-const INCOMING_PREFIX = ".incoming-";
-/** An `.incoming-*` dir older than this is a crashed upload's leftover, removed at start. */
-const STALE_INCOMING_MS = 60 * 60 * 1000;
-const LIST_MAX_AGE_MS = 2000;
+/** list() answers from memory for this long: other replicas' publishing shows within it. */
+const LIST_MAX_AGE_MS = 1000;
+/** Attempts at registering the built-in artifact when other replicas change its row meanwhile. */
+const BUILT_IN_ATTEMPTS = 3;
 
 interface StoreLog {
   info(obj: object, msg?: string): void;
@@ -46,25 +51,61 @@ export interface PublishResult {
   created: boolean;
 }
 
+export interface ArtifactStoreOptions {
+  store: { db: Kysely<Database>; dialect: Dialect };
+  dataDir: string;
+  /** The release key file (default `<dataDir>/release-key.pem`), made when missing. */
+  keyFile?: string;
+  /** The key itself, already read (tests). */
+  key?: ReleaseKey;
+  log: StoreLog;
+}
+
+const RECORD_COLUMNS = ["version", "sha256", "bytes", "signature", "published_at"] as const;
+type Row = { version: string; sha256: string; bytes: number; signature: string; published_at: string };
+const toRecord = (row: Row): ArtifactRecord => ({
+  version: row.version,
+  sha256: row.sha256,
+  bytes: Number(row.bytes),
+  signature: row.signature,
+  publishedAt: row.published_at,
+});
+
 export class ArtifactStore implements ArtifactCatalog {
-  private cache: { mtimeMs: number; readAt: number; records: ArtifactRecord[] } | undefined;
+  private cache: { readAt: number; records: ArtifactRecord[] } | undefined;
   private builtInRecord: ArtifactRecord | null = null;
 
   private constructor(
-    readonly dir: string,
+    private readonly db: Kysely<Database>,
+    readonly copies: LocalCopies,
     private readonly key: ReleaseKey,
     private readonly log: StoreLog,
   ) {}
 
-  /** Opens (and creates) `<dataDir>/artifacts`, with the release key (made at the first start). */
-  static async open(options: { dataDir: string; log: StoreLog; key?: ReleaseKey }): Promise<ArtifactStore> {
-    const key = options.key ?? (await ensureReleaseKey(options.dataDir));
+  /**
+   * Reads (or makes) the release key, checks it is the cluster's (NBF_CONFIG_INVALID when the
+   * database records another), opens `<dataDir>/artifacts` for the local copies.
+   */
+  static async open(options: ArtifactStoreOptions): Promise<ArtifactStore> {
+    const key =
+      options.key ??
+      (await ensureReleaseKeyFile(options.keyFile ?? path.join(options.dataDir, RELEASE_KEY_FILE)));
     if (key.created) options.log.info({ file: key.file }, "made the release key that signs agent artifacts");
+    const check = await checkClusterReleaseKey(options.store, key);
+    if (check.replaced) {
+      options.log.warn(
+        { file: key.file },
+        `the release key in ${key.file} is not the one recorded before; it is recorded now, and the stored agent artifacts are signed with it (guests bootstrapped with the old key refuse upgrades until bootstrapped again)`,
+      );
+    }
     const dir = path.join(options.dataDir, ARTIFACTS_DIR);
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const store = new ArtifactStore(dir, key, options.log);
-    await store.removeStaleIncoming();
+    const { db } = options.store;
+    const copies = new LocalCopies(dir, (wanted) => loadContent(db, wanted));
+    const store = new ArtifactStore(db, copies, key, options.log);
+    const listed = await copies.list();
     await store.resignStale();
+    await copies.prune(listed, new Set((await store.list()).map((r) => r.sha256)));
     return store;
   }
 
@@ -78,27 +119,19 @@ export class ArtifactStore implements ArtifactCatalog {
   }
 
   async list(): Promise<ArtifactRecord[]> {
-    const { mtimeMs } = await stat(this.dir);
-    // Re-read when the directory changed, and at least every LIST_MAX_AGE_MS: replicas sharing
-    // the data dir publish too, and a coarse mtime could hide a change made within its tick.
-    if (this.cache?.mtimeMs === mtimeMs && Date.now() - this.cache.readAt < LIST_MAX_AGE_MS) {
-      return this.cache.records;
-    }
+    if (this.cache && Date.now() - this.cache.readAt < LIST_MAX_AGE_MS) return this.cache.records;
     const readAt = Date.now();
-    const records: ArtifactRecord[] = [];
-    for (const name of await readdir(this.dir)) {
-      if (!isArtifactVersion(name)) continue;
-      const record = await this.readRecord(name);
-      if (record) records.push(record);
-    }
-    records.sort((a, b) => compareVersions(b.version, a.version));
-    this.cache = { mtimeMs, readAt, records };
+    const rows = await this.db.selectFrom("agent_artifacts").select(RECORD_COLUMNS).execute();
+    const records = rows.map(toRecord).sort((a, b) => compareVersions(b.version, a.version));
+    this.cache = { readAt, records };
     return records;
   }
 
+  /** One version; one that the remembered list lacks is asked of the database (published elsewhere just now). */
   async get(version: string): Promise<ArtifactRecord | null> {
     if (!isArtifactVersion(version)) return null;
-    return (await this.list()).find((r) => r.version === version) ?? null;
+    const listed = (await this.list()).find((r) => r.version === version);
+    return listed ?? (await this.read(version));
   }
 
   async newest(): Promise<ArtifactRecord | null> {
@@ -112,14 +145,28 @@ export class ArtifactStore implements ArtifactCatalog {
     return record;
   }
 
+  /** The record's tarball on this replica's disk (copied from the database the first time). */
+  async localFile(record: CopyWanted): Promise<string> {
+    try {
+      return await this.copies.ensure(record);
+    } catch (error) {
+      // Replaced meanwhile (a rebuilt built-in): the fresh record's bytes.
+      if (!(error instanceof NbfError && error.code === "NBF_ARTIFACT_NOT_FOUND")) throw error;
+      this.cache = undefined;
+      const fresh = await this.require(record.version);
+      if (fresh.sha256 === record.sha256) throw error;
+      return this.copies.ensure(fresh);
+    }
+  }
+
   /**
-   * Takes an upload: the bytes (at most `maxBytes`) go to a fresh `.incoming-*` dir, are checked
-   * (inspectArtifact), signed and renamed into place. On any refusal nothing stays behind.
+   * Takes an upload: the bytes (at most `maxBytes`) go to a temp file, are checked
+   * (inspectArtifact), signed and written as the version's row; the temp file becomes the local
+   * copy. On any refusal nothing stays behind.
    */
   async publish(body: Readable, maxBytes = ARTIFACT_MAX_BYTES): Promise<PublishResult> {
-    const incoming = await this.incomingDir();
+    const file = this.copies.tempName();
     try {
-      const file = path.join(incoming, ARTIFACT_FILE);
       const { sha256, bytes } = await receive(body, file, maxBytes);
       if (bytes === 0) throw new NbfError("NBF_ARTIFACT_INVALID", { problem: "the body is empty" });
       const inspected = await inspectArtifact(file).catch((error: unknown) => {
@@ -128,9 +175,11 @@ export class ArtifactStore implements ArtifactCatalog {
           throw new NbfError("NBF_ARTIFACT_INVALID", { problem: e.message });
         throw error;
       });
-      return await this.commit(incoming, { version: inspected.version, sha256, bytes });
+      const result = await this.insert(inspected.version, sha256, () => readFile(file));
+      await this.copies.adopt(file, sha256);
+      return result;
     } finally {
-      await rm(incoming, { recursive: true, force: true });
+      await rm(file, { force: true });
     }
   }
 
@@ -146,154 +195,159 @@ export class ArtifactStore implements ArtifactCatalog {
       );
       return null;
     }
-    const sha256 = await sha256File(artifact.file);
-    const existing = await this.get(artifact.version);
-    if (existing?.sha256 === sha256) {
-      this.builtInRecord = existing;
-      return existing;
-    }
-    const incoming = await this.incomingDir();
-    try {
-      await copyFile(artifact.file, path.join(incoming, ARTIFACT_FILE));
-      const { size: bytes } = await stat(path.join(incoming, ARTIFACT_FILE));
-      if (existing) {
+    const content = await readFile(artifact.file);
+    const sha256 = createHash("sha256").update(content).digest("hex");
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.read(artifact.version);
+      let record: ArtifactRecord | null = null;
+      if (!existing) {
+        record = await this.insert(artifact.version, sha256, async () => content).then(
+          (r) => r.record,
+          (error: unknown) => {
+            if (error instanceof NbfError && error.code === "NBF_ARTIFACT_VERSION_EXISTS") return null;
+            throw error;
+          },
+        );
+      } else if (existing.sha256 === sha256) {
+        record = existing;
+      } else {
         this.log.warn(
           { version: artifact.version, stored: existing.sha256, builtIn: sha256 },
           `the built-in agent artifact ${artifact.version} was rebuilt with other bytes (sha256 ${existing.sha256} → ${sha256}); it replaces the stored one (a checkout's development path: publish a new version for a fleet)`,
         );
-        await this.removeVersion(artifact.version);
+        record = await this.replace(existing, sha256, content);
       }
-      const { record } = await this.commit(incoming, { version: artifact.version, sha256, bytes });
-      this.builtInRecord = record;
-      return record;
-    } finally {
-      await rm(incoming, { recursive: true, force: true });
+      if (record) {
+        await this.copies.copyIn(artifact.file, sha256);
+        this.builtInRecord = record;
+        return record;
+      }
+      // Another replica wrote the row between our read and write: look again.
+      if (attempt >= BUILT_IN_ATTEMPTS) {
+        throw new NbfError("NBF_INTERNAL", {
+          reason: `registering the built-in agent artifact ${artifact.version}: its row kept changing`,
+        });
+      }
     }
   }
 
-  /** Signs, writes the record, renames `incoming` into place; a concurrent twin is compared. */
-  private async commit(
-    incoming: string,
-    artifact: { version: string; sha256: string; bytes: number },
+  /** The version's row as inserted now, or the one already there (same bytes) / refused (other bytes). */
+  private async insert(
+    version: string,
+    sha256: string,
+    content: () => Promise<Buffer>,
   ): Promise<PublishResult> {
-    const existing = await this.get(artifact.version);
-    if (existing) return this.sameOrRefuse(existing, artifact.sha256);
-    const stored = {
-      version: artifact.version,
-      sha256: artifact.sha256,
-      bytes: artifact.bytes,
-      signature: signArtifact(this.key.privateKeyPem, artifact.version, artifact.sha256),
-      publishedAt: new Date().toISOString(),
+    const existing = await this.read(version);
+    if (existing) return sameOrRefuse(existing, sha256);
+    const bytes = await content();
+    const row: Row = {
+      version,
+      sha256,
+      bytes: bytes.length,
+      signature: signArtifact(this.key.privateKeyPem, version, sha256),
+      published_at: new Date().toISOString(),
     };
-    await writeFile(path.join(incoming, RECORD_FILE), `${JSON.stringify(stored, null, 2)}\n`, {
-      mode: 0o644,
-    });
-    const target = path.join(this.dir, artifact.version);
-    try {
-      await rename(incoming, target);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
-      this.cache = undefined;
-      const twin = await this.get(artifact.version);
-      if (!twin) throw error;
-      return this.sameOrRefuse(twin, artifact.sha256);
-    }
+    // One statement: of two replicas inserting the version at once, the primary key lets one in.
+    const inserted = await this.db
+      .insertInto("agent_artifacts")
+      .values({ ...row, content: bytes })
+      .onConflict((conflict) => conflict.column("version").doNothing())
+      .returning("version")
+      .executeTakeFirst();
     this.cache = undefined;
-    return { record: { ...stored, file: path.join(target, ARTIFACT_FILE) }, created: true };
+    if (inserted) return { record: toRecord(row), created: true };
+    const winner = await this.read(version);
+    if (!winner) throw new NbfError("NBF_INTERNAL", { reason: `agent artifact ${version} vanished` });
+    return sameOrRefuse(winner, sha256);
   }
 
-  private sameOrRefuse(existing: ArtifactRecord, sha256: string): PublishResult {
-    if (existing.sha256 === sha256) return { record: existing, created: false };
-    throw new NbfError("NBF_ARTIFACT_VERSION_EXISTS", {
+  /** The built-in's rebuild: the row changes only if it still holds `existing`'s bytes. */
+  private async replace(
+    existing: ArtifactRecord,
+    sha256: string,
+    content: Buffer,
+  ): Promise<ArtifactRecord | null> {
+    const row: Row = {
       version: existing.version,
-      existing: existing.sha256,
-      uploaded: sha256,
-    });
-  }
-
-  private async readRecord(version: string): Promise<ArtifactRecord | null> {
-    const dir = path.join(this.dir, version);
-    try {
-      const parsed = JSON.parse(
-        await readFile(path.join(dir, RECORD_FILE), "utf8"),
-      ) as Partial<ArtifactRecord>;
-      const valid =
-        parsed.version === version &&
-        typeof parsed.sha256 === "string" &&
-        /^[0-9a-f]{64}$/.test(parsed.sha256) &&
-        typeof parsed.bytes === "number" &&
-        typeof parsed.signature === "string" &&
-        typeof parsed.publishedAt === "string";
-      if (!valid) throw new Error(`${RECORD_FILE} does not describe version ${version}`);
-      return {
-        version,
-        sha256: parsed.sha256!,
-        bytes: parsed.bytes!,
-        signature: parsed.signature!,
-        publishedAt: parsed.publishedAt!,
-        file: path.join(dir, ARTIFACT_FILE),
-      };
-    } catch (error) {
-      this.log.warn(
-        { dir, err: error },
-        `agent artifact ${version} is left out: ${(error as Error).message}`,
-      );
-      return null;
-    }
-  }
-
-  private async removeVersion(version: string): Promise<void> {
-    const aside = path.join(this.dir, `${INCOMING_PREFIX}replaced-${randomBytes(6).toString("hex")}`);
-    await rename(path.join(this.dir, version), aside);
+      sha256,
+      bytes: content.length,
+      signature: signArtifact(this.key.privateKeyPem, existing.version, sha256),
+      published_at: new Date().toISOString(),
+    };
+    const updated = await this.db
+      .updateTable("agent_artifacts")
+      .set({ ...row, content })
+      .where("version", "=", existing.version)
+      .where("sha256", "=", existing.sha256)
+      .returning("version")
+      .executeTakeFirst();
     this.cache = undefined;
-    await rm(aside, { recursive: true, force: true });
+    return updated ? toRecord(row) : null;
   }
 
-  private async incomingDir(): Promise<string> {
-    const dir = path.join(this.dir, `${INCOMING_PREFIX}${randomBytes(8).toString("hex")}`);
-    await mkdir(dir, { mode: 0o755 });
-    return dir;
-  }
-
-  private async removeStaleIncoming(): Promise<void> {
-    for (const name of await readdir(this.dir)) {
-      if (!name.startsWith(INCOMING_PREFIX)) continue;
-      const dir = path.join(this.dir, name);
-      const info = await stat(dir).catch(() => undefined);
-      if (info && Date.now() - info.mtimeMs > STALE_INCOMING_MS)
-        await rm(dir, { recursive: true, force: true });
-    }
+  private async read(version: string): Promise<ArtifactRecord | null> {
+    const row = await this.db
+      .selectFrom("agent_artifacts")
+      .select(RECORD_COLUMNS)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
   }
 
   /**
-   * Records signed by another key (the key file was replaced) would be refused by every guest
-   * that trusts this one: each whose tarball still has its recorded sha256 is signed again.
+   * Records signed by another key (the cluster's key was rotated) would be refused by every
+   * guest that trusts this one: each whose bytes still have the recorded sha256 is signed again.
+   * The signature is deterministic (Ed25519), so replicas doing this at once write the same.
    */
   private async resignStale(): Promise<void> {
     for (const record of await this.list()) {
       if (verifyArtifact(this.key.publicKeyPem, record.version, record.sha256, record.signature)) continue;
-      const actual = await sha256File(record.file).catch(() => undefined);
+      const content = await loadContent(this.db, record);
+      const actual = content ? createHash("sha256").update(content).digest("hex") : undefined;
       if (actual !== record.sha256) {
         this.log.warn(
-          { version: record.version, file: record.file },
-          `agent artifact ${record.version} does not match its record (sha256 ${actual ?? "unreadable"}, recorded ${record.sha256}); left unsigned by this key`,
+          { version: record.version },
+          `agent artifact ${record.version} does not match its record (sha256 ${actual ?? "missing"}, recorded ${record.sha256}); left unsigned by this key`,
         );
         continue;
       }
-      const { file: _file, ...stored } = record;
-      const signature = signArtifact(this.key.privateKeyPem, record.version, record.sha256);
-      const recordFile = path.join(this.dir, record.version, RECORD_FILE);
-      const temp = `${recordFile}.${process.pid}.tmp`;
-      await writeFile(temp, `${JSON.stringify({ ...stored, signature }, null, 2)}\n`, { mode: 0o644 });
-      await rename(temp, recordFile);
+      await this.db
+        .updateTable("agent_artifacts")
+        .set({ signature: signArtifact(this.key.privateKeyPem, record.version, record.sha256) })
+        .where("version", "=", record.version)
+        .where("sha256", "=", record.sha256)
+        .execute();
       this.log.warn(
         { version: record.version },
-        `agent artifact ${record.version} was signed by another release key; signed again with this controller's`,
+        `agent artifact ${record.version} was signed by another release key; signed again with this one`,
       );
     }
     this.cache = undefined;
   }
+}
+
+function sameOrRefuse(existing: ArtifactRecord, sha256: string): PublishResult {
+  if (existing.sha256 === sha256) return { record: existing, created: false };
+  throw new NbfError("NBF_ARTIFACT_VERSION_EXISTS", {
+    version: existing.version,
+    existing: existing.sha256,
+    uploaded: sha256,
+  });
+}
+
+/** The bytes of `wanted` (version and sha256 both), or null when the row holds others now. */
+async function loadContent(
+  db: Kysely<Database>,
+  wanted: { version: string; sha256: string },
+): Promise<Buffer | null> {
+  const row = await db
+    .selectFrom("agent_artifacts")
+    .select("content")
+    .where("version", "=", wanted.version)
+    .where("sha256", "=", wanted.sha256)
+    .executeTakeFirst();
+  if (!row) return null;
+  return Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content);
 }
 
 /** Streams `body` into `file`, hashing it; more than `maxBytes` is NBF_BODY_TOO_LARGE. */
@@ -304,7 +358,7 @@ async function receive(
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
-  const out = createWriteStream(file, { mode: 0o644 });
+  const out = createWriteStream(file, { mode: 0o644, flags: "wx" });
   await pipeline(
     body,
     async function* (source: AsyncIterable<Buffer>) {
@@ -318,10 +372,4 @@ async function receive(
     out,
   );
   return { sha256: hash.digest("hex"), bytes };
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { releaseKeyPath } from "../artifacts/release-key.js";
 import { defaultSettings, loadSettings, parseListen } from "./settings.js";
 
 const home = mkdtempSync(join(tmpdir(), "nbf-config-"));
@@ -123,6 +124,25 @@ describe("controller settings", () => {
     expect(() => loadSettings({ env: { NBFLEET_REQUEST_TIMEOUT_SEC: "0" }, home })).toThrow(
       /requestTimeoutSec/,
     );
+  });
+
+  it("takes the release key file from NBFLEET_RELEASE_KEY_FILE, a flag or the file; <dataDir>/release-key.pem by default", () => {
+    const defaults = loadSettings({ env: {}, home });
+    expect(defaults.releaseKeyFile).toBeNull();
+    expect(releaseKeyPath(defaults)).toBe(join(home, ".nbfleet", "release-key.pem"));
+    const fromEnv = loadSettings({ env: { NBFLEET_RELEASE_KEY_FILE: "/etc/nbfleet/release-key.pem" }, home });
+    expect(releaseKeyPath(fromEnv)).toBe("/etc/nbfleet/release-key.pem");
+    const fromFlag = loadSettings({
+      env: { NBFLEET_RELEASE_KEY_FILE: "/etc/nbfleet/release-key.pem" },
+      flags: { releaseKeyFile: "/srv/key.pem" },
+      home,
+    });
+    expect(fromFlag.releaseKeyFile).toBe("/srv/key.pem");
+    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-key-"));
+    writeFileSync(join(dataDir, "config.json"), JSON.stringify({ releaseKeyFile: "/shared/key.pem" }));
+    expect(loadSettings({ env: { NBFLEET_DATA_DIR: dataDir }, home }).releaseKeyFile).toBe("/shared/key.pem");
+    expect(releaseKeyPath({ dataDir, releaseKeyFile: null })).toBe(join(dataDir, "release-key.pem"));
+    expect(() => loadSettings({ env: {}, flags: { releaseKeyFile: "" }, home })).toThrow(/releaseKeyFile/);
   });
 
   it("refuses unknown keys in a settings file", () => {

@@ -39,6 +39,11 @@ export const ControllerSettings = Type.Object(
      * null = the one URL above. Carried by the bootstrap; the agent keeps them in its settings.
      */
     controllerUrls: Type.Union([ControllerUrlListSchema, Type.Null()]),
+    /**
+     * The release key (Ed25519, PKCS#8 PEM, 0600) that signs agent artifacts; made when missing.
+     * One per cluster: every replica needs a copy of the same file. null = `<dataDir>/release-key.pem`.
+     */
+    releaseKeyFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     /** Taken as the first admin token instead of generating one. */
     adminToken: Type.Union([Type.String({ minLength: 16, maxLength: 256 }), Type.Null()]),
     /** How long a command waits for an offline agent before it expires. */
@@ -141,6 +146,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     publicUrl: null,
     controllerUrls: null,
     adminToken: null,
+    releaseKeyFile: null,
     commandTtlSec: 600,
     commandTimeoutSec: 300,
     reportIntervalSec: 15,
@@ -198,6 +204,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   /** Comma-separated. */
   NBFLEET_CONTROLLER_URLS: "controllerUrls",
   NBFLEET_ADMIN_TOKEN: "adminToken",
+  NBFLEET_RELEASE_KEY_FILE: "releaseKeyFile",
   NBFLEET_COMMAND_TTL_SEC: "commandTtlSec",
   NBFLEET_COMMAND_TIMEOUT_SEC: "commandTimeoutSec",
   NBFLEET_REPORT_INTERVAL_SEC: "reportIntervalSec",

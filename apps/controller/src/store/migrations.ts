@@ -1,6 +1,6 @@
 /**
  * Schema migrations, in code so they ship with the controller. Only Kysely's schema builder
- * with portable column types (text, integer), so the same list runs on PostgreSQL.
+ * with portable column types (text, integer; a blob is bytea there), so the same list runs on PostgreSQL.
  */
 import {
   type Kysely,
@@ -293,6 +293,23 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex("sessions_token").on("sessions").columns(["token_id"]).execute();
       await db.schema.createIndex("sessions_expiry").on("sessions").columns(["expires_at"]).execute();
+    },
+  },
+  "0008_agent_artifacts": {
+    // The agent artifact catalog is a cluster-wide fact: replicas on other machines (other data
+    // dirs) serve and roll out what any of them published. Bytes in the row (at most 64 MiB);
+    // each replica keeps a local copy per sha256 to serve from (artifacts/local-copies.ts).
+    async up(db: Kysely<unknown>) {
+      const blob = db.getExecutor().adapter instanceof PostgresAdapter ? sql`bytea` : sql`blob`;
+      await db.schema
+        .createTable("agent_artifacts")
+        .addColumn("version", "text", (c) => c.primaryKey())
+        .addColumn("sha256", "text", (c) => c.notNull())
+        .addColumn("bytes", "integer", (c) => c.notNull())
+        .addColumn("signature", "text", (c) => c.notNull())
+        .addColumn("published_at", "text", (c) => c.notNull())
+        .addColumn("content", blob, (c) => c.notNull())
+        .execute();
     },
   },
 };

@@ -187,6 +187,17 @@ export interface ClusterSettingsTable {
   value: string;
 }
 
+/** The agent artifact catalog, cluster-wide: each version's record and its bytes. */
+export interface AgentArtifactsTable {
+  version: string;
+  sha256: string;
+  bytes: number;
+  signature: string;
+  published_at: string;
+  /** The tarball (bytea on PostgreSQL, blob on SQLite); at most ARTIFACT_MAX_BYTES. */
+  content: Buffer;
+}
+
 export interface SessionsTable {
   id: string;
   /** SHA-256 of the cookie's value; the value itself is never stored. */
@@ -213,4 +224,5 @@ export interface Database {
   leases: LeasesTable;
   cluster_settings: ClusterSettingsTable;
   sessions: SessionsTable;
+  agent_artifacts: AgentArtifactsTable;
 }

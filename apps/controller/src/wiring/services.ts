@@ -6,6 +6,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { ArtifactInfo } from "../artifact-info.js";
 import { countAgentsByVersion } from "../artifacts/agent-versions.js";
+import { releaseKeyPath } from "../artifacts/release-key.js";
 import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
 import { createCluster } from "../cluster/cluster.js";
@@ -48,12 +49,18 @@ export async function wireServices(
   store: Store,
   { provider, log, controllerUrl, listeningUrl, artifact }: ServiceDeps,
 ): Promise<ControllerContext> {
+  // First: a replica whose release key is not the cluster's is refused before it changes anything.
+  const artifacts = await ArtifactStore.open({
+    store,
+    dataDir: settings.dataDir,
+    keyFile: releaseKeyPath(settings),
+    log,
+  });
+  if (artifact) await artifacts.registerBuiltIn(artifact);
   // No agent is connected to a controller that is only starting (nor held by a dead replica).
   await releaseAgentsAtStart(store, settings.replicaHeartbeatSec * 1000);
   const replica = newReplicaIdentity();
   const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
-  const artifacts = await ArtifactStore.open({ dataDir: settings.dataDir, log });
-  if (artifact) await artifacts.registerBuiltIn(artifact);
 
   const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
   const metrics = new Metrics();

@@ -3,7 +3,7 @@
  * the release public key; `POST /v1/agent/artifacts` (admin) publishes one (the tarball as the
  * body, `Content-Type: application/gzip`), checked and signed before it is stored;
  * `GET /v1/agent/artifacts/{version}/file` (public: the signature vouches, not the caller)
- * streams one to a guest.
+ * streams one to a guest from this replica's local copy (the bytes live in the database).
  */
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
@@ -119,6 +119,7 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
     },
     async (request, reply) => {
       const record = await artifacts.require(request.params.version);
+      const file = await artifacts.localFile(record);
       return reply
         .header("content-type", "application/gzip")
         .header("content-length", record.bytes)
@@ -126,7 +127,7 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
         .header("x-nbfleet-signature", record.signature)
         .header("x-nbfleet-version", record.version)
         .header("cache-control", "no-cache")
-        .send(createReadStream(record.file));
+        .send(createReadStream(file));
     },
   );
 };

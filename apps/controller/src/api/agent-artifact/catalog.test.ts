@@ -72,7 +72,17 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
   const publish = (bytes: Buffer, token = controller.adminToken) =>
     http("POST", AGENT_ARTIFACTS_PATH, token, { body: bytes, type: "application/gzip" });
   const list = async (token = viewer) => json(await http("GET", AGENT_ARTIFACTS_PATH, token));
-  const storedDirs = async () => (await readdir(path.join(controller.dataDir, "artifacts"))).sort();
+  /** What is stored: the versions' rows (cluster-wide) and this replica's local copies. */
+  const storedDirs = async () => ({
+    rows: (
+      await controller.app.nbfleet.store.db
+        .selectFrom("agent_artifacts")
+        .select(["version", "sha256"])
+        .orderBy("version")
+        .execute()
+    ).map((row) => `${row.version} ${row.sha256}`),
+    files: (await readdir(path.join(controller.dataDir, "artifacts"))).sort(),
+  });
 
   it("registers the built-in artifact at start, signed by the 0600 release key", async () => {
     const keyFile = path.join(controller.dataDir, "release-key.pem");
@@ -130,6 +140,8 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
     expect(download.headers.get("x-nbfleet-sha256")).toBe(sha(bytes));
     expect(download.headers.get("x-nbfleet-signature")).toBe(record.signature);
     expect(Buffer.from(await download.arrayBuffer())).toEqual(bytes);
+    // Served from this replica's copy, named by its sha256.
+    expect((await storedDirs()).files).toContain(`${sha(bytes)}.tar.gz`);
 
     const again = await publish(bytes);
     expect(again.status).toBe(200);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { verifyArtifact } from "@nbfleet/shared/artifact-signature";
@@ -69,9 +69,11 @@ describe("nbfleet agent", () => {
     const missing = await nbfleet("agent", "publish", path.join(work, "nope.tar.gz"));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/cannot read .*nope\.tar\.gz: ENOENT/);
-    expect((await readdir(path.join(controller.dataDir, "artifacts"))).sort()).toEqual([
-      "2.3.4",
-      "2.3.5-rc.1",
-    ]);
+    const stored = await controller.app.nbfleet.store.db
+      .selectFrom("agent_artifacts")
+      .select("version")
+      .orderBy("version")
+      .execute();
+    expect(stored.map((row) => row.version)).toEqual(["2.3.4", "2.3.5-rc.1"]);
   }, 180_000);
 });

@@ -12,7 +12,7 @@ import type { Command } from "commander";
 import pino from "pino";
 import { CONSOLE_BUILD_COMMAND, locateConsole } from "../../api/console/locate.js";
 import { toVmView } from "../../api/views.js";
-import { ensureReleaseKey } from "../../artifacts/release-key.js";
+import { ensureReleaseKeyFile, releaseKeyPath } from "../../artifacts/release-key.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
 import { NbfError } from "../../errors.js";
 import { providerFromSettings } from "../../providers/from-settings.js";
@@ -33,6 +33,7 @@ interface ServerFlags {
   controllerUrl?: string[];
   databaseUrl?: string;
   replicaUrl?: string;
+  releaseKeyFile?: string;
   config?: string;
   logLevel?: string;
   provider?: string;
@@ -59,6 +60,10 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option(
         "--replica-url <url>",
         "where the other replicas reach this one (default: the listening address)",
+      )
+      .option(
+        "--release-key-file <file>",
+        "the release key signing agent artifacts, made 0600 when missing; every replica needs a copy of the same file (default <data-dir>/release-key.pem; $NBFLEET_RELEASE_KEY_FILE)",
       )
       .option("--config <file>", "a JSON settings file (default <data-dir>/config.json when present)")
       .option("--log-level <level>", "fatal, error, warn, info, debug or trace")
@@ -134,6 +139,7 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.controllerUrl ? { controllerUrls: flags.controllerUrl } : {}),
       ...(flags.databaseUrl ? { databaseUrl: passwordlessUrl(flags.databaseUrl) } : {}),
       ...(flags.replicaUrl ? { replicaUrl: flags.replicaUrl } : {}),
+      ...(flags.releaseKeyFile ? { releaseKeyFile: path.resolve(flags.releaseKeyFile) } : {}),
       ...(flags.logLevel ? { logLevel: flags.logLevel as ControllerSettings["logLevel"] } : {}),
       ...(flags.provider ? { provider: flags.provider as ControllerSettings["provider"] } : {}),
       ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
@@ -174,7 +180,8 @@ async function start(settings: ControllerSettings, quietConsole: boolean): Promi
   checkDatabaseUrl(settings);
   await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
   const artifact = await agentArtifact(settings.dataDir);
-  const releaseKey = await ensureReleaseKey(settings.dataDir);
+  // Checked against the cluster's (the database) when the services are wired.
+  const releaseKey = await ensureReleaseKeyFile(releaseKeyPath(settings));
   const provider = await providerFromSettings(settings, {
     artifact,
     releasePublicKeyPem: releaseKey.publicKeyPem,
