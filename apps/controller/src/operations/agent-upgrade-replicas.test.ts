@@ -1,4 +1,5 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
 import { signedCatalog } from "@nbfleet/testkit/signed-catalog";
@@ -18,11 +19,13 @@ const agents: UpgradingAgent[] = [];
 
 beforeAll(async () => {
   const databaseUrl = await freshDatabaseUrl();
-  const first = await startTestController({ settings: { databaseUrl, reportIntervalSec: 1 } });
+  // One data dir, as replicas on one host share it (and with it the cluster's release key).
+  const dataDir = makeDataDir("nbf-upgrade-replicas-");
+  const first = await startTestController({ settings: { databaseUrl, dataDir, reportIntervalSec: 1 } });
   replicas = [
     first,
     await startTestController({
-      settings: { databaseUrl, adminToken: first.adminToken, reportIntervalSec: 1 },
+      settings: { databaseUrl, dataDir, adminToken: first.adminToken, reportIntervalSec: 1 },
     }),
   ];
   for (const replica of replicas) replica.app.nbfleet.operations.useArtifacts(catalog);
