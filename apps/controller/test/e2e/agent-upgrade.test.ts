@@ -16,11 +16,17 @@
  *      resumes and every agent is upgraded (restarted) exactly once.
  */
 import { readFileSync, readdirSync } from "node:fs";
-import { readFile, readdir, readlink, realpath, stat, utimes, writeFile } from "node:fs/promises";
+import { readFile, readdir, readlink, realpath, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KernelChannel, apiUrl, requestApi } from "@nbfleet/agent";
-import type { AgentEvent, CommandView, FleetEventView, VmView } from "@nbfleet/shared";
+import {
+  type AgentEvent,
+  type CommandView,
+  type FleetEventView,
+  type VmView,
+  agentArtifactFilePath,
+} from "@nbfleet/shared";
 import {
   type BuiltVersion,
   buildAgentVersion,
@@ -37,6 +43,7 @@ import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { waitFor } from "@nbfleet/testkit/wait";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TOKEN = "nbf_e2e-agent-upgrade-admin-token-14";
@@ -182,6 +189,29 @@ async function guestEvents(name: string, since: number): Promise<AgentEvent[]> {
     .filter(Boolean)
     .map((line) => JSON.parse(line) as AgentEvent)
     .filter((e) => Date.parse(e.at) >= since);
+}
+
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * The new agent confirmed `version` on the guest: `upgrade.json` gone and its own event log has
+ * `agent.upgrade.completed`. (The operation counts the target done once the agent reports the
+ * version and serves; the confirmation follows on the guest a moment later.)
+ */
+async function confirmedOnGuest(name: string, version: string, since: number): Promise<void> {
+  await waitFor(
+    `${name} to confirm ${version}`,
+    async () =>
+      !(await exists(install(name).upgradeRecord)) &&
+      (await guestEvents(name, since)).some(
+        (e) => e.kind === "agent.upgrade.completed" && e.data?.to === version,
+      ),
+    15_000,
+  );
 }
 
 async function startUpgrade(body: Record<string, unknown>): Promise<string> {
@@ -339,7 +369,7 @@ describe("agent upgrades on real machines", () => {
       expect(agentPid(name)).not.toBe(before.get(name)!.agent);
       expect(await linkedVersion(name, "current")).toBe(B);
       expect(await linkedVersion(name, "previous")).not.toBe(B);
-      expect(await stat(install(name).upgradeRecord).catch(() => null)).toBeNull();
+      await confirmedOnGuest(name, B, since);
       // The new agent re-adopted the server; nothing started one.
       const kinds = (await guestEvents(name, since)).map((e) => e.kind);
       expect(kinds.filter((k) => k === "notebook.adopted")).toHaveLength(1);
@@ -352,6 +382,19 @@ describe("agent upgrades on real machines", () => {
     // The kernel's channel (straight to the notebook server) stayed open, and x is still there.
     expect(await kernel.run("print(x)")).toBe("42\n");
     await kernel.close();
+
+    // The same rollout again: every agent is on B already, so every target is skipped, unsent.
+    const again = await finished(
+      await startUpgrade({
+        selector: { names: NAMES },
+        params: { version: B },
+        canary: 1,
+        canarySoakSec: SOAK_SEC,
+      }),
+    );
+    expect(again.state, JSON.stringify(again)).toBe("succeeded");
+    expect(again.targets.items.map((t) => t.state)).toEqual(NAMES.map(() => "skipped"));
+    for (const name of NAMES) expect(await upgradeCommands(name, again.id)).toEqual([]);
   });
 
   it("rolls a canary on a broken version back to B by itself and stops the operation", async () => {
@@ -400,7 +443,11 @@ describe("agent upgrades on real machines", () => {
       });
       expect(processIdentity(view.notebook.pid!)).toBe(before.get(name));
       expect(await linkedVersion(name, "current")).toBe(B);
-      expect(await stat(install(name).upgradeRecord).catch(() => null)).toBeNull();
+      await waitFor(
+        `${name} without upgrade.json`,
+        async () => !(await exists(install(name).upgradeRecord)),
+        15_000,
+      );
     }
   });
 
@@ -439,29 +486,43 @@ describe("agent upgrades on real machines", () => {
   });
 
   it("refuses an artifact whose file or signature was tampered with, before switching anything", async () => {
-    const record = async (version: string) => path.join(controller.dataDir, "artifacts", version);
-    // The same bytes under two versions: one has its stored file changed, the other its signature.
+    // One published version has the bytes this controller serves changed, the other a real
+    // release-key signature made for another version and other bytes in its record.
     const fileCase = await publishArtifact(controller, await handMadeArtifact(D_FILE, "process.exit(1);"));
     const sigCase = await publishArtifact(
       controller,
       await handMadeArtifact(D_SIGNATURE, "process.exit(1);"),
     );
+    expect(sigCase.signature).not.toBe(fileCase.signature);
 
-    const stored = path.join(await record(D_FILE), "nbfleet-agent.tar.gz");
-    const bytes = await readFile(stored);
+    // The controller serves from its local copy (checked against the record's sha256 when it is
+    // first written, then trusted): fetched once, it is then changed on disk, size kept.
+    const first = await fetch(`${controller.url}${agentArtifactFilePath(D_FILE)}`);
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    const copy = path.join(controller.dataDir, "artifacts", `${fileCase.sha256}.tar.gz`);
+    const bytes = await readFile(copy);
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = bytes[middle]! ^ 0xff;
-    await writeFile(stored, bytes);
-    const recordFile = path.join(await record(D_SIGNATURE), "artifact.json");
-    const json = JSON.parse(await readFile(recordFile, "utf8")) as { signature: string };
-    // A real signature of the release key, but for another version and other bytes.
-    json.signature = fileCase.signature;
-    await writeFile(recordFile, `${JSON.stringify(json, null, 2)}\n`);
-    expect(sigCase.signature).not.toBe(fileCase.signature);
-    // The store re-reads records when its directory changes (a restart would sign the record
-    // again: its file still matches); the operation takes the record as it is now.
-    const now = new Date();
-    await utimes(path.join(controller.dataDir, "artifacts"), now, now);
+    await writeFile(copy, bytes);
+    // The record is a row of the controller's database.
+    const db = new Database(path.join(controller.dataDir, "nbfleet.sqlite"));
+    try {
+      db.pragma("busy_timeout = 10000");
+      const changed = db
+        .prepare("UPDATE agent_artifacts SET signature = ? WHERE version = ?")
+        .run(fileCase.signature, D_SIGNATURE);
+      expect(changed.changes).toBe(1);
+    } finally {
+      db.close();
+    }
+    await waitFor("the controller to list the changed record", async () => {
+      const { body } = await call<{ items: Array<{ version: string; signature: string }> }>(
+        "GET",
+        "/v1/agent/artifacts",
+      );
+      return body.items.find((i) => i.version === D_SIGNATURE)?.signature === fileCase.signature;
+    });
 
     for (const [name, version, check] of [
       [NAMES[1]!, D_FILE, /sha-?256/i],
@@ -536,8 +597,12 @@ async function upgradeAcrossKill(
       throw new Error(`the moment to kill never came: ${JSON.stringify(op)}`);
     else await sleep(20);
   }
+  const switched = await Promise.all(NAMES.map(async (name) => exists(install(name).upgradeRecord)));
   await restartController("SIGKILL");
   expect(atKill.state).toBe("running");
+  console.log(
+    `${artifact.version}: killed with targets ${atKill.targets.items.map((t) => `${t.vmName} ${t.state}`).join(", ")}; switched and not yet confirmed then: ${NAMES.filter((_, i) => switched[i]).join(", ") || "none"}`,
+  );
 
   const op = await finished(id);
   expect(op.state, JSON.stringify(op)).toBe("succeeded");
@@ -548,6 +613,7 @@ async function upgradeAcrossKill(
     expect(versionOf(view)).toBe(artifact.version);
     expect(processIdentity(view.notebook.pid!)).toBe(before.get(name));
     expect(await upgradeCommands(name, id)).toHaveLength(1);
+    await confirmedOnGuest(name, artifact.version, since);
     const own = await guestEvents(name, since);
     const count = (kind: string) => own.filter((e) => e.kind === kind).length;
     expect({ name, adopted: count("notebook.adopted"), completed: count("agent.upgrade.completed") }).toEqual(
