@@ -2,6 +2,10 @@
  * Starts a real controller for tests: a fresh data dir (or a given one, to test restarts),
  * listening on 127.0.0.1 with a free port, quiet logs, fast timers.
  */
+import { createHash } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import type { ArtifactInfo } from "@nbfleet/controller";
 import { type ControllerSettings, defaultSettings } from "@nbfleet/controller";
 import type { Provider } from "@nbfleet/controller";
@@ -28,12 +32,16 @@ export async function startTestController(
   } = {},
 ): Promise<TestController> {
   const dataDir = options.settings?.dataDir ?? makeDataDir("nbf-controller-");
+  const databaseUrl = options.settings?.databaseUrl;
   const settings: ControllerSettings = {
     ...defaultSettings(),
     listen: "127.0.0.1:0",
     logLevel: "silent",
     stateFlushMs: 20,
     commandSweepMs: 50,
+    // Replicas of one database need one release key (the cluster's, as an operator copies it):
+    // test controllers on one database share a key file unless a test names one.
+    ...(databaseUrl ? { releaseKeyFile: clusterKeyFile(databaseUrl) } : {}),
     ...options.settings,
     dataDir,
   };
@@ -43,4 +51,11 @@ export async function startTestController(
   const adminToken = app.nbfleet.adminToken.token;
   if (!adminToken) throw new Error("test controller has no known admin token");
   return { app, url, adminToken, dataDir, provider, close: () => app.close() };
+}
+
+/** One release key file per test database (its directory made 0700, the file by the controller). */
+function clusterKeyFile(databaseUrl: string): string {
+  const dir = path.join(os.tmpdir(), "nbf-test-release-keys");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return path.join(dir, `${createHash("sha256").update(databaseUrl).digest("hex").slice(0, 32)}.pem`);
 }

@@ -35,8 +35,6 @@ import { type CopyWanted, LocalCopies } from "./local-copies.js";
 import { RELEASE_KEY_FILE, type ReleaseKey, ensureReleaseKeyFile } from "./release-key.js";
 
 export const ARTIFACTS_DIR = "artifacts";
-/** list() answers from memory for this long: other replicas' publishing shows within it. */
-const LIST_MAX_AGE_MS = 1000;
 /** Attempts at registering the built-in artifact when other replicas change its row meanwhile. */
 const BUILT_IN_ATTEMPTS = 3;
 
@@ -72,7 +70,6 @@ const toRecord = (row: Row): ArtifactRecord => ({
 });
 
 export class ArtifactStore implements ArtifactCatalog {
-  private cache: { readAt: number; records: ArtifactRecord[] } | undefined;
   private builtInRecord: ArtifactRecord | null = null;
 
   private constructor(
@@ -118,20 +115,18 @@ export class ArtifactStore implements ArtifactCatalog {
     return this.key.publicKeyPem;
   }
 
+  /**
+   * Read from the database at every call (a few short rows, never the bytes): a version another
+   * replica published a moment ago is listed at once.
+   */
   async list(): Promise<ArtifactRecord[]> {
-    if (this.cache && Date.now() - this.cache.readAt < LIST_MAX_AGE_MS) return this.cache.records;
-    const readAt = Date.now();
     const rows = await this.db.selectFrom("agent_artifacts").select(RECORD_COLUMNS).execute();
-    const records = rows.map(toRecord).sort((a, b) => compareVersions(b.version, a.version));
-    this.cache = { readAt, records };
-    return records;
+    return rows.map(toRecord).sort((a, b) => compareVersions(b.version, a.version));
   }
 
-  /** One version; one that the remembered list lacks is asked of the database (published elsewhere just now). */
   async get(version: string): Promise<ArtifactRecord | null> {
     if (!isArtifactVersion(version)) return null;
-    const listed = (await this.list()).find((r) => r.version === version);
-    return listed ?? (await this.read(version));
+    return this.read(version);
   }
 
   async newest(): Promise<ArtifactRecord | null> {
@@ -152,7 +147,6 @@ export class ArtifactStore implements ArtifactCatalog {
     } catch (error) {
       // Replaced meanwhile (a rebuilt built-in): the fresh record's bytes.
       if (!(error instanceof NbfError && error.code === "NBF_ARTIFACT_NOT_FOUND")) throw error;
-      this.cache = undefined;
       const fresh = await this.require(record.version);
       if (fresh.sha256 === record.sha256) throw error;
       return this.copies.ensure(fresh);
@@ -254,7 +248,6 @@ export class ArtifactStore implements ArtifactCatalog {
       .onConflict((conflict) => conflict.column("version").doNothing())
       .returning("version")
       .executeTakeFirst();
-    this.cache = undefined;
     if (inserted) return { record: toRecord(row), created: true };
     const winner = await this.read(version);
     if (!winner) throw new NbfError("NBF_INTERNAL", { reason: `agent artifact ${version} vanished` });
@@ -281,7 +274,6 @@ export class ArtifactStore implements ArtifactCatalog {
       .where("sha256", "=", existing.sha256)
       .returning("version")
       .executeTakeFirst();
-    this.cache = undefined;
     return updated ? toRecord(row) : null;
   }
 
@@ -322,7 +314,6 @@ export class ArtifactStore implements ArtifactCatalog {
         `agent artifact ${record.version} was signed by another release key; signed again with this one`,
       );
     }
-    this.cache = undefined;
   }
 }
 

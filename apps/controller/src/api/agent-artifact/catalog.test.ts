@@ -14,6 +14,7 @@ import { type TestController, startTestController } from "@nbfleet/testkit/contr
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { releaseKeyPath } from "../../artifacts/release-key.js";
 import { neverConnectedStatus } from "../../store/vms-repo.js";
 
 let work: string;
@@ -85,7 +86,13 @@ describe.each(STORE_DIALECTS)("agent artifacts API (%s)", (dialect) => {
   });
 
   it("registers the built-in artifact at start, signed by the 0600 release key", async () => {
-    const keyFile = path.join(controller.dataDir, "release-key.pem");
+    // <data-dir>/release-key.pem, or the cluster's key file the testkit gives replicas of one database.
+    const keyFile = releaseKeyPath(controller.app.nbfleet.settings);
+    expect(keyFile).toBe(
+      dialect === "sqlite"
+        ? path.join(controller.dataDir, "release-key.pem")
+        : controller.app.nbfleet.settings.releaseKeyFile,
+    );
     expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
     const body = await list();
     expect(body.releasePublicKey).toBe(controller.app.nbfleet.artifacts.releasePublicKeyPem());
