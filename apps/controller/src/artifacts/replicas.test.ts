@@ -83,7 +83,7 @@ describe("the artifact catalog across replicas with data dirs of their own", () 
       body: bytes,
     });
     expect(published.status).toBe(201);
-    const record = await published.json();
+    const record: Json = await published.json();
 
     // Listed on B with A's signature, verifying with the one public key both show.
     const listA = (await call(a, "GET", AGENT_ARTIFACTS_PATH)).body;
