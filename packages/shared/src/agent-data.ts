@@ -11,6 +11,7 @@
  *   DIR/state/restarts.json        restart counter, survives agent restarts
  *   DIR/state/controller-credential  the agent's credential for its controller (0600)
  *   DIR/state/controller-ca.pem    the CA trusted for the controller's certificate, when one was given
+ *   DIR/state/acme-account-key.pem the ACME account's private key (0600), made at the first issuance
  *   DIR/profile/nbserver/          JUPYTER_CONFIG_DIR: config, cert.pem, key.pem (0600), agent-token (0600)
  *   DIR/profile/runtime/           JUPYTER_RUNTIME_DIR
  *   DIR/profile/data/              JUPYTER_DATA_DIR
@@ -31,6 +32,7 @@ export interface DataPaths {
   restartsFile: string;
   controllerCredential: string;
   controllerCa: string;
+  acmeAccountKey: string;
   profileDir: string;
   configDir: string;
   runtimeDir: string;
@@ -65,6 +67,7 @@ export function dataPaths(dataDir: string): DataPaths {
     restartsFile: path.join(stateDir, "restarts.json"),
     controllerCredential: path.join(stateDir, "controller-credential"),
     controllerCa: path.join(stateDir, "controller-ca.pem"),
+    acmeAccountKey: path.join(stateDir, "acme-account-key.pem"),
     profileDir,
     configDir,
     runtimeDir: path.join(profileDir, "runtime"),

@@ -22,6 +22,7 @@ export async function loadSettings(
     ...overrides,
     restart: { ...DEFAULT_SETTINGS.restart, ...stored.restart, ...overrides.restart },
     link: mergeLink(DEFAULT_SETTINGS.link, stored.link, overrides.link),
+    certificate: { ...DEFAULT_SETTINGS.certificate, ...stored.certificate, ...overrides.certificate },
   };
   let settings: AgentSettings;
   try {
@@ -34,6 +35,13 @@ export async function loadSettings(
     throw new AgentError(
       "NBF_INVALID_INPUT",
       `invalid agent settings: link.controllerUrls must start with link.controllerUrl (${JSON.stringify(controllerUrl)}), got ${JSON.stringify(controllerUrls[0])}`,
+      { file: paths.settingsFile },
+    );
+  }
+  if (settings.certificate.mode === "acme" && settings.certificate.hostname === null) {
+    throw new AgentError(
+      "NBF_INVALID_INPUT",
+      'invalid agent settings: certificate.mode is "acme" but certificate.hostname is null; set the machine\'s public DNS name',
       { file: paths.settingsFile },
     );
   }

@@ -56,6 +56,39 @@ export const LinkSettings = Type.Object(
 );
 export type LinkSettings = Static<typeof LinkSettings>;
 
+/**
+ * Where the notebook's certificate comes from: the agent's own self-signed one, or an ACME CA
+ * (RFC 8555) for `hostname`, the machine's public DNS name. The challenge is answered by the
+ * agent itself, briefly, on `challengePort` (HTTP-01: port 80; TLS-ALPN-01: port 443).
+ */
+export const CertificateSettings = Type.Object(
+  {
+    mode: Type.Union([Type.Literal("self-signed"), Type.Literal("acme")]),
+    directoryUrl: Type.String({ pattern: "^https://", maxLength: 2048 }),
+    /** The ACME account's contact; null registers without one. */
+    email: Type.Union([
+      Type.String({ minLength: 3, maxLength: 254, pattern: "^[^\\s@]+@[^\\s@]+$" }),
+      Type.Null(),
+    ]),
+    hostname: Type.Union([
+      Type.String({
+        maxLength: 253,
+        pattern:
+          "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+      }),
+      Type.Null(),
+    ]),
+    /** A CA certificate (PEM) trusted for the ACME server's own TLS (a private CA; pebble in tests). */
+    caFile: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()]),
+    challenge: Type.Union([Type.Literal("http-01"), Type.Literal("tls-alpn-01")]),
+    challengePort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  },
+  { additionalProperties: false },
+);
+export type CertificateSettings = Static<typeof CertificateSettings>;
+
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+
 export const AgentSettings = Type.Object(
   {
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -82,6 +115,7 @@ export const AgentSettings = Type.Object(
     reportIntervalSec: Type.Integer({ minimum: 1, maximum: 3600 }),
     deepCheckIntervalSec: Type.Integer({ minimum: 0, maximum: 86_400 }),
     link: LinkSettings,
+    certificate: CertificateSettings,
   },
   { additionalProperties: false },
 );
@@ -117,6 +151,15 @@ export const DEFAULT_SETTINGS: AgentSettings = {
     slowBackoffMs: 60_000,
     stableMs: 30_000,
     pingIntervalSec: 30,
+  },
+  certificate: {
+    mode: "self-signed",
+    directoryUrl: LETS_ENCRYPT_DIRECTORY,
+    email: null,
+    hostname: null,
+    caFile: null,
+    challenge: "http-01",
+    challengePort: 80,
   },
 };
 
