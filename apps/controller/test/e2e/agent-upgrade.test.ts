@@ -57,7 +57,11 @@ const G = "0.1.2-e2e.hang";
 /** The hung version's timeoutSec (the protocol's minimum). */
 const DEADLINE_SEC = 10;
 const F = "0.1.5-e2e.f";
-/** What the new agent has to connect and report healthy within, in these tests. */
+/**
+ * What the new agent has to connect and report healthy within, in these tests: the operation's
+ * `params.timeoutSec`, carried by the command (the guest's NBFLEET_UPGRADE_TIMEOUT_SEC is only
+ * its default when a command carries none).
+ */
 const UPGRADE_TIMEOUT_SEC = 40;
 const SOAK_SEC = 3;
 
@@ -286,7 +290,6 @@ beforeAll(async () => {
   const builds = Promise.all([buildAgentVersion(B), buildAgentVersion(E), buildAgentVersion(F)]);
   controller = await startControllerProcess(dataDir, port, TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
-    NBFLEET_UPGRADE_TIMEOUT_SEC: String(UPGRADE_TIMEOUT_SEC),
   });
   sandboxes = await realpath(path.join(dataDir, "sandboxes")).catch(() => path.join(dataDir, "sandboxes"));
   events = new FleetEvents(controller);
@@ -632,7 +635,6 @@ async function restartController(signal: NodeJS.Signals): Promise<void> {
   await stopControllerProcess(controller, signal);
   controller = await startControllerProcess(controller.dataDir, port, TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
-    NBFLEET_UPGRADE_TIMEOUT_SEC: String(UPGRADE_TIMEOUT_SEC),
   });
   events.reopen(controller);
   await Promise.all(
