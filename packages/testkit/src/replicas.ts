@@ -25,6 +25,11 @@ export interface ClusterOptions {
   token: string;
   /** Shared by every replica (default: a fresh one, removed by `stop()`). */
   dataDir?: string;
+  /**
+   * Each replica's own data dir instead (index order), as on separate machines sharing only the
+   * database; the test makes and removes them. No local machines then (see above).
+   */
+  dataDirs?: string[];
   /** More NBFLEET_* settings for every replica. */
   env?: NodeJS.ProcessEnv;
   /** Replica heartbeat interval (a replica silent for three is dead); default 1 s. */
@@ -107,7 +112,8 @@ export class Cluster {
   async start(index: number): Promise<ControllerProcess> {
     const replica = this.replica(index);
     if (replica.process) throw new Error(`replica ${replica.name} is already running`);
-    const process = await startControllerProcess(this.options.dataDir, replica.port, this.options.token, {
+    const dataDir = this.options.dataDirs?.[index] ?? this.options.dataDir;
+    const process = await startControllerProcess(dataDir, replica.port, this.options.token, {
       NBFLEET_DATABASE_URL: this.options.databaseUrl,
       NBFLEET_REPLICA_URL: replica.url,
       NBFLEET_PUBLIC_URL: this.balancer.url,
