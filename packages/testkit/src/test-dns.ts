@@ -3,6 +3,8 @@
  * it was given answer 127.0.0.1, so an ACME server pointed at it (pebble's `-dnsserver`)
  * validates challenges against servers on this machine. Other types for those names answer
  * with no records (so AAAA falls back to IPv4); any other name is NXDOMAIN.
+ * It answers from the test's own event loop: a test that blocks it (spawnSync, execSync) while
+ * the CA validates sees urn:ietf:params:acme:error:connection with a DNS "i/o timeout".
  */
 import { type Socket, createSocket } from "node:dgram";
 

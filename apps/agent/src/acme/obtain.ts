@@ -116,7 +116,9 @@ async function issue(
   await step("account", () =>
     client.createAccount({
       termsOfServiceAgreed: true,
-      ...(settings.email ? { contact: [`mailto:${settings.email}`] } : {}),
+      // Always sent: for an existing account acme-client turns this into an update, which brings
+      // its contact in line with the settings (and is never the empty update servers refuse).
+      contact: settings.email ? [`mailto:${settings.email}`] : [],
     }),
   );
   const order = await step("new order", () =>

@@ -8,6 +8,7 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer as createTlsServer, connect as tlsConnect } from "node:tls";
+import { agentCli } from "@nbfleet/testkit/agent-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
@@ -22,7 +23,7 @@ let pebble: Pebble;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  pebble = await startPebble({ names: ["nb1.acme.test", "nb2.acme.test", "nb4.acme.test"] });
+  pebble = await startPebble({ names: ["nb1.acme.test", "nb2.acme.test", "nb4.acme.test", "nb5.acme.test"] });
 });
 afterAll(async () => {
   await pebble?.remove();
@@ -222,5 +223,44 @@ describe("ACME issuance against pebble", () => {
       (await handshake(certPem, readFileSync(paths.keyFile, "utf8"), "nb1.acme.test", await pebble.rootPem()))
         .authorized,
     ).toBe(true);
+  });
+
+  it("`nbfleet-agent certificate acme`: issues from the flags, again for the same account without an email; bad flags named", async () => {
+    const paths = await machine();
+    const args = [
+      "certificate",
+      "acme",
+      "--data-dir",
+      paths.dataDir,
+      "--hostname",
+      "nb5.acme.test",
+      "--directory",
+      pebble.directoryUrl,
+      "--ca-file",
+      pebble.caFile,
+      "--challenge-port",
+      String(pebble.httpPort),
+      "--json",
+    ];
+    const fingerprints: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const run = await agentCli(args);
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      const printed = JSON.parse(run.stdout) as {
+        subjectAltNames: string[];
+        issuer: string;
+        fingerprintSha256: string;
+      };
+      expect(printed.subjectAltNames).toEqual(["DNS:nb5.acme.test"]);
+      expect(printed.issuer).toMatch(/^Pebble Intermediate CA/);
+      fingerprints.push(printed.fingerprintSha256);
+    }
+    expect(fingerprints[1]).not.toBe(fingerprints[0]);
+    expect(mode(paths.acmeAccountKey)).toBe(0o600);
+
+    const bad = await agentCli([...args.slice(0, 4), "--hostname", "not a name", "--json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/certificate\.hostname.*not a name.*NBF_INVALID_INPUT/);
   });
 });

@@ -1,7 +1,8 @@
-/** `nbfleet-agent certificate rotate|install`: replace the notebook's certificate. */
+/** `nbfleet-agent certificate rotate|install|acme`: replace the notebook's certificate. */
 import { readFile } from "node:fs/promises";
 import { collect } from "@nbfleet/shared/cli-parse";
 import type { Command } from "commander";
+import { registerCertificateAcme } from "../../acme/cli.js";
 import { dataPaths } from "../../config/paths.js";
 import { isAgentRunning } from "../../control/client.js";
 import { installCertificate } from "../../tls/ensure.js";
@@ -40,4 +41,6 @@ export function registerCertificate(program: Command): void {
         await runCommand({ ...opts, json: true }, "notebook.restart", {}, true);
       print(opts.json, info, () => `installed certificate SHA-256 ${info.fingerprintSha256}`);
     });
+
+  registerCertificateAcme(certificate);
 }
