@@ -7,7 +7,13 @@ export { defaultSettings } from "./config/settings.js";
 export type { ArtifactInfo } from "./artifact-info.js";
 export type { ArtifactCatalog, ArtifactRecord } from "./artifacts/catalog.js";
 export { ArtifactStore } from "./artifacts/store.js";
-export { RELEASE_KEY_FILE, type ReleaseKey, ensureReleaseKey } from "./artifacts/release-key.js";
+export {
+  RELEASE_KEY_FILE,
+  type ReleaseKey,
+  ensureReleaseKey,
+  ensureReleaseKeyFile,
+  releaseKeyPath,
+} from "./artifacts/release-key.js";
 export { hashSecret, newAgentCredential } from "./auth/secrets.js";
 export { AzureProvider, type AzureProviderOptions } from "./providers/azure/azure-provider.js";
 export { chooseCredential } from "./providers/azure/credential.js";
