@@ -195,6 +195,25 @@ async function guestEvents(name: string, since: number): Promise<AgentEvent[]> {
     .filter((e) => Date.parse(e.at) >= since);
 }
 
+/** Every machine reports `version` (outdated or not), the list filters by it, /metrics counts it. */
+async function expectDrift(version: string, outdated: boolean): Promise<void> {
+  for (const name of NAMES) {
+    const agent = (await vm(name)).agent as { version?: string | null; outdated?: boolean | null };
+    expect({ name, version: agent.version, outdated: agent.outdated }).toEqual({ name, version, outdated });
+  }
+  const listed = await call<{ items: VmView[] }>(
+    "GET",
+    `/v1/vms?agentVersion=${encodeURIComponent(version)}`,
+  );
+  expect(listed.body.items.map((v) => v.name).sort()).toEqual(NAMES);
+  await waitFor(`/metrics counting ${NAMES.length} agents on ${version}`, async () => {
+    const metrics = await fetch(`${controller.url}/metrics`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    return (await metrics.text()).includes(`nbfleet_agents{version="${version}"} ${NAMES.length}`);
+  });
+}
+
 const exists = (file: string) =>
   stat(file).then(
     () => true,
@@ -290,6 +309,7 @@ beforeAll(async () => {
   const builds = Promise.all([buildAgentVersion(B), buildAgentVersion(E), buildAgentVersion(F)]);
   controller = await startControllerProcess(dataDir, port, TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
+    NBFLEET_METRICS_REFRESH_SEC: "0.5",
   });
   sandboxes = await realpath(path.join(dataDir, "sandboxes")).catch(() => path.join(dataDir, "sandboxes"));
   events = new FleetEvents(controller);
@@ -323,6 +343,8 @@ describe("agent upgrades on real machines", () => {
     expect(published).toMatchObject({ version: B, sha256: built.B.sha256, bytes: built.B.bytes });
     const listed = (await call<{ items: Array<{ version: string }> }>("GET", "/v1/agent/artifacts")).body;
     expect(listed.items.map((i) => i.version)).toEqual(expect.arrayContaining([A, B]));
+    // Drift in view: with B published, the agents on A are outdated.
+    await expectDrift(A, true);
 
     const kernel = await openKernel(NAMES[0]!);
     await kernel.run("x = 42");
@@ -381,6 +403,8 @@ describe("agent upgrades on real machines", () => {
         events.all({ vm: name, kind: "agent.upgrade.completed" }).some((e) => e.data?.to === B),
       );
     }
+
+    await expectDrift(B, false);
 
     // The kernel's channel (straight to the notebook server) stayed open, and x is still there.
     expect(await kernel.run("print(x)")).toBe("42\n");
@@ -635,6 +659,7 @@ async function restartController(signal: NodeJS.Signals): Promise<void> {
   await stopControllerProcess(controller, signal);
   controller = await startControllerProcess(controller.dataDir, port, TOKEN, {
     NBFLEET_REPORT_INTERVAL_SEC: "2",
+    NBFLEET_METRICS_REFRESH_SEC: "0.5",
   });
   events.reopen(controller);
   await Promise.all(
