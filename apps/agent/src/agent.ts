@@ -243,6 +243,8 @@ export class Agent implements AgentCore {
         await supervisor.stop();
         break;
       case "notebook.restart":
+        // A pair installed beside the agent (`certificate install|acme`) is read, and owned, anew.
+        await this.refreshCertificate();
         progress("restarting the notebook server");
         await supervisor.restart();
         break;

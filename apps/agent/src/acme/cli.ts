@@ -3,6 +3,7 @@
  * settings (`certificate.*`, flags override them for this run) now, then restart a running
  * notebook server to serve it. A failure leaves the current certificate in place.
  */
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { type DataDirOption, print, runCommand, withDataDir } from "../cli/context.js";
 import { loadSettings } from "../config/load.js";
@@ -50,7 +51,12 @@ export function registerCertificateAcme(certificate: Command): void {
       });
       // Loaded here: acme-client and its HTTP stack stay out of every other command's start-up.
       const { obtainCertificate } = await import("./obtain.js");
-      const result = await obtainCertificate({ settings, paths });
+      // The new pair is owned like the one it replaces: the notebook's user must read the key.
+      const owner = await stat(paths.keyFile).then(
+        (current) => ({ uid: current.uid, gid: current.gid }),
+        () => undefined,
+      );
+      const result = await obtainCertificate({ settings, paths, ...(owner ? { owner } : {}) });
       if (await isAgentRunning(paths.controlSocket))
         await runCommand({ ...opts, json: true }, "notebook.restart", {}, true);
       print(
