@@ -436,6 +436,12 @@ describe("one release key per cluster (PostgreSQL)", () => {
     expect(again.signature).not.toBe(record.signature);
     expect(verifyArtifact(after.releasePublicKeyPem(), "2.0.0", record.sha256, again.signature)).toBe(true);
     expect(log.lines.map((l) => l.msg).join("\n")).toMatch(/2\.0\.0 was signed by another release key/);
+    // The replica still running with the old key may not sign with it any more.
+    await expect(before.publish(body(fakeArtifact("2.1.0")))).rejects.toMatchObject({
+      code: "NBF_CONFIG_INVALID",
+      message: expect.stringContaining("is not the cluster's"),
+    });
+    expect(await after.get("2.1.0")).toBeNull();
   });
 });
 

@@ -73,7 +73,7 @@ export class ArtifactStore implements ArtifactCatalog {
   private builtInRecord: ArtifactRecord | null = null;
 
   private constructor(
-    private readonly db: Kysely<Database>,
+    private readonly cluster: ArtifactStoreOptions["store"],
     readonly copies: LocalCopies,
     private readonly key: ReleaseKey,
     private readonly log: StoreLog,
@@ -99,7 +99,7 @@ export class ArtifactStore implements ArtifactCatalog {
     await mkdir(dir, { recursive: true, mode: 0o755 });
     const { db } = options.store;
     const copies = new LocalCopies(dir, (wanted) => loadContent(db, wanted));
-    const store = new ArtifactStore(db, copies, key, options.log);
+    const store = new ArtifactStore(options.store, copies, key, options.log);
     const listed = await copies.list();
     await store.resignStale();
     await copies.prune(listed, new Set((await store.list()).map((r) => r.sha256)));
@@ -107,6 +107,10 @@ export class ArtifactStore implements ArtifactCatalog {
   }
 
   /** The controller's own artifact (served at /v1/agent/artifact) as registered at start, if any. */
+  private get db(): Kysely<Database> {
+    return this.cluster.db;
+  }
+
   builtIn(): ArtifactRecord | null {
     return this.builtInRecord;
   }
@@ -233,6 +237,9 @@ export class ArtifactStore implements ArtifactCatalog {
   ): Promise<PublishResult> {
     const existing = await this.read(version);
     if (existing) return sameOrRefuse(existing, sha256);
+    // The cluster's key may have been rotated since this replica started: it must not sign with
+    // a key the guests no longer trust (refused like a start would be).
+    await checkClusterReleaseKey(this.cluster, this.key);
     const bytes = await content();
     const row: Row = {
       version,
