@@ -33,6 +33,7 @@ import {
   handMadeArtifact,
   publishArtifact,
 } from "@nbfleet/testkit/agent-versions";
+import { runCli } from "@nbfleet/testkit/cli";
 import {
   type ControllerProcess,
   api,
@@ -429,18 +430,36 @@ describe("agent upgrades on real machines", () => {
       C,
       `process.stderr.write("nbfleet-agent ${C}: broken on purpose\\n");\nprocess.exit(1);`,
     );
-    await publishArtifact(controller, broken);
+    // Published and rolled out with the CLI, as an operator would.
+    const cli = { url: controller.url, adminToken: TOKEN };
+    const publish = await runCli(cli, "--json", "agent", "publish", broken);
+    expect(publish.code, publish.stderr).toBe(0);
+    expect(JSON.parse(publish.stdout)).toMatchObject({ version: C });
     const before = new Map<string, string>();
     for (const name of NAMES) before.set(name, processIdentity((await vm(name)).notebook.pid!));
 
     const started = Date.now();
-    const id = await startUpgrade({
-      selector: { names: NAMES },
-      params: { version: C },
-      canary: 1,
-      canarySoakSec: 2,
-      maxConcurrency: 2,
-    });
+    const rollout = await runCli(
+      cli,
+      "--json",
+      "op",
+      "run",
+      "agent.upgrade",
+      "--version",
+      C,
+      ...NAMES.flatMap((name) => ["--name", name]),
+      "--canary",
+      "1",
+      "--canary-soak-sec",
+      "2",
+      "--max-concurrency",
+      "2",
+      "--upgrade-timeout-sec",
+      String(UPGRADE_TIMEOUT_SEC),
+    );
+    // The CLI waits for the end and says it failed with its exit status.
+    expect(rollout.code, rollout.stderr).toBe(1);
+    const id = (JSON.parse(rollout.stdout) as { operation: { id: string } }).operation.id;
     const op = await finished(id);
     const elapsedSec = (Date.now() - started) / 1000;
     expect(op.state, JSON.stringify(op)).toBe("failed");
