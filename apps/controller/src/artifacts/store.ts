@@ -106,11 +106,11 @@ export class ArtifactStore implements ArtifactCatalog {
     return store;
   }
 
-  /** The controller's own artifact (served at /v1/agent/artifact) as registered at start, if any. */
   private get db(): Kysely<Database> {
     return this.cluster.db;
   }
 
+  /** The controller's own artifact (served at /v1/agent/artifact) as registered at start, if any. */
   builtIn(): ArtifactRecord | null {
     return this.builtInRecord;
   }
