@@ -6,12 +6,15 @@
  *
  * The tests run in order on one fleet, each starting from where the one before left it:
  *   1. B (the checkout built as another version) rolled out with a canary: every agent on B,
- *      every notebook server the same process, an open kernel keeps its variables.
- *   2. C, whose agent exits at start: the canary's launcher rolls back to B by itself, the
- *      operation stops with that target failed and the others never asked.
- *   3. Artifacts tampered with on the controller (the file, the signature): refused by the agent
- *      before anything is switched.
- *   4. E, then F, rolled out while the controller is SIGKILLed and restarted (once while the
+ *      every notebook server the same process, an open kernel keeps its variables; drift shown
+ *      before and after; the same rollout again skips every machine.
+ *   2. C, whose agent exits at start (published and rolled out with the CLI): the canary's
+ *      launcher rolls back to B by itself, the operation stops with that target failed and the
+ *      others never asked.
+ *   3. G, whose agent never connects: rolled back by the launcher at the command's deadline.
+ *   4. Artifacts tampered with on the controller (the served bytes, the signature): refused by
+ *      the agent before anything is switched.
+ *   5. E, then F, rolled out while the controller is SIGKILLed and restarted (once while the
  *      agents restart into the new version, once while they download it): the operation
  *      resumes and every agent is upgraded (restarted) exactly once.
  */
@@ -54,10 +57,10 @@ const C = "0.1.2-e2e.c";
 const D_FILE = "0.1.3-e2e.file";
 const D_SIGNATURE = "0.1.3-e2e.sig";
 const E = "0.1.4-e2e.e";
+const F = "0.1.5-e2e.f";
 const G = "0.1.2-e2e.hang";
 /** The hung version's timeoutSec (the protocol's minimum). */
 const DEADLINE_SEC = 10;
-const F = "0.1.5-e2e.f";
 /**
  * What the new agent has to connect and report healthy within, in these tests: the operation's
  * `params.timeoutSec`, carried by the command (the guest's NBFLEET_UPGRADE_TIMEOUT_SEC is only
