@@ -86,6 +86,11 @@ export const ControllerSettings = Type.Object(
     historyRetentionDays: Type.Number({ minimum: 0.001, maximum: 3650 }),
     /** A console sign-in (the nbf_session cookie) lasts this long. */
     sessionTtlSec: Seconds(60, 30 * 86_400),
+    /**
+     * An agent.upgrade operation's default params.timeoutSec: how long a new agent has to
+     * connect and report healthy before its guest rolls it back.
+     */
+    upgradeTimeoutSec: Type.Integer({ minimum: 10, maximum: 3600 }),
     /** The built web console (index.html and assets/); null: found beside the controller. */
     consoleDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     /** A terminal session with no input and no output for this long is ended. */
@@ -166,6 +171,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     commandSweepMs: 1000,
     historyRetentionDays: 14,
     sessionTtlSec: 43_200,
+    upgradeTimeoutSec: 120,
     consoleDir: null,
     terminalIdleTimeoutSec: 1800,
     terminalDetachedTimeoutSec: 300,
@@ -213,6 +219,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_HISTORY_RETENTION_DAYS: "historyRetentionDays",
   NBFLEET_TERMINAL_IDLE_TIMEOUT_SEC: "terminalIdleTimeoutSec",
   NBFLEET_SESSION_TTL_SEC: "sessionTtlSec",
+  NBFLEET_UPGRADE_TIMEOUT_SEC: "upgradeTimeoutSec",
   NBFLEET_CONSOLE_DIR: "consoleDir",
   NBFLEET_PROVIDER: "provider",
   NBFLEET_RECONCILE_INTERVAL_SEC: "reconcileIntervalSec",
@@ -261,6 +268,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "historyRetentionDays",
   "terminalIdleTimeoutSec",
   "sessionTtlSec",
+  "upgradeTimeoutSec",
   "terminalDetachedTimeoutSec",
   "terminalMaxSessionsPerVm",
   "reconcileIntervalSec",

@@ -41,11 +41,22 @@ interface Target {
 async function fleet(
   dialect: StoreDialect,
   behaviours: UpgradeBehaviour[],
-  options: { versions?: string[]; listen?: string; restartMs?: number; realCatalog?: boolean } = {},
+  options: {
+    versions?: string[];
+    listen?: string;
+    restartMs?: number;
+    realCatalog?: boolean;
+    upgradeTimeoutSec?: number;
+  } = {},
 ) {
   const location = await freshStoreLocation(dialect);
   controller = await startTestController({
-    settings: { ...location, reportIntervalSec: 1, ...(options.listen ? { listen: options.listen } : {}) },
+    settings: {
+      ...location,
+      reportIntervalSec: 1,
+      ...(options.listen ? { listen: options.listen } : {}),
+      ...(options.upgradeTimeoutSec ? { upgradeTimeoutSec: options.upgradeTimeoutSec } : {}),
+    },
   });
   if (!options.realCatalog) controller.app.nbfleet.operations.useArtifacts(catalog);
   const vms = await seedVms(controller.app, { count: behaviours.length, prefix: "upg" });
@@ -260,6 +271,14 @@ describe("agent.upgrade (sqlite)", () => {
       verifyArtifact(app.nbfleet.artifacts.releasePublicKeyPem(), version, params.sha256, params.signature),
     ).toBe(true);
     expect(agents[0]!.version).toBe(version);
+  });
+
+  it("takes the controller's NBFLEET_UPGRADE_TIMEOUT_SEC when the operation names no timeoutSec", async () => {
+    await fleet("sqlite", ["upgrade"], { upgradeTimeoutSec: 45 });
+    const { op } = await run({ params: { version: B } });
+    expect(op.state).toBe("succeeded");
+    expect(op.upgrade.timeoutSec).toBe(45);
+    expect((agents[0]!.received[0]!.params as { timeoutSec: number }).timeoutSec).toBe(45);
   });
 
   it("an agent that never comes back fails its target once the timeout and grace pass", async () => {

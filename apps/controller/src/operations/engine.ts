@@ -80,6 +80,8 @@ export interface OperationsEngineOptions extends FleetServices {
   syncMs?: number;
   /** The agent versions agent.upgrade can install. */
   artifacts?: ArtifactCatalog;
+  /** agent.upgrade's params.timeoutSec when the operation names none (NBFLEET_UPGRADE_TIMEOUT_SEC). */
+  upgradeTimeoutSec?: number;
 }
 
 export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
@@ -189,7 +191,7 @@ export class OperationsEngine {
     }
     const upgrade =
       input.action === "agent.upgrade"
-        ? await upgradePlan(input, this.artifacts)
+        ? await upgradePlan(input, this.artifacts, this.options.upgradeTimeoutSec)
         : rejectUpgradeFields(input);
     const names = await resolveSelector(store, input.selector);
     if (names.length === 0)

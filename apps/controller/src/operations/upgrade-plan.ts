@@ -10,7 +10,7 @@ import { NbfError } from "../errors.js";
 import type { CreateOperationInput } from "./engine.js";
 import type { UpgradePlan } from "./execute-target.js";
 
-/** The guest's default (NBFLEET_UPGRADE_TIMEOUT_SEC on the guest). */
+/** When neither the operation nor NBFLEET_UPGRADE_TIMEOUT_SEC names one (the guest's default too). */
 export const DEFAULT_UPGRADE_TIMEOUT_SEC = 120;
 export const DEFAULT_CANARY_SOAK_SEC = 60;
 
@@ -25,6 +25,7 @@ export function upgradeGraceSec(timeoutSec: number): number {
 export async function upgradePlan(
   input: CreateOperationInput,
   artifacts: ArtifactCatalog | undefined,
+  defaultTimeoutSec = DEFAULT_UPGRADE_TIMEOUT_SEC,
 ): Promise<{ plan: UpgradePlan; commandParams: CommandParamsOf<"agent.upgrade"> }> {
   const { params = {} } = input;
   const problems: string[] = [];
@@ -44,7 +45,7 @@ export async function upgradePlan(
       known: known.length > 0 ? known.join(", ") : "none",
     });
   }
-  const timeoutSec = params.timeoutSec ?? DEFAULT_UPGRADE_TIMEOUT_SEC;
+  const timeoutSec = params.timeoutSec ?? defaultTimeoutSec;
   const canary = input.canary ?? 0;
   return {
     plan: {

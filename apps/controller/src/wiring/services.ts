@@ -120,6 +120,7 @@ export async function wireServices(
     log,
     commandTtlSec: settings.commandTtlSec,
     commandTimeoutSec: settings.commandTimeoutSec,
+    upgradeTimeoutSec: settings.upgradeTimeoutSec,
     signals,
     artifacts,
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
