@@ -9,7 +9,7 @@ import type { ConsoleBenchResult } from "./console-bench.js";
 import type { ControllerBenchResult } from "./controller-bench.js";
 import type { OperationRound, OperationsBenchResult } from "./operations-bench.js";
 import type { RealAgentsBenchResult } from "./real-agents-bench.js";
-import type { ReplicasBenchResult } from "./replicas-bench.js";
+import type { BulkRound, ReplicasBenchResult } from "./replicas-bench.js";
 import { type Measured, PARTS, type PartFigures, type PartName, type Results } from "./results.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 import type { TerminalBenchResult } from "./terminal-bench.js";
@@ -274,7 +274,7 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       `bulk restart of every agent across the replicas, ${b.concurrency} at a time, ${b.delayMs} ms each: total / ideal`,
       ratio(b.ratios),
       "≤ 1.3×",
-      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90 (result stored → next command committed ${fmt(mid.phases.resultToNextCreatedMs.p50, 0)} ms p50, committed → sent by its agent's replica ${fmt(mid.phases.createdToSentMs.p50, 0)} ms p50); CPU per target ${fmt(mid.cpuMsPerTarget.replicas, 2)} ms in the replicas, ${fmt(mid.cpuMsPerTarget.postgres, 2)} ms in PostgreSQL, ${fmt(mid.cpuMsPerTarget.fleets, 2)} ms in the simulated fleets: the ideal rate would need ${fmt(mid.coresAtIdealRate, 2)} of this machine's ${os.cpus().length} cores` : ""}`,
+      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90${bulkBreakdown(mid)}` : ""}`,
     ],
     [
       "NOTIFYs the bulk restart needed",
@@ -331,4 +331,21 @@ function consoleRows(r: ConsoleBenchResult): Row[] {
       "index.html and the scripts and styles it names, gzip -9; all = every .js/.css under dist/assets",
     ],
   ];
+}
+
+/** Where a bulk round's time and CPU went (absent from results written before it was measured). */
+function bulkBreakdown(
+  round: Partial<Pick<BulkRound, "phases" | "cpuMsPerTarget" | "coresAtIdealRate">>,
+): string {
+  const { phases, cpuMsPerTarget: cpu, coresAtIdealRate } = round;
+  const parts: string[] = [];
+  if (phases)
+    parts.push(
+      ` (result stored → next command committed ${fmt(phases.resultToNextCreatedMs.p50, 0)} ms p50, committed → sent by its agent's replica ${fmt(phases.createdToSentMs.p50, 0)} ms p50)`,
+    );
+  if (cpu && coresAtIdealRate !== undefined)
+    parts.push(
+      `; CPU per target ${fmt(cpu.replicas, 2)} ms in the replicas, ${fmt(cpu.postgres, 2)} ms in PostgreSQL, ${fmt(cpu.fleets, 2)} ms in the simulated fleets: the ideal rate would need ${fmt(coresAtIdealRate, 2)} of this machine's ${os.cpus().length} cores`,
+    );
+  return parts.join("");
 }
