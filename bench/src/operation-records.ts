@@ -51,13 +51,24 @@ export function traceOperation(
 }
 
 function peak(records: FleetRecord[]): number {
-  const edges: Array<[number, number]> = [];
+  const intervals: Array<[number, number]> = [];
   for (const record of records) {
     for (const ran of record.executed) {
       const got = record.received.find((r) => r.id === ran.id);
-      if (got) edges.push([got.at, 1], [ran.at, -1]);
+      if (got) intervals.push([got.at, ran.at]);
     }
   }
+  return peakOverlap(intervals);
+}
+
+/** The most intervals open at once; one ending when another starts does not overlap it. */
+export function peakOverlap(intervals: Array<[number, number]>): number {
+  const edges = intervals.flatMap(
+    ([start, end]): Array<[number, number]> => [
+      [start, 1],
+      [end, -1],
+    ],
+  );
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let running = 0;
   let most = 0;

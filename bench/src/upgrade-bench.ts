@@ -40,6 +40,7 @@ import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { openEvents } from "./event-stream.js";
+import { peakOverlap } from "./operation-records.js";
 import { cpuSeconds, runQueueWaitSeconds } from "./proc-usage.js";
 import { type Spread, spreadOf } from "./stats.js";
 
@@ -375,7 +376,7 @@ async function fleetRound(
     records = await fleet.upgrades();
   }
   const checked = checkFleet(records, options, version, bytes);
-  const controllerPeak = peakOf(
+  const controllerPeak = peakOverlap(
     (await allTargets(call, id)).map((t) => [Date.parse(t.startedAt!), Date.parse(t.finishedAt!)]),
   );
   const idealMs = (options.agents / options.concurrency) * options.restartMs;
@@ -421,30 +422,12 @@ function checkFleet(records: AgentUpgrades[], options: UpgradeBenchOptions, vers
     // target whatever the agents' event loop delays (its welcome may be read much later).
     intervals.push([run.receivedAt, run.helloAt ?? run.reconnectedAt]);
   }
-  const peak = peakOf(intervals);
+  const peak = peakOverlap(intervals);
   if (peak > options.concurrency)
     throw new Error(
       `${where}: ${peak} upgrades ran at once on the agents, more than the ${options.concurrency} asked`,
     );
   return { bytesServed, peak, downloadMs };
-}
-
-/** The most intervals open at once; one ending when another starts does not overlap it. */
-function peakOf(intervals: Array<[number, number]>): number {
-  const edges = intervals.flatMap(
-    ([start, end]): Array<[number, number]> => [
-      [start, 1],
-      [end, -1],
-    ],
-  );
-  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let running = 0;
-  let peak = 0;
-  for (const [, delta] of edges) {
-    running += delta;
-    peak = Math.max(peak, running);
-  }
-  return peak;
 }
 
 interface TargetTimes {
