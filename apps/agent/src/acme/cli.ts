@@ -10,6 +10,7 @@ import { loadSettings } from "../config/load.js";
 import { dataPaths } from "../config/paths.js";
 import type { CertificateSettings } from "../config/settings.js";
 import { isAgentRunning } from "../control/client.js";
+import { AgentError } from "../errors.js";
 
 interface AcmeFlags extends DataDirOption {
   hostname?: string;
@@ -19,6 +20,7 @@ interface AcmeFlags extends DataDirOption {
   challenge?: string;
   challengePort?: string;
   json?: boolean;
+  restart: boolean;
 }
 
 export function registerCertificateAcme(certificate: Command): void {
@@ -33,37 +35,50 @@ export function registerCertificateAcme(certificate: Command): void {
       "--challenge-port <port>",
       "the port the CA validates the challenge on (certificate.challengePort)",
     )
-    .option("--json", "print JSON")
+    .option("--no-restart", "leave a running notebook server as it is (the caller restarts it)")
+    .option("--json", "print JSON (a failure too: {ok: false, code, message, details} on stdout)")
     .action(async (opts: AcmeFlags) => {
-      const paths = dataPaths(opts.dataDir);
-      const stored = await loadSettings(paths);
-      const flags: Partial<CertificateSettings> = {
-        ...(opts.hostname ? { hostname: opts.hostname } : {}),
-        ...(opts.directory ? { directoryUrl: opts.directory } : {}),
-        ...(opts.email ? { email: opts.email } : {}),
-        ...(opts.caFile ? { caFile: opts.caFile } : {}),
-        ...(opts.challenge ? { challenge: opts.challenge as CertificateSettings["challenge"] } : {}),
-        ...(opts.challengePort ? { challengePort: Number(opts.challengePort) } : {}),
-      };
-      // Checked like the settings file: a bad flag is named with the field it sets.
-      const { certificate: settings } = await loadSettings(paths, {
-        certificate: { ...stored.certificate, ...flags, mode: "acme" },
-      });
-      // Loaded here: acme-client and its HTTP stack stay out of every other command's start-up.
-      const { obtainCertificate } = await import("./obtain.js");
-      // The new pair is owned like the one it replaces: the notebook's user must read the key.
-      const owner = await stat(paths.keyFile).then(
-        (current) => ({ uid: current.uid, gid: current.gid }),
-        () => undefined,
-      );
-      const result = await obtainCertificate({ settings, paths, ...(owner ? { owner } : {}) });
-      if (await isAgentRunning(paths.controlSocket))
-        await runCommand({ ...opts, json: true }, "notebook.restart", {}, true);
-      print(
-        opts.json,
-        { ...result.info, issuer: result.issuer, directoryUrl: result.directoryUrl },
-        () =>
-          `installed a certificate for ${settings.hostname} from ${result.issuer} (${result.directoryUrl}), valid until ${result.info.notAfter}, SHA-256 ${result.info.fingerprintSha256}`,
-      );
+      try {
+        await run(opts);
+      } catch (error) {
+        if (!opts.json || !(error instanceof AgentError)) throw error;
+        console.log(
+          JSON.stringify({ ok: false, code: error.code, message: error.message, details: error.details }),
+        );
+        process.exitCode = error.code === "NBF_INVALID_INPUT" ? 2 : 1;
+      }
     });
+}
+
+async function run(opts: AcmeFlags): Promise<void> {
+  const paths = dataPaths(opts.dataDir);
+  const stored = await loadSettings(paths);
+  const flags: Partial<CertificateSettings> = {
+    ...(opts.hostname ? { hostname: opts.hostname } : {}),
+    ...(opts.directory ? { directoryUrl: opts.directory } : {}),
+    ...(opts.email ? { email: opts.email } : {}),
+    ...(opts.caFile ? { caFile: opts.caFile } : {}),
+    ...(opts.challenge ? { challenge: opts.challenge as CertificateSettings["challenge"] } : {}),
+    ...(opts.challengePort ? { challengePort: Number(opts.challengePort) } : {}),
+  };
+  // Checked like the settings file: a bad flag is named with the field it sets.
+  const { certificate: settings } = await loadSettings(paths, {
+    certificate: { ...stored.certificate, ...flags, mode: "acme" },
+  });
+  // Loaded here: acme-client and its HTTP stack stay out of every other command's start-up.
+  const { obtainCertificate } = await import("./obtain.js");
+  // The new pair is owned like the one it replaces: the notebook's user must read the key.
+  const owner = await stat(paths.keyFile).then(
+    (current) => ({ uid: current.uid, gid: current.gid }),
+    () => undefined,
+  );
+  const result = await obtainCertificate({ settings, paths, ...(owner ? { owner } : {}) });
+  if (opts.restart && (await isAgentRunning(paths.controlSocket)))
+    await runCommand({ ...opts, json: true }, "notebook.restart", {}, true);
+  print(
+    opts.json,
+    { ok: true, ...result.info, issuer: result.issuer, directoryUrl: result.directoryUrl },
+    () =>
+      `installed a certificate for ${settings.hostname} from ${result.issuer} (${result.directoryUrl}), valid until ${result.info.notAfter}, SHA-256 ${result.info.fingerprintSha256}`,
+  );
 }

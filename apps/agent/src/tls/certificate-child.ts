@@ -30,6 +30,11 @@ export function currentAgentCommand(): string[] {
   return [process.execPath, ...flags, process.argv[1]!];
 }
 
+/** How to start this agent's CLI again (its entry as set, or the source under tsx), for other children. */
+export function agentCommandLine(): string[] {
+  return agentCommand ?? sourceAgentCommand();
+}
+
 /** Used as a library (tests, the bench's in-process helpers): the entry from source, under tsx. */
 function sourceAgentCommand(): string[] {
   const tsx = createRequire(import.meta.url).resolve("tsx");

@@ -261,6 +261,8 @@ describe("ACME issuance against pebble", () => {
 
     const bad = await agentCli([...args.slice(0, 4), "--hostname", "not a name", "--json"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/certificate\.hostname.*not a name.*NBF_INVALID_INPUT/);
+    const refusal = JSON.parse(bad.stdout) as { ok: boolean; code: string; message: string };
+    expect(refusal).toMatchObject({ ok: false, code: "NBF_INVALID_INPUT" });
+    expect(refusal.message).toMatch(/certificate\.hostname.*not a name/);
   });
 });
