@@ -21,15 +21,15 @@ describe("renewalDueAt", () => {
     expect(renewalDueAt(issued("old.example.com", now, 90 * DAY), "nb.example.com", now)).toEqual(now);
   });
 
-  it("a 90-day certificate renews between 30 and 20 days before it expires, each machine at its own moment", () => {
+  it("a 90-day certificate renews between 40 and 30 days before it expires, each machine at its own moment", () => {
     const fleet = Array.from({ length: 200 }, (_, i) => `nb${i}.westeurope.cloudapp.azure.com`);
     const daysBefore = fleet.map((name) => {
       const cert = issued(name, now, 90 * DAY);
       return (Date.parse(cert.notAfter) - renewalDueAt(cert, name, now).getTime()) / DAY;
     });
     for (const days of daysBefore) {
-      expect(days).toBeLessThanOrEqual(30);
-      expect(days).toBeGreaterThanOrEqual(20);
+      expect(days).toBeLessThanOrEqual(40);
+      expect(days).toBeGreaterThanOrEqual(30);
     }
     // Spread over the whole ten days, not bunched: every day of it gets some machines.
     const perDay = new Set(daysBefore.map((days) => Math.floor(days)));
@@ -41,11 +41,11 @@ describe("renewalDueAt", () => {
     expect(renewalDueAt(cert, "nb1.example.com", now)).toEqual(renewalDueAt(cert, "NB1.example.com", now));
   });
 
-  it("a short-lived certificate renews in the last third of its life", () => {
+  it("a short-lived certificate renews with at least a third of its life left", () => {
     const cert = issued("nb.acme.test", now, 120_000);
     const due = renewalDueAt(cert, "nb.acme.test", now).getTime();
-    expect(due).toBeGreaterThanOrEqual(now.getTime() + 80_000);
-    expect(due).toBeLessThan(now.getTime() + 120_000 - 40_000 + 40_000 / 3 + 1);
+    expect(due).toBeLessThanOrEqual(now.getTime() + 80_000);
+    expect(due).toBeGreaterThan(now.getTime() + 80_000 - 40_000 / 3 - 1);
     expect(RENEW_BEFORE_MS).toBe(30 * DAY);
   });
 

@@ -2,12 +2,13 @@
  * When an ACME-configured machine asks its CA again. Pure arithmetic over the current
  * certificate and the last failure, so a caller (the agent's loop, later) only asks "when?".
  *
- * - Renewal opens `min(30 days, a third of the lifetime)` before notAfter: 30 days for a 90-day
- *   Let's Encrypt certificate, 40 s for pebble's 2-minute test ones.
- * - Within the first third of that window each machine picks its own moment from a hash of its
- *   name and the certificate's notAfter: a fleet issued together spreads its renewals (about
- *   ten days for Let's Encrypt) instead of meeting the CA at once, and a restarted agent keeps
- *   its moment.
+ * - Renewal is due `min(30 days, a third of the lifetime)` before notAfter at the latest: 30 days
+ *   for a 90-day Let's Encrypt certificate (the `tls` check warns from 30 days left, so a healthy
+ *   fleet never shows it), 40 s for pebble's 2-minute test ones.
+ * - Up to a third of that earlier, each machine picks its own moment from a hash of its name and
+ *   the certificate's notAfter: a fleet issued together spreads its renewals (over about ten
+ *   days for Let's Encrypt, 40 to 30 days before expiry) instead of meeting the CA at once, and
+ *   a restarted agent keeps its moment.
  * - After a failure: exponential backoff (1 min doubling, capped at 6 h or a quarter of the time
  *   left, whichever is shorter, never under 1 s) with equal jitter, and never before the
  *   server's own Retry-After (`retryAt` on NBF_ACME_FAILED).
@@ -35,9 +36,9 @@ export function renewalDueAt(current: CurrentCertificate | null, hostname: strin
   const notBefore = Date.parse(current.notBefore);
   const notAfter = Date.parse(current.notAfter);
   const window = Math.min(RENEW_BEFORE_MS, Math.max(0, notAfter - notBefore) / 3);
-  const opens = notAfter - window;
+  const latest = notAfter - window;
   const spread = (window / 3) * fraction(`${hostname.toLowerCase()}\n${current.notAfter}`);
-  return new Date(Math.max(now.getTime(), Math.round(opens + spread)));
+  return new Date(Math.max(now.getTime(), Math.round(latest - spread)));
 }
 
 export interface FailureInput {
