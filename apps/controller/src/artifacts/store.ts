@@ -12,8 +12,7 @@
  * with other bytes replaces it, and says so in the log.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -356,7 +355,9 @@ async function receive(
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
-  const out = createWriteStream(file, { mode: 0o644, flags: "wx" });
+  // Opened before any byte is read: a refusal mid-stream must find the file there to remove
+  // (a stream's own lazy open could create it after the caller's cleanup).
+  const out = (await open(file, "wx", 0o644)).createWriteStream();
   await pipeline(
     body,
     async function* (source: AsyncIterable<Buffer>) {
