@@ -3,7 +3,8 @@
  * the release public key; `POST /v1/agent/artifacts` (admin) publishes one (the tarball as the
  * body, `Content-Type: application/gzip`), checked and signed before it is stored;
  * `GET /v1/agent/artifacts/{version}/file` (public: the signature vouches, not the caller)
- * streams one to a guest from this replica's local copy (the bytes live in the database).
+ * sends one to a guest from this replica's local copy (the bytes live in the database), kept in
+ * memory while it is being served.
  */
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
@@ -13,6 +14,7 @@ import { AGENT_ARTIFACTS_PATH } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import { countAgentsByVersion } from "../../artifacts/agent-versions.js";
 import type { ArtifactRecord } from "../../artifacts/catalog.js";
+import { ServedBytes } from "../../artifacts/served-bytes.js";
 import { NbfError } from "../../errors.js";
 import { Errors } from "../schemas.js";
 import { AgentArtifactList, type AgentArtifactView, ArtifactVersion, PublishedArtifact } from "./schemas.js";
@@ -21,6 +23,7 @@ const GZIP_TYPES = ["application/gzip", "application/x-gzip"];
 
 export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { artifacts, store, bus } = app.nbfleet;
+  const served = new ServedBytes();
 
   // Uploads reach the handler as the raw stream, whatever their type: the handler says which
   // type it wants (fastify's own refusal would say "send JSON").
@@ -120,6 +123,7 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
     async (request, reply) => {
       const record = await artifacts.require(request.params.version);
       const file = await artifacts.localFile(record);
+      const content = await served.get(record.sha256, record.bytes, file);
       return reply
         .header("content-type", "application/gzip")
         .header("content-length", record.bytes)
@@ -127,7 +131,7 @@ export const agentArtifactCatalogPlugin: FastifyPluginAsyncTypebox = async (app)
         .header("x-nbfleet-signature", record.signature)
         .header("x-nbfleet-version", record.version)
         .header("cache-control", "no-cache")
-        .send(createReadStream(file));
+        .send(content ?? createReadStream(file));
     },
   );
 };
