@@ -20,6 +20,8 @@ import {
   type NotebookStatus,
   foldHealth,
 } from "@nbfleet/shared";
+import { AcmeRenewer } from "./acme/renewer.js";
+import { withAcmeFailure } from "./acme/tls-check-note.js";
 import { loadSettings, saveSettings } from "./config/load.js";
 import { isWildcard, notebookUrl } from "./config/notebook-url.js";
 import { type DataPaths, dataPaths } from "./config/paths.js";
@@ -95,6 +97,8 @@ export class Agent implements AgentCore {
   private pendingPassword: string | null = null;
   private upgrader: Upgrader | null = null;
   private notebookScope: "systemd" | null = null;
+  /** Issues and renews the notebook's certificate over ACME (`certificate.mode: "acme"`). */
+  private acme: AcmeRenewer | null = null;
   readonly events: EventLog;
   readonly log: AgentLogger;
   private readonly closeLog: () => void;
@@ -155,6 +159,7 @@ export class Agent implements AgentCore {
     await this.readPasswordHash(); // fails early and clearly when none was ever given
     progress("checking the certificate");
     await this.refreshCertificate();
+    this.acme = this.createAcmeRenewer();
     this.token = await ensureAgentToken(this.paths, this.owner);
     await this.writeProfile();
     if (this.owner) {
@@ -384,6 +389,12 @@ export class Agent implements AgentCore {
    */
   private async checkNow(deep: boolean): Promise<void> {
     if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
+    // In the background: an issuance takes seconds, and its outcome arrives through its callbacks.
+    void this.acme
+      ?.tick(this.certificate)
+      ?.catch((error: unknown) =>
+        this.recordEvent("error", "certificate.acme_failed", `ACME renewal: ${String(error)}`),
+      );
     const server = this.serverTag();
     const round = deep ? { server, abort: new AbortController() } : null;
     if (round) this.deepRound = round;
@@ -402,7 +413,7 @@ export class Agent implements AgentCore {
       this.scheduleRefresh();
       return;
     }
-    this.checks = checks;
+    this.checks = withAcmeFailure(checks, this.acme?.lastFailure() ?? null);
     if (deep) {
       this.lastDeepCheck = Date.now();
       const kernel = checks.find((c) => c.name === "kernel");
@@ -492,6 +503,31 @@ export class Agent implements AgentCore {
       },
     );
     if (restartOnChange && this.supervisor) await this.restartIfRunning();
+  }
+
+  private createAcmeRenewer(): AcmeRenewer | null {
+    const { mode, hostname } = this.settings.certificate;
+    if (mode !== "acme" || !hostname) return null;
+    return new AcmeRenewer({
+      dataDir: this.paths.dataDir,
+      hostname,
+      onIssued: async (issued) => {
+        await this.refreshCertificate();
+        this.recordEvent(
+          "info",
+          "certificate.acme_issued",
+          `certificate for ${hostname} issued by ${issued.issuer}, valid until ${issued.notAfter}`,
+          { fingerprintSha256: issued.fingerprintSha256, notAfter: issued.notAfter, issuer: issued.issuer },
+        );
+        if (this.supervisor) await this.restartIfRunning();
+      },
+      onFailed: (failure) =>
+        this.recordEvent("warn", "certificate.acme_failed", failure.message, {
+          code: failure.code,
+          ...(failure.problemType ? { problemType: failure.problemType } : {}),
+          nextAttemptAt: failure.nextAttemptAt,
+        }),
+    });
   }
 
   private rememberCertificate(info: CertificateInfo): void {
