@@ -12,7 +12,7 @@ import acme from "acme-client";
 import type { CertificateSettings } from "../config/settings.js";
 import { AgentError } from "../errors.js";
 import { type CertificatePaths, installCertificate } from "../tls/ensure.js";
-import type { CertificateDetails } from "../tls/inspect.js";
+import { type CertificateDetails, checkPair } from "../tls/inspect.js";
 import type { FileOwner } from "../util/atomic-write.js";
 import { loadOrCreateAccountKey } from "./account-key.js";
 import { type ChallengeResponder, startChallengeResponder } from "./challenge-responder.js";
@@ -167,6 +167,24 @@ async function issue(
   const chainPem = await step("certificate download", () => client.getCertificate(finalized));
   if (abandoned()) throw stepError("install", new Error("the issuance ran past its deadline"));
 
+  // Checked before anything is written: the chain parses, matches the key made here, is valid
+  // now and names this machine; otherwise the current pair stays.
+  let checked: CertificateDetails;
+  try {
+    checked = checkPair(chainPem, keyPem.toString(), new Date(), {
+      cert: "the issued chain",
+      key: "the key made for it",
+    });
+  } catch (error) {
+    throw stepError("checking the issued chain", new Error((error as Error).message));
+  }
+  if (!checked.subjectAltNames.includes(`DNS:${hostname.toLowerCase()}`)) {
+    throw new AgentError(
+      "NBF_ACME_FAILED",
+      `the ACME server issued a certificate for ${checked.subjectAltNames.join(", ") || "no names"}, not ${hostname}; the current certificate was kept`,
+      { step: "checking the issued chain", subjectAltNames: checked.subjectAltNames },
+    );
+  }
   const info = await step("install", () =>
     installCertificate(
       options.paths,
@@ -175,14 +193,6 @@ async function issue(
       options.owner ? { owner: options.owner } : {},
     ),
   );
-  if (!info.subjectAltNames.includes(`DNS:${hostname.toLowerCase()}`)) {
-    // Installed already: the CA's chain is still the one it issued for this order, so say so loudly.
-    throw new AgentError(
-      "NBF_ACME_FAILED",
-      `the ACME server issued a certificate for ${info.subjectAltNames.join(", ")}, not ${hostname}`,
-      { step: "install", subjectAltNames: info.subjectAltNames },
-    );
-  }
   return { info, issuer: issuerOf(chainPem), directoryUrl: settings.directoryUrl };
 }
 
