@@ -262,6 +262,12 @@ export class Agent implements AgentCore {
         await this.restartIfRunning();
         break;
       case "certificate.rotate": {
+        if (this.acme) {
+          // ACME mode: a rotation is a renewal from the CA (onIssued restarts the server).
+          progress("asking the ACME CA for a new certificate");
+          await this.acme.renewNow(this.certificate);
+          break;
+        }
         const result = await rotateCertificate(this.paths, {
           hostnames: [...this.settings.hostnames, ...(command.params.hostnames ?? [])],
           ips: [...this.settings.ips, ...(command.params.ips ?? [])],

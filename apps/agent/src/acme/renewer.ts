@@ -75,11 +75,33 @@ export class AcmeRenewer {
     return run;
   }
 
-  private async attempt(current: CurrentCertificate | null): Promise<void> {
+  /**
+   * An issuance now, whatever the schedule (an operator's `certificate.rotate`), after the one
+   * under way if any; its failure is recorded as a scheduled one's and thrown to the caller.
+   */
+  async renewNow(current: CurrentCertificate | null): Promise<IssuedCertificate> {
+    await this.inFlight?.catch(() => undefined);
+    let outcome: { issued?: IssuedCertificate; error?: unknown } = {};
+    const run = this.attempt(current, (result) => {
+      outcome = result;
+    }).finally(() => {
+      this.inFlight = null;
+    });
+    this.inFlight = run;
+    await run;
+    if (outcome.issued) return outcome.issued;
+    throw outcome.error;
+  }
+
+  private async attempt(
+    current: CurrentCertificate | null,
+    report: (outcome: { issued?: IssuedCertificate; error?: unknown }) => void = () => {},
+  ): Promise<void> {
     let issued: IssuedCertificate;
     try {
       issued = await this.issue();
     } catch (error) {
+      report({ error });
       this.failures += 1;
       const details = error instanceof AgentError ? error.details : {};
       const next = retryAt({
@@ -105,6 +127,7 @@ export class AcmeRenewer {
     this.notBeforeRetry = null;
     this.failure = null;
     await this.options.onIssued(issued);
+    report({ issued });
   }
 }
 

@@ -7,7 +7,13 @@
  * succeeds by itself.
  */
 import { request } from "node:https";
-import { type RunningAgent, agentJson, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
+import {
+  type RunningAgent,
+  agentCli,
+  agentJson,
+  startAgent,
+  stopAgent,
+} from "@nbfleet/testkit/agent-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
@@ -197,5 +203,26 @@ describe("an agent in ACME mode", () => {
       const tls = (await status()).health.checks.find((c) => c.name === "tls");
       return tls && !/ACME/.test(tls.message) && tls;
     });
+  });
+
+  it("`certificate rotate` in ACME mode renews from the CA now; refused by a stopped CA, it keeps the certificate", async () => {
+    const before = (await status()).notebook.certificate!;
+    const rotated = await agentCli(["certificate", "rotate", "--data-dir", dataDir, "--json"]);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const after = await waitFor("the rotated certificate", async () => {
+      const cert = (await status()).notebook.certificate;
+      return cert && cert.fingerprintSha256 !== before.fingerprintSha256 ? cert : undefined;
+    });
+    expect(after.selfSigned).toBe(false);
+
+    await pebble.stop();
+    try {
+      const refused = await agentCli(["certificate", "rotate", "--data-dir", dataDir, "--json"]);
+      expect(refused.code).not.toBe(0);
+      expect(`${refused.stdout}${refused.stderr}`).toMatch(/NBF_ACME_FAILED/);
+      expect((await status()).notebook.certificate?.fingerprintSha256).toBe(after.fingerprintSha256);
+    } finally {
+      await pebble.start();
+    }
   });
 });
