@@ -362,7 +362,8 @@ describe("provider azure against the emulator", () => {
       "$NbfControllerUrls = 'https://controller.example, https://replica-2.example:7443'",
     );
     expect(powershell).toContain("$NbfPublicPort = 443");
-    expect(powershell).toContain(`'--public-url'`);
+    // The launcher's one agent command line (each argument quoted for Windows where it needs it).
+    expect(powershell).toMatch(/--public-url https:\/\/win1-[0-9a-f]+\.westeurope\.cloudapp\.azure\.com\//);
     const extension = emu.emulator.store.list({ type: "Microsoft.Compute/virtualMachines/extensions" })[0]!;
     expect(extension.name).toBe("nbfleet-bootstrap");
     expect(extension.properties).toMatchObject({
