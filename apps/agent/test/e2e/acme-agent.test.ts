@@ -6,6 +6,7 @@
  * error while the current certificate keeps being served, and once pebble is back the agent
  * succeeds by itself.
  */
+import { rmSync } from "node:fs";
 import { request } from "node:https";
 import {
   type RunningAgent,
@@ -65,6 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (agent) await stopAgent(agent, "SIGINT").catch(() => undefined);
   await pebble?.remove();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 interface Poll {

@@ -50,6 +50,7 @@ afterAll(async () => {
   for (const browser of browsers) await browser.close().catch(() => undefined);
   if (agent) await stopAgent(agent, "SIGINT").catch(() => undefined);
   await pebble?.remove();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   rmSync(homes, { recursive: true, force: true });
 });
 

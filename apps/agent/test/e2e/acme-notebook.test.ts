@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
 /**
  * The real notebook server (Debian's Jupyter, started by `nbfleet-agent up`) serving a
  * certificate from a real ACME server (pebble, validation on): after
@@ -35,6 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (agent) await stopAgent(agent, "SIGINT").catch(() => undefined);
   await pebble?.remove();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 /** GET /api over TLS verified against `ca` alone, for `servername`: the status, or the TLS error. */
