@@ -58,6 +58,7 @@ interface Waiter {
 export class UpgradeWatch {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly unsubscribes: Array<() => void>;
+  private stopListening: (() => void) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private closed = false;
@@ -68,12 +69,16 @@ export class UpgradeWatch {
       options.gateway.onState((vmName) => {
         if (this.waiters.has(vmName)) this.judge(vmName, liveAgent(options.gateway, vmName));
       }),
-      options.bus.subscribe((event) => {
-        if (event.kind !== ROLLED_BACK_EVENT || event.vmName === null) return;
-        for (const waiter of this.waitersOf(event.vmName))
-          if (rolledBackFrom(event, waiter.version)) waiter.settle(rolledBack(event.message));
-      }),
     ];
+  }
+
+  /** Listens to the event bus only while some upgrade is waited for (no cost per event otherwise). */
+  private listenForRollbacks(): void {
+    this.stopListening ??= this.options.bus.subscribe((event) => {
+      if (event.kind !== ROLLED_BACK_EVENT || event.vmName === null) return;
+      for (const waiter of this.waitersOf(event.vmName))
+        if (rolledBackFrom(event, waiter.version)) waiter.settle(rolledBack(event.message));
+    });
   }
 
   /**
@@ -159,6 +164,8 @@ export class UpgradeWatch {
     this.closing.abort();
     clearInterval(this.pollTimer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
+    this.stopListening?.();
+    this.stopListening = undefined;
     for (const set of [...this.waiters.values()]) for (const waiter of [...set]) waiter.settle(null);
   }
 
@@ -182,6 +189,10 @@ export class UpgradeWatch {
           const set = this.waiters.get(vmName);
           if (!set?.delete(waiter)) return;
           if (set.size === 0) this.waiters.delete(vmName);
+          if (this.waiters.size === 0) {
+            this.stopListening?.();
+            this.stopListening = undefined;
+          }
           clearTimeout(timer);
           resolve(outcome);
         },
@@ -193,6 +204,7 @@ export class UpgradeWatch {
     const set = this.waiters.get(vmName) ?? new Set();
     set.add(waiter);
     this.waiters.set(vmName, set);
+    this.listenForRollbacks();
     if (this.options.clustered && !this.pollTimer) {
       this.pollTimer = setInterval(() => void this.poll(), this.options.pollMs ?? POLL_MS);
       this.pollTimer.unref();

@@ -183,26 +183,25 @@ function attachFleetFigures(
   settings: ControllerSettings,
   log: FastifyBaseLogger,
 ): void {
-  // Pending status writes first, so a figure is exact when read; at most once per refresh.
-  const countVms = async () => {
-    await store.writer.flush();
-    return store.vms.countByHealth();
-  };
-  const vmsByHealth = new CachedFigure(countVms, {
-    maxAgeMs: settings.metricsRefreshSec * 1000,
-    onError: (error) => log.warn({ err: error }, "counting VMs by health for /metrics failed"),
-  });
-  const countVersions = async () => {
-    await store.writer.flush();
-    return countAgentsByVersion(store);
-  };
-  const agentsByVersion = new CachedFigure(countVersions, {
-    maxAgeMs: settings.metricsRefreshSec * 1000,
-    onError: (error) => log.warn({ err: error }, "counting agents by version for /metrics failed"),
-  });
+  // Pending status writes first, so the figures are exact when read: one flush and one read of
+  // each count per refresh.
+  const storeFigures = new CachedFigure(
+    async () => {
+      await store.writer.flush();
+      const [byHealth, byVersion] = await Promise.all([
+        store.vms.countByHealth(),
+        countAgentsByVersion(store),
+      ]);
+      return { byHealth, byVersion };
+    },
+    {
+      maxAgeMs: settings.metricsRefreshSec * 1000,
+      onError: (error) => log.warn({ err: error }, "counting VMs by health and version for /metrics failed"),
+    },
+  );
   metrics.attach({
     agentsConnected: () => gateway.connectedCount,
-    vmsByHealth: () => vmsByHealth.get(),
-    agentsByVersion: () => agentsByVersion.get(),
+    vmsByHealth: async () => (await storeFigures.get())?.byHealth,
+    agentsByVersion: async () => (await storeFigures.get())?.byVersion,
   });
 }
