@@ -6,9 +6,9 @@
  * the long-lived agent never loads (see ../tls/certificate-child.ts). The caller serves the new
  * pair (`onIssued`: restart or reload) and shows failures (`onFailed`, `lastFailure`).
  */
-import { spawn } from "node:child_process";
-import { AgentError, type AgentErrorCode, AgentErrorCodes } from "../errors.js";
+import { AgentError } from "../errors.js";
 import { agentCommandLine } from "../tls/certificate-child.js";
+import { runJsonChild } from "../util/json-child.js";
 import { type CurrentCertificate, renewalDueAt, retryAt } from "./renewal-schedule.js";
 
 const ISSUANCE_TIMEOUT_MS = 180_000;
@@ -131,43 +131,16 @@ export class AcmeRenewer {
   }
 }
 
-type ChildAnswer =
-  | ({ ok: true } & IssuedCertificate)
-  | { ok: false; code: string; message: string; details?: Record<string, unknown> };
-
 /** `nbfleet-agent certificate acme --json --no-restart` for `dataDir`; its answer. */
 export async function issueInChild(dataDir: string): Promise<IssuedCertificate> {
-  const command = agentCommandLine();
-  const child = spawn(
-    command[0]!,
-    [...command.slice(1), "certificate", "acme", "--data-dir", dataDir, "--json", "--no-restart"],
-    { stdio: ["ignore", "pipe", "pipe"], timeout: ISSUANCE_TIMEOUT_MS },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
+  const command = [
+    ...agentCommandLine(),
+    ...["certificate", "acme", "--data-dir", dataDir, "--json", "--no-restart"],
+  ];
+  const { answer, how, stderr } = await runJsonChild<IssuedCertificate>(command, {
+    timeoutMs: ISSUANCE_TIMEOUT_MS,
   });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-    (resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (code, signal) => resolve({ code, signal }));
-    },
-  );
-  let answer: ChildAnswer | undefined;
-  try {
-    answer = JSON.parse(stdout) as ChildAnswer;
-  } catch {
-    answer = undefined;
-  }
   if (answer?.ok) return answer;
-  if (answer && answer.code in AgentErrorCodes) {
-    throw new AgentError(answer.code as AgentErrorCode, answer.message, answer.details ?? {});
-  }
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   throw new AgentError("NBF_ACME_FAILED", `the ACME issuance child ${how}: ${stderr.trim() || "no answer"}`, {
     step: "child",
   });

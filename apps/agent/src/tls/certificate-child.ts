@@ -5,10 +5,10 @@
  * argument (in the bundled artifact: the same `nbfleet-agent.mjs`). The key pair is created in
  * the child and comes back over a pipe, so the private key still never leaves the guest.
  */
-import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { AgentError, type AgentErrorCode, AgentErrorCodes } from "../errors.js";
+import { AgentError } from "../errors.js";
+import { type ChildAnswer as JsonChildAnswer, runJsonChild } from "../util/json-child.js";
 import type { CertificatePair, GenerateOptions } from "./generate.js";
 
 /** The hidden first argument that makes the agent's entry a certificate maker. */
@@ -48,9 +48,7 @@ interface ChildRequest {
   now?: string;
 }
 
-type ChildAnswer =
-  | ({ ok: true } & CertificatePair)
-  | { ok: false; code: string; message: string; details?: Record<string, unknown> };
+type ChildAnswer = JsonChildAnswer<CertificatePair>;
 
 /** `generateSelfSigned` in a child process. */
 export async function generateInChild(options: GenerateOptions = {}): Promise<CertificatePair> {
@@ -61,37 +59,11 @@ export async function generateInChild(options: GenerateOptions = {}): Promise<Ce
     ...(options.days !== undefined ? { days: options.days } : {}),
     ...(options.now ? { now: options.now.toISOString() } : {}),
   };
-  const child = spawn(command[0]!, [...command.slice(1), CERTIFICATE_CHILD_ARG], {
-    stdio: ["pipe", "pipe", "pipe"],
-    timeout: CHILD_TIMEOUT_MS,
+  const { answer, how, stderr } = await runJsonChild<CertificatePair>([...command, CERTIFICATE_CHILD_ARG], {
+    input: JSON.stringify(request),
+    timeoutMs: CHILD_TIMEOUT_MS,
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  child.stdin.on("error", () => undefined); // a child that died early shows in its exit instead
-  child.stdin.end(JSON.stringify(request));
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
-    (resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (code, signal) => resolve({ code, signal }));
-    },
-  );
-  let answer: ChildAnswer | undefined;
-  try {
-    answer = JSON.parse(stdout) as ChildAnswer;
-  } catch {
-    answer = undefined;
-  }
   if (answer?.ok) return { certPem: answer.certPem, keyPem: answer.keyPem };
-  if (answer && answer.code in AgentErrorCodes) {
-    throw new AgentError(answer.code as AgentErrorCode, answer.message, answer.details ?? {});
-  }
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   throw new Error(
     `the certificate maker (${command.at(-1)}) ${how}: ${answer?.message ?? (stderr.trim() || "no answer")}`,
   );
