@@ -8,11 +8,12 @@ import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { AgentError } from "../errors.js";
+import { readTextIfPresent } from "../util/read-if-present.js";
 
 const KEY_MODE = 0o600;
 
 export async function loadOrCreateAccountKey(file: string): Promise<string> {
-  const existing = await readIfPresent(file);
+  const existing = await readTextIfPresent(file);
   if (existing !== null) {
     try {
       createPrivateKey(existing);
@@ -37,13 +38,4 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
     throw error;
   }
   return pem;
-}
-
-async function readIfPresent(file: string): Promise<string | null> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
-  }
 }

@@ -11,6 +11,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { DataPaths } from "../config/paths.js";
 import { AgentError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { readTextIfPresent } from "../util/read-if-present.js";
 import { type CommandRunner, spawnRunner } from "./command-runner.js";
 import { type JupyterInstallation, detectJupyter } from "./detect.js";
 import { type InstallPlatform, detectPlatform, readOsRelease } from "./os-release.js";
@@ -224,13 +225,8 @@ async function recordInstallation(
 
 /** The recorded installation, or null when none was recorded yet. A corrupt file throws ValidationError. */
 export async function readInstallRecord(paths: DataPaths): Promise<InstallRecord | null> {
-  let text: string;
-  try {
-    text = await readFile(paths.installRecord, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
-  }
+  const text = await readTextIfPresent(paths.installRecord);
+  if (text === null) return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

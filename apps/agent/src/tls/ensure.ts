@@ -9,6 +9,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AgentError } from "../errors.js";
 import type { FileOwner } from "../util/atomic-write.js";
+import { readTextIfPresent } from "../util/read-if-present.js";
 import { generateInChild } from "./certificate-child.js";
 import {
   type CertificateDetails,
@@ -55,8 +56,8 @@ export async function ensureCertificate(
 ): Promise<EnsureResult> {
   const { renewBeforeDays = 30, now = new Date() } = options;
   const wanted = sanEntries(subjectNames(options));
-  const certPem = await readIfPresent(paths.certFile);
-  const keyPem = await readIfPresent(paths.keyFile);
+  const certPem = await readTextIfPresent(paths.certFile);
+  const keyPem = await readTextIfPresent(paths.keyFile);
 
   if (certPem === null && keyPem === null) {
     return { info: await writeSelfSigned(paths, options), action: "generated" };
@@ -209,15 +210,6 @@ async function fixModes(paths: CertificatePaths, owner?: FileOwner): Promise<voi
   if (owner) {
     await fs.chown(paths.keyFile, owner.uid, owner.gid);
     await fs.chown(paths.certFile, owner.uid, owner.gid);
-  }
-}
-
-async function readIfPresent(file: string): Promise<string | null> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
   }
 }
 
