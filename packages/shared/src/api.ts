@@ -36,12 +36,36 @@ export const BootstrapTokenView = Type.Object({
 });
 export type BootstrapTokenView = Static<typeof BootstrapTokenView>;
 
+/** An ACME-able DNS name: at least two labels, letters, digits and hyphens. */
+export const DNS_NAME_PATTERN =
+  "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+export const CERTIFICATE_MODES = ["self-signed", "acme"] as const;
+export const CertificateMode = Type.Union(CERTIFICATE_MODES.map((m) => Type.Literal(m)));
+export type CertificateMode = Static<typeof CertificateMode>;
+
+/**
+ * Where a VM's notebook certificate comes from, as asked at creation (`POST /v1/vms`
+ * `certificate`): `acme` needs the machine's public DNS name (`hostname`), which on Azure
+ * defaults to its `<label>.<region>.cloudapp.azure.com` name.
+ */
+export const VmCertificateRequest = Type.Object(
+  {
+    mode: CertificateMode,
+    hostname: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME_PATTERN })),
+  },
+  { additionalProperties: false },
+);
+export type VmCertificateRequest = Static<typeof VmCertificateRequest>;
+
 export const VmView = Type.Object({
   name: Type.String(),
   provider: Type.String(),
   /** The machine's state as the provider left it. */
   state: VmState,
   labels: Type.Record(Type.String(), Type.String()),
+  /** The certificate source chosen at creation (what is served now: `notebook.certificate`). */
+  certificate: Type.Object({ mode: CertificateMode, hostname: Nullable(Type.String()) }),
   error: Nullable(Type.String()),
   createdAt: Timestamp,
   updatedAt: Timestamp,

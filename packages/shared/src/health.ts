@@ -54,12 +54,35 @@ export const HealthReport = Type.Object({
 });
 export type HealthReport = Static<typeof HealthReport>;
 
+/** Who vouches for a served certificate: the agent itself, an ACME CA, or the operator. */
+export const CERTIFICATE_ISSUER_KINDS = ["self-signed", "acme", "provided"] as const;
+export const CertificateIssuerKind = Type.Union(CERTIFICATE_ISSUER_KINDS.map((k) => Type.Literal(k)));
+export type CertificateIssuerKind = Static<typeof CertificateIssuerKind>;
+
+export const CertificateIssuer = Type.Object({
+  kind: CertificateIssuerKind,
+  /**
+   * For people: `acme` → the ACME directory's host (e.g. `acme-v02.api.letsencrypt.org`);
+   * `provided` → the issuing CA's common name (or its subject); `self-signed` → the subject.
+   */
+  name: Type.String({ maxLength: 512 }),
+});
+export type CertificateIssuer = Static<typeof CertificateIssuer>;
+
 export const CertificateInfo = Type.Object({
   fingerprintSha256: Type.String(),
   notBefore: Type.String({ format: "date-time" }),
   notAfter: Type.String({ format: "date-time" }),
   subjectAltNames: Type.Array(Type.String()),
   selfSigned: Type.Boolean(),
+  // Optional: agents before issue 15 do not report them (protocol minor, not major).
+  issuer: Type.Optional(CertificateIssuer),
+  /** Each certificate of the served chain is within its validity and signed by the next one. */
+  chainValid: Type.Optional(Type.Boolean()),
+  /** Why `chainValid` is false (null when it is true). */
+  chainProblem: Type.Optional(Type.Union([Type.String({ maxLength: 1024 }), Type.Null()])),
+  /** Whole days until notAfter when reported; negative once expired. */
+  daysLeft: Type.Optional(Type.Integer()),
 });
 export type CertificateInfo = Static<typeof CertificateInfo>;
 
