@@ -16,6 +16,7 @@
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000] [--azure-rounds 3]
  *     replicas:   [--rep-agents 30000] [--rep-per-fleet 7500] [--rep-steady 30] [--rep-restarts 500]
  *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
+ *                 [--rep-pg-statements 0]   (1: count the SQL each bulk round ran, pg_stat_statements)
  *                 (bulk: --ops-concurrency, --ops-delay-ms; the PostgreSQL single controller:
  *                 --agents, --steady, --commands, --concurrency, --queries)
  *     console:    [--console-agents 10000] [--console-loads 10] [--console-changes 100]
@@ -85,6 +86,7 @@ const { values } = parseArgs({
     "rep-queries": { type: "string", default: "200" },
     "rep-bulk-rounds": { type: "string", default: "3" },
     "rep-single": { type: "string", default: "1" },
+    "rep-pg-statements": { type: "string", default: "0" },
     "console-agents": { type: "string", default: "10000" },
     "console-loads": { type: "string", default: "10" },
     "console-changes": { type: "string", default: "100" },
@@ -164,6 +166,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
       "ops-concurrency",
       "ops-delay-ms",
       "rep-single",
+      "rep-pg-statements",
       "cpu-prof",
       "agents",
       "steady",
@@ -185,6 +188,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         bulkDelayMs: Number(values["ops-delay-ms"]),
         bulkRounds: Number(values["rep-bulk-rounds"]),
         ...profileDir,
+        pgStatements: values["rep-pg-statements"] === "1",
         single:
           values["rep-single"] === "0"
             ? null

@@ -59,6 +59,8 @@ export interface ReplicasBenchOptions {
   bulkRounds: number;
   /** Write a V8 CPU profile of each replica here (node --cpu-prof; the killed one writes none). */
   profileDir?: string;
+  /** Load pg_stat_statements and count the SQL statements each bulk round ran (diagnosis). */
+  pgStatements?: boolean;
   /** The single-controller part on PostgreSQL; null skips it (small trial runs). */
   single: {
     agents: number;
@@ -91,6 +93,13 @@ export interface BulkRound extends OperationTrace {
   cpuMsPerTarget: { replicas: number; postgres: number; fleets: number };
   /** Cores the whole machine would need to run the operation at its ideal rate. */
   coresAtIdealRate: number;
+  /** With `pgStatements`: the statements PostgreSQL ran during the round, most frequent first. */
+  statements?: StatementCounts;
+}
+
+export interface StatementCounts {
+  perTarget: number;
+  top: Array<{ query: string; perTarget: number; meanMs: number }>;
 }
 
 export interface ReplicasBenchResult {
@@ -137,13 +146,18 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     loadAverage[phase] = os.loadavg().map((n) => Math.round(n * 100) / 100) as [number, number, number];
   };
   noteLoad("start");
-  const postgres = await startPostgres();
+  const postgres = await startPostgres(
+    options.pgStatements
+      ? { settings: ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"] }
+      : {},
+  );
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-replicas-"));
   const token = `nbf_${randomBytes(32).toString("base64url")}`;
   const replicas: Replica[] = [];
   const fleets: SimFleetProcess[] = [];
   try {
     const databaseUrl = await postgres.createDatabase();
+    if (options.pgStatements) await query(databaseUrl, "create extension pg_stat_statements");
     const seedStarted = performance.now();
     const vms = await seed(dataDir, databaseUrl, token, options.agents);
     const seedMs = performance.now() - seedStarted;
@@ -311,6 +325,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       const replica = replicas[round % replicas.length]!;
       const counter = await countNotifications(databaseUrl, SIGNAL_CHANNEL);
       const cpu = cpuMeter(replicas, fleets, postgres.port);
+      if (options.pgStatements) await query(databaseUrl, "select pg_stat_statements_reset()");
       await cpu.start();
       const startedAt = Date.now();
       const t0 = performance.now();
@@ -339,6 +354,9 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       const endedAt = Date.now();
       const notified = await counter.stop();
       const used = await cpu.stop();
+      const statements = options.pgStatements
+        ? await statementCounts(databaseUrl, options.agents)
+        : undefined;
       const perTarget = (seconds: number) => (seconds * 1000) / options.agents;
       const cpuMsPerTarget = {
         replicas: perTarget(used.replicas),
@@ -369,6 +387,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           ((cpuMsPerTarget.replicas + cpuMsPerTarget.postgres + cpuMsPerTarget.fleets) * options.agents) /
           idealMs,
         window: { startedAt, endedAt },
+        ...(statements ? { statements } : {}),
       });
       noteLoad(`after bulk ${round + 1}`);
     }
@@ -614,4 +633,21 @@ async function postmasterPid(port: number): Promise<number | null> {
     if (at >= 0 && args[at + 1] === String(port)) return Number(entry);
   }
   return null;
+}
+
+async function statementCounts(databaseUrl: string, targets: number): Promise<StatementCounts> {
+  const rows = await query<{ query: string; calls: string; mean: number }>(
+    databaseUrl,
+    `select query, calls::text as calls, mean_exec_time as mean from pg_stat_statements
+      where query not like '%pg_stat_statements%' order by calls desc`,
+  );
+  const total = rows.reduce((n, row) => n + Number(row.calls), 0);
+  return {
+    perTarget: total / targets,
+    top: rows.slice(0, 25).map((row) => ({
+      query: row.query.replace(/\s+/g, " ").slice(0, 240),
+      perTarget: Number(row.calls) / targets,
+      meanMs: row.mean,
+    })),
+  };
 }

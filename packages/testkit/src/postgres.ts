@@ -42,6 +42,8 @@ export interface PostgresServerOptions {
   port?: number;
   /** Serve TLS (`ssl=on`) with this certificate and key, e.g. from makeTestCa().issueServer(). */
   tls?: { certPem: string; keyPem: string };
+  /** More server settings (`name=value`), e.g. to load pg_stat_statements for a benchmark. */
+  settings?: string[];
 }
 
 export async function startPostgres(options: PostgresServerOptions = {}): Promise<PostgresServer> {
@@ -102,6 +104,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     ...(tlsFiles
       ? ["-c ssl=on", `-c ssl_cert_file=${tlsFiles.cert}`, `-c ssl_key_file=${tlsFiles.key}`]
       : []),
+    ...(options.settings ?? []).map((setting) => `-c ${setting}`),
   ].join(" ");
   const start = () =>
     as("pg_ctl", ["-D", data, "-l", logFile, "-o", settings, "-w", "-t", "60", "start"]).then(() => {});
