@@ -42,6 +42,7 @@ export function toVmView(
     provider: vm.provider,
     state: vm.state,
     labels: vm.labels,
+    certificate: { mode: vm.certificate.mode, hostname: vm.certificate.hostname },
     error: vm.error,
     createdAt: vm.createdAt,
     updatedAt: vm.updatedAt,

@@ -32,6 +32,7 @@ import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import { bootstrapExpiry } from "../fleet/bootstrap-token.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { certificateNotAfter } from "../store/cert-not-after.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 import type { StatusRow } from "../store/vms-repo.js";
@@ -529,6 +530,7 @@ export class AgentGateway implements CommandLink {
       updated_at: new Date(now).toISOString(),
       // Who wrote it: the upsert keeps it only while connected, and lets no stale row win.
       replica_id: this.options.replicaId ?? null,
+      cert_not_after: certificateNotAfter(session.notebook),
     };
     this.options.store.writer.putStatus(row);
   }

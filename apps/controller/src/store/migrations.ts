@@ -12,6 +12,7 @@ import {
   sql,
 } from "kysely";
 import { NbfError } from "../errors.js";
+import { certificateNotAfter } from "./cert-not-after.js";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": {
@@ -312,7 +313,38 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0009_vm_certificates": {
+    // Issue 15: each VM's certificate source (JSON `{mode, hostname}`; null = self-signed, as
+    // every VM made before) and its served certificate's expiry in a column of its own, so
+    // `certExpiresWithinDays` is a range scan instead of parsing every VM's notebook JSON.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("vms").addColumn("certificate", "text").execute();
+      await db.schema.alterTable("vm_status").addColumn("cert_not_after", "text").execute();
+      await db.schema
+        .createIndex("vm_status_cert_not_after")
+        .on("vm_status")
+        .columns(["cert_not_after", "vm_name"])
+        .where(sql.ref("cert_not_after"), "is not", null)
+        .execute();
+      // Rows written before: their reported certificate's expiry, from the notebook JSON.
+      const rows = await sql<{ vm_name: string; notebook: string }>`
+        select vm_name, notebook from vm_status where notebook is not null`.execute(db);
+      for (const { vm_name, notebook } of rows.rows) {
+        const notAfter = certificateNotAfter(parseNotebook(notebook));
+        if (notAfter !== null)
+          await sql`update vm_status set cert_not_after = ${notAfter} where vm_name = ${vm_name}`.execute(db);
+      }
+    },
+  },
 };
+
+function parseNotebook(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
 
 const provider: MigrationProvider = {
   getMigrations: async () =>

@@ -17,6 +17,8 @@ export interface VmsTable {
   error: string | null;
   created_at: string;
   updated_at: string;
+  /** JSON `{mode, hostname}` chosen at creation; null (VMs made before issue 15): self-signed. */
+  certificate?: string | null;
 }
 
 export interface VmLabelsTable {
@@ -42,6 +44,8 @@ export interface VmStatusTable {
   updated_at: string;
   /** The replica holding the agent's socket while it is connected (null: none, or SQLite). */
   replica_id?: string | null;
+  /** The served certificate's notAfter (ISO, from `notebook`), for the expiry filter; null: none reported. */
+  cert_not_after?: string | null;
 }
 
 export interface TokensTable {

@@ -1,6 +1,7 @@
 /** VMs, their labels and their latest agent/health status (one row each, joined on read). */
 import {
   type AgentLinkStatus,
+  type CertificateMode,
   type HealthReport,
   type NotebookStatus,
   type OverallHealth,
@@ -53,11 +54,20 @@ export interface VmStatus {
   replicaId: string | null;
 }
 
+/** Where a VM's notebook certificate comes from, as chosen at its creation. */
+export interface VmCertificateChoice {
+  mode: CertificateMode;
+  hostname: string | null;
+}
+
+export const SELF_SIGNED: VmCertificateChoice = Object.freeze({ mode: "self-signed", hostname: null });
+
 export interface VmRecord {
   name: string;
   provider: string;
   state: VmState;
   labels: Record<string, string>;
+  certificate: VmCertificateChoice;
   passwordHash: string | null;
   notebookUrl: string | null;
   providerData: unknown;
@@ -76,6 +86,8 @@ export interface NewVm {
   state: VmState;
   labels: Record<string, string>;
   passwordHash: string | null;
+  /** Absent: self-signed. */
+  certificate?: VmCertificateChoice;
 }
 
 export interface VmFilter {
@@ -84,6 +96,8 @@ export interface VmFilter {
   health?: OverallHealth;
   /** Only VMs whose agent last reported this version. */
   agentVersion?: string;
+  /** Only VMs whose served certificate's notAfter (vm_status.cert_not_after) is before this ISO time. */
+  certNotAfterBefore?: string;
   /** Label-expression terms (key=value, key!=value, key, !key); all must hold. */
   labelTerms?: LabelTermSql[];
   /** Names strictly after this one (cursor pagination, ordered by name). */
@@ -110,6 +124,7 @@ export function neverConnectedStatus(vmName: string, now: string): StatusRow {
     health_report: null,
     updated_at: now,
     replica_id: null,
+    cert_not_after: null,
   };
 }
 
@@ -125,6 +140,7 @@ const STATUS_COLUMNS = [
   "health_report",
   "updated_at",
   "replica_id",
+  "cert_not_after",
 ] as const satisfies ReadonlyArray<keyof StatusRow>;
 
 type Joined = Selectable<VmsTable> & {
@@ -167,6 +183,7 @@ export class VmsRepo {
             error: null,
             created_at: now,
             updated_at: now,
+            certificate: vm.certificate ? toJson(vm.certificate) : null,
           })
           .execute();
         const labels = Object.entries(vm.labels);
@@ -232,6 +249,8 @@ export class VmsRepo {
     const conditions: Expression<SqlBool>[] = [];
     if (filter.state) conditions.push(sql`vms.state = ${filter.state}`);
     if (filter.health) conditions.push(sql`vm_status.health = ${filter.health}`);
+    if (filter.certNotAfterBefore !== undefined)
+      conditions.push(sql`vm_status.cert_not_after < ${filter.certNotAfterBefore}`);
     if (filter.agentVersion !== undefined)
       conditions.push(sql`${agentVersionSql(this.dialect)} = ${filter.agentVersion}`);
     if (filter.after !== undefined) conditions.push(sql`${sql.ref(nameColumn)} > ${filter.after}`);
@@ -341,6 +360,7 @@ export class VmsRepo {
             health: eb.ref("excluded.health"),
             health_report: eb.ref("excluded.health_report"),
             updated_at: eb.ref("excluded.updated_at"),
+            cert_not_after: eb.ref("excluded.cert_not_after"),
             // A row carries the replica that wrote it; only a connected agent stays held by it.
             // (Literal SQL: the statement's only parameters are the rows' values, see queryShapes.)
             replica_id: sql<
@@ -420,6 +440,7 @@ function toRecord(row: Joined): VmRecord {
     provider: row.provider,
     state: row.state as VmState,
     labels: fromJson<Record<string, string>>(row.labels, {}),
+    certificate: fromJson<VmCertificateChoice>(row.certificate ?? null, SELF_SIGNED),
     passwordHash: row.password_hash,
     notebookUrl: row.notebook_url,
     providerData: fromJson<unknown>(row.provider_data, null),
