@@ -26,6 +26,23 @@ export interface ProvisionContext {
    * starts without it.
    */
   passwordHash: string;
+  /** The notebook's certificate from ACME; absent = self-signed (the agent makes its own). */
+  certificate?: GuestCertificate;
+}
+
+export type AcmeChallenge = "http-01" | "tls-alpn-01";
+
+/** How the guest's agent gets its notebook certificate over ACME (the bootstrap's `certificate`). */
+export interface GuestCertificate {
+  mode: "acme";
+  /** The machine's public DNS name: the request's, else the provider's `publicHostname`. */
+  hostname: string;
+  directoryUrl: string;
+  email: string | null;
+  /** PEM CA trusted for the ACME server's own TLS (NBFLEET_ACME_CA_FILE's content). */
+  caPem: string | null;
+  challenge: AcmeChallenge;
+  challengePort: number;
 }
 
 export interface ProvisionResult {
@@ -47,6 +64,11 @@ export interface Provider {
   delete(vm: ProviderVm): Promise<void>;
   /** Called when the controller shuts down; agents in machines are expected to survive it. */
   close?(): Promise<void>;
+  /**
+   * The public DNS name the machine will have (Azure: `<label>.<region>.cloudapp.azure.com`),
+   * asked before `create`; null or absent = none known, so ACME needs a hostname in the request.
+   */
+  publicHostname?(vm: ProviderVm): string | null;
   /** Why this provider cannot make a machine of this name (null = fine); asked before anything is stored. */
   checkName?(name: string): string | null;
   /** What the place holds compared with the machines the controller knows (run periodically). */
