@@ -11,13 +11,13 @@ import { type Server, createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { problemError, retryAfterSeconds } from "@nbfleet/acme";
 import { makeTestCa } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../config/paths.js";
 import { AgentError } from "../errors.js";
 import { ensureCertificate } from "../tls/ensure.js";
 import { obtainCertificate } from "./obtain.js";
-import { problemError, retryAfterSeconds } from "./problem.js";
 
 type Refusal = { status: number; headers: Record<string, string>; problem: Record<string, unknown> };
 

@@ -1,5 +1,5 @@
 /**
- * The ACME account's private key: made once (ECDSA P-256) and kept 0600 in the agent's state
+ * The ACME account's private key: made once (ECDSA P-256) and kept 0600 in the caller's state
  * directory, so every later order is placed by the same account (RFC 8555 finds the account by
  * its key). A key file whose mode drifted is put back to 0600; an unreadable one is an error
  * naming the file, never silently replaced (that would orphan the account).
@@ -7,8 +7,7 @@
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { AgentError } from "../errors.js";
-import { readTextIfPresent } from "../util/read-if-present.js";
+import { AcmeError } from "./error.js";
 
 const KEY_MODE = 0o600;
 
@@ -18,8 +17,7 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
     try {
       createPrivateKey(existing);
     } catch (error) {
-      throw new AgentError(
-        "NBF_ACME_FAILED",
+      throw new AcmeError(
         `the ACME account key ${file} cannot be read as a PEM private key (${(error as Error).message}); restore it, or remove it to register a new account`,
         { file },
       );
@@ -38,4 +36,13 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
     throw error;
   }
   return pem;
+}
+
+async function readTextIfPresent(file: string): Promise<string | null> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The agent's own answer to an ACME challenge, served only while the CA validates it:
+ * An answer to an ACME challenge on a port of its own, served only while the CA validates it:
  * HTTP-01 (the key authorization at /.well-known/acme-challenge/<token>, RFC 8555 §8.3) or
  * TLS-ALPN-01 (a self-signed certificate carrying the key authorization's digest, offered only
  * to `acme-tls/1` clients, RFC 8737).
@@ -8,7 +8,7 @@ import { type Server as HttpServer, createServer as createHttpServer } from "nod
 import type { AddressInfo } from "node:net";
 import { type Server as TlsServer, createServer as createTlsServer } from "node:tls";
 import acme from "acme-client";
-import { AgentError } from "../errors.js";
+import { AcmeError } from "./error.js";
 
 export type ChallengeType = "http-01" | "tls-alpn-01";
 
@@ -35,8 +35,7 @@ export async function startChallengeResponder(options: RespondOptions): Promise<
   await new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) =>
       reject(
-        new AgentError(
-          "NBF_ACME_FAILED",
+        new AcmeError(
           `cannot answer the ${options.type} challenge on port ${options.port}: ${error.code === "EADDRINUSE" ? "another process listens there" : error.code === "EACCES" ? "binding it needs root or CAP_NET_BIND_SERVICE" : error.message}; the current certificate was kept`,
           { port: options.port, challenge: options.type },
         ),
@@ -71,8 +70,21 @@ function httpResponder(options: RespondOptions): HttpServer {
   });
 }
 
+/**
+ * The TLS-ALPN-01 certificate (RFC 8737 §3: the identifier as its only name, the key
+ * authorization's SHA-256 in the critical acmeIdentifier extension) and its key, PEM; for a
+ * caller answering on a listener of its own, to a client that asks for `acme-tls/1` only.
+ */
+export async function alpnChallengePair(
+  authz: acme.Authorization,
+  keyAuthorization: string,
+): Promise<{ keyPem: string; certPem: string }> {
+  const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+  return { keyPem: key.toString(), certPem: cert.toString() };
+}
+
 async function tlsAlpnResponder(options: RespondOptions): Promise<TlsServer> {
-  const [key, cert] = await acme.crypto.createAlpnCertificate(options.authz, options.keyAuthorization);
+  const { keyPem: key, certPem: cert } = await alpnChallengePair(options.authz, options.keyAuthorization);
   const server = createTlsServer({ key, cert, ALPNProtocols: ["acme-tls/1"] });
   // The handshake is the whole answer; the validating CA closes the connection itself.
   server.on("secureConnection", (socket) => socket.end());

@@ -1,6 +1,6 @@
 /**
  * How acme-client's HTTP requests (its documented `acme.axios` instance) behave for the ACME
- * servers this agent talks to: the server's own TLS trusted through a CA file when one is set,
+ * servers this process talks to: the server's own TLS trusted through a CA file when one is set,
  * a timeout on every request, and problem documents turned into NBF_ACME_FAILED errors that
  * keep the problem type, which acme-client's own errors drop (they carry only the detail).
  *
@@ -26,7 +26,7 @@ export function registerAcmeServer(directoryUrl: string, caPem: string | null): 
   servers.set(origin, caPem ? new HttpsAgent({ ca: caPem, keepAlive: false }) : undefined);
 }
 
-/** The HTTPS agent for `url`'s origin as registered (for the agent's own reachability check). */
+/** The HTTPS agent for `url`'s origin as registered (for the directory probe). */
 export function httpsAgentFor(url: string): HttpsAgent | undefined {
   return servers.get(new URL(url).origin);
 }

@@ -1,9 +1,9 @@
 /**
- * ACME problem documents (RFC 8555 §6.7, `urn:ietf:params:acme:error:*`) as the agent's
- * NBF_ACME_FAILED errors: the problem type and detail in the message, and a rate limit's
+ * ACME problem documents (RFC 8555 §6.7, `urn:ietf:params:acme:error:*`) as NBF_ACME_FAILED
+ * errors: the problem type and detail in the message, and a rate limit's
  * Retry-After kept as `retryAt` so whoever schedules the next attempt waits that long.
  */
-import { AgentError } from "../errors.js";
+import { AcmeError } from "./error.js";
 
 export const PROBLEM_PREFIX = "urn:ietf:params:acme:error:";
 export const RATE_LIMITED = `${PROBLEM_PREFIX}rateLimited`;
@@ -35,7 +35,7 @@ export function retryAfterSeconds(header: unknown, now = Date.now()): number | n
 export function problemError(
   problem: AcmeProblem,
   context: { step: string; status?: number; retryAfterSec?: number | null; now?: number },
-): AgentError {
+): AcmeError {
   const subproblems = (problem.subproblems ?? [])
     .map((sub) => `${sub.identifier?.value ?? "?"}: ${sub.type ?? "?"} ${sub.detail ?? ""}`.trim())
     .join("; ");
@@ -50,7 +50,7 @@ export function problemError(
     retryAt ? `; the server asks to retry after ${retryAt}` : "",
     "; the current certificate was kept",
   ].join("");
-  return new AgentError("NBF_ACME_FAILED", message, {
+  return new AcmeError(message, {
     problemType: problem.type,
     ...(problem.detail ? { problemDetail: problem.detail } : {}),
     ...(context.status ? { status: context.status } : {}),
@@ -60,8 +60,8 @@ export function problemError(
 }
 
 /** Any other failure during `step` (the network, TLS trust, a local port) as NBF_ACME_FAILED. */
-export function stepError(step: string, error: unknown, details: Record<string, unknown> = {}): AgentError {
-  if (error instanceof AgentError) return error;
+export function stepError(step: string, error: unknown, details: Record<string, unknown> = {}): AcmeError {
+  if (error instanceof AcmeError) return error;
   // acme-client 5.4's retry handler reads `response.config` of a request that got no response.
   const noResponse = error instanceof TypeError && /reading 'config'/.test(error.message);
   const reason = noResponse
@@ -69,9 +69,8 @@ export function stepError(step: string, error: unknown, details: Record<string, 
     : error instanceof Error
       ? error.message
       : String(error);
-  return new AgentError(
-    "NBF_ACME_FAILED",
-    `ACME ${step} failed: ${reason}; the current certificate was kept`,
-    { step, ...details },
-  );
+  return new AcmeError(`ACME ${step} failed: ${reason}; the current certificate was kept`, {
+    step,
+    ...details,
+  });
 }

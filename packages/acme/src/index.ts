@@ -1,0 +1,27 @@
+export { loadOrCreateAccountKey } from "./account-key.js";
+export {
+  type ChallengeResponder,
+  type ChallengeType,
+  alpnChallengePair,
+  startChallengeResponder,
+} from "./challenge-responder.js";
+export { type CheckedChain, checkIssuedChain } from "./check-chain.js";
+export { AcmeError, type AcmeErrorCode } from "./error.js";
+export {
+  type AnswerChallenge,
+  type ChallengeToAnswer,
+  type IssueOptions,
+  type IssuedChain,
+  issueCertificate,
+} from "./issue.js";
+export {
+  type AcmeProblem,
+  BAD_NONCE,
+  PROBLEM_PREFIX,
+  RATE_LIMITED,
+  isProblem,
+  problemError,
+  retryAfterSeconds,
+  stepError,
+} from "./problem.js";
+export { httpsAgentFor, registerAcmeServer } from "./transport.js";
