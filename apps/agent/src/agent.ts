@@ -44,6 +44,7 @@ import { redactLine } from "./supervisor/log-redact.js";
 import { type LaunchSpec, Supervisor } from "./supervisor/supervisor.js";
 import { inSystemdScope } from "./supervisor/systemd-scope.js";
 import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
+import { reportCertificateFile } from "./tls/report.js";
 import type { Upgrader } from "./upgrade/upgrader.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
 import { LatestFile } from "./util/latest-file.js";
@@ -273,7 +274,7 @@ export class Agent implements AgentCore {
           ips: [...this.settings.ips, ...(command.params.ips ?? [])],
           ...(this.owner ? { owner: this.owner } : {}),
         });
-        this.rememberCertificate(result);
+        await this.rememberCertificate(result);
         this.recordEvent("info", "certificate.rotated", `new certificate ${result.fingerprintSha256}`);
         progress("certificate rotated; restarting the notebook server to serve it");
         await this.restartIfRunning();
@@ -496,7 +497,7 @@ export class Agent implements AgentCore {
       ips: this.settings.ips,
       ...(this.owner ? { owner: this.owner } : {}),
     });
-    this.rememberCertificate(result.info);
+    await this.rememberCertificate(result.info);
     if (result.action === "kept") return;
     const level = result.action === "regenerated" ? "warn" : "info";
     this.recordEvent(
@@ -536,9 +537,13 @@ export class Agent implements AgentCore {
     });
   }
 
-  private rememberCertificate(info: CertificateInfo): void {
+  /** With its issuer, the chain's validity and the days left, read from the cert.pem just checked. */
+  private async rememberCertificate(info: CertificateInfo): Promise<void> {
     const { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned } = info;
-    this.certificate = { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned };
+    const basic = { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned };
+    const pem = await readFile(this.paths.certFile, "utf8").catch(() => null);
+    const report = pem === null ? null : await reportCertificateFile(pem, this.paths).catch(() => null);
+    this.certificate = report?.fingerprintSha256 === fingerprintSha256 ? report : basic;
   }
 
   private notebookStatus(): NotebookStatus {

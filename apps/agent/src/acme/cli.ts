@@ -11,6 +11,7 @@ import { dataPaths } from "../config/paths.js";
 import type { CertificateSettings } from "../config/settings.js";
 import { isAgentRunning } from "../control/client.js";
 import { AgentError } from "../errors.js";
+import { noteAcmeSource } from "../tls/certificate-source.js";
 
 interface AcmeFlags extends DataDirOption {
   hostname?: string;
@@ -73,6 +74,7 @@ async function run(opts: AcmeFlags): Promise<void> {
     () => undefined,
   );
   const result = await obtainCertificate({ settings, paths, ...(owner ? { owner } : {}) });
+  await noteAcmeSource(paths.stateDir, result.info.fingerprintSha256, result.directoryUrl);
   if (opts.restart && (await isAgentRunning(paths.controlSocket)))
     await runCommand({ ...opts, json: true }, "notebook.restart", {}, true);
   print(

@@ -11,7 +11,7 @@ import { runChecks } from "../health/run-checks.js";
 import { readInstallRecord } from "../install/run.js";
 import { readPidRecord } from "../supervisor/pidfile.js";
 import { isRunning } from "../supervisor/proc.js";
-import { inspectCertificate } from "../tls/inspect.js";
+import { reportCertificateFile } from "../tls/report.js";
 
 export async function inspectOffline(paths: DataPaths): Promise<AgentState> {
   const settings = await loadSettings(paths);
@@ -23,10 +23,7 @@ export async function inspectOffline(paths: DataPaths): Promise<AgentState> {
     () => "",
   );
   const certificate = await readFile(paths.certFile, "utf8").then(
-    (pem) => {
-      const { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned } = inspectCertificate(pem);
-      return { fingerprintSha256, notBefore, notAfter, subjectAltNames, selfSigned };
-    },
+    (pem) => reportCertificateFile(pem, paths),
     () => null,
   );
   const checks = await runChecks(
@@ -38,6 +35,7 @@ export async function inspectOffline(paths: DataPaths): Promise<AgentState> {
       pid: alive ? record!.pid : null,
       certFile: paths.certFile,
       diskPath: settings.notebookDir ?? paths.defaultNotebookDir,
+      dataDir: paths.dataDir,
     },
     { deep: false },
   );

@@ -1,12 +1,15 @@
 /**
- * The `tls` check: the served certificate is valid, how many days it has left, and whether it
- * is the one in cert.pem. Notebook 6 re-reads cert.pem on every connection, so a difference
- * means the server was started with another certfile (or a server that caches it needs a restart).
+ * The `tls` check: the served certificate is valid, how many days it has left, who issued it,
+ * whether it is the one in cert.pem and whether cert.pem's chain holds together. Notebook 6
+ * re-reads cert.pem on every connection, so a difference means the server was started with
+ * another certfile (or a server that caches it needs a restart).
  */
-import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { CheckStatus, HealthCheck } from "@nbfleet/shared";
-import { formatFingerprint } from "../tls/fingerprint.js";
+import type { CertificateInfo, CheckStatus, HealthCheck } from "@nbfleet/shared";
+import { dataPaths } from "../config/paths.js";
+import { readCertificateSource } from "../tls/certificate-source.js";
+import { certificatePhrase } from "../tls/issuer.js";
+import { certificateReport } from "../tls/report.js";
 import { type ServedCertificate, fetchServedCertificate } from "../tls/served.js";
 import { NETWORK_CHECK_TIMEOUT_MS } from "./http.js";
 import { checkResult, describeError } from "./result.js";
@@ -39,36 +42,52 @@ export async function checkTls(
     daysLeft,
   };
 
+  // What cert.pem says about itself; the served certificate is described by it when they match.
+  let onDisk: CertificateInfo | null = null;
+  let diskProblem: string | null = null;
+  try {
+    const source = target.dataDir ? await readCertificateSource(dataPaths(target.dataDir).stateDir) : null;
+    onDisk = certificateReport(await readFile(target.certFile, "utf8"), source, now, target.certFile);
+  } catch (error) {
+    diskProblem = describeError(error);
+  }
+  const same = onDisk?.fingerprintSha256 === served.fingerprintSha256;
+  const phrase = same && onDisk?.issuer ? certificatePhrase(onDisk.issuer) : "certificate";
+  if (same && onDisk) {
+    Object.assign(data, { issuer: onDisk.issuer, chainValid: onDisk.chainValid });
+    if (onDisk.chainProblem) data.chainProblem = onDisk.chainProblem;
+  }
+
   const findings: { status: CheckStatus; message: string }[] = [];
   if (daysLeft < 0) {
-    findings.push({ status: "fail", message: `the certificate expired on ${notAfter.toISOString()}` });
+    findings.push({ status: "fail", message: `the ${phrase} expired on ${notAfter.toISOString()}` });
   } else if (now < notBefore) {
     findings.push({
       status: "fail",
-      message: `the certificate is not valid before ${notBefore.toISOString()}`,
+      message: `the ${phrase} is not valid before ${notBefore.toISOString()}`,
     });
   } else if (daysLeft < CERT_WARN_DAYS) {
-    findings.push({ status: "warn", message: `the certificate expires in ${daysLeft} days` });
+    findings.push({ status: "warn", message: `the ${phrase} expires in ${daysLeft} days` });
   }
 
-  try {
-    const onDisk = new X509Certificate(await readFile(target.certFile));
-    if (formatFingerprint(onDisk.fingerprint256) !== served.fingerprintSha256) {
-      data.fileFingerprintSha256 = formatFingerprint(onDisk.fingerprint256);
-      findings.push({
-        status: "warn",
-        message: `the served certificate differs from ${target.certFile}: restart needed to serve the new certificate`,
-      });
-    }
-  } catch (error) {
+  if (diskProblem !== null) {
+    findings.push({ status: "warn", message: `cannot compare with ${target.certFile}: ${diskProblem}` });
+  } else if (!same && onDisk) {
+    data.fileFingerprintSha256 = onDisk.fingerprintSha256;
     findings.push({
       status: "warn",
-      message: `cannot compare with ${target.certFile}: ${describeError(error)}`,
+      message: `the served certificate differs from ${target.certFile}: restart needed to serve the new certificate`,
+    });
+  } else if (onDisk && onDisk.chainValid === false && daysLeft >= 0 && now >= notBefore) {
+    // A client that checks the chain refuses it even though the leaf itself is fine.
+    findings.push({
+      status: "warn",
+      message: `the chain in ${target.certFile} is broken: ${onDisk.chainProblem}`,
     });
   }
 
   if (findings.length === 0) {
-    return checkResult("tls", "pass", `certificate valid for ${daysLeft} more days`, now, data);
+    return checkResult("tls", "pass", `${phrase} valid for ${daysLeft} more days`, now, data);
   }
   const status = findings.some((f) => f.status === "fail") ? "fail" : "warn";
   return checkResult("tls", status, findings.map((f) => f.message).join("; "), now, data);
