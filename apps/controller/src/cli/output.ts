@@ -1,6 +1,7 @@
 /** How the CLI shows things: JSON when asked, otherwise tables and short lines for people. */
 import type { CommandView, VmView } from "@nbfleet/shared";
 import Table from "cli-table3";
+import { certificateCell, certificateLines } from "./certificate-view.js";
 
 export function printJson(value: unknown): void {
   console.log(JSON.stringify(value, null, 2));
@@ -33,7 +34,7 @@ export function ago(iso: string | null, now = Date.now()): string {
 
 export function vmTable(vms: VmView[]): string {
   return table(
-    ["NAME", "MACHINE", "AGENT", "VERSION", "NOTEBOOK", "HEALTH", "RESTARTS", "URL", "SEEN"],
+    ["NAME", "MACHINE", "AGENT", "VERSION", "NOTEBOOK", "HEALTH", "CERT", "RESTARTS", "URL", "SEEN"],
     vms.map((vm) => [
       vm.name,
       vm.state,
@@ -41,6 +42,7 @@ export function vmTable(vms: VmView[]): string {
       agentVersionLabel(vm),
       vm.notebook.state ?? "-",
       healthLabel(vm.health.status),
+      certificateCell(vm),
       String(vm.notebook.restarts),
       vm.notebook.url ?? "-",
       ago(vm.agent.lastSeenAt),
@@ -55,7 +57,6 @@ export function agentVersionLabel(vm: VmView): string {
 }
 
 export function vmDetails(vm: VmView): string {
-  const cert = vm.notebook.certificate;
   const lines = [
     `name:        ${vm.name} (${vm.provider}, machine ${vm.state})`,
     `labels:      ${
@@ -67,7 +68,7 @@ export function vmDetails(vm: VmView): string {
     ...(vm.agent.bootstrap ? [`bootstrap:   ${vm.agent.bootstrap.state}: ${vm.agent.bootstrap.note}`] : []),
     `notebook:    ${vm.notebook.state ?? "-"}${vm.notebook.pid ? ` (pid ${vm.notebook.pid})` : ""}, restarts ${vm.notebook.restarts}${vm.notebook.version ? `, Jupyter ${vm.notebook.version}` : ""}`,
     `url:         ${vm.notebook.url ?? "-"}`,
-    `certificate: ${cert ? `SHA-256 ${cert.fingerprintSha256} until ${cert.notAfter}` : "-"}`,
+    ...certificateLines(vm),
     `health:      ${healthLabel(vm.health.status)}`,
     ...vm.health.checks.map((c) => `  ${c.status.padEnd(4)} ${c.name.padEnd(9)} ${c.message}`),
   ];
