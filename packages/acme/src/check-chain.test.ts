@@ -45,3 +45,18 @@ describe("checkIssuedChain", () => {
     );
   });
 });
+
+describe("temporaryCertificate", () => {
+  it("is a self-signed pair for the name that the issued-chain check would accept, marked temporary", async () => {
+    const { temporaryCertificate, TEMPORARY_ORGANIZATION } = await import("./temporary-certificate.js");
+    const { X509Certificate } = await import("node:crypto");
+    const pair = await temporaryCertificate("ctl.example.com", 7);
+    const cert = new X509Certificate(pair.certPem);
+    expect(cert.subject).toContain(`O=${TEMPORARY_ORGANIZATION}`);
+    expect(cert.issuer).toBe(cert.subject);
+    expect(checkIssuedChain(pair.certPem, pair.keyPem, "ctl.example.com").subjectAltNames).toEqual([
+      "DNS:ctl.example.com",
+    ]);
+    expect(Date.parse(cert.validTo) - Date.now()).toBeGreaterThan(6.9 * DAY_MS);
+  });
+});

@@ -25,3 +25,11 @@ export {
   stepError,
 } from "./problem.js";
 export { httpsAgentFor, registerAcmeServer } from "./transport.js";
+export {
+  type CurrentCertificate,
+  type FailureInput,
+  RENEW_BEFORE_MS,
+  renewalDueAt,
+  retryAt,
+} from "./renewal-schedule.js";
+export { TEMPORARY_ORGANIZATION, temporaryCertificate } from "./temporary-certificate.js";

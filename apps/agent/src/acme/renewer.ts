@@ -1,3 +1,4 @@
+import { type CurrentCertificate, renewalDueAt, retryAt } from "@nbfleet/acme";
 /**
  * Keeps an ACME-configured machine's certificate issued and renewed without a person: on each
  * `tick` (the agent's check loop) it asks the CA when renewal-schedule.ts says it is time, one
@@ -9,7 +10,6 @@
 import { AgentError } from "../errors.js";
 import { agentCommandLine } from "../tls/certificate-child.js";
 import { runJsonChild } from "../util/json-child.js";
-import { type CurrentCertificate, renewalDueAt, retryAt } from "./renewal-schedule.js";
 
 const ISSUANCE_TIMEOUT_MS = 180_000;
 

@@ -1,6 +1,6 @@
 /**
  * When an ACME-configured machine asks its CA again. Pure arithmetic over the current
- * certificate and the last failure, so a caller (the agent's loop, later) only asks "when?".
+ * certificate and the last failure, so a caller (the agent's loop, the controller's own certificate) only asks "when?".
  *
  * - Renewal is due `min(30 days, a third of the lifetime)` before notAfter at the latest: 30 days
  *   for a 90-day Let's Encrypt certificate (the `tls` check warns from 30 days left, so a healthy
