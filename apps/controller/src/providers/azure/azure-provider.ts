@@ -20,11 +20,21 @@ import {
  * failing the machine and freeing its slot). A create that fails part-way (or runs out of time)
  * deletes what it made, so no NIC, IP or disk is left behind; the error carries Azure's code and
  * message.
+ *
+ * ACME: a machine's certificate is for its public name (`publicHostname`) unless the request
+ * named another; HTTP-01 only (see acme.ts), the NSG admitting TCP 80 while any machine uses it.
  */
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/shared";
 import pLimit, { type LimitFunction } from "p-limit";
 import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
+import {
+  ACME_TAG,
+  type BootstrapCertificate,
+  azureAcmeProblem,
+  azureFqdn,
+  bootstrapCertificate,
+} from "./acme.js";
 import {
   type AzureClients,
   type CallCounters,
@@ -86,6 +96,8 @@ export interface AzureProviderData {
   fqdn: string;
   vmId: string | null;
   names: VmResourceNames;
+  /** The port the agent answers ACME's HTTP-01 on (the NSG admits it); absent = no ACME. */
+  acmeHttpPort?: number;
 }
 
 const DEFAULTS = {
@@ -110,6 +122,8 @@ export class AzureProvider implements Provider {
   private readonly network: FleetNetwork;
   private readonly limit: LimitFunction;
   private clientSet: AzureClients | null = null;
+  /** Creates of HTTP-01 machines under way here (the NSG rule stays while any is). */
+  private acmeCreates = 0;
 
   constructor(private readonly options: AzureProviderOptions) {
     this.fleet = options.fleet ?? options.resourceGroup;
@@ -158,6 +172,12 @@ export class AzureProvider implements Provider {
     return azureNameProblem(name, this.os, this.fleetId);
   }
 
+  /** `<dns label>.<region>.cloudapp.azure.com`, the public IP's name; null for a name Azure would refuse. */
+  publicHostname(vm: Pick<ProviderVm, "name">): string | null {
+    if (this.checkName(vm.name) !== null) return null;
+    return azureFqdn(vmResourceNames(vm.name, this.fleetId).dnsLabel, this.options.location);
+  }
+
   /** Makes the fleet's resource group, NSG and VNet if missing; returns the subnet id. */
   ensureFleet(): Promise<string> {
     return this.guard("prepare the fleet network", () => this.network.ensure());
@@ -177,24 +197,47 @@ export class AzureProvider implements Provider {
       );
     }
     const names = vmResourceNames(vm.name, this.fleetId);
-    const { location } = this.options;
-    const fqdn = `${names.dnsLabel}.${location.toLowerCase().replace(/\s+/g, "")}.cloudapp.azure.com`;
+    const fqdn = azureFqdn(names.dnsLabel, this.options.location);
     const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
-    // What the NSG admits and the guest redirects to the notebook: the agent reports this URL.
-    const notebookUrl = `https://${fqdn}${publicPort === 443 ? "" : `:${publicPort}`}/`;
+    const certificate = context.certificate ? bootstrapCertificate(context.certificate, fqdn) : null;
+    const acmeProblem = context.certificate ? azureAcmeProblem(context.certificate, publicPort) : null;
+    if (acmeProblem) throw new AzureProviderError("check the certificate", acmeProblem);
+    // What the NSG admits and the guest redirects to the notebook: the agent reports this URL,
+    // on the name its certificate is for.
+    const host = certificate?.hostname ?? fqdn;
+    const notebookUrl = `https://${host}${publicPort === 443 ? "" : `:${publicPort}`}/`;
     // Rendered (and checked against Azure's 64 KB customData limit) before any Azure call.
-    const customData = customDataBase64(this.userData(context, fqdn, notebookUrl));
-    return this.limit(() =>
-      this.guard(
-        "create",
-        async (signal) => {
-          const subnetId = await abortable(this.network.ensure(), signal);
-          const data = await this.provision(vm, names, fqdn, subnetId, customData, signal);
-          return { notebookUrl, providerData: data };
-        },
-        this.cleanupTimeoutMs,
-      ),
-    );
+    const customData = customDataBase64(this.userData(context, fqdn, notebookUrl, certificate));
+    const acmeHttpPort = certificate?.challengePort;
+    return this.limit(async () => {
+      let counted = acmeHttpPort !== undefined;
+      const uncount = () => {
+        if (counted) this.acmeCreates -= 1;
+        counted = false;
+      };
+      if (counted) this.acmeCreates += 1;
+      try {
+        return await this.guard(
+          "create",
+          async (signal) => {
+            const subnetId = await abortable(this.network.ensure(), signal);
+            if (acmeHttpPort !== undefined) {
+              await abortable(this.network.admitAcmeHttp(acmeHttpPort, signal), signal);
+            }
+            const data = await this.provision(vm, names, fqdn, subnetId, customData, signal, acmeHttpPort);
+            return { notebookUrl, providerData: data };
+          },
+          this.cleanupTimeoutMs,
+        );
+      } catch (error) {
+        uncount();
+        // The first ACME machine failed: port 80 closes again unless another one holds it.
+        if (acmeHttpPort !== undefined) await this.withdrawAcmeHttpIfUnused();
+        throw error;
+      } finally {
+        uncount();
+      }
+    });
   }
 
   private async provision(
@@ -204,6 +247,7 @@ export class AzureProvider implements Provider {
     subnetId: string,
     customData: string,
     signal: AbortSignal,
+    acmeHttpPort: number | undefined,
   ): Promise<AzureProviderData> {
     const { network, compute } = this.clients;
     const { resourceGroup: rg, location } = this.options;
@@ -232,7 +276,8 @@ export class AzureProvider implements Provider {
         vmBody({
           location,
           names,
-          tags,
+          // The VM answers HTTP-01: what keeps the NSG's port 80 open (withdrawAcmeHttpIfUnused).
+          tags: acmeHttpPort === undefined ? tags : { ...tags, [ACME_TAG]: String(acmeHttpPort) },
           vmSize: this.options.vmSize ?? DEFAULTS.vmSize,
           image: this.options.image ?? DEFAULTS.image,
           adminUsername: this.options.adminUsername ?? DEFAULTS.adminUsername,
@@ -251,7 +296,15 @@ export class AzureProvider implements Provider {
           poll,
         );
       }
-      return { resourceGroup: rg, location, os: this.os, fqdn, vmId: created.id ?? null, names };
+      return {
+        resourceGroup: rg,
+        location,
+        os: this.os,
+        fqdn,
+        vmId: created.id ?? null,
+        names,
+        ...(acmeHttpPort === undefined ? {} : { acmeHttpPort }),
+      };
     } catch (error) {
       // Past the deadline the cleanup gets a deadline of its own.
       const cleanupSignal = AbortSignal.timeout(this.cleanupTimeoutMs);
@@ -297,6 +350,33 @@ export class AzureProvider implements Provider {
     await this.limit(() =>
       this.guard("delete", (signal) => this.removeAll(names, new Set(["ip", "nic", "vm"]), signal)),
     );
+    if (isAzureData(vm.providerData) && vm.providerData.acmeHttpPort !== undefined) {
+      await this.withdrawAcmeHttpIfUnused();
+    }
+  }
+
+  /**
+   * Closes the NSG's HTTP-01 port when no machine of the fleet answers it any more: none being
+   * created here, none tagged in Azure (which also sees those other controllers made).
+   */
+  private async withdrawAcmeHttpIfUnused(): Promise<void> {
+    const fleet = this.fleet;
+    const rg = this.options.resourceGroup;
+    await this.guard("close the ACME port", (signal) =>
+      this.network.withdrawAcmeHttp(signal, async () => {
+        if (this.acmeCreates > 0) return true;
+        const filter = `tagName eq '${ACME_TAG}'`;
+        const call = { ...this.callOptions(signal), filter };
+        for await (const r of this.clients.resources.resources.listByResourceGroup(rg, call)) {
+          if (r.type?.toLowerCase() === "microsoft.compute/virtualmachines" && r.tags?.[FLEET_TAG] === fleet)
+            return true;
+        }
+        return false;
+      }),
+    ).catch((error: unknown) => {
+      // The machine is gone either way; an open port 80 with nothing behind it answers nobody.
+      this.options.log?.warn({ err: error }, "azure: could not close the ACME HTTP-01 port");
+    });
   }
 
   /** The machine's state as Azure reports it. */
@@ -370,7 +450,12 @@ export class AzureProvider implements Provider {
     this.limit.clearQueue();
   }
 
-  private userData(context: ProvisionContext, fqdn: string, publicUrl: string): string {
+  private userData(
+    context: ProvisionContext,
+    fqdn: string,
+    publicUrl: string,
+    certificate: BootstrapCertificate | null,
+  ): string {
     const common = {
       controllerUrl: context.controllerUrl,
       ...(context.controllerUrls ? { controllerUrls: context.controllerUrls } : {}),
@@ -382,8 +467,9 @@ export class AzureProvider implements Provider {
       notebookPort: this.options.notebookPort ?? DEFAULTS.notebookPort,
       publicPort: this.options.publicPort ?? DEFAULTS.publicPort,
       bindIp: "0.0.0.0",
-      hostnames: [fqdn],
+      hostnames: certificate && certificate.hostname !== fqdn ? [certificate.hostname, fqdn] : [fqdn],
       publicUrl,
+      ...(certificate ? { certificate } : {}),
       ...trustSettings(this.options.controllerTrust),
     };
     if (this.os === "windows") return renderWindowsBootstrap(common);

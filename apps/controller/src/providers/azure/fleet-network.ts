@@ -3,8 +3,11 @@
  * that admits only the public notebook port (and SSH only when asked for) from the configured
  * source ranges, and one virtual network with one subnet behind that NSG. `ensure()` reads
  * first and writes only what is missing or different, so a running fleet costs no writes here.
+ * TCP 80 for ACME's HTTP-01 is admitted only while a machine of the fleet answers it
+ * (`admitAcmeHttp` / `withdrawAcmeHttp`, one at a time); `ensure()` keeps that rule as it finds it.
  */
 import type { NetworkSecurityGroup, SecurityRule } from "@azure/arm-network";
+import { ACME_HTTP_RULE, acmeHttpRule } from "./acme.js";
 import type { AzureClients } from "./clients.js";
 import { isNotFound } from "./failures.js";
 
@@ -42,6 +45,8 @@ export interface TeardownReport {
 export class FleetNetwork {
   readonly names: FleetNetworkNames;
   private ready: Promise<string> | null = null;
+  /** NSG changes for ACME, one after another (each reads the NSG, then writes it whole). */
+  private acmeChanges: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly clients: () => AzureClients,
@@ -70,8 +75,8 @@ export class FleetNetwork {
     const exists = await resources.resourceGroups.checkExistence(rg, call);
     if (!exists.body) await resources.resourceGroups.createOrUpdate(rg, { location, tags: this.tags }, call);
 
-    const wanted = this.securityRules();
     const nsg = await network.networkSecurityGroups.get(rg, this.names.nsg, call).catch(notFoundAsUndefined);
+    const wanted = this.securityRules(acmePortOf(nsg));
     const nsgId = sameRules(nsg, wanted)
       ? nsg!.id!
       : (
@@ -110,7 +115,46 @@ export class FleetNetwork {
     return id;
   }
 
-  private securityRules(): SecurityRule[] {
+  /**
+   * Makes the NSG admit TCP `port` from anywhere for HTTP-01 (no write when it already does).
+   * Returns whether it wrote.
+   */
+  admitAcmeHttp(port: number, signal: AbortSignal): Promise<boolean> {
+    return this.changeAcme(port, signal);
+  }
+
+  /** Removes the HTTP-01 rule (no write when there is none). Returns whether it wrote. */
+  withdrawAcmeHttp(signal: AbortSignal, stillWanted: () => Promise<boolean>): Promise<boolean> {
+    return this.changeAcme(null, signal, stillWanted);
+  }
+
+  private changeAcme(
+    port: number | null,
+    signal: AbortSignal,
+    stillWanted?: () => Promise<boolean>,
+  ): Promise<boolean> {
+    const change = this.acmeChanges.then(async () => {
+      await this.ensure();
+      const { network } = this.clients();
+      const { resourceGroup: rg, location } = this.settings;
+      const call = { abortSignal: signal };
+      const nsg = await network.networkSecurityGroups.get(rg, this.names.nsg, call);
+      if (sameRules(nsg, this.securityRules(port))) return false;
+      // Asked inside the queue, so no admit can slip between the question and the removal.
+      if (port === null && stillWanted && (await stillWanted())) return false;
+      await network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+        rg,
+        this.names.nsg,
+        { location, tags: this.tags, securityRules: this.securityRules(port) },
+        call,
+      );
+      return true;
+    });
+    this.acmeChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  private securityRules(acmeHttpPort: number | null): SecurityRule[] {
     const rule = (name: string, priority: number, port: number, sources: string[]): SecurityRule => ({
       name,
       priority,
@@ -125,6 +169,7 @@ export class FleetNetwork {
     return [
       rule("nbfleet-notebook", 100, this.settings.publicPort, this.settings.notebookSourceRanges),
       ...(this.settings.sshSourceRanges ? [rule("nbfleet-ssh", 110, 22, this.settings.sshSourceRanges)] : []),
+      ...(acmeHttpPort === null ? [] : [acmeHttpRule(acmeHttpPort)]),
     ];
   }
 
@@ -161,6 +206,13 @@ export class FleetNetwork {
 function notFoundAsUndefined(error: unknown): undefined {
   if (isNotFound(error)) return undefined;
   throw error;
+}
+
+/** The port the NSG's HTTP-01 rule admits, or null when it has none. */
+function acmePortOf(nsg: NetworkSecurityGroup | undefined): number | null {
+  const rule = nsg?.securityRules?.find((r) => r.name === ACME_HTTP_RULE);
+  const port = Number(rule?.destinationPortRange);
+  return rule && Number.isInteger(port) ? port : null;
 }
 
 function sameRules(nsg: NetworkSecurityGroup | undefined, wanted: SecurityRule[]): boolean {
