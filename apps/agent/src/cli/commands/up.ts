@@ -32,9 +32,10 @@ import { UpgradeFollowUp } from "../../upgrade/follow-up.js";
 import { UPGRADE_EXIT_CODE, Upgrader } from "../../upgrade/upgrader.js";
 import { readGivenFile } from "../../util/read-given-file.js";
 import { agentVersion } from "../../version.js";
+import { type CertificateFlags, certificateFromFlags, withCertificateFlags } from "../certificate-flags.js";
 import { withDataDir } from "../context.js";
 
-interface UpFlags extends LinkFlags {
+interface UpFlags extends LinkFlags, CertificateFlags {
   dataDir: string;
   port?: number;
   ip?: string;
@@ -59,7 +60,7 @@ interface UpFlags extends LinkFlags {
 type StartedHow = Awaited<ReturnType<Agent["up"]>>;
 
 export function registerUp(program: Command): void {
-  withDataDir(program.command("up"))
+  const command = withDataDir(program.command("up"))
     .description(
       "install what is missing, write the nbserver profile, start and supervise the notebook server",
     )
@@ -122,8 +123,8 @@ export function registerUp(program: Command): void {
       "--systemd-scope",
       "start the notebook server in a systemd scope of its own (systemd-run --scope), so restarting the agent's unit never stops it",
     )
-    .option("--json", "print the start-up summary as one JSON line")
-    .action(up);
+    .option("--json", "print the start-up summary as one JSON line");
+  withCertificateFlags(command).action(up);
 }
 
 async function up(opts: UpFlags): Promise<void> {
@@ -138,9 +139,10 @@ async function up(opts: UpFlags): Promise<void> {
       "--install-dir and --release-key-file go together (an agent upgrades itself only with both)",
     );
   }
+  const certificate = await certificateFromFlags(opts, (await loadSettings(paths)).certificate);
   const agent = await Agent.open({
     dataDir: opts.dataDir,
-    overrides: { ...settingsFromFlags(opts), link: link.settings },
+    overrides: { ...settingsFromFlags(opts), link: link.settings, ...(certificate ? { certificate } : {}) },
     ...(opts.systemdScope ? { notebookScope: "systemd" as const } : {}),
     ...(await initialPassword(opts)),
   });
