@@ -14,6 +14,7 @@ import {
 } from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import { NbfError } from "../errors.js";
+import { acmeSettingsProblems } from "./acme-settings.js";
 
 const Seconds = (minimum: number, maximum: number) => Type.Number({ minimum, maximum });
 
@@ -108,6 +109,21 @@ export const ControllerSettings = Type.Object(
     tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     /** The CA (PEM) guests trust for the controller; without it they pin the certificate's SHA-256. */
     tlsCa: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    /** The ACME directory guests get notebook certificates from (`certificate.mode: acme`). */
+    acmeDirectory: Type.String({ pattern: "^https://[^\\s]+$", maxLength: 2048 }),
+    /** The ACME account's contact (expiry notices from the CA); null = none. */
+    acmeEmail: Type.Union([
+      Type.String({ pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", maxLength: 254 }),
+      Type.Null(),
+    ]),
+    /** PEM CA trusted for the ACME server's own TLS (a private CA, pebble); read at start, sent to guests. */
+    acmeCaFile: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+    /** How the CA validates a guest: HTTP-01 (port 80 by default) or TLS-ALPN-01 (443). */
+    acmeChallenge: Type.Union([Type.Literal("http-01"), Type.Literal("tls-alpn-01")]),
+    /** The port the guest's agent answers the challenge on; null = 80 for http-01, 443 for tls-alpn-01. */
+    acmeChallengePort: Type.Union([Type.Integer({ minimum: 1, maximum: 65_535 }), Type.Null()]),
+    /** New VMs' certificate when the request names none: `acme` only where the provider knows a public name. */
+    certificateMode: Type.Union([Type.Literal("self-signed"), Type.Literal("acme")]),
     azureSubscriptionId: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     azureLocation: Type.String({ pattern: "^[a-z0-9]+$" }),
     azureResourceGroup: Type.String({ pattern: "^[-\\w._()]{1,90}$" }),
@@ -181,6 +197,12 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     tlsCert: null,
     tlsKey: null,
     tlsCa: null,
+    acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
+    acmeEmail: null,
+    acmeCaFile: null,
+    acmeChallenge: "http-01",
+    acmeChallengePort: null,
+    certificateMode: "self-signed",
     azureSubscriptionId: null,
     azureLocation: "westeurope",
     azureResourceGroup: "nbfleet",
@@ -226,6 +248,12 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_TLS_CERT: "tlsCert",
   NBFLEET_TLS_KEY: "tlsKey",
   NBFLEET_TLS_CA: "tlsCa",
+  NBFLEET_ACME_DIRECTORY: "acmeDirectory",
+  NBFLEET_ACME_EMAIL: "acmeEmail",
+  NBFLEET_ACME_CA_FILE: "acmeCaFile",
+  NBFLEET_ACME_CHALLENGE: "acmeChallenge",
+  NBFLEET_ACME_CHALLENGE_PORT: "acmeChallengePort",
+  NBFLEET_CERTIFICATE_MODE: "certificateMode",
   AZURE_SUBSCRIPTION_ID: "azureSubscriptionId",
   NBFLEET_AZURE_LOCATION: "azureLocation",
   NBFLEET_AZURE_RESOURCE_GROUP: "azureResourceGroup",
@@ -276,6 +304,7 @@ const NUMERIC = new Set<keyof ControllerSettings>([
   "azureMaxConcurrency",
   "azureOperationTimeoutSec",
   "azureRequestTimeoutSec",
+  "acmeChallengePort",
 ]);
 
 const fullValidator = compileValidator(ControllerSettings, "controller settings");
@@ -358,6 +387,9 @@ function check(
   value: unknown,
   source: string,
 ): void {
+  // Named as the operator spells them, before the schema's generic message.
+  const acme = typeof value === "object" && value !== null ? acmeSettingsProblems(value) : [];
+  if (acme.length > 0) throw new NbfError("NBF_CONFIG_INVALID", { source, problems: acme.join("; ") });
   if (!validator.is(value)) {
     throw new NbfError("NBF_CONFIG_INVALID", { source, problems: validator.problems(value).join("; ") });
   }

@@ -3,10 +3,11 @@
  * (password, bootstrap token, provider), machine start/stop/restart, delete (nothing left
  * behind: provider, agent link, secrets, pending commands) and notebook commands.
  */
-import type { CommandName, VmState } from "@nbfleet/shared";
+import type { CommandName, VmCertificateRequest, VmState } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type { Signals } from "../cluster/signals.js";
 import type { CommandService, EnqueueResult } from "../commands/service.js";
+import type { GuestAcmeSettings } from "../config/acme-settings.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway } from "../gateway/gateway.js";
@@ -15,6 +16,7 @@ import type { Store } from "../store/store.js";
 import type { VmRecord } from "../store/vms-repo.js";
 import { issueBootstrapToken } from "./bootstrap-token.js";
 import { generatePassword, hashNotebookPassword } from "./password.js";
+import { guestCertificate, resolveVmCertificate } from "./vm-certificate.js";
 
 /** The password.set of a new VM waits at least this long for an agent that is still installing. */
 const CREATE_PASSWORD_TTL_SEC = 3600;
@@ -34,6 +36,8 @@ export interface VmServiceOptions {
   log: FastifyBaseLogger;
   /** Tells the replica holding a deleted VM's agent to close its socket. */
   signals?: Signals;
+  /** How guests get ACME certificates, and the fleet's default mode; absent: self-signed only. */
+  acme?: GuestAcmeSettings;
 }
 
 export interface CreateVmInput {
@@ -43,6 +47,8 @@ export interface CreateVmInput {
   password?: string;
   /** Must name this controller's provider when given. */
   provider?: string;
+  /** Absent: the fleet default (NBFLEET_CERTIFICATE_MODE). */
+  certificate?: VmCertificateRequest;
 }
 
 export interface CreatedVm {
@@ -79,6 +85,23 @@ export class VmService {
       });
     }
     const labels = input.labels ?? {};
+    const acme = this.options.acme;
+    if (input.certificate?.mode === "acme" && !acme) {
+      throw new NbfError("NBF_INVALID_BODY", {
+        field: "certificate.mode",
+        problems: "certificate.mode acme: this controller has no ACME settings",
+      });
+    }
+    const certificate = resolveVmCertificate(
+      input.certificate,
+      acme?.defaultMode ?? "self-signed",
+      provider,
+      {
+        name: input.name,
+        labels,
+        providerData: null,
+      },
+    );
     const plain = input.password ?? generatePassword();
     const passwordHash = await hashNotebookPassword(plain);
     await store.vms.insert({
@@ -87,6 +110,7 @@ export class VmService {
       state: "provisioning",
       labels,
       passwordHash,
+      certificate,
     });
     const { token: bootstrapToken } = await issueBootstrapToken(
       store.agentSecrets,
@@ -104,6 +128,7 @@ export class VmService {
       kind: "vm.created",
       message: `VM ${input.name} created on ${provider.name}`,
     });
+    const guest = acme && guestCertificate(certificate, acme);
     try {
       const result = await provider.create(
         { name: input.name, labels, providerData: null },
@@ -112,6 +137,7 @@ export class VmService {
           controllerUrl: this.options.controllerUrl(),
           ...(this.options.controllerUrls ? { controllerUrls: this.options.controllerUrls } : {}),
           passwordHash,
+          ...(guest ? { certificate: guest } : {}),
         },
       );
       await store.vms.update(input.name, {

@@ -15,6 +15,7 @@ import { StreamRelay } from "../cluster/relay/stream-relay.js";
 import { newReplicaIdentity } from "../cluster/replica.js";
 import { createEventFeed, createSignals, routeSignals } from "../cluster/signal-wiring.js";
 import { CommandService } from "../commands/service.js";
+import { readAcmeSettings } from "../config/acme-settings.js";
 import type { ControllerSettings } from "../config/settings.js";
 import type { ControllerContext } from "../context.js";
 import { EventBus } from "../events/bus.js";
@@ -49,6 +50,9 @@ export async function wireServices(
   store: Store,
   { provider, log, controllerUrl, listeningUrl, artifact }: ServiceDeps,
 ): Promise<ControllerContext> {
+  // Read and checked before anything is touched: the CA file's content goes into every new
+  // guest's bootstrap.
+  const acme = readAcmeSettings(settings);
   // First: a replica whose release key is not the cluster's is refused before it changes anything.
   const artifacts = await ArtifactStore.open({
     store,
@@ -103,6 +107,7 @@ export async function wireServices(
     bootstrapTokenTtlSec: settings.bootstrapTokenTtlSec,
     log,
     signals,
+    acme,
   });
   const reconciler = new Reconciler({
     store,

@@ -34,6 +34,19 @@ export const SortQuery = {
   ),
 };
 
+/** `certExpiresWithinDays=N`: VMs whose served certificate ends within N days (expired ones too). */
+export const CertExpiresWithinDays = Type.Integer({
+  minimum: 0,
+  maximum: 3650,
+  description:
+    "only VMs whose served certificate's notAfter is before now + N days (expired ones included; VMs that reported no certificate are not)",
+});
+
+/** The ISO instant `days` from `nowMs`, which cert_not_after is compared with. */
+export function certNotAfterBefore(days: number, nowMs = Date.now()): string {
+  return new Date(nowMs + days * 86_400_000).toISOString();
+}
+
 /** The `labels` expression and the `label=k=v` pairs as one list of terms. */
 export function labelTerms(expression: string | undefined, pairs: readonly string[]): LabelTermSql[] {
   const terms: LabelTermSql[] = pairs.map((pair) => {

@@ -1,12 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 /** VM routes: create, list (label expression/state/health filters, sorts, keyset cursor pages), show, delete, machine actions. */
-import { CommandView, OverallHealth, VmList, VmState, VmView } from "@nbfleet/shared";
+import { CommandView, OverallHealth, VmCertificateRequest, VmList, VmState, VmView } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import type { MachineAction } from "../../fleet/vm-service.js";
 import type { VmRecord } from "../../store/vms-repo.js";
 import { Errors, Labels, NameParams, VmName, plainJson } from "../schemas.js";
 import { toCommandView, toVmView } from "../views.js";
-import { SortQuery, decodeListCursor, encodeListCursor, labelTerms, sortOf } from "./list-query.js";
+import {
+  CertExpiresWithinDays,
+  SortQuery,
+  certNotAfterBefore,
+  decodeListCursor,
+  encodeListCursor,
+  labelTerms,
+  sortOf,
+} from "./list-query.js";
 
 const CreateVmBody = Type.Object(
   {
@@ -20,6 +28,8 @@ const CreateVmBody = Type.Object(
       }),
     ),
     provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    /** acme: a certificate from NBFLEET_ACME_DIRECTORY for `hostname` (else the provider's public name). */
+    certificate: Type.Optional(VmCertificateRequest),
   },
   { additionalProperties: false },
 );
@@ -49,6 +59,7 @@ const ListQuery = Type.Object(
         description: "only VMs whose agent last reported this version",
       }),
     ),
+    certExpiresWithinDays: Type.Optional(CertExpiresWithinDays),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 512 })),
   },
@@ -104,7 +115,16 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { label, labels, state, health, agentVersion, limit = 100, cursor } = request.query;
+      const {
+        label,
+        labels,
+        state,
+        health,
+        agentVersion,
+        certExpiresWithinDays,
+        limit = 100,
+        cursor,
+      } = request.query;
       const sort = sortOf(request.query.sort, request.query.order);
       const terms = labelTerms(labels, label ?? []);
       await store.writer.flush();
@@ -113,6 +133,9 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         state,
         health,
         agentVersion,
+        ...(certExpiresWithinDays === undefined
+          ? {}
+          : { certNotAfterBefore: certNotAfterBefore(certExpiresWithinDays) }),
         sort,
         afterRow: cursor === undefined ? undefined : decodeListCursor(cursor, sort),
         limit: limit + 1,
