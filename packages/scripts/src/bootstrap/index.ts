@@ -18,6 +18,7 @@ export {
 } from "./linux.js";
 export {
   type ControllerTrust,
+  type GuestCertificate,
   type LinuxBootstrapOptions,
   LinuxBootstrapOptionsSchema,
   type WindowsBootstrapOptions,

@@ -436,6 +436,10 @@ main() {
   if [ -n "$NBF_CONTROLLER_CA_PEM" ]; then
     write_file "$NBF_INSTALL_DIR/controller-ca.pem" "$NBF_CONTROLLER_CA_PEM" 644
   fi
+  # Public: the agent trusts the ACME server's own TLS by it (a private CA; pebble in tests).
+  if [ -n "$NBF_ACME_CA_PEM" ]; then
+    write_file "$NBF_INSTALL_DIR/acme-ca.pem" "$NBF_ACME_CA_PEM" 644
+  fi
   install_artifact
   install_files
   if [ "$NBF_MODE" = sandbox ]; then

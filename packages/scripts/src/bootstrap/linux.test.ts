@@ -707,3 +707,94 @@ describe("linuxAgentArgv", () => {
     );
   });
 });
+
+describe("renderLinuxBootstrap with a certificate from an ACME CA", () => {
+  const ACME = {
+    mode: "acme" as const,
+    hostname: "nb1.westeurope.cloudapp.azure.com",
+    directoryUrl: "https://acme-v02.api.letsencrypt.org/directory",
+    email: "ops@example.com",
+    challenge: "http-01" as const,
+    challengePort: 80,
+  };
+
+  it("gives the agent the --certificate-mode acme and --acme-* flags, the CA as a file", () => {
+    const argv = linuxAgentArgv({
+      ...SYSTEMD_GUEST,
+      certificate: { ...ACME, caPem: "-----BEGIN CERTIFICATE-----\nx\n" },
+    });
+    expect(argv.slice(argv.indexOf("--certificate-mode"), argv.indexOf("--systemd-scope"))).toEqual([
+      ...["--certificate-mode", "acme", "--acme-hostname", "nb1.westeurope.cloudapp.azure.com"],
+      ...[
+        "--acme-directory",
+        "https://acme-v02.api.letsencrypt.org/directory",
+        "--acme-email",
+        "ops@example.com",
+      ],
+      ...[
+        "--acme-ca-file",
+        "/opt/nbfleet/acme-ca.pem",
+        "--acme-challenge",
+        "http-01",
+        "--acme-challenge-port",
+        "80",
+      ],
+    ]);
+    // No e-mail, no CA: neither flag; no certificate: self-signed, no flag at all.
+    const bare = linuxAgentArgv({
+      ...SYSTEMD_GUEST,
+      certificate: { ...ACME, email: null, challenge: "tls-alpn-01", challengePort: 8443 },
+    });
+    expect(bare).not.toContain("--acme-email");
+    expect(bare).not.toContain("--acme-ca-file");
+    expect(bare.join(" ")).toContain("--acme-challenge tls-alpn-01 --acme-challenge-port 8443");
+    expect(linuxAgentArgv(SYSTEMD_GUEST).join(" ")).not.toMatch(/--acme|--certificate-mode/);
+    expect(renderLinuxBootstrap(SYSTEMD_GUEST)).toContain("NBF_ACME_CA_PEM=''");
+  });
+
+  it("writes the ACME server's CA 0644 to <install>/acme-ca.pem, literally, and changes nothing on a re-run", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "nbfleet-acme-ca-"));
+    cleanup.push(root);
+    const canary = path.join(root, "canary");
+    const caPem = `${(await makeTestCa("ACME TLS CA")).caPem.trimEnd()}\n$(touch ${canary})'\`touch ${canary}\`'\n`;
+    const { script, layout } = await sandbox("acme-ca", { certificate: { ...ACME, caPem } });
+    const first = await runScript(script);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    await startedPid(layout.pidFile);
+    expect(await readFile(layout.acmeCaFile, "utf8")).toBe(caPem);
+    expect((await stat(layout.acmeCaFile)).mode & 0o777).toBe(0o644);
+    expect(existsSync(canary)).toBe(false);
+    const again = await runScript(script);
+    expect(again.stdout).toContain("nothing changed");
+  });
+
+  it("refuses hostile or conflicting certificate settings before rendering, naming the field", () => {
+    const bad =
+      (certificate: Record<string, unknown>, extra: Partial<LinuxBootstrapOptions> = {}) =>
+      () =>
+        renderLinuxBootstrap({
+          ...SYSTEMD_GUEST,
+          ...extra,
+          certificate: { ...ACME, ...certificate } as LinuxBootstrapOptions["certificate"],
+        });
+    expect(bad({ hostname: "nb1.example.org; touch /tmp/x" })).toThrow(/certificate\.hostname/);
+    expect(bad({ hostname: "localhost" })).toThrow(/certificate\.hostname/);
+    expect(bad({ directoryUrl: "http://acme.example/dir" })).toThrow(/certificate\.directoryUrl/);
+    expect(bad({ directoryUrl: "https://acme.example/$(reboot)" })).toThrow(/certificate\.directoryUrl/);
+    expect(bad({ directoryUrl: "https://acme.example/dir x" })).toThrow(/certificate\.directoryUrl/);
+    expect(bad({ email: "ops@example.com'`reboot`" })).toThrow(/certificate\.email/);
+    expect(bad({ email: "no-at-sign" })).toThrow(/certificate\.email/);
+    expect(bad({ caPem: "not a certificate" })).toThrow(/certificate\.caPem/);
+    expect(bad({ challenge: "dns-01" })).toThrow(/certificate\.challenge/);
+    expect(bad({ challengePort: 0 })).toThrow(/certificate\.challengePort/);
+    expect(bad({ mode: "self-signed" })).toThrow(/certificate\.mode/);
+    expect(bad({ extra: "field" })).toThrow(/certificate/);
+    expect(bad({ challengePort: 9999 })).toThrow(
+      /certificate\.challengePort: 9999 is the notebook's own port \(notebookPort\)/,
+    );
+    expect(bad({ challenge: "tls-alpn-01", challengePort: 443 }, { publicPort: 443 })).toThrow(
+      /certificate\.challengePort: 443 is redirected to the notebook \(publicPort\)/,
+    );
+  });
+});

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { shellQuote, shellWord } from "@nbfleet/shared/quote";
+import { acmeArgv } from "./acme-argv.js";
 import { renderLauncherScript } from "./launcher.js";
 import { type LinuxBootstrapOptions, agentControllerUrls, checkLinuxOptions } from "./options.js";
 
@@ -65,6 +66,8 @@ export interface LinuxGuestLayout {
   passwordHashFile: string;
   /** The controller's CA (PEM) when one was given. */
   caFile: string;
+  /** The CA (PEM) trusted for the ACME server's own TLS, when one was given (0644). */
+  acmeCaFile: string;
   /** Sandbox mode: the detached agent's pid. */
   pidFile: string;
   /**
@@ -91,6 +94,7 @@ export function linuxGuestLayout(installDir: string): LinuxGuestLayout {
     tokenFile: join("bootstrap-token"),
     passwordHashFile: join("password-hash"),
     caFile: join("controller-ca.pem"),
+    acmeCaFile: join("acme-ca.pem"),
     pidFile: join("agent.pid"),
     consoleLog: join("agent-console.log"),
   };
@@ -122,6 +126,7 @@ export function linuxAgentArgv(options: LinuxBootstrapOptions): string[] {
     ...(options.runAs ? ["--run-as", options.runAs] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
     ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
+    ...acmeArgv(options.certificate, layout.acmeCaFile),
     // With the release key the agent can be upgraded in place (versions/, current, previous).
     ...(options.releasePublicKeyPem !== undefined
       ? ["--install-dir", layout.installDir, "--release-key-file", layout.releaseKeyFile]
@@ -158,6 +163,7 @@ export function renderLinuxBootstrap(input: LinuxBootstrapOptions): string {
     ["NBF_CONTROLLER_CA_PEM", options.controllerCaPem?.trimEnd() ?? ""],
     ["NBF_CONTROLLER_FINGERPRINT", options.controllerFingerprint ?? ""],
     ["NBF_CONTROLLER_CERT_PEM", options.controllerCertPem?.trimEnd() ?? ""],
+    ["NBF_ACME_CA_PEM", options.certificate?.caPem?.trimEnd() ?? ""],
     ["NBF_PUBLIC_PORT", publicPort],
     ["NBF_NODE", options.node ?? "node"],
     ["NBF_INSTALL_NODE", (options.installNode ?? systemd) ? "1" : "0"],

@@ -4,6 +4,7 @@
  */
 import {
   ControllerUrlListSchema,
+  DNS_NAME_PATTERN,
   ValidationError,
   compileValidator,
   controllerUrlListProblems,
@@ -30,6 +31,34 @@ const PublicUrl = Type.String({
   maxLength: 2048,
 });
 const Fingerprint = Type.String({ pattern: "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$" });
+
+/**
+ * The notebook's certificate from an ACME CA (absent = the agent's own self-signed one): given
+ * to the agent as `up --certificate-mode acme --acme-*`. Kept to characters no quoting has to
+ * carry: they end up on a command line (a launcher script, a Windows task).
+ */
+const GuestCertificate = Type.Object(
+  {
+    mode: Type.Literal("acme"),
+    /** The machine's public DNS name the certificate is for. */
+    hostname: Type.String({ pattern: DNS_NAME_PATTERN, maxLength: 253 }),
+    directoryUrl: Type.String({
+      pattern: "^https://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+=:@/-]*)?$",
+      maxLength: 2048,
+    }),
+    email: Type.Union([
+      Type.String({ pattern: "^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", maxLength: 254 }),
+      Type.Null(),
+    ]),
+    /** A CA (PEM) trusted for the ACME server's own TLS: written 0644 as `<install>/acme-ca.pem`. */
+    caPem: Type.Optional(CaPem),
+    challenge: Type.Union([Type.Literal("http-01"), Type.Literal("tls-alpn-01")]),
+    /** Where the agent answers the challenge: 80 for http-01, 443 for tls-alpn-01 on a public machine. */
+    challengePort: Port,
+  },
+  { additionalProperties: false },
+);
+export type GuestCertificate = Static<typeof GuestCertificate>;
 
 /** What both the Linux and the Windows bootstrap need to install and start the agent. */
 const GuestFields = {
@@ -76,6 +105,7 @@ const GuestFields = {
   hostnames: Type.Optional(Type.Array(Hostname, { maxItems: 16 })),
   /** Where people reach the notebook, e.g. `https://<fqdn>/` through `publicPort` (`--public-url`). */
   publicUrl: Type.Optional(PublicUrl),
+  certificate: Type.Optional(GuestCertificate),
   /** Replaces the agent's arguments (after the bundle path) — for diagnostics and tests. */
   agentArgs: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
 };
@@ -171,11 +201,24 @@ function commonProblems(options: {
   controllerUrls?: string[];
   controllerCaPem?: string;
   controllerFingerprint?: string;
+  certificate?: GuestCertificate;
+  notebookPort: number;
+  publicPort?: number;
 }): string[] {
   const problems =
     options.controllerCaPem !== undefined && options.controllerFingerprint !== undefined
       ? ["controllerCaPem and controllerFingerprint: give at most one"]
       : [];
+  // The agent answers the CA on that port itself: one the notebook holds, or one redirected to
+  // the notebook, never reaches it.
+  const challengePort = options.certificate?.challengePort;
+  if (challengePort !== undefined && challengePort === options.notebookPort) {
+    problems.push(`certificate.challengePort: ${challengePort} is the notebook's own port (notebookPort)`);
+  } else if (challengePort !== undefined && challengePort === options.publicPort) {
+    problems.push(
+      `certificate.challengePort: ${challengePort} is redirected to the notebook (publicPort); answer http-01 on port 80 instead`,
+    );
+  }
   if (options.controllerUrls) {
     problems.push(...controllerUrlListProblems(options.controllerUrls).map((p) => `controllerUrls: ${p}`));
     const plain = options.controllerUrls.filter((url) => /^(http|ws):/.test(url));

@@ -220,6 +220,8 @@ function Install-Artifact {
 function Open-Firewall {
   $ports = @($NbfNotebookPort)
   if ($NbfPublicPort) { $ports += $NbfPublicPort }
+  # The agent answers the ACME CA's challenge on this port itself.
+  if ($NbfAcmeChallengePort) { $ports += $NbfAcmeChallengePort }
   Get-NetFirewallRule -Name 'nbfleet-notebook' -ErrorAction SilentlyContinue | Remove-NetFirewallRule
   New-NetFirewallRule -Name 'nbfleet-notebook' -DisplayName 'nbfleet notebook server' -Direction Inbound -Protocol TCP -LocalPort $ports -Action Allow | Out-Null
   Say "Windows Firewall admits TCP $($ports -join ', ')"
@@ -256,6 +258,8 @@ try {
   # The agent applies it at its first start only; later changes come from commands.
   if ($NbfPasswordHash) { Write-Secret (Join-Path $NbfInstallDir 'password-hash') $NbfPasswordHash }
   if ($NbfControllerCaPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'controller-ca.pem'), $NbfControllerCaPem) }
+  # Public: the agent trusts the ACME server's own TLS by it (a private CA).
+  if ($NbfAcmeCaPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'acme-ca.pem'), $NbfAcmeCaPem) }
   # Public (readable by everyone): the agent checks upgrade artifacts' signatures with it.
   if ($NbfReleaseKeyPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'release-key.pub'), $NbfReleaseKeyPem) }
   Open-Firewall

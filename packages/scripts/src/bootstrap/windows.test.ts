@@ -226,6 +226,52 @@ describe("renderWindowsBootstrap", () => {
   });
 });
 
+describe("renderWindowsBootstrap with a certificate from an ACME CA", () => {
+  const certificate = {
+    mode: "acme" as const,
+    hostname: "nb2.westeurope.cloudapp.azure.com",
+    directoryUrl: "https://acme.internal.example:8443/acme/directory",
+    email: null,
+    caPem: "-----BEGIN CERTIFICATE-----\nMIIB'x\n-----END CERTIFICATE-----\n",
+    challenge: "http-01" as const,
+    challengePort: 80,
+  };
+  const script = renderWindowsBootstrap({ ...options, certificate });
+
+  it("gives the agent the acme flags with the CA written beside the install, and admits the challenge port", () => {
+    const argv = windowsAgentArgv({ ...options, certificate });
+    expect(argv.slice(argv.indexOf("--certificate-mode"))).toEqual([
+      ...["--certificate-mode", "acme", "--acme-hostname", "nb2.westeurope.cloudapp.azure.com"],
+      ...["--acme-directory", "https://acme.internal.example:8443/acme/directory"],
+      ...["--acme-ca-file", "C:\\ProgramData\\nbfleet\\install\\acme-ca.pem"],
+      ...["--acme-challenge", "http-01", "--acme-challenge-port", "80"],
+    ]);
+    expect(String(readAssignment(script, "NbfLauncher"))).toContain(
+      "--certificate-mode acme --acme-hostname nb2.westeurope.cloudapp.azure.com",
+    );
+    expect(readAssignment(script, "NbfAcmeCaPem")).toBe(certificate.caPem);
+    expect(readAssignment(script, "NbfAcmeChallengePort")).toBe(80);
+    expect(script).toContain(
+      "if ($NbfAcmeCaPem) { [IO.File]::WriteAllText((Join-Path $NbfInstallDir 'acme-ca.pem'), $NbfAcmeCaPem) }",
+    );
+    expect(script).toContain("if ($NbfAcmeChallengePort) { $ports += $NbfAcmeChallengePort }");
+    expect(windowsAgentArgv(options).join(" ")).not.toMatch(/--acme|--certificate-mode/);
+    expect(readAssignment(renderWindowsBootstrap(options), "NbfAcmeChallengePort")).toBe(0);
+  });
+
+  it("refuses hostile or conflicting certificate settings, naming the field", () => {
+    expect(() =>
+      renderWindowsBootstrap({ ...options, certificate: { ...certificate, hostname: "nb2.example.org`n" } }),
+    ).toThrow(/certificate\.hostname/);
+    expect(() =>
+      renderWindowsBootstrap({ ...options, certificate: { ...certificate, email: 'a@b" & calc' } }),
+    ).toThrow(/certificate\.email/);
+    expect(() =>
+      renderWindowsBootstrap({ ...options, certificate: { ...certificate, challengePort: 443 } }),
+    ).toThrow(/certificate\.challengePort: 443 is redirected to the notebook \(publicPort\)/);
+  });
+});
+
 describe("windowsCommandLineArg", () => {
   it("quotes as CommandLineToArgvW reads it", () => {
     expect(windowsCommandLineArg("C:\\plain\\path")).toBe("C:\\plain\\path");

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ValidationError } from "@nbfleet/shared";
 import { powershellQuote } from "@nbfleet/shared/quote";
+import { acmeArgv } from "./acme-argv.js";
 import { type WindowsBootstrapOptions, agentControllerUrls, checkWindowsOptions } from "./options.js";
 import { renderWindowsLauncher } from "./windows-launcher.js";
 
@@ -46,6 +47,7 @@ export function windowsAgentArgv(options: WindowsBootstrapOptions): string[] {
     ...(options.allowRoot ? ["--allow-root"] : []),
     ...(options.hostnames ?? []).flatMap((name) => ["--hostname", name]),
     ...(options.publicUrl !== undefined ? ["--public-url", options.publicUrl] : []),
+    ...acmeArgv(options.certificate, path.win32.join(installDir, "acme-ca.pem")),
     ...(options.releasePublicKeyPem !== undefined
       ? ["--install-dir", installDir, "--release-key-file", path.win32.join(installDir, "release-key.pub")]
       : []),
@@ -89,6 +91,8 @@ export function renderWindowsBootstrap(input: WindowsBootstrapOptions): string {
     ["NbfPublicPort", options.publicPort ?? 0],
     ["NbfControllerCaPem", options.controllerCaPem ?? ""],
     ["NbfControllerFingerprint", options.controllerFingerprint ?? ""],
+    ["NbfAcmeCaPem", options.certificate?.caPem ?? ""],
+    ["NbfAcmeChallengePort", options.certificate?.challengePort ?? 0],
     ["NbfPythonVersion", options.pythonVersion ?? WINDOWS_DEFAULTS.pythonVersion],
     ["NbfNodeDistUrl", options.nodeDistUrl ?? WINDOWS_DEFAULTS.nodeDistUrl],
     ["NbfLauncher", launcher],
