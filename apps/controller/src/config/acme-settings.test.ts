@@ -79,6 +79,11 @@ describe("ACME settings", () => {
       [{ NBFLEET_ACME_DIRECTORY: "http://acme.example/dir" }, /NBFLEET_ACME_DIRECTORY.*https:\/\/ URL/],
       [{ NBFLEET_ACME_DIRECTORY: "https://" }, /NBFLEET_ACME_DIRECTORY/],
       [{ NBFLEET_ACME_DIRECTORY: "https://a b/dir" }, /NBFLEET_ACME_DIRECTORY/],
+      // What the guest's command line could not carry is refused at start, not at each create.
+      [{ NBFLEET_ACME_DIRECTORY: "https://acme.example/dir?x=1" }, /NBFLEET_ACME_DIRECTORY.*without query/],
+      [{ NBFLEET_ACME_DIRECTORY: "https://user:pw@acme.example/dir" }, /NBFLEET_ACME_DIRECTORY/],
+      [{ NBFLEET_ACME_DIRECTORY: "https://acme.example/dir'; reboot" }, /NBFLEET_ACME_DIRECTORY/],
+      [{ NBFLEET_ACME_EMAIL: "a'b@example.org" }, /NBFLEET_ACME_EMAIL/],
       [{ NBFLEET_ACME_EMAIL: "nobody" }, /NBFLEET_ACME_EMAIL.*email address.*"nobody"/],
       [{ NBFLEET_ACME_EMAIL: "a@b.c d" }, /NBFLEET_ACME_EMAIL/],
       [{ NBFLEET_ACME_CHALLENGE: "dns-01" }, /NBFLEET_ACME_CHALLENGE .*http-01 or tls-alpn-01.*"dns-01"/],

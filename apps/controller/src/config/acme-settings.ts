@@ -27,6 +27,11 @@ const SPELLED: Record<AcmeKey, string> = {
 
 /** The CA bundle travels in every bootstrap (cloud-init's user-data is at most 64 KiB on Azure). */
 const CA_MAX_BYTES = 32 * 1024;
+// As strict as the bootstrap's options (packages/scripts, options.ts), which put them on a
+// guest's command line: a value refused there is refused here, at start, not at each create.
+const DIRECTORY_URL =
+  /^https:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[A-Za-z0-9._~%+=:@/-]*)?$/;
+const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
 export const DEFAULT_CHALLENGE_PORT = { "http-01": 80, "tls-alpn-01": 443 } as const;
 
@@ -48,16 +53,12 @@ export function acmeSettingsProblems(settings: Partial<Record<AcmeKey, unknown>>
     problems.push(`${SPELLED[key]} must be ${expected}, got ${JSON.stringify(settings[key])}`);
   const { acmeDirectory, acmeEmail, acmeCaFile, acmeChallenge, acmeChallengePort, certificateMode } =
     settings;
-  if (acmeDirectory !== undefined && !isHttpsUrl(acmeDirectory))
-    bad("acmeDirectory", "an https:// URL (an ACME directory)");
+  if (acmeDirectory !== undefined && !isDirectoryUrl(acmeDirectory))
+    bad("acmeDirectory", "an https:// URL (an ACME directory) without query, fragment or credentials");
   if (
     acmeEmail !== undefined &&
     acmeEmail !== null &&
-    !(
-      typeof acmeEmail === "string" &&
-      acmeEmail.length <= 254 &&
-      /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(acmeEmail)
-    )
+    !(typeof acmeEmail === "string" && acmeEmail.length <= 254 && EMAIL.test(acmeEmail))
   )
     bad("acmeEmail", "an email address");
   if (acmeCaFile !== undefined && acmeCaFile !== null && !(typeof acmeCaFile === "string" && acmeCaFile))
@@ -121,11 +122,10 @@ function caBundleProblem(pem: string): string | null {
   return null;
 }
 
-function isHttpsUrl(value: unknown): boolean {
-  if (typeof value !== "string" || value.length > 2048) return false;
+function isDirectoryUrl(value: unknown): boolean {
+  if (typeof value !== "string" || value.length > 2048 || !DIRECTORY_URL.test(value)) return false;
   try {
-    const url = new URL(value);
-    return url.protocol === "https:" && url.hostname !== "" && !/\s/.test(value);
+    return new URL(value).hostname !== "";
   } catch {
     return false;
   }
