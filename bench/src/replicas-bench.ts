@@ -157,7 +157,6 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
   const fleets: SimFleetProcess[] = [];
   try {
     const databaseUrl = await postgres.createDatabase();
-    if (options.pgStatements) await query(databaseUrl, "create extension pg_stat_statements");
     const seedStarted = performance.now();
     const vms = await seed(dataDir, databaseUrl, token, options.agents);
     const seedMs = performance.now() - seedStarted;
@@ -325,7 +324,11 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       const replica = replicas[round % replicas.length]!;
       const counter = await countNotifications(databaseUrl, SIGNAL_CHANNEL);
       const cpu = cpuMeter(replicas, fleets, postgres.port);
-      if (options.pgStatements) await query(databaseUrl, "select pg_stat_statements_reset()");
+      // Made here, after the migrations: they retype every column of the schema, views included.
+      if (options.pgStatements) {
+        await query(databaseUrl, "create extension if not exists pg_stat_statements");
+        await query(databaseUrl, "select pg_stat_statements_reset()");
+      }
       await cpu.start();
       const startedAt = Date.now();
       const t0 = performance.now();
