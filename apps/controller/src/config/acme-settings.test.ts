@@ -44,7 +44,7 @@ describe("ACME settings", () => {
   });
 
   it("take every variable, the challenge port defaulting by challenge, the CA file's content read", () => {
-    const ca = file("bundle.pem", `${caPem}\n${other.certPem}`);
+    const ca = file("bundle.pem", `${caPem}\n${other.caPem}`);
     const settings = load({
       NBFLEET_ACME_DIRECTORY: "https://127.0.0.1:14000/dir",
       NBFLEET_ACME_EMAIL: "ops@example.org",
