@@ -5,8 +5,12 @@
  * refusal of TLS-ALPN-01 before any Azure call.
  */
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
+import type { VmView } from "@nbfleet/shared";
 import { emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call } from "@nbfleet/testkit/http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ControllerSettings } from "../../config/settings.js";
 import type { GuestCertificate, ProvisionContext } from "../types.js";
 import { ACME_HTTP_RULE, ACME_TAG } from "./acme.js";
 import type { AzureProvider } from "./azure-provider.js";
@@ -62,6 +66,27 @@ function agentLine(cloudInit: string): string {
 
 const acmeRules = (rg: string) => nsgRules(rg).filter((r) => r.name === ACME_HTTP_RULE);
 const inGroup = (rg: string) => emu.emulator.inventory().resources.filter((r) => r.resourceGroup === rg);
+
+async function withController<T>(
+  provider: AzureProvider,
+  settings: Partial<ControllerSettings>,
+  work: (c: TestController) => Promise<T>,
+): Promise<T> {
+  const controller = await startTestController({ provider, listen: false, settings });
+  try {
+    return await work(controller);
+  } finally {
+    await controller.close();
+  }
+}
+
+async function createVm(c: TestController, body: Record<string, unknown>) {
+  const response = await call(c.app, "POST", "/v1/vms", { token: c.adminToken, body });
+  return {
+    status: response.statusCode,
+    body: response.json() as { vm: VmView; error?: { code: string; message: string } },
+  };
+}
 
 beforeAll(async () => {
   emu = await startTestEmulator();
@@ -250,5 +275,68 @@ describe("ACME on the azure provider", () => {
     expect(emu.emulator.getStats().requests).toBe(0);
     expect(emu.emulator.inventory().resourceGroups.map((g) => g.name)).not.toContain(rg);
     expect(inGroup(rg)).toEqual([]);
+  });
+
+  it("through the API: acme without a hostname is for the Azure name; the fleet default acme too, self-signed when asked", async () => {
+    const rg = "acme-api";
+    const provider = emulatorProvider(emu, { resourceGroup: rg });
+    const settings = {
+      acmeDirectory: DIRECTORY,
+      acmeEmail: "ops@example.org",
+      certificateMode: "acme" as const,
+    };
+    await withController(provider, settings, async (c) => {
+      const asked = await createVm(c, { name: "api1", certificate: { mode: "acme" } });
+      expect(asked.status).toBe(201);
+      const fqdn = provider.publicHostname(machine("api1"))!;
+      expect(asked.body.vm.certificate).toEqual({ mode: "acme", hostname: fqdn });
+      expect(asked.body.vm.notebook.url).toBe(`https://${fqdn}/`);
+      const line = agentLine(customData(rg, "api1"));
+      expect(line).toContain(`--acme-hostname ${fqdn}`);
+      expect(line).toContain(`--acme-directory ${DIRECTORY}`);
+      expect(line).toContain("--acme-challenge http-01 --acme-challenge-port 80");
+
+      const byDefault = await createVm(c, { name: "api2" });
+      expect(byDefault.body.vm.certificate).toEqual({
+        mode: "acme",
+        hostname: provider.publicHostname(machine("api2")),
+      });
+      expect(agentLine(customData(rg, "api2"))).toContain("--certificate-mode acme");
+
+      const selfSigned = await createVm(c, { name: "api3", certificate: { mode: "self-signed" } });
+      expect(selfSigned.body.vm.certificate.mode).toBe("self-signed");
+      expect(customData(rg, "api3")).not.toMatch(/--certificate-mode|--acme-/);
+      expect(acmeRules(rg)).toHaveLength(1);
+
+      for (const name of ["api1", "api2"]) {
+        expect((await call(c.app, "DELETE", `/v1/vms/${name}`, { token: c.adminToken })).statusCode).toBe(
+          204,
+        );
+      }
+      // Only the self-signed machine is left: port 80 is closed again.
+      expect(acmeRules(rg)).toEqual([]);
+    });
+  });
+
+  it("through the API: tls-alpn-01 fails an ACME machine with the reason and makes nothing; self-signed ones still work", async () => {
+    const rg = "acme-api-alpn";
+    const provider = emulatorProvider(emu, { resourceGroup: rg });
+    const settings = { acmeDirectory: DIRECTORY, acmeChallenge: "tls-alpn-01" as const };
+    await withController(provider, settings, async (c) => {
+      emu.emulator.resetStats();
+      const refused = await createVm(c, { name: "alpn1", certificate: { mode: "acme" } });
+      expect(refused.status).toBe(502);
+      expect(refused.body.error?.code).toBe("NBF_PROVIDER_FAILED");
+      const vm = (await call(c.app, "GET", "/v1/vms/alpn1", { token: c.adminToken })).json() as VmView;
+      expect(vm.state).toBe("failed");
+      expect(vm.error).toMatch(/tls-alpn-01 is not supported on Azure.*set NBFLEET_ACME_CHALLENGE=http-01/);
+      expect(emu.emulator.getStats().requests).toBe(0);
+      expect(inGroup(rg)).toEqual([]);
+
+      const plain = await createVm(c, { name: "plain1" });
+      expect(plain.body.vm.state).toBe("running");
+      expect(acmeRules(rg)).toEqual([]);
+      expect(inGroup(rg).filter((r) => r.name.startsWith("alpn1"))).toEqual([]);
+    });
   });
 });
