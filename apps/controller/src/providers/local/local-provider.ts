@@ -26,6 +26,7 @@ import {
 } from "@nbfleet/scripts";
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH } from "@nbfleet/shared";
 import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
+import { bootstrapCertificate } from "../bootstrap-certificate.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "../types.js";
 import { endSandboxUserProcesses, ensureSandboxUser, removeSandboxUser } from "./sandbox-user.js";
 
@@ -75,6 +76,7 @@ export class LocalProvider implements Provider {
       nodeDistUrl: null,
       ...(user ? { runAs: user } : {}),
       ...trustSettings(this.options.controllerTrust),
+      ...(context.certificate ? { certificate: bootstrapCertificate(context.certificate) } : {}),
     });
     await writeFile(path.join(dir, "bootstrap.sh"), script, { mode: 0o700 });
     await this.boot(dir);
