@@ -72,3 +72,25 @@ export function certificateLines(vm: VmView, now = Date.now()): string[] {
     `  sha-256:   ${cert.fingerprintSha256}`,
   ];
 }
+
+/**
+ * The certificate a `certificate.rotate` command left served, from its result (the agent answers
+ * with its state); null when the result does not carry one (an agent that answers with nothing).
+ */
+export function certificateFromResult(result: unknown): CertificateInfo | null {
+  const cert = (result as { notebook?: { certificate?: unknown } } | null)?.notebook?.certificate;
+  if (typeof cert !== "object" || cert === null) return null;
+  const { fingerprintSha256, notBefore, notAfter } = cert as Record<string, unknown>;
+  if (typeof fingerprintSha256 !== "string" || typeof notBefore !== "string" || typeof notAfter !== "string")
+    return null;
+  return cert as CertificateInfo;
+}
+
+/** One line for a served certificate: `acme (host), until <notAfter>, 63 day(s) left, SHA-256 …`. */
+export function certificateSummary(cert: CertificateInfo, now = Date.now()): string {
+  const days = certificateDaysLeft(cert, now);
+  const issuer = cert.issuer ? `${cert.issuer.kind} (${cert.issuer.name})` : certificateIssuerKind(cert);
+  const left = days < 0 ? `EXPIRED ${-days} day(s) ago` : `${days} day(s) left`;
+  const chain = cert.chainValid === false ? `, chain INVALID: ${cert.chainProblem ?? "no reason given"}` : "";
+  return `${issuer}, until ${cert.notAfter}, ${left}${chain}, SHA-256 ${cert.fingerprintSha256}`;
+}

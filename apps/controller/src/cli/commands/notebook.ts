@@ -1,6 +1,7 @@
 /** `nbfleet notebook start|stop|restart|password|certificate NAME`: commands to the machine's agent. */
 import type { CommandView } from "@nbfleet/shared";
 import type { Command, OptionValues } from "commander";
+import { certificateFromResult, certificateSummary } from "../certificate-view.js";
 import { type ApiClient, ExitCode } from "../client.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
 import { commandLine, printJson } from "../output.js";
@@ -47,10 +48,14 @@ export function registerCertificate(notebook: Command, globals: () => GlobalOpti
     notebook
       .command("certificate <name>")
       .description(
-        "rotate the notebook's self-signed certificate (made on the machine; the key never travels)",
+        "a new certificate: self-signed, made on the machine (the key never travels); on an ACME machine, renewed from the CA now",
       )
-      .option("--hostname <name>", "an extra DNS name for the certificate (repeatable)", collect)
-      .option("--cert-ip <addr>", "an extra IP address for the certificate (repeatable)", collect),
+      .option("--hostname <name>", "self-signed: an extra DNS name for the certificate (repeatable)", collect)
+      .option(
+        "--cert-ip <addr>",
+        "self-signed: an extra IP address for the certificate (repeatable)",
+        collect,
+      ),
     globals,
     async (client, name, opts) => ({
       command: await client.post<CommandView>(notebookPath(name, "certificate"), {
@@ -82,6 +87,9 @@ function agentCommand(
       if (json) printJson(sent.password === undefined ? final : { command: final, password: sent.password });
       else {
         console.log(commandLine(final));
+        const served = final.state === "succeeded" ? certificateFromResult(final.result) : null;
+        if (final.name === "certificate.rotate" && served)
+          console.log(`serving: ${certificateSummary(served)}`);
         if (sent.password) console.log(`password: ${sent.password}   (shown once)`);
       }
       failOn(final);

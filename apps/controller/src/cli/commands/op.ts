@@ -5,6 +5,7 @@
  */
 import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { CommandView } from "@nbfleet/shared";
 import { isArtifactVersion } from "@nbfleet/shared/artifact-signature";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
@@ -16,6 +17,7 @@ import type {
   TargetView,
 } from "../../api/operations/schemas.js";
 import { OPERATION_ACTIONS } from "../../operations/actions.js";
+import { certificateFromResult, certificateSummary } from "../certificate-view.js";
 import { type ApiClient, CliError, ExitCode } from "../client.js";
 import { UPGRADE_VERSION_FLAG } from "../command-version-flag.js";
 import { type GlobalOptions, clientFrom } from "../context.js";
@@ -26,6 +28,8 @@ import { spinner } from "../wait.js";
 const HEALTH = ["healthy", "degraded", "unhealthy", "unknown"];
 const BAR_WIDTH = 24;
 const POLL_MS = 500;
+/** Beyond this many renewed machines, `vm ls` says it better than one line each. */
+const SERVED_LINES_MAX = 200;
 
 /** agent.upgrade's part of the request; its flags given to another action are refused. */
 function upgradeFields(action: string, opts: Record<string, unknown>): Record<string, unknown> {
@@ -192,6 +196,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       if (json) printJson({ operation: final, passwords, targets });
       else {
         console.log(targetTable(targets));
+        if (action === "notebook.certificate") await printServedCertificates(client, targets);
         console.log(summaryLine(final));
         printPasswords(passwords);
       }
@@ -357,6 +362,28 @@ function selectorText(o: OperationView): string {
     ...(s.health ? [`health=${s.health.join("|")}`] : []),
   ];
   return parts.join(" ") || "-";
+}
+
+/** notebook.certificate: what each renewed machine serves now, from its command's result. */
+async function printServedCertificates(client: ApiClient, targets: TargetView[]): Promise<void> {
+  const done = targets.filter((t) => t.state === "succeeded" && t.commandId);
+  if (done.length === 0) return;
+  if (done.length > SERVED_LINES_MAX) {
+    console.log(`\n${done.length} certificates renewed; see them with nbfleet vm ls (CERT column)`);
+    return;
+  }
+  const lines: string[] = [];
+  for (let i = 0; i < done.length; i += 8) {
+    const batch = done.slice(i, i + 8);
+    const commands = await Promise.all(
+      batch.map((t) => client.get<CommandView>(`/v1/commands/${encodeURIComponent(t.commandId!)}`)),
+    );
+    for (const [j, command] of commands.entries()) {
+      const cert = certificateFromResult(command.result);
+      lines.push(`  ${batch[j]!.vmName}  ${cert ? certificateSummary(cert) : "(the agent did not say)"}`);
+    }
+  }
+  console.log(`\nnow serving:\n${lines.join("\n")}`);
 }
 
 function printPasswords(passwords: Record<string, string> | null): void {
