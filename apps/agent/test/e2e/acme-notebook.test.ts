@@ -6,6 +6,7 @@ import { rmSync, statSync } from "node:fs";
  * with full verification (chain and name) — no pin, no "not private" warning.
  */
 import { request } from "node:https";
+import type { CertificateInfo, HealthCheck } from "@nbfleet/shared";
 import {
   type RunningAgent,
   agentCli,
@@ -21,6 +22,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 
 const NAME = "nb6.acme.test";
+
+interface CertificateStatus {
+  notebook: { certificate: CertificateInfo | null };
+  health: { checks: HealthCheck[] };
+}
 let pebble: Pebble;
 let agent: RunningAgent | undefined;
 let dataDir: string;
@@ -74,6 +80,8 @@ describe("the notebook serves an ACME certificate", () => {
     const root = await pebble.rootPem();
     // Before: the agent's self-signed certificate, which pebble's root does not vouch for.
     expect((await getApi(root, NAME)).error).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/);
+    const before = await agentJson<CertificateStatus>(["status", "--data-dir", dataDir]);
+    expect(before.notebook.certificate).toMatchObject({ issuer: { kind: "self-signed" }, chainValid: true });
 
     const run = await agentCli([
       "certificate",
@@ -102,12 +110,17 @@ describe("the notebook serves an ACME certificate", () => {
     // Full verification means the name too: the same server is refused under another name.
     expect((await getApi(root, "other.acme.test")).error).toBe("ERR_TLS_CERT_ALTNAME_INVALID");
 
-    const status = await agentJson<{ notebook: { certificate: { fingerprintSha256: string } | null } }>([
-      "status",
-      "--data-dir",
-      dataDir,
-    ]);
+    const status = await agentJson<CertificateStatus>(["status", "--data-dir", dataDir]);
     expect(status.notebook.certificate?.fingerprintSha256).toBe(issued.fingerprintSha256);
+    // Recorded by `certificate acme`: the issuer is the ACME directory's host, the chain holds.
+    expect(status.notebook.certificate).toMatchObject({
+      issuer: { kind: "acme", name: "127.0.0.1" },
+      chainValid: true,
+      chainProblem: null,
+    });
+    expect(status.health.checks.find((c) => c.name === "tls")?.message).toMatch(
+      /^ACME certificate from 127\.0\.0\.1 valid for \d+ more days$/,
+    );
     // The key stays the notebook user's alone.
     expect(statSync(dataPaths(dataDir).keyFile).mode & 0o777).toBe(0o600);
   });
