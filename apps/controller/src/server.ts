@@ -1,3 +1,4 @@
+import type { Server as TlsServer } from "node:tls";
 /**
  * buildServer: the controller as one fastify app — store (migrated), first admin token,
  * agent gateway, commands, event bus, metrics and the API plugins — wired to a Provider.
@@ -20,6 +21,7 @@ import type { Provider } from "./providers/types.js";
 import { outageQuietLog } from "./store/outage-quiet-log.js";
 import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
+import type { OwnAcmeCertificate } from "./tls/acme/own-certificate.js";
 import { readTlsFiles } from "./tls/files.js";
 import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
@@ -55,7 +57,8 @@ export interface BuildOptions {
 export type NbfleetApp = FastifyInstance;
 
 export async function buildServer(settings: ControllerSettings, options: BuildOptions): Promise<NbfleetApp> {
-  const app = createApp(settings, options.logger);
+  const ownCertificate = await prepareOwnCertificate(settings);
+  const app = createApp(settings, options.logger, ownCertificate);
   const store = await openStore({
     dataDir: settings.dataDir,
     ...(settings.databaseUrl ? { databaseUrl: settings.databaseUrl } : {}),
@@ -79,11 +82,21 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     const services = await wireServices(settings, store, {
       provider: options.provider,
       log: outageQuietLog(app.log),
-      controllerUrl: () => settings.publicUrl ?? listeningUrl(app, settings.listen),
+      controllerUrl: () => settings.publicUrl ?? acmeUrl(app, settings) ?? listeningUrl(app, settings.listen),
       listeningUrl: () => listeningUrl(app, settings.listen),
       ...(options.artifact ? { artifact: options.artifact } : {}),
     });
     app.decorate("nbfleet", services);
+    app.decorate("ownCertificate", ownCertificate);
+    if (ownCertificate) {
+      app.addHook("onListen", async () => {
+        ownCertificate.start(app.server as unknown as TlsServer, {
+          emit: (event) => services.bus.emit(event),
+          log: app.log,
+        });
+      });
+      app.addHook("onClose", async () => ownCertificate.stop());
+    }
     stopLeasedJobsFirst(app);
     await registerPlugins(app, options.artifact);
     await runServices(app);
@@ -94,12 +107,20 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
   }
 }
 
-function createApp(settings: ControllerSettings, logger: FastifyBaseLogger | undefined): NbfleetApp {
+function createApp(
+  settings: ControllerSettings,
+  logger: FastifyBaseLogger | undefined,
+  ownCertificate: OwnAcmeCertificate | null,
+): NbfleetApp {
   // With a certificate and key the API and the agent gateway are served over HTTPS (wss).
   const tls = readTlsFiles(settings);
   const timeouts = serverTimeouts(settings);
   return Fastify({
-    ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem, ...timeouts.node } } : { http: timeouts.node }),
+    ...(ownCertificate
+      ? { https: { ...ownCertificate.httpsOptions(), ...timeouts.node } }
+      : tls
+        ? { https: { cert: tls.certPem, key: tls.keyPem, ...timeouts.node } }
+        : { http: timeouts.node }),
     requestTimeout: timeouts.requestTimeout,
     keepAliveTimeout: timeouts.keepAliveTimeout,
     ...(logger
@@ -121,8 +142,30 @@ export async function listen(app: NbfleetApp): Promise<string> {
   return listeningUrl(app, app.nbfleet.settings.listen);
 }
 
+async function prepareOwnCertificate(settings: ControllerSettings): Promise<OwnAcmeCertificate | null> {
+  if (!settings.acmeDomain) return null;
+  // Loaded only here: acme-client and its HTTP stack stay out of controllers without ACME.
+  const { OwnAcmeCertificate } = await import("./tls/acme/own-certificate.js");
+  return OwnAcmeCertificate.prepare({
+    domain: settings.acmeDomain,
+    directoryUrl: settings.acmeDirectory,
+    email: settings.acmeEmail,
+    caFile: settings.acmeCaFile,
+    dataDir: settings.dataDir,
+  });
+}
+
+/** The ACME-served controller is reached by its name: `https://<acmeDomain>:<port>`. */
+function acmeUrl(app: FastifyInstance, settings: ControllerSettings): string | null {
+  if (!settings.acmeDomain) return null;
+  const address = app.server.address();
+  const port =
+    address !== null && typeof address !== "string" ? address.port : parseListen(settings.listen).port;
+  return `https://${settings.acmeDomain}${port === 443 ? "" : `:${port}`}`;
+}
+
 function listeningUrl(app: FastifyInstance, fallback: string): string {
-  const scheme = app.nbfleet?.settings.tlsCert ? "https" : "http";
+  const scheme = app.nbfleet?.settings.tlsCert || app.nbfleet?.settings.acmeDomain ? "https" : "http";
   const address = app.server.address();
   if (address === null || typeof address === "string") return `${scheme}://${fallback}`;
   const host = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;

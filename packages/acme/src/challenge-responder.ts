@@ -79,7 +79,14 @@ export async function alpnChallengePair(
   authz: acme.Authorization,
   keyAuthorization: string,
 ): Promise<{ keyPem: string; certPem: string }> {
-  const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+  // ECDSA P-256 like the certificates served beside it: OpenSSL keeps one certificate per key
+  // type, so on a shared listener an RSA challenge certificate would sit next to the served ECDSA
+  // one and the client would still be shown the latter.
+  const [key, cert] = await acme.crypto.createAlpnCertificate(
+    authz,
+    keyAuthorization,
+    await acme.crypto.createPrivateEcdsaKey("P-256"),
+  );
   return { keyPem: key.toString(), certPem: cert.toString() };
 }
 

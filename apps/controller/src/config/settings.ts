@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import {
   ControllerUrlListSchema,
+  DNS_NAME_PATTERN,
   compileValidator,
   controllerUrlListProblems,
   splitControllerUrls,
@@ -110,6 +111,12 @@ export const ControllerSettings = Type.Object(
     /** The CA (PEM) guests trust for the controller; without it they pin the certificate's SHA-256. */
     tlsCa: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
     /**
+     * The controller's own certificate from the ACME CA (acmeDirectory) for this DNS name, answered
+     * over TLS-ALPN-01 on the listening port; instead of tlsCert/tlsKey. Guests trust the public CA
+     * (tlsCa when given) instead of a pin.
+     */
+    acmeDomain: Type.Union([Type.String({ maxLength: 253, pattern: DNS_NAME_PATTERN }), Type.Null()]),
+    /**
      * The ACME directory guests get notebook certificates from (`certificate.mode: acme`).
      * The ACME settings' finer checks, with messages naming the variables: config/acme-settings.ts.
      */
@@ -197,6 +204,7 @@ export function defaultSettings(home = homedir()): ControllerSettings {
     tlsCert: null,
     tlsKey: null,
     tlsCa: null,
+    acmeDomain: null,
     acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
     acmeEmail: null,
     acmeCaFile: null,
@@ -248,6 +256,7 @@ export const ENV_VARS: Record<string, keyof ControllerSettings> = {
   NBFLEET_TLS_CERT: "tlsCert",
   NBFLEET_TLS_KEY: "tlsKey",
   NBFLEET_TLS_CA: "tlsCa",
+  NBFLEET_ACME_DOMAIN: "acmeDomain",
   NBFLEET_ACME_DIRECTORY: "acmeDirectory",
   NBFLEET_ACME_EMAIL: "acmeEmail",
   NBFLEET_ACME_CA_FILE: "acmeCaFile",
@@ -330,19 +339,30 @@ export function loadSettings(options: LoadOptions = {}): ControllerSettings {
   const fromFile = readSettingsFile(configFile, explicitFile);
   const merged = { ...defaults, ...fromFile, ...fromEnv, ...flags, dataDir };
   checkControllerUrls(merged);
+  if (merged.acmeDomain && (merged.tlsCert || merged.tlsKey)) {
+    throw new NbfError("NBF_CONFIG_INVALID", {
+      source: "acmeDomain",
+      problems:
+        "NBFLEET_ACME_DOMAIN (--acme-domain) and NBFLEET_TLS_CERT/KEY (--tls-cert/--tls-key) both choose the controller's certificate: give one",
+    });
+  }
   check(fullValidator, merged, "flags, environment and file combined");
   return merged;
 }
 
 /** Each bad agent-facing URL named (the schema alone would only quote a pattern). */
-function checkControllerUrls({ controllerUrls: urls, tlsCert }: Partial<ControllerSettings>): void {
+function checkControllerUrls({
+  controllerUrls: urls,
+  tlsCert,
+  acmeDomain,
+}: Partial<ControllerSettings>): void {
   if (!Array.isArray(urls) || !urls.every((url) => typeof url === "string")) return;
   const problems = controllerUrlListProblems(urls);
   const plain = urls.filter((url) => /^(http|ws):/.test(url));
   // With its own certificate the controller tells guests to verify it: they would refuse these.
-  if (tlsCert && plain.length > 0) {
+  if ((tlsCert || acmeDomain) && plain.length > 0) {
     problems.push(
-      `with tlsCert, agents verify the controller and need https:// or wss://, got ${plain.join(", ")}`,
+      `with ${tlsCert ? "tlsCert" : "acmeDomain"}, agents verify the controller and need https:// or wss://, got ${plain.join(", ")}`,
     );
   }
   if (problems.length > 0) {

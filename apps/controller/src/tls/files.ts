@@ -2,7 +2,8 @@
  * The controller's own TLS: certificate and key files (`--tls-cert`/`--tls-key`), checked to
  * parse and to belong together, and what guests are told to trust so their agents verify this
  * controller — its CA when one is given (`--tls-ca`), else the SHA-256 fingerprint of the
- * certificate, which agents pin.
+ * certificate, which agents pin. With `acmeDomain` the certificate comes from an ACME CA and
+ * changes at every renewal: guests trust the CA (`--tls-ca`, else the system's roots), never a pin.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { configSource } from "../config/config-source.js";
@@ -66,4 +67,19 @@ export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
 export function guestTrust(tls: ControllerTls | null): GuestTrust | undefined {
   if (!tls) return undefined;
   return tls.caPem ? { caPem: tls.caPem } : { fingerprint: tls.fingerprintSha256, certPem: tls.certPem };
+}
+
+/** What guests trust for this controller, whichever way it gets its certificate. */
+export function controllerGuestTrust(
+  settings: TlsSettings & Pick<ControllerSettings, "acmeDomain">,
+): GuestTrust | undefined {
+  if (!settings.acmeDomain) return guestTrust(readTlsFiles(settings));
+  if (!settings.tlsCa) return undefined;
+  const caPem = read(settings.tlsCa, "--tls-ca");
+  try {
+    new X509Certificate(caPem);
+  } catch (error) {
+    throw invalid(`${settings.tlsCa} is not a PEM certificate: ${(error as Error).message}`);
+  }
+  return { caPem };
 }

@@ -8,6 +8,32 @@ import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import { sql } from "kysely";
 
+const OwnCertificate = Type.Object({
+  source: Type.Literal("acme"),
+  domain: Type.String(),
+  issuer: Type.Object({
+    kind: Type.Union([Type.Literal("acme"), Type.Literal("self-signed")]),
+    name: Type.String(),
+  }),
+  notAfter: Type.String(),
+  daysLeft: Type.Integer(),
+  fingerprintSha256: Type.String(),
+  directoryUrl: Type.String(),
+  nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+  lastIssuedAt: Type.Union([Type.String(), Type.Null()]),
+  /** The last failure since the last success: ACME's message and when it is tried again. */
+  failure: Type.Union([
+    Type.Object({
+      at: Type.String(),
+      message: Type.String(),
+      problemType: Type.Optional(Type.String()),
+      failures: Type.Integer(),
+      nextAttemptAt: Type.String(),
+    }),
+    Type.Null(),
+  ]),
+});
+
 const Healthz = Type.Object({
   status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
   version: Type.String(),
@@ -37,6 +63,8 @@ const Healthz = Type.Object({
       since: Type.String(),
     }),
   ),
+  /** With `acmeDomain`: the controller's own certificate, its issuer, days left and renewal. */
+  certificate: Type.Optional(OwnCertificate),
 });
 
 export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
@@ -77,6 +105,7 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
         uptimeSec: Math.round((Date.now() - startedAt.getTime()) / 1000),
         store: { ...writes, status: storeOk ? writes.status : ("error" as const) },
         ...(database ? { database } : {}),
+        ...(app.ownCertificate ? { certificate: app.ownCertificate.status() } : {}),
       };
     },
   );

@@ -17,7 +17,7 @@ import { type ControllerSettings, loadSettings } from "../../config/settings.js"
 import { NbfError } from "../../errors.js";
 import { providerFromSettings } from "../../providers/from-settings.js";
 import { type NbfleetApp, REDACT_PATHS, buildServer, listen } from "../../server.js";
-import { guestTrust, readTlsFiles } from "../../tls/files.js";
+import { controllerGuestTrust } from "../../tls/files.js";
 import { agentArtifact } from "../agent-artifact.js";
 import type { GlobalOptions } from "../context.js";
 import { printJson, vmDetails } from "../output.js";
@@ -40,12 +40,7 @@ interface ServerFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
-  acmeDirectory?: string;
-  acmeEmail?: string;
-  acmeCaFile?: string;
-  acmeChallenge?: string;
-  acmeChallengePort?: string;
-  certificateMode?: string;
+  acmeDomain?: string;
 }
 
 export function registerServer(program: Command, globals: () => GlobalOptions): void {
@@ -84,22 +79,8 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
         "the CA guests trust for --tls-cert; default: they pin its SHA-256 ($NBFLEET_TLS_CA)",
       )
       .option(
-        "--acme-directory <url>",
-        "the ACME directory notebook machines get certificates from (default Let's Encrypt; $NBFLEET_ACME_DIRECTORY)",
-      )
-      .option("--acme-email <address>", "the ACME account's contact ($NBFLEET_ACME_EMAIL)")
-      .option(
-        "--acme-ca-file <file>",
-        "a PEM CA trusted for the ACME server's own TLS, sent to the machines ($NBFLEET_ACME_CA_FILE)",
-      )
-      .option("--acme-challenge <type>", "http-01 (default) or tls-alpn-01 ($NBFLEET_ACME_CHALLENGE)")
-      .option(
-        "--acme-challenge-port <port>",
-        "where agents answer the challenge (default 80 for http-01, 443 for tls-alpn-01; $NBFLEET_ACME_CHALLENGE_PORT)",
-      )
-      .option(
-        "--certificate-mode <mode>",
-        "new machines' certificate when not asked: self-signed (default) or acme where a public name is known ($NBFLEET_CERTIFICATE_MODE)",
+        "--acme-domain <name>",
+        "serve HTTPS with a certificate for this DNS name from the ACME CA ($NBFLEET_ACME_DIRECTORY), answered over TLS-ALPN-01 on the listening port and renewed by itself; guests trust the CA (--tls-ca, else the system's) ($NBFLEET_ACME_DOMAIN)",
       );
 
   serverOptions(program.command("server"))
@@ -169,7 +150,7 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
       ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
       ...(flags.tlsCa ? { tlsCa: flags.tlsCa } : {}),
-      ...acmeFlags(flags),
+      ...(flags.acmeDomain ? { acmeDomain: flags.acmeDomain } : {}),
     },
     ...(flags.config ? { configFile: flags.config } : {}),
   });
@@ -181,20 +162,6 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
   // biome-ignore lint/performance/noDelete: as above
   delete process.env.NBFLEET_DATABASE_URL;
   return settings;
-}
-
-/** Passed on as given: the settings' checks name a bad one (acme-settings.ts). */
-function acmeFlags(flags: ServerFlags): Partial<ControllerSettings> {
-  const as = <T>(value: string) => value as unknown as T;
-  const port = flags.acmeChallengePort;
-  return {
-    ...(flags.acmeDirectory ? { acmeDirectory: flags.acmeDirectory } : {}),
-    ...(flags.acmeEmail ? { acmeEmail: flags.acmeEmail } : {}),
-    ...(flags.acmeCaFile ? { acmeCaFile: path.resolve(flags.acmeCaFile) } : {}),
-    ...(flags.acmeChallenge ? { acmeChallenge: as(flags.acmeChallenge) } : {}),
-    ...(port ? { acmeChallengePort: /^\d{1,5}$/.test(port) ? Number(port) : as(port) } : {}),
-    ...(flags.certificateMode ? { certificateMode: as(flags.certificateMode) } : {}),
-  };
 }
 
 /** A password on the command line is readable by every local user (`ps`): refused. */
@@ -224,7 +191,7 @@ async function start(settings: ControllerSettings, quietConsole: boolean): Promi
   const provider = await providerFromSettings(settings, {
     artifact,
     releasePublicKeyPem: releaseKey.publicKeyPem,
-    trust: guestTrust(readTlsFiles(settings)),
+    trust: controllerGuestTrust(settings),
   });
   // `up` is for a person at a terminal: the JSON log goes to a file, the terminal gets a summary.
   // The log names machines, users and addresses: only the controller's user may read it.
