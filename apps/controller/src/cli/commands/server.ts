@@ -40,6 +40,12 @@ interface ServerFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  acmeDirectory?: string;
+  acmeEmail?: string;
+  acmeCaFile?: string;
+  acmeChallenge?: string;
+  acmeChallengePort?: string;
+  certificateMode?: string;
   acmeDomain?: string;
 }
 
@@ -77,6 +83,24 @@ export function registerServer(program: Command, globals: () => GlobalOptions): 
       .option(
         "--tls-ca <file>",
         "the CA guests trust for --tls-cert; default: they pin its SHA-256 ($NBFLEET_TLS_CA)",
+      )
+      .option(
+        "--acme-directory <url>",
+        "the ACME directory notebook machines get certificates from (default Let's Encrypt; $NBFLEET_ACME_DIRECTORY)",
+      )
+      .option("--acme-email <address>", "the ACME account's contact ($NBFLEET_ACME_EMAIL)")
+      .option(
+        "--acme-ca-file <file>",
+        "a PEM CA trusted for the ACME server's own TLS, sent to the machines ($NBFLEET_ACME_CA_FILE)",
+      )
+      .option("--acme-challenge <type>", "http-01 (default) or tls-alpn-01 ($NBFLEET_ACME_CHALLENGE)")
+      .option(
+        "--acme-challenge-port <port>",
+        "where agents answer the challenge (default 80 for http-01, 443 for tls-alpn-01; $NBFLEET_ACME_CHALLENGE_PORT)",
+      )
+      .option(
+        "--certificate-mode <mode>",
+        "new machines' certificate when not asked: self-signed (default) or acme where a public name is known ($NBFLEET_CERTIFICATE_MODE)",
       )
       .option(
         "--acme-domain <name>",
@@ -150,6 +174,7 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
       ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
       ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
       ...(flags.tlsCa ? { tlsCa: flags.tlsCa } : {}),
+      ...acmeFlags(flags),
       ...(flags.acmeDomain ? { acmeDomain: flags.acmeDomain } : {}),
     },
     ...(flags.config ? { configFile: flags.config } : {}),
@@ -162,6 +187,20 @@ function settingsFrom(flags: ServerFlags): ControllerSettings {
   // biome-ignore lint/performance/noDelete: as above
   delete process.env.NBFLEET_DATABASE_URL;
   return settings;
+}
+
+/** Passed on as given: the settings' checks name a bad one (acme-settings.ts). */
+function acmeFlags(flags: ServerFlags): Partial<ControllerSettings> {
+  const as = <T>(value: string) => value as unknown as T;
+  const port = flags.acmeChallengePort;
+  return {
+    ...(flags.acmeDirectory ? { acmeDirectory: flags.acmeDirectory } : {}),
+    ...(flags.acmeEmail ? { acmeEmail: flags.acmeEmail } : {}),
+    ...(flags.acmeCaFile ? { acmeCaFile: path.resolve(flags.acmeCaFile) } : {}),
+    ...(flags.acmeChallenge ? { acmeChallenge: as(flags.acmeChallenge) } : {}),
+    ...(port ? { acmeChallengePort: /^\d{1,5}$/.test(port) ? Number(port) : as(port) } : {}),
+    ...(flags.certificateMode ? { certificateMode: as(flags.certificateMode) } : {}),
+  };
 }
 
 /** A password on the command line is readable by every local user (`ps`): refused. */
