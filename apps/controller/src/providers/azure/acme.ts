@@ -4,6 +4,7 @@
  * bootstrap's `certificate` setting, and the NSG rule that lets the CA reach an HTTP-01 answer.
  */
 import type { SecurityRule } from "@azure/arm-network";
+import type { GuestCertificate as BootstrapCertificate } from "@nbfleet/scripts";
 import type { GuestCertificate } from "../types.js";
 
 /** The NSG rule admitting the CA's HTTP-01 validation; present only while a machine uses it. */
@@ -12,17 +13,6 @@ export const ACME_HTTP_RULE = "nbfleet-acme-http-01";
 export const ACME_HTTP_RULE_PRIORITY = 120;
 /** On the VM resource of a machine whose agent answers HTTP-01 (value: the port). */
 export const ACME_TAG = "nbfleet-acme-http-01";
-
-/** The bootstrap's `certificate` setting (packages/scripts, options.ts). */
-export interface BootstrapCertificate {
-  mode: "acme";
-  hostname: string;
-  directoryUrl: string;
-  email: string | null;
-  caPem?: string;
-  challenge: "http-01" | "tls-alpn-01";
-  challengePort: number;
-}
 
 export function azureFqdn(dnsLabel: string, location: string): string {
   return `${dnsLabel}.${location.toLowerCase().replace(/\s+/g, "")}.cloudapp.azure.com`;

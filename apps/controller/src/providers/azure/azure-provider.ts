@@ -1,4 +1,5 @@
 import {
+  type GuestCertificate as BootstrapCertificate,
   type ControllerTrust,
   customDataBase64,
   renderCloudInit,
@@ -28,13 +29,7 @@ import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/sha
 import pLimit, { type LimitFunction } from "p-limit";
 import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
-import {
-  ACME_TAG,
-  type BootstrapCertificate,
-  azureAcmeProblem,
-  azureFqdn,
-  bootstrapCertificate,
-} from "./acme.js";
+import { ACME_TAG, azureAcmeProblem, azureFqdn, bootstrapCertificate } from "./acme.js";
 import {
   type AzureClients,
   type CallCounters,
