@@ -233,6 +233,39 @@ describe("replicas on one PostgreSQL", () => {
     for (const agent of fleet.agents) expect(restartsFor(agent, id)).toBe(1);
   });
 
+  it("a replica that does not run an operation reports the counts its runner stores (no count of the targets), exact once it ends", async () => {
+    const [a, b] = await replicas(2);
+    const vms = await seedVms(a!.app, { count: 4 });
+    const fleet = new SimFleet(a!.url, vms, { record: true, commandDelayMs: 1500 });
+    fleets.push(fleet);
+    await fleet.connectAll();
+    const created = await call(a!.app, "POST", "/v1/operations", {
+      token: a!.adminToken,
+      body: { action: "notebook.restart", selector: { all: true }, maxConcurrency: 1 },
+    });
+    const id = (created.json() as CreatedOperation).operation.id;
+    // The runner has stored its first progress (one target running); it writes again only when a
+    // count changes, 1.5 s later, so the marker below stays put meanwhile.
+    await expect
+      .poll(async () => (await b!.app.nbfleet.store.operations.get(id))?.summary, { timeout: 5000 })
+      .toMatchObject({ running: 1 });
+    // A summary no runner would write: b can only show it by reading it, not by counting rows.
+    const marker = { pending: 11, running: 22, succeeded: 33, failed: 0, skipped: 0, cancelled: 0 };
+    await b!.app.nbfleet.store.operations.update(id, { summary: marker });
+    const seenOn = async (c: TestController) =>
+      (
+        (await call(c.app, "GET", `/v1/operations/${id}?targetsLimit=0`, { token: c.adminToken })).json() as {
+          counts: Record<string, number>;
+        }
+      ).counts;
+    expect(await seenOn(b!)).toMatchObject(marker);
+    // a runs it: its own tally (four targets), whatever the row says.
+    const onA = await seenOn(a!);
+    expect(Object.values(onA).reduce((n, k) => n + k, 0)).toBe(4);
+    await expect.poll(() => operationState(b!, id), { timeout: 20_000 }).toBe("succeeded");
+    expect(await seenOn(b!)).toMatchObject({ succeeded: 4, pending: 0, running: 0 });
+  });
+
   it("hands a bulk operation over when its runner's lease is lost mid-way; every target runs exactly once", async () => {
     const [a, b] = await replicas(2);
     expect(a!.app.nbfleet.cluster.leases.held("operations")).toBe(true);

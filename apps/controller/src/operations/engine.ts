@@ -22,6 +22,7 @@ import { newId } from "../store/ids.js";
 import {
   type NewTarget,
   OperationTargetsRepo,
+  TARGET_STATES,
   type TargetRecord,
   type TargetState,
 } from "../store/operation-targets-repo.js";
@@ -274,10 +275,25 @@ export class OperationsEngine {
     return operation;
   }
 
-  /** Target counts: the running operation's own tally (no query), else the stored ones. */
-  counts(id: string): Promise<Record<TargetState, number>> {
+  /**
+   * Target counts without counting rows where that can be helped: the operation's own tally when
+   * it runs here; the summary its runner stores when it runs on another replica (at most
+   * PROGRESS_MS old) or has finished (written with its final state). Counting 30,000 targets
+   * takes PostgreSQL ~10 ms, and clients poll a running operation.
+   */
+  async counts(
+    idOrOperation: string | OperationRecord,
+    options: { exact?: boolean } = {},
+  ): Promise<Record<TargetState, number>> {
+    const operation =
+      typeof idOrOperation === "string"
+        ? await this.options.store.operations.get(idOrOperation)
+        : idOrOperation;
+    const id = typeof idOrOperation === "string" ? idOrOperation : idOrOperation.id;
     const runner = this.runners.get(id)?.runner;
-    return runner ? Promise.resolve({ ...runner.counts }) : this.targets.counts(id);
+    if (runner) return { ...runner.counts };
+    const stored = operation && !options.exact ? storedCounts(operation) : null;
+    return stored ?? this.targets.counts(id);
   }
 
   /** Stops starting targets; pending ones become `cancelled`, running ones finish. */
@@ -511,4 +527,17 @@ async function newPasswords(
   await Promise.all(Array.from({ length: Math.min(HASH_PARALLELISM, names.length) }, worker));
   // In name order, as the targets are.
   return { plain: new Map(names.map((n) => [n, plain.get(n)!])), hashes };
+}
+
+/** The counts an operation's runner stored with it; null when it stored none (yet). */
+export function storedCounts(operation: OperationRecord): Record<TargetState, number> | null {
+  const stored = operation.summary;
+  if (stored === null || typeof stored !== "object") return null;
+  const counts = stored as Partial<Record<TargetState, unknown>>;
+  return Object.fromEntries(
+    TARGET_STATES.map((state) => {
+      const n = counts[state];
+      return [state, typeof n === "number" && Number.isFinite(n) ? n : 0];
+    }),
+  ) as Record<TargetState, number>;
 }

@@ -43,7 +43,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       // The answer may carry new passwords: never cached anywhere.
       if (created.passwords) reply.header("cache-control", "no-store");
       return {
-        operation: toView(created.operation, await operations.counts(created.operation.id)),
+        operation: toView(created.operation, await operations.counts(created.operation)),
         passwords: created.passwords,
       };
     },
@@ -73,11 +73,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const before = cursor === undefined ? undefined : decodeCursor(cursor, "string");
       const rows = await app.nbfleet.store.operations.list(limit + 1, { state, before });
       const page = rows.slice(0, limit);
-      const items = await Promise.all(
-        page.map(async (op) =>
-          toView(op, op.state === "running" ? await operations.counts(op.id) : summary(op)),
-        ),
-      );
+      const items = await Promise.all(page.map(async (op) => toView(op, await operations.counts(op))));
       return { items, nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null };
     },
   );
@@ -105,7 +101,7 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { targetsLimit = 100, targetsCursor, targetState } = request.query;
       const operation = await operations.require(request.params.id);
-      const counts = await operations.counts(operation.id);
+      const counts = await operations.counts(operation);
       const afterSeq = targetsCursor === undefined ? undefined : decodeCursor(targetsCursor, "number");
       const rows =
         targetsLimit === 0
@@ -141,8 +137,9 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const operation = await operations.cancel(request.params.id);
+      // Counted: the cancelled targets are not in a summary yet.
       return {
-        ...toView(operation, await operations.counts(operation.id)),
+        ...toView(operation, await operations.counts(operation, { exact: true })),
         targets: { items: [], nextCursor: null },
       };
     },
@@ -177,11 +174,6 @@ export function toView(op: OperationRecord, counts: Record<TargetState, number>)
     finishedAt: op.finishedAt,
     cancelRequestedAt: op.cancelRequestedAt,
   };
-}
-
-function summary(op: OperationRecord): Record<TargetState, number> {
-  const stored = (op.summary ?? {}) as Partial<Record<TargetState, number>>;
-  return Object.fromEntries(TARGET_STATES.map((s) => [s, stored[s] ?? 0])) as Record<TargetState, number>;
 }
 
 function toTargetView(target: TargetRecord): TargetView {
