@@ -33,7 +33,26 @@ describe("customData → bootstrap settings", () => {
       notebookPort: 9999,
       hostnames: base.hostnames,
       publicUrl: base.publicUrl,
+      certificate: null,
     });
+  });
+
+  it("reads an ACME certificate setting (flags and the CA), quoting included", async () => {
+    const certificate = {
+      mode: "acme" as const,
+      hostname: "vm1-abc.westeurope.cloudapp.azure.com",
+      directoryUrl: "https://acme.example:14000/dir",
+      email: "ops@example.org",
+      caPem: CA,
+      challenge: "http-01" as const,
+      challengePort: 5002,
+    };
+    const read = async (extra: object) =>
+      (await bootstrapSettings(bootstrapScript(customDataBase64(renderCloudInit({ ...base, ...extra })))))
+        .certificate;
+    expect(await read({ certificate })).toEqual(certificate);
+    const { caPem: _ca, ...withoutCa } = certificate;
+    expect(await read({ certificate: { ...withoutCa, email: null } })).toEqual({ ...withoutCa, email: null });
   });
 
   it("reads a pinned fingerprint and the certificate it pins", async () => {

@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import type { GuestCertificate } from "@nbfleet/scripts";
 import { parse } from "yaml";
 
 const run = promisify(execFile);
@@ -27,6 +28,8 @@ export interface BootstrapSettings {
   hostnames: string[];
   /** The agent's `--public-url` (`https://<fqdn>/` on Azure), if any. */
   publicUrl: string | null;
+  /** ACME: the agent's `--certificate-mode acme --acme-*` and the CA the bootstrap writes; null = self-signed. */
+  certificate: GuestCertificate | null;
 }
 
 export class CustomDataError extends Error {
@@ -89,6 +92,7 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     "NBF_NOTEBOOK_PORT",
     "NBF_PASSWORD_HASH",
     "NBF_LAUNCHER",
+    "NBF_ACME_CA_PEM",
   ];
   const block = script.slice(start, end);
   const values = await shellValues(`${block}\nprintf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`);
@@ -110,6 +114,22 @@ export async function bootstrapSettings(script: string): Promise<BootstrapSettin
     notebookPort: Number(get("NBF_NOTEBOOK_PORT")),
     hostnames: flags("--hostname"),
     publicUrl: flags("--public-url")[0] ?? null,
+    certificate: acmeCertificate((name) => flags(name)[0], get("NBF_ACME_CA_PEM")),
+  };
+}
+
+function acmeCertificate(flag: (name: string) => string | undefined, caPem: string): GuestCertificate | null {
+  if (flag("--certificate-mode") !== "acme") return null;
+  const challenge = flag("--acme-challenge");
+  const email = flag("--acme-email");
+  return {
+    mode: "acme",
+    hostname: flag("--acme-hostname") ?? "",
+    directoryUrl: flag("--acme-directory") ?? "",
+    email: email ?? null,
+    ...(caPem ? { caPem } : {}),
+    challenge: challenge === "tls-alpn-01" ? "tls-alpn-01" : "http-01",
+    challengePort: Number(flag("--acme-challenge-port")),
   };
 }
 

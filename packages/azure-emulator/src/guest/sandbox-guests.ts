@@ -135,6 +135,8 @@ export class SandboxGuests implements Guests {
         // As on a real VM, the agent reports the public URL (and has the FQDN in its certificate).
         ...(settings.hostnames.length > 0 ? { hostnames: settings.hostnames } : {}),
         ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
+        // ACME as the VM would do it: the CA validates the FQDN's challenge on this host.
+        ...(settings.certificate ? { certificate: settings.certificate } : {}),
         dataDir: path.join(guest.dir, "agent"),
         installDir: path.join(guest.dir, "install"),
         notebookPort: guest.port,
