@@ -119,5 +119,5 @@ describe("nbfleet vm create --certificate", () => {
       expect(run.stderr, args.join(" ")).not.toContain("NBF_CONTROLLER_UNREACHABLE");
     }
     expect(provider.contexts.has("nb-bad")).toBe(false);
-  }, 120_000);
+  }, 180_000);
 });

@@ -145,7 +145,7 @@ describe("nbfleet vm ls: certificates", () => {
     expect(items.map(still)).toEqual((await api("certExpiresWithinDays=30")).items.map(still));
     expect(items.every((vm) => typeof vm.health.status === "string" && vm.updatedAt)).toBe(true);
     expect(items.map((vm) => vm.notebook.certificate)).toEqual([SERVED["cert-gone"], SERVED["cert-prov"]]);
-  }, 60_000);
+  }, 120_000);
 
   it("refuses a day count that is not a whole number from 0 to 3650, naming the flag", async () => {
     for (const bad of ["-1", "3651", "7.5", "soon", ""]) {
@@ -156,7 +156,7 @@ describe("nbfleet vm ls: certificates", () => {
       );
       expect(run.stdout, bad).toBe("");
     }
-  }, 60_000);
+  }, 120_000);
 
   it("vm show prints the mode asked for, the issuer served, the chain, the expiry and days left", async () => {
     const acme = await nbfleet("vm", "show", "cert-acme");
@@ -182,7 +182,7 @@ describe("nbfleet vm ls: certificates", () => {
     expect(old.stdout).toMatch(/, 3649 day\(s\) left$/m);
     const none = await nbfleet("vm", "show", "cert-off");
     expect(none.stdout).toMatch(/^certificate: self-signed \(requested\); none reported yet$/m);
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("nbfleet vm ls: sort and label expressions", () => {
@@ -219,7 +219,7 @@ describe("nbfleet vm ls: sort and label expressions", () => {
     expect(
       await names("--labels", "team=a", "--cert-expiring-within", "100", "--sort", "name", "--desc"),
     ).toEqual(["cert-gone", "cert-acme"]);
-  }, 60_000);
+  }, 120_000);
 
   it("refuses an unknown sort key and a malformed label expression, naming them", async () => {
     const sort = await nbfleet("vm", "ls", "--sort", "cpu");
