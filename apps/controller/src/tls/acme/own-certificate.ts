@@ -25,6 +25,8 @@ const DAY_MS = 86_400_000;
 /** Woken at least this often, so a changed clock or a long sleep is noticed. */
 const MAX_SLEEP_MS = 3_600_000;
 const ISSUANCE_TIMEOUT_MS = 120_000;
+/** How long closing waits for an issuance under way (it may wait on the CA for minutes). */
+const STOP_WAIT_MS = 1000;
 
 export interface OwnAcmeOptions {
   domain: string;
@@ -122,10 +124,18 @@ export class OwnAcmeCertificate {
     this.schedule();
   }
 
+  /** An issuance under way is abandoned (nothing is written after this); its wait is bounded. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.running?.catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, STOP_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** When the next issuance is due for what is served. */
