@@ -99,7 +99,8 @@ export interface BulkRound extends OperationTrace {
 
 export interface StatementCounts {
   perTarget: number;
-  top: Array<{ query: string; perTarget: number; meanMs: number }>;
+  /** By the time PostgreSQL spent on them (execution only, not parsing or the protocol). */
+  top: Array<{ query: string; perTarget: number; meanMs: number; msPerTarget: number }>;
 }
 
 export interface ReplicasBenchResult {
@@ -639,18 +640,33 @@ async function postmasterPid(port: number): Promise<number | null> {
 }
 
 async function statementCounts(databaseUrl: string, targets: number): Promise<StatementCounts> {
-  const rows = await query<{ query: string; calls: string; mean: number }>(
+  const rows = await query<{ query: string; calls: string; total: number }>(
     databaseUrl,
-    `select query, calls::text as calls, mean_exec_time as mean from pg_stat_statements
-      where query not like '%pg_stat_statements%' order by calls desc`,
+    `select query, calls::text as calls, total_exec_time as total from pg_stat_statements
+      where query not like '%pg_stat_statements%'`,
   );
-  const total = rows.reduce((n, row) => n + Number(row.calls), 0);
+  // One line per statement shape: IN lists and VALUES rows of any length counted together.
+  const shapes = new Map<string, { calls: number; totalMs: number }>();
+  for (const row of rows) {
+    const shape = row.query
+      .replace(/\s+/g, " ")
+      .replace(/\(\$\d+(, \$\d+)*\)(, \(\$\d+(, \$\d+)*\))*/g, "(…)");
+    const entry = shapes.get(shape) ?? { calls: 0, totalMs: 0 };
+    entry.calls += Number(row.calls);
+    entry.totalMs += row.total;
+    shapes.set(shape, entry);
+  }
+  const total = [...shapes.values()].reduce((n, shape) => n + shape.calls, 0);
   return {
     perTarget: total / targets,
-    top: rows.slice(0, 25).map((row) => ({
-      query: row.query.replace(/\s+/g, " ").slice(0, 240),
-      perTarget: Number(row.calls) / targets,
-      meanMs: row.mean,
-    })),
+    top: [...shapes]
+      .sort(([, x], [, y]) => y.totalMs - x.totalMs)
+      .slice(0, 20)
+      .map(([shape, { calls, totalMs }]) => ({
+        query: shape.slice(0, 240),
+        perTarget: calls / targets,
+        meanMs: totalMs / calls,
+        msPerTarget: totalMs / targets,
+      })),
   };
 }
