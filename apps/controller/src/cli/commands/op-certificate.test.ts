@@ -127,4 +127,37 @@ describe("nbfleet op run notebook.certificate / notebook certificate on ACME mac
     expect(refused.stdout).toContain("NBF_ACME_FAILED");
     expect(refused.stdout).not.toContain("serving:");
   }, 60_000);
+
+  it("passes --hostname/--cert-ip to notebook.certificate and refuses them for other actions", async () => {
+    const run = await nbfleet(
+      "--json",
+      "op",
+      "run",
+      "notebook.certificate",
+      "--name",
+      "acme-2",
+      "--hostname",
+      "alias.example.test",
+      "--hostname",
+      "nb.example.test",
+      "--cert-ip",
+      "10.0.0.5",
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const rotate = agents
+      .get("acme-2")!
+      .commands()
+      .filter((c) => c.name === "certificate.rotate")
+      .at(-1)!;
+    expect(rotate.params).toEqual({
+      hostnames: ["alias.example.test", "nb.example.test"],
+      ips: ["10.0.0.5"],
+    });
+
+    const before = (await controller.app.nbfleet.store.operations.list(100)).length;
+    const wrong = await nbfleet("op", "run", "notebook.restart", "--all", "--cert-ip", "10.0.0.5");
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain("--cert-ip: only for notebook.certificate");
+    expect((await controller.app.nbfleet.store.operations.list(100)).length).toBe(before);
+  }, 120_000);
 });

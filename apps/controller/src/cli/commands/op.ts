@@ -71,6 +71,24 @@ function limit(flag: string) {
   };
 }
 
+/** notebook.certificate's extra names and addresses; given to another action, refused. */
+function certificateFields(action: string, opts: Record<string, unknown>): Record<string, unknown> {
+  const hostnames = opts.hostname as string[] | undefined;
+  const ips = opts.certIp as string[] | undefined;
+  if (action !== "notebook.certificate") {
+    const given = [hostnames && "--hostname", ips && "--cert-ip"].filter(Boolean);
+    if (given.length > 0)
+      throw new CliError(
+        "NBF_INVALID_OPTION",
+        `${given.join(", ")}: only for notebook.certificate`,
+        ExitCode.usage,
+      );
+    return {};
+  }
+  if (!hostnames && !ips) return {};
+  return { params: { ...(hostnames ? { hostnames } : {}), ...(ips ? { ips } : {}) } };
+}
+
 export function registerOp(program: Command, globals: () => GlobalOptions): void {
   const op = program.command("op").description("bulk operations over many machines");
 
@@ -93,6 +111,16 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       integerIn("--health-timeout", 1, 86_400),
     )
     .option("--out <file>", "notebook.password: write the new passwords to this new file (mode 0600)")
+    .option(
+      "--hostname <name>",
+      "notebook.certificate, self-signed machines: an extra DNS name for the certificate (repeatable)",
+      collect,
+    )
+    .option(
+      "--cert-ip <addr>",
+      "notebook.certificate, self-signed machines: an extra IP address for the certificate (repeatable)",
+      collect,
+    )
     // Parsed under UPGRADE_VERSION_FLAG (see command-version-flag.ts); shown as --version.
     .addOption(new Option(`${UPGRADE_VERSION_FLAG} <version>`).hideHelp())
     .addOption(new Option("--version <version>", "agent.upgrade: the published agent version to install"))
@@ -133,6 +161,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       if (opts.out && action !== "notebook.password")
         throw new CliError("NBF_INVALID_OUT", "--out is only for notebook.password", ExitCode.usage);
       const upgrade = upgradeFields(action, opts);
+      const certificate = certificateFields(action, opts);
       // Opened before anything changes: an existing file is never overwritten, and a bad path
       // fails before passwords exist that nobody could read.
       const out = opts.out
@@ -158,6 +187,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
           ...(opts.maxConcurrency !== undefined ? { maxConcurrency: opts.maxConcurrency } : {}),
           ...(opts.maxErrors !== undefined ? { maxErrors: opts.maxErrors } : {}),
           ...upgrade,
+          ...certificate,
           ...(opts.rolling
             ? {
                 rolling: {
