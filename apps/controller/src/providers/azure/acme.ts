@@ -5,6 +5,7 @@
  */
 import type { SecurityRule } from "@azure/arm-network";
 import type { GuestCertificate as BootstrapCertificate } from "@nbfleet/scripts";
+import { bootstrapCertificate } from "../bootstrap-certificate.js";
 import type { GuestCertificate } from "../types.js";
 
 /** The NSG rule admitting the CA's HTTP-01 validation; present only while a machine uses it. */
@@ -34,16 +35,8 @@ export function azureAcmeProblem(certificate: GuestCertificate, publicPort: numb
 }
 
 /** The bootstrap setting for `certificate`, on `fqdn` when the request named no host. */
-export function bootstrapCertificate(certificate: GuestCertificate, fqdn: string): BootstrapCertificate {
-  return {
-    mode: "acme",
-    hostname: certificate.hostname || fqdn,
-    directoryUrl: certificate.directoryUrl,
-    email: certificate.email,
-    ...(certificate.caPem ? { caPem: certificate.caPem } : {}),
-    challenge: certificate.challenge,
-    challengePort: certificate.challengePort,
-  };
+export function bootstrapCertificateOn(certificate: GuestCertificate, fqdn: string): BootstrapCertificate {
+  return bootstrapCertificate({ ...certificate, hostname: certificate.hostname || fqdn });
 }
 
 /** From anywhere: a CA's validators come from addresses it does not publish. */

@@ -29,7 +29,7 @@ import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/sha
 import pLimit, { type LimitFunction } from "p-limit";
 import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
 import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
-import { ACME_TAG, azureAcmeProblem, azureFqdn, bootstrapCertificate } from "./acme.js";
+import { ACME_TAG, azureAcmeProblem, azureFqdn, bootstrapCertificateOn } from "./acme.js";
 import {
   type AzureClients,
   type CallCounters,
@@ -194,7 +194,7 @@ export class AzureProvider implements Provider {
     const names = vmResourceNames(vm.name, this.fleetId);
     const fqdn = azureFqdn(names.dnsLabel, this.options.location);
     const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
-    const certificate = context.certificate ? bootstrapCertificate(context.certificate, fqdn) : null;
+    const certificate = context.certificate ? bootstrapCertificateOn(context.certificate, fqdn) : null;
     const acmeProblem = context.certificate ? azureAcmeProblem(context.certificate, publicPort) : null;
     if (acmeProblem) throw new AzureProviderError("check the certificate", acmeProblem);
     // What the NSG admits and the guest redirects to the notebook: the agent reports this URL,
