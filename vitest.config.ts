@@ -4,10 +4,12 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL. One
-    // Chromium for the run's browser tests, started by the first that needs it.
+    // Chromium for the run's browser tests and one pebble for its ACME tests, each started by
+    // the first test that needs it.
     globalSetup: [
       "packages/testkit/src/postgres-global-setup.ts",
       "packages/testkit/src/browser-global-setup.ts",
+      "packages/testkit/src/pebble-global-setup.ts",
     ],
     projects: [
       {

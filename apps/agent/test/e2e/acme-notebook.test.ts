@@ -15,8 +15,8 @@ import {
   stopAgent,
 } from "@nbfleet/testkit/agent-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
+import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
@@ -27,20 +27,19 @@ interface CertificateStatus {
   notebook: { certificate: CertificateInfo | null };
   health: { checks: HealthCheck[] };
 }
-let pebble: Pebble;
+let pebble: SharedPebble;
 let agent: RunningAgent | undefined;
 let dataDir: string;
 let port: number;
 
 beforeAll(async () => {
-  pebble = await startPebble({ names: [NAME] });
+  pebble = await sharedPebble(NAME);
   dataDir = makeDataDir("nbf-acme-nb-");
   port = await freePort();
   agent = await startAgent(dataDir, port, { password: "correct horse battery staple" });
 });
 afterAll(async () => {
   if (agent) await stopAgent(agent, "SIGINT").catch(() => undefined);
-  await pebble?.remove();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
