@@ -9,13 +9,13 @@ import path from "node:path";
 import { type RunningAgent, agentCli, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
 import { launchChromiumTrusting } from "@nbfleet/testkit/chromium-trusting";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
+import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const NAME = "browser.acme.test";
 const PASSWORD = "correct horse battery staple";
-let pebble: Pebble;
+let pebble: SharedPebble;
 let agent: RunningAgent | undefined;
 let dataDir: string;
 let homes: string;
@@ -23,7 +23,7 @@ let port: number;
 const browsers: Array<Awaited<ReturnType<typeof launchChromiumTrusting>>> = [];
 
 beforeAll(async () => {
-  pebble = await startPebble({ names: [NAME] });
+  pebble = await sharedPebble(NAME);
   dataDir = makeDataDir("nbf-acme-browser-");
   homes = makeDataDir("nbf-acme-homes-");
   port = await freePort();
@@ -49,7 +49,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const browser of browsers) await browser.close().catch(() => undefined);
   if (agent) await stopAgent(agent, "SIGINT").catch(() => undefined);
-  await pebble?.remove();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   rmSync(homes, { recursive: true, force: true });
 });

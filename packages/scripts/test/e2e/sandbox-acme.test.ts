@@ -19,8 +19,8 @@ import { promisify } from "node:util";
 import { dataPaths } from "@nbfleet/agent";
 import type { CertificateInfo, HealthCheck } from "@nbfleet/shared";
 import { agentJson } from "@nbfleet/testkit/agent-process";
-import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
+import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
 import { type SourceAgentArtifact, sourceAgentArtifact } from "@nbfleet/testkit/source-agent-artifact";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,7 +30,7 @@ import { stopSandboxGuest } from "../../src/bootstrap/sandbox-processes.js";
 const NAME = "nb9.acme.test";
 const sh = promisify(execFile);
 
-let pebble: Pebble;
+let pebble: SharedPebble;
 let root: string;
 let artifact: SourceAgentArtifact;
 let controller: http.Server;
@@ -38,7 +38,7 @@ let layout: LinuxGuestLayout | undefined;
 let dataDir: string;
 
 beforeAll(async () => {
-  pebble = await startPebble({ names: [NAME] });
+  pebble = await sharedPebble(NAME);
   root = await mkdtemp(path.join(tmpdir(), "nbfleet-sandbox-acme-"));
   // As root the agent runs the notebook as the unprivileged `nbfleet` user, who must reach the data dir.
   await chmod(root, 0o755);
@@ -54,7 +54,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (layout) await stopSandboxGuest(layout, dataPaths(dataDir).pidFile, { graceMs: 20_000 });
   await new Promise((resolve) => controller?.close(resolve));
-  await pebble?.remove();
   await rm(root, { recursive: true, force: true });
   if (artifact) await rm(path.dirname(artifact.file), { recursive: true, force: true });
 });
