@@ -51,6 +51,10 @@ export const ERRORS = {
     status: 400,
     message: "provider {provider} cannot make a machine named {name}: {reason}",
   },
+  NBF_PROVIDER_CERTIFICATE_UNSUPPORTED: {
+    status: 400,
+    message: "provider {provider} cannot give VM {name} an ACME certificate this way: {reason}",
+  },
   NBF_AGENT_OFFLINE: {
     status: 409,
     message: "the agent of VM {name} is not connected (last seen {lastSeenAt}); omit ifOffline=fail to queue",

@@ -102,6 +102,15 @@ export class VmService {
         providerData: null,
       },
     );
+    const guest = acme && guestCertificate(certificate, acme);
+    const unsupported = guest ? (provider.checkCertificate?.(guest) ?? null) : null;
+    if (unsupported) {
+      throw new NbfError("NBF_PROVIDER_CERTIFICATE_UNSUPPORTED", {
+        provider: provider.name,
+        name: input.name,
+        reason: unsupported,
+      });
+    }
     const plain = input.password ?? generatePassword();
     const passwordHash = await hashNotebookPassword(plain);
     await store.vms.insert({
@@ -128,7 +137,6 @@ export class VmService {
       kind: "vm.created",
       message: `VM ${input.name} created on ${provider.name}`,
     });
-    const guest = acme && guestCertificate(certificate, acme);
     try {
       const result = await provider.create(
         { name: input.name, labels, providerData: null },

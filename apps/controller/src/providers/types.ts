@@ -71,6 +71,8 @@ export interface Provider {
   publicHostname?(vm: ProviderVm): string | null;
   /** Why this provider cannot make a machine of this name (null = fine); asked before anything is stored. */
   checkName?(name: string): string | null;
+  /** Why this provider cannot serve this certificate setting (null = fine); asked before anything is stored. */
+  checkCertificate?(certificate: GuestCertificate): string | null;
   /** What the place holds compared with the machines the controller knows (run periodically). */
   reconcile?(known: ProviderVm[]): Promise<ReconcileReport>;
 }

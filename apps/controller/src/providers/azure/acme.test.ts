@@ -318,18 +318,20 @@ describe("ACME on the azure provider", () => {
     });
   });
 
-  it("through the API: tls-alpn-01 fails an ACME machine with the reason and makes nothing; self-signed ones still work", async () => {
+  it("through the API: tls-alpn-01 is refused before anything is stored, with the reason; self-signed ones still work", async () => {
     const rg = "acme-api-alpn";
     const provider = emulatorProvider(emu, { resourceGroup: rg });
     const settings = { acmeDirectory: DIRECTORY, acmeChallenge: "tls-alpn-01" as const };
     await withController(provider, settings, async (c) => {
       emu.emulator.resetStats();
       const refused = await createVm(c, { name: "alpn1", certificate: { mode: "acme" } });
-      expect(refused.status).toBe(502);
-      expect(refused.body.error?.code).toBe("NBF_PROVIDER_FAILED");
-      const vm = (await call(c.app, "GET", "/v1/vms/alpn1", { token: c.adminToken })).json() as VmView;
-      expect(vm.state).toBe("failed");
-      expect(vm.error).toMatch(/tls-alpn-01 is not supported on Azure.*set NBFLEET_ACME_CHALLENGE=http-01/);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error?.code).toBe("NBF_PROVIDER_CERTIFICATE_UNSUPPORTED");
+      expect(refused.body.error?.message).toMatch(
+        /tls-alpn-01 is not supported on Azure.*set NBFLEET_ACME_CHALLENGE=http-01/,
+      );
+      const missing = await call(c.app, "GET", "/v1/vms/alpn1", { token: c.adminToken });
+      expect(missing.statusCode).toBe(404);
       expect(emu.emulator.getStats().requests).toBe(0);
       expect(inGroup(rg)).toEqual([]);
 

@@ -28,7 +28,14 @@ import {
 import { AGENT_ARTIFACT_PATH as ARTIFACT_PATH, type VmState } from "@nbfleet/shared";
 import pLimit, { type LimitFunction } from "p-limit";
 import { type ArtifactInfo, artifactVersionSettings } from "../../artifact-info.js";
-import type { Provider, ProviderVm, ProvisionContext, ProvisionResult, ReconcileReport } from "../types.js";
+import type {
+  GuestCertificate,
+  Provider,
+  ProviderVm,
+  ProvisionContext,
+  ProvisionResult,
+  ReconcileReport,
+} from "../types.js";
 import { ACME_TAG, azureAcmeProblem, azureFqdn, bootstrapCertificateOn } from "./acme.js";
 import {
   type AzureClients,
@@ -167,6 +174,11 @@ export class AzureProvider implements Provider {
     return azureNameProblem(name, this.os, this.fleetId);
   }
 
+  /** Why an ACME setting cannot work on an Azure machine (null = fine); checked before anything is stored. */
+  checkCertificate(certificate: GuestCertificate): string | null {
+    return azureAcmeProblem(certificate, this.options.publicPort ?? DEFAULTS.publicPort);
+  }
+
   /** `<dns label>.<region>.cloudapp.azure.com`, the public IP's name; null for a name Azure would refuse. */
   publicHostname(vm: Pick<ProviderVm, "name">): string | null {
     if (this.checkName(vm.name) !== null) return null;
@@ -195,7 +207,7 @@ export class AzureProvider implements Provider {
     const fqdn = azureFqdn(names.dnsLabel, this.options.location);
     const publicPort = this.options.publicPort ?? DEFAULTS.publicPort;
     const certificate = context.certificate ? bootstrapCertificateOn(context.certificate, fqdn) : null;
-    const acmeProblem = context.certificate ? azureAcmeProblem(context.certificate, publicPort) : null;
+    const acmeProblem = context.certificate ? this.checkCertificate(context.certificate) : null;
     if (acmeProblem) throw new AzureProviderError("check the certificate", acmeProblem);
     // What the NSG admits and the guest redirects to the notebook: the agent reports this URL,
     // on the name its certificate is for.
