@@ -72,6 +72,15 @@ describe("retryAt", () => {
     expect(retryAt({ failures: 1, retryAt: later, now, random: () => 0.5 }).toISOString()).toBe(later);
   });
 
+  it("keeps retrying every minute at most once the served certificate has expired (not back to 6 h)", () => {
+    const notAfter = new Date(now.getTime() - 5_000).toISOString();
+    const at = retryAt({ failures: 20, notAfter, now, random: () => 0.999 });
+    expect(at.getTime() - now.getTime()).toBeLessThanOrEqual(60_000);
+    expect(at.getTime() - now.getTime()).toBeGreaterThanOrEqual(30_000);
+    const limited = new Date(now.getTime() + 3_600_000).toISOString();
+    expect(retryAt({ failures: 20, notAfter, retryAt: limited, now }).toISOString()).toBe(limited);
+  });
+
   it("retries more often as the served certificate nears its end", () => {
     const notAfter = new Date(now.getTime() + 60_000).toISOString();
     const at = retryAt({ failures: 20, notAfter, now, random: () => 0.999 });

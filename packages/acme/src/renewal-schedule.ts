@@ -10,8 +10,8 @@
  *   days for Let's Encrypt, 40 to 30 days before expiry) instead of meeting the CA at once, and
  *   a restarted agent keeps its moment.
  * - After a failure: exponential backoff (1 min doubling, capped at 6 h or a quarter of the time
- *   left, whichever is shorter, never under 1 s) with equal jitter, and never before the
- *   server's own Retry-After (`retryAt` on NBF_ACME_FAILED).
+ *   left, whichever is shorter, never under 1 s; at 1 min once the certificate has expired) with
+ *   equal jitter, and never before the server's own Retry-After (`retryAt` on NBF_ACME_FAILED).
  */
 import { createHash } from "node:crypto";
 
@@ -56,7 +56,9 @@ export interface FailureInput {
 export function retryAt(input: FailureInput): Date {
   const now = input.now.getTime();
   const left = input.notAfter ? Date.parse(input.notAfter) - now : Number.POSITIVE_INFINITY;
-  const cap = Math.max(MIN_RETRY_MS, Math.min(MAX_RETRY_MS, left > 0 ? left / 4 : MAX_RETRY_MS));
+  // An expired certificate is an outage: at most the first step apart, not back to 6 h (the
+  // CA's Retry-After still holds a rate-limited machine back).
+  const cap = Math.max(MIN_RETRY_MS, Math.min(MAX_RETRY_MS, left > 0 ? left / 4 : FIRST_RETRY_MS));
   const exponent = Math.min(30, Math.max(0, input.failures - 1));
   const ceiling = Math.max(MIN_RETRY_MS, Math.min(cap, FIRST_RETRY_MS * 2 ** exponent));
   const delay = ceiling / 2 + (ceiling / 2) * (input.random ?? Math.random)();
