@@ -32,4 +32,5 @@ export {
   renewalDueAt,
   retryAt,
 } from "./renewal-schedule.js";
+export { type CertificatePair, type SelfSignedRequest, selfSignedPair } from "./self-signed.js";
 export { TEMPORARY_ORGANIZATION, temporaryCertificate } from "./temporary-certificate.js";

@@ -8,7 +8,7 @@
  * localhost, 127.0.0.1 and ::1. The subject carries O=nbfleet: that marks the certificate as
  * one the agent made and may replace, unlike a certificate an operator installed.
  */
-import { createPrivateKey, randomBytes, webcrypto } from "node:crypto";
+import { type CertificatePair, selfSignedPair } from "@nbfleet/acme/self-signed";
 import { AgentError } from "../errors.js";
 import { subjectNames } from "./subject-names.js";
 
@@ -26,11 +26,7 @@ export interface GenerateOptions {
   now?: Date;
 }
 
-export interface CertificatePair {
-  certPem: string;
-  /** PKCS#8 PEM. */
-  keyPem: string;
-}
+export type { CertificatePair };
 
 export async function generateSelfSigned(options: GenerateOptions = {}): Promise<CertificatePair> {
   const { days = 365, now = new Date() } = options;
@@ -45,44 +41,13 @@ export async function generateSelfSigned(options: GenerateOptions = {}): Promise
   }
   const names = subjectNames(options);
   const commonName = names.hostnames.find((h) => h.length <= CN_MAX) ?? "localhost";
-  const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
   const start = Math.floor(now.getTime() / 1000) * 1000;
-
-  // Loaded on first use: the library is large and only certificate making needs it.
-  const { x509 } = await import("./x509-library.js");
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
-    name: [{ CN: [commonName] }, { O: [MANAGED_ORGANIZATION] }],
+  return selfSignedPair({
+    commonName,
+    organization: MANAGED_ORGANIZATION,
+    dnsNames: names.hostnames,
+    ips: names.ips,
     notBefore: new Date(start - BACKDATE_MS),
     notAfter: new Date(start + days * DAY_MS),
-    signingAlgorithm: algorithm,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.SubjectAlternativeNameExtension([
-        ...names.hostnames.map((value) => ({ type: "dns" as const, value })),
-        ...names.ips.map((value) => ({ type: "ip" as const, value })),
-      ]),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
   });
-
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const keyPem = createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" })
-    .export({ format: "pem", type: "pkcs8" })
-    .toString();
-  return { certPem: cert.toString("pem") + "\n", keyPem };
-}
-
-/** 128 random bits, first bit clear so the DER integer stays positive (RFC 5280 4.1.2.2). */
-function serialNumber(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
-  return bytes.toString("hex");
 }
