@@ -5,7 +5,7 @@
  * there fails the run before anything runs. A part that fails fails the run, and nothing is
  * written.
  *
- *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console,upgrade] [--readme PATH] [--results DIR]
+ *   pnpm bench [--only agent,controller,real,terminal,operations,azure,replicas,console,upgrade,acme] [--readme PATH] [--results DIR]
  *     agent:      [--idle 60] [--rounds 9]
  *     controller: [--agents 10000] [--steady 60] [--commands 1000] [--concurrency 1,50]
  *                 [--queries 200] [--cpu-prof DIR]   (also for operations and replicas)
@@ -23,11 +23,13 @@
  *                 [--console-heap-min 5] [--console-changes-per-sec 2]
  *     upgrade:    [--upg-rounds 5] [--upg-agents 10000] [--upg-concurrency 500] [--upg-restart-ms 2000]
  *                 [--upg-fleet-rounds 3]   (--upg-rounds 0 / --upg-agents 0 skip the real / simulated part)
+ *     acme:       [--acme-vms 5]
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { runAcmeBench } from "./src/acme-bench.js";
 import { runAgentBench } from "./src/agent-bench.js";
 import { runAzureBench } from "./src/azure-bench.js";
 import { runConsoleBench } from "./src/console-bench.js";
@@ -97,6 +99,7 @@ const { values } = parseArgs({
     "upg-concurrency": { type: "string", default: "500" },
     "upg-restart-ms": { type: "string", default: "2000" },
     "upg-fleet-rounds": { type: "string", default: "3" },
+    "acme-vms": { type: "string", default: "5" },
   },
 });
 const profileDir = values["cpu-prof"] ? { profileDir: path.resolve(values["cpu-prof"]) } : {};
@@ -230,6 +233,10 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         restartMs: Number(values["upg-restart-ms"]),
         fleetRounds: Number(values["upg-fleet-rounds"]),
       }),
+  },
+  acme: {
+    options: ["acme-vms"],
+    run: () => runAcmeBench({ vms: Number(values["acme-vms"]) }),
   },
 };
 

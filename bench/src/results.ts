@@ -4,6 +4,7 @@
  * or, when that file lacks it (or holds it in an older shape), the run refuses to start.
  */
 import { readFile } from "node:fs/promises";
+import type { AcmeBenchResult } from "./acme-bench.js";
 import type { AgentBenchResult } from "./agent-bench.js";
 import type { AzureBenchResult } from "./azure-bench.js";
 import type { ConsoleBenchResult } from "./console-bench.js";
@@ -25,6 +26,7 @@ export const PARTS = [
   "replicas",
   "console",
   "upgrade",
+  "acme",
 ] as const;
 export type PartName = (typeof PARTS)[number];
 
@@ -38,6 +40,7 @@ export interface PartFigures {
   replicas: ReplicasBenchResult;
   console: ConsoleBenchResult;
   upgrade: UpgradeBenchResult;
+  acme: AcmeBenchResult;
 }
 
 /** Bumped when a part's figures change shape or meaning: older ones are then never carried over. */
@@ -51,6 +54,7 @@ export const PART_VERSIONS: Record<PartName, number> = {
   replicas: 1,
   console: 1,
   upgrade: 1,
+  acme: 1,
 };
 
 export interface Measured<T> {

@@ -1,4 +1,5 @@
 import os from "node:os";
+import { acmeRows } from "./acme-table.js";
 /**
  * The Markdown table of a run: one row per figure, each with when its part was measured (or
  * that it was carried over from an earlier run, and from when), and notes on how it was measured.
@@ -28,6 +29,7 @@ const ROWS: { [K in PartName]: (figures: PartFigures[K]) => Row[] } = {
   replicas: replicasRows,
   console: consoleRows,
   upgrade: upgradeRows,
+  acme: acmeRows,
 };
 
 export function renderTable(results: Results): string {

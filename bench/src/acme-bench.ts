@@ -1,0 +1,310 @@
+/**
+ * The `acme` part: how long an ACME-configured machine serves its self-signed certificate before
+ * the one from its CA. `nbfleet server` (its own process, local provider: real bootstrap, the
+ * bundled agent, Debian's Jupyter) with Debian's pebble on loopback as its ACME directory
+ * (HTTP-01 validated for real against the agent's own answer through pebble's test DNS;
+ * PEBBLE_VA_NOSLEEP, as pebble.ts starts it). Machines are created one after another (each
+ * deleted before the next, so one issuance at a time holds the challenge port); for each, the
+ * bench probes the notebook's TLS port every 20 ms from the moment the provider names it:
+ *
+ *   first up    = the first GET /api answering 200, whatever it was served over;
+ *   ACME served = the first GET /api answering 200 over a chain that verifies against pebble's
+ *                 root alone for the machine's name.
+ *
+ * The figure is ACME served − first up: how long the notebook answered over its self-signed
+ * certificate. It is 0 for a machine whose issuance (started by the agent's first check, right
+ * after it starts Jupyter) ends before Jupyter first answers — the restart onto the new pair
+ * then happens before anyone could connect; the rounds that saw the self-signed certificate
+ * are counted. Checked for each (the bench fails otherwise): whatever was served before ACME
+ * was self-signed, the machine ends serving pebble's chain for its name, and the API shows
+ * issuer acme with a valid chain and the fingerprint the probe saw.
+ */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import { request } from "node:https";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { TLSSocket } from "node:tls";
+import type { VmView } from "@nbfleet/shared";
+import {
+  type ControllerProcess,
+  api,
+  startControllerProcess,
+  stopControllerProcess,
+} from "@nbfleet/testkit/controller-process";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
+import { freePort } from "@nbfleet/testkit/ports";
+import { waitFor } from "@nbfleet/testkit/wait";
+import { type Spread, spreadOf } from "./stats.js";
+
+/** Connected, the notebook running, no failing check (a busy machine may warn about load). */
+const serving = (v: VmView) =>
+  v.agent.status === "connected" &&
+  v.notebook.state === "running" &&
+  v.health.checks.length > 0 &&
+  v.health.checks.every((c) => c.status !== "fail");
+
+export interface AcmeBenchOptions {
+  /** Machines created one after another. */
+  vms: number;
+}
+
+export interface AcmeRound {
+  name: string;
+  /** POST /v1/vms until the notebook first answered. */
+  createToFirstUpMs: number;
+  /** POST /v1/vms until the ACME chain was served. */
+  createToAcmeMs: number;
+  /** First up until the ACME chain was served (0: ACME was the first answer): the figure. */
+  selfSignedToAcmeMs: number;
+  /** Whether the notebook answered over its self-signed certificate before. */
+  selfSignedSeen: boolean;
+  /** Longest run of failed probes between the first answer and the ACME chain. */
+  longestGapMs: number;
+  /** Longest run of failed probes after the ACME chain was first served, until settled. */
+  gapAfterAcmeMs: number;
+  /** ACME served until the API showed it with every check passing. */
+  settleMs: number;
+  probes: number;
+}
+
+export interface AcmeBenchResult {
+  rounds: AcmeRound[];
+  selfSignedToAcme: Spread;
+  createToFirstUp: Spread;
+  createToAcme: Spread;
+  longestGap: Spread;
+  gapAfterAcme: Spread;
+  probeIntervalMs: number;
+  /** pebble's certificate lifetime as issued, days. */
+  lifetimeDays: number;
+}
+
+const PROBE_INTERVAL_MS = 20;
+const ROUND_TIMEOUT_MS = 300_000;
+/** How long the machine is watched after it settled on its ACME certificate. */
+const SETTLE_MS = 5000;
+
+export async function runAcmeBench(options: AcmeBenchOptions): Promise<AcmeBenchResult> {
+  if (!Number.isInteger(options.vms) || options.vms < 1)
+    throw new Error(`--acme-vms must be ≥ 1, not ${options.vms}`);
+  const names = Array.from({ length: options.vms }, (_, i) => `acme-${i + 1}`);
+  const hostname = (name: string) => `${name}.bench.test`;
+  const pebble: Pebble = await startPebble({ names: names.map(hostname) });
+  const dataDir = makeDataDir("nbf-bench-acme-");
+  const token = `nbf_${randomBytes(24).toString("base64url")}`;
+  let controller: ControllerProcess | undefined;
+  try {
+    const root = await pebble.rootPem();
+    controller = await startControllerProcess(dataDir, await freePort(), token, {
+      NBFLEET_LOG_LEVEL: "error",
+      NBFLEET_ACME_DIRECTORY: pebble.directoryUrl,
+      NBFLEET_ACME_CA_FILE: pebble.caFile,
+      NBFLEET_ACME_CHALLENGE: "http-01",
+      NBFLEET_ACME_CHALLENGE_PORT: String(pebble.httpPort),
+    });
+    const call = api(controller);
+    const rounds: AcmeRound[] = [];
+    let lifetimeDays = Number.NaN;
+    for (const name of names) {
+      const round = await measureOne(call, name, hostname(name), root).catch(async (error: Error) => {
+        throw new Error(`${error.message}\npebble: ${pebble.log().slice(-1500)}`);
+      });
+      rounds.push(round.round);
+      lifetimeDays = round.lifetimeDays;
+      const deleted = await call("DELETE", `/v1/vms/${name}`);
+      if (deleted.status >= 300) throw new Error(`DELETE /v1/vms/${name}: ${deleted.status}`);
+      await waitFor(
+        `${name} deleted`,
+        async () => (await call("GET", `/v1/vms/${name}`)).status === 404,
+        120_000,
+      );
+    }
+    return {
+      rounds,
+      selfSignedToAcme: spreadOf(rounds.map((r) => r.selfSignedToAcmeMs)),
+      createToFirstUp: spreadOf(rounds.map((r) => r.createToFirstUpMs)),
+      createToAcme: spreadOf(rounds.map((r) => r.createToAcmeMs)),
+      longestGap: spreadOf(rounds.map((r) => r.longestGapMs)),
+      gapAfterAcme: spreadOf(rounds.map((r) => r.gapAfterAcmeMs)),
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      lifetimeDays,
+    };
+  } finally {
+    if (controller) await stopControllerProcess(controller);
+    await pebble.remove();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+type Call = ReturnType<typeof api>;
+
+async function measureOne(
+  call: Call,
+  name: string,
+  hostname: string,
+  root: string,
+): Promise<{ round: AcmeRound; lifetimeDays: number }> {
+  const view = async () => {
+    const { status, body } = await call<VmView>("GET", `/v1/vms/${name}`);
+    if (status !== 200) throw new Error(`GET /v1/vms/${name}: ${status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  const t0 = performance.now();
+  const created = await call("POST", "/v1/vms", { name, certificate: { mode: "acme", hostname } });
+  if (created.status !== 201)
+    throw new Error(`POST /v1/vms: ${created.status} ${JSON.stringify(created.body)}`);
+  const url = await waitFor(
+    `${name}'s notebook URL`,
+    async () => (await view()).notebook.url ?? undefined,
+    120_000,
+  );
+  const port = Number(new URL(url).port);
+
+  let firstUpAt: number | null = null;
+  let selfSignedSeen = false;
+  let acmeAt: number | null = null;
+  let acmeFingerprint = "";
+  let lastOkAt: number | null = null;
+  let longestGapMs = 0;
+  let probes = 0;
+  while (acmeAt === null) {
+    if (performance.now() - t0 > ROUND_TIMEOUT_MS)
+      throw new Error(
+        `${name}: no ACME certificate served within ${ROUND_TIMEOUT_MS / 1000} s (answered before: ${firstUpAt !== null}): ${JSON.stringify(await view())}`,
+      );
+    const startedAt = performance.now();
+    const served = await probe(port, hostname, root);
+    probes += 1;
+    if (served.kind === "other")
+      throw new Error(
+        `${name}: served a certificate neither self-signed nor pebble's for its name before ACME's`,
+      );
+    if (served.kind === "acme") {
+      acmeAt = startedAt;
+      acmeFingerprint = served.fingerprint;
+    } else if (served.kind === "self-signed") {
+      selfSignedSeen = true;
+    }
+    if (served.kind !== "down") {
+      firstUpAt ??= startedAt;
+      if (lastOkAt !== null) longestGapMs = Math.max(longestGapMs, startedAt - lastOkAt);
+      lastOkAt = startedAt;
+    }
+    if (acmeAt === null) await sleep(Math.max(0, PROBE_INTERVAL_MS - (performance.now() - startedAt)));
+  }
+
+  // Then until the machine has settled on it (the API reports it with every check passing) and
+  // for SETTLE_MS more: an answer over anything else fails the bench, a stretch without answer
+  // (a restart after the ACME chain was first served) is measured.
+  const acmeFingerprintSeen = acmeFingerprint;
+  let settled: VmView | null = null;
+  let settledAt = Number.POSITIVE_INFINITY;
+  let lastAcmeOkAt = acmeAt;
+  let gapAfterAcmeMs = 0;
+  let nextViewAt = 0;
+  while (performance.now() < settledAt + SETTLE_MS) {
+    if (performance.now() - acmeAt > ROUND_TIMEOUT_MS)
+      throw new Error(`${name}: not settled on its ACME certificate: ${JSON.stringify(await view())}`);
+    const startedAt = performance.now();
+    const served = await probe(port, hostname, root);
+    probes += 1;
+    if (served.kind === "acme") {
+      if (served.fingerprint !== acmeFingerprintSeen)
+        throw new Error(`${name}: a second ACME certificate served without being asked for`);
+      gapAfterAcmeMs = Math.max(gapAfterAcmeMs, startedAt - lastAcmeOkAt);
+      lastAcmeOkAt = startedAt;
+    } else if (served.kind !== "down") {
+      throw new Error(`${name}: served a ${served.kind} certificate again after pebble's`);
+    }
+    if (settled === null && startedAt >= nextViewAt) {
+      nextViewAt = startedAt + 250;
+      const v = await view();
+      const cert = v.notebook.certificate;
+      if (
+        cert?.issuer?.kind === "acme" &&
+        hex(cert.fingerprintSha256) === acmeFingerprintSeen &&
+        serving(v)
+      ) {
+        settled = v;
+        settledAt = performance.now();
+      }
+    }
+    await sleep(Math.max(0, PROBE_INTERVAL_MS - (performance.now() - startedAt)));
+  }
+  if (lastAcmeOkAt < settledAt)
+    throw new Error(`${name}: not answering over its ACME certificate at the end`);
+  const cert = settled!.notebook.certificate!;
+  if (cert.chainValid !== true || !cert.subjectAltNames.includes(`DNS:${hostname}`))
+    throw new Error(`${name}: the API shows ${JSON.stringify(cert)}`);
+  return {
+    round: {
+      name,
+      createToFirstUpMs: firstUpAt! - t0,
+      createToAcmeMs: acmeAt - t0,
+      selfSignedToAcmeMs: acmeAt - firstUpAt!,
+      selfSignedSeen,
+      longestGapMs,
+      gapAfterAcmeMs,
+      settleMs: settledAt - acmeAt,
+      probes,
+    },
+    lifetimeDays: (Date.parse(cert.notAfter) - Date.parse(cert.notBefore)) / 86_400_000,
+  };
+}
+
+type Served = { kind: "down" } | { kind: "self-signed" | "acme" | "other"; fingerprint: string };
+
+/**
+ * One GET /api: `acme` when the chain verifies against `root` alone for `hostname`, `self-signed`
+ * when it answers over a self-signed certificate (unverified), `other` over anything else,
+ * `down` when it does not answer 200.
+ */
+async function probe(port: number, hostname: string, root: string): Promise<Served> {
+  const verified = await getApi(port, hostname, root);
+  if (verified.ok) return { kind: "acme", fingerprint: verified.fingerprint };
+  const any = await getApi(port, hostname, null);
+  if (!any.ok) return { kind: "down" };
+  return { kind: any.selfSigned ? "self-signed" : "other", fingerprint: any.fingerprint };
+}
+
+function getApi(
+  port: number,
+  servername: string,
+  ca: string | null,
+): Promise<{ ok: true; fingerprint: string; selfSigned: boolean } | { ok: false }> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/api",
+        servername,
+        agent: false,
+        timeout: 5000,
+        ...(ca === null ? { rejectUnauthorized: false } : { ca }),
+      },
+      (response: IncomingMessage) => {
+        const peer = (response.socket as TLSSocket).getPeerCertificate();
+        response.resume();
+        response.on("end", () =>
+          resolve(
+            response.statusCode === 200
+              ? {
+                  ok: true,
+                  fingerprint: hex(peer.fingerprint256),
+                  selfSigned: JSON.stringify(peer.issuer) === JSON.stringify(peer.subject),
+                }
+              : { ok: false },
+          ),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", () => resolve({ ok: false }));
+    req.end();
+  });
+}
+
+const hex = (fingerprint: string) => fingerprint.replace(/:/g, "").toLowerCase();
