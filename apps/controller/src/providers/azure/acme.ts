@@ -7,6 +7,7 @@ import type { SecurityRule } from "@azure/arm-network";
 import type { GuestCertificate as BootstrapCertificate } from "@nbfleet/scripts";
 import { bootstrapCertificate } from "../bootstrap-certificate.js";
 import type { GuestCertificate } from "../types.js";
+import { inboundRule } from "./security-rule.js";
 
 /** The NSG rule admitting the CA's HTTP-01 validation; present only while a machine uses it. */
 export const ACME_HTTP_RULE = "nbfleet-acme-http-01";
@@ -41,15 +42,5 @@ export function bootstrapCertificateOn(certificate: GuestCertificate, fqdn: stri
 
 /** From anywhere: a CA's validators come from addresses it does not publish. */
 export function acmeHttpRule(port: number): SecurityRule {
-  return {
-    name: ACME_HTTP_RULE,
-    priority: ACME_HTTP_RULE_PRIORITY,
-    direction: "Inbound",
-    access: "Allow",
-    protocol: "Tcp",
-    sourcePortRange: "*",
-    destinationAddressPrefix: "*",
-    destinationPortRange: String(port),
-    sourceAddressPrefix: "*",
-  };
+  return inboundRule(ACME_HTTP_RULE, ACME_HTTP_RULE_PRIORITY, port, ["*"]);
 }

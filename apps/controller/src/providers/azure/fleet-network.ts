@@ -10,6 +10,7 @@ import type { NetworkSecurityGroup, SecurityRule } from "@azure/arm-network";
 import { ACME_HTTP_RULE, acmeHttpRule } from "./acme.js";
 import type { AzureClients } from "./clients.js";
 import { isNotFound } from "./failures.js";
+import { inboundRule } from "./security-rule.js";
 
 export const FLEET_TAG = "nbfleet-fleet";
 export const VM_TAG = "nbfleet-vm";
@@ -155,20 +156,11 @@ export class FleetNetwork {
   }
 
   private securityRules(acmeHttpPort: number | null): SecurityRule[] {
-    const rule = (name: string, priority: number, port: number, sources: string[]): SecurityRule => ({
-      name,
-      priority,
-      direction: "Inbound",
-      access: "Allow",
-      protocol: "Tcp",
-      sourcePortRange: "*",
-      destinationAddressPrefix: "*",
-      destinationPortRange: String(port),
-      ...(sources.length === 1 ? { sourceAddressPrefix: sources[0] } : { sourceAddressPrefixes: sources }),
-    });
     return [
-      rule("nbfleet-notebook", 100, this.settings.publicPort, this.settings.notebookSourceRanges),
-      ...(this.settings.sshSourceRanges ? [rule("nbfleet-ssh", 110, 22, this.settings.sshSourceRanges)] : []),
+      inboundRule("nbfleet-notebook", 100, this.settings.publicPort, this.settings.notebookSourceRanges),
+      ...(this.settings.sshSourceRanges
+        ? [inboundRule("nbfleet-ssh", 110, 22, this.settings.sshSourceRanges)]
+        : []),
       ...(acmeHttpPort === null ? [] : [acmeHttpRule(acmeHttpPort)]),
     ];
   }
