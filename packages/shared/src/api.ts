@@ -40,6 +40,15 @@ export type BootstrapTokenView = Static<typeof BootstrapTokenView>;
 export const DNS_NAME_PATTERN =
   "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
 
+/**
+ * An ACME directory URL and an account email as the fleet carries them to guests: kept to
+ * characters no quoting has to carry (they end up on a command line), so the controller refuses
+ * at start what a bootstrap would refuse at each create.
+ */
+export const ACME_DIRECTORY_URL_PATTERN =
+  "^https://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+=:@/-]*)?$";
+export const ACME_EMAIL_PATTERN = "^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$";
+
 export const CERTIFICATE_MODES = ["self-signed", "acme"] as const;
 export const CertificateMode = Type.Union(CERTIFICATE_MODES.map((m) => Type.Literal(m)));
 export type CertificateMode = Static<typeof CertificateMode>;

@@ -4,6 +4,7 @@
  * once at start, since its content travels to every guest in the bootstrap.
  */
 import { X509Certificate } from "node:crypto";
+import { ACME_DIRECTORY_URL_PATTERN, ACME_EMAIL_PATTERN } from "@nbfleet/shared";
 import { configSource } from "./config-source.js";
 import type { ControllerSettings } from "./settings.js";
 
@@ -27,11 +28,9 @@ const SPELLED: Record<AcmeKey, string> = {
 
 /** The CA bundle travels in every bootstrap (cloud-init's user-data is at most 64 KiB on Azure). */
 const CA_MAX_BYTES = 32 * 1024;
-// As strict as the bootstrap's options (packages/scripts, options.ts), which put them on a
-// guest's command line: a value refused there is refused here, at start, not at each create.
-const DIRECTORY_URL =
-  /^https:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(\/[A-Za-z0-9._~%+=:@/-]*)?$/;
-const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+// As strict as the bootstrap's options: a value refused there is refused here, at start.
+const DIRECTORY_URL = new RegExp(ACME_DIRECTORY_URL_PATTERN);
+const EMAIL = new RegExp(ACME_EMAIL_PATTERN);
 
 export const DEFAULT_CHALLENGE_PORT = { "http-01": 80, "tls-alpn-01": 443 } as const;
 

@@ -3,6 +3,8 @@
  * value may be, checked before anything is rendered (shared's `ValidationError` names the field).
  */
 import {
+  ACME_DIRECTORY_URL_PATTERN,
+  ACME_EMAIL_PATTERN,
   ControllerUrlListSchema,
   DNS_NAME_PATTERN,
   ValidationError,
@@ -43,13 +45,10 @@ const GuestCertificate = Type.Object(
     /** The machine's public DNS name the certificate is for. */
     hostname: Type.String({ pattern: DNS_NAME_PATTERN, maxLength: 253 }),
     directoryUrl: Type.String({
-      pattern: "^https://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+=:@/-]*)?$",
+      pattern: ACME_DIRECTORY_URL_PATTERN,
       maxLength: 2048,
     }),
-    email: Type.Union([
-      Type.String({ pattern: "^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", maxLength: 254 }),
-      Type.Null(),
-    ]),
+    email: Type.Union([Type.String({ pattern: ACME_EMAIL_PATTERN, maxLength: 254 }), Type.Null()]),
     /** A CA (PEM) trusted for the ACME server's own TLS: written 0644 as `<install>/acme-ca.pem`. */
     caPem: Type.Optional(CaPem),
     challenge: Type.Union([Type.Literal("http-01"), Type.Literal("tls-alpn-01")]),
