@@ -63,6 +63,7 @@ const endpoint: SharedPebbleEndpoint = {
   caFile: pebble.caFile,
   httpPort: pebble.httpPort,
   tlsPort: pebble.tlsPort,
+  dnsAddress: pebble.dns.address,
   controlUrl: `http://127.0.0.1:${(control.address() as AddressInfo).port}`,
 };
 const tmp = path.join(dir, `pebble.json.${process.pid}`);

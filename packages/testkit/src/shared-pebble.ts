@@ -26,6 +26,8 @@ export interface SharedPebbleEndpoint {
   caFile: string;
   httpPort: number;
   tlsPort: number;
+  /** The test DNS pebble asks (`127.0.0.1:<port>`). */
+  dnsAddress: string;
   /** The server process's control endpoint (loopback HTTP). */
   controlUrl: string;
 }
@@ -39,6 +41,8 @@ export interface SharedPebble {
   readonly caFile: string;
   readonly httpPort: number;
   readonly tlsPort: number;
+  /** The test DNS pebble asks (`127.0.0.1:<port>`). */
+  readonly dnsAddress: string;
   /** Makes the test DNS answer 127.0.0.1 for `names` from now on. */
   addNames(...names: string[]): Promise<void>;
   /** The root that signs issued certificates (one for the run). */
@@ -76,6 +80,7 @@ async function connect(): Promise<SharedPebble> {
     caFile: endpoint.caFile,
     httpPort: endpoint.httpPort,
     tlsPort: endpoint.tlsPort,
+    dnsAddress: endpoint.dnsAddress,
     async addNames(...names) {
       for (const name of names) await control("POST", "/dns", name);
     },
