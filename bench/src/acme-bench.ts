@@ -147,6 +147,8 @@ export async function runAcmeBench(options: AcmeBenchOptions): Promise<AcmeBench
       lifetimeDays,
     };
   } finally {
+    // A failed round leaves its machine: its agent and notebook would outlive the data dir.
+    if (controller) await removeLeftovers(api(controller), names);
     if (controller) await stopControllerProcess(controller);
     await pebble.remove();
     await rm(dataDir, { recursive: true, force: true });
@@ -154,6 +156,22 @@ export async function runAcmeBench(options: AcmeBenchOptions): Promise<AcmeBench
 }
 
 type Call = ReturnType<typeof api>;
+
+async function removeLeftovers(call: Call, names: string[]): Promise<void> {
+  for (const name of names.flatMap((n) => [n, `plain-${n}`])) {
+    try {
+      if ((await call("GET", `/v1/vms/${name}`)).status !== 200) continue;
+      await call("DELETE", `/v1/vms/${name}`);
+      await waitFor(
+        `${name} deleted`,
+        async () => (await call("GET", `/v1/vms/${name}`)).status === 404,
+        60_000,
+      );
+    } catch (error) {
+      console.error(`bench acme: could not delete ${name}: ${(error as Error).message}`);
+    }
+  }
+}
 
 async function measureOne(
   call: Call,
