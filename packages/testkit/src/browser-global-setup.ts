@@ -3,39 +3,13 @@
  * test that asks for a browser starts it (browser.ts), so runs without browser tests pay
  * nothing; teardown stops it.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import type { TestProject } from "vitest/node";
+import { runServerSetup } from "./run-shared-server.js";
 
-let dir: string | undefined;
-
-export async function setup(project: TestProject): Promise<void> {
-  dir = await mkdtemp(path.join(tmpdir(), "nbf-chromium-"));
-  project.provide("browserDir", dir);
-  project.provide("browserOwner", process.pid);
-}
-
-export async function teardown(): Promise<void> {
-  if (!dir) return;
-  const pid = Number.parseInt(await readFile(path.join(dir, "pid"), "utf8").catch(() => ""), 10);
-  if (Number.isInteger(pid) && alive(pid)) {
-    process.kill(pid, "SIGTERM");
-    for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
-    if (alive(pid)) process.kill(pid, "SIGKILL");
-  }
-  await rm(dir, { recursive: true, force: true });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const { setup, teardown } = runServerSetup({
+  prefix: "nbf-chromium-",
+  dir: "browserDir",
+  owner: "browserOwner",
+});
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -6,11 +6,10 @@
  *
  *   browser-server-process.ts --dir <dir> --owner <pid>
  */
-import { rename, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.js";
+import { publishEndpoint, serveUntilOwnerGone } from "./run-shared-server.js";
 
 const { values } = parseArgs({ options: { dir: { type: "string" }, owner: { type: "string" } } });
 if (!values.dir || !values.owner) throw new Error("browser-server-process: --dir and --owner are required");
@@ -24,23 +23,5 @@ const server = await chromium.launchServer({
   handleSIGINT: false,
   handleSIGTERM: false,
 });
-const tmp = path.join(dir, `endpoint.${process.pid}`);
-await writeFile(tmp, server.wsEndpoint());
-await rename(tmp, path.join(dir, "endpoint"));
-
-let closing = false;
-const close = async () => {
-  if (closing) return;
-  closing = true;
-  await server.close().catch(() => undefined);
-  process.exit(0);
-};
-process.on("SIGTERM", close);
-process.on("SIGINT", close);
-setInterval(() => {
-  try {
-    process.kill(owner, 0);
-  } catch {
-    void close();
-  }
-}, 2_000);
+await publishEndpoint(dir, "endpoint", server.wsEndpoint());
+serveUntilOwnerGone(owner, () => server.close());

@@ -8,13 +8,12 @@
  *
  *   pebble-server-process.ts --dir <dir> --owner <pid>
  */
-import { rename, writeFile } from "node:fs/promises";
 import { type IncomingMessage, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import { DNS_NAME_PATTERN } from "@nbfleet/shared";
 import { startPebble } from "./pebble.js";
+import { publishEndpoint, serveUntilOwnerGone } from "./run-shared-server.js";
 import type { SharedPebbleEndpoint } from "./shared-pebble.js";
 
 const { values } = parseArgs({ options: { dir: { type: "string" }, owner: { type: "string" } } });
@@ -66,24 +65,8 @@ const endpoint: SharedPebbleEndpoint = {
   dnsAddress: pebble.dns.address,
   controlUrl: `http://127.0.0.1:${(control.address() as AddressInfo).port}`,
 };
-const tmp = path.join(dir, `pebble.json.${process.pid}`);
-await writeFile(tmp, JSON.stringify(endpoint));
-await rename(tmp, path.join(dir, "pebble.json"));
-
-let closing = false;
-const close = async () => {
-  if (closing) return;
-  closing = true;
+await publishEndpoint(dir, "pebble.json", JSON.stringify(endpoint));
+serveUntilOwnerGone(owner, async () => {
   control.close();
-  await pebble.remove().catch(() => undefined);
-  process.exit(0);
-};
-process.on("SIGTERM", close);
-process.on("SIGINT", close);
-setInterval(() => {
-  try {
-    process.kill(owner, 0);
-  } catch {
-    void close();
-  }
-}, 2_000);
+  await pebble.remove();
+});

@@ -9,12 +9,8 @@
  * a test answers challenges on `httpPort`/`tlsPort` only while its own issuance runs. Names are
  * added to its DNS, never removed: use names of the test's own (`nb1.<file>.test`).
  */
-import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { inject } from "vitest";
-import { spawnTs } from "./processes.js";
+import { runServerEndpoint } from "./run-shared-server.js";
 
 const SERVER_SCRIPT = new URL("./pebble-server-process.ts", import.meta.url).pathname;
 const START_TIMEOUT_MS = 60_000;
@@ -93,36 +89,14 @@ async function connect(): Promise<SharedPebble> {
 async function endpointText(): Promise<string> {
   const dir = inject("pebbleDir");
   if (!dir) throw new Error("no pebbleDir: list packages/testkit/src/pebble-global-setup.ts in globalSetup");
-  const file = path.join(dir, "pebble.json");
-  const existing = await readFile(file, "utf8").catch(() => null);
-  if (existing) return existing;
-  const won = await mkdir(path.join(dir, "lock")).then(
-    () => true,
-    () => false,
-  );
-  const log = path.join(dir, "server.log");
-  if (won) {
-    // Its output goes to a file: the pipes of a test worker would close with the worker.
-    const out = openSync(log, "a");
-    const child = spawnTs(SERVER_SCRIPT, ["--dir", dir, "--owner", String(inject("pebbleOwner"))], {
-      detached: true,
-      stdio: ["ignore", out, out],
-    });
-    closeSync(out);
-    await writeFile(path.join(dir, "pid"), String(child.pid));
-    child.unref();
-  }
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const text = await readFile(file, "utf8").catch(() => null);
-    if (text) return text;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `the shared pebble did not start within ${START_TIMEOUT_MS} ms: ${await readFile(log, "utf8").catch(() => "")}`,
-      );
-    }
-    await sleep(100);
-  }
+  return runServerEndpoint({
+    dir,
+    owner: inject("pebbleOwner"),
+    script: SERVER_SCRIPT,
+    endpointFile: "pebble.json",
+    what: "the shared pebble",
+    timeoutMs: START_TIMEOUT_MS,
+  });
 }
 
 declare module "vitest" {
