@@ -202,6 +202,20 @@ describe("ACME machines through the controller (pebble)", () => {
       );
     }
 
+    // What the CLI shows of it: the CERT column, and vm show's certificate lines.
+    const table = await nbfleet("vm", "ls");
+    expect(table.code, table.stderr).toBe(0);
+    expect(tableRows(table.stdout).map((row) => [row.NAME, row.CERT])).toEqual([
+      ["nb1", `acme ${left.nb1}d`],
+      ["plain", `self ${left.plain}d`],
+    ]);
+    const shown = await nbfleet("vm", "show", "nb1");
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(
+      `certificate: acme for ${NAME} (requested)\n  served:    acme (${cert.issuer!.name})\n  chain:     valid\n  expires:   ${cert.notAfter}, ${left.nb1} day(s) left\n`,
+    );
+    expect(shown.stdout).toContain(`  sha-256:   ${cert.fingerprintSha256}\n`);
+
     const renewed = await nbfleet("op", "run", "notebook.certificate", "--name", "nb1");
     expect(renewed.code, renewed.stdout + renewed.stderr).toBe(0);
     const after = await waitVm("nb1", "serving a renewed certificate", (v) =>
@@ -209,7 +223,14 @@ describe("ACME machines through the controller (pebble)", () => {
     );
     expect(after.chainValid).toBe(true);
     expect(after.subjectAltNames).toContain(`DNS:${NAME}`);
-    expect(renewed.stdout).toContain(after.fingerprintSha256);
+    // The operation prints what each renewed machine serves now.
+    const line = /^ {2}nb1 {2}acme \((\S+)\), until (\S+), \d+ day\(s\) left, SHA-256 (\S+)$/m.exec(
+      renewed.stdout,
+    );
+    expect(line, renewed.stdout).not.toBeNull();
+    expect(line![1]).toBe(cert.issuer!.name);
+    expect(line![3]).toBe(after.fingerprintSha256);
+    expect(Date.parse(line![2]!)).toBeGreaterThanOrEqual(Date.parse(cert.notAfter));
     const reachedAfter = await waitFor("the renewed certificate served and verified", async () => {
       const r = await getApi(await vm("nb1"), root, NAME);
       return r.status === 200 && r.fingerprint === hex(after.fingerprintSha256) && r;
