@@ -7,10 +7,7 @@
  * name to this host and validates the agent's HTTP-01 answer) → the notebook serves it, a client
  * trusting only pebble's root verifies it fully. Deleting the machine closes the port again.
  */
-import { once } from "node:events";
 import { rm } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
-import https from "node:https";
 import path from "node:path";
 import { type RunningEmulator, startEmulator } from "@nbfleet/azure-emulator";
 import { buildAgentArtifact } from "@nbfleet/scripts";
@@ -18,7 +15,8 @@ import type { VmView } from "@nbfleet/shared";
 import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
 import { api as client } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
+import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
+import { tlsProbe } from "@nbfleet/testkit/tls-probe";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
@@ -30,7 +28,7 @@ const NAME = "acme1";
 const RG = "nbfleet-acme-e2e";
 let root: string;
 let emu: RunningEmulator;
-let pebble: Pebble;
+let pebble: SharedPebble;
 let provider: AzureProvider;
 let app: NbfleetApp;
 let url: string;
@@ -63,15 +61,8 @@ function guestPort(name: string): number {
 
 /** GET /api as `fqdn`, trusting `ca` alone: the status code, or the TLS error's code. */
 async function verifiedApi(port: number, ca: string): Promise<number | string> {
-  const request = https.get({ host: "127.0.0.1", port, path: "/api", servername: fqdn, ca, timeout: 5000 });
-  request.on("timeout", () => request.destroy(new Error("timed out")));
-  try {
-    const [response] = (await once(request, "response")) as [IncomingMessage];
-    response.resume();
-    return response.statusCode ?? 0;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error);
-  }
+  const probe = await tlsProbe({ port, servername: fqdn, ca, timeoutMs: 5000 });
+  return probe.status ?? probe.error ?? "no answer";
 }
 
 beforeAll(async () => {
@@ -85,7 +76,7 @@ beforeAll(async () => {
   });
   provider = emulatorProvider(emu, { resourceGroup: RG, artifact });
   fqdn = provider.publicHostname({ name: NAME })!;
-  pebble = await startPebble({ names: [fqdn] });
+  pebble = await sharedPebble(fqdn);
   app = await buildServer(
     {
       ...defaultSettings(),
@@ -110,7 +101,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await emu?.close();
-  await pebble?.remove();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
@@ -139,7 +129,7 @@ describe("an ACME machine on the Azure emulator, with a real agent, Jupyter and 
     ).catch(async (error: Error) => {
       const view = await vm(NAME);
       throw new Error(
-        `${error.message}\nstate ${view.state}, agent ${view.agent.status}, notebook ${view.notebook.state}, tls: ${JSON.stringify(view.health.checks.find((c) => c.name === "tls"))}\npebble:\n${pebble.log().slice(-3000)}`,
+        `${error.message}\nstate ${view.state}, agent ${view.agent.status}, notebook ${view.notebook.state}, tls: ${JSON.stringify(view.health.checks.find((c) => c.name === "tls"))}\npebble:\n${(await pebble.log()).slice(-3000)}`,
       );
     });
     expect(served.notebook.url).toBe(`https://${fqdn}/`);

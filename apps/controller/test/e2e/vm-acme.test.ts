@@ -10,9 +10,6 @@
  * once the name resolves.
  */
 import { rmSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
-import { request } from "node:https";
-import type { TLSSocket } from "node:tls";
 import type { CertificateInfo, VmView } from "@nbfleet/shared";
 import { runCli } from "@nbfleet/testkit/cli";
 import { tableRows } from "@nbfleet/testkit/cli-table";
@@ -25,6 +22,7 @@ import {
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
+import { type TlsProbe, fingerprintHex, tlsProbe } from "@nbfleet/testkit/tls-probe";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -93,46 +91,14 @@ const servedAcme = (view: VmView, not?: string): CertificateInfo | undefined => 
   return cert?.issuer?.kind === "acme" && cert.fingerprintSha256 !== not ? cert : undefined;
 };
 
-interface Reached {
-  status?: number;
-  /** SHA-256 of the certificate the notebook presented, hex without separators. */
-  fingerprint?: string;
-  error?: string;
-}
-
-/**
- * GET /api on the machine's notebook, verified (chain and name) against `ca` alone for
- * `servername`; with `ca` null, unverified (to see what it serves).
- */
-function getApi(view: VmView, ca: string | null, servername: string): Promise<Reached> {
+/** GET /api on the machine's notebook as `servername`, verified against `ca` alone (null: unverified). */
+function getApi(view: VmView, ca: string | null, servername: string): Promise<TlsProbe> {
   const port = view.notebook.port;
   if (!port) throw new Error(`${view.name} has no notebook port: ${JSON.stringify(view.notebook)}`);
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/api",
-        servername,
-        agent: false,
-        timeout: 10_000,
-        ...(ca === null ? { rejectUnauthorized: false } : { ca }),
-      },
-      (response: IncomingMessage) => {
-        const peer = (response.socket as TLSSocket).getPeerCertificate();
-        response.resume();
-        response.on("end", () =>
-          resolve({ status: response.statusCode, fingerprint: hex(peer.fingerprint256) }),
-        );
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
-    req.end();
-  });
+  return tlsProbe({ port, servername, ca });
 }
 
-const hex = (fingerprint: string) => fingerprint.replace(/:/g, "").toLowerCase();
+const hex = fingerprintHex;
 const listed = async (...args: string[]) => {
   const run = await nbfleet("vm", "ls", ...args);
   expect(run.code, run.stderr).toBe(0);

@@ -8,10 +8,8 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import http, { type IncomingMessage } from "node:http";
-import https from "node:https";
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,6 +20,7 @@ import { agentJson } from "@nbfleet/testkit/agent-process";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
 import { type SourceAgentArtifact, sourceAgentArtifact } from "@nbfleet/testkit/source-agent-artifact";
+import { tlsProbe } from "@nbfleet/testkit/tls-probe";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LinuxGuestLayout, linuxGuestLayout, renderLinuxBootstrap } from "../../src/bootstrap/linux.js";
@@ -60,15 +59,8 @@ afterAll(async () => {
 
 /** GET /api trusting `ca` alone, as `NAME`: the status code, or the TLS error's code. */
 async function verifiedApi(port: number, ca: string): Promise<number | string> {
-  const request = https.get({ host: "127.0.0.1", port, path: "/api", servername: NAME, ca, timeout: 5000 });
-  request.on("timeout", () => request.destroy(new Error("timed out")));
-  try {
-    const [response] = (await once(request, "response")) as [IncomingMessage];
-    response.resume();
-    return response.statusCode ?? 0;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error);
-  }
+  const probe = await tlsProbe({ port, servername: NAME, ca, timeoutMs: 5000 });
+  return probe.status ?? probe.error ?? "no answer";
 }
 
 /** A failure with the agent's console (start-up errors, a crash) attached. */
