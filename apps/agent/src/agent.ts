@@ -45,6 +45,7 @@ import { type LaunchSpec, Supervisor } from "./supervisor/supervisor.js";
 import { inSystemdScope } from "./supervisor/systemd-scope.js";
 import { ensureCertificate, rotateCertificate } from "./tls/ensure.js";
 import { reportCertificateFile } from "./tls/report.js";
+import { fetchServedCertificate } from "./tls/served.js";
 import type { Upgrader } from "./upgrade/upgrader.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
 import { LatestFile } from "./util/latest-file.js";
@@ -264,7 +265,7 @@ export class Agent implements AgentCore {
         break;
       case "certificate.rotate": {
         if (this.acme) {
-          // ACME mode: a rotation is a renewal from the CA (onIssued restarts the server).
+          // ACME mode: a rotation is a renewal from the CA (onIssued restarts a server not serving it).
           progress("asking the ACME CA for a new certificate");
           await this.acme.renewNow(this.certificate);
           break;
@@ -305,6 +306,22 @@ export class Agent implements AgentCore {
     const state = supervisor.snapshot().state;
     if (state === "stopped") return;
     await supervisor.restart();
+  }
+
+  /**
+   * Whether the running server already serves this certificate: a server that loads its pair
+   * per connection (Tornado with file options), or one started after the pair was written, needs
+   * no restart for it.
+   */
+  private async serving(fingerprintSha256: string): Promise<boolean> {
+    if (this.supervisor?.snapshot().state !== "running") return false;
+    const target = this.checkTarget();
+    try {
+      const served = await fetchServedCertificate(target.host, target.port, undefined, { timeoutMs: 2000 });
+      return served.fingerprintSha256 === fingerprintSha256;
+    } catch {
+      return false;
+    }
   }
 
   private requireSupervisor(): Supervisor {
@@ -526,7 +543,7 @@ export class Agent implements AgentCore {
           `certificate for ${hostname} issued by ${issued.issuer}, valid until ${issued.notAfter}`,
           { fingerprintSha256: issued.fingerprintSha256, notAfter: issued.notAfter, issuer: issued.issuer },
         );
-        if (this.supervisor) await this.restartIfRunning();
+        if (this.supervisor && !(await this.serving(issued.fingerprintSha256))) await this.restartIfRunning();
       },
       onFailed: (failure) =>
         this.recordEvent("warn", "certificate.acme_failed", failure.message, {
