@@ -67,3 +67,13 @@ export async function stopChild(
   await exited;
   clearTimeout(timer);
 }
+
+/** Whether a process with this pid exists (signal 0; a zombie counts as existing). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -15,7 +15,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ProvidedContext } from "vitest";
 import type { TestProject } from "vitest/node";
-import { spawnTs } from "./processes.js";
+import { pidAlive as alive, spawnTs } from "./processes.js";
 
 type ProvidedKey = keyof ProvidedContext;
 
@@ -111,13 +111,4 @@ export function serveUntilOwnerGone(owner: number, stop: () => Promise<void>): v
   setInterval(() => {
     if (!alive(owner)) void close();
   }, 2_000);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

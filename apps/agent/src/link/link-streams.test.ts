@@ -6,6 +6,7 @@ import { CAPABILITY_LOGS_FOLLOW, CAPABILITY_PTY } from "@nbfleet/shared";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore } from "@nbfleet/testkit/fake-core";
 import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
+import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentStreams } from "../streams/agent-streams.js";
 
@@ -43,15 +44,6 @@ async function streamsWithLogs() {
     killGraceMs: 200,
   });
   return { streams, logs };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("ControllerLink: terminal sessions and log streams", () => {

@@ -1,5 +1,6 @@
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamOut } from "../link/streams.js";
@@ -58,15 +59,6 @@ function input(session: string, text: string, eof = false) {
     data: Buffer.from(text).toString("base64"),
     ...(eof ? { eof } : {}),
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("PtyHost with a real pseudo-terminal", () => {

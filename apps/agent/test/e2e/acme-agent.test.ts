@@ -32,7 +32,10 @@ let dataDir: string;
 let port: number;
 
 interface Status {
-  notebook: { certificate: { fingerprintSha256: string; selfSigned: boolean; notAfter: string } | null };
+  notebook: {
+    pid: number | null;
+    certificate: { fingerprintSha256: string; selfSigned: boolean; notAfter: string } | null;
+  };
   health: {
     checks: Array<{ name: string; status: string; message: string; data?: Record<string, unknown> }>;
   };

@@ -15,6 +15,7 @@ import type { CommandView, VmView } from "@nbfleet/shared";
 import { FAST_DURATIONS, emulatorProvider } from "@nbfleet/testkit/azure";
 import { api as client } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { servingButForLoad as serving } from "@nbfleet/testkit/vm-serving";
 import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultSettings } from "../../src/config/settings.js";
@@ -38,18 +39,6 @@ const vm = async (name: string) => (await api<VmView>("GET", `/v1/vms/${name}`))
 /** Machines boot real agents and Jupyter: allow them longer than the test kit's default. */
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 300_000) =>
   waitUntil(what, probe, timeoutMs);
-
-/** Serving, every check passing — except that a busy test host may make `resources` warn about load. */
-function serving(view: VmView): boolean {
-  return (
-    view.agent.status === "connected" &&
-    view.notebook.state === "running" &&
-    view.health.checks.length > 0 &&
-    view.health.checks.every(
-      (c) => c.status === "pass" || (c.name === "resources" && c.status === "warn" && /load/.test(c.message)),
-    )
-  );
-}
 
 const allServing = () =>
   waitFor(`${NAMES.join(", ")} serving`, async () => {

@@ -15,6 +15,7 @@ import {
 } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
+import { servingButForLoad as serving } from "@nbfleet/testkit/vm-serving";
 import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -30,16 +31,6 @@ const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, t
 const vm = async () => (await api(controller)<VmView>("GET", `/v1/vms/${NAME}`)).body;
 const notebookPort = (view: VmView) => Number(new URL(view.notebook.url!).port);
 
-function serving(view: VmView): boolean {
-  return (
-    view.agent.status === "connected" &&
-    view.notebook.state === "running" &&
-    view.health.checks.length > 0 &&
-    view.health.checks.every(
-      (c) => c.status === "pass" || (c.name === "resources" && c.status === "warn" && /load/.test(c.message)),
-    )
-  );
-}
 const waitServing = (what: string, extra: (view: VmView) => boolean = () => true) =>
   waitFor(what, async () => ((view) => serving(view) && extra(view) && view)(await vm()));
 

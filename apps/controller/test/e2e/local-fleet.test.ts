@@ -16,6 +16,7 @@ import {
 } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
+import { servingButForLoad as serving } from "@nbfleet/testkit/vm-serving";
 import { waitFor as waitUntil } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -29,18 +30,6 @@ const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, t
   waitUntil(what, probe, timeoutMs);
 
 const vm = async (name: string) => (await api(controller)<VmView>("GET", `/v1/vms/${name}`)).body;
-
-/** Serving, with every check passing — except that a busy test host may make `resources` warn about load. */
-function serving(view: VmView): boolean {
-  return (
-    view.agent.status === "connected" &&
-    view.notebook.state === "running" &&
-    view.health.checks.length > 0 &&
-    view.health.checks.every(
-      (c) => c.status === "pass" || (c.name === "resources" && c.status === "warn" && /load/.test(c.message)),
-    )
-  );
-}
 
 const waitServing = (name: string) =>
   waitFor(`${name} serving`, async () => ((v) => serving(v) && v)(await vm(name)));

@@ -23,6 +23,7 @@ import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type SharedPebble, sharedPebble } from "@nbfleet/testkit/shared-pebble";
 import { type TlsProbe, fingerprintHex, tlsProbe } from "@nbfleet/testkit/tls-probe";
+import { servingButForLoad as healthy } from "@nbfleet/testkit/vm-serving";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -73,18 +74,6 @@ const waitVm = <T>(name: string, what: string, probe: (view: VmView) => T | unde
         .slice(-2000)}\npebble: ${(await pebble.log()).slice(-2000)}`,
     );
   });
-
-/** Connected, running, every check passing (a busy test host may make `resources` warn about load). */
-function healthy(view: VmView): boolean {
-  return (
-    view.agent.status === "connected" &&
-    view.notebook.state === "running" &&
-    view.health.checks.length > 0 &&
-    view.health.checks.every(
-      (c) => c.status === "pass" || (c.name === "resources" && c.status === "warn" && /load/.test(c.message)),
-    )
-  );
-}
 
 const servedAcme = (view: VmView, not?: string): CertificateInfo | undefined => {
   const cert = view.notebook.certificate;

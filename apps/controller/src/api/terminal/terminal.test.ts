@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
 import { call } from "@nbfleet/testkit/http";
+import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { type Fleet, RecordedTerminal, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
@@ -32,15 +33,6 @@ async function audit(f: Fleet, session: string): Promise<TerminalSessionView> {
     },
     (row) => row?.closedAt !== null && row?.closedAt !== undefined,
   );
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("GET /v1/vms/{name}/shell", () => {
