@@ -314,6 +314,9 @@ export class Agent implements AgentCore {
    * no restart for it.
    */
   private async serving(fingerprintSha256: string): Promise<boolean> {
+    // A server still starting is asked once it runs (it may have read the new pair already).
+    for (let waited = 0; this.supervisor?.snapshot().state === "starting" && waited < 30_000; waited += 100)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     if (this.supervisor?.snapshot().state !== "running") return false;
     const target = this.checkTarget();
     try {
