@@ -1,7 +1,7 @@
 /**
- * One GET over TLS to a loopback port as a named server (`servername`): verified against `ca`
- * alone (chain and name), or unverified with `ca` null to see what is served. Answers the status
- * and the served certificate's SHA-256, or the TLS error's code; never throws.
+ * One GET over TLS to a loopback port as a named server (`servername`), always verified: against
+ * `ca` alone (chain and name) — a CA's root, or a self-signed certificate itself (a pin). Answers
+ * the status and the served certificate's SHA-256, or the TLS error's code; never throws.
  */
 import type { IncomingMessage } from "node:http";
 import { request } from "node:https";
@@ -17,7 +17,7 @@ export interface TlsProbe {
 export interface TlsProbeTarget {
   port: number;
   servername: string;
-  ca: string | null;
+  ca: string;
   path?: string;
   timeoutMs?: number;
 }
@@ -32,7 +32,7 @@ export function tlsProbe(target: TlsProbeTarget): Promise<TlsProbe> {
         servername: target.servername,
         agent: false,
         timeout: target.timeoutMs ?? 10_000,
-        ...(target.ca === null ? { rejectUnauthorized: false } : { ca: target.ca }),
+        ca: target.ca,
       },
       (response: IncomingMessage) => {
         const peer = (response.socket as TLSSocket).getPeerCertificate();

@@ -9,8 +9,10 @@
  * its self-signed certificate with the tls check saying why, and gets its certificate by itself
  * once the name resolves.
  */
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import path from "node:path";
 import type { CertificateInfo, VmView } from "@nbfleet/shared";
+import { dataPaths } from "@nbfleet/shared/agent-data";
 import { runCli } from "@nbfleet/testkit/cli";
 import { tableRows } from "@nbfleet/testkit/cli-table";
 import {
@@ -80,8 +82,8 @@ const servedAcme = (view: VmView, not?: string): CertificateInfo | undefined => 
   return cert?.issuer?.kind === "acme" && cert.fingerprintSha256 !== not ? cert : undefined;
 };
 
-/** GET /api on the machine's notebook as `servername`, verified against `ca` alone (null: unverified). */
-function getApi(view: VmView, ca: string | null, servername: string): Promise<TlsProbe> {
+/** GET /api on the machine's notebook as `servername`, verified against `ca` alone. */
+function getApi(view: VmView, ca: string, servername: string): Promise<TlsProbe> {
   const port = view.notebook.port;
   if (!port) throw new Error(`${view.name} has no notebook port: ${JSON.stringify(view.notebook)}`);
   return tlsProbe({ port, servername, ca });
@@ -230,8 +232,13 @@ describe("ACME machines through the controller (pebble)", () => {
     const selfSigned = failed.notebook.certificate!;
     expect(selfSigned.selfSigned).toBe(true);
     expect(selfSigned.issuer?.kind).toBe("self-signed");
-    // Still serving: the notebook answers over TLS with that self-signed certificate.
-    const served = await getApi(failed, null, LATE_NAME);
+    // Still serving: the notebook answers over TLS with that self-signed certificate, verified
+    // by trusting the machine's own certificate file (a pin) for a name it carries.
+    const ownCert = readFileSync(
+      dataPaths(path.join(dataDir, "sandboxes", "late", "agent")).certFile,
+      "utf8",
+    );
+    const served = await getApi(failed, ownCert, "localhost");
     expect(served.status).toBe(200);
     expect(served.fingerprint).toBe(hex(selfSigned.fingerprintSha256));
     expect((await getApi(failed, root, LATE_NAME)).status).toBeUndefined();
