@@ -20,12 +20,11 @@
  * issuer acme with a valid chain and the fingerprint the probe saw.
  */
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
-import { request } from "node:https";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { TLSSocket } from "node:tls";
 import type { VmView } from "@nbfleet/shared";
+import { dataPaths } from "@nbfleet/shared/agent-data";
 import {
   type ControllerProcess,
   api,
@@ -35,6 +34,7 @@ import {
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
+import { fingerprintHex, tlsProbe } from "@nbfleet/testkit/tls-probe";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { type Spread, spreadOf } from "./stats.js";
 
@@ -132,7 +132,7 @@ export async function runAcmeBench(options: AcmeBenchOptions): Promise<AcmeBench
       lifetimeDays = round.lifetimeDays;
       await remove(name);
       const plain = `plain-${name}`;
-      baseline.push(await measureSelfSigned(call, plain, hostname(name)));
+      baseline.push(await measureSelfSigned(call, plain, dataDir));
       await remove(plain);
     }
     return {
@@ -257,7 +257,7 @@ async function measureOne(
       const cert = v.notebook.certificate;
       if (
         cert?.issuer?.kind === "acme" &&
-        hex(cert.fingerprintSha256) === acmeFingerprintSeen &&
+        fingerprintHex(cert.fingerprintSha256) === acmeFingerprintSeen &&
         serving(v)
       ) {
         settled = v;
@@ -289,7 +289,9 @@ async function measureOne(
 }
 
 /** POST /v1/vms (self-signed) until its notebook first answers over a self-signed certificate. */
-async function measureSelfSigned(call: Call, name: string, servername: string): Promise<number> {
+/** Until the notebook first answers 200 over its own certificate (pinned: its cert.pem trusted alone). */
+async function measureSelfSigned(call: Call, name: string, dataDir: string): Promise<number> {
+  const certFile = dataPaths(path.join(dataDir, "sandboxes", name, "agent")).certFile;
   const t0 = performance.now();
   const created = await call("POST", "/v1/vms", { name });
   if (created.status !== 201)
@@ -304,12 +306,12 @@ async function measureSelfSigned(call: Call, name: string, servername: string): 
     const startedAt = performance.now();
     if (startedAt - t0 > ROUND_TIMEOUT_MS)
       throw new Error(`${name}: no notebook answer within ${ROUND_TIMEOUT_MS / 1000} s`);
-    const served = await getApi(port, servername, null);
-    if (served.ok) {
-      if (!served.selfSigned)
-        throw new Error(`${name}: a self-signed machine served a certificate that is not`);
+    const own = await readFile(certFile, "utf8").catch(() => null);
+    if (
+      own !== null &&
+      (await tlsProbe({ port, servername: "localhost", ca: own, timeoutMs: 5000 })).status === 200
+    )
       return startedAt - t0;
-    }
     await sleep(Math.max(0, PROBE_INTERVAL_MS - (performance.now() - startedAt)));
   }
 }
@@ -319,68 +321,28 @@ type Served =
   | { kind: "self-signed" | "acme"; fingerprint: string }
   | { kind: "other"; fingerprint: string; why: string };
 
+/** TLS errors that mean the server answered over a self-signed certificate. */
+const SELF_SIGNED_CODES = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN"]);
+/** TLS errors that mean it answered over some other certificate `root` does not vouch for. */
+const UNVERIFIED_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+]);
+
 /**
- * One GET /api: `acme` when the chain verifies against `root` alone for `hostname`, `self-signed`
- * when it answers over a self-signed certificate, `other` over anything else, `down` when it does
- * not answer 200. One connection decides it (the verification's outcome is read, not enforced),
- * so a restart between two requests cannot mix two answers.
+ * One verified GET /api (pebble's root alone, for `hostname`): `acme` when it answers 200,
+ * `self-signed` when the handshake meets a self-signed certificate, `other` over any other
+ * certificate the root does not vouch for, `down` otherwise. One connection decides it, so a
+ * restart between two requests cannot mix two answers; nothing is accepted unverified.
  */
 async function probe(port: number, hostname: string, root: string): Promise<Served> {
-  const answer = await getApi(port, hostname, root);
-  if (!answer.ok) return { kind: "down" };
-  if (answer.verifyError === null) return { kind: "acme", fingerprint: answer.fingerprint };
-  if (answer.selfSigned) return { kind: "self-signed", fingerprint: answer.fingerprint };
-  return {
-    kind: "other",
-    fingerprint: answer.fingerprint,
-    why: `${answer.verifyError} (issuer ${answer.issuer})`,
-  };
+  const answer = await tlsProbe({ port, servername: hostname, ca: root, timeoutMs: 5000 });
+  if (answer.status === 200) return { kind: "acme", fingerprint: answer.fingerprint ?? "" };
+  if (answer.error && SELF_SIGNED_CODES.has(answer.error)) return { kind: "self-signed", fingerprint: "" };
+  if (answer.error && UNVERIFIED_CODES.has(answer.error))
+    return { kind: "other", fingerprint: "", why: answer.error };
+  return { kind: "down" };
 }
-
-type Answer =
-  | { ok: true; fingerprint: string; selfSigned: boolean; issuer: string; verifyError: string | null }
-  | { ok: false; error: string };
-
-/** GET /api over TLS for `servername`, verified against `ca` (or nothing) without refusing. */
-function getApi(port: number, servername: string, ca: string | null): Promise<Answer> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/api",
-        servername,
-        agent: false,
-        timeout: 5000,
-        rejectUnauthorized: false,
-        ...(ca === null ? {} : { ca }),
-      },
-      (response: IncomingMessage) => {
-        const socket = response.socket as TLSSocket;
-        const peer = socket.getPeerCertificate();
-        const verifyError = socket.authorized ? null : String(socket.authorizationError ?? "not authorized");
-        response.resume();
-        response.on("end", () =>
-          resolve(
-            response.statusCode === 200
-              ? {
-                  ok: true,
-                  fingerprint: hex(peer.fingerprint256),
-                  selfSigned: JSON.stringify(peer.issuer) === JSON.stringify(peer.subject),
-                  issuer: String(peer.issuer?.CN ?? "?"),
-                  verifyError,
-                }
-              : { ok: false, error: `HTTP ${response.statusCode}` },
-          ),
-        );
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", (error: NodeJS.ErrnoException) =>
-      resolve({ ok: false, error: error.code ?? error.message }),
-    );
-    req.end();
-  });
-}
-
-const hex = (fingerprint: string) => fingerprint.replace(/:/g, "").toLowerCase();
