@@ -42,12 +42,33 @@ let summary: UpSummary;
 let agentLauncher: number | undefined;
 const timings: Record<string, number> = {};
 
+/**
+ * What the machine's own shell carries to reach the network: its TLS trust (a network that
+ * inspects TLS adds its CA there; without it npm fails every fetch with SELF_SIGNED_CERT_IN_CHAIN
+ * and retries for minutes) and its proxies.
+ */
+const MACHINE_NETWORK_ENV = [
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+];
+
 /** The environment of a shell on a machine without a checkout: no NODE_OPTIONS, no tsx. */
 function plainEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const network = Object.fromEntries(
+    MACHINE_NETWORK_ENV.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+  );
   return {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/root",
     LANG: "C.UTF-8",
+    ...network,
     ...extra,
   };
 }
@@ -89,7 +110,10 @@ beforeAll(
         tarball,
       ],
       { cwd: empty, env: plainEnv(), timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 2 ** 20 },
-    );
+    ).catch((error: Error & { stderr?: string }) => {
+      // npm's own words say why (a fetch refused, a compiler missing), not just "Command failed".
+      throw new Error(`${error.message}\n${(error.stderr ?? "").slice(-4000)}`);
+    });
     timings.installSec = (Date.now() - started) / 1000;
     installed = path.join(prefix, "lib", "node_modules", "nbfleet");
 
