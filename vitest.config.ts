@@ -6,6 +6,11 @@ export default defineConfig({
     // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL. One
     // Chromium for the run's browser tests and one pebble for its ACME tests, each started by
     // the first test that needs it.
+    // Two files at a time, not vitest's default of one on this 2-core machine: most of the
+    // suite waits on real processes and timers (Jupyter starting, certificates expiring), so a
+    // single worker left the CPU a third idle and the run took 40 minutes. End-to-end files
+    // still run one at a time (fileParallelism below); a unit file may run beside one.
+    maxWorkers: 2,
     globalSetup: [
       "packages/testkit/src/postgres-global-setup.ts",
       "packages/testkit/src/browser-global-setup.ts",
