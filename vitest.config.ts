@@ -3,14 +3,16 @@ import { defineConfig } from "vitest/config";
 // Unit tests sit beside the code; slow end-to-end tests (real Jupyter, real processes) live in test/e2e.
 export default defineConfig({
   test: {
+    // Two files at a time, not vitest's default of one on this 2-core machine: most of the
+    // suite waits on real processes and timers (Jupyter starting, certificates expiring), so a
+    // single worker left the CPU a third idle and the run took 40 minutes. Both projects share
+    // the limit (vitest runs projects with different limits one after the other), so an
+    // end-to-end file may run beside another: each has its own ports, data dirs, sandbox users
+    // and databases, and the run-wide servers above are shared by design.
+    maxWorkers: 2,
     // One PostgreSQL server for the run: store tests run on SQLite and on PostgreSQL. One
     // Chromium for the run's browser tests and one pebble for its ACME tests, each started by
     // the first test that needs it.
-    // Two files at a time, not vitest's default of one on this 2-core machine: most of the
-    // suite waits on real processes and timers (Jupyter starting, certificates expiring), so a
-    // single worker left the CPU a third idle and the run took 40 minutes. End-to-end files
-    // still run one at a time (fileParallelism below); a unit file may run beside one.
-    maxWorkers: 2,
     globalSetup: [
       "packages/testkit/src/postgres-global-setup.ts",
       "packages/testkit/src/browser-global-setup.ts",
@@ -30,7 +32,6 @@ export default defineConfig({
           include: ["{apps,packages}/*/test/e2e/**/*.test.ts"],
           testTimeout: 180_000,
           hookTimeout: 180_000,
-          fileParallelism: false,
         },
       },
     ],

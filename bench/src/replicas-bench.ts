@@ -145,6 +145,8 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
   const loadAverage: ReplicasBenchResult["loadAverage"] = {};
   const noteLoad = (phase: string) => {
     loadAverage[phase] = os.loadavg().map((n) => Math.round(n * 100) / 100) as [number, number, number];
+    // The monotonic clock of --cpu-prof's profiles (µs): windows a replica's profile by phase.
+    if (options.profileDir) console.error(`phase ${phase} at ${process.hrtime.bigint() / 1000n} µs`);
   };
   noteLoad("start");
   const postgres = await startPostgres(
