@@ -19,6 +19,15 @@ import { type NotebookFixture, startNotebook } from "./health-notebook-fixture.j
 
 const TOKEN = "agent-token-for-health-e2e";
 
+/** A `resources` warning whose only finding is the host's CPU load. */
+function hostLoadOnly(check: { name: string; status: string; message: string }): boolean {
+  return (
+    check.name === "resources" &&
+    check.status === "warn" &&
+    /^cpu overloaded: load [\d.]+ on \d+ cores$/.test(check.message)
+  );
+}
+
 describe("health checks against a real notebook 6.4.12 server", () => {
   let secured: NotebookFixture;
   let open: NotebookFixture;
@@ -39,10 +48,13 @@ describe("health checks against a real notebook 6.4.12 server", () => {
     const checks = await runChecks(secured.target, { deep: true });
 
     expect(checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
-    expect(checks.map((c) => [c.name, c.status, c.message])).toEqual(
-      checks.map((c) => [c.name, "pass", c.message]),
+    // The host's run queue is not this server's doing: with other test files beside this one it
+    // can pass twice the cores, and `resources` rightly warns (its thresholds have unit tests).
+    const ours = checks.map((c) => (hostLoadOnly(c) ? { ...c, status: "pass" as const } : c));
+    expect(ours.map((c) => [c.name, c.status, c.message])).toEqual(
+      ours.map((c) => [c.name, "pass", c.message]),
     );
-    expect(foldHealth(checks, "running").status).toBe("healthy");
+    expect(foldHealth(ours, "running").status).toBe("healthy");
 
     const byName = Object.fromEntries(checks.map((c) => [c.name, c]));
     expect(byName.https?.data?.version).toBe("6.4.12");

@@ -287,8 +287,8 @@ describe("agent.upgrade (sqlite)", () => {
     const { op, targets } = await run({ params: { version: B, timeoutSec: 10 } }, 40_000);
     expect(op.state).toBe("failed");
     expect(targets[0]!.error?.code).toBe("NBF_TARGET_UPGRADE_TIMED_OUT");
-    // timeoutSec 10 + grace 5.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(15_000);
+    // timeoutSec 10 + grace 15 (upgradeGraceSec's floor).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25_000);
   }, 60_000);
 
   it("an agent without the capability fails at once without a command", async () => {

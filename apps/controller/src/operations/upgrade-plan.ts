@@ -16,10 +16,11 @@ export const DEFAULT_CANARY_SOAK_SEC = 60;
 
 /**
  * How long past the guest's timeout the controller still waits: the launcher rolls back at the
- * timeout, then the previous agent starts, connects and reports the rollback.
+ * timeout, then the previous agent starts, connects and reports the rollback. At least 15 s: on
+ * a busy guest that takes more than 5 s, and a rollback reported late was called a timeout.
  */
 export function upgradeGraceSec(timeoutSec: number): number {
-  return Math.min(60, Math.max(5, Math.ceil(timeoutSec / 4)));
+  return Math.min(60, Math.max(15, Math.ceil(timeoutSec / 4)));
 }
 
 export async function upgradePlan(
