@@ -288,8 +288,10 @@ async function measureOne(
   };
 }
 
-/** POST /v1/vms (self-signed) until its notebook first answers over a self-signed certificate. */
-/** Until the notebook first answers 200 over its own certificate (pinned: its cert.pem trusted alone). */
+/**
+ * POST /v1/vms (self-signed) until its notebook first answers 200 over its own certificate
+ * (pinned: its cert.pem trusted alone).
+ */
 async function measureSelfSigned(call: Call, name: string, dataDir: string): Promise<number> {
   const certFile = dataPaths(path.join(dataDir, "sandboxes", name, "agent")).certFile;
   const t0 = performance.now();

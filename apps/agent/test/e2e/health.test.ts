@@ -3,6 +3,7 @@ import { copyFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import { CHECK_NAMES, foldHealth } from "@nbfleet/shared";
 import { selfSignedPair } from "@nbfleet/testkit/test-ca";
+import { hostLoadOnly } from "@nbfleet/testkit/vm-serving";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   checkActivity,
@@ -18,15 +19,6 @@ import {
 import { type NotebookFixture, startNotebook } from "./health-notebook-fixture.js";
 
 const TOKEN = "agent-token-for-health-e2e";
-
-/** A `resources` warning whose only finding is the host's CPU load. */
-function hostLoadOnly(check: { name: string; status: string; message: string }): boolean {
-  return (
-    check.name === "resources" &&
-    check.status === "warn" &&
-    /^cpu overloaded: load [\d.]+ on \d+ cores$/.test(check.message)
-  );
-}
 
 describe("health checks against a real notebook 6.4.12 server", () => {
   let secured: NotebookFixture;

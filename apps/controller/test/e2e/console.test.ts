@@ -20,6 +20,7 @@ import {
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { repoRoot } from "@nbfleet/testkit/repo";
+import { hostLoadOnly } from "@nbfleet/testkit/vm-serving";
 import { waitFor } from "@nbfleet/testkit/wait";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -404,12 +405,7 @@ async function cellText(page: Page, name: string, column: string): Promise<strin
 function healthyButForLoad(v: VmView): boolean {
   if (v.health.status === "healthy") return true;
   const failing = v.health.checks.filter((c) => c.status !== "pass");
-  return (
-    v.health.status === "degraded" &&
-    failing.length === 1 &&
-    failing[0]!.name === "resources" &&
-    /^cpu overloaded: load [\d.]+ on \d+ cores$/.test(failing[0]!.message)
-  );
+  return v.health.status === "degraded" && failing.length === 1 && hostLoadOnly(failing[0]!);
 }
 
 /** The fleet row shows the machine's health as the API has it, and that is healthy (but for load). */
