@@ -276,8 +276,9 @@ export class SimAgent {
         this.ticker.delete(this);
         if (!welcomed) reject(new SimConnectError(code, reason.toString(), httpStatus));
         this.notify();
-        // A refused secret will not get better by retrying.
-        if (httpStatus !== 401) this.maybeReconnect(code);
+        // A refused secret will not get better by retrying; a connection already superseded
+        // (closed by `close()` before a new `connect()`) must not start a second one beside it.
+        if (httpStatus !== 401 && this.ws === ws) this.maybeReconnect(code);
       });
       ws.on("error", () => {
         // A close event follows; it carries what matters.

@@ -82,6 +82,29 @@ async function allServing(on: number, timeoutMs: number): Promise<Map<string, nu
   );
 }
 
+/**
+ * For a failed operation: how each failed target's VM looks now (agent, notebook, health and its
+ * reasons), who holds its agent, and what the replicas logged about it.
+ */
+async function diagnose(on: number, op: OperationView): Promise<string> {
+  const holders = await cluster.holders().catch((error) => new Map([["?", String(error)]]));
+  const lines: string[] = [`holders: ${JSON.stringify([...holders])}`];
+  for (const target of op.targets.items.filter((t) => t.state === "failed")) {
+    const v = await vm(on, target.vmName).catch((error) => String(error));
+    const seen =
+      typeof v === "string"
+        ? v
+        : JSON.stringify({ agent: v.agent, notebook: v.notebook, health: v.health }).slice(0, 3000);
+    lines.push(`${target.vmName} now: ${seen}`);
+    const logged = cluster
+      .outputs()
+      .split("\n")
+      .filter((line) => line.includes(target.vmName) || line.startsWith("--- replica"));
+    lines.push(...logged.slice(-40).map((line) => line.slice(0, 400)));
+  }
+  return lines.join("\n");
+}
+
 /** A machine whose agent replica `index` holds. */
 function heldBy(holders: Map<string, number>, index: number): string {
   const name = [...holders].find(([, holder]) => holder === index)?.[0];
@@ -270,7 +293,10 @@ describe("three replicas, one PostgreSQL, six real machines", () => {
       },
       300_000,
     );
-    expect(done.state, JSON.stringify(done.targets.items)).toBe("succeeded");
+    if (done.state !== "succeeded") {
+      // CI shows only the end of a run: the message carries what a diagnosis needs.
+      expect.fail(`${done.state}: ${JSON.stringify(done.targets.items)}\n${await diagnose(survivor, done)}`);
+    }
     expect(done.targets.items.map((t) => [t.vmName, t.state]).sort()).toEqual(
       NAMES.map((n) => [n, "succeeded"]),
     );
