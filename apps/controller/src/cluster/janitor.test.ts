@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { freshStoreLocation } from "@nbfleet/testkit/store-dialects";
+import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import { EventBus } from "../events/bus.js";
 import { type Store, openStore } from "../store/store.js";
-import { janitorJob } from "./janitor.js";
+import { FULL_PASS_EVERY, janitorJob } from "./janitor.js";
 
 const quiet = { warn() {} } as never;
 const stores: Store[] = [];
@@ -63,5 +64,26 @@ describe("janitor", () => {
     expect(failedAt).toBeGreaterThan(0);
     expect(passes.length).toBeGreaterThan(0);
     expect(Math.min(...passes)).toBeGreaterThanOrEqual(120);
+  });
+
+  it("checks every connected agent in its first pass and every FULL_PASS_EVERY-th, only dead replicas' in between", async () => {
+    const opened = await store();
+    const full: boolean[] = [];
+    const job = janitorJob(
+      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 10, log: quiet },
+      async (_options, _now, isFull) => {
+        full.push(isFull ?? true);
+        return { agents: 0, removed: 0 };
+      },
+    );
+    job.start();
+    await eventually(
+      async () => full.length,
+      (n) => n > FULL_PASS_EVERY + 1,
+      10_000,
+    );
+    await job.stop();
+    const fullPasses = full.flatMap((isFull, i) => (isFull ? [i] : []));
+    expect(fullPasses.slice(0, 2)).toEqual([0, FULL_PASS_EVERY]);
   });
 });

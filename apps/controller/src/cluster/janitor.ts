@@ -21,13 +21,25 @@ export interface JanitorOptions {
   log: FastifyBaseLogger;
 }
 
+/**
+ * Every FULL_PASS_EVERY-th pass (and the first) checks every connected agent against the live
+ * replicas, which also catches a holder id that is not registered at all; the passes between
+ * look up only the agents of replicas whose heartbeat stopped (an index lookup instead of a scan
+ * of the whole fleet's status: 350 ms of PostgreSQL every 5 s at 30,000 VMs).
+ */
+export const FULL_PASS_EVERY = 12;
+
 /** One pass; returns the agents released and the replica rows removed. */
 export async function sweepDeadReplicas(
   options: Pick<JanitorOptions, "store" | "bus" | "heartbeatMs">,
   now = Date.now(),
+  full = true,
 ): Promise<{ agents: number; removed: number }> {
   const { store, bus, heartbeatMs } = options;
-  const agents = await store.vms.markDisconnectedUnlessHeldLive(aliveSince(heartbeatMs, now));
+  const since = aliveSince(heartbeatMs, now);
+  const agents = full
+    ? await store.vms.markDisconnectedUnlessHeldLive(since)
+    : await store.vms.markDisconnectedHeldBy(await deadReplicaIds(store, since));
   const removed = await store.db
     .deleteFrom("replicas")
     .where("heartbeat_at", "<", new Date(now - REMOVE_DEAD_AFTER_MS).toISOString())
@@ -41,6 +53,16 @@ export async function sweepDeadReplicas(
       data: { agents },
     });
   return { agents, removed: Number(removed.numDeletedRows) };
+}
+
+/** Registered replicas whose last heartbeat is older than `aliveSince`. */
+async function deadReplicaIds(store: Store, aliveSince: string): Promise<string[]> {
+  const rows = await store.db
+    .selectFrom("replicas")
+    .select("id")
+    .where("heartbeat_at", "<", aliveSince)
+    .execute();
+  return rows.map((row) => row.id);
 }
 
 /**
@@ -63,6 +85,7 @@ export function janitorJob(options: JanitorOptions, sweep = sweepDeadReplicas): 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | null = null;
   let workingSince: number | null = null;
+  let sweeps = 0;
   const settled = async () => {
     if (workingSince === null) {
       await sql`select 1`.execute(options.store.db);
@@ -72,7 +95,7 @@ export function janitorJob(options: JanitorOptions, sweep = sweepDeadReplicas): 
   };
   const pass = () => {
     running ??= settled()
-      .then((ready) => (ready ? sweep(options) : undefined))
+      .then((ready) => (ready ? sweep(options, Date.now(), sweeps++ % FULL_PASS_EVERY === 0) : undefined))
       .catch((error) => {
         workingSince = null;
         options.log.warn({ err: error }, "janitor pass failed");
@@ -85,6 +108,7 @@ export function janitorJob(options: JanitorOptions, sweep = sweepDeadReplicas): 
     name: "janitor",
     start() {
       workingSince = null;
+      sweeps = 0;
       pass();
       timer = setInterval(pass, options.heartbeatMs);
       timer.unref();

@@ -1,12 +1,15 @@
 /**
  * `vm_status.replica_id` through the write-behind upsert on both dialects: a row is kept only
  * while connected, and a row from a replica the agent has since left never overwrites the
- * newer connection's. markDisconnectedUnlessHeldLive leaves live replicas' agents alone.
+ * newer connection's. markDisconnectedUnlessHeldLive and the janitor's passes leave live
+ * replicas' agents alone.
  */
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { afterEach, describe, expect, it } from "vitest";
+import { EventBus } from "../events/bus.js";
 import { type Store, openStore } from "../store/store.js";
 import { type StatusRow, neverConnectedStatus } from "../store/vms-repo.js";
+import { sweepDeadReplicas } from "./janitor.js";
 
 const stores: Store[] = [];
 afterEach(async () => {
@@ -110,29 +113,21 @@ describe.each(STORE_DIALECTS)("agent ownership on %s", (dialect) => {
     });
   });
 
-  it("marks disconnected only the agents no live replica holds", async () => {
+  /** Four agents: held by a live replica, by a dead one, by none, and by one never registered. */
+  async function fourHolders(): Promise<{ store: Store; now: number }> {
     const store = await storeWithVm(dialect, ["live", "dead", "nobody", "idle"]);
     const now = Date.now();
+    const replica = (id: string, heartbeatAt: number) => ({
+      id,
+      url: `http://${id}`,
+      version: "1",
+      started_at: T1,
+      heartbeat_at: new Date(heartbeatAt).toISOString(),
+      agents: 1,
+    });
     await store.db
       .insertInto("replicas")
-      .values([
-        {
-          id: "rep_live",
-          url: "http://a",
-          version: "1",
-          started_at: T1,
-          heartbeat_at: new Date(now).toISOString(),
-          agents: 1,
-        },
-        {
-          id: "rep_dead",
-          url: "http://b",
-          version: "1",
-          started_at: T1,
-          heartbeat_at: new Date(now - 60_000).toISOString(),
-          agents: 1,
-        },
-      ])
+      .values([replica("rep_live", now), replica("rep_dead", now - 60_000)])
       .execute();
     await store.vms.upsertStatuses([
       row("live", "rep_live", "connected", T1),
@@ -140,14 +135,27 @@ describe.each(STORE_DIALECTS)("agent ownership on %s", (dialect) => {
       row("nobody", null, "connected", T1),
       row("idle", "rep_gone", "connected", T1),
     ]);
-    const released = await store.vms.markDisconnectedUnlessHeldLive(new Date(now - 15_000).toISOString());
-    expect(released).toBe(3);
+    return { store, now };
+  }
+
+  const released = { agent_status: "disconnected", replica_id: null, health: "unknown" };
+
+  it("marks disconnected only the agents no live replica holds", async () => {
+    const { store, now } = await fourHolders();
+    expect(await store.vms.markDisconnectedUnlessHeldLive(new Date(now - 15_000).toISOString())).toBe(3);
     expect(await read(store, "live")).toMatchObject({ agent_status: "connected", replica_id: "rep_live" });
-    for (const name of ["dead", "nobody", "idle"])
-      expect(await read(store, name)).toMatchObject({
-        agent_status: "disconnected",
-        replica_id: null,
-        health: "unknown",
-      });
+    for (const name of ["dead", "nobody", "idle"]) expect(await read(store, name)).toMatchObject(released);
+  });
+
+  it("the janitor's routine pass releases a dead replica's agents and unheld ones; its full pass also an unregistered holder's", async () => {
+    const { store, now } = await fourHolders();
+    const options = { store, bus: new EventBus(store.writer), heartbeatMs: 5_000 };
+    expect(await sweepDeadReplicas(options, now, false)).toEqual({ agents: 2, removed: 0 });
+    for (const name of ["dead", "nobody"]) expect(await read(store, name)).toMatchObject(released);
+    expect(await read(store, "live")).toMatchObject({ agent_status: "connected", replica_id: "rep_live" });
+    expect(await read(store, "idle")).toMatchObject({ agent_status: "connected", replica_id: "rep_gone" });
+    expect(await sweepDeadReplicas(options, now, true)).toEqual({ agents: 1, removed: 0 });
+    expect(await read(store, "idle")).toMatchObject(released);
+    expect(await read(store, "live")).toMatchObject({ agent_status: "connected", replica_id: "rep_live" });
   });
 });

@@ -472,12 +472,9 @@ export class AgentGateway implements CommandLink {
     // (notebook pid and restarts, check messages) are served live from this session and written
     // at the session's next ping round, so a burst of reports (a restart sends several; a bulk
     // operation, thousands) costs one write per VM.
-    if (
-      first ||
-      previousHealth !== state.health.status ||
-      Date.now() - session.lastPersistedMs >= this.persistEveryMs
-    )
-      this.writeStatus(session, "connected");
+    const statusChanged = first || previousHealth !== state.health.status;
+    if (statusChanged || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
+      this.writeStatus(session, "connected", statusChanged);
     else if (detailsChanged) session.detailsDirty = true;
     for (const listener of this.stateListeners) {
       try {
@@ -514,7 +511,8 @@ export class AgentGateway implements CommandLink {
     }
   }
 
-  private writeStatus(session: AgentSession, status: "connected" | "disconnected"): void {
+  /** `changed`: what a query by status finds changes (see WriteBehind.flushChanges); not for a routine refresh. */
+  private writeStatus(session: AgentSession, status: "connected" | "disconnected", changed = true): void {
     const now = Date.now();
     session.lastPersistedMs = now;
     session.detailsDirty = false;
@@ -532,7 +530,10 @@ export class AgentGateway implements CommandLink {
       replica_id: this.options.replicaId ?? null,
       cert_not_after: certificateNotAfter(session.notebook),
     };
-    this.options.store.writer.putStatus(row);
+    // A renewed certificate changes what `certExpiresWithinDays` finds, like a new health status.
+    const certChanged = row.cert_not_after !== session.certNotAfterPut;
+    session.certNotAfterPut = row.cert_not_after;
+    this.options.store.writer.putStatus(row, changed || certChanged);
   }
 
   /**
@@ -559,7 +560,7 @@ export class AgentGateway implements CommandLink {
       session.ws.ping();
       // lastSeenAt reaches the store at least this often even when nothing else changes.
       if (session.detailsDirty || now - session.lastPersistedMs >= this.persistEveryMs)
-        this.writeStatus(session, "connected");
+        this.writeStatus(session, "connected", false);
     }
   }
 }

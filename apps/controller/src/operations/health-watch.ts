@@ -6,13 +6,18 @@
  *
  * Across replicas the gate may wait here for an agent held by another replica: it asks that
  * replica (`health.watch`), which forwards the agent's next serving report (`vm.serving`). A
- * watch is forgotten after WATCH_TTL_MS; after missed signals (resync) the waits ask again.
+ * watch is forgotten after WATCH_TTL_MS. The ask is repeated every REASK_MS while a wait lasts,
+ * and at once after this replica missed signals (resync): the holder keeps watches in memory
+ * only, so one that missed the ask (its listener reconnecting after a slow self-probe, a
+ * replica started since, the agent moved to another one) would otherwise leave the gate closed
+ * until its health timeout.
  */
 import type { AgentState } from "@nbfleet/shared";
 import type { Signals } from "../cluster/signals.js";
 import type { AgentGateway } from "../gateway/gateway.js";
 
 const WATCH_TTL_MS = 3_600_000;
+export const REASK_MS = 10_000;
 
 export function isServingState(state: AgentState): boolean {
   return (
@@ -26,6 +31,7 @@ export class HealthWatch {
   private readonly unsubscribe: () => void;
   /** Agents held here whose next serving report another replica waits for, with when to forget. */
   private readonly watchedElsewhere = new Map<string, number>();
+  private reask: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly gateway: AgentGateway,
@@ -64,7 +70,19 @@ export class HealthWatch {
       set.add(settle);
     });
     this.askElsewhere([vmName]);
+    this.keepAsking();
     return { promise, cancel: () => settle(false) };
+  }
+
+  /** Repeats the ask for every wait every REASK_MS until none is left. */
+  private keepAsking(): void {
+    if (!this.signals?.clustered || this.reask) return;
+    this.reask = setInterval(() => {
+      if (this.waiters.size > 0) return this.askElsewhere([...this.waiters.keys()]);
+      clearInterval(this.reask);
+      this.reask = undefined;
+    }, REASK_MS);
+    this.reask.unref();
   }
 
   /** For agents not held here: their holder forwards the next serving report. */
@@ -89,6 +107,8 @@ export class HealthWatch {
   }
 
   close(): void {
+    clearInterval(this.reask);
+    this.reask = undefined;
     this.unsubscribe();
     this.releaseAll();
   }

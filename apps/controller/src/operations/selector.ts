@@ -83,7 +83,7 @@ export async function resolveSelector(store: Store, selector: Selector): Promise
   const terms = selector.labels ? parseLabelExpression(selector.labels) : [];
   // The whole fleet needs names only: reading labels and health for 10,000 VMs takes far longer.
   if (!hasCriteria) return store.vms.names();
-  await store.writer.flush();
+  await store.writer.flushChanges();
   const rows = await store.db
     .selectFrom("vms")
     .leftJoin("vm_status", "vm_status.vm_name", "vms.name")

@@ -336,6 +336,23 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  "0010_vm_status_holders": {
+    // Replicas: the janitor asks every heartbeat which connected agents a dead replica held. A
+    // scan of every status row for that took 350 ms of PostgreSQL at 30,000 VMs, every 5 s; this
+    // index makes it a lookup of the dead replicas' rows. And vm_status is rewritten all the time
+    // (every agent's status at least once a minute): pages left 30 % free let PostgreSQL update a
+    // row in place (a HOT update, no index entries to write) when no indexed column changed.
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createIndex("vm_status_replica")
+        .on("vm_status")
+        .columns(["replica_id"])
+        .where(sql<boolean>`agent_status = 'connected'`)
+        .execute();
+      if (db.getExecutor().adapter instanceof PostgresAdapter)
+        await sql`alter table vm_status set (fillfactor = 70)`.execute(db);
+    },
+  },
 };
 
 function parseNotebook(text: string): unknown {

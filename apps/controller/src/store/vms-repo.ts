@@ -419,6 +419,28 @@ export class VmsRepo {
     return Number(result.numUpdatedRows);
   }
 
+  /**
+   * The janitor's routine pass: agents recorded as held by one of `replicaIds` (replicas whose
+   * heartbeat stopped) or by none become `disconnected`. A lookup in the partial index
+   * `vm_status_replica`, where markDisconnectedUnlessHeldLive reads every connected row.
+   */
+  async markDisconnectedHeldBy(
+    replicaIds: readonly string[],
+    now = new Date().toISOString(),
+  ): Promise<number> {
+    const result = await this.db
+      .updateTable("vm_status")
+      .set({ agent_status: "disconnected", health: "unknown", replica_id: null, updated_at: now })
+      .where("agent_status", "=", "connected")
+      .where((eb) =>
+        replicaIds.length === 0
+          ? eb("replica_id", "is", null)
+          : eb.or([eb("replica_id", "is", null), eb("replica_id", "in", [...replicaIds])]),
+      )
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   async countByHealth(): Promise<Record<string, number>> {
     const rows = await this.db
       .selectFrom("vms")

@@ -150,6 +150,35 @@ describe.each(STORE_DIALECTS)("write-behind buffer on %s", (dialect) => {
     });
   });
 
+  it("flushChanges writes pending status changes at once and leaves routine refreshes to their timer", async () => {
+    const store = await freshStore(dialect);
+    const now = new Date().toISOString();
+    const stored = async () =>
+      Object.fromEntries(
+        (await store.db.selectFrom("vm_status").select(["vm_name", "health"]).execute()).map((s) => [
+          s.vm_name,
+          s.health,
+        ]),
+      );
+    store.writer.putStatus({ ...neverConnectedStatus("refreshed", now), health: "healthy" }, false);
+    store.writer.appendEvent(event("e1"));
+    await store.writer.flushChanges();
+    expect(await stored()).toEqual({});
+    expect(store.writer.pending).toBe(2);
+
+    // A change, then a routine refresh of the same VM before it is written: the change is in it.
+    store.writer.putStatus({ ...neverConnectedStatus("changed", now), health: "unhealthy" }, true);
+    store.writer.putStatus({ ...neverConnectedStatus("changed", now), health: "unhealthy" }, false);
+    await store.writer.flushChanges();
+    expect(await stored()).toMatchObject({ changed: "unhealthy" });
+    expect(store.writer.pending).toBe(0);
+
+    // Nothing changed since: nothing to wait for, even with a refresh pending.
+    store.writer.putStatus({ ...neverConnectedStatus("refreshed", now), health: "degraded" }, false);
+    await store.writer.flushChanges();
+    expect(await stored()).toEqual({ refreshed: "healthy", changed: "unhealthy" });
+  });
+
   it("backs off between retries of a read-only database and writes everything once it is writable", async () => {
     const location = await freshStoreLocation(dialect, "nbf-write-behind-");
     const store = await freshStore(dialect, {

@@ -55,6 +55,12 @@ export interface WriteBehindHealth {
 
 export class WriteBehind {
   private statuses = new Map<string, StatusRow>();
+  /**
+   * VMs whose pending status row changes what a query by status finds (a connect, a disconnect,
+   * a new health status): until it is committed, `flushChanges()` writes. The rest (a refreshed
+   * last-seen time) waits for its timer even then.
+   */
+  private readonly changed = new Set<string>();
   private events: EventsTable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
@@ -97,8 +103,10 @@ export class WriteBehind {
     };
   }
 
-  putStatus(row: StatusRow): void {
+  /** `changed`: the row changes what a query by status finds (see flushChanges). */
+  putStatus(row: StatusRow, changed = true): void {
     this.statuses.set(row.vm_name, row);
+    if (changed) this.changed.add(row.vm_name);
     this.schedule();
   }
 
@@ -129,6 +137,7 @@ export class WriteBehind {
   /** Drops a VM's pending status (it was deleted; its row must not come back). */
   forget(vmName: string): void {
     this.statuses.delete(vmName);
+    this.changed.delete(vmName);
   }
 
   /**
@@ -139,6 +148,16 @@ export class WriteBehind {
   flush(): Promise<void> {
     if (this.failures > 0) return this.running;
     return this.start();
+  }
+
+  /**
+   * For readers of status (the VM list, the fleet's counts): resolves once every status change
+   * put so far is stored, at once when there is none. Unlike `flush()` it does not write routine
+   * refreshes or events first: a replica holding 10,000 agents always has some of those pending,
+   * and the VM list used to wait for a transaction of them on every request.
+   */
+  flushChanges(): Promise<void> {
+    return this.changed.size > 0 ? this.flush() : Promise.resolve();
   }
 
   /** The store answers again: retry a failing write now instead of at the end of its backoff. */
@@ -257,7 +276,9 @@ export class WriteBehind {
     });
     // Committed: these rows leave the buffer, unless a newer status for the VM came meanwhile.
     for (const row of statuses) {
-      if (this.statuses.get(row.vm_name) === row) this.statuses.delete(row.vm_name);
+      if (this.statuses.get(row.vm_name) !== row) continue;
+      this.statuses.delete(row.vm_name);
+      this.changed.delete(row.vm_name);
     }
     // Everything up to the last written event is stored (or was dropped as oldest meanwhile).
     const last = events.at(-1);

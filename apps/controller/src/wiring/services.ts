@@ -192,7 +192,7 @@ function attachFleetFigures(
   // each count per refresh.
   const storeFigures = new CachedFigure(
     async () => {
-      await store.writer.flush();
+      await store.writer.flushChanges();
       const [byHealth, byVersion] = await Promise.all([
         store.vms.countByHealth(),
         countAgentsByVersion(store),

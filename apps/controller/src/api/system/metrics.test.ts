@@ -29,7 +29,7 @@ describe("/metrics", () => {
     const { app, adminToken: token } = controller;
     const { store } = app.nbfleet;
     const counts = countCalls(store.vms, "countByHealth");
-    const flushes = countCalls(store.writer, "flush");
+    const flushes = countCalls(store.writer, "flushChanges");
 
     const scrape = async () => {
       const res = await call(app, "GET", "/metrics");
@@ -39,7 +39,7 @@ describe("/metrics", () => {
     const first = await scrape();
     expect(first).toMatch(/nbfleet_vms\{health="healthy"\} 0/);
     for (let i = 0; i < 50; i++) await scrape();
-    // One read of the store (flushing its pending writes first) for 51 scrapes.
+    // One read of the store (flushing its pending status changes first) for 51 scrapes.
     expect(counts.calls).toBe(1);
     expect(flushes.calls).toBe(1);
 

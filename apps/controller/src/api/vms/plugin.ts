@@ -127,7 +127,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       } = request.query;
       const sort = sortOf(request.query.sort, request.query.order);
       const terms = labelTerms(labels, label ?? []);
-      await store.writer.flush();
+      await store.writer.flushChanges();
       const rows = await store.vms.list({
         labelTerms: terms,
         state,
@@ -166,7 +166,7 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      await store.writer.flush();
+      await store.writer.flushChanges();
       const vm = await store.vms.require(request.params.name);
       return viewOf(vm);
     },
