@@ -23,7 +23,7 @@ import { type CommandRecord, CommandsRepo, TERMINAL_STATES } from "../store/comm
 import { newId } from "../store/ids.js";
 import type { Database } from "../store/schema.js";
 import type { Store } from "../store/store.js";
-import { TurnBatch } from "./turn-batch.js";
+import { TurnBatch, batchedLookup } from "../store/turn-batch.js";
 
 const commandValidator = compileValidator(CommandMessage, "command");
 
@@ -120,6 +120,13 @@ export class CommandService {
     await this.requeue(commands);
     return commands.map(() => undefined);
   });
+  /** What a welcomed agent is owed, read for all agents welcomed in one turn together. */
+  private readonly deliverableOf = batchedLookup((vmNames: string[]) =>
+    this.options.store.commands.deliverableFor(vmNames, new Date().toISOString()),
+  );
+  private readonly earliestAckedOf = batchedLookup((vmNames: string[]) =>
+    this.options.store.commands.earliestAckedFor(vmNames),
+  );
   /** Timeouts of commands sent and not yet acknowledged (bounded: a sweep forgets the old ones). */
   private readonly sentTimeouts = new Map<string, number>();
   /** Commands acknowledged before this process started, already sent again once. */
@@ -323,8 +330,7 @@ export class CommandService {
 
   /** The agent of `vmName` is connected and welcomed: send what waits for it. */
   async onAgentReady(vmName: string): Promise<void> {
-    const { commands } = this.options.store;
-    const pending = await commands.deliverable(vmName, new Date().toISOString());
+    const pending = (await this.deliverableOf(vmName)) ?? [];
     for (const command of pending) await this.deliver(command);
     // A result the agent sent while the previous controller process was dying is lost. The
     // agent sends the results it could not deliver right after its welcome; a command still
@@ -333,7 +339,8 @@ export class CommandService {
     // With replicas, the agent may come from a replica that died: whatever it acked before
     // arriving here was acked there, however long this process has run.
     const before = this.options.signals?.clustered ? new Date().toISOString() : this.startedAt;
-    if (!(await commands.hasAckedBefore(vmName, before))) return;
+    const earliestAcked = await this.earliestAckedOf(vmName);
+    if (earliestAcked === undefined || earliestAcked >= before) return;
     setTimeout(() => void this.redeliver(vmName, before), REDELIVER_GRACE_MS).unref();
   }
 

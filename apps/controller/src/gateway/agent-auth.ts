@@ -24,7 +24,7 @@ export type AgentAdmission =
   | { kind: "refused"; code: "NBF_AUTH_REQUIRED" | "NBF_AUTH_INVALID"; reason: string };
 
 export async function admitAgent(
-  secrets: AgentSecretsRepo,
+  secrets: Pick<AgentSecretsRepo, "find">,
   authorization: string | string[] | undefined,
   nowMs = Date.now(),
 ): Promise<AgentAdmission> {

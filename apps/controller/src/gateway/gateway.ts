@@ -35,6 +35,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { certificateNotAfter } from "../store/cert-not-after.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
+import { batchedLookup } from "../store/turn-batch.js";
 import type { StatusRow } from "../store/vms-repo.js";
 import { type AgentAdmission, type AgentIdentity, admitAgent } from "./agent-auth.js";
 import { sameDetails } from "./details.js";
@@ -120,6 +121,18 @@ export class AgentGateway implements CommandLink {
   /** What the upgrade hook decided about each admitted request, for its WebSocket handler. */
   private readonly admissions = new WeakMap<FastifyRequest, AgentAdmission>();
   private readonly failures: SourceLimiter;
+  /**
+   * The two reads of every connect, shared by the agents connecting in one event-loop turn:
+   * after a replica dies its 10,000 agents arrive at the others within seconds, and one query
+   * per secret and per VM each waited for a pooled connection.
+   */
+  private readonly secrets = {
+    find: batchedLookup((hashes: string[]) => this.options.store.agentSecrets.findMany(hashes)),
+  };
+  private readonly vmExists = batchedLookup(async (names: string[]) => {
+    const existing = await this.options.store.vms.existing(names);
+    return new Map([...existing].map((name) => [name, true]));
+  });
 
   constructor(private readonly options: GatewayOptions) {
     this.failures = new SourceLimiter(options.sourceLimits);
@@ -148,7 +161,7 @@ export class AgentGateway implements CommandLink {
   private async admit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // A plain GET (no upgrade) is answered by the route itself.
     if (!request.ws) return;
-    const admission = await admitAgent(this.options.store.agentSecrets, request.headers.authorization);
+    const admission = await admitAgent(this.secrets, request.headers.authorization);
     if (admission.kind !== "refused") {
       this.admissions.set(request, admission);
       return;
@@ -365,7 +378,7 @@ export class AgentGateway implements CommandLink {
       await store.agentSecrets.confirmCredential(identity.unconfirmedCredentialHash);
     }
     if (!session.open) return;
-    if (!(await store.vms.exists(identity.vmName))) {
+    if (!(await this.vmExists(identity.vmName))) {
       return session.close(CloseCode.unauthorized, `VM ${identity.vmName} no longer exists`);
     }
     endHandshake();
@@ -399,7 +412,12 @@ export class AgentGateway implements CommandLink {
       data: { agent: hello.agent, capabilities: hello.capabilities },
     });
     this.applyState(session, hello.state, true);
-    await commands.onAgentReady(identity.vmName);
+    // What the agent is owed goes out beside its next frames, not ahead of them: held in this
+    // connection's queue, a read of the store (a round trip on PostgreSQL) let a burst of frames
+    // right after the welcome count against MAX_IN_FLIGHT.
+    void commands.onAgentReady(identity.vmName).catch((error) => {
+      this.options.log.error({ err: error, vm: identity.vmName }, "delivering queued commands failed");
+    });
   }
 
   private async handle(session: AgentSession, message: AgentMessage): Promise<void> {

@@ -47,21 +47,29 @@ export class AgentSecretsRepo {
   }
 
   async find(hash: string): Promise<AgentSecret | undefined> {
-    const row = await this.db
-      .selectFrom("agent_secrets")
-      .select(["vm_name", "kind", "created_at", "expires_at", "exchanged_at", "confirmed_at"])
-      .where("hash", "=", hash)
-      .executeTakeFirst();
-    return row
-      ? {
+    return (await this.findMany([hash])).get(hash);
+  }
+
+  /** The secrets stored under these hashes (a reconnecting fleet's, in few queries), by hash. */
+  async findMany(hashes: readonly string[]): Promise<Map<string, AgentSecret>> {
+    const found = new Map<string, AgentSecret>();
+    for (let i = 0; i < hashes.length; i += 512) {
+      const rows = await this.db
+        .selectFrom("agent_secrets")
+        .select(["hash", "vm_name", "kind", "created_at", "expires_at", "exchanged_at", "confirmed_at"])
+        .where("hash", "in", padToPowerOfTwo(hashes.slice(i, i + 512)))
+        .execute();
+      for (const row of rows)
+        found.set(row.hash, {
           vmName: row.vm_name,
           kind: row.kind as AgentSecretKind,
           createdAt: row.created_at,
           expiresAt: row.expires_at,
           exchangedAt: row.exchanged_at,
           confirmedAt: row.confirmed_at,
-        }
-      : undefined;
+        });
+    }
+    return found;
   }
 
   /** The VM's bootstrap token, if one is outstanding (unused, exchanged but unproven, or expired). */

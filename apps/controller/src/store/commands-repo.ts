@@ -6,7 +6,7 @@
  */
 import { COMMAND_STATES, type CommandError, type CommandName, type CommandState } from "@nbfleet/shared";
 import { type Kysely, type Selectable, sql } from "kysely";
-import { powerOfTwoChunks } from "./chunks.js";
+import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
 import type { CommandsTable, Database } from "./schema.js";
@@ -113,21 +113,45 @@ export class CommandsRepo {
   }
 
   /** Not yet acknowledged and not expired: what a (re)connecting agent must be sent. */
-  async deliverable(vmName: string, now: string): Promise<CommandRecord[]> {
-    const rows = await this.db
-      .selectFrom("commands")
-      .selectAll()
-      .where("vm_name", "=", vmName)
-      .where("state", "in", UNACKED)
-      .where("expires_at", ">", now)
-      .orderBy("id")
-      .execute();
-    return rows.map(toRecord);
+  /** The commands still to send to each of these VMs' agents (queued or sent, not expired), by VM. */
+  async deliverableFor(vmNames: readonly string[], now: string): Promise<Map<string, CommandRecord[]>> {
+    const found = new Map<string, CommandRecord[]>();
+    for (let i = 0; i < vmNames.length; i += 512) {
+      const rows = await this.db
+        .selectFrom("commands")
+        .selectAll()
+        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .where("state", "in", UNACKED)
+        .where("expires_at", ">", now)
+        .orderBy("id")
+        .execute();
+      for (const row of rows) {
+        const list = found.get(row.vm_name) ?? [];
+        list.push(toRecord(row));
+        found.set(row.vm_name, list);
+      }
+    }
+    return found;
   }
 
-  async hasAckedBefore(vmName: string, before: string): Promise<boolean> {
-    const row = await this.ackedBeforeQuery(vmName, before).select("id").limit(1).executeTakeFirst();
-    return row !== undefined;
+  /**
+   * For each of these VMs with an acknowledged command still without a result, when the earliest
+   * was acknowledged (agents reconnecting together are checked with one query).
+   */
+  async earliestAckedFor(vmNames: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < vmNames.length; i += 512) {
+      const rows = await this.db
+        .selectFrom("commands")
+        .select("vm_name")
+        .select((eb) => eb.fn.min<string>("acked_at").as("earliest"))
+        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .where("state", "=", "acked")
+        .groupBy("vm_name")
+        .execute();
+      for (const row of rows) if (row.earliest !== null) found.set(row.vm_name, row.earliest);
+    }
+    return found;
   }
 
   /** Acknowledged before `before` and still without a result (a controller restart may have lost it). */

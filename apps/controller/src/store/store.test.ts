@@ -157,14 +157,19 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     };
     const a = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: t(0), expiresAt: t(10) });
     const b = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: t(0), expiresAt: t(5) });
-    expect((await store.commands.deliverable("vm1", t(1))).map((c) => c.id)).toEqual([a.id, b.id]);
+    const owed = await store.commands.deliverableFor(["vm1", "vm9"], t(1));
+    expect(owed.get("vm1")?.map((c) => c.id)).toEqual([a.id, b.id]);
+    expect(owed.has("vm9")).toBe(false);
     expect(await store.commands.markSent(a.id, t(1))).toBe(true);
     expect(await store.commands.markAcked(a.id, "other-vm", t(2), t(3))).toBe(false);
     expect(await store.commands.markAcked(a.id, "vm1", t(2), t(3))).toBe(true);
+    expect(await store.commands.earliestAckedFor(["vm1", "vm9"])).toEqual(new Map([["vm1", t(2)]]));
+    expect((await store.commands.deliverableFor(["vm1"], t(2))).get("vm1")?.map((c) => c.id)).toEqual([b.id]);
     expect(await store.commands.markSent(a.id, t(2))).toBe(false);
     expect(await store.commands.finish(a.id, "vm1", { state: "succeeded", result: { pid: 2 } }, t(2))).toBe(
       true,
     );
+    expect(await store.commands.earliestAckedFor(["vm1"])).toEqual(new Map());
     expect(await store.commands.finish(a.id, "vm1", { state: "failed" }, t(2))).toBe(false);
     expect(await store.commands.get(a.id)).toMatchObject({
       state: "succeeded",

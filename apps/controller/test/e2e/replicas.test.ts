@@ -65,7 +65,7 @@ async function allServing(on: number, timeoutMs: number): Promise<Map<string, nu
         const v = await vm(on, name);
         if (!serving(v))
           throw new Error(
-            `${name}: agent ${v.agent.status}, notebook ${v.notebook.state}, ${v.health.status}`,
+            `${name}: agent ${v.agent.status}, notebook ${v.notebook.state}, ${v.health.status} (${v.health.reasons.join("; ")})`,
           );
       }
       const holders = await cluster.holders();

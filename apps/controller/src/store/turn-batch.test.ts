@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TurnBatch } from "./turn-batch.js";
+import { TurnBatch, batchedLookup } from "./turn-batch.js";
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -53,5 +53,30 @@ describe("TurnBatch", () => {
     });
     await expect(batch.add(1)).rejects.toThrow("store down");
     expect(await batch.add(2)).toBe(2);
+  });
+});
+
+describe("batchedLookup", () => {
+  it("asks once for a turn's keys, each key once, and answers every caller with its own", async () => {
+    const asked: string[][] = [];
+    const lookup = batchedLookup(async (keys: string[]) => {
+      asked.push(keys);
+      return new Map(keys.filter((k) => k !== "missing").map((k) => [k, k.toUpperCase()]));
+    });
+    const answers = await Promise.all(["a", "b", "a", "missing"].map(lookup));
+    expect(answers).toEqual(["A", "B", "A", undefined]);
+    expect(asked).toEqual([["a", "b", "missing"]]);
+  });
+
+  it("rejects every caller of a batch whose query failed, and the next batch asks again", async () => {
+    let fail = true;
+    const lookup = batchedLookup(async (keys: string[]) => {
+      if (fail) throw new Error("database unreachable");
+      return new Map(keys.map((k) => [k, 1]));
+    });
+    const failed = await Promise.allSettled([lookup("a"), lookup("b")]);
+    expect(failed.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    fail = false;
+    expect(await lookup("a")).toBe(1);
   });
 });

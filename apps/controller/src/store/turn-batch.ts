@@ -45,3 +45,19 @@ export class TurnBatch<T, R> {
     }
   }
 }
+
+/**
+ * A lookup by key whose calls in one event-loop turn become one query for all their keys
+ * (duplicates asked once): a thousand agents reconnecting at once cost a few queries instead of
+ * a thousand round trips, each waiting for a pooled connection. `loadMany` answers the keys it
+ * found; a key it does not answer resolves undefined.
+ */
+export function batchedLookup<K, V>(
+  loadMany: (keys: K[]) => Promise<Map<K, V>>,
+): (key: K) => Promise<V | undefined> {
+  const batch = new TurnBatch(async (keys: K[]) => {
+    const found = await loadMany([...new Set(keys)]);
+    return keys.map((key) => found.get(key));
+  });
+  return (key) => batch.add(key);
+}
