@@ -549,8 +549,9 @@ export class AgentGateway implements CommandLink {
       cert_not_after: certificateNotAfter(session.notebook),
     };
     // A renewed certificate changes what `certExpiresWithinDays` finds, like a new health status.
-    const certChanged = row.cert_not_after !== session.certNotAfterPut;
-    session.certNotAfterPut = row.cert_not_after;
+    const certNotAfter = row.cert_not_after ?? null;
+    const certChanged = certNotAfter !== session.certNotAfterPut;
+    session.certNotAfterPut = certNotAfter;
     this.options.store.writer.putStatus(row, changed || certChanged);
   }
 

@@ -40,7 +40,7 @@ export class AgentSession {
   /** The report changed in ways the store is not queried by (see AgentGateway.applyState). */
   detailsDirty = false;
   /** The certificate expiry last put for the store (queried by `certExpiresWithinDays`). */
-  certNotAfterPut: string | null | undefined = null;
+  certNotAfterPut: string | null = null;
   notebookState: NotebookState | null = null;
   private queue: string[] | null = null;
   private queuedBytes = 0;
