@@ -38,10 +38,9 @@ export default defineConfig({
       },
       {
         // Files that run with nothing beside them (a project of its own, so vitest runs it as a
-        // group after the others). The replicas file twice saw, in CI with another end-to-end
-        // file beside it, one of its six real notebooks stay unhealthy for over two minutes;
-        // alone, and beside busy loops or the release or agent-upgrade files here, it passed
-        // every time. Its assertion now prints the health reasons for the next diagnosis.
+        // group after the others): the replicas file runs three controllers, PostgreSQL and six
+        // real notebooks on this 2-core machine, and its neighbours' timings and its own are
+        // steadier apart.
         test: {
           name: "e2e-alone",
           include: ALONE,

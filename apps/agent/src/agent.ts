@@ -29,6 +29,7 @@ import type { AgentSettings } from "./config/settings.js";
 import type { AgentCore, CommandOutcome } from "./core.js";
 import { AgentError, errorCode } from "./errors.js";
 import { EventLog } from "./events/event-log.js";
+import { deepCheckDue } from "./health/deep-schedule.js";
 import { probeApi } from "./health/http.js";
 import { runChecks } from "./health/run-checks.js";
 import type { CheckTarget } from "./health/target.js";
@@ -382,10 +383,16 @@ export class Agent implements AgentCore {
       this.timers.push(timer);
     };
     every(this.settings.reportIntervalSec * 1000, async () => {
-      const deepDue =
-        this.settings.deepCheckIntervalSec > 0 &&
-        Date.now() - this.lastDeepCheck >= this.settings.deepCheckIntervalSec * 1000;
-      await this.refresh({ deep: deepDue });
+      const server = this.serverTag();
+      const lastKernelCheck = this.kernelCheck?.server === server ? this.kernelCheck?.check : undefined;
+      await this.refresh({
+        deep: deepCheckDue(
+          Date.now(),
+          this.lastDeepCheck,
+          this.settings.deepCheckIntervalSec,
+          lastKernelCheck,
+        ),
+      });
     });
   }
 
@@ -414,7 +421,7 @@ export class Agent implements AgentCore {
    * during which the server changed (a restart, a crash) is dropped and a new one scheduled, and
    * a kernel check is carried into later rounds only while its server runs.
    */
-  private async checkNow(deep: boolean): Promise<void> {
+  private async checkNow(deepAsked: boolean): Promise<void> {
     if (Date.now() - this.lastCertCheck >= CERT_CHECK_EVERY_MS) await this.refreshCertificate(true);
     // In the background: an issuance takes seconds, and its outcome arrives through its callbacks.
     void this.acme
@@ -423,6 +430,10 @@ export class Agent implements AgentCore {
         this.recordEvent("error", "certificate.acme_failed", `ACME renewal: ${String(error)}`),
       );
     const server = this.serverTag();
+    // Only a server that runs gets a kernel check: one still starting (its pid known, its port
+    // not yet open) fails it with ECONNREFUSED, and that failure would stay with the server
+    // until its next deep round. A server that starts gets its own soon after (onServerChange).
+    const deep = deepAsked && this.supervisor?.snapshot().state === "running";
     const round = deep ? { server, abort: new AbortController() } : null;
     if (round) this.deepRound = round;
     const previous = this.kernelCheck?.server === server ? this.kernelCheck?.check : undefined;

@@ -3,14 +3,15 @@
  * Jupyter, the real agent CLI): the check against the old server is cancelled and its result
  * dropped, so the machine is healthy again within seconds instead of carrying a "socket hang
  * up" kernel failure until the next deep check five minutes later; and the new server gets a
- * kernel check of its own soon after.
+ * kernel check of its own soon after. And a deep check asked while the new server is still
+ * starting (its pid known, its port not yet open) does not fail the kernel check against it.
  */
 import { readFile } from "node:fs/promises";
 import type { AgentState } from "@nbfleet/shared";
 import { type RunningAgent, startAgent, stopAgent } from "@nbfleet/testkit/agent-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
-import { waitFor } from "@nbfleet/testkit/wait";
+import { eventually, waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
 import { fetchEvents, fetchState, sendCommand } from "../../src/control/client.js";
@@ -103,5 +104,45 @@ describe("a notebook restart during the deep kernel check", () => {
       30_000,
     );
     expect(healthy(checked)).toBe(true);
+  });
+
+  it("runs no kernel check against a server still starting: a deep round then does not fail it", async () => {
+    const paths = dataPaths(dataDir);
+    const before = await waitFor("a healthy server", async () => {
+      const state = await fetchState(paths.controlSocket);
+      return healthy(state) && state;
+    });
+    const restarting = sendCommand(paths.controlSocket, "notebook.restart", {});
+    const starting = await eventually(
+      () => fetchState(paths.controlSocket),
+      (state) =>
+        state.notebook.state === "starting" &&
+        state.notebook.pid !== null &&
+        state.notebook.pid !== before.notebook.pid,
+      30_000,
+      10,
+    );
+    // The deep round a periodic report would run when no deep check has completed lately.
+    const diagnosed = await sendCommand(paths.controlSocket, "diagnose", {});
+    expect(diagnosed.ok, JSON.stringify(diagnosed)).toBe(true);
+    expect((await restarting).ok).toBe(true);
+
+    const kernelFailures = new Set<string>();
+    const checked = await waitFor(
+      "the new server healthy, with a passing kernel check of its own",
+      async () => {
+        const state = await fetchState(paths.controlSocket);
+        const kernel = state.health.checks.find((c) => c.name === "kernel");
+        if (kernel?.status === "fail") kernelFailures.add(kernel.message);
+        return (
+          state.notebook.pid === starting.notebook.pid && kernel?.status === "pass" && healthy(state) && state
+        );
+      },
+      30_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; kernel check failures seen: ${[...kernelFailures].join(" | ")}`);
+    });
+    expect(checked.notebook.pid).toBe(starting.notebook.pid);
+    expect([...kernelFailures]).toEqual([]);
   });
 });

@@ -96,6 +96,15 @@ async function diagnose(on: number, op: OperationView): Promise<string> {
         ? v
         : JSON.stringify({ agent: v.agent, notebook: v.notebook, health: v.health }).slice(0, 3000);
     lines.push(`${target.vmName} now: ${seen}`);
+    for (const source of ["agent", "notebook"]) {
+      const tail = await fetch(
+        `${cluster.replica(on).url}/v1/vms/${target.vmName}/logs?lines=30&source=${source}&format=text`,
+        { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(15_000) },
+      )
+        .then((response) => response.text())
+        .catch((error) => String(error));
+      lines.push(`--- ${target.vmName}'s ${source} log ---`, ...tail.split("\n").map((l) => l.slice(0, 400)));
+    }
     const logged = cluster
       .outputs()
       .split("\n")
@@ -281,7 +290,10 @@ describe("three replicas, one PostgreSQL, six real machines", () => {
       },
       240_000,
     );
-    expect(live(midway.op.state), `the operation was ${midway.op.state} at the kill`).toBe(true);
+    if (!live(midway.op.state))
+      expect.fail(
+        `the operation was ${midway.op.state} before the kill: ${JSON.stringify(midway.op.targets.items)}\n${await diagnose(survivor, midway.op)}`,
+      );
     expect(midway.finished).toBeLessThan(NAMES.length);
     await cluster.kill(victim, "SIGKILL");
 
