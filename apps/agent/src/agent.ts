@@ -383,14 +383,12 @@ export class Agent implements AgentCore {
       this.timers.push(timer);
     };
     every(this.settings.reportIntervalSec * 1000, async () => {
-      const server = this.serverTag();
-      const lastKernelCheck = this.kernelCheck?.server === server ? this.kernelCheck?.check : undefined;
       await this.refresh({
         deep: deepCheckDue(
           Date.now(),
           this.lastDeepCheck,
           this.settings.deepCheckIntervalSec,
-          lastKernelCheck,
+          this.kernelCheckOf(this.serverTag()),
         ),
       });
     });
@@ -436,7 +434,7 @@ export class Agent implements AgentCore {
     const deep = deepAsked && this.supervisor?.snapshot().state === "running";
     const round = deep ? { server, abort: new AbortController() } : null;
     if (round) this.deepRound = round;
-    const previous = this.kernelCheck?.server === server ? this.kernelCheck?.check : undefined;
+    const previous = this.kernelCheckOf(server);
     let checks: HealthCheck[];
     try {
       checks = await runChecks(this.checkTarget(), {
@@ -459,6 +457,11 @@ export class Agent implements AgentCore {
     }
     this.health = foldHealth(this.checks, this.supervisor?.snapshot().state ?? "stopped");
     this.notify();
+  }
+
+  /** The last kernel check, if it ran against this server. */
+  private kernelCheckOf(server: string | null): HealthCheck | undefined {
+    return this.kernelCheck?.server === server ? this.kernelCheck.check : undefined;
   }
 
   /** The notebook server check results belong to: its pid and start, null when none runs. */

@@ -7,7 +7,7 @@ import type { NotebookState, OverallHealth } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
 import { eventIdBound } from "../cluster/event-tail.js";
 import type { AgentGateway } from "../gateway/gateway.js";
-import { padToPowerOfTwo } from "../store/chunks.js";
+import { inLists } from "../store/chunks.js";
 import { fromJson } from "../store/json.js";
 import type { Database } from "../store/schema.js";
 
@@ -48,11 +48,11 @@ export async function storedAgents(
   names: readonly string[],
 ): Promise<Map<string, AgentNow>> {
   const out = new Map<string, AgentNow>();
-  for (let i = 0; i < names.length; i += 512) {
+  for (const list of inLists(names)) {
     const rows = await db
       .selectFrom("vm_status")
       .select(["vm_name", "agent_status", "agent_info", "notebook", "health"])
-      .where("vm_name", "in", padToPowerOfTwo(names.slice(i, i + 512)))
+      .where("vm_name", "in", list)
       .execute();
     for (const row of rows) {
       out.set(row.vm_name, {
@@ -111,11 +111,11 @@ export async function storedRollbacks(
   sinceMs: number,
 ): Promise<RolledBack[]> {
   const out: RolledBack[] = [];
-  for (let i = 0; i < names.length; i += 512) {
+  for (const list of inLists(names)) {
     const rows = await db
       .selectFrom("events")
       .select(["id", "vm_name", "message", "data"])
-      .where("vm_name", "in", padToPowerOfTwo(names.slice(i, i + 512)))
+      .where("vm_name", "in", list)
       .where("id", ">=", eventIdBound(sinceMs))
       .where("kind", "=", ROLLED_BACK_EVENT)
       .orderBy("id")

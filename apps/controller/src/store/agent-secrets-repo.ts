@@ -5,7 +5,7 @@
  * with that credential, which consumes it.
  */
 import type { Kysely, Transaction } from "kysely";
-import { padToPowerOfTwo } from "./chunks.js";
+import { inLists } from "./chunks.js";
 import type { AgentSecretsTable, Database } from "./schema.js";
 
 export type AgentSecretKind = "bootstrap" | "credential";
@@ -53,11 +53,11 @@ export class AgentSecretsRepo {
   /** The secrets stored under these hashes (a reconnecting fleet's, in few queries), by hash. */
   async findMany(hashes: readonly string[]): Promise<Map<string, AgentSecret>> {
     const found = new Map<string, AgentSecret>();
-    for (let i = 0; i < hashes.length; i += 512) {
+    for (const list of inLists(hashes)) {
       const rows = await this.db
         .selectFrom("agent_secrets")
         .select(["hash", "vm_name", "kind", "created_at", "expires_at", "exchanged_at", "confirmed_at"])
-        .where("hash", "in", padToPowerOfTwo(hashes.slice(i, i + 512)))
+        .where("hash", "in", list)
         .execute();
       for (const row of rows)
         found.set(row.hash, {
@@ -87,12 +87,12 @@ export class AgentSecretsRepo {
   /** `bootstrapOf` for many VMs at once (a page of the VM list), one statement per 512. */
   async bootstrapsOf(vmNames: readonly string[]): Promise<Map<string, BootstrapTokenRecord>> {
     const found = new Map<string, BootstrapTokenRecord>();
-    for (let i = 0; i < vmNames.length; i += 512) {
+    for (const list of inLists(vmNames)) {
       const rows = await this.db
         .selectFrom("agent_secrets")
         .select(["vm_name", "created_at", "expires_at", "exchanged_at"])
         .where("kind", "=", "bootstrap")
-        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .where("vm_name", "in", list)
         .orderBy("created_at")
         .execute();
       for (const row of rows) found.set(row.vm_name, toBootstrapRecord(row));

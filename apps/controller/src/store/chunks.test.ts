@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
+import { IN_LIST_MAX, inLists, padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
 
 describe("statement chunks", () => {
   it("splits rows into max-sized chunks and the rest into descending powers of two, keeping order", () => {
@@ -15,5 +15,14 @@ describe("statement chunks", () => {
     expect(padToPowerOfTwo([1, 2, 3])).toEqual([1, 2, 3, 3]);
     expect(padToPowerOfTwo([7])).toEqual([7]);
     expect(padToPowerOfTwo([1, 2, 3, 4, 5])).toHaveLength(8);
+  });
+
+  it("cuts values into padded in-lists of at most the maximum, every value in one of them", () => {
+    const values = Array.from({ length: IN_LIST_MAX + 3 }, (_, i) => i);
+    const lists = [...inLists(values)];
+    expect(lists.map((l) => l.length)).toEqual([IN_LIST_MAX, 4]);
+    expect(new Set(lists.flat())).toEqual(new Set(values));
+    expect([...inLists([1, 2, 3], 2)]).toEqual([[1, 2], [3]]);
+    expect([...inLists([])]).toEqual([]);
   });
 });

@@ -23,3 +23,11 @@ export function padToPowerOfTwo<T>(values: readonly T[]): T[] {
   while (padded.length < size) padded.push(values[values.length - 1]!);
   return padded;
 }
+
+/** Most values one `in (…)` list binds: well below either dialect's limit on bound values. */
+export const IN_LIST_MAX = 512;
+
+/** `values` as `in (…)` lists of at most `max`, each padded to a power of two (see padToPowerOfTwo). */
+export function* inLists<T>(values: readonly T[], max = IN_LIST_MAX): Generator<T[]> {
+  for (let at = 0; at < values.length; at += max) yield padToPowerOfTwo(values.slice(at, at + max));
+}

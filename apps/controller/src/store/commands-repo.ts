@@ -6,7 +6,7 @@
  */
 import { COMMAND_STATES, type CommandError, type CommandName, type CommandState } from "@nbfleet/shared";
 import { type Kysely, type Selectable, sql } from "kysely";
-import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
+import { inLists, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
 import type { CommandsTable, Database } from "./schema.js";
@@ -116,11 +116,11 @@ export class CommandsRepo {
   /** The commands still to send to each of these VMs' agents (queued or sent, not expired), by VM. */
   async deliverableFor(vmNames: readonly string[], now: string): Promise<Map<string, CommandRecord[]>> {
     const found = new Map<string, CommandRecord[]>();
-    for (let i = 0; i < vmNames.length; i += 512) {
+    for (const list of inLists(vmNames)) {
       const rows = await this.db
         .selectFrom("commands")
         .selectAll()
-        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .where("vm_name", "in", list)
         .where("state", "in", UNACKED)
         .where("expires_at", ">", now)
         .orderBy("id")
@@ -140,12 +140,12 @@ export class CommandsRepo {
    */
   async earliestAckedFor(vmNames: readonly string[]): Promise<Map<string, string>> {
     const found = new Map<string, string>();
-    for (let i = 0; i < vmNames.length; i += 512) {
+    for (const list of inLists(vmNames)) {
       const rows = await this.db
         .selectFrom("commands")
         .select("vm_name")
         .select((eb) => eb.fn.min<string>("acked_at").as("earliest"))
-        .where("vm_name", "in", padToPowerOfTwo(vmNames.slice(i, i + 512)))
+        .where("vm_name", "in", list)
         .where("state", "=", "acked")
         .groupBy("vm_name")
         .execute();

@@ -5,7 +5,7 @@
  */
 import { TARGET_STATES, type TargetState } from "@nbfleet/shared/operation-lists";
 import { type Kysely, type Selectable, type Updateable, sql } from "kysely";
-import { padToPowerOfTwo, powerOfTwoChunks } from "./chunks.js";
+import { inLists, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
 import type { Database, OperationTargetsTable } from "./schema.js";
@@ -122,8 +122,7 @@ export class OperationTargetsRepo {
     const running = new Set<number>();
     // In chunks: a batch is as large as the operation's concurrency (every target at "100%"),
     // and one statement binds at most 32,766 values on SQLite, 65,535 on PostgreSQL.
-    for (let i = 0; i < seqs.length; i += CHUNK) {
-      const padded = padToPowerOfTwo(seqs.slice(i, i + CHUNK));
+    for (const padded of inLists(seqs, CHUNK)) {
       const { rows } = await queryShapes.run(
         this.db,
         `targets running ×${padded.length} ${commandIdPrefix === null ? "without" : "with"} commands`,
@@ -169,8 +168,7 @@ export class OperationTargetsRepo {
       } else await this.finish(operationId, outcome.seq, outcome.state, outcome.error, outcome.at);
     }
     for (const [at, seqs] of plain) {
-      for (let i = 0; i < seqs.length; i += CHUNK) {
-        const padded = padToPowerOfTwo(seqs.slice(i, i + CHUNK));
+      for (const padded of inLists(seqs, CHUNK)) {
         await queryShapes.run(
           this.db,
           `targets succeeded ×${padded.length}`,

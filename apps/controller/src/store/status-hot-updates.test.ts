@@ -61,8 +61,10 @@ it("most status updates on PostgreSQL are HOT updates", async () => {
       await sleep(100);
       seen = await stats();
     }
-    expect(Number(seen.updates)).toBe(VMS * ROUNDS);
-    expect(Number(seen.hot)).toBeGreaterThan(0.6 * VMS * ROUNDS);
+    // Once in three runs beside the other store tests this failed; the message says how.
+    const said = `pg_stat_user_tables for vm_status: ${JSON.stringify(seen)}`;
+    expect(Number(seen.updates), said).toBe(VMS * ROUNDS);
+    expect(Number(seen.hot), said).toBeGreaterThan(0.6 * VMS * ROUNDS);
   } finally {
     await client.end();
   }

@@ -19,7 +19,7 @@ import {
 } from "kysely";
 import { NbfError } from "../errors.js";
 import { agentVersionSql } from "./agent-version-sql.js";
-import { padToPowerOfTwo } from "./chunks.js";
+import { inLists } from "./chunks.js";
 import { type Dialect, isUniqueViolation } from "./db.js";
 import { fromJson, toJson } from "./json.js";
 import { queryShapes } from "./query-shapes.js";
@@ -282,12 +282,8 @@ export class VmsRepo {
   /** Which of `names` exist (one statement per 512, in-lists padded so their shapes repeat). */
   async existing(names: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (let i = 0; i < names.length; i += 512) {
-      const rows = await this.db
-        .selectFrom("vms")
-        .select("name")
-        .where("name", "in", padToPowerOfTwo(names.slice(i, i + 512)))
-        .execute();
+    for (const list of inLists(names)) {
+      const rows = await this.db.selectFrom("vms").select("name").where("name", "in", list).execute();
       for (const row of rows) found.add(row.name);
     }
     return found;
