@@ -5,20 +5,21 @@
  * (vm_status, written by the replica holding them).
  */
 import type { Kysely } from "kysely";
-import { type CommandRecord, toRecord } from "../store/commands-repo.js";
+import { inLists } from "../store/chunks.js";
+import { COMMAND_COLUMNS, type CommandRecord, toRecord } from "../store/commands-repo.js";
+import { queryShapes } from "../store/query-shapes.js";
 import type { Database } from "../store/schema.js";
 
-/** Ids per statement (well below PostgreSQL's and SQLite's parameter limits). */
-const CHUNK = 500;
-
-function* chunks<T>(items: readonly T[]): Generator<T[]> {
-  for (let i = 0; i < items.length; i += CHUNK) yield items.slice(i, i + CHUNK);
-}
-
+/** Every signal a replica receives reads or claims rows: these two run as query shapes. */
 export async function commandsByIds(db: Kysely<Database>, ids: readonly string[]): Promise<CommandRecord[]> {
   const out: CommandRecord[] = [];
-  for (const chunk of chunks(ids)) {
-    const rows = await db.selectFrom("commands").selectAll().where("id", "in", chunk).execute();
+  for (const padded of inLists(ids)) {
+    const { rows } = await queryShapes.run(
+      db,
+      `commands by id ×${padded.length}`,
+      () => db.selectFrom("commands").select(COMMAND_COLUMNS).where("id", "in", padded).compile(),
+      () => padded,
+    );
     for (const row of rows) out.push(toRecord(row));
   }
   return out;
@@ -34,19 +35,25 @@ export async function claimQueued(
   now: string,
 ): Promise<CommandRecord[]> {
   const out: CommandRecord[] = [];
-  for (const chunk of chunks(ids)) {
-    const rows = await db
-      .updateTable("commands")
-      .set((eb) => ({
-        state: "sent",
-        sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
-        attempts: eb("attempts", "+", 1),
-      }))
-      .where("id", "in", chunk)
-      .where("state", "=", "queued")
-      .where("expires_at", ">", now)
-      .returningAll()
-      .execute();
+  for (const padded of inLists(ids)) {
+    const { rows } = await queryShapes.run(
+      db,
+      `claim queued commands ×${padded.length}`,
+      () =>
+        db
+          .updateTable("commands")
+          .set((eb) => ({
+            state: "sent",
+            sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
+            attempts: eb("attempts", "+", 1),
+          }))
+          .where("id", "in", padded)
+          .where("state", "=", "queued")
+          .where("expires_at", ">", now)
+          .returning(COMMAND_COLUMNS)
+          .compile(),
+      () => ["sent", now, 1, ...padded, "queued", now],
+    );
     for (const row of rows) out.push(toRecord(row));
   }
   return out;
@@ -60,7 +67,7 @@ export async function claimQueued(
  */
 export async function requeueSent(db: Kysely<Database>, ids: readonly string[]): Promise<CommandRecord[]> {
   const out: CommandRecord[] = [];
-  for (const chunk of chunks(ids)) {
+  for (const chunk of inLists(ids)) {
     const rows = await db
       .updateTable("commands")
       .set({ state: "queued" })
@@ -80,7 +87,7 @@ export async function queuedFor(
   now: string,
 ): Promise<string[]> {
   const out: string[] = [];
-  for (const chunk of chunks(vmNames)) {
+  for (const chunk of inLists(vmNames)) {
     const rows = await db
       .selectFrom("commands")
       .select("id")
@@ -97,7 +104,7 @@ export async function queuedFor(
 /** Of these VMs, the ones whose agent some replica holds now. */
 export async function connectedAmong(db: Kysely<Database>, vmNames: readonly string[]): Promise<Set<string>> {
   const out = new Set<string>();
-  for (const chunk of chunks(vmNames)) {
+  for (const chunk of inLists(vmNames)) {
     const rows = await db
       .selectFrom("vm_status")
       .select("vm_name")

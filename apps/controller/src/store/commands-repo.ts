@@ -55,7 +55,7 @@ export interface NewCommand {
   operationId: string | null;
 }
 
-const COMMAND_COLUMNS = [
+export const COMMAND_COLUMNS = [
   "id",
   "vm_name",
   "name",
@@ -74,6 +74,9 @@ const COMMAND_COLUMNS = [
   "error_message",
   "operation_id",
 ] as const satisfies ReadonlyArray<keyof CommandsTable>;
+
+/** Every column by name: a prepared statement that returns `*` fails once a migration adds one. */
+const RETURNED_COLUMNS = sql.join(COMMAND_COLUMNS.map((column) => sql.ref(`commands.${column}`)));
 
 export class CommandsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -255,7 +258,7 @@ export class CommandsRepo {
             error_code = v.ccode, error_message = v.cmessage
           from v where commands.id = v.cid and commands.vm_name = v.cvm
             and commands.state not in (${states(TERMINAL_STATES)})
-          returning *`.compile(this.db),
+          returning ${RETURNED_COLUMNS}`.compile(this.db),
       () => values.flat(),
     );
   }

@@ -11,8 +11,10 @@ import pg from "pg";
 import { startCheckpointer } from "./checkpointer.js";
 import { DatabaseMonitor, type DatabaseState } from "./database-monitor.js";
 import { guardedPool } from "./postgres-pool.js";
+import { preparingPool } from "./postgres-prepared.js";
 import { postgresTarget } from "./postgres-target.js";
 import { nulFreePool } from "./postgres-text.js";
+import { queryShapes } from "./query-shapes.js";
 import type { Database } from "./schema.js";
 import { withStatementCache } from "./statement-cache.js";
 
@@ -90,7 +92,9 @@ export function openPostgres(url: string, options: PostgresOptions = {}): OpenDa
   // listener its error would end the process.
   pool.on("error", () => monitor.suspect());
   const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: nulFreePool(guardedPool(pool, monitor)) }),
+    dialect: new PostgresDialect({
+      pool: nulFreePool(preparingPool(guardedPool(pool, monitor), (text) => queryShapes.has(text))),
+    }),
   });
   monitor.start();
   return {

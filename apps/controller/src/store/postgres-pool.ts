@@ -2,14 +2,16 @@
  * The `pg` pool as Kysely sees it, with the outage rules in one place: while the monitor says
  * the database is unreachable a connection is refused at once (NBF_DATABASE_UNAVAILABLE, 503)
  * instead of waiting out a connect timeout; a connection error turns into that same error and
- * wakes the monitor; a client that met one is destroyed on release rather than reused; and a
- * checked-out client always has an 'error' listener (pg-pool removes its own while a client is
- * out, and an unheard 'error' would end the process).
+ * wakes the monitor; a client that met one (or a stale prepared statement, see
+ * postgres-prepared) is destroyed on release rather than reused; and a checked-out client always
+ * has an 'error' listener (pg-pool removes its own while a client is out, and an unheard 'error'
+ * would end the process).
  */
 import type { PostgresPool, PostgresPoolClient } from "kysely";
 import type pg from "pg";
 import type { DatabaseMonitor } from "./database-monitor.js";
 import { databaseUnavailable, isConnectionError } from "./postgres-errors.js";
+import { isStalePreparedStatement } from "./postgres-prepared.js";
 
 export function guardedPool(pool: pg.Pool, monitor: DatabaseMonitor): PostgresPool {
   const { address } = monitor.state;
@@ -47,7 +49,8 @@ function guardClient(client: pg.PoolClient, failed: (error: unknown) => unknown)
     if (!(result instanceof Promise)) return result;
     return result.catch((error: unknown) => {
       const mapped = failed(error);
-      if (mapped !== error) broken = error as Error;
+      // A connection that lost the database, or holds a prepared statement the schema changed under.
+      if (mapped !== error || isStalePreparedStatement(error)) broken = error as Error;
       throw mapped;
     });
   };

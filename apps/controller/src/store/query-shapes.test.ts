@@ -2,7 +2,8 @@ import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { openPostgres, openSqlite } from "./db.js";
-import { QueryShapes, insertRows } from "./query-shapes.js";
+import { preparedName } from "./postgres-prepared.js";
+import { QueryShapes, insertRows, queryShapes } from "./query-shapes.js";
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -72,5 +73,53 @@ describe("query shapes on both dialects in one process", () => {
       );
       expect(rows).toEqual([{ joined: "left-right" }]);
     }
+  });
+});
+
+describe("query shapes on PostgreSQL", () => {
+  it("run as named prepared statements, parsed once per connection", async () => {
+    const db = await database("postgres");
+    await sql`create table pairs (a text, b integer)`.execute(db);
+    await db.connection().execute(async (connection) => {
+      for (const b of [1, 2, 3]) await insertRows(connection, "pairs", ["a", "b"], [{ a: "x", b }]);
+      const prepared = await sql<{ name: string; statement: string }>`
+        select name, statement from pg_prepared_statements`.execute(connection);
+      expect(prepared.rows).toHaveLength(1);
+      expect(prepared.rows[0]!.statement).toMatch(/^insert into "pairs"/);
+      expect(prepared.rows[0]!.name).toBe(preparedName(prepared.rows[0]!.statement));
+    });
+    const rows = await sql<{ b: number }>`select b from pairs order by b`.execute(db);
+    expect(rows.rows.map((row) => row.b)).toEqual([1, 2, 3]);
+  });
+
+  it("leave other statements unnamed", async () => {
+    const db = await database("postgres");
+    await db.connection().execute(async (connection) => {
+      await sql`select 1 as one`.execute(connection);
+      const prepared = await sql<{
+        n: number;
+      }>`select count(*)::int as n from pg_prepared_statements`.execute(connection);
+      expect(prepared.rows[0]!.n).toBe(0);
+    });
+  });
+
+  it("drop the connection of a statement a migration changed the result of, not reuse it", async () => {
+    const db = await database("postgres");
+    await sql`create table wide (a text)`.execute(db);
+    await sql`insert into wide values ('x')`.execute(db);
+    const selectAll = (on: typeof db) =>
+      queryShapes.run(
+        on,
+        "wide rows",
+        () => sql<{ a: string }>`select * from wide where a = ${"x"}`.compile(on),
+        () => ["x"],
+      );
+    await db.connection().execute(async (connection) => {
+      await selectAll(connection);
+      await sql`alter table wide add column b text`.execute(connection);
+      await expect(selectAll(connection)).rejects.toMatchObject({ code: "0A000" });
+    });
+    // The pool's only idle connection was that one: reused, it would fail the same way.
+    expect((await selectAll(db)).rows).toEqual([{ a: "x", b: null }]);
   });
 });

@@ -13,6 +13,12 @@ const MAX_SHAPES = 256;
 
 export class QueryShapes {
   private readonly texts = new Map<string, string>();
+  /** The texts themselves: on PostgreSQL these run as named prepared statements (postgres-prepared). */
+  private readonly known = new Set<string>();
+
+  has(text: string): boolean {
+    return this.known.has(text);
+  }
 
   async run<DB, R>(
     db: Kysely<DB>,
@@ -29,8 +35,12 @@ export class QueryShapes {
     if (!sameValues(compiled.parameters, listed)) {
       throw new Error(`query shape ${key}: the parameters listed do not match the compiled query's`);
     }
-    if (this.texts.size >= MAX_SHAPES) this.texts.clear();
+    if (this.texts.size >= MAX_SHAPES) {
+      this.texts.clear();
+      this.known.clear();
+    }
     this.texts.set(shape, compiled.sql);
+    this.known.add(compiled.sql);
     return db.executeQuery<R>(compiled);
   }
 }
