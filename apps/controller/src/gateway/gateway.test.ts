@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CloseCode, type WelcomeMessage } from "@nbfleet/shared";
+import { CloseCode, PROTOCOL_VERSION, type WelcomeMessage } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
 import { openRaw as openRawAgent, rawHello } from "@nbfleet/testkit/raw-agent";
@@ -123,7 +123,41 @@ describe("agent gateway", () => {
     expect((await stored()).health).toBe(down.health.status);
   });
 
-  it("pings every connection once per interval, spread over it, and stops pinging a replaced one", async () => {
+  it("pings an agent that keeps reporting every other round, and a quiet one every round", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider, settings: { pingIntervalSec: 0.2 } });
+    const agent = await vmWithAgent(provider, "chatty");
+    const credential = agent.credential!;
+    agent.terminate();
+    await eventually(
+      () => vm("chatty"),
+      (v) => v.agent.status === "disconnected",
+    );
+    const raw = openRaw(credential);
+    await raw.opened;
+    raw.ws.send(hello());
+    const pings: number[] = [];
+    raw.ws.on("ping", () => pings.push(Date.now()));
+    const report = JSON.parse(hello()).state;
+    let sent = 0;
+    const reporting = setInterval(() => {
+      raw.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id: `s-${sent++}`, type: "state", state: report }));
+    }, 50);
+    await sleep(2400);
+    clearInterval(reporting);
+    // A report in every 200 ms round: pinged every other round, never two rounds in a row.
+    expect(pings.length).toBeGreaterThanOrEqual(2);
+    expect(pings.length).toBeLessThanOrEqual(7);
+    for (let i = 1; i < pings.length; i++) expect(pings[i]! - pings[i - 1]!).toBeGreaterThanOrEqual(350);
+    // Quiet now (its pongs alone): pinged every round, and kept.
+    pings.length = 0;
+    await sleep(1600);
+    expect(pings.length).toBeGreaterThanOrEqual(6);
+    expect((await vm("chatty")).agent.status).toBe("connected");
+    raw.ws.close();
+  });
+
+  it("pings every connection, spread over the interval, and stops pinging a replaced one", async () => {
     controller = await startTestController({ settings: { pingIntervalSec: 0.4 } });
     const vms = await seedVms(controller.app, { count: 40 });
     fleet = new SimFleet(controller.url, vms);

@@ -6,7 +6,8 @@ import type {} from "@fastify/websocket";
  * state, and is welcomed with its VM name, the report interval and (when it came with a
  * bootstrap token) its new credential. From then on it reports state and events and answers
  * commands. A second connection for the same VM replaces the first. Liveness is ping/pong on one
- * shared ticker: an agent that misses two pings is disconnected.
+ * shared ticker: an agent that misses two pings is disconnected; one that sent a message since
+ * the last round is pinged only every other round.
  */
 import {
   AGENT_CONNECT_PATH,
@@ -314,6 +315,7 @@ export class AgentGateway implements CommandLink {
       if (failed) return;
       session.lastSeenMs = Date.now();
       session.answeredPing = true;
+      session.spoke = true;
       session.missedPings = 0;
       const parsed = parseAgentFrame(data as Buffer, isBinary);
       if (!parsed.ok) {
@@ -568,15 +570,21 @@ export class AgentGateway implements CommandLink {
         members.delete(session);
         continue;
       }
-      if (!session.answeredPing) {
-        session.missedPings++;
-        if (session.missedPings >= 2) {
-          session.ws.terminate();
-          continue;
-        }
+      // An agent that sent a message since the last round (a report, a result) is alive and
+      // is not pinged again, unless the last round skipped it too: one reporting every
+      // interval is pinged every other round, half the frames each way at 10,000 agents,
+      // and still hears from us within 2 intervals (it drops a link silent for 3 of its own).
+      // A quiet agent is pinged every round. Only silence after a ping is a miss.
+      const heard = session.answeredPing;
+      if (!heard && session.pingedLastRound && ++session.missedPings >= 2) {
+        session.ws.terminate();
+        continue;
       }
+      const ping = !session.spoke || !session.pingedLastRound;
       session.answeredPing = false;
-      session.ws.ping();
+      session.spoke = false;
+      session.pingedLastRound = ping;
+      if (ping) session.ws.ping();
       // lastSeenAt reaches the store at least this often even when nothing else changes.
       if (session.detailsDirty || now - session.lastPersistedMs >= this.persistEveryMs)
         this.writeStatus(session, "connected", false);

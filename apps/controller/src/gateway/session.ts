@@ -24,6 +24,10 @@ export class AgentSession {
   retired = false;
   answeredPing = true;
   missedPings = 0;
+  /** Whether the agent sent a message (not only a pong) since the last ping round. */
+  spoke = false;
+  /** Whether the last ping round sent this session a ping (see AgentGateway.tick). */
+  pingedLastRound = false;
   lastSeenMs = Date.now();
   lastPersistedMs = 0;
   /** Which ping bucket the session is in (see AgentGateway.tick). */
