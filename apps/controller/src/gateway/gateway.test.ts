@@ -32,6 +32,19 @@ async function vmWithAgent(provider: SimProvider, name: string): Promise<SimAgen
 const vm = async (name: string) =>
   (await call(controller.app, "GET", `/v1/vms/${name}`, { token: controller.adminToken })).json();
 
+/** A controller pinging every `pingIntervalSec`, and the credential of a VM whose agent is gone. */
+async function credentialOfGoneAgent(name: string, pingIntervalSec: number): Promise<string> {
+  const provider = new SimProvider();
+  controller = await startTestController({ provider, settings: { pingIntervalSec } });
+  const agent = await vmWithAgent(provider, name);
+  agent.terminate();
+  await eventually(
+    () => vm(name),
+    (v) => v.agent.status === "disconnected",
+  );
+  return agent.credential!;
+}
+
 describe("agent gateway", () => {
   it("exchanges a bootstrap token for a credential once and welcomes the credential after", async () => {
     const provider = new SimProvider({ reconnect: undefined });
@@ -59,15 +72,7 @@ describe("agent gateway", () => {
   });
 
   it("marks an agent that stops answering pings disconnected with unknown health", async () => {
-    const provider = new SimProvider();
-    controller = await startTestController({ provider, settings: { pingIntervalSec: 0.1 } });
-    const agent = await vmWithAgent(provider, "quiet");
-    const credential = agent.credential!;
-    agent.terminate();
-    await eventually(
-      () => vm("quiet"),
-      (v) => v.agent.status === "disconnected",
-    );
+    const credential = await credentialOfGoneAgent("quiet", 0.1);
     // A peer that keeps its socket open but never answers pings is cut off after two misses.
     const mute = openRaw(credential, { autoPong: false });
     await mute.opened;
@@ -124,15 +129,7 @@ describe("agent gateway", () => {
   });
 
   it("pings an agent that keeps reporting every other round, and a quiet one every round", async () => {
-    const provider = new SimProvider();
-    controller = await startTestController({ provider, settings: { pingIntervalSec: 0.2 } });
-    const agent = await vmWithAgent(provider, "chatty");
-    const credential = agent.credential!;
-    agent.terminate();
-    await eventually(
-      () => vm("chatty"),
-      (v) => v.agent.status === "disconnected",
-    );
+    const credential = await credentialOfGoneAgent("chatty", 0.2);
     const raw = openRaw(credential);
     await raw.opened;
     raw.ws.send(hello());
