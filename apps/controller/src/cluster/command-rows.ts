@@ -6,7 +6,7 @@
  */
 import type { Kysely } from "kysely";
 import { inLists } from "../store/chunks.js";
-import { COMMAND_COLUMNS, type CommandRecord, toRecord } from "../store/commands-repo.js";
+import { COMMAND_COLUMNS, type CommandRecord, sentAt, toRecord } from "../store/commands-repo.js";
 import { queryShapes } from "../store/query-shapes.js";
 import type { Database } from "../store/schema.js";
 
@@ -42,11 +42,7 @@ export async function claimQueued(
       () =>
         db
           .updateTable("commands")
-          .set((eb) => ({
-            state: "sent",
-            sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
-            attempts: eb("attempts", "+", 1),
-          }))
+          .set(sentAt(now))
           .where("id", "in", padded)
           .where("state", "=", "queued")
           .where("expires_at", ">", now)

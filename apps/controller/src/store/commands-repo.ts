@@ -5,7 +5,7 @@
  * command backwards or finish it twice.
  */
 import { COMMAND_STATES, type CommandError, type CommandName, type CommandState } from "@nbfleet/shared";
-import { type Kysely, type Selectable, sql } from "kysely";
+import { type ExpressionBuilder, type Kysely, type Selectable, sql } from "kysely";
 import { inLists, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
@@ -77,6 +77,15 @@ export const COMMAND_COLUMNS = [
 
 /** Every column by name: a prepared statement that returns `*` fails once a migration adds one. */
 const RETURNED_COLUMNS = sql.join(COMMAND_COLUMNS.map((column) => sql.ref(`commands.${column}`)));
+
+/** A command going out (again): `sent`, its first send time kept, one attempt more. */
+export function sentAt(now: string) {
+  return (eb: ExpressionBuilder<Database, "commands">) => ({
+    state: "sent",
+    sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
+    attempts: eb("attempts", "+", 1),
+  });
+}
 
 export class CommandsRepo {
   constructor(private readonly db: Kysely<Database>) {}
@@ -174,11 +183,7 @@ export class CommandsRepo {
   async markSent(id: string, now: string): Promise<boolean> {
     const result = await this.db
       .updateTable("commands")
-      .set((eb) => ({
-        state: "sent",
-        sent_at: eb.fn.coalesce("sent_at", eb.val(now)),
-        attempts: eb("attempts", "+", 1),
-      }))
+      .set(sentAt(now))
       .where("id", "=", id)
       .where("state", "in", UNACKED)
       .executeTakeFirst();

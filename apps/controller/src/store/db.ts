@@ -93,7 +93,9 @@ export function openPostgres(url: string, options: PostgresOptions = {}): OpenDa
   pool.on("error", () => monitor.suspect());
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({
-      pool: nulFreePool(preparingPool(guardedPool(pool, monitor), (text) => queryShapes.has(text))),
+      pool: nulFreePool(
+        preparingPool(guardedPool(pool, monitor), (text) => queryShapes.preparedNameOf(text)),
+      ),
     }),
   });
   monitor.start();

@@ -17,16 +17,19 @@ export function preparedName(text: string): string {
   return `nbf_${createHash("sha1").update(text).digest("base64url")}`;
 }
 
-/** Sends the texts `isShape` accepts as named statements; every other query passes unchanged. */
-export function preparingPool(pool: PostgresPool, isShape: (text: string) => boolean): PostgresPool {
+/** Sends the texts `nameOf` names as named statements; every other query passes unchanged. */
+export function preparingPool(
+  pool: PostgresPool,
+  nameOf: (text: string) => string | undefined,
+): PostgresPool {
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect();
       const plain = client.query as (...args: unknown[]) => unknown;
       const query = (...args: unknown[]) => {
         const [text, values] = args;
-        if (typeof text !== "string" || !Array.isArray(values) || !isShape(text)) return plain(...args);
-        return plain({ name: preparedName(text), text, values });
+        const name = typeof text === "string" && Array.isArray(values) ? nameOf(text) : undefined;
+        return name === undefined ? plain(...args) : plain({ name, text, values });
       };
       return {
         query: query as PostgresPoolClient["query"],
@@ -39,5 +42,6 @@ export function preparingPool(pool: PostgresPool, isShape: (text: string) => boo
 
 /** A prepared statement the schema has changed under ("cached plan must not change result type"). */
 export function isStalePreparedStatement(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === "0A000";
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === "0A000" && typeof message === "string" && message.includes("cached plan");
 }

@@ -8,16 +8,18 @@
  * values into the wrong columns.
  */
 import { CompiledQuery, type Kysely, type QueryResult } from "kysely";
+import { preparedName } from "./postgres-prepared.js";
 
 const MAX_SHAPES = 256;
 
 export class QueryShapes {
   private readonly texts = new Map<string, string>();
-  /** The texts themselves: on PostgreSQL these run as named prepared statements (postgres-prepared). */
-  private readonly known = new Set<string>();
+  /** Each text's prepared-statement name: on PostgreSQL shapes run as named statements (postgres-prepared). */
+  private readonly names = new Map<string, string>();
 
-  has(text: string): boolean {
-    return this.known.has(text);
+  /** The name a shape's text is prepared under; undefined for a text that is no shape. */
+  preparedNameOf(text: string): string | undefined {
+    return this.names.get(text);
   }
 
   async run<DB, R>(
@@ -37,10 +39,11 @@ export class QueryShapes {
     }
     if (this.texts.size >= MAX_SHAPES) {
       this.texts.clear();
-      this.known.clear();
+      this.names.clear();
     }
     this.texts.set(shape, compiled.sql);
-    this.known.add(compiled.sql);
+    // Named once here, not at each run: a multi-row shape's text is tens of kilobytes.
+    this.names.set(compiled.sql, preparedName(compiled.sql));
     return db.executeQuery<R>(compiled);
   }
 }
