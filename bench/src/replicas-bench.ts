@@ -373,7 +373,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       const notDone = Object.entries(others).filter(([, n]) => n > 0);
       if (op.state !== "succeeded" || done !== options.agents || notDone.length > 0)
         throw new Error(
-          `bulk round ${round + 1}: ${op.state} with ${done} of ${options.agents} succeeded${notDone.map(([s, n]) => `, ${n} ${s}`).join("")}`,
+          `bulk round ${round + 1}: ${op.state} with ${done} of ${options.agents} succeeded${notDone.map(([s, n]) => `, ${n} ${s}`).join("")}; ${await failureReasons(databaseUrl, id)}`,
         );
       timed.push({
         postedOn: replica.name,
@@ -671,4 +671,19 @@ async function statementCounts(databaseUrl: string, targets: number): Promise<St
         msPerTarget: totalMs / targets,
       })),
   };
+}
+
+/** Why an operation's targets did not succeed: each error code with its count and one message. */
+async function failureReasons(databaseUrl: string, operationId: string): Promise<string> {
+  const rows = await query<{ error_code: string | null; count: string; message: string | null }>(
+    databaseUrl,
+    `select error_code, count(*)::text as count, min(error_message) as message from operation_targets
+     where operation_id = $1 and state <> 'succeeded' group by error_code order by count(*) desc`,
+    [operationId],
+  );
+  return rows.length === 0
+    ? "no target failed"
+    : rows
+        .map((r) => `${r.error_code ?? "no code"} ×${r.count} (e.g. ${r.message ?? "no message"})`)
+        .join(", ");
 }

@@ -173,23 +173,21 @@ export class CommandService {
   }
 
   /**
-   * Queues many commands in one transaction (bulk operations): commands for connected agents
+   * Queues many commands in one commit (bulk operations): commands for connected agents
    * are stored as `sent` and go out right after the commit, the others wait for their agent.
    * Each request succeeds or fails on its own (a bad request or an offline agent with
    * `ifOffline: "fail"`); an id that exists already fails as a unique violation for the caller.
    */
   async enqueueMany(requests: EnqueueRequest[], options: EnqueueOptions = {}): Promise<EnqueueOutcome[]> {
-    const queued = await this.options.store.db
-      .transaction()
-      .execute((trx) => this.enqueueManyIn(trx, requests, options));
+    const queued = await this.enqueueManyIn(this.options.store.db, requests, options);
     queued.dispatch();
     return queued.outcomes;
   }
 
   /**
-   * enqueueMany inside the caller's transaction (so a bulk operation marks its targets running
-   * and stores their commands in one commit). Nothing is sent until the caller has committed
-   * and calls `dispatch`.
+   * enqueueMany on `trx`, the caller's transaction (so a bulk operation marks its targets
+   * running and stores their commands in one commit) or the store itself. Nothing is sent until
+   * the caller has committed and calls `dispatch`.
    */
   async enqueueManyIn(
     trx: Kysely<Database>,
@@ -512,7 +510,7 @@ export class CommandService {
     });
   }
 
-  /** The results of one turn in one transaction; answers each with its finished command (or none). */
+  /** The results of one turn in one commit; answers each with its finished command (or none). */
   private async storeResults(
     results: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>,
   ): Promise<Array<CommandRecord | undefined>> {
@@ -521,9 +519,7 @@ export class CommandService {
       const ackedAt = ack?.vmName === r.vmName ? new Date(ack.at).toISOString() : null;
       return { id: r.commandId, vmName: r.vmName, outcome: r.outcome, now: r.at.toISOString(), ackedAt };
     });
-    const finished = await this.options.store.db
-      .transaction()
-      .execute((trx) => new CommandsRepo(trx).finishManyReturning(requests));
+    const finished = await this.options.store.commands.finishManyReturning(requests);
     for (const r of requests) {
       if (r.ackedAt !== null) this.heldAcks.delete(r.id);
       this.sentTimeouts.delete(r.id);

@@ -8,6 +8,7 @@ import { COMMAND_STATES, type CommandError, type CommandName, type CommandState 
 import { type ExpressionBuilder, type Kysely, type Selectable, sql } from "kysely";
 import { inLists, powerOfTwoChunks } from "./chunks.js";
 import { fromJson, toJson } from "./json.js";
+import { inOneCommit } from "./one-commit.js";
 import { insertRows, queryShapes } from "./query-shapes.js";
 import type { CommandsTable, Database } from "./schema.js";
 
@@ -101,10 +102,13 @@ export class CommandsRepo {
    * commit); a command with `sentAt` is stored as already `sent` (its agent is connected and it
    * goes out right after the commit).
    */
+  /** In one commit (the caller's transaction, or its own when it takes several statements). */
   async insertMany(commands: Array<NewCommand & { sentAt: string | null }>): Promise<CommandRecord[]> {
     const rows = commands.map(newRow);
-    for (const chunk of powerOfTwoChunks(rows, 256))
-      await insertRows(this.db, "commands", COMMAND_COLUMNS, chunk);
+    const chunks = [...powerOfTwoChunks(rows, 256)];
+    await inOneCommit(this.db, chunks.length, async (db) => {
+      for (const chunk of chunks) await insertRows(db, "commands", COMMAND_COLUMNS, chunk);
+    });
     return rows.map(toRecord);
   }
 
@@ -226,15 +230,19 @@ export class CommandsRepo {
    * Like `finish` for many commands, answering with each finished command (undefined where it
    * had finished already, belongs to another VM, or is not known). `ackedAt` is an
    * acknowledgement not written yet, stored with the result. When one id comes twice, the first
-   * result is the one kept.
+   * result is the one kept. In one commit, like insertMany.
    */
   async finishManyReturning(results: readonly FinishRequest[]): Promise<Array<CommandRecord | undefined>> {
     const firsts = new Map<string, FinishRequest>();
     for (const r of results) if (!firsts.has(r.id)) firsts.set(r.id, r);
     const finished = new Map<string, CommandRecord>();
-    for (const chunk of powerOfTwoChunks([...firsts.values()], FINISH_CHUNK)) {
-      for (const row of (await this.finishChunk(chunk)).rows) finished.set(row.id, toRecord(row));
-    }
+    const chunks = [...powerOfTwoChunks([...firsts.values()], FINISH_CHUNK)];
+    await inOneCommit(this.db, chunks.length, async (db) => {
+      const repo = new CommandsRepo(db);
+      for (const chunk of chunks) {
+        for (const row of (await repo.finishChunk(chunk)).rows) finished.set(row.id, toRecord(row));
+      }
+    });
     return results.map((r) => (firsts.get(r.id) === r ? finished.get(r.id) : undefined));
   }
 

@@ -1,11 +1,12 @@
 import { STORE_DIALECTS, type StoreLocation, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { CompiledQuery } from "kysely";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
 import { OperationTargetsRepo } from "./operation-targets-repo.js";
 import { pruneHistory } from "./retention.js";
 import { type Store, openStore } from "./store.js";
+import { RECENT_TOKEN_MS } from "./tokens-repo.js";
 import { neverConnectedStatus } from "./vms-repo.js";
 
 const stores: Store[] = [];
@@ -204,6 +205,57 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     expect(reported).toHaveLength(300);
     expect(new Set(reported).size).toBe(300);
     expect(sweeps.flat().every((c) => c.state === "expired")).toBe(true);
+  });
+
+  it("stores many commands in one commit, with a transaction only when it takes several statements", async () => {
+    const store = await freshStore();
+    const at = new Date().toISOString();
+    const later = new Date(Date.now() + 600_000).toISOString();
+    const command = (id: string) => ({
+      id,
+      vmName: "vm1",
+      name: "notebook.restart" as const,
+      params: {},
+      createdAt: at,
+      expiresAt: later,
+      timeoutMs: 1000,
+      operationId: null,
+      sentAt: null,
+    });
+    const transactions = vi.spyOn(store.db, "transaction");
+    await store.commands.insertMany([command("cmd-one")]);
+    expect(transactions).not.toHaveBeenCalled();
+    // 300 rows are chunks of 256, 32, 8 and 4: the last chunk repeats an id, and none is kept.
+    const many = Array.from({ length: 300 }, (_, i) => command(`cmd-${String(i).padStart(3, "0")}`));
+    many[299] = command("cmd-one");
+    await expect(store.commands.insertMany(many)).rejects.toThrow();
+    expect(transactions).toHaveBeenCalledTimes(1);
+    expect((await store.commands.listForVm("vm1", 1000)).map((c) => c.id)).toEqual(["cmd-one"]);
+    const finished = await store.commands.finishManyReturning([
+      { id: "cmd-one", vmName: "vm1", outcome: { state: "succeeded" }, now: at, ackedAt: null },
+    ]);
+    expect(finished.map((c) => c?.state)).toEqual(["succeeded"]);
+    expect(transactions).toHaveBeenCalledTimes(1);
+  });
+
+  it("answers a token found by its hash from memory for a moment, and forgets a revoked one at once", async () => {
+    const store = await freshStore();
+    const token = { id: "tok_a", name: "a", role: "operator" as const, createdAt: new Date().toISOString() };
+    expect(await store.tokens.findByHash("hash-a")).toBeUndefined();
+    // A miss is not remembered: the token is found as soon as it exists.
+    await store.tokens.insert({ ...token, hash: "hash-a" });
+    const now = Date.now();
+    expect(await store.tokens.findByHash("hash-a", now)).toEqual(token);
+    // Deleted behind the repository's back (as another replica would): still answered until
+    // RECENT_TOKEN_MS has passed, then looked up again and refused.
+    await store.db.deleteFrom("tokens").where("id", "=", token.id).execute();
+    expect(await store.tokens.findByHash("hash-a", now + RECENT_TOKEN_MS - 1)).toEqual(token);
+    expect(await store.tokens.findByHash("hash-a", now + RECENT_TOKEN_MS)).toBeUndefined();
+    // Revoked through the repository: refused at once.
+    await store.tokens.insert({ ...token, hash: "hash-a" });
+    expect(await store.tokens.findByHash("hash-a")).toEqual(token);
+    expect(await store.tokens.delete(token.id)).toBe(true);
+    expect(await store.tokens.findByHash("hash-a")).toBeUndefined();
   });
 
   it("finishes many commands in chunked statements: the first result wins, another VM's is refused", async () => {

@@ -15,6 +15,7 @@ import type { Kysely } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
 import { EventsRepo } from "./events-repo.js";
 import { newId } from "./ids.js";
+import { inOneCommit } from "./one-commit.js";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
 
@@ -268,11 +269,13 @@ export class WriteBehind {
       const late = `evt_${(Date.now() - this.restampAfterMs).toString(36).padStart(9, "0")}`;
       for (const row of events) if (row.id < late) row.id = newId("evt");
     }
-    await this.db.transaction().execute(async (trx) => {
-      const vms = new VmsRepo(trx);
-      for (const chunk of powerOfTwoChunks(statuses, CHUNK)) await vms.upsertStatuses(chunk);
-      const log = new EventsRepo(trx);
-      for (const chunk of powerOfTwoChunks(events, CHUNK)) await log.insertMany(chunk);
+    const statusChunks = [...powerOfTwoChunks(statuses, CHUNK)];
+    const eventChunks = [...powerOfTwoChunks(events, CHUNK)];
+    await inOneCommit(this.db, statusChunks.length + eventChunks.length, async (db) => {
+      const vms = new VmsRepo(db);
+      for (const chunk of statusChunks) await vms.upsertStatuses(chunk);
+      const log = new EventsRepo(db);
+      for (const chunk of eventChunks) await log.insertMany(chunk);
     });
     // Committed: these rows leave the buffer, unless a newer status for the VM came meanwhile.
     for (const row of statuses) {

@@ -69,6 +69,8 @@ export const tokensPlugin: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ["tokens"],
         summary: "Revoke a token",
+        description:
+          "Refused at once by this controller; another replica may still accept it for up to 2 s (known tokens are remembered that long).",
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
         response: { 204: Type.Null(), ...Errors },
       },

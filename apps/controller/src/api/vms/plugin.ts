@@ -128,21 +128,24 @@ export const vmsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const sort = sortOf(request.query.sort, request.query.order);
       const terms = labelTerms(labels, label ?? []);
       await store.writer.flushChanges();
-      const rows = await store.vms.list({
-        labelTerms: terms,
-        state,
-        health,
-        agentVersion,
-        ...(certExpiresWithinDays === undefined
-          ? {}
-          : { certNotAfterBefore: certNotAfterBefore(certExpiresWithinDays) }),
-        sort,
-        afterRow: cursor === undefined ? undefined : decodeListCursor(cursor, sort),
-        limit: limit + 1,
-      });
+      // Two reads side by side (on PostgreSQL, two pooled connections): one round trip less.
+      const [rows, newest] = await Promise.all([
+        store.vms.list({
+          labelTerms: terms,
+          state,
+          health,
+          agentVersion,
+          ...(certExpiresWithinDays === undefined
+            ? {}
+            : { certNotAfterBefore: certNotAfterBefore(certExpiresWithinDays) }),
+          sort,
+          afterRow: cursor === undefined ? undefined : decodeListCursor(cursor, sort),
+          limit: limit + 1,
+        }),
+        newestVersion(),
+      ]);
       const page = rows.slice(0, limit);
       const tokens = await store.agentSecrets.bootstrapsOf(page.map((vm) => vm.name));
-      const newest = await newestVersion();
       const now = Date.now();
       return {
         items: page.map((vm) =>
