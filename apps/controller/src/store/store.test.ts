@@ -210,18 +210,7 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
   it("stores many commands in one commit, with a transaction only when it takes several statements", async () => {
     const store = await freshStore();
     const at = new Date().toISOString();
-    const later = new Date(Date.now() + 600_000).toISOString();
-    const command = (id: string) => ({
-      id,
-      vmName: "vm1",
-      name: "notebook.restart" as const,
-      params: {},
-      createdAt: at,
-      expiresAt: later,
-      timeoutMs: 1000,
-      operationId: null,
-      sentAt: null,
-    });
+    const command = (id: string) => restartCommand(id, "vm1", at, null);
     const transactions = vi.spyOn(store.db, "transaction");
     await store.commands.insertMany([command("cmd-one")]);
     expect(transactions).not.toHaveBeenCalled();
@@ -261,21 +250,8 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
   it("finishes many commands in chunked statements: the first result wins, another VM's is refused", async () => {
     const store = await freshStore();
     const at = new Date().toISOString();
-    const later = new Date(Date.now() + 600_000).toISOString();
     const ids = Array.from({ length: 200 }, (_, i) => `cmd-${String(i).padStart(3, "0")}`);
-    await store.commands.insertMany(
-      ids.map((id, i) => ({
-        id,
-        vmName: `vm${i}`,
-        name: "notebook.restart" as const,
-        params: {},
-        createdAt: at,
-        expiresAt: later,
-        timeoutMs: 1000,
-        operationId: null,
-        sentAt: at,
-      })),
-    );
+    await store.commands.insertMany(ids.map((id, i) => restartCommand(id, `vm${i}`, at, at)));
     const finished = await store.commands.finishManyReturning([
       // 200 results: chunks of 128, 64 and 8 rows
       ...ids.slice(0, 198).map((id, i) => ({
@@ -576,3 +552,18 @@ describe("ids", () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
+
+/** A notebook restart for insertMany, created `at` and expiring ten minutes later. */
+function restartCommand(id: string, vmName: string, at: string, sentAt: string | null) {
+  return {
+    id,
+    vmName,
+    name: "notebook.restart" as const,
+    params: {},
+    createdAt: at,
+    expiresAt: new Date(Date.parse(at) + 600_000).toISOString(),
+    timeoutMs: 1000,
+    operationId: null,
+    sentAt,
+  };
+}
