@@ -185,12 +185,12 @@ export class CommandService {
   }
 
   /**
-   * enqueueMany on `trx`, the caller's transaction (so a bulk operation marks its targets
+   * enqueueMany on `db`: the caller's transaction (so a bulk operation marks its targets
    * running and stores their commands in one commit) or the store itself. Nothing is sent until
    * the caller has committed and calls `dispatch`.
    */
   async enqueueManyIn(
-    trx: Kysely<Database>,
+    db: Kysely<Database>,
     requests: EnqueueRequest[],
     options: EnqueueOptions = {},
   ): Promise<{ outcomes: EnqueueOutcome[]; dispatch(): void }> {
@@ -199,7 +199,7 @@ export class CommandService {
     const out: EnqueueOutcome[] = [];
     const rows: Array<Parameters<Store["commands"]["insertMany"]>[0][number]> = [];
     const slots: number[] = [];
-    const elsewhere = await this.heldElsewhere(requests, trx);
+    const elsewhere = await this.heldElsewhere(requests, db);
     for (const request of requests) {
       const connected = this.link?.isConnected(request.vmName) ?? false;
       const id = request.id ?? newId("cmd");
@@ -238,7 +238,7 @@ export class CommandService {
     let records: CommandRecord[] = [];
     if (rows.length > 0) {
       try {
-        records = await new CommandsRepo(trx).insertMany(rows);
+        records = await new CommandsRepo(db).insertMany(rows);
       } catch (error) {
         for (const slot of slots) out[slot] = { ok: false, error };
       }

@@ -98,11 +98,10 @@ export class CommandsRepo {
   }
 
   /**
-   * Inserts many commands in one statement per chunk (the caller's transaction makes it one
-   * commit); a command with `sentAt` is stored as already `sent` (its agent is connected and it
-   * goes out right after the commit).
+   * Inserts many commands in one statement per chunk and in one commit (the caller's
+   * transaction, or its own when there are several chunks); a command with `sentAt` is stored
+   * as already `sent` (its agent is connected and it goes out right after the commit).
    */
-  /** In one commit (the caller's transaction, or its own when it takes several statements). */
   async insertMany(commands: Array<NewCommand & { sentAt: string | null }>): Promise<CommandRecord[]> {
     const rows = commands.map(newRow);
     const chunks = [...powerOfTwoChunks(rows, 256)];
