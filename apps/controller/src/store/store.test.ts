@@ -1,10 +1,11 @@
 import { STORE_DIALECTS, type StoreLocation, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
-import { CompiledQuery } from "kysely";
+import { CompiledQuery, type Kysely } from "kysely";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
-import { OperationTargetsRepo } from "./operation-targets-repo.js";
+import { OperationTargetsRepo, listedTargets } from "./operation-targets-repo.js";
 import { pruneHistory } from "./retention.js";
+import type { Database } from "./schema.js";
 import { type Store, openStore } from "./store.js";
 import { RECENT_TOKEN_MS } from "./tokens-repo.js";
 import { neverConnectedStatus } from "./vms-repo.js";
@@ -307,11 +308,11 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     await store.db.executeQuery(CompiledQuery.raw("analyze"));
     const plan = async (query: ReturnType<typeof sweepSelect>) => {
       const { sql: text, parameters } = query.compile();
-      const explain = dialect === "sqlite" ? "explain query plan" : "explain";
-      const result = await store.db.executeQuery<Record<string, string>>(
-        CompiledQuery.raw(`${explain} ${text}`, [...parameters]),
+      return explain(
+        store.db,
+        `${dialect === "sqlite" ? "explain query plan" : "explain"} ${text}`,
+        parameters,
       );
-      return result.rows.map((r) => r.detail ?? r["QUERY PLAN"]).join("; ");
     };
     expect(
       await plan(sweepSelect(store.db, { from: ["queued", "sent"], dueColumn: "expires_at", now })),
@@ -488,6 +489,46 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     expect(last).toMatchObject({ seq: count - 1, state: "running", commandId: `cmd_op_big-${count - 1}` });
   });
 
+  it("finds the listed targets of an operation through an index, however few the planner thinks it has", async () => {
+    const store = await freshStore();
+    const targets = new OperationTargetsRepo(store.db);
+    const insert = (operationId: string) =>
+      targets.insertMany(
+        Array.from({ length: 8000 }, (_, seq) => ({ operationId, seq, vmName: `vm-${seq}`, params: null })),
+      );
+    // Statistics of finished operations only; then a new one whose targets are all pending.
+    for (let i = 0; i < 4; i++) await insert(`op_done${i}`);
+    await store.db.updateTable("operation_targets").set({ state: "succeeded" }).execute();
+    if (dialect === "postgres") await store.db.executeQuery(CompiledQuery.raw("analyze"));
+    await insert("op_new");
+    const seqs = Array.from({ length: 256 }, (_, i) => 500 + i * 2);
+    const { sql: text, parameters } = listedTargets(store.db, "op_new", seqs, "pending")
+      .set({ state: "running" })
+      .compile();
+    // The plan for these values, and on PostgreSQL also the generic one a prepared statement
+    // uses after five runs (the list then bound as parameters, not constants).
+    const plans =
+      dialect === "sqlite"
+        ? [await explain(store.db, `explain query plan ${text}`, parameters)]
+        : await store.db.connection().execute(async (db) => {
+            const literals = parameters.map((p) => (typeof p === "number" ? String(p) : `'${p}'`)).join(", ");
+            await db.executeQuery(CompiledQuery.raw(`prepare start_plan as ${text}`));
+            await db.executeQuery(CompiledQuery.raw("set plan_cache_mode = force_generic_plan"));
+            const generic = await explain(db, `explain execute start_plan(${literals})`, []);
+            await db.executeQuery(CompiledQuery.raw("reset plan_cache_mode; deallocate start_plan"));
+            return [await explain(db, `explain ${text}`, parameters), generic];
+          });
+    for (const plan of plans) {
+      // The index is searched by seq, not read for every pending target of the operation.
+      if (dialect === "sqlite")
+        expect(plan).toMatch(/^SEARCH operation_targets USING INDEX \S+ \([^)]*seq[<>=]/);
+      else expect(plan).toMatch(/Index Cond: [^;]*seq >=/);
+    }
+    const running = await targets.markRunningMany("op_new", seqs, null, new Date().toISOString());
+    expect([...running].sort((a, b) => a - b)).toEqual(seqs);
+    expect((await targets.counts("op_new")).running).toBe(256);
+  });
+
   it("confirms a credential once when two connections confirm it at the same moment", async () => {
     const store = await freshStore();
     const later = "2999-01-01T00:00:00.000Z";
@@ -566,4 +607,14 @@ function restartCommand(id: string, vmName: string, at: string, sentAt: string |
     operationId: null,
     sentAt,
   };
+}
+
+/** A plan's lines (EXPLAIN or SQLite's EXPLAIN QUERY PLAN) joined with "; ". */
+async function explain(
+  db: Pick<Kysely<Database>, "executeQuery">,
+  text: string,
+  parameters: readonly unknown[],
+) {
+  const result = await db.executeQuery<Record<string, string>>(CompiledQuery.raw(text, [...parameters]));
+  return result.rows.map((r) => r.detail ?? r["QUERY PLAN"]).join("; ");
 }
