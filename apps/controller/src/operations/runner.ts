@@ -25,7 +25,6 @@ import {
 } from "../store/operation-targets-repo.js";
 import type { OperationRecord } from "../store/operations-repo.js";
 import type { Database } from "../store/schema.js";
-import { VmsRepo } from "../store/vms-repo.js";
 import { commandIdFor, commandIdPrefix, commandOf, isMachineAction, targetError } from "./actions.js";
 import {
   type TargetDeps,
@@ -292,7 +291,7 @@ export class OperationRunner {
 
   private async startMachines(trx: Kysely<Database>, batch: TargetRecord[]): Promise<StartedBatch> {
     const out = new Map<number, Started>();
-    const mine = await this.markRunning(trx, batch, null);
+    const { mine } = await this.markRunning(trx, batch, null);
     for (const target of mine) out.set(target.seq, { kind: "machine" });
     return { out, running: mine.length, dispatch: () => {} };
   }
@@ -300,13 +299,7 @@ export class OperationRunner {
   private async startCommands(trx: Kysely<Database>, batch: TargetRecord[]): Promise<StartedBatch> {
     const { commands } = this.deps;
     const out = new Map<number, Started>();
-    const mine = await this.markRunning(trx, batch, commandIdPrefix(this.operation.id));
-    // A VM whose agent is connected exists (deleting a VM drops its connection): only the
-    // others are looked up.
-    const live = new Set(mine.filter((t) => commands.isConnected(t.vmName)).map((t) => t.vmName));
-    const existing = await new VmsRepo(trx).existing(
-      mine.filter((t) => !live.has(t.vmName)).map((t) => t.vmName),
-    );
+    const { mine, vmGone } = await this.markRunning(trx, batch, commandIdPrefix(this.operation.id));
     const upgrade = this.plan.upgrade;
     const prechecked = upgrade
       ? await this.deps.upgrades.precheck(
@@ -318,7 +311,7 @@ export class OperationRunner {
     const sendable: TargetRecord[] = [];
     for (const target of mine) {
       const ended = prechecked?.get(target.vmName);
-      if (!live.has(target.vmName) && !existing.has(target.vmName))
+      if (vmGone.has(target.seq))
         out.set(target.seq, {
           kind: "ended",
           outcome: { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") },
@@ -359,12 +352,12 @@ export class OperationRunner {
     return { out, running: mine.length, dispatch: queued.dispatch };
   }
 
-  /** pending → running; returns the targets moved. */
+  /** pending → running; returns the targets moved, and the seqs of those whose VM is gone. */
   private async markRunning(
     trx: Kysely<Database>,
     batch: TargetRecord[],
     prefix: string | null,
-  ): Promise<TargetRecord[]> {
+  ): Promise<{ mine: TargetRecord[]; vmGone: Set<number> }> {
     const now = new Date().toISOString();
     const running = await new OperationTargetsRepo(trx).markRunningMany(
       this.operation.id,
@@ -375,7 +368,8 @@ export class OperationRunner {
     const mine = batch.filter((t) => running.has(t.seq));
     // As stored: what happened to the VM since then is this target's doing (agent.upgrade's rollbacks).
     for (const target of mine) target.startedAt = now;
-    return mine;
+    const vmGone = new Set([...running].filter(([, t]) => !t.vmExists).map(([seq]) => seq));
+    return { mine, vmGone };
   }
 
   /** A target's outcome is known: it is counted, its slot freed, its end written behind. */

@@ -111,15 +111,16 @@ export class OperationTargetsRepo {
   /**
    * pending → running for many targets in one statement; each target's command id is
    * `commandIdPrefix` followed by its seq (see operations/actions commandIdFor), or null.
-   * Returns the seqs that were pending and are now running.
+   * Returns the seqs that were pending and are now running, each with whether its VM still
+   * exists (read by the same statement: on PostgreSQL one round trip fewer per start).
    */
   async markRunningMany(
     operationId: string,
     seqs: number[],
     commandIdPrefix: string | null,
     now: string,
-  ): Promise<Set<number>> {
-    const running = new Set<number>();
+  ): Promise<Map<number, { vmExists: boolean }>> {
+    const running = new Map<number, { vmExists: boolean }>();
     // In chunks: a batch is as large as the operation's concurrency (every target at "100%"),
     // and one statement binds at most 32,766 values on SQLite, 65,535 on PostgreSQL.
     for (const padded of inLists(seqs, CHUNK)) {
@@ -133,11 +134,17 @@ export class OperationTargetsRepo {
               started_at: now,
               command_id: commandIdPrefix === null ? null : sql<string>`${commandIdPrefix} || seq`,
             })
-            .returning("seq")
+            .returning([
+              "seq",
+              sql<boolean | number>`exists (select 1 from vms where vms.name = operation_targets.vm_name)`.as(
+                "vm_exists",
+              ),
+            ])
             .compile(),
         () => ["running", now, commandIdPrefix, ...listedTargetsParameters(operationId, padded, "pending")],
       );
-      for (const row of rows) running.add(Number(row.seq));
+      // A boolean on PostgreSQL, 0 or 1 on SQLite.
+      for (const row of rows) running.set(Number(row.seq), { vmExists: Boolean(row.vm_exists) });
     }
     return running;
   }

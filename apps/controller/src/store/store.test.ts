@@ -524,8 +524,17 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
         expect(plan).toMatch(/^SEARCH operation_targets USING INDEX \S+ \([^)]*seq[<>=]/);
       else expect(plan).toMatch(/Index Cond: [^;]*seq >=/);
     }
+    // The same statement says whose VM still exists (one VM of the list does).
+    await store.vms.insert({
+      name: "vm-502",
+      provider: "t",
+      state: "running",
+      labels: {},
+      passwordHash: null,
+    });
     const running = await targets.markRunningMany("op_new", seqs, null, new Date().toISOString());
-    expect([...running].sort((a, b) => a - b)).toEqual(seqs);
+    expect([...running.keys()].sort((a, b) => a - b)).toEqual(seqs);
+    expect([...running].filter(([, t]) => t.vmExists).map(([seq]) => seq)).toEqual([502]);
     expect((await targets.counts("op_new")).running).toBe(256);
   });
 
