@@ -8,6 +8,7 @@ import type { Kysely } from "kysely";
 import { inLists } from "../store/chunks.js";
 import { COMMAND_COLUMNS, type CommandRecord, sentAt, toRecord } from "../store/commands-repo.js";
 import { queryShapes } from "../store/query-shapes.js";
+import { rowTest } from "../store/row-test.js";
 import type { Database } from "../store/schema.js";
 
 /** Every signal a replica receives reads or claims rows: these two run as query shapes. */
@@ -39,20 +40,23 @@ export async function claimQueued(
     const { rows } = await queryShapes.run(
       db,
       `claim queued commands ×${padded.length}`,
-      () =>
-        db
-          .updateTable("commands")
-          .set(sentAt(now))
-          .where("id", "in", padded)
-          .where("state", "=", "queued")
-          .where("expires_at", ">", now)
-          .returning(COMMAND_COLUMNS)
-          .compile(),
+      () => claimStatement(db, padded, now).compile(),
       () => ["sent", now, 1, ...padded, "queued", now],
     );
     for (const row of rows) out.push(toRecord(row));
   }
   return out;
+}
+
+/** The claim of claimQueued: by primary key only (see rowTest). Exported for its plan's test. */
+export function claimStatement(db: Kysely<Database>, ids: readonly string[], now: string) {
+  return db
+    .updateTable("commands")
+    .set(sentAt(now))
+    .where("id", "in", ids)
+    .where(rowTest("state"), "=", "queued")
+    .where("expires_at", ">", now)
+    .returning(COMMAND_COLUMNS);
 }
 
 /**
@@ -68,7 +72,7 @@ export async function requeueSent(db: Kysely<Database>, ids: readonly string[]):
       .updateTable("commands")
       .set({ state: "queued" })
       .where("id", "in", chunk)
-      .where("state", "=", "sent")
+      .where(rowTest("state"), "=", "sent")
       .returningAll()
       .execute();
     for (const row of rows) out.push(toRecord(row));

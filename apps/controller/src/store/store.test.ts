@@ -1,6 +1,7 @@
 import { STORE_DIALECTS, type StoreLocation, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { CompiledQuery, type Kysely } from "kysely";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { claimQueued, claimStatement } from "../cluster/command-rows.js";
 import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
 import { OperationTargetsRepo, listedTargets } from "./operation-targets-repo.js";
@@ -320,6 +321,41 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     expect(await plan(sweepSelect(store.db, { from: ["acked"], dueColumn: "timeout_at", now }))).toContain(
       "commands_timeout_live",
     );
+  });
+
+  it("claims listed commands by primary key, however few live commands the statistics know", async () => {
+    const store = await freshStore();
+    const now = new Date().toISOString();
+    const later = new Date(Date.now() + 600_000).toISOString();
+    const command = (i: number) => ({
+      id: `cmd-${String(i).padStart(5, "0")}`,
+      vmName: `vm${i % 50}`,
+      name: "notebook.restart" as const,
+      params: {},
+      createdAt: now,
+      expiresAt: later,
+      timeoutMs: 1000,
+      operationId: null,
+      sentAt: null,
+    });
+    // Statistics taken when every command had finished; then a bulk operation's commands arrive.
+    await store.commands.insertMany(Array.from({ length: 4000 }, (_, i) => command(i)));
+    await store.db.updateTable("commands").set({ state: "succeeded", finished_at: now }).execute();
+    await store.db.executeQuery(CompiledQuery.raw("analyze"));
+    await store.commands.insertMany(Array.from({ length: 3000 }, (_, i) => command(10_000 + i)));
+    const ids = Array.from({ length: 64 }, (_, i) => command(10_000 + i * 3).id);
+    const { sql: text, parameters } = claimStatement(store.db, ids, now).compile();
+    const plan = await explain(
+      store.db,
+      `${dialect === "sqlite" ? "explain query plan" : "explain"} ${text}`,
+      parameters,
+    );
+    expect(plan).not.toContain("commands_expiry_live");
+    expect(plan).toMatch(
+      dialect === "sqlite" ? /USING INDEX sqlite_autoindex_commands_1 \(id=\?\)/ : /commands_pkey/,
+    );
+    expect((await claimQueued(store.db, ids, now)).map((c) => c.id)).toEqual(ids);
+    expect(await claimQueued(store.db, ids, now)).toEqual([]);
   });
 
   it(`keeps data across a reopen of the same ${dialect === "sqlite" ? "data dir" : "database"}`, async () => {
