@@ -290,18 +290,7 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
   it("sweeps through the indexes of live commands only, however many finished ones there are", async () => {
     const store = await freshStore();
     const now = new Date().toISOString();
-    const later = new Date(Date.now() + 600_000).toISOString();
-    const command = (i: number, sentAt: string | null) => ({
-      id: `cmd-${String(i).padStart(5, "0")}`,
-      vmName: `vm${i % 50}`,
-      name: "notebook.restart" as const,
-      params: {},
-      createdAt: now,
-      expiresAt: later,
-      timeoutMs: 1000,
-      operationId: null,
-      sentAt,
-    });
+    const command = (i: number, sentAt: string | null) => numberedCommand(i, now, sentAt);
     // A long finished history beside a few live commands: what the planner sees in production.
     await store.commands.insertMany(Array.from({ length: 4000 }, (_, i) => command(i, now)));
     await store.db.updateTable("commands").set({ state: "succeeded", finished_at: now }).execute();
@@ -326,18 +315,7 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
   it("claims listed commands by primary key, however few live commands the statistics know", async () => {
     const store = await freshStore();
     const now = new Date().toISOString();
-    const later = new Date(Date.now() + 600_000).toISOString();
-    const command = (i: number) => ({
-      id: `cmd-${String(i).padStart(5, "0")}`,
-      vmName: `vm${i % 50}`,
-      name: "notebook.restart" as const,
-      params: {},
-      createdAt: now,
-      expiresAt: later,
-      timeoutMs: 1000,
-      operationId: null,
-      sentAt: null,
-    });
+    const command = (i: number) => numberedCommand(i, now, null);
     // Statistics taken when every command had finished; then a bulk operation's commands arrive.
     await store.commands.insertMany(Array.from({ length: 4000 }, (_, i) => command(i)));
     await store.db.updateTable("commands").set({ state: "succeeded", finished_at: now }).execute();
@@ -652,6 +630,11 @@ function restartCommand(id: string, vmName: string, at: string, sentAt: string |
     operationId: null,
     sentAt,
   };
+}
+
+/** Command number `i` (ids in that order), for one of 50 VMs. */
+function numberedCommand(i: number, at: string, sentAt: string | null) {
+  return restartCommand(`cmd-${String(i).padStart(5, "0")}`, `vm${i % 50}`, at, sentAt);
 }
 
 /** A plan's lines (EXPLAIN or SQLite's EXPLAIN QUERY PLAN) joined with "; ". */
