@@ -3,6 +3,12 @@
  * restart). Migration 0010 leaves its PostgreSQL pages 30 % free so that most of those updates
  * are HOT (the row rewritten in its page, no index entry written). Measured here with the
  * table's own statistics: 1,344 of 1,800 updates were HOT with it, 450 without.
+ *
+ * Beside other test files on the shared PostgreSQL server, an attempt sometimes counts far fewer
+ * (833 and 554 of 1,800 in two runs on 2026-12-05; no table of its database had been
+ * auto-analyzed, so an ANALYZE's snapshot was not the cause; what else keeps the dead rows from
+ * being pruned is not known). So up to three attempts, each on a fresh database: without the
+ * fillfactor every attempt stays near 450, far below the bar.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { freshStoreLocation } from "@nbfleet/testkit/store-dialects";
@@ -13,8 +19,25 @@ import { neverConnectedStatus } from "./vms-repo.js";
 
 const VMS = 300;
 const ROUNDS = 6;
+const ATTEMPTS = 3;
 
 it("most status updates on PostgreSQL are HOT updates", async () => {
+  const attempts: Array<{ updates: number; hot: number; reloptions: string }> = [];
+  for (let i = 0; i < ATTEMPTS; i++) {
+    const attempt = await countHotUpdates();
+    attempts.push(attempt);
+    expect(attempt.reloptions).toContain("fillfactor=70");
+    expect(attempt.updates, JSON.stringify(attempt)).toBe(VMS * ROUNDS);
+    if (attempt.hot > 0.6 * VMS * ROUNDS) break;
+  }
+  expect(
+    attempts.some((a) => a.hot > 0.6 * VMS * ROUNDS),
+    `HOT updates of ${VMS * ROUNDS} per attempt: ${attempts.map((a) => a.hot).join(", ")}`,
+  ).toBe(true);
+});
+
+/** One attempt on a fresh database: VMS rows each rewritten ROUNDS times through the write-behind. */
+async function countHotUpdates(): Promise<{ updates: number; hot: number; reloptions: string }> {
   const location = await freshStoreLocation("postgres");
   const store = await openStore({ ...location, flushMs: 10, flushMaxItems: 100_000 });
   try {
@@ -61,15 +84,15 @@ it("most status updates on PostgreSQL are HOT updates", async () => {
       await sleep(100);
       seen = await stats();
     }
-    // Once in three runs beside the other store tests this failed; the message says how.
-    // Autovacuum's ANALYZE of a table holds a snapshot, which keeps dead rows from being pruned.
-    const analyzed = await client.query<{ relname: string; n: string }>(
-      "select relname, autoanalyze_count as n from pg_stat_user_tables where autoanalyze_count > 0",
+    const { rows } = await client.query<{ reloptions: string[] | null }>(
+      "select reloptions from pg_class where relname = 'vm_status'",
     );
-    const said = `pg_stat_user_tables for vm_status: ${JSON.stringify(seen)}; tables auto-analyzed: ${JSON.stringify(analyzed.rows)}`;
-    expect(Number(seen.updates), said).toBe(VMS * ROUNDS);
-    expect(Number(seen.hot), said).toBeGreaterThan(0.6 * VMS * ROUNDS);
+    return {
+      updates: Number(seen.updates),
+      hot: Number(seen.hot),
+      reloptions: (rows[0]?.reloptions ?? []).join(","),
+    };
   } finally {
     await client.end();
   }
-});
+}
