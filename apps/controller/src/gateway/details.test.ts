@@ -1,7 +1,7 @@
 import type { AgentState } from "@nbfleet/shared";
 import { simState } from "@nbfleet/testkit/sim-agent";
 import { describe, expect, it } from "vitest";
-import { sameDetails, sameJson } from "./details.js";
+import { renewed, sameDetails, sameJson } from "./details.js";
 
 const base = (over: Partial<Parameters<typeof simState>[0]> = {}): AgentState =>
   simState({
@@ -51,5 +51,48 @@ describe("sameJson", () => {
     expect(sameJson([1, 2], [1, 2, 3])).toBe(false);
     expect(sameJson(null, {})).toBe(false);
     expect(sameJson("1", 1)).toBe(false);
+  });
+});
+
+describe("renewed", () => {
+  it("keeps the session's own objects for what a new report repeats, and equals the new report", () => {
+    const kept = base();
+    const next = base({ now: new Date("2026-11-27T10:05:00.000Z") });
+    next.health.checks[3]!.data = { daysLeft: 363, fingerprintSha256: "AA:BB" };
+    const { notebook, health } = kept;
+    const [firstCheck] = health.checks;
+    const tlsData = health.checks[3]!.data;
+    const expected = structuredClone(next);
+
+    expect(renewed(notebook, next.notebook)).toBe(notebook);
+    expect(notebook).toEqual(expected.notebook);
+    expect(renewed(health, next.health)).toBe(health);
+    expect(health.checks[0]).toBe(firstCheck);
+    expect(health).toEqual(expected.health);
+    // Changed leaves are written into the kept objects.
+    expect(health.checks[3]!.data).toBe(tlsData);
+    expect(health.checks[3]!.data).toEqual({ daysLeft: 363, fingerprintSha256: "AA:BB" });
+  });
+
+  it("takes the new value where a key, a length or a type differs, and starts from nothing", () => {
+    const kept = base();
+    const next = base({ pid: 5000 });
+    next.health.checks.pop();
+    (next.notebook as Record<string, unknown>).extra = { a: 1 };
+    const notebook = renewed(kept.notebook, next.notebook);
+    expect(notebook).toBe(next.notebook);
+    expect(renewed(kept.health, next.health).checks).toBe(next.health.checks);
+    expect(renewed(null, next.notebook)).toBe(next.notebook);
+    expect(renewed<unknown>({ a: [1, 2] }, { a: "x" })).toEqual({ a: "x" });
+    expect(renewed<unknown>({ a: { b: 1 } }, { a: null })).toEqual({ a: null });
+  });
+
+  it("never assigns __proto__ from a report", () => {
+    const kept = JSON.parse('{"a":{"__proto__":{"polluted":1}}}');
+    const next = JSON.parse('{"a":{"__proto__":{"polluted":2}}}');
+    const result = renewed<{ a: Record<string, unknown> }>(kept, next);
+    expect(result.a).toBe(next.a);
+    expect(Object.getPrototypeOf(kept.a)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

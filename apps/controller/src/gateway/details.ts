@@ -45,3 +45,43 @@ export function sameJson(a: unknown, b: unknown): boolean {
   for (const _ in right) keys--;
   return keys === 0;
 }
+
+/**
+ * `next`, built from what `kept` already holds where the two are equal: the result equals
+ * `next`, but an unchanged subtree is `kept`'s own (changed leaves are written into it). A
+ * session keeps its agent's latest report for a whole report interval, so a fresh parsed tree
+ * per report outlives two scavenges and is copied and promoted each time; with 10,000 agents
+ * that copying made every minor GC pause 20–30 ms. Renewed in place, only the leaves a report
+ * really changes (its timestamps) outlive it. Plain JSON values only (parsed from the wire).
+ */
+export function renewed<T>(kept: T | null, next: T): T {
+  return renew(kept, next) as T;
+}
+
+function renew(kept: unknown, next: unknown): unknown {
+  if (kept === next || typeof kept !== "object" || typeof next !== "object" || kept === null || next === null)
+    return next;
+  if (Array.isArray(kept) || Array.isArray(next)) {
+    if (!Array.isArray(kept) || !Array.isArray(next) || kept.length !== next.length) return next;
+    for (let i = 0; i < next.length; i++) {
+      const value = renew(kept[i], next[i]);
+      if (value !== kept[i]) kept[i] = value;
+    }
+    return kept;
+  }
+  const left = kept as Record<string, unknown>;
+  const right = next as Record<string, unknown>;
+  // The same keys or none reused; "__proto__" (an own key JSON.parse may make) is never assigned.
+  let keys = 0;
+  for (const key in left) {
+    if (!Object.hasOwn(right, key) || key === "__proto__") return next;
+    keys++;
+  }
+  for (const _ in right) keys--;
+  if (keys !== 0) return next;
+  for (const key in right) {
+    const value = renew(left[key], right[key]);
+    if (value !== left[key]) left[key] = value;
+  }
+  return kept;
+}

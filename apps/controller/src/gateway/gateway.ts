@@ -39,7 +39,7 @@ import type { Store } from "../store/store.js";
 import { batchedLookup } from "../store/turn-batch.js";
 import type { StatusRow } from "../store/vms-repo.js";
 import { type AgentAdmission, type AgentIdentity, admitAgent } from "./agent-auth.js";
-import { sameDetails } from "./details.js";
+import { renewed, sameDetails } from "./details.js";
 import { refusalFromCatalog } from "./protocol-refusal.js";
 import { AgentSession } from "./session.js";
 import { SourceLimiter, type SourceLimiterOptions } from "./source-limiter.js";
@@ -464,8 +464,8 @@ export class AgentGateway implements CommandLink {
     const previousHealth = first ? null : session.health;
     const previousNotebook = session.notebookState;
     const detailsChanged = !sameDetails(session.notebook, session.healthReport, state);
-    session.notebook = state.notebook;
-    session.healthReport = state.health;
+    session.notebook = renewed(session.notebook, state.notebook);
+    session.healthReport = renewed(session.healthReport, state.health);
     session.health = state.health.status;
     session.notebookState = state.notebook.state;
     if (previousNotebook !== null && previousNotebook !== state.notebook.state) {
