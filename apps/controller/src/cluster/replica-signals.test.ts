@@ -15,7 +15,6 @@ import { eventually } from "@nbfleet/testkit/wait";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandIdPrefix } from "../operations/actions.js";
-import { newId } from "../store/ids.js";
 import type { PgSignals } from "./signals.js";
 
 let databaseUrl: string;
@@ -91,39 +90,6 @@ describe("replicas on one PostgreSQL, signalled", () => {
     expect(res.statusCode).toBe(202);
     await call(app(A), "GET", `/v1/commands/${res.json().id}?wait=10`, { token });
     expect(executed(agentOf(1), res.json().id)).toBe(1);
-  });
-
-  it("commands queued in a transaction on A are signalled to B by its commit alone, and never when it rolls back", async () => {
-    const vm = vms[7]!.name;
-    expect(replicas[B]!.app.nbfleet.gateway.isConnected(vm)).toBe(true);
-    const { commands, store } = app(A).nbfleet;
-    const request = (id: string) => ({
-      id,
-      vmName: vm,
-      name: "notebook.restart" as const,
-      ifOffline: "queue" as const,
-    });
-    // What a bulk start does, except that nothing is dispatched after the commit: as if A died then.
-    const committed = newId("cmd");
-    await store.db.transaction().execute(async (trx) => {
-      const queued = await commands.enqueueManyIn(trx, [request(committed)]);
-      expect(queued.outcomes[0]).toMatchObject({ ok: true, value: { command: { state: "queued" } } });
-    });
-    await eventually(
-      async () => executed(agentOf(7), committed),
-      (n) => n === 1,
-      5000,
-    );
-    const rolledBack = newId("cmd");
-    await expect(
-      store.db.transaction().execute(async (trx) => {
-        await commands.enqueueManyIn(trx, [request(rolledBack)]);
-        throw new Error("rolled back");
-      }),
-    ).rejects.toThrow("rolled back");
-    await sleep(300);
-    expect(await commands.get(rolledBack)).toBeUndefined();
-    expect(agentOf(7).received.some((r) => JSON.stringify(r).includes(rolledBack))).toBe(false);
   });
 
   it("an operation created on A over agents held by B and C finishes with every target run once", async () => {

@@ -44,8 +44,8 @@ export function createSignals(settings: ControllerSettings, store: Store, log: F
     // Fresh per process, like the replica id: the echo of this process's own signals.
     origin: newId("sig"),
     log,
-    notify: async (channel, payloads, db = store.db) => {
-      await sql`select pg_notify(${channel}, p) from unnest(${payloads}::text[]) as p`.execute(db);
+    notify: async (channel, payloads) => {
+      await sql`select pg_notify(${channel}, p) from unnest(${payloads}::text[]) as p`.execute(store.db);
     },
   });
 }

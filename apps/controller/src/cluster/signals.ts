@@ -23,11 +23,9 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyBaseLogger } from "fastify";
-import type { Kysely } from "kysely";
 import pg from "pg";
 import { databaseUnavailable, isConnectionError } from "../store/postgres-errors.js";
 import { postgresTarget } from "../store/postgres-target.js";
-import type { Database } from "../store/schema.js";
 import { decodePayload, encodePayloads } from "./signal-payloads.js";
 
 export type SignalKind =
@@ -57,11 +55,6 @@ export interface Signals {
   readonly clustered: boolean;
   /** Queues a signal for the other replicas (batched; never throws). */
   send(kind: SignalKind, ids?: readonly string[]): void;
-  /**
-   * Sends within `db`'s transaction: the other replicas get it when that commits, never when
-   * it rolls back, and a replica that dies right after its commit cannot have left it unsent.
-   */
-  sendIn(db: Kysely<Database>, kind: SignalKind, ids: readonly string[]): Promise<void>;
   on(kind: SignalKind, handler: SignalHandler): () => void;
   /** Called after the listener reconnected: signals may have been missed, re-read state. */
   onResync(handler: () => void | Promise<void>): () => void;
@@ -73,7 +66,6 @@ export interface Signals {
 export class LocalSignals implements Signals {
   readonly clustered = false;
   send(): void {}
-  async sendIn(): Promise<void> {}
   on(): () => void {
     return () => {};
   }
@@ -93,8 +85,8 @@ export interface PgSignalsOptions {
   databaseUrl: string;
   /** This replica's id (its own echo is recognised by it). */
   origin: string;
-  /** Sends the payloads on `channel` in one round trip: on `db` (a transaction) when given, else through the pool. */
-  notify(channel: string, payloads: string[], db?: Kysely<Database>): Promise<void>;
+  /** Sends the payloads on `channel` through the pool, in one round trip. */
+  notify(channel: string, payloads: string[]): Promise<void>;
   log: FastifyBaseLogger;
   channel?: string;
   /** Sends are collected this long; 0 (the default): one event-loop turn. */
@@ -198,11 +190,6 @@ export class PgSignals implements Signals {
         if (!this.batchTimer) this.flush();
       });
     }
-  }
-
-  async sendIn(db: Kysely<Database>, kind: SignalKind, ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.options.notify(this.channel, encodePayloads(this.options.origin, kind, ids), db);
   }
 
   on(kind: SignalKind, handler: SignalHandler): () => void {

@@ -246,9 +246,6 @@ export class CommandService {
     records.forEach((command, i) => {
       out[slots[i]!] = { ok: true, value: { command, delivered: false } };
     });
-    // In the caller's transaction, the signal to the replicas holding these agents is part of
-    // its commit (see dispatch).
-    const signalledInCommit = db.isTransaction && (await this.signalQueuedIn(db, records));
     const dispatch = () => {
       // Stored `queued` because their agent was not connected when this transaction looked. An
       // agent welcomed here since then may have read its queue before this commit (its read
@@ -260,7 +257,7 @@ export class CommandService {
         if (command.state !== "queued") continue;
         (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
       }
-      if (elsewhere.length > 0 && !signalledInCommit) this.options.signals?.send("command.queued", elsewhere);
+      if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
       if (here.length > 0) this.deliverQueued(here).catch((error) => this.options.onError(error));
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
@@ -280,20 +277,6 @@ export class CommandService {
 
   isConnected(vmName: string): boolean {
     return this.link?.isConnected(vmName) ?? false;
-  }
-
-  /**
-   * Signals, within `db`'s transaction, the commands stored `queued` (their agent is not held
-   * here) to the other replicas; returns whether the signal went with the transaction. Sent after the
-   * commit instead, a replica that died in between left them waiting for their agent's next
-   * connection (or their expiry) although another replica held it.
-   */
-  private async signalQueuedIn(db: Kysely<Database>, records: readonly CommandRecord[]): Promise<boolean> {
-    const { signals } = this.options;
-    if (!signals?.clustered) return false;
-    const queued = records.filter((command) => command.state === "queued").map(queuedSignalId);
-    await signals.sendIn(db, "command.queued", queued);
-    return true;
   }
 
   listForVm(vmName: string, limit: number): Promise<CommandRecord[]> {
