@@ -28,14 +28,14 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((c) => c.close().catch(() => {})));
 });
 
-async function replicas(count: number): Promise<TestController[]> {
+async function replicas(count: number, heartbeatSec = HEARTBEAT_SEC): Promise<TestController[]> {
   const databaseUrl = await freshDatabaseUrl();
   const out: TestController[] = [];
   for (let i = 0; i < count; i++) {
     const controller = await startTestController({
       settings: {
         databaseUrl,
-        replicaHeartbeatSec: HEARTBEAT_SEC,
+        replicaHeartbeatSec: heartbeatSec,
         reportIntervalSec: 1,
         ...(out[0] ? { adminToken: out[0].adminToken } : {}),
       },
@@ -309,6 +309,49 @@ describe("replicas on one PostgreSQL", () => {
       .where("kind", "=", "operation.resumed")
       .execute();
     expect(events.map((e) => e.message)).toEqual([expect.stringContaining(`resumed on replica ${idOf(b!)}`)]);
+  });
+
+  it("a replica that takes an operation over sends the commands its runner committed but never signalled", async () => {
+    // Leases of 6 s: a busy test machine cannot move the operations to b before the test does.
+    const [a, b] = await replicas(2, 2);
+    expect(a!.app.nbfleet.cluster.leases.held("operations")).toBe(true);
+    const vms = await seedVms(a!.app, { count: 4 });
+    const fleet = new SimFleet(b!.url, vms, { record: true });
+    fleets.push(fleet);
+    await fleet.connectAll();
+    // b reads each agent's queue beside its first frames after the welcome (a report a second,
+    // late on a busy machine): past that, only a signal or a resume sends these agents a command.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await b!.app.nbfleet.store.writer.flush();
+    // a commits its starts and then is gone before any command.queued leaves it, as when it
+    // is killed right after the commit.
+    const signals = a!.app.nbfleet.signals;
+    const send = signals.send.bind(signals);
+    signals.send = (kind, ids) => {
+      if (kind !== "command.queued") send(kind, ids);
+    };
+    const created = await call(a!.app, "POST", "/v1/operations", {
+      token: a!.adminToken,
+      body: { action: "notebook.restart", selector: { all: true }, maxConcurrency: 4 },
+    });
+    expect(created.statusCode).toBe(201);
+    const id = (created.json() as CreatedOperation).operation.id;
+    const queued = () =>
+      b!.app.nbfleet.store.db
+        .selectFrom("commands")
+        .select("id")
+        .where("operation_id", "=", id)
+        .where("state", "=", "queued")
+        .execute();
+    await expect.poll(async () => (await queued()).length, { timeout: 10_000 }).toBe(4);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await queued()).toHaveLength(4);
+
+    // b takes the operations over (a 6 s lease) and finishes this one at once.
+    a!.app.nbfleet.cluster.leases.stopRenewing();
+    await expect.poll(() => operationState(b!, id), { timeout: 20_000 }).toBe("succeeded");
+    expect(b!.app.nbfleet.cluster.leases.held("operations")).toBe(true);
+    for (const agent of fleet.agents) expect(restartsFor(agent, id), agent.hostname).toBe(1);
   });
 
   it("nbfleet replicas prints the replicas as a table, or JSON", async () => {

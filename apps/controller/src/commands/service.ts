@@ -249,16 +249,8 @@ export class CommandService {
     const dispatch = () => {
       // Stored `queued` because their agent was not connected when this transaction looked. An
       // agent welcomed here since then may have read its queue before this commit (its read
-      // cannot see these rows): it is connected now, so it is claimed and sent from here. The
-      // others' holder (another replica) claims and sends them on the signal.
-      const here: string[] = [];
-      const elsewhere: string[] = [];
-      for (const command of records) {
-        if (command.state !== "queued") continue;
-        (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
-      }
-      if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
-      if (here.length > 0) this.deliverQueued(here).catch((error) => this.options.onError(error));
+      // cannot see these rows): it is connected now, so it is claimed and sent from here.
+      this.routeQueued(records);
       records.forEach((command, i) => {
         const outcome = out[slots[i]!] as { ok: true; value: EnqueueResult };
         outcome.value.delivered = command.state === "sent" && this.sendRemembering(command);
@@ -273,6 +265,22 @@ export class CommandService {
       });
     };
     return { outcomes: out, dispatch };
+  }
+
+  /**
+   * Commands stored `queued`: claimed and sent from here when this replica holds their agent;
+   * for the others, their holder (another replica) claims and sends them on the signal. A claim
+   * is conditional, so routing a command twice sends it once.
+   */
+  routeQueued(commands: readonly CommandRecord[]): void {
+    const here: string[] = [];
+    const elsewhere: string[] = [];
+    for (const command of commands) {
+      if (command.state !== "queued") continue;
+      (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
+    }
+    if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
+    if (here.length > 0) this.deliverQueued(here).catch((error) => this.options.onError(error));
   }
 
   isConnected(vmName: string): boolean {

@@ -184,6 +184,9 @@ async function commandTarget(
   const watch = deps.watchCommand(id);
   try {
     let command = mode.resumed ? await commands.get(id) : undefined;
+    // Committed by a runner that stopped before its signal left (a replica killed right after
+    // the commit): the replica holding the agent would not hear of it until a reconnect.
+    if (command?.state === "queued") commands.routeQueued([command]);
     if (!command) {
       if (!(await store.vms.exists(target.vmName)))
         return { ok: false, skip: true, error: targetError("NBF_TARGET_VM_GONE") };
