@@ -354,6 +354,40 @@ describe("replicas on one PostgreSQL", () => {
     for (const agent of fleet.agents) expect(restartsFor(agent, id), agent.hostname).toBe(1);
   });
 
+  it("a command whose signal was lost is routed again by the sweep and reaches its agent on another replica", async () => {
+    const [a, b] = await replicas(2, 2);
+    const [vm] = await seedVms(a!.app, { count: 1 });
+    const fleet = new SimFleet(b!.url, [vm!], { record: true });
+    fleets.push(fleet);
+    await fleet.connectAll();
+    // Past the welcome's own read of the agent's queue (see above): only routing sends it now.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await b!.app.nbfleet.store.writer.flush();
+    // a commits the command and is gone before its command.queued leaves (killed in between).
+    const signals = a!.app.nbfleet.signals;
+    const send = signals.send.bind(signals);
+    let dropped = 0;
+    signals.send = (kind, ids) => {
+      if (kind === "command.queued" && dropped++ === 0) return;
+      send(kind, ids);
+    };
+    const accepted = await call(a!.app, "POST", `/v1/vms/${vm!.name}/notebook/restart`, {
+      token: a!.adminToken,
+    });
+    expect(accepted.statusCode).toBe(202);
+    const id = (accepted.json() as { id: string }).id;
+    const state = async () => (await b!.app.nbfleet.commands.get(id))?.state;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await state()).toBe("queued");
+    expect(dropped).toBe(1);
+    await expect.poll(state, { timeout: 20_000, interval: 200 }).toBe("succeeded");
+    expect(fleet.agents[0]!.executed.map((e) => e.command.id)).toEqual([id]);
+    const rerouted = await call(holders([a!, b!], "command-sweeps")[0]!.app, "GET", "/metrics", {
+      token: a!.adminToken,
+    });
+    expect(rerouted.body).toMatch(/^nbfleet_commands_rerouted_total 1$/m);
+  });
+
   it("nbfleet replicas prints the replicas as a table, or JSON", async () => {
     const [a, b] = await replicas(2);
     await expect

@@ -1,10 +1,11 @@
 /**
  * The reads and claims command routing between replicas needs: command rows by id (a signal
  * carries ids only), a conditional queued → sent claim (only one replica sends a command), its
- * undoing for a frame that never left, and which agents are connected to some replica
- * (vm_status, written by the replica holding them).
+ * undoing for a frame that never left, which agents are connected to some replica
+ * (vm_status, written by the replica holding them), and the queued commands whose signal was
+ * lost.
  */
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { inLists } from "../store/chunks.js";
 import { COMMAND_COLUMNS, type CommandRecord, sentAt, toRecord } from "../store/commands-repo.js";
 import { queryShapes } from "../store/query-shapes.js";
@@ -114,4 +115,35 @@ export async function connectedAmong(db: Kysely<Database>, vmNames: readonly str
     for (const row of rows) out.add(row.vm_name);
   }
   return out;
+}
+
+/**
+ * Queued, unexpired commands older than `queuedBefore` whose agent some replica holds: a
+ * connected agent's command is claimed within milliseconds, so these lost their routing (the
+ * replica that committed them died before its signal left). At most 1,000, oldest first.
+ * Exported as a statement for its plan's test.
+ */
+export function strandedStatement(db: Kysely<Database>, now: string, queuedBefore: string) {
+  return (
+    db
+      .selectFrom("commands")
+      .innerJoin("vm_status", "vm_status.vm_name", "commands.vm_name")
+      .select(COMMAND_COLUMNS.map((column) => `commands.${column}` as const))
+      // The live-command index's own predicate, as a literal (SQLite matches it by its text).
+      .where(sql<boolean>`commands.state in ('queued', 'sent')`)
+      .where(sql<boolean>`commands.state = 'queued'`)
+      .where("commands.expires_at", ">", now)
+      .where("commands.created_at", "<=", queuedBefore)
+      .where("vm_status.agent_status", "=", "connected")
+      .orderBy("commands.created_at")
+      .limit(1000)
+  );
+}
+
+export async function strandedQueued(
+  db: Kysely<Database>,
+  now: string,
+  queuedBefore: string,
+): Promise<CommandRecord[]> {
+  return (await strandedStatement(db, now, queuedBefore).execute()).map(toRecord);
 }

@@ -14,7 +14,13 @@ import {
   compileValidator,
 } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
-import { claimQueued, commandsByIds, connectedAmong, requeueSent } from "../cluster/command-rows.js";
+import {
+  claimQueued,
+  commandsByIds,
+  connectedAmong,
+  requeueSent,
+  strandedQueued,
+} from "../cluster/command-rows.js";
 import type { Signals } from "../cluster/signals.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -32,6 +38,12 @@ type Outcome = { state: "succeeded" | "failed"; result?: unknown; error?: Comman
 const REDELIVER_GRACE_MS = 2000;
 const MAX_REMEMBERED_TIMEOUTS = 100_000;
 const ACK_HOLD_MS = 1000;
+/**
+ * A connected agent's queued command is claimed within milliseconds; one queued this long lost
+ * its routing (the replica that committed it died before its signal left), and the sweep, at
+ * most this often, routes it again.
+ */
+export const STRANDED_AFTER_MS = 5000;
 
 interface HeldAck {
   commandId: string;
@@ -103,6 +115,7 @@ export class CommandService {
   private readonly waiters = new Map<string, Set<(command: CommandRecord) => void>>();
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private strandedCheckedAt = 0;
   /**
    * Acks wait here up to ACK_HOLD_MS and are then written together; a result that comes first
    * carries its ack time into the one write that finishes the command. A crash before the write
@@ -556,11 +569,27 @@ export class CommandService {
         );
         this.finished(command);
       }
+      await this.rerouteStranded();
     } catch (error) {
       this.options.onError(error);
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** Routes again the queued commands whose signal was lost (see STRANDED_AFTER_MS). */
+  private async rerouteStranded(): Promise<void> {
+    const checkedAt = Date.now();
+    if (checkedAt - this.strandedCheckedAt < STRANDED_AFTER_MS) return;
+    this.strandedCheckedAt = checkedAt;
+    const stranded = await strandedQueued(
+      this.options.store.db,
+      new Date(checkedAt).toISOString(),
+      new Date(checkedAt - STRANDED_AFTER_MS).toISOString(),
+    );
+    if (stranded.length === 0) return;
+    this.options.metrics.commandsRerouted.inc(stranded.length);
+    this.routeQueued(stranded);
   }
 
   private async deliver(command: CommandRecord): Promise<boolean> {

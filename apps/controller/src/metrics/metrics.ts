@@ -18,6 +18,7 @@ export class Metrics {
   readonly commandDuration: Histogram<"command" | "outcome">;
   readonly agentCloses: Counter<"code">;
   readonly agentMessages: Counter<"type">;
+  readonly commandsRerouted: Counter;
   private sources: MetricSources | undefined;
   /**
    * Children per label value, looked up once: prom-client hashes the labels on every call,
@@ -79,6 +80,11 @@ export class Metrics {
       name: "nbfleet_agent_messages_total",
       help: "Messages received from agents, by type",
       labelNames: ["type"],
+      registers: [this.registry],
+    });
+    this.commandsRerouted = new Counter({
+      name: "nbfleet_commands_rerouted_total",
+      help: "Queued commands of connected agents found stranded by the sweep (their routing signal was lost) and routed again",
       registers: [this.registry],
     });
   }

@@ -1,7 +1,7 @@
 import { STORE_DIALECTS, type StoreLocation, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { CompiledQuery, type Kysely } from "kysely";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { claimQueued, claimStatement } from "../cluster/command-rows.js";
+import { claimQueued, claimStatement, strandedQueued, strandedStatement } from "../cluster/command-rows.js";
 import { sweepSelect } from "./commands-repo.js";
 import { newId } from "./ids.js";
 import { OperationTargetsRepo, listedTargets } from "./operation-targets-repo.js";
@@ -334,6 +334,47 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     );
     expect((await claimQueued(store.db, ids, now)).map((c) => c.id)).toEqual(ids);
     expect(await claimQueued(store.db, ids, now)).toEqual([]);
+  });
+
+  it("finds the queued commands of connected agents that waited too long, through the live-command index", async () => {
+    const store = await freshStore();
+    const now = Date.now();
+    const at = (msAgo: number) => new Date(now - msAgo).toISOString();
+    // Most agents are connected: the plan must not walk them to find the few queued commands.
+    const connected = ["on", ...Array.from({ length: 300 }, (_, i) => `vm${i}`)];
+    for (const name of [...connected, "off"]) {
+      await store.vms.insert({ name, provider: "test", state: "running", labels: {}, passwordHash: null });
+      store.writer.putStatus({
+        ...neverConnectedStatus(name, at(0)),
+        agent_status: name === "off" ? "disconnected" : "connected",
+      });
+    }
+    await store.writer.flush();
+    // A long finished history, as the planner sees it in production.
+    await store.commands.insertMany(
+      Array.from({ length: 2000 }, (_, i) => numberedCommand(i, at(60_000), null)),
+    );
+    await store.db
+      .updateTable("commands")
+      .set({ state: "succeeded", finished_at: at(0) })
+      .execute();
+    await store.commands.insertMany([
+      restartCommand("stranded", "on", at(10_000), null),
+      restartCommand("fresh", "on", at(1000), null),
+      restartCommand("sent-long-ago", "on", at(10_000), at(10_000)),
+      restartCommand("agent-offline", "off", at(10_000), null),
+      { ...restartCommand("past-expiry", "on", at(700_000), null) },
+    ]);
+    await store.db.executeQuery(CompiledQuery.raw("analyze"));
+    const found = await strandedQueued(store.db, at(0), at(5000));
+    expect(found.map((c) => [c.id, c.state])).toEqual([["stranded", "queued"]]);
+    const { sql: text, parameters } = strandedStatement(store.db, at(0), at(5000)).compile();
+    const plan = await explain(
+      store.db,
+      `${dialect === "sqlite" ? "explain query plan" : "explain"} ${text}`,
+      parameters,
+    );
+    expect(plan).toContain("commands_expiry_live");
   });
 
   it(`keeps data across a reopen of the same ${dialect === "sqlite" ? "data dir" : "database"}`, async () => {
