@@ -2,6 +2,8 @@ import { defineConfig } from "vitest/config";
 
 // Unit tests sit beside the code; slow end-to-end tests (real Jupyter, real processes) live in test/e2e.
 const ALONE = ["apps/controller/test/e2e/replicas.test.ts"];
+// Each file removes the data directories it made (packages/testkit/src/data-dir.ts).
+const setupFiles = ["packages/testkit/src/temp-dirs-setup.ts"];
 export default defineConfig({
   test: {
     // Two files at a time, not vitest's default of one on this 2-core machine: most of the
@@ -23,6 +25,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          setupFiles,
           include: ["{apps,packages}/*/src/**/*.test.ts", "packaging/src/**/*.test.ts"],
           testTimeout: 30_000,
         },
@@ -30,6 +33,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
+          setupFiles,
           include: ["{apps,packages}/*/test/e2e/**/*.test.ts"],
           exclude: [...ALONE, "**/node_modules/**"],
           testTimeout: 180_000,
@@ -43,6 +47,7 @@ export default defineConfig({
         // steadier apart.
         test: {
           name: "e2e-alone",
+          setupFiles,
           include: ALONE,
           fileParallelism: false,
           testTimeout: 180_000,

@@ -17,6 +17,7 @@
  *     replicas:   [--rep-agents 30000] [--rep-per-fleet 7500] [--rep-steady 30] [--rep-restarts 500]
  *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
  *                 [--rep-pg-statements 0]   (1: count the SQL each bulk round ran, pg_stat_statements)
+ *                 [--rep-pg-via tcp]   (socket: the controllers reach PostgreSQL over its unix socket)
  *                 (bulk: --ops-concurrency, --ops-delay-ms; the PostgreSQL single controller:
  *                 --agents, --steady, --commands, --concurrency, --queries)
  *     console:    [--console-agents 10000] [--console-loads 10] [--console-changes 100]
@@ -29,6 +30,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { removeMadeDataDirs } from "@nbfleet/testkit/data-dir";
 import { runAcmeBench } from "./src/acme-bench.js";
 import { runAgentBench } from "./src/agent-bench.js";
 import { runAzureBench } from "./src/azure-bench.js";
@@ -89,6 +91,7 @@ const { values } = parseArgs({
     "rep-bulk-rounds": { type: "string", default: "3" },
     "rep-single": { type: "string", default: "1" },
     "rep-pg-statements": { type: "string", default: "0" },
+    "rep-pg-via": { type: "string", default: "tcp" },
     "console-agents": { type: "string", default: "10000" },
     "console-loads": { type: "string", default: "10" },
     "console-changes": { type: "string", default: "100" },
@@ -170,6 +173,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
       "ops-delay-ms",
       "rep-single",
       "rep-pg-statements",
+      "rep-pg-via",
       "cpu-prof",
       "agents",
       "steady",
@@ -192,6 +196,7 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
         bulkRounds: Number(values["rep-bulk-rounds"]),
         ...profileDir,
         pgStatements: values["rep-pg-statements"] === "1",
+        pgVia: pgVia(values["rep-pg-via"]),
         single:
           values["rep-single"] === "0"
             ? null
@@ -239,6 +244,12 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
     run: () => runAcmeBench({ vms: Number(values["acme-vms"]) }),
   },
 };
+
+function pgVia(value: string): "tcp" | "socket" {
+  if (value !== "tcp" && value !== "socket")
+    throw new Error(`--rep-pg-via takes tcp or socket; not ${value}`);
+  return value;
+}
 
 async function main(): Promise<void> {
   const only = values.only?.split(",").map((s) => s.trim()) ?? [...PARTS];
@@ -289,6 +300,20 @@ async function measure<K extends PartName>(name: K, machine: string): Promise<Me
     );
   }
 }
+
+// Stopped by a signal, the bench still takes down what it started: exiting closes its child
+// controllers' stdin and its simulated fleets' IPC channel (each then stops), stops its
+// PostgreSQL servers (postgres.ts) and removes its data directories.
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}: stopping the processes it started; nothing was written`);
+    process.exit(code);
+  });
+}
+process.once("exit", () => removeMadeDataDirs());
 
 main().then(
   () => process.exit(0),

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { buildServer, loadSettings } from "@nbfleet/controller";
 import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
 import { freePort } from "@nbfleet/testkit/ports";
-import { type PostgresServer, startPostgres } from "@nbfleet/testkit/postgres";
+import { type PostgresServer, overUnixSocket, startPostgres } from "@nbfleet/testkit/postgres";
 import { countNotifications, queryRows as query } from "@nbfleet/testkit/postgres-client";
 import { hasExited } from "@nbfleet/testkit/processes";
 import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
@@ -61,6 +61,11 @@ export interface ReplicasBenchOptions {
   profileDir?: string;
   /** Load pg_stat_statements and count the SQL statements each bulk round ran (diagnosis). */
   pgStatements?: boolean;
+  /**
+   * How the controllers reach PostgreSQL: its loopback TCP port, or its unix socket (what a
+   * controller on the database's own host would use).
+   */
+  pgVia: "tcp" | "socket";
   /** The single-controller part on PostgreSQL; null skips it (small trial runs). */
   single: {
     agents: number;
@@ -105,6 +110,7 @@ export interface StatementCounts {
 
 export interface ReplicasBenchResult {
   agents: number;
+  pgVia: "tcp" | "socket";
   replicas: number;
   fleets: number;
   reportIntervalSec: number;
@@ -160,6 +166,8 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
   const fleets: SimFleetProcess[] = [];
   try {
     const databaseUrl = await postgres.createDatabase();
+    const controllersUrl = (url: string) =>
+      options.pgVia === "socket" ? overUnixSocket(url, postgres) : url;
     const seedStarted = performance.now();
     const vms = await seed(dataDir, databaseUrl, token, options.agents);
     const seedMs = performance.now() - seedStarted;
@@ -173,7 +181,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
             NBFLEET_DATA_DIR: dataDir,
             NBFLEET_LISTEN: `127.0.0.1:${port}`,
             NBFLEET_REPLICA_URL: `http://127.0.0.1:${port}`,
-            NBFLEET_DATABASE_URL: databaseUrl,
+            NBFLEET_DATABASE_URL: controllersUrl(databaseUrl),
             NBFLEET_ADMIN_TOKEN: token,
             NBFLEET_REPORT_INTERVAL_SEC: String(options.reportIntervalSec),
             NBFLEET_LOG_LEVEL: "error",
@@ -462,12 +470,13 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           ...options.single,
           unhealthyEvery: options.unhealthyEvery,
           reportIntervalSec: options.reportIntervalSec,
-          databaseUrl: await postgres.createDatabase(),
+          databaseUrl: controllersUrl(await postgres.createDatabase()),
         })
       : null;
 
     return {
       agents: options.agents,
+      pgVia: options.pgVia,
       replicas: options.replicas,
       fleets: slices.length,
       reportIntervalSec: options.reportIntervalSec,

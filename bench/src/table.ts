@@ -234,7 +234,7 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
   const ms = (l: { p50: number; p99: number }) => `${fmt(l.p50)} / ${fmt(l.p99)} ms`;
   const each = (f: (x: ReplicasBenchResult["perReplica"][number]) => string) =>
     r.perReplica.map((x, i) => `${String.fromCharCode(65 + i)} ${f(x)}`).join(", ");
-  const setup = `${r.replicas} \`nbfleet server\` replicas (processes of their own) on one PostgreSQL 15, ${n} simulated agents in ${r.fleets} processes, agent i starting on replica i mod ${r.replicas} and dialling the next one after a drop; state reports every ${r.reportIntervalSec} s`;
+  const setup = `${r.replicas} \`nbfleet server\` replicas (processes of their own) on one PostgreSQL 15 (reached over ${r.pgVia === "socket" ? "its unix socket" : "loopback TCP"}), ${n} simulated agents in ${r.fleets} processes, agent i starting on replica i mod ${r.replicas} and dialling the next one after a drop; state reports every ${r.reportIntervalSec} s`;
   const b = r.bulk;
   const kinds = (round: ReplicasBenchResult["bulk"]["rounds"][number]) =>
     Object.entries(round.notifyByKind)

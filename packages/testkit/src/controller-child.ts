@@ -124,10 +124,13 @@ async function handle(command: ControllerCommand): Promise<void> {
   else if (command.cmd === "mem") say(await memory());
 }
 
+/** A close that hangs (its parent gone, a database away) must not leave the process behind. */
+const CLOSE_DEADLINE_MS = 20_000;
 let closing = false;
 const stop = () => {
   if (closing) return;
   closing = true;
+  setTimeout(() => process.exit(1), CLOSE_DEADLINE_MS).unref();
   app.close().then(
     () => process.exit(0),
     () => process.exit(1),

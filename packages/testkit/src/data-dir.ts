@@ -1,13 +1,32 @@
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** The directories makeDataDir made in this process and not yet removed. */
+const made = new Set<string>();
+
 /**
  * A fresh directory under the system temp dir for a controller's or an agent's data. Mode 0755:
- * an agent's sandboxed notebook user must be able to pass through it.
+ * an agent's sandboxed notebook user must be able to pass through it. Removed at the end of the
+ * test file (temp-dirs-setup.ts) or of the bench that made it.
  */
 export function makeDataDir(prefix = "nbf-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   chmodSync(dir, 0o755);
+  made.add(dir);
   return dir;
+}
+
+/** Removes every directory makeDataDir made in this process; the ones that resist are left. */
+export function removeMadeDataDirs(): string[] {
+  const left: string[] = [];
+  for (const dir of made) {
+    made.delete(dir);
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      left.push(dir);
+    }
+  }
+  return left;
 }

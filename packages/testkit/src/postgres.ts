@@ -5,9 +5,10 @@
  * user, since PostgreSQL refuses to run as root.
  *
  * The suite shares one server (postgres-global-setup.ts starts it; `freshDatabaseUrl()` gives
- * each test file a database of its own); a test that stops the server starts its own.
+ * each test file a database of its own); a test that stops the server starts its own. A process
+ * that exits without `remove()` (a bench stopped by a signal) still stops its servers.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +27,8 @@ export interface PostgresServer {
   readonly url: string;
   readonly port: number;
   readonly password: string;
+  /** The directory of its unix socket (`.s.PGSQL.<port>`; local connections need no password). */
+  readonly socketDir: string;
   /** A new, empty database; its URL. */
   createDatabase(name?: string): Promise<string>;
   /** Stops the server (`immediate`: as if it crashed; the data stays for `start()`). */
@@ -72,10 +75,11 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
     chownSync(passwordFile, uid, gid);
     if (tlsFiles) for (const file of [tlsFiles.cert, tlsFiles.key]) chownSync(file, uid, gid);
   }
-  const as = (tool: string, args: string[]) =>
+  const command = (tool: string, args: string[]): [string, string[]] =>
     asRoot
-      ? run("runuser", ["-u", "postgres", "--", join(POSTGRES_BIN, tool), ...args])
-      : run(join(POSTGRES_BIN, tool), args);
+      ? ["runuser", ["-u", "postgres", "--", join(POSTGRES_BIN, tool), ...args]]
+      : [join(POSTGRES_BIN, tool), args];
+  const as = (tool: string, args: string[]) => run(...command(tool, args));
 
   await as("initdb", [
     "-D",
@@ -111,13 +115,20 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
   const stop = (mode: "fast" | "immediate" = "fast") =>
     as("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", "60", "stop"]).then(() => {});
   await start();
+  let running = true;
+  // PostgreSQL is no child of ours (pg_ctl detaches it): nothing else stops it when we exit.
+  const stopOnExit = () => {
+    if (running) spawnSync(...command("pg_ctl", ["-D", data, "-m", "immediate", "-w", "-t", "10", "stop"]));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", stopOnExit);
 
   const url = `postgres://${POSTGRES_USER}:${password}@127.0.0.1:${port}/postgres`;
-  let running = true;
   return {
     url,
     port,
     password,
+    socketDir: dir,
     createDatabase: (name) => createDatabase(url, name),
     async stop(mode) {
       await stop(mode);
@@ -128,6 +139,7 @@ export async function startPostgres(options: PostgresServerOptions = {}): Promis
       running = true;
     },
     async remove() {
+      process.off("exit", stopOnExit);
       if (running) await stop("immediate").catch(() => {});
       running = false;
       rmSync(dir, { recursive: true, force: true });
@@ -167,4 +179,10 @@ function postgresIds(): { uid: number; gid: number } {
   if (!line) throw new Error("the postgres user does not exist: is Debian's postgresql package installed?");
   const [, , uid, gid] = line.split(":");
   return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** The same database as `url` (a TCP URL of this server), reached over its unix socket. */
+export function overUnixSocket(url: string, server: Pick<PostgresServer, "socketDir" | "port">): string {
+  const parsed = new URL(url);
+  return `postgres://${parsed.username}@/${parsed.pathname.slice(1)}?host=${encodeURIComponent(server.socketDir)}&port=${server.port}`;
 }
