@@ -4,7 +4,7 @@ import { SimAgent } from "@nbfleet/testkit/sim-agent";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 const controllers: TestController[] = [];
 const agents: SimAgent[] = [];
@@ -53,5 +53,70 @@ describe.each(STORE_DIALECTS)("a command acknowledged before a controller restar
     expect(received.map((r) => (r.message as { id: string }).id)).toEqual([sent.id]);
     // ...after the grace in which a reconnecting agent delivers the results it kept.
     expect(received[0]!.at - reconnectedAt).toBeGreaterThanOrEqual(1900);
+  }, 30_000);
+});
+
+describe.each(STORE_DIALECTS)("a result whose write fails on %s", (dialect) => {
+  async function controllerWithAgent() {
+    const controller = await startTestController({
+      settings: { ...(await freshStoreLocation(dialect)), reportIntervalSec: 1 },
+    });
+    controllers.push(controller);
+    const [vm] = await seedVms(controller.app, { count: 1 });
+    const agent = new SimAgent({
+      url: controller.url,
+      token: vm!.credential,
+      hostname: vm!.name,
+      record: true,
+      reconnect: { minMs: 50, maxMs: 200 },
+    });
+    agents.push(agent);
+    await agent.connect();
+    // Past the agent's first report (within a second), beside which the controller reads its
+    // queue: a command committed before that read would be sent twice, and answered twice.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const restart = async () =>
+      (
+        await call(controller.app, "POST", `/v1/vms/${vm!.name}/notebook/restart`, {
+          token: controller.adminToken,
+        })
+      ).json() as { id: string };
+    const waitFor = async (id: string) =>
+      (
+        await call(controller.app, "GET", `/v1/commands/${id}?wait=15`, { token: controller.adminToken })
+      ).json();
+    return { controller, agent, restart, waitFor };
+  }
+
+  it("is written again when the failure may pass (a deadlock's victim), on the same connection", async () => {
+    const { controller, agent, restart, waitFor } = await controllerWithAgent();
+    const { commands } = controller.app.nbfleet.store;
+    const finish = vi
+      .spyOn(commands, "finishManyReturning")
+      .mockRejectedValueOnce(Object.assign(new Error("deadlock detected"), { code: "40P01" }));
+    const sent = await restart();
+    expect((await waitFor(sent.id)).state).toBe("succeeded");
+    expect(finish).toHaveBeenCalledTimes(2);
+    expect(agent.executed.map((e) => e.command.id)).toEqual([sent.id]);
+    expect(agent.connectAttempts).toBe(1);
+  }, 30_000);
+
+  it("ends the agent's connection when the write fails for good, and its reconnection delivers the result", async () => {
+    const { controller, agent, restart, waitFor } = await controllerWithAgent();
+    const { commands } = controller.app.nbfleet.store;
+    vi.spyOn(commands, "finishManyReturning").mockRejectedValueOnce(
+      Object.assign(new Error("could not write block"), { code: "XX000" }),
+    );
+    const sent = await restart();
+    expect((await waitFor(sent.id)).state).toBe("succeeded");
+    // Sent again on the new connection and answered from the agent's memory: run once.
+    const [closed] = agent.closes;
+    expect(closed).toMatchObject({ code: 1011, reason: expect.stringContaining("could not be stored") });
+    expect(agent.connectAttempts).toBe(2);
+    const resent = agent.received.filter(
+      (r) => r.at > closed!.at && r.message.type === "command" && r.message.id === sent.id,
+    );
+    expect(resent.length).toBeGreaterThanOrEqual(1);
+    expect(agent.executed.map((e) => e.command.id)).toEqual([sent.id]);
   }, 30_000);
 });

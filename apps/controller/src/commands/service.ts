@@ -5,6 +5,7 @@
  * command without a result past its timeout is timed out. Repeated acks and results are
  * ignored (the first result wins), and only the VM a command belongs to can answer it.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type CommandError,
   CommandMessage,
@@ -27,6 +28,7 @@ import type { EventBus } from "../events/bus.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { type CommandRecord, CommandsRepo, TERMINAL_STATES } from "../store/commands-repo.js";
 import { newId } from "../store/ids.js";
+import { mayPassOnRetry } from "../store/postgres-errors.js";
 import type { Database } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { TurnBatch, batchedLookup } from "../store/turn-batch.js";
@@ -37,6 +39,11 @@ type Outcome = { state: "succeeded" | "failed"; result?: unknown; error?: Comman
 /** How long a reconnected agent has to deliver its buffered results before commands are resent. */
 const REDELIVER_GRACE_MS = 2000;
 const MAX_REMEMBERED_TIMEOUTS = 100_000;
+/**
+ * How long a result whose write failed for a reason that may pass (a deadlock, the database
+ * away) is tried again: the agent sent it once, and sends it again only on its next connection.
+ */
+const RESULT_RETRY_MS = 30_000;
 const ACK_HOLD_MS = 1000;
 /**
  * A connected agent's queued command is claimed within milliseconds; one queued this long lost
@@ -144,7 +151,6 @@ export class CommandService {
   private readonly sentTimeouts = new Map<string, number>();
   /** Commands acknowledged before this process started, already sent again once. */
   private readonly redelivered = new Set<string>();
-  private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: CommandServiceOptions) {}
 
@@ -351,13 +357,13 @@ export class CommandService {
   async onAgentReady(vmName: string): Promise<void> {
     const pending = (await this.deliverableOf(vmName)) ?? [];
     for (const command of pending) await this.deliver(command);
-    // A result the agent sent while the previous controller process was dying is lost. The
-    // agent sends the results it could not deliver right after its welcome; a command still
-    // without one after REDELIVER_GRACE_MS is sent once more. The agent de-duplicates by id and
-    // answers with the outcome it remembers (or the run in progress), so nothing runs twice.
-    // With replicas, the agent may come from a replica that died: whatever it acked before
-    // arriving here was acked there, however long this process has run.
-    const before = this.options.signals?.clustered ? new Date().toISOString() : this.startedAt;
+    // A result the agent sent while the previous controller process was dying is lost, and so
+    // is one whose write failed for good (the gateway then ended the connection). The agent
+    // sends the results it could not deliver right after its welcome; a command still without
+    // one after REDELIVER_GRACE_MS is sent once more. The agent de-duplicates by id and answers
+    // with the outcome it remembers (or the run in progress), so nothing runs twice. With
+    // replicas, the agent may come from a replica that died.
+    const before = new Date().toISOString();
     const earliestAcked = await this.earliestAckedOf(vmName);
     if (earliestAcked === undefined || earliestAcked >= before) return;
     setTimeout(() => void this.redeliver(vmName, before), REDELIVER_GRACE_MS).unref();
@@ -497,7 +503,7 @@ export class CommandService {
             result.error ??
             ({ code: "NBF_AGENT_ERROR", message: "the agent gave no reason" } as CommandError),
         };
-    const command = await this.results.add({ vmName, commandId: result.commandId, outcome, at: new Date() });
+    const command = await this.storeResult({ vmName, commandId: result.commandId, outcome, at: new Date() });
     if (!command) return;
     this.options.metrics.observeCommand(
       command.name,
@@ -505,6 +511,23 @@ export class CommandService {
       (Date.now() - Date.parse(command.createdAt)) / 1000,
     );
     this.finished(command);
+  }
+
+  /**
+   * Stores a result with its turn's batch, again (with backoff) while the failure may pass: a
+   * finish is conditional, so writing it twice is harmless. A failure that persists is thrown,
+   * and the gateway then ends the agent's connection so that its reconnection recovers it.
+   */
+  private async storeResult(item: { vmName: string; commandId: string; outcome: Outcome; at: Date }) {
+    const deadline = Date.now() + RESULT_RETRY_MS;
+    for (let waitMs = 50; ; waitMs = Math.min(waitMs * 2, 2000)) {
+      try {
+        return await this.results.add(item);
+      } catch (error) {
+        if (!mayPassOnRetry(error) || Date.now() + waitMs > deadline) throw error;
+        await sleep(waitMs);
+      }
+    }
   }
 
   /** The acks of one turn in one transaction (only the VM a command belongs to can ack it). */

@@ -338,6 +338,9 @@ export class AgentGateway implements CommandLink {
         .catch((error) => {
           log.error({ err: error, vm: session.vmName }, "agent message failed");
           if (session.vmName === null) fail(CloseCode.internalError, "internal error during the handshake");
+          // The agent sent its result once: its next connection is what delivers it again.
+          else if (parsed.message.type === "result")
+            fail(CloseCode.internalError, "its result could not be stored; it is asked for again");
         })
         .finally(() => {
           inFlight--;

@@ -55,6 +55,15 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
+ * True when trying the same write again may succeed: the database was unreachable, or PostgreSQL
+ * chose this transaction as a deadlock's victim (40P01) or could not serialize it (40001).
+ */
+export function mayPassOnRetry(error: unknown): boolean {
+  const { code } = fields(error);
+  return isConnectionError(error) || code === "40P01" || code === "40001";
+}
+
+/**
  * The cause in one line, e.g. "refused the connection (ECONNREFUSED)" or
  * `password authentication failed for user "nbfleet" (28P01)`.
  */
