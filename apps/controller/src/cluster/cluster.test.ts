@@ -315,21 +315,10 @@ describe("replicas on one PostgreSQL", () => {
     // Leases of 6 s: a busy test machine cannot move the operations to b before the test does.
     const [a, b] = await replicas(2, 2);
     expect(a!.app.nbfleet.cluster.leases.held("operations")).toBe(true);
-    const vms = await seedVms(a!.app, { count: 4 });
-    const fleet = new SimFleet(b!.url, vms, { record: true });
-    fleets.push(fleet);
-    await fleet.connectAll();
-    // b reads each agent's queue beside its first frames after the welcome (a report a second,
-    // late on a busy machine): past that, only a signal or a resume sends these agents a command.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    await b!.app.nbfleet.store.writer.flush();
+    const { fleet } = await agentsSettledOn(b!, a!, 4);
     // a commits its starts and then is gone before any command.queued leaves it, as when it
     // is killed right after the commit.
-    const signals = a!.app.nbfleet.signals;
-    const send = signals.send.bind(signals);
-    signals.send = (kind, ids) => {
-      if (kind !== "command.queued") send(kind, ids);
-    };
+    dropQueuedSignals(a!, Number.POSITIVE_INFINITY);
     const created = await call(a!.app, "POST", "/v1/operations", {
       token: a!.adminToken,
       body: { action: "notebook.restart", selector: { all: true }, maxConcurrency: 4 },
@@ -356,21 +345,10 @@ describe("replicas on one PostgreSQL", () => {
 
   it("a command whose signal was lost is routed again by the sweep and reaches its agent on another replica", async () => {
     const [a, b] = await replicas(2, 2);
-    const [vm] = await seedVms(a!.app, { count: 1 });
-    const fleet = new SimFleet(b!.url, [vm!], { record: true });
-    fleets.push(fleet);
-    await fleet.connectAll();
-    // Past the welcome's own read of the agent's queue (see above): only routing sends it now.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    await b!.app.nbfleet.store.writer.flush();
+    const { vms, fleet } = await agentsSettledOn(b!, a!, 1);
+    const vm = vms[0];
     // a commits the command and is gone before its command.queued leaves (killed in between).
-    const signals = a!.app.nbfleet.signals;
-    const send = signals.send.bind(signals);
-    let dropped = 0;
-    signals.send = (kind, ids) => {
-      if (kind === "command.queued" && dropped++ === 0) return;
-      send(kind, ids);
-    };
+    const dropped = dropQueuedSignals(a!, 1);
     const accepted = await call(a!.app, "POST", `/v1/vms/${vm!.name}/notebook/restart`, {
       token: a!.adminToken,
     });
@@ -379,7 +357,7 @@ describe("replicas on one PostgreSQL", () => {
     const state = async () => (await b!.app.nbfleet.commands.get(id))?.state;
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await state()).toBe("queued");
-    expect(dropped).toBe(1);
+    expect(dropped.count).toBe(1);
     await expect.poll(state, { timeout: 20_000, interval: 200 }).toBe("succeeded");
     expect(fleet.agents[0]!.executed.map((e) => e.command.id)).toEqual([id]);
     const rerouted = await call(holders([a!, b!], "command-sweeps")[0]!.app, "GET", "/metrics", {
@@ -423,6 +401,33 @@ describe("a single replica on SQLite", () => {
     expect(await db.selectFrom("leases").selectAll().execute()).toEqual([]);
   });
 });
+
+/**
+ * `count` agents seeded through `seeder` and connected to `holder`, which has read their queues
+ * (beside their first frames after the welcome, a report a second, late on a busy machine):
+ * past that, only a signal, a resume or the sweep sends these agents a command.
+ */
+async function agentsSettledOn(holder: TestController, seeder: TestController, count: number) {
+  const vms = await seedVms(seeder.app, { count });
+  const fleet = new SimFleet(holder.url, vms, { record: true });
+  fleets.push(fleet);
+  await fleet.connectAll();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await holder.app.nbfleet.store.writer.flush();
+  return { vms, fleet };
+}
+
+/** `c` drops its next `howMany` command.queued signals, as if killed before they left. */
+function dropQueuedSignals(c: TestController, howMany: number): { count: number } {
+  const signals = c.app.nbfleet.signals;
+  const send = signals.send.bind(signals);
+  const dropped = { count: 0 };
+  signals.send = (kind, ids) => {
+    if (kind === "command.queued" && dropped.count < howMany) dropped.count++;
+    else send(kind, ids);
+  };
+  return dropped;
+}
 
 /** One more replica on the same database as `existing`. */
 async function replicasOn(existing: TestController): Promise<TestController[]> {

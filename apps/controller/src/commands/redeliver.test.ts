@@ -1,6 +1,6 @@
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { call } from "@nbfleet/testkit/http";
-import { SimAgent } from "@nbfleet/testkit/sim-agent";
+import { SimAgent, type SimAgentOptions } from "@nbfleet/testkit/sim-agent";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { eventually } from "@nbfleet/testkit/wait";
@@ -13,6 +13,17 @@ afterEach(async () => {
   for (const c of controllers.splice(0)) await c.close();
 });
 
+/** A simulated agent of `vm` dialling `controller` (closed after the test). */
+function agentOf(
+  controller: TestController,
+  vm: { name: string; credential: string },
+  options: Omit<SimAgentOptions, "url" | "token" | "hostname">,
+): SimAgent {
+  const agent = new SimAgent({ url: controller.url, token: vm.credential, hostname: vm.name, ...options });
+  agents.push(agent);
+  return agent;
+}
+
 describe.each(STORE_DIALECTS)("a command acknowledged before a controller restart on %s", (dialect) => {
   it("is sent once more when its result never arrived, and finishes instead of timing out", async () => {
     const location = await freshStoreLocation(dialect);
@@ -20,13 +31,7 @@ describe.each(STORE_DIALECTS)("a command acknowledged before a controller restar
     controllers.push(first);
     const [vm] = await seedVms(first.app, { count: 1 });
     // This agent acknowledges and never answers: its result is "lost" with the old controller.
-    const silent = new SimAgent({
-      url: first.url,
-      token: vm!.credential,
-      hostname: vm!.name,
-      commandDelayMs: 60_000,
-    });
-    agents.push(silent);
+    const silent = agentOf(first, vm!, { commandDelayMs: 60_000 });
     await silent.connect();
     const sent = (
       await call(first.app, "POST", `/v1/vms/${vm!.name}/notebook/restart`, { token: first.adminToken })
@@ -41,8 +46,7 @@ describe.each(STORE_DIALECTS)("a command acknowledged before a controller restar
 
     const second = await startTestController({ settings: location });
     controllers.push(second);
-    const fresh = new SimAgent({ url: second.url, token: vm!.credential, hostname: vm!.name, record: true });
-    agents.push(fresh);
+    const fresh = agentOf(second, vm!, { record: true });
     const reconnectedAt = Date.now();
     await fresh.connect();
     const done = (
@@ -63,14 +67,7 @@ describe.each(STORE_DIALECTS)("a result whose write fails on %s", (dialect) => {
     });
     controllers.push(controller);
     const [vm] = await seedVms(controller.app, { count: 1 });
-    const agent = new SimAgent({
-      url: controller.url,
-      token: vm!.credential,
-      hostname: vm!.name,
-      record: true,
-      reconnect: { minMs: 50, maxMs: 200 },
-    });
-    agents.push(agent);
+    const agent = agentOf(controller, vm!, { record: true, reconnect: { minMs: 50, maxMs: 200 } });
     await agent.connect();
     // Past the agent's first report (within a second), beside which the controller reads its
     // queue: a command committed before that read would be sent twice, and answered twice.
