@@ -50,7 +50,7 @@ const ACK_HOLD_MS = 1000;
  * its routing (the replica that committed it died before its signal left), and the sweep, at
  * most this often, routes it again.
  */
-export const STRANDED_AFTER_MS = 5000;
+const STRANDED_AFTER_MS = 5000;
 
 interface HeldAck {
   commandId: string;
@@ -149,7 +149,10 @@ export class CommandService {
   );
   /** Timeouts of commands sent and not yet acknowledged (bounded: a sweep forgets the old ones). */
   private readonly sentTimeouts = new Map<string, number>();
-  /** Commands acknowledged before this process started, already sent again once. */
+  /**
+   * Acknowledged commands already sent again once after a reconnection (bounded like
+   * sentTimeouts: once cleared, a command may be sent again, which the agent answers from memory).
+   */
   private readonly redelivered = new Set<string>();
 
   constructor(private readonly options: CommandServiceOptions) {}
@@ -438,6 +441,7 @@ export class CommandService {
       if (!this.link?.isConnected(vmName)) return;
       for (const command of await this.options.store.commands.ackedBefore(vmName, before)) {
         if (this.redelivered.has(command.id)) continue;
+        if (this.redelivered.size >= MAX_REMEMBERED_TIMEOUTS) this.redelivered.clear();
         this.redelivered.add(command.id);
         this.link.send(vmName, toMessage(command));
       }
@@ -645,12 +649,7 @@ export class CommandService {
       this.options.store.db,
       commands.map((command) => command.id),
     );
-    const here: string[] = [];
-    const elsewhere: string[] = [];
-    for (const command of requeued)
-      (this.link?.isConnected(command.vmName) ? here : elsewhere).push(queuedSignalId(command));
-    if (elsewhere.length > 0) this.options.signals?.send("command.queued", elsewhere);
-    if (here.length > 0) await this.deliverQueued(here);
+    this.routeQueued(requeued);
   }
 
   private finished(command: CommandRecord): void {
