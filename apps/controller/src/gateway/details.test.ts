@@ -1,7 +1,7 @@
 import type { AgentState } from "@nbfleet/shared";
 import { simState } from "@nbfleet/testkit/sim-agent";
 import { describe, expect, it } from "vitest";
-import { renewed, sameDetails, sameJson } from "./details.js";
+import { KeptHealth, renewed, sameDetails, sameJson } from "./details.js";
 
 const base = (over: Partial<Parameters<typeof simState>[0]> = {}): AgentState =>
   simState({
@@ -94,5 +94,52 @@ describe("renewed", () => {
     expect(result.a).toBe(next.a);
     expect(Object.getPrototypeOf(kept.a)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe("KeptHealth", () => {
+  const at = (iso: string) => base({ now: new Date(iso) }).health;
+
+  it("serves the latest report, timestamps included, without writing them into the kept tree", () => {
+    const kept = new KeptHealth();
+    expect(kept.report).toBeNull();
+    const first = at("2026-11-27T10:00:05.000Z");
+    kept.keep(first);
+    const later = at("2026-11-27T10:05:00.123Z");
+    later.checks[1]!.message = "/api answers 7.0.0";
+    const sent = structuredClone(later);
+    kept.keep(later);
+    expect(kept.report).toEqual(sent);
+    // The reader's copy is its own; the report handed in is left as it came.
+    expect(kept.report).not.toBe(kept.report);
+    expect(later).toEqual(sent);
+    // The tree is the first one, renewed: a changed message written in, the times left.
+    expect(kept.details).toBe(first);
+    expect(first.checks[1]!.message).toBe("/api answers 7.0.0");
+    expect(first.observedAt).toBe("2026-11-27T10:00:05.000Z");
+    expect(first.checks.map((check) => check.checkedAt)).not.toContain("2026-11-27T10:05:00.123Z");
+  });
+
+  it("keeps a timestamp written otherwise than toISOString exactly as written", () => {
+    const kept = new KeptHealth();
+    kept.keep(at("2026-11-27T10:00:05.000Z"));
+    const later = at("2026-11-27T10:05:00.000Z");
+    later.observedAt = "2026-11-27T11:05:00+01:00";
+    later.checks[0]!.checkedAt = "2026-11-27T10:05:00Z";
+    const sent = structuredClone(later);
+    kept.keep(later);
+    expect(kept.report).toEqual(sent);
+  });
+
+  it("follows a report with more or fewer checks", () => {
+    const kept = new KeptHealth();
+    kept.keep(at("2026-11-27T10:00:05.000Z"));
+    const fewer = at("2026-11-27T10:05:00.000Z");
+    fewer.checks.pop();
+    kept.keep(structuredClone(fewer));
+    expect(kept.report).toEqual(fewer);
+    const again = at("2026-11-27T10:06:00.000Z");
+    kept.keep(structuredClone(again));
+    expect(kept.report).toEqual(again);
   });
 });

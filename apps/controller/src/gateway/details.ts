@@ -85,3 +85,69 @@ function renew(kept: unknown, next: unknown): unknown {
   }
   return kept;
 }
+
+/**
+ * A session's health report from one report to the next. Every report brings a new
+ * `observedAt` and a new `checkedAt` per check, and a kept tree renewed with them held five
+ * fresh strings each time: they outlived a scavenge, were promoted, and with 10,000 agents made
+ * up most of what each scavenge copied. The timestamps are kept as milliseconds in a
+ * Float64Array (written in place) instead, and put back only into the copy a reader gets.
+ */
+export class KeptHealth {
+  private tree: HealthReport | null = null;
+  /** observedAt, then each check's checkedAt, in ms; NaN where the tree's own string is current. */
+  private times = new Float64Array(0);
+
+  /** The report with stale timestamps: for comparing everything else (see sameDetails). */
+  get details(): HealthReport | null {
+    return this.tree;
+  }
+
+  /** The latest report, equal to the one last kept. */
+  get report(): HealthReport | null {
+    const { tree, times } = this;
+    if (tree === null) return null;
+    return {
+      ...tree,
+      observedAt: stampAt(times[0]!, tree.observedAt),
+      checks: tree.checks.map((check, i) => ({
+        ...check,
+        checkedAt: stampAt(times[i + 1]!, check.checkedAt),
+      })),
+    };
+  }
+
+  keep(next: HealthReport): void {
+    const checks = next.checks;
+    if (this.times.length !== checks.length + 1) this.times = new Float64Array(checks.length + 1);
+    const times = this.times;
+    times[0] = stampMs(next.observedAt);
+    for (let i = 0; i < checks.length; i++) times[i + 1] = stampMs(checks[i]!.checkedAt);
+    const kept = this.tree;
+    if (kept === null) {
+      this.tree = next;
+      return;
+    }
+    // While the tree is renewed, `next` carries the kept strings wherever the numbers hold the
+    // new time, so renewing writes no new string into the kept tree; then `next` is put back.
+    const own = { observedAt: next.observedAt, checkedAt: checks.map((check) => check.checkedAt) };
+    if (!Number.isNaN(times[0]!)) next.observedAt = kept.observedAt;
+    if (kept.checks.length === checks.length)
+      for (let i = 0; i < checks.length; i++)
+        if (!Number.isNaN(times[i + 1]!)) checks[i]!.checkedAt = kept.checks[i]!.checkedAt;
+    this.tree = renewed(kept, next);
+    next.observedAt = own.observedAt;
+    for (let i = 0; i < checks.length; i++) checks[i]!.checkedAt = own.checkedAt[i]!;
+  }
+}
+
+/** A timestamp's milliseconds when it is written exactly as `toISOString` writes them; else NaN. */
+function stampMs(stamp: string): number {
+  if (stamp.length !== 24) return Number.NaN;
+  const ms = Date.parse(stamp);
+  return Number.isNaN(ms) || new Date(ms).toISOString() !== stamp ? Number.NaN : ms;
+}
+
+function stampAt(ms: number, kept: string): string {
+  return Number.isNaN(ms) ? kept : new Date(ms).toISOString();
+}

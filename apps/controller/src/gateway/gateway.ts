@@ -200,7 +200,7 @@ export class AgentGateway implements CommandLink {
       connectedAt: session.connectedAt,
       lastSeenAt: new Date(session.lastSeenMs).toISOString(),
       notebook: session.notebook,
-      healthReport: session.healthReport,
+      healthReport: session.healthReport.report,
       version: session.agentVersion,
     };
   }
@@ -297,7 +297,11 @@ export class AgentGateway implements CommandLink {
       () => fail(CloseCode.policyViolation, "no hello within the hello timeout"),
       this.options.helloTimeoutMs,
     );
-    let chain: Promise<void> = Promise.resolve();
+    // Messages that arrived while another was being handled, in order. Null while none wait: a
+    // connection that reports now and then holds no promise or array from one report to the next
+    // (with 10,000 agents, such leftovers were copied by every scavenge and promoted).
+    let waiting: AgentMessage[] | null = null;
+    let handling = false;
 
     const process = async (message: AgentMessage): Promise<void> => {
       if (failed) return;
@@ -309,6 +313,29 @@ export class AgentGateway implements CommandLink {
       if (message.type === "hello")
         return fail(CloseCode.policyViolation, "hello sent twice on one connection");
       return this.handle(session, message);
+    };
+
+    const handleOne = async (message: AgentMessage): Promise<void> => {
+      try {
+        await process(message);
+      } catch (error) {
+        log.error({ err: error, vm: session.vmName }, "agent message failed");
+        if (session.vmName === null) fail(CloseCode.internalError, "internal error during the handshake");
+        // The agent sent its result once: its next connection is what delivers it again.
+        else if (message.type === "result")
+          fail(CloseCode.internalError, "its result could not be stored; it is asked for again");
+      } finally {
+        inFlight--;
+      }
+    };
+    const handleInOrder = async (first: AgentMessage): Promise<void> => {
+      let next: AgentMessage | undefined = first;
+      while (next !== undefined) {
+        await handleOne(next);
+        next = waiting?.shift();
+        if (waiting?.length === 0) waiting = null;
+      }
+      handling = false;
     };
 
     ws.on("message", (data, isBinary) => {
@@ -333,18 +360,16 @@ export class AgentGateway implements CommandLink {
       if (inFlight >= limit)
         return fail(CloseCode.policyViolation, "too many messages without waiting for answers");
       inFlight++;
-      chain = chain
-        .then(() => process(parsed.message))
-        .catch((error) => {
-          log.error({ err: error, vm: session.vmName }, "agent message failed");
-          if (session.vmName === null) fail(CloseCode.internalError, "internal error during the handshake");
-          // The agent sent its result once: its next connection is what delivers it again.
-          else if (parsed.message.type === "result")
-            fail(CloseCode.internalError, "its result could not be stored; it is asked for again");
-        })
-        .finally(() => {
-          inFlight--;
-        });
+      if (handling) {
+        if (waiting) waiting.push(parsed.message);
+        else waiting = [parsed.message];
+        return;
+      }
+      handling = true;
+      // Not in this turn: the frames that came with this one are counted (and may fail the
+      // connection) before anything of it is handled.
+      const first = parsed.message;
+      queueMicrotask(() => void handleInOrder(first));
     });
     ws.on("pong", () => {
       session.lastSeenMs = Date.now();
@@ -466,9 +491,9 @@ export class AgentGateway implements CommandLink {
     const { bus } = this.options;
     const previousHealth = first ? null : session.health;
     const previousNotebook = session.notebookState;
-    const detailsChanged = !sameDetails(session.notebook, session.healthReport, state);
+    const detailsChanged = !sameDetails(session.notebook, session.healthReport.details, state);
     session.notebook = renewed(session.notebook, state.notebook);
-    session.healthReport = renewed(session.healthReport, state.health);
+    session.healthReport.keep(state.health);
     session.health = state.health.status;
     session.notebookState = state.notebook.state;
     if (previousNotebook !== null && previousNotebook !== state.notebook.state) {
@@ -539,6 +564,7 @@ export class AgentGateway implements CommandLink {
     const now = Date.now();
     session.lastPersistedMs = now;
     session.detailsDirty = false;
+    const healthReport = session.healthReport.report;
     const row: StatusRow = {
       vm_name: session.vmName!,
       agent_status: status,
@@ -547,7 +573,7 @@ export class AgentGateway implements CommandLink {
       agent_info: session.agentInfo,
       notebook: session.notebook && JSON.stringify(session.notebook),
       health: status === "connected" ? session.health : "unknown",
-      health_report: session.healthReport && JSON.stringify(session.healthReport),
+      health_report: healthReport && JSON.stringify(healthReport),
       updated_at: new Date(now).toISOString(),
       // Who wrote it: the upsert keeps it only while connected, and lets no stale row win.
       replica_id: this.options.replicaId ?? null,

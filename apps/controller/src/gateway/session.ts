@@ -11,6 +11,7 @@ import {
   type OverallHealth,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { KeptHealth } from "./details.js";
 import { closeWithin } from "./socket-close.js";
 
 const HIGH_WATER_BYTES = 256 * 1024;
@@ -39,7 +40,8 @@ export class AgentSession {
   /** From the hello: the commands and streams the agent serves. */
   capabilities: readonly string[] = [];
   notebook: NotebookStatus | null = null;
-  healthReport: HealthReport | null = null;
+  /** The agent's latest health report (its timestamps kept as numbers; see KeptHealth). */
+  readonly healthReport = new KeptHealth();
   health: OverallHealth = "unknown";
   /** The report changed in ways the store is not queried by (see AgentGateway.applyState). */
   detailsDirty = false;
