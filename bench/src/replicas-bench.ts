@@ -23,6 +23,7 @@ import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildServer, loadSettings } from "@nbfleet/controller";
+import type { LoopStats } from "@nbfleet/testkit/controller-child";
 import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type PostgresServer, overUnixSocket, startPostgres } from "@nbfleet/testkit/postgres";
@@ -82,6 +83,8 @@ export interface ReplicaFigures {
   rssIdleMB: number;
   rssPerAgentKB: number;
   cpuPercentIdle: number;
+  /** Its event loop's delay and GC pauses over the steady window. */
+  idleLoop: LoopStats;
 }
 
 export interface BulkRound extends OperationTrace {
@@ -263,8 +266,10 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const pids = replicas.map((r) => r.child.pid);
     const cpuBefore = await Promise.all(pids.map(cpuSeconds));
     const fleetCpuBefore = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
+    await Promise.all(replicas.map((r) => r.child.loop())); // counted from here
     const steadyStarted = performance.now();
     const steady = await sampleEverySecond(pids, options.steadySec);
+    const idleLoops = await Promise.all(replicas.map((r) => r.child.loop()));
     const steadyElapsed = (performance.now() - steadyStarted) / 1000;
     const cpuAfter = await Promise.all(pids.map(cpuSeconds));
     const fleetCpuAfter = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
@@ -282,6 +287,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         rssIdleMB: idle / 2 ** 20,
         rssPerAgentKB: (idle - base) / heldNow[i]! / 1024,
         cpuPercentIdle: ((cpuAfter[i]! - cpuBefore[i]!) / steadyElapsed) * 100,
+        idleLoop: idleLoops[i]!,
       };
     });
     noteLoad("after steady window");

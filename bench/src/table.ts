@@ -261,6 +261,15 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       `% of a core over the ${r.steadyWindowSec} s window (reports, pings, heartbeats, leases); the sim fleets used ${fmt(r.fleetCpuPercentIdle)} %; load average ${r.loadAverage["after steady window"]?.map((v) => fmt(v, 2)).join(" ") ?? "?"}`,
     ],
     [
+      "replica GC pauses with the fleet idle: mean / max",
+      each(
+        (x) =>
+          `${fmt((x.idleLoop.gcMinorMs + x.idleLoop.gcMajorMs) / Math.max(1, x.idleLoop.gcCount))} / ${fmt(x.idleLoop.gcMaxMs)} ms`,
+      ),
+      "—",
+      `over the ${r.steadyWindowSec} s window, minor and major collections: ${each((x) => `${x.idleLoop.gcCount} pauses, ${fmt(x.idleLoop.gcMinorMs + x.idleLoop.gcMajorMs, 0)} ms in all`)}; event-loop delay p99 ${each((x) => `${fmt(x.idleLoop.p99)} ms`)} (a paused or CPU-starved replica delays every request and agent message it handles)`,
+    ],
+    [
       "notebook restart round trip, API on one replica and the agent on another, p50 / p99, 1 in flight",
       ms(r.restart),
       "p99 ≤ 50 ms",
