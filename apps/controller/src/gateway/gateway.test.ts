@@ -128,6 +128,31 @@ describe("agent gateway", () => {
     expect((await stored()).health).toBe(down.health.status);
   });
 
+  it("stores a new certificate's expiry at once, so the expiry filter follows a rotation", async () => {
+    // Pings every 30 s: a change left for the ping round would not reach the store in time.
+    const credential = await credentialOfGoneAgent("rotated", 30);
+    const raw = openRaw(credential);
+    await raw.opened;
+    raw.ws.send(hello());
+    const expiring = async () =>
+      (
+        await call(controller.app, "GET", "/v1/vms?certExpiresWithinDays=400", {
+          token: controller.adminToken,
+        })
+      )
+        .json()
+        .items.map((v: { name: string }) => v.name);
+    await eventually(expiring, (names) => names.includes("rotated"));
+    // The same health, a certificate for five years instead of one.
+    const state = JSON.parse(hello()).state;
+    state.notebook.certificate.notAfter = new Date(Date.now() + 1826 * 86_400_000).toISOString();
+    state.notebook.certificate.fingerprintSha256 = "EE:FF:00:11";
+    raw.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id: "s-rotated", type: "state", state }));
+    await eventually(expiring, (names) => !names.includes("rotated"), 2000);
+    expect((await vm("rotated")).health.status).toBe("healthy");
+    raw.ws.close();
+  });
+
   it("pings an agent that keeps reporting every other round, and a quiet one every round", async () => {
     const credential = await credentialOfGoneAgent("chatty", 0.2);
     const raw = openRaw(credential);

@@ -516,12 +516,13 @@ export class AgentGateway implements CommandLink {
         data: { from: previousHealth ?? "unknown", to: state.health.status },
       });
     }
-    // The store is queried by health status: a change of it is written now. Other changes
-    // (notebook pid and restarts, check messages) are served live from this session and written
-    // at the session's next ping round, so a burst of reports (a restart sends several; a bulk
-    // operation, thousands) costs one write per VM.
+    // The store is queried by health status and by certificate expiry: a change of either is
+    // written now. Other changes (notebook pid and restarts, check messages) are served live
+    // from this session and written at the session's next ping round, so a burst of reports (a
+    // restart sends several; a bulk operation, thousands) costs one write per VM.
     const statusChanged = first || previousHealth !== state.health.status;
-    if (statusChanged || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
+    const certificateChanged = certificateNotAfter(state.notebook) !== session.certNotAfterPut;
+    if (statusChanged || certificateChanged || Date.now() - session.lastPersistedMs >= this.persistEveryMs)
       this.writeStatus(session, "connected", statusChanged);
     else if (detailsChanged) session.detailsDirty = true;
     for (const listener of this.stateListeners) {
