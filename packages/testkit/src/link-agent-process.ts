@@ -6,13 +6,16 @@
  *   node --import tsx link-agent-process.ts <controller url> <bootstrap token>
  */
 import { AgentStreams } from "@nbfleet/agent";
+import { removeMadeDataDirs } from "./data-dir.js";
 import { FakeCore } from "./fake-core.js";
 import { startLink } from "./link-harness.js";
+import { testShellTarget } from "./shell-target.js";
 
 const [url, bootstrapToken] = process.argv.slice(2);
 if (!url || !bootstrapToken)
   throw new Error("usage: link-agent-process.ts <controller url> <bootstrap token>");
-const streams = new AgentStreams({ target: () => ({ user: null }), logFile: () => "/dev/null" });
+const shellTarget = testShellTarget();
+const streams = new AgentStreams({ target: () => shellTarget, logFile: () => "/dev/null" });
 const link = startLink({
   url,
   core: new FakeCore(),
@@ -22,4 +25,11 @@ const link = startLink({
 });
 await link.waitForStatus((s) => s.state === "connected", "connected", { timeoutMs: 30_000 });
 console.log("connected");
-process.once("SIGTERM", () => void link.stop().then(() => process.exit(0)));
+process.once(
+  "SIGTERM",
+  () =>
+    void link.stop().then(() => {
+      removeMadeDataDirs();
+      process.exit(0);
+    }),
+);

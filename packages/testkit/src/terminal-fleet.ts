@@ -14,6 +14,7 @@ import { FakeCore } from "./fake-core.js";
 import { HandOverProvider } from "./hand-over-provider.js";
 import { call } from "./http.js";
 import { type LinkHarness, startLink } from "./link-harness.js";
+import { testShellTarget } from "./shell-target.js";
 import { eventually } from "./wait.js";
 import { Waiters } from "./waiters.js";
 
@@ -49,8 +50,9 @@ export async function startFleet(settings: Partial<ControllerSettings> = {}): Pr
       });
       if (created.statusCode !== 201) throw new Error(`creating ${name}: ${created.body}`);
       const context = provider.contexts.get(name)!;
+      const shellTarget = testShellTarget();
       const streams = new AgentStreams({
-        target: () => ({ user: null }),
+        target: () => shellTarget,
         logFile: (source) => path.join(logDir, `${name}-${source}.log`),
         logPollMs: 20,
         killGraceMs: 300,

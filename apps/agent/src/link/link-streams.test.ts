@@ -7,6 +7,7 @@ import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore } from "@nbfleet/testkit/fake-core";
 import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
+import { testShellTarget } from "@nbfleet/testkit/shell-target";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentStreams } from "../streams/agent-streams.js";
 
@@ -37,8 +38,9 @@ async function connected(streams?: AgentStreams) {
 async function streamsWithLogs() {
   dir = await mkdtemp(path.join(tmpdir(), "nbf-link-streams-"));
   const logs = { notebook: path.join(dir, "notebook.log"), agent: path.join(dir, "agent.log") };
+  const shellTarget = testShellTarget();
   const streams = new AgentStreams({
-    target: () => ({ user: null }),
+    target: () => shellTarget,
     logFile: (source) => logs[source],
     logPollMs: 20,
     killGraceMs: 200,

@@ -1,6 +1,7 @@
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
+import { testShellTarget } from "@nbfleet/testkit/shell-target";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StreamOut } from "../link/streams.js";
@@ -63,7 +64,7 @@ function input(session: string, text: string, eof = false) {
 
 describe("PtyHost with a real pseudo-terminal", () => {
   it("echoes what is typed and runs it in a login shell with TERM=xterm-256color", async () => {
-    host = new PtyHost({ target: () => ({ user: null }) });
+    host = new PtyHost({ target: testShellTarget });
     const out = new Recorder();
     host.open({ ...v, type: "pty.open", session: "s1", tty: true, cols: 80, rows: 24 }, out);
     const opened = await out.waitFor("pty.opened", "s1");
@@ -77,7 +78,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
   });
 
   it("reports the new size to `stty size` after a resize", async () => {
-    host = new PtyHost({ target: () => ({ user: null }) });
+    host = new PtyHost({ target: testShellTarget });
     const out = new Recorder();
     host.open({ ...v, type: "pty.open", session: "s2", tty: true, cols: 80, rows: 24 }, out);
     await out.waitFor("pty.opened", "s2");
@@ -90,7 +91,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
   });
 
   it("interrupts a running command with Ctrl-C and gives the prompt back", async () => {
-    host = new PtyHost({ target: () => ({ user: null }) });
+    host = new PtyHost({ target: testShellTarget });
     const out = new Recorder();
     host.open({ ...v, type: "pty.open", session: "s3", tty: true, cols: 80, rows: 24 }, out);
     await out.waitFor("pty.opened", "s3");
@@ -126,7 +127,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
   });
 
   it("runs a command without a tty: stdout and stderr apart, stdin until eof, the exit code", async () => {
-    host = new PtyHost({ target: () => ({ user: null }) });
+    host = new PtyHost({ target: testShellTarget });
     const out = new Recorder();
     const run = (session: string, command: string) =>
       host.open({ ...v, type: "pty.open", session, tty: false, cols: 80, rows: 24, command }, out);
@@ -147,7 +148,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
   });
 
   it("kills every session when the connection is gone", async () => {
-    host = new PtyHost({ target: () => ({ user: null }), killGraceMs: 200 });
+    host = new PtyHost({ target: testShellTarget, killGraceMs: 200 });
     const out = new Recorder();
     host.open({ ...v, type: "pty.open", session: "k1", tty: true, cols: 80, rows: 24 }, out);
     host.open(
@@ -167,7 +168,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
   });
 
   it("closes one session on pty.close, answering with its exit", async () => {
-    host = new PtyHost({ target: () => ({ user: null }), killGraceMs: 200 });
+    host = new PtyHost({ target: testShellTarget, killGraceMs: 200 });
     const out = new Recorder();
     host.open({ ...v, type: "pty.open", session: "c1", tty: true, cols: 80, rows: 24 }, out);
     await out.waitFor("pty.opened", "c1");
@@ -179,7 +180,7 @@ describe("PtyHost with a real pseudo-terminal", () => {
 
   it("answers a clear NBF_PTY_UNAVAILABLE when node-pty cannot be loaded, and honours the session cap", async () => {
     host = new PtyHost({
-      target: () => ({ user: null }),
+      target: testShellTarget,
       maxSessions: 1,
       loadPty: () =>
         import("./node-pty.js").then((m) => m.loadNodePty(() => Promise.reject(new Error("no pty.node")))),
