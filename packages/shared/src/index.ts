@@ -1,6 +1,7 @@
 export * from "./health.js";
 export * from "./protocol.js";
 export * from "./validate.js";
+export * from "./iso-time.js";
 export * from "./version.js";
 export * from "./api.js";
 export * from "./terminal.js";

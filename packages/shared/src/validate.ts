@@ -2,11 +2,17 @@
 import { FormatRegistry, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
+import { canonicalIsoMs } from "./iso-time.js";
 
 // TypeBox's compiler fails every value of a format it does not know; the schemas use date-time.
+// Agents write their stamps with toISOString: those pass without the regex and Date.parse.
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 if (!FormatRegistry.Has("date-time")) {
-  FormatRegistry.Set("date-time", (value) => DATE_TIME.test(value) && !Number.isNaN(Date.parse(value)));
+  FormatRegistry.Set(
+    "date-time",
+    (value) =>
+      !Number.isNaN(canonicalIsoMs(value)) || (DATE_TIME.test(value) && !Number.isNaN(Date.parse(value))),
+  );
 }
 
 export class ValidationError extends Error {

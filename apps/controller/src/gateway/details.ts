@@ -5,7 +5,7 @@
  * thousands of reports a second, and building a string of each to compare cost more than
  * storing it.
  */
-import type { AgentState, HealthReport, NotebookStatus } from "@nbfleet/shared";
+import { type AgentState, type HealthReport, type NotebookStatus, canonicalIsoMs } from "@nbfleet/shared";
 
 export function sameDetails(
   notebook: NotebookStatus | null,
@@ -142,11 +142,7 @@ export class KeptHealth {
 }
 
 /** A timestamp's milliseconds when it is written exactly as `toISOString` writes them; else NaN. */
-function stampMs(stamp: string): number {
-  if (stamp.length !== 24) return Number.NaN;
-  const ms = Date.parse(stamp);
-  return Number.isNaN(ms) || new Date(ms).toISOString() !== stamp ? Number.NaN : ms;
-}
+const stampMs = canonicalIsoMs;
 
 function stampAt(ms: number, kept: string): string {
   return Number.isNaN(ms) ? kept : new Date(ms).toISOString();
