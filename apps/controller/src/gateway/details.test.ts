@@ -100,6 +100,21 @@ describe("renewed", () => {
 describe("KeptHealth", () => {
   const at = (iso: string) => base({ now: new Date(iso) }).health;
 
+  it("shares one copy among readers until the next report", () => {
+    const kept = new KeptHealth();
+    expect(kept.shared).toBeNull();
+    kept.keep(at("2026-11-27T10:00:05.000Z"));
+    const first = kept.shared;
+    expect(first).toEqual(kept.report);
+    expect(kept.shared).toBe(first);
+    const later = at("2026-11-27T10:00:20.250Z");
+    const sent = structuredClone(later);
+    kept.keep(later);
+    expect(kept.shared).not.toBe(first);
+    expect(kept.shared).toEqual(sent);
+    expect(first!.observedAt).toBe("2026-11-27T10:00:05.000Z");
+  });
+
   it("serves the latest report, timestamps included, without writing them into the kept tree", () => {
     const kept = new KeptHealth();
     expect(kept.report).toBeNull();

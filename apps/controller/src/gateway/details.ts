@@ -97,6 +97,7 @@ export class KeptHealth {
   private tree: HealthReport | null = null;
   /** observedAt, then each check's checkedAt, in ms; NaN where the tree's own string is current. */
   private times = new Float64Array(0);
+  private sharedCopy: HealthReport | null = null;
 
   /** The report with stale timestamps: for comparing everything else (see sameDetails). */
   get details(): HealthReport | null {
@@ -117,7 +118,19 @@ export class KeptHealth {
     };
   }
 
+  /**
+   * The latest report for readers that only read it (API views), made on the first read after
+   * a report and then shared: a page of VMs read again and again writes each stamp once. Not
+   * for the status writes, which read every session once per ping round: a copy kept for each
+   * of them would outlive scavenges again.
+   */
+  get shared(): HealthReport | null {
+    this.sharedCopy ??= this.report;
+    return this.sharedCopy;
+  }
+
   keep(next: HealthReport): void {
+    this.sharedCopy = null;
     const checks = next.checks;
     if (this.times.length !== checks.length + 1) this.times = new Float64Array(checks.length + 1);
     const times = this.times;

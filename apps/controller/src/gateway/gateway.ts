@@ -200,7 +200,7 @@ export class AgentGateway implements CommandLink {
       connectedAt: session.connectedAt,
       lastSeenAt: new Date(session.lastSeenMs).toISOString(),
       notebook: session.notebook,
-      healthReport: session.healthReport.report,
+      healthReport: session.healthReport.shared,
       version: session.agentVersion,
     };
   }
