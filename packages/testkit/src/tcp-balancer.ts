@@ -22,8 +22,10 @@ export interface TcpBalancer {
   readonly accepted: Map<string, number>;
   /** Connections open to each backend now, keyed `host:port`. */
   readonly active: Map<string, number>;
-  /** Replaces the backend list (e.g. a restarted replica on a new port). */
+  /** Replaces the backend list (e.g. a restarted replica on a new port; none: every connection refused). */
   setBackends(backends: Backend[]): void;
+  /** Drops every connection open now, both sides, without a close handshake (a network failure). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -108,6 +110,9 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
     active,
     setBackends(backends) {
       list = [...backends];
+    },
+    dropConnections() {
+      for (const socket of open) socket.destroy();
     },
     close: () =>
       new Promise<void>((resolve) => {

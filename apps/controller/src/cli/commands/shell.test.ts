@@ -11,10 +11,12 @@ import { loadNodePty } from "@nbfleet/agent";
 import { shellQuote } from "@nbfleet/shared/quote";
 import { tsxArgs } from "@nbfleet/testkit/processes";
 import { controllerMain } from "@nbfleet/testkit/repo";
+import { type TcpBalancer, startTcpBalancer } from "@nbfleet/testkit/tcp-balancer";
 import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
 import { Waiters } from "@nbfleet/testkit/waiters";
 import { afterEach, describe, expect, it } from "vitest";
+import { TerminalConnection } from "../terminal-client.js";
 import { commandLine } from "./shell.js";
 
 let fleet: Fleet | undefined;
@@ -23,8 +25,8 @@ afterEach(async () => {
   fleet = undefined;
 });
 
-function cliEnv(f: Fleet, token = f.controller.adminToken): NodeJS.ProcessEnv {
-  return { ...process.env, NBFLEET_URL: f.controller.url, NBFLEET_TOKEN: token, NBFLEET_DATA_DIR: f.logDir };
+function cliEnv(f: Fleet, token = f.controller.adminToken, url = f.controller.url): NodeJS.ProcessEnv {
+  return { ...process.env, NBFLEET_URL: url, NBFLEET_TOKEN: token, NBFLEET_DATA_DIR: f.logDir };
 }
 
 function cli(
@@ -52,13 +54,13 @@ function cli(
 }
 
 /** The CLI in a pseudo-terminal of its own, then `stty -a` of that terminal once it exits. */
-async function cliInPty(f: Fleet, args: string[]) {
+async function cliInPty(f: Fleet, args: string[], url = f.controller.url) {
   const pty = await loadNodePty();
   const quoted = [process.execPath, ...tsxArgs(controllerMain, args)].map(shellQuote).join(" ");
   const term = pty.spawn("/bin/sh", ["-c", `${quoted}; echo "cli-exit=$?"; stty -a`], {
     cols: 100,
     rows: 30,
-    env: cliEnv(f) as Record<string, string>,
+    env: cliEnv(f, f.controller.adminToken, url) as Record<string, string>,
     encoding: null,
   });
   const waiters = new Waiters();
@@ -212,6 +214,135 @@ describe("nbfleet shell", () => {
       await again.until(/first-8/);
       again.term.write("exit\r");
       await again.until(/cli-exit=0/);
+    },
+    CLI_TIMEOUT,
+  );
+});
+
+describe("nbfleet shell when its connection drops", () => {
+  /** A balancer in front of the controller: the CLI's connection can drop while the session lives. */
+  async function behindBalancer(f: Fleet) {
+    const { hostname, port } = new URL(f.controller.url);
+    const backend = { host: hostname, port: Number(port) };
+    const balancer = await startTcpBalancer([backend]);
+    balancers.push(balancer);
+    return {
+      balancer,
+      /** Drops every connection and refuses new ones until `up`. */
+      down: () => {
+        balancer.setBackends([]);
+        balancer.dropConnections();
+      },
+      up: () => balancer.setBackends([backend]),
+    };
+  }
+  const balancers: TcpBalancer[] = [];
+  afterEach(async () => {
+    for (const balancer of balancers.splice(0)) await balancer.close();
+  });
+
+  it(
+    "attaches again by itself once the controller can be reached, redraws from the replay, and goes on in the same session",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const net = await behindBalancer(fleet);
+      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
+      t.term.write("echo before-$((1+1))\r");
+      await t.until(/before-2/);
+      const from = t.output().length;
+      net.down();
+      await t.until(/connection to the controller dropped \(1006\); attaching again to session (\S+)/, from);
+      // Refused for a while (the CLI keeps trying), then reachable again.
+      await sleep(1200);
+      net.up();
+      // A clean screen, then the replay: what the session showed before the drop.
+      await t.until(/\x1bc[^]*before-2/, from);
+      const redrawn = t.output().length;
+      t.term.write("echo after-$((2+2))\r");
+      await t.until(/after-4/, redrawn);
+      t.term.write("exit 4\r");
+      await t.until(/cli-exit=4/);
+      await t.exited();
+      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+      // One session all along: the shell that echoed before the drop is the one that exited.
+      const sessions = await fleet.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 10 });
+      expect(sessions).toHaveLength(1);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "says why and exits 255 when the session is gone by the time it attaches again",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const net = await behindBalancer(fleet);
+      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
+      t.term.write("echo ready-$((3+3))\r");
+      await t.until(/ready-6/);
+      const from = t.output().length;
+      net.down();
+      const [, session] = (await t.until(/attaching again to session (\S+)/, from))!;
+      // Someone else ends the session while this CLI is away.
+      const other = await TerminalConnection.open(
+        { baseUrl: fleet.controller.url, token: fleet.controller.adminToken, vm: "box", session: session! },
+        { output: () => {}, closed: () => {} },
+      );
+      other.end();
+      await eventually(
+        async () => (await fleet!.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 1 }))[0]!,
+        (row) => row.closedAt !== null,
+      );
+      net.up();
+      await t.until(/cli-exit=255/);
+      await t.exited();
+      expect(t.output().slice(from)).toMatch(
+        /controller refused to attach again: .*\[NBF_TERMINAL_SESSION_NOT_FOUND\]; the session may still run on the machine/,
+      );
+      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "gives up at Ctrl-C while the controller is out of reach",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const net = await behindBalancer(fleet);
+      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
+      t.term.write("echo ready-$((5+5))\r");
+      await t.until(/ready-10/);
+      net.down();
+      await t.until(/attaching again/);
+      await sleep(600);
+      t.term.write("\x03");
+      await t.until(/cli-exit=255/);
+      await t.exited();
+      expect(t.output()).toMatch(
+        /gave up attaching again; the session may still run on the machine: nbfleet shell box --session \S+/,
+      );
+      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "with --no-reattach exits 255 at once and names the command that attaches again",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const net = await behindBalancer(fleet);
+      const t = await cliInPty(fleet, ["shell", "box", "--no-reattach"], net.balancer.url);
+      t.term.write("echo ready-$((4+4))\r");
+      await t.until(/ready-8/);
+      net.down();
+      await t.until(/cli-exit=255/);
+      expect(t.output()).toMatch(
+        /connection to the controller ended \(1006\).*nbfleet shell box --session \S+/,
+      );
+      expect(t.output()).not.toMatch(/attaching again/);
     },
     CLI_TIMEOUT,
   );
