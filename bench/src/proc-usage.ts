@@ -1,4 +1,5 @@
 /** RSS and CPU time of a process (and, optionally, its descendants) from /proc. */
+import { readFileSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -39,6 +40,40 @@ export function sampleRss(pid: number, everyMs: number): { stop(): RssSample[] }
       return samples;
     },
   };
+}
+
+/** The whole machine's CPU time so far (jiffies, all CPUs): all of it, and what the hypervisor took (steal). */
+export function machineCpuTimes(): { total: number; steal: number } {
+  const fields = readFileSync("/proc/stat", "utf8")
+    .split("\n", 1)[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already counted in user).
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { total: user + nice + system + idle + iowait + irq + softirq + steal, steal };
+}
+
+/**
+ * % of the machine's CPU time the hypervisor gave to others between two readings: time this
+ * virtual machine's runnable threads waited for a physical CPU, on top of waiting for each other.
+ */
+export function stealPercent(
+  from: { total: number; steal: number },
+  to: { total: number; steal: number },
+): number {
+  const total = to.total - from.total;
+  return total > 0 ? ((to.steal - from.steal) / total) * 100 : 0;
 }
 
 /** User + system CPU seconds the process has used so far. */

@@ -36,7 +36,7 @@ import { type CommandPhases, commandPhases } from "./command-phases.js";
 import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
 import { JsonClient } from "./http-client.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
-import { cpuSeconds, processTree, rssBytes } from "./proc-usage.js";
+import { cpuSeconds, machineCpuTimes, processTree, rssBytes, stealPercent } from "./proc-usage.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 
 /** The replicas' LISTEN/NOTIFY channel (apps/controller/src/cluster/signals.ts, SIGNAL_CHANNEL). */
@@ -101,6 +101,8 @@ export interface BulkRound extends OperationTrace {
   cpuMsPerTarget: { replicas: number; postgres: number; fleets: number };
   /** Cores the whole machine would need to run the operation at its ideal rate. */
   coresAtIdealRate: number;
+  /** % of the machine's CPU time its hypervisor took (steal) during the round; absent from older results. */
+  stealPercent?: number;
   /** With `pgStatements`: the statements PostgreSQL ran during the round, most frequent first. */
   statements?: StatementCounts;
 }
@@ -140,6 +142,8 @@ export interface ReplicasBenchResult {
     heldAfter: number[];
   };
   loadAverage: Record<string, [number, number, number]>;
+  /** % of the machine's CPU time its hypervisor took (steal) in each window; absent from older results. */
+  stealPercent?: { idle: number; queries: number; restarts: number };
   single: ControllerBenchResult | null;
 }
 
@@ -268,7 +272,9 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const fleetCpuBefore = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
     await Promise.all(replicas.map((r) => r.child.loop())); // counted from here
     const steadyStarted = performance.now();
+    const idleCpu = machineCpuTimes();
     const steady = await sampleEverySecond(pids, options.steadySec);
+    const idleSteal = stealPercent(idleCpu, machineCpuTimes());
     const idleLoops = await Promise.all(replicas.map((r) => r.child.loop()));
     const steadyElapsed = (performance.now() - steadyStarted) / 1000;
     const cpuAfter = await Promise.all(pids.map(cpuSeconds));
@@ -293,6 +299,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     noteLoad("after steady window");
 
     // The unhealthy query, spread over the replicas.
+    const queriesCpu = machineCpuTimes();
     const queryMs: number[] = [];
     let itemsPerPage = 0;
     for (let i = 0; i < options.queries; i++) {
@@ -301,6 +308,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       itemsPerPage = (await client.expect<{ items: unknown[] }>(200, "GET", QUERY_PATH)).items.length;
       queryMs.push(performance.now() - t0);
     }
+    const queriesSteal = stealPercent(queriesCpu, machineCpuTimes());
     noteLoad("after queries");
 
     // Restarts with the API on one replica and the agent on another, as the store says.
@@ -311,6 +319,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const storeMs: number[] = [];
     let succeeded = 0;
     for (const replica of replicas) await replica.client.warm(1);
+    const restartsCpu = machineCpuTimes();
     for (let k = 0; k < options.restarts; k++) {
       const on = k % replicas.length;
       const targets = heldElsewhere[on]!;
@@ -327,6 +336,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       throw new Error(
         `${options.restarts - succeeded} of ${options.restarts} cross-replica restarts did not succeed`,
       );
+    const restartsSteal = stealPercent(restartsCpu, machineCpuTimes());
     noteLoad("after restarts");
 
     // Bulk restarts of every agent.
@@ -347,6 +357,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         await query(databaseUrl, "select pg_stat_statements_reset()");
       }
       await cpu.start();
+      const roundCpu = machineCpuTimes();
       const startedAt = Date.now();
       const t0 = performance.now();
       const created = await replica.client.expect<{ operation: { id: string } }>(
@@ -371,6 +382,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         await sleep(50);
       }
       const totalMs = performance.now() - t0;
+      const roundSteal = stealPercent(roundCpu, machineCpuTimes());
       const endedAt = Date.now();
       const notified = await counter.stop();
       const used = await cpu.stop();
@@ -407,6 +419,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           ((cpuMsPerTarget.replicas + cpuMsPerTarget.postgres + cpuMsPerTarget.fleets) * options.agents) /
           idealMs,
         window: { startedAt, endedAt },
+        stealPercent: roundSteal,
         ...(statements ? { statements } : {}),
       });
       noteLoad(`after bulk ${round + 1}`);
@@ -503,6 +516,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       },
       kill: { killedHeld, reconnectMs, attempts, heldAfter },
       loadAverage,
+      stealPercent: { idle: idleSteal, queries: queriesSteal, restarts: restartsSteal },
       single,
     };
   } finally {

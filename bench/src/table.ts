@@ -258,7 +258,7 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       "replica CPU with the fleet idle",
       each((x) => `${fmt(x.cpuPercentIdle)} %`),
       "—",
-      `% of a core over the ${r.steadyWindowSec} s window (reports, pings, heartbeats, leases); the sim fleets used ${fmt(r.fleetCpuPercentIdle)} %; load average ${r.loadAverage["after steady window"]?.map((v) => fmt(v, 2)).join(" ") ?? "?"}`,
+      `% of a core over the ${r.steadyWindowSec} s window (reports, pings, heartbeats, leases); the sim fleets used ${fmt(r.fleetCpuPercentIdle)} %; load average ${r.loadAverage["after steady window"]?.map((v) => fmt(v, 2)).join(" ") ?? "?"}${stolen(r.stealPercent?.idle)}`,
     ],
     [
       "replica GC pauses with the fleet idle: mean / max",
@@ -273,13 +273,13 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       "notebook restart round trip, API on one replica and the agent on another, p50 / p99, 1 in flight",
       ms(r.restart),
       "p99 ≤ 50 ms",
-      `${r.restart.count} restarts (${r.restart.succeeded} succeeded), the API replica in turn, the target an agent another replica holds (checked in vm_status.replica_id), simulated agents answering at once: POST until GET /v1/commands/{id}?wait answers; max ${fmt(r.restart.max)} ms; createdAt→finishedAt in the store ${ms(r.restart.storeMs)}`,
+      `${r.restart.count} restarts (${r.restart.succeeded} succeeded), the API replica in turn, the target an agent another replica holds (checked in vm_status.replica_id), simulated agents answering at once: POST until GET /v1/commands/{id}?wait answers; max ${fmt(r.restart.max)} ms; createdAt→finishedAt in the store ${ms(r.restart.storeMs)}${stolen(r.stealPercent?.restarts)}`,
     ],
     [
       `GET /v1/vms?health=unhealthy over ${n} VMs on PostgreSQL p50 / p99`,
       ms(r.query),
       "p99 ≤ 50 ms",
-      `${r.query.count} requests one after another over the replicas in turn, a page of ${r.query.itemsPerPage} of ${count(r.query.unhealthyVms)} unhealthy`,
+      `${r.query.count} requests one after another over the replicas in turn, a page of ${r.query.itemsPerPage} of ${count(r.query.unhealthyVms)} unhealthy${stolen(r.stealPercent?.queries)}`,
     ],
     [
       `bulk restart of every agent across the replicas, ${b.concurrency} at a time, ${b.delayMs} ms each: total / ideal`,
@@ -345,8 +345,15 @@ function consoleRows(r: ConsoleBenchResult): Row[] {
 }
 
 /** Where a bulk round's time and CPU went (absent from results written before it was measured). */
+/** The hypervisor's share of a window, for the replicas' rows (older results have none). */
+function stolen(percent: number | undefined): string {
+  return percent === undefined
+    ? ""
+    : `; the hypervisor took ${fmt(percent)} % of the machine's CPU time (steal)`;
+}
+
 function bulkBreakdown(
-  round: Partial<Pick<BulkRound, "phases" | "cpuMsPerTarget" | "coresAtIdealRate">>,
+  round: Partial<Pick<BulkRound, "phases" | "cpuMsPerTarget" | "coresAtIdealRate" | "stealPercent">>,
 ): string {
   const { phases, cpuMsPerTarget: cpu, coresAtIdealRate } = round;
   const parts: string[] = [];
@@ -358,5 +365,6 @@ function bulkBreakdown(
     parts.push(
       `; CPU per target ${fmt(cpu.replicas, 2)} ms in the replicas, ${fmt(cpu.postgres, 2)} ms in PostgreSQL, ${fmt(cpu.fleets, 2)} ms in the simulated fleets: the ideal rate would need ${fmt(coresAtIdealRate, 2)} of this machine's ${os.cpus().length} cores`,
     );
+  parts.push(stolen(round.stealPercent));
   return parts.join("");
 }
