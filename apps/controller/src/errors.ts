@@ -105,6 +105,15 @@ export const ERRORS = {
   },
   NBF_SESSION_NOT_FOUND: { status: 404, message: "no live console session with id {id}" },
   NBF_OPERATION_NOT_FOUND: { status: 404, message: "no operation with id {id}" },
+  NBF_FLEET_NOT_EMPTY: {
+    status: 409,
+    message:
+      "the fleet still has {count} machine(s), {example} among them; delete them first (nbfleet vm rm NAME --yes), then tear the fleet down",
+  },
+  NBF_FLEET_NO_TEARDOWN: {
+    status: 409,
+    message: "provider {provider} keeps nothing shared between machines: there is nothing to tear down",
+  },
   NBF_OPERATION_NO_TARGETS: {
     status: 400,
     message: "the selector {selector} matches no VM; check names, labels and health with nbfleet vm ls",

@@ -245,3 +245,13 @@ export const FleetSummary = Type.Object({
   }),
 });
 export type FleetSummary = Static<typeof FleetSummary>;
+
+/** `POST /v1/fleet/teardown`: what the provider deleted of the fleet's shared resources. */
+export const FleetTeardownReport = Type.Object({
+  provider: Type.String(),
+  deleted: Type.Array(Type.String()),
+  /** The resource group stays when it holds anything nbfleet did not make. */
+  resourceGroupDeleted: Type.Boolean(),
+  keptBecause: Type.Union([Type.String(), Type.Null()]),
+});
+export type FleetTeardownReport = Static<typeof FleetTeardownReport>;

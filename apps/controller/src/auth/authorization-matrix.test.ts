@@ -56,6 +56,7 @@ const ACCESS: Record<string, RouteAccess> = {
   "PUT /v1/policies/idle": "admin",
   "GET /v1/replicas": "viewer",
   "GET /v1/fleet/summary": "viewer",
+  "POST /v1/fleet/teardown": "admin",
   "POST /v1/tokens": "admin",
   "GET /v1/tokens": "admin",
   "DELETE /v1/tokens/:id": "admin",

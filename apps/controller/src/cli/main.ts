@@ -10,6 +10,7 @@ import { CliError, ExitCode } from "./client.js";
 import { commandVersionFlag } from "./command-version-flag.js";
 import { registerAgent } from "./commands/agent.js";
 import { registerEvents } from "./commands/events.js";
+import { registerFleet } from "./commands/fleet.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerNotebook } from "./commands/notebook.js";
 import { registerOp } from "./commands/op.js";
@@ -41,6 +42,7 @@ registerPolicy(program, globals);
 registerShell(program, globals);
 registerLogs(program, globals);
 registerReplicas(program, globals);
+registerFleet(program, globals);
 registerAgent(program, globals);
 
 try {

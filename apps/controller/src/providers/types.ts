@@ -4,6 +4,7 @@
  * then on the controller talks to the agent, not to the provider. Errors thrown here reach the
  * operator as NBF_PROVIDER_FAILED with the error's message.
  */
+import type { FleetTeardownReport } from "@nbfleet/shared";
 import type { VmState } from "@nbfleet/shared";
 
 export interface ProviderVm {
@@ -75,6 +76,12 @@ export interface Provider {
   checkCertificate?(certificate: GuestCertificate): string | null;
   /** What the place holds compared with the machines the controller knows (run periodically). */
   reconcile?(known: ProviderVm[]): Promise<ReconcileReport>;
+  /**
+   * Deletes what the fleet's machines shared (Azure: the VNet, the NSG and, when nothing else is
+   * in it, the resource group); asked only once the controller knows no machine. Absent: the
+   * provider keeps nothing shared.
+   */
+  teardownFleet?(): Promise<Omit<FleetTeardownReport, "provider">>;
 }
 
 export interface ReconcileReport {

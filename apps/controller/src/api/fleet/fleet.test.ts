@@ -1,3 +1,4 @@
+import { runCli } from "@nbfleet/testkit/cli";
 import { startTestController } from "@nbfleet/testkit/controller";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
@@ -45,5 +46,29 @@ describe.each(STORE_DIALECTS)("GET /v1/fleet/summary (%s)", (dialect) => {
     closers.push(controller.close);
     const res = await controller.app.inject({ method: "GET", url: "/v1/fleet/summary" });
     expect(res.statusCode).toBe(401);
+  });
+});
+
+describe("POST /v1/fleet/teardown and nbfleet fleet teardown (a provider that shares nothing)", () => {
+  it("refuses: the machines share nothing (the simulated provider, like the local one); the CLI asks for --yes first and exits with the API's reason", async () => {
+    const controller = await startTestController();
+    closers.push(controller.close);
+    const res = await controller.app.inject({
+      method: "POST",
+      url: "/v1/fleet/teardown",
+      headers: { authorization: `Bearer ${controller.adminToken}` },
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error).toMatchObject({
+      code: "NBF_FLEET_NO_TEARDOWN",
+      message: "provider sim keeps nothing shared between machines: there is nothing to tear down",
+    });
+
+    const unconfirmed = await runCli(controller, "fleet", "teardown");
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toMatch(/cannot be undone; pass --yes/);
+    const confirmed = await runCli(controller, "fleet", "teardown", "--yes");
+    expect(confirmed.code).toBe(2); // a 409, like every refusal of bad input or state
+    expect(confirmed.stderr).toMatch(/nothing to tear down \[NBF_FLEET_NO_TEARDOWN\]/);
   });
 });

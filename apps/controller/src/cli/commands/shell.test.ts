@@ -84,6 +84,8 @@ async function cliInPty(f: Fleet, args: string[], url = f.controller.url) {
 }
 
 const CLI_TIMEOUT = 120_000;
+/** What the CLI writes before a reattach's replay (a terminal reset, ESC c). */
+const RESET_SCREEN = String.fromCharCode(27, 99);
 
 describe("nbfleet exec", () => {
   it(
@@ -257,7 +259,7 @@ describe("nbfleet shell when its connection drops", () => {
       await sleep(1200);
       net.up();
       // A clean screen, then the replay: what the session showed before the drop.
-      await t.until(/\x1bc[^]*before-2/, from);
+      await t.until(new RegExp(`${RESET_SCREEN}[\\s\\S]*before-2`), from);
       const redrawn = t.output().length;
       t.term.write("echo after-$((2+2))\r");
       await t.until(/after-4/, redrawn);

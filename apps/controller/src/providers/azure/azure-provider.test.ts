@@ -108,6 +108,51 @@ describe("provider azure against the emulator", () => {
     });
   });
 
+  it("POST /v1/fleet/teardown refuses while a machine is left, then deletes the fleet's network and group; a new machine lays them out again", async () => {
+    const provider = emulatorProvider(emu, { resourceGroup: "teardown" });
+    await withController(provider, async (c) => {
+      expect((await createVm(c, "td1")).body.vm.state).toBe("running");
+      const shared = () =>
+        inventory()
+          .resources.filter((r) => r.resourceGroup === "teardown" && !r.tags[VM_TAG])
+          .map((r) => r.type)
+          .filter((type) => type.startsWith("Microsoft.Network/"))
+          .sort();
+      const refused = await call(c.app, "POST", "/v1/fleet/teardown", { token: c.adminToken });
+      expect(refused.statusCode).toBe(409);
+      expect(refused.json().error).toMatchObject({ code: "NBF_FLEET_NOT_EMPTY" });
+      expect(refused.json().error.message).toMatch(/still has 1 machine\(s\), td1 among them/);
+      expect(shared()).toEqual([
+        "Microsoft.Network/networkSecurityGroups",
+        "Microsoft.Network/virtualNetworks",
+      ]);
+
+      expect((await call(c.app, "DELETE", "/v1/vms/td1", { token: c.adminToken })).statusCode).toBe(204);
+      const operator = await call(c.app, "POST", "/v1/tokens", {
+        token: c.adminToken,
+        body: { name: "op", role: "operator" },
+      });
+      const forbidden = await call(c.app, "POST", "/v1/fleet/teardown", { token: operator.json().token });
+      expect(forbidden.statusCode).toBe(403);
+      const torn = await call(c.app, "POST", "/v1/fleet/teardown", { token: c.adminToken });
+      expect(torn.statusCode).toBe(200);
+      expect(torn.json()).toEqual({
+        provider: "azure",
+        deleted: ["teardown-vnet", "teardown-nsg", "teardown"],
+        resourceGroupDeleted: true,
+        keptBecause: null,
+      });
+      expect(inventory().resourceGroups.map((g) => g.name)).not.toContain("teardown");
+
+      // The provider forgot its network: the next machine makes group, VNet and NSG again.
+      expect((await createVm(c, "td2")).body.vm.state).toBe("running");
+      expect(shared()).toEqual([
+        "Microsoft.Network/networkSecurityGroups",
+        "Microsoft.Network/virtualNetworks",
+      ]);
+    });
+  });
+
   it("rides out a 429 storm: every machine is created and the retries are counted", async () => {
     const provider = emulatorProvider(emu, { resourceGroup: "storm" });
     await withController(provider, async (c) => {

@@ -1,3 +1,4 @@
+import type { NetworkSecurityGroup, SecurityRule } from "@azure/arm-network";
 /**
  * What a fleet shares, created once and reused: the resource group, one network security group
  * that admits only the public notebook port (and SSH only when asked for) from the configured
@@ -6,7 +7,7 @@
  * TCP 80 for ACME's HTTP-01 is admitted only while a machine of the fleet answers it
  * (`admitAcmeHttp` / `withdrawAcmeHttp`, one at a time); `ensure()` keeps that rule as it finds it.
  */
-import type { NetworkSecurityGroup, SecurityRule } from "@azure/arm-network";
+import type { FleetTeardownReport } from "@nbfleet/shared";
 import { ACME_HTTP_RULE, acmeHttpRule } from "./acme.js";
 import type { AzureClients } from "./clients.js";
 import { isNotFound } from "./failures.js";
@@ -36,12 +37,7 @@ export interface FleetNetworkNames {
   subnet: string;
 }
 
-export interface TeardownReport {
-  deleted: string[];
-  /** The resource group stays when it holds anything nbfleet did not make. */
-  resourceGroupDeleted: boolean;
-  keptBecause: string | null;
-}
+export type TeardownReport = Omit<FleetTeardownReport, "provider">;
 
 export class FleetNetwork {
   readonly names: FleetNetworkNames;
