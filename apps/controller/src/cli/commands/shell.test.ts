@@ -222,14 +222,21 @@ describe("nbfleet shell", () => {
 });
 
 describe("nbfleet shell when its connection drops", () => {
-  /** A balancer in front of the controller: the CLI's connection can drop while the session lives. */
-  async function behindBalancer(f: Fleet) {
-    const { hostname, port } = new URL(f.controller.url);
+  /**
+   * `nbfleet shell box …` behind a balancer in front of the controller (so the CLI's connection
+   * can drop while the session lives), once its shell has echoed `ready-42`.
+   */
+  async function shellBehindBalancer(extra: string[] = []) {
+    fleet = await startFleet();
+    await fleet.addVm("box");
+    const { hostname, port } = new URL(fleet.controller.url);
     const backend = { host: hostname, port: Number(port) };
     const balancer = await startTcpBalancer([backend]);
     balancers.push(balancer);
-    return {
-      balancer,
+    const t = await cliInPty(fleet, ["shell", "box", ...extra], balancer.url);
+    t.term.write("echo ready-$((40+2))\r");
+    await t.until(/ready-42/);
+    const net = {
       /** Drops every connection and refuses new ones until `up`. */
       down: () => {
         balancer.setBackends([]);
@@ -237,7 +244,11 @@ describe("nbfleet shell when its connection drops", () => {
       },
       up: () => balancer.setBackends([backend]),
     };
+    return { f: fleet, t, net };
   }
+  /** The CLI left raw mode: canonical mode is back in `stty -a` after its exit. */
+  const terminalRestored = (t: { output(): string }) =>
+    expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
   const balancers: TcpBalancer[] = [];
   afterEach(async () => {
     for (const balancer of balancers.splice(0)) await balancer.close();
@@ -246,12 +257,7 @@ describe("nbfleet shell when its connection drops", () => {
   it(
     "attaches again by itself once the controller can be reached, redraws from the replay, and goes on in the same session",
     async () => {
-      fleet = await startFleet();
-      await fleet.addVm("box");
-      const net = await behindBalancer(fleet);
-      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
-      t.term.write("echo before-$((1+1))\r");
-      await t.until(/before-2/);
+      const { f, t, net } = await shellBehindBalancer();
       const from = t.output().length;
       net.down();
       await t.until(/connection to the controller dropped \(1006\); attaching again to session (\S+)/, from);
@@ -259,16 +265,16 @@ describe("nbfleet shell when its connection drops", () => {
       await sleep(1200);
       net.up();
       // A clean screen, then the replay: what the session showed before the drop.
-      await t.until(new RegExp(`${RESET_SCREEN}[\\s\\S]*before-2`), from);
+      await t.until(new RegExp(`${RESET_SCREEN}[\\s\\S]*ready-42`), from);
       const redrawn = t.output().length;
       t.term.write("echo after-$((2+2))\r");
       await t.until(/after-4/, redrawn);
       t.term.write("exit 4\r");
       await t.until(/cli-exit=4/);
       await t.exited();
-      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+      terminalRestored(t);
       // One session all along: the shell that echoed before the drop is the one that exited.
-      const sessions = await fleet.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 10 });
+      const sessions = await f.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 10 });
       expect(sessions).toHaveLength(1);
     },
     CLI_TIMEOUT,
@@ -277,23 +283,18 @@ describe("nbfleet shell when its connection drops", () => {
   it(
     "says why and exits 255 when the session is gone by the time it attaches again",
     async () => {
-      fleet = await startFleet();
-      await fleet.addVm("box");
-      const net = await behindBalancer(fleet);
-      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
-      t.term.write("echo ready-$((3+3))\r");
-      await t.until(/ready-6/);
+      const { f, t, net } = await shellBehindBalancer();
       const from = t.output().length;
       net.down();
       const [, session] = (await t.until(/attaching again to session (\S+)/, from))!;
       // Someone else ends the session while this CLI is away.
       const other = await TerminalConnection.open(
-        { baseUrl: fleet.controller.url, token: fleet.controller.adminToken, vm: "box", session: session! },
+        { baseUrl: f.controller.url, token: f.controller.adminToken, vm: "box", session: session! },
         { output: () => {}, closed: () => {} },
       );
       other.end();
       await eventually(
-        async () => (await fleet!.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 1 }))[0]!,
+        async () => (await f.controller.app.nbfleet.terminals.list({ vmName: "box", limit: 1 }))[0]!,
         (row) => row.closedAt !== null,
       );
       net.up();
@@ -302,7 +303,7 @@ describe("nbfleet shell when its connection drops", () => {
       expect(t.output().slice(from)).toMatch(
         /controller refused to attach again: .*\[NBF_TERMINAL_SESSION_NOT_FOUND\]; the session may still run on the machine/,
       );
-      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+      terminalRestored(t);
     },
     CLI_TIMEOUT,
   );
@@ -310,12 +311,7 @@ describe("nbfleet shell when its connection drops", () => {
   it(
     "gives up at Ctrl-C while the controller is out of reach",
     async () => {
-      fleet = await startFleet();
-      await fleet.addVm("box");
-      const net = await behindBalancer(fleet);
-      const t = await cliInPty(fleet, ["shell", "box"], net.balancer.url);
-      t.term.write("echo ready-$((5+5))\r");
-      await t.until(/ready-10/);
+      const { f, t, net } = await shellBehindBalancer();
       net.down();
       await t.until(/attaching again/);
       await sleep(600);
@@ -325,7 +321,7 @@ describe("nbfleet shell when its connection drops", () => {
       expect(t.output()).toMatch(
         /gave up attaching again; the session may still run on the machine: nbfleet shell box --session \S+/,
       );
-      expect(t.output().slice(t.output().indexOf("cli-exit="))).toMatch(/(^|\s)icanon(\s|$)/m);
+      terminalRestored(t);
     },
     CLI_TIMEOUT,
   );
@@ -333,12 +329,7 @@ describe("nbfleet shell when its connection drops", () => {
   it(
     "with --no-reattach exits 255 at once and names the command that attaches again",
     async () => {
-      fleet = await startFleet();
-      await fleet.addVm("box");
-      const net = await behindBalancer(fleet);
-      const t = await cliInPty(fleet, ["shell", "box", "--no-reattach"], net.balancer.url);
-      t.term.write("echo ready-$((4+4))\r");
-      await t.until(/ready-8/);
+      const { f, t, net } = await shellBehindBalancer(["--no-reattach"]);
       net.down();
       await t.until(/cli-exit=255/);
       expect(t.output()).toMatch(
