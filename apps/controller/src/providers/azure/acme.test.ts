@@ -235,6 +235,28 @@ describe("ACME on the azure provider", () => {
     ).toEqual(["nbfleet-notebook", "nbfleet-ssh"]);
   });
 
+  it("closes port 80 when the reconcile finds the last ACME machine deleted outside nbfleet", async () => {
+    const rg = "acme-outside";
+    const provider = emulatorProvider(emu, { resourceGroup: rg });
+    await provider.create(machine("a5"), context(acme()));
+    expect(acmeRules(rg)).toHaveLength(1);
+    const record = (acmeHttpPort?: number) => ({
+      name: "a5",
+      labels: {},
+      providerData: {
+        resourceGroup: rg,
+        names: { vm: "a5", osDisk: "a5-osdisk", nic: "a5-nic", publicIp: "a5-ip" },
+        ...(acmeHttpPort ? { acmeHttpPort } : {}),
+      },
+    });
+    // Gone from Azure without nbfleet's delete path (which would close the port itself).
+    await provider.delete(record());
+    expect(acmeRules(rg)).toHaveLength(1);
+    const report = await provider.reconcile([record(80)]);
+    expect(report.missing).toEqual(["a5"]);
+    expect(acmeRules(rg)).toEqual([]);
+  });
+
   it("a first ACME machine that fails leaves port 80 closed and nothing of it behind", async () => {
     const rg = "acme-fail";
     const provider = emulatorProvider(emu, { resourceGroup: rg, retry: { maxRetries: 0 } });

@@ -402,9 +402,20 @@ export class AzureProvider implements Provider {
   /**
    * Compares what nbfleet knows with what Azure holds for this fleet (three reads): known
    * machines Azure no longer has, each machine's power state, and fleet-tagged resources (and
-   * unattached `-osdisk` disks) that belong to no known machine.
+   * unattached `-osdisk` disks) that belong to no known machine. An ACME machine deleted outside
+   * nbfleet no longer keeps the NSG's port 80 open: it is closed here when no other needs it.
    */
   async reconcile(known: ProviderVm[]): Promise<ReconcileReport> {
+    const report = await this.compare(known);
+    const gone = new Set(report.missing);
+    const acmeGone = known.some(
+      (vm) => gone.has(vm.name) && isAzureData(vm.providerData) && vm.providerData.acmeHttpPort !== undefined,
+    );
+    if (acmeGone) await this.withdrawAcmeHttpIfUnused();
+    return report;
+  }
+
+  private compare(known: ProviderVm[]): Promise<ReconcileReport> {
     const { compute, resources } = this.clients;
     const rg = this.options.resourceGroup.toLowerCase();
     return this.guard("reconcile", async (signal) => {
