@@ -10,6 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { buildAgentArtifact } from "@nbfleet/scripts";
 import { AGENT_ARTIFACTS_PATH } from "@nbfleet/shared";
+import { makeDataDir } from "./data-dir.js";
 
 const run = promisify(execFile);
 
@@ -36,7 +37,7 @@ export async function buildAgentVersion(version: string): Promise<BuiltVersion> 
  * version and an `nbfleet-agent.mjs`) whose agent is `script`: e.g. `process.exit(1)`.
  */
 export async function handMadeArtifact(version: string, script: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-handmade-agent-"));
+  const dir = makeDataDir("nbf-handmade-agent-", 0o700);
   const content = path.join(dir, "content");
   await mkdir(content);
   const manifest = {

@@ -10,6 +10,7 @@ import { type RunningEmulator, type StartOptions, startEmulator } from "@nbfleet
 import type { ArtifactInfo } from "@nbfleet/controller";
 import { AzureProvider, type AzureProviderOptions } from "@nbfleet/controller";
 import { chooseCredential } from "@nbfleet/controller";
+import { makeDataDir } from "./data-dir.js";
 
 export const TEST_SUBSCRIPTION = "00000000-0000-4000-8000-00000000f1ee";
 
@@ -17,7 +18,7 @@ export const TEST_SUBSCRIPTION = "00000000-0000-4000-8000-00000000f1ee";
 export const FAST_DURATIONS = { network: 20, compute: 100, power: 50, delete: 20 };
 
 export async function startTestEmulator(options: Partial<StartOptions> = {}): Promise<RunningEmulator> {
-  const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "nbf-azure-emu-")));
+  const dataDir = options.dataDir ?? makeDataDir("nbf-azure-emu-", 0o700);
   return startEmulator({ guests: "none", durations: FAST_DURATIONS, ...options, dataDir });
 }
 

@@ -6,13 +6,14 @@ import { join } from "node:path";
 const made = new Set<string>();
 
 /**
- * A fresh directory under the system temp dir for a controller's or an agent's data. Mode 0755:
- * an agent's sandboxed notebook user must be able to pass through it. Removed at the end of the
- * test file (temp-dirs-setup.ts) or of the bench that made it.
+ * A fresh directory under the system temp dir for a controller's or an agent's data. Mode 0755
+ * by default: an agent's sandboxed notebook user must be able to pass through it (0700, as
+ * mkdtemp makes it, where a test needs no other user). Removed at the end of the test file
+ * (temp-dirs-setup.ts) or of the bench that made it.
  */
-export function makeDataDir(prefix = "nbf-test-"): string {
+export function makeDataDir(prefix = "nbf-test-", mode = 0o755): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  chmodSync(dir, 0o755);
+  chmodSync(dir, mode);
   made.add(dir);
   return dir;
 }

@@ -1,13 +1,14 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { describe, expect, it } from "vitest";
 import { loadSettings, saveSettings } from "./load.js";
 import { dataPaths } from "./paths.js";
 import { DEFAULT_SETTINGS, controllerUrlsOf } from "./settings.js";
 
 async function tempPaths() {
-  return dataPaths(await mkdtemp(path.join(tmpdir(), "nbf-settings-")));
+  return dataPaths(makeDataDir("nbf-settings-", 0o700));
 }
 
 describe("agent settings", () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRunning, readProcStat } from "@nbfleet/shared/proc";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ScriptsError } from "../errors.js";
 import { readPidFile, stopProcess, stopRecordedProcess, stopSandboxGuest } from "./sandbox-processes.js";
@@ -30,7 +31,7 @@ async function spawned(command: string, args: string[]): Promise<{ pid: number; 
 }
 
 async function pidFile(content: string): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "nbf-pidfile-"));
+  const dir = makeDataDir("nbf-pidfile-", 0o700);
   const file = path.join(dir, "x.pid");
   await writeFile(file, content);
   return file;

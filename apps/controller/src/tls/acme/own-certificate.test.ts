@@ -3,6 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { describe, expect, it } from "vitest";
 import { OwnAcmeCertificate } from "./own-certificate.js";
 
@@ -23,7 +24,7 @@ const quietLog = () => {
 
 describe("OwnAcmeCertificate before the CA answers", () => {
   it("serves a temporary self-signed pair for the domain, 0600 in a 0700 folder, due for issuance now", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-own-acme-"));
+    const dataDir = makeDataDir("nbf-own-acme-", 0o700);
     const own = await OwnAcmeCertificate.prepare(options(dataDir));
     expect(mode(own.files.dir)).toBe(0o700);
     expect(mode(own.files.cert)).toBe(0o600);
@@ -47,9 +48,9 @@ describe("OwnAcmeCertificate before the CA answers", () => {
   });
 
   it("replaces a pair whose key does not match, and says so once it has a log", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-own-acme-"));
+    const dataDir = makeDataDir("nbf-own-acme-", 0o700);
     const first = await OwnAcmeCertificate.prepare(options(dataDir));
-    const other = await OwnAcmeCertificate.prepare(options(mkdtempSync(join(tmpdir(), "nbf-own-acme-"))));
+    const other = await OwnAcmeCertificate.prepare(options(makeDataDir("nbf-own-acme-", 0o700)));
     writeFileSync(first.files.key, readFileSync(other.files.key));
     const replaced = await OwnAcmeCertificate.prepare(options(dataDir));
     expect(replaced.status().fingerprintSha256).not.toBe(first.status().fingerprintSha256);
