@@ -42,38 +42,29 @@ export function sampleRss(pid: number, everyMs: number): { stop(): RssSample[] }
   };
 }
 
-/** The whole machine's CPU time so far (jiffies, all CPUs): all of it, and what the hypervisor took (steal). */
-export function machineCpuTimes(): { total: number; steal: number } {
+/**
+ * Starts a window; the function it returns gives the % of the machine's CPU time (all CPUs,
+ * from /proc/stat) the hypervisor gave to other guests since: time this virtual machine's
+ * runnable threads waited for a physical CPU, on top of waiting for each other (steal).
+ */
+export function stealWindow(): () => number {
+  const from = machineCpuTimes();
+  return () => {
+    const to = machineCpuTimes();
+    const total = to.total - from.total;
+    return total > 0 ? ((to.steal - from.steal) / total) * 100 : 0;
+  };
+}
+
+function machineCpuTimes(): { total: number; steal: number } {
+  // user nice system idle iowait irq softirq steal (guest time is already counted in user).
   const fields = readFileSync("/proc/stat", "utf8")
     .split("\n", 1)[0]!
     .trim()
     .split(/\s+/)
-    .slice(1)
+    .slice(1, 9)
     .map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is already counted in user).
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return { total: user + nice + system + idle + iowait + irq + softirq + steal, steal };
-}
-
-/**
- * % of the machine's CPU time the hypervisor gave to others between two readings: time this
- * virtual machine's runnable threads waited for a physical CPU, on top of waiting for each other.
- */
-export function stealPercent(
-  from: { total: number; steal: number },
-  to: { total: number; steal: number },
-): number {
-  const total = to.total - from.total;
-  return total > 0 ? ((to.steal - from.steal) / total) * 100 : 0;
+  return { total: fields.reduce((sum, n) => sum + n, 0), steal: fields[7]! };
 }
 
 /** User + system CPU seconds the process has used so far. */

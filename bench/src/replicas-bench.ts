@@ -36,7 +36,7 @@ import { type CommandPhases, commandPhases } from "./command-phases.js";
 import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
 import { JsonClient } from "./http-client.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
-import { cpuSeconds, machineCpuTimes, processTree, rssBytes, stealPercent } from "./proc-usage.js";
+import { cpuSeconds, processTree, rssBytes, stealWindow } from "./proc-usage.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 
 /** The replicas' LISTEN/NOTIFY channel (apps/controller/src/cluster/signals.ts, SIGNAL_CHANNEL). */
@@ -272,9 +272,9 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const fleetCpuBefore = sum(await Promise.all(fleets.map((f) => cpuSeconds(f.pid))));
     await Promise.all(replicas.map((r) => r.child.loop())); // counted from here
     const steadyStarted = performance.now();
-    const idleCpu = machineCpuTimes();
+    const idleStolen = stealWindow();
     const steady = await sampleEverySecond(pids, options.steadySec);
-    const idleSteal = stealPercent(idleCpu, machineCpuTimes());
+    const idleSteal = idleStolen();
     const idleLoops = await Promise.all(replicas.map((r) => r.child.loop()));
     const steadyElapsed = (performance.now() - steadyStarted) / 1000;
     const cpuAfter = await Promise.all(pids.map(cpuSeconds));
@@ -299,7 +299,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     noteLoad("after steady window");
 
     // The unhealthy query, spread over the replicas.
-    const queriesCpu = machineCpuTimes();
+    const queriesStolen = stealWindow();
     const queryMs: number[] = [];
     let itemsPerPage = 0;
     for (let i = 0; i < options.queries; i++) {
@@ -308,7 +308,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       itemsPerPage = (await client.expect<{ items: unknown[] }>(200, "GET", QUERY_PATH)).items.length;
       queryMs.push(performance.now() - t0);
     }
-    const queriesSteal = stealPercent(queriesCpu, machineCpuTimes());
+    const queriesSteal = queriesStolen();
     noteLoad("after queries");
 
     // Restarts with the API on one replica and the agent on another, as the store says.
@@ -319,7 +319,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const storeMs: number[] = [];
     let succeeded = 0;
     for (const replica of replicas) await replica.client.warm(1);
-    const restartsCpu = machineCpuTimes();
+    const restartsStolen = stealWindow();
     for (let k = 0; k < options.restarts; k++) {
       const on = k % replicas.length;
       const targets = heldElsewhere[on]!;
@@ -336,7 +336,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       throw new Error(
         `${options.restarts - succeeded} of ${options.restarts} cross-replica restarts did not succeed`,
       );
-    const restartsSteal = stealPercent(restartsCpu, machineCpuTimes());
+    const restartsSteal = restartsStolen();
     noteLoad("after restarts");
 
     // Bulk restarts of every agent.
@@ -357,7 +357,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         await query(databaseUrl, "select pg_stat_statements_reset()");
       }
       await cpu.start();
-      const roundCpu = machineCpuTimes();
+      const roundStolen = stealWindow();
       const startedAt = Date.now();
       const t0 = performance.now();
       const created = await replica.client.expect<{ operation: { id: string } }>(
@@ -382,7 +382,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         await sleep(50);
       }
       const totalMs = performance.now() - t0;
-      const roundSteal = stealPercent(roundCpu, machineCpuTimes());
+      const roundSteal = roundStolen();
       const endedAt = Date.now();
       const notified = await counter.stop();
       const used = await cpu.stop();

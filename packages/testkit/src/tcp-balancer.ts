@@ -103,6 +103,9 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
     server.listen(port, "127.0.0.1", () => resolve());
   });
   const bound = (server.address() as net.AddressInfo).port;
+  const dropConnections = () => {
+    for (const socket of open) socket.destroy();
+  };
   return {
     url: `http://127.0.0.1:${bound}`,
     port: bound,
@@ -111,12 +114,10 @@ export async function startTcpBalancer(backends: Backend[], port = 0): Promise<T
     setBackends(backends) {
       list = [...backends];
     },
-    dropConnections() {
-      for (const socket of open) socket.destroy();
-    },
+    dropConnections,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const socket of open) socket.destroy();
+        dropConnections();
         server.close(() => resolve());
       }),
   };

@@ -134,8 +134,8 @@ export class KeptHealth {
     const checks = next.checks;
     if (this.times.length !== checks.length + 1) this.times = new Float64Array(checks.length + 1);
     const times = this.times;
-    times[0] = stampMs(next.observedAt);
-    for (let i = 0; i < checks.length; i++) times[i + 1] = stampMs(checks[i]!.checkedAt);
+    times[0] = canonicalIsoMs(next.observedAt);
+    for (let i = 0; i < checks.length; i++) times[i + 1] = canonicalIsoMs(checks[i]!.checkedAt);
     const kept = this.tree;
     if (kept === null) {
       this.tree = next;
@@ -153,9 +153,6 @@ export class KeptHealth {
     for (let i = 0; i < checks.length; i++) checks[i]!.checkedAt = own.checkedAt[i]!;
   }
 }
-
-/** A timestamp's milliseconds when it is written exactly as `toISOString` writes them; else NaN. */
-const stampMs = canonicalIsoMs;
 
 function stampAt(ms: number, kept: string): string {
   return Number.isNaN(ms) ? kept : new Date(ms).toISOString();

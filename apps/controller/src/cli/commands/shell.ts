@@ -80,7 +80,7 @@ const FINAL_CLOSES: number[] = [
   TerminalCloseCode.ended,
 ];
 /** How long a dropped shell keeps trying to attach again, and its pauses between tries. */
-export const REATTACH_FOR_MS = 30_000;
+const REATTACH_FOR_MS = 30_000;
 const REATTACH_FIRST_PAUSE_MS = 250;
 const REATTACH_MAX_PAUSE_MS = 2000;
 /** Ctrl-C and Ctrl-D typed while reattaching give up (in raw mode they reach no process then). */
