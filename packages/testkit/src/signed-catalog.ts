@@ -4,15 +4,15 @@
  * release key, as the controller's store does (`apps/controller/src/artifacts/catalog.ts`).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { ArtifactCatalog, ArtifactRecord } from "@nbfleet/controller";
 import { compareVersions, generateReleaseKeyPair, signArtifact } from "@nbfleet/shared/artifact-signature";
+import { makeDataDir } from "./data-dir.js";
 
 export function signedCatalog(versions: string[]): ArtifactCatalog & { publicKeyPem: string } {
   const keys = generateReleaseKeyPair();
-  const dir = mkdtempSync(path.join(os.tmpdir(), "nbf-catalog-"));
+  const dir = makeDataDir("nbf-catalog-", 0o700);
   // `file`: where the bytes are (the catalog's interface may or may not name it).
   const records: Array<ArtifactRecord & { file: string }> = versions.map((version) => {
     const bytes = Buffer.from(`agent ${version}\n`);

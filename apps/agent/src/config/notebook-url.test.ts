@@ -1,6 +1,4 @@
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { describe, expect, it } from "vitest";
 import { loadSettings } from "./load.js";
 import { notebookUrl } from "./notebook-url.js";
@@ -29,7 +27,7 @@ describe("the notebook's URL", () => {
   });
 
   it("takes only an https URL as the public URL, naming the field", async () => {
-    const paths = dataPaths(await mkdtemp(path.join(tmpdir(), "nbf-public-url-")));
+    const paths = dataPaths(makeDataDir("nbf-public-url-", 0o700));
     await expect(loadSettings(paths, { publicUrl: "http://vm1.example/" })).rejects.toThrow(/publicUrl/);
     await expect(loadSettings(paths, { publicUrl: "https://vm1.example/ x" })).rejects.toThrow(/publicUrl/);
     expect((await loadSettings(paths, { publicUrl: "https://vm1.example/" })).publicUrl).toBe(

@@ -1,16 +1,16 @@
 /** NBFLEET_ACME_* and NBFLEET_CERTIFICATE_MODE: defaults, good values, bad ones named, the CA file read at start. */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { makeTestCa, selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { describe, expect, it } from "vitest";
 import { readAcmeSettings } from "./acme-settings.js";
 import { loadSettings } from "./settings.js";
 
-const home = mkdtempSync(join(tmpdir(), "nbf-acme-config-"));
-const dir = mkdtempSync(join(tmpdir(), "nbf-acme-files-"));
+const home = makeDataDir("nbf-acme-config-", 0o700);
+const dir = makeDataDir("nbf-acme-files-", 0o700);
 const pair = await selfSignedPair(dir, "acme-ca");
 const other = await makeTestCa("another ACME CA");
 const caPem = readFileSync(pair.cert, "utf8");
@@ -64,7 +64,7 @@ describe("ACME settings", () => {
     expect(port.acmeChallengePort).toBe(5001);
     expect(readAcmeSettings(port).challengePort).toBe(5001);
     // A JSON settings file and flags speak the same names.
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-acme-data-"));
+    const dataDir = makeDataDir("nbf-acme-data-", 0o700);
     writeFileSync(join(dataDir, "config.json"), JSON.stringify({ acmeChallengePort: 8080 }));
     const fromFile = loadSettings({
       env: { NBFLEET_DATA_DIR: dataDir },
@@ -101,7 +101,7 @@ describe("ACME settings", () => {
         expect((error as { code?: string }).code).toBe("NBF_CONFIG_INVALID");
       }
     }
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-acme-bad-file-"));
+    const dataDir = makeDataDir("nbf-acme-bad-file-", 0o700);
     writeFileSync(join(dataDir, "config.json"), JSON.stringify({ acmeChallenge: "dns-01" }));
     expect(() => load({ NBFLEET_DATA_DIR: dataDir })).toThrow(/config\.json.*NBFLEET_ACME_CHALLENGE/);
   });

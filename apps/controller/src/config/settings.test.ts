@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { describe, expect, it } from "vitest";
 import { releaseKeyPath } from "../artifacts/release-key.js";
 import { defaultSettings, loadSettings, parseListen } from "./settings.js";
 
-const home = mkdtempSync(join(tmpdir(), "nbf-config-"));
+const home = makeDataDir("nbf-config-", 0o700);
 
 describe("controller settings", () => {
   it("has the documented defaults", () => {
@@ -18,7 +18,7 @@ describe("controller settings", () => {
   });
 
   it("takes flags over environment over file", () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-data-"));
+    const dataDir = makeDataDir("nbf-config-data-", 0o700);
     writeFileSync(
       join(dataDir, "config.json"),
       JSON.stringify({ listen: "127.0.0.1:1", reportIntervalSec: 7 }),
@@ -50,7 +50,7 @@ describe("controller settings", () => {
         home,
       }).controllerUrls,
     ).toEqual(["https://r1.example", "https://r2.example"]);
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-urls-"));
+    const dataDir = makeDataDir("nbf-config-urls-", 0o700);
     writeFileSync(join(dataDir, "config.json"), JSON.stringify({ controllerUrls: ["wss://r1.example"] }));
     expect(loadSettings({ env: { NBFLEET_DATA_DIR: dataDir }, home }).controllerUrls).toEqual([
       "wss://r1.example",
@@ -138,7 +138,7 @@ describe("controller settings", () => {
       home,
     });
     expect(fromFlag.releaseKeyFile).toBe("/srv/key.pem");
-    const dataDir = mkdtempSync(join(tmpdir(), "nbf-config-key-"));
+    const dataDir = makeDataDir("nbf-config-key-", 0o700);
     writeFileSync(join(dataDir, "config.json"), JSON.stringify({ releaseKeyFile: "/shared/key.pem" }));
     expect(loadSettings({ env: { NBFLEET_DATA_DIR: dataDir }, home }).releaseKeyFile).toBe("/shared/key.pem");
     expect(releaseKeyPath({ dataDir, releaseKeyFile: null })).toBe(join(dataDir, "release-key.pem"));

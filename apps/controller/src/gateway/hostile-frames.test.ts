@@ -5,13 +5,11 @@
  * same controller never notices, and the controller keeps serving.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode, PROTOCOL_VERSION, type WelcomeMessage } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
 import { call } from "@nbfleet/testkit/http";
 import { type RawAgent, openRaw, rawHello } from "@nbfleet/testkit/raw-agent";
@@ -290,7 +288,7 @@ describe("agent gateway: hostile frames", () => {
   });
 
   it("closes an oversized frame with 1009 over TLS too", async () => {
-    const pair = await selfSignedPair(mkdtempSync(join(tmpdir(), "nbf-hostile-tls-")), "controller");
+    const pair = await selfSignedPair(makeDataDir("nbf-hostile-tls-", 0o700), "controller");
     const provider = new HandOverProvider();
     controller = await startTestController({
       provider,

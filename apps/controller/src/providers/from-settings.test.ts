@@ -1,10 +1,10 @@
 /** Choosing and configuring the provider from settings (NBFLEET_PROVIDER, AZURE_*, NBFLEET_AZURE_*). */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RunningEmulator } from "@nbfleet/azure-emulator";
 import { UNUSED_ARTIFACT, emulatorProvider, startTestEmulator } from "@nbfleet/testkit/azure";
 import { startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSettings } from "../config/settings.js";
@@ -12,7 +12,7 @@ import { AzureProvider } from "./azure/azure-provider.js";
 import { providerFromSettings } from "./from-settings.js";
 import { LocalProvider } from "./local/local-provider.js";
 
-const home = mkdtempSync(join(tmpdir(), "nbf-provider-settings-"));
+const home = makeDataDir("nbf-provider-settings-", 0o700);
 let emu: RunningEmulator;
 
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import { DB_FILE, openSqlite } from "./db.js";
 // SQLite only: the WAL file and its checkpoints are SQLite's; PostgreSQL manages its own WAL.
 describe("WAL checkpoints in a worker thread", () => {
   it("copies committed pages into the database file without a commit doing it, and folds the WAL in on close", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "nbf-ckpt-"));
+    const dir = makeDataDir("nbf-ckpt-", 0o700);
     const file = join(dir, DB_FILE);
     const { db, close } = openSqlite(dir);
     await sql`create table blobs (id integer primary key, body text not null)`.execute(db);
@@ -35,7 +35,7 @@ describe("WAL checkpoints in a worker thread", () => {
   });
 
   it("lets a process that closes its database go on: closing never leaves an await hanging", () => {
-    const dir = mkdtempSync(join(tmpdir(), "nbf-ckpt-"));
+    const dir = makeDataDir("nbf-ckpt-", 0o700);
     const db = fileURLToPath(new URL("./db.ts", import.meta.url));
     const tsx = fileURLToPath(import.meta.resolve("tsx"));
     const script = `const { openSqlite } = await import(${JSON.stringify(db)});

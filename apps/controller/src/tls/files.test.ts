@@ -1,15 +1,15 @@
 /** The controller on TLS: its files checked, HTTPS served, and what guests are told to trust. */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import https from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { describe, expect, it } from "vitest";
 import { guestTrust, readTlsFiles } from "./files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "nbf-controller-tls-"));
+const dir = makeDataDir("nbf-controller-tls-", 0o700);
 
 const a = await selfSignedPair(dir, "a");
 const b = await selfSignedPair(dir, "b");

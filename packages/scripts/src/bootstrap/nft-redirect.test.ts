@@ -5,10 +5,10 @@
  * connections to other hosts' 443 stay untouched.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { describe, expect, it } from "vitest";
 import { renderLinuxBootstrap } from "./linux.js";
 
@@ -80,7 +80,7 @@ describe("the public port redirect (nftables)", () => {
   it("lets the machine itself reach the notebook on the public port, and leaves outbound 443 alone", async () => {
     await need("nft", "nftables");
     await need("unshare", "util-linux");
-    const dir = await mkdtemp(path.join(tmpdir(), "nbf-nft-"));
+    const dir = makeDataDir("nbf-nft-", 0o700);
     const rulesFile = path.join(dir, "redirect.nft");
     await writeFile(rulesFile, await renderedRules(8443, 18999));
     await writeFile(path.join(dir, "probe.sh"), NAMESPACE_SCRIPT);

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRunning, readProcStat } from "@nbfleet/shared/proc";
@@ -98,7 +97,7 @@ describe("sandbox process stopping", () => {
   });
 
   it("stopSandboxGuest trusts a bare launcher pid only while it runs the launcher script", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "nbf-guest-"));
+    const dir = makeDataDir("nbf-guest-", 0o700);
     const launcher = path.join(dir, "run-agent.sh");
     await writeFile(launcher, "while :; do sleep 0.05; done\n");
     const other = await spawned("sleep", ["30"]);

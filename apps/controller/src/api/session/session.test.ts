@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { selfSignedPair } from "@nbfleet/testkit/test-ca";
@@ -273,7 +271,7 @@ describe("session cookie, hostile", () => {
   });
 
   it("marks the cookie Secure when served over TLS", async () => {
-    const pair = await selfSignedPair(mkdtempSync(join(tmpdir(), "nbf-session-tls-")), "controller");
+    const pair = await selfSignedPair(makeDataDir("nbf-session-tls-", 0o700), "controller");
     controller = await startTestController({ settings: { tlsCert: pair.cert, tlsKey: pair.key } });
     const body = JSON.stringify({ token: controller.adminToken });
     const setCookie = await new Promise<string>((resolve, reject) => {

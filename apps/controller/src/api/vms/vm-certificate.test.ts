@@ -2,11 +2,10 @@
  * `POST /v1/vms` `certificate`: what is stored and shown, what the provider is told
  * (ProvisionContext.certificate), the fleet default, and refusals that change nothing.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import type { ControllerSettings } from "@nbfleet/controller";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { STORE_DIALECTS, type StoreDialect, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { selfSignedPair } from "@nbfleet/testkit/test-ca";
@@ -38,7 +37,7 @@ class RecordingProvider implements Provider {
   async delete(): Promise<void> {}
 }
 
-const dir = mkdtempSync(join(tmpdir(), "nbf-vm-cert-"));
+const dir = makeDataDir("nbf-vm-cert-", 0o700);
 const ca = await selfSignedPair(dir, "acme-ca");
 const ACME: Partial<ControllerSettings> = {
   acmeDirectory: "https://acme.internal.example:14000/dir",

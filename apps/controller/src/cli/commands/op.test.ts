@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { runCli } from "@nbfleet/testkit/cli";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { SimFleet, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { verify } from "@node-rs/argon2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,7 +56,7 @@ describe("nbfleet op", () => {
   }, 60_000);
 
   it("rotates passwords into a new 0600 file, never printing them, and never overwrites a file", async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), "nbf-op-")), "passwords.tsv");
+    const file = path.join(makeDataDir("nbf-op-", 0o700), "passwords.tsv");
     const run = await nbfleet("op", "run", "notebook.password", "--all", "-c", "4", "--out", file);
     expect(run.code).toBe(0);
     expect(statSync(file).mode & 0o777).toBe(0o600);

@@ -3,12 +3,12 @@
  * certificate's pin) before a byte is written to it; an impostor gets a handshake and nothing
  * else, and the client gets the offline-agent error.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
 import { call } from "@nbfleet/testkit/http";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
@@ -22,7 +22,7 @@ afterEach(async () => {
   for (const item of started.splice(0).reverse()) await item.close();
 });
 
-const dir = mkdtempSync(join(tmpdir(), "nbf-relay-tls-"));
+const dir = makeDataDir("nbf-relay-tls-", 0o700);
 const ADMIN = "nbf_relay-tls-admin-token";
 
 async function replicas(tls: (n: number) => Promise<Partial<ControllerSettings>>) {

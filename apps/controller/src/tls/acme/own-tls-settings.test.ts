@@ -1,13 +1,13 @@
 /** `acmeDomain` in the settings, and what guests of an ACME-served controller trust. */
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { makeTestCa, selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { describe, expect, it } from "vitest";
 import { loadSettings } from "../../config/settings.js";
 import { controllerGuestTrust } from "../files.js";
 
-const home = mkdtempSync(join(tmpdir(), "nbf-acme-domain-"));
+const home = makeDataDir("nbf-acme-domain-", 0o700);
 const load = (env: Record<string, string>, flags = {}) =>
   loadSettings({ env: { NBFLEET_DATA_DIR: home, ...env }, flags, home });
 
