@@ -16,10 +16,12 @@
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000] [--azure-rounds 3]
  *     replicas:   [--rep-agents 30000] [--rep-per-fleet 7500] [--rep-steady 30] [--rep-restarts 500]
  *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
+ *                 [--rep-single-bulk-starts 2] [--rep-single-bulk-warm 2]   (the bulk on one replica)
  *                 [--rep-pg-statements 0]   (1: count the SQL each bulk round ran, pg_stat_statements)
  *                 [--rep-pg-via tcp]   (socket: the controllers reach PostgreSQL over its unix socket)
  *                 (bulk: --ops-concurrency, --ops-delay-ms; the PostgreSQL single controller:
- *                 --agents, --steady, --commands, --concurrency, --queries)
+ *                 --agents, --steady, --commands, --concurrency, --queries; its bulk restart
+ *                 of --agents: --ops-concurrency, --ops-delay-ms)
  *     console:    [--console-agents 10000] [--console-loads 10] [--console-changes 100]
  *                 [--console-heap-min 5] [--console-changes-per-sec 2]
  *     upgrade:    [--upg-rounds 5] [--upg-agents 10000] [--upg-concurrency 500] [--upg-restart-ms 2000]
@@ -90,6 +92,8 @@ const { values } = parseArgs({
     "rep-queries": { type: "string", default: "200" },
     "rep-bulk-rounds": { type: "string", default: "3" },
     "rep-single": { type: "string", default: "1" },
+    "rep-single-bulk-starts": { type: "string", default: "2" },
+    "rep-single-bulk-warm": { type: "string", default: "2" },
     "rep-pg-statements": { type: "string", default: "0" },
     "rep-pg-via": { type: "string", default: "tcp" },
     "console-agents": { type: "string", default: "10000" },
@@ -172,6 +176,8 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
       "ops-concurrency",
       "ops-delay-ms",
       "rep-single",
+      "rep-single-bulk-starts",
+      "rep-single-bulk-warm",
       "rep-pg-statements",
       "rep-pg-via",
       "cpu-prof",
@@ -206,6 +212,13 @@ const RUNS: { [K in PartName]: { options: string[]; run: () => Promise<PartFigur
                 commands: Number(values.commands),
                 concurrency: values.concurrency.split(",").map(Number),
                 queries: Number(values.queries),
+                bulk: {
+                  agents: Number(values.agents),
+                  concurrency: Number(values["ops-concurrency"]),
+                  delayMs: Number(values["ops-delay-ms"]),
+                  starts: Number(values["rep-single-bulk-starts"]),
+                  warm: Number(values["rep-single-bulk-warm"]),
+                },
               },
       }),
   },

@@ -117,7 +117,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
   let client: JsonClient | undefined;
   try {
     const seedStarted = performance.now();
-    const vms = await seed(dataDir, adminToken, options.agents, options.databaseUrl);
+    const vms = await seedStore(dataDir, adminToken, options.agents, options.databaseUrl);
     const seedMs = performance.now() - seedStarted;
 
     const controller = await ControllerChild.start({
@@ -272,7 +272,7 @@ export async function runControllerBench(options: ControllerBenchOptions): Promi
 }
 
 /** N VMs with agent credentials straight into the store (the testkit's seeding), then closed. */
-async function seed(
+export async function seedStore(
   dataDir: string,
   adminToken: string,
   count: number,

@@ -31,6 +31,7 @@ import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { waitFor } from "@nbfleet/testkit/wait";
+import { seedStore } from "./controller-bench.js";
 import { openEvents } from "./event-stream.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
 import { cpuSeconds, runQueueWaitSeconds } from "./proc-usage.js";
@@ -46,6 +47,11 @@ export interface OperationsBenchOptions {
   warm: number;
   /** Write a V8 CPU profile of each controller process here (node --cpu-prof). */
   profileDir?: string;
+  /**
+   * Run the controller on PostgreSQL (NBFLEET_DATABASE_URL), a fresh database each start, made
+   * by this; unset, on its embedded SQLite store.
+   */
+  freshDatabaseUrl?: () => Promise<string>;
 }
 
 export interface OperationRound extends OperationTrace {
@@ -119,14 +125,19 @@ async function oneControllerStart(options: OperationsBenchOptions, start: number
   let fleet: SimFleetProcess | undefined;
   try {
     const seedStarted = performance.now();
-    const vms = await seed(dataDir, token, options.agents);
+    const databaseUrl = await options.freshDatabaseUrl?.();
+    const vms = await seedStore(dataDir, token, options.agents, databaseUrl);
     const seedMs = performance.now() - seedStarted;
 
     controller = await startControllerProcess(
       dataDir,
       await freePort(),
       token,
-      { NBFLEET_REPORT_INTERVAL_SEC: "30", NBFLEET_LOG_LEVEL: "error" },
+      {
+        NBFLEET_REPORT_INTERVAL_SEC: "30",
+        NBFLEET_LOG_LEVEL: "error",
+        ...(databaseUrl ? { NBFLEET_DATABASE_URL: databaseUrl } : {}),
+      },
       options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
     );
     fleet = new SimFleetProcess();
@@ -230,19 +241,6 @@ interface OperationView {
   createdAt: string;
   finishedAt: string | null;
   counts: Record<string, number> & { succeeded: number };
-}
-
-async function seed(dataDir: string, adminToken: string, count: number): Promise<SeededVm[]> {
-  const settings = loadSettings({
-    env: {},
-    flags: { dataDir, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
-  });
-  const app = await buildServer(settings, { provider: new SimProvider() });
-  try {
-    return await seedVms(app, { count });
-  } finally {
-    await app.close();
-  }
 }
 
 async function usage(controllerPid: number, fleetPid: number) {

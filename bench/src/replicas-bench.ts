@@ -33,9 +33,19 @@ import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
 import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { type CommandPhases, commandPhases } from "./command-phases.js";
-import { type ControllerBenchResult, type Latencies, runControllerBench } from "./controller-bench.js";
+import {
+  type ControllerBenchResult,
+  type Latencies,
+  runControllerBench,
+  seedStore,
+} from "./controller-bench.js";
 import { JsonClient } from "./http-client.js";
 import { type OperationTrace, traceOperation } from "./operation-records.js";
+import {
+  type OperationsBenchOptions,
+  type OperationsBenchResult,
+  runOperationsBench,
+} from "./operations-bench.js";
 import { cpuSeconds, processTree, rssBytes, stealWindow } from "./proc-usage.js";
 import { type Spread, median, quantile, spreadOf } from "./stats.js";
 
@@ -67,13 +77,18 @@ export interface ReplicasBenchOptions {
    * controller on the database's own host would use).
    */
   pgVia: "tcp" | "socket";
-  /** The single-controller part on PostgreSQL; null skips it (small trial runs). */
+  /**
+   * The single-controller part on PostgreSQL, and the operations part's bulk restart on one
+   * replica (every agent on the replica that runs the operation: no hop between replicas); null
+   * skips both (small trial runs).
+   */
   single: {
     agents: number;
     steadySec: number;
     commands: number;
     concurrency: number[];
     queries: number;
+    bulk: Omit<OperationsBenchOptions, "freshDatabaseUrl" | "profileDir">;
   } | null;
 }
 
@@ -145,6 +160,8 @@ export interface ReplicasBenchResult {
   /** % of the machine's CPU time its hypervisor took (steal) in each window; absent from older results. */
   stealPercent?: { idle: number; queries: number; restarts: number };
   single: ControllerBenchResult | null;
+  /** The bulk restart on one replica on PostgreSQL; absent from older results. */
+  singleBulk?: OperationsBenchResult | null;
 }
 
 interface Replica {
@@ -176,7 +193,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
     const controllersUrl = (url: string) =>
       options.pgVia === "socket" ? overUnixSocket(url, postgres) : url;
     const seedStarted = performance.now();
-    const vms = await seed(dataDir, databaseUrl, token, options.agents);
+    const vms = await seedStore(dataDir, token, options.agents, databaseUrl);
     const seedMs = performance.now() - seedStarted;
 
     const ports = await distinctPorts(options.replicas);
@@ -492,6 +509,12 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           databaseUrl: controllersUrl(await postgres.createDatabase()),
         })
       : null;
+    const singleBulk = options.single
+      ? await runOperationsBench({
+          ...options.single.bulk,
+          freshDatabaseUrl: async () => controllersUrl(await postgres.createDatabase()),
+        })
+      : null;
 
     return {
       agents: options.agents,
@@ -518,6 +541,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       loadAverage,
       stealPercent: { idle: idleSteal, queries: queriesSteal, restarts: restartsSteal },
       single,
+      singleBulk,
     };
   } finally {
     await Promise.all(fleets.map((f) => f.close()));
@@ -540,25 +564,6 @@ interface CommandView {
 interface OperationView {
   state: string;
   counts: Record<string, number> & { succeeded: number };
-}
-
-/** N VMs with agent credentials straight into the database (the testkit's seeding), then closed. */
-async function seed(
-  dataDir: string,
-  databaseUrl: string,
-  adminToken: string,
-  count: number,
-): Promise<SeededVm[]> {
-  const settings = loadSettings({
-    env: {},
-    flags: { dataDir, databaseUrl, listen: "127.0.0.1:0", adminToken, logLevel: "silent" },
-  });
-  const app = await buildServer(settings, { provider: new SimProvider() });
-  try {
-    return await seedVms(app, { count, labels: (i) => ({ ring: String(i % 4) }) });
-  } finally {
-    await app.close();
-  }
 }
 
 /** Which replica holds each agent (vm_status.replica_id); every agent must be held by one. */

@@ -300,18 +300,27 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       `${count(r.kill.killedHeld)} agents lost their replica; the others then held ${r.kill.heldAfter.map(count).join(" + ")}; the agents dialled ${count(r.kill.attempts)} connections meanwhile (simulated agents: backoff 50 ms growing to 1 s with full jitter, the next replica each time); one kill per run`,
     ],
   ];
-  if (r.single)
+  if (r.single) rows.push(...onPostgres(controllerRows(r.single), "the controller part's run"));
+  if (r.singleBulk)
     rows.push(
-      ...controllerRows(r.single).map(
-        ([figure, measured, goal, notes]): Row => [
-          `${figure} — PostgreSQL`,
-          measured,
-          goal,
-          `the controller part's run with NBFLEET_DATABASE_URL (one replica, the same database server): ${notes}`,
-        ],
+      ...onPostgres(
+        operationsRows(r.singleBulk),
+        "the operations part's run (every agent on the replica that runs the operation, so no signal between replicas)",
       ),
     );
   return rows;
+}
+
+/** A single-controller part's rows as measured once more with NBFLEET_DATABASE_URL. */
+function onPostgres(rows: Row[], run: string): Row[] {
+  return rows.map(
+    ([figure, measured, goal, notes]): Row => [
+      `${figure} — PostgreSQL`,
+      measured,
+      goal,
+      `${run} with NBFLEET_DATABASE_URL (one replica, the same database server): ${notes}`,
+    ],
+  );
 }
 
 function consoleRows(r: ConsoleBenchResult): Row[] {
