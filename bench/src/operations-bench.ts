@@ -18,7 +18,6 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildServer, loadSettings } from "@nbfleet/controller";
 import {
   type ControllerProcess,
   api,
@@ -27,9 +26,7 @@ import {
 } from "@nbfleet/testkit/controller-process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
-import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
-import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { seedStore } from "./controller-bench.js";
 import { openEvents } from "./event-stream.js";

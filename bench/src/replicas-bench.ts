@@ -22,16 +22,14 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildServer, loadSettings } from "@nbfleet/controller";
 import type { LoopStats } from "@nbfleet/testkit/controller-child";
 import { ControllerChild } from "@nbfleet/testkit/controller-child-remote";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type PostgresServer, overUnixSocket, startPostgres } from "@nbfleet/testkit/postgres";
 import { countNotifications, queryRows as query } from "@nbfleet/testkit/postgres-client";
 import { hasExited } from "@nbfleet/testkit/processes";
-import { type SeededVm, seedVms } from "@nbfleet/testkit/sim-fleet";
+import type { SeededVm } from "@nbfleet/testkit/sim-fleet";
 import { SimFleetProcess } from "@nbfleet/testkit/sim-fleet-remote";
-import { SimProvider } from "@nbfleet/testkit/sim-provider";
 import { type CommandPhases, commandPhases } from "./command-phases.js";
 import {
   type ControllerBenchResult,
