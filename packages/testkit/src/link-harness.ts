@@ -2,12 +2,11 @@
  * Runs a ControllerLink for a test: a temp credential file, a recording log, every status
  * change recorded (and waitable), fast timers, and a stop that waits for the link to end.
  */
-import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import type { AgentCore } from "@nbfleet/agent";
 import { ControllerLink, type LinkOptions, type LinkStatus, type LinkTiming } from "@nbfleet/agent";
+import { makeDataDir } from "./data-dir.js";
 import { RecordingLog } from "./recording-log.js";
 import { Waiters } from "./waiters.js";
 
@@ -39,7 +38,7 @@ export interface LinkHarness {
 export function startLink(
   options: { url: LinkOptions["url"]; core: AgentCore } & Partial<Omit<LinkOptions, "signal" | "log">>,
 ): LinkHarness {
-  const dir = mkdtempSync(path.join(tmpdir(), "nbf-link-"));
+  const dir = makeDataDir("nbf-link-", 0o700);
   const abort = new AbortController();
   const log = new RecordingLog();
   const waiters = new Waiters();
