@@ -66,7 +66,7 @@ export interface ReplicasBenchOptions {
   bulkConcurrency: number;
   bulkDelayMs: number;
   bulkRounds: number;
-  /** Write a V8 CPU profile of each replica here (node --cpu-prof; the killed one writes none). */
+  /** Write a V8 CPU profile of each replica and sim-fleet process here (node --cpu-prof; the killed replica writes none). */
   profileDir?: string;
   /** Load pg_stat_statements and count the SQL statements each bulk round ran (diagnosis). */
   pgStatements?: boolean;
@@ -184,6 +184,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
   );
   const dataDir = await mkdtemp(path.join(tmpdir(), "nbf-bench-replicas-"));
   const token = `nbf_${randomBytes(32).toString("base64url")}`;
+  const profileFlags = options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [];
   const replicas: Replica[] = [];
   const fleets: SimFleetProcess[] = [];
   try {
@@ -210,7 +211,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
           },
           manySockets: true,
           readyTimeoutMs: 180_000,
-          nodeFlags: options.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.profileDir}`] : [],
+          nodeFlags: profileFlags,
         }),
       ),
     );
@@ -251,7 +252,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
       slices.push(vms.slice(i, i + options.agentsPerFleet));
     const connectStarted = performance.now();
     const connecting = slices.map((slice) => {
-      const fleet = new SimFleetProcess();
+      const fleet = new SimFleetProcess({ nodeFlags: profileFlags });
       fleets.push(fleet);
       return fleet.start({ url: urls[0]!, urls, vms: slice, concurrency: 100, record: true });
     });

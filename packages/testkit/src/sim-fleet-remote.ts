@@ -28,8 +28,13 @@ export class SimFleetProcess {
     reject: (error: Error) => void;
   }> = [];
 
-  constructor() {
-    this.process = spawnTs(SCRIPT, [], { manySockets: true, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  /** `nodeFlags`: for node itself, e.g. a benchmark's `--cpu-prof`. */
+  constructor(options: { nodeFlags?: string[] } = {}) {
+    this.process = spawnTs(SCRIPT, [], {
+      manySockets: true,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      nodeFlags: options.nodeFlags,
+    });
     this.process.on("message", (reply: FleetReply) => {
       if (reply.type === "error") return this.failAll(new Error(`sim fleet: ${reply.message}`));
       const at = this.waiting.findIndex((w) => w.type === reply.type);
