@@ -102,6 +102,8 @@ export interface ReplicaFigures {
 
 export interface BulkRound extends OperationTrace {
   postedOn: string;
+  /** The replica that ran it: the holder of the `operations` lease at its end; absent from older results. */
+  ranOn?: string;
   phases: CommandPhases;
   totalMs: number;
   ratio: number;
@@ -417,8 +419,10 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         throw new Error(
           `bulk round ${round + 1}: ${op.state} with ${done} of ${options.agents} succeeded${notDone.map(([s, n]) => `, ${n} ${s}`).join("")}; ${await failureReasons(databaseUrl, id)}`,
         );
+      const ranOn = (await leaseHolders(databaseUrl, replicas)).operations ?? "none";
       timed.push({
         postedOn: replica.name,
+        ranOn,
         phases: await commandPhases(databaseUrl, id, {
           concurrency: options.bulkConcurrency,
           delayMs: options.bulkDelayMs,
@@ -587,6 +591,16 @@ async function readHomes(
       `${homeless.length} agents are held by no replica in vm_status.replica_id, e.g. ${homeless[0]!.name}`,
     );
   return homeOf;
+}
+
+/** Which replica (by name) holds each cluster-wide job's lease. */
+async function leaseHolders(databaseUrl: string, replicas: Replica[]): Promise<Record<string, string>> {
+  const rows = await query<{ name: string; url: string | null }>(
+    databaseUrl,
+    "select l.name, r.url from leases l left join replicas r on r.id = l.holder",
+  );
+  const byUrl = new Map(replicas.map((r) => [r.url, r.name]));
+  return Object.fromEntries(rows.map((row) => [row.name, byUrl.get(row.url ?? "") ?? "unknown"]));
 }
 
 async function countRows(databaseUrl: string, text: string): Promise<number> {

@@ -285,7 +285,7 @@ function replicasRows(r: ReplicasBenchResult): Row[] {
       `bulk restart of every agent across the replicas, ${b.concurrency} at a time, ${b.delayMs} ms each: total / ideal`,
       ratio(b.ratios),
       "≤ 1.3×",
-      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90${bulkBreakdown(mid)}` : ""}`,
+      `${b.rounds.length} operations, POSTed on the replicas in turn, each checked (all ${n} targets succeeded, one restart per agent, exactly ${b.concurrency} running at once at the peak on the agents' clocks): ${b.rounds.map((x) => `${fmt(x.ratio, 2)}×${x.ranOn ? ` (POSTed on ${x.postedOn}, run by ${x.ranOn})` : ""}`).join(", ")}; ideal ${fmt(b.idealMs / 1000, 1)} s${mid ? `; the median one ${fmt(mid.totalMs / 1000, 2)} s, a freed slot's next command after ${fmt(mid.slotGapMs.p50, 0)} ms p50 / ${fmt(mid.slotGapMs.p90, 0)} ms p90${bulkBreakdown(mid)}` : ""}`,
     ],
     [
       "NOTIFYs the bulk restart needed",
