@@ -15,7 +15,7 @@
  *                 [--ops-starts 5] [--ops-warm 3]
  *     azure:      [--azure-vms 50] [--azure-429 0.2] [--azure-retry-after-ms 1000] [--azure-rounds 3]
  *     replicas:   [--rep-agents 30000] [--rep-per-fleet 7500] [--rep-steady 30] [--rep-restarts 500]
- *                 [--rep-queries 200] [--rep-bulk-rounds 3] [--rep-single 1]
+ *                 [--rep-queries 200] [--rep-bulk-rounds 5] [--rep-single 1]
  *                 [--rep-single-bulk-starts 2] [--rep-single-bulk-warm 2]   (the bulk on one replica)
  *                 [--rep-pg-statements 0]   (1: count the SQL each bulk round ran, pg_stat_statements)
  *                 [--rep-pg-via tcp]   (socket: the controllers reach PostgreSQL over its unix socket)
@@ -90,7 +90,7 @@ const { values } = parseArgs({
     "rep-steady": { type: "string", default: "30" },
     "rep-restarts": { type: "string", default: "500" },
     "rep-queries": { type: "string", default: "200" },
-    "rep-bulk-rounds": { type: "string", default: "3" },
+    "rep-bulk-rounds": { type: "string", default: "5" },
     "rep-single": { type: "string", default: "1" },
     "rep-single-bulk-starts": { type: "string", default: "2" },
     "rep-single-bulk-warm": { type: "string", default: "2" },
