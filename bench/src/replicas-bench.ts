@@ -419,7 +419,7 @@ export async function runReplicasBench(options: ReplicasBenchOptions): Promise<R
         throw new Error(
           `bulk round ${round + 1}: ${op.state} with ${done} of ${options.agents} succeeded${notDone.map(([s, n]) => `, ${n} ${s}`).join("")}; ${await failureReasons(databaseUrl, id)}`,
         );
-      const ranOn = (await leaseHolders(databaseUrl, replicas)).operations ?? "none";
+      const ranOn = await operationsRunner(databaseUrl, replicas);
       timed.push({
         postedOn: replica.name,
         ranOn,
@@ -593,14 +593,14 @@ async function readHomes(
   return homeOf;
 }
 
-/** Which replica (by name) holds each cluster-wide job's lease. */
-async function leaseHolders(databaseUrl: string, replicas: Replica[]): Promise<Record<string, string>> {
-  const rows = await query<{ name: string; url: string | null }>(
+/** The name of the replica holding the `operations` lease (the one that runs operations). */
+async function operationsRunner(databaseUrl: string, replicas: Replica[]): Promise<string> {
+  const [row] = await query<{ url: string | null }>(
     databaseUrl,
-    "select l.name, r.url from leases l left join replicas r on r.id = l.holder",
+    "select r.url from leases l left join replicas r on r.id = l.holder where l.name = 'operations'",
   );
-  const byUrl = new Map(replicas.map((r) => [r.url, r.name]));
-  return Object.fromEntries(rows.map((row) => [row.name, byUrl.get(row.url ?? "") ?? "unknown"]));
+  if (!row) return "none";
+  return replicas.find((r) => r.url === row.url)?.name ?? "unknown";
 }
 
 async function countRows(databaseUrl: string, text: string): Promise<number> {
