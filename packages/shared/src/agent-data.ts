@@ -32,6 +32,8 @@ export interface DataPaths {
   restartsFile: string;
   controllerCredential: string;
   controllerCa: string;
+  /** The pinned controller certificate's key, learned at the first connection (link/pinned-key.ts). */
+  controllerKey: string;
   acmeAccountKey: string;
   profileDir: string;
   configDir: string;
@@ -67,6 +69,7 @@ export function dataPaths(dataDir: string): DataPaths {
     restartsFile: path.join(stateDir, "restarts.json"),
     controllerCredential: path.join(stateDir, "controller-credential"),
     controllerCa: path.join(stateDir, "controller-ca.pem"),
+    controllerKey: path.join(stateDir, "controller-key.json"),
     acmeAccountKey: path.join(stateDir, "acme-account-key.pem"),
     profileDir,
     configDir,

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 /**
  * Certificates for TLS tests, all made with the agent's X.509 library: a private CA that issues
  * loopback server certificates (a controller behind an operator's own CA), a self-signed
@@ -155,4 +156,29 @@ export async function operatorPair(options: {
     ],
   });
   return pairOf(cert, keys);
+}
+
+/**
+ * The README's renewal of a pinned controller certificate, run as an operator would: a new
+ * self-signed certificate for the loopback names made with openssl from the same key file,
+ * written as `<name>.pem` in `dir`. Its fingerprint is new; its key is the old one.
+ */
+export function renewWithSameKey(keyFile: string, dir: string, name: string): string {
+  const cert = join(dir, `${name}.pem`);
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    keyFile,
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+    "-days",
+    "365",
+    "-out",
+    cert,
+  ]);
+  return cert;
 }

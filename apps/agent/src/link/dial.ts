@@ -9,7 +9,7 @@ import { AGENT_CONNECT_PATH } from "@nbfleet/shared";
 import WebSocket from "ws";
 import { AgentError } from "../errors.js";
 import { formatFingerprint } from "../tls/fingerprint.js";
-import { checkedConnection } from "../tls/pinned-connection.js";
+import { type PinnedKeyRecord, checkedConnection } from "../tls/pinned-connection.js";
 import { readGivenFile } from "../util/read-given-file.js";
 import type { LinkOptions } from "./options.js";
 import type { LinkSecrets, Secret } from "./secret.js";
@@ -37,7 +37,7 @@ export function planDial(
   timeoutMs: number,
 ): DialPlan {
   const target = connectUrl(url);
-  const { caFile, fingerprintSha256 } = tls;
+  const { caFile, fingerprintSha256, pinnedKey } = tls;
   const secure = target.protocol === "wss:";
   if (!secure && (caFile || fingerprintSha256)) {
     throw new AgentError(
@@ -47,7 +47,14 @@ export function planDial(
     );
   }
   const trust = secure
-    ? { ...(fingerprintSha256 ? { fingerprintSha256: formatFingerprint(fingerprintSha256) } : {}) }
+    ? {
+        ...(fingerprintSha256
+          ? {
+              fingerprintSha256: formatFingerprint(fingerprintSha256),
+              ...(pinnedKey ? { key: pinnedKey } : {}),
+            }
+          : {}),
+      }
     : null;
   return { target, trust, caFile, credentialFile, timeoutMs };
 }
@@ -146,6 +153,8 @@ export interface TlsTrust {
   ca?: string;
   /** Uppercase colon hex SHA-256 of the controller's own certificate. */
   fingerprintSha256?: string;
+  /** With the fingerprint: its certificate's key, once learned (a renewal with it is accepted). */
+  key?: PinnedKeyRecord;
 }
 
 /**
@@ -157,14 +166,22 @@ export function verifiedTlsConnection(trust: TlsTrust, timeoutMs: number) {
   return checkedConnection({
     ca: trust.ca,
     pin: trust.fingerprintSha256,
+    pinnedKey: trust.key,
     timeoutMs,
     onHandshakeError: (error, where) => (isCertificateError(error) ? refusal(where, trust, error) : error),
     onPinMismatch: (where, got, pin) =>
       new TlsRefusedError(
         `refusing the controller at ${where}: its certificate has SHA-256 ${got}, ` +
-          `but ${pin} is pinned; nothing was sent to it`,
+          `but ${pin} is pinned${pinnedKeyNote(trust.key)}; nothing was sent to it`,
       ),
   });
+}
+
+function pinnedKeyNote(key: PinnedKeyRecord | undefined): string {
+  if (!key) return "";
+  return key.keySha256
+    ? `, and its key is not the pinned certificate's (SHA-256 ${key.keySha256})`
+    : " (its key is not known yet: a renewed certificate passes only after one connection to the pinned one)";
 }
 
 function isCertificateError(error: NodeJS.ErrnoException): boolean {

@@ -1,14 +1,16 @@
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { publicKeySha256 } from "@nbfleet/shared/certificate-pin";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore } from "@nbfleet/testkit/fake-core";
 import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
-import { type TestCa, makeTestCa } from "@nbfleet/testkit/test-ca";
+import { type TestCa, makeTestCa, renewWithSameKey } from "@nbfleet/testkit/test-ca";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatFingerprint } from "../tls/fingerprint.js";
 import { type CertificatePair, generateSelfSigned } from "../tls/generate.js";
+import { PinnedKey } from "./pinned-key.js";
 
 const TOKEN = "nbfb_secret-bootstrap-token-for-tls-tests";
 
@@ -128,5 +130,80 @@ describe("ControllerLink over TLS", () => {
         tls: { fingerprintSha256: fingerprint(selfSigned) },
       }),
     ).toThrow(/needs a TLS URL/);
+  });
+});
+
+describe("a pinned controller certificate renewed with the same key", () => {
+  const keyOf = (pair: CertificatePair) => publicKeySha256(new X509Certificate(pair.certPem));
+
+  /** `pair`'s certificate made again by openssl from its key file (the README's renewal). */
+  async function renewed(pair: CertificatePair, name: string): Promise<CertificatePair> {
+    const keyFile = path.join(dir, `${name}-key.pem`);
+    await writeFile(keyFile, pair.keyPem, { mode: 0o600 });
+    const certPem = await readFile(renewWithSameKey(keyFile, dir, name), "utf8");
+    return { certPem, keyPem: pair.keyPem };
+  }
+
+  /** What the agent's `up` does at each start: the record read again from the data directory. */
+  async function pinnedKey(file: string, pinned: CertificatePair): Promise<PinnedKey> {
+    const { pinnedKey, problem } = await PinnedKey.load(file, fingerprint(pinned), (error) => {
+      throw error;
+    });
+    expect(problem).toBeNull();
+    return pinnedKey;
+  }
+
+  async function connectOnce(tls: CertificatePair, pinned: CertificatePair, record: string) {
+    fake = await FakeController.start({ tls });
+    harness = startLink({
+      url: fake.url,
+      core: new FakeCore(),
+      bootstrapToken: TOKEN,
+      tls: { fingerprintSha256: fingerprint(pinned), pinnedKey: await pinnedKey(record, pinned) },
+    });
+    return { fake, harness };
+  }
+
+  async function closeBoth(): Promise<void> {
+    await harness?.stop();
+    harness = undefined;
+    await fake?.close();
+    fake = undefined;
+  }
+
+  it("learns the key from the pinned certificate and, after a restart, accepts the renewal", async () => {
+    const record = path.join(dir, "learned-key.json");
+    const first = await connectOnce(selfSigned, selfSigned, record);
+    await first.fake.waitForWelcomed(1);
+    await expect
+      .poll(async () => JSON.parse(await readFile(record, "utf8").catch(() => "null")))
+      .toEqual({ certificateSha256: fingerprint(selfSigned), keySha256: keyOf(selfSigned) });
+    await closeBoth();
+
+    const renewal = await renewed(selfSigned, "renewal-1");
+    expect(fingerprint(renewal)).not.toBe(fingerprint(selfSigned));
+    expect(keyOf(renewal)).toBe(keyOf(selfSigned));
+    const second = await connectOnce(renewal, selfSigned, record);
+    const welcomed = await second.fake.waitForWelcomed(1);
+    expect(welcomed.bearer).toBe(TOKEN);
+  });
+
+  it("refuses the renewal before the pinned certificate was ever seen, and a new key always", async () => {
+    const renewal = await renewed(selfSigned, "renewal-2");
+    const unlearned = await connectOnce(renewal, selfSigned, path.join(dir, "never-learned.json"));
+    await expectRefused(unlearned.harness, unlearned.fake, /its key is not known yet/);
+    await closeBoth();
+
+    const record = path.join(dir, "learned-then-other.json");
+    await writeFile(
+      record,
+      JSON.stringify({ certificateSha256: fingerprint(selfSigned), keySha256: keyOf(selfSigned) }),
+    );
+    const newKey = await connectOnce(other, selfSigned, record);
+    await expectRefused(
+      newKey.harness,
+      newKey.fake,
+      new RegExp(`its key is not the pinned certificate's \\(SHA-256 ${keyOf(selfSigned)}\\)`),
+    );
   });
 });

@@ -6,6 +6,7 @@
 import type { LinkSettings } from "../config/settings.js";
 import { DEFAULT_SETTINGS } from "../config/settings.js";
 import type { AgentCore } from "../core.js";
+import type { PinnedKeyRecord } from "../tls/pinned-connection.js";
 import type { RetryPace } from "./close-reason.js";
 import type { LinkLog } from "./log.js";
 import type { LinkStreams } from "./streams.js";
@@ -50,6 +51,8 @@ export interface LinkTlsOptions {
   caFile?: string;
   /** Pin the controller's own certificate (SHA-256, any hex spelling; stored uppercase colon hex). */
   fingerprintSha256?: string;
+  /** With the fingerprint: where its certificate's key is learned and kept (link/pinned-key.ts). */
+  pinnedKey?: PinnedKeyRecord;
 }
 
 /** `url`: the agent endpoint dialed (with several controllers, the one of this attempt). */

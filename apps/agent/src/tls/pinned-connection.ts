@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import net from "node:net";
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { matchPin, publicKeySha256 } from "@nbfleet/shared/certificate-pin";
 import { formatFingerprint } from "./fingerprint.js";
 
 const MAX_CERT_FILE_BYTES = 1024 * 1024;
@@ -38,6 +39,12 @@ export class PinMismatchError extends Error {
   }
 }
 
+/** Where a pin's key is kept: read at each handshake, told of it whenever the pinned certificate itself is shown. */
+export interface PinnedKeyRecord {
+  readonly keySha256: string | null;
+  learned(keySha256: string): void;
+}
+
 type ConnectOptions = { host?: string; port?: number | string; servername?: string };
 type Created = (error: Error | null, socket?: Socket) => void;
 
@@ -46,6 +53,8 @@ export interface CheckedConnectionOptions {
   ca?: string | undefined;
   /** The exact certificate accepted (SHA-256). With a pin and no CA the chain is not judged. */
   pin?: string | undefined;
+  /** With `pin`: the pinned certificate's key, once known; a certificate renewed with it passes too. */
+  pinnedKey?: PinnedKeyRecord | undefined;
   timeoutMs: number;
   /** What a failed handshake becomes (`where` is host:port). */
   onHandshakeError?: (error: NodeJS.ErrnoException, where: string) => Error;
@@ -85,12 +94,20 @@ export function checkedConnection(options: CheckedConnectionOptions) {
       socket.off("error", onError);
       if (pin !== undefined) {
         const served = socket.getPeerX509Certificate();
-        const got = served ? formatFingerprint(served.fingerprint256) : "no certificate";
-        if (got !== pin) {
+        const key = options.pinnedKey;
+        const match = matchPin(served, { certificateSha256: pin, keySha256: key?.keySha256 });
+        if (match === null) {
           socket.destroy();
-          finish(options.onPinMismatch(where, got, pin));
+          finish(
+            options.onPinMismatch(
+              where,
+              served ? formatFingerprint(served.fingerprint256) : "no certificate",
+              pin,
+            ),
+          );
           return;
         }
+        if (match === "certificate" && key && served) key.learned(publicKeySha256(served));
       }
       finish(null, socket);
     });

@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { generateReleaseKeyPair, signArtifact } from "@nbfleet/shared/artifact-signature";
+import { publicKeySha256 } from "@nbfleet/shared/certificate-pin";
+import { renewWithSameKey } from "@nbfleet/testkit/test-ca";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AgentError } from "../errors.js";
 import { formatFingerprint } from "../tls/fingerprint.js";
@@ -301,6 +303,30 @@ describe("agent.upgrade on the agent", () => {
     expect(error.message).toContain("is pinned; nothing was sent to it");
     expect(requests).toEqual([]);
     await expectNothingSwitched();
+  });
+
+  it("downloads from a controller whose certificate was renewed with the key the link learned", async () => {
+    // The link pinned an older certificate of the same key and learned the key from it.
+    const keyFile = path.join(dir, "controller-key.pem");
+    await writeFile(keyFile, tls.keyPem, { mode: 0o600 });
+    const older = new X509Certificate(await readFile(renewWithSameKey(keyFile, dir, "older"), "utf8"));
+    const learned = { keySha256: publicKeySha256(older), learned: () => {} };
+    const pinnedOlder = (key: typeof learned | undefined) => ({
+      ...source,
+      trust: { fingerprintSha256: formatFingerprint(older.fingerprint256), ...(key ? { key } : {}) },
+    });
+    const refused = await refusal(
+      upgrader({ source: () => pinnedOlder(undefined) }).upgrade("c", params(good), () => {}),
+    );
+    expect(refused.message).toContain("is pinned; nothing was sent to it");
+    expect(requests).toEqual([]);
+    const result = await upgrader({ source: () => pinnedOlder(learned) }).upgrade(
+      "c",
+      params(good),
+      () => {},
+    );
+    expect(result).toEqual({ from: FROM, to: TO });
+    expect(requests).toHaveLength(1);
   });
 
   it("refuses a second upgrade while one is not confirmed, and says when it is not connected", async () => {

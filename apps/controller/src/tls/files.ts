@@ -6,6 +6,7 @@
  * changes at every renewal: guests trust the CA (`--tls-ca`, else the system's roots), never a pin.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
+import { certificateSha256, publicKeySha256 } from "@nbfleet/shared/certificate-pin";
 import { configSource } from "../config/config-source.js";
 import type { ControllerSettings } from "../config/settings.js";
 import { NbfError } from "../errors.js";
@@ -18,6 +19,8 @@ export interface ControllerTls {
   caPem: string | null;
   /** Uppercase colon hex, as agents take it (`--controller-fingerprint`). */
   fingerprintSha256: string;
+  /** SHA-256 of the certificate's public key: a renewal with the same key keeps it (certificate-pin). */
+  keySha256: string;
 }
 
 export interface GuestTrust {
@@ -60,7 +63,13 @@ export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
       throw invalid(`${settings.tlsCa} is not a PEM certificate: ${(error as Error).message}`);
     }
   }
-  return { certPem, keyPem, caPem, fingerprintSha256: cert.fingerprint256.toUpperCase() };
+  return {
+    certPem,
+    keyPem,
+    caPem,
+    fingerprintSha256: certificateSha256(cert),
+    keySha256: publicKeySha256(cert),
+  };
 }
 
 /** What a guest's bootstrap carries so its agent verifies this controller; undefined without TLS. */

@@ -20,6 +20,7 @@ import { readCredential } from "../../link/credential.js";
 import type { TlsTrust } from "../../link/dial.js";
 import { type LinkStatus, runLink, timingFromSettings } from "../../link/link.js";
 import { stderrLinkLog, teeLinkLog } from "../../link/log.js";
+import { PinnedKey } from "../../link/pinned-key.js";
 import { type LinkFlags, type LinkSetup, setupLink } from "../../link/setup.js";
 import { readHashFile } from "../../password/hash-file.js";
 import { validateHash } from "../../password/hash.js";
@@ -162,9 +163,10 @@ async function up(opts: UpFlags): Promise<void> {
     onEvent: (event) =>
       console.error(`${event.at} ${event.level} ${event.kind}: ${event.message.split("\n")[0]}`),
   });
-  const upgrades = prepareUpgrades(agent, opts);
+  const pinnedKey = await loadPinnedKey(agent);
+  const upgrades = prepareUpgrades(agent, opts, pinnedKey);
   const stopLink = new AbortController();
-  const linkDone = connectToController(agent, link.bootstrapToken, stopLink.signal, upgrades);
+  const linkDone = connectToController(agent, link.bootstrapToken, stopLink.signal, upgrades, pinnedKey);
   const exitCode = await new Promise<number>((resolve) => {
     let finishing = false;
     const finish = async (stopNotebook: boolean, code = 0) => {
@@ -199,7 +201,18 @@ interface Upgrades {
   connectedTo: string | null;
 }
 
-function prepareUpgrades(agent: Agent, opts: UpFlags): Upgrades | null {
+/** With a pinned controller certificate: its key as learned so far (link/pinned-key.ts). */
+async function loadPinnedKey(agent: Agent): Promise<PinnedKey | undefined> {
+  const { fingerprintSha256 } = agent.settings.link;
+  if (!fingerprintSha256) return undefined;
+  const { pinnedKey, problem } = await PinnedKey.load(agent.paths.controllerKey, fingerprintSha256, (error) =>
+    agent.log.warn({ err: error }, "recording the pinned controller certificate's key failed"),
+  );
+  if (problem) agent.log.warn(`${problem}; ignored, and written again at the next connection`);
+  return pinnedKey;
+}
+
+function prepareUpgrades(agent: Agent, opts: UpFlags, pinnedKey: PinnedKey | undefined): Upgrades | null {
   if (opts.installDir === undefined || opts.releaseKeyFile === undefined) return null;
   const installDir = path.resolve(opts.installDir);
   const version = agentVersion();
@@ -209,7 +222,7 @@ function prepareUpgrades(agent: Agent, opts: UpFlags): Upgrades | null {
       installDir,
       releaseKeyFile: path.resolve(opts.releaseKeyFile),
       currentVersion: version,
-      source: () => artifactSource(agent, upgrades.connectedTo),
+      source: () => artifactSource(agent, upgrades.connectedTo, pinnedKey),
     }),
     followUp: null as unknown as UpgradeFollowUp,
   };
@@ -226,13 +239,19 @@ function prepareUpgrades(agent: Agent, opts: UpFlags): Upgrades | null {
 }
 
 /** Where to download from: the connected controller, with the link's trust. */
-async function artifactSource(agent: Agent, url: string | null): Promise<ArtifactSource | null> {
+async function artifactSource(
+  agent: Agent,
+  url: string | null,
+  pinnedKey: PinnedKey | undefined,
+): Promise<ArtifactSource | null> {
   if (url === null) return null;
   const { caFile, fingerprintSha256 } = agent.settings.link;
   if (!/^(wss|https):/.test(url)) return { url, trust: null };
   const trust: TlsTrust = {
     ...(caFile ? { ca: await readGivenFile(caFile, "controller CA file") } : {}),
-    ...(fingerprintSha256 ? { fingerprintSha256: formatFingerprint(fingerprintSha256) } : {}),
+    ...(fingerprintSha256
+      ? { fingerprintSha256: formatFingerprint(fingerprintSha256), ...(pinnedKey ? { key: pinnedKey } : {}) }
+      : {}),
   };
   return { url, trust };
 }
@@ -331,6 +350,7 @@ function connectToController(
   bootstrapToken: string | undefined,
   signal: AbortSignal,
   upgrades: Upgrades | null,
+  pinnedKey: PinnedKey | undefined,
 ): Promise<void> {
   const settings = agent.settings.link;
   const urls = controllerUrlsOf(settings);
@@ -353,6 +373,7 @@ function connectToController(
     tls: {
       ...(settings.caFile ? { caFile: settings.caFile } : {}),
       ...(settings.fingerprintSha256 ? { fingerprintSha256: settings.fingerprintSha256 } : {}),
+      ...(pinnedKey ? { pinnedKey } : {}),
     },
     core: agent,
     streams,

@@ -2,19 +2,21 @@
  * Connections to another replica. Over http the socket is plain TCP with a connect deadline.
  * When this controller serves HTTPS (tlsCert/tlsKey), peers must too and are verified before a
  * byte is written: with `tlsCa` the peer's chain must lead to that CA and its certificate must
- * name the host of its replica URL; without a CA the peer must present exactly this replica's own
- * certificate (SHA-256 pin), the usual setup where every replica serves the same certificate.
+ * name the host of its replica URL; without a CA the peer must present this replica's own
+ * certificate (SHA-256 pin), the usual setup where every replica serves the same certificate, or
+ * one renewed with the same key (while the replicas are restarted one at a time onto it).
  */
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
+import { type CertificatePin, certificateSha256, matchPin } from "@nbfleet/shared/certificate-pin";
 import type { ControllerSettings } from "../../config/settings.js";
 import { readTlsFiles } from "../../tls/files.js";
 
 export interface PeerTrust {
   /** PEM of the CA peers' certificates come from. */
   ca: string | null;
-  /** Without a CA: the only certificate accepted (SHA-256, uppercase colon hex). */
-  pin: string | null;
+  /** Without a CA: this replica's own certificate, or its key (SHA-256s, uppercase colon hex). */
+  pin: CertificatePin | null;
 }
 
 /** How this replica verifies the others; null when it serves plain HTTP. */
@@ -23,7 +25,9 @@ export function peerTrust(
 ): PeerTrust | null {
   const own = readTlsFiles(settings);
   if (!own) return null;
-  return own.caPem ? { ca: own.caPem, pin: null } : { ca: null, pin: own.fingerprintSha256 };
+  return own.caPem
+    ? { ca: own.caPem, pin: null }
+    : { ca: null, pin: { certificateSha256: own.fingerprintSha256, keySha256: own.keySha256 } };
 }
 
 export class PeerUnreachable extends Error {
@@ -70,12 +74,12 @@ export function peerConnection(trust: PeerTrust | null, connectTimeoutMs: number
     socket.once(trust ? "secureConnect" : "connect", () => {
       if (trust?.pin) {
         const served = (socket as tls.TLSSocket).getPeerX509Certificate();
-        const fingerprint = served?.fingerprint256.toUpperCase() ?? "none";
-        if (fingerprint !== trust.pin) {
+        if (matchPin(served, trust.pin) === null) {
+          const fingerprint = served ? certificateSha256(served) : "none";
           finish(
             new PeerUnreachable(
               where,
-              `it served certificate ${fingerprint}, not this replica's ${trust.pin}`,
+              `it served certificate ${fingerprint}, neither this replica's ${trust.pin.certificateSha256} nor one with its key`,
             ),
             socket,
           );

@@ -12,7 +12,7 @@ import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { HandOverProvider } from "@nbfleet/testkit/hand-over-provider";
 import { call } from "@nbfleet/testkit/http";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
-import { makeTestCa, selfSignedPair } from "@nbfleet/testkit/test-ca";
+import { makeTestCa, renewWithSameKey, selfSignedPair } from "@nbfleet/testkit/test-ca";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { ControllerSettings } from "../../config/settings.js";
@@ -130,6 +130,20 @@ describe("relaying between HTTPS replicas", () => {
     await owns(a, "rep_plain", b.url.replace(/^https:/, "http:"), "box");
     expect(await probe(a)).toBe(404);
     expect(accepted(b)).toBe(1);
+  });
+
+  it("with no CA, while the replicas move to a certificate renewed with the same key: both ways", async () => {
+    const shared = await selfSignedPair(dir, "before-renewal");
+    const renewed = renewWithSameKey(shared.key, dir, "renewed");
+    const { a, b } = await replicas(async (n) => ({
+      tlsCert: n === 0 ? shared.cert : renewed,
+      tlsKey: shared.key,
+    }));
+    expect(await probe(a)).toBe(404);
+    expect(accepted(b)).toBe(1);
+    await owns(b, a.app.nbfleet.relay.replicaId, a.url, "box");
+    expect(await probe(b)).toBe(404);
+    expect(accepted(a)).toBe(1);
   });
 
   it("with a CA: each replica's own certificate from it, a certificate from another CA refused", async () => {

@@ -1,0 +1,37 @@
+/**
+ * What a certificate pin accepts. A pin names one certificate by its SHA-256 fingerprint and,
+ * once known, that certificate's public key by the SHA-256 of its DER SubjectPublicKeyInfo (both
+ * uppercase colon hex, as `openssl x509 -fingerprint -sha256` prints a fingerprint). A served
+ * certificate passes when it is the pinned one, or when it carries the pinned key: only the
+ * holder of that private key can complete a handshake with it, so a certificate renewed with the
+ * same key is as trustworthy as the one pinned, and a controller can renew its certificate
+ * without every guest being pinned again. A new key still needs a new pin (or a CA).
+ */
+import { type X509Certificate, createHash } from "node:crypto";
+
+export interface CertificatePin {
+  certificateSha256: string;
+  /** The pinned certificate's key, when known. */
+  keySha256?: string | null;
+}
+
+/** Which part of the pin the served certificate matched; null: neither. */
+export type PinMatch = "certificate" | "key" | null;
+
+export function certificateSha256(cert: X509Certificate): string {
+  return cert.fingerprint256.toUpperCase();
+}
+
+/** `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256`, in colon hex. */
+export function publicKeySha256(cert: X509Certificate): string {
+  const spki = cert.publicKey.export({ type: "spki", format: "der" });
+  const hex = createHash("sha256").update(spki).digest("hex").toUpperCase();
+  return hex.match(/../g)!.join(":");
+}
+
+export function matchPin(served: X509Certificate | undefined, pin: CertificatePin): PinMatch {
+  if (!served) return null;
+  if (certificateSha256(served) === pin.certificateSha256) return "certificate";
+  if (pin.keySha256 && publicKeySha256(served) === pin.keySha256) return "key";
+  return null;
+}
