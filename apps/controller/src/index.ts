@@ -1,6 +1,6 @@
 /** What other packages (the benchmarks, outside tests) use of the controller. */
 export { ENV_VARS, loadSettings, type ControllerSettings } from "./config/settings.js";
-export { type NbfleetApp, buildServer, listen } from "./server.js";
+export { type BuildOptions, type NbfleetApp, buildServer, listen } from "./server.js";
 export type { Provider, ProviderVm, ProvisionContext, ProvisionResult } from "./providers/types.js";
 export { TerminalConnection, type TerminalOpenOptions } from "./cli/terminal-client.js";
 export { defaultSettings } from "./config/settings.js";

@@ -22,7 +22,7 @@ import { outageQuietLog } from "./store/outage-quiet-log.js";
 import { isConnectionError } from "./store/postgres-errors.js";
 import { openStore } from "./store/store.js";
 import type { OwnAcmeCertificate } from "./tls/acme/own-certificate.js";
-import { readTlsFiles } from "./tls/files.js";
+import { type ControllerTls, RENEW_WARNING_DAYS, fileCertificateStatus, readTlsFiles } from "./tls/files.js";
 import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
 import { wireServices } from "./wiring/services.js";
@@ -58,7 +58,9 @@ export type NbfleetApp = FastifyInstance;
 
 export async function buildServer(settings: ControllerSettings, options: BuildOptions): Promise<NbfleetApp> {
   const ownCertificate = await prepareOwnCertificate(settings);
-  const app = createApp(settings, options.logger, ownCertificate);
+  // With a certificate and key the API and the agent gateway are served over HTTPS (wss).
+  const servedTls = ownCertificate ? null : readTlsFiles(settings);
+  const app = createApp(settings, options.logger, ownCertificate, servedTls);
   const store = await openStore({
     dataDir: settings.dataDir,
     ...(settings.databaseUrl ? { databaseUrl: settings.databaseUrl } : {}),
@@ -88,6 +90,8 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
     });
     app.decorate("nbfleet", services);
     app.decorate("ownCertificate", ownCertificate);
+    app.decorate("servedTls", servedTls);
+    if (servedTls) warnOfExpiry(app, settings, servedTls);
     if (ownCertificate) {
       app.addHook("onListen", async () => {
         ownCertificate.start(app.server as unknown as TlsServer, {
@@ -111,9 +115,8 @@ function createApp(
   settings: ControllerSettings,
   logger: FastifyBaseLogger | undefined,
   ownCertificate: OwnAcmeCertificate | null,
+  tls: ControllerTls | null,
 ): NbfleetApp {
-  // With a certificate and key the API and the agent gateway are served over HTTPS (wss).
-  const tls = readTlsFiles(settings);
   const timeouts = serverTimeouts(settings);
   return Fastify({
     ...(ownCertificate
@@ -133,6 +136,17 @@ function createApp(
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+}
+
+/** Certificate files near their end: pinned agents do not mind, browsers and CLIs will. */
+function warnOfExpiry(app: NbfleetApp, settings: ControllerSettings, tls: ControllerTls): void {
+  const { daysLeft, notAfter } = fileCertificateStatus(tls);
+  if (daysLeft >= RENEW_WARNING_DAYS) return;
+  app.log.warn(
+    { certificate: settings.tlsCert, notAfter, daysLeft },
+    `the controller's certificate ${settings.tlsCert} ${daysLeft < 0 ? "expired" : "expires"} at ${notAfter}; ` +
+      "renew it with the same key (README: the HA recipe, step 5) and pinned agents accept the new one",
+  );
 }
 
 /** Listens on `settings.listen`; resolves with the URL. */

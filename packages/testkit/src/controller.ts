@@ -9,7 +9,7 @@ import path from "node:path";
 import type { ArtifactInfo } from "@nbfleet/controller";
 import { type ControllerSettings, defaultSettings } from "@nbfleet/controller";
 import type { Provider } from "@nbfleet/controller";
-import { type NbfleetApp, buildServer, listen } from "@nbfleet/controller";
+import { type BuildOptions, type NbfleetApp, buildServer, listen } from "@nbfleet/controller";
 import { makeDataDir } from "./data-dir.js";
 import { SimProvider } from "./sim-provider.js";
 
@@ -29,6 +29,8 @@ export async function startTestController(
     listen?: boolean;
     /** An agent artifact to serve (adds the artifact routes). */
     artifact?: ArtifactInfo;
+    /** Where the controller logs (instead of nowhere). */
+    logger?: BuildOptions["logger"];
   } = {},
 ): Promise<TestController> {
   const dataDir = options.settings?.dataDir ?? makeDataDir("nbf-controller-");
@@ -46,7 +48,11 @@ export async function startTestController(
     dataDir,
   };
   const provider = options.provider ?? new SimProvider();
-  const app = await buildServer(settings, { provider, artifact: options.artifact });
+  const app = await buildServer(settings, {
+    provider,
+    artifact: options.artifact,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   const url = options.listen === false ? "" : await listen(app);
   const adminToken = app.nbfleet.adminToken.token;
   if (!adminToken) throw new Error("test controller has no known admin token");

@@ -5,7 +5,8 @@ import https from "node:https";
 import { join } from "node:path";
 import { startTestController } from "@nbfleet/testkit/controller";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { selfSignedPair } from "@nbfleet/testkit/test-ca";
+import { renewWithSameKey, selfSignedPair } from "@nbfleet/testkit/test-ca";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { guestTrust, readTlsFiles } from "./files.js";
 
@@ -69,5 +70,40 @@ describe("controller TLS files", () => {
     } finally {
       await c.close();
     }
+  });
+
+  it("says in /healthz until when its files serve and what guests compare; a renewal keeps the key's", async () => {
+    const logged: Array<{ msg: string; daysLeft?: number }> = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const renewed = renewWithSameKey(a.key, dir, "a-renewed");
+    const seen = [];
+    for (const tlsCert of [a.cert, renewed]) {
+      const c = await startTestController({ settings: { tlsCert, tlsKey: a.key }, listen: false, logger });
+      try {
+        const health = await c.app.inject({ method: "GET", url: "/healthz" });
+        expect(health.statusCode).toBe(200);
+        seen.push(health.json().certificate);
+      } finally {
+        await c.close();
+      }
+    }
+    const [before, after] = seen;
+    const files = readTlsFiles({ tlsCert: a.cert, tlsKey: a.key, tlsCa: null })!;
+    expect(before).toEqual({
+      source: "files",
+      notAfter: files.notAfter,
+      daysLeft: 1,
+      fingerprintSha256: files.fingerprintSha256,
+      keySha256: files.keySha256,
+      guestsTrust: "pin",
+    });
+    expect(after.fingerprintSha256).not.toBe(before.fingerprintSha256);
+    expect(after.keySha256).toBe(before.keySha256);
+    expect(after.daysLeft).toBeGreaterThanOrEqual(364);
+    // The 3-day pair warned at its start; the renewed one (365 days) did not.
+    const warnings = logged.filter((line) => /renew it with the same key/.test(line.msg));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toContain(`${a.cert} expires at ${files.notAfter}`);
+    expect(warnings[0]!.daysLeft).toBe(1);
   });
 });

@@ -21,6 +21,32 @@ export interface ControllerTls {
   fingerprintSha256: string;
   /** SHA-256 of the certificate's public key: a renewal with the same key keeps it (certificate-pin). */
   keySha256: string;
+  notAfter: string;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The certificate files served (`tlsCert`/`tlsKey`); null with `acmeDomain` or plain HTTP. */
+    servedTls: ControllerTls | null;
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+/** Below this many days left, a start logs a warning naming the renewal. */
+export const RENEW_WARNING_DAYS = 30;
+
+/** /healthz's view of the served certificate files: until when, and what guests check. */
+export function fileCertificateStatus(tls: ControllerTls, now = Date.now()) {
+  return {
+    source: "files" as const,
+    notAfter: tls.notAfter,
+    /** Negative once expired. */
+    daysLeft: Math.floor((Date.parse(tls.notAfter) - now) / DAY_MS),
+    fingerprintSha256: tls.fingerprintSha256,
+    keySha256: tls.keySha256,
+    guestsTrust: tls.caPem ? ("ca" as const) : ("pin" as const),
+  };
 }
 
 export interface GuestTrust {
@@ -69,6 +95,7 @@ export function readTlsFiles(settings: TlsSettings): ControllerTls | null {
     caPem,
     fingerprintSha256: certificateSha256(cert),
     keySha256: publicKeySha256(cert),
+    notAfter: new Date(cert.validTo).toISOString(),
   };
 }
 

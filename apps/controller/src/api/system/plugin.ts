@@ -7,6 +7,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { AGENT_VERSION, PROTOCOL_VERSION } from "@nbfleet/shared";
 import { Type } from "@sinclair/typebox";
 import { sql } from "kysely";
+import { fileCertificateStatus } from "../../tls/files.js";
 
 const OwnCertificate = Type.Object({
   source: Type.Literal("acme"),
@@ -32,6 +33,18 @@ const OwnCertificate = Type.Object({
     }),
     Type.Null(),
   ]),
+});
+
+const FileCertificate = Type.Object({
+  source: Type.Literal("files"),
+  notAfter: Type.String(),
+  /** Negative once expired. */
+  daysLeft: Type.Integer(),
+  fingerprintSha256: Type.String(),
+  /** SHA-256 of its public key: a renewal with the same key keeps it, and pinned agents accept it. */
+  keySha256: Type.String(),
+  /** How guests verify it: its SHA-256 (or key, once seen) pinned, or the CA given with it. */
+  guestsTrust: Type.Union([Type.Literal("pin"), Type.Literal("ca")]),
 });
 
 const Healthz = Type.Object({
@@ -63,8 +76,11 @@ const Healthz = Type.Object({
       since: Type.String(),
     }),
   ),
-  /** With `acmeDomain`: the controller's own certificate, its issuer, days left and renewal. */
-  certificate: Type.Optional(OwnCertificate),
+  /**
+   * Served over HTTPS: with `acmeDomain`, the controller's own certificate, its issuer, days left
+   * and renewal; with certificate files, their end and the SHA-256s guests compare.
+   */
+  certificate: Type.Optional(Type.Union([OwnCertificate, FileCertificate])),
 });
 
 export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
@@ -106,6 +122,7 @@ export const systemPlugin: FastifyPluginAsyncTypebox = async (app) => {
         store: { ...writes, status: storeOk ? writes.status : ("error" as const) },
         ...(database ? { database } : {}),
         ...(app.ownCertificate ? { certificate: app.ownCertificate.status() } : {}),
+        ...(app.servedTls ? { certificate: fileCertificateStatus(app.servedTls) } : {}),
       };
     },
   );
