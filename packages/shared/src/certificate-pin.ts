@@ -9,6 +9,9 @@
  */
 import { type X509Certificate, createHash } from "node:crypto";
 
+/** A SHA-256 as pins spell it: 32 bytes in uppercase hex pairs joined by colons. */
+export const SHA256_COLON_HEX = "^([0-9A-F]{2}:){31}[0-9A-F]{2}$";
+
 export interface CertificatePin {
   certificateSha256: string;
   /** The pinned certificate's key, when known. */

@@ -1,4 +1,5 @@
 import { ControllerUrlListSchema, compileValidator } from "@nbfleet/shared";
+import { SHA256_COLON_HEX } from "@nbfleet/shared/certificate-pin";
 /**
  * The agent's settings: one schema, the defaults in one place, stored as DIR/agent.json.
  * CLI flags override the file; the result is checked before anything acts on it.
@@ -18,8 +19,6 @@ export const RestartPolicy = Type.Object(
   { additionalProperties: false },
 );
 export type RestartPolicy = Static<typeof RestartPolicy>;
-
-const FINGERPRINT_SHA256 = "^([0-9A-F]{2}:){31}[0-9A-F]{2}$";
 
 /**
  * How the agent reaches its controller. A null URL means the agent runs standalone. The TLS
@@ -41,7 +40,7 @@ export const LinkSettings = Type.Object(
     /** A CA certificate (PEM) that alone is trusted for the controller; kept in DIR/state. */
     caFile: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()]),
     /** SHA-256 of the controller's own certificate, uppercase colon hex: pinned. */
-    fingerprintSha256: Type.Union([Type.String({ pattern: FINGERPRINT_SHA256 }), Type.Null()]),
+    fingerprintSha256: Type.Union([Type.String({ pattern: SHA256_COLON_HEX }), Type.Null()]),
     /** Reconnect backoff with full jitter: the first ceiling, growing by 2× up to maxBackoffMs. */
     initialBackoffMs: Type.Integer({ minimum: 1, maximum: 60_000 }),
     maxBackoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000 }),

@@ -8,12 +8,14 @@
  * with the pinned certificate. It lives outside agent.json so that an older agent (an upgrade
  * rolled back) still reads its settings.
  */
+import { open } from "node:fs/promises";
+import { SHA256_COLON_HEX } from "@nbfleet/shared/certificate-pin";
 import type { PinnedKeyRecord } from "../tls/pinned-connection.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { readTextIfPresent } from "../util/read-if-present.js";
 
-const SHA256_COLON_HEX = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
+const SHA256 = new RegExp(SHA256_COLON_HEX);
 const MAX_RECORD_BYTES = 4096;
+const TOO_LARGE = Symbol("too large");
 
 export interface PinnedKeyLoad {
   pinnedKey: PinnedKey;
@@ -57,16 +59,14 @@ async function readRecord(
   file: string,
   certificateSha256: string,
 ): Promise<{ key: string | null; problem: string | null }> {
-  let text: string | null;
+  let text: string | typeof TOO_LARGE | null;
   try {
-    text = await readTextIfPresent(file);
+    text = await readAtMost(file, MAX_RECORD_BYTES);
   } catch (error) {
     return { key: null, problem: `${file} cannot be read: ${(error as Error).message}` };
   }
   if (text === null) return { key: null, problem: null };
-  if (text.length > MAX_RECORD_BYTES) {
-    return { key: null, problem: `${file} is larger than ${MAX_RECORD_BYTES} bytes` };
-  }
+  if (text === TOO_LARGE) return { key: null, problem: `${file} is larger than ${MAX_RECORD_BYTES} bytes` };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -79,9 +79,27 @@ async function readRecord(
     record === null ||
     typeof record.certificateSha256 !== "string" ||
     typeof record.keySha256 !== "string" ||
-    !SHA256_COLON_HEX.test(record.keySha256)
+    !SHA256.test(record.keySha256)
   ) {
     return { key: null, problem: `${file} does not hold a certificate's and a key's SHA-256` };
   }
   return { key: record.certificateSha256 === certificateSha256 ? record.keySha256 : null, problem: null };
+}
+
+/** The file's text if it holds at most `limit` bytes (never more is read); null when it is absent. */
+async function readAtMost(file: string, limit: number): Promise<string | typeof TOO_LARGE | null> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+  try {
+    const buffer = Buffer.alloc(limit + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return bytesRead > limit ? TOO_LARGE : buffer.toString("utf8", 0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }
