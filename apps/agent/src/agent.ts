@@ -15,6 +15,7 @@ import {
   type AgentState,
   type CertificateInfo,
   type CommandMessage,
+  type CommandParamsOf,
   type HealthCheck,
   type HealthReport,
   type NotebookStatus,
@@ -51,6 +52,11 @@ import type { Upgrader } from "./upgrade/upgrader.js";
 import { writeFileAtomic } from "./util/atomic-write.js";
 import { LatestFile } from "./util/latest-file.js";
 import { WriteFailures } from "./util/write-failures.js";
+
+/** Where `controller.trust` stores the controller certificates trusted in place of the pin (link/pinned-key.ts). */
+export interface ControllerTrust {
+  trust(pins: CommandParamsOf<"controller.trust">["pins"]): Promise<void>;
+}
 
 export interface AgentOptions {
   dataDir: string;
@@ -99,6 +105,7 @@ export class Agent implements AgentCore {
   private certificate: CertificateInfo | null = null;
   private pendingPassword: string | null = null;
   private upgrader: Upgrader | null = null;
+  private controllerTrust: ControllerTrust | null = null;
   private notebookScope: "systemd" | null = null;
   /** Issues and renews the notebook's certificate over ACME (`certificate.mode: "acme"`). */
   private acme: AcmeRenewer | null = null;
@@ -184,6 +191,11 @@ export class Agent implements AgentCore {
   /** Lets `agent.upgrade` run (an agent started with an install dir and a release key). */
   useUpgrader(upgrader: Upgrader): void {
     this.upgrader = upgrader;
+  }
+
+  /** Lets `controller.trust` run (an agent pinned to its controller's certificate). */
+  useControllerTrust(trust: ControllerTrust): void {
+    this.controllerTrust = trust;
   }
 
   subscribe(listener: Listener): () => void {
@@ -297,6 +309,23 @@ export class Agent implements AgentCore {
           );
         }
         return this.upgrader.upgrade(command.id, command.params, progress);
+      case "controller.trust": {
+        if (!this.controllerTrust) {
+          throw new AgentError(
+            "NBF_TRUST_REFUSED",
+            "this agent is not pinned to its controller's certificate (it trusts a CA, or has no controller): there is no pin to replace",
+          );
+        }
+        const { pins } = command.params;
+        await this.controllerTrust.trust(pins);
+        const names = pins.map((pin) => pin.certificateSha256).join(", ");
+        this.recordEvent(
+          "info",
+          "controller.trusted",
+          `controller certificates trusted from now on: ${names}`,
+        );
+        return { trusted: pins.length };
+      }
     }
     await this.refresh({ deep: false });
     return this.state();

@@ -31,6 +31,8 @@ export const AgentErrorCodes = {
     "an upgrade artifact failed a check (size, sha256, signature, manifest); nothing was switched",
   NBF_UPGRADE_UNAVAILABLE:
     "this agent cannot upgrade itself now (no install dir or release key, no controller, or an upgrade pending)",
+  NBF_TRUST_REFUSED:
+    "a controller.trust was refused: the agent is not pinned to its controller, or the set would lock it out",
   NBF_ACME_FAILED:
     "the ACME server could not be reached or refused the certificate (its problem type named); the current certificate was kept",
 } as const;

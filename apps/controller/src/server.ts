@@ -87,6 +87,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       controllerUrl: () => settings.publicUrl ?? acmeUrl(app, settings) ?? listeningUrl(app, settings.listen),
       listeningUrl: () => listeningUrl(app, settings.listen),
       ...(options.artifact ? { artifact: options.artifact } : {}),
+      servedTls,
     });
     app.decorate("nbfleet", services);
     app.decorate("ownCertificate", ownCertificate);

@@ -34,6 +34,8 @@ export interface DataPaths {
   controllerCa: string;
   /** The pinned controller certificate's key, learned at the first connection (link/pinned-key.ts). */
   controllerKey: string;
+  /** The controller certificates a controller.trust put in place of the pin (link/trusted-controllers.ts). */
+  controllerTrust: string;
   acmeAccountKey: string;
   profileDir: string;
   configDir: string;
@@ -70,6 +72,7 @@ export function dataPaths(dataDir: string): DataPaths {
     controllerCredential: path.join(stateDir, "controller-credential"),
     controllerCa: path.join(stateDir, "controller-ca.pem"),
     controllerKey: path.join(stateDir, "controller-key.json"),
+    controllerTrust: path.join(stateDir, "controller-trust.json"),
     acmeAccountKey: path.join(stateDir, "acme-account-key.pem"),
     profileDir,
     configDir,

@@ -224,6 +224,12 @@ export const ReplicaView = Type.Object({
   lastHeartbeatAt: Timestamp,
   /** Agent sockets it held at its last heartbeat. */
   agents: Type.Integer({ minimum: 0 }),
+  /**
+   * SHA-256 of the key of the certificate it serves, when replicas and guests pin the
+   * controller's certificate (no CA); null otherwise. During a move to a new key it tells which
+   * replicas serve the new one.
+   */
+  keySha256: Type.Union([Type.String(), Type.Null()]),
   /** Its heartbeat is younger than three heartbeat intervals. */
   alive: Type.Boolean(),
   /** It is the replica that answered. */

@@ -13,6 +13,7 @@ export const OPERATION_ACTIONS = [
   "vm.stop",
   "vm.restart",
   "agent.upgrade",
+  "controller.trust",
 ] as const;
 export type OperationAction = (typeof OPERATION_ACTIONS)[number];
 

@@ -6,6 +6,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { ARTIFACT_VERSION_PATTERN } from "./artifact-signature.js";
 import { OverallHealth } from "./health.js";
 import { IDLE_ACTIONS, OPERATION_ACTIONS, OPERATION_STATES, TARGET_STATES } from "./operation-lists.js";
+import { MAX_TRUSTED_CONTROLLER_CERTIFICATES } from "./protocol.js";
 import { VmName } from "./vm-name.js";
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
@@ -83,10 +84,19 @@ export const CreateOperationBody = Type.Object(
                 "agent.upgrade: how long the new agent has to connect and report healthy before the guest rolls back (default 120)",
             }),
           ),
+          certificates: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 64 * 1024 }), {
+              minItems: 1,
+              maxItems: MAX_TRUSTED_CONTROLLER_CERTIFICATES,
+              description:
+                "controller.trust: every controller certificate (PEM) the agents are to trust from now on, the one they reach their controller through among them",
+            }),
+          ),
         },
         {
           additionalProperties: false,
-          description: "notebook.certificate: hostnames, ips; agent.upgrade: version, timeoutSec",
+          description:
+            "notebook.certificate: hostnames, ips; agent.upgrade: version, timeoutSec; controller.trust: certificates",
         },
       ),
     ),

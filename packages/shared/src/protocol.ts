@@ -6,6 +6,7 @@
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { ARTIFACT_VERSION_PATTERN } from "./artifact-signature.js";
+import { SHA256_COLON_HEX } from "./certificate-pin.js";
 import { HealthReport, NotebookStatus } from "./health.js";
 
 const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -37,6 +38,8 @@ export type LogSource = Static<typeof LogSource>;
 // ---- commands --------------------------------------------------------------------------
 
 const NoParams = Type.Object({}, { additionalProperties: false });
+/** At most this many controller certificates are trusted at once (controller.trust). */
+export const MAX_TRUSTED_CONTROLLER_CERTIFICATES = 4;
 
 export const CommandParams = {
   "notebook.start": NoParams,
@@ -86,6 +89,27 @@ export const CommandParams = {
     },
     { additionalProperties: false },
   ),
+  /**
+   * The controller certificates the agent trusts from now on, instead of the one it was pinned
+   * to (a controller moving to a new key): each by its SHA-256 and its key's. The agent refuses a
+   * set without the certificate it is connected through, so it cannot lock itself out. Sent only
+   * to an agent pinned to its controller (capability CAPABILITY_CONTROLLER_TRUST).
+   */
+  "controller.trust": Type.Object(
+    {
+      pins: Type.Array(
+        Type.Object(
+          {
+            certificateSha256: Type.String({ pattern: SHA256_COLON_HEX }),
+            keySha256: Type.String({ pattern: SHA256_COLON_HEX }),
+          },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: MAX_TRUSTED_CONTROLLER_CERTIFICATES },
+      ),
+    },
+    { additionalProperties: false },
+  ),
 } as const;
 export type CommandName = keyof typeof CommandParams;
 export const COMMAND_NAMES = Object.keys(CommandParams) as CommandName[];
@@ -111,6 +135,7 @@ export const CommandMessage = Type.Union([
   commandVariant("logs.tail"),
   commandVariant("diagnose"),
   commandVariant("agent.upgrade"),
+  commandVariant("controller.trust"),
 ]);
 export type CommandMessage = Static<typeof CommandMessage>;
 
@@ -171,6 +196,8 @@ export const CAPABILITY_PTY = "pty";
 export const CAPABILITY_LOGS_FOLLOW = "logs.follow";
 /** Capability of an agent that installs another version on an `agent.upgrade` command. */
 export const CAPABILITY_AGENT_UPGRADE = "agent.upgrade";
+/** Capability of an agent pinned to its controller's certificate, which takes `controller.trust`. */
+export const CAPABILITY_CONTROLLER_TRUST = "controller.trust";
 
 const StreamId = Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" });
 const Base64 = Type.String({

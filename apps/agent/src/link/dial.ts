@@ -13,6 +13,7 @@ import { type PinnedKeyRecord, checkedConnection } from "../tls/pinned-connectio
 import { readGivenFile } from "../util/read-given-file.js";
 import type { LinkOptions } from "./options.js";
 import type { LinkSecrets, Secret } from "./secret.js";
+import { describePins } from "./trusted-controllers.js";
 
 /** Re-exported for the agent's package index; the path itself lives in @nbfleet/shared. */
 export { AGENT_CONNECT_PATH };
@@ -179,6 +180,8 @@ export function verifiedTlsConnection(trust: TlsTrust, timeoutMs: number) {
 
 function pinnedKeyNote(key: PinnedKeyRecord | undefined): string {
   if (!key) return "";
+  if (key.trusted)
+    return ` but replaced by controller.trust with ${describePins(key.trusted)} (or their keys)`;
   return key.keySha256
     ? `, and its key is not the pinned certificate's (SHA-256 ${key.keySha256})`
     : " (its key is not known yet: a renewed certificate passes only after one connection to the pinned one)";

@@ -207,3 +207,70 @@ describe("a pinned controller certificate renewed with the same key", () => {
     );
   });
 });
+
+describe("a pinned controller moved to a new key (controller.trust)", () => {
+  const pinOf = (pair: CertificatePair) => ({
+    certificateSha256: fingerprint(pair),
+    keySha256: publicKeySha256(new X509Certificate(pair.certPem)),
+  });
+
+  /** What `up` loads at each start: the key record and the trusted set, from the data directory. */
+  async function controllerPins(name: string): Promise<PinnedKey> {
+    const { pinnedKey, problem } = await PinnedKey.load(
+      path.join(dir, `${name}-key.json`),
+      fingerprint(selfSigned),
+      (error) => {
+        throw error;
+      },
+      path.join(dir, `${name}-trust.json`),
+    );
+    expect(problem).toBeNull();
+    return pinnedKey;
+  }
+
+  async function dial(tls: CertificatePair, pins: PinnedKey): Promise<void> {
+    fake = await FakeController.start({ tls });
+    harness = startLink({
+      url: fake.url,
+      core: new FakeCore(),
+      bootstrapToken: TOKEN,
+      tls: { fingerprintSha256: fingerprint(selfSigned), pinnedKey: pins },
+    });
+  }
+
+  async function closeBoth(): Promise<void> {
+    await harness?.stop();
+    harness = undefined;
+    await fake?.close();
+    fake = undefined;
+  }
+
+  it("follows the controller onto a certificate with a new key, and refuses the old one once it is retired", async () => {
+    await dial(selfSigned, await controllerPins("moved"));
+    await fake!.waitForWelcomed(1);
+    await closeBoth();
+
+    // Step 1: while connected to the pinned certificate, the set {pinned, new} is stored.
+    let pins = await controllerPins("moved");
+    await dial(selfSigned, pins);
+    await fake!.waitForWelcomed(1);
+    await pins.trust([pinOf(selfSigned), pinOf(other)]);
+    await closeBoth();
+
+    // Step 2: the controller now serves the new key; an agent started again accepts it.
+    pins = await controllerPins("moved");
+    await dial(other, pins);
+    expect((await fake!.waitForWelcomed(1)).bearer).toBe(TOKEN);
+    // Step 3: the old certificate is retired while connected to the new one.
+    await pins.trust([pinOf(other)]);
+    await closeBoth();
+
+    await dial(selfSigned, await controllerPins("moved"));
+    await expectRefused(harness!, fake!, /replaced by controller\.trust with [0-9A-F:]+ \(or their keys\)/);
+  });
+
+  it("without a controller.trust, a certificate with a new key is refused as before", async () => {
+    await dial(other, await controllerPins("never-moved"));
+    await expectRefused(harness!, fake!, /its key is not known yet/);
+  });
+});

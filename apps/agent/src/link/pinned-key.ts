@@ -8,41 +8,66 @@
  * with the pinned certificate. It lives outside agent.json so that an older agent (an upgrade
  * rolled back) still reads its settings.
  */
-import { open } from "node:fs/promises";
+import type { X509Certificate } from "node:crypto";
 import { SHA256_COLON_HEX } from "@nbfleet/shared/certificate-pin";
 import type { PinnedKeyRecord } from "../tls/pinned-connection.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { readSmallJson } from "../util/read-at-most.js";
+import { type TrustedPin, readTrustedSet, storeTrustedSet } from "./trusted-controllers.js";
 
 const SHA256 = new RegExp(SHA256_COLON_HEX);
 const MAX_RECORD_BYTES = 4096;
-const TOO_LARGE = Symbol("too large");
 
 export interface PinnedKeyLoad {
   pinnedKey: PinnedKey;
-  /** Why a record on disk was not used (it is rewritten at the next matching handshake). */
+  /** Why a record or trusted set on disk was not used (a record is rewritten at the next matching handshake). */
   problem: string | null;
 }
 
 export class PinnedKey implements PinnedKeyRecord {
+  private lastAccepted: X509Certificate | null = null;
+
   private constructor(
     private readonly file: string,
+    private readonly trustFile: string | null,
     private readonly certificateSha256: string,
     private key: string | null,
+    private trustedPins: TrustedPin[] | null,
     private readonly onWriteError: (error: unknown) => void,
   ) {}
 
-  /** The record for `certificateSha256` in `file`, if there is a readable one. */
+  /**
+   * The record for `certificateSha256` in `file`, if there is a readable one, and the set a
+   * `controller.trust` stored in `trustFile` in place of that pin (without a trust file the
+   * agent takes no controller.trust).
+   */
   static async load(
     file: string,
     certificateSha256: string,
     onWriteError: (error: unknown) => void,
+    trustFile?: string,
   ): Promise<PinnedKeyLoad> {
     const { key, problem } = await readRecord(file, certificateSha256);
-    return { pinnedKey: new PinnedKey(file, certificateSha256, key, onWriteError), problem };
+    const trusted = trustFile
+      ? await readTrustedSet(trustFile, certificateSha256)
+      : { pins: null, problem: null };
+    return {
+      pinnedKey: new PinnedKey(file, trustFile ?? null, certificateSha256, key, trusted.pins, onWriteError),
+      problem: [problem, trusted.problem].filter(Boolean).join("; ") || null,
+    };
   }
 
   get keySha256(): string | null {
     return this.key;
+  }
+
+  get trusted(): readonly TrustedPin[] | null {
+    return this.trustedPins;
+  }
+
+  /** Whether this agent takes `controller.trust` (it knows where to keep the set). */
+  get acceptsTrust(): boolean {
+    return this.trustFile !== null;
   }
 
   learned(keySha256: string): void {
@@ -53,27 +78,26 @@ export class PinnedKey implements PinnedKeyRecord {
       this.onWriteError,
     );
   }
+
+  accepted(served: X509Certificate): void {
+    this.lastAccepted = served;
+  }
+
+  /** controller.trust: from now on exactly `pins` (which must include the certificate last accepted). */
+  async trust(pins: TrustedPin[]): Promise<void> {
+    if (!this.trustFile) throw new Error("this pinned key was loaded without a trust file");
+    await storeTrustedSet(this.trustFile, this.certificateSha256, pins, this.lastAccepted);
+    this.trustedPins = pins;
+  }
 }
 
 async function readRecord(
   file: string,
   certificateSha256: string,
 ): Promise<{ key: string | null; problem: string | null }> {
-  let text: string | typeof TOO_LARGE | null;
-  try {
-    text = await readAtMost(file, MAX_RECORD_BYTES);
-  } catch (error) {
-    return { key: null, problem: `${file} cannot be read: ${(error as Error).message}` };
-  }
-  if (text === null) return { key: null, problem: null };
-  if (text === TOO_LARGE) return { key: null, problem: `${file} is larger than ${MAX_RECORD_BYTES} bytes` };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { key: null, problem: `${file} is not valid JSON: ${(error as Error).message}` };
-  }
-  const record = value as { certificateSha256?: unknown; keySha256?: unknown } | null;
+  const read = await readSmallJson(file, MAX_RECORD_BYTES);
+  if (!read.found) return { key: null, problem: read.problem };
+  const record = read.value as { certificateSha256?: unknown; keySha256?: unknown } | null;
   if (
     typeof record !== "object" ||
     record === null ||
@@ -84,22 +108,4 @@ async function readRecord(
     return { key: null, problem: `${file} does not hold a certificate's and a key's SHA-256` };
   }
   return { key: record.certificateSha256 === certificateSha256 ? record.keySha256 : null, problem: null };
-}
-
-/** The file's text if it holds at most `limit` bytes (never more is read); null when it is absent. */
-async function readAtMost(file: string, limit: number): Promise<string | typeof TOO_LARGE | null> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(file, "r");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw error;
-  }
-  try {
-    const buffer = Buffer.alloc(limit + 1);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return bytesRead > limit ? TOO_LARGE : buffer.toString("utf8", 0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }

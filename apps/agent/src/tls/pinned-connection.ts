@@ -11,7 +11,12 @@ import { readFile } from "node:fs/promises";
 import net from "node:net";
 import type { Socket } from "node:net";
 import tls from "node:tls";
-import { matchPin, publicKeySha256 } from "@nbfleet/shared/certificate-pin";
+import {
+  type CertificatePin,
+  type PinMatch,
+  matchPin,
+  publicKeySha256,
+} from "@nbfleet/shared/certificate-pin";
 import { formatFingerprint } from "./fingerprint.js";
 
 const MAX_CERT_FILE_BYTES = 1024 * 1024;
@@ -43,6 +48,10 @@ export class PinMismatchError extends Error {
 export interface PinnedKeyRecord {
   readonly keySha256: string | null;
   learned(keySha256: string): void;
+  /** The certificates a `controller.trust` put in place of the pin (and its key), if any. */
+  readonly trusted?: readonly CertificatePin[] | null;
+  /** Told of every certificate a handshake accepted. */
+  accepted?(served: X509Certificate): void;
 }
 
 type ConnectOptions = { host?: string; port?: number | string; servername?: string };
@@ -95,7 +104,9 @@ export function checkedConnection(options: CheckedConnectionOptions) {
       if (pin !== undefined) {
         const served = socket.getPeerX509Certificate();
         const key = options.pinnedKey;
-        const match = matchPin(served, { certificateSha256: pin, keySha256: key?.keySha256 });
+        const match = key?.trusted
+          ? matchAny(served, key.trusted)
+          : matchPin(served, { certificateSha256: pin, keySha256: key?.keySha256 });
         if (match === null) {
           socket.destroy();
           finish(
@@ -107,12 +118,21 @@ export function checkedConnection(options: CheckedConnectionOptions) {
           );
           return;
         }
-        if (match === "certificate" && key && served) key.learned(publicKeySha256(served));
+        if (match === "certificate" && key && served && !key.trusted) key.learned(publicKeySha256(served));
+        if (served) key?.accepted?.(served);
       }
       finish(null, socket);
     });
     return undefined;
   };
+}
+
+function matchAny(served: X509Certificate | undefined, pins: readonly CertificatePin[]): PinMatch {
+  for (const pin of pins) {
+    const match = matchPin(served, pin);
+    if (match !== null) return match;
+  }
+  return null;
 }
 
 /** A connection that accepts only the certificate with this fingerprint (the agent's own notebook). */

@@ -28,16 +28,26 @@ export interface ClusterOptions {
   url(): string;
   /** Agent sockets held now. */
   agents(): number;
+  /** The served certificate's key when peers pin it; registered for them (peer-tls.ts). */
+  keySha256: string | null;
 }
 
-export function createCluster({ settings, store, replica, log, url, agents }: ClusterOptions): Cluster {
+export function createCluster({
+  settings,
+  store,
+  replica,
+  log,
+  url,
+  agents,
+  keySha256,
+}: ClusterOptions): Cluster {
   const heartbeatMs = settings.replicaHeartbeatSec * 1000;
   const common = { db: store.db, dialect: store.dialect, log };
   return {
     replica,
     clustered: store.dialect === "postgres",
     heartbeatMs,
-    registry: new ReplicaRegistry({ ...common, identity: replica, heartbeatMs, url, agents }),
+    registry: new ReplicaRegistry({ ...common, identity: replica, heartbeatMs, url, agents, keySha256 }),
     // A lease lives as long as a replica's heartbeat: renewed every interval, lost after three.
     leases: new Leases({
       ...common,

@@ -20,6 +20,8 @@ export interface ReplicaView {
   startedAt: string;
   lastHeartbeatAt: string;
   agents: number;
+  /** The key of the certificate it serves, when replicas pin each other's (no CA). */
+  keySha256: string | null;
   alive: boolean;
   self: boolean;
 }
@@ -33,6 +35,8 @@ export interface RegistryOptions {
   url(): string;
   /** Agent sockets held now. */
   agents(): number;
+  /** The served certificate's key when peers pin it (see peer-tls.ts); null otherwise. */
+  keySha256: string | null;
   log: FastifyBaseLogger;
 }
 
@@ -107,6 +111,7 @@ export class ReplicaRegistry {
           startedAt: identity.startedAt,
           lastHeartbeatAt: new Date().toISOString(),
           agents: this.options.agents(),
+          keySha256: this.options.keySha256,
           alive: true,
           self: true,
         },
@@ -128,13 +133,19 @@ export class ReplicaRegistry {
       started_at: identity.startedAt,
       heartbeat_at: now,
       agents: this.options.agents(),
+      key_sha256: this.options.keySha256,
     };
     // An upsert: a replica the janitor removed (after a long outage) registers again.
     await db
       .insertInto("replicas")
       .values(row)
       .onConflict((oc) =>
-        oc.column("id").doUpdateSet({ url: row.url, heartbeat_at: row.heartbeat_at, agents: row.agents }),
+        oc.column("id").doUpdateSet({
+          url: row.url,
+          heartbeat_at: row.heartbeat_at,
+          agents: row.agents,
+          key_sha256: row.key_sha256,
+        }),
       )
       .execute();
     this.lastBeatAt = now;
@@ -154,6 +165,7 @@ function toView(row: ReplicasTable, cutoff: string, selfId: string): ReplicaView
     startedAt: row.started_at,
     lastHeartbeatAt: row.heartbeat_at,
     agents: Number(row.agents),
+    keySha256: row.key_sha256,
     alive: row.heartbeat_at >= cutoff,
     self: row.id === selfId,
   };

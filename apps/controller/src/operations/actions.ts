@@ -16,6 +16,7 @@ const COMMAND_OF: Record<Exclude<OperationAction, MachineOperationAction>, Comma
   "notebook.password": "password.set",
   "notebook.certificate": "certificate.rotate",
   "agent.upgrade": "agent.upgrade",
+  "controller.trust": "controller.trust",
 };
 
 /** The agent command an action sends, or null for a machine action (done through the provider). */

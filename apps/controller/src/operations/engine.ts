@@ -14,6 +14,7 @@
  * stored (with the target) and sent; the plaintexts exist only in the create call's answer.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { CertificatePin } from "@nbfleet/shared/certificate-pin";
 import type { ArtifactCatalog } from "../artifacts/catalog.js";
 import { NbfError } from "../errors.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
@@ -34,6 +35,7 @@ import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
 import { OperationRunner, type StopReason } from "./runner.js";
 import { type Selector, describeSelector, resolveSelector } from "./selector.js";
 import type { FleetServices } from "./services.js";
+import { trustPlan } from "./trust-plan.js";
 import { upgradePlan } from "./upgrade-plan.js";
 import { UpgradeWatch } from "./upgrade-watch.js";
 
@@ -49,9 +51,16 @@ export interface CreateOperationInput {
   rolling?: { enabled: boolean; healthTimeoutSec?: number };
   /**
    * notebook.certificate: extra names and addresses for the new certificate; agent.upgrade: the
-   * version to install (from the artifact catalog) and the guest's rollback timeout.
+   * version to install (from the artifact catalog) and the guest's rollback timeout;
+   * controller.trust: every controller certificate (PEM) the agents are to trust.
    */
-  params?: { hostnames?: string[]; ips?: string[]; version?: string; timeoutSec?: number };
+  params?: {
+    hostnames?: string[];
+    ips?: string[];
+    version?: string;
+    timeoutSec?: number;
+    certificates?: string[];
+  };
   /** agent.upgrade: the first N targets go alone and must stay healthy canarySoakSec first. */
   canary?: number;
   canarySoakSec?: number;
@@ -83,6 +92,8 @@ export interface OperationsEngineOptions extends FleetServices {
   artifacts?: ArtifactCatalog;
   /** agent.upgrade's params.timeoutSec when the operation names none (NBFLEET_UPGRADE_TIMEOUT_SEC). */
   upgradeTimeoutSec?: number;
+  /** The served certificate when guests pin it (no CA): controller.trust must keep it trusted. */
+  guestPin?: CertificatePin | null;
 }
 
 export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
@@ -190,10 +201,13 @@ export class OperationsEngine {
         problem: `${input.action} leaves the notebook down, so a rolling health gate can never pass; omit rolling`,
       });
     }
+    rejectForeignFields(input);
     const upgrade =
       input.action === "agent.upgrade"
         ? await upgradePlan(input, this.artifacts, this.options.upgradeTimeoutSec)
-        : rejectUpgradeFields(input);
+        : null;
+    const trust =
+      input.action === "controller.trust" ? trustPlan(input, this.options.guestPin ?? null) : null;
     const names = await resolveSelector(store, input.selector);
     if (names.length === 0)
       throw new NbfError("NBF_OPERATION_NO_TARGETS", { selector: describeSelector(input.selector) });
@@ -201,7 +215,7 @@ export class OperationsEngine {
       maxConcurrency: input.maxConcurrency ?? DEFAULTS.maxConcurrency,
       maxErrors: input.maxErrors ?? DEFAULTS.maxErrors,
       rolling,
-      commandParams: upgrade?.commandParams ?? input.params ?? {},
+      commandParams: upgrade?.commandParams ?? trust ?? input.params ?? {},
       commandTtlSec: input.commandTtlSec ?? this.options.commandTtlSec,
       commandTimeoutSec: input.commandTimeoutSec ?? this.options.commandTimeoutSec,
       ifOffline: input.ifOffline ?? "queue",
@@ -493,17 +507,27 @@ export class OperationsEngine {
   }
 }
 
-/** Fields of agent.upgrade given to another action: refused, naming them. */
-function rejectUpgradeFields(input: CreateOperationInput): null {
+/** The action each field of params belongs to. */
+const PARAM_ACTION: Record<keyof NonNullable<CreateOperationInput["params"]>, OperationAction> = {
+  hostnames: "notebook.certificate",
+  ips: "notebook.certificate",
+  version: "agent.upgrade",
+  timeoutSec: "agent.upgrade",
+  certificates: "controller.trust",
+};
+
+/** Fields given to an action they are not for: refused, naming them. */
+function rejectForeignFields(input: CreateOperationInput): void {
   const problems: string[] = [];
-  if (input.canary !== undefined || input.canarySoakSec !== undefined)
+  if (input.action !== "agent.upgrade" && (input.canary !== undefined || input.canarySoakSec !== undefined))
     problems.push(`canary and canarySoakSec are only for agent.upgrade, not ${input.action}`);
-  if (input.params && input.action !== "notebook.certificate")
-    problems.push(`params are only for notebook.certificate and agent.upgrade, not ${input.action}`);
-  else if (input.params?.version !== undefined || input.params?.timeoutSec !== undefined)
-    problems.push("params.version and params.timeoutSec are only for agent.upgrade");
+  const owners = new Set(Object.values(PARAM_ACTION));
+  if (input.params && !owners.has(input.action))
+    problems.push(`params are only for ${[...owners].join(", ")}, not ${input.action}`);
+  else
+    for (const key of Object.keys(input.params ?? {}) as Array<keyof typeof PARAM_ACTION>)
+      if (PARAM_ACTION[key] !== input.action) problems.push(`params.${key} is only for ${PARAM_ACTION[key]}`);
   if (problems.length > 0) throw new NbfError("NBF_OPERATION_INVALID", { problem: problems.join("; ") });
-  return null;
 }
 
 function countsOf(partial: Partial<Record<TargetState, number>>): Record<TargetState, number> {

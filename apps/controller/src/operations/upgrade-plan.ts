@@ -30,8 +30,6 @@ export async function upgradePlan(
 ): Promise<{ plan: UpgradePlan; commandParams: CommandParamsOf<"agent.upgrade"> }> {
   const { params = {} } = input;
   const problems: string[] = [];
-  if (params.hostnames !== undefined || params.ips !== undefined)
-    problems.push("params.hostnames and params.ips are only for notebook.certificate");
   if (params.version === undefined)
     problems.push("agent.upgrade needs params.version (the version to install)");
   else if (!isArtifactVersion(params.version))

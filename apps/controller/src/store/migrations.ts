@@ -353,6 +353,14 @@ const migrations: Record<string, Migration> = {
         await sql`alter table vm_status set (fillfactor = 70)`.execute(db);
     },
   },
+  "0011_replica_keys": {
+    // A replica registers the key of the certificate it serves: while replicas are moved one at a
+    // time onto a certificate with a new key (controller.trust), peers on the old and the new one
+    // still relay to each other. Null for a replica serving plain HTTP or trusting a CA.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("replicas").addColumn("key_sha256", "text").execute();
+    },
+  },
 };
 
 function parseNotebook(text: string): unknown {

@@ -177,6 +177,8 @@ export interface ReplicasTable {
   heartbeat_at: string;
   /** Agents whose socket this replica held at its last heartbeat. */
   agents: number;
+  /** SHA-256 of the key of the certificate it serves when peers pin it (no CA); null otherwise. */
+  key_sha256: string | null;
 }
 
 /** A cluster-wide job runs on the replica holding its lease, until `expires_at`. */

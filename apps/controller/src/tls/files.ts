@@ -6,7 +6,7 @@
  * changes at every renewal: guests trust the CA (`--tls-ca`, else the system's roots), never a pin.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { certificateSha256, publicKeySha256 } from "@nbfleet/shared/certificate-pin";
+import { type CertificatePin, certificateSha256, publicKeySha256 } from "@nbfleet/shared/certificate-pin";
 import { configSource } from "../config/config-source.js";
 import type { ControllerSettings } from "../config/settings.js";
 import { NbfError } from "../errors.js";
@@ -47,6 +47,11 @@ export function fileCertificateStatus(tls: ControllerTls, now = Date.now()) {
     keySha256: tls.keySha256,
     guestsTrust: tls.caPem ? ("ca" as const) : ("pin" as const),
   };
+}
+
+/** What a pin of these files names: the certificate and its key. */
+export function pinOf(tls: ControllerTls): CertificatePin {
+  return { certificateSha256: tls.fingerprintSha256, keySha256: tls.keySha256 };
 }
 
 export interface GuestTrust {

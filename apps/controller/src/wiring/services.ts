@@ -30,6 +30,7 @@ import { IdlePolicyService } from "../operations/idle-policy.js";
 import type { Provider } from "../providers/types.js";
 import type { Store } from "../store/store.js";
 import { TerminalService } from "../terminal/terminal-service.js";
+import { type ControllerTls, pinOf } from "../tls/files.js";
 
 /** How soon the operations lease holder runs an operation created (or cancelled) on another replica. */
 const OPERATIONS_SYNC_MS = 1000;
@@ -43,13 +44,17 @@ export interface ServiceDeps {
   listeningUrl?(): string;
   /** The artifact served at /v1/agent/artifact, registered in the artifact catalog under its version. */
   artifact?: ArtifactInfo;
+  /** The certificate files served (null with ACME or plain HTTP). */
+  servedTls?: ControllerTls | null;
 }
 
 export async function wireServices(
   settings: ControllerSettings,
   store: Store,
-  { provider, log, controllerUrl, listeningUrl, artifact }: ServiceDeps,
+  { provider, log, controllerUrl, listeningUrl, artifact, servedTls = null }: ServiceDeps,
 ): Promise<ControllerContext> {
+  // Guests (and replicas) pin the served certificate when no CA is given: controller.trust moves them.
+  const guestPin = servedTls && !servedTls.caPem ? pinOf(servedTls) : null;
   // Read and checked before anything is touched: the CA file's content goes into every new
   // guest's bootstrap.
   const acme = readAcmeSettings(settings);
@@ -126,6 +131,7 @@ export async function wireServices(
     commandTtlSec: settings.commandTtlSec,
     commandTimeoutSec: settings.commandTimeoutSec,
     upgradeTimeoutSec: settings.upgradeTimeoutSec,
+    guestPin,
     signals,
     artifacts,
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
@@ -150,6 +156,7 @@ export async function wireServices(
     log,
     url: () => settings.replicaUrl ?? (listeningUrl ?? controllerUrl)(),
     agents: () => gateway.connectedCount,
+    keySha256: guestPin?.keySha256 ?? null,
   });
   const eventFeed = createEventFeed(settings, store, bus, signals, log);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });

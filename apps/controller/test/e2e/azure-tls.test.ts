@@ -3,7 +3,8 @@
  * (`tlsCert`/`tlsKey`), the bootstrap each VM receives carries the certificate's SHA-256, and
  * the real agent booted from that customData (through the emulator) connects — or, with a
  * fingerprint that does not match, refuses the controller and sends it nothing. A certificate
- * renewed with the same key is accepted by an agent that has seen the pinned one.
+ * renewed with the same key is accepted by an agent that has seen the pinned one, and a
+ * controller.trust moves the agent onto a certificate with a new key.
  */
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm } from "node:fs/promises";
@@ -29,7 +30,7 @@ let key: string;
 async function tlsController(
   name: string,
   trust: GuestTrust,
-  options: { listen?: string; tlsCert?: string } = {},
+  options: { listen?: string; tlsCert?: string; tlsKey?: string } = {},
 ): Promise<{ app: NbfleetApp; url: string }> {
   const provider = emulatorProvider(emu, { resourceGroup: name, artifact, controllerTrust: trust });
   const app = await buildServer(
@@ -40,19 +41,51 @@ async function tlsController(
       logLevel: "silent",
       stateFlushMs: 20,
       tlsCert: options.tlsCert ?? cert,
-      tlsKey: key,
+      tlsKey: options.tlsKey ?? key,
     },
     { provider, artifact },
   );
   return { app, url: await listen(app) };
 }
 
-/** The agent's record of the pinned certificate's key, somewhere in the guest's data directory. */
-async function learnedKey(vm: string): Promise<unknown> {
+/** A file of the guest's data directory by its name ("" when there is none yet). */
+async function guestFile(vm: string, name: string): Promise<string> {
   const dir = guestDir(vm);
   const entries = await readdir(dir, { recursive: true });
-  const file = entries.find((entry) => path.basename(entry) === "controller-key.json");
-  return file ? JSON.parse(await readFile(path.join(dir, file), "utf8")) : null;
+  const file = entries.find((entry) => path.basename(entry) === name);
+  return file ? readFile(path.join(dir, file), "utf8") : "";
+}
+
+/** A JSON state file of the guest's agent (null when there is none yet). */
+async function guestJson(vm: string, name: string): Promise<unknown> {
+  const text = await guestFile(vm, name);
+  return text ? JSON.parse(text) : null;
+}
+
+/** A controller.trust over the whole fleet, run to its end through the API; it must succeed. */
+async function trustOperation(app: NbfleetApp, certFiles: string[]): Promise<void> {
+  const headers = { authorization: `Bearer ${app.nbfleet.adminToken.token}` };
+  const created = await app.inject({
+    method: "POST",
+    url: "/v1/operations",
+    headers,
+    payload: {
+      action: "controller.trust",
+      selector: { all: true },
+      params: { certificates: await Promise.all(certFiles.map((file) => readFile(file, "utf8"))) },
+    },
+  });
+  expect(created.statusCode).toBe(201);
+  const id = created.json().operation.id as string;
+  const final = await waitFor(
+    `operation ${id} to end`,
+    async () => {
+      const operation = (await app.inject({ method: "GET", url: `/v1/operations/${id}`, headers })).json();
+      return operation.state !== "running" && operation.state !== "pending" && operation;
+    },
+    60_000,
+  );
+  expect(final).toMatchObject({ state: "succeeded", counts: { succeeded: final.total } });
 }
 
 async function view(app: NbfleetApp, name: string): Promise<VmView> {
@@ -112,7 +145,7 @@ describe("a controller on TLS, verified by its guests", () => {
       await waitFor(
         "pinok's agent to record the pinned certificate's key",
         async () => {
-          const record = await learnedKey("pinok");
+          const record = await guestJson("pinok", "controller-key.json");
           return (record as { keySha256?: string } | null)?.keySha256 === files.keySha256 && record;
         },
         30_000,
@@ -137,6 +170,77 @@ describe("a controller on TLS, verified by its guests", () => {
       await app.inject({
         method: "DELETE",
         url: "/v1/vms/pinok",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("controller.trust moves a pinned agent onto a certificate with a new key, and retiring the old one locks it out", async () => {
+    const files = readTlsFiles({ tlsCert: cert, tlsKey: key, tlsCa: null })!;
+    const next = await selfSignedPair(root, "controller-next");
+    const nextFiles = readTlsFiles({ tlsCert: next.cert, tlsKey: next.key, tlsCa: null })!;
+    expect(nextFiles.keySha256).not.toBe(files.keySha256);
+    let { app, url } = await tlsController("moving", guestTrust(files)!);
+    const port = new URL(url).host;
+    /** The controller stopped and started on the same port with another pair. */
+    const restartOn = async (pair: { cert: string; key: string }, trust: GuestTrust) => {
+      await app.close();
+      const at = new Date().toISOString();
+      ({ app, url } = await tlsController("moving", trust, {
+        listen: port,
+        tlsCert: pair.cert,
+        tlsKey: pair.key,
+      }));
+      return at;
+    };
+    const connectedSince = (since: string) =>
+      waitFor(
+        "mover's agent connected",
+        async () => {
+          const agent = (await view(app, "mover")).agent;
+          return agent.status === "connected" && (agent.connectedAt ?? "") > since;
+        },
+        60_000,
+      );
+    try {
+      const created = await app.inject({
+        method: "POST",
+        url: "/v1/vms",
+        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+        payload: { name: "mover" },
+      });
+      expect(created.statusCode).toBe(201);
+      await connectedSince("");
+
+      // 1: every agent trusts the served certificate and the next one.
+      await trustOperation(app, [cert, next.cert]);
+      expect(await guestJson("mover", "controller-trust.json")).toMatchObject({
+        pins: [
+          { certificateSha256: files.fingerprintSha256, keySha256: files.keySha256 },
+          { certificateSha256: nextFiles.fingerprintSha256, keySha256: nextFiles.keySha256 },
+        ],
+      });
+      // 2: the controller moves to the new key; the agent follows.
+      await connectedSince(await restartOn(next, guestTrust(nextFiles)!));
+      // 3: the old certificate is retired.
+      await trustOperation(app, [next.cert]);
+      expect((await guestJson("mover", "controller-trust.json")) as { pins: unknown[] }).toMatchObject({
+        pins: [{ certificateSha256: nextFiles.fingerprintSha256 }],
+      });
+      // Whoever serves the old certificate now (its key leaked, say) gets nothing.
+      await restartOn({ cert, key }, guestTrust(files)!);
+      await waitFor(
+        "mover's agent to refuse the retired certificate",
+        async () => (await guestFile("mover", "agent.log")).includes("replaced by controller.trust"),
+        60_000,
+      );
+      expect((await view(app, "mover")).agent.status).not.toBe("connected");
+      await connectedSince(await restartOn(next, guestTrust(nextFiles)!));
+      await app.inject({
+        method: "DELETE",
+        url: "/v1/vms/mover",
         headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
       });
     } finally {

@@ -6,7 +6,7 @@
  */
 import { access, readFile } from "node:fs/promises";
 import path from "node:path";
-import { CAPABILITY_AGENT_UPGRADE, COMMAND_NAMES } from "@nbfleet/shared";
+import { CAPABILITY_AGENT_UPGRADE, CAPABILITY_CONTROLLER_TRUST, COMMAND_NAMES } from "@nbfleet/shared";
 import { collect, integerIn } from "@nbfleet/shared/cli-parse";
 import type { Command } from "commander";
 import { Agent } from "../../agent.js";
@@ -201,14 +201,21 @@ interface Upgrades {
   connectedTo: string | null;
 }
 
-/** With a pinned controller certificate: its key as learned so far (link/pinned-key.ts). */
+/**
+ * With a pinned controller certificate: its key as learned so far, and the certificates a
+ * `controller.trust` put in its place (link/pinned-key.ts); the agent then takes controller.trust.
+ */
 async function loadPinnedKey(agent: Agent): Promise<PinnedKey | undefined> {
   const { fingerprintSha256 } = agent.settings.link;
   if (!fingerprintSha256) return undefined;
-  const { pinnedKey, problem } = await PinnedKey.load(agent.paths.controllerKey, fingerprintSha256, (error) =>
-    agent.log.warn({ err: error }, "recording the pinned controller certificate's key failed"),
+  const { pinnedKey, problem } = await PinnedKey.load(
+    agent.paths.controllerKey,
+    fingerprintSha256,
+    (error) => agent.log.warn({ err: error }, "recording the pinned controller certificate's key failed"),
+    agent.paths.controllerTrust,
   );
-  if (problem) agent.log.warn(`${problem}; ignored, and written again at the next connection`);
+  if (problem) agent.log.warn(`${problem}; ignored (the key record is written again at the next connection)`);
+  agent.useControllerTrust(pinnedKey);
   return pinnedKey;
 }
 
@@ -360,11 +367,13 @@ function connectToController(
     logFile: (source) => (source === "agent" ? agent.paths.agentLog : agent.paths.notebookLog),
     redact: (line) => agent.redactLog(line),
   });
-  // `agent.upgrade` is offered only by an agent that can install another version.
+  // `agent.upgrade` is offered only by an agent that can install another version, and
+  // `controller.trust` only by one pinned to its controller's certificate.
   const capabilities = [
-    ...COMMAND_NAMES.filter((name) => name !== "agent.upgrade"),
+    ...COMMAND_NAMES.filter((name) => name !== "agent.upgrade" && name !== "controller.trust"),
     ...streams.capabilities,
     ...(upgrades ? [CAPABILITY_AGENT_UPGRADE] : []),
+    ...(pinnedKey ? [CAPABILITY_CONTROLLER_TRUST] : []),
   ];
   return runLink({
     url: urls,

@@ -89,6 +89,50 @@ function certificateFields(action: string, opts: Record<string, unknown>): Recor
   return { params: { ...(hostnames ? { hostnames } : {}), ...(ips ? { ips } : {}) } };
 }
 
+/** The largest certificate file --trust-cert reads (a PEM certificate is a few KiB). */
+const TRUST_CERT_MAX_BYTES = 64 * 1024;
+
+/** controller.trust's certificates, read from their files; given to another action, refused. */
+async function trustFields(action: string, opts: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const files = opts.trustCert as string[] | undefined;
+  if (action !== "controller.trust") {
+    if (files)
+      throw new CliError("NBF_INVALID_OPTION", "--trust-cert: only for controller.trust", ExitCode.usage);
+    return {};
+  }
+  if (!files)
+    throw new CliError(
+      "NBF_INVALID_OPTION",
+      "controller.trust needs --trust-cert <file> for every controller certificate to trust (the one served now among them)",
+      ExitCode.usage,
+    );
+  const certificates = await Promise.all(files.map(readCertificateFile));
+  return { params: { certificates } };
+}
+
+async function readCertificateFile(file: string): Promise<string> {
+  const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(
+      "NBF_INVALID_OPTION",
+      `--trust-cert ${file}: ${error.code ?? error.message}`,
+      ExitCode.usage,
+    );
+  });
+  try {
+    const buffer = Buffer.alloc(TRUST_CERT_MAX_BYTES + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    if (bytesRead > TRUST_CERT_MAX_BYTES)
+      throw new CliError(
+        "NBF_INVALID_OPTION",
+        `--trust-cert ${file}: larger than ${TRUST_CERT_MAX_BYTES} bytes, not a PEM certificate`,
+        ExitCode.usage,
+      );
+    return buffer.toString("utf8", 0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
 export function registerOp(program: Command, globals: () => GlobalOptions): void {
   const op = program.command("op").description("bulk operations over many machines");
 
@@ -139,6 +183,11 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
       "agent.upgrade: how long a new agent has to come back healthy before its machine rolls back (default 120)",
       integerIn("--upgrade-timeout-sec", 10, 3600),
     )
+    .option(
+      "--trust-cert <file>",
+      "controller.trust: a controller certificate (PEM) the agents are to trust from now on, the served one among them (repeatable, at most 4)",
+      collect,
+    )
     .option("--no-wait", "return once the operation is created")
     .option("--timeout <sec>", "how long to wait for the end", integerIn("--timeout", 1, 7 * 86_400), 3600)
     .action(async (action: string, opts) => {
@@ -162,6 +211,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
         throw new CliError("NBF_INVALID_OUT", "--out is only for notebook.password", ExitCode.usage);
       const upgrade = upgradeFields(action, opts);
       const certificate = certificateFields(action, opts);
+      const trust = await trustFields(action, opts);
       // Opened before anything changes: an existing file is never overwritten, and a bad path
       // fails before passwords exist that nobody could read.
       const out = opts.out
@@ -188,6 +238,7 @@ export function registerOp(program: Command, globals: () => GlobalOptions): void
           ...(opts.maxErrors !== undefined ? { maxErrors: opts.maxErrors } : {}),
           ...upgrade,
           ...certificate,
+          ...trust,
           ...(opts.rolling
             ? {
                 rolling: {

@@ -17,7 +17,7 @@ export function registerReplicas(program: Command, globals: () => GlobalOptions)
       if (g.json) return printJson(result.items);
       console.log(
         table(
-          ["ID", "URL", "VERSION", "AGENTS", "HEARTBEAT", "STARTED", "STATE"],
+          ["ID", "URL", "VERSION", "AGENTS", "HEARTBEAT", "STARTED", "STATE", "KEY"],
           result.items.map((r) => [
             r.self ? `${r.id} *` : r.id,
             r.url,
@@ -26,6 +26,7 @@ export function registerReplicas(program: Command, globals: () => GlobalOptions)
             ago(r.lastHeartbeatAt),
             ago(r.startedAt),
             r.alive ? "alive" : "dead",
+            r.keySha256 ? `${r.keySha256.slice(0, 11)}…` : "-",
           ]),
         ),
       );

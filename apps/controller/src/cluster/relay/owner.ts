@@ -9,6 +9,8 @@ import type { Database } from "../../store/schema.js";
 export interface Peer {
   id: string;
   url: string;
+  /** The key of the certificate it registered as served (peer-tls.ts); null: none registered. */
+  keySha256: string | null;
 }
 
 export async function findOwningPeer(
@@ -20,10 +22,15 @@ export async function findOwningPeer(
   const row = await db
     .selectFrom("vm_status")
     .innerJoin("replicas", "replicas.id", "vm_status.replica_id")
-    .select(["replicas.id as id", "replicas.url as url", "replicas.heartbeat_at as heartbeatAt"])
+    .select([
+      "replicas.id as id",
+      "replicas.url as url",
+      "replicas.heartbeat_at as heartbeatAt",
+      "replicas.key_sha256 as keySha256",
+    ])
     .where("vm_status.vm_name", "=", vmName)
     .executeTakeFirst();
   if (!row || row.id === selfId) return null;
   if (Date.parse(row.heartbeatAt) < aliveAfter.getTime()) return null;
-  return { id: row.id, url: row.url };
+  return { id: row.id, url: row.url, keySha256: row.keySha256 };
 }

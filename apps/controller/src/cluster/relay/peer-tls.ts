@@ -4,11 +4,19 @@
  * byte is written: with `tlsCa` the peer's chain must lead to that CA and its certificate must
  * name the host of its replica URL; without a CA the peer must present this replica's own
  * certificate (SHA-256 pin), the usual setup where every replica serves the same certificate, or
- * one renewed with the same key (while the replicas are restarted one at a time onto it).
+ * one renewed with the same key (while the replicas are restarted one at a time onto it), or a
+ * certificate with the key that peer registered in its `replicas` row (while they are moved one
+ * at a time onto a new key, see controller.trust). Trusting the database for that adds no one:
+ * whoever can write the table can read the secret relayed requests are signed with.
  */
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
-import { type CertificatePin, certificateSha256, matchPin } from "@nbfleet/shared/certificate-pin";
+import {
+  type CertificatePin,
+  certificateSha256,
+  matchPin,
+  publicKeySha256,
+} from "@nbfleet/shared/certificate-pin";
 import type { ControllerSettings } from "../../config/settings.js";
 import { readTlsFiles } from "../../tls/files.js";
 
@@ -40,8 +48,15 @@ export class PeerUnreachable extends Error {
 type ConnectOptions = { host?: string | null; hostname?: string | null; port?: number | string | null };
 type Created = (error: Error | null, socket?: Socket) => void;
 
-/** A `createConnection` for http(s).request and ws that hands over a socket only once it is trusted. */
-export function peerConnection(trust: PeerTrust | null, connectTimeoutMs: number) {
+/**
+ * A `createConnection` for http(s).request and ws that hands over a socket only once it is
+ * trusted; `peerKeySha256` is the key the peer registered as served (null: none).
+ */
+export function peerConnection(
+  trust: PeerTrust | null,
+  connectTimeoutMs: number,
+  peerKeySha256: string | null = null,
+) {
   return (options: ConnectOptions, callback: Created): undefined => {
     const host = (options.hostname ?? options.host ?? "localhost").replace(/^\[|\]$/g, "");
     const port = Number(options.port);
@@ -74,12 +89,16 @@ export function peerConnection(trust: PeerTrust | null, connectTimeoutMs: number
     socket.once(trust ? "secureConnect" : "connect", () => {
       if (trust?.pin) {
         const served = (socket as tls.TLSSocket).getPeerX509Certificate();
-        if (matchPin(served, trust.pin) === null) {
+        if (
+          matchPin(served, trust.pin) === null &&
+          (peerKeySha256 === null || !served || publicKeySha256(served) !== peerKeySha256)
+        ) {
           const fingerprint = served ? certificateSha256(served) : "none";
+          const registered = peerKeySha256 ? `, nor one with the key it registered (${peerKeySha256})` : "";
           finish(
             new PeerUnreachable(
               where,
-              `it served certificate ${fingerprint}, neither this replica's ${trust.pin.certificateSha256} nor one with its key`,
+              `it served certificate ${fingerprint}, neither this replica's ${trust.pin.certificateSha256} nor one with its key${registered}`,
             ),
             socket,
           );

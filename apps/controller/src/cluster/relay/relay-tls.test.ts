@@ -50,7 +50,7 @@ async function owns(on: TestController, id: string, url: string, vm: string): Pr
   const now = new Date().toISOString();
   await db
     .insertInto("replicas")
-    .values({ id, url, version: "test", started_at: now, heartbeat_at: now, agents: 1 })
+    .values({ id, url, version: "test", started_at: now, heartbeat_at: now, agents: 1, key_sha256: null })
     .onConflict((oc) => oc.column("id").doUpdateSet({ url, heartbeat_at: now }))
     .execute();
   await db.updateTable("vm_status").set({ replica_id: id }).where("vm_name", "=", vm).execute();
@@ -144,6 +144,42 @@ describe("relaying between HTTPS replicas", () => {
     await owns(b, a.app.nbfleet.relay.replicaId, a.url, "box");
     expect(await probe(b)).toBe(404);
     expect(accepted(a)).toBe(1);
+  });
+
+  it("with no CA, while the replicas move to a certificate with a new key: both ways, by the key each registered", async () => {
+    const before = await selfSignedPair(dir, "before-new-key");
+    const after = await selfSignedPair(dir, "after-new-key");
+    const { a, b } = await replicas(async (n) => {
+      const pair = n === 0 ? before : after;
+      return { tlsCert: pair.cert, tlsKey: pair.key };
+    });
+    expect(await probe(a)).toBe(404);
+    expect(accepted(b)).toBe(1);
+    await owns(b, a.app.nbfleet.relay.replicaId, a.url, "box");
+    expect(await probe(b)).toBe(404);
+    expect(accepted(a)).toBe(1);
+
+    // A peer serving a key other than the one its row names is refused before a byte is sent.
+    const other = await selfSignedPair(dir, "unregistered-key");
+    const fake = await impostor({
+      certPem: readFileSync(other.cert, "utf8"),
+      keyPem: readFileSync(other.key, "utf8"),
+    });
+    await owns(a, "rep_liar", fake.url, "box");
+    const { db } = a.app.nbfleet.store;
+    const registered = await db
+      .selectFrom("replicas")
+      .select("key_sha256")
+      .where("id", "=", b.app.nbfleet.relay.replicaId)
+      .executeTakeFirstOrThrow();
+    await db
+      .updateTable("replicas")
+      .set({ key_sha256: registered.key_sha256 })
+      .where("id", "=", "rep_liar")
+      .execute();
+    expect(await probe(a)).toBe(409);
+    expect(fake.seen.connections).toBeGreaterThan(0);
+    expect(fake.seen.requests).toBe(0);
   });
 
   it("with a CA: each replica's own certificate from it, a certificate from another CA refused", async () => {

@@ -432,7 +432,7 @@ describe("the relay's deadline for a replica that accepts connections but never 
       answerTimeoutMs: 500,
     });
     await relay.start();
-    const peer = { id: "rep_hung", url };
+    const peer = { id: "rep_hung", url, keySha256: null };
     const socket = new net.Socket();
     const request = {
       params: { name: "box" },

@@ -142,7 +142,7 @@ export class StreamRelay {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const upstream = new WebSocket(url, {
       headers: { authorization: this.sign(peer, "GET", path, principal) },
-      createConnection: peerConnection(this.trust, this.connectTimeoutMs) as never,
+      createConnection: peerConnection(this.trust, this.connectTimeoutMs, peer.keySha256) as never,
       perMessageDeflate: false,
       maxPayload: this.options.settings.maxMessageBytes,
     });
@@ -224,7 +224,7 @@ export class StreamRelay {
           authorization: this.sign(peer, "GET", path, principal),
           ...(accept ? { accept } : {}),
         },
-        createConnection: peerConnection(this.trust, this.connectTimeoutMs) as never,
+        createConnection: peerConnection(this.trust, this.connectTimeoutMs, peer.keySha256) as never,
       });
       const deadline = setTimeout(
         () => request.destroy(new Error(`no answer within ${this.answerTimeoutMs} ms`)),
