@@ -3,6 +3,7 @@
  * sees through `nbfleet-agent up|status|check|password|certificate` and through a browser's
  * login form.
  */
+import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -21,6 +22,7 @@ import { freePort } from "@nbfleet/testkit/ports";
 import { waitFor } from "@nbfleet/testkit/wait";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataPaths } from "../../src/config/paths.js";
+import { sendCommand } from "../../src/control/client.js";
 import { isRunning } from "../../src/supervisor/proc.js";
 
 interface Status {
@@ -155,6 +157,17 @@ describe("nbfleet-agent up", () => {
     const served = await servedFingerprint(port);
     expect(served).not.toBe(before);
     expect(s.notebook.certificate?.fingerprintSha256).toBe(served);
+  });
+
+  it("refuses controller.trust when it is pinned to no controller, and stores nothing", async () => {
+    const pin = Array.from({ length: 32 }, () => "AB").join(":");
+    const paths = dataPaths(dataDir);
+    const outcome = await sendCommand(paths.controlSocket, "controller.trust", {
+      pins: [{ certificateSha256: pin, keySha256: pin }],
+    });
+    expect(outcome).toMatchObject({ ok: false, error: { code: "NBF_TRUST_REFUSED" } });
+    expect(outcome.ok ? "" : outcome.error.message).toMatch(/not pinned to its controller's certificate/);
+    expect(existsSync(paths.controllerTrust)).toBe(false);
   });
 
   it("survives the agent's death: the notebook keeps its pid and a new agent adopts it", async () => {

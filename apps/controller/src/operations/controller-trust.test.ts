@@ -125,6 +125,29 @@ describe("controller.trust operations", () => {
     expect(await count()).toBe(before);
   });
 
+  it("needs an admin: an operator may not choose whom agents trust", async () => {
+    const token = await call(controller.app, "POST", "/v1/tokens", {
+      token: controller.adminToken,
+      body: { name: "ops", role: "operator" },
+    });
+    expect(token.statusCode).toBe(201);
+    const refused = await call(controller.app, "POST", "/v1/operations", {
+      token: token.json().token,
+      body: {
+        action: "controller.trust",
+        selector: { all: true },
+        params: { certificates: [servedPem, nextPem] },
+      },
+    });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error).toMatchObject({ code: "NBF_FORBIDDEN", details: { needed: "admin" } });
+    const restart = await call(controller.app, "POST", "/v1/operations", {
+      token: token.json().token,
+      body: { action: "notebook.restart", selector: { all: true }, ifOffline: "fail" },
+    });
+    expect(restart.statusCode).toBe(201);
+  });
+
   it("refuses an expired certificate", async () => {
     const expired = await operatorPair({ notBefore: new Date(Date.now() - 10 * 86_400_000), days: 2 });
     const refused = await trust({ params: { certificates: [servedPem, expired.certPem] } });

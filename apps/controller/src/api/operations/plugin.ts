@@ -2,9 +2,12 @@
  * Bulk operations: `POST /v1/operations` (create and start), `GET /v1/operations` (newest
  * first, cursor pages), `GET /v1/operations/{id}` (with a page of targets), `POST
  * /v1/operations/{id}/cancel`. Progress is streamed as `operation.*` events on `GET /v1/events`.
+ * Operators run operations; controller.trust alone needs an admin.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import { roleAllows } from "../../auth/roles.js";
+import { NbfError } from "../../errors.js";
 import type { OperationSpec } from "../../operations/engine.js";
 import type { Selector } from "../../operations/selector.js";
 import { TARGET_STATES, type TargetRecord, type TargetState } from "../../store/operation-targets-repo.js";
@@ -38,6 +41,15 @@ export const operationsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       serializerCompiler: plainJson,
     },
     async (request, reply) => {
+      // Who agents trust is who can command them, terminals included (an admin's power).
+      const role = request.principal?.role;
+      if (request.body.action === "controller.trust" && role && !roleAllows(role, "admin")) {
+        throw new NbfError("NBF_FORBIDDEN", {
+          role,
+          action: "POST /v1/operations with action controller.trust",
+          needed: "admin",
+        });
+      }
       const created = await operations.create(request.body, request.principal?.name ?? null);
       reply.status(201);
       // The answer may carry new passwords: never cached anywhere.
