@@ -33,12 +33,14 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-afterEach(async () => {
+async function closeBoth(): Promise<void> {
   await harness?.stop();
   harness = undefined;
   await fake?.close();
   fake = undefined;
-});
+}
+
+afterEach(closeBoth);
 
 /** The link dialed, refused the certificate, and sent nothing. */
 async function expectRefused(h: LinkHarness, f: FakeController, why: RegExp) {
@@ -164,13 +166,6 @@ describe("a pinned controller certificate renewed with the same key", () => {
     return { fake, harness };
   }
 
-  async function closeBoth(): Promise<void> {
-    await harness?.stop();
-    harness = undefined;
-    await fake?.close();
-    fake = undefined;
-  }
-
   it("learns the key from the pinned certificate and, after a restart, accepts the renewal", async () => {
     const record = path.join(dir, "learned-key.json");
     const first = await connectOnce(selfSigned, selfSigned, record);
@@ -236,13 +231,6 @@ describe("a pinned controller moved to a new key (controller.trust)", () => {
       bootstrapToken: TOKEN,
       tls: { fingerprintSha256: fingerprint(selfSigned), pinnedKey: pins },
     });
-  }
-
-  async function closeBoth(): Promise<void> {
-    await harness?.stop();
-    harness = undefined;
-    await fake?.close();
-    fake = undefined;
   }
 
   it("follows the controller onto a certificate with a new key, and refuses the old one once it is retired", async () => {

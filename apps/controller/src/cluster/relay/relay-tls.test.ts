@@ -86,10 +86,12 @@ async function probe(a: TestController): Promise<number> {
   });
 }
 
-/** An HTTPS server with another certificate, counting connections and requests. */
+/** An HTTPS server with another certificate (PEM, or files), counting connections and requests. */
 async function impostor(cert: { cert: string; key: string } | { certPem: string; keyPem: string }) {
   const pem =
-    "certPem" in cert ? { cert: cert.certPem, key: cert.keyPem } : { cert: cert.cert, key: cert.key };
+    "certPem" in cert
+      ? { cert: cert.certPem, key: cert.keyPem }
+      : { cert: readFileSync(cert.cert, "utf8"), key: readFileSync(cert.key, "utf8") };
   const seen = { connections: 0, requests: 0 };
   const server = https.createServer(pem, (_req, res) => {
     seen.requests++;
@@ -113,11 +115,7 @@ describe("relaying between HTTPS replicas", () => {
     expect(await probe(a)).toBe(404);
     expect(accepted(b)).toBe(1);
 
-    const other = await selfSignedPair(dir, "other");
-    const fake = await impostor({
-      certPem: readFileSync(other.cert, "utf8"),
-      keyPem: readFileSync(other.key, "utf8"),
-    });
+    const fake = await impostor(await selfSignedPair(dir, "other"));
     await owns(a, "rep_impostor", fake.url, "box");
     const started = Date.now();
     expect(await probe(a)).toBe(409);
@@ -160,11 +158,7 @@ describe("relaying between HTTPS replicas", () => {
     expect(accepted(a)).toBe(1);
 
     // A peer serving a key other than the one its row names is refused before a byte is sent.
-    const other = await selfSignedPair(dir, "unregistered-key");
-    const fake = await impostor({
-      certPem: readFileSync(other.cert, "utf8"),
-      keyPem: readFileSync(other.key, "utf8"),
-    });
+    const fake = await impostor(await selfSignedPair(dir, "unregistered-key"));
     await owns(a, "rep_liar", fake.url, "box");
     const { db } = a.app.nbfleet.store;
     const registered = await db
