@@ -6,7 +6,8 @@
  * downloads. A record made for another fingerprint (the agent was pinned again) is ignored, and
  * one that cannot be read is ignored with a warning; either is replaced at the next handshake
  * with the pinned certificate. It lives outside agent.json so that an older agent (an upgrade
- * rolled back) still reads its settings.
+ * rolled back) still reads its settings. Once a `controller.trust` stored a set of controller
+ * certificates (trusted-controllers.ts), that set replaces the pin and its key.
  */
 import type { X509Certificate } from "node:crypto";
 import { SHA256_COLON_HEX } from "@nbfleet/shared/certificate-pin";
@@ -63,11 +64,6 @@ export class PinnedKey implements PinnedKeyRecord {
 
   get trusted(): readonly TrustedPin[] | null {
     return this.trustedPins;
-  }
-
-  /** Whether this agent takes `controller.trust` (it knows where to keep the set). */
-  get acceptsTrust(): boolean {
-    return this.trustFile !== null;
   }
 
   learned(keySha256: string): void {
