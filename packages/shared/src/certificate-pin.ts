@@ -32,6 +32,16 @@ export function publicKeySha256(cert: X509Certificate): string {
   return hex.match(/../g)!.join(":");
 }
 
+/**
+ * The id of a set of pins (a controller.trust): the first 32 hex digits of the SHA-256 of its
+ * pins, one `certificate/key` line each, sorted. The agent says it in its hello, so the
+ * controller knows whether it holds the set in effect.
+ */
+export function trustSetId(pins: readonly CertificatePin[]): string {
+  const lines = pins.map((pin) => `${pin.certificateSha256}/${pin.keySha256 ?? ""}\n`).sort();
+  return createHash("sha256").update(lines.join("")).digest("hex").slice(0, 32);
+}
+
 export function matchPin(served: X509Certificate | undefined, pin: CertificatePin): PinMatch {
   if (!served) return null;
   if (certificateSha256(served) === pin.certificateSha256) return "certificate";

@@ -157,6 +157,8 @@ export const HelloMessage = Type.Object({
     arch: Type.String(),
   }),
   capabilities: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+  /** The id (trustSetId) of the controller certificates a controller.trust stored, if any. */
+  controllerTrust: Type.Optional(Type.String({ pattern: "^[0-9a-f]{32}$" })),
   state: AgentState,
 });
 

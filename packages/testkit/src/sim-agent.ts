@@ -53,6 +53,10 @@ export interface SimAgentOptions {
   ticker?: SimTicker;
   /** Run `agent.upgrade` (download, verify, simulated restart); without it the command is a no-op. */
   upgrade?: SimUpgradeOptions;
+  /** Capabilities said in the hello beside the usual ones (e.g. `controller.trust`). */
+  capabilities?: string[];
+  /** The hello's `controllerTrust`: the id of the controller certificate set it holds. */
+  controllerTrust?: string;
 }
 
 export class SimConnectError extends Error {
@@ -358,7 +362,14 @@ export class SimAgent {
   private helloBody() {
     return {
       agent: { version: this.version, hostname: this.hostname, os: "linux", arch: "x64" },
-      capabilities: ["notebook", "password", "certificate", ...(this.upgrader ? ["agent.upgrade"] : [])],
+      capabilities: [
+        "notebook",
+        "password",
+        "certificate",
+        ...(this.upgrader ? ["agent.upgrade"] : []),
+        ...(this.options.capabilities ?? []),
+      ],
+      ...(this.options.controllerTrust ? { controllerTrust: this.options.controllerTrust } : {}),
       state: this.state(),
     };
   }

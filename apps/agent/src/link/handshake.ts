@@ -5,8 +5,10 @@
  */
 import os from "node:os";
 import { COMMAND_NAMES, type WelcomeMessage } from "@nbfleet/shared";
+import { trustSetId } from "@nbfleet/shared/certificate-pin";
 import WebSocket from "ws";
 import type { AgentCore } from "../core.js";
+import type { PinnedKeyRecord } from "../tls/pinned-connection.js";
 import { agentVersion } from "../version.js";
 import type { Connection } from "./connection.js";
 import type { LinkLog } from "./log.js";
@@ -18,9 +20,12 @@ export interface HelloSource {
   hostname?: string;
   capabilities?: string[];
   streams?: LinkStreams;
+  tls?: { pinnedKey?: PinnedKeyRecord };
 }
 
 export function helloFrame(source: HelloSource): Record<string, unknown> {
+  // The controller sends the set in effect again to an agent that says it holds another.
+  const trusted = source.tls?.pinnedKey?.trusted;
   return {
     type: "hello",
     agent: {
@@ -30,6 +35,7 @@ export function helloFrame(source: HelloSource): Record<string, unknown> {
       arch: process.arch,
     },
     capabilities: source.capabilities ?? [...COMMAND_NAMES, ...(source.streams?.capabilities ?? [])],
+    ...(trusted ? { controllerTrust: trustSetId(trusted) } : {}),
     state: source.core.state(),
   };
 }

@@ -81,6 +81,8 @@ export interface GatewayOptions {
   replicaId?: string | null;
   /** Names the agent to fetch when refusing an agent of another protocol major. */
   artifacts?: Pick<ArtifactCatalog, "newest">;
+  /** Told of every agent welcomed, with its hello (see operations/trust-catch-up.ts). */
+  onHello?: (vmName: string, hello: HelloMessage) => void;
 }
 
 export interface LiveAgent {
@@ -448,6 +450,7 @@ export class AgentGateway implements CommandLink {
     void commands.onAgentReady(identity.vmName).catch((error) => {
       this.options.log.error({ err: error, vm: identity.vmName }, "delivering queued commands failed");
     });
+    this.options.onHello?.(identity.vmName, hello);
   }
 
   private async handle(session: AgentSession, message: AgentMessage): Promise<void> {

@@ -35,6 +35,7 @@ import { type Limit, resolveConcurrency, resolveMaxErrors } from "./limits.js";
 import { OperationRunner, type StopReason } from "./runner.js";
 import { type Selector, describeSelector, resolveSelector } from "./selector.js";
 import type { FleetServices } from "./services.js";
+import { type TrustCatchUp, recordTrustSet } from "./trust-catch-up.js";
 import { trustPlan } from "./trust-plan.js";
 import { upgradePlan } from "./upgrade-plan.js";
 import { UpgradeWatch } from "./upgrade-watch.js";
@@ -94,6 +95,8 @@ export interface OperationsEngineOptions extends FleetServices {
   upgradeTimeoutSec?: number;
   /** The served certificate when guests pin it (no CA): controller.trust must keep it trusted. */
   guestPin?: CertificatePin | null;
+  /** Told when a controller.trust makes another set the one in effect. */
+  trustSets?: Pick<TrustCatchUp, "forget">;
 }
 
 export const DEFAULTS = { maxConcurrency: "10%", maxErrors: 0, healthTimeoutSec: 300 } as const;
@@ -255,7 +258,9 @@ export class OperationsEngine {
         })
         .execute();
       await new OperationTargetsRepo(trx).insertMany(rows);
+      if (trust) await recordTrustSet(trx, trust.pins, id);
     });
+    if (trust) this.options.trustSets?.forget();
     // The replica that runs operations (see the operations lease) picks it up at once.
     this.options.signals?.send("operation.created", [id]);
     const operation = (await store.operations.get(id))!;

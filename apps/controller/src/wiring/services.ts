@@ -27,6 +27,7 @@ import { CachedFigure } from "../metrics/cached-figure.js";
 import { Metrics } from "../metrics/metrics.js";
 import { OperationsEngine } from "../operations/engine.js";
 import { IdlePolicyService } from "../operations/idle-policy.js";
+import { TrustCatchUp } from "../operations/trust-catch-up.js";
 import type { Provider } from "../providers/types.js";
 import type { Store } from "../store/store.js";
 import { TerminalService } from "../terminal/terminal-service.js";
@@ -84,12 +85,14 @@ export async function wireServices(
     signals,
     onError: (error) => log.error({ err: error }, "command sweep failed"),
   });
+  const trustCatchUp = new TrustCatchUp({ db: store.db, commands, log });
   const gateway = new AgentGateway({
     store,
     bus,
     commands,
     metrics,
     log,
+    onHello: (vmName, hello) => trustCatchUp.onHello(vmName, hello),
     reportIntervalSec: settings.reportIntervalSec,
     pingIntervalMs: settings.pingIntervalSec * 1000,
     helloTimeoutMs: settings.helloTimeoutSec * 1000,
@@ -132,6 +135,7 @@ export async function wireServices(
     commandTimeoutSec: settings.commandTimeoutSec,
     upgradeTimeoutSec: settings.upgradeTimeoutSec,
     guestPin,
+    trustSets: trustCatchUp,
     signals,
     artifacts,
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),

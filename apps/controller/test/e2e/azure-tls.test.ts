@@ -195,35 +195,51 @@ describe("a controller on TLS, verified by its guests", () => {
       }));
       return at;
     };
-    const connectedSince = (since: string) =>
+    const connectedSince = (since: string, vm = "mover") =>
       waitFor(
-        "mover's agent connected",
+        `${vm}'s agent connected`,
         async () => {
-          const agent = (await view(app, "mover")).agent;
+          const agent = (await view(app, vm)).agent;
           return agent.status === "connected" && (agent.connectedAt ?? "") > since;
         },
-        60_000,
+        180_000,
       );
-    try {
+    const create = async (name: string) => {
       const created = await app.inject({
         method: "POST",
         url: "/v1/vms",
         headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
-        payload: { name: "mover" },
+        payload: { name },
       });
       expect(created.statusCode).toBe(201);
-      await connectedSince("");
+      await connectedSince("", name);
+    };
+    try {
+      await create("mover");
 
       // 1: every agent trusts the served certificate and the next one.
       await trustOperation(app, [cert, next.cert]);
-      expect(await guestJson("mover", "controller-trust.json")).toMatchObject({
+      const both = {
         pins: [
           { certificateSha256: files.fingerprintSha256, keySha256: files.keySha256 },
           { certificateSha256: nextFiles.fingerprintSha256, keySha256: nextFiles.keySha256 },
         ],
-      });
-      // 2: the controller moves to the new key; the agent follows.
-      await connectedSince(await restartOn(next, guestTrust(nextFiles)!));
+      };
+      expect(await guestJson("mover", "controller-trust.json")).toMatchObject(both);
+      // A machine created after the operation (its bootstrap pins the old certificate only) is
+      // sent the set in effect when it says hello.
+      await create("latecomer");
+      await waitFor(
+        "latecomer's agent to store the set in effect",
+        async () =>
+          JSON.stringify(await guestJson("latecomer", "controller-trust.json")).includes(nextFiles.keySha256),
+        30_000,
+      );
+      expect(await guestJson("latecomer", "controller-trust.json")).toMatchObject(both);
+      // 2: the controller moves to the new key; the agents follow.
+      const movedAt = await restartOn(next, guestTrust(nextFiles)!);
+      await connectedSince(movedAt);
+      await connectedSince(movedAt, "latecomer");
       // 3: the old certificate is retired.
       await trustOperation(app, [next.cert]);
       expect((await guestJson("mover", "controller-trust.json")) as { pins: unknown[] }).toMatchObject({
@@ -238,11 +254,12 @@ describe("a controller on TLS, verified by its guests", () => {
       );
       expect((await view(app, "mover")).agent.status).not.toBe("connected");
       await connectedSince(await restartOn(next, guestTrust(nextFiles)!));
-      await app.inject({
-        method: "DELETE",
-        url: "/v1/vms/mover",
-        headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
-      });
+      for (const name of ["mover", "latecomer"])
+        await app.inject({
+          method: "DELETE",
+          url: `/v1/vms/${name}`,
+          headers: { authorization: `Bearer ${app.nbfleet.adminToken.token}` },
+        });
     } finally {
       await app.close();
     }
