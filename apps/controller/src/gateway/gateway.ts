@@ -447,10 +447,13 @@ export class AgentGateway implements CommandLink {
     // What the agent is owed goes out beside its next frames, not ahead of them: held in this
     // connection's queue, a read of the store (a round trip on PostgreSQL) let a burst of frames
     // right after the welcome count against MAX_IN_FLIGHT.
-    void commands.onAgentReady(identity.vmName).catch((error) => {
-      this.options.log.error({ err: error, vm: identity.vmName }, "delivering queued commands failed");
-    });
-    this.options.onHello?.(identity.vmName, hello);
+    // onHello may queue a command: after the queued ones went out, or it would go out twice.
+    void commands
+      .onAgentReady(identity.vmName)
+      .catch((error) => {
+        this.options.log.error({ err: error, vm: identity.vmName }, "delivering queued commands failed");
+      })
+      .then(() => this.options.onHello?.(identity.vmName, hello));
   }
 
   private async handle(session: AgentSession, message: AgentMessage): Promise<void> {
