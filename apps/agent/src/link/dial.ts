@@ -180,8 +180,7 @@ export function verifiedTlsConnection(trust: TlsTrust, timeoutMs: number) {
 
 function pinnedKeyNote(key: PinnedKeyRecord | undefined): string {
   if (!key) return "";
-  if (key.trusted)
-    return ` but replaced by controller.trust with ${describePins(key.trusted)} (or their keys)`;
+  if (key.trusted) return `, replaced by controller.trust with ${describePins(key.trusted)} (or their keys)`;
   return key.keySha256
     ? `, and its key is not the pinned certificate's (SHA-256 ${key.keySha256})`
     : " (its key is not known yet: a renewed certificate passes only after one connection to the pinned one)";

@@ -13,7 +13,7 @@ import type { X509Certificate } from "node:crypto";
 import { SHA256_COLON_HEX } from "@nbfleet/shared/certificate-pin";
 import type { PinnedKeyRecord } from "../tls/pinned-connection.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { readSmallJson } from "../util/read-at-most.js";
+import { readSmallJson } from "../util/small-json.js";
 import { type TrustedPin, readTrustedSet, storeTrustedSet } from "./trusted-controllers.js";
 
 const SHA256 = new RegExp(SHA256_COLON_HEX);

@@ -12,7 +12,7 @@ import { CommandParams, type CommandParamsOf, compileValidator } from "@nbfleet/
 import { type CertificatePin, matchPin } from "@nbfleet/shared/certificate-pin";
 import { AgentError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { readSmallJson } from "../util/read-at-most.js";
+import { readSmallJson } from "../util/small-json.js";
 
 const MAX_FILE_BYTES = 8192;
 const trustParams = compileValidator(CommandParams["controller.trust"], "trusted controller certificates");

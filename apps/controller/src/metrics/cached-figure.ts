@@ -11,6 +11,8 @@ export class CachedFigure<T> {
   private value: T | undefined;
   private readAt = 0;
   private refreshing: Promise<void> | null = null;
+  /** Bumped by `invalidate`: a read started before it does not keep its value. */
+  private generation = 0;
 
   constructor(
     private readonly read: () => Promise<T>,
@@ -35,11 +37,20 @@ export class CachedFigure<T> {
     return this.value;
   }
 
+  /** The source changed (here): the next `get` waits for a fresh read, as the very first does. */
+  invalidate(): void {
+    this.generation++;
+    this.value = undefined;
+    this.refreshing = null;
+  }
+
   private refresh(): Promise<void> {
     const now = this.options.now ?? Date.now;
+    const generation = this.generation;
     this.refreshing ??= this.read()
       .then(
         (value) => {
+          if (generation !== this.generation) return;
           this.value = value;
           this.readAt = now();
         },
@@ -50,7 +61,7 @@ export class CachedFigure<T> {
         },
       )
       .finally(() => {
-        this.refreshing = null;
+        if (generation === this.generation) this.refreshing = null;
       });
     return this.refreshing;
   }

@@ -13,11 +13,12 @@ import { trustSetId } from "@nbfleet/shared/certificate-pin";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { CommandService } from "../commands/service.js";
+import { CachedFigure } from "../metrics/cached-figure.js";
 import { isUniqueViolation } from "../store/db.js";
 import type { Database } from "../store/schema.js";
 
-export const TRUST_SET_SETTING = "controller_trust";
-/** How long a replica keeps the set it read: another replica's new operation reaches it within this. */
+const TRUST_SET_SETTING = "controller_trust";
+/** How long a replica keeps the set it read (a failed read too): another replica's new operation reaches it within this. */
 const CACHE_MS = 10_000;
 
 type Pins = CommandParamsOf<"controller.trust">["pins"];
@@ -47,10 +48,15 @@ export interface TrustCatchUpOptions {
 }
 
 export class TrustCatchUp {
-  private cached: { set: TrustSet | null; until: number } | null = null;
-  private reading: Promise<TrustSet | null> | null = null;
+  private readonly inEffect: CachedFigure<TrustSet | null>;
 
-  constructor(private readonly options: TrustCatchUpOptions) {}
+  constructor(private readonly options: TrustCatchUpOptions) {
+    this.inEffect = new CachedFigure(() => this.read(), {
+      maxAgeMs: options.cacheMs ?? CACHE_MS,
+      onError: (error) =>
+        options.log.error({ err: error }, "reading the controller certificates in effect failed"),
+    });
+  }
 
   /** Called for every hello: queues the set in effect for an agent that holds another. */
   onHello(vmName: string, hello: Pick<HelloMessage, "capabilities" | "controllerTrust">): void {
@@ -65,11 +71,11 @@ export class TrustCatchUp {
 
   /** A new set is in effect (an operation created here): read it again at the next hello. */
   forget(): void {
-    this.cached = null;
+    this.inEffect.invalidate();
   }
 
   private async catchUp(vmName: string, holds: string | undefined): Promise<void> {
-    const set = await this.current();
+    const set = await this.inEffect.get();
     if (!set || set.id === holds) return;
     try {
       await this.options.commands.enqueue({
@@ -85,19 +91,6 @@ export class TrustCatchUp {
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
     }
-  }
-
-  private current(): Promise<TrustSet | null> {
-    if (this.cached && Date.now() < this.cached.until) return Promise.resolve(this.cached.set);
-    this.reading ??= this.read()
-      .then((set) => {
-        this.cached = { set, until: Date.now() + (this.options.cacheMs ?? CACHE_MS) };
-        return set;
-      })
-      .finally(() => {
-        this.reading = null;
-      });
-    return this.reading;
   }
 
   private async read(): Promise<TrustSet | null> {

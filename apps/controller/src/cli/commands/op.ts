@@ -7,6 +7,7 @@ import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CommandView } from "@nbfleet/shared";
 import { isArtifactVersion } from "@nbfleet/shared/artifact-signature";
+import { TOO_LARGE, readAtMost } from "@nbfleet/shared/read-at-most";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import type {
@@ -111,26 +112,14 @@ async function trustFields(action: string, opts: Record<string, unknown>): Promi
 }
 
 async function readCertificateFile(file: string): Promise<string> {
-  const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(
-      "NBF_INVALID_OPTION",
-      `--trust-cert ${file}: ${error.code ?? error.message}`,
-      ExitCode.usage,
-    );
+  const problem = (what: string) =>
+    new CliError("NBF_INVALID_OPTION", `--trust-cert ${file}: ${what}`, ExitCode.usage);
+  const text = await readAtMost(file, TRUST_CERT_MAX_BYTES).catch((error: NodeJS.ErrnoException) => {
+    throw problem(error.code ?? error.message);
   });
-  try {
-    const buffer = Buffer.alloc(TRUST_CERT_MAX_BYTES + 1);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    if (bytesRead > TRUST_CERT_MAX_BYTES)
-      throw new CliError(
-        "NBF_INVALID_OPTION",
-        `--trust-cert ${file}: larger than ${TRUST_CERT_MAX_BYTES} bytes, not a PEM certificate`,
-        ExitCode.usage,
-      );
-    return buffer.toString("utf8", 0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+  if (text === null) throw problem("ENOENT");
+  if (text === TOO_LARGE) throw problem(`larger than ${TRUST_CERT_MAX_BYTES} bytes, not a PEM certificate`);
+  return text;
 }
 
 export function registerOp(program: Command, globals: () => GlobalOptions): void {
