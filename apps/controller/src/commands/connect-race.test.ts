@@ -11,6 +11,9 @@
  * looked) whose agent moved to another replica before the commit, that replica's read of its
  * queue missing it. The frame cannot go out here; the command goes back to `queued` and the
  * replica holding the agent now claims and sends it.
+ *
+ * And the other way round: a command sent on the new connection by its enqueue while the
+ * welcome's read of the queue is still under way is found by that read too, and goes out once.
  */
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
@@ -90,5 +93,47 @@ describe("a command queued while its agent connects (PostgreSQL)", () => {
     await expect
       .poll(async () => (await b.app.nbfleet.commands.get(id))?.state, { timeout: 5000 })
       .toBe("succeeded");
+  });
+});
+
+describe("a command sent on the new connection while its welcome reads the queue", () => {
+  it("goes out once, on SQLite and on PostgreSQL", async () => {
+    for (const settings of [{}, { databaseUrl: await freshDatabaseUrl() }]) {
+      controller = await startTestController({ settings });
+      const { commands, store } = controller.app.nbfleet;
+      const [vm] = await seedVms(controller.app, { count: 1 });
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const read = store.commands.deliverableFor.bind(store.commands);
+      const reading = vi
+        .spyOn(store.commands, "deliverableFor")
+        .mockImplementation(async (...args) => gate.then(() => read(...args)));
+      const ready = vi.spyOn(commands, "onAgentReady");
+      agent = new SimAgent({ url: controller.url, token: vm!.credential, hostname: vm!.name });
+      await agent.connect();
+      await vi.waitFor(() => expect(reading).toHaveBeenCalled());
+
+      // Connected: stored as sent and sent on the new connection, before the queue is read.
+      const first = await commands.enqueue({ vmName: vm!.name, name: "notebook.restart" });
+      expect(first).toMatchObject({ command: { state: "sent" }, delivered: true });
+      release();
+      await ready.mock.results[0]!.value;
+      // Frames keep their order on one connection: a second copy would come before this one.
+      const marker = await commands.enqueue({ vmName: vm!.name, name: "notebook.stop" });
+      await agent.waitFor(
+        () => agent!.commands().some((c) => c.id === marker.command.id),
+        5000,
+        "the marker",
+      );
+
+      expect(agent.commands().map((c) => c.id)).toEqual([first.command.id, marker.command.id]);
+      vi.restoreAllMocks();
+      agent.close();
+      await controller.close();
+      agent = undefined;
+      controller = undefined;
+    }
   });
 });

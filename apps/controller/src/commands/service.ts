@@ -39,6 +39,11 @@ type Outcome = { state: "succeeded" | "failed"; result?: unknown; error?: Comman
 /** How long a reconnected agent has to deliver its buffered results before commands are resent. */
 const REDELIVER_GRACE_MS = 2000;
 const MAX_REMEMBERED_TIMEOUTS = 100_000;
+
+interface SentOn {
+  timeoutMs: number;
+  connection: number | undefined;
+}
 /**
  * How long a result whose write failed for a reason that may pass (a deadlock, the database
  * away) is tried again: the agent sent it once, and sends it again only on its next connection.
@@ -62,6 +67,8 @@ interface HeldAck {
 export interface CommandLink {
   isConnected(vmName: string): boolean;
   send(vmName: string, message: CommandMessage): boolean;
+  /** Which connection of the VM's agent is current (a command sent on it is not sent again). */
+  connectionOf(vmName: string): number | undefined;
 }
 
 export interface EnqueueRequest {
@@ -147,8 +154,11 @@ export class CommandService {
   private readonly earliestAckedOf = batchedLookup((vmNames: string[]) =>
     this.options.store.commands.earliestAckedFor(vmNames),
   );
-  /** Timeouts of commands sent and not yet acknowledged (bounded: a sweep forgets the old ones). */
-  private readonly sentTimeouts = new Map<string, number>();
+  /**
+   * Commands sent and not yet acknowledged: their timeout, and the connection they went out on
+   * (bounded: a sweep forgets the old ones).
+   */
+  private readonly sentTimeouts = new Map<string, SentOn>();
   /**
    * Acknowledged commands already sent again once after a reconnection (bounded like
    * sentTimeouts: once cleared, a command may be sent again, which the agent answers from memory).
@@ -540,7 +550,7 @@ export class CommandService {
       const repo = new CommandsRepo(trx);
       for (const ack of acks) {
         // Commands this process sent: their timeout is known without reading them back.
-        let timeoutMs = this.sentTimeouts.get(ack.commandId);
+        let timeoutMs = this.sentTimeouts.get(ack.commandId)?.timeoutMs;
         this.sentTimeouts.delete(ack.commandId);
         if (timeoutMs === undefined) {
           const command = await repo.get(ack.commandId);
@@ -627,14 +637,24 @@ export class CommandService {
     return this.sendRemembering(command);
   }
 
-  /** Sends a command stored as sent; one whose frame cannot go out is queued again (see requeue). */
+  /**
+   * Sends a command stored as sent; one whose frame cannot go out is queued again (see requeue).
+   * A command already sent on the agent's current connection is not sent again: a welcome's
+   * read of the agent's queue can find one that the enqueue itself, or another replica's
+   * signal, sent on the new connection meanwhile.
+   */
   private sendRemembering(command: CommandRecord): boolean {
+    const connection = this.link?.connectionOf(command.vmName);
+    if (connection !== undefined && this.sentTimeouts.get(command.id)?.connection === connection) return true;
+    const sent = this.link?.send(command.vmName, toMessage(command)) ?? false;
+    if (!sent) {
+      this.unsent.add(command).catch((error) => this.options.onError(error));
+      return false;
+    }
     // A command whose ack never comes stays here until the map is cleared; acks then read the store.
     if (this.sentTimeouts.size >= MAX_REMEMBERED_TIMEOUTS) this.sentTimeouts.clear();
-    this.sentTimeouts.set(command.id, command.timeoutMs);
-    const sent = this.link?.send(command.vmName, toMessage(command)) ?? false;
-    if (!sent) this.unsent.add(command).catch((error) => this.options.onError(error));
-    return sent;
+    this.sentTimeouts.set(command.id, { timeoutMs: command.timeoutMs, connection });
+    return true;
   }
 
   /**

@@ -217,6 +217,11 @@ export class AgentGateway implements CommandLink {
     return this.sessions.get(vmName)?.send(message) ?? false;
   }
 
+  connectionOf(vmName: string): number | undefined {
+    const session = this.sessions.get(vmName);
+    return session?.open ? session.serial : undefined;
+  }
+
   /** Receives stream messages and connection ends; returns the unsubscribe. */
   onStreams(sink: StreamSink): () => void {
     this.streamSinks.add(sink);
@@ -447,7 +452,7 @@ export class AgentGateway implements CommandLink {
     // What the agent is owed goes out beside its next frames, not ahead of them: held in this
     // connection's queue, a read of the store (a round trip on PostgreSQL) let a burst of frames
     // right after the welcome count against MAX_IN_FLIGHT.
-    // onHello may queue a command: after the queued ones went out, or it would go out twice.
+    // onHello may queue a command: it goes out after the ones that waited for the agent.
     void commands
       .onAgentReady(identity.vmName)
       .catch((error) => {

@@ -19,7 +19,11 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** Close code for a peer that does not read what it is sent ("try again later"). */
 export const CLOSE_SLOW_CONSUMER = CloseCode.tryLater;
 
+let sessionsMade = 0;
+
 export class AgentSession {
+  /** Tells this connection from the agent's earlier and later ones (unique in this process). */
+  readonly serial = ++sessionsMade;
   vmName: string | null = null;
   /** Set when this session must not write its disconnect (replaced, or its VM deleted). */
   retired = false;
