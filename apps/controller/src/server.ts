@@ -52,6 +52,8 @@ export interface BuildOptions {
   artifact?: ArtifactInfo;
   /** A ready logger (e.g. pretty for a TTY); otherwise JSON logs at `settings.logLevel`. */
   logger?: FastifyBaseLogger;
+  /** This process's clock (tests give a replica a skewed one); Date.now otherwise. */
+  localClock?: () => number;
 }
 
 export type NbfleetApp = FastifyInstance;
@@ -87,6 +89,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       controllerUrl: () => settings.publicUrl ?? acmeUrl(app, settings) ?? listeningUrl(app, settings.listen),
       listeningUrl: () => listeningUrl(app, settings.listen),
       ...(options.artifact ? { artifact: options.artifact } : {}),
+      ...(options.localClock ? { localClock: options.localClock } : {}),
       servedTls,
     });
     app.decorate("nbfleet", services);

@@ -230,6 +230,13 @@ export const ReplicaView = Type.Object({
    * replicas serve the new one.
    */
   keySha256: Type.Union([Type.String(), Type.Null()]),
+  /**
+   * Its machine's clock ahead of (positive) or behind the database server's, in ms, as it
+   * measured at its last heartbeat; null with SQLite (one replica) and for replicas of an older
+   * version. The replicas compare times on the database's clock, so an offset changes nothing
+   * between them; beyond a second the replica logs a warning (its machine's time sync is off).
+   */
+  clockOffsetMs: Type.Union([Type.Integer(), Type.Null()]),
   /** Its heartbeat is younger than three heartbeat intervals. */
   alive: Type.Boolean(),
   /** It is the replica that answered. */

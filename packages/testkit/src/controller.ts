@@ -31,6 +31,8 @@ export async function startTestController(
     artifact?: ArtifactInfo;
     /** Where the controller logs (instead of nowhere). */
     logger?: BuildOptions["logger"];
+    /** The controller process's own clock (a replica on a machine whose time is off). */
+    localClock?: BuildOptions["localClock"];
   } = {},
 ): Promise<TestController> {
   const dataDir = options.settings?.dataDir ?? makeDataDir("nbf-controller-");
@@ -52,6 +54,7 @@ export async function startTestController(
     provider,
     artifact: options.artifact,
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.localClock ? { localClock: options.localClock } : {}),
   });
   const url = options.listen === false ? "" : await listen(app);
   const adminToken = app.nbfleet.adminToken.token;

@@ -6,6 +6,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { ControllerSettings } from "../config/settings.js";
 import type { Store } from "../store/store.js";
+import type { ClusterClock } from "./cluster-clock.js";
 import { Leases } from "./leases.js";
 import { ReplicaRegistry } from "./registry.js";
 import { DEAD_AFTER_INTERVALS, type ReplicaIdentity } from "./replica.js";
@@ -17,6 +18,8 @@ export interface Cluster {
   heartbeatMs: number;
   registry: ReplicaRegistry;
   leases: Leases;
+  /** The time replicas compare (cluster-clock.ts). */
+  clock: ClusterClock;
 }
 
 export interface ClusterOptions {
@@ -30,6 +33,7 @@ export interface ClusterOptions {
   agents(): number;
   /** The served certificate's key when peers pin it; registered for them (peer-tls.ts). */
   keySha256: string | null;
+  clock: ClusterClock;
 }
 
 export function createCluster({
@@ -40,13 +44,15 @@ export function createCluster({
   url,
   agents,
   keySha256,
+  clock,
 }: ClusterOptions): Cluster {
   const heartbeatMs = settings.replicaHeartbeatSec * 1000;
-  const common = { db: store.db, dialect: store.dialect, log };
+  const common = { db: store.db, dialect: store.dialect, log, clock };
   return {
     replica,
     clustered: store.dialect === "postgres",
     heartbeatMs,
+    clock,
     registry: new ReplicaRegistry({ ...common, identity: replica, heartbeatMs, url, agents, keySha256 }),
     // A lease lives as long as a replica's heartbeat: renewed every interval, lost after three.
     leases: new Leases({

@@ -3,13 +3,14 @@
  * always (busFeed). PostgreSQL mode: the events table, read by one EventTail per replica, so
  * every stream on every replica sees every replica's events in one order (by id).
  *
- * Event ids sort by the time they were made (store/ids.ts), but each replica writes its events
+ * Event ids sort by the time they were made, on the cluster's clock (store/ids.ts,
+ * cluster-clock.ts), but each replica writes its events
  * behind (store/write-behind.ts), so an event can be committed a little after a newer one of
  * another replica. The tail therefore reads only up to a settle point, ids older than
  * now − `settleMs`, in id order. An event whose write failed for a while (a database outage)
  * is given a fresh id when it is finally written (WriteBehind.restampEventsAfter); one whose
- * single commit takes longer than the window, or made on a replica whose clock is more than the
- * window behind, is stored but not streamed live. The window is also the live delay every
+ * single commit takes longer than the window is stored but not streamed live. (A replica's own
+ * clock may be off: ids are made on the cluster's clock, the database server's.) The window is also the live delay every
  * stream pays. The tail reads when an `events` signal arrives (a
  * replica committed events; read again once they have settled), and every `pollMs` regardless.
  */
@@ -17,7 +18,9 @@ import type { FastifyBaseLogger } from "fastify";
 import type { EventListener, FleetEvent } from "../events/bus.js";
 import type { EventBus } from "../events/bus.js";
 import type { EventsRepo } from "../store/events-repo.js";
+import { eventIdBound } from "../store/ids.js";
 import type { WriteBehind } from "../store/write-behind.js";
+import { type ClusterClock, localClock } from "./cluster-clock.js";
 
 export interface EventFeed {
   subscribe(listener: EventListener): () => void;
@@ -51,11 +54,8 @@ export interface EventTailOptions {
   /** Read at least this often while anyone listens. */
   pollMs: number;
   log: FastifyBaseLogger;
-}
-
-/** The smallest string above every event id made before `ms` (and below every later one). */
-export function eventIdBound(ms: number): string {
-  return `evt_${Math.max(0, Math.floor(ms)).toString(36).padStart(9, "0")}`;
+  /** The clock event ids are made by (cluster-clock.ts). */
+  clock?: ClusterClock;
 }
 
 export class EventTail implements EventFeed {
@@ -71,7 +71,11 @@ export class EventTail implements EventFeed {
   /** Bumped when the tail starts over (a first subscriber after none): older reads are void. */
   private generation = 0;
 
-  constructor(private readonly options: EventTailOptions) {}
+  private readonly clock: ClusterClock;
+
+  constructor(private readonly options: EventTailOptions) {
+    this.clock = options.clock ?? localClock;
+  }
 
   get settleMs(): number {
     return this.options.settleMs;
@@ -124,7 +128,7 @@ export class EventTail implements EventFeed {
   private begin(): void {
     // A new live stream starts from now (settled); its replay, if any, reads the store up to here.
     this.generation++;
-    this.cursor = eventIdBound(Date.now() - this.options.settleMs);
+    this.cursor = eventIdBound(this.clock.now() - this.options.settleMs);
     this.poller = setInterval(() => void this.read(), this.options.pollMs);
     this.poller.unref();
   }
@@ -161,7 +165,7 @@ export class EventTail implements EventFeed {
   private async readSettled(): Promise<void> {
     if (this.listeners.size === 0) return;
     const generation = this.generation;
-    const bound = eventIdBound(Date.now() - this.options.settleMs);
+    const bound = eventIdBound(this.clock.now() - this.options.settleMs);
     for (;;) {
       const page = await this.options.events.list({ after: this.cursor, through: bound, limit: PAGE });
       if (generation !== this.generation) return;

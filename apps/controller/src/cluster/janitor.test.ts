@@ -4,6 +4,7 @@ import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import { EventBus } from "../events/bus.js";
 import { type Store, openStore } from "../store/store.js";
+import { localClock } from "./cluster-clock.js";
 import { FULL_PASS_EVERY, janitorJob } from "./janitor.js";
 
 const quiet = { warn() {} } as never;
@@ -28,7 +29,7 @@ describe("janitor", () => {
     const passes: number[] = [];
     const started = Date.now();
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet },
+      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet, clock: localClock },
       async () => {
         passes.push(Date.now() - started);
         return { agents: 0, removed: 0 };
@@ -47,7 +48,7 @@ describe("janitor", () => {
     const passes: number[] = [];
     let failedAt = 0;
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet },
+      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet, clock: localClock },
       async () => {
         if (failing) {
           failing = false;
@@ -70,7 +71,7 @@ describe("janitor", () => {
     const opened = await store();
     const full: boolean[] = [];
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 10, log: quiet },
+      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 10, log: quiet, clock: localClock },
       async (_options, _now, isFull) => {
         full.push(isFull ?? true);
         return { agents: 0, removed: 0 };

@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { sql } from "kysely";
 import type { EventBus } from "../events/bus.js";
 import type { Store } from "../store/store.js";
+import type { ClusterClock } from "./cluster-clock.js";
 import type { LeasedJob } from "./leases.js";
 import { aliveSince } from "./replica.js";
 
@@ -19,6 +20,8 @@ export interface JanitorOptions {
   bus: EventBus;
   heartbeatMs: number;
   log: FastifyBaseLogger;
+  /** The time replicas compare (cluster-clock.ts). */
+  clock: ClusterClock;
 }
 
 /**
@@ -69,9 +72,9 @@ async function deadReplicaIds(store: Store, aliveSince: string): Promise<string[
  * At start-up no agent is connected to this process. With SQLite every agent recorded as
  * connected becomes disconnected; with PostgreSQL only those no live replica holds.
  */
-export function releaseAgentsAtStart(store: Store, heartbeatMs: number): Promise<number> {
+export function releaseAgentsAtStart(store: Store, heartbeatMs: number, now: number): Promise<number> {
   return store.dialect === "postgres"
-    ? store.vms.markDisconnectedUnlessHeldLive(aliveSince(heartbeatMs))
+    ? store.vms.markDisconnectedUnlessHeldLive(aliveSince(heartbeatMs, now))
     : store.vms.markAllDisconnected();
 }
 
@@ -95,7 +98,9 @@ export function janitorJob(options: JanitorOptions, sweep = sweepDeadReplicas): 
   };
   const pass = () => {
     running ??= settled()
-      .then((ready) => (ready ? sweep(options, Date.now(), sweeps++ % FULL_PASS_EVERY === 0) : undefined))
+      .then((ready) =>
+        ready ? sweep(options, options.clock.now(), sweeps++ % FULL_PASS_EVERY === 0) : undefined,
+      )
       .catch((error) => {
         workingSince = null;
         options.log.warn({ err: error }, "janitor pass failed");

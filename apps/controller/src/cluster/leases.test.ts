@@ -3,6 +3,7 @@ import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-diale
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Store, openStore } from "../store/store.js";
+import { localClock } from "./cluster-clock.js";
 import { Leases, acquireLease, leaseHolder, releaseLease } from "./leases.js";
 
 const stores: Store[] = [];
@@ -80,6 +81,7 @@ describe("Leases", () => {
       ttlMs: 300,
       renewMs: 100,
       log,
+      clock: localClock,
     });
     leases.add(recordingJob("a", events));
     leases.add(recordingJob("b", events));
@@ -97,7 +99,15 @@ describe("Leases", () => {
     const runs = new Map<string, number>();
     let overlap = false;
     const make = (holder: string) => {
-      const leases = new Leases({ db: store.db, dialect: "postgres", holder, ttlMs: 900, renewMs: 300, log });
+      const leases = new Leases({
+        db: store.db,
+        dialect: "postgres",
+        holder,
+        ttlMs: 900,
+        renewMs: 300,
+        log,
+        clock: localClock,
+      });
       leases.add({
         name: "job",
         start: () => {
@@ -139,6 +149,7 @@ describe("Leases", () => {
       ttlMs: 900,
       renewMs: 100,
       log,
+      clock: localClock,
     });
     leases.add({
       name: "job",

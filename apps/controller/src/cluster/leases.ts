@@ -11,13 +11,14 @@
  *
  * With SQLite there is one replica: every lease is held from start to close and nothing is
  * written. The conditional upsert is portable SQL all the same (tested on both dialects).
- * Expiry times are the replicas' own clocks: keep them in sync (NTP); a skew well below one
- * interval changes nothing.
+ * Expiry times are on the cluster's clock (cluster-clock.ts: the database server's time, as
+ * each replica measures it), not the replicas' own.
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { Dialect } from "../store/db.js";
 import type { Database } from "../store/schema.js";
+import type { ClusterClock } from "./cluster-clock.js";
 
 /** A job that runs while this replica holds its lease. */
 export interface LeasedJob {
@@ -34,6 +35,8 @@ export interface LeasesOptions {
   ttlMs: number;
   renewMs: number;
   log: FastifyBaseLogger;
+  /** Expiries are on the cluster's clock, so a replica whose own clock is off takes no one's lease. */
+  clock: ClusterClock;
 }
 
 /**
@@ -89,7 +92,7 @@ export async function leaseHolder(
 
 interface Slot {
   job: LeasedJob;
-  /** Local time until which the lease is ours (from the last successful renewal). */
+  /** Time (the cluster's clock) until which the lease is ours (from the last successful renewal). */
   heldUntil: number;
   running: boolean;
   /** Start/stop of this job, one after the other. */
@@ -169,7 +172,7 @@ export class Leases {
     const { db, holder, ttlMs, renewMs, log } = this.options;
     for (const [name, slot] of this.slots) {
       if (this.closed) return;
-      const now = Date.now();
+      const now = this.options.clock.now();
       let mine: boolean | null = null;
       if (this.renewing) {
         try {
@@ -181,7 +184,7 @@ export class Leases {
       if (this.closed) return;
       if (mine === true) slot.heldUntil = now + ttlMs;
       // Unconfirmed: keep running only while more than one renewal interval of the lease is left.
-      const keep = mine ?? Date.now() + renewMs < slot.heldUntil;
+      const keep = mine ?? this.options.clock.now() + renewMs < slot.heldUntil;
       if (slot.running && !keep)
         log.warn({ lease: name, replica: holder }, "lease lost; the job stops on this replica");
       this.transition(slot, keep);

@@ -11,6 +11,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type { Dialect } from "../store/db.js";
 import type { Database, ReplicasTable } from "../store/schema.js";
+import type { ClusterClock } from "./cluster-clock.js";
 import { type ReplicaIdentity, aliveSince } from "./replica.js";
 
 export interface ReplicaView {
@@ -22,6 +23,8 @@ export interface ReplicaView {
   agents: number;
   /** The key of the certificate it serves, when replicas pin each other's (no CA). */
   keySha256: string | null;
+  /** Its machine's clock ahead of (positive) or behind the database server's, at its last heartbeat. */
+  clockOffsetMs: number | null;
   alive: boolean;
   self: boolean;
 }
@@ -38,6 +41,8 @@ export interface RegistryOptions {
   /** The served certificate's key when peers pin it (see peer-tls.ts); null otherwise. */
   keySha256: string | null;
   log: FastifyBaseLogger;
+  /** Heartbeats are on the cluster's clock; it is measured again before each. */
+  clock: ClusterClock;
 }
 
 export class ReplicaRegistry {
@@ -101,7 +106,7 @@ export class ReplicaRegistry {
   /** The replicas known, oldest first; the dead ones (not yet removed) only with `all`. */
   async list(options: { all?: boolean } = {}): Promise<ReplicaView[]> {
     const { identity, heartbeatMs } = this.options;
-    const cutoff = aliveSince(heartbeatMs);
+    const cutoff = aliveSince(heartbeatMs, this.options.clock.now());
     if (!this.clustered) {
       return [
         {
@@ -112,6 +117,7 @@ export class ReplicaRegistry {
           lastHeartbeatAt: new Date().toISOString(),
           agents: this.options.agents(),
           keySha256: this.options.keySha256,
+          clockOffsetMs: null,
           alive: true,
           self: true,
         },
@@ -124,8 +130,10 @@ export class ReplicaRegistry {
   }
 
   private async write(): Promise<void> {
-    const { db, identity } = this.options;
-    const now = new Date().toISOString();
+    const { db, identity, clock } = this.options;
+    // A failed measurement keeps the last offset; the write that follows reports the outage.
+    await clock.measure().catch(() => {});
+    const now = new Date(clock.now()).toISOString();
     const row: ReplicasTable = {
       id: identity.id,
       url: this.options.url(),
@@ -134,6 +142,7 @@ export class ReplicaRegistry {
       heartbeat_at: now,
       agents: this.options.agents(),
       key_sha256: this.options.keySha256,
+      clock_offset_ms: clock.offsetMs,
     };
     // An upsert: a replica the janitor removed (after a long outage) registers again.
     await db
@@ -145,6 +154,7 @@ export class ReplicaRegistry {
           heartbeat_at: row.heartbeat_at,
           agents: row.agents,
           key_sha256: row.key_sha256,
+          clock_offset_ms: row.clock_offset_ms,
         }),
       )
       .execute();
@@ -166,6 +176,7 @@ function toView(row: ReplicasTable, cutoff: string, selfId: string): ReplicaView
     lastHeartbeatAt: row.heartbeat_at,
     agents: Number(row.agents),
     keySha256: row.key_sha256,
+    clockOffsetMs: row.clock_offset_ms === null ? null : Number(row.clock_offset_ms),
     alive: row.heartbeat_at >= cutoff,
     self: row.id === selfId,
   };

@@ -24,6 +24,7 @@ import type { OperationsEngine } from "../operations/engine.js";
 import type { IdlePolicyService } from "../operations/idle-policy.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
+import type { ClusterClock } from "./cluster-clock.js";
 import { queuedFor } from "./command-rows.js";
 import { type EventFeed, EventTail, busFeed } from "./event-tail.js";
 import { LocalSignals, PgSignals, type Signals } from "./signals.js";
@@ -56,6 +57,7 @@ export function createEventFeed(
   bus: EventBus,
   signals: Signals,
   log: FastifyBaseLogger,
+  clock: ClusterClock,
 ): EventFeed {
   if (!signals.clustered) return busFeed(bus, store.writer);
   const tail = new EventTail({
@@ -64,9 +66,10 @@ export function createEventFeed(
     settleMs: eventSettleMs(settings),
     pollMs: 1000,
     log,
+    clock,
   });
   // An event whose write failed for a while is written with a fresh id (see restampEventsAfter).
-  store.writer.restampEventsAfter(Math.floor(tail.settleMs / 2));
+  store.writer.restampEventsAfter(Math.floor(tail.settleMs / 2), () => clock.now());
   store.writer.onEventsWritten(() => {
     signals.send("events");
     tail.wake();

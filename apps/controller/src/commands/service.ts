@@ -15,6 +15,7 @@ import {
   compileValidator,
 } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
+import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
 import {
   claimQueued,
   commandsByIds,
@@ -107,6 +108,11 @@ export interface CommandServiceOptions {
   onError: (error: unknown) => void;
   /** Other replicas: queued commands for agents held elsewhere and finished ones are signalled. */
   signals?: Signals;
+  /**
+   * The times commands store and the sweeps compare (sent, acknowledged, timed out, expired):
+   * with replicas, the cluster's clock (cluster-clock.ts), as one replica stores what another sweeps.
+   */
+  clock?: ClusterClock;
 }
 
 function toMessage(command: CommandRecord): CommandMessage {
@@ -149,7 +155,7 @@ export class CommandService {
   });
   /** What a welcomed agent is owed, read for all agents welcomed in one turn together. */
   private readonly deliverableOf = batchedLookup((vmNames: string[]) =>
-    this.options.store.commands.deliverableFor(vmNames, new Date().toISOString()),
+    this.options.store.commands.deliverableFor(vmNames, new Date(this.now()).toISOString()),
   );
   private readonly earliestAckedOf = batchedLookup((vmNames: string[]) =>
     this.options.store.commands.earliestAckedFor(vmNames),
@@ -166,6 +172,10 @@ export class CommandService {
   private readonly redelivered = new Set<string>();
 
   constructor(private readonly options: CommandServiceOptions) {}
+
+  private now(): number {
+    return (this.options.clock ?? localClock).now();
+  }
 
   attach(link: CommandLink): void {
     this.link = link;
@@ -226,7 +236,7 @@ export class CommandService {
     requests: EnqueueRequest[],
     options: EnqueueOptions = {},
   ): Promise<{ outcomes: EnqueueOutcome[]; dispatch(): void }> {
-    const now = new Date();
+    const now = new Date(this.now());
     const at = now.toISOString();
     const out: EnqueueOutcome[] = [];
     const rows: Array<Parameters<Store["commands"]["insertMany"]>[0][number]> = [];
@@ -376,7 +386,7 @@ export class CommandService {
     // one after REDELIVER_GRACE_MS is sent once more. The agent de-duplicates by id and answers
     // with the outcome it remembers (or the run in progress), so nothing runs twice. With
     // replicas, the agent may come from a replica that died.
-    const before = new Date().toISOString();
+    const before = new Date(this.now()).toISOString();
     const earliestAcked = await this.earliestAckedOf(vmName);
     if (earliestAcked === undefined || earliestAcked >= before) return;
     setTimeout(() => void this.redeliver(vmName, before), REDELIVER_GRACE_MS).unref();
@@ -406,7 +416,7 @@ export class CommandService {
         .map((command) => command.id),
     ];
     if (mine.length === 0) return;
-    for (const command of await claimQueued(db, mine, new Date().toISOString()))
+    for (const command of await claimQueued(db, mine, new Date(this.now()).toISOString()))
       this.sendRemembering(command);
   }
 
@@ -461,13 +471,13 @@ export class CommandService {
   }
 
   onAck(vmName: string, commandId: string): void {
-    this.heldAcks.set(commandId, { commandId, vmName, at: Date.now() });
+    this.heldAcks.set(commandId, { commandId, vmName, at: this.now() });
     if (!this.ackTimer) this.writeHeldAcksIn(ACK_HOLD_MS);
   }
 
   /** Comes back in `ms` to write the acks held a full ACK_HOLD_MS by then. */
   private writeHeldAcksIn(ms: number): void {
-    this.ackTimer = setTimeout(() => void this.writeHeldAcks(Date.now() - ACK_HOLD_MS), ms);
+    this.ackTimer = setTimeout(() => void this.writeHeldAcks(this.now() - ACK_HOLD_MS), ms);
   }
 
   /**
@@ -485,7 +495,7 @@ export class CommandService {
       else oldestLeft = Math.min(oldestLeft, ack.at);
     }
     if (oldestLeft !== Number.POSITIVE_INFINITY)
-      this.writeHeldAcksIn(Math.max(0, oldestLeft + ACK_HOLD_MS - Date.now()));
+      this.writeHeldAcksIn(Math.max(0, oldestLeft + ACK_HOLD_MS - this.now()));
     if (acks.length === 0) return;
     try {
       await this.storeAcks(acks);
@@ -517,12 +527,17 @@ export class CommandService {
             result.error ??
             ({ code: "NBF_AGENT_ERROR", message: "the agent gave no reason" } as CommandError),
         };
-    const command = await this.storeResult({ vmName, commandId: result.commandId, outcome, at: new Date() });
+    const command = await this.storeResult({
+      vmName,
+      commandId: result.commandId,
+      outcome,
+      at: new Date(this.now()),
+    });
     if (!command) return;
     this.options.metrics.observeCommand(
       command.name,
       command.state,
-      (Date.now() - Date.parse(command.createdAt)) / 1000,
+      (this.now() - Date.parse(command.createdAt)) / 1000,
     );
     this.finished(command);
   }
@@ -533,12 +548,12 @@ export class CommandService {
    * and the gateway then ends the agent's connection so that its reconnection recovers it.
    */
   private async storeResult(item: { vmName: string; commandId: string; outcome: Outcome; at: Date }) {
-    const deadline = Date.now() + RESULT_RETRY_MS;
+    const deadline = this.now() + RESULT_RETRY_MS;
     for (let waitMs = 50; ; waitMs = Math.min(waitMs * 2, 2000)) {
       try {
         return await this.results.add(item);
       } catch (error) {
-        if (!mayPassOnRetry(error) || Date.now() + waitMs > deadline) throw error;
+        if (!mayPassOnRetry(error) || this.now() + waitMs > deadline) throw error;
         await sleep(waitMs);
       }
     }
@@ -587,7 +602,10 @@ export class CommandService {
 
   /** A deleted VM's commands end as expired. */
   async dropForVm(vmName: string): Promise<void> {
-    const dropped = await this.options.store.commands.expireAllForVm(vmName, new Date().toISOString());
+    const dropped = await this.options.store.commands.expireAllForVm(
+      vmName,
+      new Date(this.now()).toISOString(),
+    );
     for (const command of dropped) this.finished(command);
   }
 
@@ -595,7 +613,7 @@ export class CommandService {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      const now = new Date().toISOString();
+      const now = new Date(this.now()).toISOString();
       const { commands } = this.options.store;
       for (const command of await commands.expireDue(now)) this.finished(command);
       for (const command of await commands.timeoutDue(now)) {
@@ -616,7 +634,7 @@ export class CommandService {
 
   /** Routes again the queued commands whose signal was lost (see STRANDED_AFTER_MS). */
   private async rerouteStranded(): Promise<void> {
-    const checkedAt = Date.now();
+    const checkedAt = this.now();
     if (checkedAt - this.strandedCheckedAt < STRANDED_AFTER_MS) return;
     this.strandedCheckedAt = checkedAt;
     const stranded = await strandedQueued(
@@ -633,7 +651,8 @@ export class CommandService {
     const link = this.link;
     if (!link?.isConnected(command.vmName)) return false;
     // Persisted as sent before it goes out: a lost frame is resent on reconnect, never forgotten.
-    if (!(await this.options.store.commands.markSent(command.id, new Date().toISOString()))) return false;
+    if (!(await this.options.store.commands.markSent(command.id, new Date(this.now()).toISOString())))
+      return false;
     return this.sendRemembering(command);
   }
 

@@ -1,8 +1,9 @@
-import { type EventLevel, type FleetEvent, toEventRow } from "../store/events-repo.js";
 /**
  * The in-process event bus: every fleet event (from agents or from the controller itself) is
  * stored through the write-behind buffer and handed to live subscribers (the SSE stream).
  */
+import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
+import { type EventLevel, type FleetEvent, toEventRow } from "../store/events-repo.js";
 import { newId } from "../store/ids.js";
 import type { WriteBehind } from "../store/write-behind.js";
 
@@ -26,12 +27,15 @@ export class EventBus {
   constructor(
     private readonly writer: WriteBehind,
     private readonly onListenerError: (error: unknown) => void = () => {},
+    /** Event ids sort by it: with replicas, the cluster's clock (cluster-clock.ts). */
+    private readonly clock: ClusterClock = localClock,
   ) {}
 
   emit(input: NewEvent): FleetEvent {
+    const now = this.clock.now();
     const event: FleetEvent = {
-      id: newId("evt"),
-      at: input.at ?? new Date().toISOString(),
+      id: newId("evt", now),
+      at: input.at ?? new Date(now).toISOString(),
       vmName: input.vmName,
       source: input.source ?? "controller",
       kind: input.kind,

@@ -5,9 +5,9 @@
  */
 import type { NotebookState, OverallHealth } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
-import { eventIdBound } from "../cluster/event-tail.js";
 import type { AgentGateway } from "../gateway/gateway.js";
 import { inLists } from "../store/chunks.js";
+import { eventIdBound } from "../store/ids.js";
 import { fromJson } from "../store/json.js";
 import type { Database } from "../store/schema.js";
 

@@ -19,8 +19,8 @@ function nextRandomByte(): number {
 let lastMs = 0;
 let seq = 0;
 
-export function newId(prefix: string): string {
-  const now = Date.now();
+/** `now`: the time the id sorts by (event ids take the cluster's clock; see cluster-clock.ts). */
+export function newId(prefix: string, now = Date.now()): string {
   if (now > lastMs) {
     lastMs = now;
     seq = 0;
@@ -34,4 +34,9 @@ export function newId(prefix: string): string {
   let random = "";
   for (let i = 0; i < 10; i++) random += ALPHABET[nextRandomByte() % 36];
   return `${prefix}_${lastMs.toString(36).padStart(9, "0")}${seq.toString(36).padStart(3, "0")}${random}`;
+}
+
+/** The smallest string above every event id made before `ms` (and below every later one). */
+export function eventIdBound(ms: number): string {
+  return `evt_${Math.max(0, Math.floor(ms)).toString(36).padStart(9, "0")}`;
 }

@@ -31,7 +31,9 @@ describe.each(STORE_DIALECTS)("migration 0009 on %s", (dialect) => {
     }
     await before.writer.flush();
     await sql`update vm_status set notebook = 'not json' where vm_name = 'none'`.execute(before.db);
-    // Back to the schema before 0009 (0011 and 0010 undone first), the rows as an older controller left them.
+    // Back to the schema before 0009 (0012, 0011 and 0010 undone first), the rows as an older controller left them.
+    await sql`alter table replicas drop column clock_offset_ms`.execute(before.db);
+    await sql`delete from kysely_migration where name = '0012_replica_clock_offsets'`.execute(before.db);
     await sql`alter table replicas drop column key_sha256`.execute(before.db);
     await sql`delete from kysely_migration where name = '0011_replica_keys'`.execute(before.db);
     await sql`drop index vm_status_replica`.execute(before.db);

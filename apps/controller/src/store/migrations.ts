@@ -361,6 +361,13 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("replicas").addColumn("key_sha256", "text").execute();
     },
   },
+  "0012_replica_clock_offsets": {
+    // Each replica measures its clock against the database server's (cluster/cluster-clock.ts)
+    // and records the difference, so `nbfleet replicas` shows a machine whose time sync is off.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("replicas").addColumn("clock_offset_ms", "integer").execute();
+    },
+  },
 };
 
 function parseNotebook(text: string): unknown {

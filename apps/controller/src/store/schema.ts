@@ -179,6 +179,8 @@ export interface ReplicasTable {
   agents: number;
   /** SHA-256 of the key of the certificate it serves when peers pin it (no CA); null otherwise. */
   key_sha256: string | null;
+  /** Its machine's clock minus the database server's, measured at its last heartbeat (ms). */
+  clock_offset_ms: number | null;
 }
 
 /** A cluster-wide job runs on the replica holding its lease, until `expires_at`. */

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Kysely } from "kysely";
 import { powerOfTwoChunks } from "./chunks.js";
 import { EventsRepo } from "./events-repo.js";
-import { newId } from "./ids.js";
+import { eventIdBound, newId } from "./ids.js";
 import { inOneCommit } from "./one-commit.js";
 import type { Database, EventsTable } from "./schema.js";
 import { type StatusRow, VmsRepo } from "./vms-repo.js";
@@ -77,6 +77,7 @@ export class WriteBehind {
   private readonly retryMaxMs: number;
   private readonly eventsWritten = new Set<() => void>();
   private restampAfterMs: number | undefined;
+  private restampClock: () => number = Date.now;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -131,8 +132,9 @@ export class WriteBehind {
    * failed meanwhile) gets a fresh id when it is written, so the event tails, which read only
    * ids older than their settle window, do not pass over it. Its `at` stays.
    */
-  restampEventsAfter(ms: number): void {
+  restampEventsAfter(ms: number, clock: () => number): void {
     this.restampAfterMs = ms;
+    this.restampClock = clock;
   }
 
   /** Drops a VM's pending status (it was deleted; its row must not come back). */
@@ -266,8 +268,9 @@ export class WriteBehind {
     const events = this.events.slice(0, Math.max(0, budget - statuses.length));
     if (statuses.length === 0 && events.length === 0) return;
     if (this.restampAfterMs !== undefined) {
-      const late = `evt_${(Date.now() - this.restampAfterMs).toString(36).padStart(9, "0")}`;
-      for (const row of events) if (row.id < late) row.id = newId("evt");
+      const now = this.restampClock();
+      const late = eventIdBound(now - this.restampAfterMs);
+      for (const row of events) if (row.id < late) row.id = newId("evt", now);
     }
     const statusChunks = [...powerOfTwoChunks(statuses, CHUNK)];
     const eventChunks = [...powerOfTwoChunks(events, CHUNK)];

@@ -16,6 +16,7 @@ import {
 } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type WebSocket from "ws";
+import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
 import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -37,6 +38,8 @@ export interface TerminalServiceOptions {
   openTimeoutMs?: number;
   /** With several replicas (PostgreSQL): their heartbeat interval, to tell the live ones. */
   replicaHeartbeatMs?: number;
+  /** The time replicas compare (cluster-clock.ts). */
+  clock?: ClusterClock;
 }
 
 export interface OpenRequest {
@@ -71,7 +74,11 @@ export class TerminalService implements StreamSink {
     const closed =
       heartbeatMs === undefined
         ? await terminalSessions.closeAbandoned(now, "controller_stopped")
-        : await terminalSessions.closeOrphaned(now, "controller_stopped", aliveSince(heartbeatMs));
+        : await terminalSessions.closeOrphaned(
+            now,
+            "controller_stopped",
+            aliveSince(heartbeatMs, (this.options.clock ?? localClock).now()),
+          );
     if (closed > 0)
       this.options.log.warn(`closed ${closed} terminal session audit rows a previous run left open`);
   }

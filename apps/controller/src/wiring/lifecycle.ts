@@ -58,7 +58,8 @@ function leasedJobs(context: ControllerContext, log: FastifyBaseLogger): LeasedJ
     { name: "reconcile", start: () => reconciler.start(), stop: () => reconciler.stop() },
     pruningJob(context, log),
   ];
-  if (cluster.clustered) jobs.push(janitorJob({ store, bus, heartbeatMs: cluster.heartbeatMs, log }));
+  if (cluster.clustered)
+    jobs.push(janitorJob({ store, bus, heartbeatMs: cluster.heartbeatMs, log, clock: cluster.clock }));
   return jobs;
 }
 

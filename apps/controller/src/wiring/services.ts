@@ -9,6 +9,7 @@ import { countAgentsByVersion } from "../artifacts/agent-versions.js";
 import { releaseKeyPath } from "../artifacts/release-key.js";
 import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
+import { DatabaseClock } from "../cluster/cluster-clock.js";
 import { createCluster } from "../cluster/cluster.js";
 import { releaseAgentsAtStart } from "../cluster/janitor.js";
 import { StreamRelay } from "../cluster/relay/stream-relay.js";
@@ -47,12 +48,14 @@ export interface ServiceDeps {
   artifact?: ArtifactInfo;
   /** The certificate files served (null with ACME or plain HTTP). */
   servedTls?: ControllerTls | null;
+  /** This process's clock; tests give a replica a skewed one (see cluster-clock.ts). */
+  localClock?: () => number;
 }
 
 export async function wireServices(
   settings: ControllerSettings,
   store: Store,
-  { provider, log, controllerUrl, listeningUrl, artifact, servedTls = null }: ServiceDeps,
+  { provider, log, controllerUrl, listeningUrl, artifact, servedTls = null, localClock }: ServiceDeps,
 ): Promise<ControllerContext> {
   // Guests (and replicas) pin the served certificate when no CA is given: controller.trust moves them.
   const guestPin = servedTls && !servedTls.caPem ? pinOf(servedTls) : null;
@@ -67,12 +70,25 @@ export async function wireServices(
     log,
   });
   if (artifact) await artifacts.registerBuiltIn(artifact);
+  const clock = new DatabaseClock({
+    db: store.db,
+    dialect: store.dialect,
+    log,
+    ...(localClock ? { local: localClock } : {}),
+  });
+  await clock
+    .measure()
+    .catch((error) => log.warn({ err: error }, "reading the database server's time failed"));
   // No agent is connected to a controller that is only starting (nor held by a dead replica).
-  await releaseAgentsAtStart(store, settings.replicaHeartbeatSec * 1000);
+  await releaseAgentsAtStart(store, settings.replicaHeartbeatSec * 1000, clock.now());
   const replica = newReplicaIdentity();
   const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
 
-  const bus = new EventBus(store.writer, (error) => log.error({ err: error }, "event listener failed"));
+  const bus = new EventBus(
+    store.writer,
+    (error) => log.error({ err: error }, "event listener failed"),
+    clock,
+  );
   const metrics = new Metrics();
   const signals = createSignals(settings, store, log);
   const commands = new CommandService({
@@ -83,6 +99,7 @@ export async function wireServices(
     timeoutSec: settings.commandTimeoutSec,
     sweepMs: settings.commandSweepMs,
     signals,
+    clock,
     onError: (error) => log.error({ err: error }, "command sweep failed"),
   });
   const trustCatchUp = new TrustCatchUp({ db: store.db, commands, log });
@@ -151,6 +168,7 @@ export async function wireServices(
     detachedTimeoutMs: settings.terminalDetachedTimeoutSec * 1000,
     maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
     ...(store.dialect === "postgres" ? { replicaHeartbeatMs: settings.replicaHeartbeatSec * 1000 } : {}),
+    clock,
   });
   const logs = new LogStreamService({ store, gateway });
   const cluster = createCluster({
@@ -161,10 +179,11 @@ export async function wireServices(
     url: () => settings.replicaUrl ?? (listeningUrl ?? controllerUrl)(),
     agents: () => gateway.connectedCount,
     keySha256: guestPin?.keySha256 ?? null,
+    clock,
   });
-  const eventFeed = createEventFeed(settings, store, bus, signals, log);
+  const eventFeed = createEventFeed(settings, store, bus, signals, log, clock);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
-  const relay = new StreamRelay({ settings, store, gateway, log, replicaId: () => replica.id });
+  const relay = new StreamRelay({ settings, store, gateway, log, clock, replicaId: () => replica.id });
 
   return {
     settings,

@@ -17,7 +17,7 @@ export function registerReplicas(program: Command, globals: () => GlobalOptions)
       if (g.json) return printJson(result.items);
       console.log(
         table(
-          ["ID", "URL", "VERSION", "AGENTS", "HEARTBEAT", "STARTED", "STATE", "KEY"],
+          ["ID", "URL", "VERSION", "AGENTS", "HEARTBEAT", "STARTED", "STATE", "CLOCK", "KEY"],
           result.items.map((r) => [
             r.self ? `${r.id} *` : r.id,
             r.url,
@@ -26,9 +26,17 @@ export function registerReplicas(program: Command, globals: () => GlobalOptions)
             ago(r.lastHeartbeatAt),
             ago(r.startedAt),
             r.alive ? "alive" : "dead",
+            clockOffset(r.clockOffsetMs),
             r.keySha256 ? `${r.keySha256.slice(0, 11)}…` : "-",
           ]),
         ),
       );
     });
+}
+
+/** The replica's clock against the database server's: `+0.004s`, `-31.2s`; `-` when unknown. */
+export function clockOffset(ms: number | null): string {
+  if (ms === null) return "-";
+  const seconds = Math.abs(ms) >= 10_000 ? (ms / 1000).toFixed(1) : (ms / 1000).toFixed(3);
+  return `${ms >= 0 ? "+" : ""}${seconds}s`;
 }

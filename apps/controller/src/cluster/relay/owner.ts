@@ -17,7 +17,8 @@ export async function findOwningPeer(
   db: Kysely<Database>,
   vmName: string,
   selfId: string,
-  aliveAfter: Date,
+  /** Heartbeats older than this (ISO time) belong to dead replicas (aliveSince). */
+  aliveSince: string,
 ): Promise<Peer | null> {
   const row = await db
     .selectFrom("vm_status")
@@ -31,6 +32,6 @@ export async function findOwningPeer(
     .where("vm_status.vm_name", "=", vmName)
     .executeTakeFirst();
   if (!row || row.id === selfId) return null;
-  if (Date.parse(row.heartbeatAt) < aliveAfter.getTime()) return null;
+  if (row.heartbeatAt < aliveSince) return null;
   return { id: row.id, url: row.url, keySha256: row.keySha256 };
 }

@@ -429,6 +429,7 @@ describe("the relay's deadline for a replica that accepts connections but never 
       gateway: context.gateway,
       log: a.app.log,
       replicaId: () => context.relay.replicaId,
+      clock: context.cluster.clock,
       answerTimeoutMs: 500,
     });
     await relay.start();

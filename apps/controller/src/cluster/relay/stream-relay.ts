@@ -18,6 +18,8 @@ import { ERRORS, type ErrorCode, NbfError } from "../../errors.js";
 import type { AgentGateway } from "../../gateway/gateway.js";
 import type { Store } from "../../store/store.js";
 import type { TokenRecord } from "../../store/tokens-repo.js";
+import type { ClusterClock } from "../cluster-clock.js";
+import { aliveSince } from "../replica.js";
 import { loadReplicaSecret } from "./cluster-secret.js";
 import { pipeLogs } from "./log-pipe.js";
 import { type Peer, findOwningPeer } from "./owner.js";
@@ -34,6 +36,8 @@ export interface StreamRelayOptions {
   log: FastifyBaseLogger;
   /** This replica's id, as written to `vm_status.replica_id` and `replicas.id`. */
   replicaId(): string;
+  /** Relay signatures and peers' heartbeats are on the cluster's clock (cluster-clock.ts). */
+  clock: ClusterClock;
   /** TCP (and TLS) connection to a peer. */
   connectTimeoutMs?: number;
   /** The peer's answer to an open; above its own deadline for the agent's answer (10 s). */
@@ -79,7 +83,11 @@ export class StreamRelay {
   async start(): Promise<void> {
     if (!this.enabled) return;
     this.secret = await loadReplicaSecret(this.options.store.db);
-    this.verifierInstance = new RelayVerifier(this.secret, () => this.options.replicaId());
+    this.verifierInstance = new RelayVerifier(
+      this.secret,
+      () => this.options.replicaId(),
+      () => this.options.clock.now(),
+    );
   }
 
   get replicaId(): string {
@@ -101,12 +109,11 @@ export class StreamRelay {
   /** The live replica holding the VM's agent when that is not this one; null: serve it here. */
   async peerFor(vmName: string): Promise<Peer | null> {
     if (!this.enabled || this.options.gateway.capabilities(vmName)) return null;
-    const deadAfterMs = 3 * this.options.settings.replicaHeartbeatSec * 1000;
     const peer = await findOwningPeer(
       this.options.store.db,
       vmName,
       this.options.replicaId(),
-      new Date(Date.now() - deadAfterMs),
+      aliveSince(this.options.settings.replicaHeartbeatSec * 1000, this.options.clock.now()),
     );
     if (peer && this.trust && !peer.url.startsWith("https:")) {
       this.options.log.warn(
@@ -263,7 +270,11 @@ export class StreamRelay {
 
   private sign(peer: Peer, method: string, path: string, principal: TokenRecord): string {
     if (!this.secret) throw new NbfError("NBF_INTERNAL", { reason: "the stream relay was not started" });
-    return relayAuthorization(this.secret, { method, url: path, target: peer.id, tokenId: principal.id });
+    return relayAuthorization(
+      this.secret,
+      { method, url: path, target: peer.id, tokenId: principal.id },
+      this.options.clock.now(),
+    );
   }
 
   /**

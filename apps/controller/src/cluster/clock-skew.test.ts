@@ -1,0 +1,133 @@
+/**
+ * A replica on a machine whose clock is 30 s off (ahead, then behind) beside one whose clock is
+ * right, on one PostgreSQL. The replicas compare times on the database server's clock
+ * (cluster-clock.ts), so the one that is off is listed alive with its offset, takes none of the
+ * other's leases, and its events reach the live streams of both in time. On their own clocks,
+ * a replica 30 s ahead took every lease of the other at its first renewal, and one 30 s behind
+ * was listed dead and its events were left out of the live streams.
+ */
+import type { ReplicaList } from "@nbfleet/shared";
+import { runCli } from "@nbfleet/testkit/cli";
+import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { call } from "@nbfleet/testkit/http";
+import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
+import { SseReader } from "@nbfleet/testkit/sse-reader";
+import { afterEach, describe, expect, it } from "vitest";
+import { DatabaseClock } from "./cluster-clock.js";
+
+const HEARTBEAT_SEC = 0.3;
+const SKEW_MS = 30_000;
+/** What the measurement may be off by on a busy 2-core machine (half a round trip). */
+const TOLERANCE_MS = 250;
+const JOBS = ["command-sweeps", "operations", "reconcile", "retention", "janitor"];
+
+const started: TestController[] = [];
+const readers: SseReader[] = [];
+afterEach(async () => {
+  for (const reader of readers.splice(0)) reader.close();
+  await Promise.all(started.splice(0).map((c) => c.close().catch(() => {})));
+});
+
+async function replica(databaseUrl: string, localClock?: () => number, adminToken?: string) {
+  const controller = await startTestController({
+    settings: {
+      databaseUrl,
+      replicaHeartbeatSec: HEARTBEAT_SEC,
+      reportIntervalSec: 1,
+      ...(adminToken ? { adminToken } : {}),
+    },
+    ...(localClock ? { localClock } : {}),
+  });
+  started.push(controller);
+  return controller;
+}
+
+async function listReplicas(c: TestController): Promise<ReplicaList["items"]> {
+  const response = await call(c.app, "GET", "/v1/replicas", { token: c.adminToken });
+  expect(response.statusCode).toBe(200);
+  return (response.json() as ReplicaList).items;
+}
+
+const idOf = (c: TestController) => c.app.nbfleet.cluster.replica.id;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each([
+  ["ahead of", SKEW_MS],
+  ["behind", -SKEW_MS],
+])("a replica whose machine's clock is 30 s %s the database server's", (_, skewMs) => {
+  it("is listed alive with its offset, takes no lease of the other, and its events stream live on both", async () => {
+    const databaseUrl = await freshDatabaseUrl();
+    const right = await replica(databaseUrl);
+    const off = await replica(databaseUrl, () => Date.now() + skewMs, right.adminToken);
+    for (const job of JOBS) expect(right.app.nbfleet.cluster.leases.held(job), job).toBe(true);
+
+    // Both alive in each other's list, each with the offset it measured.
+    for (const asked of [right, off]) {
+      await expect
+        .poll(async () => (await listReplicas(asked)).map((r) => [r.id, r.alive]), { timeout: 5000 })
+        .toEqual([
+          [idOf(right), true],
+          [idOf(off), true],
+        ]);
+    }
+    const [rightView, offView] = await listReplicas(right);
+    expect(Math.abs(rightView!.clockOffsetMs!)).toBeLessThan(TOLERANCE_MS);
+    expect(Math.abs(offView!.clockOffsetMs! - skewMs)).toBeLessThan(TOLERANCE_MS);
+    expect(Math.abs(off.app.nbfleet.cluster.clock.now() - Date.now())).toBeLessThan(TOLERANCE_MS);
+    const table = await runCli(right, "replicas");
+    expect(table.stdout).toContain(skewMs > 0 ? "+30.0s" : "-30.0s");
+
+    // Several lease renewals later every job still runs on the replica that took it first.
+    await sleep(10 * HEARTBEAT_SEC * 1000);
+    for (const job of JOBS) {
+      expect(right.app.nbfleet.cluster.leases.held(job), job).toBe(true);
+      expect(off.app.nbfleet.cluster.leases.held(job), job).toBe(false);
+    }
+    expect((await listReplicas(right)).map((r) => r.alive)).toEqual([true, true]);
+
+    // An event made on either replica reaches a live stream on both, within a few seconds.
+    const token = right.adminToken;
+    const streams = [right, off].map((c) => new SseReader(`${c.url}/v1/events?kind=test.skew`, { token }));
+    readers.push(...streams);
+    for (const stream of streams) expect(await stream.ready).toBe(200);
+    for (const [from, c] of [
+      ["right", right],
+      ["off", off],
+    ] as const)
+      c.app.nbfleet.bus.emit({ vmName: null, kind: "test.skew", message: `from the replica ${from}` });
+    const messages = (reader: SseReader) => reader.events.map((e) => JSON.parse(e.data).message).sort();
+    for (const stream of streams)
+      await expect
+        .poll(() => messages(stream), { timeout: 5000 })
+        .toEqual(["from the replica off", "from the replica right"]);
+  }, 60_000);
+});
+
+describe("DatabaseClock", () => {
+  it("keeps the measurement with the shortest round trip, and warns once while the offset is beyond a second", async () => {
+    const c = await replica(await freshDatabaseUrl());
+    const warnings: string[] = [];
+    const infos: string[] = [];
+    const log = {
+      warn: (_: unknown, message: string) => warnings.push(message),
+      info: (_: unknown, message: string) => infos.push(message),
+    } as never;
+    let skew = 5000;
+    const clock = new DatabaseClock({
+      db: c.app.nbfleet.store.db,
+      dialect: "postgres",
+      log,
+      local: () => Date.now() + skew,
+    });
+    await clock.measure();
+    expect(Math.abs(clock.offsetMs - 5000)).toBeLessThan(TOLERANCE_MS);
+    await clock.measure();
+    expect(warnings).toEqual([expect.stringMatching(/clock is 5\.0 s ahead of the database server's/)]);
+    // Eight measurements later the 5 s samples are gone; the warning ends once.
+    skew = 0;
+    for (let i = 0; i < 8; i++) await clock.measure();
+    expect(Math.abs(clock.offsetMs)).toBeLessThan(TOLERANCE_MS);
+    expect(infos).toEqual(["this machine's clock agrees with the database server's again"]);
+    expect(warnings).toHaveLength(1);
+  });
+});
