@@ -8,8 +8,9 @@
  * The offset is measured at start and at every heartbeat with one query of the database's
  * `clock_timestamp()`: offset = database time − the local midpoint of the round trip. Of the last
  * SAMPLES measurements the one with the shortest round trip is used (its error is at most half
- * that round trip), so a measurement slowed by a busy machine does not move it. With SQLite
- * there is one replica and nothing to agree on: the offset stays 0.
+ * that round trip), so a measurement slowed by a busy machine does not move it; a measurement
+ * that no earlier one can agree with (a clock was stepped) replaces them all. With SQLite there
+ * is one replica and nothing to agree on: the offset stays 0.
  *
  * An offset beyond WARN_OFFSET_MS is logged as a warning (once, until it comes back): nbfleet
  * corrects for it, but logs, command times and the guests' clocks are still the machine's own.
@@ -20,6 +21,8 @@ import type { Dialect } from "../store/db.js";
 import type { Database } from "../store/schema.js";
 
 const SAMPLES = 8;
+/** What two clocks may drift apart between measurements (ms): far above real drift, far below a step. */
+const DRIFT_MS = 5;
 export const WARN_OFFSET_MS = 1000;
 
 export interface ClusterClock {
@@ -72,7 +75,14 @@ export class DatabaseClock implements ClusterClock {
     const received = this.local();
     const databaseMs = Number(rows[0]?.ms);
     if (!Number.isFinite(databaseMs)) throw new Error("the database server did not say what time it is");
-    this.samples.push({ offsetMs: databaseMs - (sent + received) / 2, roundTripMs: received - sent });
+    const latest = { offsetMs: databaseMs - (sent + received) / 2, roundTripMs: received - sent };
+    // Two measurements of one offset differ by at most half of each round trip: beyond that, a
+    // clock was stepped (NTP, a resumed VM) and the older measurements are void.
+    const stepped = this.samples.some(
+      (s) => Math.abs(s.offsetMs - latest.offsetMs) > (s.roundTripMs + latest.roundTripMs) / 2 + DRIFT_MS,
+    );
+    if (stepped) this.samples.length = 0;
+    this.samples.push(latest);
     if (this.samples.length > SAMPLES) this.samples.shift();
     const best = this.samples.reduce((a, b) => (b.roundTripMs < a.roundTripMs ? b : a));
     this.correctionMs = Math.round(best.offsetMs);
