@@ -17,8 +17,11 @@ import { DatabaseClock } from "./cluster-clock.js";
 
 const HEARTBEAT_SEC = 0.3;
 const SKEW_MS = 30_000;
-/** What the measurement may be off by on a busy 2-core machine (half a round trip). */
-const TOLERANCE_MS = 250;
+/**
+ * What a measurement may be off by: half its round trip, which a loaded 2-core machine running
+ * other test files beside this one can stretch to hundreds of ms (30 times less than the skew).
+ */
+const TOLERANCE_MS = 1000;
 const JOBS = ["command-sweeps", "operations", "reconcile", "retention", "janitor"];
 
 const started: TestController[] = [];
@@ -75,7 +78,7 @@ describe.each([
     expect(Math.abs(offView!.clockOffsetMs! - skewMs)).toBeLessThan(TOLERANCE_MS);
     expect(Math.abs(off.app.nbfleet.cluster.clock.now() - Date.now())).toBeLessThan(TOLERANCE_MS);
     const table = await runCli(right, "replicas");
-    expect(table.stdout).toContain(skewMs > 0 ? "+30.0s" : "-30.0s");
+    expect(table.stdout).toMatch(skewMs > 0 ? /\+(29|30|31)\.\ds/ : /-(29|30|31)\.\ds/);
 
     // Several lease renewals later every job still runs on the replica that took it first.
     await sleep(10 * HEARTBEAT_SEC * 1000);
@@ -122,7 +125,7 @@ describe("DatabaseClock", () => {
     await clock.measure();
     expect(Math.abs(clock.offsetMs - 5000)).toBeLessThan(TOLERANCE_MS);
     await clock.measure();
-    expect(warnings).toEqual([expect.stringMatching(/clock is 5\.0 s ahead of the database server's/)]);
+    expect(warnings).toEqual([expect.stringMatching(/clock is [4-6]\.\d s ahead of the database server's/)]);
     // The machine's clock is set right (a step): the next measurement is believed at once.
     skew = 0;
     await clock.measure();

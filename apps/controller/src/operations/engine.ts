@@ -16,6 +16,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CertificatePin } from "@nbfleet/shared/certificate-pin";
 import type { ArtifactCatalog } from "../artifacts/catalog.js";
+import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
 import { NbfError } from "../errors.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
 import type { CommandRecord } from "../store/commands-repo.js";
@@ -126,7 +127,12 @@ export class OperationsEngine {
       bus: options.bus,
       log: options.log,
       clustered: options.signals?.clustered ?? false,
+      clock: this.clock,
     });
+  }
+
+  private get clock(): ClusterClock {
+    return this.options.clock ?? localClock;
   }
 
   /**
@@ -236,7 +242,7 @@ export class OperationsEngine {
       vmName,
       params: passwords ? { hash: passwords.hashes.get(vmName)! } : null,
     }));
-    const now = new Date().toISOString();
+    const now = new Date(this.clock.now()).toISOString();
     await store.db.transaction().execute(async (trx) => {
       await trx
         .insertInto("operations")
@@ -411,6 +417,7 @@ export class OperationsEngine {
         vms: this.options.vms,
         health: this.health,
         upgrades: this.upgrades,
+        clock: this.clock,
         watchCommand: (commandId) => this.watchCommand(commandId),
       },
       {
@@ -461,7 +468,7 @@ export class OperationsEngine {
           : counts.failed > 0
             ? `${counts.failed} target(s) failed (within maxErrors ${operation.maxErrors})`
             : null;
-    const now = new Date().toISOString();
+    const now = new Date(this.clock.now()).toISOString();
     const timer = this.progressTimers.get(operation.id);
     if (timer) clearTimeout(timer);
     this.progressTimers.delete(operation.id);

@@ -1,3 +1,4 @@
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 /**
  * Doing an operation's action to one target, once. A notebook action is a command with an id
  * derived from the operation and the target: when an operation is resumed after a controller
@@ -53,6 +54,8 @@ export interface TargetDeps {
   vms: VmService;
   health: HealthWatch;
   upgrades: UpgradeWatch;
+  /** A target's times, compared with the events of other replicas (rollbacks). */
+  clock: ClusterClock;
   /**
    * Registers for the command's final state before anything can finish it; resolves null when
    * the controller shuts down first.
@@ -149,7 +152,7 @@ async function afterUpgrade(
   target: TargetRecord,
   resumed: boolean,
 ): Promise<TargetOutcome> {
-  const since = target.startedAt ? Date.parse(target.startedAt) : Date.now();
+  const since = target.startedAt ? Date.parse(target.startedAt) : deps.clock.now();
   const wait = deps.upgrades.waitUpgraded(
     target.vmName,
     upgrade.version,

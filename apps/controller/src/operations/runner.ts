@@ -195,7 +195,7 @@ export class OperationRunner {
     });
     if (failed.some((t) => t.seq < this.canary)) {
       this.stop = "canary";
-      this.budgetExceededAt ??= new Date().toISOString();
+      this.budgetExceededAt ??= new Date(this.deps.clock.now()).toISOString();
     }
   }
 
@@ -358,7 +358,7 @@ export class OperationRunner {
     batch: TargetRecord[],
     prefix: string | null,
   ): Promise<{ mine: TargetRecord[]; vmGone: Set<number> }> {
-    const now = new Date().toISOString();
+    const now = new Date(this.deps.clock.now()).toISOString();
     const running = await new OperationTargetsRepo(trx).markRunningMany(
       this.operation.id,
       batch.map((t) => t.seq),
@@ -379,7 +379,7 @@ export class OperationRunner {
       this.release(target.seq);
       return;
     }
-    const at = new Date().toISOString();
+    const at = new Date(this.deps.clock.now()).toISOString();
     // Counted in the same turn the outcome is known, before any write: once the budget is
     // exceeded, the scheduling loop cannot start another target.
     const state = outcome.ok ? "succeeded" : outcome.skip ? "skipped" : "failed";
@@ -442,7 +442,7 @@ export class OperationRunner {
       this.operation.id,
       state,
       reason,
-      new Date().toISOString(),
+      new Date(this.deps.clock.now()).toISOString(),
     );
     this.counts.pending -= closed;
     this.counts[state] += closed;

@@ -8,6 +8,7 @@ import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-diale
  * from before the target started, or about another version, does not.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { localClock } from "../cluster/cluster-clock.js";
 import { UpgradeWatch } from "./upgrade-watch.js";
 
 let controller: TestController | undefined;
@@ -41,7 +42,14 @@ describe.each(STORE_DIALECTS)("UpgradeWatch's look back on %s", (dialect) => {
     await sleep(5);
     const after = Date.now();
     // A new watch, as in the process that resumes the operation.
-    watch = new UpgradeWatch({ store, gateway, bus, log: controller.app.log, clustered: false });
+    watch = new UpgradeWatch({
+      store,
+      gateway,
+      bus,
+      log: controller.app.log,
+      clustered: false,
+      clock: localClock,
+    });
     const resumed = await watch.waitUpgraded("look-0", "2.0.0", before, 10_000, true).promise;
     expect(resumed).toMatchObject({ ok: false, error: { code: "NBF_TARGET_UPGRADE_ROLLED_BACK" } });
     expect(resumed?.ok === false && resumed.error.message).toContain("agent 2.0.0 exited 3 times");

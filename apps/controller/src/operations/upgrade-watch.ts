@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CAPABILITY_AGENT_UPGRADE } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway } from "../gateway/gateway.js";
 import type { Database } from "../store/schema.js";
@@ -43,6 +44,8 @@ export interface UpgradeWatchOptions {
   log: FastifyBaseLogger;
   /** Agents may be held by other replicas: read the store for them. */
   clustered: boolean;
+  /** Rollback events are looked for from a time on it (event ids are made on it). */
+  clock: ClusterClock;
   pollMs?: number;
 }
 
@@ -109,7 +112,9 @@ export class UpgradeWatch {
    * finds it otherwise (disconnected, unhealthy, another version) or on a rollback event.
    */
   async soak(vmName: string, version: string, soakMs: number): Promise<TargetOutcome | null> {
-    const { promise, waiter } = this.add(vmName, version, Date.now(), true, soakMs, () => ({ ok: true }));
+    const { promise, waiter } = this.add(vmName, version, this.options.clock.now(), true, soakMs, () => ({
+      ok: true,
+    }));
     const looks = (async () => {
       while (!this.closed) {
         await this.lookNow(waiter, false);

@@ -154,6 +154,7 @@ export async function wireServices(
     guestPin,
     trustSets: trustCatchUp,
     signals,
+    clock,
     artifacts,
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
   });
