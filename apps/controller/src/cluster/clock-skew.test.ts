@@ -1,5 +1,5 @@
 /**
- * A replica on a machine whose clock is 30 s off (ahead, then behind) beside one whose clock is
+ * A replica on a machine whose clock is off (30 s ahead, 30 s behind, at the epoch) beside one whose clock is
  * right, on one PostgreSQL. The replicas compare times on the database server's clock
  * (cluster-clock.ts), so the one that is off is listed alive with its offset, takes none of the
  * other's leases, and its events reach the live streams of both in time. On their own clocks,
@@ -13,6 +13,7 @@ import { call } from "@nbfleet/testkit/http";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
 import { SseReader } from "@nbfleet/testkit/sse-reader";
 import { afterEach, describe, expect, it } from "vitest";
+import { clockOffset } from "../cli/commands/replicas.js";
 import { DatabaseClock } from "./cluster-clock.js";
 
 const HEARTBEAT_SEC = 0.3;
@@ -54,10 +55,14 @@ async function listReplicas(c: TestController): Promise<ReplicaList["items"]> {
 const idOf = (c: TestController) => c.app.nbfleet.cluster.replica.id;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A machine that booted without a real-time clock: 1970-01-02. */
+const AT_THE_EPOCH_MS = 86_400_000 - Date.now();
+
 describe.each([
-  ["ahead of", SKEW_MS],
-  ["behind", -SKEW_MS],
-])("a replica whose machine's clock is 30 s %s the database server's", (_, skewMs) => {
+  ["30 s ahead of", SKEW_MS],
+  ["30 s behind", -SKEW_MS],
+  ["at the epoch, decades behind", AT_THE_EPOCH_MS],
+])("a replica whose machine's clock is %s the database server's", (_, skewMs) => {
   it("is listed alive with its offset, takes no lease of the other, and its events stream live on both", async () => {
     const databaseUrl = await freshDatabaseUrl();
     const right = await replica(databaseUrl);
@@ -78,7 +83,7 @@ describe.each([
     expect(Math.abs(offView!.clockOffsetMs! - skewMs)).toBeLessThan(TOLERANCE_MS);
     expect(Math.abs(off.app.nbfleet.cluster.clock.now() - Date.now())).toBeLessThan(TOLERANCE_MS);
     const table = await runCli(right, "replicas");
-    expect(table.stdout).toMatch(skewMs > 0 ? /\+(29|30|31)\.\ds/ : /-(29|30|31)\.\ds/);
+    expect(table.stdout).toContain(clockOffset(offView!.clockOffsetMs));
 
     // Several lease renewals later every job still runs on the replica that took it first.
     await sleep(10 * HEARTBEAT_SEC * 1000);
@@ -135,5 +140,18 @@ describe("DatabaseClock", () => {
     expect(Math.abs(clock.offsetMs)).toBeLessThan(TOLERANCE_MS);
     expect(warnings).toHaveLength(1);
     expect(infos).toHaveLength(1);
+  });
+});
+
+describe("nbfleet replicas' CLOCK column", () => {
+  it("shows the offset signed, in seconds", () => {
+    expect([30_012, -30_049, 4, -4, 0, null].map(clockOffset)).toEqual([
+      "+30.0s",
+      "-30.0s",
+      "+0.004s",
+      "-0.004s",
+      "+0.000s",
+      "-",
+    ]);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The time replicas compare with each other: this process's clock corrected by its offset from
  * the database server's clock. Heartbeats and who counts as dead, lease expiries, event ids
- * (the event streams' order and their settle window) and relay signatures all use it, so one
+ * (the event streams' order and their settle window), relay signatures, command and operation
+ * times all use it, so one
  * replica whose clock is off (no time sync on its machine) neither looks dead, nor takes the
  * others' leases, nor has its events left out of the live streams.
  *
@@ -13,7 +14,7 @@
  * is one replica and nothing to agree on: the offset stays 0.
  *
  * An offset beyond WARN_OFFSET_MS is logged as a warning (once, until it comes back): nbfleet
- * corrects for it, but logs, command times and the guests' clocks are still the machine's own.
+ * corrects for it, but the machine's logs are still on its own clock.
  */
 import type { FastifyBaseLogger } from "fastify";
 import { type Kysely, sql } from "kysely";
@@ -95,7 +96,7 @@ export class DatabaseClock implements ClusterClock {
       const seconds = (Math.abs(this.correctionMs) / 1000).toFixed(1);
       this.options.log.warn(
         { clockOffsetMs: this.offsetMs },
-        `this machine's clock is ${seconds} s ${this.correctionMs < 0 ? "ahead of" : "behind"} the database server's: the replicas agree on the database's time, but fix this machine's time sync (NTP); its logs and command times are off`,
+        `this machine's clock is ${seconds} s ${this.correctionMs < 0 ? "ahead of" : "behind"} the database server's: the replicas agree on the database's time, but fix this machine's time sync (NTP); its logs are off`,
       );
     } else if (!off && this.warned) {
       this.options.log.info(

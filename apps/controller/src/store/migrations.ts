@@ -365,7 +365,7 @@ const migrations: Record<string, Migration> = {
     // Each replica measures its clock against the database server's (cluster/cluster-clock.ts)
     // and records the difference, so `nbfleet replicas` shows a machine whose time sync is off.
     async up(db: Kysely<unknown>) {
-      await db.schema.alterTable("replicas").addColumn("clock_offset_ms", "integer").execute();
+      await db.schema.alterTable("replicas").addColumn("clock_offset_ms", "bigint").execute();
     },
   },
 };
