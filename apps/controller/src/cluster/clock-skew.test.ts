@@ -84,6 +84,9 @@ describe.each([
     expect(Math.abs(off.app.nbfleet.cluster.clock.now() - Date.now())).toBeLessThan(TOLERANCE_MS);
     const table = await runCli(right, "replicas");
     expect(table.stdout).toContain(clockOffset(offView!.clockOffsetMs));
+    const scraped = await call(off.app, "GET", "/metrics", { token: off.adminToken });
+    const gauge = /^nbfleet_clock_offset_seconds (\S+)$/m.exec(scraped.body)?.[1];
+    expect(Math.abs(Number(gauge) * 1000 - skewMs)).toBeLessThan(TOLERANCE_MS);
 
     // Several lease renewals later every job still runs on the replica that took it first.
     await sleep(10 * HEARTBEAT_SEC * 1000);

@@ -11,6 +11,8 @@ export interface MetricSources {
   vmsByHealth(): Promise<Record<string, number> | undefined>;
   /** Machines by the agent version they last reported; undefined when not known yet. */
   agentsByVersion?(): Promise<Map<string, number> | undefined>;
+  /** This machine's clock minus the database server's (cluster-clock.ts; 0 with SQLite). */
+  clockOffsetMs?(): number;
 }
 
 export class Metrics {
@@ -36,6 +38,14 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(self.sources?.agentsConnected() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "nbfleet_clock_offset_seconds",
+      help: "This machine's clock minus the database server's, as last measured (the replicas agree on the database's time; alert well below 1 s: logs are on the machine's)",
+      registers: [this.registry],
+      collect() {
+        this.set((self.sources?.clockOffsetMs?.() ?? 0) / 1000);
       },
     });
     new Gauge({

@@ -9,7 +9,7 @@ import { countAgentsByVersion } from "../artifacts/agent-versions.js";
 import { releaseKeyPath } from "../artifacts/release-key.js";
 import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
-import { DatabaseClock } from "../cluster/cluster-clock.js";
+import { type ClusterClock, DatabaseClock } from "../cluster/cluster-clock.js";
 import { createCluster } from "../cluster/cluster.js";
 import { releaseAgentsAtStart } from "../cluster/janitor.js";
 import { StreamRelay } from "../cluster/relay/stream-relay.js";
@@ -118,7 +118,7 @@ export async function wireServices(
     artifacts,
   });
   commands.attach(gateway);
-  attachFleetFigures(metrics, gateway, store, settings, log);
+  attachFleetFigures(metrics, gateway, store, settings, log, clock);
 
   const vms = new VmService({
     store,
@@ -218,6 +218,7 @@ function attachFleetFigures(
   store: Store,
   settings: ControllerSettings,
   log: FastifyBaseLogger,
+  clock: ClusterClock,
 ): void {
   // Pending status writes first, so the figures are exact when read: one flush and one read of
   // each count per refresh.
@@ -239,5 +240,6 @@ function attachFleetFigures(
     agentsConnected: () => gateway.connectedCount,
     vmsByHealth: async () => (await storeFigures.get())?.byHealth,
     agentsByVersion: async () => (await storeFigures.get())?.byVersion,
+    clockOffsetMs: () => clock.offsetMs,
   });
 }
