@@ -16,24 +16,36 @@ function nextRandomByte(): number {
   return pool[poolAt++]!;
 }
 
-let lastMs = 0;
-let seq = 0;
+/**
+ * The last time and sequence per prefix: event ids are made on the cluster's clock and the
+ * others on this machine's, which may be far apart (cluster-clock.ts); one shared "last" would
+ * push every event id to the faster clock.
+ */
+const lastByPrefix = new Map<string, { ms: number; seq: number }>();
 
-/** `now`: the time the id sorts by (event ids take the cluster's clock; see cluster-clock.ts). */
+/**
+ * `now`: the time the id sorts by (event ids take the cluster's clock; see cluster-clock.ts).
+ * Ids of one prefix never go backwards: a clock that does (a step) advances the sequence instead.
+ */
 export function newId(prefix: string, now = Date.now()): string {
-  if (now > lastMs) {
-    lastMs = now;
-    seq = 0;
+  let last = lastByPrefix.get(prefix);
+  if (!last) {
+    last = { ms: 0, seq: 0 };
+    lastByPrefix.set(prefix, last);
+  }
+  if (now > last.ms) {
+    last.ms = now;
+    last.seq = 0;
   } else {
-    seq++;
-    if (seq >= 36 ** 3) {
-      lastMs++;
-      seq = 0;
+    last.seq++;
+    if (last.seq >= 36 ** 3) {
+      last.ms++;
+      last.seq = 0;
     }
   }
   let random = "";
   for (let i = 0; i < 10; i++) random += ALPHABET[nextRandomByte() % 36];
-  return `${prefix}_${lastMs.toString(36).padStart(9, "0")}${seq.toString(36).padStart(3, "0")}${random}`;
+  return `${prefix}_${last.ms.toString(36).padStart(9, "0")}${last.seq.toString(36).padStart(3, "0")}${random}`;
 }
 
 /** The smallest string above every event id made before `ms` (and below every later one). */
