@@ -20,7 +20,7 @@ import type { EventBus } from "../events/bus.js";
 import type { EventsRepo } from "../store/events-repo.js";
 import { eventIdBound } from "../store/ids.js";
 import type { WriteBehind } from "../store/write-behind.js";
-import { type ClusterClock, localClock } from "./cluster-clock.js";
+import type { ClusterClock } from "./cluster-clock.js";
 
 export interface EventFeed {
   subscribe(listener: EventListener): () => void;
@@ -55,7 +55,7 @@ export interface EventTailOptions {
   pollMs: number;
   log: FastifyBaseLogger;
   /** The clock event ids are made by (cluster-clock.ts). */
-  clock?: ClusterClock;
+  clock: ClusterClock;
 }
 
 export class EventTail implements EventFeed {
@@ -71,11 +71,7 @@ export class EventTail implements EventFeed {
   /** Bumped when the tail starts over (a first subscriber after none): older reads are void. */
   private generation = 0;
 
-  private readonly clock: ClusterClock;
-
-  constructor(private readonly options: EventTailOptions) {
-    this.clock = options.clock ?? localClock;
-  }
+  constructor(private readonly options: EventTailOptions) {}
 
   get settleMs(): number {
     return this.options.settleMs;
@@ -128,7 +124,7 @@ export class EventTail implements EventFeed {
   private begin(): void {
     // A new live stream starts from now (settled); its replay, if any, reads the store up to here.
     this.generation++;
-    this.cursor = eventIdBound(this.clock.now() - this.options.settleMs);
+    this.cursor = eventIdBound(this.options.clock.now() - this.options.settleMs);
     this.poller = setInterval(() => void this.read(), this.options.pollMs);
     this.poller.unref();
   }
@@ -165,7 +161,7 @@ export class EventTail implements EventFeed {
   private async readSettled(): Promise<void> {
     if (this.listeners.size === 0) return;
     const generation = this.generation;
-    const bound = eventIdBound(this.clock.now() - this.options.settleMs);
+    const bound = eventIdBound(this.options.clock.now() - this.options.settleMs);
     for (;;) {
       const page = await this.options.events.list({ after: this.cursor, through: bound, limit: PAGE });
       if (generation !== this.generation) return;

@@ -29,7 +29,13 @@ describe("janitor", () => {
     const passes: number[] = [];
     const started = Date.now();
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet, clock: localClock },
+      {
+        store: opened,
+        bus: new EventBus(opened.writer, localClock),
+        heartbeatMs: 40,
+        log: quiet,
+        clock: localClock,
+      },
       async () => {
         passes.push(Date.now() - started);
         return { agents: 0, removed: 0 };
@@ -48,7 +54,13 @@ describe("janitor", () => {
     const passes: number[] = [];
     let failedAt = 0;
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 40, log: quiet, clock: localClock },
+      {
+        store: opened,
+        bus: new EventBus(opened.writer, localClock),
+        heartbeatMs: 40,
+        log: quiet,
+        clock: localClock,
+      },
       async () => {
         if (failing) {
           failing = false;
@@ -71,7 +83,13 @@ describe("janitor", () => {
     const opened = await store();
     const full: boolean[] = [];
     const job = janitorJob(
-      { store: opened, bus: new EventBus(opened.writer), heartbeatMs: 10, log: quiet, clock: localClock },
+      {
+        store: opened,
+        bus: new EventBus(opened.writer, localClock),
+        heartbeatMs: 10,
+        log: quiet,
+        clock: localClock,
+      },
       async (_options, _now, isFull) => {
         full.push(isFull ?? true);
         return { agents: 0, removed: 0 };

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { EventBus } from "../events/bus.js";
 import { type Store, openStore } from "../store/store.js";
 import { type StatusRow, neverConnectedStatus } from "../store/vms-repo.js";
+import { localClock } from "./cluster-clock.js";
 import { sweepDeadReplicas } from "./janitor.js";
 
 const stores: Store[] = [];
@@ -149,7 +150,7 @@ describe.each(STORE_DIALECTS)("agent ownership on %s", (dialect) => {
 
   it("the janitor's routine pass releases a dead replica's agents and unheld ones; its full pass also an unregistered holder's", async () => {
     const { store, now } = await fourHolders();
-    const options = { store, bus: new EventBus(store.writer), heartbeatMs: 5_000 };
+    const options = { store, bus: new EventBus(store.writer, localClock), heartbeatMs: 5_000 };
     expect(await sweepDeadReplicas(options, now, false)).toEqual({ agents: 2, removed: 0 });
     for (const name of ["dead", "nobody"]) expect(await read(store, name)).toMatchObject(released);
     expect(await read(store, "live")).toMatchObject({ agent_status: "connected", replica_id: "rep_live" });

@@ -15,7 +15,7 @@ import {
   compileValidator,
 } from "@nbfleet/shared";
 import type { Kysely } from "kysely";
-import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 import {
   claimQueued,
   commandsByIds,
@@ -112,7 +112,7 @@ export interface CommandServiceOptions {
    * The times commands store and the sweeps compare (sent, acknowledged, timed out, expired):
    * with replicas, the cluster's clock (cluster-clock.ts), as one replica stores what another sweeps.
    */
-  clock?: ClusterClock;
+  clock: ClusterClock;
 }
 
 function toMessage(command: CommandRecord): CommandMessage {
@@ -174,7 +174,7 @@ export class CommandService {
   constructor(private readonly options: CommandServiceOptions) {}
 
   private now(): number {
-    return (this.options.clock ?? localClock).now();
+    return this.options.clock.now();
   }
 
   attach(link: CommandLink): void {

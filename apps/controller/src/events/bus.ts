@@ -2,7 +2,7 @@
  * The in-process event bus: every fleet event (from agents or from the controller itself) is
  * stored through the write-behind buffer and handed to live subscribers (the SSE stream).
  */
-import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 import { type EventLevel, type FleetEvent, toEventRow } from "../store/events-repo.js";
 import { newId } from "../store/ids.js";
 import type { WriteBehind } from "../store/write-behind.js";
@@ -26,9 +26,9 @@ export class EventBus {
 
   constructor(
     private readonly writer: WriteBehind,
-    private readonly onListenerError: (error: unknown) => void = () => {},
     /** Event ids sort by it: with replicas, the cluster's clock (cluster-clock.ts). */
-    private readonly clock: ClusterClock = localClock,
+    private readonly clock: ClusterClock,
+    private readonly onListenerError: (error: unknown) => void = () => {},
   ) {}
 
   emit(input: NewEvent): FleetEvent {

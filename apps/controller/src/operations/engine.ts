@@ -16,7 +16,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CertificatePin } from "@nbfleet/shared/certificate-pin";
 import type { ArtifactCatalog } from "../artifacts/catalog.js";
-import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 import { NbfError } from "../errors.js";
 import { generatePassword, hashNotebookPassword } from "../fleet/password.js";
 import type { CommandRecord } from "../store/commands-repo.js";
@@ -86,6 +86,8 @@ export interface OperationSpec {
 }
 
 export interface OperationsEngineOptions extends FleetServices {
+  /** The time stored for replicas to compare (cluster-clock.ts). */
+  clock: ClusterClock;
   commandTtlSec: number;
   commandTimeoutSec: number;
   /** While running here, look for operations created or cancelled elsewhere this often (PostgreSQL). */
@@ -127,12 +129,8 @@ export class OperationsEngine {
       bus: options.bus,
       log: options.log,
       clustered: options.signals?.clustered ?? false,
-      clock: this.clock,
+      clock: this.options.clock,
     });
-  }
-
-  private get clock(): ClusterClock {
-    return this.options.clock ?? localClock;
   }
 
   /**
@@ -242,7 +240,7 @@ export class OperationsEngine {
       vmName,
       params: passwords ? { hash: passwords.hashes.get(vmName)! } : null,
     }));
-    const now = new Date(this.clock.now()).toISOString();
+    const now = new Date(this.options.clock.now()).toISOString();
     await store.db.transaction().execute(async (trx) => {
       await trx
         .insertInto("operations")
@@ -417,7 +415,7 @@ export class OperationsEngine {
         vms: this.options.vms,
         health: this.health,
         upgrades: this.upgrades,
-        clock: this.clock,
+        clock: this.options.clock,
         watchCommand: (commandId) => this.watchCommand(commandId),
       },
       {
@@ -468,7 +466,7 @@ export class OperationsEngine {
           : counts.failed > 0
             ? `${counts.failed} target(s) failed (within maxErrors ${operation.maxErrors})`
             : null;
-    const now = new Date(this.clock.now()).toISOString();
+    const now = new Date(this.options.clock.now()).toISOString();
     const timer = this.progressTimers.get(operation.id);
     if (timer) clearTimeout(timer);
     this.progressTimers.delete(operation.id);

@@ -1,6 +1,5 @@
 /** The controller services the background workers (operations engine, idle policy) act through. */
 import type { FastifyBaseLogger } from "fastify";
-import type { ClusterClock } from "../cluster/cluster-clock.js";
 import type { Signals } from "../cluster/signals.js";
 import type { CommandService } from "../commands/service.js";
 import type { EventBus } from "../events/bus.js";
@@ -17,6 +16,4 @@ export interface FleetServices {
   log: FastifyBaseLogger;
   /** Tells the other replicas (an operation's cancel, a policy change). */
   signals?: Signals;
-  /** The time stored for replicas to compare (cluster-clock.ts); this process's own without it. */
-  clock?: ClusterClock;
 }

@@ -16,7 +16,7 @@ import {
 } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type WebSocket from "ws";
-import { type ClusterClock, localClock } from "../cluster/cluster-clock.js";
+import type { ClusterClock } from "../cluster/cluster-clock.js";
 import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
@@ -39,7 +39,7 @@ export interface TerminalServiceOptions {
   /** With several replicas (PostgreSQL): their heartbeat interval, to tell the live ones. */
   replicaHeartbeatMs?: number;
   /** The time replicas compare (cluster-clock.ts). */
-  clock?: ClusterClock;
+  clock: ClusterClock;
 }
 
 export interface OpenRequest {
@@ -77,7 +77,7 @@ export class TerminalService implements StreamSink {
         : await terminalSessions.closeOrphaned(
             now,
             "controller_stopped",
-            aliveSince(heartbeatMs, (this.options.clock ?? localClock).now()),
+            aliveSince(heartbeatMs, this.options.clock.now()),
           );
     if (closed > 0)
       this.options.log.warn(`closed ${closed} terminal session audit rows a previous run left open`);

@@ -84,10 +84,8 @@ export async function wireServices(
   const replica = newReplicaIdentity();
   const adminToken = await ensureAdminToken(store.tokens, settings.dataDir, settings.adminToken);
 
-  const bus = new EventBus(
-    store.writer,
-    (error) => log.error({ err: error }, "event listener failed"),
-    clock,
+  const bus = new EventBus(store.writer, clock, (error) =>
+    log.error({ err: error }, "event listener failed"),
   );
   const metrics = new Metrics();
   const signals = createSignals(settings, store, log);
