@@ -108,5 +108,5 @@ export class DatabaseClock implements ClusterClock {
   }
 }
 
-/** The single controller's clock (SQLite, and tests of parts that take a clock). */
+/** This machine's clock as it is, for tests of the parts that take a clock (a controller, SQLite or not, uses DatabaseClock). */
 export const localClock: ClusterClock = { now: () => Date.now(), offsetMs: 0, measure: async () => {} };
