@@ -111,7 +111,11 @@ export class AgentGateway implements CommandLink {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly stateListeners = new Set<StateListener>();
   private readonly streamSinks = new Set<StreamSink>();
-  private pendingHandshakes = 0;
+  /**
+   * Connections between the upgrade and the welcome (not yet in `sessions`). The shutdown ends
+   * them too: one left open would hold the HTTP server's close, which waits for every socket.
+   */
+  private readonly handshaking = new Set<AgentSession>();
   private ticker: NodeJS.Timeout | undefined;
   private tickCount = 0;
   private nextBucket = 0;
@@ -261,6 +265,8 @@ export class AgentGateway implements CommandLink {
       session.close(CloseCode.goingAway, "controller shutting down");
       this.streamsEnded(session.vmName!, "the controller is shutting down");
     }
+    for (const session of this.handshaking) session.close(CloseCode.goingAway, "controller shutting down");
+    this.handshaking.clear();
   }
 
   private accept(ws: WebSocket, admission: AgentAdmission | undefined): void {
@@ -278,15 +284,13 @@ export class AgentGateway implements CommandLink {
       return;
     }
     const { identity } = admission;
-    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+    if (this.handshaking.size >= MAX_PENDING_HANDSHAKES) {
       session.close(CloseCode.tryLater, "too many agents connecting at once; retry with backoff");
       return;
     }
-    this.pendingHandshakes++;
-    let handshaking = true;
+    this.handshaking.add(session);
     const endHandshake = () => {
-      if (handshaking) this.pendingHandshakes--;
-      handshaking = false;
+      this.handshaking.delete(session);
       clearTimeout(helloTimer);
     };
     let failed = false;
@@ -418,6 +422,8 @@ export class AgentGateway implements CommandLink {
     if (!(await this.vmExists(identity.vmName))) {
       return session.close(CloseCode.unauthorized, `VM ${identity.vmName} no longer exists`);
     }
+    // The shutdown may have come while this connection waited for the store; it closed it.
+    if (!session.open) return;
     endHandshake();
     const previous = this.sessions.get(identity.vmName);
     if (previous) {

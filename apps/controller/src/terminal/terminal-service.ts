@@ -21,6 +21,7 @@ import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway, StreamSink } from "../gateway/gateway.js";
+import { closeWithin } from "../gateway/socket-close.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
 import type { TokenRecord } from "../store/tokens-repo.js";
@@ -211,7 +212,7 @@ export class TerminalService implements StreamSink {
 
   attach(session: TerminalSession, ws: WebSocket, size?: { cols: number; rows: number }): void {
     if (this.closing) {
-      ws.close(TerminalCloseCode.goingAway, "controller shutting down");
+      closeWithin(ws, TerminalCloseCode.goingAway, "controller shutting down");
       return;
     }
     session.attach(ws, size);

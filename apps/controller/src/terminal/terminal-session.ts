@@ -16,6 +16,7 @@ import {
   type TerminalServerFrame,
 } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { closeWithin } from "../gateway/socket-close.js";
 import { controlMessage, outputFrame, parseClientFrame } from "./client-frames.js";
 import { ReplayBuffer } from "./replay-buffer.js";
 
@@ -192,7 +193,7 @@ export class TerminalSession {
           message: `another client attached to terminal session ${this.id}; this one is detached`,
         }),
       );
-      closeClient(previous, TerminalCloseCode.takenOver, "another client attached");
+      closeWithin(previous, TerminalCloseCode.takenOver, "another client attached");
     }
     this.attaches++;
     const replay = this.replay.snapshot();
@@ -209,7 +210,7 @@ export class TerminalSession {
     for (const frame of replay) ws.send(outputFrame(frame.channel, frame.data));
     if (this.state === "ended") {
       if (this.final) ws.send(controlMessage(this.final.frame));
-      closeClient(ws, this.final?.code ?? TerminalCloseCode.ended, "session ended");
+      closeWithin(ws, this.final?.code ?? TerminalCloseCode.ended, "session ended");
       return;
     }
     this.client = ws;
@@ -226,7 +227,7 @@ export class TerminalSession {
     const input = parseClientFrame(raw, isBinary);
     if (input.kind === "invalid") {
       sendIfOpen(ws, controlMessage({ type: "error", code: "NBF_INVALID_FRAME", message: input.reason }));
-      closeClient(ws, TerminalCloseCode.invalidFrame, "invalid frame");
+      closeWithin(ws, TerminalCloseCode.invalidFrame, "invalid frame");
       return;
     }
     this.idleTimer.refresh();
@@ -316,7 +317,7 @@ export class TerminalSession {
     this.endSeen = client !== null;
     if (client) {
       sendIfOpen(client, controlMessage(final.frame));
-      closeClient(client, final.code, reason);
+      closeWithin(client, final.code, reason);
     }
     this.hooks.ended(this);
   }
@@ -324,10 +325,6 @@ export class TerminalSession {
 
 function sendIfOpen(ws: WebSocket, data: string | Buffer): void {
   if (ws.readyState === WebSocket.OPEN) ws.send(data);
-}
-
-function closeClient(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
 }
 
 function seconds(ms: number): string {

@@ -7,6 +7,7 @@
  */
 import { TerminalCloseCode } from "@nbfleet/shared";
 import WebSocket from "ws";
+import { closeWithin } from "../../gateway/socket-close.js";
 
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
@@ -59,21 +60,21 @@ export function pipeShell(client: WebSocket, upstream: WebSocket, done: () => vo
           message: "the replica holding the agent's connection went away; the terminal session ended with it",
         }),
       );
-      closeIfOpen(client, TerminalCloseCode.agentGone, "agent_gone");
-    } else closeIfOpen(client, sendable(code), reason.toString());
+      closeWithin(client, TerminalCloseCode.agentGone, "agent_gone");
+    } else closeWithin(client, sendable(code), reason.toString());
   });
   // The client going away only detaches it on the owner; the session lives on for a reattach.
   client.on("close", (code, reason) => {
     finish();
-    closeIfOpen(upstream, sendable(code), reason.toString());
+    closeWithin(upstream, sendable(code), reason.toString());
   });
   upstream.on("error", () => upstream.terminate());
   client.on("error", () => client.terminate());
   upstream.resume();
 
   return () => {
-    closeIfOpen(client, TerminalCloseCode.goingAway, "controller shutting down");
-    closeIfOpen(upstream, 1000, "relaying replica shutting down");
+    closeWithin(client, TerminalCloseCode.goingAway, "controller shutting down");
+    closeWithin(upstream, 1000, "relaying replica shutting down");
     finish();
   };
 }
@@ -85,8 +86,4 @@ function sendable(code: number): number {
 
 function sendIfOpen(ws: WebSocket, data: string): void {
   if (ws.readyState === WebSocket.OPEN) ws.send(data);
-}
-
-function closeIfOpen(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
 }

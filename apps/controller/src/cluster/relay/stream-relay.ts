@@ -16,6 +16,7 @@ import WebSocket from "ws";
 import type { ControllerSettings } from "../../config/settings.js";
 import { ERRORS, type ErrorCode, NbfError } from "../../errors.js";
 import type { AgentGateway } from "../../gateway/gateway.js";
+import { closeWithin } from "../../gateway/socket-close.js";
 import type { Store } from "../../store/store.js";
 import type { TokenRecord } from "../../store/tokens-repo.js";
 import type { ClusterClock } from "../cluster-clock.js";
@@ -186,8 +187,8 @@ export class StreamRelay {
   /** Pipes a client socket of this replica to a relayed shell until either side closes. */
   pipeShell(client: WebSocket, upstream: WebSocket): void {
     if (this.closing) {
-      upstream.close(1000, "relay closed");
-      client.close(1001, "controller shutting down");
+      closeWithin(upstream, 1000, "relay closed");
+      closeWithin(client, 1001, "controller shutting down");
       return;
     }
     this.piped.add(upstream);
