@@ -23,6 +23,7 @@ import {
 } from "@nbfleet/shared";
 import { AcmeRenewer } from "./acme/renewer.js";
 import { withAcmeFailure } from "./acme/tls-check-note.js";
+import { expiredOnArrival } from "./command-expiry.js";
 import { loadSettings, saveSettings } from "./config/load.js";
 import { isWildcard, notebookUrl } from "./config/notebook-url.js";
 import { type DataPaths, dataPaths } from "./config/paths.js";
@@ -251,7 +252,7 @@ export class Agent implements AgentCore {
 
   private async run(command: CommandMessage, progress: (message: string) => void): Promise<unknown> {
     this.log.info({ commandId: command.id, command: command.name }, "command received");
-    if (command.deadline !== undefined && Date.now() > command.deadline) {
+    if (expiredOnArrival(command)) {
       throw new AgentError("NBF_COMMAND_EXPIRED", `command ${command.id} expired before it could start`);
     }
     const supervisor = this.requireSupervisor();

@@ -123,6 +123,12 @@ function commandVariant<N extends CommandName>(name: N) {
     params: CommandParams[name] as (typeof CommandParams)[N],
     /** Milliseconds since epoch after which the agent must not start the command. */
     deadline: Type.Optional(Type.Integer({ minimum: 0 })),
+    /**
+     * The time the command had left when the controller sent it, on the controller's clock.
+     * Agents judge by this, not by `deadline`: a guest whose clock is off would otherwise refuse
+     * every command (ahead) or start stale ones (behind). `deadline` stays for older agents.
+     */
+    ttlMs: Type.Optional(Type.Integer({ minimum: 0 })),
   });
 }
 

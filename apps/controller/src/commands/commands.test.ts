@@ -222,3 +222,42 @@ describe.each(STORE_DIALECTS)("commands on %s", (dialect) => {
     expect(await verify(agent.passwordHashes[2]!.slice("argon2:".length), "a fine passphrase")).toBe(true);
   });
 });
+
+describe("a command's time left", () => {
+  it("goes with every send, counted on the controller's clock, whatever the guest's clock says", async () => {
+    // The controller's clock an hour behind the guest's (this process's): by the guest's clock
+    // every deadline has long passed, and an agent judging by it refused every command.
+    const hourBehind = () => Date.now() - 3_600_000;
+    let deaf = true;
+    const provider = new SimProvider({ ignore: (c) => deaf && c.name === "notebook.restart" });
+    controller = await startTestController({
+      provider,
+      localClock: hourBehind,
+      settings: { commandTtlSec: 600 },
+    });
+    const token = controller.adminToken;
+    await call(controller.app, "POST", "/v1/vms", { token, body: { name: "nb" } });
+    const agent = await provider.connected("nb");
+    const sent = (await call(controller.app, "POST", "/v1/vms/nb/notebook/restart", { token })).json();
+    await agent.waitFor(() => agent.commands().some((c) => c.id === sent.id), 5000, "the first delivery");
+    const first = agent.commands().find((c) => c.id === sent.id)!;
+    expect(first.deadline).toBe(Date.parse(sent.expiresAt));
+    expect(first.deadline!).toBeLessThan(Date.now());
+    expect(first.ttlMs).toBeGreaterThan(595_000);
+    expect(first.ttlMs).toBeLessThanOrEqual(600_000);
+
+    // Sent again on the next connection with what is left then.
+    agent.close();
+    await eventually(
+      async () => (await call(controller.app, "GET", "/v1/vms/nb", { token })).json(),
+      (v) => v.agent.status === "disconnected",
+    );
+    await sleep(300);
+    deaf = false;
+    await agent.connect();
+    expect((await command(sent.id, 5)).state).toBe("succeeded");
+    const [, second] = agent.commands().filter((c) => c.id === sent.id);
+    expect(second!.deadline).toBe(first.deadline);
+    expect(first.ttlMs! - second!.ttlMs!).toBeGreaterThanOrEqual(300);
+  });
+});

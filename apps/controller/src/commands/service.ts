@@ -115,14 +115,17 @@ export interface CommandServiceOptions {
   clock: ClusterClock;
 }
 
-function toMessage(command: CommandRecord): CommandMessage {
+/** The command's frame as it goes out `now` (its time left is counted at each send). */
+function toMessage(command: CommandRecord, now: number): CommandMessage {
+  const deadline = Date.parse(command.expiresAt);
   return {
     v: PROTOCOL_VERSION,
     id: command.id,
     type: "command",
     name: command.name,
     params: command.params,
-    deadline: Date.parse(command.expiresAt),
+    deadline,
+    ttlMs: Math.max(0, deadline - now),
   } as CommandMessage;
 }
 
@@ -463,7 +466,7 @@ export class CommandService {
         if (this.redelivered.has(command.id)) continue;
         if (this.redelivered.size >= MAX_REMEMBERED_TIMEOUTS) this.redelivered.clear();
         this.redelivered.add(command.id);
-        this.link.send(vmName, toMessage(command));
+        this.link.send(vmName, toMessage(command, this.now()));
       }
     } catch (error) {
       this.options.onError(error);
@@ -665,7 +668,7 @@ export class CommandService {
   private sendRemembering(command: CommandRecord): boolean {
     const connection = this.link?.connectionOf(command.vmName);
     if (connection !== undefined && this.sentTimeouts.get(command.id)?.connection === connection) return true;
-    const sent = this.link?.send(command.vmName, toMessage(command)) ?? false;
+    const sent = this.link?.send(command.vmName, toMessage(command, this.now())) ?? false;
     if (!sent) {
       this.unsent.add(command).catch((error) => this.options.onError(error));
       return false;
