@@ -20,6 +20,8 @@ export default defineConfig({
       "packages/testkit/src/postgres-global-setup.ts",
       "packages/testkit/src/browser-global-setup.ts",
       "packages/testkit/src/pebble-global-setup.ts",
+      // The CLI bundled once (cli-bundle.ts): tests run `nbfleet` a hundred-odd times.
+      "packages/testkit/src/cli-global-setup.ts",
     ],
     projects: [
       {

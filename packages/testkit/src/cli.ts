@@ -1,7 +1,7 @@
-/** Runs the `nbfleet` CLI from the checkout (through tsx) against a test controller. */
+/** Runs the `nbfleet` CLI from the checkout (bundled once per run: cli-bundle.ts) against a test controller. */
 import { execFile } from "node:child_process";
-import { tsxArgs } from "./processes.js";
-import { controllerMain, repoRoot } from "./repo.js";
+import { existsSync } from "node:fs";
+import { CLI_BUNDLE_ENTRY, repoRoot } from "./repo.js";
 
 export interface CliRun {
   code: number;
@@ -13,9 +13,18 @@ export function runCli(controller: { url: string; adminToken: string }, ...args:
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      tsxArgs(controllerMain, ["--url", controller.url, "--token", controller.adminToken, ...args]),
+      [cliEntry(), "--url", controller.url, "--token", controller.adminToken, ...args],
       { cwd: repoRoot, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+function cliEntry(): string {
+  if (!existsSync(CLI_BUNDLE_ENTRY)) {
+    throw new Error(
+      `no CLI bundle at ${CLI_BUNDLE_ENTRY}: vitest's global setup builds it (packages/testkit/src/cli-global-setup.ts)`,
+    );
+  }
+  return CLI_BUNDLE_ENTRY;
 }

@@ -6,3 +6,6 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const tsxLoader = path.join(repoRoot, "node_modules/tsx/dist/loader.mjs");
 export const agentMain = path.join(repoRoot, "apps/agent/src/cli/main.ts");
 export const controllerMain = path.join(repoRoot, "apps/controller/src/cli/main.ts");
+/** The run's bundle of the CLI (cli-bundle.ts), in node_modules/.cache: nothing in the tree or /tmp. */
+export const CLI_BUNDLE_DIR = path.join(repoRoot, "node_modules", ".cache", "nbfleet-test-cli");
+export const CLI_BUNDLE_ENTRY = path.join(CLI_BUNDLE_DIR, "main.js");
