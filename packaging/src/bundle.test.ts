@@ -50,6 +50,32 @@ describe("bundleController", () => {
     expect(JSON.parse(stdout)).toEqual({ template: "echo hello\n", artifact: "function" });
   });
 
+  it("leaves what a command imports when it runs in a chunk of its own, loaded only then", async () => {
+    await write(
+      "src/cli/main.ts",
+      [
+        'import { agentArtifact } from "./agent-artifact.js";',
+        "if (process.argv[2] === 'heavy') console.log((await import('./heavy.js')).template);",
+        "else console.log(typeof agentArtifact, typeof globalThis.heavyLoaded);",
+      ].join("\n"),
+    );
+    await write(
+      "src/cli/heavy.ts",
+      [
+        'import { readFileSync } from "node:fs";',
+        "(globalThis as { heavyLoaded?: boolean }).heavyLoaded = true;",
+        'export const template = readFileSync(new URL("./template.sh", import.meta.url), "utf8");',
+      ].join("\n"),
+    );
+    const out = path.join(dir, "release", "lib", "nbfleet.mjs");
+    await bundleController(dir, out);
+    const files = await readdir(path.dirname(out));
+    expect(files.filter((f) => /^chunk-\w+\.mjs$/.test(f)).length).toBeGreaterThan(0);
+    expect(await readFile(out, "utf8")).not.toContain("heavyLoaded = true");
+    expect((await run(process.execPath, [out], { cwd: tmpdir() })).stdout).toBe("function undefined\n");
+    expect((await run(process.execPath, [out, "heavy"], { cwd: tmpdir() })).stdout).toBe("echo hello\n\n");
+  });
+
   it("fails when nothing imports the checkout's agent artifact module", async () => {
     await write("src/cli/main.ts", 'console.log("no artifact");\n');
     await expect(bundleController(dir, path.join(dir, "out.mjs"))).rejects.toThrow(

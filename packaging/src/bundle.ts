@@ -1,5 +1,7 @@
 /**
- * Bundles the controller CLI into one ESM file for Node 20 with esbuild, at build time. Two
+ * Bundles the controller CLI into ESM for Node 20 with esbuild, at build time: the entry file and,
+ * beside it, the chunks it imports only when a command needs them (`server` and `up` load the
+ * whole controller; `nbfleet vm ls` as one file loaded it too, 0.74 s and 122 MB). Two
  * modules are swapped for release ones: the agent artifact is the one shipped with the release
  * (not built from sources), and esbuild itself (which the checkout's artifact builder imports)
  * is a stub, so the release carries no esbuild. Files the code reads beside itself
@@ -67,7 +69,12 @@ export async function bundleController(controllerDir: string, outfile: string): 
   try {
     result = await build({
       entryPoints: [entry],
-      outfile,
+      outdir: path.dirname(outfile),
+      entryNames: path.basename(outfile, ".mjs"),
+      // Beside the entry: the files modules read beside themselves are found from any chunk.
+      chunkNames: "chunk-[hash]",
+      outExtension: { ".js": ".mjs" },
+      splitting: true,
       absWorkingDir: controllerDir,
       bundle: true,
       platform: "node",

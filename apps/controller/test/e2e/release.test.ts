@@ -157,7 +157,14 @@ describe("the release tarball, installed with npm on plain node", () => {
     expect(names.filter((n) => n.startsWith("@esbuild/"))).toEqual([]);
     const bundle = await readFile(path.join(installed, "lib", "nbfleet.mjs"), "utf8");
     expect(bundle.startsWith("#!/usr/bin/env node\n")).toBe(true);
-    expect(bundle).not.toMatch(/ESBUILD_BINARY_PATH|from "tsx|require\("tsx/);
+    // The entry and the chunks it loads when a command needs them (the server's, for one).
+    const chunks = (await readdir(path.join(installed, "lib"))).filter((f) => /^chunk-\w+\.mjs$/.test(f));
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const file of ["nbfleet.mjs", ...chunks]) {
+      const code = await readFile(path.join(installed, "lib", file), "utf8");
+      expect(code, file).not.toMatch(/ESBUILD_BINARY_PATH|from "tsx|require\("tsx/);
+    }
+    expect(bundle).not.toMatch(/from "fastify"|function fastify\(/);
     const { stdout } = await run(path.join(prefix, "bin", "nbfleet"), ["--version"], { env: plainEnv() });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
