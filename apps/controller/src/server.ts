@@ -26,6 +26,7 @@ import { type ControllerTls, RENEW_WARNING_DAYS, fileCertificateStatus, readTlsF
 import { runServices, stopLeasedJobsFirst } from "./wiring/lifecycle.js";
 import { registerPlugins } from "./wiring/plugins.js";
 import { wireServices } from "./wiring/services.js";
+import { watchShutdown } from "./wiring/shutdown-watch.js";
 
 /** Log fields that may hold secrets; pino replaces them with "[redacted]". */
 export const REDACT_PATHS = [
@@ -105,6 +106,7 @@ export async function buildServer(settings: ControllerSettings, options: BuildOp
       });
       app.addHook("onClose", async () => ownCertificate.stop());
     }
+    watchShutdown(app);
     stopLeasedJobsFirst(app);
     await registerPlugins(app, options.artifact);
     await runServices(app);

@@ -6,12 +6,15 @@
  * test closed its controller), and one whose welcome finished after the shutdown was welcomed
  * by a controller already gone.
  */
+import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CloseCode } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { openRaw, rawHello } from "@nbfleet/testkit/raw-agent";
 import { seedVms } from "@nbfleet/testkit/sim-fleet";
+import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { SHUTDOWN_REPORT_EVERY_MS } from "../wiring/shutdown-watch.js";
 
 let controller: TestController | undefined;
 afterEach(async () => {
@@ -69,5 +72,39 @@ describe("agent connections at shutdown", () => {
     expect(await within(raw.closed, 2000)).toMatchObject({ code: CloseCode.goingAway });
     expect(raw.messages.filter((m) => (m as { type?: string }).type === "welcome")).toEqual([]);
     expect(gateway.isConnected(vm!.name)).toBe(false);
+  });
+
+  it("says what it is waiting for while a connection nobody closed holds it", async () => {
+    const lines: { msg: string; openConnections?: number; peers?: string[] }[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split("\n").filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    controller = await startTestController({ logger: pino({ level: "warn" }, sink) });
+    const [vm] = await seedVms(controller.app, { count: 1 });
+    const raw = openRaw(controller.url, vm!.credential);
+    await raw.opened;
+    // A shutdown that forgets this connection, as the gateway's forgot those in their handshake.
+    vi.spyOn(controller.app.nbfleet.gateway, "close").mockImplementation(() => {});
+    const closing = controller.close();
+    controller = undefined;
+
+    const port = (raw.ws as unknown as { _socket: { localPort: number } })._socket.localPort;
+    await vi.waitFor(
+      () => {
+        const said = lines.find((l) => l.msg.startsWith("shutdown waiting for 1 open connection"));
+        expect(said?.peers).toEqual([`127.0.0.1:${port}`]);
+      },
+      { timeout: SHUTDOWN_REPORT_EVERY_MS * 3 },
+    );
+    raw.ws.terminate();
+    expect(
+      await within(
+        closing.then(() => "closed" as const),
+        5000,
+      ),
+    ).toBe("closed");
   });
 });
