@@ -3,8 +3,7 @@
  * listening on 127.0.0.1 with a free port, quiet logs, fast timers.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import os from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import type { ArtifactInfo } from "@nbfleet/controller";
 import { type ControllerSettings, defaultSettings } from "@nbfleet/controller";
@@ -62,9 +61,13 @@ export async function startTestController(
   return { app, url, adminToken, dataDir, provider, close: () => app.close() };
 }
 
-/** One release key file per test database (its directory made 0700, the file by the controller). */
+let keyDir: string | undefined;
+
+/**
+ * One release key file per test database, in a 0700 directory of this test file's (removed with
+ * its data dirs: one shared directory in /tmp kept every run's keys, thousands of them).
+ */
 function clusterKeyFile(databaseUrl: string): string {
-  const dir = path.join(os.tmpdir(), "nbf-test-release-keys");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return path.join(dir, `${createHash("sha256").update(databaseUrl).digest("hex").slice(0, 32)}.pem`);
+  if (!keyDir || !existsSync(keyDir)) keyDir = makeDataDir("nbf-test-release-keys-", 0o700);
+  return path.join(keyDir, `${createHash("sha256").update(databaseUrl).digest("hex").slice(0, 32)}.pem`);
 }
