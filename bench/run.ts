@@ -32,6 +32,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { buildCliBundle } from "@nbfleet/testkit/cli-bundle";
 import { removeMadeDataDirs } from "@nbfleet/testkit/data-dir";
 import { runAcmeBench } from "./src/acme-bench.js";
 import { runAgentBench } from "./src/agent-bench.js";
@@ -277,6 +278,9 @@ async function main(): Promise<void> {
   );
   await checkReadme(values.readme);
 
+  // Controllers started as processes (startControllerProcess) run the checkout's bundled CLI:
+  // built here, so a bundle left by an earlier test run never stands in for today's sources.
+  await buildCliBundle();
   const machine = describeMachine();
   const at = new Date().toISOString();
   const measured: Partial<Parts> = {};

@@ -1,7 +1,6 @@
 /** Runs the `nbfleet` CLI from the checkout (bundled once per run: cli-bundle.ts) against a test controller. */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { CLI_BUNDLE_ENTRY, repoRoot } from "./repo.js";
+import { bundledCli, repoRoot } from "./repo.js";
 
 export interface CliRun {
   code: number;
@@ -13,18 +12,9 @@ export function runCli(controller: { url: string; adminToken: string }, ...args:
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [cliEntry(), "--url", controller.url, "--token", controller.adminToken, ...args],
+      [bundledCli(), "--url", controller.url, "--token", controller.adminToken, ...args],
       { cwd: repoRoot, env: { ...process.env, NBFLEET_URL: "", NBFLEET_TOKEN: "" } },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });
-}
-
-function cliEntry(): string {
-  if (!existsSync(CLI_BUNDLE_ENTRY)) {
-    throw new Error(
-      `no CLI bundle at ${CLI_BUNDLE_ENTRY}: vitest's global setup builds it (packages/testkit/src/cli-global-setup.ts)`,
-    );
-  }
-  return CLI_BUNDLE_ENTRY;
 }

@@ -1,11 +1,11 @@
 /**
  * Runs the real `nbfleet server` as a separate process (so a test can SIGKILL it and start it
- * again on the same data dir) and talks to it over HTTP like any outside client.
+ * again on the same data dir) and talks to it over HTTP like any outside client. It starts from
+ * the run's bundle of the checkout's CLI (cli-bundle.ts).
  */
 import type { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { captureOutput, spawnTs, stopChild } from "./processes.js";
-import { controllerMain } from "./repo.js";
+import { captureOutput, spawnCli, stopChild } from "./processes.js";
 
 export interface ControllerProcess {
   process: ChildProcess;
@@ -23,7 +23,7 @@ export async function startControllerProcess(
   env: NodeJS.ProcessEnv = {},
   nodeFlags: string[] = [],
 ): Promise<ControllerProcess> {
-  const child = spawnTs(controllerMain, ["server", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+  const child = spawnCli(["server", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
     nodeFlags,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NBFLEET_ADMIN_TOKEN: token, NBFLEET_LOG_LEVEL: "warn", ...env },

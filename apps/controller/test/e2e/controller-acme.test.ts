@@ -16,8 +16,7 @@ import { connect as tlsConnect } from "node:tls";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { type Pebble, startPebble } from "@nbfleet/testkit/pebble";
 import { freePort } from "@nbfleet/testkit/ports";
-import { captureOutput, spawnTs, stopChild } from "@nbfleet/testkit/processes";
-import { controllerMain } from "@nbfleet/testkit/repo";
+import { captureOutput, spawnCli, stopChild } from "@nbfleet/testkit/processes";
 import { makeTestCa } from "@nbfleet/testkit/test-ca";
 import { waitFor } from "@nbfleet/testkit/wait";
 import Database from "better-sqlite3";
@@ -42,8 +41,7 @@ beforeAll(async () => {
   dataDir = makeDataDir("nbf-ctl-acme-");
   const rootFile = path.join(dataDir, "pebble-root.pem");
   writeFileSync(rootFile, root);
-  controller = spawnTs(
-    controllerMain,
+  controller = spawnCli(
     [
       "server",
       "--listen",

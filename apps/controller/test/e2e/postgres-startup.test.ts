@@ -9,8 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freePort } from "@nbfleet/testkit/ports";
 import { type PostgresServer, createDatabase, startPostgres } from "@nbfleet/testkit/postgres";
-import { captureOutput, spawnTs, stopChild } from "@nbfleet/testkit/processes";
-import { controllerMain } from "@nbfleet/testkit/repo";
+import { captureOutput, spawnCli, stopChild } from "@nbfleet/testkit/processes";
 import { eventually } from "@nbfleet/testkit/wait";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
@@ -26,7 +25,7 @@ afterAll(async () => {
 });
 
 function nbfleetServer(databaseUrl: string, port: number) {
-  const child = spawnTs(controllerMain, ["server", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+  const child = spawnCli(["server", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,

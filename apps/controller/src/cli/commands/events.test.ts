@@ -1,8 +1,7 @@
 import { tmpdir } from "node:os";
 import { createInterface } from "node:readline";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
-import { spawnTs } from "@nbfleet/testkit/processes";
-import { controllerMain } from "@nbfleet/testkit/repo";
+import { spawnCli } from "@nbfleet/testkit/processes";
 import { eventually } from "@nbfleet/testkit/wait";
 import { afterEach, describe, expect, it } from "vitest";
 import type { FleetEvent } from "../../events/bus.js";
@@ -34,7 +33,7 @@ describe("nbfleet events -f", () => {
       );
     const emitted: FleetEvent[] = emit(5, 10);
 
-    const cli = spawnTs(controllerMain, ["--json", "events", "-f", "--kind", "test."], {
+    const cli = spawnCli(["--json", "events", "-f", "--kind", "test."], {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         PATH: process.env.PATH,

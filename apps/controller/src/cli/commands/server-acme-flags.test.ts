@@ -3,8 +3,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
-import { tsxArgs } from "@nbfleet/testkit/processes";
-import { controllerMain, repoRoot } from "@nbfleet/testkit/repo";
+import { bundledCli, repoRoot } from "@nbfleet/testkit/repo";
 import { describe, expect, it } from "vitest";
 
 function server(...args: string[]): Promise<{ code: number; output: string }> {
@@ -12,7 +11,7 @@ function server(...args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      tsxArgs(controllerMain, ["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...args]),
+      [bundledCli(), "server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...args],
       { cwd: repoRoot, env: { PATH: process.env.PATH ?? "", HOME: dataDir }, timeout: 60_000 },
       (error, stdout, stderr) =>
         resolve({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` }),

@@ -9,8 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadNodePty } from "@nbfleet/agent";
 import { shellQuote } from "@nbfleet/shared/quote";
-import { tsxArgs } from "@nbfleet/testkit/processes";
-import { controllerMain } from "@nbfleet/testkit/repo";
+import { bundledCli } from "@nbfleet/testkit/repo";
 import { type TcpBalancer, startTcpBalancer } from "@nbfleet/testkit/tcp-balancer";
 import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
@@ -35,7 +34,7 @@ function cli(
   options: { stdin?: string; token?: string; onStdout?: (text: string) => void } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, tsxArgs(controllerMain, args), {
+    const child = spawn(process.execPath, [bundledCli(), ...args], {
       env: cliEnv(f, options.token),
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -56,7 +55,7 @@ function cli(
 /** The CLI in a pseudo-terminal of its own, then `stty -a` of that terminal once it exits. */
 async function cliInPty(f: Fleet, args: string[], url = f.controller.url) {
   const pty = await loadNodePty();
-  const quoted = [process.execPath, ...tsxArgs(controllerMain, args)].map(shellQuote).join(" ");
+  const quoted = [process.execPath, bundledCli(), ...args].map(shellQuote).join(" ");
   const term = pty.spawn("/bin/sh", ["-c", `${quoted}; echo "cli-exit=$?"; stty -a`], {
     cols: 100,
     rows: 30,
@@ -193,7 +192,7 @@ describe("nbfleet shell", () => {
       const cliPid = Number(
         (
           await new Promise<string>((resolve) =>
-            spawn("pgrep", ["-f", "-n", `${controllerMain} shell box`]).stdout.on("data", (d: Buffer) =>
+            spawn("pgrep", ["-f", "-n", `${bundledCli()} shell box`]).stdout.on("data", (d: Buffer) =>
               resolve(d.toString()),
             ),
           )
