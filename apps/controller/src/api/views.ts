@@ -114,12 +114,21 @@ export function toBootstrapView(
   };
 }
 
+/** What the API shows of a command's params: only the agent ever gets a password.set's hash. */
+export const REDACTED = "[redacted]";
+
+function shownParams(command: CommandRecord): Record<string, unknown> {
+  // An argon2 hash of a password someone chose can be guessed offline; the caller who set the
+  // password knows it, and every other reader (a viewer included) must not get the hash.
+  return command.name === "password.set" ? { ...command.params, hash: REDACTED } : command.params;
+}
+
 export function toCommandView(command: CommandRecord, agentConnected: boolean): CommandView {
   return {
     id: command.id,
     vmName: command.vmName,
     name: command.name,
-    params: command.params,
+    params: shownParams(command),
     state: command.state,
     createdAt: command.createdAt,
     sentAt: command.sentAt,
