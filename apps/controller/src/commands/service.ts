@@ -42,6 +42,7 @@ const REDELIVER_GRACE_MS = 2000;
 const MAX_REMEMBERED_TIMEOUTS = 100_000;
 
 interface SentOn {
+  vmName: string;
   timeoutMs: number;
   connection: number | undefined;
 }
@@ -63,6 +64,13 @@ interface HeldAck {
   vmName: string;
   at: number;
 }
+
+/**
+ * Held acks are keyed by machine too: an agent may name any command id (bulk ids are
+ * predictable), and its ack must never replace the one the command's own machine sent.
+ * VM names cannot hold a space, so the key is unambiguous.
+ */
+const heldAckKey = (vmName: string, commandId: string) => `${vmName} ${commandId}`;
 
 /** How commands reach agents; the gateway implements it. */
 export interface CommandLink {
@@ -474,7 +482,7 @@ export class CommandService {
   }
 
   onAck(vmName: string, commandId: string): void {
-    this.heldAcks.set(commandId, { commandId, vmName, at: this.now() });
+    this.heldAcks.set(heldAckKey(vmName, commandId), { commandId, vmName, at: this.now() });
     if (!this.ackTimer) this.writeHeldAcksIn(ACK_HOLD_MS);
   }
 
@@ -505,8 +513,10 @@ export class CommandService {
     } catch (error) {
       this.options.onError(error);
     } finally {
-      for (const ack of acks)
-        if (this.heldAcks.get(ack.commandId) === ack) this.heldAcks.delete(ack.commandId);
+      for (const ack of acks) {
+        const key = heldAckKey(ack.vmName, ack.commandId);
+        if (this.heldAcks.get(key) === ack) this.heldAcks.delete(key);
+      }
     }
   }
 
@@ -568,8 +578,7 @@ export class CommandService {
       const repo = new CommandsRepo(trx);
       for (const ack of acks) {
         // Commands this process sent: their timeout is known without reading them back.
-        let timeoutMs = this.sentTimeouts.get(ack.commandId)?.timeoutMs;
-        this.sentTimeouts.delete(ack.commandId);
+        let timeoutMs = this.forgetSent(ack.commandId, ack.vmName)?.timeoutMs;
         if (timeoutMs === undefined) {
           const command = await repo.get(ack.commandId);
           if (!command || command.vmName !== ack.vmName) continue;
@@ -591,16 +600,27 @@ export class CommandService {
     results: Array<{ vmName: string; commandId: string; outcome: Outcome; at: Date }>,
   ): Promise<Array<CommandRecord | undefined>> {
     const requests = results.map((r) => {
-      const ack = this.heldAcks.get(r.commandId);
-      const ackedAt = ack?.vmName === r.vmName ? new Date(ack.at).toISOString() : null;
+      const ack = this.heldAcks.get(heldAckKey(r.vmName, r.commandId));
+      const ackedAt = ack ? new Date(ack.at).toISOString() : null;
       return { id: r.commandId, vmName: r.vmName, outcome: r.outcome, now: r.at.toISOString(), ackedAt };
     });
     const finished = await this.options.store.commands.finishManyReturning(requests);
     for (const r of requests) {
-      if (r.ackedAt !== null) this.heldAcks.delete(r.id);
-      this.sentTimeouts.delete(r.id);
+      this.heldAcks.delete(heldAckKey(r.vmName, r.id));
+      this.forgetSent(r.id, r.vmName);
     }
     return finished;
+  }
+
+  /**
+   * Forgets a command sent from here once its own machine answers it; another machine naming
+   * its id leaves it remembered.
+   */
+  private forgetSent(commandId: string, vmName: string): SentOn | undefined {
+    const sent = this.sentTimeouts.get(commandId);
+    if (sent?.vmName !== vmName) return undefined;
+    this.sentTimeouts.delete(commandId);
+    return sent;
   }
 
   /** A deleted VM's commands end as expired. */
@@ -675,7 +695,7 @@ export class CommandService {
     }
     // A command whose ack never comes stays here until the map is cleared; acks then read the store.
     if (this.sentTimeouts.size >= MAX_REMEMBERED_TIMEOUTS) this.sentTimeouts.clear();
-    this.sentTimeouts.set(command.id, { timeoutMs: command.timeoutMs, connection });
+    this.sentTimeouts.set(command.id, { vmName: command.vmName, timeoutMs: command.timeoutMs, connection });
     return true;
   }
 

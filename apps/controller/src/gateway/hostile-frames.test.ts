@@ -398,4 +398,56 @@ describe("agent gateway: hostile frames", () => {
     );
     expect((await call(app, "GET", "/healthz")).json()).toMatchObject({ status: "ok" });
   });
+
+  it("keeps a machine's held ack when another machine acks the same command id meanwhile", async () => {
+    const provider = new SimProvider();
+    controller = await startTestController({ provider });
+    const { app, adminToken: token } = controller;
+    const [victim, abuser] = await Promise.all(
+      ["victim", "abuser"].map(async (name) => {
+        const agent = await vmWithAgent(provider, name);
+        agent.close();
+        await agent.waitFor(() => agent.closes.length > 1, 5000, `${name}'s agent gone`);
+        return welcomedRaw(agent.credential!);
+      }),
+    );
+    const sentToVictim = async () => {
+      const command = (await call(app, "POST", "/v1/vms/victim/notebook/restart", { token })).json();
+      await eventually(
+        async () => victim!.messages,
+        (messages) => messages.some((m) => (m as { id?: string }).id === command.id),
+      );
+      return command.id as string;
+    };
+    const rowOf = (id: string) =>
+      controller.app.nbfleet.store.db
+        .selectFrom("commands")
+        .select(["state", "acked_at"])
+        .where("id", "=", id)
+        .executeTakeFirstOrThrow();
+
+    // The foreign ack comes while the victim's is held (an ack is held a second before it is
+    // written), and the victim's ack is written all the same.
+    const acked = await sentToVictim();
+    victim!.ws.send(message("ack", { commandId: acked }));
+    await sleep(100);
+    abuser!.ws.send(message("ack", { commandId: acked }));
+    await sleep(1500);
+    const ackedRow = await rowOf(acked);
+    expect(ackedRow.state).toBe("acked");
+    expect(ackedRow.acked_at).not.toBeNull();
+
+    // The same, with the victim's result arriving while both acks are held: its ack time is
+    // written with the result.
+    const finished = await sentToVictim();
+    victim!.ws.send(message("ack", { commandId: finished }));
+    await sleep(100);
+    abuser!.ws.send(message("ack", { commandId: finished }));
+    victim!.ws.send(message("result", { commandId: finished, ok: true, data: { pid: 1 } }));
+    expect((await call(app, "GET", `/v1/commands/${finished}?wait=5`, { token })).json().state).toBe(
+      "succeeded",
+    );
+    expect((await rowOf(finished)).acked_at).not.toBeNull();
+    expect(abuser!.ws.readyState).toBe(abuser!.ws.OPEN);
+  });
 });
