@@ -21,6 +21,15 @@ export interface NewEvent {
 
 export type EventListener = (event: FleetEvent) => void;
 
+/**
+ * The time an event reports, in the one form stored (UTC, milliseconds), so that its text sorts
+ * like the time it says; one Date cannot read (a leap second) becomes the time it arrived.
+ */
+function storedTime(at: string | undefined, now: number): string {
+  const reported = at === undefined ? Number.NaN : Date.parse(at);
+  return new Date(Number.isNaN(reported) ? now : reported).toISOString();
+}
+
 export class EventBus {
   private readonly listeners = new Set<EventListener>();
 
@@ -35,7 +44,7 @@ export class EventBus {
     const now = this.clock.now();
     const event: FleetEvent = {
       id: newId("evt", now),
-      at: input.at ?? new Date(now).toISOString(),
+      at: storedTime(input.at, now),
       vmName: input.vmName,
       source: input.source ?? "controller",
       kind: input.kind,

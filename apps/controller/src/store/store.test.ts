@@ -3,7 +3,7 @@ import { CompiledQuery, type Kysely } from "kysely";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { claimQueued, claimStatement, strandedQueued, strandedStatement } from "../cluster/command-rows.js";
 import { sweepSelect } from "./commands-repo.js";
-import { newId } from "./ids.js";
+import { eventIdBound, newId } from "./ids.js";
 import { OperationTargetsRepo, listedTargets } from "./operation-targets-repo.js";
 import { pruneHistory } from "./retention.js";
 import type { Database } from "./schema.js";
@@ -630,31 +630,26 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     }
   });
 
-  it("deletes old events and old finished commands, keeps the rest", async () => {
+  it("deletes events that arrived long ago (whatever time their agent reported) and old finished commands", async () => {
     const store = await freshStore();
     const old = "2020-01-01T00:00:00.000Z";
     const now = new Date().toISOString();
+    const event = (id: string, at: string, message: string) => ({
+      id,
+      at,
+      vm_name: "a",
+      source: "agent" as const,
+      kind: "k",
+      level: "info" as const,
+      message,
+      data: null,
+    });
+    // An event's age is its id's (stamped on the cluster's clock), not the `at` an agent reports.
     await store.events.insertMany([
-      {
-        id: newId("evt"),
-        at: old,
-        vm_name: "a",
-        source: "controller",
-        kind: "k",
-        level: "info",
-        message: "old",
-        data: null,
-      },
-      {
-        id: newId("evt"),
-        at: now,
-        vm_name: "a",
-        source: "controller",
-        kind: "k",
-        level: "info",
-        message: "new",
-        data: null,
-      },
+      event(eventIdAt(Date.parse(old)), old, "old"),
+      event(eventIdAt(Date.parse(old)), "9999-12-31T23:59:59.999Z", "old, from a clock far ahead"),
+      event(newId("evt"), now, "new"),
+      event(newId("evt"), "0001-01-01T00:00:00.000Z", "new, from a clock far behind"),
     ]);
     const base = { vmName: "a", name: "diagnose" as const, params: {}, timeoutMs: 1000, operationId: null };
     const done = await store.commands.insert({ ...base, id: newId("cmd"), createdAt: old, expiresAt: old });
@@ -666,8 +661,11 @@ describe.each(STORE_DIALECTS)("store on %s", (dialect) => {
     });
     await store.commands.expireDue("2020-01-02T00:00:00.000Z");
     const result = await pruneHistory(store.db, new Date(Date.now() - 86_400_000));
-    expect(result).toEqual({ events: 1, commands: 1 });
-    expect((await store.events.list({ limit: 10 })).map((e) => e.message)).toEqual(["new"]);
+    expect(result).toEqual({ events: 2, commands: 1 });
+    expect((await store.events.list({ limit: 10 })).map((e) => e.message).sort()).toEqual([
+      "new",
+      "new, from a clock far behind",
+    ]);
     expect(await store.commands.get(done.id)).toBeUndefined();
     expect((await store.commands.get(pending.id))?.state).toBe("queued");
   });
@@ -680,6 +678,11 @@ describe("ids", () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
+
+/** An event id as one made at `ms` on the cluster's clock (newId never goes back in time). */
+function eventIdAt(ms: number): string {
+  return `${eventIdBound(ms)}000${Math.random().toString(36).slice(2, 12).padEnd(10, "0")}`;
+}
 
 /** A notebook restart for insertMany, created `at` and expiring ten minutes later. */
 function restartCommand(id: string, vmName: string, at: string, sentAt: string | null) {

@@ -78,14 +78,14 @@ async function stopServices(context: ControllerContext): Promise<void> {
   await store.close();
 }
 
-/** Every hour, events and finished commands older than `historyRetentionDays` are deleted. */
-function pruningJob({ store, settings }: ControllerContext, log: FastifyBaseLogger): LeasedJob {
+/** Every hour, events that arrived and commands that finished over `historyRetentionDays` ago are deleted. */
+function pruningJob({ store, settings, cluster }: ControllerContext, log: FastifyBaseLogger): LeasedJob {
   let pruner: NodeJS.Timeout | undefined;
   return {
     name: "retention",
     start() {
       pruner = setInterval(() => {
-        const cutoff = new Date(Date.now() - settings.historyRetentionDays * 86_400_000);
+        const cutoff = new Date(cluster.clock.now() - settings.historyRetentionDays * 86_400_000);
         pruneHistory(store.db, cutoff).catch((error) => log.error({ err: error }, "pruning history failed"));
       }, PRUNE_EVERY_MS);
       pruner.unref();
