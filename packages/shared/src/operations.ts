@@ -14,8 +14,15 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T)
 const Timestamp = Type.String({ format: "date-time" });
 const Percent = Type.String({
   pattern: "^\\d+(\\.\\d+)?%$",
+  maxLength: 16,
   description: 'a share of the targets, e.g. "10%"',
 });
+/**
+ * The largest count maxConcurrency and maxErrors take: far above any fleet one controller
+ * serves, and within every integer column they are stored in (PostgreSQL's refuses 1e19).
+ */
+export const MAX_OPERATION_LIMIT = 1_000_000;
+const LimitCount = (minimum: number) => Type.Integer({ minimum, maximum: MAX_OPERATION_LIMIT });
 
 export const OperationAction = Type.Union(OPERATION_ACTIONS.map((a) => Type.Literal(a)));
 
@@ -42,12 +49,12 @@ export const CreateOperationBody = Type.Object(
     action: OperationAction,
     selector: SelectorSchema,
     maxConcurrency: Type.Optional(
-      Type.Union([Type.Integer({ minimum: 1 }), Percent], {
+      Type.Union([LimitCount(1), Percent], {
         description: 'targets at once: a count or a share (default "10%", at least 1)',
       }),
     ),
     maxErrors: Type.Optional(
-      Type.Union([Type.Integer({ minimum: 0 }), Percent], {
+      Type.Union([LimitCount(0), Percent], {
         description: "failures tolerated (default 0); one more and no new target starts. A share rounds down",
       }),
     ),

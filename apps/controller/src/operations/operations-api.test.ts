@@ -220,6 +220,21 @@ describe.each(STORE_DIALECTS)("operations API on %s", (dialect) => {
       maxConcurrency: "150%",
     });
     expect(percent.json().error.code).toBe("NBF_OPERATION_INVALID");
+    // Counts past any fleet are refused by the schema, naming the field, before they reach a
+    // column (a bigint on PostgreSQL, which 1e19 overflows).
+    for (const limits of [
+      { maxErrors: 1e300 },
+      { maxErrors: 1e19 },
+      { maxConcurrency: 1e300 },
+      { maxErrors: `1${"0".repeat(400)}%` },
+      { canary: 1e19 },
+    ]) {
+      const huge = await post({ action: "notebook.restart", selector: { all: true }, ...limits });
+      expect(huge.statusCode, JSON.stringify(limits)).toBe(400);
+      const field = Object.keys(limits)[0]!;
+      expect(huge.json().error.code, field).toBe("NBF_INVALID_BODY");
+      expect(huge.json().error.message, field).toContain(field);
+    }
     const unknown = await call(app, "GET", "/v1/operations/op_nope", { token });
     expect(unknown.statusCode).toBe(404);
     const viewer = (
