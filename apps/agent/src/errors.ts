@@ -14,6 +14,8 @@ export const AgentErrorCodes = {
   NBF_PORT_IN_USE: "the notebook port is taken by another process",
   NBF_RUN_AS_ROOT_REFUSED: "the notebook would run as root without --allow-root",
   NBF_USER_SETUP_FAILED: "the unprivileged notebook user could not be prepared",
+  NBF_UNSAFE_PATH:
+    "a file the agent manages as root is a symbolic link or another kind of file than it should be",
   NBF_CERT_INVALID: "a certificate or key is unreadable, mismatched or expired",
   NBF_TLS_UNREACHABLE: "a TLS endpoint did not complete a handshake",
   NBF_PASSWORD_INVALID: "a password or password hash is unusable",
@@ -26,7 +28,8 @@ export const AgentErrorCodes = {
   NBF_COMMAND_EXPIRED: "the command's deadline passed before it could start",
   NBF_PTY_UNAVAILABLE: "the native node-pty module is missing for this platform",
   NBF_PTY_SPAWN_FAILED: "the shell or command of a terminal session could not be started",
-  NBF_STREAM_LIMIT: "too many terminal sessions or log streams are open on this agent",
+  NBF_STREAM_LIMIT:
+    "too many terminal sessions or log streams are open on this agent, or a terminal session's process left too much input unread",
   NBF_ARTIFACT_REFUSED:
     "an upgrade artifact failed a check (size, sha256, signature, manifest); nothing was switched",
   NBF_UPGRADE_UNAVAILABLE:

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import os from "node:os";
 import type { NodePty } from "./node-pty.js";
 import { type SessionLaunch, sessionCommand } from "./shell.js";
+import { TtyInput } from "./tty-input.js";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -24,6 +25,8 @@ export interface ProcessEvents {
 export interface ProcessSession {
   readonly pid: number;
   write(data: Buffer): void;
+  /** Bytes written that the process has not read yet (still queued in the agent). */
+  queuedInput(): number;
   /** Closes stdin (pipes), or types ^D (a tty). */
   endInput(): void;
   resize(cols: number, rows: number): void;
@@ -56,18 +59,21 @@ export async function spawnTty(
     ...(uid !== undefined && gid !== undefined ? { uid, gid } : {}),
   });
   let exited = false;
+  const input = new TtyInput(child);
   child.onData((data: string | Buffer) =>
     events.onOutput(typeof data === "string" ? Buffer.from(data) : data, "stdout"),
   );
   child.onExit(({ exitCode, signal }) => {
     exited = true;
+    input.stop();
     events.onExit(signal ? { exitCode: null, signal: signalName(signal) } : { exitCode, signal: null });
   });
   return {
     pid: child.pid,
-    write: (data) => child.write(data),
+    write: (data) => input.write(data),
+    queuedInput: () => input.queued(),
     // A terminal's end of input is ^D (EOF at the start of a line, in canonical mode).
-    endInput: () => child.write("\x04"),
+    endInput: () => input.write(Buffer.from("\x04")),
     resize: (cols, rows) => {
       if (!exited) child.resize(cols, rows);
     },
@@ -119,6 +125,7 @@ export async function spawnPiped(request: SpawnRequest, events: ProcessEvents): 
     write: (data) => {
       if (child.stdin.writable) child.stdin.write(data);
     },
+    queuedInput: () => child.stdin.writableLength,
     endInput: () => child.stdin.end(),
     resize: () => {},
     setPaused: (paused) => {

@@ -1,5 +1,6 @@
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { PTY_CHUNK_BYTES } from "@nbfleet/shared";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { testShellTarget } from "@nbfleet/testkit/shell-target";
 import { Waiters } from "@nbfleet/testkit/waiters";
@@ -193,5 +194,71 @@ describe("PtyHost with a real pseudo-terminal", () => {
     const missing = await out.waitFor("pty.exit", "n1");
     expect(missing).toMatchObject({ exitCode: null, error: { code: "NBF_PTY_UNAVAILABLE" } });
     expect((missing.error as { message: string }).message).toMatch(/node-pty.*no pty.node/);
+  });
+});
+
+describe("PtyHost input its process does not read", () => {
+  const MiB = 1024 * 1024;
+  /** What the agent holds in Buffers (a session's queued input is there). */
+  const bufferBytes = () => process.memoryUsage().arrayBuffers;
+
+  /** 1,000 frames of 64 KiB, as fast as a hostile or broken controller may send them. */
+  function flood(session: string, text: string) {
+    const data = Buffer.from(text.repeat(Math.ceil(PTY_CHUNK_BYTES / text.length)))
+      .subarray(0, PTY_CHUNK_BYTES)
+      .toString("base64");
+    for (let i = 0; i < 1000; i++) host.input({ ...v, type: "pty.input", session, data });
+  }
+
+  async function expectEndedUnread(out: Recorder, session: string, pid: number) {
+    expect(await out.waitFor("pty.exit", session)).toMatchObject({
+      error: {
+        code: "NBF_STREAM_LIMIT",
+        message: expect.stringMatching(/has not read \d+ bytes of input sent to it \(at most 1048576/),
+      },
+    });
+    expect(host.size).toBe(0);
+    const deadline = Date.now() + 5000;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    expect(alive(pid)).toBe(false);
+  }
+
+  for (const tty of [false, true]) {
+    it(`ends a session ${tty ? "in a tty" : "without a tty"} with NBF_STREAM_LIMIT, and holds at most about its cap`, async () => {
+      host = new PtyHost({ target: testShellTarget, killGraceMs: 200 });
+      const out = new Recorder();
+      const session = tty ? "t-flood" : "p-flood";
+      host.open({ ...v, type: "pty.open", session, tty, cols: 80, rows: 24, command: "sleep 15" }, out);
+      const { pid } = (await out.waitFor("pty.opened", session)) as { pid: number };
+      const before = bufferBytes();
+      // Lines: a terminal's line discipline drops what cannot fit on one line, so only lines pile up.
+      flood(session, "abcdefg\n");
+      await sleep(200);
+      expect(bufferBytes() - before).toBeLessThan(8 * MiB);
+      await expectEndedUnread(out, session, pid);
+    });
+  }
+
+  it("keeps a session whose process reads what it is sent, however much that is", async () => {
+    host = new PtyHost({ target: testShellTarget });
+    const out = new Recorder();
+    host.open(
+      { ...v, type: "pty.open", session: "cat", tty: false, cols: 80, rows: 24, command: "cat" },
+      out,
+    );
+    await out.waitFor("pty.opened", "cat");
+    const echoed = () =>
+      out.sent
+        .filter((m) => m.type === "pty.output" && m.session === "cat")
+        .reduce((bytes, m) => bytes + Buffer.byteLength(m.data as string, "base64"), 0);
+    const data = Buffer.alloc(PTY_CHUNK_BYTES, 0x61).toString("base64");
+    // Four times the cap in all, sent as fast as `cat` gives it back: never half the cap unread.
+    for (let sent = PTY_CHUNK_BYTES; sent <= 4 * MiB; sent += PTY_CHUNK_BYTES) {
+      host.input({ ...v, type: "pty.input", session: "cat", data });
+      while (sent - echoed() > MiB / 2) await sleep(5);
+    }
+    host.input({ ...v, type: "pty.input", session: "cat", data: "", eof: true });
+    expect(await out.waitFor("pty.exit", "cat")).toMatchObject({ exitCode: 0 });
+    expect(echoed()).toBe(4 * MiB);
   });
 });

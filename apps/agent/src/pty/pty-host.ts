@@ -3,7 +3,8 @@
  * pseudo-terminal or on pipes) as the notebook's user; `pty.input|resize|flow|close` act on it;
  * its output goes back as `pty.output` and its end as one `pty.exit`. A session's state only
  * moves forward: opening → running → exited. Messages for a session that is still opening
- * wait for it, in order.
+ * wait for it, in order. Input the process has not read is held up to a cap per session; past
+ * it the session ends with NBF_STREAM_LIMIT rather than fill the agent's memory.
  */
 import {
   PTY_CHUNK_BYTES,
@@ -36,6 +37,8 @@ export interface PtyHostOptions {
   highWaterBytes?: number;
   /** ...and below which reading resumes. */
   lowWaterBytes?: number;
+  /** Input a session may hold that its process has not read yet; past it the session ends. */
+  maxQueuedInputBytes?: number;
   loadPty?: () => Promise<NodePty>;
 }
 
@@ -45,6 +48,10 @@ interface Entry {
   state: "opening" | "running" | "exited";
   /** Resolves with the process once started (null if it never did); operations chain on it. */
   ready: Promise<ProcessSession | null>;
+  /** Set once running, to ask how much input it holds. */
+  process: ProcessSession | null;
+  /** Input received but not yet given to the process (it was still opening). */
+  inputNotGiven: number;
   pausedByController: boolean;
 }
 
@@ -54,6 +61,7 @@ export class PtyHost {
   private readonly killGraceMs: number;
   private readonly highWater: number;
   private readonly lowWater: number;
+  private readonly maxQueuedInput: number;
   private linkPaused = false;
   private pressureTimer: NodeJS.Timeout | undefined;
 
@@ -62,6 +70,7 @@ export class PtyHost {
     this.killGraceMs = options.killGraceMs ?? 2000;
     this.highWater = options.highWaterBytes ?? 1024 * 1024;
     this.lowWater = options.lowWaterBytes ?? 256 * 1024;
+    this.maxQueuedInput = options.maxQueuedInputBytes ?? 1024 * 1024;
   }
 
   get size(): number {
@@ -92,6 +101,8 @@ export class PtyHost {
       out,
       state: "opening",
       ready: Promise.resolve(null),
+      process: null,
+      inputNotGiven: 0,
       pausedByController: false,
     };
     this.sessions.set(id, entry);
@@ -102,6 +113,7 @@ export class PtyHost {
           return null;
         }
         entry.state = "running";
+        entry.process = process;
         out.send({ type: "pty.opened", session: id, pid: process.pid });
         if (this.linkPaused) process.setPaused(true);
         return process;
@@ -119,8 +131,17 @@ export class PtyHost {
   }
 
   input(message: Input): void {
-    this.with(message.session, (process) => {
-      const data = Buffer.from(message.data, "base64");
+    const entry = this.sessions.get(message.session);
+    if (!entry) return;
+    const data = Buffer.from(message.data, "base64");
+    const queued = entry.inputNotGiven + (entry.process?.queuedInput() ?? 0) + data.length;
+    if (queued > this.maxQueuedInput) {
+      this.endUnread(entry, queued);
+      return;
+    }
+    entry.inputNotGiven += data.length;
+    this.with(entry.id, (process) => {
+      entry.inputNotGiven -= data.length;
       if (data.length > 0) process.write(data);
       if (message.eof) process.endInput();
     });
@@ -182,6 +203,19 @@ export class PtyHost {
       entry.out.send({ type: "pty.output", session: entry.id, data: chunk.toString("base64"), stream });
     }
     if (!this.linkPaused && entry.out.backlog() > this.highWater) this.pauseForLink(entry.out);
+  }
+
+  /** The process does not read its input as fast as it comes: the session ends instead of holding it. */
+  private endUnread(entry: Entry, queued: number): void {
+    this.finish(
+      entry,
+      null,
+      error(
+        "NBF_STREAM_LIMIT",
+        `terminal session ${entry.id} was ended: its process has not read ${queued} bytes of input sent to it (at most ${this.maxQueuedInput} are held for it)`,
+      ),
+    );
+    void entry.ready.then((process) => process?.kill(this.killGraceMs));
   }
 
   private finish(entry: Entry, exit: ProcessExit | null, failure?: { code: string; message: string }): void {
