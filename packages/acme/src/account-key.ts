@@ -2,17 +2,22 @@
  * The ACME account's private key: made once (ECDSA P-256) and kept 0600 in the caller's state
  * directory, so every later order is placed by the same account (RFC 8555 finds the account by
  * its key). A key file whose mode drifted is put back to 0600; an unreadable one is an error
- * naming the file, never silently replaced (that would orphan the account).
+ * naming the file, never silently replaced (that would orphan the account). A new key appears
+ * under its name whole or not at all: a full disk or a crash while writing it leaves nothing
+ * there, and the next call makes one.
  */
-import { createPrivateKey, generateKeyPairSync } from "node:crypto";
-import fs from "node:fs/promises";
+import { createPrivateKey, generateKeyPairSync, randomBytes } from "node:crypto";
+import nodeFs from "node:fs/promises";
 import path from "node:path";
 import { AcmeError } from "./error.js";
 
 const KEY_MODE = 0o600;
 
-export async function loadOrCreateAccountKey(file: string): Promise<string> {
-  const existing = await readTextIfPresent(file);
+/** The filesystem the key is kept on; tests pass one whose writes fail. */
+export type AccountKeyFs = typeof nodeFs;
+
+export async function loadOrCreateAccountKey(file: string, fs: AccountKeyFs = nodeFs): Promise<string> {
+  const existing = await readTextIfPresent(fs, file);
   if (existing !== null) {
     try {
       createPrivateKey(existing);
@@ -28,17 +33,35 @@ export async function loadOrCreateAccountKey(file: string): Promise<string> {
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
   await fs.mkdir(path.dirname(file), { recursive: true });
-  try {
-    // "wx": two agents racing for the first key must not each keep a different one.
-    await fs.writeFile(file, pem, { mode: KEY_MODE, flag: "wx" });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return loadOrCreateAccountKey(file);
-    throw error;
-  }
+  if (!(await publishNew(fs, file, pem))) return loadOrCreateAccountKey(file, fs);
   return pem;
 }
 
-async function readTextIfPresent(file: string): Promise<string | null> {
+/**
+ * Writes the key beside its name, then links it there: false when another caller's key got there
+ * first (two agents racing for the first key must not each keep a different one).
+ */
+async function publishNew(fs: AccountKeyFs, file: string, pem: string): Promise<boolean> {
+  const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    const handle = await fs.open(temp, "wx", KEY_MODE);
+    try {
+      await handle.writeFile(pem);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.link(temp, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
+}
+
+async function readTextIfPresent(fs: AccountKeyFs, file: string): Promise<string | null> {
   try {
     return await fs.readFile(file, "utf8");
   } catch (error) {
