@@ -14,6 +14,7 @@ import type { Server as TlsServer } from "node:tls";
  */
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { answerFrameworkError } from "./api/error-handler.js";
 import { serverTimeouts } from "./api/timeouts.js";
 import type { ArtifactInfo } from "./artifact-info.js";
 import { type ControllerSettings, parseListen } from "./config/settings.js";
@@ -138,6 +139,8 @@ function createApp(
     bodyLimit: settings.bodyLimitBytes,
     // Long-lived responses (event streams) must not hold up a shutdown.
     forceCloseConnections: true,
+    // The router's refusals (a path it cannot decode) skip the error handler otherwise.
+    frameworkErrors: answerFrameworkError,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },

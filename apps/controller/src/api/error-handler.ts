@@ -2,9 +2,10 @@
  * Maps every error a route can raise onto the catalogue: NbfError as is, fastify's schema and
  * body errors onto NBF_INVALID_* / NBF_BODY_TOO_LARGE / NBF_INVALID_JSON naming the field,
  * anything else onto NBF_INTERNAL (logged, never leaked). An error answered before the request's
- * body was read closes the connection.
+ * body was read closes the connection. The router's own refusals, raised before any route or
+ * hook runs, go through the same mapping (answerFrameworkError, the app's `frameworkErrors`).
  */
-import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type ErrorCode, NbfError } from "../errors.js";
 
 interface AjvError {
@@ -21,17 +22,9 @@ const CONTEXT_CODE: Record<string, ErrorCode> = {
 };
 
 export function installErrorHandler(app: FastifyInstance, bodyLimit: number): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const nbf = toNbfError(error, bodyLimit, request.headers["content-type"]);
-    // A database outage is logged once by the store's monitor, not once per request.
-    if (nbf.status >= 500 && nbf.code !== "NBF_DATABASE_UNAVAILABLE")
-      request.log.error({ err: error }, "request failed");
-    else request.log.debug({ code: nbf.code }, nbf.message);
-    // Refused before its body arrived (no token, wrong role): the connection is not kept for
-    // the rest of that body, which a hostile client could trickle in for as long as it likes.
-    if (!request.raw.complete) reply.header("connection", "close");
-    return reply.status(nbf.status).send(nbf.toJSON());
-  });
+  app.setErrorHandler((error: FastifyError, request, reply) =>
+    answer(toNbfError(error, bodyLimit, request.headers["content-type"]), error, request, reply),
+  );
   // An unknown route is answered at once, before a body is read (the 404 handler itself runs
   // only after body parsing).
   app.addHook("onRequest", async (request) => {
@@ -41,6 +34,25 @@ export function installErrorHandler(app: FastifyInstance, bodyLimit: number): vo
     const error = notFound(request);
     return reply.status(error.status).send(error.toJSON());
   });
+}
+
+/**
+ * For the app's `frameworkErrors`: a path the router cannot decode (a malformed percent-encoding)
+ * or a path parameter past its length limit, answered in the catalogue's shape.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  return answer(toNbfError(error, 0), error, request, reply);
+}
+
+function answer(nbf: NbfError, error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  // A database outage is logged once by the store's monitor, not once per request.
+  if (nbf.status >= 500 && nbf.code !== "NBF_DATABASE_UNAVAILABLE")
+    request.log.error({ err: error }, "request failed");
+  else request.log.debug({ code: nbf.code }, nbf.message);
+  // Refused before its body arrived (no token, wrong role): the connection is not kept for
+  // the rest of that body, which a hostile client could trickle in for as long as it likes.
+  if (!request.raw.complete) reply.header("connection", "close");
+  return reply.status(nbf.status).send(nbf.toJSON());
 }
 
 function notFound(request: FastifyRequest): NbfError {
@@ -67,6 +79,13 @@ export function toNbfError(error: FastifyError, bodyLimit: number, contentType?:
       return new NbfError("NBF_INVALID_JSON", { reason: "the body is empty but the content type is JSON" });
     case "FST_ERR_CTP_INVALID_JSON_BODY":
       return new NbfError("NBF_INVALID_JSON", { reason: error.message });
+    // Fastify's messages name the path as sent.
+    case "FST_ERR_BAD_URL":
+      return new NbfError("NBF_INVALID_PARAMS", {
+        problems: `${error.message}: a %-escape in it is malformed or not UTF-8`,
+      });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new NbfError("NBF_INVALID_PARAMS", { problems: error.message });
   }
   if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
     return new NbfError("NBF_INVALID_JSON", { reason: error.message });
