@@ -66,6 +66,8 @@ export const TerminalCloseCode = {
   openFailed: 4013,
   /** Ended by the controller (session closed by a client, or the VM deleted). */
   ended: 4014,
+  /** The client left too much output unread; it is detached, the session goes on (attach again). */
+  slowClient: 4015,
 } as const;
 
 /** One terminal session as the audit log shows it (`GET /v1/terminal-sessions`). */

@@ -14,6 +14,7 @@ import { FakeCore } from "./fake-core.js";
 import { HandOverProvider } from "./hand-over-provider.js";
 import { call } from "./http.js";
 import { type LinkHarness, startLink } from "./link-harness.js";
+import { type RawAgent, openRaw, rawHello } from "./raw-agent.js";
 import { testShellTarget } from "./shell-target.js";
 import { eventually } from "./wait.js";
 import { Waiters } from "./waiters.js";
@@ -28,6 +29,8 @@ export interface Fleet {
     name: string,
     streams?: Partial<AgentStreamsOptions> | null,
   ): Promise<{ link: LinkHarness; streams: AgentStreams }>;
+  /** Creates a VM whose agent is a raw connection the test speaks for, welcomed with `capabilities`. */
+  addRawVm(name: string, capabilities: string[]): Promise<RawAgent>;
   /** A token of the given role (admin tokens other than the first too). */
   token(role: "viewer" | "operator" | "admin", name?: string): Promise<string>;
   close(): Promise<void>;
@@ -38,18 +41,22 @@ export async function startFleet(settings: Partial<ControllerSettings> = {}): Pr
   const controller = await startTestController({ provider, settings: { pingIntervalSec: 1, ...settings } });
   const logDir = makeDataDir("nbf-terminal-logs-");
   const agents = new Map<string, { link: LinkHarness; streams: AgentStreams }>();
+  const raws: RawAgent[] = [];
+  const createVm = async (name: string) => {
+    const created = await call(controller.app, "POST", "/v1/vms", {
+      token: controller.adminToken,
+      body: { name, password: "a-long-password" },
+    });
+    if (created.statusCode !== 201) throw new Error(`creating ${name}: ${created.body}`);
+    return provider.contexts.get(name)!;
+  };
   const fleet: Fleet = {
     controller,
     provider,
     logDir,
     agents,
     async addVm(name, streamOptions = {}) {
-      const created = await call(controller.app, "POST", "/v1/vms", {
-        token: controller.adminToken,
-        body: { name, password: "a-long-password" },
-      });
-      if (created.statusCode !== 201) throw new Error(`creating ${name}: ${created.body}`);
-      const context = provider.contexts.get(name)!;
+      const context = await createVm(name);
       const shellTarget = testShellTarget();
       const streams = new AgentStreams({
         target: () => shellTarget,
@@ -76,6 +83,18 @@ export async function startFleet(settings: Partial<ControllerSettings> = {}): Pr
       agents.set(name, agent);
       return agent;
     },
+    async addRawVm(name, capabilities) {
+      const context = await createVm(name);
+      const raw = openRaw(context.controllerUrl, context.bootstrapToken);
+      raws.push(raw);
+      await raw.opened;
+      raw.ws.send(rawHello({ capabilities }));
+      await eventually(
+        async () => raw.messages.some((m) => (m as { type?: string }).type === "welcome"),
+        (welcomed) => welcomed,
+      );
+      return raw;
+    },
     async token(role, name = `${role}-token`) {
       const res = await call(controller.app, "POST", "/v1/tokens", {
         token: controller.adminToken,
@@ -84,6 +103,7 @@ export async function startFleet(settings: Partial<ControllerSettings> = {}): Pr
       return (res.json() as { token: string }).token;
     },
     async close() {
+      for (const raw of raws) raw.ws.terminate();
       for (const { link, streams } of agents.values()) {
         await link.stop();
         streams.disconnected();

@@ -21,6 +21,7 @@ import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway, StreamSink } from "../gateway/gateway.js";
+import { AgentSession } from "../gateway/session.js";
 import { closeWithin } from "../gateway/socket-close.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
@@ -133,6 +134,7 @@ export class TerminalService implements StreamSink {
       {
         toAgent: (body) =>
           gateway.sendStream(vmName, { v: PROTOCOL_VERSION, id: newId("msg"), ...body } as never),
+        agentBacklog: () => AgentSession.backlogOf(gateway.connectionOf(vmName)),
         ended: (ended) => this.onEnded(ended),
       },
       { idleMs: this.options.idleTimeoutMs, detachedMs: this.options.detachedTimeoutMs },

@@ -7,7 +7,10 @@
  *   opening ──pty.opened──▶ open ──pty.exit / agent gone / idle / detached / close──▶ ended
  *      └──────────── pty.exit with an error, agent gone, no answer ──────────────────▶ ended
  *
- * Closing the client socket only detaches; the session goes on until the detached timeout.
+ * Closing the client socket only detaches; the session goes on until the detached timeout. A
+ * client left with more than MAX_UNSENT_BYTES of output unread (its agent not pausing) is
+ * detached the same way. Client input reaches the agent as fast as the agent's connection
+ * drains (input-flow.ts).
  */
 import {
   PTY_CHUNK_BYTES,
@@ -17,7 +20,9 @@ import {
 } from "@nbfleet/shared";
 import WebSocket from "ws";
 import { closeWithin } from "../gateway/socket-close.js";
+import { MAX_UNSENT_BYTES } from "../stream-limits.js";
 import { controlMessage, outputFrame, parseClientFrame } from "./client-frames.js";
+import { InputFlow, type InputMessage } from "./input-flow.js";
 import { ReplayBuffer } from "./replay-buffer.js";
 
 export type EndReason =
@@ -42,6 +47,8 @@ export interface SessionInit {
 export interface SessionHooks {
   /** Sends a stream message for this session to the agent (envelope added); false when it cannot. */
   toAgent(body: Record<string, unknown> & { type: string }): boolean;
+  /** Bytes not yet written to the agent's connection (every stream of the VM shares it). */
+  agentBacklog(): number;
   ended(session: TerminalSession): void;
 }
 
@@ -80,6 +87,7 @@ export class TerminalSession {
   private final: Final | null = null;
   private client: WebSocket | null = null;
   private readonly replay = new ReplayBuffer();
+  private readonly input: InputFlow;
   private cols: number;
   private rows: number;
   private closeRequested = false;
@@ -104,6 +112,10 @@ export class TerminalSession {
       this.settleOpen = { resolve, reject };
     });
     this.opened.catch(() => undefined);
+    this.input = new InputFlow(
+      (message) => hooks.toAgent(message),
+      () => hooks.agentBacklog(),
+    );
     this.idleTimer = setTimeout(() => this.onIdle(), timing.idleMs);
     this.idleTimer.unref();
     this.armDetached();
@@ -136,7 +148,9 @@ export class TerminalSession {
     const client = this.client;
     if (!client || client.readyState !== WebSocket.OPEN) return;
     client.send(outputFrame(channel, data));
-    if (!this.pausedForClient && client.bufferedAmount > CLIENT_HIGH_WATER) this.pauseForClient();
+    // An agent that goes on sending after pty.flow paused would fill this client's buffer.
+    if (client.bufferedAmount > MAX_UNSENT_BYTES) this.detachSlowClient(client);
+    else if (!this.pausedForClient && client.bufferedAmount > CLIENT_HIGH_WATER) this.pauseForClient();
   }
 
   onExit(exitCode: number | null, signal: string | null, error?: { code: string; message: string }): void {
@@ -233,16 +247,18 @@ export class TerminalSession {
     this.idleTimer.refresh();
     if (input.kind === "stdin") {
       this.bytesIn += input.data.length;
+      const messages: InputMessage[] = [];
       for (let at = 0; at < input.data.length; at += PTY_CHUNK_BYTES) {
         const chunk = input.data.subarray(at, at + PTY_CHUNK_BYTES);
-        this.hooks.toAgent({ type: "pty.input", session: this.id, data: chunk.toString("base64") });
+        messages.push({ type: "pty.input", session: this.id, data: chunk.toString("base64") });
       }
+      this.input.send(ws, messages);
       return;
     }
     const { frame } = input;
     if (frame.type === "resize") this.resize(frame.cols, frame.rows);
     else if (frame.type === "eof")
-      this.hooks.toAgent({ type: "pty.input", session: this.id, data: "", eof: true });
+      this.input.send(ws, [{ type: "pty.input", session: this.id, data: "", eof: true }]);
     else {
       this.closeRequested = true;
       this.hooks.toAgent({ type: "pty.close", session: this.id });
@@ -260,6 +276,20 @@ export class TerminalSession {
     this.client = null;
     if (this.pausedForClient) this.resumeForClient();
     if (this.state !== "ended") this.armDetached();
+  }
+
+  private detachSlowClient(ws: WebSocket): void {
+    const unsent = Math.round(ws.bufferedAmount / (1024 * 1024));
+    sendIfOpen(
+      ws,
+      controlMessage({
+        type: "error",
+        code: "NBF_TERMINAL_CLIENT_TOO_SLOW",
+        message: `the client left ${unsent} MiB of output unread; it was detached from terminal session ${this.id}, which goes on (attach again to continue)`,
+      }),
+    );
+    closeWithin(ws, TerminalCloseCode.slowClient, "client not reading its output");
+    this.detach(ws);
   }
 
   // ---- timers, flow and the end ------------------------------------------------------------
@@ -312,6 +342,7 @@ export class TerminalSession {
     clearTimeout(this.idleTimer);
     clearTimeout(this.detachedTimer);
     clearInterval(this.flowTimer);
+    this.input.stop();
     const client = this.client;
     this.client = null;
     this.endSeen = client !== null;

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { capLogFile, openAppend } from "@nbfleet/agent";
+import { CAPABILITY_LOGS_FOLLOW, PROTOCOL_VERSION } from "@nbfleet/shared";
 import { call } from "@nbfleet/testkit/http";
 import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
@@ -145,6 +146,46 @@ describe("GET /v1/vms/{name}/logs", () => {
       async () => agent.streams.logStreams + fleet!.controller.app.nbfleet.logs.openCount,
       (n) => n === 0,
     );
+  });
+
+  it("answers a tail with the lines asked for, and ends one an agent floods with a clear error", async () => {
+    fleet = await startFleet();
+    const agent = await fleet.addRawVm("box", [CAPABILITY_LOGS_FOLLOW]);
+    let flood = true;
+    agent.ws.on("message", (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type !== "logs.open") return;
+      const say = (body: Record<string, unknown>) =>
+        agent.ws.send(
+          JSON.stringify({ v: PROTOCOL_VERSION, id: `m-${Math.random()}`, stream: message.stream, ...body }),
+        );
+      // About 19 MB for a tail of 10 lines (60 lines of 16,000 characters a message), or 50 lines.
+      const batches = flood
+        ? Array.from({ length: 20 }, () => Array.from({ length: 60 }, () => "x".repeat(16_000)))
+        : [Array.from({ length: 50 }, (_, i) => `line ${i}`)];
+      for (const lines of batches) say({ type: "logs.data", lines });
+      say({ type: "logs.end" });
+    });
+    const { app, adminToken: token } = fleet.controller;
+
+    const flooded = await call(app, "GET", "/v1/vms/box/logs?lines=10", { token });
+    expect(flooded.statusCode).toBe(502);
+    expect(flooded.json().error.code).toBe("NBF_LOGS_FAILED");
+    expect(flooded.json().error.message).toMatch(
+      /sent more than 8 MiB for the last 10 lines.*ask for fewer lines/,
+    );
+    // The agent was told to stop; its link and the controller's books are fine.
+    await eventually(
+      async () => agent.messages.filter((m) => (m as { type: string }).type === "logs.close").length,
+      (closes) => closes === 1,
+    );
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+    expect(fleet.controller.app.nbfleet.logs.openCount).toBe(0);
+
+    flood = false;
+    const tail = await call(app, "GET", "/v1/vms/box/logs?lines=10", { token });
+    expect(tail.statusCode).toBe(200);
+    expect(tail.body).toBe(Array.from({ length: 10 }, (_, i) => `line ${40 + i}\n`).join(""));
   });
 
   it("says why when it cannot: unknown VM, agent offline, old agent, bad query", async () => {

@@ -13,7 +13,9 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { NbfError } from "../../errors.js";
 import type { LogStream, LogStreamService } from "../../logs/log-streams.js";
+import { MAX_UNSENT_BYTES } from "../../stream-limits.js";
 import { Errors, NameParams } from "../schemas.js";
+import { KeptLines } from "./kept-lines.js";
 
 const Flag = Type.Union([Type.Literal("1"), Type.Literal("0"), Type.Literal("true"), Type.Literal("false")]);
 export const LogsQuery = Type.Object(
@@ -29,8 +31,6 @@ export const LogsQuery = Type.Object(
 /** How long the agent may take to answer the open, and to send a whole tail. */
 const FIRST_ANSWER_MS = 10_000;
 const WHOLE_TAIL_MS = 30_000;
-/** A follower that stops reading is cut off beyond this many unsent bytes. */
-const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 
 export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { logs, relay } = app.nbfleet;
@@ -81,8 +81,10 @@ export function serveLogs(logs: LogStreamService) {
         ? batch.map((line) => `${JSON.stringify({ line })}\n`).join("")
         : batch.map((line) => `${line}\n`).join("");
 
-    // Lines are buffered until the response is committed, then written as they come.
-    const pending: string[] = [];
+    // Lines are kept until the response is committed, then written as they come (a follower
+    // that stops reading is cut off beyond MAX_UNSENT_BYTES, and so is an agent that sends more).
+    const kept = new KeptLines(follow ? Number.POSITIVE_INFINITY : lines, MAX_UNSENT_BYTES);
+    let overflowed = false;
     let write: ((batch: string[]) => void) | null = null;
     let finish: ((error?: CommandError) => void) | null = null;
     let answered!: () => void;
@@ -99,7 +101,10 @@ export function serveLogs(logs: LogStreamService) {
       {
         lines: (batch) => {
           if (write) write(batch);
-          else pending.push(...batch);
+          else if (!overflowed && !kept.add(batch)) {
+            overflowed = true;
+            endedNow();
+          }
           answered();
         },
         end: (error) => {
@@ -112,21 +117,23 @@ export function serveLogs(logs: LogStreamService) {
     );
 
     const awaitAgent = async (answer: Promise<void>, ms: number, what: string) => {
-      if (await within(answer, ms)) return;
+      const inTime = await within(answer, ms);
+      if (inTime && !overflowed) return;
       stream.close();
+      if (overflowed) throw tooMuch(name, source, lines);
       throw new NbfError("NBF_AGENT_NO_ANSWER", { name, what, seconds: ms / 1000 });
     };
 
     await awaitAgent(firstAnswer, FIRST_ANSWER_MS, "a log request");
     const failedEarly = (ended as { error?: CommandError } | null)?.error;
-    if (failedEarly && pending.length === 0) throw refusal(name, source, failedEarly);
+    if (failedEarly && kept.count === 0) throw refusal(name, source, failedEarly);
     const contentType = ndjson ? "application/x-ndjson; charset=utf-8" : "text/plain; charset=utf-8";
 
     if (!follow) {
       await awaitAgent(endPromise, WHOLE_TAIL_MS, "a log tail");
       const error = (ended as { error?: CommandError } | null)?.error;
       if (error) throw refusal(name, source, error);
-      return reply.type(contentType).send(format(pending));
+      return reply.type(contentType).send(format(kept.take()));
     }
 
     reply.hijack();
@@ -154,9 +161,18 @@ export function serveLogs(logs: LogStreamService) {
     };
     finish = closeResponse;
     raw.on("close", () => stream.close());
-    write(pending.splice(0));
+    write(kept.take());
     if (ended) closeResponse((ended as { error?: CommandError }).error);
   };
+}
+
+function tooMuch(name: string, source: string, lines: number): NbfError {
+  const cap = `${MAX_UNSENT_BYTES / (1024 * 1024)} MiB`;
+  return new NbfError("NBF_LOGS_FAILED", {
+    name,
+    source,
+    reason: `it sent more than ${cap} for the last ${lines} lines (the most one answer holds); the stream was ended, ask for fewer lines`,
+  });
 }
 
 function refusal(name: string, source: string, error: CommandError): NbfError {

@@ -2,10 +2,18 @@
  * Terminal sessions end to end through the real controller and a real agent link with a real
  * node-pty (the agent's core is a fake: no Jupyter needed for a shell).
  */
+import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
+import {
+  CAPABILITY_PTY,
+  PROTOCOL_VERSION,
+  PTY_CHUNK_BYTES,
+  TerminalCloseCode,
+  type TerminalSessionView,
+} from "@nbfleet/shared";
 import { call } from "@nbfleet/testkit/http";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
+import type { RawAgent } from "@nbfleet/testkit/raw-agent";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { type Fleet, RecordedTerminal, startFleet } from "@nbfleet/testkit/terminal-fleet";
 import { eventually } from "@nbfleet/testkit/wait";
@@ -22,6 +30,27 @@ afterEach(async () => {
 function shell(f: Fleet, vm: string, extra: Record<string, unknown> = {}, token = f.controller.adminToken) {
   return RecordedTerminal.open({ baseUrl: f.controller.url, token, vm, ...extra });
 }
+
+type Paused = { _socket: { pause(): void; resume(): void } };
+const socketOf = (ws: unknown) => (ws as Paused)._socket;
+
+/** A raw agent with terminals: every pty.open is answered as started; the rest is the test's. */
+async function rawPtyAgent(f: Fleet, vm: string): Promise<RawAgent> {
+  const raw = await f.addRawVm(vm, [CAPABILITY_PTY]);
+  raw.ws.on("message", (data) => {
+    const message = JSON.parse(String(data));
+    if (message.type === "pty.open")
+      agentSays(raw, { type: "pty.opened", session: message.session, pid: 4242 });
+  });
+  return raw;
+}
+
+function agentSays(raw: RawAgent, body: Record<string, unknown>): void {
+  raw.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id: `m-${Math.random()}`, ...body }));
+}
+
+const received = (raw: RawAgent, type: string) =>
+  raw.messages.filter((m): m is Record<string, unknown> => (m as { type: string }).type === type);
 
 async function audit(f: Fleet, session: string): Promise<TerminalSessionView> {
   return eventually(
@@ -230,6 +259,77 @@ describe("GET /v1/vms/{name}/shell", () => {
     socket.resume();
     expect((await t.waitFrame("exit", 60_000)).exitCode).toBe(0);
     expect(t.chunks.reduce((sum, c) => sum + c.data.length, 0)).toBe(total);
+  });
+
+  it("stops reading the client while the agent does not read, and every byte arrives once it reads", async () => {
+    // Pings every 10 s: an agent that reads nothing also answers no ping, and would be dropped.
+    fleet = await startFleet({ pingIntervalSec: 10 });
+    const agent = await rawPtyAgent(fleet, "box");
+    const t = await shell(fleet, "box", { command: "cat > upload.bin" });
+    const [owner] = await fleet.controller.app.nbfleet.store.tokens.list();
+    const session = fleet.controller.app.nbfleet.terminals.find(t.session, "box", owner!);
+    socketOf(agent.ws).pause();
+    const total = 20 * 1024 * 1024;
+    const upload = randomBytes(total);
+    for (let at = 0; at < total; at += 512 * 1024) t.connection.input(upload.subarray(at, at + 512 * 1024));
+    await sleep(1500);
+    // More than the agent's send queue holds (4 MiB) would have closed its link with 1013.
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+    expect(t.closed).toBeNull();
+    const stalled = session.bytesIn;
+    await sleep(300);
+    expect(session.bytesIn).toBe(stalled);
+    expect(stalled).toBeLessThan(total / 2);
+
+    socketOf(agent.ws).resume();
+    const inputs = await eventually(
+      async () => received(agent, "pty.input"),
+      (messages) => messages.reduce((sum, m) => sum + (String(m.data).length * 3) / 4, 0) >= total,
+      60_000,
+      100,
+    );
+    const arrived = Buffer.concat(inputs.map((m) => Buffer.from(String(m.data), "base64")));
+    expect(arrived.length).toBe(total);
+    const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+    expect(digest(arrived)).toBe(digest(upload));
+    expect(inputs.every((m) => m.session === t.session)).toBe(true);
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+    expect(session.bytesIn).toBe(total);
+  });
+
+  it("detaches a client that does not read when the agent ignores pty.flow; the session goes on", async () => {
+    fleet = await startFleet({ pingIntervalSec: 10 });
+    const agent = await rawPtyAgent(fleet, "box");
+    const t = await shell(fleet, "box", { command: "yes" });
+    const [owner] = await fleet.controller.app.nbfleet.store.tokens.list();
+    const session = fleet.controller.app.nbfleet.terminals.find(t.session, "box", owner!);
+    socketOf((t.connection as unknown as { ws: unknown }).ws).pause();
+    const chunk = Buffer.alloc(PTY_CHUNK_BYTES, "y").toString("base64");
+    let sent = 0;
+    while (session.attached && sent < 64 * 1024 * 1024) {
+      for (let i = 0; i < 16; i++)
+        agentSays(agent, { type: "pty.output", session: t.session, data: chunk, stream: "stdout" });
+      sent += 16 * PTY_CHUNK_BYTES;
+      await sleep(5);
+    }
+    expect(session.attached).toBe(false);
+    socketOf((t.connection as unknown as { ws: unknown }).ws).resume();
+    expect(received(agent, "pty.flow")[0]).toMatchObject({ paused: true });
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.slowClient);
+    expect(t.frames.at(-1)).toMatchObject({ type: "error", code: "NBF_TERMINAL_CLIENT_TOO_SLOW" });
+    expect(t.frames.at(-1)).toMatchObject({ message: expect.stringMatching(/unread.*attach again/) });
+    // Only the client was let go: the agent's link and the session are still there.
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+    expect(session.state).toBe("open");
+    const again = await shell(fleet, "box", { session: t.session });
+    expect(again.connection.session).toMatchObject({ session: t.session, reattached: true });
+    agentSays(agent, {
+      type: "pty.output",
+      session: t.session,
+      data: Buffer.from("after\n").toString("base64"),
+      stream: "stdout",
+    });
+    await again.waitText(/after\n/);
   });
 });
 
