@@ -40,7 +40,7 @@ import { type AgentLogger, createAgentLogger } from "./log/logger.js";
 import { hashForServer, validateHash } from "./password/hash.js";
 import { onProcessTrouble } from "./process-policy.js";
 import { type RunAsUser, assertTraversable, resolveRunAs } from "./profile/user.js";
-import { ensureAgentToken, writeProfile } from "./profile/write.js";
+import { ensureAgentToken, secureProfileDirs, writeProfile } from "./profile/write.js";
 import type { TerminalTarget } from "./pty/shell.js";
 import { tailLines } from "./supervisor/log-file.js";
 import { redactLine } from "./supervisor/log-redact.js";
@@ -163,6 +163,8 @@ export class Agent implements AgentCore {
       runAs: this.settings.runAs,
       allowRoot: this.settings.allowRoot,
     });
+    // Before the certificate or the token is looked at: both sit in the config dir.
+    await secureProfileDirs(this.paths, this.owner);
     if (this.pendingPassword !== null) {
       await this.storePasswordHash(await hashForServer(this.pendingPassword, this.install));
       this.pendingPassword = null;

@@ -9,6 +9,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AgentError } from "../errors.js";
 import type { FileOwner } from "../util/atomic-write.js";
+import { setModeAndOwner } from "../util/owned-file.js";
 import { readTextIfPresent } from "../util/read-if-present.js";
 import { generateInChild } from "./certificate-child.js";
 import {
@@ -205,12 +206,10 @@ async function stage(target: string, content: string, mode: number, owner?: File
   return temp;
 }
 
+/** Through handles opened without following links (util/owned-file.ts): the agent runs as root. */
 async function fixModes(paths: CertificatePaths, owner?: FileOwner): Promise<void> {
-  await fs.chmod(paths.keyFile, KEY_MODE);
-  if (owner) {
-    await fs.chown(paths.keyFile, owner.uid, owner.gid);
-    await fs.chown(paths.certFile, owner.uid, owner.gid);
-  }
+  await setModeAndOwner(paths.keyFile, "file", { mode: KEY_MODE, owner });
+  if (owner) await setModeAndOwner(paths.certFile, "file", { owner });
 }
 
 function message(error: unknown): string {

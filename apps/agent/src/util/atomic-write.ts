@@ -1,10 +1,12 @@
 /**
- * Writes a file so a crash leaves either the old or the new content, never half of one. A file
- * that already holds exactly this content, mode and owner is left alone: the agent rewrites its
- * settings, profile and install record at every start, and on a full disk that must not fail.
+ * Writes a file so a crash or a power cut leaves either the old or the new content, never half
+ * of one. A file that already holds exactly this content, mode and owner is left alone: the
+ * agent rewrites its settings, profile and install record at every start, and on a full disk
+ * that must not fail.
  */
 import { randomBytes } from "node:crypto";
-import { chown, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
 
 export interface FileOwner {
   uid: number;
@@ -20,12 +22,30 @@ export async function writeFileAtomic(
   if (await holds(file, content, mode, options.owner ?? null)) return;
   const temp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(temp, content, { mode, flag: "wx" });
-    if (options.owner) await chown(temp, options.owner.uid, options.owner.gid);
+    const handle = await open(temp, "wx", mode);
+    try {
+      await handle.writeFile(content);
+      if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
+      // On disk before the rename makes it the file, and the rename on disk before we go on: a
+      // power cut must not bring back a rotated password's old hash, or leave an empty file.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temp, file);
+    await syncDirectory(path.dirname(file));
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

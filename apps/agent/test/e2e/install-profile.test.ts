@@ -5,7 +5,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -317,15 +317,23 @@ describe("the notebook runs as an unprivileged user with this profile", () => {
       user,
     );
     for (const owned of [
-      paths.configDir,
       paths.runtimeDir,
+      paths.jupyterDataDir,
+      path.join(paths.configDir, "nbconfig"),
       written.configFile,
       paths.agentTokenFile,
       paths.defaultNotebookDir,
     ]) {
       expect((await stat(owned)).uid, owned).toBe(user!.uid);
     }
+    // The agent's own, so their user cannot put links where the agent writes as root.
+    for (const agents of [paths.profileDir, paths.configDir])
+      expect((await stat(agents)).uid, agents).toBe(0);
     expect((await readFile(paths.agentTokenFile, "utf8")).trim()).toBe(written.agentToken);
+    // Once a kernel has run, the user has ~/.ipython, and Jupyter then wants to write a
+    // "migrated" marker into the config dir: the server must start all the same.
+    await mkdir(path.join(user!.home, ".ipython"), { recursive: true });
+    await chown(path.join(user!.home, ".ipython"), user!.uid, user!.gid);
 
     const server = spawn("/usr/bin/jupyter", ["notebook"], {
       uid: user!.uid,
