@@ -35,6 +35,17 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
   const { store, settings, bus } = app.nbfleet;
   const throttle = new SignInThrottle();
 
+  /** The error for a sign-in with no valid token: 429 once its address has failed too often. */
+  const signInRefusal = (address: string, token: string, reply: FastifyReply): NbfError => {
+    const retryAfterSec = throttle.retryAfterSec(address);
+    if (retryAfterSec > 0) {
+      reply.header("retry-after", String(retryAfterSec));
+      return new NbfError("NBF_SIGN_IN_THROTTLED", { address, retryAfterSec });
+    }
+    throttle.recordFailure(address);
+    return new NbfError(secretKind(token) === "operator" ? "NBF_AUTH_INVALID" : "NBF_AUTH_AGENT_CREDENTIAL");
+  };
+
   /** The request's own session: cookie-authenticated routes only. */
   const ownSession = (request: FastifyRequest): SessionRecord => {
     if (!request.session) {
@@ -58,21 +69,12 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       // A browser always sends Origin on a POST; a foreign one is a cross-site sign-in attempt.
       if (request.headers.origin !== undefined) checkCookieOrigin(request, settings.publicUrl);
-      const address = request.ip;
-      const retryAfterSec = throttle.retryAfterSec(address);
-      if (retryAfterSec > 0) {
-        reply.header("retry-after", String(retryAfterSec));
-        throw new NbfError("NBF_SIGN_IN_THROTTLED", { address, retryAfterSec });
-      }
       const { token } = request.body;
+      // Looked up before the throttle: a valid token is never refused for its address, which
+      // a NAT or a load balancer may share with whoever is guessing.
       const record =
         secretKind(token) === "operator" ? await store.tokens.findByHash(hashSecret(token)) : undefined;
-      if (!record) {
-        throttle.recordFailure(address);
-        throw new NbfError(
-          secretKind(token) === "operator" ? "NBF_AUTH_INVALID" : "NBF_AUTH_AGENT_CREDENTIAL",
-        );
-      }
+      if (!record) throw signInRefusal(request.ip, token, reply);
       const now = new Date();
       await store.sessions.deleteExpired(now.toISOString());
       const secret = newSessionSecret();

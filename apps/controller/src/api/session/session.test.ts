@@ -233,7 +233,7 @@ describe("session cookie, hostile", () => {
     expect((await call(app, "GET", "/v1/vms/nope", withCookie(viewer.value))).statusCode).toBe(404);
   });
 
-  it("throttles an address after ten failed sign-ins, even for the right token, and no other address", async () => {
+  it("throttles an address's failed sign-ins after ten, never a valid token, and no other address", async () => {
     controller = await startTestController({ listen: false });
     const { app, adminToken } = controller;
     const signInFrom = (remoteAddress: string, token: string) =>
@@ -242,13 +242,18 @@ describe("session cookie, hostile", () => {
       const wrong = await signInFrom("203.0.113.7", `nbf_guess-${i}`);
       expect(wrong.statusCode, `guess ${i}`).toBe(401);
     }
-    for (const token of ["nbf_guess-10", adminToken]) {
+    for (const token of ["nbf_guess-10", "nbfa_agent-guess"]) {
       const refused = await signInFrom("203.0.113.7", token);
       expect(refused.statusCode).toBe(429);
       expect(refused.json().error.code).toBe("NBF_SIGN_IN_THROTTLED");
       expect(Number(refused.headers["retry-after"])).toBeGreaterThan(0);
       expect(refused.headers["set-cookie"]).toBeUndefined();
     }
+    // Others behind the same address (a NAT, a load balancer) still sign in with valid tokens.
+    const valid = await signInFrom("203.0.113.7", adminToken);
+    expect(valid.statusCode, valid.body).toBe(200);
+    expect(String(valid.headers["set-cookie"])).toMatch(/^nbf_session=/);
+    expect((await signInFrom("203.0.113.7", "nbf_guess-11")).statusCode).toBe(429);
     expect((await signInFrom("203.0.113.8", adminToken)).statusCode).toBe(200);
   });
 

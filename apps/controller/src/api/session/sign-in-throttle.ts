@@ -1,8 +1,9 @@
 /**
- * Failed console sign-ins per client address: after `maxFailures` in a window, every sign-in
- * from that address (right token or not, so it answers nothing) is refused until the window
- * ends. Tokens are 32 random bytes, so this is not what keeps them safe; it keeps a flood of
- * guesses from costing the database a lookup each. Per replica, in memory.
+ * Failed console sign-ins per client address: after `maxFailures` in a window, every failed
+ * sign-in from that address answers 429 until the window ends. A valid token is looked up first
+ * and always let through, since many clients may share an address (a NAT, a load balancer).
+ * Tokens are 32 random bytes, so this is not what keeps them safe; it slows a flood of guesses
+ * and marks it in the answers. Per replica, in memory.
  */
 export interface ThrottleOptions {
   maxFailures: number;
