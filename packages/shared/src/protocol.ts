@@ -206,6 +206,12 @@ export const CAPABILITY_LOGS_FOLLOW = "logs.follow";
 export const CAPABILITY_AGENT_UPGRADE = "agent.upgrade";
 /** Capability of an agent pinned to its controller's certificate, which takes `controller.trust`. */
 export const CAPABILITY_CONTROLLER_TRUST = "controller.trust";
+/**
+ * Feature (in the welcome) of a controller that takes `pty.inputFlow`. An agent sends a message
+ * of a feature only to a controller that names it: an older one closes the connection (4004) on
+ * a message type it does not know, ending every stream on it.
+ */
+export const FEATURE_PTY_INPUT_FLOW = "pty.inputFlow";
 
 const StreamId = Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" });
 const Base64 = Type.String({
@@ -286,6 +292,17 @@ export const PtyOutputMessage = Type.Object({
   /** `stderr` only for sessions without a tty. */
   stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
 });
+/**
+ * `paused: true`: the process has left much of its input unread, so the controller holds the
+ * session's further input (and stops reading its client) until `paused: false`. The mirror of
+ * pty.flow. Sent only to a controller whose welcome names FEATURE_PTY_INPUT_FLOW.
+ */
+export const PtyInputFlowMessage = Type.Object({
+  ...Envelope,
+  type: Type.Literal("pty.inputFlow"),
+  session: StreamId,
+  paused: Type.Boolean(),
+});
 /** The session is over: the process exited (code or signal), or it never started (`error`). */
 export const PtyExitMessage = Type.Object({
   ...Envelope,
@@ -323,6 +340,7 @@ export type ControllerStreamMessage = Static<typeof ControllerStreamMessage>;
 export const AgentStreamMessage = Type.Union([
   PtyOpenedMessage,
   PtyOutputMessage,
+  PtyInputFlowMessage,
   PtyExitMessage,
   LogsDataMessage,
   LogsEndMessage,
@@ -340,6 +358,7 @@ export const CONTROLLER_STREAM_TYPES = [
 export const AGENT_STREAM_TYPES = [
   "pty.opened",
   "pty.output",
+  "pty.inputFlow",
   "pty.exit",
   "logs.data",
   "logs.end",
@@ -354,6 +373,7 @@ export const AgentMessage = Type.Union([
   ResultMessage,
   PtyOpenedMessage,
   PtyOutputMessage,
+  PtyInputFlowMessage,
   PtyExitMessage,
   LogsDataMessage,
   LogsEndMessage,
@@ -373,6 +393,11 @@ export const WelcomeMessage = Type.Object({
   reportIntervalSec: Type.Integer({ minimum: 1, maximum: 3600 }),
   /** Issued once, in exchange for the bootstrap token; the agent stores it 0600. */
   credential: Type.Optional(Type.String({ minLength: 16, maxLength: 256 })),
+  /**
+   * Agent messages this controller takes beyond those every controller of this major takes
+   * (FEATURE_*). Absent from older controllers, which older agents never look for.
+   */
+  features: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 })),
 });
 export type WelcomeMessage = Static<typeof WelcomeMessage>;
 

@@ -32,6 +32,8 @@ export interface FakeControllerOptions {
   tls?: CertificatePair;
   vmName?: string;
   reportIntervalSec?: number;
+  /** The welcome's `features` (FEATURE_*); absent by default, as from an older controller. */
+  features?: string[];
   /** Ping every open connection this often; never when null (the default). */
   pingIntervalMs?: number | null;
   /** Credentials accepted as they are. */
@@ -391,6 +393,7 @@ export class FakeController {
       vmName: this.vmName,
       reportIntervalSec: this.options.reportIntervalSec ?? 15,
       ...(credential ? { credential } : {}),
+      ...(this.options.features ? { features: this.options.features } : {}),
     };
     connection.ws.send(JSON.stringify(welcome));
     this.sent.push({ at: Date.now(), connection: connection.id, message: welcome });

@@ -18,6 +18,8 @@ export interface Connection {
   lastHeardAt: number;
   welcomed: boolean;
   welcomedAt: number | null;
+  /** What the controller's welcome said it takes beyond the basics (FEATURE_*). */
+  controllerFeatures: readonly string[];
   /** The first socket error. */
   error: Error | null;
   /** Set when the link itself decided why this connection ends. */
@@ -49,6 +51,7 @@ export function newConnection(ws: WebSocket, secret: Secret): Connection {
     lastHeardAt: Date.now(),
     welcomed: false,
     welcomedAt: null,
+    controllerFeatures: [],
     error: null,
     verdict: null,
     refusal: null,

@@ -8,6 +8,7 @@ import {
   CloseCode,
   type CommandMessage,
   type ControllerStreamMessage,
+  FEATURE_PTY_INPUT_FLOW,
   PROTOCOL_VERSION,
   type WelcomeMessage,
 } from "@nbfleet/shared";
@@ -83,6 +84,7 @@ function serveStream(
   const out = {
     send: (body: Record<string, unknown>) => sendFrame(ws, body),
     backlog: () => ws.bufferedAmount,
+    inputFlow: connection.controllerFeatures.includes(FEATURE_PTY_INPUT_FLOW),
   };
   if (streams) {
     streams.handle(message, out);

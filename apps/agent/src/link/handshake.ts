@@ -58,5 +58,6 @@ export async function acceptWelcome(
   if (connection.ws.readyState !== WebSocket.OPEN) return false;
   connection.welcomed = true;
   connection.welcomedAt = Date.now();
+  connection.controllerFeatures = welcome.features ?? [];
   return true;
 }

@@ -2,7 +2,12 @@ import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CAPABILITY_LOGS_FOLLOW, CAPABILITY_PTY } from "@nbfleet/shared";
+import {
+  CAPABILITY_LOGS_FOLLOW,
+  CAPABILITY_PTY,
+  FEATURE_PTY_INPUT_FLOW,
+  PTY_CHUNK_BYTES,
+} from "@nbfleet/shared";
 import { FakeController } from "@nbfleet/testkit/fake-controller";
 import { FakeCore } from "@nbfleet/testkit/fake-core";
 import { type LinkHarness, startLink } from "@nbfleet/testkit/link-harness";
@@ -23,8 +28,8 @@ afterEach(async () => {
   dir = undefined;
 });
 
-async function connected(streams?: AgentStreams) {
-  fake = await FakeController.start();
+async function connected(streams?: AgentStreams, features?: string[]) {
+  fake = await FakeController.start(features ? { features } : {});
   harness = startLink({
     url: fake.url,
     core: new FakeCore(),
@@ -49,6 +54,41 @@ async function streamsWithLogs() {
 }
 
 describe("ControllerLink: terminal sessions and log streams", () => {
+  // 2 MiB into a command that reads nothing yet: above the high-water mark, below the hard cap.
+  async function unreadUpload() {
+    const session = fake.openPty({ tty: false, command: "sleep 3; cat > /dev/null" });
+    await fake.waitForMessage("pty.opened", (m) => m.session === session);
+    const chunk = Buffer.alloc(PTY_CHUNK_BYTES, 0x61);
+    for (let i = 0; i < 32; i++) fake.ptyInput(session, chunk);
+    await sleep(500);
+    return session;
+  }
+
+  it("asks a controller that takes pty.inputFlow to hold input the process has not read", async () => {
+    const { streams } = await streamsWithLogs();
+    await connected(streams, [FEATURE_PTY_INPUT_FLOW]);
+    const session = await unreadUpload();
+    expect(fake.messagesOf("pty.inputFlow")[0]?.message).toMatchObject({ session, paused: true });
+    await fake.waitForMessage("pty.inputFlow", (m) => m.session === session && m.paused === false, {
+      timeoutMs: 10_000,
+    });
+    fake.ptyInput(session, "", true);
+    const exit = await fake.waitForMessage("pty.exit", (m) => m.session === session, { timeoutMs: 10_000 });
+    expect(exit.message).toMatchObject({ exitCode: 0 });
+    expect(fake.invalid).toEqual([]);
+  });
+
+  it("never sends pty.inputFlow to a controller whose welcome does not name it (older ones close on it)", async () => {
+    const { streams } = await streamsWithLogs();
+    await connected(streams);
+    const session = await unreadUpload();
+    fake.ptyInput(session, "", true);
+    const exit = await fake.waitForMessage("pty.exit", (m) => m.session === session, { timeoutMs: 10_000 });
+    // The hard cap is above what flow control needs: 2 MiB unread is held, not a reason to end.
+    expect(exit.message).toMatchObject({ exitCode: 0 });
+    expect(fake.messagesOf("pty.inputFlow")).toEqual([]);
+  });
+
   it("announces the stream capabilities and runs a shell over the protocol, both ends validating", async () => {
     const { streams } = await streamsWithLogs();
     await connected(streams);

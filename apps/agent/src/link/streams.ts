@@ -10,6 +10,8 @@ export interface StreamOut {
   send(body: Record<string, unknown>): boolean;
   /** Bytes written to the connection but not yet sent (for flow control). */
   backlog(): number;
+  /** The controller takes `pty.inputFlow` (its welcome named FEATURE_PTY_INPUT_FLOW). */
+  readonly inputFlow?: boolean;
 }
 
 export interface LinkStreams {

@@ -1,5 +1,8 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
-import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
+import { setTimeout as sleep, setImmediate as turn } from "node:timers/promises";
 import { PTY_CHUNK_BYTES } from "@nbfleet/shared";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { testShellTarget } from "@nbfleet/testkit/shell-target";
@@ -14,6 +17,8 @@ class Recorder implements StreamOut {
   readonly sent: Array<Record<string, unknown>> = [];
   private readonly waiters = new Waiters();
   open = true;
+  /** As a controller that takes pty.inputFlow (off: an older controller). */
+  inputFlow = false;
   send(body: Record<string, unknown>): boolean {
     if (!this.open) return false;
     this.sent.push(body);
@@ -22,6 +27,12 @@ class Recorder implements StreamOut {
   }
   backlog(): number {
     return 0;
+  }
+  /** The pty.inputFlow messages of a session, in order. */
+  inputFlows(session: string): boolean[] {
+    return this.sent
+      .filter((m) => m.type === "pty.inputFlow" && m.session === session)
+      .map((m) => m.paused as boolean);
   }
   output(session: string, stream?: string): string {
     return Buffer.concat(
@@ -214,7 +225,7 @@ describe("PtyHost input its process does not read", () => {
     expect(await out.waitFor("pty.exit", session)).toMatchObject({
       error: {
         code: "NBF_STREAM_LIMIT",
-        message: expect.stringMatching(/has not read \d+ bytes of input sent to it \(at most 1048576/),
+        message: expect.stringMatching(/has not read \d+ bytes of input sent to it \(at most 8388608/),
       },
     });
     expect(host.size).toBe(0);
@@ -224,7 +235,7 @@ describe("PtyHost input its process does not read", () => {
   }
 
   for (const tty of [false, true]) {
-    it(`ends a session ${tty ? "in a tty" : "without a tty"} with NBF_STREAM_LIMIT, and holds at most about its cap`, async () => {
+    it(`ends a session ${tty ? "in a tty" : "without a tty"} with NBF_STREAM_LIMIT, and holds at most about its cap (a controller without pty.inputFlow)`, async () => {
       host = new PtyHost({ target: testShellTarget, killGraceMs: 200 });
       const out = new Recorder();
       const session = tty ? "t-flood" : "p-flood";
@@ -234,9 +245,55 @@ describe("PtyHost input its process does not read", () => {
       // Lines: a terminal's line discipline drops what cannot fit on one line, so only lines pile up.
       flood(session, "abcdefg\n");
       await sleep(200);
-      expect(bufferBytes() - before).toBeLessThan(8 * MiB);
+      expect(bufferBytes() - before).toBeLessThan(16 * MiB);
       await expectEndedUnread(out, session, pid);
+      // Not to a controller that did not say it takes it: an older one would close the link.
+      expect(out.inputFlows(session)).toEqual([]);
     });
+  }
+
+  for (const tty of [false, true]) {
+    it(`asks the controller to hold input its process does not read yet ${tty ? "(a tty)" : "(pipes)"}, and for more once it reads`, async () => {
+      host = new PtyHost({ target: testShellTarget });
+      const out = new Recorder();
+      out.inputFlow = true;
+      const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-pty-upload-"));
+      const file = path.join(dir, "upload");
+      const session = tty ? "t-upload" : "p-upload";
+      const command = `${tty ? "stty -echo; " : ""}sleep 2; cat > ${file}`;
+      host.open({ ...v, type: "pty.open", session, tty, cols: 80, rows: 24, command }, out);
+      await out.waitFor("pty.opened", session);
+      // Lines, for a tty's line discipline; 4 times the input cap of before.
+      const chunk = Buffer.from("0123456789abcdef".repeat(PTY_CHUNK_BYTES / 16).replace(/f/g, "\n"));
+      const total = 4 * MiB;
+      const upload = Buffer.alloc(total);
+      const started = Date.now();
+      // As a controller that honours it: nothing more is sent while the agent says paused.
+      for (let sent = 0; sent < total; ) {
+        await turn();
+        if (out.inputFlows(session).at(-1) === true) {
+          await sleep(5);
+          continue;
+        }
+        chunk.copy(upload, sent);
+        host.input({ ...v, type: "pty.input", session, data: chunk.toString("base64") });
+        sent += chunk.length;
+      }
+      // The process slept through the first of it: input was held instead of sent on.
+      const flows = out.inputFlows(session);
+      expect(flows[0]).toBe(true);
+      expect(flows.at(-1)).toBe(false);
+      expect(Date.now() - started).toBeGreaterThan(1500);
+      host.input({ ...v, type: "pty.input", session, data: "", eof: true });
+      const exit = await out.waitFor("pty.exit", session, 30_000);
+      expect(exit).toMatchObject({ exitCode: 0, signal: null });
+      expect(exit.error).toBeUndefined();
+      const written = await readFile(file);
+      await rm(dir, { recursive: true, force: true });
+      const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+      expect(written.length).toBe(total);
+      expect(digest(written)).toBe(digest(upload));
+    }, 40_000);
   }
 
   it("keeps a session whose process reads what it is sent, however much that is", async () => {

@@ -3,8 +3,11 @@
  * pseudo-terminal or on pipes) as the notebook's user; `pty.input|resize|flow|close` act on it;
  * its output goes back as `pty.output` and its end as one `pty.exit`. A session's state only
  * moves forward: opening → running → exited. Messages for a session that is still opening
- * wait for it, in order. Input the process has not read is held up to a cap per session; past
- * it the session ends with NBF_STREAM_LIMIT rather than fill the agent's memory.
+ * wait for it, in order. Input the process has not read is paced like its output, the other way:
+ * above a high-water mark the controller is told to hold the session's input (`pty.inputFlow`
+ * paused), below the low-water mark to send it again, so an upload goes at the process's pace.
+ * A hard cap stays behind that for a controller that does not take pty.inputFlow (or ignores
+ * it): past it the session ends with NBF_STREAM_LIMIT rather than fill the agent's memory.
  */
 import {
   PTY_CHUNK_BYTES,
@@ -37,6 +40,10 @@ export interface PtyHostOptions {
   highWaterBytes?: number;
   /** ...and below which reading resumes. */
   lowWaterBytes?: number;
+  /** A session's unread input above which the controller is asked to hold its input... */
+  inputHighWaterBytes?: number;
+  /** ...and at or below which to send it again. */
+  inputLowWaterBytes?: number;
   /** Input a session may hold that its process has not read yet; past it the session ends. */
   maxQueuedInputBytes?: number;
   loadPty?: () => Promise<NodePty>;
@@ -53,7 +60,20 @@ interface Entry {
   /** Input received but not yet given to the process (it was still opening). */
   inputNotGiven: number;
   pausedByController: boolean;
+  /** The controller was told to hold this session's input; the timer watches it drain. */
+  inputPaused: boolean;
+  inputTimer: NodeJS.Timeout | undefined;
 }
+
+/**
+ * Above the input high-water mark the controller still has up to its own high-water mark of the
+ * agent connection's backlog (1 MiB, controller terminal/input-flow.ts) plus what the sockets
+ * hold in flight on the way before the pause reaches it: the cap sits well above that, so only a
+ * controller that does not take pty.inputFlow (an older one, or a broken one) reaches it.
+ */
+const MAX_QUEUED_INPUT_BYTES = 8 * 1024 * 1024;
+/** How often a session whose input is held looks whether its process has read it. */
+const INPUT_DRAIN_CHECK_MS = 10;
 
 export class PtyHost {
   private readonly sessions = new Map<string, Entry>();
@@ -62,6 +82,8 @@ export class PtyHost {
   private readonly highWater: number;
   private readonly lowWater: number;
   private readonly maxQueuedInput: number;
+  private readonly inputHighWater: number;
+  private readonly inputLowWater: number;
   private linkPaused = false;
   private pressureTimer: NodeJS.Timeout | undefined;
 
@@ -70,7 +92,9 @@ export class PtyHost {
     this.killGraceMs = options.killGraceMs ?? 2000;
     this.highWater = options.highWaterBytes ?? 1024 * 1024;
     this.lowWater = options.lowWaterBytes ?? 256 * 1024;
-    this.maxQueuedInput = options.maxQueuedInputBytes ?? 1024 * 1024;
+    this.maxQueuedInput = options.maxQueuedInputBytes ?? MAX_QUEUED_INPUT_BYTES;
+    this.inputHighWater = options.inputHighWaterBytes ?? 256 * 1024;
+    this.inputLowWater = options.inputLowWaterBytes ?? 64 * 1024;
   }
 
   get size(): number {
@@ -104,6 +128,8 @@ export class PtyHost {
       process: null,
       inputNotGiven: 0,
       pausedByController: false,
+      inputPaused: false,
+      inputTimer: undefined,
     };
     this.sessions.set(id, entry);
     entry.ready = this.start(entry, message).then(
@@ -134,7 +160,7 @@ export class PtyHost {
     const entry = this.sessions.get(message.session);
     if (!entry) return;
     const data = Buffer.from(message.data, "base64");
-    const queued = entry.inputNotGiven + (entry.process?.queuedInput() ?? 0) + data.length;
+    const queued = this.unread(entry) + data.length;
     if (queued > this.maxQueuedInput) {
       this.endUnread(entry, queued);
       return;
@@ -145,6 +171,7 @@ export class PtyHost {
       if (data.length > 0) process.write(data);
       if (message.eof) process.endInput();
     });
+    if (queued > this.inputHighWater && !entry.inputPaused && entry.out.inputFlow) this.holdInput(entry);
   }
 
   resize(message: Resize): void {
@@ -169,6 +196,7 @@ export class PtyHost {
     this.linkPaused = false;
     for (const entry of [...this.sessions.values()]) {
       this.sessions.delete(entry.id);
+      clearInterval(entry.inputTimer);
       const wasOpening = entry.state === "opening";
       entry.state = "exited";
       if (!wasOpening) void entry.ready.then((process) => process?.kill(this.killGraceMs));
@@ -205,7 +233,26 @@ export class PtyHost {
     if (!this.linkPaused && entry.out.backlog() > this.highWater) this.pauseForLink(entry.out);
   }
 
-  /** The process does not read its input as fast as it comes: the session ends instead of holding it. */
+  /** Input received for the session that its process has not read yet. */
+  private unread(entry: Entry): number {
+    return entry.inputNotGiven + (entry.process?.queuedInput() ?? 0);
+  }
+
+  /** The process reads slower than its input comes: the controller holds the rest until it drained. */
+  private holdInput(entry: Entry): void {
+    entry.inputPaused = true;
+    entry.out.send({ type: "pty.inputFlow", session: entry.id, paused: true });
+    entry.inputTimer = setInterval(() => {
+      if (this.unread(entry) > this.inputLowWater) return;
+      clearInterval(entry.inputTimer);
+      entry.inputTimer = undefined;
+      entry.inputPaused = false;
+      entry.out.send({ type: "pty.inputFlow", session: entry.id, paused: false });
+    }, INPUT_DRAIN_CHECK_MS);
+    entry.inputTimer.unref();
+  }
+
+  /** Input past the cap despite pty.inputFlow (or without it): the session ends instead of holding it. */
   private endUnread(entry: Entry, queued: number): void {
     this.finish(
       entry,
@@ -221,6 +268,7 @@ export class PtyHost {
   private finish(entry: Entry, exit: ProcessExit | null, failure?: { code: string; message: string }): void {
     if (this.sessions.get(entry.id) !== entry) return;
     this.sessions.delete(entry.id);
+    clearInterval(entry.inputTimer);
     entry.state = "exited";
     entry.out.send(exitMessage(entry.id, exit, failure));
   }

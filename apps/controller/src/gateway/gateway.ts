@@ -3,8 +3,8 @@ import type {} from "@fastify/websocket";
  * The agent gateway: `GET /v1/agent/connect` (WebSocket). An agent authenticates with
  * `Authorization: Bearer <credential or bootstrap token>` at the HTTP upgrade (a secret the
  * controller never issued is answered 401 and never upgraded), sends a hello with its whole
- * state, and is welcomed with its VM name, the report interval and (when it came with a
- * bootstrap token) its new credential. From then on it reports state and events and answers
+ * state, and is welcomed with its VM name, the report interval, the features it may use (agent
+ * messages beyond the basics) and (when it came with a bootstrap token) its new credential. From then on it reports state and events and answers
  * commands. A second connection for the same VM replaces the first. Liveness is ping/pong on one
  * shared ticker: an agent that misses two pings is disconnected; one that sent a message since
  * the last round is pinged only every other round.
@@ -17,6 +17,7 @@ import {
   CloseCode,
   type CommandMessage,
   type ControllerStreamMessage,
+  FEATURE_PTY_INPUT_FLOW,
   type HealthReport,
   type HelloMessage,
   type NotebookStatus,
@@ -446,6 +447,7 @@ export class AgentGateway implements CommandLink {
       vmName: identity.vmName,
       reportIntervalSec: this.options.reportIntervalSec,
       ...(credential ? { credential } : {}),
+      features: [FEATURE_PTY_INPUT_FLOW],
     };
     session.send(welcome);
     bus.emit({
@@ -491,6 +493,7 @@ export class AgentGateway implements CommandLink {
         return this.options.commands.onResult(vmName, message);
       case "pty.opened":
       case "pty.output":
+      case "pty.inputFlow":
       case "pty.exit":
       case "logs.data":
       case "logs.end":

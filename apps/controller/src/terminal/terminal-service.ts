@@ -225,7 +225,7 @@ export class TerminalService implements StreamSink {
   }
 
   onAgentMessage(vmName: string, message: AgentStreamMessage): void {
-    if (message.type !== "pty.opened" && message.type !== "pty.output" && message.type !== "pty.exit") return;
+    if (message.type === "logs.data" || message.type === "logs.end") return;
     const session = this.sessions.get(message.session);
     // Only the VM a session belongs to can speak for it.
     if (!session || session.vmName !== vmName) return;
@@ -235,6 +235,9 @@ export class TerminalService implements StreamSink {
         return;
       case "pty.output":
         session.onOutput(Buffer.from(message.data, "base64"), message.stream);
+        return;
+      case "pty.inputFlow":
+        session.onInputFlow(message.paused);
         return;
       case "pty.exit":
         session.onExit(message.exitCode, message.signal, message.error);

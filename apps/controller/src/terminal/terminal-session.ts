@@ -10,7 +10,7 @@
  * Closing the client socket only detaches; the session goes on until the detached timeout. A
  * client left with more than MAX_UNSENT_BYTES of output unread (its agent not pausing) is
  * detached the same way. Client input reaches the agent as fast as the agent's connection
- * drains (input-flow.ts).
+ * drains and the process reads it (`pty.inputFlow` from the agent; input-flow.ts).
  */
 import {
   PTY_CHUNK_BYTES,
@@ -151,6 +151,12 @@ export class TerminalSession {
     // An agent that goes on sending after pty.flow paused would fill this client's buffer.
     if (client.bufferedAmount > MAX_UNSENT_BYTES) this.detachSlowClient(client);
     else if (!this.pausedForClient && client.bufferedAmount > CLIENT_HIGH_WATER) this.pauseForClient();
+  }
+
+  /** The agent asks to hold input (the process has not read enough of it), or for more. */
+  onInputFlow(paused: boolean): void {
+    if (this.state === "ended") return;
+    this.input.agentFlow(paused, this.client);
   }
 
   onExit(exitCode: number | null, signal: string | null, error?: { code: string; message: string }): void {

@@ -297,6 +297,83 @@ describe("GET /v1/vms/{name}/shell", () => {
     expect(session.bytesIn).toBe(total);
   });
 
+  it("holds input and stops reading the client while the agent says the process does not read it (pty.inputFlow)", async () => {
+    fleet = await startFleet({ pingIntervalSec: 10 });
+    const agent = await rawPtyAgent(fleet, "box");
+    // The agent may send it: this controller said it takes it.
+    expect(received(agent, "welcome")[0]).toMatchObject({
+      features: expect.arrayContaining(["pty.inputFlow"]),
+    });
+    const t = await shell(fleet, "box", { command: "sleep 2; cat > upload.bin" });
+    const [owner] = await fleet.controller.app.nbfleet.store.tokens.list();
+    const session = fleet.controller.app.nbfleet.terminals.find(t.session, "box", owner!);
+    const inputBytes = () =>
+      received(agent, "pty.input").reduce((sum, m) => sum + Buffer.byteLength(String(m.data), "base64"), 0);
+    const total = 20 * 1024 * 1024;
+    const upload = randomBytes(total);
+    const first = 64 * 1024;
+    t.connection.input(upload.subarray(0, first));
+    await eventually(
+      async () => inputBytes(),
+      (bytes) => bytes === first,
+    );
+    agentSays(agent, { type: "pty.inputFlow", session: t.session, paused: true });
+    await sleep(300);
+    for (let at = first; at < total; at += 512 * 1024)
+      t.connection.input(upload.subarray(at, at + 512 * 1024));
+    await sleep(1500);
+    // Nothing more went to the agent, and the client was not read beyond what was in flight.
+    expect(inputBytes()).toBe(first);
+    expect(session.bytesIn).toBeLessThan(total / 4);
+    const stalled = session.bytesIn;
+    await sleep(300);
+    expect(session.bytesIn).toBe(stalled);
+    expect(t.closed).toBeNull();
+
+    agentSays(agent, { type: "pty.inputFlow", session: t.session, paused: false });
+    const inputs = await eventually(
+      async () => received(agent, "pty.input"),
+      (messages) =>
+        messages.reduce((sum, m) => sum + Buffer.byteLength(String(m.data), "base64"), 0) >= total,
+      60_000,
+      100,
+    );
+    const arrived = Buffer.concat(inputs.map((m) => Buffer.from(String(m.data), "base64")));
+    const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+    expect(arrived.length).toBe(total);
+    expect(digest(arrived)).toBe(digest(upload));
+    expect(session.bytesIn).toBe(total);
+
+    // Paused again, then the process ends: the session ends at once, the held input dropped.
+    agentSays(agent, { type: "pty.inputFlow", session: t.session, paused: true });
+    await sleep(100);
+    t.connection.input(Buffer.from("held\n"));
+    agentSays(agent, { type: "pty.exit", session: t.session, exitCode: 0, signal: null });
+    expect((await t.waitClosed()).code).toBe(TerminalCloseCode.exited);
+    expect(received(agent, "pty.input").length).toBe(inputs.length);
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+  });
+
+  it("takes pty.inputFlow only for a session of the agent's own machine", async () => {
+    fleet = await startFleet({ pingIntervalSec: 10 });
+    const victim = await rawPtyAgent(fleet, "box");
+    const other = await rawPtyAgent(fleet, "other");
+    const t = await shell(fleet, "box", { command: "cat" });
+    agentSays(other, { type: "pty.inputFlow", session: t.session, paused: true });
+    await sleep(300);
+    t.connection.input(Buffer.from("still flows\n"));
+    await eventually(
+      async () => received(victim, "pty.input").map((m) => Buffer.from(String(m.data), "base64").toString()),
+      (texts) => texts.join("") === "still flows\n",
+    );
+    // Ignored, not refused: a valid message of a known type about a session that is not its own.
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("other")).toBe(true);
+    // A frame that does not fit the schema closes the agent's link, as every agent frame does.
+    agentSays(other, { type: "pty.inputFlow", session: t.session, paused: "yes" });
+    expect((await other.closed).code).toBe(4004);
+    expect(fleet.controller.app.nbfleet.gateway.isConnected("box")).toBe(true);
+  });
+
   it("detaches a client that does not read when the agent ignores pty.flow; the session goes on", async () => {
     fleet = await startFleet({ pingIntervalSec: 10 });
     const agent = await rawPtyAgent(fleet, "box");

@@ -4,7 +4,9 @@
  * of its own, so raw mode, window resizes and restoring the terminal are the real thing.
  */
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadNodePty } from "@nbfleet/agent";
@@ -31,7 +33,7 @@ function cliEnv(f: Fleet, token = f.controller.adminToken, url = f.controller.ur
 function cli(
   f: Fleet,
   args: string[],
-  options: { stdin?: string; token?: string; onStdout?: (text: string) => void } = {},
+  options: { stdin?: string | Buffer; token?: string; onStdout?: (text: string) => void } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bundledCli(), ...args], {
@@ -102,6 +104,34 @@ describe("nbfleet exec", () => {
       expect(piped).toMatchObject({ code: 0, stdout: "SHOUT THIS\n" });
       const killed = await cli(fleet, ["exec", "box", "--", "kill -TERM $$"]);
       expect(killed.code).toBe(128 + 15);
+    },
+    CLI_TIMEOUT,
+  );
+
+  it(
+    "uploads through stdin at the pace the command reads it, however much that is",
+    async () => {
+      fleet = await startFleet();
+      await fleet.addVm("box");
+      const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-exec-upload-"));
+      const file = path.join(dir, "f");
+      const upload = randomBytes(24 * 1024 * 1024);
+      try {
+        // The command reads nothing for 2 s: the agent holds the controller back (pty.inputFlow)
+        // instead of ending the session once its input cap is reached.
+        const started = Date.now();
+        const run = await cli(fleet, ["exec", "box", "--", `sleep 2; cat > ${shellQuote(file)}`], {
+          stdin: upload,
+        });
+        expect(run).toMatchObject({ code: 0, stderr: "" });
+        expect(Date.now() - started).toBeGreaterThan(2000);
+        const written = await readFile(file);
+        const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+        expect(written.length).toBe(upload.length);
+        expect(digest(written)).toBe(digest(upload));
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
     CLI_TIMEOUT,
   );

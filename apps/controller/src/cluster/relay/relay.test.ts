@@ -4,9 +4,11 @@
  * follows opened on A must behave as if opened on B; the internal routes refuse everything not
  * signed with the replica secret.
  */
-import { appendFile, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
@@ -216,6 +218,31 @@ describe("a terminal opened on a replica that does not hold the agent", () => {
     expect(await closed).toBe(TerminalCloseCode.exited);
     expect(stdout).toBe(total);
   }, 60_000);
+});
+
+describe("an upload through a relayed exec", () => {
+  it("goes at the pace the command reads it: the owner's pause reaches the client through the relay", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-relay-upload-"));
+    const file = path.join(dir, "f");
+    try {
+      const t = await shellOnA({ command: `sleep 3; cat > ${file}` });
+      const upload = randomBytes(24 * 1024 * 1024);
+      for (let at = 0; at < upload.length; at += 512 * 1024)
+        t.connection.input(upload.subarray(at, at + 512 * 1024));
+      t.connection.eof();
+      await sleep(1500);
+      // The agent on B holds B back (pty.inputFlow), B stops reading the relay, A stops reading
+      // the client: A holds about its high-water mark, not the upload.
+      expect(a.app.nbfleet.relay.bufferedBytes()).toBeLessThan(3 * 1024 * 1024);
+      expect(await t.waitFrame("exit", 60_000)).toMatchObject({ exitCode: 0 });
+      const written = await readFile(file);
+      const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+      expect(written.length).toBe(upload.length);
+      expect(digest(written)).toBe(digest(upload));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 describe("a log follow opened on a replica that does not hold the agent", () => {
