@@ -1,6 +1,7 @@
 /** Everything a route plugin may use, built once by buildServer and decorated as `app.nbfleet`. */
 import type { ArtifactStore } from "./artifacts/store.js";
 import type { AdminToken } from "./auth/admin-token.js";
+import type { PrincipalStreams } from "./auth/principal-streams.js";
 import type { Cluster } from "./cluster/cluster.js";
 import type { EventFeed } from "./cluster/event-tail.js";
 import type { StreamRelay } from "./cluster/relay/stream-relay.js";
@@ -41,6 +42,8 @@ export interface ControllerContext {
   eventFeed: EventFeed;
   /** Terminals and log follows of VMs whose agent another replica holds, carried to it. */
   relay: StreamRelay;
+  /** Open shells, event streams and log follows by token and console session: revoking either ends them. */
+  streams: PrincipalStreams;
   metrics: Metrics;
   provider: Provider;
   /**

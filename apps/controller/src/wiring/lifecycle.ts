@@ -70,6 +70,7 @@ async function stopServices(context: ControllerContext): Promise<void> {
   idlePolicy.close();
   await operations.close();
   await commands.stop();
+  context.streams.close();
   context.eventFeed.close();
   await context.signals.close();
   // Its agents were released when their links closed; the row goes last, still heartbeating till then.

@@ -9,6 +9,7 @@ import { countAgentsByVersion } from "../artifacts/agent-versions.js";
 import { releaseKeyPath } from "../artifacts/release-key.js";
 import { ArtifactStore } from "../artifacts/store.js";
 import { ensureAdminToken } from "../auth/admin-token.js";
+import { PrincipalStreams } from "../auth/principal-streams.js";
 import { type ClusterClock, DatabaseClock } from "../cluster/cluster-clock.js";
 import { createCluster } from "../cluster/cluster.js";
 import { releaseAgentsAtStart } from "../cluster/janitor.js";
@@ -183,6 +184,8 @@ export async function wireServices(
   const eventFeed = createEventFeed(settings, store, bus, signals, log, clock);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
   const relay = new StreamRelay({ settings, store, gateway, log, clock, replicaId: () => replica.id });
+  // One replica makes every revocation itself; several learn of each other's from the feed.
+  const streams = new PrincipalStreams(signals.clustered ? eventFeed : null);
 
   return {
     settings,
@@ -198,6 +201,7 @@ export async function wireServices(
     signals,
     eventFeed,
     relay,
+    streams,
     cluster,
     metrics,
     provider,

@@ -177,11 +177,63 @@ describe("events (SSE)", () => {
     expect(reader.events.map((e) => e.id)).toEqual(live.map((e) => e.id));
   });
 
+  it("ends the stream when its token is revoked, and leaves the others' streams open", async () => {
+    controller = await startTestController();
+    const { app, adminToken, url } = controller;
+    const created = await call(app, "POST", "/v1/tokens", {
+      token: adminToken,
+      body: { name: "wall-display", role: "viewer" },
+    });
+    const viewer = created.json() as { id: string; token: string };
+    const revokedReader = new SseReader(`${url}/v1/events`, { token: viewer.token });
+    const otherReader = new SseReader(`${url}/v1/events`, { token: adminToken });
+    expect(await revokedReader.ready).toBe(200);
+    expect(await otherReader.ready).toBe(200);
+    await eventually(
+      async () => app.nbfleet.bus.subscriberCount,
+      (n) => n === 2,
+    );
+
+    expect((await call(app, "DELETE", `/v1/tokens/${viewer.id}`, { token: adminToken })).statusCode).toBe(
+      204,
+    );
+    await within(revokedReader.ended, 3000, "the revoked token's stream to end");
+    const later = emitMany(app.nbfleet.bus, 1, 10);
+    await eventually(
+      async () => otherReader.lastId,
+      (id) => id === later[0]!.id,
+    );
+    expect(revokedReader.events.map((e) => e.id)).not.toContain(later[0]!.id);
+    expect(otherReader.isEnded).toBe(false);
+    // The stored event says which token, for the other replicas to end its streams too.
+    const revokedEvent = otherReader.events
+      .map((e) => JSON.parse(e.data) as FleetEvent)
+      .find((e) => e.kind === "token.revoked");
+    expect(revokedEvent?.data).toEqual({ tokenId: viewer.id });
+    otherReader.close();
+    const again = new SseReader(`${url}/v1/events`, { token: viewer.token });
+    expect(await again.ready).toBe(401);
+    again.close();
+  });
+
   it("needs a viewer token", async () => {
     controller = await startTestController({ listen: false });
     expect((await call(controller.app, "GET", "/v1/events")).statusCode).toBe(401);
   });
 });
+
+/** Resolves with `promise`, or fails naming `what` after `ms`. */
+async function within(promise: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms);
+  });
+  try {
+    await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Emits `count` events carrying `dataBytes` of payload each; returns them in order. */
 function emitMany(bus: EventBus, count: number, dataBytes: number): FleetEvent[] {

@@ -8,9 +8,12 @@
  * reader further behind is disconnected (it resumes with `Last-Event-ID` and misses nothing);
  * the replay waits for the reader between pages, and ends a reader that takes nothing for
  * STALL_TIMEOUT_MS.
+ *
+ * A stream ends when the token or console session that opened it is revoked (auth/principal-streams.ts).
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import { revocationError } from "../../auth/principal-streams.js";
 import type { FleetEvent } from "../../events/bus.js";
 import { newId } from "../../store/ids.js";
 import { Errors } from "../schemas.js";
@@ -38,7 +41,7 @@ const EventsQuery = Type.Object(
 );
 
 export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, eventFeed: feed, settings } = app.nbfleet;
+  const { store, eventFeed: feed, settings, streams } = app.nbfleet;
 
   app.get(
     "/v1/events",
@@ -58,6 +61,9 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
       const wanted = (event: FleetEvent) =>
         (vm === undefined || event.vmName === vm) && (kind === undefined || event.kind.startsWith(kind));
 
+      const tracked = streams.track(request);
+      reply.raw.once("close", () => tracked.release());
+      tracked.refuseIfRevoked();
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, {
@@ -76,6 +82,8 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         ),
       );
       stream.send(`retry: ${RETRY_MS}\n: nbfleet events\n\n`);
+      // Its token or session revoked, the stream ends; the reconnect is then refused (401).
+      tracked.endWith((revoked) => stream.end("revoked", `: ${revocationError(revoked).message}\n\n`));
       /** Live events are bounded by the buffer limit; the replay (`bounded` false) by drained(). */
       const deliver = (event: FleetEvent, bounded = true) => {
         if (event.id <= lastSent || !wanted(event)) return;

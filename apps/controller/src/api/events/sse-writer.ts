@@ -8,6 +8,9 @@
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 
+/** How long an ended stream's last words may wait for a reader before the connection is cut. */
+const END_GRACE_MS = 5000;
+
 export class SseWriter {
   private closedReason: string | null = null;
 
@@ -85,5 +88,15 @@ export class SseWriter {
   close(reason: string): void {
     this.closedReason ??= reason;
     this.raw.destroy();
+  }
+
+  /** Ends the stream after `lastWords`; a reader that does not take them is cut off soon after. */
+  end(reason: string, lastWords: string): void {
+    if (this.closed) return;
+    this.closedReason = reason;
+    this.raw.end(lastWords);
+    const cutOff = setTimeout(() => this.raw.destroy(), END_GRACE_MS);
+    cutOff.unref();
+    this.raw.once("close", () => clearTimeout(cutOff));
   }
 }

@@ -148,6 +148,35 @@ describe("GET /v1/vms/{name}/logs", () => {
     );
   });
 
+  it("ends a follow when its token is revoked, with the reason, and stops it on the agent", async () => {
+    fleet = await startFleet();
+    const agent = await fleet.addVm("box");
+    const { app, adminToken, url } = fleet.controller;
+    const created = await call(app, "POST", "/v1/tokens", {
+      token: adminToken,
+      body: { name: "log-watcher", role: "viewer" },
+    });
+    const viewer = created.json() as { id: string; token: string };
+    const f = follow(`${url}/v1/vms/box/logs?follow=1&format=ndjson`, viewer.token);
+    await f.until("the response head", () => f.status() === 200);
+    await eventually(
+      async () => agent.streams.logStreams,
+      (n) => n === 1,
+    );
+
+    expect((await call(app, "DELETE", `/v1/tokens/${viewer.id}`, { token: adminToken })).statusCode).toBe(
+      204,
+    );
+    await f.until("the end record", () => f.records.some((r) => r.end));
+    await f.done;
+    expect(f.records.at(-1)?.end).toMatchObject({ code: "NBF_AUTH_INVALID" });
+    expect(f.records.at(-1)?.end?.message).toContain(`token ${viewer.id} was revoked`);
+    await eventually(
+      async () => agent.streams.logStreams + app.nbfleet.logs.openCount + app.nbfleet.streams.size,
+      (n) => n === 0,
+    );
+  });
+
   it("answers a tail with the lines asked for, and ends one an agent floods with a clear error", async () => {
     fleet = await startFleet();
     const agent = await fleet.addRawVm("box", [CAPABILITY_LOGS_FOLLOW]);

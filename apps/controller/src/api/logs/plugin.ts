@@ -5,12 +5,19 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
  * per line; `Accept: application/x-ndjson` picks it too). With `follow=1` the response stays
  * open and new lines keep coming — across notebook restarts and log capping, which the agent
  * handles — until the client goes away or the agent's connection ends; then, in NDJSON, a last
- * `{"end": {"code", "message"}}` record says why. With several replicas, a VM whose agent another
+ * `{"end": {"code", "message"}}` record says why (also when the token or console session that
+ * opened it is revoked, auth/principal-streams.ts). With several replicas, a VM whose agent another
  * replica holds is served by that replica through the stream relay (cluster/relay).
  */
 import { type CommandError, LogSource } from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import {
+  type PrincipalStreams,
+  type StreamOwner,
+  type TrackedStream,
+  revocationError,
+} from "../../auth/principal-streams.js";
 import { NbfError } from "../../errors.js";
 import type { LogStream, LogStreamService } from "../../logs/log-streams.js";
 import { MAX_UNSENT_BYTES } from "../../stream-limits.js";
@@ -33,8 +40,8 @@ const FIRST_ANSWER_MS = 10_000;
 const WHOLE_TAIL_MS = 30_000;
 
 export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { logs, relay } = app.nbfleet;
-  const serve = serveLogs(logs);
+  const { logs, relay, streams } = app.nbfleet;
+  const serve = serveLogs(logs, streams);
 
   app.get(
     "/v1/vms/:name/logs",
@@ -55,24 +62,46 @@ export const logsPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const peer = await relay.peerFor(request.params.name);
-      if (peer) return relay.relayLogs(peer, request, reply);
-      return serve(request, reply);
+      if (!peer) return serve(request, reply);
+      // The owner ends the follow for a revoked token; only this replica knows the console session.
+      const tracked = trackFollow(streams, request, reply);
+      const endRelayed = await relay.relayLogs(peer, request, reply);
+      tracked?.endWith((revoked) => endRelayed(revocationError(revoked)));
     },
   );
 };
 
-export interface LogsRequest {
+export interface LogsRequest extends StreamOwner {
   params: Static<typeof NameParams>;
   query: Static<typeof LogsQuery>;
   headers: FastifyRequest["headers"];
 }
 
+const isFollow = (query: Static<typeof LogsQuery>) => query.follow === "1" || query.follow === "true";
+
+/**
+ * A follow is registered under its token and console session until its response closes; one
+ * revoked just before is refused.
+ */
+function trackFollow(
+  streams: PrincipalStreams,
+  request: LogsRequest,
+  reply: FastifyReply,
+): TrackedStream | null {
+  if (!isFollow(request.query)) return null;
+  const tracked = streams.track(request);
+  reply.raw.once("close", () => tracked.release());
+  tracked.refuseIfRevoked();
+  return tracked;
+}
+
 /** Serves a log request from an agent connected to this replica. */
-export function serveLogs(logs: LogStreamService) {
+export function serveLogs(logs: LogStreamService, streams: PrincipalStreams) {
   return async (request: LogsRequest, reply: FastifyReply) => {
     const { name } = request.params;
     const { lines = 100, source = "notebook" } = request.query;
-    const follow = request.query.follow === "1" || request.query.follow === "true";
+    const follow = isFollow(request.query);
+    const tracked = trackFollow(streams, request, reply);
     const ndjson =
       request.query.format === "ndjson" ||
       (request.query.format === undefined && /application\/(x-)?ndjson/.test(request.headers.accept ?? ""));
@@ -163,6 +192,10 @@ export function serveLogs(logs: LogStreamService) {
     raw.on("close", () => stream.close());
     write(kept.take());
     if (ended) closeResponse((ended as { error?: CommandError }).error);
+    tracked?.endWith((revoked) => {
+      stream.close();
+      closeResponse(revocationError(revoked));
+    });
   };
 }
 

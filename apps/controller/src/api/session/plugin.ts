@@ -32,7 +32,7 @@ const view = (s: SessionRecord) => ({
 const overTls = (request: FastifyRequest) => request.protocol === "https";
 
 export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, settings, bus } = app.nbfleet;
+  const { store, settings, bus, streams } = app.nbfleet;
   const throttle = new SignInThrottle();
 
   /** The error for a sign-in with no valid token: 429 once its address has failed too often. */
@@ -44,6 +44,12 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
     }
     throttle.recordFailure(address);
     return new NbfError(secretKind(token) === "operator" ? "NBF_AUTH_INVALID" : "NBF_AUTH_AGENT_CREDENTIAL");
+  };
+
+  /** Announces a session's end, which ends its streams here and on every replica. */
+  const revoked = (sessionId: string, message: string) => {
+    bus.emit({ vmName: null, kind: "session.revoked", message, data: { sessionId } });
+    streams.revoke({ kind: "session", id: sessionId });
   };
 
   /** The request's own session: cookie-authenticated routes only. */
@@ -129,6 +135,7 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const session = ownSession(request);
       await store.sessions.delete(session.id);
+      revoked(session.id, `console session ${session.id} signed out`);
       return signedOut(reply, overTls(request));
     },
   );
@@ -174,11 +181,7 @@ export const sessionPlugin: FastifyPluginAsyncTypebox = async (app) => {
       if (!(await store.sessions.delete(request.params.id))) {
         throw new NbfError("NBF_SESSION_NOT_FOUND", { id: request.params.id });
       }
-      bus.emit({
-        vmName: null,
-        kind: "session.revoked",
-        message: `console session ${request.params.id} revoked by ${request.principal?.id}`,
-      });
+      revoked(request.params.id, `console session ${request.params.id} revoked by ${request.principal?.id}`);
       return reply.status(204).send(null);
     },
   );

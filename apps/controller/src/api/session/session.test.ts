@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
 import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { call } from "@nbfleet/testkit/http";
 import { STORE_DIALECTS, freshStoreLocation } from "@nbfleet/testkit/store-dialects";
 import { selfSignedPair } from "@nbfleet/testkit/test-ca";
+import { eventually } from "@nbfleet/testkit/wait";
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -35,6 +37,24 @@ async function newToken(
     body: { name, role },
   });
   return res.json();
+}
+
+/** `GET /v1/events` over a socket with a session cookie: its status, and whether it ended. */
+function cookieEventStream(url: string, value: string) {
+  let ended = false;
+  const req = httpRequest(`${url}/v1/events`, { agent: false, headers: { cookie: `nbf_session=${value}` } });
+  const status = new Promise<number>((resolve, reject) => {
+    req.on("response", (res) => {
+      res.resume();
+      res.on("close", () => {
+        ended = true;
+      });
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+  });
+  req.end();
+  return { status, isEnded: () => ended, close: () => req.destroy() };
 }
 
 const withCookie = (value: string, extra: Record<string, string> = {}) => ({
@@ -168,6 +188,51 @@ describe.each(STORE_DIALECTS)("console sessions on %s", (dialect) => {
     const again = await call(app, "DELETE", `/v1/sessions/${alice.session.id}`, { token: adminToken });
     expect(again.statusCode).toBe(404);
     expect(again.json().error.code).toBe("NBF_SESSION_NOT_FOUND");
+  });
+});
+
+describe("console session streams", () => {
+  it("end when their session is revoked or signed out; the token's other sessions keep theirs", async () => {
+    controller = await startTestController();
+    const { app, url } = controller;
+    const operator = await newToken("operator", "alice");
+    const [revokedByAdmin, signingOut, staying] = [
+      await signIn(operator.token),
+      await signIn(operator.token),
+      await signIn(operator.token),
+    ];
+    const streams = [revokedByAdmin, signingOut, staying].map((s) => cookieEventStream(url, s.value));
+    for (const stream of streams) expect(await stream.status).toBe(200);
+    await eventually(
+      async () => app.nbfleet.streams.size,
+      (n) => n === 3,
+    );
+
+    const revoke = await call(app, "DELETE", `/v1/sessions/${revokedByAdmin.session.id}`, {
+      token: controller.adminToken,
+    });
+    expect(revoke.statusCode).toBe(204);
+    await eventually(
+      async () => streams[0]!.isEnded(),
+      (ended) => ended,
+      3000,
+    );
+    const signOut = await call(app, "DELETE", "/v1/session", withCookie(signingOut.value, OWN));
+    expect(signOut.statusCode).toBe(204);
+    await eventually(
+      async () => streams[1]!.isEnded(),
+      (ended) => ended,
+      3000,
+    );
+    expect(streams[2]!.isEnded()).toBe(false);
+    expect(app.nbfleet.streams.size).toBe(1);
+    await app.nbfleet.store.writer.flush();
+    const events = await app.nbfleet.store.events.list({ after: "", limit: 1000 });
+    expect(events.filter((e) => e.kind === "session.revoked").map((e) => e.data)).toEqual([
+      { sessionId: revokedByAdmin.session.id },
+      { sessionId: signingOut.session.id },
+    ]);
+    streams[2]!.close();
   });
 });
 

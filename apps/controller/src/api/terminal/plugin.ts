@@ -9,14 +9,24 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
  * - `GET /v1/terminal-sessions`: the audit log, newest first.
  * With several replicas, a VM whose agent another replica holds is served by that replica
  * through the stream relay (cluster/relay), which opens and reattaches its sessions there.
+ * Revoking the token or console session a client attached with ends that client (4014).
  */
 import type {} from "@fastify/websocket";
-import { TerminalSessionView } from "@nbfleet/shared";
+import { TerminalCloseCode, TerminalSessionView } from "@nbfleet/shared";
 import { type Static, Type } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type WebSocket from "ws";
+import {
+  type PrincipalStreams,
+  type Revocation,
+  type StreamOwner,
+  type TrackedStream,
+  revocationError,
+} from "../../auth/principal-streams.js";
 import { NbfError } from "../../errors.js";
+import { closeWithin } from "../../gateway/socket-close.js";
 import type { TokenRecord } from "../../store/tokens-repo.js";
+import { controlMessage } from "../../terminal/client-frames.js";
 import type { TerminalService } from "../../terminal/terminal-service.js";
 import type { TerminalSession } from "../../terminal/terminal-session.js";
 import { Errors, NameParams, VmName } from "../schemas.js";
@@ -52,8 +62,8 @@ const ListQuery = Type.Object(
 );
 
 export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { terminals, relay } = app.nbfleet;
-  const ready = new WeakMap<FastifyRequest, PreparedShell | { upstream: WebSocket }>();
+  const { terminals, relay, streams } = app.nbfleet;
+  const ready = new WeakMap<FastifyRequest, (PreparedShell | { upstream: WebSocket }) & Tracked>();
   destroyRefusedUpgrades(app);
 
   app.get(
@@ -65,18 +75,21 @@ export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
       preHandler: async (request) => {
         const { name } = request.params;
         if (!request.ws) throw new NbfError("NBF_WEBSOCKET_REQUIRED", { url: `/v1/vms/${name}/shell` });
+        const tracked = trackShell(streams, request);
         const peer = await relay.peerFor(name);
         if (peer) {
-          ready.set(request, { upstream: await relay.openShell(peer, request) });
+          ready.set(request, { upstream: await relay.openShell(peer, request), tracked });
           return;
         }
-        ready.set(request, await prepareShell(terminals, name, request.query, request.principal!));
+        const prepared = await prepareShell(terminals, name, request.query, request.principal!);
+        ready.set(request, { ...prepared, tracked });
       },
     },
     (socket: WebSocket, request) => {
       const prepared = ready.get(request)!;
       if ("upstream" in prepared) relay.pipeShell(socket, prepared.upstream);
       else terminals.attach(prepared.session, socket, prepared.size);
+      prepared.tracked.endWith((revoked) => endRevokedClient(socket, revoked));
     },
   );
 
@@ -97,6 +110,37 @@ export const terminalPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
+
+export interface Tracked {
+  tracked: TrackedStream;
+}
+
+/**
+ * Registers a shell request's stream under its token and console session from before the
+ * session opens (a revocation meanwhile ends the client as soon as it is attached) until its
+ * socket closes, refused or not. One revoked just before is refused here.
+ */
+export function trackShell(
+  streams: PrincipalStreams,
+  request: StreamOwner & { raw: FastifyRequest["raw"] },
+): TrackedStream {
+  const tracked = streams.track(request);
+  request.raw.socket.once("close", () => tracked.release());
+  tracked.refuseIfRevoked();
+  return tracked;
+}
+
+/**
+ * Ends a client whose token or console session was revoked: only the client, as when it goes
+ * away, so the session goes on detached until its timeout. A revoked token cannot attach
+ * again (the attach authenticates); after a sign-out the token's owner still may.
+ */
+export function endRevokedClient(socket: WebSocket, revoked: Revocation): void {
+  if (socket.readyState === socket.OPEN) {
+    socket.send(controlMessage({ type: "error", ...revocationError(revoked) }));
+  }
+  closeWithin(socket, TerminalCloseCode.ended, `${revoked.kind} revoked`);
+}
 
 export interface PreparedShell {
   session: TerminalSession;

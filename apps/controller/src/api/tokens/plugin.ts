@@ -17,7 +17,7 @@ const CreatedToken = Type.Composite([
 ]);
 
 export const tokensPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, bus } = app.nbfleet;
+  const { store, bus, streams } = app.nbfleet;
 
   app.post(
     "/v1/tokens",
@@ -84,7 +84,15 @@ export const tokensPlugin: FastifyPluginAsyncTypebox = async (app) => {
       await store.tokens.delete(token.id);
       // Its console sessions already fail (they join the token); this removes their rows.
       await store.sessions.deleteByToken(token.id);
-      bus.emit({ vmName: null, kind: "token.revoked", message: `token ${token.id} (${token.name}) revoked` });
+      // Its open streams (shells, event streams, log follows) end here now, on other replicas
+      // when they read this event.
+      bus.emit({
+        vmName: null,
+        kind: "token.revoked",
+        message: `token ${token.id} (${token.name}) revoked`,
+        data: { tokenId: token.id },
+      });
+      streams.revoke({ kind: "token", id: token.id });
       return reply.status(204).send(null);
     },
   );

@@ -6,15 +6,19 @@
  * owner would have written for a lost agent.
  */
 import type { IncomingMessage } from "node:http";
+import type { CommandError } from "@nbfleet/shared";
 import type { FastifyReply } from "fastify";
 
 const PASSED_HEADERS = ["content-type", "content-length", "cache-control", "x-accel-buffering"];
+
+/** Ends a relayed response here (the owner's dropped), NDJSON with an `{"end"}` record. */
+export type EndRelayedLogs = (error: CommandError) => void;
 
 export function pipeLogs(
   response: IncomingMessage,
   reply: FastifyReply,
   track: (close: () => void) => () => void,
-): void {
+): EndRelayedLogs {
   reply.hijack();
   const raw = reply.raw;
   const headers: Record<string, string> = {};
@@ -23,12 +27,18 @@ export function pipeLogs(
     if (typeof value === "string") headers[name] = value;
   }
   raw.writeHead(200, headers);
+  const ndjson = headers["content-type"]?.startsWith("application/x-ndjson") === true;
   raw.flushHeaders();
   const untrack = track(() => {
     response.destroy();
     raw.destroy();
   });
   response.pipe(raw);
+  // An end record may only follow a whole line.
+  let atLineStart = true;
+  response.on("data", (chunk: Buffer) => {
+    atLineStart = chunk.at(-1) === 0x0a;
+  });
   raw.on("close", () => {
     untrack();
     response.destroy();
@@ -43,10 +53,17 @@ export function pipeLogs(
       raw.destroy();
       return;
     }
-    if (headers["content-type"]?.startsWith("application/x-ndjson")) {
+    if (ndjson) {
       const message = "the replica holding the agent's connection went away; the log stream ended with it";
       raw.write(`${JSON.stringify({ end: { code: "NBF_AGENT_NOT_CONNECTED", message } })}\n`);
     }
     raw.end();
   });
+  return (error) => {
+    if (raw.writableEnded) return;
+    response.unpipe(raw);
+    if (ndjson && atLineStart) raw.write(`${JSON.stringify({ end: error })}\n`);
+    raw.end();
+    response.destroy();
+  };
 }

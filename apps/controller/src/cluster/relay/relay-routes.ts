@@ -18,8 +18,11 @@ import { NameParams } from "../../api/schemas.js";
 import {
   type PreparedShell,
   ShellQuery,
+  type Tracked,
   destroyRefusedUpgrades,
+  endRevokedClient,
   prepareShell,
+  trackShell,
 } from "../../api/terminal/plugin.js";
 import { type Role, roleAllows } from "../../auth/roles.js";
 import { NbfError } from "../../errors.js";
@@ -33,7 +36,7 @@ declare module "fastify" {
 }
 
 export const relayRoutesPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { relay, store, terminals, logs } = app.nbfleet;
+  const { relay, store, terminals, logs, streams } = app.nbfleet;
   if (!relay.enabled) return;
 
   app.addHook("onRequest", async (request) => {
@@ -56,7 +59,7 @@ export const relayRoutesPlugin: FastifyPluginAsyncTypebox = async (app) => {
   });
   destroyRefusedUpgrades(app);
 
-  const ready = new WeakMap<FastifyRequest, PreparedShell>();
+  const ready = new WeakMap<FastifyRequest, PreparedShell & Tracked>();
   app.get(
     `${INTERNAL_PREFIX}/vms/:name/shell`,
     {
@@ -66,12 +69,16 @@ export const relayRoutesPlugin: FastifyPluginAsyncTypebox = async (app) => {
       preHandler: async (request) => {
         const { name } = request.params;
         if (!request.ws) throw new NbfError("NBF_WEBSOCKET_REQUIRED", { url: `/v1/vms/${name}/shell` });
-        ready.set(request, await prepareShell(terminals, name, request.query, request.principal!));
+        // The relaying replica ends its client on a revocation too; this covers its token here.
+        const tracked = trackShell(streams, request);
+        const prepared = await prepareShell(terminals, name, request.query, request.principal!);
+        ready.set(request, { ...prepared, tracked });
       },
     },
     (socket: WebSocket, request) => {
-      const { session, size } = ready.get(request)!;
+      const { session, size, tracked } = ready.get(request)!;
       terminals.attach(session, socket, size);
+      tracked.endWith((revoked) => endRevokedClient(socket, revoked));
     },
   );
 
@@ -81,6 +88,6 @@ export const relayRoutesPlugin: FastifyPluginAsyncTypebox = async (app) => {
       config: { role: "replica", relayRole: "viewer" },
       schema: { hide: true, params: NameParams, querystring: LogsQuery },
     },
-    serveLogs(logs),
+    serveLogs(logs, streams),
   );
 };

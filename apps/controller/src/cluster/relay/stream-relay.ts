@@ -22,7 +22,7 @@ import type { TokenRecord } from "../../store/tokens-repo.js";
 import type { ClusterClock } from "../cluster-clock.js";
 import { aliveSince } from "../replica.js";
 import { loadReplicaSecret } from "./cluster-secret.js";
-import { pipeLogs } from "./log-pipe.js";
+import { type EndRelayedLogs, pipeLogs } from "./log-pipe.js";
 import { type Peer, findOwningPeer } from "./owner.js";
 import { type PeerTrust, peerConnection, peerTrust } from "./peer-tls.js";
 import { RelayVerifier, relayAuthorization } from "./relay-auth.js";
@@ -201,8 +201,11 @@ export class StreamRelay {
     this.closers.add(close);
   }
 
-  /** Serves a log request from the owner: its answer passed on, or its refusal thrown here. */
-  async relayLogs(peer: Peer, request: RelayedRequest, reply: FastifyReply): Promise<void> {
+  /**
+   * Serves a log request from the owner: its answer passed on, or its refusal thrown here.
+   * Resolves with what ends the client's response here.
+   */
+  async relayLogs(peer: Peer, request: RelayedRequest, reply: FastifyReply): Promise<EndRelayedLogs> {
     const accept = request.headers.accept;
     const response = await this.requestLogs(
       peer,
@@ -211,7 +214,7 @@ export class StreamRelay {
       accept,
       request.principal!,
     );
-    pipeLogs(response, reply, (close) => this.track(close));
+    return pipeLogs(response, reply, (close) => this.track(close));
   }
 
   /** Asks the owner for the log stream; resolves with its 200 response, rejects with its refusal. */
