@@ -86,7 +86,7 @@ export const TerminalSessionView = Type.Object({
   durationMs: Type.Union([Type.Integer(), Type.Null()]),
   exitCode: Type.Union([Type.Integer(), Type.Null()]),
   signal: Type.Union([Type.String(), Type.Null()]),
-  /** Why it ended: exited, idle, detached, agent_gone, closed, open_failed, controller_stopped. */
+  /** Why it ended: exited, idle, detached, agent_gone, closed, open_failed, controller_stopped, revoked (its token). */
   endReason: Type.Union([Type.String(), Type.Null()]),
   bytesIn: Type.Integer(),
   bytesOut: Type.Integer(),

@@ -239,6 +239,15 @@ export class AgentGateway implements CommandLink {
   }
 
   /** What the connected agent said it can do in its hello; undefined when it is not connected. */
+  /**
+   * Bytes sent to the VM's connection and not yet written to the network (0 without one): a
+   * terminal paces its client's input by it (terminal/input-flow.ts).
+   */
+  backlog(vmName: string): number {
+    const session = this.sessions.get(vmName);
+    return session?.open ? session.backlog : 0;
+  }
+
   capabilities(vmName: string): readonly string[] | undefined {
     const session = this.sessions.get(vmName);
     return session?.open ? session.capabilities : undefined;

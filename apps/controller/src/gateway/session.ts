@@ -20,11 +20,6 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 export const CLOSE_SLOW_CONSUMER = CloseCode.tryLater;
 
 let sessionsMade = 0;
-/**
- * Open connections by serial: a terminal paces its client's input to its agent's connection
- * (terminal/input-flow.ts), and AgentGateway.connectionOf names that connection by its serial.
- */
-const openBySerial = new Map<number, AgentSession>();
 
 export class AgentSession {
   /** Tells this connection from the agent's earlier and later ones (unique in this process). */
@@ -61,16 +56,7 @@ export class AgentSession {
   private queuedBytes = 0;
   private drainScheduled = false;
 
-  constructor(readonly ws: WebSocket) {
-    if (ws.readyState === WebSocket.CLOSED) return;
-    openBySerial.set(this.serial, this);
-    ws.once("close", () => openBySerial.delete(this.serial));
-  }
-
-  /** Bytes sent to this connection and not yet written to the network; 0 once it is gone. */
-  static backlogOf(serial: number | undefined): number {
-    return serial === undefined ? 0 : (openBySerial.get(serial)?.backlog ?? 0);
-  }
+  constructor(readonly ws: WebSocket) {}
 
   /** Bytes queued here and in the socket, not yet written to the network. */
   get backlog(): number {

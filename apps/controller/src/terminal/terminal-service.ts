@@ -16,12 +16,12 @@ import {
 } from "@nbfleet/shared";
 import type { FastifyBaseLogger } from "fastify";
 import type WebSocket from "ws";
+import type { PrincipalStreams, TrackedStream } from "../auth/principal-streams.js";
 import type { ClusterClock } from "../cluster/cluster-clock.js";
 import { aliveSince } from "../cluster/replica.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway, StreamSink } from "../gateway/gateway.js";
-import { AgentSession } from "../gateway/session.js";
 import { closeWithin } from "../gateway/socket-close.js";
 import { newId } from "../store/ids.js";
 import type { Store } from "../store/store.js";
@@ -42,6 +42,8 @@ export interface TerminalServiceOptions {
   replicaHeartbeatMs?: number;
   /** The time replicas compare (cluster-clock.ts). */
   clock: ClusterClock;
+  /** A session is ended, its process killed, when the token that opened it is revoked. */
+  streams: PrincipalStreams;
 }
 
 export interface OpenRequest {
@@ -58,6 +60,7 @@ const MAX_LINGER_MS = 60_000;
 export class TerminalService implements StreamSink {
   private readonly sessions = new Map<string, TerminalSession>();
   private readonly writes = new Set<Promise<unknown>>();
+  private readonly trackedByToken = new Map<string, TrackedStream>();
   private readonly unsubscribe: () => void;
   private closing = false;
 
@@ -134,12 +137,13 @@ export class TerminalService implements StreamSink {
       {
         toAgent: (body) =>
           gateway.sendStream(vmName, { v: PROTOCOL_VERSION, id: newId("msg"), ...body } as never),
-        agentBacklog: () => AgentSession.backlogOf(gateway.connectionOf(vmName)),
+        agentBacklog: () => gateway.backlog(vmName),
         ended: (ended) => this.onEnded(ended),
       },
       { idleMs: this.options.idleTimeoutMs, detachedMs: this.options.detachedTimeoutMs },
     );
     this.sessions.set(id, session);
+    this.endWithItsToken(session, request.principal);
     await store.terminalSessions.insert(auditRecord(session));
     const sent = gateway.sendStream(vmName, {
       v: PROTOCOL_VERSION,
@@ -266,7 +270,26 @@ export class TerminalService implements StreamSink {
     await Promise.allSettled([...this.writes]);
   }
 
+  /**
+   * A revoked token's sessions end, their processes killed: a leaked admin token's shells must
+   * not go on. (Signing out of the console only detaches its clients: the token is still good.)
+   */
+  private endWithItsToken(session: TerminalSession, principal: TokenRecord): void {
+    const tracked = this.options.streams.track({ principal, session: null });
+    this.trackedByToken.set(session.id, tracked);
+    tracked.endWith(() =>
+      session.stop(
+        "revoked",
+        "NBF_AUTH_INVALID",
+        `token ${principal.name} that opened terminal session ${session.id} was revoked; the session ended`,
+        TerminalCloseCode.ended,
+      ),
+    );
+  }
+
   private onEnded(session: TerminalSession): void {
+    this.trackedByToken.get(session.id)?.release();
+    this.trackedByToken.delete(session.id);
     const endedAt = session.endedAtMs ?? Date.now();
     const reason: EndReason = session.endReason ?? "exited";
     const write = this.options.store.terminalSessions

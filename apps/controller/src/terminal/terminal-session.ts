@@ -32,7 +32,8 @@ export type EndReason =
   | "detached"
   | "agent_gone"
   | "open_failed"
-  | "controller_stopped";
+  | "controller_stopped"
+  | "revoked";
 
 export interface SessionInit {
   id: string;

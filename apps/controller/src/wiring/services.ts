@@ -158,6 +158,9 @@ export async function wireServices(
     ...(store.dialect === "postgres" ? { syncMs: OPERATIONS_SYNC_MS } : {}),
   });
   const idlePolicy = new IdlePolicyService({ store, bus, commands, gateway, vms, log, signals });
+  const eventFeed = createEventFeed(settings, store, bus, signals, log, clock);
+  // One replica makes every revocation itself; several learn of each other's from the feed.
+  const streams = new PrincipalStreams(signals.clustered ? eventFeed : null);
 
   const terminals = new TerminalService({
     store,
@@ -169,6 +172,7 @@ export async function wireServices(
     maxSessionsPerVm: settings.terminalMaxSessionsPerVm,
     ...(store.dialect === "postgres" ? { replicaHeartbeatMs: settings.replicaHeartbeatSec * 1000 } : {}),
     clock,
+    streams,
   });
   const logs = new LogStreamService({ store, gateway });
   const cluster = createCluster({
@@ -181,11 +185,8 @@ export async function wireServices(
     keySha256: guestPin?.keySha256 ?? null,
     clock,
   });
-  const eventFeed = createEventFeed(settings, store, bus, signals, log, clock);
   routeSignals({ signals, store, commands, gateway, operations, idlePolicy });
   const relay = new StreamRelay({ settings, store, gateway, log, clock, replicaId: () => replica.id });
-  // One replica makes every revocation itself; several learn of each other's from the feed.
-  const streams = new PrincipalStreams(signals.clustered ? eventFeed : null);
 
   return {
     settings,
