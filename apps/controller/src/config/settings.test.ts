@@ -145,6 +145,27 @@ describe("controller settings", () => {
     expect(() => loadSettings({ env: {}, flags: { releaseKeyFile: "" }, home })).toThrow(/releaseKeyFile/);
   });
 
+  it("names a bad secret setting without repeating its value", () => {
+    const refusal = (env: Record<string, string>) => {
+      try {
+        loadSettings({ env, home });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    const url = refusal({
+      NBFLEET_DATABASE_URL: "postgress://nbfleet:Sup3rS3cretPw@db.example:5432/nbfleet",
+    });
+    expect(url).toMatch(/databaseUrl: .*got "\[redacted\]"/);
+    expect(url).not.toContain("Sup3rS3cretPw");
+    const token = refusal({ NBFLEET_ADMIN_TOKEN: "nbf_shortsecret" });
+    expect(token).toMatch(/adminToken: .*got "\[redacted\]"/);
+    expect(token).not.toContain("shortsecret");
+    // Other settings still show what was wrong.
+    expect(refusal({ NBFLEET_LISTEN: "nowhere" })).toContain('"nowhere"');
+  });
+
   it("refuses unknown keys in a settings file", () => {
     const file = join(home, "bad.json");
     writeFileSync(file, JSON.stringify({ lisen: "127.0.0.1:1" }));

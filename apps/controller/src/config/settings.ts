@@ -411,8 +411,24 @@ function check(
   const acme = typeof value === "object" && value !== null ? acmeSettingsProblems(value) : [];
   if (acme.length > 0) throw new NbfError("NBF_CONFIG_INVALID", { source, problems: acme.join("; ") });
   if (!validator.is(value)) {
-    throw new NbfError("NBF_CONFIG_INVALID", { source, problems: validator.problems(value).join("; ") });
+    const problems = validator.problems(value).map((problem) => withoutSecrets(problem, value));
+    throw new NbfError("NBF_CONFIG_INVALID", { source, problems: problems.join("; ") });
   }
+}
+
+/** Settings whose values are secrets: an error names the setting, never the value (the journal keeps it). */
+const SECRET_SETTINGS = ["adminToken", "databaseUrl"] as const;
+
+/** A problem as the validator wrote it ("…, got <the value as JSON, cut at 80>"), secrets masked. */
+function withoutSecrets(problem: string, value: unknown): string {
+  if (typeof value !== "object" || value === null) return problem;
+  let masked = problem;
+  for (const name of SECRET_SETTINGS) {
+    const secret = (value as Record<string, unknown>)[name];
+    if (typeof secret !== "string" || secret === "") continue;
+    masked = masked.replaceAll(JSON.stringify(secret).slice(0, 80), '"[redacted]"');
+  }
+  return masked;
 }
 
 function dropUndefined<T extends object>(value: T): T {
