@@ -1,7 +1,11 @@
 /**
  * The first admin token: taken from NBFLEET_ADMIN_TOKEN or generated when no admin token
  * exists, and written 0600 to `<dataDir>/admin-token` so the CLI on this machine can use it.
- * The plaintext is returned so the caller can print it once.
+ * The plaintext is returned so the caller can print it once (only one it generated).
+ *
+ * NBFLEET_ADMIN_TOKEN stays in the environment file of every replica, and revoking deletes a
+ * token's row: so a configured token the store does not know is taken only while no admin
+ * token exists, or a revoked one would come back as admin at the next restart.
  */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +21,11 @@ export interface AdminToken {
   token: string | null;
   /** True when this start created the token. */
   created: boolean;
+  /** True when this start generated it (not configured): the only case worth printing. */
+  generated: boolean;
   file: string;
+  /** NBFLEET_ADMIN_TOKEN was given but not taken: revoked, or other admin tokens exist. */
+  configuredIgnored: boolean;
 }
 
 export async function ensureAdminToken(
@@ -26,8 +34,12 @@ export async function ensureAdminToken(
   configured: string | null,
 ): Promise<AdminToken> {
   const file = join(dataDir, ADMIN_TOKEN_FILE);
+  const none = { created: false, generated: false, file, configuredIgnored: false };
+  // Counted before the lookup: a replica inserting the same token in between is then found.
+  const admins = await tokens.countByRole("admin");
   if (configured !== null) {
-    const known = await tokens.findByHash(hashSecret(configured));
+    const known = (await tokens.findByHash(hashSecret(configured)))?.role === "admin";
+    if (!known && admins > 0) return { ...none, ...(await fromFile(file, tokens)), configuredIgnored: true };
     if (!known) {
       // Replicas started together with one NBFLEET_ADMIN_TOKEN: one of them inserts it.
       await insertAdmin(tokens, configured, "admin (NBFLEET_ADMIN_TOKEN)").catch((error: unknown) => {
@@ -35,17 +47,20 @@ export async function ensureAdminToken(
       });
     }
     writeSecretFile(file, configured);
-    return { token: configured, created: !known, file };
+    return { ...none, token: configured, created: !known };
   }
-  if ((await tokens.countByRole("admin")) > 0) {
-    const fromFile = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
-    const valid = fromFile !== "" && (await tokens.findByHash(hashSecret(fromFile)))?.role === "admin";
-    return { token: valid ? fromFile : null, created: false, file };
-  }
+  if (admins > 0) return { ...none, ...(await fromFile(file, tokens)) };
   const token = newOperatorToken();
   await insertAdmin(tokens, token, "admin (first start)");
   writeSecretFile(file, token);
-  return { token, created: true, file };
+  return { ...none, token, created: true, generated: true };
+}
+
+/** The token in the file, if it is still an admin token. */
+async function fromFile(file: string, tokens: TokensRepo): Promise<{ token: string | null }> {
+  const saved = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+  const valid = saved !== "" && (await tokens.findByHash(hashSecret(saved)))?.role === "admin";
+  return { token: valid ? saved : null };
 }
 
 async function insertAdmin(tokens: TokensRepo, token: string, name: string): Promise<void> {

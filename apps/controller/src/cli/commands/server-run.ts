@@ -7,6 +7,7 @@ import pino from "pino";
 import { CONSOLE_BUILD_COMMAND, locateConsole } from "../../api/console/locate.js";
 import { toVmView } from "../../api/views.js";
 import { ensureReleaseKeyFile, releaseKeyPath } from "../../artifacts/release-key.js";
+import type { AdminToken } from "../../auth/admin-token.js";
 import { type ControllerSettings, loadSettings } from "../../config/settings.js";
 import { NbfError } from "../../errors.js";
 import { providerFromSettings } from "../../providers/from-settings.js";
@@ -26,10 +27,27 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const url = await listen(app);
   const token = app.nbfleet.adminToken;
   app.log.info({ url, adminTokenFile: token.file }, "controller listening");
-  if (token.created && token.token) {
-    console.error(`admin token (shown once, also in ${token.file}): ${token.token}`);
-  }
+  announceAdminToken(token);
   await untilSignal(app);
+}
+
+/**
+ * A generated admin token is printed once, but only to a terminal: under systemd stderr goes
+ * to the journal, which more people read than the 0600 file. A configured one is never printed
+ * (whoever configured it has it); one not taken is said so.
+ */
+function announceAdminToken(token: AdminToken): void {
+  if (token.configuredIgnored) {
+    console.error(
+      "NBFLEET_ADMIN_TOKEN is not taken: it is no admin token of this controller (revoked, or other admin tokens exist); use one of those, or `nbfleet token create NAME --role admin`",
+    );
+  }
+  if (!token.generated || !token.token) return;
+  console.error(
+    process.stderr.isTTY
+      ? `admin token (shown once, also in ${token.file}): ${token.token}`
+      : `admin token created: it is in ${token.file} (0600)`,
+  );
 }
 
 export async function runUp(flags: ServerFlags, json: boolean): Promise<void> {
