@@ -11,7 +11,7 @@ import type { GuestAcmeSettings } from "../config/acme-settings.js";
 import { NbfError } from "../errors.js";
 import type { EventBus } from "../events/bus.js";
 import type { AgentGateway } from "../gateway/gateway.js";
-import type { Provider, ProviderVm } from "../providers/types.js";
+import type { Provider, ProviderVm, ProvisionResult } from "../providers/types.js";
 import type { Store } from "../store/store.js";
 import type { VmRecord } from "../store/vms-repo.js";
 import { issueBootstrapToken } from "./bootstrap-token.js";
@@ -137,8 +137,9 @@ export class VmService {
       kind: "vm.created",
       message: `VM ${input.name} created on ${provider.name}`,
     });
+    let result: ProvisionResult | undefined;
     try {
-      const result = await provider.create(
+      result = await provider.create(
         { name: input.name, labels, providerData: null },
         {
           bootstrapToken,
@@ -148,14 +149,21 @@ export class VmService {
           ...(guest ? { certificate: guest } : {}),
         },
       );
-      await store.vms.update(input.name, {
-        state: "running",
-        notebookUrl: result?.notebookUrl ?? null,
-        ...(result?.providerData !== undefined ? { providerData: result.providerData } : {}),
-      });
     } catch (error) {
-      await this.providerFailed(input.name, "create", error);
+      const failed = { state: "failed", error: `create: ${errorReason(error)}` } as const;
+      if (!(await store.vms.updateFrom(input.name, "provisioning", failed))) {
+        await this.deletedWhileCreating(input.name, labels, null, error);
+      }
+      await this.providerFailed(input.name, "create", error, { recorded: true });
     }
+    // Only from provisioning: a delete may have begun meanwhile (here or on another replica),
+    // with no providerData to go on; what was just made is then this create's to delete.
+    const recorded = await store.vms.updateFrom(input.name, "provisioning", {
+      state: "running",
+      notebookUrl: result?.notebookUrl ?? null,
+      ...(result?.providerData !== undefined ? { providerData: result.providerData } : {}),
+    });
+    if (!recorded) await this.deletedWhileCreating(input.name, labels, result?.providerData ?? null);
     return {
       vm: await store.vms.require(input.name),
       password: input.password === undefined ? plain : null,
@@ -189,8 +197,11 @@ export class VmService {
     if (vm.state === "deleting")
       throw new NbfError("NBF_VM_BUSY", { name, state: vm.state, action: "delete" });
     await store.vms.update(name, { state: "deleting" });
+    // Read again: a create that finished after the read above recorded what it made, and a
+    // create finishing from now on sees `deleting` and deletes what it made itself.
+    const marked = (await store.vms.get(name)) ?? vm;
     try {
-      await provider.delete(providerVm(vm));
+      await provider.delete(providerVm(marked));
     } catch (error) {
       await this.providerFailed(name, "delete", error);
     }
@@ -241,10 +252,45 @@ export class VmService {
     return { command, password: password === undefined ? plain : null };
   }
 
-  private async providerFailed(name: string, action: string, error: unknown): Promise<never> {
-    const reason = error instanceof Error ? error.message : String(error);
+  /**
+   * Ends a create whose VM was deleted (or began to be) while the provider made it: deletes what
+   * the provider made, records nothing, and tells the caller. `createError`: the create failed
+   * too, so the provider may have left part of the machine (providerData is null then).
+   */
+  private async deletedWhileCreating(
+    name: string,
+    labels: Record<string, string>,
+    providerData: unknown,
+    createError?: unknown,
+  ): Promise<never> {
+    const { store, provider, log } = this.options;
+    const state = (await store.vms.get(name))?.state ?? "deleted";
+    log.warn(
+      { vm: name, state, ...(createError === undefined ? {} : { err: createError }) },
+      "VM deleted while being created; deleting what the provider made",
+    );
+    try {
+      await provider.delete({ name, labels, providerData });
+    } catch (error) {
+      const reason = `${errorReason(error)}; VM ${name} was deleted while being created, and what the provider made for it may be left (the reconciler reports it as orphans)`;
+      log.error({ err: error, vm: name }, "provider failed to delete a machine deleted while being created");
+      throw new NbfError("NBF_PROVIDER_FAILED", { provider: provider.name, action: "delete", name, reason });
+    }
+    throw new NbfError("NBF_VM_BUSY", { name, state, action: "create" });
+  }
+
+  /** `recorded`: the VM is marked failed already. */
+  private async providerFailed(
+    name: string,
+    action: string,
+    error: unknown,
+    { recorded = false } = {},
+  ): Promise<never> {
+    const reason = errorReason(error);
     this.options.log.error({ err: error, vm: name, action }, "provider failed");
-    await this.options.store.vms.update(name, { state: "failed", error: `${action}: ${reason}` });
+    if (!recorded) {
+      await this.options.store.vms.update(name, { state: "failed", error: `${action}: ${reason}` });
+    }
     this.options.bus.emit({
       vmName: name,
       kind: "vm.failed",
@@ -253,6 +299,10 @@ export class VmService {
     });
     throw new NbfError("NBF_PROVIDER_FAILED", { provider: this.options.provider.name, action, name, reason });
   }
+}
+
+function errorReason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function providerVm(vm: VmRecord): ProviderVm {

@@ -77,6 +77,14 @@ export interface VmRecord {
   status: VmStatus;
 }
 
+/** What `update` may change; absent fields are left as they are. */
+export interface VmPatch {
+  state?: VmState;
+  error?: string | null;
+  notebookUrl?: string | null;
+  providerData?: unknown;
+}
+
 /** A listed VM with its value under the list's sort, for the next page's cursor. */
 export type ListedVm = VmRecord & { sortValue: string | number };
 
@@ -295,17 +303,27 @@ export class VmsRepo {
     return rows.map((r) => r.name);
   }
 
-  async update(
+  async update(name: string, patch: VmPatch, now = new Date().toISOString()): Promise<void> {
+    await this.db.updateTable("vms").set(patchValues(patch, now)).where("name", "=", name).execute();
+  }
+
+  /**
+   * `update`, only while the VM is in state `from`, in one statement: false when it is not (or
+   * is gone). A create ends with this, so a delete that began meanwhile, on any replica, is seen.
+   */
+  async updateFrom(
     name: string,
-    patch: { state?: VmState; error?: string | null; notebookUrl?: string | null; providerData?: unknown },
+    from: VmState,
+    patch: VmPatch,
     now = new Date().toISOString(),
-  ): Promise<void> {
-    const values: Partial<VmsTable> = { updated_at: now };
-    if (patch.state !== undefined) values.state = patch.state;
-    if (patch.error !== undefined) values.error = patch.error;
-    if (patch.notebookUrl !== undefined) values.notebook_url = patch.notebookUrl;
-    if (patch.providerData !== undefined) values.provider_data = toJson(patch.providerData);
-    await this.db.updateTable("vms").set(values).where("name", "=", name).execute();
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable("vms")
+      .set(patchValues(patch, now))
+      .where("name", "=", name)
+      .where("state", "=", from)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async setPasswordHash(name: string, hash: string, now = new Date().toISOString()): Promise<void> {
@@ -476,4 +494,13 @@ function toRecord(row: Joined): VmRecord {
       replicaId: row.replica_id ?? null,
     },
   };
+}
+
+function patchValues(patch: VmPatch, now: string): Partial<VmsTable> {
+  const values: Partial<VmsTable> = { updated_at: now };
+  if (patch.state !== undefined) values.state = patch.state;
+  if (patch.error !== undefined) values.error = patch.error;
+  if (patch.notebookUrl !== undefined) values.notebook_url = patch.notebookUrl;
+  if (patch.providerData !== undefined) values.provider_data = toJson(patch.providerData);
+  return values;
 }
