@@ -4,13 +4,14 @@
  * of its own, so raw mode, window resizes and restoring the terminal are the real thing.
  */
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadNodePty } from "@nbfleet/agent";
 import { shellQuote } from "@nbfleet/shared/quote";
+import { digestOf, digestOfFile } from "@nbfleet/testkit/digest";
 import { bundledCli } from "@nbfleet/testkit/repo";
 import { type TcpBalancer, startTcpBalancer } from "@nbfleet/testkit/tcp-balancer";
 import { type Fleet, startFleet } from "@nbfleet/testkit/terminal-fleet";
@@ -125,10 +126,7 @@ describe("nbfleet exec", () => {
         });
         expect(run).toMatchObject({ code: 0, stderr: "" });
         expect(Date.now() - started).toBeGreaterThan(2000);
-        const written = await readFile(file);
-        const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-        expect(written.length).toBe(upload.length);
-        expect(digest(written)).toBe(digest(upload));
+        expect(await digestOfFile(file)).toEqual(digestOf(upload));
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -4,8 +4,8 @@
  * follows opened on A must behave as if opened on B; the internal routes refuse everything not
  * signed with the replica secret.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -13,6 +13,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TerminalCloseCode, type TerminalSessionView } from "@nbfleet/shared";
 import { type TestController, startTestController } from "@nbfleet/testkit/controller";
+import { digestOf, digestOfFile } from "@nbfleet/testkit/digest";
 import { call } from "@nbfleet/testkit/http";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
 import { type Fleet, RecordedTerminal, startFleet } from "@nbfleet/testkit/terminal-fleet";
@@ -235,10 +236,7 @@ describe("an upload through a relayed exec", () => {
       // the client: A holds about its high-water mark, not the upload.
       expect(a.app.nbfleet.relay.bufferedBytes()).toBeLessThan(3 * 1024 * 1024);
       expect(await t.waitFrame("exit", 60_000)).toMatchObject({ exitCode: 0 });
-      const written = await readFile(file);
-      const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-      expect(written.length).toBe(upload.length);
-      expect(digest(written)).toBe(digest(upload));
+      expect(await digestOfFile(file)).toEqual(digestOf(upload));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
