@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep, setImmediate as turn } from "node:timers/promises";
 import { PTY_CHUNK_BYTES } from "@nbfleet/shared";
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
+import { digestOf, digestOfFile } from "@nbfleet/testkit/digest";
 import { pidAlive as alive } from "@nbfleet/testkit/processes";
 import { testShellTarget } from "@nbfleet/testkit/shell-target";
 import { Waiters } from "@nbfleet/testkit/waiters";
@@ -257,8 +257,8 @@ describe("PtyHost input its process does not read", () => {
       host = new PtyHost({ target: testShellTarget });
       const out = new Recorder();
       out.inputFlow = true;
-      const dir = await mkdtemp(path.join(os.tmpdir(), "nbf-pty-upload-"));
-      const file = path.join(dir, "upload");
+      // Removed after the file, passed or failed (temp-dirs-setup.ts).
+      const file = path.join(makeDataDir("nbf-pty-upload-"), "upload");
       const session = tty ? "t-upload" : "p-upload";
       const command = `${tty ? "stty -echo; " : ""}sleep 2; cat > ${file}`;
       host.open({ ...v, type: "pty.open", session, tty, cols: 80, rows: 24, command }, out);
@@ -288,11 +288,7 @@ describe("PtyHost input its process does not read", () => {
       const exit = await out.waitFor("pty.exit", session, 30_000);
       expect(exit).toMatchObject({ exitCode: 0, signal: null });
       expect(exit.error).toBeUndefined();
-      const written = await readFile(file);
-      await rm(dir, { recursive: true, force: true });
-      const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-      expect(written.length).toBe(total);
-      expect(digest(written)).toBe(digest(upload));
+      expect(await digestOfFile(file)).toEqual(digestOf(upload));
     }, 40_000);
   }
 
