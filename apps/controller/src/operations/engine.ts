@@ -42,6 +42,8 @@ import { upgradePlan } from "./upgrade-plan.js";
 import { UpgradeWatch } from "./upgrade-watch.js";
 
 const PROGRESS_MS = 500;
+/** How soon an operation whose runner left targets not done (a store error) runs again. */
+const RESUME_AFTER_MS = 1000;
 /** Password hashes made at once (argon2 runs on the libuv pool). */
 const HASH_PARALLELISM = 4;
 
@@ -449,12 +451,38 @@ export class OperationsEngine {
     return { promise, cancel: () => settle(null) };
   }
 
+  /** Runs the operation again once its runner is gone (unless it ended, or runs elsewhere now). */
+  private resumeLater(operationId: string): void {
+    const timer = setTimeout(() => {
+      void (async () => {
+        const operation = await this.options.store.operations.get(operationId);
+        if (operation && (operation.state === "pending" || operation.state === "running")) {
+          await this.launch(operation);
+        }
+      })().catch((error: unknown) =>
+        this.options.log.error({ err: error, operation: operationId }, "resuming an operation failed"),
+      );
+    }, RESUME_AFTER_MS);
+    timer.unref();
+  }
+
   private async finish(runner: OperationRunner, stop: StopReason | null): Promise<void> {
     if (stop === "shutdown" || this.closing) return;
     const { store, bus } = this.options;
     const { operation } = runner;
     const skipped = await runner.closePending();
     const counts = await this.targets.counts(operation.id);
+    if (stop === null && counts.pending + counts.running > 0) {
+      // A start that failed (a store error: its targets stayed pending) or one whose commit was
+      // never heard of (running, followed by nobody) must not end as "succeeded": the
+      // operation runs again, as after a restart, and finishes its targets then.
+      this.options.log.warn(
+        { operation: operation.id, pending: counts.pending, running: counts.running },
+        "operation ended with targets not done; resuming it",
+      );
+      this.resumeLater(operation.id);
+      return;
+    }
     const cancelled = stop === "cancel";
     const state: OperationState = cancelled ? "cancelled" : counts.failed > 0 ? "failed" : "succeeded";
     const reason = cancelled

@@ -9,7 +9,8 @@ import { eventually } from "@nbfleet/testkit/wait";
  * rollout at exactly the right count, concurrency is never exceeded (measured from the agents'
  * own timestamps), and cancel stops it mid-way.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { OperationTargetsRepo } from "../store/operation-targets-repo.js";
 
 let controller: TestController | undefined;
 let fleet: SimFleet | undefined;
@@ -246,5 +247,39 @@ describe("bulk operations over 1,000 simulated agents", () => {
       expect(again.json().error.code).toBe("NBF_OPERATION_FINISHED");
     },
     120_000,
+  );
+});
+
+describe("a bulk operation whose start fails once (a store error)", () => {
+  it.each(STORE_DIALECTS)(
+    "does not end succeeded with targets never run: it runs again and every target runs once (%s)",
+    async (dialect) => {
+      const { app, token, agents } = await bulkFleet(dialect, 6, () => 20);
+      // The second batch's transaction fails, as on a dropped database connection.
+      const markRunningMany = OperationTargetsRepo.prototype.markRunningMany;
+      let calls = 0;
+      const spy = vi.spyOn(OperationTargetsRepo.prototype, "markRunningMany").mockImplementation(function (
+        this: OperationTargetsRepo,
+        ...args
+      ) {
+        calls++;
+        if (calls === 2) return Promise.reject(new Error("connection terminated unexpectedly"));
+        return markRunningMany.apply(this, args);
+      });
+      try {
+        const { op, targets } = await runToEnd(app, token, {
+          action: "notebook.restart",
+          selector: { all: true },
+          maxConcurrency: 2,
+        });
+        expect(calls).toBeGreaterThan(2);
+        expect(op.state).toBe("succeeded");
+        expect(targets.map((t) => t.state)).toEqual(Array(6).fill("succeeded"));
+        expect(executedCommands(agents)).toEqual(Array(6).fill(1));
+      } finally {
+        spy.mockRestore();
+      }
+    },
+    60_000,
   );
 });
