@@ -15,7 +15,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { revocationError } from "../../auth/principal-streams.js";
 import type { FleetEvent } from "../../events/bus.js";
-import { newId } from "../../store/ids.js";
+import { eventIdBound } from "../../store/ids.js";
 import { Errors } from "../schemas.js";
 import { SseWriter } from "./sse-writer.js";
 
@@ -73,7 +73,9 @@ export const eventsPlugin: FastifyPluginAsyncTypebox = async (app) => {
         "x-accel-buffering": "no",
       });
       // An id from the future (made up, or another clock's) would hold back every live event.
-      const now = newId("evt");
+      // Bounded on the cluster's clock, and without minting an id: newId would move this
+      // process's event ids onto its own clock, ahead of the others' tails when it runs ahead.
+      const now = eventIdBound(app.nbfleet.cluster.clock.now() + 1);
       let lastSent = after === undefined ? "" : after > now ? now : after;
       const stream = new SseWriter(raw, settings.eventStreamMaxBufferBytes, (buffered) =>
         request.log.info(
