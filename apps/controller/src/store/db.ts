@@ -6,7 +6,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
-import { Kysely, PostgresDialect, SqliteDialect } from "kysely";
+import { type DialectAdapter, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect } from "kysely";
 import pg from "pg";
 import { startCheckpointer } from "./checkpointer.js";
 import { DatabaseMonitor, type DatabaseState } from "./database-monitor.js";
@@ -30,6 +30,24 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
+/**
+ * SQLite rolls schema changes back like any other (Kysely assumes it cannot, and so ran each
+ * migration statement by statement with no transaction): a controller killed in the middle of
+ * a migration left half of it applied and unrecorded, and every start after failed on it
+ * ("duplicate column name"). Each migration is now one commit with its history row.
+ */
+class TransactionalDdlSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
 export function openSqlite(dataDir: string): OpenDatabase {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, DB_FILE);
@@ -40,7 +58,9 @@ export function openSqlite(dataDir: string): OpenDatabase {
   // WAL + NORMAL stays consistent after a crash and loses at most the last transactions on power loss.
   sqlite.pragma("synchronous = NORMAL");
   const checkpointer = startCheckpointer(sqlite, file);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({
+    dialect: new TransactionalDdlSqliteDialect({ database: withStatementCache(sqlite) }),
+  });
   return {
     db,
     dialect: "sqlite",

@@ -1,6 +1,8 @@
+import { makeDataDir } from "@nbfleet/testkit/data-dir";
 import { freshDatabaseUrl } from "@nbfleet/testkit/postgres-database";
-import { sql } from "kysely";
+import { type Kysely, Migrator, sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { openSqlite } from "./db.js";
 import { type Store, openStore } from "./store.js";
 
 const stores: Store[] = [];
@@ -60,5 +62,40 @@ describe("migrations on PostgreSQL", () => {
         and table_name not like 'kysely%'`.execute(store.db);
     expect(integers.rows.map((c) => c.column)).toContain("terminal_sessions.bytes_in");
     expect(integers.rows.filter((c) => c.type !== "bigint")).toEqual([]);
+  });
+});
+
+describe("migrations on SQLite", () => {
+  it("apply whole or not at all: a migration that stops halfway leaves nothing of itself", async () => {
+    const opened = openSqlite(makeDataDir("nbf-sqlite-ddl-", 0o700));
+    try {
+      const halfway = (name: string) =>
+        new Migrator({
+          db: opened.db,
+          provider: {
+            getMigrations: async () => ({
+              [name]: {
+                up: async (db: Kysely<unknown>) => {
+                  await db.schema.createTable("half").addColumn("x", "text").execute();
+                  await db.schema.alterTable("half").addColumn("y", "text").execute();
+                  // As a kill -9 here would: nothing after this point ran.
+                  throw new Error("stopped halfway");
+                },
+              },
+            }),
+          },
+        });
+      const first = await halfway("0001_half").migrateToLatest();
+      expect(String(first.error)).toContain("stopped halfway");
+      const tables = await sql<{ name: string }>`select name from sqlite_master where name = 'half'`.execute(
+        opened.db,
+      );
+      expect(tables.rows).toEqual([]);
+      // So the next start runs it from the beginning instead of failing on what it left.
+      const again = await halfway("0001_half").migrateToLatest();
+      expect(String(again.error)).toContain("stopped halfway");
+    } finally {
+      await opened.close();
+    }
   });
 });
