@@ -34,6 +34,7 @@ import { EventLog } from "./events/event-log.js";
 import { deepCheckDue } from "./health/deep-schedule.js";
 import { probeApi } from "./health/http.js";
 import { runChecks } from "./health/run-checks.js";
+import { clearStaleMatplotlibLocks } from "./health/stale-locks.js";
 import type { CheckTarget } from "./health/target.js";
 import { type InstallRecord, ensureInstalled } from "./install/run.js";
 import { type AgentLogger, createAgentLogger } from "./log/logger.js";
@@ -466,6 +467,7 @@ export class Agent implements AgentCore {
     const deep = deepAsked && this.supervisor?.snapshot().state === "running";
     const round = deep ? { server, abort: new AbortController() } : null;
     if (round) this.deepRound = round;
+    if (deep) await this.clearStaleLocks();
     const previous = this.kernelCheckOf(server);
     let checks: HealthCheck[];
     try {
@@ -489,6 +491,19 @@ export class Agent implements AgentCore {
     }
     this.health = foldHealth(this.checks, this.supervisor?.snapshot().state ?? "stopped");
     this.notify();
+  }
+
+  /** A lock a killed kernel left would fail every plot of the notebook's user, the deep check's too. */
+  private async clearStaleLocks(): Promise<void> {
+    const home = this.owner?.home ?? os.homedir();
+    const removed = await clearStaleMatplotlibLocks(home).catch(() => []);
+    for (const file of removed) {
+      this.recordEvent(
+        "warn",
+        "notebook.stale_lock_removed",
+        `removed ${file}, a matplotlib lock a killed kernel left`,
+      );
+    }
   }
 
   /** The last kernel check, if it ran against this server. */
